@@ -1,0 +1,20 @@
+# Everything comes from Debian 12 packages (scripts/install-deps lists them).
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(OpenSSL 3.0 REQUIRED)
+find_package(Boost 1.74 REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(tomlplusplus REQUIRED)
+find_package(CLI11 REQUIRED)
+
+pkg_check_modules(P11KIT REQUIRED IMPORTED_TARGET p11-kit-1)
+pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
+
+if(KORTTI_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(KORTTI_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+  pkg_check_modules(LIBP11 REQUIRED IMPORTED_TARGET libp11)
+endif()

@@ -1,0 +1,65 @@
+#include "common/digest.hpp"
+
+#include <openssl/evp.h>
+
+#include <stdexcept>
+
+#include "common/encoding.hpp"
+
+namespace kortti {
+
+std::optional<DigestAlgorithm> parse_digest_algorithm(std::string_view name) {
+  if (name == "sha256") return DigestAlgorithm::sha256;
+  if (name == "sha384") return DigestAlgorithm::sha384;
+  if (name == "sha512") return DigestAlgorithm::sha512;
+  return std::nullopt;
+}
+
+std::string_view name_of(DigestAlgorithm alg) noexcept {
+  switch (alg) {
+    case DigestAlgorithm::sha256:
+      return "sha256";
+    case DigestAlgorithm::sha384:
+      return "sha384";
+    case DigestAlgorithm::sha512:
+      return "sha512";
+  }
+  return "sha256";
+}
+
+std::size_t digest_size(DigestAlgorithm alg) noexcept {
+  switch (alg) {
+    case DigestAlgorithm::sha256:
+      return 32;
+    case DigestAlgorithm::sha384:
+      return 48;
+    case DigestAlgorithm::sha512:
+      return 64;
+  }
+  return 0;
+}
+
+const EVP_MD* evp_md(DigestAlgorithm alg) noexcept {
+  switch (alg) {
+    case DigestAlgorithm::sha256:
+      return EVP_sha256();
+    case DigestAlgorithm::sha384:
+      return EVP_sha384();
+    case DigestAlgorithm::sha512:
+      return EVP_sha512();
+  }
+  return nullptr;
+}
+
+Bytes digest(DigestAlgorithm alg, ByteView data) {
+  Bytes out(digest_size(alg));
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), out.data(), &len, evp_md(alg), nullptr) != 1)
+    throw std::runtime_error("EVP_Digest failed");
+  out.resize(len);
+  return out;
+}
+
+std::string sha256_hex(ByteView data) { return hex_encode(digest(DigestAlgorithm::sha256, data)); }
+
+}  // namespace kortti

@@ -1,0 +1,54 @@
+#include "common/secret.hpp"
+
+#include <openssl/crypto.h>
+
+#include <cstring>
+#include <new>
+#include <utility>
+
+namespace kortti {
+
+bool init_secure_heap(std::size_t bytes) {
+  if (CRYPTO_secure_malloc_initialized()) return true;
+  return CRYPTO_secure_malloc_init(bytes, 16) != 0;
+}
+
+void wipe(void* data, std::size_t size) noexcept {
+  if (data != nullptr && size != 0) OPENSSL_cleanse(data, size);
+}
+
+void scrub_stack() noexcept {
+  constexpr std::size_t kDepth = 16 * 1024;
+  char region[kDepth];
+  OPENSSL_cleanse(region, sizeof region);
+  asm volatile("" : : "r"(region) : "memory");
+}
+
+SecretString::SecretString(std::string_view value) : size_(value.size()) {
+  // One spare byte keeps the buffer NUL-terminated for C APIs.
+  data_ = static_cast<char*>(OPENSSL_secure_zalloc(size_ + 1));
+  if (data_ == nullptr) throw std::bad_alloc();
+  std::memcpy(data_, value.data(), size_);
+}
+
+SecretString::~SecretString() { release(); }
+
+SecretString::SecretString(SecretString&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+
+SecretString& SecretString::operator=(SecretString&& other) noexcept {
+  if (this != &other) {
+    release();
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
+void SecretString::release() noexcept {
+  if (data_ != nullptr) OPENSSL_secure_clear_free(data_, size_ + 1);
+  data_ = nullptr;
+  size_ = 0;
+}
+
+}  // namespace kortti

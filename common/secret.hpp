@@ -1,0 +1,63 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace kortti {
+
+// Sets up OpenSSL's secure heap: locked in RAM, guard pages, excluded from core
+// dumps. Returns false when the kernel refuses (RLIMIT_MEMLOCK); secrets then
+// live in ordinary memory, still wiped after use.
+bool init_secure_heap(std::size_t bytes);
+
+// Overwrites memory in a way the optimiser may not remove.
+void wipe(void* data, std::size_t size) noexcept;
+
+// Overwrites a string's whole buffer (including spare capacity), then empties it.
+template <class String>
+void wipe_string(String& s) noexcept {
+  wipe(s.data(), s.capacity());
+  s.clear();
+}
+
+// Overwrites the stack below the caller, where a returned parser left copies of
+// short strings in small-string buffers. Call it after parsing a request that
+// may carry a PIN.
+void scrub_stack() noexcept;
+
+// A PIN or other secret: kept on the secure heap, never copied implicitly,
+// wiped when destroyed. It has no operator<< and no conversion to std::string
+// on purpose, so it cannot end up in a log line by accident.
+class SecretString {
+ public:
+  SecretString() = default;
+  explicit SecretString(std::string_view value);
+  ~SecretString();
+
+  SecretString(SecretString&& other) noexcept;
+  SecretString& operator=(SecretString&& other) noexcept;
+  SecretString(const SecretString&) = delete;
+  SecretString& operator=(const SecretString&) = delete;
+
+  // Copies `source` into secure memory and wipes `source`.
+  template <class String>
+  static SecretString take(String& source) {
+    SecretString s(std::string_view(source.data(), source.size()));
+    wipe_string(source);
+    return s;
+  }
+
+  [[nodiscard]] std::string_view view() const noexcept { return {data_, size_}; }
+  [[nodiscard]] const char* data() const noexcept { return data_; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+
+ private:
+  void release() noexcept;
+
+  char* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace kortti

@@ -1,0 +1,17 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace kortti {
+
+using SystemTime = std::chrono::system_clock::time_point;
+
+// RFC 3339 in UTC with a Z suffix and whole seconds: 2026-11-22T09:57:00Z.
+std::string to_rfc3339(SystemTime t);
+// Accepts Z or a numeric offset, optional fractional seconds.
+std::optional<SystemTime> parse_rfc3339(std::string_view text);
+
+}  // namespace kortti
