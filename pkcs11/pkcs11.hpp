@@ -1,0 +1,190 @@
+#pragma once
+
+// pkcs11/: PKCS#11 modules, tokens, certificates, login and signing.
+//
+// Modules are loaded through p11-kit in managed mode and driven through the
+// PKCS#11 API; see docs/pkcs11.md for why not libp11 0.4.12. Each token owns
+// its sessions and a Worker thread, so card operations are serialised per card
+// and never run on the caller's thread. All TokenService methods must be called
+// on the io_context's thread, and all completions run there.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "common/bytes.hpp"
+#include "common/digest.hpp"
+#include "common/result.hpp"
+#include "common/secret.hpp"
+#include "common/time.hpp"
+
+namespace kortti::pkcs11 {
+
+enum class Purpose { authentication, signature };
+std::string_view name_of(Purpose p) noexcept;
+std::optional<Purpose> parse_purpose(std::string_view name);
+
+enum class KeyType { rsa, ec };
+std::string_view name_of(KeyType t) noexcept;
+
+enum class Scheme { pkcs1, pss, ecdsa };
+std::string_view name_of(Scheme s) noexcept;
+std::optional<Scheme> parse_scheme(std::string_view name);
+
+struct ModuleStatus {
+  std::string path;
+  bool loaded = false;
+  std::string error;  // why it did not load, for people
+  std::string description;
+  std::string manufacturer;
+  std::string library_version;
+};
+
+struct PinStatus {
+  std::optional<int> tries_left;  // only where the token or card tells
+  bool count_low = false;
+  bool final_try = false;
+  bool locked = false;
+  std::size_t min_length = 0;
+  std::size_t max_length = 0;
+};
+
+struct TokenInfo {
+  std::string token_id;
+  std::string module;
+  unsigned long slot_id = 0;
+  std::string slot_description;
+  std::optional<std::string> reader;  // the PC/SC reader, where correlated
+  std::string label;
+  std::string manufacturer;
+  std::string model;
+  std::string serial;
+  bool login_required = false;
+  bool logged_in = false;
+  std::optional<uid_t> session_owner;
+  std::optional<SystemTime> session_expires_at;
+  bool pinpad = false;  // CKF_PROTECTED_AUTHENTICATION_PATH
+  PinStatus user_pin;
+};
+
+struct CertificateInfo {
+  std::string cert_id;  // <token_id>/<CKA_ID hex>
+  std::string token_id;
+  std::string label;
+  Bytes der;
+  std::string subject;  // RFC 2253
+  std::string issuer;
+  std::string serial;  // hex
+  SystemTime not_before;
+  SystemTime not_after;
+  KeyType key_type = KeyType::rsa;
+  int key_bits = 0;
+  std::string curve;  // "P-256", "P-384", "P-521" for EC keys
+  std::vector<Purpose> purposes;
+  std::vector<Bytes> chain;  // issuers found on the same token, nearest first
+};
+
+// How the card holder proves presence for one request: a PIN, or the reader's
+// PIN pad (protected authentication path). Neither means "use the session".
+struct Credentials {
+  std::optional<SecretString> pin;
+  bool pinpad = false;
+};
+
+struct SignRequest {
+  std::string cert_id;
+  DigestAlgorithm digest_algorithm = DigestAlgorithm::sha256;
+  Bytes digest;
+  std::optional<Scheme> scheme;  // default: pkcs1 for RSA, ecdsa for EC
+  uid_t uid = 0;
+};
+
+struct SignResult {
+  Bytes signature;  // ECDSA DER-encoded, as X.509 tools expect
+  std::string signature_algorithm;
+  Scheme scheme = Scheme::pkcs1;
+  CertificateInfo certificate;
+};
+
+struct LoginResult {
+  bool logged_in = false;
+  std::optional<SystemTime> expires_at;
+};
+
+struct TokenEvent {
+  enum class Type { present, absent, logged_in, logged_out };
+  Type type;
+  TokenInfo token;
+};
+
+struct Options {
+  std::vector<std::string> modules;
+  std::chrono::seconds session_lifetime{std::chrono::hours(8)};
+  std::chrono::seconds session_idle{std::chrono::minutes(30)};
+};
+
+class TokenService {
+ public:
+  TokenService(boost::asio::io_context& io, Options options);
+  ~TokenService();
+  TokenService(const TokenService&) = delete;
+  TokenService& operator=(const TokenService&) = delete;
+
+  // Loads every module (one failing does not stop the others) and scans slots.
+  void start(Completion<Unit> done);
+  // Closes sessions and finalises modules; waits at most `grace` for cards.
+  void shutdown(std::chrono::milliseconds grace);
+
+  [[nodiscard]] std::vector<ModuleStatus> modules() const;
+  [[nodiscard]] std::vector<TokenInfo> tokens() const;
+  [[nodiscard]] std::optional<TokenInfo> token(std::string_view token_id) const;
+
+  // Asks every module for its slots again; tokens that came or went raise events.
+  void rescan(Completion<Unit> done);
+
+  void certificates(std::optional<std::string> token_id, Completion<std::vector<CertificateInfo>> done);
+  void certificate(std::string cert_id, Completion<CertificateInfo> done);
+
+  void login(std::string token_id, Credentials credentials, uid_t uid, std::stop_token stop,
+             Completion<LoginResult> done);
+  void logout(std::string token_id, uid_t uid, Completion<Unit> done);
+
+  // One signature. A queued request whose stop token fires is never started.
+  void sign(SignRequest request, Credentials credentials, std::stop_token stop, Completion<SignResult> done);
+
+  // Several signatures with one credential, each a separate context-specific
+  // login where the key demands it. Results keep their order; a card removed
+  // midway fails the rest with card_removed and keeps what was signed.
+  void sign_many(std::vector<SignRequest> requests, Credentials credentials, std::stop_token stop,
+                 std::function<void(std::size_t index, Result<SignResult>)> each, Completion<Unit> done);
+
+  using EventHandler = std::function<void(const TokenEvent&)>;
+  void on_event(EventHandler handler);
+
+  // PC/SC integration: which reader a slot belongs to, and the exact number of
+  // PIN tries left where the card can be asked directly. Both run on token
+  // worker threads and must be thread-safe.
+  using ReaderResolver = std::function<std::optional<std::string>(const TokenInfo&)>;
+  using PinCounter = std::function<std::optional<int>(const TokenInfo&)>;
+  void set_reader_resolver(ReaderResolver resolver);
+  void set_pin_counter(PinCounter counter);
+
+  // A card left `reader`: operations in flight on its token fail with
+  // card_removed at once, and slots are scanned again.
+  void card_removed(const std::string& reader);
+
+ private:
+  class Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace kortti::pkcs11

@@ -1,0 +1,477 @@
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <set>
+
+#include "pkcs11/module.hpp"
+#include "pkcs11/pkcs11.hpp"
+#include "pkcs11/token.hpp"
+
+namespace kortti::pkcs11 {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A token operation's completion, delivered once on the io thread: either the
+// card's answer, or a failure raised from outside (card pulled, shutdown).
+template <class T>
+class Operation final : public PendingOperation {
+ public:
+  Operation(asio::io_context& io, Completion<T> done) : io_(io), done_(std::move(done)) {}
+
+  void finish(Result<T> result) {
+    if (finished_.exchange(true)) return;
+    asio::post(io_, [done = std::move(done_), result = std::move(result)]() mutable { done(std::move(result)); });
+  }
+  void fail(Error error) override { finish(Result<T>(std::move(error))); }
+  [[nodiscard]] bool finished() const noexcept { return finished_.load(); }
+
+ private:
+  asio::io_context& io_;
+  Completion<T> done_;
+  std::atomic<bool> finished_{false};
+};
+
+// token_id: manufacturer + serial number, with anything outside [A-Za-z0-9._-]
+// replaced, so it can stand before the '/' of a cert_id.
+std::string base_token_id(const SlotSnapshot& s) {
+  auto clean = [](std::string v) {
+    for (char& c : v)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
+    return v;
+  };
+  std::string serial = clean(padded_string(s.token.serialNumber, sizeof s.token.serialNumber));
+  if (serial.empty()) serial = "slot" + std::to_string(s.id);
+  std::string maker = clean(padded_string(s.token.manufacturerID, sizeof s.token.manufacturerID));
+  return maker.empty() ? serial : maker + "-" + serial;
+}
+
+template <class T>
+void post_error(asio::io_context& io, Completion<T> done, Error error) {
+  asio::post(io, [done = std::move(done), error = std::move(error)]() mutable { done(std::move(error)); });
+}
+
+}  // namespace
+
+class TokenService::Impl : public std::enable_shared_from_this<Impl> {
+ public:
+  Impl(asio::io_context& io, Options options)
+      : io_(io), options_(std::move(options)), hooks_(std::make_shared<TokenHooks>()), sweep_(io) {}
+
+  asio::io_context& io_;
+  Options options_;
+  std::shared_ptr<TokenHooks> hooks_;
+  std::vector<std::shared_ptr<Module>> modules_;
+  std::map<std::string, std::shared_ptr<Token>> tokens_;
+  std::vector<EventHandler> handlers_;
+  bool started_ = false;
+  bool stopping_ = false;
+  bool scanning_ = false;
+  bool scan_again_ = false;
+  std::vector<Completion<Unit>> current_waiters_;
+  std::vector<Completion<Unit>> next_waiters_;
+  asio::steady_timer sweep_;
+
+  void emit(TokenEvent::Type type, TokenInfo info) {
+    const TokenEvent event{type, std::move(info)};
+    for (auto& h : handlers_) h(event);
+  }
+
+  std::shared_ptr<Token> find_token(std::string_view id) const {
+    auto it = tokens_.find(std::string(id));
+    return it == tokens_.end() ? nullptr : it->second;
+  }
+
+  // Logs a session out past its lifetime before the next operation uses it.
+  void expire_on_worker(const std::shared_ptr<Token>& token) {
+    if (!token->expire_if_due()) return;
+    asio::post(io_, [self = shared_from_this(), info = token->info()] {
+      spdlog::info("token {}: session expired, logged out", info.token_id);
+      self->emit(TokenEvent::Type::logged_out, info);
+    });
+  }
+
+  template <class T>
+  void run(const std::shared_ptr<Token>& token, std::stop_token stop, std::function<T(Token&)> fn, Completion<T> done) {
+    auto op = std::make_shared<Operation<T>>(io_, std::move(done));
+    token->track(op);
+    token->worker().post([self = shared_from_this(), token, op, stop = std::move(stop), fn = std::move(fn)] {
+      if (op->finished()) return;
+      if (stop.stop_requested()) {
+        op->finish(Error(Errc::token_busy, "the card stayed busy past the request's deadline"));
+        return;
+      }
+      self->expire_on_worker(token);
+      Result<T> result = capture([&] { return fn(*token); });
+      const bool removed = !result.ok() && result.error().code() == Errc::card_removed;
+      op->finish(std::move(result));
+      if (removed) asio::post(self->io_, [self] { self->rescan({}); });
+    });
+  }
+
+  void rescan(Completion<Unit> done) {
+    if (scanning_) {
+      if (done) next_waiters_.push_back(std::move(done));
+      scan_again_ = true;
+      return;
+    }
+    if (done) current_waiters_.push_back(std::move(done));
+    scanning_ = true;
+    struct Scan {
+      std::vector<std::optional<std::vector<SlotSnapshot>>> results;
+      std::size_t remaining = 0;
+    };
+    auto scan = std::make_shared<Scan>();
+    scan->results.resize(modules_.size());
+    for (auto& m : modules_)
+      if (m->loaded()) ++scan->remaining;
+    if (scan->remaining == 0 || stopping_) {
+      finish_scan();
+      return;
+    }
+    for (std::size_t i = 0; i < modules_.size(); ++i) {
+      auto module = modules_[i];
+      if (!module->loaded()) continue;
+      module->worker().post([self = shared_from_this(), module, i, scan] {
+        std::optional<std::vector<SlotSnapshot>> slots;
+        try {
+          slots = module->scan();
+        } catch (const Error& e) {
+          spdlog::warn("PKCS#11 module {}: cannot list slots: {}", module->status().path, e.detail);
+        }
+        asio::post(self->io_, [self, i, scan, slots = std::move(slots)]() mutable {
+          scan->results[i] = std::move(slots);
+          if (--scan->remaining == 0) self->apply_scan(scan->results);
+        });
+      });
+    }
+  }
+
+  void apply_scan(const std::vector<std::optional<std::vector<SlotSnapshot>>>& results) {
+    if (stopping_) {
+      finish_scan();
+      return;
+    }
+    auto opening = std::make_shared<std::size_t>(1);
+    auto one_done = [self = shared_from_this(), opening] {
+      if (--*opening == 0) self->finish_scan();
+    };
+    std::set<std::string> reserved;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      if (!results[i]) continue;  // the module could not answer; keep what we had
+      const auto& slots = *results[i];
+      const Module* module = modules_[i].get();
+      std::vector<std::string> gone;
+      for (auto& [id, token] : tokens_) {
+        if (&token->module() != module) continue;
+        if (std::none_of(slots.begin(), slots.end(), [&](const SlotSnapshot& s) { return token->is_same_token(s); }))
+          gone.push_back(id);
+      }
+      for (auto& id : gone) remove_token(id);
+      for (const SlotSnapshot& slot : slots) {
+        auto existing = std::find_if(tokens_.begin(), tokens_.end(), [&](const auto& kv) {
+          return &kv.second->module() == module && kv.second->is_same_token(slot);
+        });
+        if (existing != tokens_.end()) {
+          existing->second->update_from(slot);
+          continue;
+        }
+        std::string id = base_token_id(slot);
+        for (int n = 2; tokens_.count(id) != 0 || reserved.count(id) != 0; ++n)
+          id = base_token_id(slot) + "-" + std::to_string(n);
+        reserved.insert(id);
+        auto token = std::make_shared<Token>(modules_[i], slot, id, hooks_, options_);
+        ++*opening;
+        token->worker().post([self = shared_from_this(), token, one_done] {
+          Result<Unit> opened = capture([&] {
+            token->open();
+            return Unit{};
+          });
+          if (!opened.ok()) token->close();
+          asio::post(self->io_, [self, token, opened, one_done] {
+            if (opened.ok() && !self->stopping_) {
+              self->tokens_[token->id()] = token;
+              const TokenInfo info = token->info();
+              spdlog::info("token {} present: '{}' in slot {} ({})", info.token_id, info.label, info.slot_id,
+                           info.reader.value_or(info.slot_description));
+              self->emit(TokenEvent::Type::present, info);
+            } else if (!opened.ok()) {
+              spdlog::warn("token {}: cannot open a session: {}", token->id(), opened.error().detail);
+            }
+            one_done();
+          });
+        });
+      }
+    }
+    one_done();
+  }
+
+  void remove_token(const std::string& id) {
+    auto it = tokens_.find(id);
+    if (it == tokens_.end()) return;
+    std::shared_ptr<Token> token = it->second;
+    tokens_.erase(it);
+    TokenInfo info = token->info();
+    token->fail_pending(Error(Errc::card_removed, "the card was removed during the operation"));
+    // Close on the token's own thread: that is where its last reference goes,
+    // and a call stuck on the vanished card only holds up that thread.
+    token->worker().post([token] { token->close(); });
+    spdlog::info("token {} absent", id);
+    if (info.logged_in) emit(TokenEvent::Type::logged_out, info);
+    info.logged_in = false;
+    info.session_owner.reset();
+    info.session_expires_at.reset();
+    emit(TokenEvent::Type::absent, info);
+  }
+
+  void finish_scan() {
+    scanning_ = false;
+    auto waiters = std::move(current_waiters_);
+    current_waiters_.clear();
+    if (scan_again_ && !stopping_) {
+      scan_again_ = false;
+      auto next = std::move(next_waiters_);
+      next_waiters_.clear();
+      rescan({});
+      current_waiters_ = std::move(next);
+    } else {
+      for (auto& w : next_waiters_) waiters.push_back(std::move(w));
+      next_waiters_.clear();
+    }
+    for (auto& w : waiters) w(Unit{});
+  }
+
+  std::chrono::milliseconds sweep_interval() const {
+    const auto shortest = std::min(options_.session_lifetime, options_.session_idle);
+    return std::clamp<std::chrono::milliseconds>(shortest / 2, 500ms, 15s);
+  }
+
+  void schedule_sweep() {
+    sweep_.expires_after(sweep_interval());
+    sweep_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->stopping_) return;
+      for (auto& [id, token] : self->tokens_)
+        if (token->info().logged_in) token->worker().post([self, token] { self->expire_on_worker(token); });
+      self->schedule_sweep();
+    });
+  }
+
+  std::shared_ptr<Token> token_of_cert(const std::string& cert_id, std::optional<Error>& error) const {
+    const auto slash = cert_id.rfind('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == cert_id.size()) {
+      error = Error(Errc::invalid_params, "cert_id must look like <token_id>/<CKA_ID in hex>");
+      return nullptr;
+    }
+    auto token = find_token(std::string_view(cert_id).substr(0, slash));
+    if (!token)
+      error = Error(Errc::token_not_found, "no card with token id '" + cert_id.substr(0, slash) + "' is present");
+    return token;
+  }
+};
+
+TokenService::TokenService(asio::io_context& io, Options options)
+    : impl_(std::make_shared<Impl>(io, std::move(options))) {}
+
+TokenService::~TokenService() { impl_->sweep_.cancel(); }
+
+void TokenService::start(Completion<Unit> done) {
+  impl_->started_ = true;
+  for (const auto& path : impl_->options_.modules) {
+    auto module = Module::load(path);
+    if (module->loaded()) {
+      spdlog::info("PKCS#11 module {} loaded: {} {} {}", path, module->status().manufacturer,
+                   module->status().description, module->status().library_version);
+    } else {
+      spdlog::error("PKCS#11 module {} not loaded: {}", path, module->status().error);
+    }
+    impl_->modules_.push_back(std::move(module));
+  }
+  impl_->schedule_sweep();
+  impl_->rescan(std::move(done));
+}
+
+void TokenService::shutdown(std::chrono::milliseconds grace) {
+  impl_->stopping_ = true;
+  impl_->sweep_.cancel();
+  std::vector<std::shared_ptr<Token>> tokens;
+  for (auto& [id, token] : impl_->tokens_) tokens.push_back(token);
+  impl_->tokens_.clear();
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  auto left = [&] {
+    return std::max(0ms,
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
+  };
+  bool stuck = false;
+  for (auto& token : tokens) {
+    token->fail_pending(Error(Errc::service_unavailable, "korttid is stopping"));
+    token->worker().post([token] { token->close(); });
+  }
+  for (auto& token : tokens) stuck |= !token->worker().stop_and_wait(left());
+  for (auto& module : impl_->modules_) stuck |= !module->worker().stop_and_wait(left());
+  if (stuck) {
+    spdlog::warn("a card call is still running; PKCS#11 modules are left as they are");
+    return;
+  }
+  for (auto& module : impl_->modules_) module->finalize();
+}
+
+std::vector<ModuleStatus> TokenService::modules() const {
+  std::vector<ModuleStatus> out;
+  for (auto& m : impl_->modules_) out.push_back(m->status());
+  return out;
+}
+
+std::vector<TokenInfo> TokenService::tokens() const {
+  std::vector<TokenInfo> out;
+  for (auto& [id, token] : impl_->tokens_) out.push_back(token->info());
+  return out;
+}
+
+std::optional<TokenInfo> TokenService::token(std::string_view token_id) const {
+  auto token = impl_->find_token(token_id);
+  return token ? std::optional(token->info()) : std::nullopt;
+}
+
+void TokenService::rescan(Completion<Unit> done) { impl_->rescan(std::move(done)); }
+
+void TokenService::certificates(std::optional<std::string> token_id, Completion<std::vector<CertificateInfo>> done) {
+  using List = std::vector<CertificateInfo>;
+  auto list = [](Token& t) { return t.certificates(); };
+  if (token_id) {
+    auto token = impl_->find_token(*token_id);
+    if (!token)
+      return post_error<List>(impl_->io_, std::move(done),
+                              Error(Errc::token_not_found, "no card with token id '" + *token_id + "' is present"));
+    impl_->run<List>(token, {}, list, std::move(done));
+    return;
+  }
+  struct Gather {
+    std::vector<List> parts;
+    std::size_t remaining = 0;
+    Completion<List> done;
+  };
+  auto gather = std::make_shared<Gather>();
+  gather->parts.resize(impl_->tokens_.size());
+  gather->remaining = impl_->tokens_.size();
+  gather->done = std::move(done);
+  if (gather->remaining == 0) {
+    asio::post(impl_->io_, [gather] { gather->done(List{}); });
+    return;
+  }
+  std::size_t index = 0;
+  for (auto& [id, token] : impl_->tokens_) {
+    impl_->run<List>(token, {}, list, [gather, index, id = id](Result<List> r) {
+      if (r.ok()) {
+        gather->parts[index] = std::move(r).value();
+      } else {
+        spdlog::warn("token {}: cannot list certificates: {}", id, r.error().what());
+      }
+      if (--gather->remaining == 0) {
+        List all;
+        for (auto& part : gather->parts) std::move(part.begin(), part.end(), std::back_inserter(all));
+        gather->done(std::move(all));
+      }
+    });
+    ++index;
+  }
+}
+
+void TokenService::certificate(std::string cert_id, Completion<CertificateInfo> done) {
+  std::optional<Error> error;
+  auto token = impl_->token_of_cert(cert_id, error);
+  if (!token) return post_error<CertificateInfo>(impl_->io_, std::move(done), std::move(*error));
+  impl_->run<CertificateInfo>(
+      token, {}, [cert_id](Token& t) { return t.certificate(cert_id); }, std::move(done));
+}
+
+void TokenService::login(std::string token_id, Credentials credentials, uid_t uid, std::stop_token stop,
+                         Completion<LoginResult> done) {
+  auto token = impl_->find_token(token_id);
+  if (!token)
+    return post_error<LoginResult>(impl_->io_, std::move(done),
+                                   Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present"));
+  auto held = std::make_shared<Credentials>(std::move(credentials));
+  impl_->run<LoginResult>(
+      token, std::move(stop), [held, uid](Token& t) { return t.login(*held, uid); },
+      [impl = impl_, token, done = std::move(done)](Result<LoginResult> r) {
+        if (r.ok()) impl->emit(TokenEvent::Type::logged_in, token->info());
+        done(std::move(r));
+      });
+}
+
+void TokenService::logout(std::string token_id, uid_t uid, Completion<Unit> done) {
+  auto token = impl_->find_token(token_id);
+  if (!token)
+    return post_error<Unit>(impl_->io_, std::move(done),
+                            Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present"));
+  impl_->run<bool>(
+      token, {}, [uid](Token& t) { return t.logout(uid); },
+      [impl = impl_, token, done = std::move(done)](Result<bool> r) {
+        if (!r.ok()) return done(r.error());
+        if (r.value()) impl->emit(TokenEvent::Type::logged_out, token->info());
+        done(Unit{});
+      });
+}
+
+void TokenService::sign(SignRequest request, Credentials credentials, std::stop_token stop,
+                        Completion<SignResult> done) {
+  std::optional<Error> error;
+  auto token = impl_->token_of_cert(request.cert_id, error);
+  if (!token) return post_error<SignResult>(impl_->io_, std::move(done), std::move(*error));
+  auto held = std::make_shared<Credentials>(std::move(credentials));
+  impl_->run<SignResult>(
+      token, std::move(stop), [request = std::move(request), held](Token& t) { return t.sign(request, *held); },
+      std::move(done));
+}
+
+void TokenService::sign_many(std::vector<SignRequest> requests, Credentials credentials, std::stop_token stop,
+                             std::function<void(std::size_t, Result<SignResult>)> each, Completion<Unit> done) {
+  if (requests.empty())
+    return post_error<Unit>(impl_->io_, std::move(done), Error(Errc::invalid_params, "nothing to sign"));
+  std::optional<Error> error;
+  auto token = impl_->token_of_cert(requests.front().cert_id, error);
+  if (!token) return post_error<Unit>(impl_->io_, std::move(done), std::move(*error));
+  for (const auto& r : requests)
+    if (r.cert_id.substr(0, r.cert_id.rfind('/')) != token->id())
+      return post_error<Unit>(impl_->io_, std::move(done),
+                              Error(Errc::invalid_params, "all items of a batch must use keys of one card"));
+  auto held = std::make_shared<Credentials>(std::move(credentials));
+  auto post_each = [io = &impl_->io_, each = std::move(each)](std::size_t i, Result<SignResult> r) {
+    asio::post(*io, [each, i, r = std::move(r)]() mutable { each(i, std::move(r)); });
+  };
+  impl_->run<Unit>(
+      token, stop,
+      [requests = std::move(requests), held, stop, post_each](Token& t) {
+        t.sign_each(
+            requests, *held, [stop] { return stop.stop_requested(); }, post_each);
+        return Unit{};
+      },
+      std::move(done));
+}
+
+void TokenService::on_event(EventHandler handler) { impl_->handlers_.push_back(std::move(handler)); }
+
+void TokenService::set_reader_resolver(ReaderResolver resolver) {
+  if (impl_->started_) throw std::logic_error("set_reader_resolver after start");
+  impl_->hooks_->reader_resolver = std::move(resolver);
+}
+
+void TokenService::set_pin_counter(PinCounter counter) {
+  if (impl_->started_) throw std::logic_error("set_pin_counter after start");
+  impl_->hooks_->pin_counter = std::move(counter);
+}
+
+void TokenService::card_removed(const std::string& reader) {
+  for (auto& [id, token] : impl_->tokens_)
+    if (token->info().reader == reader)
+      token->fail_pending(Error(Errc::card_removed, "the card was removed during the operation"));
+  impl_->rescan({});
+}
+
+}  // namespace kortti::pkcs11

@@ -1,0 +1,106 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/worker.hpp"
+#include "pkcs11/module.hpp"
+#include "pkcs11/pkcs11.hpp"
+#include "pkcs11/session.hpp"
+
+namespace kortti::pkcs11 {
+
+// Something queued on a token that can be failed from outside (card pulled).
+class PendingOperation {
+ public:
+  virtual ~PendingOperation() = default;
+  virtual void fail(Error error) = 0;
+};
+
+struct TokenHooks {
+  TokenService::ReaderResolver reader_resolver;
+  TokenService::PinCounter pin_counter;
+};
+
+// One token in one slot of one module. Everything that touches the card runs on
+// worker(); info() and the pending list may be used from any thread.
+class Token {
+ public:
+  Token(std::shared_ptr<Module> module, const SlotSnapshot& slot, std::string token_id,
+        std::shared_ptr<const TokenHooks> hooks, const Options& options);
+  ~Token();
+  Token(const Token&) = delete;
+  Token& operator=(const Token&) = delete;
+
+  // --- any thread ---
+  [[nodiscard]] TokenInfo info() const;
+  [[nodiscard]] const std::string& id() const noexcept { return id_; }
+  [[nodiscard]] const Module& module() const noexcept { return *module_; }
+  [[nodiscard]] Worker& worker() noexcept { return worker_; }
+  [[nodiscard]] bool is_same_token(const SlotSnapshot& slot) const;
+  void update_from(const SlotSnapshot& slot);
+
+  void track(const std::shared_ptr<PendingOperation>& op);
+  void fail_pending(const Error& error);
+
+  // --- worker thread only ---
+  void open();
+  void close() noexcept;
+  std::vector<CertificateInfo> certificates();
+  CertificateInfo certificate(std::string_view cert_id);
+  LoginResult login(const Credentials& credentials, uid_t uid);
+  bool logout(uid_t uid);  // true if the token was logged in
+  SignResult sign(const SignRequest& request, const Credentials& credentials);
+  // Signs each request in order with one credential (sign.batch); stops at
+  // the first card removal and reports the rest as removed too.
+  void sign_each(const std::vector<SignRequest>& requests, const Credentials& credentials,
+                 const std::function<bool()>& stopped,
+                 const std::function<void(std::size_t, Result<SignResult>)>& each);
+  // Logs out a session past its lifetime or idle time; true if it did.
+  bool expire_if_due();
+
+ private:
+  struct Login;  // undoes a login made only for one request
+  [[nodiscard]] Session& work();
+  void reset_work_session();
+  void refresh_info();
+  void check_pin_shape(const Credentials& credentials) const;
+  [[noreturn]] void throw_pin_failure(const Error& error);
+  void login_user(const Credentials& credentials);
+  void authorize(uid_t uid, const Credentials& credentials, bool& transient_login);
+  SignResult sign_one(const SignRequest& request, const Credentials& credentials);
+  void set_session_state(std::optional<uid_t> owner);
+
+  std::shared_ptr<Module> module_;
+  CK_SLOT_ID slot_;
+  std::string id_;
+  std::shared_ptr<const TokenHooks> hooks_;
+  std::chrono::seconds lifetime_;
+  std::chrono::seconds idle_;
+
+  mutable std::mutex mutex_;  // guards info_ and pending_
+  TokenInfo info_;
+  std::vector<std::weak_ptr<PendingOperation>> pending_;
+
+  // Worker-thread state. The anchor session holds the login and is never used
+  // for operations; the work session is replaced when an operation is left
+  // half done (a failed context-specific login leaves C_SignInit active).
+  std::optional<Session> anchor_;
+  std::optional<Session> work_;
+  std::vector<CK_MECHANISM_TYPE> mechanisms_;
+  std::optional<std::vector<CertificateInfo>> certificates_;
+  std::map<std::string, Bytes> key_ids_;  // cert_id -> CKA_ID of its key
+  std::optional<uid_t> owner_;
+  SystemTime expires_at_{};
+  std::chrono::steady_clock::time_point last_used_{};
+
+  Worker worker_;
+};
+
+}  // namespace kortti::pkcs11
