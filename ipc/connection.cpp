@@ -1,0 +1,174 @@
+#include "ipc/connection.hpp"
+
+#include <sys/socket.h>
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/write.hpp>
+
+#include "common/secret.hpp"
+
+namespace kortti::ipc {
+
+namespace asio = boost::asio;
+
+namespace {
+constexpr std::size_t kReadChunk = 64 * 1024;
+}
+
+Connection::Connection(Core& core, asio::local::stream_protocol::socket socket, std::uint64_t id)
+    : core_(core), socket_(std::move(socket)), buffer_(core.options.max_message_bytes) {
+  peer_.connection = id;
+}
+
+Connection::~Connection() = default;
+
+void Connection::read_peer_credentials() {
+  const int fd = socket_.native_handle();
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+    peer_.uid = cred.uid;
+    peer_.gid = cred.gid;
+    peer_.pid = cred.pid;
+  }
+  std::vector<gid_t> groups(64);
+  len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
+    groups.resize(len / sizeof(gid_t));
+    peer_.groups = std::move(groups);
+  }
+  peer_.groups.push_back(peer_.gid);
+}
+
+void Connection::start() {
+  read_peer_credentials();
+  spdlog::info("conn={} connected: uid={} gid={} pid={}", peer_.connection, peer_.uid, peer_.gid, peer_.pid);
+  read();
+}
+
+void Connection::read() {
+  if (reading_ || closed_ || no_more_requests_ || inflight_.size() >= core_.options.max_inflight_per_connection) return;
+  reading_ = true;
+  auto space = buffer_.writable(kReadChunk);
+  socket_.async_read_some(asio::buffer(space.data(), space.size()),
+                          [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                            self->reading_ = false;
+                            if (self->closed_) return;
+                            if (ec) {
+                              if (ec != asio::error::eof && ec != asio::error::operation_aborted)
+                                spdlog::debug("conn={} read: {}", self->peer_.connection, ec.message());
+                              self->close();
+                              return;
+                            }
+                            self->buffer_.commit(n);
+                            self->handle_lines();
+                            self->read();
+                          });
+}
+
+void Connection::handle_lines() {
+  if (handling_) return;
+  handling_ = true;
+  auto self = shared_from_this();
+  struct Reset {
+    bool& flag;
+    ~Reset() { flag = false; }
+  } reset{handling_};
+  while (!closed_ && !no_more_requests_ && inflight_.size() < core_.options.max_inflight_per_connection) {
+    std::string_view line;
+    const auto status = buffer_.next(line);
+    if (status == LineBuffer::Status::incomplete) return;
+    if (status == LineBuffer::Status::too_long) {
+      spdlog::warn("conn={} uid={}: message over {} bytes, closing", peer_.connection, peer_.uid,
+                   core_.options.max_message_bytes);
+      send(make_error(nullptr,
+                      Error(Errc::invalid_request, "the message is longer than the limit of " +
+                                                       std::to_string(core_.options.max_message_bytes) + " bytes")));
+      no_more_requests_ = true;
+      close_after_write_ = true;
+      if (!writing_) close();
+      return;
+    }
+    if (line.find_first_not_of(" \t") == std::string_view::npos) {
+      buffer_.consume_line();
+      continue;
+    }
+    auto parsed = parse_request(line);
+    buffer_.consume_line();
+    scrub_stack();  // the parser's small-string buffers held copies of short values
+    if (auto* error = std::get_if<Json>(&parsed)) {
+      send(*error);
+      continue;
+    }
+    core_.dispatch(self, std::move(std::get<Request>(parsed)));
+  }
+}
+
+bool Connection::send(const Json& message) {
+  if (closed_) return false;
+  WipingString text = message.dump(-1, ' ', false, Json::error_handler_t::replace);
+  text.push_back('\n');
+  out_bytes_ += text.size();
+  // A client that stops reading must not make the daemon buffer without bound.
+  if (out_bytes_ > 2 * core_.options.max_message_bytes + 1024 * 1024) {
+    spdlog::warn("conn={} uid={}: client is not reading its answers, closing", peer_.connection, peer_.uid);
+    close();
+    return false;
+  }
+  out_.push_back(std::move(text));
+  if (!writing_) write_next();
+  return true;
+}
+
+void Connection::write_next() {
+  if (out_.empty() || closed_) {
+    writing_ = false;
+    if (close_after_write_) close();
+    return;
+  }
+  writing_ = true;
+  asio::async_write(socket_, asio::buffer(out_.front().data(), out_.front().size()),
+                    [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                      if (self->closed_) return;
+                      if (ec) {
+                        self->close();
+                        return;
+                      }
+                      self->out_bytes_ -= self->out_.front().size();
+                      self->out_.pop_front();
+                      self->write_next();
+                    });
+}
+
+void Connection::track(const std::shared_ptr<Call>& call) { inflight_.emplace(call.get(), call); }
+
+void Connection::call_done(const Call* call) {
+  inflight_.erase(call);
+  if (closed_ || handling_) return;
+  handle_lines();
+  read();
+}
+
+void Connection::stop_reading() { no_more_requests_ = true; }
+
+void Connection::fail_inflight(const Error& error) {
+  auto calls = inflight_;
+  for (auto& [ptr, call] : calls) call->fail(error);
+}
+
+void Connection::close() {
+  if (closed_) return;
+  closed_ = true;
+  auto calls = std::move(inflight_);
+  inflight_.clear();
+  for (auto& [ptr, call] : calls) call->cancel();
+  boost::system::error_code ignored;
+  socket_.shutdown(asio::socket_base::shutdown_both, ignored);
+  socket_.close(ignored);
+  out_.clear();
+  spdlog::info("conn={} closed", peer_.connection);
+  core_.connections.erase(peer_.connection);  // may drop the last reference: nothing after this
+}
+
+}  // namespace kortti::ipc

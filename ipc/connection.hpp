@@ -1,0 +1,61 @@
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include "ipc/core.hpp"
+#include "ipc/line_buffer.hpp"
+
+namespace kortti::ipc {
+
+// One client connection: reads newline-delimited requests within the size
+// limit, keeps at most max_inflight of them running (then stops reading until
+// one finishes), and writes answers and events in order.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Core& core, boost::asio::local::stream_protocol::socket socket, std::uint64_t id);
+  ~Connection();
+
+  void start();
+  // Queues one message. False if the connection is closed (or just closed
+  // because the client stopped reading and too much piled up).
+  bool send(const Json& message);
+  void track(const std::shared_ptr<Call>& call);
+  void call_done(const Call* call);
+  void close();
+  void stop_reading();
+  void fail_inflight(const Error& error);
+
+  [[nodiscard]] Peer& peer() noexcept { return peer_; }
+  [[nodiscard]] std::set<std::string>& topics() noexcept { return topics_; }
+  [[nodiscard]] std::size_t inflight() const noexcept { return inflight_.size(); }
+  [[nodiscard]] bool is_open() const noexcept { return !closed_; }
+
+ private:
+  void read_peer_credentials();
+  void read();
+  void handle_lines();
+  void write_next();
+
+  Core& core_;
+  boost::asio::local::stream_protocol::socket socket_;
+  Peer peer_;
+  LineBuffer buffer_;
+  std::map<const Call*, std::shared_ptr<Call>> inflight_;
+  std::deque<WipingString> out_;
+  std::size_t out_bytes_ = 0;
+  std::set<std::string> topics_;
+  bool reading_ = false;
+  bool handling_ = false;  // inside handle_lines(); a call answered at once must not re-enter it
+  bool writing_ = false;
+  bool no_more_requests_ = false;
+  bool close_after_write_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace kortti::ipc

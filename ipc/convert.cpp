@@ -1,0 +1,74 @@
+#include "ipc/convert.hpp"
+
+#include "common/encoding.hpp"
+
+namespace kortti::ipc {
+
+Json to_json(const pkcs11::ModuleStatus& m) {
+  Json j = {{"path", wstr(m.path)}, {"loaded", m.loaded}};
+  if (m.loaded) {
+    j["description"] = wstr(m.description);
+    j["manufacturer"] = wstr(m.manufacturer);
+    j["version"] = wstr(m.library_version);
+  } else {
+    j["error"] = wstr(m.error);
+  }
+  return j;
+}
+
+Json to_json(const pkcs11::TokenInfo& t) {
+  Json user = {{"locked", t.user_pin.locked}, {"count_low", t.user_pin.count_low}, {"final_try", t.user_pin.final_try}};
+  if (t.user_pin.tries_left) user["tries_left"] = *t.user_pin.tries_left;
+  if (t.user_pin.max_length > 0) {
+    user["min_length"] = t.user_pin.min_length;
+    user["max_length"] = t.user_pin.max_length;
+  }
+  Json j = {{"token_id", wstr(t.token_id)},
+            {"reader", t.reader ? Json(wstr(*t.reader)) : Json(nullptr)},
+            {"label", wstr(t.label)},
+            {"manufacturer", wstr(t.manufacturer)},
+            {"model", wstr(t.model)},
+            {"serial", wstr(t.serial)},
+            {"module", wstr(t.module)},
+            {"slot_id", t.slot_id},
+            {"slot_description", wstr(t.slot_description)},
+            {"login_required", t.login_required},
+            {"logged_in", t.logged_in},
+            {"pinpad", t.pinpad},
+            {"pins", {{"user", std::move(user)}}}};
+  if (t.session_expires_at) j["session_expires_at"] = wstr(to_rfc3339(*t.session_expires_at));
+  if (t.session_owner) j["session_uid"] = *t.session_owner;
+  return j;
+}
+
+Json to_json(const pkcs11::CertificateInfo& c) {
+  Json purposes = Json::array();
+  for (auto p : c.purposes) purposes.push_back(wstr(pkcs11::name_of(p)));
+  Json j = {{"cert_id", wstr(c.cert_id)},
+            {"token_id", wstr(c.token_id)},
+            {"label", wstr(c.label)},
+            {"subject", wstr(c.subject)},
+            {"issuer", wstr(c.issuer)},
+            {"serial", wstr(c.serial)},
+            {"not_before", wstr(to_rfc3339(c.not_before))},
+            {"not_after", wstr(to_rfc3339(c.not_after))},
+            {"key_type", wstr(pkcs11::name_of(c.key_type))},
+            {"key_bits", c.key_bits},
+            {"purposes", std::move(purposes)},
+            {"der", wstr(base64_encode(c.der))}};
+  if (!c.curve.empty()) j["curve"] = wstr(c.curve);
+  return j;
+}
+
+Json to_json(const pkcs11::SignResult& r) {
+  Json chain = Json::array();
+  for (const auto& der : r.certificate.chain) chain.push_back(wstr(base64_encode(der)));
+  return Json{{"signature", wstr(base64_encode(r.signature))},
+              {"signature_algorithm", wstr(r.signature_algorithm)},
+              {"scheme", wstr(pkcs11::name_of(r.scheme))},
+              {"cert_id", wstr(r.certificate.cert_id)},
+              {"certificate", wstr(base64_encode(r.certificate.der))},
+              {"chain", std::move(chain)}};
+}
+
+}  // namespace kortti::ipc

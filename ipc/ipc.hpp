@@ -1,0 +1,127 @@
+#pragma once
+
+// ipc/: the Unix-socket JSON-RPC server of docs/protocol.md — framing and
+// limits, peer credentials, per-method access control, request deadlines,
+// the method handlers, and event fan-out.
+
+#include <sys/types.h>
+
+#include <array>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "common/json.hpp"
+
+namespace kortti::pkcs11 {
+class TokenService;
+}
+
+namespace kortti::ipc {
+
+// Who is on the other end of a connection, read once with SO_PEERCRED.
+struct Peer {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  pid_t pid = 0;
+  std::vector<gid_t> groups;  // primary and supplementary (SO_PEERGROUPS)
+  std::uint64_t connection = 0;
+  std::string client;  // as the client named itself in system.hello
+};
+
+enum class MethodGroup { read, session, sign, admin };
+std::string_view name_of(MethodGroup group) noexcept;
+
+// Who may call which group of methods. Entries: "*", "uid:N", "user:NAME",
+// "gid:N", "group:NAME". Names are resolved when the policy is built.
+class AccessPolicy {
+ public:
+  AccessPolicy();  // read, session, sign: anyone who can open the socket; admin: root
+  // Throws std::invalid_argument naming the entry it cannot use.
+  void set(MethodGroup group, const std::vector<std::string>& entries);
+  [[nodiscard]] bool allows(const Peer& peer, MethodGroup group) const;
+
+ private:
+  struct Rule {
+    bool anyone = false;
+    std::set<uid_t> uids;
+    std::set<gid_t> gids;
+  };
+  std::array<Rule, 4> rules_;
+};
+
+// One line of the audit trail: who did what with which key, the digest of
+// what was signed, and the outcome. Never a document, never a PIN.
+struct AuditRecord {
+  std::string action;  // the method
+  Peer peer;
+  std::string token_id;
+  std::string cert_id;
+  std::string subject;
+  std::string digest_algorithm;
+  std::string digest_hex;  // of what was signed
+  std::string outcome;     // "ok" or the error reason
+  std::string detail;
+  bool delivered = true;  // false when the client had gone before the answer
+};
+
+class AuditSink {
+ public:
+  virtual ~AuditSink() = default;
+  virtual void record(const AuditRecord& record) = 0;
+};
+
+struct ServerOptions {
+  std::size_t max_message_bytes = 16 * 1024 * 1024;
+  std::size_t max_connections = 64;
+  std::size_t max_inflight_per_connection = 32;
+  std::chrono::milliseconds request_timeout{std::chrono::seconds(120)};
+  AccessPolicy access;
+};
+
+// What the method handlers work with. Pointers are non-owning and must
+// outlive the Server.
+struct Services {
+  pkcs11::TokenService* tokens = nullptr;
+  AuditSink* audit = nullptr;
+};
+
+class Server {
+ public:
+  Server(boost::asio::io_context& io, ServerOptions options, Services services);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds `path` (refusing if another daemon answers there), sets its mode
+  // and group. Throws std::system_error.
+  void listen(const std::string& path, mode_t mode, std::optional<gid_t> group);
+  // Serves a listening socket passed by systemd (sd_listen_fds).
+  void adopt(int fd);
+
+  // Stops accepting, lets in-flight requests finish for up to `grace`, fails
+  // the rest with service_unavailable, closes every connection and removes
+  // the socket file it created. `done` runs on the io thread.
+  void stop(std::chrono::milliseconds grace, std::function<void()> done);
+
+  void set_access(AccessPolicy access);
+  void set_request_timeout(std::chrono::milliseconds timeout);
+
+  // Sends an `event` notification to every connection subscribed to `topic`.
+  void publish(std::string_view topic, Json params);
+
+  [[nodiscard]] std::size_t connections() const;
+
+ private:
+  class Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace kortti::ipc

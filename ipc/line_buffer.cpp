@@ -1,0 +1,49 @@
+#include "ipc/line_buffer.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/secret.hpp"
+
+namespace kortti::ipc {
+
+std::span<char> LineBuffer::writable(std::size_t min) {
+  if (data_.size() - end_ < min) {
+    const std::size_t used = end_ - begin_;
+    if (begin_ > 0) {
+      std::memmove(data_.data(), data_.data() + begin_, used);
+      wipe(data_.data() + used, end_ - used);
+      scanned_ -= begin_;
+      begin_ = 0;
+      end_ = used;
+    }
+    if (data_.size() - end_ < min) data_.resize(std::max(data_.size() * 2, end_ + min));
+  }
+  return {data_.data() + end_, data_.size() - end_};
+}
+
+LineBuffer::Status LineBuffer::next(std::string_view& line) {
+  const char* base = data_.data();
+  const char* found = static_cast<const char*>(std::memchr(base + scanned_, '\n', end_ - scanned_));
+  if (found == nullptr) {
+    scanned_ = end_;
+    return end_ - begin_ > max_message_ ? Status::too_long : Status::incomplete;
+  }
+  const auto pos = static_cast<std::size_t>(found - base);
+  scanned_ = pos;
+  std::size_t length = pos - begin_;
+  if (length > max_message_) return Status::too_long;
+  line_end_ = pos + 1;
+  if (length > 0 && base[begin_ + length - 1] == '\r') --length;
+  line = std::string_view(base + begin_, length);
+  return Status::line;
+}
+
+void LineBuffer::consume_line() {
+  wipe(data_.data() + begin_, line_end_ - begin_);
+  begin_ = line_end_;
+  scanned_ = begin_;
+  if (begin_ == end_) begin_ = end_ = scanned_ = 0;
+}
+
+}  // namespace kortti::ipc

@@ -1,0 +1,39 @@
+#include "common/version.hpp"
+#include "ipc/connection.hpp"
+#include "ipc/convert.hpp"
+#include "ipc/core.hpp"
+#include "ipc/params.hpp"
+
+namespace kortti::ipc {
+
+void register_system_methods(Core& core) {
+  core.add("system.hello", MethodGroup::read, [&core](const std::shared_ptr<Call>& call) {
+    Params params(call->params());
+    const auto client = params.optional_string("client");
+    (void)params.optional_string("version");
+    if (auto connection = call->connection(); connection && client) connection->peer().client = client->substr(0, 64);
+    Json capabilities = Json::array();
+    for (const auto& [name, method] : core.methods) capabilities.push_back(wstr(name));
+    capabilities.push_back("pipelining");
+    call->respond({{"daemon", "korttid"},
+                   {"version", kVersion},
+                   {"protocol", kProtocolVersion},
+                   {"capabilities", std::move(capabilities)}});
+  });
+
+  core.add("system.status", MethodGroup::read, [&core](const std::shared_ptr<Call>& call) {
+    const auto& tokens = *core.services.tokens;
+    Json modules = Json::array();
+    for (const auto& m : tokens.modules()) modules.push_back(to_json(m));
+    const auto uptime =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - core.started);
+    call->respond({{"uptime_s", uptime.count()},
+                   {"pcsc", "disabled"},
+                   {"modules", std::move(modules)},
+                   {"readers", 0},
+                   {"tokens", tokens.tokens().size()},
+                   {"connections", core.connections.size()}});
+  });
+}
+
+}  // namespace kortti::ipc

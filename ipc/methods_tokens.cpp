@@ -1,0 +1,90 @@
+#include "ipc/convert.hpp"
+#include "ipc/core.hpp"
+#include "ipc/params.hpp"
+
+namespace kortti::ipc {
+
+namespace {
+
+// Written before the answer is sent (see methods_sign.cpp).
+void audit_session(Core& core, const std::shared_ptr<Call>& call, const std::string& token_id, const Error* error) {
+  if (core.services.audit == nullptr) return;
+  AuditRecord record;
+  record.action = call->method();
+  record.peer = call->peer();
+  record.token_id = token_id;
+  record.outcome = error != nullptr ? std::string(reason_of(error->code())) : "ok";
+  if (error != nullptr) record.detail = error->what();
+  record.delivered = call->deliverable();
+  core.services.audit->record(record);
+}
+
+}  // namespace
+
+void register_token_methods(Core& core) {
+  core.add("tokens.list", MethodGroup::read, [&core](const std::shared_ptr<Call>& call) {
+    auto* tokens = core.services.tokens;
+    tokens->rescan([call, tokens](Result<Unit>) {
+      Json list = Json::array();
+      for (const auto& t : tokens->tokens()) list.push_back(to_json(t));
+      call->respond(std::move(list));
+    });
+  });
+
+  core.add("certificates.list", MethodGroup::read, [&core](const std::shared_ptr<Call>& call) {
+    Params params(call->params());
+    auto token_id = params.optional_string("token_id");
+    std::optional<pkcs11::Purpose> purpose;
+    if (auto name = params.optional_string("purpose")) {
+      purpose = pkcs11::parse_purpose(*name);
+      if (!purpose) invalid_param("purpose", "must be \"authentication\" or \"signature\"");
+    }
+    auto* tokens = core.services.tokens;
+    tokens->rescan([call, tokens, token_id, purpose](Result<Unit>) {
+      tokens->certificates(token_id, [call, purpose](Result<std::vector<pkcs11::CertificateInfo>> r) {
+        if (!r.ok()) return (void)call->fail(r.error());
+        Json list = Json::array();
+        for (const auto& c : r.value()) {
+          if (purpose && std::find(c.purposes.begin(), c.purposes.end(), *purpose) == c.purposes.end()) continue;
+          list.push_back(to_json(c));
+        }
+        call->respond(std::move(list));
+      });
+    });
+  });
+
+  core.add("session.login", MethodGroup::session, [&core](const std::shared_ptr<Call>& call) {
+    Params params(call->params());
+    const std::string token_id = params.string("token_id");
+    pkcs11::Credentials credentials = params.credentials();
+    if (!credentials.pin && !credentials.pinpad)
+      throw Error(Errc::pin_required, "session.login needs 'pin' or 'pinpad': true");
+    core.services.tokens->login(token_id, std::move(credentials), call->peer().uid, call->stop_token(),
+                                [&core, call, token_id](Result<pkcs11::LoginResult> r) {
+                                  if (!r.ok()) {
+                                    audit_session(core, call, token_id, &r.error());
+                                    return (void)call->fail(r.error());
+                                  }
+                                  audit_session(core, call, token_id, nullptr);
+                                  Json result = {{"logged_in", r.value().logged_in}};
+                                  if (r.value().expires_at)
+                                    result["expires_at"] = wstr(to_rfc3339(*r.value().expires_at));
+                                  call->respond(std::move(result));
+                                });
+  });
+
+  core.add("session.logout", MethodGroup::session, [&core](const std::shared_ptr<Call>& call) {
+    Params params(call->params());
+    const std::string token_id = params.string("token_id");
+    core.services.tokens->logout(token_id, call->peer().uid, [&core, call, token_id](Result<Unit> r) {
+      if (!r.ok()) {
+        audit_session(core, call, token_id, &r.error());
+        return (void)call->fail(r.error());
+      }
+      audit_session(core, call, token_id, nullptr);
+      call->respond({{"logged_in", false}});
+    });
+  });
+}
+
+}  // namespace kortti::ipc

@@ -1,0 +1,113 @@
+#include "ipc/params.hpp"
+
+#include "common/encoding.hpp"
+
+namespace kortti::ipc {
+
+namespace {
+constexpr std::size_t kMaxPin = 64;
+}
+
+void invalid_param(std::string_view key, std::string_view expectation) {
+  throw Error(Errc::invalid_params, "parameter '" + std::string(key) + "' " + std::string(expectation));
+}
+
+const Json* Params::find(std::string_view key) const {
+  auto it = params_.find(wstr(key));
+  return it == params_.end() || it->is_null() ? nullptr : &*it;
+}
+
+std::string Params::string(std::string_view key) const {
+  auto v = optional_string(key);
+  if (!v) invalid_param(key, "is required");
+  return *v;
+}
+
+std::optional<std::string> Params::optional_string(std::string_view key) const {
+  const Json* v = find(key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_string()) invalid_param(key, "must be a string");
+  return to_std(v->get_ref<const WipingString&>());
+}
+
+bool Params::boolean(std::string_view key, bool fallback) const {
+  const Json* v = find(key);
+  if (v == nullptr) return fallback;
+  if (!v->is_boolean()) invalid_param(key, "must be true or false");
+  return v->get<bool>();
+}
+
+std::int64_t Params::integer(std::string_view key, std::int64_t fallback, std::int64_t min, std::int64_t max) const {
+  const Json* v = find(key);
+  if (v == nullptr) return fallback;
+  if (!v->is_number_integer()) invalid_param(key, "must be an integer");
+  const auto n = v->get<std::int64_t>();
+  if (n < min || n > max) invalid_param(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+  return n;
+}
+
+Bytes Params::base64(std::string_view key) const {
+  auto v = optional_base64(key);
+  if (!v) invalid_param(key, "is required");
+  return std::move(*v);
+}
+
+std::optional<Bytes> Params::optional_base64(std::string_view key) const {
+  const Json* v = find(key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_string()) invalid_param(key, "must be a base64 string");
+  const auto& text = v->get_ref<const WipingString&>();
+  auto bytes = base64_decode(std::string_view(text.data(), text.size()));
+  if (!bytes) invalid_param(key, "is not valid base64 (RFC 4648, standard alphabet, padded)");
+  return bytes;
+}
+
+std::vector<std::string> Params::string_array(std::string_view key) const {
+  const Json* v = find(key);
+  std::vector<std::string> out;
+  if (v == nullptr) return out;
+  if (!v->is_array()) invalid_param(key, "must be an array of strings");
+  for (const auto& item : *v) {
+    if (!item.is_string()) invalid_param(key, "must be an array of strings");
+    out.push_back(to_std(item.get_ref<const WipingString&>()));
+  }
+  return out;
+}
+
+DigestAlgorithm Params::digest_algorithm(std::string_view key, std::optional<DigestAlgorithm> fallback) const {
+  auto name = optional_string(key);
+  if (!name) {
+    if (fallback) return *fallback;
+    invalid_param(key, "is required (sha256, sha384 or sha512)");
+  }
+  auto alg = parse_digest_algorithm(*name);
+  if (!alg) invalid_param(key, "must be sha256, sha384 or sha512, not '" + *name + "'");
+  return *alg;
+}
+
+std::optional<pkcs11::Scheme> Params::scheme(std::string_view key) const {
+  auto name = optional_string(key);
+  if (!name) return std::nullopt;
+  auto s = pkcs11::parse_scheme(*name);
+  if (!s) invalid_param(key, "must be pkcs1, pss or ecdsa, not '" + *name + "'");
+  return s;
+}
+
+pkcs11::Credentials Params::credentials() {
+  pkcs11::Credentials c;
+  c.pinpad = boolean("pinpad", false);
+  auto it = params_.find("pin");
+  if (it == params_.end() || it->is_null()) return c;
+  if (!it->is_string()) invalid_param("pin", "must be a string");
+  auto& text = it->get_ref<WipingString&>();
+  if (text.empty() || text.size() > kMaxPin) {
+    wipe_string(text);
+    invalid_param("pin", "must be 1 to " + std::to_string(kMaxPin) + " characters");
+  }
+  c.pin = SecretString::take(text);
+  params_.erase(it);
+  if (c.pinpad) throw Error(Errc::invalid_params, "give either 'pin' or 'pinpad', not both");
+  return c;
+}
+
+}  // namespace kortti::ipc

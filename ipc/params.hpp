@@ -1,0 +1,42 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/bytes.hpp"
+#include "common/digest.hpp"
+#include "common/json.hpp"
+#include "pkcs11/pkcs11.hpp"
+
+namespace kortti::ipc {
+
+// Typed access to a request's params. Every problem is an invalid_params
+// error that names the parameter and what was expected.
+class Params {
+ public:
+  explicit Params(Json& params) : params_(params) {}
+
+  [[nodiscard]] const Json* find(std::string_view key) const;
+  [[nodiscard]] std::string string(std::string_view key) const;
+  [[nodiscard]] std::optional<std::string> optional_string(std::string_view key) const;
+  [[nodiscard]] bool boolean(std::string_view key, bool fallback) const;
+  [[nodiscard]] std::int64_t integer(std::string_view key, std::int64_t fallback, std::int64_t min,
+                                     std::int64_t max) const;
+  [[nodiscard]] Bytes base64(std::string_view key) const;
+  [[nodiscard]] std::optional<Bytes> optional_base64(std::string_view key) const;
+  [[nodiscard]] std::vector<std::string> string_array(std::string_view key) const;
+  [[nodiscard]] DigestAlgorithm digest_algorithm(std::string_view key, std::optional<DigestAlgorithm> fallback) const;
+  [[nodiscard]] std::optional<pkcs11::Scheme> scheme(std::string_view key) const;
+
+  // Takes "pin" out of the request (its JSON copy is wiped) and "pinpad".
+  [[nodiscard]] pkcs11::Credentials credentials();
+
+ private:
+  Json& params_;
+};
+
+[[noreturn]] void invalid_param(std::string_view key, std::string_view expectation);
+
+}  // namespace kortti::ipc

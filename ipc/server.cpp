@@ -1,0 +1,202 @@
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/write.hpp>
+#include <filesystem>
+#include <system_error>
+
+#include "ipc/connection.hpp"
+#include "ipc/core.hpp"
+#include "ipc/ipc.hpp"
+#include "pkcs11/pkcs11.hpp"
+
+namespace kortti::ipc {
+
+namespace asio = boost::asio;
+using stream = asio::local::stream_protocol;
+
+namespace {
+
+[[noreturn]] void throw_errno(const std::string& what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+// True if a daemon answers on `path`.
+bool someone_listens(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+Json event_of(const pkcs11::TokenEvent& e) {
+  using T = pkcs11::TokenEvent::Type;
+  const char* type = e.type == T::present     ? "present"
+                     : e.type == T::absent    ? "absent"
+                     : e.type == T::logged_in ? "logged_in"
+                                              : "logged_out";
+  Json j = {{"type", type},
+            {"token_id", wstr(e.token.token_id)},
+            {"time", wstr(to_rfc3339(std::chrono::system_clock::now()))}};
+  j["reader"] = e.token.reader ? Json(wstr(*e.token.reader)) : Json(nullptr);
+  if (e.type == T::present || e.type == T::absent) j["label"] = wstr(e.token.label);
+  if (e.type == T::logged_in && e.token.session_owner) j["uid"] = *e.token.session_owner;
+  return j;
+}
+
+}  // namespace
+
+class Server::Impl : public std::enable_shared_from_this<Impl> {
+ public:
+  Impl(asio::io_context& io, ServerOptions options, Services services) : core(io, std::move(options), services) {}
+
+  Core core;
+  std::optional<stream::acceptor> acceptor;
+  std::string owned_path;
+  std::optional<asio::steady_timer> drain_timer;
+
+  void accept() {
+    acceptor->async_accept([self = shared_from_this()](const boost::system::error_code& ec, stream::socket socket) {
+      if (ec == asio::error::operation_aborted || self->core.stopping || !self->acceptor->is_open()) return;
+      if (ec) {
+        spdlog::warn("accept: {}", ec.message());
+      } else if (self->core.connections.size() >= self->core.options.max_connections) {
+        spdlog::warn("refusing a connection: {} clients already connected", self->core.connections.size());
+        const std::string busy = to_std(make_error(nullptr, Error(Errc::service_unavailable,
+                                                                  "too many clients are connected; try again later"))
+                                            .dump()) +
+                                 "\n";
+        boost::system::error_code ignored;
+        asio::write(socket, asio::buffer(busy), ignored);
+      } else {
+        const std::uint64_t id = self->core.next_connection++;
+        auto connection = std::make_shared<Connection>(self->core, std::move(socket), id);
+        self->core.connections[id] = connection;
+        connection->start();
+      }
+      self->accept();
+    });
+  }
+
+  std::size_t inflight() const {
+    std::size_t n = 0;
+    for (auto& [id, c] : core.connections) n += c->inflight();
+    return n;
+  }
+
+  void close_all() {
+    for (auto& [id, c] : std::map(core.connections)) c->close();
+  }
+};
+
+Server::Server(asio::io_context& io, ServerOptions options, Services services)
+    : impl_(std::make_shared<Impl>(io, std::move(options), services)) {
+  register_system_methods(impl_->core);
+  register_token_methods(impl_->core);
+  register_sign_methods(impl_->core);
+  register_event_methods(impl_->core);
+  if (services.tokens != nullptr) {
+    services.tokens->on_event([weak = std::weak_ptr<Impl>(impl_)](const pkcs11::TokenEvent& e) {
+      auto self = weak.lock();
+      if (!self) return;
+      using T = pkcs11::TokenEvent::Type;
+      const bool session = e.type == T::logged_in || e.type == T::logged_out;
+      self->core.publish(session ? "session" : "token", event_of(e));
+    });
+  }
+}
+
+Server::~Server() {
+  if (impl_->acceptor) {
+    boost::system::error_code ignored;
+    impl_->acceptor->close(ignored);
+  }
+}
+
+void Server::listen(const std::string& path, mode_t mode, std::optional<gid_t> group) {
+  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) throw std::invalid_argument("socket path too long: " + path);
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty() && !std::filesystem::exists(parent)) {
+    std::filesystem::create_directories(parent);
+    std::filesystem::permissions(parent, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                                             std::filesystem::perms::group_exec);
+  }
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) throw std::runtime_error(path + " exists and is not a socket");
+    if (someone_listens(path)) throw std::runtime_error("another daemon is already listening on " + path);
+    ::unlink(path.c_str());
+  }
+  auto& acceptor = impl_->acceptor.emplace(impl_->core.io);
+  acceptor.open(stream());
+  // Create the file with no access at all, then open it up as configured.
+  const mode_t old = ::umask(0777);
+  boost::system::error_code ec;
+  acceptor.bind(stream::endpoint(path), ec);
+  ::umask(old);
+  if (ec) throw std::system_error(ec, "bind " + path);
+  impl_->owned_path = path;
+  if (group && ::chown(path.c_str(), static_cast<uid_t>(-1), *group) != 0) throw_errno("chown " + path);
+  if (::chmod(path.c_str(), mode) != 0) throw_errno("chmod " + path);
+  acceptor.listen(asio::socket_base::max_listen_connections);
+  spdlog::info("listening on {}", path);
+  impl_->accept();
+}
+
+void Server::adopt(int fd) {
+  impl_->acceptor.emplace(impl_->core.io, stream(), fd);
+  spdlog::info("serving the socket passed by systemd (fd {})", fd);
+  impl_->accept();
+}
+
+void Server::stop(std::chrono::milliseconds grace, std::function<void()> done) {
+  auto impl = impl_;
+  impl->core.stopping = true;
+  if (impl->acceptor) {
+    boost::system::error_code ignored;
+    impl->acceptor->close(ignored);
+  }
+  if (!impl->owned_path.empty()) {
+    ::unlink(impl->owned_path.c_str());
+    impl->owned_path.clear();
+  }
+  for (auto& [id, c] : impl->core.connections) c->stop_reading();
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  auto poll = std::make_shared<std::function<void()>>();
+  *poll = [impl, deadline, done = std::move(done), poll]() mutable {
+    const bool idle = impl->inflight() == 0;
+    if (!idle && std::chrono::steady_clock::now() < deadline) {
+      impl->drain_timer.emplace(impl->core.io, std::chrono::milliseconds(50));
+      impl->drain_timer->async_wait([poll](const boost::system::error_code&) { (*poll)(); });
+      return;
+    }
+    for (auto& [id, c] : std::map(impl->core.connections))
+      c->fail_inflight(Error(Errc::service_unavailable, "korttid is stopping"));
+    // Give the last answers a moment to reach the clients, then hang up.
+    impl->drain_timer.emplace(impl->core.io, std::chrono::milliseconds(100));
+    impl->drain_timer->async_wait([impl, done = std::move(done), poll](const boost::system::error_code&) {
+      impl->close_all();
+      *poll = nullptr;  // break the self-reference
+      if (done) done();
+    });
+  };
+  (*poll)();
+}
+
+void Server::set_access(AccessPolicy access) { impl_->core.options.access = std::move(access); }
+
+void Server::set_request_timeout(std::chrono::milliseconds timeout) { impl_->core.options.request_timeout = timeout; }
+
+void Server::publish(std::string_view topic, Json params) { impl_->core.publish(topic, std::move(params)); }
+
+std::size_t Server::connections() const { return impl_->core.connections.size(); }
+
+}  // namespace kortti::ipc
