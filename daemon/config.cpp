@@ -1,0 +1,249 @@
+#include "daemon/config.hpp"
+
+#include <grp.h>
+
+#include <toml++/toml.h>
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <set>
+
+#include "ipc/ipc.hpp"
+
+namespace kortti::daemon {
+
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : "\n") + s;
+  return out;
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t prev = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cur = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      prev = cur;
+    }
+  }
+  return row[b.size()];
+}
+
+// Walks the parsed file against the schema, collecting every problem.
+class Reader {
+ public:
+  Reader(const toml::table& root, std::string file) : root_(root), file_(std::move(file)) {}
+
+  void problem(const toml::node* node, const std::string& key, const std::string& what) {
+    std::string where = file_;
+    std::uint32_t line = 0;
+    if (node != nullptr && node->source().begin) {
+      line = node->source().begin.line;
+      where += ":" + std::to_string(line);
+    }
+    problems_.emplace_back(line, where + ": " + key + ": " + what);
+  }
+
+  // In the order they appear in the file.
+  std::vector<std::string> problems() {
+    std::stable_sort(problems_.begin(), problems_.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::string> out;
+    for (auto& p : problems_) out.push_back(std::move(p.second));
+    return out;
+  }
+
+  const toml::table* section(const std::string& name) {
+    const toml::node* node = root_.get(name);
+    if (node == nullptr) return nullptr;
+    if (!node->is_table()) {
+      problem(node, name, "must be a table ([" + name + "])");
+      return nullptr;
+    }
+    return node->as_table();
+  }
+
+  void check_keys(const toml::table& table, const std::string& prefix, const std::set<std::string>& known) {
+    for (const auto& [key, node] : table) {
+      const std::string name(key.str());
+      if (known.count(name) != 0) continue;
+      std::string hint;
+      std::size_t best = 3;  // suggest only near misses
+      for (const auto& k : known) {
+        if (const std::size_t d = edit_distance(name, k); d < best) {
+          best = d;
+          hint = " (did you mean " + (prefix.empty() ? "" : prefix + ".") + k + "?)";
+        }
+      }
+      problem(&node, prefix.empty() ? name : prefix + "." + name, "unknown key" + hint);
+    }
+  }
+
+  void string(const toml::table* t, const std::string& section, const std::string& key, std::string& out,
+              const std::set<std::string>& allowed = {}) {
+    const toml::node* n = t ? t->get(key) : nullptr;
+    if (n == nullptr) return;
+    const std::string name = section + "." + key;
+    if (!n->is_string()) return problem(n, name, "must be a string");
+    std::string v = n->as_string()->get();
+    if (!allowed.empty() && allowed.count(v) == 0) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      return problem(n, name, "must be one of " + list + ", not \"" + v + "\"");
+    }
+    out = std::move(v);
+  }
+
+  template <class Int>
+  void integer(const toml::table* t, const std::string& section, const std::string& key, Int& out, std::int64_t min,
+               std::int64_t max) {
+    const toml::node* n = t ? t->get(key) : nullptr;
+    if (n == nullptr) return;
+    const std::string name = section + "." + key;
+    if (!n->is_integer()) return problem(n, name, "must be an integer");
+    const std::int64_t v = n->as_integer()->get();
+    if (v < min || v > max)
+      return problem(n, name, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    out = static_cast<Int>(v);
+  }
+
+  void seconds(const toml::table* t, const std::string& section, const std::string& key, std::chrono::seconds& out,
+               std::int64_t min, std::int64_t max) {
+    std::int64_t v = out.count();
+    integer(t, section, key, v, min, max);
+    out = std::chrono::seconds(v);
+  }
+
+  void boolean(const toml::table* t, const std::string& section, const std::string& key, bool& out) {
+    const toml::node* n = t ? t->get(key) : nullptr;
+    if (n == nullptr) return;
+    if (!n->is_boolean()) return problem(n, section + "." + key, "must be true or false");
+    out = n->as_boolean()->get();
+  }
+
+  void strings(const toml::table* t, const std::string& section, const std::string& key,
+               std::vector<std::string>& out) {
+    const toml::node* n = t ? t->get(key) : nullptr;
+    if (n == nullptr) return;
+    const std::string name = section + "." + key;
+    if (!n->is_array()) return problem(n, name, "must be an array of strings");
+    std::vector<std::string> v;
+    for (const auto& item : *n->as_array()) {
+      if (!item.is_string()) return problem(&item, name, "must be an array of strings");
+      v.push_back(item.as_string()->get());
+    }
+    out = std::move(v);
+  }
+
+  const toml::node* node(const toml::table* t, const std::string& key) { return t ? t->get(key) : nullptr; }
+
+ private:
+  const toml::table& root_;
+  std::string file_;
+  std::vector<std::pair<std::uint32_t, std::string>> problems_;
+};
+
+std::string expand_runtime_dir(std::string value) {
+  const std::string var = "${XDG_RUNTIME_DIR}";
+  if (auto pos = value.find(var); pos != std::string::npos) {
+    const char* dir = std::getenv("XDG_RUNTIME_DIR");
+    value.replace(pos, var.size(), dir != nullptr ? dir : "/run/user/" + std::to_string(::getuid()));
+  }
+  return value;
+}
+
+}  // namespace
+
+ConfigError::ConfigError(std::vector<std::string> problems)
+    : std::runtime_error(join(problems)), problems_(std::move(problems)) {}
+
+Config load_config(const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    std::string where = path;
+    if (e.source().begin) where += ":" + std::to_string(e.source().begin.line);
+    throw ConfigError({where + ": " + std::string(e.description())});
+  }
+  Config c;
+  c.path = path;
+  Reader r(root, path);
+  r.check_keys(root, "", {"ipc", "access", "pkcs11", "session", "pcsc", "log", "audit"});
+
+  if (const auto* t = r.section("ipc")) {
+    r.check_keys(*t, "ipc",
+                 {"socket", "socket_mode", "socket_group", "max_message_bytes", "max_connections",
+                  "max_inflight_per_connection", "request_timeout_s", "shutdown_grace_s"});
+    r.string(t, "ipc", "socket", c.ipc.socket);
+    c.ipc.socket = expand_runtime_dir(c.ipc.socket);
+    if (const auto* n = r.node(t, "socket_mode")) {
+      std::string mode;
+      r.string(t, "ipc", "socket_mode", mode);
+      char* end = nullptr;
+      const long v = std::strtol(mode.c_str(), &end, 8);
+      if (mode.empty() || *end != '\0' || v < 0 || v > 0777)
+        r.problem(n, "ipc.socket_mode", "must be an octal mode string such as \"0660\"");
+      else
+        c.ipc.socket_mode = static_cast<mode_t>(v);
+    }
+    if (const auto* n = r.node(t, "socket_group")) {
+      r.string(t, "ipc", "socket_group", c.ipc.socket_group);
+      if (!c.ipc.socket_group.empty() && getgrnam(c.ipc.socket_group.c_str()) == nullptr)
+        r.problem(n, "ipc.socket_group", "no such group \"" + c.ipc.socket_group + "\"");
+    }
+    r.integer(t, "ipc", "max_message_bytes", c.ipc.max_message_bytes, 1024, 256LL * 1024 * 1024);
+    r.integer(t, "ipc", "max_connections", c.ipc.max_connections, 1, 4096);
+    r.integer(t, "ipc", "max_inflight_per_connection", c.ipc.max_inflight_per_connection, 1, 1024);
+    r.seconds(t, "ipc", "request_timeout_s", c.ipc.request_timeout, 1, 3600);
+    r.seconds(t, "ipc", "shutdown_grace_s", c.ipc.shutdown_grace, 0, 300);
+  }
+  if (const auto* t = r.section("access")) {
+    r.check_keys(*t, "access", {"read", "session", "sign", "admin"});
+    r.strings(t, "access", "read", c.access.read);
+    r.strings(t, "access", "session", c.access.session);
+    r.strings(t, "access", "sign", c.access.sign);
+    r.strings(t, "access", "admin", c.access.admin);
+    const std::pair<const char*, std::vector<std::string>*> groups[] = {
+        {"read", &c.access.read}, {"session", &c.access.session}, {"sign", &c.access.sign}, {"admin", &c.access.admin}};
+    for (const auto& [key, entries] : groups) {
+      try {
+        ipc::AccessPolicy().set(ipc::MethodGroup::read, *entries);
+      } catch (const std::invalid_argument& e) {
+        r.problem(r.node(t, key), std::string("access.") + key, e.what());
+      }
+    }
+  }
+  if (const auto* t = r.section("pkcs11")) {
+    r.check_keys(*t, "pkcs11", {"modules"});
+    r.strings(t, "pkcs11", "modules", c.pkcs11.modules);
+  }
+  if (const auto* t = r.section("session")) {
+    r.check_keys(*t, "session", {"lifetime_s", "idle_timeout_s"});
+    r.seconds(t, "session", "lifetime_s", c.session.lifetime, 1, 7 * 24 * 3600);
+    r.seconds(t, "session", "idle_timeout_s", c.session.idle_timeout, 1, 7 * 24 * 3600);
+  }
+  if (const auto* t = r.section("pcsc")) {
+    r.check_keys(*t, "pcsc", {"enabled"});
+    r.boolean(t, "pcsc", "enabled", c.pcsc.enabled);
+  }
+  if (const auto* t = r.section("log")) {
+    r.check_keys(*t, "log", {"level", "target"});
+    r.string(t, "log", "level", c.log.level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
+    r.string(t, "log", "target", c.log.target, {"stderr", "journal"});
+  }
+  if (const auto* t = r.section("audit")) {
+    r.check_keys(*t, "audit", {"file"});
+    r.string(t, "audit", "file", c.audit.file);
+  }
+  if (auto problems = r.problems(); !problems.empty()) throw ConfigError(std::move(problems));
+  return c;
+}
+
+}  // namespace kortti::daemon

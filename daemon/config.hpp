@@ -1,0 +1,72 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kortti::daemon {
+
+// Every key of korttid.toml, with the defaults that apply when it is absent.
+// daemon/korttid.toml documents each one.
+struct Config {
+  std::string path;  // the file it came from; empty for built-in defaults
+
+  struct Ipc {
+    std::string socket = "/run/korttid/korttid.sock";
+    mode_t socket_mode = 0660;
+    std::string socket_group;  // empty: leave the group as created
+    std::size_t max_message_bytes = 16 * 1024 * 1024;
+    std::size_t max_connections = 64;
+    std::size_t max_inflight_per_connection = 32;
+    std::chrono::seconds request_timeout{120};
+    std::chrono::seconds shutdown_grace{10};
+  } ipc;
+
+  struct Access {
+    std::vector<std::string> read{"*"};
+    std::vector<std::string> session{"*"};
+    std::vector<std::string> sign{"*"};
+    std::vector<std::string> admin{"uid:0"};
+  } access;
+
+  struct Pkcs11 {
+    std::vector<std::string> modules{"/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"};
+  } pkcs11;
+
+  struct Session {
+    std::chrono::seconds lifetime{std::chrono::hours(8)};
+    std::chrono::seconds idle_timeout{std::chrono::minutes(30)};
+  } session;
+
+  struct Pcsc {
+    bool enabled = true;
+  } pcsc;
+
+  struct Log {
+    std::string level = "info";
+    std::string target = "stderr";  // or "journal"
+  } log;
+
+  struct Audit {
+    std::string file;  // empty: audit lines go to the main log
+  } audit;
+};
+
+// All problems found in a config file, each "FILE:LINE: KEY: what is wrong".
+class ConfigError : public std::runtime_error {
+ public:
+  explicit ConfigError(std::vector<std::string> problems);
+  [[nodiscard]] const std::vector<std::string>& problems() const noexcept { return problems_; }
+
+ private:
+  std::vector<std::string> problems_;
+};
+
+// Reads and checks a config file. Unknown keys and bad values are errors.
+Config load_config(const std::string& path);
+
+}  // namespace kortti::daemon

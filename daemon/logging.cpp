@@ -1,0 +1,41 @@
+#include "daemon/logging.hpp"
+
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <csignal>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/systemd_sink.h>
+#include <spdlog/spdlog.h>
+
+namespace kortti::daemon {
+
+void setup_logging(const Config::Log& log) {
+  std::shared_ptr<spdlog::logger> logger;
+  if (log.target == "journal") {
+    logger = std::make_shared<spdlog::logger>("korttid", std::make_shared<spdlog::sinks::systemd_sink_mt>("korttid"));
+    logger->set_pattern("%v");
+  } else {
+    logger = std::make_shared<spdlog::logger>("korttid", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  }
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+  set_log_level(log.level);
+}
+
+void set_log_level(const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); }
+
+void harden_process() {
+  std::signal(SIGPIPE, SIG_IGN);
+  rlimit none{0, 0};
+  setrlimit(RLIMIT_CORE, &none);
+#if !defined(__SANITIZE_ADDRESS__)
+  // LeakSanitizer needs to ptrace its own threads, so sanitizer builds keep
+  // the process dumpable; release builds do not.
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
+}
+
+}  // namespace kortti::daemon

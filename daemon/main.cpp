@@ -1,0 +1,196 @@
+// korttid: the kortti daemon. See `korttid --help` and docs/.
+
+#include <grp.h>
+#include <systemd/sd-daemon.h>
+
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <csignal>
+#include <iostream>
+
+#include "common/secret.hpp"
+#include "common/version.hpp"
+#include "daemon/audit.hpp"
+#include "daemon/config.hpp"
+#include "daemon/logging.hpp"
+#include "ipc/ipc.hpp"
+#include "pkcs11/pkcs11.hpp"
+
+namespace {
+
+using namespace kortti;
+namespace asio = boost::asio;
+
+constexpr int kExitConfig = 78;  // EX_CONFIG
+constexpr const char* kDefaultConfig = "/etc/korttid/korttid.toml";
+
+constexpr const char* kFooter = R"(
+korttid reads healthcare professional smart cards over PC/SC, signs with the
+card keys through the configured PKCS#11 modules, and serves client systems
+(EHR and e-prescription software, the `kortti` CLI) over a local Unix socket
+speaking JSON-RPC 2.0, one JSON object per line (docs/protocol.md).
+
+CONFIGURATION
+  One TOML file, by default /etc/korttid/korttid.toml. Every key has a default
+  that works; the shipped file documents each one. Unknown keys and bad values
+  stop the daemon at start with the file, line and key named. A missing
+  default file means built-in defaults; a missing --config file is an error.
+
+SIGNALS
+  SIGTERM, SIGINT  stop accepting, let requests in flight finish for up to
+                   ipc.shutdown_grace_s, fail the rest, remove the socket, exit 0
+  SIGHUP           reload the configuration: log level, access rules and the
+                   request timeout apply at once; other changes need a restart
+
+SYSTEMD
+  Type=notify: READY=1 once the socket is served, STOPPING=1 at shutdown.
+  With korttid.socket the listening socket comes from systemd (sd_listen_fds).
+
+SECURITY
+  PINs are taken out of requests into locked memory, used once, and wiped;
+  they never reach a log line, an error message or the command line. The
+  signature PIN (PIN2) is never cached. Core dumps are disabled.
+
+EXIT STATUS
+  0 stopped cleanly; 1 could not start; 78 configuration error.
+
+FILES
+  /etc/korttid/korttid.toml     configuration
+  /run/korttid/korttid.sock     socket of the system service
+
+SEE ALSO
+  kortti(1), docs/protocol.md, docs/configuration.md, docs/operations.md)";
+
+ipc::AccessPolicy access_policy(const daemon::Config& config) {
+  ipc::AccessPolicy policy;
+  policy.set(ipc::MethodGroup::read, config.access.read);
+  policy.set(ipc::MethodGroup::session, config.access.session);
+  policy.set(ipc::MethodGroup::sign, config.access.sign);
+  policy.set(ipc::MethodGroup::admin, config.access.admin);
+  return policy;
+}
+
+std::optional<daemon::Config> read_config(const std::string& path, bool explicit_path) {
+  try {
+    if (!explicit_path && access(path.c_str(), F_OK) != 0) return daemon::Config{};
+    return daemon::load_config(path);
+  } catch (const daemon::ConfigError& e) {
+    for (const auto& p : e.problems()) std::cerr << "korttid: " << p << "\n";
+    return std::nullopt;
+  }
+}
+
+void reload(const std::string& path, bool explicit_path, daemon::Config& current, ipc::Server& server) {
+  sd_notify(0, "RELOADING=1");
+  spdlog::info("SIGHUP: reloading {}", path);
+  try {
+    daemon::Config next =
+        explicit_path || access(path.c_str(), F_OK) == 0 ? daemon::load_config(path) : daemon::Config{};
+    daemon::set_log_level(next.log.level);
+    server.set_access(access_policy(next));
+    server.set_request_timeout(next.ipc.request_timeout);
+    if (next.ipc.socket != current.ipc.socket || next.pkcs11.modules != current.pkcs11.modules ||
+        next.ipc.max_message_bytes != current.ipc.max_message_bytes || next.audit.file != current.audit.file)
+      spdlog::warn("socket, module, message-size and audit-file changes take effect at the next restart");
+    current = std::move(next);
+    spdlog::info("configuration reloaded");
+  } catch (const daemon::ConfigError& e) {
+    for (const auto& p : e.problems()) spdlog::error("reload refused: {}", p);
+  }
+  sd_notify(0, "READY=1");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"korttid - smart-card signing daemon for Finnish healthcare professional cards", "korttid"};
+  app.footer(kFooter);
+  app.get_formatter()->column_width(28);
+  std::string config_path = kDefaultConfig;
+  bool check_only = false;
+  bool version = false;
+  auto* config_opt = app.add_option("-c,--config", config_path, "configuration file (TOML)")->option_text("PATH");
+  app.add_flag("--check-config", check_only, "check the configuration file and exit");
+  app.add_flag("-V,--version", version, "print the version and protocol number and exit");
+  CLI11_PARSE(app, argc, argv);
+
+  if (version) {
+    std::cout << "korttid " << kVersion << " (protocol " << kProtocolVersion << ")\n";
+    return 0;
+  }
+  const bool explicit_path = config_opt->count() > 0;
+  auto loaded = read_config(config_path, explicit_path);
+  if (!loaded) return kExitConfig;
+  daemon::Config config = std::move(*loaded);
+  if (check_only) {
+    std::cout << "korttid: configuration OK: " << (config.path.empty() ? "(built-in defaults)" : config.path) << "\n";
+    return 0;
+  }
+
+  daemon::harden_process();
+  daemon::setup_logging(config.log);
+  if (!init_secure_heap(64 * 1024))
+    spdlog::warn("cannot lock memory for PINs (RLIMIT_MEMLOCK); they are still wiped after use");
+  spdlog::info("korttid {} starting (config: {})", kVersion, config.path.empty() ? "built-in defaults" : config.path);
+
+  try {
+    asio::io_context io(1);
+    pkcs11::Options token_options;
+    token_options.modules = config.pkcs11.modules;
+    token_options.session_lifetime = config.session.lifetime;
+    token_options.session_idle = config.session.idle_timeout;
+    pkcs11::TokenService tokens(io, token_options);
+    daemon::AuditLog audit(config.audit.file);
+
+    ipc::ServerOptions server_options;
+    server_options.max_message_bytes = config.ipc.max_message_bytes;
+    server_options.max_connections = config.ipc.max_connections;
+    server_options.max_inflight_per_connection = config.ipc.max_inflight_per_connection;
+    server_options.request_timeout = config.ipc.request_timeout;
+    server_options.access = access_policy(config);
+    ipc::Server server(io, server_options, ipc::Services{&tokens, &audit});
+
+    if (sd_listen_fds(1) >= 1) {
+      server.adopt(SD_LISTEN_FDS_START);
+    } else {
+      std::optional<gid_t> group;
+      if (!config.ipc.socket_group.empty()) group = getgrnam(config.ipc.socket_group.c_str())->gr_gid;
+      server.listen(config.ipc.socket, config.ipc.socket_mode, group);
+    }
+
+    asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+    bool stopping = false;
+    std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec,
+                                                                               int signo) {
+      if (ec) return;
+      if (signo == SIGHUP) {
+        reload(config_path, explicit_path, config, server);
+      } else if (!stopping) {
+        stopping = true;
+        spdlog::info("signal {}: stopping", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+        sd_notify(0, "STOPPING=1");
+        const auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(config.ipc.shutdown_grace);
+        server.stop(grace, [&] {
+          tokens.shutdown(std::chrono::milliseconds(2000));
+          signals.cancel();
+          io.stop();
+        });
+      }
+      signals.async_wait(on_signal);
+    };
+    signals.async_wait(on_signal);
+
+    tokens.start([&](Result<Unit>) {
+      sd_notify(0, "READY=1\nSTATUS=serving");
+      spdlog::info("ready: {} token(s) present", tokens.tokens().size());
+    });
+    io.run();
+    spdlog::info("korttid stopped");
+    return 0;
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot start: {}", e.what());
+    return 1;
+  }
+}
