@@ -1,0 +1,154 @@
+#include "client/client.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <system_error>
+
+namespace kortti::client {
+
+std::string Client::default_socket() {
+  if (const char* env = std::getenv("KORTTI_SOCKET"); env != nullptr && *env != '\0') return env;
+  if (const char* dir = std::getenv("XDG_RUNTIME_DIR"); dir != nullptr && *dir != '\0') {
+    const std::string user = std::string(dir) + "/korttid/korttid.sock";
+    if (::access(user.c_str(), F_OK) == 0) return user;
+  }
+  return "/run/korttid/korttid.sock";
+}
+
+Client::Client(const std::string& socket_path) {
+  fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "socket");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof addr.sun_path) throw std::invalid_argument("socket path too long: " + socket_path);
+  socket_path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const int err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    throw std::system_error(err, std::generic_category(), "cannot connect to korttid at " + socket_path);
+  }
+}
+
+Client::~Client() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Client::send_raw(std::string_view bytes) {
+  std::size_t sent = 0;
+  while (sent < bytes.size()) {
+    const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::system_error(errno, std::generic_category(), "send to korttid");
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+}
+
+std::int64_t Client::send(std::string_view method, Json params) {
+  const std::int64_t id = next_id_++;
+  Json request = {{"jsonrpc", "2.0"}, {"id", id}, {"method", wstr(method)}, {"params", std::move(params)}};
+  WipingString line = request.dump();
+  line.push_back('\n');
+  send_raw(std::string_view(line.data(), line.size()));
+  return id;
+}
+
+std::optional<Json> Client::read_message(Timeout timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (auto pos = buffer_.find('\n'); pos != WipingString::npos) {
+      Json message = Json::parse(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(pos));
+      buffer_.erase(0, pos + 1);
+      return message;
+    }
+    int wait_ms = -1;
+    if (timeout != kForever) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return std::nullopt;
+      wait_ms = static_cast<int>(left.count());
+    }
+    pollfd p{fd_, POLLIN, 0};
+    const int ready = ::poll(&p, 1, wait_ms);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) throw std::system_error(errno, std::generic_category(), "poll");
+    if (ready == 0) return std::nullopt;
+    char chunk[65536];
+    const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw std::system_error(errno, std::generic_category(), "recv from korttid");
+    if (n == 0) throw std::runtime_error("korttid closed the connection");
+    buffer_.append(chunk, static_cast<std::size_t>(n));
+  }
+}
+
+std::optional<Json> Client::receive(Timeout timeout) {
+  if (!held_.empty()) {
+    Json m = std::move(held_.front());
+    held_.pop_front();
+    return m;
+  }
+  return read_message(timeout);
+}
+
+Json Client::wait_for(std::int64_t id, Timeout timeout) {
+  for (auto it = held_.begin(); it != held_.end(); ++it) {
+    if (it->contains("id") && (*it)["id"] == id) {
+      Json answer = std::move(*it);
+      held_.erase(it);
+      return result_of(answer);
+    }
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    Timeout left = kForever;
+    if (timeout != kForever) left = std::chrono::duration_cast<Timeout>(deadline - std::chrono::steady_clock::now());
+    if (timeout != kForever && left.count() <= 0) throw std::runtime_error("no answer from korttid in time");
+    auto message = read_message(left);
+    if (!message) throw std::runtime_error("no answer from korttid in time");
+    if (message->contains("id") && (*message)["id"] == id) return result_of(*message);
+    held_.push_back(std::move(*message));
+  }
+}
+
+Json Client::call(std::string_view method, Json params, Timeout timeout) {
+  return wait_for(send(method, std::move(params)), timeout);
+}
+
+std::optional<Json> Client::next_event(Timeout timeout) {
+  for (auto it = held_.begin(); it != held_.end(); ++it) {
+    if (!it->contains("id")) {
+      Json event = std::move(*it);
+      held_.erase(it);
+      return event;
+    }
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    Timeout left = kForever;
+    if (timeout != kForever) left = std::chrono::duration_cast<Timeout>(deadline - std::chrono::steady_clock::now());
+    if (timeout != kForever && left.count() <= 0) return std::nullopt;
+    auto message = read_message(left);
+    if (!message) return std::nullopt;
+    if (!message->contains("id")) return message;
+    held_.push_back(std::move(*message));
+  }
+}
+
+Json result_of(const Json& answer) {
+  if (auto error = answer.find("error"); error != answer.end()) {
+    const Json data = error->value("data", Json::object());
+    throw RpcError(error->value("code", 0), to_std(data.value("reason", WipingString("unknown"))),
+                   to_std(error->value("message", WipingString("error"))), data);
+  }
+  return answer.value("result", Json());
+}
+
+}  // namespace kortti::client

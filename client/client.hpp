@@ -1,0 +1,79 @@
+#pragma once
+
+// client/: a small blocking client for korttid's protocol (docs/protocol.md),
+// used by the `kortti` CLI and by the tests.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "common/json.hpp"
+
+namespace kortti::client {
+
+// An error answer from the daemon.
+class RpcError : public std::runtime_error {
+ public:
+  RpcError(int code, std::string reason, const std::string& message, Json data)
+      : std::runtime_error(message), code_(code), reason_(std::move(reason)), data_(std::move(data)) {}
+  [[nodiscard]] int code() const noexcept { return code_; }
+  [[nodiscard]] const std::string& reason() const noexcept { return reason_; }
+  [[nodiscard]] const Json& data() const noexcept { return data_; }
+
+ private:
+  int code_;
+  std::string reason_;
+  Json data_;
+};
+
+class Client {
+ public:
+  using Timeout = std::chrono::milliseconds;
+  static constexpr Timeout kForever{-1};
+
+  // $KORTTI_SOCKET; else $XDG_RUNTIME_DIR/korttid/korttid.sock if it exists;
+  // else the system socket /run/korttid/korttid.sock.
+  static std::string default_socket();
+
+  // Connects; throws std::system_error naming the path.
+  explicit Client(const std::string& socket_path);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Sends one request; returns its id. The request is wiped after sending.
+  std::int64_t send(std::string_view method, Json params);
+  // Writes bytes as they are (tests use it for malformed input).
+  void send_raw(std::string_view bytes);
+
+  // The next message from the daemon, or nullopt at timeout. Throws
+  // std::runtime_error when the daemon closes the connection.
+  std::optional<Json> receive(Timeout timeout = kForever);
+
+  // send() and wait for that id's answer; other answers and events that
+  // arrive meanwhile are kept for later receive()/next_event().
+  Json call(std::string_view method, Json params = Json::object(), Timeout timeout = kForever);
+  // Waits for the answer to `id` (throws RpcError for an error answer).
+  Json wait_for(std::int64_t id, Timeout timeout = kForever);
+
+  std::optional<Json> next_event(Timeout timeout = kForever);
+
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+
+ private:
+  std::optional<Json> read_message(Timeout timeout);
+
+  int fd_ = -1;
+  WipingString buffer_;
+  std::int64_t next_id_ = 1;
+  std::deque<Json> held_;
+};
+
+// The `result` of an answer, or throws RpcError for an `error` answer.
+Json result_of(const Json& answer);
+
+}  // namespace kortti::client

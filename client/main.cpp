@@ -1,0 +1,326 @@
+// kortti: command-line client for korttid. See `kortti --help`.
+
+#include <openssl/pem.h>
+
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include "client/client.hpp"
+#include "client/pin_entry.hpp"
+#include "client/table.hpp"
+#include "common/digest.hpp"
+#include "common/encoding.hpp"
+#include "common/openssl.hpp"
+#include "common/version.hpp"
+
+namespace {
+
+using namespace kortti;
+using client::Client;
+using client::RpcError;
+
+constexpr int kExitError = 1;
+constexpr int kExitUnavailable = 69;  // EX_UNAVAILABLE
+
+constexpr const char* kFooter = R"(
+kortti talks to korttid, the local smart-card daemon, over its Unix socket.
+Every command prints a readable table or summary; add --json for the daemon's
+answer as JSON (docs/protocol.md).
+
+PINS
+  A PIN is never taken from the command line. kortti asks on the terminal
+  with echo off, or reads one line from --pin-fd N (for scripts: a pipe or
+  file opened on descriptor N). --pinpad uses the reader's PIN pad.
+
+SOCKET
+  --socket PATH, else $KORTTI_SOCKET, else $XDG_RUNTIME_DIR/korttid/korttid.sock
+  if it exists, else /run/korttid/korttid.sock.
+
+EXIT STATUS
+  0 success; 1 the daemon refused or failed (its reason is printed);
+  2 usage error; 69 korttid is not reachable.
+
+EXAMPLES
+  kortti tokens
+  kortti certs --purpose signature
+  kortti sign --cert SoftHSM_project-1a2b/02 --in note.txt --out note.sig --cert-out signer.pem
+  openssl dgst -sha256 -verify <(openssl x509 -pubkey -noout -in signer.pem) -signature note.sig note.txt)";
+
+struct Globals {
+  std::string socket;
+  bool json = false;
+};
+
+std::string text(const Json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return "";
+  return to_std(it->get_ref<const WipingString&>());
+}
+
+// The CN of an RFC 2253 subject, for narrow tables.
+std::string common_name(const std::string& subject) {
+  auto pos = subject.find("CN=");
+  if (pos == std::string::npos) return subject;
+  std::string out;
+  for (std::size_t i = pos + 3; i < subject.size(); ++i) {
+    if (subject[i] == '\\' && i + 1 < subject.size()) {
+      out += subject[++i];
+      continue;
+    }
+    if (subject[i] == ',') break;
+    out += subject[i];
+  }
+  return out;
+}
+
+void print_json(const Json& j) { std::cout << to_std(j.dump(2)) << "\n"; }
+
+Bytes read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  return Bytes(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_file(const std::string& path, ByteView data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw std::runtime_error("cannot write " + path);
+  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+void write_pem_certificate(const std::string& path, const Bytes& der) {
+  X509Ptr cert = parse_certificate(der);
+  if (!cert) throw std::runtime_error("korttid returned a certificate that is not DER");
+  BioPtr bio(BIO_new_file(path.c_str(), "w"));
+  if (!bio || PEM_write_bio_X509(bio.get(), cert.get()) != 1) throw std::runtime_error("cannot write " + path);
+}
+
+// How the user proves presence: --pin-fd, --pinpad, or a prompt when needed.
+struct PinOptions {
+  int pin_fd = -1;
+  bool pinpad = false;
+
+  void add_to(CLI::App* cmd) {
+    auto* fd = cmd->add_option("--pin-fd", pin_fd, "read the PIN from this file descriptor")->option_text("N");
+    cmd->add_flag("--pinpad", pinpad, "enter the PIN on the reader's PIN pad")->excludes(fd);
+  }
+  // Adds pin/pinpad to params if given up front; returns whether it did.
+  bool apply(Json& params) const {
+    if (pinpad) {
+      params["pinpad"] = true;
+      return true;
+    }
+    if (pin_fd >= 0) {
+      SecretString pin = client::read_pin_from_fd(pin_fd);
+      params["pin"] = wstr(pin.view());
+      return true;
+    }
+    return false;
+  }
+};
+
+// Calls `method`; when the daemon says a PIN is needed and none was given,
+// asks for it once on the terminal and tries again.
+Json call_with_pin(Client& c, const std::string& method, Json params, const PinOptions& pin, const std::string& what) {
+  const bool given = pin.apply(params);
+  try {
+    return c.call(method, params);
+  } catch (const RpcError& e) {
+    if (given || e.reason() != "pin_required") throw;
+  }
+  SecretString secret = client::prompt_pin("PIN for " + what + ": ");
+  params["pin"] = wstr(secret.view());
+  return c.call(method, params);
+}
+
+int cmd_status(Client& c, const Globals& g) {
+  const Json s = c.call("system.status");
+  if (g.json) return print_json(s), 0;
+  std::cout << "korttid up " << s.value("uptime_s", 0) << " s; PC/SC " << text(s, "pcsc") << "; "
+            << s.value("readers", 0) << " reader(s), " << s.value("tokens", 0) << " token(s)\n\n";
+  client::Table t({"PKCS#11 MODULE", "STATE", "LIBRARY"});
+  for (const auto& m : s["modules"])
+    t.add({text(m, "path"), m.value("loaded", false) ? "loaded" : "FAILED: " + text(m, "error"),
+           m.value("loaded", false) ? text(m, "manufacturer") + " " + text(m, "description") + " " + text(m, "version")
+                                    : ""});
+  t.print(std::cout);
+  return 0;
+}
+
+std::string pin_state(const Json& token) {
+  const Json user = token["pins"]["user"];
+  if (user.value("locked", false)) return "locked";
+  if (user.contains("tries_left")) return std::to_string(user["tries_left"].get<int>()) + " tries left";
+  if (user.value("count_low", false)) return "tries low";
+  return "ok";
+}
+
+int cmd_tokens(Client& c, const Globals& g) {
+  const Json list = c.call("tokens.list");
+  if (g.json) return print_json(list), 0;
+  if (list.empty()) {
+    std::cout << "no tokens (no card inserted, or no PKCS#11 module recognises it)\n";
+    return 0;
+  }
+  client::Table t({"TOKEN ID", "LABEL", "READER", "LOGGED IN", "PIN PAD", "PIN"});
+  for (const auto& tok : list)
+    t.add({text(tok, "token_id"), text(tok, "label"), tok["reader"].is_string() ? text(tok, "reader") : "-",
+           tok.value("logged_in", false) ? "yes" : "no", tok.value("pinpad", false) ? "yes" : "no", pin_state(tok)});
+  t.print(std::cout);
+  return 0;
+}
+
+int cmd_certs(Client& c, const Globals& g, const std::string& token, const std::string& purpose) {
+  Json params = Json::object();
+  if (!token.empty()) params["token_id"] = wstr(token);
+  if (!purpose.empty()) params["purpose"] = wstr(purpose);
+  const Json list = c.call("certificates.list", params);
+  if (g.json) return print_json(list), 0;
+  if (list.empty()) {
+    std::cout << "no certificates\n";
+    return 0;
+  }
+  client::Table t({"CERT ID", "SUBJECT", "KEY", "PURPOSES", "VALID UNTIL"});
+  for (const auto& cert : list) {
+    std::string purposes;
+    for (const auto& p : cert["purposes"])
+      purposes += (purposes.empty() ? "" : ",") + to_std(p.get_ref<const WipingString&>());
+    std::string key = text(cert, "key_type") + "-" + std::to_string(cert.value("key_bits", 0));
+    if (cert.contains("curve")) key = "ec " + text(cert, "curve");
+    t.add({text(cert, "cert_id"), common_name(text(cert, "subject")), key, purposes,
+           text(cert, "not_after").substr(0, 10)});
+  }
+  t.print(std::cout);
+  return 0;
+}
+
+struct SignOptions {
+  std::string cert;
+  std::string in;
+  std::string out;
+  std::string digest = "sha256";
+  std::string scheme;
+  std::string cert_out;
+  PinOptions pin;
+};
+
+int cmd_sign(Client& c, const Globals& g, const SignOptions& o) {
+  const auto alg = parse_digest_algorithm(o.digest);
+  if (!alg) throw CLI::ValidationError("--digest", "must be sha256, sha384 or sha512");
+  // The file is hashed here; only its digest goes to the daemon.
+  const Bytes hash = digest(*alg, read_file(o.in));
+  Json params = {
+      {"cert_id", wstr(o.cert)}, {"digest_algorithm", wstr(o.digest)}, {"digest", wstr(base64_encode(hash))}};
+  if (!o.scheme.empty()) params["scheme"] = wstr(o.scheme);
+  const Json r = call_with_pin(c, "sign.digest", std::move(params), o.pin, o.cert);
+  const auto signature = base64_decode(text(r, "signature"));
+  if (!signature) throw std::runtime_error("korttid returned a signature that is not base64");
+  write_file(o.out, *signature);
+  if (!o.cert_out.empty()) write_pem_certificate(o.cert_out, base64_decode(text(r, "certificate")).value_or(Bytes{}));
+  if (g.json) return print_json(r), 0;
+  std::cout << "signed " << o.in << " (" << o.digest << " " << hex_encode(hash).substr(0, 16) << "...) with " << o.cert
+            << "\n  algorithm " << text(r, "signature_algorithm") << ", " << signature->size() << " bytes -> " << o.out
+            << "\n";
+  if (!o.cert_out.empty()) std::cout << "  signer certificate -> " << o.cert_out << "\n";
+  return 0;
+}
+
+int cmd_login(Client& c, const Globals& g, const std::string& token, const PinOptions& pin) {
+  Json params = {{"token_id", wstr(token)}};
+  if (!pin.apply(params)) {
+    SecretString secret = client::prompt_pin("PIN for " + token + ": ");
+    params["pin"] = wstr(secret.view());
+  }
+  const Json r = c.call("session.login", params);
+  if (g.json) return print_json(r), 0;
+  std::cout << "logged in to " << token << " until " << text(r, "expires_at") << "\n";
+  return 0;
+}
+
+int cmd_logout(Client& c, const Globals& g, const std::string& token) {
+  const Json r = c.call("session.logout", {{"token_id", wstr(token)}});
+  if (g.json) return print_json(r), 0;
+  std::cout << "logged out of " << token << "\n";
+  return 0;
+}
+
+void print_error(const RpcError& e) {
+  std::cerr << "kortti: " << e.what() << " (" << e.reason();
+  if (e.data().contains("tries_left")) std::cerr << ", " << e.data()["tries_left"].get<int>() << " tries left";
+  std::cerr << ")\n";
+  if (e.data().contains("reasons"))
+    for (const auto& r : e.data()["reasons"])
+      std::cerr << "  - " << text(r, "code") << ": " << text(r, "message") << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kortti - client for korttid, the Finnish healthcare smart-card daemon", "kortti"};
+  app.footer(kFooter);
+  app.require_subcommand(1);
+  Globals g;
+  app.add_option("--socket", g.socket, "korttid's socket")->option_text("PATH");
+  app.add_flag("--json", g.json, "print the daemon's answer as JSON");
+  app.set_version_flag("-V,--version",
+                       std::string("kortti ") + kVersion + " (protocol " + std::to_string(kProtocolVersion) + ")");
+
+  auto* status = app.add_subcommand("status", "daemon, PC/SC and PKCS#11 module status");
+  auto* tokens = app.add_subcommand("tokens", "list tokens (cards) and their PIN state");
+  auto* certs = app.add_subcommand("certs", "list certificates on the cards");
+  std::string certs_token, certs_purpose;
+  certs->add_option("--token", certs_token, "only this token")->option_text("TOKEN_ID");
+  certs->add_option("--purpose", certs_purpose, "authentication or signature")
+      ->check(CLI::IsMember({"authentication", "signature"}));
+
+  auto* sign = app.add_subcommand("sign", "sign a file's digest with a card key");
+  sign->footer(
+      "\nThe file is hashed locally; only the digest is sent. The output is the raw\n"
+      "signature (DER for ECDSA), as `openssl dgst -verify` expects.");
+  SignOptions so;
+  sign->add_option("--cert", so.cert, "cert_id of the signing certificate")->required()->option_text("CERT_ID");
+  sign->add_option("--in", so.in, "file to sign")->required()->check(CLI::ExistingFile)->option_text("FILE");
+  sign->add_option("--out", so.out, "where to write the signature")->required()->option_text("FILE");
+  sign->add_option("--digest", so.digest, "sha256 (default), sha384 or sha512")
+      ->check(CLI::IsMember({"sha256", "sha384", "sha512"}));
+  sign->add_option("--scheme", so.scheme, "pkcs1 or pss for RSA, ecdsa for EC (default by key)")
+      ->check(CLI::IsMember({"pkcs1", "pss", "ecdsa"}));
+  sign->add_option("--cert-out", so.cert_out, "also write the signer certificate (PEM)")->option_text("FILE");
+  so.pin.add_to(sign);
+
+  auto* login = app.add_subcommand("login", "log in to a token for this user (PIN1 session)");
+  std::string login_token;
+  PinOptions login_pin;
+  login->add_option("--token", login_token, "token to log in to")->required()->option_text("TOKEN_ID");
+  login_pin.add_to(login);
+  auto* logout = app.add_subcommand("logout", "end this user's session on a token");
+  std::string logout_token;
+  logout->add_option("--token", logout_token, "token to log out of")->required()->option_text("TOKEN_ID");
+
+  CLI11_PARSE(app, argc, argv);
+
+  const std::string socket = g.socket.empty() ? Client::default_socket() : g.socket;
+  try {
+    Client c(socket);
+    c.call("system.hello", {{"client", "kortti"}, {"version", kVersion}});
+    if (*status) return cmd_status(c, g);
+    if (*tokens) return cmd_tokens(c, g);
+    if (*certs) return cmd_certs(c, g, certs_token, certs_purpose);
+    if (*sign) return cmd_sign(c, g, so);
+    if (*login) return cmd_login(c, g, login_token, login_pin);
+    if (*logout) return cmd_logout(c, g, logout_token);
+  } catch (const RpcError& e) {
+    print_error(e);
+    return kExitError;
+  } catch (const std::system_error& e) {
+    std::cerr << "kortti: " << e.what() << "\n";
+    return kExitUnavailable;
+  } catch (const std::exception& e) {
+    std::cerr << "kortti: " << e.what() << "\n";
+    return kExitError;
+  }
+  return kExitError;
+}
