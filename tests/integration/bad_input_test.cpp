@@ -1,0 +1,207 @@
+// Every malformed request gets its protocol.md error, and the daemon keeps
+// serving everyone else.
+
+#include <sys/socket.h>
+
+#include "tests/integration/softhsm_fixture.hpp"
+
+namespace kortti::test {
+namespace {
+
+class BadInput : public SoftHsmDaemonTest {
+ protected:
+  void SetUp() override {
+    DaemonOptions o;
+    o.ipc = "max_message_bytes = 65536\n";
+    start(std::move(o));
+    bystander_ = daemon_->connect();
+    bystander_->call("system.hello", {{"client", "bystander"}});
+  }
+
+  // After each bad request: the daemon runs and another client is served.
+  void expect_daemon_fine() {
+    ASSERT_TRUE(daemon_->running());
+    EXPECT_EQ(bystander_->call("system.hello")["daemon"], "korttid");
+  }
+
+  // Sends one raw line and returns the single answer.
+  Json raw(client::Client& c, const std::string& line) {
+    c.send_raw(line + "\n");
+    auto answer = c.receive(std::chrono::seconds(10));
+    EXPECT_TRUE(answer.has_value()) << line;
+    return answer.value_or(Json());
+  }
+
+  Json sign_params() {
+    return {{"cert_id", wstr(rsa_sign_cert())},
+            {"digest_algorithm", "sha256"},
+            {"digest", wstr(base64_encode(random_bytes(32)))},
+            {"pin", kPin}};
+  }
+
+  int code_for(Json params, const std::string& method = "sign.digest") {
+    auto c = daemon_->connect();
+    return rpc_error([&] { c->call(method, std::move(params)); }).code();
+  }
+
+  std::unique_ptr<client::Client> bystander_;
+};
+
+TEST_F(BadInput, NotJsonIsParseErrorAndTheConnectionStaysUsable) {
+  auto c = daemon_->connect();
+  const Json a = raw(*c, "{\"jsonrpc\": \"2.0\", oops");
+  EXPECT_EQ(a["error"]["code"], -32700);
+  EXPECT_EQ(a["error"]["data"]["reason"], "parse_error");
+  EXPECT_TRUE(a["id"].is_null());
+  EXPECT_EQ(c->call("system.hello")["protocol"], 1);
+  expect_daemon_fine();
+}
+
+TEST_F(BadInput, InvalidUtf8IsParseError) {
+  auto c = daemon_->connect();
+  EXPECT_EQ(raw(*c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xc3\x28\"}")["error"]["code"], -32700);
+  expect_daemon_fine();
+}
+
+TEST_F(BadInput, NotJsonRpcIsInvalidRequest) {
+  auto c = daemon_->connect();
+  for (const char* line :
+       {"[1,2,3]", "\"hello\"", R"({"id":1,"method":"system.hello"})", R"({"jsonrpc":"2.0","method":"system.hello"})",
+        R"({"jsonrpc":"2.0","id":true,"method":"x"})",
+        R"({"jsonrpc":"2.0","id":1,"method":"system.hello","params":[1]})"}) {
+    const Json a = raw(*c, line);
+    EXPECT_EQ(a["error"]["code"], -32600) << line;
+    EXPECT_EQ(a["error"]["data"]["reason"], "invalid_request") << line;
+  }
+  expect_daemon_fine();
+}
+
+TEST_F(BadInput, OverSizeMessageIsRefusedAndTheConnectionClosed) {
+  auto c = daemon_->connect();
+  // 70 KiB without a newline: refused before the message even ends.
+  const std::string big =
+      R"({"jsonrpc":"2.0","id":1,"method":"system.hello","params":{"x":")" + std::string(70000, 'a');
+  c->send_raw(big);
+  auto a = c->receive(std::chrono::seconds(10));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ((*a)["error"]["code"], -32600);
+  EXPECT_NE(str((*a)["error"]["message"]).find("65536"), std::string::npos);
+  EXPECT_THROW(c->receive(std::chrono::seconds(10)), std::runtime_error) << "connection should be closed";
+  expect_daemon_fine();
+}
+
+TEST_F(BadInput, MessageJustUnderTheLimitIsServed) {
+  auto c = daemon_->connect();
+  Json params = {{"client", wstr(std::string(60000, 'a'))}};
+  EXPECT_EQ(c->call("system.hello", params)["daemon"], "korttid");
+}
+
+TEST_F(BadInput, UnknownMethodIsMethodNotFound) {
+  EXPECT_EQ(code_for(Json::object(), "sign.everything"), -32601);
+  expect_daemon_fine();
+}
+
+TEST_F(BadInput, MissingAndIllTypedParamsAreInvalidParamsNamingTheParam) {
+  auto c = daemon_->connect();
+  Json p = sign_params();
+  p.erase("cert_id");
+  auto e = rpc_error([&] { c->call("sign.digest", p); });
+  EXPECT_EQ(e.code(), -32602);
+  EXPECT_EQ(e.reason(), "invalid_params");
+  EXPECT_NE(std::string(e.what()).find("'cert_id'"), std::string::npos) << e.what();
+  p = sign_params();
+  p["cert_id"] = 42;
+  EXPECT_EQ(rpc_error([&] { c->call("sign.digest", p); }).code(), -32602);
+  p = sign_params();
+  p["pin"] = 1234;
+  EXPECT_EQ(rpc_error([&] { c->call("sign.digest", p); }).code(), -32602);
+  p = sign_params();
+  p["pinpad"] = "yes";
+  EXPECT_EQ(rpc_error([&] { c->call("sign.digest", p); }).code(), -32602);
+  p = sign_params();
+  p["pinpad"] = true;
+  EXPECT_EQ(rpc_error([&] { c->call("sign.digest", p); }).code(), -32602) << "pin and pinpad together";
+  EXPECT_EQ(code_for({{"token_id", 5}}, "session.login"), -32602);
+  EXPECT_EQ(code_for({{"topics", "card"}}, "events.subscribe"), -32602);
+  EXPECT_EQ(code_for({{"topics", Json::array({"weather"})}}, "events.subscribe"), -32602);
+  EXPECT_EQ(code_for({{"purpose", "encryption"}}, "certificates.list"), -32602);
+  expect_daemon_fine();
+}
+
+TEST_F(BadInput, BadBase64IsInvalidParams) {
+  for (const char* bad : {"not base64!", "YWJj\n", "YWJ", "YW==", "YWJj-_"}) {
+    Json p = sign_params();
+    p["digest"] = bad;
+    auto c = daemon_->connect();
+    auto e = rpc_error([&] { c->call("sign.digest", p); });
+    EXPECT_EQ(e.code(), -32602) << bad;
+    EXPECT_NE(std::string(e.what()).find("base64"), std::string::npos) << e.what();
+  }
+  expect_daemon_fine();
+}
+
+TEST_F(BadInput, UnknownAlgorithmsAndWrongDigestLengthsAreInvalidParams) {
+  Json p = sign_params();
+  p["digest_algorithm"] = "md5";
+  EXPECT_EQ(code_for(p), -32602);
+  p = sign_params();
+  p["scheme"] = "rsa-raw";
+  EXPECT_EQ(code_for(p), -32602);
+  p = sign_params();
+  p["digest_algorithm"] = "sha384";  // the digest is 32 bytes
+  EXPECT_EQ(code_for(p), -32602);
+  expect_daemon_fine();
+}
+
+TEST_F(BadInput, UnknownCertificatesAndTokens) {
+  Json p = sign_params();
+  p["cert_id"] = wstr(token_ids_.at("cardA") + "/ff");
+  EXPECT_EQ(code_for(p), 1003);  // card present, no such certificate
+  p["cert_id"] = "SoftHSM_project-0000000000000000/01";
+  EXPECT_EQ(code_for(p), 1002);  // no such card
+  p["cert_id"] = "no-slash";
+  EXPECT_EQ(code_for(p), -32602);
+  EXPECT_EQ(code_for({{"token_id", "nope"}, {"pin", kPin}}, "session.login"), 1002);
+  EXPECT_EQ(code_for({{"token_id", "nope"}}, "certificates.list"), 1002);
+  expect_daemon_fine();
+}
+
+TEST_F(BadInput, WrongPinIsPinIncorrect) {
+  Json p = sign_params();
+  p["pin"] = "123123";
+  EXPECT_EQ(code_for(p), 1011);
+  p["pin"] = std::string(65, '1');
+  EXPECT_EQ(code_for(p), -32602);  // refused before the card sees it
+  p["pin"] = "";
+  EXPECT_EQ(code_for(p), -32602);
+  expect_daemon_fine();
+}
+
+TEST_F(BadInput, MissingPinIsPinRequired) {
+  Json p = sign_params();
+  p.erase("pin");
+  EXPECT_EQ(code_for(p), 1010);
+  EXPECT_EQ(code_for({{"token_id", wstr(token_ids_.at("cardA"))}}, "session.login"), 1010);
+}
+
+TEST_F(BadInput, ClientDisconnectingMidRequestHarmsNoOne) {
+  for (int round = 0; round < 3; ++round) {
+    auto c = daemon_->connect();
+    for (int i = 0; i < 20; ++i) c->send("sign.digest", sign_params());
+    ::shutdown(c->fd(), SHUT_RDWR);
+    c.reset();
+  }
+  expect_daemon_fine();
+  auto c = daemon_->connect();
+  auto [answer, digest] = sign_digest(*c, rsa_sign_cert(), "sha256");
+  EXPECT_TRUE(openssl_verify_digest(b64(answer["certificate"]), digest, b64(answer["signature"]), "sha256", "pkcs1"));
+}
+
+TEST_F(BadInput, BlankLinesAreIgnored) {
+  auto c = daemon_->connect();
+  c->send_raw("\n\r\n   \n");
+  EXPECT_EQ(c->call("system.hello")["daemon"], "korttid");
+}
+
+}  // namespace
+}  // namespace kortti::test

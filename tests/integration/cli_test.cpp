@@ -1,0 +1,113 @@
+// The kortti CLI as a user runs it, against a real daemon.
+
+#include "tests/integration/softhsm_fixture.hpp"
+
+namespace kortti::test {
+namespace {
+
+class Cli : public SoftHsmDaemonTest {
+ protected:
+  CommandResult kortti(std::vector<std::string> args, const std::map<int, fs::path>& fds = {}) {
+    args.insert(args.begin(), {kortti_binary().string(), "--socket", daemon_->socket()});
+    return run(args, {}, "", fds);
+  }
+  fs::path pin_file() {
+    const fs::path p = daemon_->dir() / "pin";
+    write_file(p, std::string(kPin) + "\n");
+    return p;
+  }
+};
+
+TEST_F(Cli, StatusTokensAndCertsPrintTables) {
+  auto status = kortti({"status"});
+  EXPECT_EQ(status.status, 0) << status.err;
+  EXPECT_NE(status.out.find("libsofthsm2.so"), std::string::npos);
+  EXPECT_NE(status.out.find("loaded"), std::string::npos);
+  auto tokens = kortti({"tokens"});
+  EXPECT_EQ(tokens.status, 0);
+  EXPECT_NE(tokens.out.find("TOKEN ID"), std::string::npos);
+  EXPECT_NE(tokens.out.find("cardA"), std::string::npos);
+  auto certs = kortti({"certs", "--purpose", "signature"});
+  EXPECT_EQ(certs.status, 0);
+  EXPECT_NE(certs.out.find("Testilääkäri Aino"), std::string::npos) << certs.out;
+  EXPECT_NE(certs.out.find("ec P-384"), std::string::npos);
+  EXPECT_EQ(certs.out.find("authentication"), std::string::npos);
+}
+
+TEST_F(Cli, JsonOutputIsTheDaemonsAnswer) {
+  auto r = kortti({"--json", "tokens"});
+  ASSERT_EQ(r.status, 0);
+  const Json j = Json::parse(r.out);
+  ASSERT_TRUE(j.is_array());
+  EXPECT_EQ(j.size(), 2U);
+}
+
+TEST_F(Cli, SignWritesASignatureOpensslVerifies) {
+  const fs::path doc = daemon_->dir() / "resepti.txt";
+  write_file(doc, "Rp. Paracetamol 500 mg\n");
+  for (const auto& [cert, digest, scheme] :
+       {std::tuple{rsa_sign_cert(), "sha256", "pkcs1"}, std::tuple{rsa_sign_cert(), "sha512", "pss"},
+        std::tuple{ec_sign_cert(), "sha384", "ecdsa"}}) {
+    const fs::path sig = daemon_->dir() / "out.sig";
+    const fs::path pem = daemon_->dir() / "signer.pem";
+    auto r = kortti({"sign", "--cert", cert, "--in", doc.string(), "--out", sig.string(), "--digest", digest,
+                     "--scheme", scheme, "--cert-out", pem.string(), "--pin-fd", "3"},
+                    {{3, pin_file()}});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("signed"), std::string::npos);
+    std::vector<std::string> verify = {
+        "sh", "-c",
+        std::string("openssl x509 -in ") + pem.string() + " -pubkey -noout > " + (daemon_->dir() / "pub.pem").string() +
+            " && openssl dgst -" + digest +
+            (std::string(scheme) == "pss" ? " -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:digest" : "") +
+            " -verify " + (daemon_->dir() / "pub.pem").string() + " -signature " + sig.string() + " " + doc.string()};
+    auto v = run(verify);
+    EXPECT_EQ(v.status, 0) << cert << " " << scheme << ": " << v.out << v.err;
+    EXPECT_NE(v.out.find("Verified OK"), std::string::npos);
+  }
+}
+
+TEST_F(Cli, WrongPinIsReportedWithItsReason) {
+  const fs::path bad = daemon_->dir() / "bad";
+  write_file(bad, "000000\n");
+  write_file(daemon_->dir() / "d", "x");
+  auto r = kortti({"sign", "--cert", ec_sign_cert(), "--in", (daemon_->dir() / "d").string(), "--out",
+                   (daemon_->dir() / "s").string(), "--pin-fd", "3"},
+                  {{3, bad}});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("pin_incorrect"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("000000"), std::string::npos) << "the PIN itself must never be echoed";
+}
+
+TEST_F(Cli, NoTerminalAndNoPinFdIsAClearError) {
+  write_file(daemon_->dir() / "d", "x");
+  auto r = run({"setsid", "-w", kortti_binary().string(), "--socket", daemon_->socket(), "sign", "--cert",
+                ec_sign_cert(), "--in", (daemon_->dir() / "d").string(), "--out", (daemon_->dir() / "s").string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("--pin-fd"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, LoginAndLogout) {
+  const std::string token = token_ids_.at("cardA");
+  auto in = kortti({"login", "--token", token, "--pin-fd", "3"}, {{3, pin_file()}});
+  EXPECT_EQ(in.status, 0) << in.err;
+  EXPECT_NE(in.out.find("logged in"), std::string::npos);
+  EXPECT_NE(kortti({"tokens"}).out.find("yes"), std::string::npos);
+  auto out = kortti({"logout", "--token", token});
+  EXPECT_EQ(out.status, 0);
+}
+
+TEST_F(Cli, UnreachableDaemonAndUsageErrors) {
+  auto r = run({kortti_binary().string(), "--socket", "/nonexistent/k.sock", "tokens"});
+  EXPECT_EQ(r.status, 69);
+  EXPECT_NE(r.err.find("/nonexistent/k.sock"), std::string::npos);
+  EXPECT_NE(run({kortti_binary().string(), "sign"}).status, 0);
+  auto help = run({kortti_binary().string(), "--help"});
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.out.find("PINS"), std::string::npos);
+  auto version = run({kortti_binary().string(), "--version"});
+  EXPECT_NE(version.out.find("protocol 1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kortti::test

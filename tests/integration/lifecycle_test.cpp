@@ -1,0 +1,173 @@
+// The daemon as admins run it: config checking, readiness, signals, the
+// socket file, socket activation, module failures.
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <thread>
+
+#include "tests/integration/softhsm_fixture.hpp"
+
+namespace kortti::test {
+namespace {
+
+using Lifecycle = SoftHsmDaemonTest;
+
+TEST_F(Lifecycle, SigtermStopsCleanlyAndRemovesTheSocket) {
+  ASSERT_TRUE(fs::exists(daemon_->socket()));
+  struct stat st {};
+  ASSERT_EQ(::stat(daemon_->socket().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0666U);  // as configured by the test
+  EXPECT_EQ(daemon_->stop(SIGTERM), 0);
+  EXPECT_FALSE(fs::exists(daemon_->socket()));
+  EXPECT_NE(daemon_->log().find("korttid stopped"), std::string::npos);
+}
+
+TEST_F(Lifecycle, SigtermLetsRequestsInFlightFinish) {
+  auto c = daemon_->connect();
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 10; ++i)
+    ids.push_back(c->send("sign.digest", {{"cert_id", wstr(ec_sign_cert())},
+                                          {"digest_algorithm", "sha384"},
+                                          {"digest", wstr(base64_encode(random_bytes(48)))},
+                                          {"pin", kPin}}));
+  daemon_->signal(SIGTERM);
+  int answered = 0;
+  for (auto id : ids) {
+    try {
+      c->wait_for(id, std::chrono::seconds(20));
+      ++answered;
+    } catch (const client::RpcError& e) {
+      EXPECT_EQ(e.reason(), "service_unavailable");  // only if the grace ran out
+    }
+  }
+  EXPECT_GT(answered, 0);
+  EXPECT_EQ(daemon_->stop(SIGTERM), 0);
+}
+
+TEST_F(Lifecycle, NotifiesStoppingOnSigterm) {
+  daemon_->signal(SIGTERM);
+  EXPECT_TRUE(daemon_->wait_notify("STOPPING=1", std::chrono::seconds(10)));
+}
+
+TEST_F(Lifecycle, StatusReportsAModuleThatFailedAndTheOthersWork) {
+  DaemonOptions o;
+  o.modules = {"/nonexistent/libvendor-pkcs11.so", SoftHsm::kModule};
+  start(std::move(o));
+  auto c = daemon_->connect();
+  const Json status = c->call("system.status");
+  ASSERT_EQ(status["modules"].size(), 2U);
+  EXPECT_FALSE(status["modules"][0]["loaded"].get<bool>());
+  EXPECT_NE(str(status["modules"][0]["error"]).find("libvendor-pkcs11.so"), std::string::npos);
+  EXPECT_TRUE(status["modules"][1]["loaded"].get<bool>());
+  EXPECT_EQ(status["tokens"], 2);
+  EXPECT_NE(daemon_->log().find("not loaded"), std::string::npos);
+}
+
+TEST_F(Lifecycle, ASecondDaemonOnTheSameSocketIsRefused) {
+  TempDir dir;
+  write_file(dir / "k.toml",
+             "[ipc]\nsocket = \"" + daemon_->socket() + "\"\n[pkcs11]\nmodules = []\n[pcsc]\nenabled = false\n");
+  auto r = run({korttid_binary().string(), "--config", (dir / "k.toml").string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("already listening"), std::string::npos) << r.err;
+  EXPECT_EQ(daemon_->connect()->call("system.hello")["daemon"], "korttid");
+}
+
+TEST_F(Lifecycle, AStaleSocketFileIsReplaced) {
+  TempDir dir;
+  const fs::path sock = dir / "k.sock";
+  DaemonOptions first;
+  first.socket = sock;
+  start(std::move(first));
+  daemon_->stop(SIGKILL);  // leaves the socket file behind
+  ASSERT_TRUE(fs::exists(sock));
+  DaemonOptions second;
+  second.socket = sock;
+  start(std::move(second));
+  EXPECT_EQ(daemon_->connect()->call("system.hello")["daemon"], "korttid");
+}
+
+TEST_F(Lifecycle, SighupReloadsAccessRules) {
+  auto c = daemon_->connect();
+  auto [answer, digest] = sign_digest(*c, rsa_sign_cert(), "sha256");
+  const fs::path config = daemon_->dir() / "korttid.toml";
+  std::string text = read_file(config);
+  text += "[access]\nsign = [\"uid:4242\"]\n";
+  write_file(config, text);
+  daemon_->signal(SIGHUP);
+  ASSERT_TRUE(daemon_->wait_notify("READY=1", std::chrono::seconds(10)));
+  auto e = rpc_error([&] { sign_digest(*c, rsa_sign_cert(), "sha256"); });
+  EXPECT_EQ(e.code(), 1040);
+  EXPECT_EQ(e.reason(), "permission_denied");
+}
+
+TEST_F(Lifecycle, SighupWithABadFileKeepsTheOldConfiguration) {
+  const fs::path config = daemon_->dir() / "korttid.toml";
+  write_file(config, read_file(config) + "[access]\nsign = \"everyone\"\n");
+  daemon_->signal(SIGHUP);
+  ASSERT_TRUE(daemon_->wait_notify("READY=1", std::chrono::seconds(10)));
+  auto c = daemon_->connect();
+  EXPECT_NO_THROW(sign_digest(*c, rsa_sign_cert(), "sha256"));
+  EXPECT_NE(daemon_->log().find("reload refused"), std::string::npos);
+}
+
+TEST(LifecycleNoDaemon, CheckConfigExitCodesAndMessages) {
+  TempDir dir;
+  write_file(dir / "good.toml", "[ipc]\nsocket = \"/tmp/x.sock\"\n");
+  auto ok = run({korttid_binary().string(), "--config", (dir / "good.toml").string(), "--check-config"});
+  EXPECT_EQ(ok.status, 0);
+  EXPECT_NE(ok.out.find("configuration OK"), std::string::npos);
+  write_file(dir / "bad.toml", "[ipc]\nsocket = \"/tmp/x.sock\"\nmax_mesage_bytes = 10\n");
+  auto bad = run({korttid_binary().string(), "--config", (dir / "bad.toml").string(), "--check-config"});
+  EXPECT_EQ(bad.status, 78);
+  EXPECT_NE(bad.err.find("bad.toml:3: ipc.max_mesage_bytes: unknown key (did you mean ipc.max_message_bytes?)"),
+            std::string::npos)
+      << bad.err;
+  auto missing = run({korttid_binary().string(), "--config", (dir / "none.toml").string(), "--check-config"});
+  EXPECT_EQ(missing.status, 78);
+}
+
+TEST(LifecycleNoDaemon, HelpAndVersion) {
+  auto help = run({korttid_binary().string(), "--help"});
+  EXPECT_EQ(help.status, 0);
+  for (const char* section : {"--config", "--check-config", "SIGNALS", "SIGHUP", "EXIT STATUS", "FILES"})
+    EXPECT_NE(help.out.find(section), std::string::npos) << section;
+  auto version = run({korttid_binary().string(), "--version"});
+  EXPECT_EQ(version.status, 0);
+  EXPECT_NE(version.out.find("protocol 1"), std::string::npos);
+}
+
+TEST(LifecycleNoDaemon, SocketActivationServesThePassedSocket) {
+  TempDir dir;
+  const std::string sock = (dir / "activated.sock").string();
+  write_file(dir / "k.toml", "[ipc]\nsocket = \"" + (dir / "unused.sock").string() +
+                                 "\"\n[pkcs11]\nmodules = []\n[pcsc]\nenabled = false\n");
+  const std::string cmd = "exec systemd-socket-activate -l " + sock + " " + korttid_binary().string() + " --config " +
+                          (dir / "k.toml").string() + " > " + (dir / "log").string() + " 2>&1";
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+    _exit(127);
+  }
+  // systemd-socket-activate starts korttid at the first connection.
+  std::unique_ptr<client::Client> c;
+  for (int i = 0; i < 100 && !c; ++i) {
+    try {
+      c = std::make_unique<client::Client>(sock);
+    } catch (const std::exception&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->call("system.hello", Json::object(), std::chrono::seconds(20))["daemon"], "korttid");
+  EXPECT_FALSE(fs::exists(dir / "unused.sock"));
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_NE(read_file(dir / "log").find("serving the socket passed by systemd"), std::string::npos)
+      << read_file(dir / "log");
+}
+
+}  // namespace
+}  // namespace kortti::test

@@ -1,0 +1,170 @@
+// Signing through the socket with SoftHSM2 keys, each signature verified by
+// the openssl CLI, never by korttid's own code.
+
+#include "tests/integration/softhsm_fixture.hpp"
+
+namespace kortti::test {
+namespace {
+
+using SignSoftHsm = SoftHsmDaemonTest;
+
+TEST_F(SignSoftHsm, ListsTokensAndCertificatesWithPurposes) {
+  auto c = daemon_->connect();
+  const Json certs = c->call("certificates.list");
+  ASSERT_EQ(certs.size(), 4U);
+  std::map<std::string, Json> by_id;
+  for (const auto& cert : certs) by_id[str(cert["cert_id"])] = cert;
+  const Json& rsa = by_id.at(rsa_sign_cert());
+  EXPECT_EQ(rsa["key_type"], "rsa");
+  EXPECT_EQ(rsa["key_bits"], 2048);
+  EXPECT_EQ(rsa["purposes"], Json::array({"signature"}));
+  EXPECT_EQ(by_id.at(rsa_auth_cert())["purposes"], Json::array({"authentication"}));
+  const Json& ec = by_id.at(ec_sign_cert());
+  EXPECT_EQ(ec["key_type"], "ec");
+  EXPECT_EQ(ec["curve"], "P-384");
+  const Json signature_only = c->call("certificates.list", {{"purpose", "signature"}});
+  EXPECT_EQ(signature_only.size(), 2U);
+  const Json one_token = c->call("certificates.list", {{"token_id", wstr(token_ids_.at("cardA"))}});
+  EXPECT_EQ(one_token.size(), 2U);
+}
+
+TEST_F(SignSoftHsm, RsaPkcs1WithEachDigestVerifiesWithOpenssl) {
+  auto c = daemon_->connect();
+  for (const std::string alg : {"sha256", "sha384", "sha512"}) {
+    auto [answer, digest] = sign_digest(*c, rsa_sign_cert(), alg);
+    EXPECT_EQ(answer["signature_algorithm"], alg + "WithRSAEncryption");
+    EXPECT_EQ(answer["cert_id"], wstr(rsa_sign_cert()));
+    EXPECT_TRUE(openssl_verify_digest(b64(answer["certificate"]), digest, b64(answer["signature"]), alg, "pkcs1"))
+        << alg;
+  }
+}
+
+TEST_F(SignSoftHsm, RsaPssVerifiesWithOpenssl) {
+  auto c = daemon_->connect();
+  auto [answer, digest] = sign_digest(*c, rsa_sign_cert(), "sha256", "pss");
+  EXPECT_EQ(answer["signature_algorithm"], "rsassaPss");
+  EXPECT_TRUE(openssl_verify_digest(b64(answer["certificate"]), digest, b64(answer["signature"]), "sha256", "pss"));
+}
+
+TEST_F(SignSoftHsm, EcP384WithContextSpecificLoginVerifiesWithOpenssl) {
+  auto c = daemon_->connect();
+  auto [answer, digest] = sign_digest(*c, ec_sign_cert(), "sha384");
+  EXPECT_EQ(answer["signature_algorithm"], "ecdsa-with-SHA384");
+  const Bytes sig = b64(answer["signature"]);
+  EXPECT_EQ(sig[0], 0x30) << "ECDSA signatures are DER SEQUENCEs";
+  EXPECT_TRUE(openssl_verify_digest(b64(answer["certificate"]), digest, sig, "sha384", "ecdsa"));
+}
+
+TEST_F(SignSoftHsm, SignDataHashesAndVerifiesAsData) {
+  auto c = daemon_->connect();
+  const Bytes data = random_bytes(5000);
+  for (const auto& [cert, scheme] : {std::pair{rsa_sign_cert(), "pkcs1"}, std::pair{ec_sign_cert(), "ecdsa"}}) {
+    const Json answer = c->call(
+        "sign.data",
+        {{"cert_id", wstr(cert)}, {"data", wstr(base64_encode(data))}, {"digest_algorithm", "sha512"}, {"pin", kPin}});
+    EXPECT_TRUE(openssl_verify_data(b64(answer["certificate"]), data, b64(answer["signature"]), "sha512", scheme));
+  }
+}
+
+TEST_F(SignSoftHsm, AlwaysAuthenticateKeyNeedsThePinEvenInASession) {
+  auto c = daemon_->connect();
+  c->call("session.login", {{"token_id", wstr(token_ids_.at("cardB"))}, {"pin", kPin}});
+  auto e = rpc_error([&] { sign_digest(*c, ec_sign_cert(), "sha384", "", /*with_pin=*/false); });
+  EXPECT_EQ(e.code(), 1010);
+  EXPECT_EQ(e.reason(), "pin_required");
+  auto [answer, digest] = sign_digest(*c, ec_sign_cert(), "sha384");
+  EXPECT_TRUE(openssl_verify_digest(b64(answer["certificate"]), digest, b64(answer["signature"]), "sha384", "ecdsa"));
+}
+
+TEST_F(SignSoftHsm, SessionLetsTheOwnerSignWithoutPinUntilLogout) {
+  auto c = daemon_->connect();
+  EXPECT_EQ(rpc_error([&] { sign_digest(*c, rsa_auth_cert(), "sha256", "", false); }).code(), 1010);
+  const Json login = c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}});
+  EXPECT_TRUE(login["logged_in"].get<bool>());
+  EXPECT_TRUE(login.contains("expires_at"));
+  auto [answer, digest] = sign_digest(*c, rsa_auth_cert(), "sha256", "", false);
+  EXPECT_TRUE(openssl_verify_digest(b64(answer["certificate"]), digest, b64(answer["signature"]), "sha256", "pkcs1"));
+  for (const auto& t : c->call("tokens.list")) {
+    if (t["label"] == "cardA") {
+      EXPECT_TRUE(t["logged_in"].get<bool>());
+    }
+  }
+  c->call("session.logout", {{"token_id", wstr(token_ids_.at("cardA"))}});
+  EXPECT_EQ(rpc_error([&] { sign_digest(*c, rsa_auth_cert(), "sha256", "", false); }).code(), 1010);
+}
+
+TEST_F(SignSoftHsm, APinGivenWithARequestDoesNotLeaveTheCardLoggedIn) {
+  auto c = daemon_->connect();
+  sign_digest(*c, rsa_auth_cert(), "sha256");
+  for (const auto& t : c->call("tokens.list")) EXPECT_FALSE(t["logged_in"].get<bool>());
+  EXPECT_EQ(rpc_error([&] { sign_digest(*c, rsa_auth_cert(), "sha256", "", false); }).code(), 1010);
+}
+
+TEST_F(SignSoftHsm, AnotherUserCannotUseOrEndTheSession) {
+  auto root = daemon_->connect();
+  root->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}});
+  // The same request as uid 65534 (nobody), through the kortti CLI; nobody
+  // must be able to reach the socket and read the document.
+  fs::permissions(daemon_->dir(), fs::perms::owner_all | fs::perms::others_exec | fs::perms::group_exec);
+  write_file(daemon_->dir() / "doc.txt", "x");
+  fs::permissions(daemon_->dir() / "doc.txt", fs::perms::owner_read | fs::perms::others_read);
+  // Even with the right PIN: the card is in root's session.
+  write_file(daemon_->dir() / "pin", std::string(kPin) + "\n");
+  const std::string out_file = (fs::temp_directory_path() / ("kortti-nobody-" + std::to_string(::getpid()))).string();
+  auto r = run({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", kortti_binary().string(), "--socket",
+                daemon_->socket(), "sign", "--cert", rsa_auth_cert(), "--in", (daemon_->dir() / "doc.txt").string(),
+                "--out", out_file, "--pin-fd", "3"},
+               {}, "", {{3, daemon_->dir() / "pin"}});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("permission_denied"), std::string::npos) << r.err;
+  auto out = run({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", kortti_binary().string(), "--socket",
+                  daemon_->socket(), "logout", "--token", token_ids_.at("cardA")});
+  EXPECT_NE(out.err.find("permission_denied"), std::string::npos) << out.err;
+  auto [answer, digest] = sign_digest(*root, rsa_auth_cert(), "sha256", "", false);
+  EXPECT_FALSE(answer["signature"].empty());
+}
+
+TEST_F(SignSoftHsm, WrongPinIsPinIncorrectAndTheRightOneStillWorks) {
+  auto c = daemon_->connect();
+  Json params = {{"cert_id", wstr(ec_sign_cert())},
+                 {"digest_algorithm", "sha384"},
+                 {"digest", wstr(base64_encode(random_bytes(48)))},
+                 {"pin", "000000"}};
+  auto e = rpc_error([&] { c->call("sign.digest", params); });
+  EXPECT_EQ(e.code(), 1011);
+  EXPECT_EQ(e.reason(), "pin_incorrect");
+  // SoftHSM2 only says "count low"; it never gives a number, so none is made up.
+  EXPECT_FALSE(e.data().contains("tries_left"));
+  for (const auto& t : c->call("tokens.list")) {
+    if (t["label"] == "cardB") {
+      EXPECT_TRUE(t["pins"]["user"]["count_low"].get<bool>());
+    }
+  }
+  sign_digest(*c, ec_sign_cert(), "sha384");
+}
+
+TEST_F(SignSoftHsm, SchemesThatDoNotFitTheKeyAreUnsupported) {
+  auto c = daemon_->connect();
+  EXPECT_EQ(rpc_error([&] { sign_digest(*c, ec_sign_cert(), "sha384", "pss"); }).code(), 1050);
+  EXPECT_EQ(rpc_error([&] { sign_digest(*c, rsa_sign_cert(), "sha256", "ecdsa"); }).code(), 1050);
+}
+
+TEST_F(SignSoftHsm, PinPadOnATokenWithoutOneIsUnsupported) {
+  auto c = daemon_->connect();
+  Json params = {{"cert_id", wstr(rsa_sign_cert())},
+                 {"digest_algorithm", "sha256"},
+                 {"digest", wstr(base64_encode(random_bytes(32)))},
+                 {"pinpad", true}};
+  auto e = rpc_error([&] { c->call("sign.digest", params); });
+  EXPECT_EQ(e.code(), 1050) << e.what();
+}
+
+TEST_F(SignSoftHsm, ChainHasNoIssuersWhenTheTokenHoldsNone) {
+  auto c = daemon_->connect();
+  auto [answer, digest] = sign_digest(*c, rsa_sign_cert(), "sha256");
+  EXPECT_TRUE(answer["chain"].is_array());
+  EXPECT_TRUE(answer["chain"].empty());
+}
+
+}  // namespace
+}  // namespace kortti::test

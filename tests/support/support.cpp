@@ -1,0 +1,327 @@
+#include "tests/support/support.hpp"
+
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "common/encoding.hpp"
+
+extern char** environ;
+
+namespace kortti::test {
+
+fs::path source_dir() { return KORTTI_SOURCE_DIR; }
+fs::path binary_dir() { return KORTTI_BINARY_DIR; }
+fs::path korttid_binary() { return binary_dir() / "daemon" / "korttid"; }
+fs::path kortti_binary() { return binary_dir() / "client" / "kortti"; }
+
+fs::path pki_dir() {
+  const fs::path dir = binary_dir() / "tests" / "pki";
+  if (fs::exists(dir / "people.tsv")) return dir;
+  // Outside ctest (which makes it once as a fixture): make it here, once.
+  fs::create_directories(binary_dir() / "tests");
+  const int lock = ::open((binary_dir() / "tests" / "pki.lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  ::flock(lock, LOCK_EX);
+  if (!fs::exists(dir / "people.tsv")) {
+    auto r = run({(source_dir() / "tests/fixtures/make-pki.sh").string(), dir.string()});
+    if (r.status != 0) throw std::runtime_error("make-pki.sh failed: " + r.err);
+  }
+  ::flock(lock, LOCK_UN);
+  ::close(lock);
+  return dir;
+}
+
+TempDir::TempDir() {
+  std::string pattern = (fs::temp_directory_path() / "kortti-test-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  if (std::getenv("KORTTI_KEEP_TMP") != nullptr) return;
+  std::error_code ignored;
+  fs::remove_all(path_, ignored);
+}
+
+namespace {
+
+std::vector<std::string> environment(const std::map<std::string, std::string>& extra) {
+  std::map<std::string, std::string> merged;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv = *e;
+    const auto eq = kv.find('=');
+    if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (const auto& [k, v] : extra) merged[k] = v;
+  std::vector<std::string> out;
+  for (const auto& [k, v] : merged) out.push_back(k + "=" + v);
+  return out;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+int decode_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+}  // namespace
+
+CommandResult run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                  const std::string& input, const std::map<int, fs::path>& fds) {
+  int in[2], out[2], err[2];
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
+    throw std::runtime_error("pipe failed");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  for (const auto& [fd, path] : fds) posix_spawn_file_actions_addopen(&actions, fd, path.c_str(), O_RDONLY, 0);
+  std::vector<std::string> args = argv;
+  auto cargs = c_strings(args);
+  auto envs = environment(env);
+  auto cenv = c_strings(envs);
+  pid_t pid = -1;
+  const int rc = posix_spawnp(&pid, cargs[0], &actions, nullptr, cargs.data(), cenv.data());
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  if (rc != 0) {
+    ::close(in[1]);
+    ::close(out[0]);
+    ::close(err[0]);
+    throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(rc));
+  }
+  if (!input.empty()) (void)!::write(in[1], input.data(), input.size());
+  ::close(in[1]);
+  CommandResult result;
+  pollfd p[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  int open_fds = 2;
+  while (open_fds > 0) {
+    if (::poll(p, 2, -1) < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (p[i].fd < 0 || p[i].revents == 0) continue;
+      char buf[8192];
+      const ssize_t n = ::read(p[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        ::close(p[i].fd);
+        p[i].fd = -1;
+        --open_fds;
+      } else {
+        (i == 0 ? result.out : result.err).append(buf, static_cast<std::size_t>(n));
+      }
+    }
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  result.status = decode_status(status);
+  return result;
+}
+
+void write_file(const fs::path& path, const std::string& content) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << content;
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+Bytes read_bytes(const fs::path& path) {
+  const std::string s = read_file(path);
+  return Bytes(s.begin(), s.end());
+}
+
+void write_bytes(const fs::path& path, ByteView data) {
+  write_file(path, std::string(reinterpret_cast<const char*>(data.data()), data.size()));
+}
+
+SoftHsm::SoftHsm(const fs::path& dir) : dir_(dir) {}
+
+void SoftHsm::add_token(const std::string& label, const std::vector<std::string>& items) {
+  std::vector<std::string> argv = {(source_dir() / "tests/fixtures/softhsm-token.sh").string(), dir_.string(), label};
+  argv.insert(argv.end(), items.begin(), items.end());
+  auto r = run(argv, {{"TOKEN_PIN", kPin}, {"TOKEN_SO_PIN", kSoPin}, {"KORTTI_PKI", pki_dir().string()}});
+  if (r.status != 0) throw std::runtime_error("softhsm-token.sh failed: " + r.err + r.out);
+}
+
+Daemon::Daemon(DaemonOptions options) : socket_(options.socket.value_or(dir_ / "korttid.sock")) {
+  std::string modules;
+  for (const auto& m : options.modules) modules += (modules.empty() ? "\"" : ", \"") + m + "\"";
+  std::ostringstream config;
+  config << "[ipc]\nsocket = \"" << socket() << "\"\nsocket_mode = \"0666\"\n"
+         << options.ipc << "\n"
+         << "[pkcs11]\nmodules = [" << modules << "]\n"
+         << "[pcsc]\nenabled = " << (options.pcsc ? "true" : "false") << "\n"
+         << "[session]\n"
+         << options.session << "\n"
+         << "[log]\nlevel = \"debug\"\n"
+         << "[audit]\nfile = \"" << (dir_ / "audit.log").string() << "\"\n"
+         << options.extra << "\n";
+  write_file(dir_ / "korttid.toml", config.str());
+
+  const fs::path notify = dir_ / "notify.sock";
+  notify_fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  notify.string().copy(addr.sun_path, sizeof addr.sun_path - 1);
+  if (::bind(notify_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("bind notify");
+  options.env["NOTIFY_SOCKET"] = notify.string();
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  const std::string log = (dir_ / "korttid.log").string();
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  std::vector<std::string> args = {korttid_binary().string(), "--config", (dir_ / "korttid.toml").string()};
+  auto cargs = c_strings(args);
+  auto envs = environment(options.env);
+  auto cenv = c_strings(envs);
+  const int rc = posix_spawn(&pid_, cargs[0], &actions, nullptr, cargs.data(), cenv.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw std::runtime_error(std::string("cannot start korttid: ") + std::strerror(rc));
+  if (options.wait_ready && !wait_notify("READY=1", std::chrono::seconds(30)))
+    throw std::runtime_error("korttid did not become ready; its log:\n" + this->log());
+}
+
+Daemon::~Daemon() {
+  if (running()) stop(SIGTERM, std::chrono::seconds(10));
+  if (running()) stop(SIGKILL);
+  if (notify_fd_ >= 0) ::close(notify_fd_);
+}
+
+std::string Daemon::log() const { return read_file(dir_ / "korttid.log"); }
+
+bool Daemon::running() {
+  if (status_) return false;
+  int status = 0;
+  const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    status_ = decode_status(status);
+    return false;
+  }
+  return r == 0;
+}
+
+void Daemon::signal(int signo) const { ::kill(pid_, signo); }
+
+int Daemon::stop(int signo, std::chrono::seconds timeout) {
+  if (!running()) return status_.value_or(-1);
+  ::kill(pid_, signo);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (running()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+      status_ = -1;
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return *status_;
+}
+
+bool Daemon::wait_notify(const std::string& what, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || !running()) return false;
+    pollfd p{notify_fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 200))) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::recv(notify_fd_, buf, sizeof buf, 0);
+    if (n > 0 && std::string(buf, static_cast<std::size_t>(n)).find(what) != std::string::npos) return true;
+  }
+}
+
+namespace {
+
+std::vector<std::string> scheme_options(const std::string& flag, const std::string& scheme) {
+  if (scheme != "pss") return {};
+  return {flag, "rsa_padding_mode:pss", flag, "rsa_pss_saltlen:digest"};
+}
+
+fs::path public_key_pem(const TempDir& dir, const Bytes& certificate_der) {
+  write_bytes(dir / "cert.der", certificate_der);
+  auto r = run({"openssl", "x509", "-inform", "DER", "-in", (dir / "cert.der").string(), "-pubkey", "-noout"});
+  if (r.status != 0) throw std::runtime_error("openssl x509: " + r.err);
+  write_file(dir / "pub.pem", r.out);
+  return dir / "pub.pem";
+}
+
+}  // namespace
+
+bool openssl_verify_digest(const Bytes& certificate_der, const Bytes& digest, const Bytes& signature,
+                           const std::string& digest_algorithm, const std::string& scheme) {
+  TempDir dir;
+  const fs::path pub = public_key_pem(dir, certificate_der);
+  write_bytes(dir / "digest.bin", digest);
+  write_bytes(dir / "sig.bin", signature);
+  std::vector<std::string> argv = {"openssl",  "pkeyutl",
+                                   "-verify",  "-pubin",
+                                   "-inkey",   pub.string(),
+                                   "-in",      (dir / "digest.bin").string(),
+                                   "-sigfile", (dir / "sig.bin").string()};
+  if (scheme != "ecdsa") argv.insert(argv.end(), {"-pkeyopt", "digest:" + digest_algorithm});
+  for (auto& o : scheme_options("-pkeyopt", scheme)) argv.push_back(o);
+  auto r = run(argv);
+  return r.status == 0 && r.out.find("Signature Verified Successfully") != std::string::npos;
+}
+
+bool openssl_verify_data(const Bytes& certificate_der, const Bytes& data, const Bytes& signature,
+                         const std::string& digest_algorithm, const std::string& scheme) {
+  TempDir dir;
+  const fs::path pub = public_key_pem(dir, certificate_der);
+  write_bytes(dir / "data.bin", data);
+  write_bytes(dir / "sig.bin", signature);
+  std::vector<std::string> argv = {"openssl",    "dgst",       "-" + digest_algorithm,    "-verify",
+                                   pub.string(), "-signature", (dir / "sig.bin").string()};
+  for (auto& o : scheme_options("-sigopt", scheme)) argv.push_back(o);
+  argv.push_back((dir / "data.bin").string());
+  auto r = run(argv);
+  return r.status == 0 && r.out.find("Verified OK") != std::string::npos;
+}
+
+Bytes random_bytes(std::size_t n) {
+  Bytes b(n);
+  RAND_bytes(b.data(), static_cast<int>(n));
+  return b;
+}
+
+std::string str(const Json& value) { return to_std(value.get_ref<const WipingString&>()); }
+
+Bytes b64(const Json& value) {
+  auto bytes = base64_decode(str(value));
+  if (!bytes) throw std::runtime_error("not base64: " + str(value));
+  return *bytes;
+}
+
+}  // namespace kortti::test

@@ -1,0 +1,130 @@
+#pragma once
+
+// Test support: real processes, real files. Used by the integration tests to
+// run korttid against SoftHSM2 / pcscd, and to verify with the openssl CLI.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "client/client.hpp"
+#include "common/bytes.hpp"
+
+namespace kortti::test {
+
+namespace fs = std::filesystem;
+
+fs::path source_dir();
+fs::path binary_dir();
+fs::path korttid_binary();
+fs::path kortti_binary();
+// The test PKI made once per ctest run (tests/fixtures/make-pki.sh).
+fs::path pki_dir();
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] const fs::path& path() const noexcept { return path_; }
+  [[nodiscard]] fs::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  fs::path path_;
+};
+
+struct CommandResult {
+  int status = -1;  // exit status, or 128 + signal
+  std::string out;
+  std::string err;
+};
+
+// Runs argv[0] (looked up in PATH) with extra environment, feeding `input` on
+// stdin. `fds` maps child descriptor numbers to file paths opened for reading.
+CommandResult run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
+                  const std::string& input = {}, const std::map<int, fs::path>& fds = {});
+
+void write_file(const fs::path& path, const std::string& content);
+std::string read_file(const fs::path& path);
+Bytes read_bytes(const fs::path& path);
+void write_bytes(const fs::path& path, ByteView data);
+
+// Throw-away PINs of the test tokens.
+inline constexpr const char* kPin = "917364";
+inline constexpr const char* kSoPin = "55554444";
+
+// SoftHSM2 tokens filled from the test PKI (tests/fixtures/softhsm-token.sh).
+class SoftHsm {
+ public:
+  explicit SoftHsm(const fs::path& dir);
+  // Items: "person/purpose[/always-auth]"; CKA_IDs 01, 02, ... in order.
+  void add_token(const std::string& label, const std::vector<std::string>& items);
+  [[nodiscard]] fs::path conf() const { return dir_ / "softhsm2.conf"; }
+  static constexpr const char* kModule = "/usr/lib/softhsm/libsofthsm2.so";
+
+ private:
+  fs::path dir_;
+};
+
+struct DaemonOptions {
+  std::optional<fs::path> socket;  // default: korttid.sock in the daemon's directory
+  std::string ipc;                 // extra lines for the [ipc] table
+  std::string session;             // extra lines for the [session] table
+  std::string extra;               // further tables, appended as they are
+  std::vector<std::string> modules{SoftHsm::kModule};
+  bool pcsc = false;
+  std::map<std::string, std::string> env;
+  bool wait_ready = true;
+};
+
+// korttid in a child process with its own socket, config and log, in a
+// temporary directory. READY is awaited through NOTIFY_SOCKET, the way
+// systemd does it.
+class Daemon {
+ public:
+  explicit Daemon(DaemonOptions options);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  [[nodiscard]] std::string socket() const { return socket_.string(); }
+  [[nodiscard]] const fs::path& dir() const noexcept { return dir_.path(); }
+  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+  [[nodiscard]] std::string log() const;
+  [[nodiscard]] bool running();
+  std::unique_ptr<client::Client> connect() const { return std::make_unique<client::Client>(socket()); }
+
+  // Sends `signo` and waits for the exit status (128 + signal if killed).
+  int stop(int signo = 15, std::chrono::seconds timeout = std::chrono::seconds(20));
+  void signal(int signo) const;
+  // Waits for a notify message containing `what` (e.g. "READY=1").
+  bool wait_notify(const std::string& what, std::chrono::milliseconds timeout);
+
+ private:
+  TempDir dir_;
+  fs::path socket_;
+  pid_t pid_ = -1;
+  int notify_fd_ = -1;
+  std::optional<int> status_;
+};
+
+// Independent verification with the openssl CLI.
+// Verifies a signature over a digest (pkeyutl) with the certificate's key.
+bool openssl_verify_digest(const Bytes& certificate_der, const Bytes& digest, const Bytes& signature,
+                           const std::string& digest_algorithm, const std::string& scheme);
+// Verifies a signature over data (dgst -verify).
+bool openssl_verify_data(const Bytes& certificate_der, const Bytes& data, const Bytes& signature,
+                         const std::string& digest_algorithm, const std::string& scheme);
+
+Bytes random_bytes(std::size_t n);
+Bytes b64(const Json& value);  // base64 field of an answer
+std::string str(const Json& value);
+
+}  // namespace kortti::test

@@ -1,0 +1,115 @@
+#include <gtest/gtest.h>
+
+#include "daemon/config.hpp"
+#include "tests/support/support.hpp"
+
+namespace kortti::daemon {
+namespace {
+
+using test::TempDir;
+
+std::vector<std::string> problems_of(const std::string& toml, std::string* file = nullptr) {
+  static TempDir dir;
+  static int n = 0;
+  const auto path = dir / ("c" + std::to_string(n++) + ".toml");
+  test::write_file(path, toml);
+  if (file != nullptr) *file = path.string();
+  try {
+    load_config(path.string());
+  } catch (const ConfigError& e) {
+    return e.problems();
+  }
+  return {};
+}
+
+TEST(Config, EmptyFileMeansDefaults) {
+  TempDir dir;
+  test::write_file(dir / "k.toml", "");
+  const Config c = load_config((dir / "k.toml").string());
+  EXPECT_EQ(c.ipc.socket, "/run/korttid/korttid.sock");
+  EXPECT_EQ(c.ipc.max_message_bytes, 16U * 1024 * 1024);
+  EXPECT_EQ(c.pkcs11.modules, std::vector<std::string>{"/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"});
+  EXPECT_TRUE(c.pcsc.enabled);
+  EXPECT_EQ(c.log.level, "info");
+}
+
+TEST(Config, ReadsTheKeysOfTheIssue) {
+  TempDir dir;
+  test::write_file(dir / "k.toml", R"(
+[ipc]
+socket = "/tmp/x.sock"
+max_message_bytes = 65536
+socket_mode = "0600"
+[pkcs11]
+modules = ["/a.so", "/b.so"]
+[pcsc]
+enabled = false
+[log]
+level = "debug"
+)");
+  const Config c = load_config((dir / "k.toml").string());
+  EXPECT_EQ(c.ipc.socket, "/tmp/x.sock");
+  EXPECT_EQ(c.ipc.max_message_bytes, 65536U);
+  EXPECT_EQ(c.ipc.socket_mode, 0600U);
+  EXPECT_EQ(c.pkcs11.modules.size(), 2U);
+  EXPECT_FALSE(c.pcsc.enabled);
+  EXPECT_EQ(c.log.level, "debug");
+}
+
+TEST(Config, UnknownKeysAreNamedWithFileLineAndAHint) {
+  std::string file;
+  const auto p = problems_of("[ipc]\n\nsockt = \"/x\"\n", &file);
+  ASSERT_EQ(p.size(), 1U);
+  EXPECT_EQ(p[0], file + ":3: ipc.sockt: unknown key (did you mean ipc.socket?)");
+}
+
+TEST(Config, UnknownSectionsAreRefused) {
+  const auto p = problems_of("[ipcc]\nsocket = \"/x\"\n");
+  ASSERT_EQ(p.size(), 1U);
+  EXPECT_NE(p[0].find(":1: ipcc: unknown key (did you mean ipc?)"), std::string::npos) << p[0];
+}
+
+TEST(Config, BadValuesAreAllReportedAtOnce) {
+  const auto p = problems_of(R"([ipc]
+max_message_bytes = "big"
+max_connections = 0
+socket_mode = "rw"
+[log]
+level = "loud"
+[pkcs11]
+modules = "/one.so"
+[access]
+sign = ["user:no-such-user-kortti"]
+)");
+  ASSERT_EQ(p.size(), 6U);
+  EXPECT_NE(p[0].find(":2: ipc.max_message_bytes: must be an integer"), std::string::npos) << p[0];
+  EXPECT_NE(p[1].find(":3: ipc.max_connections: must be between 1 and 4096"), std::string::npos) << p[1];
+  EXPECT_NE(p[2].find(":4: ipc.socket_mode: must be an octal mode"), std::string::npos) << p[2];
+  bool saw_level = false, saw_modules = false, saw_access = false;
+  for (const auto& s : p) {
+    saw_level |= s.find(":6: log.level: must be one of") != std::string::npos;
+    saw_modules |= s.find(":8: pkcs11.modules: must be an array of strings") != std::string::npos;
+    saw_access |= s.find(":10: access.sign: no such user 'no-such-user-kortti'") != std::string::npos;
+  }
+  EXPECT_TRUE(saw_level && saw_modules && saw_access);
+}
+
+TEST(Config, SyntaxErrorsNameTheLine) {
+  std::string file;
+  const auto p = problems_of("[ipc]\nsocket = \n", &file);
+  ASSERT_EQ(p.size(), 1U);
+  EXPECT_EQ(p[0].rfind(file + ":2: ", 0), 0U) << p[0];
+}
+
+TEST(Config, TheShippedFileIsValidAndMatchesTheDefaults) {
+  const Config shipped = load_config((test::source_dir() / "daemon/korttid.toml").string());
+  const Config defaults;
+  EXPECT_EQ(shipped.ipc.socket, defaults.ipc.socket);
+  EXPECT_EQ(shipped.ipc.max_message_bytes, defaults.ipc.max_message_bytes);
+  EXPECT_EQ(shipped.pkcs11.modules, defaults.pkcs11.modules);
+  EXPECT_EQ(shipped.session.lifetime, defaults.session.lifetime);
+  EXPECT_EQ(shipped.access.sign, defaults.access.sign);
+}
+
+}  // namespace
+}  // namespace kortti::daemon

@@ -1,0 +1,82 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "ipc/line_buffer.hpp"
+
+namespace kortti::ipc {
+namespace {
+
+void feed(LineBuffer& b, std::string_view data) {
+  auto space = b.writable(data.size());
+  std::memcpy(space.data(), data.data(), data.size());
+  b.commit(data.size());
+}
+
+std::vector<std::string> drain(LineBuffer& b) {
+  std::vector<std::string> lines;
+  std::string_view line;
+  while (b.next(line) == LineBuffer::Status::line) {
+    lines.emplace_back(line);
+    b.consume_line();
+  }
+  return lines;
+}
+
+TEST(LineBuffer, SplitsPipelinedMessagesAndKeepsTheRest) {
+  LineBuffer b(1024);
+  feed(b, "{\"a\":1}\n{\"b\":2}\r\n{\"c\"");
+  EXPECT_EQ(drain(b), (std::vector<std::string>{"{\"a\":1}", "{\"b\":2}"}));
+  EXPECT_EQ(b.buffered(), 4U);
+  feed(b, ":3}\n");
+  EXPECT_EQ(drain(b), (std::vector<std::string>{"{\"c\":3}"}));
+  EXPECT_EQ(b.buffered(), 0U);
+}
+
+TEST(LineBuffer, MessageOfExactlyTheLimitIsAccepted) {
+  LineBuffer b(8);
+  feed(b, "12345678\n");
+  EXPECT_EQ(drain(b), (std::vector<std::string>{"12345678"}));
+}
+
+TEST(LineBuffer, OverTheLimitWithoutNewlineIsTooLongEarly) {
+  LineBuffer b(8);
+  feed(b, "123456789");
+  std::string_view line;
+  EXPECT_EQ(b.next(line), LineBuffer::Status::too_long);
+}
+
+TEST(LineBuffer, OverTheLimitWithNewlineIsTooLong) {
+  LineBuffer b(8);
+  feed(b, "ok\n123456789\n");
+  std::string_view line;
+  ASSERT_EQ(b.next(line), LineBuffer::Status::line);
+  b.consume_line();
+  EXPECT_EQ(b.next(line), LineBuffer::Status::too_long);
+}
+
+TEST(LineBuffer, ManySmallReadsOfOneLargeMessage) {
+  LineBuffer b(1 << 20);
+  std::string big(700000, 'x');
+  for (std::size_t i = 0; i < big.size(); i += 4096) feed(b, std::string_view(big).substr(i, 4096));
+  std::string_view line;
+  EXPECT_EQ(b.next(line), LineBuffer::Status::incomplete);
+  feed(b, "\n");
+  ASSERT_EQ(b.next(line), LineBuffer::Status::line);
+  EXPECT_EQ(line.size(), big.size());
+}
+
+TEST(LineBuffer, ConsumedBytesAreOverwritten) {
+  LineBuffer b(64);
+  feed(b, "{\"pin\":\"917364\"}\nnext");
+  std::string_view line;
+  ASSERT_EQ(b.next(line), LineBuffer::Status::line);
+  const char* where = line.data();
+  const std::size_t size = line.size();
+  b.consume_line();
+  // The buffer still owns this memory (the tail "next" follows it).
+  for (std::size_t i = 0; i < size; ++i) EXPECT_EQ(where[i], '\0') << i;
+}
+
+}  // namespace
+}  // namespace kortti::ipc
