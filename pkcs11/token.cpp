@@ -75,7 +75,9 @@ struct Token::Login {
   Token& token;
   bool active;
   ~Login() {
-    if (active && token.anchor_) token.module_->fn()->C_Logout(token.anchor_->handle());
+    if (!active || !token.anchor_) return;
+    token.module_->fn()->C_Logout(token.anchor_->handle());
+    token.keys_.clear();
   }
 };
 
@@ -215,10 +217,25 @@ std::vector<CertificateInfo> Token::certificates() {
   return out;
 }
 
-CertificateInfo Token::certificate(std::string_view cert_id) {
-  for (auto& c : certificates())
+const CertificateInfo& Token::find_certificate(std::string_view cert_id) {
+  if (!certificates_) certificates();
+  for (const auto& c : *certificates_)
     if (c.cert_id == cert_id) return c;
   throw Error(Errc::not_found, "no certificate '" + std::string(cert_id) + "' on this card");
+}
+
+CertificateInfo Token::certificate(std::string_view cert_id) { return find_certificate(cert_id); }
+
+Token::Key Token::private_key(const std::string& cert_id) {
+  if (auto it = keys_.find(cert_id); it != keys_.end()) return it->second;
+  Session& s = work();
+  CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+  Bytes ck_id = key_ids_.at(cert_id);
+  const auto found = s.find({{CKA_CLASS, &cls, sizeof cls}, {CKA_ID, ck_id.data(), ck_id.size()}}, 2);
+  if (found.empty()) throw Error(Errc::not_found, "the card has no private key for certificate '" + cert_id + "'");
+  Key key{found.front(), s.boolean(found.front(), CKA_ALWAYS_AUTHENTICATE).value_or(false)};
+  keys_[cert_id] = key;
+  return key;
 }
 
 void Token::check_pin_shape(const Credentials& credentials) const {
@@ -270,6 +287,7 @@ void Token::login_user(const Credentials& credentials) {
 
 void Token::set_session_state(std::optional<uid_t> owner) {
   owner_ = owner;
+  keys_.clear();
   if (owner) {
     expires_at_ = std::chrono::system_clock::now() + lifetime_;
     last_used_ = std::chrono::steady_clock::now();
@@ -326,16 +344,18 @@ void Token::authorize(uid_t uid, const Credentials& credentials, bool& transient
     }
     // Logged in without an owner can only be a leftover; start clean.
     module_->fn()->C_Logout(anchor_->handle());
+    keys_.clear();
   }
   if (!info().login_required) return;
   if (!credentials.pin && !credentials.pinpad)
     throw Error(Errc::pin_required, "the card is not logged in; give the PIN or use the PIN pad");
   login_user(credentials);
+  keys_.clear();
   transient_login = true;
 }
 
 SignResult Token::sign_one(const SignRequest& request, const Credentials& credentials) {
-  CertificateInfo cert = certificate(request.cert_id);
+  const CertificateInfo& cert = find_certificate(request.cert_id);
   const Scheme scheme = request.scheme.value_or(default_scheme(cert.key_type));
   check_scheme_fits(scheme, cert.key_type);
   if (!mechanisms_.empty() &&
@@ -345,18 +365,13 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
     throw Error(Errc::invalid_params,
                 "the digest is not a " + std::string(name_of(request.digest_algorithm)) + " digest");
 
-  Session& s = work();
-  CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-  Bytes ck_id = key_ids_.at(cert.cert_id);
-  const auto keys = s.find({{CKA_CLASS, &cls, sizeof cls}, {CKA_ID, ck_id.data(), ck_id.size()}}, 2);
-  if (keys.empty()) throw Error(Errc::not_found, "the card has no private key for certificate '" + cert.cert_id + "'");
-  const CK_OBJECT_HANDLE key = keys.front();
-  const bool always_authenticate = s.boolean(key, CKA_ALWAYS_AUTHENTICATE).value_or(false);
-  if (always_authenticate && !credentials.pin && !credentials.pinpad)
+  Key key = private_key(cert.cert_id);
+  if (key.always_authenticate && !credentials.pin && !credentials.pinpad)
     throw Error(Errc::pin_required, "this key asks for the PIN at every signature");
-  if (always_authenticate) check_pin_shape(credentials);
+  if (key.always_authenticate) check_pin_shape(credentials);
 
-  const Bytes input = scheme == Scheme::pkcs1 ? digest_info(request.digest_algorithm, request.digest) : request.digest;
+  const Bytes input =
+      scheme == Scheme::pkcs1 ? digest_info(request.digest_algorithm, request.digest) : request.digest;
   CK_RSA_PKCS_PSS_PARAMS pss = pss_params(request.digest_algorithm);
   CK_MECHANISM mechanism{mechanism_of(scheme), nullptr, 0};
   if (scheme == Scheme::pss) {
@@ -365,13 +380,21 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
   }
 
   CK_FUNCTION_LIST* fn = module_->fn();
-  check(fn->C_SignInit(s.handle(), &mechanism, key), "C_SignInit");
-  if (always_authenticate) {
-    const CK_RV rv = credentials.pinpad
-                         ? fn->C_Login(s.handle(), CKU_CONTEXT_SPECIFIC, nullptr, 0)
-                         : fn->C_Login(s.handle(), CKU_CONTEXT_SPECIFIC,
-                                       reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(credentials.pin->data())),
-                                       credentials.pin->size());
+  CK_RV rv = fn->C_SignInit(work().handle(), &mechanism, key.handle);
+  if (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) {
+    // The module renumbered its objects; look the key up once more.
+    keys_.erase(cert.cert_id);
+    key = private_key(cert.cert_id);
+    rv = fn->C_SignInit(work().handle(), &mechanism, key.handle);
+  }
+  check(rv, "C_SignInit");
+  Session& s = work();
+  if (key.always_authenticate) {
+    rv = credentials.pinpad
+             ? fn->C_Login(s.handle(), CKU_CONTEXT_SPECIFIC, nullptr, 0)
+             : fn->C_Login(s.handle(), CKU_CONTEXT_SPECIFIC,
+                           reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(credentials.pin->data())),
+                           credentials.pin->size());
     if (rv != CKR_OK) {
       reset_work_session();
       throw_pin_failure(error_from_ckr(rv, "C_Login(CKU_CONTEXT_SPECIFIC)"));
@@ -379,7 +402,7 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
   }
   Bytes signature(kSignatureBuffer);
   CK_ULONG length = signature.size();
-  CK_RV rv = fn->C_Sign(s.handle(), const_cast<CK_BYTE_PTR>(input.data()), input.size(), signature.data(), &length);
+  rv = fn->C_Sign(s.handle(), const_cast<CK_BYTE_PTR>(input.data()), input.size(), signature.data(), &length);
   if (rv == CKR_BUFFER_TOO_SMALL) {
     signature.resize(length);
     rv = fn->C_Sign(s.handle(), const_cast<CK_BYTE_PTR>(input.data()), input.size(), signature.data(), &length);
@@ -396,7 +419,7 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
   result.signature = std::move(signature);
   result.signature_algorithm = signature_algorithm_name(scheme, request.digest_algorithm);
   result.scheme = scheme;
-  result.certificate = std::move(cert);
+  result.certificate = cert;
   return result;
 }
 

@@ -76,6 +76,12 @@ class Token {
   void authorize(uid_t uid, const Credentials& credentials, bool& transient_login);
   SignResult sign_one(const SignRequest& request, const Credentials& credentials);
   void set_session_state(std::optional<uid_t> owner);
+  const CertificateInfo& find_certificate(std::string_view cert_id);
+  struct Key {
+    CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
+    bool always_authenticate = false;
+  };
+  Key private_key(const std::string& cert_id);
 
   std::shared_ptr<Module> module_;
   CK_SLOT_ID slot_;
@@ -96,6 +102,9 @@ class Token {
   std::vector<CK_MECHANISM_TYPE> mechanisms_;
   std::optional<std::vector<CertificateInfo>> certificates_;
   std::map<std::string, Bytes> key_ids_;  // cert_id -> CKA_ID of its key
+  // Private key handles found so far. Private objects can change handle or
+  // vanish with the login state, so any login or logout clears this.
+  std::map<std::string, Key> keys_;
   std::optional<uid_t> owner_;
   SystemTime expires_at_{};
   std::chrono::steady_clock::time_point last_used_{};
