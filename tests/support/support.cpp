@@ -180,7 +180,7 @@ Daemon::Daemon(DaemonOptions options) : socket_(options.socket.value_or(dir_ / "
          << "[pcsc]\nenabled = " << (options.pcsc ? "true" : "false") << "\n"
          << "[session]\n"
          << options.session << "\n"
-         << "[log]\nlevel = \"debug\"\n"
+         << "[log]\nlevel = \"" << options.log_level << "\"\n"
          << "[audit]\nfile = \"" << (dir_ / "audit.log").string() << "\"\n"
          << options.extra << "\n";
   write_file(dir_ / "korttid.toml", config.str());

@@ -80,6 +80,7 @@ struct DaemonOptions {
   std::string extra;               // further tables, appended as they are
   std::vector<std::string> modules{SoftHsm::kModule};
   bool pcsc = false;
+  std::string log_level = "debug";
   std::map<std::string, std::string> env;
   bool wait_ready = true;
 };
