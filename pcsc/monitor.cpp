@@ -1,0 +1,298 @@
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <thread>
+
+#include "pcsc/pcsc.hpp"
+
+namespace kortti::pcsc {
+
+namespace asio = boost::asio;
+
+std::string_view name_of(Event::Type type) noexcept {
+  switch (type) {
+    case Event::Type::reader_added:
+      return "added";
+    case Event::Type::reader_removed:
+      return "removed";
+    case Event::Type::card_inserted:
+      return "inserted";
+    case Event::Type::card_removed:
+      return "removed";
+    case Event::Type::service_up:
+      return "service_up";
+    case Event::Type::service_down:
+      return "service_down";
+  }
+  return "";
+}
+
+namespace {
+
+constexpr const char* kPnp = R"(\\?PnP?\Notification)";
+
+// pcsc-lite counts insertions and removals of each reader in the upper 16
+// bits of dwEventState.
+DWORD event_count(DWORD state) { return (state >> 16) & 0xFFFF; }
+
+}  // namespace
+
+class Monitor::Impl : public std::enable_shared_from_this<Impl> {
+ public:
+  Impl(asio::io_context& io_context, MonitorOptions monitor_options)
+      : io(io_context), options(std::move(monitor_options)) {}
+
+  asio::io_context& io;
+  MonitorOptions options;
+  std::vector<Handler> handlers;  // io thread
+
+  mutable std::mutex mutex;  // guards what other threads read, and context
+  struct Known {
+    ReaderState state;
+    std::optional<DWORD> events;  // pcsc-lite's counter at the last look
+  };
+  std::map<std::string, Known> readers;
+  bool available = false;
+  const Context* context = nullptr;
+  std::condition_variable wake;
+  std::atomic<bool> stopping{false};
+  std::thread thread;
+
+  void emit(Event::Type type, const std::string& reader, const Bytes& atr = {},
+            std::optional<std::string> card_type = std::nullopt) {
+    Event e{type, reader, atr, std::move(card_type), std::chrono::system_clock::now()};
+    asio::post(io, [self = shared_from_this(), e = std::move(e)] {
+      for (auto& h : self->handlers) h(e);
+    });
+  }
+
+  void run() {
+    auto backoff = options.min_backoff;
+    while (!stopping) {
+      bool service_gone = true;
+      try {
+        const Context ctx;
+        {
+          std::lock_guard lock(mutex);
+          context = &ctx;
+        }
+        if (!stopping) {
+          set_available(true);
+          backoff = options.min_backoff;
+          watch(ctx);
+        }
+      } catch (const Error& e) {
+        // Anything but pcscd going away: start over on a new context; the
+        // readers stay as they are and the next look reports any change.
+        service_gone = e.service_gone();
+        if (!service_gone) spdlog::warn("PC/SC: {}; starting over", e.what());
+      } catch (const std::exception& e) {
+        service_gone = false;
+        spdlog::error("PC/SC monitor: {}; starting over", e.what());
+      }
+      {
+        std::lock_guard lock(mutex);
+        context = nullptr;
+      }
+      if (stopping) break;
+      if (service_gone) set_available(false);
+      std::unique_lock lock(mutex);
+      wake.wait_for(lock, backoff, [this] { return stopping.load(); });
+      backoff = std::min(backoff * 2, options.max_backoff);
+    }
+  }
+
+  void set_available(bool up) {
+    std::vector<std::string> gone;
+    {
+      std::lock_guard lock(mutex);
+      if (available == up) return;
+      available = up;
+      if (!up)
+        for (auto& [name, known] : readers) gone.push_back(name);
+    }
+    if (up) {
+      spdlog::info("PC/SC: pcscd is available");
+      emit(Event::Type::service_up, "");
+      return;
+    }
+    spdlog::warn("PC/SC: pcscd is not available; retrying");
+    // Without pcscd no reader or card can be used: say so, one by one.
+    for (const auto& name : gone) remove_reader(name);
+    emit(Event::Type::service_down, "");
+  }
+
+  void add_reader(const Context& ctx, const std::string& name) {
+    Known known;
+    known.state.name = name;
+    known.state.pinpad = probe_pinpad(ctx, name).pinpad();
+    for (const auto& o : options.overrides)
+      if (name.rfind(o.name_prefix, 0) == 0 && o.pinpad) known.state.pinpad = *o.pinpad;
+    {
+      std::lock_guard lock(mutex);
+      readers[name] = known;
+    }
+    spdlog::info("PC/SC: reader added: {}{}", name, known.state.pinpad ? " (PIN pad)" : "");
+    emit(Event::Type::reader_added, name);
+  }
+
+  void remove_reader(const std::string& name) {
+    bool had_card = false;
+    {
+      std::lock_guard lock(mutex);
+      auto it = readers.find(name);
+      if (it == readers.end()) return;
+      had_card = it->second.state.card_present;
+      readers.erase(it);
+    }
+    if (had_card) emit(Event::Type::card_removed, name);
+    spdlog::info("PC/SC: reader removed: {}", name);
+    emit(Event::Type::reader_removed, name);
+  }
+
+  // The transition table: (known presence, new presence, counter moved) -> events.
+  void update(const SCARD_READERSTATE& s) {
+    const std::string name = s.szReader;
+    const bool present = (s.dwEventState & SCARD_STATE_PRESENT) != 0;
+    const DWORD count = event_count(s.dwEventState);
+    const Bytes atr(s.rgbAtr, s.rgbAtr + std::min<DWORD>(s.cbAtr, sizeof s.rgbAtr));
+    std::optional<std::string> card_type;
+    if (present)
+      if (auto p = options.atrs.match(atr)) card_type = p->card_type;
+    bool was_present = false;
+    bool moved = false;
+    {
+      std::lock_guard lock(mutex);
+      auto it = readers.find(name);
+      if (it == readers.end()) return;
+      Known& known = it->second;
+      was_present = known.state.card_present;
+      // A baseline of 0 means "never seen": the first look sets it.
+      moved = known.events && *known.events != count;
+      known.events = count;
+      known.state.card_present = present;
+      known.state.atr = present ? atr : Bytes{};
+      known.state.card_type = card_type;
+    }
+    if (!was_present && present) {
+      inserted(name, atr, card_type);
+    } else if (was_present && !present) {
+      removed(name);
+    } else if (present && moved) {  // pulled and put back between two looks
+      removed(name);
+      inserted(name, atr, card_type);
+    } else if (!present && moved) {  // put in and pulled between two looks
+      inserted(name, {}, std::nullopt);
+      removed(name);
+    }
+  }
+
+  void inserted(const std::string& reader, const Bytes& atr, const std::optional<std::string>& card_type) {
+    spdlog::info("PC/SC: card inserted in {} ({})", reader, card_type.value_or("unknown card"));
+    emit(Event::Type::card_inserted, reader, atr, card_type);
+  }
+
+  void removed(const std::string& reader) {
+    spdlog::info("PC/SC: card removed from {}", reader);
+    emit(Event::Type::card_removed, reader);
+  }
+
+  // Blocks in SCardGetStatusChange until pcscd goes away or stop().
+  void watch(const Context& ctx) {
+    std::deque<std::string> names;  // stable c_str() for the reader states
+    std::vector<SCARD_READERSTATE> states;
+    DWORD pnp_state = 0;
+    auto relist = [&] {
+      const auto current = ctx.readers();
+      std::vector<std::string> known_names;
+      {
+        std::lock_guard lock(mutex);
+        for (auto& [name, k] : readers) known_names.push_back(name);
+      }
+      for (const auto& name : known_names)
+        if (std::find(current.begin(), current.end(), name) == current.end()) remove_reader(name);
+      for (const auto& name : current)
+        if (std::find(known_names.begin(), known_names.end(), name) == known_names.end()) add_reader(ctx, name);
+      names.assign(current.begin(), current.end());
+      states.assign(names.size() + 1, SCARD_READERSTATE{});
+      states[0].szReader = kPnp;
+      states[0].dwCurrentState = pnp_state;
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        states[i + 1].szReader = names[i].c_str();
+        states[i + 1].dwCurrentState = SCARD_STATE_UNAWARE;
+      }
+    };
+    relist();
+    while (!stopping) {
+      const LONG rv = SCardGetStatusChange(ctx.handle(), INFINITE, states.data(), static_cast<DWORD>(states.size()));
+      if (rv == static_cast<LONG>(SCARD_E_CANCELLED)) {
+        if (stopping) return;
+        continue;
+      }
+      if (rv == static_cast<LONG>(SCARD_E_TIMEOUT)) continue;
+      if (rv == static_cast<LONG>(SCARD_E_UNKNOWN_READER)) {
+        relist();
+        continue;
+      }
+      check(rv, "SCardGetStatusChange");
+      bool again = false;
+      for (std::size_t i = 1; i < states.size(); ++i) {
+        SCARD_READERSTATE& s = states[i];
+        if ((s.dwEventState & (SCARD_STATE_UNKNOWN | SCARD_STATE_IGNORE)) != 0) {
+          again = true;
+          continue;
+        }
+        if ((s.dwEventState & SCARD_STATE_CHANGED) != 0) update(s);
+        s.dwCurrentState = s.dwEventState & ~static_cast<DWORD>(SCARD_STATE_CHANGED);
+      }
+      if ((states[0].dwEventState & SCARD_STATE_CHANGED) != 0) {
+        pnp_state = states[0].dwEventState & ~static_cast<DWORD>(SCARD_STATE_CHANGED);
+        again = true;
+      }
+      if (again) relist();
+    }
+  }
+};
+
+Monitor::Monitor(asio::io_context& io, MonitorOptions options)
+    : impl_(std::make_shared<Impl>(io, std::move(options))) {}
+
+Monitor::~Monitor() { stop(); }
+
+void Monitor::on_event(Handler handler) { impl_->handlers.push_back(std::move(handler)); }
+
+void Monitor::start() {
+  if (impl_->thread.joinable()) return;
+  impl_->thread = std::thread([impl = impl_] {
+    pthread_setname_np(pthread_self(), "pcsc-monitor");
+    impl->run();
+  });
+}
+
+void Monitor::stop() {
+  impl_->stopping = true;
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->context != nullptr) impl_->context->cancel();
+  }
+  impl_->wake.notify_all();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+bool Monitor::available() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->available;
+}
+
+std::vector<ReaderState> Monitor::readers() const {
+  std::lock_guard lock(impl_->mutex);
+  std::vector<ReaderState> out;
+  for (const auto& [name, known] : impl_->readers) out.push_back(known.state);
+  return out;
+}
+
+}  // namespace kortti::pcsc
