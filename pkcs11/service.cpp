@@ -342,44 +342,56 @@ void TokenService::rescan(Completion<Unit> done) { impl_->rescan(std::move(done)
 
 void TokenService::certificates(std::optional<std::string> token_id, Completion<std::vector<CertificateInfo>> done) {
   using List = std::vector<CertificateInfo>;
-  auto list = [](Token& t) { return t.certificates(); };
+  std::vector<std::shared_ptr<Token>> tokens;
   if (token_id) {
     auto token = impl_->find_token(*token_id);
     if (!token)
       return post_error<List>(impl_->io_, std::move(done),
                               Error(Errc::token_not_found, "no card with token id '" + *token_id + "' is present"));
-    impl_->run<List>(token, {}, list, std::move(done));
-    return;
+    tokens.push_back(std::move(token));
+  } else {
+    for (auto& [id, token] : impl_->tokens_) tokens.push_back(token);
   }
+  // Lists read at open come straight from memory; only a token whose list
+  // could not be read then is asked (on its own worker).
   struct Gather {
     std::vector<List> parts;
     std::size_t remaining = 0;
     Completion<List> done;
+    void finish_one() {
+      if (--remaining != 0) return;
+      List all;
+      for (auto& part : parts) std::move(part.begin(), part.end(), std::back_inserter(all));
+      done(std::move(all));
+    }
   };
   auto gather = std::make_shared<Gather>();
-  gather->parts.resize(impl_->tokens_.size());
-  gather->remaining = impl_->tokens_.size();
+  gather->parts.resize(tokens.size());
+  gather->remaining = tokens.size() + 1;
   gather->done = std::move(done);
-  if (gather->remaining == 0) {
-    asio::post(impl_->io_, [gather] { gather->done(List{}); });
-    return;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    if (auto known = tokens[i]->known_certificates()) {
+      gather->parts[i] = *known;
+      --gather->remaining;
+      continue;
+    }
+    const bool one = token_id.has_value();
+    impl_->run<List>(
+        tokens[i], {}, [](Token& t) { return t.certificates(); },
+        [gather, i, one, id = tokens[i]->id()](Result<List> r) {
+          if (r.ok()) {
+            gather->parts[i] = std::move(r).value();
+          } else if (one) {
+            auto failed = std::move(gather->done);
+            gather->done = [](Result<List>) {};
+            return failed(r.error());
+          } else {
+            spdlog::warn("token {}: cannot list certificates: {}", id, r.error().what());
+          }
+          gather->finish_one();
+        });
   }
-  std::size_t index = 0;
-  for (auto& [id, token] : impl_->tokens_) {
-    impl_->run<List>(token, {}, list, [gather, index, id = id](Result<List> r) {
-      if (r.ok()) {
-        gather->parts[index] = std::move(r).value();
-      } else {
-        spdlog::warn("token {}: cannot list certificates: {}", id, r.error().what());
-      }
-      if (--gather->remaining == 0) {
-        List all;
-        for (auto& part : gather->parts) std::move(part.begin(), part.end(), std::back_inserter(all));
-        gather->done(std::move(all));
-      }
-    });
-    ++index;
-  }
+  asio::post(impl_->io_, [gather] { gather->finish_one(); });
 }
 
 void TokenService::certificate(std::string cert_id, Completion<CertificateInfo> done) {

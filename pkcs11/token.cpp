@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <thread>
 
 #include "common/encoding.hpp"
 #include "common/openssl.hpp"
@@ -32,6 +33,9 @@ PinStatus pin_status_from(const CK_TOKEN_INFO& t) {
   return p;
 }
 
+// Everything a slot snapshot says about the token. The PIN's tries_left is
+// left alone here: flags only know "low", "final" and "locked", and the
+// caller decides how they combine with an exact count from the card.
 void fill_from(TokenInfo& info, const SlotSnapshot& s) {
   info.slot_id = s.id;
   info.slot_description = s.slot_description;
@@ -41,11 +45,9 @@ void fill_from(TokenInfo& info, const SlotSnapshot& s) {
   info.serial = padded_string(s.token.serialNumber, sizeof s.token.serialNumber);
   info.login_required = (s.token.flags & CKF_LOGIN_REQUIRED) != 0;
   info.pinpad = (s.token.flags & CKF_PROTECTED_AUTHENTICATION_PATH) != 0;
-  PinStatus pin = pin_status_from(s.token);
-  // Flags only know "low", "final" and "locked"; while they say "low", keep
-  // the exact count the card gave (PinCounter).
-  if (!pin.tries_left && pin.count_low) pin.tries_left = info.user_pin.tries_left;
-  info.user_pin = pin;
+  const std::optional<int> tries = info.user_pin.tries_left;
+  info.user_pin = pin_status_from(s.token);
+  if (!info.user_pin.tries_left) info.user_pin.tries_left = tries;
 }
 
 // Issuers of `leaf` among `pool`, nearest first, stopping at a self-signed one.
@@ -93,6 +95,7 @@ Token::Token(std::shared_ptr<Module> module, const SlotSnapshot& slot, std::stri
   info_.token_id = id_;
   info_.module = module_->status().path;
   fill_from(info_, slot);
+  if (!exact_tries_) info_.user_pin.tries_left = pin_status_from(slot.token).tries_left;
 }
 
 Token::~Token() = default;
@@ -111,6 +114,14 @@ bool Token::is_same_token(const SlotSnapshot& slot) const {
 void Token::update_from(const SlotSnapshot& slot) {
   std::lock_guard lock(mutex_);
   fill_from(info_, slot);
+  // An exact count from the card stays until the card is asked again (at
+  // every login attempt); without one, the flags are all there is.
+  if (!exact_tries_) info_.user_pin.tries_left = pin_status_from(slot.token).tries_left;
+}
+
+std::shared_ptr<const std::vector<CertificateInfo>> Token::known_certificates() const {
+  std::lock_guard lock(mutex_);
+  return published_certificates_;
 }
 
 void Token::track(const std::shared_ptr<PendingOperation>& op) {
@@ -147,6 +158,13 @@ void Token::open() {
     info_.reader = std::move(reader);
   }
   refresh_info();
+  // Certificates are public objects and do not change while the card is in:
+  // read them now, so listing never has to wait for a busy card.
+  try {
+    certificates();
+  } catch (const Error& e) {
+    spdlog::warn("token {}: cannot read its certificates yet: {}", id_, e.what());
+  }
 }
 
 void Token::close() noexcept {
@@ -180,7 +198,8 @@ void Token::refresh_info() {
   std::lock_guard lock(mutex_);
   snap.slot_description = info_.slot_description;
   fill_from(info_, snap);
-  if (exact) info_.user_pin.tries_left = exact;
+  exact_tries_ = exact.has_value();
+  info_.user_pin.tries_left = exact ? exact : pin_status_from(t).tries_left;
   if (info_.user_pin.tries_left == 0) info_.user_pin.locked = true;
 }
 
@@ -214,6 +233,8 @@ std::vector<CertificateInfo> Token::certificates() {
   }
   for (auto& c : out) c.chain = chain_of(c.der, out);
   certificates_ = out;
+  std::lock_guard lock(mutex_);
+  published_certificates_ = std::make_shared<const std::vector<CertificateInfo>>(out);
   return out;
 }
 
@@ -250,6 +271,23 @@ void Token::check_pin_shape(const Credentials& credentials) const {
                                           std::to_string(pin.max_length) + " characters long");
 }
 
+Error Token::failure(CK_RV rv, const char* call) const {
+  Error e = error_from_ckr(rv, call);
+  if (e.code() != Errc::service_unavailable) return e;
+  // Presence comes from pcscd's reader state, which it refreshes a few times
+  // a second: give a card that has just gone that long to show it.
+  constexpr auto kSettle = std::chrono::milliseconds(600);
+  const auto deadline = std::chrono::steady_clock::now() + kSettle;
+  for (;;) {
+    CK_SLOT_INFO slot{};
+    const CK_RV present = module_->fn()->C_GetSlotInfo(slot_, &slot);
+    if (present != CKR_OK || (slot.flags & CKF_TOKEN_PRESENT) == 0)
+      return Error(Errc::card_removed, "the card was removed during the operation").with_detail(e.detail);
+    if (std::chrono::steady_clock::now() >= deadline) return e;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 void Token::throw_pin_failure(const Error& error) {
   Error e = error;
   if (e.code() == Errc::pin_incorrect || e.code() == Errc::pin_locked) {
@@ -282,7 +320,7 @@ void Token::login_user(const Credentials& credentials) {
     refresh_info();
     return;
   }
-  throw_pin_failure(error_from_ckr(rv, "C_Login"));
+  throw_pin_failure(failure(rv, "C_Login"));
 }
 
 void Token::set_session_state(std::optional<uid_t> owner) {
@@ -370,8 +408,7 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
     throw Error(Errc::pin_required, "this key asks for the PIN at every signature");
   if (key.always_authenticate) check_pin_shape(credentials);
 
-  const Bytes input =
-      scheme == Scheme::pkcs1 ? digest_info(request.digest_algorithm, request.digest) : request.digest;
+  const Bytes input = scheme == Scheme::pkcs1 ? digest_info(request.digest_algorithm, request.digest) : request.digest;
   CK_RSA_PKCS_PSS_PARAMS pss = pss_params(request.digest_algorithm);
   CK_MECHANISM mechanism{mechanism_of(scheme), nullptr, 0};
   if (scheme == Scheme::pss) {
@@ -387,17 +424,16 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
     key = private_key(cert.cert_id);
     rv = fn->C_SignInit(work().handle(), &mechanism, key.handle);
   }
-  check(rv, "C_SignInit");
+  if (rv != CKR_OK) throw failure(rv, "C_SignInit");
   Session& s = work();
   if (key.always_authenticate) {
-    rv = credentials.pinpad
-             ? fn->C_Login(s.handle(), CKU_CONTEXT_SPECIFIC, nullptr, 0)
-             : fn->C_Login(s.handle(), CKU_CONTEXT_SPECIFIC,
-                           reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(credentials.pin->data())),
-                           credentials.pin->size());
+    rv = credentials.pinpad ? fn->C_Login(s.handle(), CKU_CONTEXT_SPECIFIC, nullptr, 0)
+                            : fn->C_Login(s.handle(), CKU_CONTEXT_SPECIFIC,
+                                          reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(credentials.pin->data())),
+                                          credentials.pin->size());
     if (rv != CKR_OK) {
       reset_work_session();
-      throw_pin_failure(error_from_ckr(rv, "C_Login(CKU_CONTEXT_SPECIFIC)"));
+      throw_pin_failure(failure(rv, "C_Login(CKU_CONTEXT_SPECIFIC)"));
     }
   }
   Bytes signature(kSignatureBuffer);
@@ -408,8 +444,9 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
     rv = fn->C_Sign(s.handle(), const_cast<CK_BYTE_PTR>(input.data()), input.size(), signature.data(), &length);
   }
   if (rv != CKR_OK) {
-    if (!means_removed(rv)) reset_work_session();
-    throw error_from_ckr(rv, "C_Sign");
+    Error e = failure(rv, "C_Sign");
+    if (e.code() != Errc::card_removed) reset_work_session();
+    throw e;
   }
   signature.resize(length);
   if (scheme == Scheme::ecdsa) signature = ecdsa_raw_to_der(signature);

@@ -46,6 +46,10 @@ class Token {
   [[nodiscard]] bool is_same_token(const SlotSnapshot& slot) const;
   void update_from(const SlotSnapshot& slot);
 
+  // The certificate list read when the token opened, or null if it could
+  // not be read then. Lets listing answer while the card is busy.
+  [[nodiscard]] std::shared_ptr<const std::vector<CertificateInfo>> known_certificates() const;
+
   void track(const std::shared_ptr<PendingOperation>& op);
   void fail_pending(const Error& error);
 
@@ -72,6 +76,10 @@ class Token {
   void refresh_info();
   void check_pin_shape(const Credentials& credentials) const;
   [[noreturn]] void throw_pin_failure(const Error& error);
+  // error_from_ckr, but a device failure on a card that has just left is
+  // card_removed: modules report a broken transmit before anyone has seen
+  // the removal.
+  [[nodiscard]] Error failure(CK_RV rv, const char* call) const;
   void login_user(const Credentials& credentials);
   void authorize(uid_t uid, const Credentials& credentials, bool& transient_login);
   SignResult sign_one(const SignRequest& request, const Credentials& credentials);
@@ -90,8 +98,10 @@ class Token {
   std::chrono::seconds lifetime_;
   std::chrono::seconds idle_;
 
-  mutable std::mutex mutex_;  // guards info_ and pending_
+  mutable std::mutex mutex_;  // guards info_, exact_tries_ and pending_
   TokenInfo info_;
+  bool exact_tries_ = false;  // info_.user_pin.tries_left came from the card (PinCounter)
+  std::shared_ptr<const std::vector<CertificateInfo>> published_certificates_;
   std::vector<std::weak_ptr<PendingOperation>> pending_;
 
   // Worker-thread state. The anchor session holds the login and is never used
