@@ -71,4 +71,36 @@ Json to_json(const pkcs11::SignResult& r) {
               {"chain", std::move(chain)}};
 }
 
+Json to_json(const pcsc::ReaderState& r) {
+  return Json{{"name", wstr(r.name)},
+              {"card_present", r.card_present},
+              {"atr", wstr(hex_encode(r.atr, true))},
+              {"card_type", r.card_type ? Json(wstr(*r.card_type)) : Json(nullptr)},
+              {"pinpad", r.pinpad}};
+}
+
+Json event_params(const pcsc::Event& e) {
+  Json j = {{"type", wstr(pcsc::name_of(e.type))}, {"reader", wstr(e.reader)}, {"time", wstr(to_rfc3339(e.time))}};
+  if (e.type == pcsc::Event::Type::card_inserted) {
+    j["atr"] = wstr(hex_encode(e.atr, true));
+    j["card_type"] = e.card_type ? Json(wstr(*e.card_type)) : Json(nullptr);
+  }
+  return j;
+}
+
+Json event_params(const pkcs11::TokenEvent& e) {
+  using T = pkcs11::TokenEvent::Type;
+  const char* type = e.type == T::present     ? "present"
+                     : e.type == T::absent    ? "absent"
+                     : e.type == T::logged_in ? "logged_in"
+                                              : "logged_out";
+  Json j = {{"type", type},
+            {"token_id", wstr(e.token.token_id)},
+            {"reader", e.token.reader ? Json(wstr(*e.token.reader)) : Json(nullptr)},
+            {"time", wstr(to_rfc3339(std::chrono::system_clock::now()))}};
+  if (e.type == T::present || e.type == T::absent) j["label"] = wstr(e.token.label);
+  if (e.type == T::logged_in && e.token.session_owner) j["uid"] = *e.token.session_owner;
+  return j;
+}
+
 }  // namespace kortti::ipc

@@ -3,6 +3,7 @@
 // How pkcs11/ types look on the wire (docs/protocol.md).
 
 #include "common/json.hpp"
+#include "pcsc/pcsc.hpp"
 #include "pkcs11/pkcs11.hpp"
 
 namespace kortti::ipc {
@@ -11,5 +12,9 @@ Json to_json(const pkcs11::ModuleStatus& module);
 Json to_json(const pkcs11::TokenInfo& token);
 Json to_json(const pkcs11::CertificateInfo& certificate);
 Json to_json(const pkcs11::SignResult& result);
+Json to_json(const pcsc::ReaderState& reader);
+// The params of an `event` notification, without its topic.
+Json event_params(const pcsc::Event& event);
+Json event_params(const pkcs11::TokenEvent& event);
 
 }  // namespace kortti::ipc

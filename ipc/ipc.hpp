@@ -23,6 +23,9 @@
 namespace kortti::pkcs11 {
 class TokenService;
 }
+namespace kortti::pcsc {
+class Monitor;
+}
 
 namespace kortti::ipc {
 
@@ -91,6 +94,7 @@ struct ServerOptions {
 struct Services {
   pkcs11::TokenService* tokens = nullptr;
   AuditSink* audit = nullptr;
+  pcsc::Monitor* pcsc = nullptr;  // null when [pcsc] enabled = false
 };
 
 class Server {

@@ -45,6 +45,7 @@ void sign_raw(Core& core, const std::shared_ptr<Call>& call, bool hash_data) {
                                } else {
                                  record.outcome = reason_of(r.error().code());
                                  record.detail = r.error().what();
+                                 if (!r.error().detail.empty()) record.detail += " (" + r.error().detail + ")";
                                }
                                if (core.services.audit != nullptr) core.services.audit->record(record);
                                if (r.ok()) {

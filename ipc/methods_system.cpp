@@ -27,10 +27,12 @@ void register_system_methods(Core& core) {
     for (const auto& m : tokens.modules()) modules.push_back(to_json(m));
     const auto uptime =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - core.started);
+    const pcsc::Monitor* monitor = core.services.pcsc;
+    const char* pcsc_state = monitor == nullptr ? "disabled" : monitor->available() ? "ok" : "unavailable";
     call->respond({{"uptime_s", uptime.count()},
-                   {"pcsc", "disabled"},
+                   {"pcsc", pcsc_state},
                    {"modules", std::move(modules)},
-                   {"readers", 0},
+                   {"readers", monitor == nullptr ? 0 : monitor->readers().size()},
                    {"tokens", tokens.tokens().size()},
                    {"connections", core.connections.size()}});
   });

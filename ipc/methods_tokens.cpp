@@ -14,9 +14,34 @@ void audit_session(Core& core, const std::shared_ptr<Call>& call, const std::str
   record.peer = call->peer();
   record.token_id = token_id;
   record.outcome = error != nullptr ? std::string(reason_of(error->code())) : "ok";
-  if (error != nullptr) record.detail = error->what();
+  if (error != nullptr) {
+    record.detail = error->what();
+    if (!error->detail.empty()) record.detail += " (" + error->detail + ")";
+  }
   record.delivered = call->deliverable();
   core.services.audit->record(record);
+}
+
+// Runs `then` after a fresh slot scan, or after `patience` with what is
+// known: a module can be stuck behind a busy card (OpenSC runs one call at a
+// time for all its cards), and listing must not wait for that.
+void after_scan(Core& core, std::function<void()> then) {
+  constexpr auto kPatience = std::chrono::milliseconds(300);
+  auto pending = std::make_shared<std::function<void()>>(std::move(then));
+  auto timer = std::make_shared<boost::asio::steady_timer>(core.io, kPatience);
+  auto once = [pending] {
+    if (!*pending) return;
+    auto f = std::move(*pending);
+    *pending = nullptr;
+    f();
+  };
+  core.services.tokens->rescan([timer, once](Result<Unit>) {
+    timer->cancel();
+    once();
+  });
+  timer->async_wait([once](const boost::system::error_code& ec) {
+    if (!ec) once();
+  });
 }
 
 }  // namespace
@@ -24,7 +49,7 @@ void audit_session(Core& core, const std::shared_ptr<Call>& call, const std::str
 void register_token_methods(Core& core) {
   core.add("tokens.list", MethodGroup::read, [&core](const std::shared_ptr<Call>& call) {
     auto* tokens = core.services.tokens;
-    tokens->rescan([call, tokens](Result<Unit>) {
+    after_scan(core, [call, tokens] {
       Json list = Json::array();
       for (const auto& t : tokens->tokens()) list.push_back(to_json(t));
       call->respond(std::move(list));
@@ -40,7 +65,7 @@ void register_token_methods(Core& core) {
       if (!purpose) invalid_param("purpose", "must be \"authentication\" or \"signature\"");
     }
     auto* tokens = core.services.tokens;
-    tokens->rescan([call, tokens, token_id, purpose](Result<Unit>) {
+    after_scan(core, [call, tokens, token_id, purpose] {
       tokens->certificates(token_id, [call, purpose](Result<std::vector<pkcs11::CertificateInfo>> r) {
         if (!r.ok()) return (void)call->fail(r.error());
         Json list = Json::array();

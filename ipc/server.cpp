@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "ipc/connection.hpp"
+#include "ipc/convert.hpp"
 #include "ipc/core.hpp"
 #include "ipc/ipc.hpp"
 #include "pkcs11/pkcs11.hpp"
@@ -35,21 +36,6 @@ bool someone_listens(const std::string& path) {
   const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   ::close(fd);
   return ok;
-}
-
-Json event_of(const pkcs11::TokenEvent& e) {
-  using T = pkcs11::TokenEvent::Type;
-  const char* type = e.type == T::present     ? "present"
-                     : e.type == T::absent    ? "absent"
-                     : e.type == T::logged_in ? "logged_in"
-                                              : "logged_out";
-  Json j = {{"type", type},
-            {"token_id", wstr(e.token.token_id)},
-            {"time", wstr(to_rfc3339(std::chrono::system_clock::now()))}};
-  j["reader"] = e.token.reader ? Json(wstr(*e.token.reader)) : Json(nullptr);
-  if (e.type == T::present || e.type == T::absent) j["label"] = wstr(e.token.label);
-  if (e.type == T::logged_in && e.token.session_owner) j["uid"] = *e.token.session_owner;
-  return j;
 }
 
 }  // namespace
@@ -103,13 +89,23 @@ Server::Server(asio::io_context& io, ServerOptions options, Services services)
   register_token_methods(impl_->core);
   register_sign_methods(impl_->core);
   register_event_methods(impl_->core);
+  register_reader_methods(impl_->core);
   if (services.tokens != nullptr) {
     services.tokens->on_event([weak = std::weak_ptr<Impl>(impl_)](const pkcs11::TokenEvent& e) {
       auto self = weak.lock();
       if (!self) return;
       using T = pkcs11::TokenEvent::Type;
       const bool session = e.type == T::logged_in || e.type == T::logged_out;
-      self->core.publish(session ? "session" : "token", event_of(e));
+      self->core.publish(session ? "session" : "token", event_params(e));
+    });
+  }
+  if (services.pcsc != nullptr) {
+    services.pcsc->on_event([weak = std::weak_ptr<Impl>(impl_)](const pcsc::Event& e) {
+      auto self = weak.lock();
+      if (!self) return;
+      using T = pcsc::Event::Type;
+      if (e.type == T::reader_added || e.type == T::reader_removed) self->core.publish("reader", event_params(e));
+      if (e.type == T::card_inserted || e.type == T::card_removed) self->core.publish("card", event_params(e));
     });
   }
 }
