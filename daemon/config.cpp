@@ -9,6 +9,7 @@
 #include <set>
 
 #include "ipc/ipc.hpp"
+#include "pcsc/pcsc.hpp"
 
 namespace kortti::daemon {
 
@@ -143,6 +144,24 @@ class Reader {
 
   const toml::node* node(const toml::table* t, const std::string& key) { return t ? t->get(key) : nullptr; }
 
+  // An array of tables ([[section.key]]); each table's keys checked.
+  std::vector<const toml::table*> tables(const toml::table* t, const std::string& section, const std::string& key,
+                                         const std::set<std::string>& known) {
+    std::vector<const toml::table*> out;
+    const toml::node* n = node(t, key);
+    if (n == nullptr) return out;
+    const std::string name = section + "." + key;
+    if (!n->is_array_of_tables()) {
+      problem(n, name, "must be an array of tables ([[" + name + "]])");
+      return out;
+    }
+    for (const auto& item : *n->as_array()) {
+      check_keys(*item.as_table(), name, known);
+      out.push_back(item.as_table());
+    }
+    return out;
+  }
+
  private:
   const toml::table& root_;
   std::string file_;
@@ -230,8 +249,35 @@ Config load_config(const std::string& path) {
     r.seconds(t, "session", "idle_timeout_s", c.session.idle_timeout, 1, 7 * 24 * 3600);
   }
   if (const auto* t = r.section("pcsc")) {
-    r.check_keys(*t, "pcsc", {"enabled"});
+    r.check_keys(*t, "pcsc", {"enabled", "reader", "card_type"});
     r.boolean(t, "pcsc", "enabled", c.pcsc.enabled);
+    for (const auto* reader : r.tables(t, "pcsc", "reader", {"name", "pinpad"})) {
+      Config::Pcsc::Reader entry;
+      r.string(reader, "pcsc.reader", "name", entry.name);
+      if (entry.name.empty()) r.problem(reader, "pcsc.reader.name", "is required");
+      if (r.node(reader, "pinpad") != nullptr) {
+        bool pinpad = false;
+        r.boolean(reader, "pcsc.reader", "pinpad", pinpad);
+        entry.pinpad = pinpad;
+      }
+      c.pcsc.readers.push_back(std::move(entry));
+    }
+    for (const auto* type : r.tables(t, "pcsc", "card_type", {"atr", "mask", "name", "description"})) {
+      Config::Pcsc::CardType entry;
+      r.string(type, "pcsc.card_type", "atr", entry.atr);
+      r.string(type, "pcsc.card_type", "mask", entry.mask);
+      r.string(type, "pcsc.card_type", "name", entry.name);
+      r.string(type, "pcsc.card_type", "description", entry.description);
+      const auto atr = pcsc::parse_hex(entry.atr);
+      if (!atr || atr->empty()) r.problem(type, "pcsc.card_type.atr", "must be the ATR in hex");
+      if (!entry.mask.empty()) {
+        const auto mask = pcsc::parse_hex(entry.mask);
+        if (!mask || !atr || mask->size() != atr->size())
+          r.problem(type, "pcsc.card_type.mask", "must be hex of the same length as the ATR");
+      }
+      if (entry.name.empty()) r.problem(type, "pcsc.card_type.name", "is required");
+      c.pcsc.card_types.push_back(std::move(entry));
+    }
   }
   if (const auto* t = r.section("log")) {
     r.check_keys(*t, "log", {"level", "target"});

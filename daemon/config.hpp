@@ -44,6 +44,20 @@ struct Config {
 
   struct Pcsc {
     bool enabled = true;
+    // [[pcsc.reader]]: readers whose feature list is wrong.
+    struct Reader {
+      std::string name;  // prefix of the PC/SC reader name
+      std::optional<bool> pinpad;
+    };
+    std::vector<Reader> readers;
+    // [[pcsc.card_type]]: ATRs to know besides the built-in Finnish ones.
+    struct CardType {
+      std::string atr;   // hex
+      std::string mask;  // hex, same length; empty: exact match
+      std::string name;
+      std::string description;
+    };
+    std::vector<CardType> card_types;
   } pcsc;
 
   struct Log {

@@ -15,7 +15,9 @@
 #include "daemon/audit.hpp"
 #include "daemon/config.hpp"
 #include "daemon/logging.hpp"
+#include "daemon/wiring.hpp"
 #include "ipc/ipc.hpp"
+#include "pcsc/pcsc.hpp"
 #include "pkcs11/pkcs11.hpp"
 
 namespace {
@@ -143,6 +145,11 @@ int main(int argc, char** argv) {
     token_options.session_idle = config.session.idle_timeout;
     pkcs11::TokenService tokens(io, token_options);
     daemon::AuditLog audit(config.audit.file);
+    std::optional<pcsc::Monitor> monitor;
+    if (config.pcsc.enabled) {
+      monitor.emplace(io, daemon::monitor_options(config.pcsc));
+      daemon::connect_pcsc(*monitor, tokens);
+    }
 
     ipc::ServerOptions server_options;
     server_options.max_message_bytes = config.ipc.max_message_bytes;
@@ -150,7 +157,7 @@ int main(int argc, char** argv) {
     server_options.max_inflight_per_connection = config.ipc.max_inflight_per_connection;
     server_options.request_timeout = config.ipc.request_timeout;
     server_options.access = access_policy(config);
-    ipc::Server server(io, server_options, ipc::Services{&tokens, &audit});
+    ipc::Server server(io, server_options, ipc::Services{&tokens, &audit, monitor ? &*monitor : nullptr});
 
     if (sd_listen_fds(1) >= 1) {
       server.adopt(SD_LISTEN_FDS_START);
@@ -182,6 +189,7 @@ int main(int argc, char** argv) {
     };
     signals.async_wait(on_signal);
 
+    if (monitor) monitor->start();
     tokens.start([&](Result<Unit>) {
       sd_notify(0, "READY=1\nSTATUS=serving");
       spdlog::info("ready: {} token(s) present", tokens.tokens().size());

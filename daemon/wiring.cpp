@@ -1,0 +1,74 @@
+#include "daemon/wiring.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace kortti::daemon {
+
+pcsc::MonitorOptions monitor_options(const Config::Pcsc& config) {
+  pcsc::MonitorOptions options;
+  for (const auto& r : config.readers) options.overrides.push_back({r.name, r.pinpad});
+  for (const auto& t : config.card_types) {
+    pcsc::AtrPattern p;
+    p.atr = *pcsc::parse_hex(t.atr);
+    p.mask = t.mask.empty() ? Bytes(p.atr.size(), 0xFF) : *pcsc::parse_hex(t.mask);
+    p.card_type = t.name;
+    p.description = t.description;
+    options.atrs.add(std::move(p));
+  }
+  return options;
+}
+
+std::optional<std::string> reader_for_slot(const std::vector<pcsc::ReaderState>& readers,
+                                           std::string_view slot_description) {
+  if (slot_description.empty()) return std::nullopt;
+  for (const auto& r : readers)
+    if (r.name == slot_description) return r.name;
+  const pcsc::ReaderState* best = nullptr;
+  for (const auto& r : readers)
+    if (slot_description.rfind(r.name, 0) == 0 && (best == nullptr || r.name.size() > best->name.size())) best = &r;
+  if (best != nullptr) return best->name;
+  for (const auto& r : readers)
+    if (std::string_view(r.name).rfind(slot_description, 0) == 0) return r.name;
+  return std::nullopt;
+}
+
+std::uint8_t fineid_pin_reference(std::string_view token_label) {
+  std::string lower(token_label);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const char* word : {"pin2", "allekirjoitus", "signature", "signing"})
+    if (lower.find(word) != std::string::npos) return 0x82;
+  return 0x11;
+}
+
+bool is_fineid_family(std::string_view card_type) {
+  return card_type == "dvv_healthcare" || card_type == "fineid_2022" || card_type == "fineid_v3";
+}
+
+void connect_pcsc(pcsc::Monitor& monitor, pkcs11::TokenService& tokens) {
+  tokens.set_reader_resolver(
+      [&monitor](const pkcs11::TokenInfo& t) { return reader_for_slot(monitor.readers(), t.slot_description); });
+  tokens.set_pin_counter([&monitor](const pkcs11::TokenInfo& t) -> std::optional<int> {
+    if (!t.reader) return std::nullopt;
+    for (const auto& r : monitor.readers())
+      if (r.name == *t.reader && r.card_type && is_fineid_family(*r.card_type))
+        return pcsc::read_fineid_pin_tries(r.name, fineid_pin_reference(t.label));
+    return std::nullopt;
+  });
+  monitor.on_event([&tokens](const pcsc::Event& e) {
+    switch (e.type) {
+      case pcsc::Event::Type::card_removed:
+        tokens.card_removed(e.reader);
+        break;
+      case pcsc::Event::Type::card_inserted:
+      case pcsc::Event::Type::service_up:
+      case pcsc::Event::Type::reader_removed:
+        tokens.rescan({});
+        break;
+      default:
+        break;
+    }
+  });
+}
+
+}  // namespace kortti::daemon
