@@ -153,7 +153,10 @@ int cmd_status(Client& c, const Globals& g) {
 std::string pin_state(const Json& token) {
   const Json user = token["pins"]["user"];
   if (user.value("locked", false)) return "locked";
-  if (user.contains("tries_left")) return std::to_string(user["tries_left"].get<int>()) + " tries left";
+  if (user.contains("tries_left")) {
+    const int n = user["tries_left"].get<int>();
+    return std::to_string(n) + (n == 1 ? " try left" : " tries left");
+  }
   if (user.value("count_low", false)) return "tries low";
   return "ok";
 }
@@ -240,6 +243,47 @@ int cmd_login(Client& c, const Globals& g, const std::string& token, const PinOp
   return 0;
 }
 
+int cmd_readers(Client& c, const Globals& g) {
+  const Json list = c.call("readers.list");
+  if (g.json) return print_json(list), 0;
+  if (list.empty()) {
+    std::cout << "no readers (is pcscd running, and [pcsc] enabled?)\n";
+    return 0;
+  }
+  client::Table t({"READER", "CARD", "CARD TYPE", "PIN PAD", "TOKENS"});
+  for (const auto& r : list) {
+    std::string tokens;
+    for (const auto& id : r["tokens"])
+      tokens += (tokens.empty() ? "" : ",") + to_std(id.get_ref<const WipingString&>());
+    t.add({text(r, "name"), r.value("card_present", false) ? "yes" : "no",
+           r["card_type"].is_string() ? text(r, "card_type") : (r.value("card_present", false) ? "unknown" : "-"),
+           r.value("pinpad", false) ? "yes" : "no", tokens.empty() ? "-" : tokens});
+  }
+  t.print(std::cout);
+  return 0;
+}
+
+int cmd_events(Client& c, const Globals& g, std::vector<std::string> topics, int count) {
+  if (topics.empty()) topics = {"reader", "card", "token", "session"};
+  Json list = Json::array();
+  for (const auto& t : topics) list.push_back(wstr(t));
+  c.call("events.subscribe", {{"topics", list}});
+  for (int seen = 0; count <= 0 || seen < count; ++seen) {
+    auto event = c.next_event();
+    if (!event) break;
+    const Json& p = (*event)["params"];
+    if (g.json) {
+      std::cout << to_std(p.dump()) << std::endl;
+      continue;
+    }
+    std::cout << text(p, "time") << "  " << text(p, "topic") << " " << text(p, "type");
+    for (const char* key : {"reader", "token_id", "card_type", "label"})
+      if (p.contains(key) && p[key].is_string()) std::cout << "  " << key << "=" << text(p, key);
+    std::cout << std::endl;
+  }
+  return 0;
+}
+
 int cmd_logout(Client& c, const Globals& g, const std::string& token) {
   const Json r = c.call("session.logout", {{"token_id", wstr(token)}});
   if (g.json) return print_json(r), 0;
@@ -249,7 +293,10 @@ int cmd_logout(Client& c, const Globals& g, const std::string& token) {
 
 void print_error(const RpcError& e) {
   std::cerr << "kortti: " << e.what() << " (" << e.reason();
-  if (e.data().contains("tries_left")) std::cerr << ", " << e.data()["tries_left"].get<int>() << " tries left";
+  if (e.data().contains("tries_left")) {
+    const int n = e.data()["tries_left"].get<int>();
+    std::cerr << ", " << n << (n == 1 ? " try left" : " tries left");
+  }
   std::cerr << ")\n";
   if (e.data().contains("reasons"))
     for (const auto& r : e.data()["reasons"])
@@ -269,6 +316,7 @@ int main(int argc, char** argv) {
                        std::string("kortti ") + kVersion + " (protocol " + std::to_string(kProtocolVersion) + ")");
 
   auto* status = app.add_subcommand("status", "daemon, PC/SC and PKCS#11 module status");
+  auto* readers = app.add_subcommand("readers", "list PC/SC readers, their cards and tokens");
   auto* tokens = app.add_subcommand("tokens", "list tokens (cards) and their PIN state");
   auto* certs = app.add_subcommand("certs", "list certificates on the cards");
   std::string certs_token, certs_purpose;
@@ -296,6 +344,12 @@ int main(int argc, char** argv) {
   PinOptions login_pin;
   login->add_option("--token", login_token, "token to log in to")->required()->option_text("TOKEN_ID");
   login_pin.add_to(login);
+  auto* events = app.add_subcommand("events", "print reader, card, token and session events as they happen");
+  std::vector<std::string> event_topics;
+  int event_count = 0;
+  events->add_option("--topic", event_topics, "reader, card, token or session (repeatable; default: all)")
+      ->check(CLI::IsMember({"reader", "card", "token", "session"}));
+  events->add_option("--count", event_count, "stop after this many events (default: run until interrupted)");
   auto* logout = app.add_subcommand("logout", "end this user's session on a token");
   std::string logout_token;
   logout->add_option("--token", logout_token, "token to log out of")->required()->option_text("TOKEN_ID");
@@ -307,7 +361,9 @@ int main(int argc, char** argv) {
     Client c(socket);
     c.call("system.hello", {{"client", "kortti"}, {"version", kVersion}});
     if (*status) return cmd_status(c, g);
+    if (*readers) return cmd_readers(c, g);
     if (*tokens) return cmd_tokens(c, g);
+    if (*events) return cmd_events(c, g, event_topics, event_count);
     if (*certs) return cmd_certs(c, g, certs_token, certs_purpose);
     if (*sign) return cmd_sign(c, g, so);
     if (*login) return cmd_login(c, g, login_token, login_pin);
