@@ -4,6 +4,7 @@
 
 #include "common/digest.hpp"
 #include "common/encoding.hpp"
+#include "tests/integration/rpc_error.hpp"
 #include "tests/support/support.hpp"
 
 namespace kortti::test {
@@ -58,16 +59,5 @@ class SoftHsmDaemonTest : public ::testing::Test {
   std::map<std::string, std::string> token_ids_;
 };
 
-// Runs `fn` and returns the RpcError it throws (fails the test if none).
-template <class Fn>
-client::RpcError rpc_error(Fn&& fn) {
-  try {
-    fn();
-  } catch (const client::RpcError& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected an error answer";
-  return client::RpcError(0, "none", "none", Json());
-}
 
 }  // namespace kortti::test

@@ -1,6 +1,8 @@
 #include "tests/support/support.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <openssl/rand.h>
 #include <poll.h>
 #include <signal.h>
@@ -79,6 +81,38 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
   return out;
 }
 
+// Starts argv[0] (looked up in PATH) with extra environment; `actions` set up
+// its descriptors. Throws when it cannot start.
+pid_t start_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                    const posix_spawn_file_actions_t& actions) {
+  std::vector<std::string> args = argv;
+  auto cargs = c_strings(args);
+  auto envs = environment(env);
+  auto cenv = c_strings(envs);
+  pid_t pid = -1;
+  const int rc = posix_spawnp(&pid, cargs[0], &actions, nullptr, cargs.data(), cenv.data());
+  if (rc != 0) throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
+  return pid;
+}
+
+// A background process whose output goes to `log`.
+pid_t spawn_logged(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                   const fs::path& log) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  try {
+    const pid_t pid = start_process(argv, env, actions);
+    posix_spawn_file_actions_destroy(&actions);
+    return pid;
+  } catch (...) {
+    posix_spawn_file_actions_destroy(&actions);
+    throw;
+  }
+}
+
 int decode_status(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -98,21 +132,22 @@ CommandResult run(const std::vector<std::string>& argv, const std::map<std::stri
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
   for (const auto& [fd, path] : fds) posix_spawn_file_actions_addopen(&actions, fd, path.c_str(), O_RDONLY, 0);
-  std::vector<std::string> args = argv;
-  auto cargs = c_strings(args);
-  auto envs = environment(env);
-  auto cenv = c_strings(envs);
   pid_t pid = -1;
-  const int rc = posix_spawnp(&pid, cargs[0], &actions, nullptr, cargs.data(), cenv.data());
+  std::string failure;
+  try {
+    pid = start_process(argv, env, actions);
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
   posix_spawn_file_actions_destroy(&actions);
   ::close(in[0]);
   ::close(out[1]);
   ::close(err[1]);
-  if (rc != 0) {
+  if (!failure.empty()) {
     ::close(in[1]);
     ::close(out[0]);
     ::close(err[0]);
-    throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(rc));
+    throw std::runtime_error(failure);
   }
   if (!input.empty()) (void)!::write(in[1], input.data(), input.size());
   ::close(in[1]);
@@ -193,19 +228,8 @@ Daemon::Daemon(DaemonOptions options) : socket_(options.socket.value_or(dir_ / "
   if (::bind(notify_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("bind notify");
   options.env["NOTIFY_SOCKET"] = notify.string();
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  const std::string log = (dir_ / "korttid.log").string();
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  std::vector<std::string> args = {korttid_binary().string(), "--config", (dir_ / "korttid.toml").string()};
-  auto cargs = c_strings(args);
-  auto envs = environment(options.env);
-  auto cenv = c_strings(envs);
-  const int rc = posix_spawn(&pid_, cargs[0], &actions, nullptr, cargs.data(), cenv.data());
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw std::runtime_error(std::string("cannot start korttid: ") + std::strerror(rc));
+  pid_ = spawn_logged({korttid_binary().string(), "--config", (dir_ / "korttid.toml").string()}, options.env,
+                      dir_ / "korttid.log");
   if (options.wait_ready && !wait_notify("READY=1", std::chrono::seconds(30)))
     throw std::runtime_error("korttid did not become ready; its log:\n" + this->log());
 }
@@ -261,6 +285,107 @@ bool Daemon::wait_notify(const std::string& what, std::chrono::milliseconds time
     if (n > 0 && std::string(buf, static_cast<std::size_t>(n)).find(what) != std::string::npos) return true;
   }
 }
+
+namespace {
+
+bool tcp_port_free(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+void reap(pid_t& pid, int signo) {
+  if (pid <= 0) return;
+  ::kill(pid, signo);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  pid = -1;
+}
+
+}  // namespace
+
+Pcscd::Pcscd() {
+  ::setenv("PCSCLITE_CSOCK_NAME", socket().c_str(), 1);
+  fs::create_directories(dir_ / "conf");
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    // An even base port in a range of our own; vpcd takes it and the next.
+    base_port_ = 20000 + 2 * static_cast<int>((::getpid() * 7919 + attempt * 104729) % 15000);
+    if (!tcp_port_free(base_port_) || !tcp_port_free(base_port_ + 1)) continue;
+    char conf[256];
+    std::snprintf(conf, sizeof conf,
+                  "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME   /dev/null:0x%X\n"
+                  "LIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID    0x%X\n",
+                  base_port_, base_port_);
+    write_file(dir_ / "conf" / "vpcd", conf);
+    if (launch()) return;
+    kill();
+  }
+  throw std::runtime_error("cannot start a private pcscd; its log:\n" + log());
+}
+
+Pcscd::~Pcscd() { kill(); }
+
+bool Pcscd::launch() {
+  pid_ = spawn_logged({"systemd-socket-activate", "-l", socket(), "pcscd", "-f", "-c", (dir_ / "conf").string()}, {},
+               dir_ / "pcscd.log");
+  // Ready when both readers are listed (opensc-tool asks through the socket,
+  // which also starts pcscd).
+  for (int i = 0; i < 100; ++i) {
+    auto r = run({"opensc-tool", "-l"}, env());
+    if (r.out.find("Virtual PCD 00 01") != std::string::npos && !tcp_port_free(base_port_ + 1)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+void Pcscd::kill() { reap(pid_, SIGKILL); }
+
+void Pcscd::start() {
+  if (!launch()) throw std::runtime_error("pcscd did not come back; its log:\n" + log());
+}
+
+std::string Pcscd::log() const { return read_file(dir_ / "pcscd.log"); }
+
+VirtualCard::VirtualCard(const Pcscd& pcscd, CardOptions options) {
+  guid_ = options.guid;
+  if (guid_.empty()) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%024x%08x", 0x6b6f72u,
+                  static_cast<unsigned>(std::hash<std::string>{}(options.person) % 0xFFFFFF) * 16 +
+                      static_cast<unsigned>(options.reader));
+    guid_ = buf;
+  }
+  const fs::path person = pki_dir() / "people" / options.person;
+  std::vector<std::string> argv = {(binary_dir() / "tests/vcard/kortti-vcard").string(),
+                                   "--port",
+                                   std::to_string(pcscd.port(options.reader)),
+                                   "--guid",
+                                   guid_,
+                                   "--auth-cert",
+                                   (person / "auth.pem").string(),
+                                   "--auth-key",
+                                   (person / "auth.key").string(),
+                                   "--sign-cert",
+                                   (person / "sign.pem").string(),
+                                   "--sign-key",
+                                   (person / "sign.key").string()};
+  argv.insert(argv.end(), options.args.begin(), options.args.end());
+  pid_ = spawn_logged(argv, {{"VCARD_PIN", options.pin}}, dir_ / "vcard.log");
+}
+
+VirtualCard::~VirtualCard() { pull(); }
+
+void VirtualCard::pull() { reap(pid_, SIGKILL); }
+
+std::string VirtualCard::token_id() const { return "piv_II-" + guid_.substr(16); }
+
+std::string VirtualCard::log() const { return read_file(dir_ / "vcard.log"); }
 
 namespace {
 

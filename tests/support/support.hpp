@@ -116,6 +116,65 @@ class Daemon {
   std::optional<int> status_;
 };
 
+// A private pcscd with vpcd's two virtual readers on free TCP ports, reached
+// through its own socket (PCSCLITE_CSOCK_NAME); set for this process too.
+class Pcscd {
+ public:
+  Pcscd();
+  ~Pcscd();
+  Pcscd(const Pcscd&) = delete;
+  Pcscd& operator=(const Pcscd&) = delete;
+
+  [[nodiscard]] int port(int reader) const noexcept { return base_port_ + reader; }
+  [[nodiscard]] std::string socket() const { return (dir_ / "pcscd.comm").string(); }
+  [[nodiscard]] std::map<std::string, std::string> env() const { return {{"PCSCLITE_CSOCK_NAME", socket()}}; }
+  void kill();
+  void start();
+  [[nodiscard]] std::string log() const;
+
+ private:
+  bool launch();
+  TempDir dir_;
+  int base_port_ = 0;
+  pid_t pid_ = -1;
+};
+
+struct CardOptions {
+  std::string person = "physician";  // from the test PKI
+  int reader = 0;
+  std::string guid;               // 32 hex digits; default: from person and reader
+  std::vector<std::string> args;  // extra kortti-vcard options (--delay 87:3000, --reconnect, ...)
+  std::string pin = kPin;
+};
+
+inline CardOptions card_options(std::string person = "physician", int reader = 0, std::vector<std::string> args = {}) {
+  CardOptions o;
+  o.person = std::move(person);
+  o.reader = reader;
+  o.args = std::move(args);
+  return o;
+}
+
+// A kortti-vcard process: constructing it inserts the card, pull() or the
+// destructor removes it.
+class VirtualCard {
+ public:
+  VirtualCard(const Pcscd& pcscd, CardOptions options);
+  ~VirtualCard();
+  VirtualCard(const VirtualCard&) = delete;
+  VirtualCard& operator=(const VirtualCard&) = delete;
+  void pull();
+  [[nodiscard]] std::string token_id() const;  // what OpenSC makes of the GUID
+  [[nodiscard]] std::string log() const;
+
+ private:
+  TempDir dir_;
+  std::string guid_;
+  pid_t pid_ = -1;
+};
+
+inline constexpr const char* kOpenScModule = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+
 // Independent verification with the openssl CLI.
 // Verifies a signature over a digest (pkeyutl) with the certificate's key.
 bool openssl_verify_digest(const Bytes& certificate_der, const Bytes& digest, const Bytes& signature,

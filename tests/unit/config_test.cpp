@@ -94,6 +94,50 @@ sign = ["user:no-such-user-kortti"]
   EXPECT_TRUE(saw_level && saw_modules && saw_access);
 }
 
+TEST(Config, PcscReadersAndCardTypes) {
+  TempDir dir;
+  test::write_file(dir / "k.toml", R"(
+[pcsc]
+enabled = true
+[[pcsc.reader]]
+name = "Cherry SmartTerminal"
+pinpad = false
+[[pcsc.card_type]]
+atr = "3B DF 96 00 80 31 FE 45"
+mask = "FF FF FF 00 FF FF FF FF"
+name = "dvv_healthcare_2026"
+description = "a newer card"
+)");
+  const Config c = load_config((dir / "k.toml").string());
+  ASSERT_EQ(c.pcsc.readers.size(), 1U);
+  EXPECT_EQ(c.pcsc.readers[0].name, "Cherry SmartTerminal");
+  EXPECT_EQ(c.pcsc.readers[0].pinpad, false);
+  ASSERT_EQ(c.pcsc.card_types.size(), 1U);
+  EXPECT_EQ(c.pcsc.card_types[0].name, "dvv_healthcare_2026");
+}
+
+TEST(Config, BadPcscTablesAreNamed) {
+  const auto p = problems_of(R"([pcsc]
+[[pcsc.card_type]]
+atr = "3B ZZ"
+name = "x"
+[[pcsc.card_type]]
+atr = "3B DF"
+mask = "FF"
+[[pcsc.reader]]
+pinpad = "yes"
+nmae = "typo"
+)");
+  ASSERT_EQ(p.size(), 6U);
+  EXPECT_NE(p[0].find(":2: pcsc.card_type.atr: must be the ATR in hex"), std::string::npos) << p[0];
+  EXPECT_NE(p[1].find(":5: pcsc.card_type.mask: must be hex of the same length"), std::string::npos) << p[1];
+  EXPECT_NE(p[2].find(":5: pcsc.card_type.name: is required"), std::string::npos) << p[2];
+  EXPECT_NE(p[3].find(":8: pcsc.reader.name: is required"), std::string::npos) << p[3];
+  EXPECT_NE(p[4].find(":9: pcsc.reader.pinpad: must be true or false"), std::string::npos) << p[4];
+  EXPECT_NE(p[5].find(":10: pcsc.reader.nmae: unknown key (did you mean pcsc.reader.name?)"), std::string::npos)
+      << p[5];
+}
+
 TEST(Config, SyntaxErrorsNameTheLine) {
   std::string file;
   const auto p = problems_of("[ipc]\nsocket = \n", &file);

@@ -1,0 +1,245 @@
+#include "tests/pcsc_fake/fake.hpp"
+
+#include <PCSC/reader.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+
+namespace kortti::pcsc_fake {
+namespace {
+
+struct World {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<Reader> readers;
+  bool service = true;
+  int generation = 0;  // readers added or removed
+  int cancels = 0;
+  bool cancelled = false;
+};
+
+World& world() {
+  static World w;
+  return w;
+}
+
+void touch(World& w) { w.changed.notify_all(); }
+
+Reader* find(World& w, const std::string& name) {
+  for (auto& r : w.readers)
+    if (r.name == name) return &r;
+  return nullptr;
+}
+
+DWORD state_of(const Reader& r) {
+  DWORD s = r.present ? SCARD_STATE_PRESENT : SCARD_STATE_EMPTY;
+  return s | (r.events << 16);
+}
+
+}  // namespace
+
+void reset() {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  w.readers.clear();
+  w.service = true;
+  w.generation = 0;
+  w.cancels = 0;
+  w.cancelled = false;
+  touch(w);
+}
+
+void add_reader(Reader reader) {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  w.readers.push_back(std::move(reader));
+  ++w.generation;
+  touch(w);
+}
+
+void remove_reader(const std::string& name) {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  std::erase_if(w.readers, [&](const Reader& r) { return r.name == name; });
+  ++w.generation;
+  touch(w);
+}
+
+void insert(const std::string& name, Bytes atr) {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  Reader* r = find(w, name);
+  r->present = true;
+  r->atr = std::move(atr);
+  ++r->events;
+  touch(w);
+}
+
+void remove(const std::string& name) {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  Reader* r = find(w, name);
+  r->present = false;
+  r->atr.clear();
+  ++r->events;
+  touch(w);
+}
+
+void swap(const std::string& name, Bytes atr) {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  Reader* r = find(w, name);
+  r->atr = std::move(atr);
+  r->events += 2;
+  touch(w);
+}
+
+void service(bool up) {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  w.service = up;
+  touch(w);
+}
+
+int cancels() {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  return w.cancels;
+}
+
+}  // namespace kortti::pcsc_fake
+
+using namespace kortti::pcsc_fake;
+
+extern "C" {
+
+const SCARD_IO_REQUEST g_rgSCardT0Pci = {SCARD_PROTOCOL_T0, sizeof(SCARD_IO_REQUEST)};
+const SCARD_IO_REQUEST g_rgSCardT1Pci = {SCARD_PROTOCOL_T1, sizeof(SCARD_IO_REQUEST)};
+const SCARD_IO_REQUEST g_rgSCardRawPci = {SCARD_PROTOCOL_RAW, sizeof(SCARD_IO_REQUEST)};
+
+const char* pcsc_stringify_error(LONG) { return "fake PC/SC"; }
+
+LONG SCardEstablishContext(DWORD, LPCVOID, LPCVOID, LPSCARDCONTEXT context) {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  if (!w.service) return SCARD_E_NO_SERVICE;
+  *context = 1;
+  return SCARD_S_SUCCESS;
+}
+
+LONG SCardReleaseContext(SCARDCONTEXT) { return SCARD_S_SUCCESS; }
+
+LONG SCardCancel(SCARDCONTEXT) {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  ++w.cancels;
+  w.cancelled = true;
+  touch(w);
+  return SCARD_S_SUCCESS;
+}
+
+LONG SCardListReaders(SCARDCONTEXT, LPCSTR, LPSTR out, LPDWORD size) {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  if (!w.service) return SCARD_E_NO_SERVICE;
+  if (w.readers.empty()) return SCARD_E_NO_READERS_AVAILABLE;
+  std::string multi;
+  for (const auto& r : w.readers) multi += r.name + '\0';
+  multi += '\0';
+  if (out == nullptr) {
+    *size = static_cast<DWORD>(multi.size());
+    return SCARD_S_SUCCESS;
+  }
+  if (*size < multi.size()) return SCARD_E_INSUFFICIENT_BUFFER;
+  std::memcpy(out, multi.data(), multi.size());
+  *size = static_cast<DWORD>(multi.size());
+  return SCARD_S_SUCCESS;
+}
+
+LONG SCardGetStatusChange(SCARDCONTEXT, DWORD, SCARD_READERSTATE* states, DWORD count) {
+  World& w = world();
+  std::unique_lock lock(w.mutex);
+  for (;;) {
+    if (!w.service) return SCARD_E_NO_SERVICE;
+    if (w.cancelled) {
+      w.cancelled = false;
+      return SCARD_E_CANCELLED;
+    }
+    bool any = false;
+    for (DWORD i = 0; i < count; ++i) {
+      SCARD_READERSTATE& s = states[i];
+      if (std::strcmp(s.szReader, R"(\\?PnP?\Notification)") == 0) {
+        const DWORD now = static_cast<DWORD>(w.generation) << 16;
+        s.dwEventState = now;
+        if ((s.dwCurrentState & 0xFFFF0000) != now) {
+          s.dwEventState |= SCARD_STATE_CHANGED;
+          any = true;
+        }
+        continue;
+      }
+      const Reader* r = find(w, s.szReader);
+      if (r == nullptr) {
+        s.dwEventState = SCARD_STATE_UNKNOWN | SCARD_STATE_CHANGED;
+        any = true;
+        continue;
+      }
+      const DWORD now = state_of(*r);
+      s.dwEventState = now;
+      s.cbAtr = static_cast<DWORD>(r->atr.size());
+      if (!r->atr.empty()) std::memcpy(s.rgbAtr, r->atr.data(), r->atr.size());
+      if (s.dwCurrentState == SCARD_STATE_UNAWARE || (s.dwCurrentState & ~SCARD_STATE_CHANGED) != now) {
+        s.dwEventState |= SCARD_STATE_CHANGED;
+        any = true;
+      }
+    }
+    if (any) return SCARD_S_SUCCESS;
+    w.changed.wait(lock);
+  }
+}
+
+LONG SCardConnect(SCARDCONTEXT, LPCSTR reader, DWORD, DWORD, LPSCARDHANDLE card, LPDWORD protocol) {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  if (!w.service) return SCARD_E_NO_SERVICE;
+  for (std::size_t i = 0; i < w.readers.size(); ++i) {
+    if (w.readers[i].name == reader) {
+      *card = static_cast<SCARDHANDLE>(i + 1);
+      *protocol = SCARD_PROTOCOL_T1;
+      return SCARD_S_SUCCESS;
+    }
+  }
+  return SCARD_E_UNKNOWN_READER;
+}
+
+LONG SCardDisconnect(SCARDHANDLE, DWORD) { return SCARD_S_SUCCESS; }
+LONG SCardBeginTransaction(SCARDHANDLE) { return SCARD_S_SUCCESS; }
+LONG SCardEndTransaction(SCARDHANDLE, DWORD) { return SCARD_S_SUCCESS; }
+
+LONG SCardControl(SCARDHANDLE card, DWORD code, LPCVOID, DWORD, LPVOID out, DWORD out_size, LPDWORD length) {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  const Reader& r = w.readers.at(card - 1);
+  if (r.control_error != SCARD_S_SUCCESS) return r.control_error;
+  if (code != CM_IOCTL_GET_FEATURE_REQUEST || !r.features) return SCARD_E_UNSUPPORTED_FEATURE;
+  if (out_size < r.features->size()) return SCARD_E_INSUFFICIENT_BUFFER;
+  std::memcpy(out, r.features->data(), r.features->size());
+  *length = static_cast<DWORD>(r.features->size());
+  return SCARD_S_SUCCESS;
+}
+
+LONG SCardTransmit(SCARDHANDLE card, const SCARD_IO_REQUEST*, LPCBYTE apdu, DWORD apdu_length, SCARD_IO_REQUEST*,
+                   LPBYTE out, LPDWORD out_length) {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  const Reader& r = w.readers.at(card - 1);
+  if (!r.present) return SCARD_W_REMOVED_CARD;
+  auto it = r.apdus.find(kortti::Bytes(apdu, apdu + apdu_length));
+  const kortti::Bytes response = it != r.apdus.end() ? it->second : kortti::Bytes{0x6D, 0x00};
+  std::memcpy(out, response.data(), response.size());
+  *out_length = static_cast<DWORD>(response.size());
+  return SCARD_S_SUCCESS;
+}
+
+}  // extern "C"

@@ -1,0 +1,63 @@
+#pragma once
+
+// A link-time stand-in for libpcsclite: the test binary that links it has no
+// real PC/SC. It is used only for what real parts cannot show: PIN-pad
+// feature answers, injected SCARD_* errors, and reader states changing in
+// ways pcscd's polling cannot be made to produce on cue.
+
+#include <PCSC/winscard.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/bytes.hpp"
+
+namespace kortti::pcsc_fake {
+
+struct Reader {
+  std::string name;
+  bool present = false;
+  Bytes atr;
+  DWORD events = 0;               // pcsc-lite's insert/remove counter
+  std::optional<Bytes> features;  // CM_IOCTL_GET_FEATURE_REQUEST answer
+  LONG control_error = SCARD_S_SUCCESS;
+  std::map<Bytes, Bytes> apdus;  // command -> response
+
+  static Reader named(std::string name) {
+    Reader r;
+    r.name = std::move(name);
+    return r;
+  }
+  Reader&& card(Bytes card_atr) && {
+    present = true;
+    atr = std::move(card_atr);
+    events = 1;
+    return std::move(*this);
+  }
+  Reader&& with_features(Bytes tlv) && {
+    features = std::move(tlv);
+    return std::move(*this);
+  }
+  Reader&& failing_control(LONG code) && {
+    control_error = code;
+    return std::move(*this);
+  }
+  Reader&& answering(Bytes command, Bytes response) && {
+    apdus[std::move(command)] = std::move(response);
+    return std::move(*this);
+  }
+};
+
+void reset();
+void add_reader(Reader reader);
+void remove_reader(const std::string& name);
+void insert(const std::string& name, Bytes atr);
+void remove(const std::string& name);
+// Pulled and put back between two looks: still present, counter moved by 2.
+void swap(const std::string& name, Bytes atr);
+void service(bool up);  // pcscd running or not
+int cancels();          // SCardCancel calls so far
+
+}  // namespace kortti::pcsc_fake

@@ -1,0 +1,214 @@
+// pcsc/ against the link-time PC/SC fake (tests/pcsc_fake/fake.hpp): what
+// vpcd and pcscd cannot be made to show.
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <deque>
+
+#include "pcsc/pcsc.hpp"
+#include "tests/pcsc_fake/fake.hpp"
+
+namespace kortti::pcsc {
+namespace {
+
+using namespace std::chrono_literals;
+const Bytes kHealthcareAtr = *parse_hex("3BDF96008031FE450031B8640429ECC173940180829000DA");
+const Bytes kOtherAtr = *parse_hex("3B8F8001804F0CA000000306030001000000006A");
+
+// --- PIN-pad features ---
+
+TEST(PinPadFeatures, VerifyPinDirectMakesAPinPad) {
+  const Bytes tlv = {0x06, 0x04, 0x42, 0x33, 0x00, 0x12, 0x0A, 0x04, 0x42, 0x33, 0x00, 0x1A};
+  const auto f = parse_features(tlv);
+  EXPECT_TRUE(f.verify_pin_direct);
+  EXPECT_TRUE(f.pinpad());
+}
+
+TEST(PinPadFeatures, StartAndFinishTogetherMakeAPinPad) {
+  EXPECT_TRUE(parse_features(Bytes{0x01, 0x04, 0, 0, 0, 1, 0x02, 0x04, 0, 0, 0, 2}).pinpad());
+  EXPECT_FALSE(parse_features(Bytes{0x01, 0x04, 0, 0, 0, 1}).pinpad());
+  EXPECT_FALSE(parse_features(Bytes{0x07, 0x04, 0, 0, 0, 1}).pinpad()) << "modify alone is no verify";
+}
+
+TEST(PinPadFeatures, MalformedAnswersAreIgnoredNotTrusted) {
+  EXPECT_FALSE(parse_features(Bytes{0x06, 0x04, 0x42}).pinpad());        // truncated
+  EXPECT_FALSE(parse_features(Bytes{0x06, 0x02, 0x42, 0x33}).pinpad());  // wrong length
+  EXPECT_FALSE(parse_features(Bytes{}).pinpad());
+}
+
+class Fake : public ::testing::Test {
+ protected:
+  void SetUp() override { pcsc_fake::reset(); }
+};
+
+TEST_F(Fake, ProbeAsksTheReaderAndErrorsMeanNoPinPad) {
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("Pinpad Reader").with_features({0x06, 0x04, 0x42, 0x33, 0x00, 0x12}));
+  pcsc_fake::add_reader(
+      pcsc_fake::Reader::named("Broken Reader").failing_control(static_cast<LONG>(SCARD_F_COMM_ERROR)));
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("Plain Reader"));
+  const Context context;
+  EXPECT_TRUE(probe_pinpad(context, "Pinpad Reader").pinpad());
+  EXPECT_FALSE(probe_pinpad(context, "Broken Reader").pinpad());
+  EXPECT_FALSE(probe_pinpad(context, "Plain Reader").pinpad());
+  EXPECT_FALSE(probe_pinpad(context, "No Such Reader").pinpad());
+}
+
+// --- errors ---
+
+TEST_F(Fake, ErrorsNameTheCodeTheCallAndTheSite) {
+  pcsc_fake::service(false);
+  try {
+    const Context context;
+    FAIL() << "no pcscd, no context";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), static_cast<LONG>(SCARD_E_NO_SERVICE));
+    EXPECT_EQ(e.call(), "SCardEstablishContext");
+    EXPECT_TRUE(e.service_gone());
+    EXPECT_NE(std::string(e.what()).find("SCARD_E_NO_SERVICE"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("handles.cpp:"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(
+      Error(static_cast<LONG>(SCARD_W_REMOVED_CARD), "SCardTransmit", std::source_location::current()).card_gone());
+}
+
+// --- FinEID PIN counter ---
+
+TEST_F(Fake, FineidPinCounterReadsDf21) {
+  const Bytes query1 = {0x00, 0xCB, 0x00, 0xFF, 0x05, 0xA0, 0x03, 0x83, 0x01, 0x11, 0x00};
+  const Bytes query2 = {0x00, 0xCB, 0x00, 0xFF, 0x05, 0xA0, 0x03, 0x83, 0x01, 0x82, 0x00};
+  pcsc_fake::add_reader(
+      pcsc_fake::Reader::named("R")
+          .card(kHealthcareAtr)
+          .answering(query1, {0xA0, 0x0A, 0x83, 0x01, 0x11, 0xDF, 0x21, 0x04, 0x04, 0xFF, 0xA5, 0x00, 0x90, 0x00})
+          .answering(query2, {0x6A, 0x88}));
+  EXPECT_EQ(read_fineid_pin_tries("R", 0x11), 4);
+  EXPECT_EQ(read_fineid_pin_tries("R", 0x82), std::nullopt) << "an error status is no count";
+  EXPECT_EQ(read_fineid_pin_tries("No such reader", 0x11), std::nullopt);
+}
+
+// --- the monitor ---
+
+class MonitorTest : public Fake {
+ protected:
+  // Runs the io_context until `n` more events have arrived (or 5 s pass).
+  std::vector<std::string> next(Monitor& m, std::size_t n) {
+    if (!subscribed_) {
+      m.on_event([this](const Event& e) {
+        std::string what = std::string(name_of(e.type));
+        if (e.type == Event::Type::reader_added || e.type == Event::Type::reader_removed) what = "reader " + what;
+        if (e.type == Event::Type::card_inserted || e.type == Event::Type::card_removed) what = "card " + what;
+        if (!e.reader.empty()) what += " " + e.reader;
+        if (e.card_type) what += " " + *e.card_type;
+        seen_.push_back(what);
+      });
+      subscribed_ = true;
+      m.start();
+    }
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (seen_.size() < n && std::chrono::steady_clock::now() < deadline) {
+      io_.restart();
+      io_.run_for(20ms);
+    }
+    std::vector<std::string> out(seen_.begin(), seen_.begin() + static_cast<long>(std::min(n, seen_.size())));
+    seen_.erase(seen_.begin(), seen_.begin() + static_cast<long>(out.size()));
+    return out;
+  }
+
+  boost::asio::io_context io_;
+  std::deque<std::string> seen_;
+  bool subscribed_ = false;
+};
+
+TEST_F(MonitorTest, ReportsWhatIsThereAtStartThenEachChange) {
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("R0").card(kHealthcareAtr));
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("R1"));
+  Monitor m(io_, {});
+  EXPECT_EQ(next(m, 4), (std::vector<std::string>{"service_up", "reader added R0", "reader added R1",
+                                                  "card inserted R0 dvv_healthcare"}));
+  EXPECT_TRUE(m.available());
+  pcsc_fake::insert("R1", kOtherAtr);
+  EXPECT_EQ(next(m, 1), std::vector<std::string>{"card inserted R1"});
+  pcsc_fake::remove("R0");
+  EXPECT_EQ(next(m, 1), std::vector<std::string>{"card removed R0"});
+  const auto readers = m.readers();
+  ASSERT_EQ(readers.size(), 2U);
+  EXPECT_FALSE(readers[0].card_present);
+  EXPECT_TRUE(readers[1].card_present);
+  EXPECT_FALSE(readers[1].card_type.has_value()) << "unknown cards have no type but are still listed";
+}
+
+TEST_F(MonitorTest, ACardSwappedBetweenTwoLooksIsRemovedThenInserted) {
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("R0").card(kOtherAtr));
+  Monitor m(io_, {});
+  next(m, 3);
+  pcsc_fake::swap("R0", kHealthcareAtr);
+  EXPECT_EQ(next(m, 2), (std::vector<std::string>{"card removed R0", "card inserted R0 dvv_healthcare"}));
+}
+
+TEST_F(MonitorTest, ReadersComingAndGoingThroughPnp) {
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("R0"));
+  Monitor m(io_, {});
+  next(m, 2);
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("USB Reader").card(kOtherAtr));
+  EXPECT_EQ(next(m, 2), (std::vector<std::string>{"reader added USB Reader", "card inserted USB Reader"}));
+  pcsc_fake::remove_reader("USB Reader");
+  EXPECT_EQ(next(m, 2), (std::vector<std::string>{"card removed USB Reader", "reader removed USB Reader"}));
+}
+
+TEST_F(MonitorTest, PcscdGoneAndBackReportsEverythingGoneThenBack) {
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("R0").card(kHealthcareAtr));
+  MonitorOptions quick;
+  quick.min_backoff = 10ms;
+  quick.max_backoff = 40ms;
+  Monitor m(io_, std::move(quick));
+  next(m, 3);
+  pcsc_fake::service(false);
+  EXPECT_EQ(next(m, 3), (std::vector<std::string>{"card removed R0", "reader removed R0", "service_down"}));
+  EXPECT_FALSE(m.available());
+  EXPECT_TRUE(m.readers().empty());
+  pcsc_fake::service(true);
+  EXPECT_EQ(next(m, 3), (std::vector<std::string>{"service_up", "reader added R0", "card inserted R0 dvv_healthcare"}));
+}
+
+TEST_F(MonitorTest, PinPadOverridesWinOverTheReadersOwnAnswer) {
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("Lying Reader 1").with_features({0x06, 0x04, 0, 0, 0, 1}));
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("Honest Reader"));
+  MonitorOptions o;
+  o.overrides.push_back({"Lying Reader", false});
+  o.overrides.push_back({"Honest", true});
+  Monitor m(io_, std::move(o));
+  next(m, 3);
+  std::map<std::string, bool> pinpad;
+  for (const auto& r : m.readers()) pinpad[r.name] = r.pinpad;
+  EXPECT_FALSE(pinpad.at("Lying Reader 1"));
+  EXPECT_TRUE(pinpad.at("Honest Reader"));
+}
+
+TEST_F(MonitorTest, StopCancelsTheBlockedWait) {
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("R0"));
+  Monitor m(io_, {});
+  next(m, 2);
+  m.stop();
+  EXPECT_GE(pcsc_fake::cancels(), 1);
+}
+
+TEST(AtrTable, ConfiguredPatternsWithMasksComeFirst) {
+  AtrTable t;
+  EXPECT_EQ(t.match(kHealthcareAtr)->card_type, "dvv_healthcare");
+  EXPECT_FALSE(t.match(kOtherAtr).has_value());
+  Bytes mask(kOtherAtr.size(), 0xFF);
+  mask[5] = 0x00;  // any value of byte 5
+  t.add({kOtherAtr, mask, "test_card", "a test card"});
+  Bytes variant = kOtherAtr;
+  variant[5] = 0x42;
+  EXPECT_EQ(t.match(variant)->card_type, "test_card");
+  variant[6] ^= 1;
+  EXPECT_FALSE(t.match(variant).has_value());
+  EXPECT_FALSE(parse_hex("3B D").has_value());
+  EXPECT_EQ(parse_hex("3b:df 96"), (Bytes{0x3B, 0xDF, 0x96}));
+}
+
+}  // namespace
+}  // namespace kortti::pcsc
