@@ -88,9 +88,9 @@ class ThroughputReporter : public benchmark::ConsoleReporter {
     for (const auto& run : runs) {
       if (run.run_type != Run::RT_Iteration) continue;
       auto it = run.counters.find("items_per_second");
-      if (it != run.counters.end()) recorder().add_throughput(run.run_name.function_name + "/clients:" +
-                                                                  std::to_string(run.threads),
-                                                              it->second.value);
+      if (it != run.counters.end())
+        recorder().add_throughput(run.run_name.function_name + "/clients:" + std::to_string(run.threads),
+                                  it->second.value);
     }
     ConsoleReporter::ReportRuns(runs);
   }

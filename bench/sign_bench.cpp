@@ -26,7 +26,7 @@ namespace fs = std::filesystem;
 
 constexpr int kClients[] = {1, 8, 32};
 constexpr const char* kKeys[] = {"rsa2048", "p256"};
-int g_ops = 1600;        // signatures per (side, key, clients) configuration
+int g_ops = 1600;            // signatures per (side, key, clients) configuration
 constexpr int kRepeats = 8;  // each configuration in slices, shuffled with all others
 
 struct Setup {
@@ -44,8 +44,9 @@ std::unique_ptr<Setup> g_setup;
 void make_token(const fs::path& dir) {
   const std::string pin_env = "BENCH_PIN";
   auto sh = [&](const std::string& cmd) {
-    auto r = test::run({"sh", "-c", cmd}, {{"BENCH_PIN", test::kPin}, {"BENCH_SO", test::kSoPin},
-                                           {"SOFTHSM2_CONF", (dir / "softhsm2.conf").string()}});
+    auto r = test::run(
+        {"sh", "-c", cmd},
+        {{"BENCH_PIN", test::kPin}, {"BENCH_SO", test::kSoPin}, {"SOFTHSM2_CONF", (dir / "softhsm2.conf").string()}});
     if (r.status != 0) throw std::runtime_error(cmd + ": " + r.err);
   };
   fs::create_directories(dir / "tokens");
@@ -184,11 +185,20 @@ int main(int argc, char** argv) {
     for (int n : kClients) {
       const auto per_thread = std::max(8, g_ops / kRepeats / n);
       benchmark::RegisterBenchmark(("direct/" + std::string(key)).c_str(), BM_Direct, std::string(key))
-          ->Threads(n)->Iterations(per_thread)->Repetitions(kRepeats)->UseRealTime();
+          ->Threads(n)
+          ->Iterations(per_thread)
+          ->Repetitions(kRepeats)
+          ->UseRealTime();
       benchmark::RegisterBenchmark(("serialised/" + std::string(key)).c_str(), BM_DirectSerialised, std::string(key))
-          ->Threads(n)->Iterations(per_thread)->Repetitions(kRepeats)->UseRealTime();
+          ->Threads(n)
+          ->Iterations(per_thread)
+          ->Repetitions(kRepeats)
+          ->UseRealTime();
       benchmark::RegisterBenchmark(("korttid/" + std::string(key)).c_str(), BM_Korttid, std::string(key))
-          ->Threads(n)->Iterations(per_thread)->Repetitions(kRepeats)->UseRealTime();
+          ->Threads(n)
+          ->Iterations(per_thread)
+          ->Repetitions(kRepeats)
+          ->UseRealTime();
     }
   }
   ThroughputReporter reporter;
