@@ -5,12 +5,29 @@
 
 namespace kortti {
 
-std::string to_rfc3339(SystemTime t) {
+namespace {
+
+std::tm broken_down(SystemTime t, bool local) {
   const std::time_t secs = std::chrono::system_clock::to_time_t(t);
   std::tm tm{};
-  gmtime_r(&secs, &tm);
+  if (local) localtime_r(&secs, &tm);
+  else gmtime_r(&secs, &tm);
+  return tm;
+}
+
+}  // namespace
+
+std::string to_rfc3339(SystemTime t) {
+  const std::tm tm = broken_down(t, false);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string local_date(SystemTime t) {
+  const std::tm tm = broken_down(t, true);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
   return buf;
 }
 

@@ -11,6 +11,8 @@ using SystemTime = std::chrono::system_clock::time_point;
 
 // RFC 3339 in UTC with a Z suffix and whole seconds: 2026-11-22T09:57:00Z.
 std::string to_rfc3339(SystemTime t);
+// The date (YYYY-MM-DD) in the local time zone.
+std::string local_date(SystemTime t);
 // Accepts Z or a numeric offset, optional fractional seconds.
 std::optional<SystemTime> parse_rfc3339(std::string_view text);
 

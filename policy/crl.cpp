@@ -1,0 +1,163 @@
+#include <openssl/err.h>
+#include <openssl/http.h>
+#include <openssl/pem.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "policy/revocation.hpp"
+
+namespace kortti::policy {
+
+namespace {
+
+constexpr std::string_view kFileScheme = "file://";
+
+X509CrlPtr parse_crl(BIO* bio) {
+  X509CrlPtr crl(PEM_read_bio_X509_CRL(bio, nullptr, nullptr, nullptr));
+  if (!crl) {
+    ERR_clear_error();
+    BIO_reset(bio);
+    crl.reset(d2i_X509_CRL_bio(bio, nullptr));
+  }
+  ERR_clear_error();
+  return crl;
+}
+
+std::vector<std::string> distribution_points(X509* cert) {
+  std::vector<std::string> out;
+  auto* points = static_cast<CRL_DIST_POINTS*>(X509_get_ext_d2i(cert, NID_crl_distribution_points, nullptr, nullptr));
+  if (points == nullptr) return out;
+  for (int i = 0; i < sk_DIST_POINT_num(points); ++i) {
+    const DIST_POINT* dp = sk_DIST_POINT_value(points, i);
+    if (dp->distpoint == nullptr || dp->distpoint->type != 0) continue;
+    const GENERAL_NAMES* names = dp->distpoint->name.fullname;
+    for (int j = 0; j < sk_GENERAL_NAME_num(names); ++j) {
+      const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, j);
+      if (gn->type != GEN_URI) continue;
+      const ASN1_IA5STRING* uri = gn->d.uniformResourceIdentifier;
+      out.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
+                       static_cast<std::size_t>(ASN1_STRING_length(uri)));
+    }
+  }
+  CRL_DIST_POINTS_free(points);
+  return out;
+}
+
+std::string reason_of(const X509_REVOKED* revoked) {
+  auto* code = static_cast<ASN1_ENUMERATED*>(X509_REVOKED_get_ext_d2i(revoked, NID_crl_reason, nullptr, nullptr));
+  if (code == nullptr) return {};
+  const long reason = ASN1_ENUMERATED_get(code);
+  ASN1_ENUMERATED_free(code);
+  return OCSP_crl_reason_str(reason);
+}
+
+}  // namespace
+
+X509CrlPtr CrlClient::load(const std::string& source, SystemTime now, bool& cached, std::string& why_not) {
+  const bool is_file = source.rfind(kFileScheme, 0) == 0 || source.find("://") == std::string::npos;
+  const std::string path = source.rfind(kFileScheme, 0) == 0 ? source.substr(kFileScheme.size()) : source;
+  // Files are read again when they change; URLs are kept until nextUpdate.
+  std::string key = source;
+  if (is_file) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      why_not = "no CRL file " + path;
+      return nullptr;
+    }
+    key += "@" + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = cache_.find(key); it != cache_.end() && now < it->second.until) {
+      cached = true;
+      return X509CrlPtr(X509_CRL_dup(it->second.crl.get()));
+    }
+  }
+  X509CrlPtr crl;
+  if (is_file) {
+    BioPtr bio(BIO_new_file(path.c_str(), "rb"));
+    if (bio) crl = parse_crl(bio.get());
+  } else {
+    BIO* body = OSSL_HTTP_get(source.c_str(), nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr,
+                              0, 10 * 1024 * 1024, static_cast<int>(options_.timeout.count()));
+    if (body != nullptr) {
+      crl = parse_crl(body);
+      BIO_free_all(body);
+    }
+  }
+  ERR_clear_error();
+  if (!crl) {
+    why_not = "no CRL could be read from " + source;
+    return nullptr;
+  }
+  const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get());
+  const SystemTime until = next != nullptr ? to_system_time(next) : now + options_.max_cache;
+  std::lock_guard lock(mutex_);
+  cache_[key] = {X509CrlPtr(X509_CRL_dup(crl.get())), until};
+  cached = false;
+  return crl;
+}
+
+std::optional<Answer> CrlClient::check(X509* leaf, X509* issuer, SystemTime now, std::chrono::seconds skew,
+                                       std::string& why_not) {
+  std::vector<std::string> sources = options_.crl_files;
+  if (options_.crl_fetch)
+    for (auto& dp : distribution_points(leaf)) sources.push_back(dp);
+  if (sources.empty()) {
+    why_not = "no CRL configured and none named by the certificate";
+    return std::nullopt;
+  }
+  EVP_PKEY* issuer_key = X509_get0_pubkey(issuer);
+  for (const auto& source : sources) {
+    bool cached = false;
+    std::string why;
+    X509CrlPtr crl = load(source, now, cached, why);
+    if (!crl) {
+      why_not = why;
+      continue;
+    }
+    // Only a CRL of this issuer, signed by it and current, may decide.
+    if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(issuer)) != 0) continue;
+    if (X509_CRL_verify(crl.get(), issuer_key) != 1) {
+      ERR_clear_error();
+      why_not = "the CRL from " + source + " does not verify with its issuer's key";
+      continue;
+    }
+    const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get());
+    if (next != nullptr && to_system_time(next) + skew < now) {
+      why_not = "the CRL from " + source + " is past its nextUpdate";
+      continue;
+    }
+    Answer a;
+    a.source = source;
+    a.cached = cached;
+    X509_REVOKED* revoked = nullptr;
+    if (X509_CRL_get0_by_cert(crl.get(), &revoked, leaf) == 1) {
+      a.status = "revoked";
+      a.revoked_at = to_system_time(X509_REVOKED_get0_revocationDate(revoked));
+      a.reason = reason_of(revoked);
+    } else {
+      a.status = "good";
+    }
+    return a;
+  }
+  if (why_not.empty()) why_not = "no CRL of the issuer was found";
+  return std::nullopt;
+}
+
+std::vector<X509Ptr> load_certificates(const std::string& folder) {
+  std::vector<X509Ptr> out;
+  if (folder.empty()) return out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(folder, ec)) {
+    if (!entry.is_regular_file()) continue;
+    BioPtr bio(BIO_new_file(entry.path().c_str(), "r"));
+    if (!bio) continue;
+    while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out.emplace_back(cert);
+    ERR_clear_error();
+  }
+  return out;
+}
+
+}  // namespace kortti::policy

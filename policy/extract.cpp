@@ -1,0 +1,100 @@
+#include "policy/extract.hpp"
+
+#include "common/encoding.hpp"
+
+namespace kortti::policy {
+
+namespace {
+
+constexpr std::size_t kBatch = 512;
+constexpr std::size_t kBatchesAhead = 8;
+
+}  // namespace
+
+bool blank_line(const std::string& s) { return s.find_first_not_of(" \t") == std::string::npos; }
+
+HashingReader::HashingReader(std::istream& in) : in_(in), md_(EVP_MD_CTX_new()) {
+  EVP_DigestInit_ex(md_.get(), EVP_sha256(), nullptr);
+}
+
+bool HashingReader::line(std::string& out) {
+  if (!std::getline(in_, out)) return false;
+  EVP_DigestUpdate(md_.get(), out.data(), out.size());
+  if (!in_.eof()) EVP_DigestUpdate(md_.get(), "\n", 1);
+  if (!out.empty() && out.back() == '\r') out.pop_back();
+  return true;
+}
+
+std::string HashingReader::sha256() {
+  unsigned char digest[32];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(md_.get(), digest, &n);
+  return hex_encode(ByteView(digest, n));
+}
+
+ExtractReader::ExtractReader(std::istream& in) : reader_(in), thread_([this] { run(); }) {}
+
+ExtractReader::~ExtractReader() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+}
+
+void ExtractReader::run() {
+  std::vector<ParsedLine> batch;
+  std::string text, error;
+  std::size_t number = 0;
+  auto hand_over = [&](bool last) {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return stopping_ || ready_.size() < kBatchesAhead; });
+    if (!batch.empty()) ready_.push_back(std::move(batch));
+    batch.clear();
+    if (last) {
+      finished_ = true;
+      error_ = error;
+    }
+    const bool stop = stopping_;
+    lock.unlock();
+    changed_.notify_all();
+    return !stop;
+  };
+  while (reader_.line(text)) {
+    ++number;
+    if (blank_line(text)) continue;
+    ParsedLine parsed;
+    parsed.number = number;
+    try {
+      if (text.size() > kMaxLineBytes)
+        throw std::invalid_argument("longer than " + std::to_string(kMaxLineBytes) + " bytes");
+      parsed.professional = parse_professional(std::string_view(text));
+    } catch (const std::invalid_argument& e) {
+      error = "line " + std::to_string(number) + ": " + e.what();
+      break;
+    }
+    parsed.text = std::move(text);
+    text.clear();
+    batch.push_back(std::move(parsed));
+    if (batch.size() == kBatch && !hand_over(false)) return;
+  }
+  if (error.empty()) sha256_ = reader_.sha256();
+  hand_over(true);
+}
+
+std::vector<ParsedLine> ExtractReader::next() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return !ready_.empty() || finished_; });
+  if (ready_.empty()) {
+    if (!error_.empty()) throw std::invalid_argument(error_);
+    return {};
+  }
+  std::vector<ParsedLine> batch = std::move(ready_.front());
+  ready_.pop_front();
+  lock.unlock();
+  changed_.notify_all();
+  return batch;
+}
+
+}  // namespace kortti::policy

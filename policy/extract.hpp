@@ -1,0 +1,70 @@
+#pragma once
+
+// Reading a Valvira extract: lines hashed as they are read (the provenance
+// names exactly the bytes imported), and professionals parsed on a thread of
+// their own, ahead of the SQLite inserts.
+
+#include <condition_variable>
+#include <deque>
+#include <istream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/openssl.hpp"
+#include "policy/policy.hpp"
+
+namespace kortti::policy {
+
+// Blank lines (spaces and tabs only) are skipped in extracts and code sets.
+bool blank_line(const std::string& line);
+
+class HashingReader {
+ public:
+  explicit HashingReader(std::istream& in);
+  // The next line without its end (\n or \r\n); false at the end.
+  bool line(std::string& out);
+  std::string sha256();  // hex, of everything read
+
+ private:
+  std::istream& in_;
+  EvpMdCtxPtr md_;
+};
+
+struct ParsedLine {
+  std::size_t number = 0;  // 1-based
+  std::string text;
+  Professional professional;
+};
+
+// Parses the extract on its own thread, a bounded number of batches ahead.
+class ExtractReader {
+ public:
+  static constexpr std::size_t kMaxLineBytes = 64 * 1024;  // one professional
+
+  explicit ExtractReader(std::istream& in);
+  ~ExtractReader();  // stops the thread
+  ExtractReader(const ExtractReader&) = delete;
+  ExtractReader& operator=(const ExtractReader&) = delete;
+
+  // The next parsed lines, blank ones left out; empty at the end. Throws
+  // std::invalid_argument("line N: ...") at the first bad line.
+  std::vector<ParsedLine> next();
+  [[nodiscard]] std::string sha256() const { return sha256_; }  // at the end
+
+ private:
+  void run();
+
+  HashingReader reader_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::vector<ParsedLine>> ready_;
+  bool finished_ = false;
+  bool stopping_ = false;
+  std::string error_;
+  std::string sha256_;
+  std::thread thread_;
+};
+
+}  // namespace kortti::policy

@@ -1,0 +1,146 @@
+#include <openssl/err.h>
+#include <openssl/http.h>
+#include <openssl/ocsp.h>
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+
+#include "common/encoding.hpp"
+#include "policy/revocation.hpp"
+
+namespace kortti::policy {
+
+namespace {
+
+constexpr std::chrono::seconds kRetryAfter{30};
+
+using OcspRequestPtr = std::unique_ptr<OCSP_REQUEST, OpensslDeleter<OCSP_REQUEST_free>>;
+using OcspResponsePtr = std::unique_ptr<OCSP_RESPONSE, OpensslDeleter<OCSP_RESPONSE_free>>;
+using OcspBasicPtr = std::unique_ptr<OCSP_BASICRESP, OpensslDeleter<OCSP_BASICRESP_free>>;
+using OcspCertIdPtr = std::unique_ptr<OCSP_CERTID, OpensslDeleter<OCSP_CERTID_free>>;
+
+std::string certid_key(OCSP_CERTID* id) {
+  unsigned char* der = nullptr;
+  const int n = i2d_OCSP_CERTID(id, &der);
+  std::string key = n > 0 ? hex_encode(ByteView(der, static_cast<std::size_t>(n))) : std::string();
+  OPENSSL_free(der);
+  return key;
+}
+
+// POSTs the request; the response, or null with why.
+OcspResponsePtr post(const std::string& url, OCSP_REQUEST* req, std::chrono::seconds timeout, std::string& why_not) {
+  char *host = nullptr, *port = nullptr, *path = nullptr;
+  int ssl = 0;
+  if (OSSL_HTTP_parse_url(url.c_str(), &ssl, nullptr, &host, &port, nullptr, &path, nullptr, nullptr) != 1) {
+    why_not = "cannot parse OCSP URL " + url;
+    ERR_clear_error();
+    return nullptr;
+  }
+  BioPtr body(ASN1_item_i2d_mem_bio(ASN1_ITEM_rptr(OCSP_REQUEST), reinterpret_cast<const ASN1_VALUE*>(req)));
+  BIO* response = OSSL_HTTP_transfer(nullptr, host, port, path, ssl, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                     nullptr, 0, nullptr, "application/ocsp-request", body.get(),
+                                     "application/ocsp-response", 1, 100 * 1024, static_cast<int>(timeout.count()), 0);
+  OPENSSL_free(host);
+  OPENSSL_free(port);
+  OPENSSL_free(path);
+  if (response == nullptr) {
+    why_not = "OCSP responder " + url + " did not answer: " + openssl_error("no response");
+    return nullptr;
+  }
+  OcspResponsePtr parsed(d2i_OCSP_RESPONSE_bio(response, nullptr));
+  BIO_free_all(response);
+  if (!parsed) why_not = "OCSP responder " + url + " sent something that is not an OCSP response";
+  ERR_clear_error();
+  return parsed;
+}
+
+std::string reason_name(int reason) { return reason < 0 ? std::string() : OCSP_crl_reason_str(reason); }
+
+}  // namespace
+
+SystemTime to_system_time(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return {};
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+std::optional<Answer> OcspClient::query(X509* leaf, X509* issuer, const std::string& url, X509_STORE* store,
+                                        STACK_OF(X509) * untrusted, SystemTime now, std::chrono::seconds skew,
+                                        std::string& why_not) {
+  OcspCertIdPtr id(OCSP_cert_to_id(nullptr, leaf, issuer));
+  if (!id) {
+    why_not = "cannot name the certificate for OCSP";
+    return std::nullopt;
+  }
+  const std::string key = certid_key(id.get());
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = cache_.find(key); it != cache_.end()) {
+      if (now < it->second.until) {
+        Answer a = it->second.answer;
+        a.cached = true;
+        return a;
+      }
+      cache_.erase(it);
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = down_until_.find(url); it != down_until_.end() && now < it->second) {
+      why_not = "OCSP responder " + url + " did not answer a moment ago";
+      return std::nullopt;
+    }
+  }
+  OcspRequestPtr req(OCSP_REQUEST_new());
+  OCSP_request_add0_id(req.get(), OCSP_CERTID_dup(id.get()));
+  if (options_.ocsp_nonce) OCSP_request_add1_nonce(req.get(), nullptr, -1);
+  OcspResponsePtr response = post(url, req.get(), options_.timeout, why_not);
+  if (!response) {
+    std::lock_guard lock(mutex_);
+    down_until_[url] = now + kRetryAfter;
+    return std::nullopt;
+  }
+  if (OCSP_response_status(response.get()) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+    why_not = std::string("OCSP responder refused: ") + OCSP_response_status_str(OCSP_response_status(response.get()));
+    return std::nullopt;
+  }
+  OcspBasicPtr basic(OCSP_response_get1_basic(response.get()));
+  if (!basic) {
+    why_not = "OCSP response has no basic response";
+    return std::nullopt;
+  }
+  // A nonce we sent must come back unchanged; a responder that sends none
+  // (pre-produced answers) is still held to the freshness check below.
+  if (options_.ocsp_nonce && OCSP_check_nonce(req.get(), basic.get()) == 0) {
+    why_not = "OCSP response nonce does not match the request";
+    return std::nullopt;
+  }
+  if (OCSP_basic_verify(basic.get(), untrusted, store, 0) <= 0) {
+    why_not = "OCSP response signature does not verify: " + openssl_error("untrusted responder");
+    return std::nullopt;
+  }
+  int status = 0, reason = -1;
+  ASN1_GENERALIZEDTIME *revoked = nullptr, *this_update = nullptr, *next_update = nullptr;
+  if (OCSP_resp_find_status(basic.get(), id.get(), &status, &reason, &revoked, &this_update, &next_update) != 1) {
+    why_not = "OCSP response does not cover this certificate";
+    return std::nullopt;
+  }
+  if (OCSP_check_validity(this_update, next_update, static_cast<long>(skew.count()), -1) != 1) {
+    why_not = "OCSP response is not current (thisUpdate/nextUpdate)";
+    ERR_clear_error();
+    return std::nullopt;
+  }
+  Answer a;
+  a.source = url;
+  a.status = status == V_OCSP_CERTSTATUS_GOOD ? "good" : status == V_OCSP_CERTSTATUS_REVOKED ? "revoked" : "unknown";
+  if (status == V_OCSP_CERTSTATUS_REVOKED) {
+    a.revoked_at = to_system_time(revoked);
+    a.reason = reason_name(reason);
+  }
+  const SystemTime until = next_update != nullptr ? to_system_time(next_update) : now + options_.max_cache;
+  std::lock_guard lock(mutex_);
+  cache_[key] = {a, until};
+  return a;
+}
+
+}  // namespace kortti::policy

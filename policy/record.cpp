@@ -1,0 +1,184 @@
+#include <stdexcept>
+
+#include "policy/policy.hpp"
+
+namespace kortti::policy {
+
+namespace {
+
+[[noreturn]] void bad(const std::string& field, const std::string& what) {
+  throw std::invalid_argument(field + ": " + what);
+}
+
+// The parser works on any nlohmann JSON type: requests arrive as the wiping
+// Json, while the registry parses its records (no secrets, many of them)
+// with plain nlohmann::json, which is several times faster.
+template <class J>
+std::string as_string(const J& value) {
+  const auto& s = value.template get_ref<const typename J::string_t&>();
+  return std::string(s.begin(), s.end());
+}
+
+template <class J>
+std::string text(const J& j, const char* key, const std::string& field, bool required) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    if (required) bad(field, "is required");
+    return {};
+  }
+  if (!it->is_string()) bad(field, "must be a string");
+  return as_string(*it);
+}
+
+bool is_date(const std::string& s) {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
+  for (std::size_t i : {0, 1, 2, 3, 5, 6, 8, 9})
+    if (s[i] < '0' || s[i] > '9') return false;
+  const int month = std::stoi(s.substr(5, 2)), day = std::stoi(s.substr(8, 2));
+  return month >= 1 && month <= 12 && day >= 1 && day <= 31;
+}
+
+template <class J>
+std::optional<std::string> date(const J& j, const char* key, const std::string& field) {
+  std::string v = text(j, key, field, false);
+  if (v.empty()) return std::nullopt;
+  // Full RFC 3339 times are accepted; only their date counts.
+  if (v.size() > 10 && v[10] == 'T') v = v.substr(0, 10);
+  if (!is_date(v)) bad(field, "must be a date (YYYY-MM-DD), not '" + v + "'");
+  return v;
+}
+
+template <class J>
+Validity validity(const J& j, const std::string& field) {
+  const std::string prefix = field.empty() ? "" : field + ".";
+  Validity v{date(j, "valid_from", prefix + "valid_from"), date(j, "valid_to", prefix + "valid_to")};
+  if (v.from && v.to && *v.to < *v.from) bad(prefix + "valid_to", "is before valid_from");
+  return v;
+}
+
+template <class J>
+const J& array(const J& j, const char* key, const std::string& field) {
+  static const J empty = J::array();
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return empty;
+  if (!it->is_array()) bad(field, "must be an array");
+  return *it;
+}
+
+template <class J>
+Professional professional(const J& line) {
+  if (!line.is_object()) bad("line", "must be a JSON object");
+  Professional p;
+  p.registration_number = text(line, "registration_number", "registration_number", true);
+  p.prescriber_id = text(line, "prescriber_id", "prescriber_id", false);
+  if (auto name = line.find("name"); name != line.end() && !name->is_null()) {
+    if (!name->is_object()) bad("name", "must be an object with given and family");
+    p.given_name = text(*name, "given", "name.given", false);
+    p.family_name = text(*name, "family", "name.family", false);
+  }
+  if (auto ids = line.find("identifiers"); ids != line.end() && !ids->is_null()) {
+    if (!ids->is_object()) bad("identifiers", "must be an object");
+    p.satu = text(*ids, "satu", "identifiers.satu", false);
+    p.hetu = text(*ids, "hetu", "identifiers.hetu", false);
+  }
+  const J& rights = array(line, "rights", "rights");
+  for (std::size_t i = 0; i < rights.size(); ++i) {
+    const std::string field = "rights[" + std::to_string(i) + "]";
+    if (!rights[i].is_object()) bad(field, "must be an object");
+    p.rights.push_back({text(rights[i], "code", field + ".code", true), validity(rights[i], field), {}});
+  }
+  const J& restrictions = array(line, "restrictions", "restrictions");
+  for (std::size_t i = 0; i < restrictions.size(); ++i) {
+    const std::string field = "restrictions[" + std::to_string(i) + "]";
+    const J& r = restrictions[i];
+    if (!r.is_object()) bad(field, "must be an object");
+    Restriction x;
+    x.target = text(r, "target", field + ".target", true);
+    if (x.target.size() != 2 || x.target.find_first_not_of("0123456789") != std::string::npos)
+      bad(field + ".target", "must be a two-digit code of 1.2.246.537.6.147.2008, not '" + x.target + "'");
+    if (auto object = r.find("object"); object != r.end() && !object->is_null()) {
+      if (!object->is_object()) bad(field + ".object", "must be an object with system and code");
+      x.object_system = text(*object, "system", field + ".object.system", true);
+      x.object_code = text(*object, "code", field + ".object.code", true);
+      if (x.object_system != "ATC" && x.object_system != "1.2.246.537.6.141.2008")
+        bad(field + ".object.system", "must be \"ATC\" or \"1.2.246.537.6.141.2008\", not '" + x.object_system + "'");
+    }
+    if (auto scope = r.find("scope"); scope != r.end() && !scope->is_null()) {
+      if (!scope->is_string()) bad(field + ".scope", "must be a string or null");
+      x.scope = as_string(*scope);
+    }
+    x.valid = validity(r, field);
+    p.restrictions.push_back(std::move(x));
+  }
+  const J& specialties = array(line, "specialties", "specialties");
+  for (std::size_t i = 0; i < specialties.size(); ++i) {
+    if (!specialties[i].is_string()) bad("specialties[" + std::to_string(i) + "]", "must be a string");
+    p.specialties.push_back(as_string(specialties[i]));
+  }
+  return p;
+}
+
+}  // namespace
+
+CodeEntry parse_code_entry(const Json& entry) {
+  if (!entry.is_object()) bad("entry", "must be an object");
+  return {text(entry, "code", "code", true), text(entry, "name", "name", true), validity(entry, "")};
+}
+
+bool Validity::covers(const std::string& day) const { return (!from || *from <= day) && (!to || day <= *to); }
+
+Professional parse_professional(const Json& line) { return professional(line); }
+
+Professional parse_professional(std::string_view text) {
+  nlohmann::ordered_json line;
+  try {
+    line = nlohmann::ordered_json::parse(text);
+  } catch (const nlohmann::ordered_json::parse_error&) {
+    throw std::invalid_argument("not valid JSON");
+  }
+  return professional(line);
+}
+
+namespace {
+
+Json validity_json(const Validity& v) {
+  return {{"valid_from", v.from ? Json(wstr(*v.from)) : Json(nullptr)},
+          {"valid_to", v.to ? Json(wstr(*v.to)) : Json(nullptr)}};
+}
+
+}  // namespace
+
+Json to_json(const Professional& p) {
+  Json rights = Json::array();
+  for (const auto& r : p.rights) {
+    Json j = validity_json(r.valid);
+    j["code"] = wstr(r.code);
+    if (!r.name.empty()) j["name"] = wstr(r.name);
+    rights.push_back(std::move(j));
+  }
+  Json restrictions = Json::array();
+  for (const auto& r : p.restrictions) {
+    Json j = validity_json(r.valid);
+    j["target"] = wstr(r.target);
+    if (!r.target_name.empty()) j["target_name"] = wstr(r.target_name);
+    j["object"] = r.object_system.empty() ? Json(nullptr)
+                                          : Json{{"system", wstr(r.object_system)}, {"code", wstr(r.object_code)}};
+    j["scope"] = r.scope ? Json(wstr(*r.scope)) : Json(nullptr);
+    restrictions.push_back(std::move(j));
+  }
+  Json specialties = Json::array();
+  for (const auto& s : p.specialties) specialties.push_back(wstr(s));
+  // The personal identity code stays inside: the rules need it (self-
+  // prescribing), a client asking who someone is does not.
+  Json identifiers = Json::object();
+  if (!p.satu.empty()) identifiers["satu"] = wstr(p.satu);
+  return Json{{"registration_number", wstr(p.registration_number)},
+              {"prescriber_id", p.prescriber_id.empty() ? Json(nullptr) : Json(wstr(p.prescriber_id))},
+              {"name", {{"given", wstr(p.given_name)}, {"family", wstr(p.family_name)}}},
+              {"identifiers", std::move(identifiers)},
+              {"rights", std::move(rights)},
+              {"restrictions", std::move(restrictions)},
+              {"specialties", std::move(specialties)}};
+}
+
+}  // namespace kortti::policy
