@@ -79,6 +79,72 @@ Json to_json(const pcsc::ReaderState& r) {
               {"pinpad", r.pinpad}};
 }
 
+Json to_json(const policy::Identity& id) {
+  Json purposes = Json::array();
+  if (id.non_repudiation) purposes.push_back("signature");
+  if (id.digital_signature) purposes.push_back("authentication");
+  Json policies = Json::array();
+  for (const auto& p : id.policies) policies.push_back(wstr(p));
+  auto optional = [](const std::string& s) { return s.empty() ? Json(nullptr) : Json(wstr(s)); };
+  return Json{
+      {"name", {{"given", wstr(id.given_name)}, {"family", wstr(id.family_name)}, {"common", wstr(id.common_name)}}},
+      {"title", optional(id.title)},
+      {"organisation", optional(id.organisation)},
+      {"satu", optional(id.satu)},
+      {"registration_number", optional(id.registration_number)},
+      {"card_type", optional(id.card_type)},
+      {"policies", std::move(policies)},
+      {"purposes", std::move(purposes)}};
+}
+
+Json to_json(const policy::ValidationResult& v) {
+  Json chain = Json::array();
+  for (const auto& s : v.chain) chain.push_back(wstr(s));
+  Json revocation = {
+      {"method", wstr(v.revocation.method)}, {"status", wstr(v.revocation.status)}, {"cached", v.revocation.cached}};
+  if (!v.revocation.source.empty()) revocation["source"] = wstr(v.revocation.source);
+  if (v.revocation.revoked_at) revocation["revoked_at"] = wstr(to_rfc3339(*v.revocation.revoked_at));
+  if (!v.revocation.reason.empty()) revocation["reason"] = wstr(v.revocation.reason);
+  if (v.revocation.fail_mode) revocation["fail_mode"] = wstr(*v.revocation.fail_mode);
+  Json j = {{"status", wstr(v.status)}, {"chain", std::move(chain)}, {"revocation", std::move(revocation)}};
+  if (!v.message.empty()) j["message"] = wstr(v.message);
+  return j;
+}
+
+Json to_json(const policy::Provenance& p, bool stale) {
+  if (!p.imported_at) return Json{{"imported", false}};
+  return Json{
+      {"imported", true},
+      {"source", wstr(p.source)},
+      {"imported_at", wstr(to_rfc3339(*p.imported_at))},
+      {"records", p.records},
+      {"sha256", wstr(p.sha256)},
+      {"age_s",
+       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - *p.imported_at).count()},
+      {"stale", stale}};
+}
+
+namespace {
+
+Json reasons_json(const std::vector<Reason>& reasons) {
+  Json out = Json::array();
+  for (const auto& r : reasons) out.push_back({{"code", wstr(r.code)}, {"message", wstr(r.message)}});
+  return out;
+}
+
+}  // namespace
+
+Json to_json(const policy::Decision& d) {
+  Json j = {{"allowed", d.allowed},
+            {"reasons", reasons_json(d.reasons)},
+            {"warnings", reasons_json(d.warnings)},
+            {"professional", d.professional ? policy::to_json(*d.professional) : Json(nullptr)},
+            {"registry", to_json(d.registry, d.registry_stale)}};
+  if (d.identity) j["identity"] = to_json(*d.identity);
+  if (d.certificate) j["certificate"] = to_json(*d.certificate);
+  return j;
+}
+
 Json event_params(const pcsc::Event& e) {
   Json j = {{"type", wstr(pcsc::name_of(e.type))}, {"reader", wstr(e.reader)}, {"time", wstr(to_rfc3339(e.time))}};
   if (e.type == pcsc::Event::Type::card_inserted) {

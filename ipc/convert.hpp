@@ -5,6 +5,7 @@
 #include "common/json.hpp"
 #include "pcsc/pcsc.hpp"
 #include "pkcs11/pkcs11.hpp"
+#include "policy/policy.hpp"
 
 namespace kortti::ipc {
 
@@ -13,6 +14,10 @@ Json to_json(const pkcs11::TokenInfo& token);
 Json to_json(const pkcs11::CertificateInfo& certificate);
 Json to_json(const pkcs11::SignResult& result);
 Json to_json(const pcsc::ReaderState& reader);
+Json to_json(const policy::Identity& identity);
+Json to_json(const policy::ValidationResult& validation);
+Json to_json(const policy::Provenance& provenance, bool stale);
+Json to_json(const policy::Decision& decision);
 // The params of an `event` notification, without its topic.
 Json event_params(const pcsc::Event& event);
 Json event_params(const pkcs11::TokenEvent& event);

@@ -26,6 +26,9 @@ class TokenService;
 namespace kortti::pcsc {
 class Monitor;
 }
+namespace kortti::policy {
+class PolicyService;
+}
 
 namespace kortti::ipc {
 
@@ -95,6 +98,7 @@ struct Services {
   pkcs11::TokenService* tokens = nullptr;
   AuditSink* audit = nullptr;
   pcsc::Monitor* pcsc = nullptr;  // null when [pcsc] enabled = false
+  policy::PolicyService* policy = nullptr;
 };
 
 class Server {

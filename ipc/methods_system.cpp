@@ -3,6 +3,7 @@
 #include "ipc/convert.hpp"
 #include "ipc/core.hpp"
 #include "ipc/params.hpp"
+#include "policy/policy.hpp"
 
 namespace kortti::ipc {
 
@@ -29,12 +30,18 @@ void register_system_methods(Core& core) {
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - core.started);
     const pcsc::Monitor* monitor = core.services.pcsc;
     const char* pcsc_state = monitor == nullptr ? "disabled" : monitor->available() ? "ok" : "unavailable";
-    call->respond({{"uptime_s", uptime.count()},
+    Json status = {{"uptime_s", uptime.count()},
                    {"pcsc", pcsc_state},
                    {"modules", std::move(modules)},
                    {"readers", monitor == nullptr ? 0 : monitor->readers().size()},
                    {"tokens", tokens.tokens().size()},
-                   {"connections", core.connections.size()}});
+                   {"connections", core.connections.size()},
+                   {"registry", nullptr}};
+    if (core.services.policy == nullptr) return (void)call->respond(std::move(status));
+    core.services.policy->status([&core, call, status = std::move(status)](Result<policy::Provenance> r) mutable {
+      if (r.ok()) status["registry"] = to_json(r.value(), core.services.policy->stale());
+      call->respond(std::move(status));
+    });
   });
 }
 
