@@ -144,6 +144,30 @@ class Reader {
 
   const toml::node* node(const toml::table* t, const std::string& key) { return t ? t->get(key) : nullptr; }
 
+  // A sub-table ([section.key]); nullptr when absent or not a table.
+  const toml::table* subtable(const toml::table* t, const std::string& section, const std::string& key) {
+    const toml::node* n = node(t, key);
+    if (n == nullptr) return nullptr;
+    if (!n->is_table()) {
+      problem(n, section + "." + key, "must be a table ([" + section + "." + key + "])");
+      return nullptr;
+    }
+    return n->as_table();
+  }
+
+  // A table whose keys are free-form and whose values are strings.
+  void string_map(const toml::table* t, const std::string& name, std::map<std::string, std::string>& out) {
+    if (t == nullptr) return;
+    out.clear();
+    for (const auto& [key, value] : *t) {
+      if (!value.is_string()) {
+        problem(&value, name + "." + std::string(key.str()), "must be a string");
+        continue;
+      }
+      out[std::string(key.str())] = value.as_string()->get();
+    }
+  }
+
   // An array of tables ([[section.key]]); each table's keys checked.
   std::vector<const toml::table*> tables(const toml::table* t, const std::string& section, const std::string& key,
                                          const std::set<std::string>& known) {
@@ -194,7 +218,9 @@ Config load_config(const std::string& path) {
   Config c;
   c.path = path;
   Reader r(root, path);
-  r.check_keys(root, "", {"ipc", "access", "pkcs11", "session", "pcsc", "log", "audit"});
+  r.check_keys(root, "",
+               {"ipc", "access", "pkcs11", "session", "pcsc", "log", "audit", "identity", "trust", "revocation",
+                "registry", "policy"});
 
   if (const auto* t = r.section("ipc")) {
     r.check_keys(*t, "ipc",
@@ -288,8 +314,102 @@ Config load_config(const std::string& path) {
     r.check_keys(*t, "audit", {"file"});
     r.string(t, "audit", "file", c.audit.file);
   }
+  if (const auto* t = r.section("identity")) {
+    r.check_keys(*t, "identity",
+                 {"given_name", "family_name", "common_name", "title", "organisation", "satu", "registration_number",
+                  "card_types"});
+    const std::pair<const char*, std::string*> fields[] = {{"given_name", &c.identity.given_name},
+                                                           {"family_name", &c.identity.family_name},
+                                                           {"common_name", &c.identity.common_name},
+                                                           {"title", &c.identity.title},
+                                                           {"organisation", &c.identity.organisation},
+                                                           {"satu", &c.identity.satu},
+                                                           {"registration_number", &c.identity.registration_number}};
+    for (const auto& [key, target] : fields) {
+      r.string(t, "identity", key, *target);
+      if (const auto* n = r.node(t, key)) {
+        try {
+          policy::check_mapping_source(*target);
+        } catch (const std::invalid_argument& e) {
+          r.problem(n, std::string("identity.") + key, e.what());
+        }
+      }
+    }
+    r.string_map(r.subtable(t, "identity", "card_types"), "identity.card_types", c.identity.card_types);
+  }
+  if (const auto* t = r.section("trust")) {
+    r.check_keys(*t, "trust", {"anchors", "intermediates", "clock_skew_s"});
+    r.string(t, "trust", "anchors", c.trust.anchors);
+    r.string(t, "trust", "intermediates", c.trust.intermediates);
+    r.seconds(t, "trust", "clock_skew_s", c.trust.clock_skew, 0, 86400);
+  }
+  if (const auto* t = r.section("revocation")) {
+    r.check_keys(
+        *t, "revocation",
+        {"ocsp", "crl", "ocsp_url", "ocsp_nonce", "timeout_s", "max_cache_s", "crl_files", "crl_fetch", "fail_mode"});
+    r.boolean(t, "revocation", "ocsp", c.revocation.ocsp);
+    r.boolean(t, "revocation", "crl", c.revocation.crl);
+    r.string(t, "revocation", "ocsp_url", c.revocation.ocsp_url);
+    r.boolean(t, "revocation", "ocsp_nonce", c.revocation.ocsp_nonce);
+    r.seconds(t, "revocation", "timeout_s", c.revocation.timeout, 1, 120);
+    r.seconds(t, "revocation", "max_cache_s", c.revocation.max_cache, 0, 7 * 86400);
+    r.strings(t, "revocation", "crl_files", c.revocation.crl_files);
+    r.boolean(t, "revocation", "crl_fetch", c.revocation.crl_fetch);
+    if (const auto* modes = r.subtable(t, "revocation", "fail_mode")) {
+      r.check_keys(*modes, "revocation.fail_mode", {"authenticate", "sign_document", "sign_prescription"});
+      const std::pair<const char*, policy::Action> actions[] = {
+          {"authenticate", policy::Action::authenticate},
+          {"sign_document", policy::Action::sign_document},
+          {"sign_prescription", policy::Action::sign_prescription}};
+      for (const auto& [key, action] : actions) {
+        std::string mode;
+        r.string(modes, "revocation.fail_mode", key, mode, {"hard-fail", "soft-fail"});
+        if (!mode.empty())
+          c.revocation.fail_mode[action] = mode == "hard-fail" ? policy::FailMode::hard : policy::FailMode::soft;
+      }
+    }
+  }
+  if (const auto* t = r.section("registry")) {
+    r.check_keys(*t, "registry", {"database", "max_age_h", "when_stale"});
+    r.string(t, "registry", "database", c.registry_database);
+    std::int64_t hours = c.rules.registry.max_age.count();
+    r.integer(t, "registry", "max_age_h", hours, 1, 24 * 366);
+    c.rules.registry.max_age = std::chrono::hours(hours);
+    std::string when = c.rules.registry.deny_when_stale ? "deny" : "warn";
+    r.string(t, "registry", "when_stale", when, {"warn", "deny"});
+    c.rules.registry.deny_when_stale = when == "deny";
+  }
+  if (const auto* t = r.section("policy")) {
+    r.check_keys(*t, "policy", {"prescription"});
+    if (const auto* p = r.subtable(t, "policy", "prescription")) {
+      r.check_keys(*p, "policy.prescription",
+                   {"rights", "limited_rights", "limited_atc", "self_prescribing", "card_types"});
+      auto to_set = [](const std::vector<std::string>& v) { return std::set<std::string>(v.begin(), v.end()); };
+      std::vector<std::string> rights(c.rules.prescription.rights.begin(), c.rules.prescription.rights.end());
+      std::vector<std::string> limited(c.rules.prescription.limited_rights.begin(),
+                                       c.rules.prescription.limited_rights.end());
+      std::vector<std::string> cards(c.rules.prescription.card_types.begin(), c.rules.prescription.card_types.end());
+      r.strings(p, "policy.prescription", "rights", rights);
+      r.strings(p, "policy.prescription", "limited_rights", limited);
+      r.strings(p, "policy.prescription", "limited_atc", c.rules.prescription.limited_atc);
+      r.strings(p, "policy.prescription", "self_prescribing", c.rules.prescription.self_prescribing);
+      r.strings(p, "policy.prescription", "card_types", cards);
+      c.rules.prescription.rights = to_set(rights);
+      c.rules.prescription.limited_rights = to_set(limited);
+      c.rules.prescription.card_types = to_set(cards);
+    }
+  }
   if (auto problems = r.problems(); !problems.empty()) throw ConfigError(std::move(problems));
   return c;
+}
+
+// Only what finland.md records as seen is a default; every other code is the
+// admin's to add (docs/policy.md).
+policy::Rules Config::default_rules() {
+  policy::Rules rules;
+  rules.prescription.rights = {"034"};  // Laillistettu erikoislääkäri
+  rules.prescription.self_prescribing = {"N02A", "N05B", "N05C", "N06B", "N07BC"};
+  return rules;
 }
 
 }  // namespace kortti::daemon

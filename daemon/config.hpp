@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "policy/policy.hpp"
+
 namespace kortti::daemon {
 
 // Every key of korttid.toml, with the defaults that apply when it is absent.
@@ -68,6 +70,19 @@ struct Config {
   struct Audit {
     std::string file;  // empty: audit lines go to the main log
   } audit;
+
+  // [identity], [identity.card_types]
+  policy::IdentityMapping identity;
+  // [trust]
+  policy::TrustOptions trust{"/etc/korttid/trust", "/etc/korttid/intermediates", std::chrono::seconds(300)};
+  // [revocation], [revocation.fail_mode]
+  policy::RevocationOptions revocation;
+  // [registry]
+  std::string registry_database = "/var/lib/korttid/registry.sqlite";
+  // [registry] max_age_h, when_stale; [policy.prescription]
+  policy::Rules rules = default_rules();
+
+  static policy::Rules default_rules();
 };
 
 // All problems found in a config file, each "FILE:LINE: KEY: what is wrong".

@@ -15,10 +15,12 @@
 #include "daemon/audit.hpp"
 #include "daemon/config.hpp"
 #include "daemon/logging.hpp"
+#include "daemon/registry_command.hpp"
 #include "daemon/wiring.hpp"
 #include "ipc/ipc.hpp"
 #include "pcsc/pcsc.hpp"
 #include "pkcs11/pkcs11.hpp"
+#include "policy/policy.hpp"
 
 namespace {
 
@@ -43,8 +45,9 @@ CONFIGURATION
 SIGNALS
   SIGTERM, SIGINT  stop accepting, let requests in flight finish for up to
                    ipc.shutdown_grace_s, fail the rest, remove the socket, exit 0
-  SIGHUP           reload the configuration: log level, access rules and the
-                   request timeout apply at once; other changes need a restart
+  SIGHUP           reload the configuration: log level, access rules, the
+                   request timeout and the prescription rules apply at once;
+                   other changes need a restart
 
 SYSTEMD
   Type=notify: READY=1 once the socket is served, STOPPING=1 at shutdown.
@@ -53,17 +56,46 @@ SYSTEMD
 SECURITY
   PINs are taken out of requests into locked memory, used once, and wiped;
   they never reach a log line, an error message or the command line. The
-  signature PIN (PIN2) is never cached. Core dumps are disabled.
+  signature PIN (PIN2) is never cached. Core dumps are disabled.)";
+
+constexpr const char* kFooterEnd = R"(
 
 EXIT STATUS
-  0 stopped cleanly; 1 could not start; 78 configuration error.
+  0 stopped cleanly; 1 could not start; 78 configuration error;
+  registry commands: see REGISTRY.
 
 FILES
   /etc/korttid/korttid.toml     configuration
   /run/korttid/korttid.sock     socket of the system service
+  /var/lib/korttid/registry.sqlite  the Valvira registry
+  /etc/korttid/trust/           trust anchors (PEM roots)
 
 SEE ALSO
-  kortti(1), docs/protocol.md, docs/configuration.md, docs/operations.md)";
+  kortti(1), docs/protocol.md, docs/configuration.md, docs/policy.md,
+  docs/operations.md)";
+
+constexpr const char* kRegistryHelp = R"(
+REGISTRY
+  The Valvira registry is a SQLite file ([registry] database) that korttid
+  reads and these commands write. They work on the file directly, so the
+  daemon need not run; a running daemon sees the new set when an import
+  commits, and never half of it.
+
+  korttid registry import FILE [--source NAME]
+      replace all professionals with a JSON Lines extract, one professional
+      per line (docs/policy.md). A bad line, a repeated registration number
+      or an empty file rejects the whole file with its line number, and the
+      previous set stays.
+  korttid registry import-codes SET FILE
+      replace a code set: rights, restriction_targets or medicine_classes,
+      from CSV (header code,name,valid_from,valid_to) or JSON Lines.
+  korttid registry status
+      what is imported, from where, when, how many, and whether it is stale.
+
+  Run as root, the command first opens FILE, then becomes the owner of the
+  registry's folder (the service user), so the daemon can keep reading
+  what it writes. Exit status: 0 done, 65 bad data (nothing changed),
+  74 cannot use a file, 78 configuration error.)";
 
 ipc::AccessPolicy access_policy(const daemon::Config& config) {
   ipc::AccessPolicy policy;
@@ -84,7 +116,8 @@ std::optional<daemon::Config> read_config(const std::string& path, bool explicit
   }
 }
 
-void reload(const std::string& path, bool explicit_path, daemon::Config& current, ipc::Server& server) {
+void reload(const std::string& path, bool explicit_path, daemon::Config& current, ipc::Server& server,
+            policy::PolicyService& policy) {
   sd_notify(0, "RELOADING=1");
   spdlog::info("SIGHUP: reloading {}", path);
   try {
@@ -93,9 +126,13 @@ void reload(const std::string& path, bool explicit_path, daemon::Config& current
     daemon::set_log_level(next.log.level);
     server.set_access(access_policy(next));
     server.set_request_timeout(next.ipc.request_timeout);
+    policy.set_rules(next.rules);
     if (next.ipc.socket != current.ipc.socket || next.pkcs11.modules != current.pkcs11.modules ||
         next.ipc.max_message_bytes != current.ipc.max_message_bytes || next.audit.file != current.audit.file)
       spdlog::warn("socket, module, message-size and audit-file changes take effect at the next restart");
+    if (next.identity != current.identity || next.trust != current.trust || next.revocation != current.revocation ||
+        next.registry_database != current.registry_database)
+      spdlog::warn("[identity], [trust], [revocation] and registry-file changes take effect at the next restart");
     current = std::move(next);
     spdlog::info("configuration reloaded");
   } catch (const daemon::ConfigError& e) {
@@ -108,7 +145,7 @@ void reload(const std::string& path, bool explicit_path, daemon::Config& current
 
 int main(int argc, char** argv) {
   CLI::App app{"korttid - smart-card signing daemon for Finnish healthcare professional cards", "korttid"};
-  app.footer(kFooter);
+  app.footer(std::string(kFooter) + kRegistryHelp + kFooterEnd);
   app.get_formatter()->column_width(28);
   std::string config_path = kDefaultConfig;
   bool check_only = false;
@@ -116,6 +153,19 @@ int main(int argc, char** argv) {
   auto* config_opt = app.add_option("-c,--config", config_path, "configuration file (TOML)")->option_text("PATH");
   app.add_flag("--check-config", check_only, "check the configuration file and exit");
   app.add_flag("-V,--version", version, "print the version and protocol number and exit");
+  daemon::RegistryCommand registry_command;
+  auto* registry = app.add_subcommand("registry", "manage the Valvira registry file (see REGISTRY below)");
+  registry->require_subcommand(1);
+  registry->footer(kRegistryHelp);
+  auto* import = registry->add_subcommand("import", "replace the professionals with a JSON Lines extract");
+  import->add_option("FILE", registry_command.file, "the extract")->required()->check(CLI::ExistingFile);
+  import->add_option("--source", registry_command.source, "a name for the extract (default: the file name)");
+  auto* import_codes = registry->add_subcommand("import-codes", "replace a code set");
+  import_codes->add_option("SET", registry_command.code_set, "rights, restriction_targets or medicine_classes")
+      ->required()
+      ->check(CLI::IsMember({"rights", "restriction_targets", "medicine_classes"}));
+  import_codes->add_option("FILE", registry_command.file, "CSV or JSON Lines")->required()->check(CLI::ExistingFile);
+  auto* registry_status = registry->add_subcommand("status", "what is imported, from where, when");
   CLI11_PARSE(app, argc, argv);
 
   if (version) {
@@ -126,6 +176,13 @@ int main(int argc, char** argv) {
   auto loaded = read_config(config_path, explicit_path);
   if (!loaded) return kExitConfig;
   daemon::Config config = std::move(*loaded);
+  if (*registry) {
+    registry_command.kind = *import         ? daemon::RegistryCommand::Kind::import_professionals
+                            : *import_codes ? daemon::RegistryCommand::Kind::import_codes
+                                            : daemon::RegistryCommand::Kind::status;
+    (void)registry_status;
+    return daemon::run_registry_command(config, registry_command);
+  }
   if (check_only) {
     std::cout << "korttid: configuration OK: " << (config.path.empty() ? "(built-in defaults)" : config.path) << "\n";
     return 0;
@@ -157,7 +214,10 @@ int main(int argc, char** argv) {
     server_options.max_inflight_per_connection = config.ipc.max_inflight_per_connection;
     server_options.request_timeout = config.ipc.request_timeout;
     server_options.access = access_policy(config);
-    ipc::Server server(io, server_options, ipc::Services{&tokens, &audit, monitor ? &*monitor : nullptr});
+    policy::Options policy_options{config.identity, config.trust, config.revocation, config.registry_database,
+                                   config.rules};
+    policy::PolicyService policy(io, policy_options);
+    ipc::Server server(io, server_options, ipc::Services{&tokens, &audit, monitor ? &*monitor : nullptr, &policy});
 
     if (sd_listen_fds(1) >= 1) {
       server.adopt(SD_LISTEN_FDS_START);
@@ -173,7 +233,7 @@ int main(int argc, char** argv) {
                                                                                int signo) {
       if (ec) return;
       if (signo == SIGHUP) {
-        reload(config_path, explicit_path, config, server);
+        reload(config_path, explicit_path, config, server, policy);
       } else if (!stopping) {
         stopping = true;
         spdlog::info("signal {}: stopping", signo == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -145,6 +145,116 @@ TEST(Config, SyntaxErrorsNameTheLine) {
   EXPECT_EQ(p[0].rfind(file + ":2: ", 0), 0U) << p[0];
 }
 
+TEST(Config, PolicyDefaults) {
+  const Config c;
+  EXPECT_EQ(c.identity.registration_number, "san:otherName:1.2.246.537.26");
+  EXPECT_EQ(c.identity.satu, "subject:serialNumber");
+  EXPECT_EQ(c.trust.anchors, "/etc/korttid/trust");
+  EXPECT_EQ(c.trust.clock_skew, std::chrono::seconds(300));
+  EXPECT_TRUE(c.revocation.ocsp);
+  EXPECT_TRUE(c.revocation.crl);
+  EXPECT_EQ(c.revocation.fail_mode.at(policy::Action::sign_prescription), policy::FailMode::hard);
+  EXPECT_EQ(c.revocation.fail_mode.at(policy::Action::sign_document), policy::FailMode::hard);
+  EXPECT_EQ(c.revocation.fail_mode.at(policy::Action::authenticate), policy::FailMode::soft);
+  EXPECT_EQ(c.registry_database, "/var/lib/korttid/registry.sqlite");
+  EXPECT_EQ(c.rules.registry.max_age, std::chrono::hours(168));
+  EXPECT_FALSE(c.rules.registry.deny_when_stale);
+  EXPECT_EQ(c.rules.prescription.rights, std::set<std::string>{"034"});
+  EXPECT_TRUE(c.rules.prescription.card_types.empty());
+}
+
+TEST(Config, PolicyKeys) {
+  TempDir dir;
+  test::write_file(dir / "k.toml", R"(
+[identity]
+registration_number = "subject:2.5.4.5"
+title = ""
+[identity.card_types]
+"1.2.246.517.1.10.1" = "professional"
+[trust]
+anchors = "/a"
+intermediates = "/i"
+clock_skew_s = 60
+[revocation]
+ocsp = false
+ocsp_url = "http://127.0.0.1:1/"
+ocsp_nonce = false
+timeout_s = 2
+max_cache_s = 600
+crl_files = ["/c1.pem", "/c2.pem"]
+crl_fetch = false
+[revocation.fail_mode]
+sign_prescription = "soft-fail"
+authenticate = "hard-fail"
+[registry]
+database = "/r.sqlite"
+max_age_h = 24
+when_stale = "deny"
+[policy.prescription]
+rights = ["001", "034"]
+limited_rights = ["121"]
+limited_atc = ["J01"]
+self_prescribing = ["*"]
+card_types = ["professional"]
+)");
+  const Config c = load_config((dir / "k.toml").string());
+  EXPECT_EQ(c.identity.registration_number, "subject:2.5.4.5");
+  EXPECT_EQ(c.identity.title, "");
+  EXPECT_EQ(c.identity.card_types.at("1.2.246.517.1.10.1"), "professional");
+  EXPECT_EQ(c.trust.anchors, "/a");
+  EXPECT_EQ(c.trust.intermediates, "/i");
+  EXPECT_EQ(c.trust.clock_skew, std::chrono::seconds(60));
+  EXPECT_FALSE(c.revocation.ocsp);
+  EXPECT_EQ(c.revocation.ocsp_url, "http://127.0.0.1:1/");
+  EXPECT_FALSE(c.revocation.ocsp_nonce);
+  EXPECT_EQ(c.revocation.timeout, std::chrono::seconds(2));
+  EXPECT_EQ(c.revocation.max_cache, std::chrono::seconds(600));
+  EXPECT_EQ(c.revocation.crl_files, (std::vector<std::string>{"/c1.pem", "/c2.pem"}));
+  EXPECT_FALSE(c.revocation.crl_fetch);
+  EXPECT_EQ(c.revocation.fail_mode.at(policy::Action::sign_prescription), policy::FailMode::soft);
+  EXPECT_EQ(c.revocation.fail_mode.at(policy::Action::authenticate), policy::FailMode::hard);
+  EXPECT_EQ(c.revocation.fail_mode.at(policy::Action::sign_document), policy::FailMode::hard);
+  EXPECT_EQ(c.registry_database, "/r.sqlite");
+  EXPECT_EQ(c.rules.registry.max_age, std::chrono::hours(24));
+  EXPECT_TRUE(c.rules.registry.deny_when_stale);
+  EXPECT_EQ(c.rules.prescription.rights, (std::set<std::string>{"001", "034"}));
+  EXPECT_EQ(c.rules.prescription.limited_rights, std::set<std::string>{"121"});
+  EXPECT_EQ(c.rules.prescription.limited_atc, std::vector<std::string>{"J01"});
+  EXPECT_EQ(c.rules.prescription.self_prescribing, std::vector<std::string>{"*"});
+  EXPECT_EQ(c.rules.prescription.card_types, std::set<std::string>{"professional"});
+}
+
+TEST(Config, BadPolicyValuesAreNamed) {
+  const auto p = problems_of(R"(
+[identity]
+satu = "subject:NoSuchAttribute"
+registration_number = "san:otherName:registration"
+common_name = "issuer:CN"
+[identity.card_types]
+"2.999.1" = 3
+[revocation]
+timeout_s = 0
+[revocation.fail_mode]
+sign_prescription = "fail-open"
+sign_everything = "hard-fail"
+[registry]
+when_stale = "ignore"
+max_age_h = 0
+[policy.prescription]
+rights = "001"
+)");
+  const std::vector<std::string> expected = {"identity.satu",        "identity.registration_number",
+                                             "identity.common_name", "identity.card_types.2.999.1",
+                                             "revocation.timeout_s", "revocation.fail_mode.sign_prescription",
+                                             "sign_everything",      "registry.when_stale",
+                                             "registry.max_age_h",   "policy.prescription.rights"};
+  for (const auto& key : expected) {
+    bool found = false;
+    for (const auto& problem : p) found |= problem.find(key) != std::string::npos;
+    EXPECT_TRUE(found) << key << " not named in:\n" << ::testing::PrintToString(p);
+  }
+}
+
 TEST(Config, TheShippedFileIsValidAndMatchesTheDefaults) {
   const Config shipped = load_config((test::source_dir() / "daemon/korttid.toml").string());
   const Config defaults;
@@ -153,6 +263,13 @@ TEST(Config, TheShippedFileIsValidAndMatchesTheDefaults) {
   EXPECT_EQ(shipped.pkcs11.modules, defaults.pkcs11.modules);
   EXPECT_EQ(shipped.session.lifetime, defaults.session.lifetime);
   EXPECT_EQ(shipped.access.sign, defaults.access.sign);
+  // Whole sections compare equal: a key documented in the file with another
+  // value than the built-in default fails here.
+  EXPECT_TRUE(shipped.identity == defaults.identity);
+  EXPECT_TRUE(shipped.trust == defaults.trust);
+  EXPECT_TRUE(shipped.revocation == defaults.revocation);
+  EXPECT_EQ(shipped.registry_database, defaults.registry_database);
+  EXPECT_TRUE(shipped.rules == defaults.rules);
 }
 
 }  // namespace
