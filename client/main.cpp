@@ -23,6 +23,7 @@ using client::Client;
 using client::RpcError;
 
 constexpr int kExitError = 1;
+constexpr int kExitDenied = 3;        // `kortti check`: the policy says no
 constexpr int kExitUnavailable = 69;  // EX_UNAVAILABLE
 
 constexpr const char* kFooter = R"(
@@ -41,11 +42,14 @@ SOCKET
 
 EXIT STATUS
   0 success; 1 the daemon refused or failed (its reason is printed);
-  2 usage error; 69 korttid is not reachable.
+  2 usage error; 3 `kortti check`: denied; 69 korttid is not reachable.
 
 EXAMPLES
   kortti tokens
   kortti certs --purpose signature
+  kortti identity --cert SoftHSM_project-1a2b/02
+  kortti check --cert SoftHSM_project-1a2b/02 --atc N02AA01 --atc J01CA04
+  kortti professional 10000001
   kortti sign --cert SoftHSM_project-1a2b/02 --in note.txt --out note.sig --cert-out signer.pem
   openssl dgst -sha256 -verify <(openssl x509 -pubkey -noout -in signer.pem) -signature note.sig note.txt)";
 
@@ -136,6 +140,13 @@ Json call_with_pin(Client& c, const std::string& method, Json params, const PinO
   return c.call(method, params);
 }
 
+std::string registry_summary(const Json& r) {
+  if (!r.is_object()) return "not in use";
+  if (!r.value("imported", false)) return "nothing imported";
+  return std::to_string(r.value("records", 0)) + " professionals from " + text(r, "source") + ", imported " +
+         text(r, "imported_at") + (r.value("stale", false) ? " (STALE)" : "");
+}
+
 int cmd_status(Client& c, const Globals& g) {
   const Json s = c.call("system.status");
   if (g.json) return print_json(s), 0;
@@ -147,6 +158,7 @@ int cmd_status(Client& c, const Globals& g) {
            m.value("loaded", false) ? text(m, "manufacturer") + " " + text(m, "description") + " " + text(m, "version")
                                     : ""});
   t.print(std::cout);
+  std::cout << "\nValvira registry: " << registry_summary(s["registry"]) << "\n";
   return 0;
 }
 
@@ -291,6 +303,120 @@ int cmd_logout(Client& c, const Globals& g, const std::string& token) {
   return 0;
 }
 
+// One "label  value" line per present value.
+void field(const char* label, const std::string& value) {
+  if (!value.empty()) std::cout << "  " << label << std::string(16 - std::string(label).size(), ' ') << value << "\n";
+}
+
+void print_professional(const Json& p) {
+  if (!p.is_object()) {
+    std::cout << "Valvira record: none\n";
+    return;
+  }
+  std::cout << "Valvira record " << text(p, "registration_number") << ": " << text(p["name"], "given") << " "
+            << text(p["name"], "family") << "\n";
+  field("prescriber id", p["prescriber_id"].is_string() ? text(p, "prescriber_id") : "");
+  field("SATU", text(p["identifiers"], "satu"));
+  auto period = [](const Json& x) {
+    return (x["valid_from"].is_string() ? text(x, "valid_from") : "") + " .. " +
+           (x["valid_to"].is_string() ? text(x, "valid_to") : "");
+  };
+  for (const auto& r : p["rights"])
+    field("right", text(r, "code") + (r.contains("name") ? " " + text(r, "name") : "") + "  (" + period(r) + ")");
+  for (const auto& r : p["restrictions"]) {
+    std::string what = "target " + text(r, "target") + (r.contains("target_name") ? " " + text(r, "target_name") : "");
+    if (r["object"].is_object()) what += ", " + text(r["object"], "system") + " " + text(r["object"], "code");
+    if (r["scope"].is_string()) what += ", scope " + text(r, "scope");
+    field("restriction", what + "  (" + period(r) + ")");
+  }
+  for (const auto& s : p["specialties"]) field("specialty", to_std(s.get_ref<const WipingString&>()));
+}
+
+void print_validation(const Json& v) {
+  if (!v.is_object()) return;
+  std::cout << "Certificate: " << text(v, "status");
+  if (v.contains("message")) std::cout << " (" << text(v, "message") << ")";
+  std::cout << "\n";
+  for (const auto& s : v["chain"]) field("chain", to_std(s.get_ref<const WipingString&>()));
+  const Json& r = v["revocation"];
+  field("revocation", text(r, "method") + " " + text(r, "status") + (r.value("cached", false) ? " (cached)" : "") +
+                          (r.contains("fail_mode") ? ", " + text(r, "fail_mode") + " applied" : "") +
+                          (r.contains("reason") ? ": " + text(r, "reason") : ""));
+}
+
+void print_reasons(const char* title, const Json& list) {
+  if (list.empty()) return;
+  std::cout << title << ":\n";
+  for (const auto& r : list) std::cout << "  - " << text(r, "code") << ": " << text(r, "message") << "\n";
+}
+
+int cmd_identity(Client& c, const Globals& g, const std::string& cert, const std::string& action) {
+  Json params = {{"cert_id", wstr(cert)}};
+  if (!action.empty()) params["action"] = wstr(action);
+  const Json r = c.call("certificates.identity", params);
+  if (g.json) return print_json(r), 0;
+  const Json& id = r["identity"];
+  std::cout << text(id["name"], "common") << "\n";
+  field("title", text(id, "title"));
+  field("organisation", text(id, "organisation"));
+  field("SATU", text(id, "satu"));
+  field("registration", text(id, "registration_number"));
+  field("card type", text(id, "card_type"));
+  print_validation(r["validation"]);
+  std::cout << "  (validated for " << text(r, "action") << ")\n";
+  print_professional(r["professional"]);
+  std::cout << "Valvira registry: " << registry_summary(r["registry"]) << "\n";
+  return 0;
+}
+
+struct CheckOptions {
+  std::string cert;
+  std::string number;
+  std::string action = "sign.prescription";
+  std::vector<std::string> atc;
+  std::vector<std::string> classes;
+  std::string workplace;
+  bool supervised = false;
+};
+
+int cmd_check(Client& c, const Globals& g, const CheckOptions& o) {
+  Json context = Json::object();
+  Json atc = Json::array(), classes = Json::array();
+  for (const auto& a : o.atc) atc.push_back(wstr(a));
+  for (const auto& m : o.classes) classes.push_back(wstr(m));
+  context["atc_codes"] = std::move(atc);
+  context["medicine_classes"] = std::move(classes);
+  if (!o.workplace.empty()) context["workplace"] = wstr(o.workplace);
+  if (o.supervised) context["supervised"] = true;
+  Json params = {{"action", wstr(o.action)}, {"context", std::move(context)}};
+  if (!o.cert.empty())
+    params["cert_id"] = wstr(o.cert);
+  else
+    params["registration_number"] = wstr(o.number);
+  const Json r = c.call("policy.check", params);
+  const bool allowed = r.value("allowed", false);
+  if (g.json) return print_json(r), allowed ? 0 : kExitDenied;
+  std::cout << (allowed ? "ALLOWED" : "DENIED") << ": " << o.action << " by "
+            << (r["professional"].is_object()
+                    ? text(r["professional"]["name"], "given") + " " + text(r["professional"]["name"], "family") +
+                          " (" + text(r["professional"], "registration_number") + ")"
+                    : (o.cert.empty() ? o.number : o.cert))
+            << "\n";
+  print_reasons("Reasons", r["reasons"]);
+  print_reasons("Warnings", r["warnings"]);
+  if (r.contains("certificate")) print_validation(r["certificate"]);
+  std::cout << "Valvira registry: " << registry_summary(r["registry"]) << "\n";
+  return allowed ? 0 : kExitDenied;
+}
+
+int cmd_professional(Client& c, const Globals& g, const std::string& number) {
+  const Json r = c.call("registry.lookup", {{"registration_number", wstr(number)}});
+  if (g.json) return print_json(r), 0;
+  print_professional(r["professional"]);
+  std::cout << "Valvira registry: " << registry_summary(r["registry"]) << "\n";
+  return 0;
+}
+
 void print_error(const RpcError& e) {
   std::cerr << "kortti: " << e.what() << " (" << e.reason();
   if (e.data().contains("tries_left")) {
@@ -324,6 +450,34 @@ int main(int argc, char** argv) {
   certs->add_option("--purpose", certs_purpose, "authentication or signature")
       ->check(CLI::IsMember({"authentication", "signature"}));
 
+  auto* identity = app.add_subcommand("identity", "who a card certificate names, its validation and Valvira record");
+  std::string identity_cert, identity_action;
+  identity->add_option("--cert", identity_cert, "cert_id")->required()->option_text("CERT_ID");
+  identity->add_option("--action", identity_action, "validate for this action (default: by the key's purpose)")
+      ->check(CLI::IsMember({"authenticate", "sign.document", "sign.prescription"}));
+
+  auto* check = app.add_subcommand("check", "would the policy let this professional sign? (policy.check)");
+  check->footer(
+      "\nExit status 0 when allowed, 3 when denied; every reason is printed.\n"
+      "With --registration only the Valvira rules run, no certificate checks.\n"
+      "docs/policy.md explains each rule and reason.");
+  CheckOptions co;
+  auto* check_cert =
+      check->add_option("--cert", co.cert, "cert_id of the signer's certificate")->option_text("CERT_ID");
+  auto* check_number =
+      check->add_option("--registration", co.number, "Terhikki registration number instead")->option_text("NUMBER");
+  check_cert->excludes(check_number);
+  check->add_option("--action", co.action, "sign.prescription (default), sign.document or authenticate")
+      ->check(CLI::IsMember({"authenticate", "sign.document", "sign.prescription"}));
+  check->add_option("--atc", co.atc, "ATC code of the prescription (repeatable)")->option_text("CODE");
+  check->add_option("--medicine-class", co.classes, "medicine class code (repeatable)")->option_text("CODE");
+  check->add_option("--workplace", co.workplace, "where the prescription is written");
+  check->add_flag("--supervised", co.supervised, "the prescriber works under supervision");
+
+  auto* professional = app.add_subcommand("professional", "a professional's record in the Valvira registry");
+  std::string professional_number;
+  professional->add_option("NUMBER", professional_number, "Terhikki registration number")->required();
+
   auto* sign = app.add_subcommand("sign", "sign a file's digest with a card key");
   sign->footer(
       "\nThe file is hashed locally; only the digest is sent. The output is the raw\n"
@@ -355,6 +509,10 @@ int main(int argc, char** argv) {
   logout->add_option("--token", logout_token, "token to log out of")->required()->option_text("TOKEN_ID");
 
   CLI11_PARSE(app, argc, argv);
+  if (*check && co.cert.empty() && co.number.empty()) {
+    std::cerr << "kortti check: give --cert CERT_ID or --registration NUMBER\n";
+    return 2;
+  }
 
   const std::string socket = g.socket.empty() ? Client::default_socket() : g.socket;
   try {
@@ -368,6 +526,9 @@ int main(int argc, char** argv) {
     if (*sign) return cmd_sign(c, g, so);
     if (*login) return cmd_login(c, g, login_token, login_pin);
     if (*logout) return cmd_logout(c, g, logout_token);
+    if (*identity) return cmd_identity(c, g, identity_cert, identity_action);
+    if (*check) return cmd_check(c, g, co);
+    if (*professional) return cmd_professional(c, g, professional_number);
   } catch (const RpcError& e) {
     print_error(e);
     return kExitError;
