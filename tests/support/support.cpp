@@ -208,17 +208,24 @@ void SoftHsm::add_token(const std::string& label, const std::vector<std::string>
 Daemon::Daemon(DaemonOptions options) : socket_(options.socket.value_or(dir_ / "korttid.sock")) {
   std::string modules;
   for (const auto& m : options.modules) modules += (modules.empty() ? "\"" : ", \"") + m + "\"";
-  std::ostringstream config;
-  config << "[ipc]\nsocket = \"" << socket() << "\"\nsocket_mode = \"0666\"\n"
-         << options.ipc << "\n"
-         << "[pkcs11]\nmodules = [" << modules << "]\n"
-         << "[pcsc]\nenabled = " << (options.pcsc ? "true" : "false") << "\n"
-         << "[session]\n"
-         << options.session << "\n"
-         << "[log]\nlevel = \"" << options.log_level << "\"\n"
-         << "[audit]\nfile = \"" << (dir_ / "audit.log").string() << "\"\n"
-         << options.extra << "\n";
-  write_file(dir_ / "korttid.toml", config.str());
+  std::ostringstream text;
+  text << "[ipc]\nsocket = \"" << socket() << "\"\nsocket_mode = \"0666\"\n"
+       << options.ipc << "\n"
+       << "[pkcs11]\nmodules = [" << modules << "]\n"
+       << "[pcsc]\nenabled = " << (options.pcsc ? "true" : "false") << "\n"
+       << "[session]\n"
+       << options.session << "\n"
+       << "[log]\nlevel = \"" << options.log_level << "\"\n"
+       << "[audit]\nfile = \"" << (dir_ / "audit.log").string() << "\"\n"
+       << "[trust]\nanchors = \"" << (pki_dir() / "trust").string() << "\"\n"
+       << "intermediates = \"" << (pki_dir() / "intermediates").string() << "\"\n"
+       << options.trust << "\n"
+       << "[revocation]\n"
+       << options.revocation << "\n"
+       << "[registry]\ndatabase = \"" << registry().string() << "\"\n"
+       << options.registry << "\n"
+       << options.extra << "\n";
+  write_file(config(), text.str());
 
   const fs::path notify = dir_ / "notify.sock";
   notify_fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -228,8 +235,7 @@ Daemon::Daemon(DaemonOptions options) : socket_(options.socket.value_or(dir_ / "
   if (::bind(notify_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("bind notify");
   options.env["NOTIFY_SOCKET"] = notify.string();
 
-  pid_ = spawn_logged({korttid_binary().string(), "--config", (dir_ / "korttid.toml").string()}, options.env,
-                      dir_ / "korttid.log");
+  pid_ = spawn_logged({korttid_binary().string(), "--config", config().string()}, options.env, dir_ / "korttid.log");
   if (options.wait_ready && !wait_notify("READY=1", std::chrono::seconds(30)))
     throw std::runtime_error("korttid did not become ready; its log:\n" + this->log());
 }
@@ -333,7 +339,7 @@ Pcscd::~Pcscd() { kill(); }
 
 bool Pcscd::launch() {
   pid_ = spawn_logged({"systemd-socket-activate", "-l", socket(), "pcscd", "-f", "-c", (dir_ / "conf").string()}, {},
-               dir_ / "pcscd.log");
+                      dir_ / "pcscd.log");
   // Ready when both readers are listed (opensc-tool asks through the socket,
   // which also starts pcscd).
   for (int i = 0; i < 100; ++i) {
@@ -345,6 +351,96 @@ bool Pcscd::launch() {
 }
 
 void Pcscd::kill() { reap(pid_, SIGKILL); }
+
+fs::path registry_fixture_dir() { return source_dir() / "tests" / "fixtures" / "registry"; }
+
+CommandResult registry_command(const Daemon& daemon, const std::vector<std::string>& args) {
+  std::vector<std::string> argv{korttid_binary().string(), "--config", daemon.config().string(), "registry"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv);
+}
+
+void import_registry_fixture(const Daemon& daemon) {
+  const fs::path dir = registry_fixture_dir();
+  std::vector<std::vector<std::string>> commands{{"import", (dir / "professionals.jsonl").string()}};
+  for (const char* set : {"rights", "restriction_targets", "medicine_classes"})
+    commands.push_back({"import-codes", set, (dir / (std::string(set) + ".csv")).string()});
+  for (const auto& c : commands) {
+    auto r = registry_command(daemon, c);
+    if (r.status != 0) throw std::runtime_error("korttid registry " + c[0] + " failed: " + r.err);
+  }
+}
+
+namespace {
+
+// Whether a TCP socket listens on `port`, from /proc/net: a probing
+// connection would wedge OpenSSL 3.0's single-threaded responder, which then
+// waits for a request on it.
+bool listening(int port) {
+  char local[16];
+  std::snprintf(local, sizeof local, ":%04X ", port);
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    while (std::getline(in, line)) {
+      // sl local_address rem_address st ...; st 0A is LISTEN.
+      std::istringstream fields(line);
+      std::string sl, address, remote, state;
+      fields >> sl >> address >> remote >> state;
+      if (state == "0A" && (address + " ").find(local) != std::string::npos) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+OcspResponder::OcspResponder(const std::string& ca, int port, std::optional<fs::path> index, std::string signer)
+    : port_(port != 0       ? port
+            : ca == "hc-ec" ? kEcPort
+                            : kRsaPort) {
+  const fs::path pki = pki_dir();
+  if (signer.empty()) signer = ca;
+  if (listening(port_)) throw std::runtime_error("something already listens on port " + std::to_string(port_));
+  // OpenSSL 3.0's responder takes a port, not an address: it listens on all
+  // interfaces, and the tests ask it on 127.0.0.1 only.
+  pid_ = spawn_logged({"openssl", "ocsp", "-index", index.value_or(pki / "ca" / ca / "index.txt").string(), "-port",
+                       std::to_string(port_), "-rsigner", (pki / "ocsp" / (signer + ".pem")).string(), "-rkey",
+                       (pki / "ocsp" / (signer + ".key")).string(), "-CA", (pki / "ca" / (ca + ".pem")).string(),
+                       "-nmin", "10", "-ignore_err"},
+                      {}, dir_ / "ocsp.log");
+  for (int i = 0; i < 100 && !listening(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (!listening(port_)) {
+    stop();
+    throw std::runtime_error("openssl ocsp did not listen on " + std::to_string(port_) + ":\n" + log());
+  }
+}
+
+OcspResponder::~OcspResponder() { stop(); }
+
+void OcspResponder::stop() { reap(pid_, SIGTERM); }
+
+std::string OcspResponder::log() const { return read_file(dir_ / "ocsp.log"); }
+
+int OcspResponder::requests() const {
+  const std::string text = log();
+  int n = 0;
+  for (auto at = text.find("Received request"); at != std::string::npos; at = text.find("Received request", at + 1))
+    ++n;
+  return n;
+}
+
+int closed_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
 
 void Pcscd::start() {
   if (!launch()) throw std::runtime_error("pcscd did not come back; its log:\n" + log());

@@ -77,7 +77,12 @@ struct DaemonOptions {
   std::optional<fs::path> socket;  // default: korttid.sock in the daemon's directory
   std::string ipc;                 // extra lines for the [ipc] table
   std::string session;             // extra lines for the [session] table
-  std::string extra;               // further tables, appended as they are
+  // [trust] anchors and intermediates are the test PKI's; [registry] database is
+  // registry.sqlite in the daemon's directory. Extra lines for each:
+  std::string trust;
+  std::string revocation;
+  std::string registry;
+  std::string extra;  // further tables, appended as they are
   std::vector<std::string> modules{SoftHsm::kModule};
   bool pcsc = false;
   std::string log_level = "debug";
@@ -97,6 +102,8 @@ class Daemon {
 
   [[nodiscard]] std::string socket() const { return socket_.string(); }
   [[nodiscard]] const fs::path& dir() const noexcept { return dir_.path(); }
+  [[nodiscard]] fs::path config() const { return dir_ / "korttid.toml"; }
+  [[nodiscard]] fs::path registry() const { return dir_ / "registry.sqlite"; }
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
   [[nodiscard]] std::string log() const;
   [[nodiscard]] bool running();
@@ -172,6 +179,40 @@ class VirtualCard {
   std::string guid_;
   pid_t pid_ = -1;
 };
+
+// `korttid registry ...` with a daemon's configuration.
+CommandResult registry_command(const Daemon& daemon, const std::vector<std::string>& args);
+// Imports the registry fixture (tests/fixtures/registry/) into a daemon's
+// registry: the professionals and the three code sets. Throws on failure.
+void import_registry_fixture(const Daemon& daemon);
+fs::path registry_fixture_dir();
+
+// `openssl ocsp` answering for one CA of the test PKI from its index.txt, on
+// the port that CA's certificates name (AIA). Or on `port`, from `index`,
+// signed by the responder certificate of CA `signer`.
+class OcspResponder {
+ public:
+  static constexpr int kRsaPort = 18888;  // hc-rsa (make-pki.sh)
+  static constexpr int kEcPort = 18889;   // hc-ec
+  explicit OcspResponder(const std::string& ca, int port = 0, std::optional<fs::path> index = std::nullopt,
+                         std::string signer = "");
+  ~OcspResponder();
+  OcspResponder(const OcspResponder&) = delete;
+  OcspResponder& operator=(const OcspResponder&) = delete;
+  [[nodiscard]] int port() const noexcept { return port_; }
+  [[nodiscard]] std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  [[nodiscard]] std::string log() const;
+  [[nodiscard]] int requests() const;  // answered so far, from its log
+  void stop();
+
+ private:
+  TempDir dir_;
+  int port_;
+  pid_t pid_ = -1;
+};
+
+// A local TCP port nobody listens on (bound, then closed).
+int closed_port();
 
 inline constexpr const char* kOpenScModule = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 
