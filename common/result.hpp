@@ -18,6 +18,7 @@ class Result {
 
   [[nodiscard]] bool ok() const noexcept { return v_.index() == 0; }
   [[nodiscard]] T& value() & { return std::get<0>(v_); }
+  [[nodiscard]] const T& value() const& { return std::get<0>(v_); }
   [[nodiscard]] T&& value() && { return std::get<0>(std::move(v_)); }
   [[nodiscard]] const Error& error() const& { return std::get<1>(v_); }
 

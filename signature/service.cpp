@@ -1,0 +1,59 @@
+#include <boost/asio/post.hpp>
+
+#include "common/worker.hpp"
+#include "signature/signature.hpp"
+
+namespace kortti::signature {
+
+class DocumentService::Impl : public std::enable_shared_from_this<Impl> {
+ public:
+  Impl(boost::asio::io_context& io_context, XmlOptions xml_options)
+      : io(io_context), options(std::move(xml_options)), worker("documents") {}
+
+  template <class T, class Fn>
+  void run(Fn fn, Completion<T> done) {
+    worker.post([self = shared_from_this(), fn = std::move(fn), done = std::move(done)]() mutable {
+      Result<T> result = capture(fn);
+      boost::asio::post(self->io,
+                        [done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
+    });
+  }
+
+  boost::asio::io_context& io;
+  XmlOptions options;
+  Worker worker;
+};
+
+DocumentService::DocumentService(boost::asio::io_context& io, XmlOptions options)
+    : impl_(std::make_shared<Impl>(io, std::move(options))) {
+  initialise();
+}
+
+DocumentService::~DocumentService() = default;
+
+const XmlOptions& DocumentService::options() const { return impl_->options; }
+
+void DocumentService::prepare(std::string document, Profile profile, Bytes certificate_der,
+                              Completion<std::shared_ptr<PreparedXml>> done) {
+  impl_->run<std::shared_ptr<PreparedXml>>(
+      [impl = impl_.get(), document = std::move(document), profile, der = std::move(certificate_der)] {
+        return std::make_shared<PreparedXml>(prepare_xml(document, profile, der, impl->options));
+      },
+      std::move(done));
+}
+
+void DocumentService::finish(std::shared_ptr<PreparedXml> prepared, Bytes signature, Completion<std::string> done) {
+  impl_->run<std::string>(
+      [prepared = std::move(prepared), signature = std::move(signature)] { return prepared->finish(signature); },
+      std::move(done));
+}
+
+void DocumentService::prescription(std::string document, Completion<PrescriptionFacts> done) {
+  impl_->run<PrescriptionFacts>(
+      [impl = impl_.get(), document = std::move(document)] {
+        return read_prescription(document, impl->options.limits);
+      },
+      std::move(done));
+}
+
+}  // namespace kortti::signature

@@ -1,0 +1,129 @@
+#pragma once
+
+// signature/: signed documents. XML-DSig with libxml2 and xmlsec1 — the Kanta
+// CDA profile (finland.md) and a plain enveloped signature — and what
+// sign.prescription reads from an e-prescription CDA. The card signs one
+// digest per document: prepare_xml() canonicalises and digests everything,
+// the token signs SignedInfo's digest, PreparedXml::finish() puts the value in.
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "common/bytes.hpp"
+#include "common/digest.hpp"
+#include "common/result.hpp"
+#include "common/time.hpp"
+
+namespace kortti::signature {
+
+// Once per process, before any other call here (libxml2, xmlsec1).
+void initialise();
+
+struct DocumentLimits {
+  std::size_t max_bytes = 16 * 1024 * 1024;
+  // libxml2's own limit without XML_PARSE_HUGE is 256 levels.
+};
+
+enum class Profile { kanta_cda, enveloped };
+std::optional<Profile> parse_profile(std::string_view name);
+
+enum class KeyKind { rsa, ec };
+
+struct XmlOptions {
+  // hl7fi:signatureDescription code (code system 1.2.246.537.5.40127.2006).
+  std::string signature_code = "1";
+  std::string signature_display = "Sähköinen allekirjoitus";
+  // Digest for references and SignedInfo, per key kind.
+  DigestAlgorithm rsa_digest = DigestAlgorithm::sha256;
+  DigestAlgorithm ec_digest = DigestAlgorithm::sha384;
+  DocumentLimits limits;
+};
+
+// A document parsed, templated and digested, waiting for the card's
+// signature over `digest`. Not thread-safe; may move between threads.
+class PreparedXml {
+ public:
+  PreparedXml();
+  ~PreparedXml();
+  PreparedXml(PreparedXml&&) noexcept;
+  PreparedXml& operator=(PreparedXml&&) noexcept;
+
+  [[nodiscard]] DigestAlgorithm digest_algorithm() const;
+  [[nodiscard]] const Bytes& digest() const;  // of canonical SignedInfo
+  [[nodiscard]] const std::string& signature_id() const;
+  // `signature` as the token returns it (ECDSA DER-encoded); returns the
+  // signed document.
+  std::string finish(ByteView signature);
+
+  class Impl;
+
+ private:
+  explicit PreparedXml(std::unique_ptr<Impl> impl);
+  friend PreparedXml prepare_xml(std::string_view, Profile, ByteView, const XmlOptions&, SystemTime);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Throws Error(document_invalid) with a specific detail for a document that
+// is not acceptable, Error(unsupported) for a key type it cannot use.
+PreparedXml prepare_xml(std::string_view document, Profile profile, ByteView certificate_der, const XmlOptions& options,
+                        SystemTime now = std::chrono::system_clock::now());
+
+// What sign.prescription needs from an e-prescription CDA.
+struct PrescriptionFacts {
+  std::vector<std::string> atc_codes;                     // code system 1.2.246.537.6.32.2007
+  std::optional<std::string> patient_id;                  // hetu, root 1.2.246.21
+  std::optional<std::string> author_registration_number;  // root 1.2.246.537.26
+  std::optional<std::string> author_prescriber_id;        // root 1.2.246.537.25
+};
+PrescriptionFacts read_prescription(std::string_view document, const DocumentLimits& limits);
+
+struct ReferenceResult {
+  std::string uri;
+  bool valid = false;
+};
+
+struct XmlVerification {
+  std::string signature_id;
+  bool valid = false;  // signature value and every reference
+  bool signature_value_valid = false;
+  std::vector<ReferenceResult> references;
+  Bytes certificate;    // the signer's, from KeyInfo (DER)
+  std::string message;  // why not valid
+};
+
+// Every ds:Signature in the document, in document order. Checks the
+// signature values and references with the key of the certificate in each
+// KeyInfo; the certificate's trust is the caller's to check.
+std::vector<XmlVerification> verify_xml(std::string_view document, const DocumentLimits& limits);
+
+// The daemon's side: parsing, templating and serialising run on one
+// "documents" thread, never on the socket loop; completions come back there.
+class DocumentService {
+ public:
+  DocumentService(boost::asio::io_context& io, XmlOptions options);
+  ~DocumentService();
+  DocumentService(const DocumentService&) = delete;
+  DocumentService& operator=(const DocumentService&) = delete;
+
+  [[nodiscard]] const XmlOptions& options() const;
+  void prepare(std::string document, Profile profile, Bytes certificate_der,
+               Completion<std::shared_ptr<PreparedXml>> done);
+  void finish(std::shared_ptr<PreparedXml> prepared, Bytes signature, Completion<std::string> done);
+  void prescription(std::string document, Completion<PrescriptionFacts> done);
+
+ private:
+  class Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// Raw r||s of an ECDSA signature (XML-DSig) from DER, each half padded to
+// `half` bytes.
+Bytes ecdsa_der_to_raw(ByteView der, std::size_t half);
+
+}  // namespace kortti::signature

@@ -1,0 +1,42 @@
+#pragma once
+
+// Parsing a document that came from a client: bounded, no network, no DTD,
+// UTF-8 only. Every refusal is Error(document_invalid) with a stable detail.
+
+#include <libxml/tree.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "signature/signature.hpp"
+
+namespace kortti::signature {
+
+inline constexpr const char* kHl7Ns = "urn:hl7-org:v3";
+inline constexpr const char* kHl7fiNs = "urn:hl7finland";
+inline constexpr const char* kDsigNs = "http://www.w3.org/2000/09/xmldsig#";
+
+struct XmlDocDeleter {
+  void operator()(xmlDoc* doc) const noexcept { xmlFreeDoc(doc); }
+};
+using XmlDocPtr = std::unique_ptr<xmlDoc, XmlDocDeleter>;
+
+[[noreturn]] void invalid_document(const std::string& detail, const std::string& message);
+
+// Parses `text`; registers every attribute named ID or Id as an XML ID
+// (refusing duplicates, which would let a reference point at a decoy).
+XmlDocPtr parse_document(std::string_view text, const DocumentLimits& limits);
+
+// The root must be hl7:ClinicalDocument with a component/structuredBody.
+void require_cda(xmlDoc* doc);
+
+bool is_element(const xmlNode* node, const char* ns, const char* name);
+xmlNode* first_child(xmlNode* parent, const char* ns, const char* name);
+std::string attribute(const xmlNode* node, const char* name);
+std::string text_of(const xmlNode* node);
+
+// The document as UTF-8 text, with an XML declaration.
+std::string serialise(xmlDoc* doc);
+
+}  // namespace kortti::signature

@@ -1,0 +1,269 @@
+// xmlsec.h first: the other xmlsec headers need its types.
+#include <xmlsec/xmlsec.h>
+
+#include <libxml/c14n.h>
+#include <libxml/parser.h>
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <xmlsec/errors.h>
+#include <xmlsec/openssl/app.h>
+#include <xmlsec/openssl/crypto.h>
+#include <xmlsec/templates.h>
+#include <xmlsec/xmldsig.h>
+#include <xmlsec/xmltree.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "common/encoding.hpp"
+#include "common/error.hpp"
+#include "common/openssl.hpp"
+#include "signature/xml_document.hpp"
+
+namespace kortti::signature {
+
+namespace {
+
+const xmlChar* x(const char* s) { return reinterpret_cast<const xmlChar*>(s); }
+
+void silent_xmlsec(const char*, int, const char*, const char*, const char*, int, const char*) {}
+
+std::string random_id(const char* prefix) {
+  unsigned char raw[8];
+  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("RAND_bytes failed");
+  return prefix + hex_encode(ByteView(raw, sizeof raw));
+}
+
+// The local time with its UTC offset, as in Kanta's signatureTimestamp.
+std::string local_timestamp(SystemTime t) {
+  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  localtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", &tm);
+  std::string s = buf;  // +0200 -> +02:00
+  s.insert(s.size() - 2, ":");
+  return s;
+}
+
+struct Algorithms {
+  xmlSecTransformId sign;
+  xmlSecTransformId digest;
+  DigestAlgorithm digest_algorithm;
+};
+
+Algorithms algorithms_for(KeyKind kind, DigestAlgorithm alg) {
+  if (kind == KeyKind::rsa) {
+    switch (alg) {
+      case DigestAlgorithm::sha256:
+        return {xmlSecOpenSSLTransformRsaSha256Id, xmlSecOpenSSLTransformSha256Id, alg};
+      case DigestAlgorithm::sha384:
+        return {xmlSecOpenSSLTransformRsaSha384Id, xmlSecOpenSSLTransformSha384Id, alg};
+      case DigestAlgorithm::sha512:
+        return {xmlSecOpenSSLTransformRsaSha512Id, xmlSecOpenSSLTransformSha512Id, alg};
+    }
+  }
+  switch (alg) {
+    case DigestAlgorithm::sha256:
+      return {xmlSecOpenSSLTransformEcdsaSha256Id, xmlSecOpenSSLTransformSha256Id, alg};
+    case DigestAlgorithm::sha384:
+      return {xmlSecOpenSSLTransformEcdsaSha384Id, xmlSecOpenSSLTransformSha384Id, alg};
+    case DigestAlgorithm::sha512:
+      return {xmlSecOpenSSLTransformEcdsaSha512Id, xmlSecOpenSSLTransformSha512Id, alg};
+  }
+  throw std::logic_error("digest algorithm");
+}
+
+void check(bool ok, const char* what) {
+  if (!ok) throw std::runtime_error(std::string("xmlsec: ") + what + " failed");
+}
+
+// The hl7fi:signature element of a new signature, with its description and
+// timestamp, where finland.md says Kanta expects it.
+xmlNode* kanta_signature_element(xmlDoc* doc, const XmlOptions& o, const std::string& id, const std::string& ts_id,
+                                 SystemTime now) {
+  xmlNode* root = xmlDocGetRootElement(doc);
+  xmlNs* fi = xmlSearchNsByHref(doc, root, x(kHl7fiNs));
+  if (fi == nullptr) fi = xmlNewNs(root, x(kHl7fiNs), x("hl7fi"));
+  if (fi == nullptr)
+    invalid_document("wrong_namespace", "the prefix hl7fi is bound to another namespace on ClinicalDocument");
+  xmlNode* header = first_child(root, kHl7fiNs, "localHeader");
+  if (header == nullptr) {
+    // Assumption (docs/signatures.md): a new localHeader goes before the body.
+    header = xmlNewDocNode(doc, fi, x("localHeader"), nullptr);
+    xmlNode* component = first_child(root, kHl7Ns, "component");
+    if (component != nullptr)
+      xmlAddPrevSibling(component, header);
+    else
+      xmlAddChild(root, header);
+  }
+  xmlNode* collection = first_child(header, kHl7fiNs, "signatureCollection");
+  if (collection == nullptr) collection = xmlNewChild(header, fi, x("signatureCollection"), nullptr);
+  xmlNode* sig = xmlNewChild(collection, fi, x("signature"), nullptr);
+  xmlAddID(nullptr, doc, x(id.c_str()), xmlSetProp(sig, x("ID"), x(id.c_str())));
+  xmlNode* desc = xmlNewChild(sig, fi, x("signatureDescription"), nullptr);
+  xmlSetProp(desc, x("code"), x(o.signature_code.c_str()));
+  xmlSetProp(desc, x("codeSystem"), x("1.2.246.537.5.40127.2006"));
+  if (!o.signature_display.empty()) xmlSetProp(desc, x("displayName"), x(o.signature_display.c_str()));
+  xmlNode* ts = xmlNewTextChild(sig, fi, x("signatureTimestamp"), x(local_timestamp(now).c_str()));
+  xmlAddID(nullptr, doc, x(ts_id.c_str()), xmlSetProp(ts, x("ID"), x(ts_id.c_str())));
+  return sig;
+}
+
+int visible_in(void* subtree, xmlNode* node, xmlNode* parent) {
+  const xmlNode* n = node == nullptr || node->type == XML_NAMESPACE_DECL ? parent : node;
+  for (; n != nullptr; n = n->parent)
+    if (n == subtree) return 1;
+  return 0;
+}
+
+// Exclusive c14n (no comments) of one element and its subtree.
+Bytes canonical(xmlDoc* doc, xmlNode* element) {
+  xmlOutputBuffer* out = xmlAllocOutputBuffer(nullptr);
+  if (out == nullptr) throw std::bad_alloc();
+  const int rc = xmlC14NExecute(doc, visible_in, element, XML_C14N_EXCLUSIVE_1_0, nullptr, 0, out);
+  Bytes bytes;
+  if (rc >= 0) {
+    const auto* p = xmlOutputBufferGetContent(out);
+    bytes.assign(p, p + xmlOutputBufferGetSize(out));
+  }
+  xmlOutputBufferClose(out);
+  if (rc < 0) throw std::runtime_error("c14n of SignedInfo failed");
+  return bytes;
+}
+
+}  // namespace
+
+void initialise() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    xmlInitParser();
+    check(xmlSecInit() >= 0, "xmlSecInit");
+    check(xmlSecCheckVersion() == 1, "version check");
+    check(xmlSecOpenSSLAppInit(nullptr) >= 0, "xmlSecOpenSSLAppInit");
+    check(xmlSecOpenSSLInit() >= 0, "xmlSecOpenSSLInit");
+    xmlSecErrorsSetCallback(silent_xmlsec);
+  });
+}
+
+std::optional<Profile> parse_profile(std::string_view name) {
+  if (name == "kanta-cda") return Profile::kanta_cda;
+  if (name == "enveloped") return Profile::enveloped;
+  return std::nullopt;
+}
+
+Bytes ecdsa_der_to_raw(ByteView der, std::size_t half) {
+  const unsigned char* p = der.data();
+  std::unique_ptr<ECDSA_SIG, decltype(&ECDSA_SIG_free)> sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())),
+                                                            ECDSA_SIG_free);
+  if (!sig) throw std::runtime_error("the token returned an ECDSA signature that is not DER");
+  Bytes raw(2 * half);
+  if (BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), raw.data(), static_cast<int>(half)) < 0 ||
+      BN_bn2binpad(ECDSA_SIG_get0_s(sig.get()), raw.data() + half, static_cast<int>(half)) < 0)
+    throw std::runtime_error("ECDSA signature does not fit the curve");
+  return raw;
+}
+
+class PreparedXml::Impl {
+ public:
+  XmlDocPtr doc;
+  xmlNode* signature_value = nullptr;
+  DigestAlgorithm algorithm = DigestAlgorithm::sha256;
+  KeyKind kind = KeyKind::rsa;
+  std::size_t ec_half = 0;
+  Bytes digest;
+  std::string id;
+};
+
+PreparedXml::PreparedXml() = default;
+PreparedXml::PreparedXml(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PreparedXml::~PreparedXml() = default;
+PreparedXml::PreparedXml(PreparedXml&&) noexcept = default;
+PreparedXml& PreparedXml::operator=(PreparedXml&&) noexcept = default;
+DigestAlgorithm PreparedXml::digest_algorithm() const { return impl_->algorithm; }
+const Bytes& PreparedXml::digest() const { return impl_->digest; }
+const std::string& PreparedXml::signature_id() const { return impl_->id; }
+
+std::string PreparedXml::finish(ByteView signature) {
+  const Bytes value = impl_->kind == KeyKind::ec ? ecdsa_der_to_raw(signature, impl_->ec_half)
+                                                 : Bytes(signature.begin(), signature.end());
+  xmlNodeSetContent(impl_->signature_value, x(base64_encode(value).c_str()));
+  return serialise(impl_->doc.get());
+}
+
+PreparedXml prepare_xml(std::string_view document, Profile profile, ByteView certificate_der, const XmlOptions& options,
+                        SystemTime now) {
+  X509Ptr cert = parse_certificate(certificate_der);
+  if (!cert) throw Error(Errc::unsupported, "the signing certificate is not DER");
+  EVP_PKEY* key = X509_get0_pubkey(cert.get());
+  const int type = key != nullptr ? EVP_PKEY_get_base_id(key) : 0;
+  if (type != EVP_PKEY_RSA && type != EVP_PKEY_EC)
+    throw Error(Errc::unsupported, "XML signatures need an RSA or EC key");
+
+  auto impl = std::make_unique<PreparedXml::Impl>();
+  impl->kind = type == EVP_PKEY_RSA ? KeyKind::rsa : KeyKind::ec;
+  impl->ec_half = static_cast<std::size_t>((EVP_PKEY_get_bits(key) + 7) / 8);
+  const Algorithms alg =
+      algorithms_for(impl->kind, impl->kind == KeyKind::rsa ? options.rsa_digest : options.ec_digest);
+  impl->algorithm = alg.digest_algorithm;
+
+  impl->doc = parse_document(document, options.limits);
+  xmlDoc* doc = impl->doc.get();
+  xmlNode* root = xmlDocGetRootElement(doc);
+  if (root == nullptr) invalid_document("not_well_formed", "the document has no root element");
+
+  impl->id = random_id("S-");
+  xmlNode* parent = root;
+  std::string ts_id;
+  if (profile == Profile::kanta_cda) {
+    require_cda(doc);
+    ts_id = random_id("TS-");
+    parent = kanta_signature_element(doc, options, random_id("SIG-"), ts_id, now);
+  }
+
+  xmlNode* sig =
+      xmlSecTmplSignatureCreateNsPref(doc, xmlSecTransformExclC14NId, alg.sign, x(impl->id.c_str()), x("ds"));
+  check(sig != nullptr, "signature template");
+  xmlAddChild(parent, sig);
+  xmlAddID(nullptr, doc, x(impl->id.c_str()), xmlHasProp(sig, x("Id")));
+  xmlNode* body = xmlSecTmplSignatureAddReference(sig, alg.digest, nullptr, x(""), nullptr);
+  check(body != nullptr, "reference");
+  if (profile == Profile::kanta_cda) {
+    check(xmlSecTmplReferenceAddTransform(body, xmlSecTransformExclC14NId) != nullptr, "transform");
+    xmlNode* xpath = xmlSecTmplReferenceAddTransform(body, xmlSecTransformXPathId);
+    const xmlChar* ns[] = {x("hl7"), x(kHl7Ns), nullptr};
+    check(xpath != nullptr && xmlSecTmplTransformAddXPath(xpath, x("ancestor-or-self::hl7:structuredBody"), ns) >= 0,
+          "XPath transform");
+    xmlNode* stamp = xmlSecTmplSignatureAddReference(sig, alg.digest, nullptr, x(("#" + ts_id).c_str()), nullptr);
+    check(stamp != nullptr && xmlSecTmplReferenceAddTransform(stamp, xmlSecTransformExclC14NId) != nullptr,
+          "timestamp reference");
+  } else {
+    check(xmlSecTmplReferenceAddTransform(body, xmlSecTransformEnvelopedId) != nullptr, "transform");
+    check(xmlSecTmplReferenceAddTransform(body, xmlSecTransformExclC14NId) != nullptr, "transform");
+  }
+  xmlNode* x509 = xmlSecTmplKeyInfoAddX509Data(xmlSecTmplSignatureEnsureKeyInfo(sig, nullptr));
+  xmlNode* cert_node = x509 != nullptr ? xmlSecTmplX509DataAddCertificate(x509) : nullptr;
+  check(cert_node != nullptr, "KeyInfo");
+  xmlNodeSetContent(cert_node, x(base64_encode(certificate_der).c_str()));
+
+  // The references' digests, by xmlsec: no key is needed for them.
+  std::unique_ptr<xmlSecDSigCtx, decltype(&xmlSecDSigCtxDestroy)> dsig(xmlSecDSigCtxCreate(nullptr),
+                                                                       xmlSecDSigCtxDestroy);
+  check(dsig != nullptr, "context");
+  dsig->operation = xmlSecTransformOperationSign;
+  xmlNode* signed_info = xmlSecFindChild(sig, xmlSecNodeSignedInfo, xmlSecDSigNs);
+  for (xmlNode* ref = signed_info->children; ref != nullptr; ref = ref->next) {
+    if (!is_element(ref, kDsigNs, "Reference")) continue;
+    std::unique_ptr<xmlSecDSigReferenceCtx, decltype(&xmlSecDSigReferenceCtxDestroy)> ctx(
+        xmlSecDSigReferenceCtxCreate(dsig.get(), xmlSecDSigReferenceOriginSignedInfo), xmlSecDSigReferenceCtxDestroy);
+    check(ctx != nullptr && xmlSecDSigReferenceCtxProcessNode(ctx.get(), ref) >= 0, "reference digest");
+  }
+  // The one value the card signs: the digest of canonical SignedInfo.
+  impl->digest = kortti::digest(impl->algorithm, canonical(doc, signed_info));
+  impl->signature_value = xmlSecFindChild(sig, xmlSecNodeSignatureValue, xmlSecDSigNs);
+  check(impl->signature_value != nullptr, "SignatureValue");
+  return PreparedXml(std::move(impl));
+}
+
+}  // namespace kortti::signature
