@@ -220,7 +220,7 @@ Config load_config(const std::string& path) {
   Reader r(root, path);
   r.check_keys(root, "",
                {"ipc", "access", "pkcs11", "session", "pcsc", "log", "audit", "identity", "trust", "revocation",
-                "registry", "policy"});
+                "registry", "policy", "signature"});
 
   if (const auto* t = r.section("ipc")) {
     r.check_keys(*t, "ipc",
@@ -397,6 +397,19 @@ Config load_config(const std::string& path) {
       c.rules.prescription.rights = to_set(rights);
       c.rules.prescription.limited_rights = to_set(limited);
       c.rules.prescription.card_types = to_set(cards);
+    }
+  }
+  if (const auto* t = r.section("signature")) {
+    r.check_keys(*t, "signature",
+                 {"max_document_bytes", "kanta_signature_code", "kanta_signature_display", "rsa_digest", "ec_digest"});
+    r.integer(t, "signature", "max_document_bytes", c.signature.limits.max_bytes, 1024, 256LL * 1024 * 1024);
+    r.string(t, "signature", "kanta_signature_code", c.signature.signature_code);
+    r.string(t, "signature", "kanta_signature_display", c.signature.signature_display);
+    for (auto [key, target] :
+         {std::pair{"rsa_digest", &c.signature.rsa_digest}, std::pair{"ec_digest", &c.signature.ec_digest}}) {
+      std::string name(name_of(*target));
+      r.string(t, "signature", key, name, {"sha256", "sha384", "sha512"});
+      if (auto alg = parse_digest_algorithm(name)) *target = *alg;
     }
   }
   if (auto problems = r.problems(); !problems.empty()) throw ConfigError(std::move(problems));

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "policy/policy.hpp"
+#include "signature/signature.hpp"
 
 namespace kortti::daemon {
 
@@ -81,6 +82,9 @@ struct Config {
   std::string registry_database = "/var/lib/korttid/registry.sqlite";
   // [registry] max_age_h, when_stale; [policy.prescription]
   policy::Rules rules = default_rules();
+
+  // [signature]
+  signature::XmlOptions signature;
 
   static policy::Rules default_rules();
 };

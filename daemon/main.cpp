@@ -21,6 +21,7 @@
 #include "pcsc/pcsc.hpp"
 #include "pkcs11/pkcs11.hpp"
 #include "policy/policy.hpp"
+#include "signature/signature.hpp"
 
 namespace {
 
@@ -217,7 +218,9 @@ int main(int argc, char** argv) {
     policy::Options policy_options{config.identity, config.trust, config.revocation, config.registry_database,
                                    config.rules};
     policy::PolicyService policy(io, policy_options);
-    ipc::Server server(io, server_options, ipc::Services{&tokens, &audit, monitor ? &*monitor : nullptr, &policy});
+    signature::DocumentService documents(io, config.signature);
+    ipc::Server server(io, server_options,
+                       ipc::Services{&tokens, &audit, monitor ? &*monitor : nullptr, &policy, &documents});
 
     if (sd_listen_fds(1) >= 1) {
       server.adopt(SD_LISTEN_FDS_START);

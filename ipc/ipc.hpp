@@ -29,6 +29,9 @@ class Monitor;
 namespace kortti::policy {
 class PolicyService;
 }
+namespace kortti::signature {
+class DocumentService;
+}
 
 namespace kortti::ipc {
 
@@ -99,6 +102,7 @@ struct Services {
   AuditSink* audit = nullptr;
   pcsc::Monitor* pcsc = nullptr;  // null when [pcsc] enabled = false
   policy::PolicyService* policy = nullptr;
+  signature::DocumentService* documents = nullptr;
 };
 
 class Server {

@@ -3,6 +3,7 @@
 #include "ipc/convert.hpp"
 #include "ipc/core.hpp"
 #include "ipc/params.hpp"
+#include "ipc/shared.hpp"
 #include "policy/policy.hpp"
 
 namespace kortti::ipc {

@@ -2,6 +2,7 @@
 #include "ipc/convert.hpp"
 #include "ipc/core.hpp"
 #include "ipc/params.hpp"
+#include "ipc/shared.hpp"
 
 namespace kortti::ipc {
 
@@ -36,18 +37,7 @@ void sign_raw(Core& core, const std::shared_ptr<Call>& call, bool hash_data) {
   record.digest_hex = hex_encode(request.digest);
   core.services.tokens->sign(std::move(request), std::move(credentials), call->stop_token(),
                              [&core, call, record](Result<pkcs11::SignResult> r) mutable {
-                               // The audit line is written before the answer leaves, so no
-                               // client ever holds a signature the audit trail lacks.
-                               record.delivered = call->deliverable();
-                               if (r.ok()) {
-                                 record.outcome = "ok";
-                                 record.subject = r.value().certificate.subject;
-                               } else {
-                                 record.outcome = reason_of(r.error().code());
-                                 record.detail = r.error().what();
-                                 if (!r.error().detail.empty()) record.detail += " (" + r.error().detail + ")";
-                               }
-                               if (core.services.audit != nullptr) core.services.audit->record(record);
+                               audit_signature(core, *call, record, r);
                                if (r.ok()) {
                                  call->respond(to_json(r.value()));
                                } else {
@@ -57,6 +47,19 @@ void sign_raw(Core& core, const std::shared_ptr<Call>& call, bool hash_data) {
 }
 
 }  // namespace
+
+void audit_signature(Core& core, const Call& call, AuditRecord record, const Result<pkcs11::SignResult>& r) {
+  record.delivered = call.deliverable();
+  if (r.ok()) {
+    record.outcome = "ok";
+    record.subject = r.value().certificate.subject;
+  } else {
+    record.outcome = reason_of(r.error().code());
+    record.detail = r.error().what();
+    if (!r.error().detail.empty()) record.detail += " (" + r.error().detail + ")";
+  }
+  if (core.services.audit != nullptr) core.services.audit->record(record);
+}
 
 void register_sign_methods(Core& core) {
   core.add("sign.digest", MethodGroup::sign,
