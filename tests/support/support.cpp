@@ -205,6 +205,23 @@ void SoftHsm::add_token(const std::string& label, const std::vector<std::string>
   if (r.status != 0) throw std::runtime_error("softhsm-token.sh failed: " + r.err + r.out);
 }
 
+CommandResult xmlsec_verify(const std::string& document, const std::string& signature_id) {
+  TempDir tmp;
+  write_file(tmp / "signed.xml", document);
+  // Kanta's timestamp reference points at an ID attribute, which without a
+  // DTD only exists when named.
+  std::vector<std::string> argv = {"xmlsec1",      "--verify",
+                                   "--id-attr:ID", "urn:hl7finland:signatureTimestamp",
+                                   "--id-attr:Id", "http://www.w3.org/2000/09/xmldsig#:Signature"};
+  for (const auto* pem : {"trust/g2-root.pem", "trust/g3-root.pem"})
+    argv.insert(argv.end(), {"--trusted-pem", (pki_dir() / pem).string()});
+  for (const auto* pem : {"ca/hc-rsa.pem", "ca/hc-ec.pem"})
+    argv.insert(argv.end(), {"--untrusted-pem", (pki_dir() / pem).string()});
+  if (!signature_id.empty()) argv.insert(argv.end(), {"--node-id", signature_id});
+  argv.push_back((tmp / "signed.xml").string());
+  return run(argv);
+}
+
 Daemon::Daemon(DaemonOptions options) : socket_(options.socket.value_or(dir_ / "korttid.sock")) {
   std::string modules;
   for (const auto& m : options.modules) modules += (modules.empty() ? "\"" : ", \"") + m + "\"";

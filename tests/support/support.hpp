@@ -52,6 +52,9 @@ CommandResult run(const std::vector<std::string>& argv, const std::map<std::stri
                   const std::string& input = {}, const std::map<int, fs::path>& fds = {});
 
 void write_file(const fs::path& path, const std::string& content);
+// `xmlsec1 --verify` of a signed XML document against the test PKI's roots
+// (the ds:Signature with Id `signature_id`, or the first one).
+CommandResult xmlsec_verify(const std::string& document, const std::string& signature_id = {});
 std::string read_file(const fs::path& path);
 Bytes read_bytes(const fs::path& path);
 void write_bytes(const fs::path& path, ByteView data);
