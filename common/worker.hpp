@@ -6,6 +6,9 @@
 #include <string>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include "common/result.hpp"
 
 namespace kortti {
 
@@ -34,5 +37,16 @@ class Worker {
   struct State;
   std::shared_ptr<State> state_;
 };
+
+// Runs `fn` on `worker` and hands its result (or the error it threw) to
+// `done` on `io`. `keep_alive` holds what `fn` uses until it has run.
+template <class T, class Fn>
+void run_then_post(Worker& worker, boost::asio::io_context& io, std::shared_ptr<const void> keep_alive, Fn fn,
+                   Completion<T> done) {
+  worker.post([&io, keep = std::move(keep_alive), fn = std::move(fn), done = std::move(done)]() mutable {
+    Result<T> result = capture(fn);
+    boost::asio::post(io, [done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
+  });
+}
 
 }  // namespace kortti

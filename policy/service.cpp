@@ -1,6 +1,5 @@
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/post.hpp>
 #include <filesystem>
 #include <mutex>
 
@@ -101,10 +100,7 @@ class PolicyService::Impl : public std::enable_shared_from_this<Impl> {
 
   template <class T, class Fn>
   void run(Worker& on, Fn fn, Completion<T> done) {
-    on.post([self = shared_from_this(), fn = std::move(fn), done = std::move(done)]() mutable {
-      Result<T> result = capture(fn);
-      asio::post(self->io, [done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
-    });
+    run_then_post<T>(on, io, shared_from_this(), std::move(fn), std::move(done));
   }
 };
 

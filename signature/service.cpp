@@ -1,5 +1,3 @@
-#include <boost/asio/post.hpp>
-
 #include "common/worker.hpp"
 #include "signature/signature.hpp"
 
@@ -12,11 +10,7 @@ class DocumentService::Impl : public std::enable_shared_from_this<Impl> {
 
   template <class T, class Fn>
   void run(Fn fn, Completion<T> done) {
-    worker.post([self = shared_from_this(), fn = std::move(fn), done = std::move(done)]() mutable {
-      Result<T> result = capture(fn);
-      boost::asio::post(self->io,
-                        [done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
-    });
+    run_then_post<T>(worker, io, shared_from_this(), std::move(fn), std::move(done));
   }
 
   boost::asio::io_context& io;
