@@ -10,8 +10,10 @@ namespace {
 std::tm broken_down(SystemTime t, bool local) {
   const std::time_t secs = std::chrono::system_clock::to_time_t(t);
   std::tm tm{};
-  if (local) localtime_r(&secs, &tm);
-  else gmtime_r(&secs, &tm);
+  if (local)
+    localtime_r(&secs, &tm);
+  else
+    gmtime_r(&secs, &tm);
   return tm;
 }
 
@@ -22,6 +24,14 @@ std::string to_rfc3339(SystemTime t) {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+std::string to_rfc3339_local(SystemTime t) {
+  const std::tm tm = broken_down(t, true);
+  char buf[40];
+  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", &tm);
+  const std::string_view text(buf, n);  // +0200 -> +02:00
+  return std::string(text.substr(0, n - 2)) + ":" + std::string(text.substr(n - 2));
 }
 
 std::string local_date(SystemTime t) {

@@ -35,18 +35,6 @@ std::string random_id(const char* prefix) {
   return prefix + hex_encode(ByteView(raw, sizeof raw));
 }
 
-// The local time with its UTC offset, as in Kanta's signatureTimestamp.
-std::string local_timestamp(SystemTime t) {
-  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  localtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", &tm);
-  std::string s = buf;  // +0200 -> +02:00
-  s.insert(s.size() - 2, ":");
-  return s;
-}
-
 struct Algorithms {
   xmlSecTransformId sign;
   xmlSecTransformId digest;
@@ -106,7 +94,7 @@ xmlNode* kanta_signature_element(xmlDoc* doc, const XmlOptions& o, const std::st
   xmlSetProp(desc, x("code"), x(o.signature_code.c_str()));
   xmlSetProp(desc, x("codeSystem"), x("1.2.246.537.5.40127.2006"));
   if (!o.signature_display.empty()) xmlSetProp(desc, x("displayName"), x(o.signature_display.c_str()));
-  xmlNode* ts = xmlNewTextChild(sig, fi, x("signatureTimestamp"), x(local_timestamp(now).c_str()));
+  xmlNode* ts = xmlNewTextChild(sig, fi, x("signatureTimestamp"), x(to_rfc3339_local(now).c_str()));
   xmlAddID(nullptr, doc, x(ts_id.c_str()), xmlSetProp(ts, x("ID"), x(ts_id.c_str())));
   return sig;
 }

@@ -24,3 +24,24 @@ TEST(Rfc3339, RejectsMalformed) {
 
 }  // namespace
 }  // namespace kortti
+
+namespace kortti {
+namespace {
+
+TEST(Time, LocalRfc3339CarriesTheZoneOffset) {
+  const char* old = std::getenv("TZ");
+  const std::string saved = old != nullptr ? old : "";
+  ::setenv("TZ", "EET-2", 1);  // POSIX form: needs no tzdata
+  ::tzset();
+  const auto t = std::chrono::system_clock::from_time_t(1700000000);
+  EXPECT_EQ(to_rfc3339_local(t), "2023-11-15T00:13:20+02:00");
+  EXPECT_EQ(local_date(t), "2023-11-15");
+  if (old != nullptr)
+    ::setenv("TZ", saved.c_str(), 1);
+  else
+    ::unsetenv("TZ");
+  ::tzset();
+}
+
+}  // namespace
+}  // namespace kortti
