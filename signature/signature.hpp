@@ -85,22 +85,75 @@ PrescriptionFacts read_prescription(std::string_view document, const DocumentLim
 
 struct ReferenceResult {
   std::string uri;
-  bool valid = false;
+  std::string status;  // "valid", "invalid", or "not_checked" after an earlier one failed
 };
 
 struct XmlVerification {
   std::string signature_id;
-  bool valid = false;  // signature value and every reference
-  bool signature_value_valid = false;
+  bool valid = false;           // the signature value and every reference
+  std::string signature_value;  // "valid", "invalid", or "not_checked" when a reference failed
   std::vector<ReferenceResult> references;
-  Bytes certificate;    // the signer's, from KeyInfo (DER)
-  std::string message;  // why not valid
+  Bytes certificate;         // the signer's, from KeyInfo (DER)
+  std::vector<Bytes> chain;  // the other certificates in KeyInfo
+  std::string message;       // why not valid
 };
 
 // Every ds:Signature in the document, in document order. Checks the
 // signature values and references with the key of the certificate in each
-// KeyInfo; the certificate's trust is the caller's to check.
+// KeyInfo; the certificate's trust is the caller's to check. A document
+// without a signature is Error(document_invalid, "no_signature").
 std::vector<XmlVerification> verify_xml(std::string_view document, const DocumentLimits& limits);
+
+// CMS SignedData with CAdES-BES signed attributes: content-type, signing-time,
+// message-digest and signingCertificateV2. Like XML, the card signs one
+// digest: that of the DER signed attributes.
+enum class SignatureScheme { rsa_pkcs1, rsa_pss, ecdsa };
+std::optional<SignatureScheme> parse_scheme(std::string_view name);  // pkcs1, pss, ecdsa
+
+struct CmsInput {
+  // The content, or (detached only) its digest.
+  std::optional<Bytes> content;
+  Bytes content_digest;
+  DigestAlgorithm digest_algorithm = DigestAlgorithm::sha256;
+  bool detached = false;
+  SignatureScheme scheme = SignatureScheme::rsa_pkcs1;
+};
+
+struct PreparedCms {
+  DigestAlgorithm digest_algorithm = DigestAlgorithm::sha256;
+  Bytes digest;        // of the signed attributes: what the card signs
+  Bytes unsigned_der;  // the ContentInfo, its signature value still empty
+  // `signature` as the token returns it (ECDSA DER); returns the CMS (DER).
+  [[nodiscard]] Bytes finish(ByteView signature) const;
+};
+
+// Throws Error(unsupported) for a key the scheme does not fit,
+// Error(invalid_params) for a digest of the wrong size or attached-from-digest.
+PreparedCms prepare_cms(const CmsInput& input, ByteView certificate_der, const std::vector<Bytes>& chain,
+                        SystemTime now = std::chrono::system_clock::now());
+
+struct CmsSignerVerification {
+  bool valid = false;  // every check below
+  bool signature_value_valid = false;
+  bool content_digest_valid = false;       // messageDigest matches the content
+  bool signing_certificate_valid = false;  // signingCertificate(V2) names the signer
+  std::string digest_algorithm;
+  std::optional<SystemTime> signing_time;
+  Bytes certificate;         // the signer's (DER)
+  std::vector<Bytes> chain;  // the other certificates the signature carries
+  std::string message;       // why not valid
+};
+
+struct CmsVerification {
+  bool detached = false;
+  std::vector<CmsSignerVerification> signers;
+};
+
+// A detached signature needs `content` or `content_digest`; an attached one
+// neither. Throws Error(document_invalid, "not_cms") for bytes that are not
+// SignedData. The certificates' trust is the caller's to check.
+CmsVerification verify_cms(ByteView cms_der, const std::optional<Bytes>& content,
+                           const std::optional<Bytes>& content_digest);
 
 // The daemon's side: parsing, templating and serialising run on one
 // "documents" thread, never on the socket loop; completions come back there.

@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -21,6 +23,7 @@
 #include <thread>
 
 #include "common/encoding.hpp"
+#include "common/openssl.hpp"
 
 extern char** environ;
 
@@ -220,6 +223,55 @@ CommandResult xmlsec_verify(const std::string& document, const std::string& sign
   if (!signature_id.empty()) argv.insert(argv.end(), {"--node-id", signature_id});
   argv.push_back((tmp / "signed.xml").string());
   return run(argv);
+}
+
+CommandResult cms_verify(const Bytes& cms, const std::optional<Bytes>& content) {
+  TempDir tmp;
+  write_bytes(tmp / "sig.der", cms);
+  write_file(tmp / "roots.pem",
+             read_file(pki_dir() / "trust/g2-root.pem") + read_file(pki_dir() / "trust/g3-root.pem"));
+  std::vector<std::string> argv = {"openssl",
+                                   "cms",
+                                   "-verify",
+                                   "-cades",
+                                   "-binary",
+                                   "-inform",
+                                   "DER",
+                                   "-in",
+                                   (tmp / "sig.der").string(),
+                                   "-CAfile",
+                                   (tmp / "roots.pem").string(),
+                                   "-purpose",
+                                   "any",
+                                   "-out",
+                                   (tmp / "content.bin").string()};
+  if (content) {
+    write_bytes(tmp / "data.bin", *content);
+    argv.insert(argv.end(), {"-content", (tmp / "data.bin").string()});
+  }
+  CommandResult r = run(argv);
+  if (r.status == 0) r.out = read_file(tmp / "content.bin");
+  return r;
+}
+
+Bytes sign_like_a_token(const fs::path& key_pem, DigestAlgorithm alg, const Bytes& digest, bool pss) {
+  BioPtr bio(BIO_new_file(key_pem.c_str(), "r"));
+  EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  if (!key) throw std::runtime_error("cannot read " + key_pem.string());
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(key.get(), nullptr));
+  EVP_PKEY_sign_init(ctx.get());
+  if (EVP_PKEY_get_base_id(key.get()) == EVP_PKEY_RSA) {
+    EVP_PKEY_CTX_set_rsa_padding(ctx.get(), pss ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING);
+    if (pss) EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), RSA_PSS_SALTLEN_DIGEST);
+  }
+  EVP_PKEY_CTX_set_signature_md(ctx.get(), evp_md(alg));
+  std::size_t len = 0;
+  EVP_PKEY_sign(ctx.get(), nullptr, &len, digest.data(), digest.size());
+  Bytes sig(len);
+  if (EVP_PKEY_sign(ctx.get(), sig.data(), &len, digest.data(), digest.size()) != 1)
+    throw std::runtime_error("signing with " + key_pem.string() + " failed");
+  sig.resize(len);
+  return sig;
 }
 
 Daemon::Daemon(DaemonOptions options) : socket_(options.socket.value_or(dir_ / "korttid.sock")) {

@@ -15,6 +15,7 @@
 
 #include "client/client.hpp"
 #include "common/bytes.hpp"
+#include "common/digest.hpp"
 
 namespace kortti::test {
 
@@ -55,6 +56,12 @@ void write_file(const fs::path& path, const std::string& content);
 // `xmlsec1 --verify` of a signed XML document against the test PKI's roots
 // (the ds:Signature with Id `signature_id`, or the first one).
 CommandResult xmlsec_verify(const std::string& document, const std::string& signature_id = {});
+// `openssl cms -verify -cades` of a DER CMS signature against the test PKI's
+// roots; `content` for a detached one. `out` is the content it verified.
+CommandResult cms_verify(const Bytes& cms, const std::optional<Bytes>& content = std::nullopt);
+// Signs `digest` with a PEM key the way the token does: PKCS#1 v1.5 (or PSS,
+// salt = digest length) for RSA, DER ECDSA for EC.
+Bytes sign_like_a_token(const fs::path& key_pem, DigestAlgorithm alg, const Bytes& digest, bool pss = false);
 std::string read_file(const fs::path& path);
 Bytes read_bytes(const fs::path& path);
 void write_bytes(const fs::path& path, ByteView data);

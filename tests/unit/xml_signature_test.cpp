@@ -16,25 +16,6 @@ namespace {
 
 using signature::Profile;
 
-// Signs `digest` the way the token does: PKCS#1 v1.5 for RSA, DER ECDSA for EC.
-Bytes sign_like_a_token(const fs::path& key_pem, DigestAlgorithm alg, const Bytes& digest) {
-  BioPtr bio(BIO_new_file(key_pem.c_str(), "r"));
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr),
-                                                          EVP_PKEY_free);
-  EXPECT_TRUE(key);
-  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(EVP_PKEY_CTX_new(key.get(), nullptr),
-                                                                  EVP_PKEY_CTX_free);
-  EVP_PKEY_sign_init(ctx.get());
-  if (EVP_PKEY_get_base_id(key.get()) == EVP_PKEY_RSA) EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING);
-  EVP_PKEY_CTX_set_signature_md(ctx.get(), evp_md(alg));
-  std::size_t len = 0;
-  EVP_PKEY_sign(ctx.get(), nullptr, &len, digest.data(), digest.size());
-  Bytes sig(len);
-  EXPECT_EQ(EVP_PKEY_sign(ctx.get(), sig.data(), &len, digest.data(), digest.size()), 1);
-  sig.resize(len);
-  return sig;
-}
-
 std::string sign(const std::string& document, Profile profile, const std::string& person) {
   const fs::path dir = pki_dir() / "people" / person;
   BioPtr bio(BIO_new_file((dir / "sign.pem").c_str(), "r"));
@@ -47,6 +28,11 @@ std::string sign(const std::string& document, Profile profile, const std::string
 std::string prescription() { return read_file(source_dir() / "tests/fixtures/cda/e-prescription.xml"); }
 
 class XmlSignature : public ::testing::TestWithParam<std::tuple<Profile, std::string>> {
+ protected:
+  static void SetUpTestSuite() { signature::initialise(); }
+};
+
+class XmlSignatureChecks : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { signature::initialise(); }
 };
@@ -64,6 +50,68 @@ TEST_P(XmlSignature, XmlsecVerifiesItAndDetectsTampering) {
   tampered.replace(at, 1, "4");
   const auto bad = xmlsec_verify(tampered);
   EXPECT_NE(bad.status, 0) << bad.out;
+
+  // Our verifier agrees, and names the reference that failed.
+  const auto good = signature::verify_xml(signed_doc, {});
+  ASSERT_EQ(good.size(), 1U);
+  EXPECT_TRUE(good[0].valid) << good[0].message;
+  EXPECT_EQ(good[0].signature_value, "valid");
+  EXPECT_FALSE(good[0].certificate.empty());
+  for (const auto& r : good[0].references) EXPECT_EQ(r.status, "valid") << r.uri;
+  const auto broken = signature::verify_xml(tampered, {});
+  ASSERT_EQ(broken.size(), 1U);
+  EXPECT_FALSE(broken[0].valid);
+  ASSERT_FALSE(broken[0].references.empty());
+  EXPECT_EQ(broken[0].references[0].uri, "");
+  EXPECT_EQ(broken[0].references[0].status, "invalid");
+  EXPECT_EQ(broken[0].signature_value, "not_checked");
+}
+
+TEST_F(XmlSignatureChecks, AChangedTimestampFailsTheSecondReference) {
+  const std::string signed_doc = sign(prescription(), Profile::kanta_cda, "physician");
+  std::string tampered = signed_doc;
+  const auto stamp = tampered.find("signatureTimestamp ID=");
+  ASSERT_NE(stamp, std::string::npos);
+  const auto at = tampered.find('>', stamp) + 1;  // the first digit of the year
+  tampered[at] = tampered[at] == '2' ? '3' : '2';
+  const auto v = signature::verify_xml(tampered, {});
+  ASSERT_EQ(v.size(), 1U);
+  ASSERT_EQ(v[0].references.size(), 2U);
+  EXPECT_EQ(v[0].references[0].status, "valid");
+  EXPECT_EQ(v[0].references[1].status, "invalid");
+  EXPECT_EQ(v[0].references[1].uri.substr(0, 4), "#TS-");
+  EXPECT_NE(xmlsec_verify(tampered).status, 0);
+}
+
+TEST_F(XmlSignatureChecks, AChangedSignatureValueFailsTheValue) {
+  std::string doc = sign(prescription(), Profile::enveloped, "specialist");
+  const auto value = doc.find("SignatureValue>") + std::string("SignatureValue>").size();
+  doc[value] = doc[value] == 'A' ? 'B' : 'A';
+  const auto v = signature::verify_xml(doc, {});
+  ASSERT_EQ(v.size(), 1U);
+  EXPECT_FALSE(v[0].valid);
+  EXPECT_EQ(v[0].signature_value, "invalid");
+  EXPECT_EQ(v[0].references[0].status, "valid");
+}
+
+TEST_F(XmlSignatureChecks, ReferencesOutsideTheDocumentAreNotFollowed) {
+  std::string doc = sign(prescription(), Profile::enveloped, "physician");
+  const auto uri = doc.find("URI=\"\"");
+  ASSERT_NE(uri, std::string::npos);
+  doc.replace(uri, 6, "URI=\"http://127.0.0.1:9/x\"");
+  const auto v = signature::verify_xml(doc, {});
+  ASSERT_EQ(v.size(), 1U);
+  EXPECT_FALSE(v[0].valid);
+  EXPECT_EQ(v[0].signature_value, "not_checked");
+}
+
+TEST_F(XmlSignatureChecks, AnUnsignedDocumentIsNamedSo) {
+  try {
+    (void)signature::verify_xml(prescription(), {});
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.detail, "no_signature");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Profiles, XmlSignature,

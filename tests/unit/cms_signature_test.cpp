@@ -1,0 +1,180 @@
+// signature/cms: CAdES-BES structures that `openssl cms -verify -cades`
+// accepts, and our own verifier's verdict on them and on tampered ones. The
+// card's part is done with the test PKI's PEM key; tests/documents/ do it
+// through korttid and a token.
+
+#include <gtest/gtest.h>
+#include <openssl/pem.h>
+
+#include "common/error.hpp"
+#include "common/openssl.hpp"
+#include "signature/signature.hpp"
+#include "tests/support/support.hpp"
+
+namespace kortti::test {
+namespace {
+
+using signature::CmsInput;
+using signature::SignatureScheme;
+
+struct Signer {
+  Bytes certificate;
+  std::vector<Bytes> chain;
+  fs::path key;
+};
+
+Signer signer(const std::string& person) {
+  const fs::path dir = pki_dir() / "people" / person;
+  auto der_of = [](const fs::path& pem) {
+    BioPtr bio(BIO_new_file(pem.c_str(), "r"));
+    X509Ptr x509(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    return certificate_der(x509.get());
+  };
+  const bool ec = person == "specialist";
+  return {der_of(dir / "sign.pem"), {der_of(pki_dir() / (ec ? "ca/hc-ec.pem" : "ca/hc-rsa.pem"))}, dir / "sign.key"};
+}
+
+Bytes sign(const CmsInput& input, const Signer& s) {
+  const signature::PreparedCms prepared = signature::prepare_cms(input, s.certificate, s.chain);
+  return prepared.finish(
+      sign_like_a_token(s.key, prepared.digest_algorithm, prepared.digest, input.scheme == SignatureScheme::rsa_pss));
+}
+
+const Bytes kContent = {'R', 'e', 'p', 'o', 'r', 't', ' ', '4', '2'};
+
+struct Case {
+  const char* name;
+  const char* person;
+  SignatureScheme scheme;
+  DigestAlgorithm digest;
+  bool detached;
+  bool from_digest;
+};
+
+class CmsSignature : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CmsSignature, OpensslVerifiesItAndBothDetectTampering) {
+  const Case& c = GetParam();
+  const Signer s = signer(c.person);
+  CmsInput input;
+  input.scheme = c.scheme;
+  input.digest_algorithm = c.digest;
+  input.detached = c.detached;
+  if (c.from_digest)
+    input.content_digest = digest(c.digest, kContent);
+  else
+    input.content = kContent;
+  const Bytes cms = sign(input, s);
+
+  const auto ok = cms_verify(cms, c.detached ? std::optional<Bytes>(kContent) : std::nullopt);
+  ASSERT_EQ(ok.status, 0) << ok.err;
+  EXPECT_EQ(ok.out, std::string(kContent.begin(), kContent.end()));
+
+  const auto mine = signature::verify_cms(cms, c.detached ? std::optional<Bytes>(kContent) : std::nullopt, {});
+  EXPECT_EQ(mine.detached, c.detached);
+  ASSERT_EQ(mine.signers.size(), 1U);
+  EXPECT_TRUE(mine.signers[0].valid) << mine.signers[0].message;
+  EXPECT_EQ(mine.signers[0].certificate, s.certificate);
+  EXPECT_EQ(mine.signers[0].digest_algorithm, name_of(c.digest));
+  ASSERT_TRUE(mine.signers[0].signing_time.has_value());
+
+  if (c.detached) {
+    // Other content than was signed.
+    Bytes other = kContent;
+    other.back() = '3';
+    EXPECT_NE(cms_verify(cms, other).status, 0);
+    const auto bad = signature::verify_cms(cms, other, {});
+    EXPECT_FALSE(bad.signers[0].valid);
+    EXPECT_TRUE(bad.signers[0].signature_value_valid);
+    EXPECT_FALSE(bad.signers[0].content_digest_valid);
+    // The digest alone verifies too.
+    EXPECT_TRUE(signature::verify_cms(cms, {}, digest(c.digest, kContent)).signers[0].valid);
+  } else {
+    // The attached content, changed in place (same length).
+    Bytes tampered = cms;
+    const auto at = std::search(tampered.begin(), tampered.end(), kContent.begin(), kContent.end());
+    ASSERT_NE(at, tampered.end());
+    *(at + static_cast<std::ptrdiff_t>(kContent.size()) - 1) = '3';
+    EXPECT_NE(cms_verify(tampered).status, 0);
+    const auto bad = signature::verify_cms(tampered, {}, {});
+    EXPECT_FALSE(bad.signers[0].valid);
+    EXPECT_FALSE(bad.signers[0].content_digest_valid);
+    EXPECT_EQ(bad.signers[0].message, "the content does not match the signed messageDigest");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cades, CmsSignature,
+    ::testing::Values(
+        Case{"Rsa2048Pkcs1Attached", "physician", SignatureScheme::rsa_pkcs1, DigestAlgorithm::sha256, false, false},
+        Case{"Rsa2048Pkcs1Detached", "physician", SignatureScheme::rsa_pkcs1, DigestAlgorithm::sha256, true, false},
+        Case{"Rsa2048PssAttached", "physician", SignatureScheme::rsa_pss, DigestAlgorithm::sha256, false, false},
+        Case{"Rsa2048PssFromDigest", "physician", SignatureScheme::rsa_pss, DigestAlgorithm::sha512, true, true},
+        Case{"EcP384Attached", "specialist", SignatureScheme::ecdsa, DigestAlgorithm::sha384, false, false},
+        Case{"EcP384FromDigest", "specialist", SignatureScheme::ecdsa, DigestAlgorithm::sha384, true, true}),
+    [](const auto& p) { return std::string(p.param.name); });
+
+TEST(CmsSignature, CarriesTheCadesBesAttributes) {
+  CmsInput input;
+  input.content = kContent;
+  const Bytes cms = sign(input, signer("physician"));
+  TempDir tmp;
+  write_bytes(tmp / "sig.der", cms);
+  const auto printed =
+      run({"openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", (tmp / "sig.der").string()});
+  ASSERT_EQ(printed.status, 0) << printed.err;
+  for (const char* attribute : {"contentType", "signingTime", "messageDigest", "id-smime-aa-signingCertificateV2"})
+    EXPECT_NE(printed.out.find(attribute), std::string::npos) << attribute;
+}
+
+TEST(CmsSignature, ASchemeThatDoesNotFitTheKeyIsRefused) {
+  CmsInput input;
+  input.content = kContent;
+  input.scheme = SignatureScheme::ecdsa;
+  const Signer s = signer("physician");
+  try {
+    (void)signature::prepare_cms(input, s.certificate, s.chain);
+    FAIL() << "an RSA key was accepted for ecdsa";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::unsupported);
+  }
+}
+
+TEST(CmsSignature, AnAttachedSignatureFromADigestIsRefused) {
+  CmsInput input;
+  input.content_digest = digest(DigestAlgorithm::sha256, kContent);
+  const Signer s = signer("physician");
+  try {
+    (void)signature::prepare_cms(input, s.certificate, s.chain);
+    FAIL() << "attached without content";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::invalid_params);
+  }
+}
+
+TEST(CmsSignature, BytesThatAreNotCmsAreRefused) {
+  try {
+    (void)signature::verify_cms(kContent, {}, {});
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::document_invalid);
+    EXPECT_EQ(e.detail, "not_cms");
+  }
+}
+
+TEST(CmsSignature, ASignatureByAnotherKeyFailsItsValue) {
+  // The physician's CMS with the value of another signer: the certificate stays, the value cannot verify.
+  CmsInput input;
+  input.content = kContent;
+  const Signer s = signer("physician");
+  const signature::PreparedCms prepared = signature::prepare_cms(input, s.certificate, s.chain);
+  const Bytes forged = prepared.finish(
+      sign_like_a_token(pki_dir() / "people/nurse/sign.key", prepared.digest_algorithm, prepared.digest));
+  const auto v = signature::verify_cms(forged, {}, {});
+  EXPECT_FALSE(v.signers[0].valid);
+  EXPECT_FALSE(v.signers[0].signature_value_valid);
+  EXPECT_NE(cms_verify(forged).status, 0);
+}
+
+}  // namespace
+}  // namespace kortti::test
