@@ -21,51 +21,81 @@ struct DocumentRequest {
   CredentialsPtr credentials;
 };
 
-DocumentRequest document_request(Core& core, Params& params) {
-  DocumentRequest r;
-  r.cert_id = params.string("cert_id");
-  r.document = params.string("document");
+void check_size(Core& core, std::size_t size, const char* what) {
   const std::size_t limit = core.services.documents->options().limits.max_bytes;
-  if (r.document.size() > limit)
-    throw Error(Errc::document_invalid, "the document is " + std::to_string(r.document.size()) +
+  if (size > limit)
+    throw Error(Errc::document_invalid, std::string("the ") + what + " is " + std::to_string(size) +
                                             " bytes, more than the limit of " + std::to_string(limit))
         .with_detail("too_large");
+}
+
+// `document` is read unless `with_document` is false (sign.cms has content instead).
+DocumentRequest document_request(Core& core, Params& params, bool with_document = true) {
+  DocumentRequest r;
+  r.cert_id = params.string("cert_id");
+  if (with_document) {
+    r.document = params.string("document");
+    check_size(core, r.document.size(), "document");
+  }
   r.credentials = std::make_shared<pkcs11::Credentials>(params.credentials());
   return r;
+}
+
+signature::SignatureScheme cms_scheme(pkcs11::Scheme scheme) {
+  switch (scheme) {
+    case pkcs11::Scheme::pkcs1:
+      return signature::SignatureScheme::rsa_pkcs1;
+    case pkcs11::Scheme::pss:
+      return signature::SignatureScheme::rsa_pss;
+    case pkcs11::Scheme::ecdsa:
+      return signature::SignatureScheme::ecdsa;
+  }
+  return signature::SignatureScheme::rsa_pkcs1;
+}
+
+// The token's one signature over a prepared document's digest, audited
+// before anything is answered; `next` gets the raw signature.
+void sign_prepared_digest(Core& core, const std::shared_ptr<Call>& call, const DocumentRequest& request,
+                          pkcs11::Scheme scheme, DigestAlgorithm algorithm, const Bytes& digest,
+                          std::function<void(Bytes)> next) {
+  pkcs11::SignRequest sign;
+  sign.cert_id = request.cert_id;
+  sign.digest_algorithm = algorithm;
+  sign.digest = digest;
+  sign.scheme = scheme;
+  sign.uid = call->peer().uid;
+  AuditRecord record;
+  record.action = call->method();
+  record.peer = call->peer();
+  record.cert_id = request.cert_id;
+  record.digest_algorithm = name_of(sign.digest_algorithm);
+  record.digest_hex = hex_encode(sign.digest);  // of what the card signed: names the document without holding it
+  core.services.tokens->sign(std::move(sign), std::move(*request.credentials), call->stop_token(),
+                             [&core, call, record, next = std::move(next)](Result<pkcs11::SignResult> r) mutable {
+                               audit_signature(core, *call, record, r);
+                               if (!r.ok()) return (void)call->fail(r.error());
+                               next(std::move(r).value().signature);
+                             });
 }
 
 // Prepares, signs with the token, finishes; `answer` gets the signed document.
 void sign_document(Core& core, const std::shared_ptr<Call>& call, DocumentRequest request, signature::Profile profile,
                    pkcs11::CertificateInfo cert, std::function<void(std::string)> answer) {
-  const std::string cert_id = request.cert_id;
+  std::string document = std::move(request.document);
   core.services.documents->prepare(
-      std::move(request.document), profile, cert.der,
-      [&core, call, cert_id, credentials = request.credentials, key = cert.key_type,
+      std::move(document), profile, cert.der,
+      [&core, call, request = std::move(request), key = cert.key_type,
        answer = std::move(answer)](Result<std::shared_ptr<signature::PreparedXml>> p) mutable {
         if (!p.ok()) return (void)call->fail(p.error());
         std::shared_ptr<signature::PreparedXml> prepared = std::move(p).value();
-        pkcs11::SignRequest sign;
-        sign.cert_id = cert_id;
-        sign.digest_algorithm = prepared->digest_algorithm();
-        sign.digest = prepared->digest();
-        sign.scheme = key == pkcs11::KeyType::ec ? pkcs11::Scheme::ecdsa : pkcs11::Scheme::pkcs1;
-        sign.uid = call->peer().uid;
-        AuditRecord record;
-        record.action = call->method();
-        record.peer = call->peer();
-        record.cert_id = cert_id;
-        record.digest_algorithm = name_of(sign.digest_algorithm);
-        record.digest_hex = hex_encode(sign.digest);  // of SignedInfo: names the document without holding it
-        core.services.tokens->sign(
-            std::move(sign), std::move(*credentials), call->stop_token(),
-            [&core, call, record, prepared, answer = std::move(answer)](Result<pkcs11::SignResult> r) mutable {
-              audit_signature(core, *call, record, r);
-              if (!r.ok()) return (void)call->fail(r.error());
-              core.services.documents->finish(prepared, std::move(r).value().signature,
-                                              [call, answer = std::move(answer)](Result<std::string> doc) {
-                                                if (!doc.ok()) return (void)call->fail(doc.error());
-                                                answer(std::move(doc).value());
-                                              });
+        sign_prepared_digest(
+            core, call, request, key == pkcs11::KeyType::ec ? pkcs11::Scheme::ecdsa : pkcs11::Scheme::pkcs1,
+            prepared->digest_algorithm(), prepared->digest(),
+            [&core, call, prepared, answer = std::move(answer)](Bytes signature) {
+              core.services.documents->finish(prepared, std::move(signature), [call, answer](Result<std::string> doc) {
+                if (!doc.ok()) return (void)call->fail(doc.error());
+                answer(std::move(doc).value());
+              });
             });
       });
 }
@@ -125,6 +155,56 @@ void register_document_methods(Core& core) {
                                        call->respond({{"document", wstr(doc)}});
                                      });
                      });
+  });
+
+  core.add("sign.cms", MethodGroup::sign, [&core](const std::shared_ptr<Call>& call) {
+    Params params(call->params());
+    const bool has_content = params.find("content") != nullptr;
+    const bool has_digest = params.find("digest") != nullptr;
+    if (has_content == has_digest) invalid_param("content", "give either content or digest (with digest_algorithm)");
+    signature::CmsInput input;
+    input.detached = params.boolean("detached", false);
+    const std::optional<pkcs11::Scheme> scheme = params.scheme("scheme");
+    std::optional<DigestAlgorithm> algorithm;
+    if (params.find("digest_algorithm") != nullptr)
+      algorithm = params.digest_algorithm("digest_algorithm", std::nullopt);
+    if (has_content) {
+      input.content = params.base64("content");
+      check_size(core, input.content->size(), "content");
+    } else {
+      if (!algorithm) invalid_param("digest_algorithm", "is required with digest");
+      if (!input.detached) invalid_param("detached", "must be true with digest: the content is not there to attach");
+      input.content_digest = params.base64("digest");
+      if (input.content_digest.size() != digest_size(*algorithm))
+        invalid_param("digest", "must be " + std::to_string(digest_size(*algorithm)) + " bytes for " +
+                                    std::string(name_of(*algorithm)));
+    }
+    DocumentRequest request = document_request(core, params, false);
+    const std::string cert_id = request.cert_id;
+    with_certificate(
+        core, call, cert_id,
+        [&core, call, request = std::move(request), input = std::move(input), scheme,
+         algorithm](pkcs11::CertificateInfo cert) mutable {
+          const bool ec = cert.key_type == pkcs11::KeyType::ec;
+          const pkcs11::Scheme chosen = scheme.value_or(ec ? pkcs11::Scheme::ecdsa : pkcs11::Scheme::pkcs1);
+          const auto& options = core.services.documents->options();
+          input.scheme = cms_scheme(chosen);
+          input.digest_algorithm = algorithm.value_or(ec ? options.ec_digest : options.rsa_digest);
+          core.services.documents->prepare_cms(
+              std::move(input), cert.der, cert.chain,
+              [&core, call, request = std::move(request), chosen](Result<signature::PreparedCms> p) mutable {
+                if (!p.ok()) return (void)call->fail(p.error());
+                auto prepared = std::make_shared<signature::PreparedCms>(std::move(p).value());
+                sign_prepared_digest(core, call, request, chosen, prepared->digest_algorithm, prepared->digest,
+                                     [&core, call, prepared](Bytes signature) {
+                                       core.services.documents->finish_cms(
+                                           std::move(*prepared), std::move(signature), [call](Result<Bytes> cms) {
+                                             if (!cms.ok()) return (void)call->fail(cms.error());
+                                             call->respond({{"cms", wstr(base64_encode(cms.value()))}});
+                                           });
+                                     });
+              });
+        });
   });
 
   core.add("sign.prescription", MethodGroup::sign, [&core](const std::shared_ptr<Call>& call) {

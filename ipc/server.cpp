@@ -91,7 +91,10 @@ Server::Server(asio::io_context& io, ServerOptions options, Services services)
   register_event_methods(impl_->core);
   register_reader_methods(impl_->core);
   if (services.policy != nullptr) register_policy_methods(impl_->core);
-  if (services.documents != nullptr && services.policy != nullptr) register_document_methods(impl_->core);
+  if (services.documents != nullptr && services.policy != nullptr) {
+    register_document_methods(impl_->core);
+    register_verify_methods(impl_->core);
+  }
   if (services.tokens != nullptr) {
     services.tokens->on_event([weak = std::weak_ptr<Impl>(impl_)](const pkcs11::TokenEvent& e) {
       auto self = weak.lock();

@@ -158,13 +158,6 @@ std::string digest_name_of(CMS_SignerInfo* si) {
 
 }  // namespace
 
-std::optional<SignatureScheme> parse_scheme(std::string_view name) {
-  if (name == "pkcs1") return SignatureScheme::rsa_pkcs1;
-  if (name == "pss") return SignatureScheme::rsa_pss;
-  if (name == "ecdsa") return SignatureScheme::ecdsa;
-  return std::nullopt;
-}
-
 PreparedCms prepare_cms(const CmsInput& input, ByteView certificate_der, const std::vector<Bytes>& chain,
                         SystemTime now) {
   X509Ptr cert = parse_certificate(certificate_der);

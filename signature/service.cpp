@@ -50,4 +50,34 @@ void DocumentService::prescription(std::string document, Completion<Prescription
       std::move(done));
 }
 
+void DocumentService::prepare_cms(CmsInput input, Bytes certificate_der, std::vector<Bytes> chain,
+                                  Completion<PreparedCms> done) {
+  impl_->run<PreparedCms>([input = std::move(input), der = std::move(certificate_der),
+                           chain = std::move(chain)] { return signature::prepare_cms(input, der, chain); },
+                          std::move(done));
+}
+
+void DocumentService::finish_cms(PreparedCms prepared, Bytes signature, Completion<Bytes> done) {
+  impl_->run<Bytes>(
+      [prepared = std::move(prepared), signature = std::move(signature)] { return prepared.finish(signature); },
+      std::move(done));
+}
+
+void DocumentService::verify_xml(std::string document, Completion<std::vector<XmlVerification>> done) {
+  impl_->run<std::vector<XmlVerification>>(
+      [impl = impl_.get(), document = std::move(document)] {
+        return signature::verify_xml(document, impl->options.limits);
+      },
+      std::move(done));
+}
+
+void DocumentService::verify_cms(Bytes cms, std::optional<Bytes> content, std::optional<Bytes> content_digest,
+                                 Completion<CmsVerification> done) {
+  impl_->run<CmsVerification>(
+      [cms = std::move(cms), content = std::move(content), content_digest = std::move(content_digest)] {
+        return signature::verify_cms(cms, content, content_digest);
+      },
+      std::move(done));
+}
+
 }  // namespace kortti::signature

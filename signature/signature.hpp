@@ -108,7 +108,6 @@ std::vector<XmlVerification> verify_xml(std::string_view document, const Documen
 // message-digest and signingCertificateV2. Like XML, the card signs one
 // digest: that of the DER signed attributes.
 enum class SignatureScheme { rsa_pkcs1, rsa_pss, ecdsa };
-std::optional<SignatureScheme> parse_scheme(std::string_view name);  // pkcs1, pss, ecdsa
 
 struct CmsInput {
   // The content, or (detached only) its digest.
@@ -169,6 +168,11 @@ class DocumentService {
                Completion<std::shared_ptr<PreparedXml>> done);
   void finish(std::shared_ptr<PreparedXml> prepared, Bytes signature, Completion<std::string> done);
   void prescription(std::string document, Completion<PrescriptionFacts> done);
+  void prepare_cms(CmsInput input, Bytes certificate_der, std::vector<Bytes> chain, Completion<PreparedCms> done);
+  void finish_cms(PreparedCms prepared, Bytes signature, Completion<Bytes> done);
+  void verify_xml(std::string document, Completion<std::vector<XmlVerification>> done);
+  void verify_cms(Bytes cms, std::optional<Bytes> content, std::optional<Bytes> content_digest,
+                  Completion<CmsVerification> done);
 
  private:
   class Impl;

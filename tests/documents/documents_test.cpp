@@ -5,6 +5,11 @@
 #include <regex>
 #include <thread>
 
+#include <openssl/pem.h>
+
+#include "common/encoding.hpp"
+#include "common/openssl.hpp"
+#include "signature/signature.hpp"
 #include "tests/policy/policy_fixture.hpp"
 
 namespace kortti::test {
@@ -53,6 +58,11 @@ class Documents : public ::testing::Test {
   Json sign_prescription(int cert, const std::string& doc, const std::string& pin = kPin) {
     return c().call("sign.prescription",
                     {{"cert_id", wstr(daemon_->cert_id(cert))}, {"document", wstr(doc)}, {"pin", wstr(pin)}});
+  }
+  Json sign_cms(int cert, Json params) {
+    params["cert_id"] = wstr(daemon_->cert_id(cert));
+    params["pin"] = kPin;
+    return c().call("sign.cms", params);
   }
   int tries_left() {
     const Json t = c().call("tokens.list").at(0);
@@ -116,6 +126,118 @@ TEST_F(Documents, ADeniedPrescriptionSignsNothingAndNeverUsesThePin) {
   EXPECT_EQ(other.code(), 1030);
   EXPECT_NE(other.data().dump().find("author_not_signer"), std::string::npos) << other.data().dump();
   EXPECT_NE(read_file(daemon_->daemon().dir() / "audit.log").find("policy_denied"), std::string::npos);
+}
+
+const Bytes kReport = {'L', 'a', 'u', 's', 'u', 'n', 't', 'o', ' ', '1'};
+
+TEST_F(Documents, SignCmsWithEachSchemeVerifiesWithOpensslAndVerifyCms) {
+  struct Case {
+    const char* name;
+    int cert;
+    Json params;
+    bool detached;
+  };
+  const std::vector<Case> cases = {
+      {"rsa pkcs1 attached", kPhysician, {{"content", base64_encode(kReport)}}, false},
+      {"rsa pss detached from a digest",
+       kPhysician,
+       {{"digest", base64_encode(digest(DigestAlgorithm::sha256, kReport))},
+        {"digest_algorithm", "sha256"},
+        {"detached", true},
+        {"scheme", "pss"}},
+       true},
+      {"ec detached", kSpecialist, {{"content", base64_encode(kReport)}, {"detached", true}}, true},
+  };
+  for (const auto& k : cases) {
+    SCOPED_TRACE(k.name);
+    const Bytes cms = b64(sign_cms(k.cert, k.params)["cms"]);
+    const auto ok = cms_verify(cms, k.detached ? std::optional<Bytes>(kReport) : std::nullopt);
+    EXPECT_EQ(ok.status, 0) << ok.err;
+
+    Json params = {{"cms", base64_encode(cms)}};
+    if (k.detached) params["content"] = base64_encode(kReport);
+    const Json v = c().call("verify.cms", params);
+    EXPECT_TRUE(v["valid"].get<bool>()) << v.dump();
+    EXPECT_EQ(v["detached"].get<bool>(), k.detached);
+    ASSERT_EQ(v["signers"].size(), 1U);
+    EXPECT_EQ(str(v["signers"][0]["validation"]["status"]), "valid");
+    EXPECT_EQ(str(v["signers"][0]["identity"]["registration_number"]), k.cert == kPhysician ? "10000001" : "10000002");
+
+    // Other content than was signed: both verifiers refuse, ours says where.
+    Bytes other = kReport;
+    other.push_back('!');
+    if (k.detached) {
+      EXPECT_NE(cms_verify(cms, other).status, 0);
+    }
+    Json bad_params = {{"cms", base64_encode(cms)}};
+    if (k.detached) {
+      bad_params["content"] = base64_encode(other);
+    } else {
+      Bytes tampered = cms;
+      auto at = std::search(tampered.begin(), tampered.end(), kReport.begin(), kReport.end());
+      ASSERT_NE(at, tampered.end());
+      *(at + static_cast<std::ptrdiff_t>(kReport.size()) - 1) = '2';
+      bad_params["cms"] = base64_encode(tampered);
+      EXPECT_NE(cms_verify(tampered).status, 0);
+    }
+    const Json bad = c().call("verify.cms", bad_params);
+    EXPECT_FALSE(bad["valid"].get<bool>());
+    EXPECT_EQ(str(bad["signers"][0]["content_digest"]), "invalid");
+    EXPECT_EQ(str(bad["signers"][0]["signature_value"]), "valid");
+  }
+  // Not CMS at all; an attached one from a digest.
+  EXPECT_EQ(rpc_error([&] { c().call("verify.cms", {{"cms", base64_encode(kReport)}}); }).code(), 1051);
+  EXPECT_EQ(rpc_error([&] {
+              sign_cms(kPhysician, {{"digest", base64_encode(digest(DigestAlgorithm::sha256, kReport))},
+                                    {"digest_algorithm", "sha256"}});
+            }).code(),
+            -32602);
+}
+
+TEST_F(Documents, VerifyCmsChecksTheSignersCertificateThroughThePolicy) {
+  // A mathematically sound signature by a revoked certificate (its key is
+  // in the test PKI, not on a token).
+  const fs::path dir = pki_dir() / "people/revoked";
+  BioPtr bio(BIO_new_file((dir / "sign.pem").c_str(), "r"));
+  X509Ptr x509(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  signature::CmsInput input;
+  input.content = kReport;
+  const auto prepared = signature::prepare_cms(input, certificate_der(x509.get()), {});
+  const Bytes cms = prepared.finish(sign_like_a_token(dir / "sign.key", prepared.digest_algorithm, prepared.digest));
+  const Json v = c().call("verify.cms", {{"cms", base64_encode(cms)}});
+  EXPECT_FALSE(v["valid"].get<bool>()) << v.dump();
+  EXPECT_EQ(str(v["signers"][0]["signature_value"]), "valid");
+  EXPECT_EQ(str(v["signers"][0]["validation"]["status"]), "revoked") << v.dump();
+  EXPECT_NE(str(v["signers"][0]["message"]).find("certificate"), std::string::npos);
+}
+
+TEST_F(Documents, VerifyXmlNamesTheReferenceThatFailed) {
+  const std::string once = str(sign_prescription(kPhysician, prescription())["document"]);
+  const std::string twice = str(sign_xml(kSpecialist, once, "kanta-cda")["document"]);
+  Json v = c().call("verify.xml", {{"document", wstr(twice)}});
+  EXPECT_TRUE(v["valid"].get<bool>()) << v.dump();
+  ASSERT_EQ(v["signatures"].size(), 2U);
+  EXPECT_EQ(str(v["signatures"][0]["identity"]["registration_number"]), "10000001");
+  EXPECT_EQ(str(v["signatures"][1]["identity"]["registration_number"]), "10000002");
+  for (const auto& s : v["signatures"]) {
+    EXPECT_EQ(str(s["signature_value"]), "valid");
+    EXPECT_EQ(s["references"].size(), 2U);
+  }
+
+  std::string tampered = twice;
+  tampered.replace(tampered.find("3 kertaa"), 1, "4");
+  EXPECT_NE(xmlsec_verify(tampered).status, 0);
+  v = c().call("verify.xml", {{"document", wstr(tampered)}});
+  EXPECT_FALSE(v["valid"].get<bool>());
+  for (const auto& s : v["signatures"]) {
+    EXPECT_FALSE(s["valid"].get<bool>());
+    EXPECT_EQ(str(s["references"][0]["uri"]), "");
+    EXPECT_EQ(str(s["references"][0]["status"]), "invalid");
+    EXPECT_EQ(str(s["signature_value"]), "not_checked");
+  }
+  const auto e = rpc_error([&] { c().call("verify.xml", {{"document", wstr(prescription())}}); });
+  EXPECT_EQ(e.code(), 1051);
+  EXPECT_EQ(str(e.data()["detail"]), "no_signature");
 }
 
 struct Hostile {

@@ -228,8 +228,12 @@ CommandResult xmlsec_verify(const std::string& document, const std::string& sign
 CommandResult cms_verify(const Bytes& cms, const std::optional<Bytes>& content) {
   TempDir tmp;
   write_bytes(tmp / "sig.der", cms);
-  write_file(tmp / "roots.pem",
-             read_file(pki_dir() / "trust/g2-root.pem") + read_file(pki_dir() / "trust/g3-root.pem"));
+  // The issuing CAs too: a card holds only its own certificates, so a
+  // signature may carry no chain.
+  std::string store;
+  for (const auto* pem : {"trust/g2-root.pem", "trust/g3-root.pem", "ca/hc-rsa.pem", "ca/hc-ec.pem"})
+    store += read_file(pki_dir() / pem);
+  write_file(tmp / "roots.pem", store);
   std::vector<std::string> argv = {"openssl",
                                    "cms",
                                    "-verify",
