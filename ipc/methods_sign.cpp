@@ -1,3 +1,7 @@
+// The signing methods one at a time: the certificate, the method's plan
+// (a digest, or a document prepared on the documents thread), one signature
+// by the token, the result. sign.batch runs the same plans (methods_batch.cpp).
+
 #include "common/encoding.hpp"
 #include "ipc/convert.hpp"
 #include "ipc/core.hpp"
@@ -6,47 +10,86 @@
 
 namespace kortti::ipc {
 
-namespace {
-
-// sign.digest and sign.data: the same request but for where the digest comes from.
-void sign_raw(Core& core, const std::shared_ptr<Call>& call, bool hash_data) {
+void run_signing(Core& core, const std::shared_ptr<Call>& call) {
   Params params(call->params());
-  pkcs11::SignRequest request;
-  request.cert_id = params.string("cert_id");
-  if (hash_data) {
-    request.digest_algorithm = params.digest_algorithm("digest_algorithm", DigestAlgorithm::sha256);
-    request.digest = digest(request.digest_algorithm, params.base64("data"));
-  } else {
-    request.digest_algorithm = params.digest_algorithm("digest_algorithm", std::nullopt);
-    request.digest = params.base64("digest");
-    const std::size_t want = digest_size(request.digest_algorithm);
-    if (request.digest.size() != want)
-      invalid_param("digest", "must be " + std::to_string(want) + " bytes for " +
-                                  std::string(name_of(request.digest_algorithm)) + ", not " +
-                                  std::to_string(request.digest.size()));
-  }
-  request.scheme = params.scheme("scheme");
-  request.uid = call->peer().uid;
-  pkcs11::Credentials credentials = params.credentials();
-
-  AuditRecord record;
-  record.action = call->method();
-  record.peer = call->peer();
-  record.cert_id = request.cert_id;
-  record.digest_algorithm = name_of(request.digest_algorithm);
-  record.digest_hex = hex_encode(request.digest);
-  core.services.tokens->sign(std::move(request), std::move(credentials), call->stop_token(),
-                             [&core, call, record](Result<pkcs11::SignResult> r) mutable {
-                               audit_signature(core, *call, record, r);
-                               if (r.ok()) {
-                                 call->respond(to_json(r.value()));
-                               } else {
-                                 call->fail(r.error());
-                               }
-                             });
+  const std::string cert_id = params.string("cert_id");
+  ItemPlan plan = plan_signature(core, call, call->method(), call->params());
+  auto credentials = std::make_shared<pkcs11::Credentials>(params.credentials());
+  with_certificate(core, call, cert_id, [&core, call, cert_id, credentials, plan](pkcs11::CertificateInfo cert) {
+    plan(std::move(cert), [&core, call, cert_id, credentials](Result<PreparedItem> p) {
+      if (!p.ok()) return (void)call->fail(p.error());
+      auto item = std::make_shared<PreparedItem>(std::move(p).value());
+      pkcs11::SignRequest request = sign_request(*item, cert_id, call->peer().uid);
+      AuditRecord record = audit_record(*call, call->method(), request);
+      core.services.tokens->sign(std::move(request), std::move(*credentials), call->stop_token(),
+                                 [&core, call, record, item](Result<pkcs11::SignResult> r) {
+                                   audit_signature(core, *call, record, r);
+                                   if (!r.ok()) return (void)call->fail(r.error());
+                                   item->finish(std::move(r).value(), [call](Result<Json> answer) {
+                                     if (!answer.ok()) return (void)call->fail(answer.error());
+                                     call->respond(std::move(answer).value());
+                                   });
+                                 });
+    });
+  });
 }
 
-}  // namespace
+// sign.digest and sign.data: the same request but for where the digest comes from.
+ItemPlan plan_raw_signature(std::string_view method, Json& json) {
+  Params params(json);
+  PreparedItem item;
+  if (method == "sign.data") {
+    item.digest_algorithm = params.digest_algorithm("digest_algorithm", DigestAlgorithm::sha256);
+    item.digest = digest(item.digest_algorithm, params.base64("data"));
+  } else {
+    item.digest_algorithm = params.digest_algorithm("digest_algorithm", std::nullopt);
+    item.digest = params.base64("digest");
+    const std::size_t want = digest_size(item.digest_algorithm);
+    if (item.digest.size() != want)
+      invalid_param("digest", "must be " + std::to_string(want) + " bytes for " +
+                                  std::string(name_of(item.digest_algorithm)) + ", not " +
+                                  std::to_string(item.digest.size()));
+  }
+  const std::optional<pkcs11::Scheme> scheme = params.scheme("scheme");
+  item.finish = [](pkcs11::SignResult r, Completion<Json> done) { done(to_json(r)); };
+  return [item = std::move(item), scheme](pkcs11::CertificateInfo cert, Completion<PreparedItem> done) mutable {
+    item.scheme = scheme.value_or(cert.key_type == pkcs11::KeyType::ec ? pkcs11::Scheme::ecdsa : pkcs11::Scheme::pkcs1);
+    done(std::move(item));
+  };
+}
+
+ItemPlan plan_signature(Core& core, const std::shared_ptr<Call>& call, std::string_view method, Json& params) {
+  if (method == "sign.digest" || method == "sign.data") return plan_raw_signature(method, params);
+  return plan_document_signature(core, call, method, params);
+}
+
+pkcs11::SignRequest sign_request(const PreparedItem& item, const std::string& cert_id, uid_t uid) {
+  pkcs11::SignRequest request;
+  request.cert_id = cert_id;
+  request.digest_algorithm = item.digest_algorithm;
+  request.digest = item.digest;
+  request.scheme = item.scheme;
+  request.uid = uid;
+  return request;
+}
+
+AuditRecord audit_record(const Call& call, std::string_view method, const pkcs11::SignRequest& request) {
+  AuditRecord record;
+  record.action = call.method() == method ? std::string(method) : call.method() + " " + std::string(method);
+  record.peer = call.peer();
+  record.cert_id = request.cert_id;
+  record.digest_algorithm = name_of(request.digest_algorithm);
+  record.digest_hex = hex_encode(request.digest);  // what the card signed: names the document without holding it
+  return record;
+}
+
+void with_certificate(Core& core, const std::shared_ptr<Call>& call, const std::string& cert_id,
+                      std::function<void(pkcs11::CertificateInfo)> next) {
+  core.services.tokens->certificate(cert_id, [call, next = std::move(next)](Result<pkcs11::CertificateInfo> r) {
+    if (!r.ok()) return (void)call->fail(r.error());
+    next(std::move(r).value());
+  });
+}
 
 void audit_signature(Core& core, const Call& call, AuditRecord record, const Result<pkcs11::SignResult>& r) {
   record.delivered = call.deliverable();
@@ -62,9 +105,8 @@ void audit_signature(Core& core, const Call& call, AuditRecord record, const Res
 }
 
 void register_sign_methods(Core& core) {
-  core.add("sign.digest", MethodGroup::sign,
-           [&core](const std::shared_ptr<Call>& call) { sign_raw(core, call, false); });
-  core.add("sign.data", MethodGroup::sign, [&core](const std::shared_ptr<Call>& call) { sign_raw(core, call, true); });
+  for (const char* method : {"sign.digest", "sign.data"})
+    core.add(method, MethodGroup::sign, [&core](const std::shared_ptr<Call>& call) { run_signing(core, call); });
 }
 
 }  // namespace kortti::ipc

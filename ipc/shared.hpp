@@ -2,6 +2,10 @@
 
 // What more than one methods_*.cpp uses.
 
+#include <functional>
+#include <string>
+#include <string_view>
+
 #include "common/result.hpp"
 #include "ipc/core.hpp"
 #include "pkcs11/pkcs11.hpp"
@@ -15,5 +19,33 @@ void audit_signature(Core& core, const Call& call, AuditRecord record, const Res
 
 // The `context` parameter of policy.check and sign.prescription.
 policy::Context context_param(Json& params);
+
+// A signing request made ready for the card: the one digest the card signs,
+// and what turns the card's signature into the method's result.
+struct PreparedItem {
+  DigestAlgorithm digest_algorithm = DigestAlgorithm::sha256;
+  Bytes digest;
+  pkcs11::Scheme scheme = pkcs11::Scheme::pkcs1;
+  std::function<void(pkcs11::SignResult, Completion<Json>)> finish;
+};
+
+// What one signing method's params ask for, already checked (bad params
+// throw when it is made); run it with the signing certificate. `method` is
+// sign.digest, sign.data, sign.xml, sign.cms or sign.prescription; `cert_id`
+// and the PIN are not its business.
+using ItemPlan = std::function<void(pkcs11::CertificateInfo, Completion<PreparedItem>)>;
+ItemPlan plan_raw_signature(std::string_view method, Json& params);
+ItemPlan plan_document_signature(Core& core, const std::shared_ptr<Call>& call, std::string_view method, Json& params);
+ItemPlan plan_signature(Core& core, const std::shared_ptr<Call>& call, std::string_view method, Json& params);
+
+// The token's request for a prepared item, and its audit line.
+pkcs11::SignRequest sign_request(const PreparedItem& item, const std::string& cert_id, uid_t uid);
+AuditRecord audit_record(const Call& call, std::string_view method, const pkcs11::SignRequest& request);
+
+// One signing method, start to end: the certificate, the plan, the card, the answer.
+void run_signing(Core& core, const std::shared_ptr<Call>& call);
+
+void with_certificate(Core& core, const std::shared_ptr<Call>& call, const std::string& cert_id,
+                      std::function<void(pkcs11::CertificateInfo)> next);
 
 }  // namespace kortti::ipc
