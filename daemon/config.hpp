@@ -85,6 +85,11 @@ struct Config {
 
   // [signature]
   signature::XmlOptions signature;
+  struct Batch {
+    std::size_t max_items = 50;
+    std::chrono::seconds max_time{std::chrono::minutes(5)};
+    bool operator==(const Batch&) const = default;
+  } batch;
 
   static policy::Rules default_rules();
 };

@@ -214,6 +214,8 @@ int main(int argc, char** argv) {
     server_options.max_connections = config.ipc.max_connections;
     server_options.max_inflight_per_connection = config.ipc.max_inflight_per_connection;
     server_options.request_timeout = config.ipc.request_timeout;
+    server_options.batch_max_items = config.batch.max_items;
+    server_options.batch_max_time = config.batch.max_time;
     server_options.access = access_policy(config);
     policy::Options policy_options{config.identity, config.trust, config.revocation, config.registry_database,
                                    config.rules};

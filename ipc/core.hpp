@@ -102,5 +102,6 @@ void register_reader_methods(Core& core);
 void register_policy_methods(Core& core);
 void register_document_methods(Core& core);
 void register_verify_methods(Core& core);
+void register_batch_methods(Core& core);
 
 }  // namespace kortti::ipc

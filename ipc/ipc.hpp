@@ -92,6 +92,9 @@ struct ServerOptions {
   std::size_t max_connections = 64;
   std::size_t max_inflight_per_connection = 32;
   std::chrono::milliseconds request_timeout{std::chrono::seconds(120)};
+  // sign.batch: items per batch, and how long one PIN entry may serve it.
+  std::size_t batch_max_items = 50;
+  std::chrono::seconds batch_max_time{std::chrono::minutes(5)};
   AccessPolicy access;
 };
 

@@ -94,6 +94,7 @@ Server::Server(asio::io_context& io, ServerOptions options, Services services)
   if (services.documents != nullptr && services.policy != nullptr) {
     register_document_methods(impl_->core);
     register_verify_methods(impl_->core);
+    register_batch_methods(impl_->core);
   }
   if (services.tokens != nullptr) {
     services.tokens->on_event([weak = std::weak_ptr<Impl>(impl_)](const pkcs11::TokenEvent& e) {

@@ -28,6 +28,7 @@ void initialise();
 struct DocumentLimits {
   std::size_t max_bytes = 16 * 1024 * 1024;
   // libxml2's own limit without XML_PARSE_HUGE is 256 levels.
+  bool operator==(const DocumentLimits&) const = default;
 };
 
 enum class Profile { kanta_cda, enveloped };
@@ -43,6 +44,7 @@ struct XmlOptions {
   DigestAlgorithm rsa_digest = DigestAlgorithm::sha256;
   DigestAlgorithm ec_digest = DigestAlgorithm::sha384;
   DocumentLimits limits;
+  bool operator==(const XmlOptions&) const = default;
 };
 
 // A document parsed, templated and digested, waiting for the card's

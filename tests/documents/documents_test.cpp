@@ -42,7 +42,7 @@ class Documents : public ::testing::Test {
     ec_.emplace("hc-ec", 18889);
     PolicyDaemonOptions o;
     o.items = {"physician/sign", "specialist/sign", "nurse/sign"};
-    o.rules += "\n[signature]\nmax_document_bytes = 200000\n";
+    o.rules += "\n[signature]\nmax_document_bytes = 200000\nbatch_max_items = 8\n";
     daemon_ = std::make_unique<PolicyDaemon>(std::move(o));
   }
   void TearDown() override {
@@ -238,6 +238,52 @@ TEST_F(Documents, VerifyXmlNamesTheReferenceThatFailed) {
   const auto e = rpc_error([&] { c().call("verify.xml", {{"document", wstr(prescription())}}); });
   EXPECT_EQ(e.code(), 1051);
   EXPECT_EQ(str(e.data()["detail"]), "no_signature");
+}
+
+TEST_F(Documents, ABatchChecksEveryItemOnItsOwnWithOnePinEntry) {
+  const Json items = Json::array(
+      {{{"method", "sign.prescription"}, {"params", {{"document", wstr(prescription())}}}},
+       // Another author than the card's holder: denied, and only this item.
+       {{"method", "sign.prescription"}, {"params", {{"document", wstr(with_author(prescription(), "10000002"))}}}},
+       {{"method", "sign.xml"}, {"params", {{"document", wstr(prescription())}, {"profile", "enveloped"}}}},
+       {{"method", "sign.cms"}, {"params", {{"content", base64_encode(kReport)}}}},
+       {{"method", "sign.data"}, {"params", {{"data", base64_encode(kReport)}}}},
+       {{"method", "sign.xml"}, {"params", {{"document", "<not-xml"}, {"profile", "enveloped"}}}},
+       {{"method", "tokens.list"}},
+       {{"method", "sign.digest"}, {"params", {{"digest", "AAAA"}, {"digest_algorithm", "sha256"}, {"pin", kPin}}}}});
+  const Json r =
+      c().call("sign.batch", {{"cert_id", wstr(daemon_->cert_id(kPhysician))}, {"items", items}, {"pin", kPin}});
+  ASSERT_EQ(r["items"].size(), 8U) << r.dump();
+  const Json& out = r["items"];
+  EXPECT_TRUE(out[0]["result"]["decision"]["allowed"].get<bool>()) << out[0].dump();
+  EXPECT_EQ(xmlsec_verify(str(out[0]["result"]["document"])).status, 0);
+  EXPECT_EQ(out[1]["error"]["code"], 1030) << out[1].dump();
+  EXPECT_NE(out[1]["error"]["data"].dump().find("author_not_signer"), std::string::npos);
+  EXPECT_EQ(xmlsec_verify(str(out[2]["result"]["document"])).status, 0) << out[2].dump();
+  EXPECT_EQ(cms_verify(b64(out[3]["result"]["cms"])).status, 0) << out[3].dump();
+  EXPECT_TRUE(openssl_verify_data(b64(out[4]["result"]["certificate"]), kReport, b64(out[4]["result"]["signature"]),
+                                  "sha256", "pkcs1"));
+  EXPECT_EQ(out[5]["error"]["code"], 1051);
+  EXPECT_EQ(out[6]["error"]["code"], -32602) << "only signing methods can be batched";
+  EXPECT_EQ(out[7]["error"]["code"], -32602) << "the PIN belongs to the batch";
+  EXPECT_EQ(r["signed"], 4);
+  EXPECT_EQ(r["failed"], 4);
+
+  // One wrong PIN: every item fails; the PIN is tried once (SoftHSM keeps no
+  // count to show it: the PC/SC batch test does).
+  const Json wrong = c().call("sign.batch", {{"cert_id", wstr(daemon_->cert_id(kPhysician))},
+                                             {"items", Json::array({items[2], items[3], items[4], items[2]})},
+                                             {"pin", "000000"}});
+  for (const auto& item : wrong["items"]) EXPECT_EQ(item["error"]["code"], 1011) << item.dump();
+
+  // Over the configured size.
+  Json nine = Json::array();
+  for (int i = 0; i < 9; ++i) nine.push_back(items[4]);
+  const auto e = rpc_error([&] {
+    c().call("sign.batch", {{"cert_id", wstr(daemon_->cert_id(kPhysician))}, {"items", nine}, {"pin", kPin}});
+  });
+  EXPECT_EQ(e.code(), -32602);
+  EXPECT_NE(std::string(e.what()).find("at most 8"), std::string::npos) << e.what();
 }
 
 struct Hostile {

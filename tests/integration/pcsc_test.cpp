@@ -283,5 +283,70 @@ TEST_F(Pcsc, ASlowCardHoldsUpNeitherTheSocketLoopNorListingNorAnotherModulesToke
   EXPECT_TRUE(openssl_verify_digest(b64(r["certificate"]), slow_digest, b64(r["signature"]), "sha256", "pkcs1"));
 }
 
+TEST_F(Pcsc, ABatchOfTwentyWithTheCardPulledMidwayKeepsWhatWasSignedAndFailsTheRest) {
+  // 9C (the signature key) is a user-consent key: every item is its own
+  // context-specific login with the PIN held for the batch. Each signature
+  // takes the card 150 ms, so the pull lands in the middle.
+  auto card = std::make_unique<VirtualCard>(pcscd_, card_options("physician", 0, {"--delay", "87:150"}));
+  const std::string token = card->token_id();
+  wait_for_token(token);
+  auto c = daemon_->connect();
+  std::vector<Bytes> digests(20);
+  Json items = Json::array();
+  for (auto& d : digests) {
+    d = random_bytes(32);
+    items.push_back(
+        {{"method", "sign.digest"}, {"params", {{"digest_algorithm", "sha256"}, {"digest", wstr(base64_encode(d))}}}});
+  }
+  const auto id = c->send("sign.batch", {{"cert_id", wstr(token + "/02")}, {"items", items}, {"pin", kPin}});
+  std::this_thread::sleep_for(1200ms);
+  card->pull();
+  const Json r = c->wait_for(id, 10000ms);
+  ASSERT_EQ(r["items"].size(), 20U) << r.dump();
+  std::size_t signed_items = 0;
+  bool failing = false;
+  for (std::size_t i = 0; i < 20; ++i) {
+    const Json& item = r["items"][i];
+    if (item.contains("result")) {
+      EXPECT_FALSE(failing) << "item " << i << " signed after an earlier one failed";
+      EXPECT_TRUE(openssl_verify_digest(b64(item["result"]["certificate"]), digests[i],
+                                        b64(item["result"]["signature"]), "sha256", "pkcs1"))
+          << "item " << i;
+      ++signed_items;
+    } else {
+      failing = true;
+      EXPECT_EQ(item["error"]["code"], 1020) << item.dump();
+      EXPECT_EQ(item["error"]["data"]["reason"], "card_removed");
+    }
+  }
+  EXPECT_GT(signed_items, 0U) << r.dump();
+  EXPECT_LT(signed_items, 20U) << r.dump();
+  EXPECT_EQ(r["signed"].get<std::size_t>(), signed_items);
+  EXPECT_EQ(r["failed"].get<std::size_t>(), 20 - signed_items);
+  // The audit trail has a line for every item, signed or not.
+  const std::string audit = read_file(daemon_->dir() / "audit.log");
+  std::size_t lines = 0;
+  for (auto at = audit.find("sign.batch sign.digest"); at != std::string::npos;
+       at = audit.find("sign.batch sign.digest", at + 1))
+    ++lines;
+  EXPECT_EQ(lines, 20U);
+  EXPECT_EQ(audit.find(kPin), std::string::npos);
+}
+
+TEST_F(Pcsc, ABatchWithAWrongPinCostsOneTryNotOnePerItem) {
+  VirtualCard card(pcscd_, CardOptions{});
+  wait_for_token(card.token_id());
+  auto c = daemon_->connect();
+  Json items = Json::array();
+  for (int i = 0; i < 5; ++i)
+    items.push_back({{"method", "sign.digest"},
+                     {"params", {{"digest_algorithm", "sha256"}, {"digest", wstr(base64_encode(random_bytes(32)))}}}});
+  const Json r =
+      c->call("sign.batch", {{"cert_id", wstr(card.token_id() + "/02")}, {"items", items}, {"pin", "000000"}});
+  for (const auto& item : r["items"]) EXPECT_EQ(item["error"]["code"], 1011) << item.dump();
+  EXPECT_EQ(r["items"][0]["error"]["data"]["tries_left"], 2) << r.dump();
+  for (const auto& t : c->call("tokens.list")) EXPECT_EQ(t["pins"]["user"]["tries_left"], 2);
+}
+
 }  // namespace
 }  // namespace kortti::test

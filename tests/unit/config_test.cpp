@@ -270,6 +270,8 @@ TEST(Config, TheShippedFileIsValidAndMatchesTheDefaults) {
   EXPECT_TRUE(shipped.revocation == defaults.revocation);
   EXPECT_EQ(shipped.registry_database, defaults.registry_database);
   EXPECT_TRUE(shipped.rules == defaults.rules);
+  EXPECT_TRUE(shipped.signature == defaults.signature);
+  EXPECT_TRUE(shipped.batch == defaults.batch);
 }
 
 }  // namespace
