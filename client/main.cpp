@@ -42,7 +42,8 @@ SOCKET
 
 EXIT STATUS
   0 success; 1 the daemon refused or failed (its reason is printed);
-  2 usage error; 3 `kortti check`: denied; 69 korttid is not reachable.
+  2 usage error; 3 `kortti check` or `kortti prescribe`: denied,
+  `kortti verify`: not valid; 69 korttid is not reachable.
 
 EXAMPLES
   kortti tokens
@@ -51,6 +52,8 @@ EXAMPLES
   kortti check --cert SoftHSM_project-1a2b/02 --atc N02AA01 --atc J01CA04
   kortti professional 10000001
   kortti sign --cert SoftHSM_project-1a2b/02 --in note.txt --out note.sig --cert-out signer.pem
+  kortti prescribe --cert SoftHSM_project-1a2b/02 --in resepti.xml --out resepti-signed.xml
+  kortti verify --in resepti-signed.xml
   openssl dgst -sha256 -verify <(openssl x509 -pubkey -noout -in signer.pem) -signature note.sig note.txt)";
 
 struct Globals {
@@ -417,6 +420,82 @@ int cmd_professional(Client& c, const Globals& g, const std::string& number) {
   return 0;
 }
 
+void print_error(const RpcError& e);
+
+struct PrescribeOptions {
+  std::string cert;
+  std::string in;
+  std::string out;
+  PinOptions pin;
+};
+
+int cmd_prescribe(Client& c, const Globals& g, const PrescribeOptions& o) {
+  const Bytes document = read_file(o.in);
+  Json params = {{"cert_id", wstr(o.cert)},
+                 {"document", wstr(std::string_view(reinterpret_cast<const char*>(document.data()), document.size()))}};
+  Json r;
+  try {
+    r = call_with_pin(c, "sign.prescription", std::move(params), o.pin, o.cert);
+  } catch (const RpcError& e) {
+    if (e.reason() != "policy_denied" && e.reason() != "certificate_invalid") throw;
+    print_error(e);
+    std::cerr << "nothing was signed; the PIN was not used\n";
+    return kExitDenied;
+  }
+  const std::string signed_doc = text(r, "document");
+  write_file(o.out, ByteView(reinterpret_cast<const unsigned char*>(signed_doc.data()), signed_doc.size()));
+  if (g.json) return print_json(r), 0;
+  const Json& d = r["decision"];
+  std::cout << "ALLOWED: sign_prescription by "
+            << (d["professional"].is_object()
+                    ? text(d["professional"]["name"], "given") + " " + text(d["professional"]["name"], "family") +
+                          " (" + text(d["professional"], "registration_number") + ")"
+                    : o.cert)
+            << "\n";
+  print_reasons("Warnings", d["warnings"]);
+  if (d.contains("certificate")) print_validation(d["certificate"]);
+  std::cout << "signed " << o.in << " (Kanta CDA signature) -> " << o.out << "\n";
+  return 0;
+}
+
+struct VerifyOptions {
+  std::string in;
+  std::string cms;
+  std::string content;
+};
+
+int cmd_verify(Client& c, const Globals& g, const VerifyOptions& o) {
+  Json r;
+  if (!o.cms.empty()) {
+    Json params = {{"cms", wstr(base64_encode(read_file(o.cms)))}};
+    if (!o.content.empty()) params["content"] = wstr(base64_encode(read_file(o.content)));
+    r = c.call("verify.cms", params);
+  } else {
+    const Bytes document = read_file(o.in);
+    r = c.call("verify.xml",
+               {{"document", wstr(std::string_view(reinterpret_cast<const char*>(document.data()), document.size()))}});
+  }
+  const bool valid = r.value("valid", false);
+  if (g.json) return print_json(r), valid ? 0 : kExitDenied;
+  const bool xml = o.cms.empty();
+  const Json& list = xml ? r["signatures"] : r["signers"];
+  std::size_t n = 0;
+  for (const auto& s : list) {
+    std::cout << (xml ? "Signature " + text(s, "id") : "Signer " + std::to_string(++n)) << ": "
+              << (s.value("valid", false) ? "VALID" : "NOT VALID") << "\n";
+    if (s.contains("subject")) field("signer", text(s, "subject"));
+    field("signature value", text(s, "signature_value"));
+    if (xml)
+      for (const auto& ref : s["references"]) field("reference", "\"" + text(ref, "uri") + "\" " + text(ref, "status"));
+    else
+      for (const char* k : {"content_digest", "signing_certificate", "signing_time"}) field(k, text(s, k));
+    if (s.contains("message")) field("why", text(s, "message"));
+    print_validation(s["validation"]);
+  }
+  std::cout << (valid ? "VALID" : "NOT VALID") << "\n";
+  return valid ? 0 : kExitDenied;
+}
+
 void print_error(const RpcError& e) {
   std::cerr << "kortti: " << e.what() << " (" << e.reason();
   if (e.data().contains("tries_left")) {
@@ -493,6 +572,36 @@ int main(int argc, char** argv) {
   sign->add_option("--cert-out", so.cert_out, "also write the signer certificate (PEM)")->option_text("FILE");
   so.pin.add_to(sign);
 
+  auto* prescribe = app.add_subcommand("prescribe", "sign an e-prescription CDA (policy check, then Kanta signature)");
+  prescribe->footer(
+      "\nkorttid reads the ATC codes, the patient and the author from the document,\n"
+      "asks the policy whether the card's holder may prescribe them, and only then\n"
+      "signs (hl7fi:signatureCollection, XML-DSig). A denial prints every reason,\n"
+      "signs nothing, never uses the PIN, and exits 3.");
+  PrescribeOptions po;
+  prescribe->add_option("--cert", po.cert, "cert_id of the signature (PIN2) certificate")
+      ->required()
+      ->option_text("CERT_ID");
+  prescribe->add_option("--in", po.in, "the CDA document")->required()->check(CLI::ExistingFile)->option_text("FILE");
+  prescribe->add_option("--out", po.out, "where to write the signed document")->required()->option_text("FILE");
+  po.pin.add_to(prescribe);
+
+  auto* verify = app.add_subcommand("verify", "verify a signed XML document or a CMS signature");
+  verify->footer(
+      "\nEvery signature's value, each reference (XML) or the content digest and\n"
+      "signing certificate attribute (CMS), and the signer's certificate through\n"
+      "korttid's chain and revocation checks. Exit 0 when all hold, 3 when not.");
+  VerifyOptions vo;
+  auto* verify_in =
+      verify->add_option("--in", vo.in, "signed XML document")->check(CLI::ExistingFile)->option_text("FILE");
+  auto* verify_cms =
+      verify->add_option("--cms", vo.cms, "CMS signature (DER)")->check(CLI::ExistingFile)->option_text("FILE");
+  verify->add_option("--content", vo.content, "the signed content of a detached CMS signature")
+      ->check(CLI::ExistingFile)
+      ->needs(verify_cms)
+      ->option_text("FILE");
+  verify_in->excludes(verify_cms);
+
   auto* login = app.add_subcommand("login", "log in to a token for this user (PIN1 session)");
   std::string login_token;
   PinOptions login_pin;
@@ -509,6 +618,10 @@ int main(int argc, char** argv) {
   logout->add_option("--token", logout_token, "token to log out of")->required()->option_text("TOKEN_ID");
 
   CLI11_PARSE(app, argc, argv);
+  if (*verify && vo.in.empty() && vo.cms.empty()) {
+    std::cerr << "kortti verify: give --in FILE (XML) or --cms FILE\n";
+    return 2;
+  }
   if (*check && co.cert.empty() && co.number.empty()) {
     std::cerr << "kortti check: give --cert CERT_ID or --registration NUMBER\n";
     return 2;
@@ -524,6 +637,8 @@ int main(int argc, char** argv) {
     if (*events) return cmd_events(c, g, event_topics, event_count);
     if (*certs) return cmd_certs(c, g, certs_token, certs_purpose);
     if (*sign) return cmd_sign(c, g, so);
+    if (*prescribe) return cmd_prescribe(c, g, po);
+    if (*verify) return cmd_verify(c, g, vo);
     if (*login) return cmd_login(c, g, login_token, login_pin);
     if (*logout) return cmd_logout(c, g, logout_token);
     if (*identity) return cmd_identity(c, g, identity_cert, identity_action);

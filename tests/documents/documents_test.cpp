@@ -286,6 +286,42 @@ TEST_F(Documents, ABatchChecksEveryItemOnItsOwnWithOnePinEntry) {
   EXPECT_NE(std::string(e.what()).find("at most 8"), std::string::npos) << e.what();
 }
 
+TEST_F(Documents, KorttiPrescribeAndVerifyOnTheCommandLine) {
+  TempDir tmp;
+  write_file(tmp / "pin", std::string(kPin) + "\n");
+  write_file(tmp / "rx.xml", prescription());
+  write_file(tmp / "other.xml", with_author(prescription(), "10000002"));
+  auto kortti = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {kortti_binary().string(), "--socket", daemon_->daemon().socket()});
+    return run(args, {}, "", {{3, tmp / "pin"}});
+  };
+  const std::string cert = daemon_->cert_id(kPhysician);
+  auto r = kortti({"prescribe", "--cert", cert, "--in", (tmp / "rx.xml").string(), "--out",
+                   (tmp / "signed.xml").string(), "--pin-fd", "3"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("ALLOWED"), std::string::npos) << r.out;
+  EXPECT_EQ(xmlsec_verify(read_file(tmp / "signed.xml")).status, 0);
+  r = kortti({"verify", "--in", (tmp / "signed.xml").string()});
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("VALID"), std::string::npos);
+
+  std::string tampered = read_file(tmp / "signed.xml");
+  tampered.replace(tampered.find("3 kertaa"), 1, "4");
+  write_file(tmp / "tampered.xml", tampered);
+  r = kortti({"verify", "--in", (tmp / "tampered.xml").string()});
+  EXPECT_EQ(r.status, 3) << r.out << r.err;
+  EXPECT_NE(r.out.find("NOT VALID"), std::string::npos);
+  EXPECT_NE(r.out.find("\"\" invalid"), std::string::npos) << r.out;
+
+  r = kortti({"prescribe", "--cert", cert, "--in", (tmp / "other.xml").string(), "--out",
+              (tmp / "other-signed.xml").string(), "--pin-fd", "3"});
+  EXPECT_EQ(r.status, 3) << r.err;
+  EXPECT_NE(r.err.find("author_not_signer"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(tmp / "other-signed.xml"));
+
+  EXPECT_EQ(kortti({"verify"}).status, 2);
+}
+
 struct Hostile {
   const char* name;
   std::string document;
