@@ -99,28 +99,6 @@ xmlNode* kanta_signature_element(xmlDoc* doc, const XmlOptions& o, const std::st
   return sig;
 }
 
-int visible_in(void* subtree, xmlNode* node, xmlNode* parent) {
-  const xmlNode* n = node == nullptr || node->type == XML_NAMESPACE_DECL ? parent : node;
-  for (; n != nullptr; n = n->parent)
-    if (n == subtree) return 1;
-  return 0;
-}
-
-// Exclusive c14n (no comments) of one element and its subtree.
-Bytes canonical(xmlDoc* doc, xmlNode* element) {
-  xmlOutputBuffer* out = xmlAllocOutputBuffer(nullptr);
-  if (out == nullptr) throw std::bad_alloc();
-  const int rc = xmlC14NExecute(doc, visible_in, element, XML_C14N_EXCLUSIVE_1_0, nullptr, 0, out);
-  Bytes bytes;
-  if (rc >= 0) {
-    const auto* p = xmlOutputBufferGetContent(out);
-    bytes.assign(p, p + xmlOutputBufferGetSize(out));
-  }
-  xmlOutputBufferClose(out);
-  if (rc < 0) throw std::runtime_error("c14n of SignedInfo failed");
-  return bytes;
-}
-
 }  // namespace
 
 void initialise() {
@@ -241,14 +219,19 @@ PreparedXml prepare_xml(std::string_view document, Profile profile, ByteView cer
   check(dsig != nullptr, "context");
   dsig->operation = xmlSecTransformOperationSign;
   xmlNode* signed_info = xmlSecFindChild(sig, xmlSecNodeSignedInfo, xmlSecDSigNs);
+  if (profile == Profile::kanta_cda) {
+    xmlNode* value = xmlSecFindChild(body, xmlSecNodeDigestValue, xmlSecDSigNs);
+    check(value != nullptr, "DigestValue");
+    xmlNodeSetContent(value, x(base64_encode(kortti::digest(impl->algorithm, kanta_body_octets(doc))).c_str()));
+  }
   for (xmlNode* ref = signed_info->children; ref != nullptr; ref = ref->next) {
-    if (!is_element(ref, kDsigNs, "Reference")) continue;
+    if (!is_element(ref, kDsigNs, "Reference") || (profile == Profile::kanta_cda && ref == body)) continue;
     std::unique_ptr<xmlSecDSigReferenceCtx, decltype(&xmlSecDSigReferenceCtxDestroy)> ctx(
         xmlSecDSigReferenceCtxCreate(dsig.get(), xmlSecDSigReferenceOriginSignedInfo), xmlSecDSigReferenceCtxDestroy);
     check(ctx != nullptr && xmlSecDSigReferenceCtxProcessNode(ctx.get(), ref) >= 0, "reference digest");
   }
   // The one value the card signs: the digest of canonical SignedInfo.
-  impl->digest = kortti::digest(impl->algorithm, canonical(doc, signed_info));
+  impl->digest = kortti::digest(impl->algorithm, canonical(doc, signed_info, XML_C14N_EXCLUSIVE_1_0));
   impl->signature_value = xmlSecFindChild(sig, xmlSecNodeSignatureValue, xmlSecDSigNs);
   check(impl->signature_value != nullptr, "SignatureValue");
   return PreparedXml(std::move(impl));
