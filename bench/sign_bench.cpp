@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "bench/recorder.hpp"
+#include "bench/token.hpp"
 #include "common/encoding.hpp"
 #include "tests/support/support.hpp"
 
@@ -41,37 +42,9 @@ struct Setup {
 };
 std::unique_ptr<Setup> g_setup;
 
-void make_token(const fs::path& dir) {
-  const std::string pin_env = "BENCH_PIN";
-  auto sh = [&](const std::string& cmd) {
-    auto r = test::run(
-        {"sh", "-c", cmd},
-        {{"BENCH_PIN", test::kPin}, {"BENCH_SO", test::kSoPin}, {"SOFTHSM2_CONF", (dir / "softhsm2.conf").string()}});
-    if (r.status != 0) throw std::runtime_error(cmd + ": " + r.err);
-  };
-  fs::create_directories(dir / "tokens");
-  test::write_file(dir / "softhsm2.conf", "directories.tokendir = " + (dir / "tokens").string() +
-                                              "\nobjectstore.backend = file\nlog.level = ERROR\n");
-  const std::string m = "pkcs11-tool --module " + std::string(test::SoftHsm::kModule) + " ";
-  sh(m + "--slot-index 0 --init-token --label bench --so-pin env:BENCH_SO >/dev/null");
-  sh(m + "--token-label bench --init-pin --so-pin env:BENCH_SO --pin env:BENCH_PIN >/dev/null");
-  const std::pair<const char*, const char*> keys[] = {{"01", "-newkey rsa:2048"},
-                                                      {"02", "-newkey ec -pkeyopt ec_paramgen_curve:P-256"}};
-  for (const auto& [id, newkey] : keys) {
-    const std::string base = (dir / id).string();
-    sh("openssl req -x509 " + std::string(newkey) + " -nodes -keyout " + base + ".key -out " + base +
-       ".pem -subj /CN=bench" + id + " -days 2 2>/dev/null && openssl pkcs8 -topk8 -nocrypt -in " + base +
-       ".key -out " + base + ".p8");
-    sh(m + "--token-label bench --login --pin env:BENCH_PIN --write-object " + base + ".p8 --type privkey --id " + id +
-       " --usage-sign >/dev/null");
-    sh(m + "--token-label bench --login --pin env:BENCH_PIN --write-object " + base + ".pem --type cert --id " + id +
-       " >/dev/null");
-  }
-}
-
 void setup() {
   g_setup = std::make_unique<Setup>();
-  make_token(g_setup->dir.path());
+  make_token(g_setup->dir.path(), {{"01", "-newkey rsa:2048"}, {"02", "-newkey ec -pkeyopt ec_paramgen_curve:P-256"}});
   const std::string conf = (g_setup->dir / "softhsm2.conf").string();
   ::setenv("SOFTHSM2_CONF", conf.c_str(), 1);
 
