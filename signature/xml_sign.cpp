@@ -160,6 +160,7 @@ std::string PreparedXml::finish(ByteView signature) {
 
 PreparedXml prepare_xml(std::string_view document, Profile profile, ByteView certificate_der, const XmlOptions& options,
                         SystemTime now) {
+  initialise();
   X509Ptr cert = parse_certificate(certificate_der);
   if (!cert) throw Error(Errc::unsupported, "the signing certificate is not DER");
   EVP_PKEY* key = X509_get0_pubkey(cert.get());
