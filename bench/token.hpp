@@ -1,8 +1,8 @@
 #pragma once
 
 // A SoftHSM2 token for the benchmarks: label "bench", one self-signed key
-// and certificate per entry, keys left as PEM beside it (DIR/ID.key,
-// DIR/ID.pem) for the baselines that sign without a token.
+// and certificate per entry, left beside it for the baselines that sign
+// without a token (DIR/ID.key, DIR/ID.pem, DIR/ID.der).
 
 #include <filesystem>
 #include <string>
@@ -30,7 +30,8 @@ inline void make_token(const std::filesystem::path& dir, const std::vector<std::
   for (const auto& [id, newkey] : keys) {
     const std::string base = (dir / id).string();
     sh("openssl req -x509 " + newkey + " -nodes -keyout " + base + ".key -out " + base + ".pem -subj /CN=bench" + id +
-       " -days 2 2>/dev/null && openssl pkcs8 -topk8 -nocrypt -in " + base + ".key -out " + base + ".p8");
+       " -days 2 2>/dev/null && openssl pkcs8 -topk8 -nocrypt -in " + base + ".key -out " + base +
+       ".p8 && openssl x509 -in " + base + ".pem -outform DER -out " + base + ".der");
     sh(m + "--token-label bench --login --pin env:BENCH_PIN --write-object " + base + ".p8 --type privkey --id " + id +
        " --usage-sign >/dev/null");
     sh(m + "--token-label bench --login --pin env:BENCH_PIN --write-object " + base + ".pem --type cert --id " + id +
