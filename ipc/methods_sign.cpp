@@ -15,7 +15,7 @@ void run_signing(Core& core, const std::shared_ptr<Call>& call) {
   const std::string cert_id = params.string("cert_id");
   ItemPlan plan = plan_signature(core, call, call->method(), call->params());
   auto credentials = std::make_shared<pkcs11::Credentials>(params.credentials());
-  with_certificate(core, call, cert_id, [&core, call, cert_id, credentials, plan](pkcs11::CertificateInfo cert) {
+  auto run = [&core, call, cert_id, credentials, plan](pkcs11::CertificateInfo cert) {
     plan(std::move(cert), [&core, call, cert_id, credentials](Result<PreparedItem> p) {
       if (!p.ok()) return (void)call->fail(p.error());
       auto item = std::make_shared<PreparedItem>(std::move(p).value());
@@ -31,7 +31,11 @@ void run_signing(Core& core, const std::shared_ptr<Call>& call) {
                                    });
                                  });
     });
-  });
+  };
+  if (plan_needs_certificate(call->method()))
+    with_certificate(core, call, cert_id, std::move(run));
+  else
+    run({});
 }
 
 // sign.digest and sign.data: the same request but for where the digest comes from.
@@ -50,16 +54,17 @@ ItemPlan plan_raw_signature(std::string_view method, Json& json) {
                                   std::string(name_of(item.digest_algorithm)) + ", not " +
                                   std::to_string(item.digest.size()));
   }
-  const std::optional<pkcs11::Scheme> scheme = params.scheme("scheme");
+  item.scheme = params.scheme("scheme");
   item.finish = [](pkcs11::SignResult r, Completion<Json> done) { done(to_json(r)); };
-  return [item = std::move(item), scheme](pkcs11::CertificateInfo cert, Completion<PreparedItem> done) mutable {
-    item.scheme = scheme.value_or(cert.key_type == pkcs11::KeyType::ec ? pkcs11::Scheme::ecdsa : pkcs11::Scheme::pkcs1);
+  return [item = std::move(item)](const pkcs11::CertificateInfo&, Completion<PreparedItem> done) mutable {
     done(std::move(item));
   };
 }
 
+bool plan_needs_certificate(std::string_view method) { return method != "sign.digest" && method != "sign.data"; }
+
 ItemPlan plan_signature(Core& core, const std::shared_ptr<Call>& call, std::string_view method, Json& params) {
-  if (method == "sign.digest" || method == "sign.data") return plan_raw_signature(method, params);
+  if (!plan_needs_certificate(method)) return plan_raw_signature(method, params);
   return plan_document_signature(core, call, method, params);
 }
 

@@ -25,7 +25,7 @@ policy::Context context_param(Json& params);
 struct PreparedItem {
   DigestAlgorithm digest_algorithm = DigestAlgorithm::sha256;
   Bytes digest;
-  pkcs11::Scheme scheme = pkcs11::Scheme::pkcs1;
+  std::optional<pkcs11::Scheme> scheme;  // none: the token's default for the key
   std::function<void(pkcs11::SignResult, Completion<Json>)> finish;
 };
 
@@ -37,6 +37,9 @@ using ItemPlan = std::function<void(pkcs11::CertificateInfo, Completion<Prepared
 ItemPlan plan_raw_signature(std::string_view method, Json& params);
 ItemPlan plan_document_signature(Core& core, const std::shared_ptr<Call>& call, std::string_view method, Json& params);
 ItemPlan plan_signature(Core& core, const std::shared_ptr<Call>& call, std::string_view method, Json& params);
+// sign.digest and sign.data need nothing of the certificate: they skip
+// fetching it, a hop through the token's worker.
+bool plan_needs_certificate(std::string_view method);
 
 // The token's request for a prepared item, and its audit line.
 pkcs11::SignRequest sign_request(const PreparedItem& item, const std::string& cert_id, uid_t uid);
