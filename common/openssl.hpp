@@ -11,6 +11,7 @@
 #include <openssl/x509v3.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/bytes.hpp"
@@ -44,6 +45,11 @@ std::string openssl_error(const std::string& fallback);
 // whole DER certificate.
 X509Ptr parse_certificate(ByteView der);
 Bytes certificate_der(const X509* cert);
+
+// An ECDSA signature carried as r||s (PKCS#11, XML-DSig) in the DER form
+// X.509 tools and OpenSSL's verify expect; nullopt when `raw` is empty or of
+// odd length.
+std::optional<Bytes> ecdsa_raw_to_der(ByteView raw);
 
 // RFC 2253 form of a name, as certificate tools print it.
 std::string name_rfc2253(const X509_NAME* name);

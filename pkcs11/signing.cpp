@@ -56,22 +56,9 @@ Bytes digest_info(DigestAlgorithm alg, ByteView digest) {
 }
 
 Bytes ecdsa_raw_to_der(ByteView raw) {
-  if (raw.empty() || raw.size() % 2 != 0)
-    throw Error(Errc::service_unavailable, "the card returned a malformed ECDSA signature");
-  const std::size_t half = raw.size() / 2;
-  BIGNUM* r = BN_bin2bn(raw.data(), static_cast<int>(half), nullptr);
-  BIGNUM* s = BN_bin2bn(raw.data() + half, static_cast<int>(half), nullptr);
-  EcdsaSigPtr sig(ECDSA_SIG_new());
-  if (r == nullptr || s == nullptr || !sig || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
-    BN_free(r);
-    BN_free(s);
-    throw Error(Errc::internal_error, "cannot encode the ECDSA signature");
-  }
-  const int len = i2d_ECDSA_SIG(sig.get(), nullptr);
-  Bytes out(static_cast<std::size_t>(len));
-  unsigned char* p = out.data();
-  i2d_ECDSA_SIG(sig.get(), &p);
-  return out;
+  auto der = kortti::ecdsa_raw_to_der(raw);
+  if (!der) throw Error(Errc::service_unavailable, "the card returned a malformed ECDSA signature");
+  return std::move(*der);
 }
 
 std::string signature_algorithm_name(Scheme scheme, DigestAlgorithm alg) {

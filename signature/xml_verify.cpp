@@ -10,7 +10,6 @@
 #include <xmlsec/xmlsec.h>
 
 #include <libxml/c14n.h>
-#include <openssl/ecdsa.h>
 #include <openssl/rsa.h>
 #include <xmlsec/openssl/crypto.h>
 #include <xmlsec/transforms.h>
@@ -145,23 +144,12 @@ std::string check_reference(xmlSecDSigCtx* ctx, xmlDoc* doc, xmlNode* ref, std::
 }
 
 bool verify_value(EVP_PKEY* key, const SignatureMethod& method, const Bytes& digest_value, const Bytes& value) {
+  // XML-DSig carries ECDSA as r||s; OpenSSL verifies DER.
   Bytes der = value;
   if (method.ec) {
-    // XML-DSig carries r||s; OpenSSL verifies DER.
-    if (value.empty() || value.size() % 2 != 0) return false;
-    const int half = static_cast<int>(value.size() / 2);
-    EcdsaSigPtr sig(ECDSA_SIG_new());
-    BIGNUM* r = BN_bin2bn(value.data(), half, nullptr);
-    BIGNUM* s = BN_bin2bn(value.data() + half, half, nullptr);
-    if (!sig || r == nullptr || s == nullptr || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
-      BN_free(r);
-      BN_free(s);
-      return false;
-    }
-    const int len = i2d_ECDSA_SIG(sig.get(), nullptr);
-    der.resize(static_cast<std::size_t>(len));
-    unsigned char* p = der.data();
-    i2d_ECDSA_SIG(sig.get(), &p);
+    auto converted = ecdsa_raw_to_der(value);
+    if (!converted) return false;
+    der = std::move(*converted);
   }
   EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(key, nullptr));
   const bool ok = ctx && EVP_PKEY_verify_init(ctx.get()) == 1 &&
