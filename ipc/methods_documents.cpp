@@ -14,17 +14,9 @@ namespace kortti::ipc {
 
 namespace {
 
-void check_size(Core& core, std::size_t size, const char* what) {
-  const std::size_t limit = core.services.documents->options().limits.max_bytes;
-  if (size > limit)
-    throw Error(Errc::document_invalid, std::string("the ") + what + " is " + std::to_string(size) +
-                                            " bytes, more than the limit of " + std::to_string(limit))
-        .with_detail("too_large");
-}
-
 std::string document_param(Core& core, Params& params) {
   std::string document = params.string("document");
-  check_size(core, document.size(), "document");
+  check_document_size(core, document.size(), "document");
   return document;
 }
 
@@ -94,7 +86,7 @@ ItemPlan plan_cms(Core& core, Params& params) {
   if (params.find("digest_algorithm") != nullptr) algorithm = params.digest_algorithm("digest_algorithm", std::nullopt);
   if (has_content) {
     input.content = params.base64("content");
-    check_size(core, input.content->size(), "content");
+    check_document_size(core, input.content->size(), "content");
   } else {
     if (!algorithm) invalid_param("digest_algorithm", "is required with digest");
     if (!input.detached) invalid_param("detached", "must be true with digest: the content is not there to attach");
@@ -214,6 +206,14 @@ ItemPlan plan_prescription(Core& core, const std::shared_ptr<Call>& call, Json& 
 }
 
 }  // namespace
+
+void check_document_size(Core& core, std::size_t size, const char* what) {
+  const std::size_t limit = core.services.documents->options().limits.max_bytes;
+  if (size > limit)
+    throw Error(Errc::document_invalid, std::string("the ") + what + " is " + std::to_string(size) +
+                                            " bytes, more than the limit of " + std::to_string(limit))
+        .with_detail("too_large");
+}
 
 ItemPlan plan_document_signature(Core& core, const std::shared_ptr<Call>& call, std::string_view method, Json& json) {
   Params params(json);

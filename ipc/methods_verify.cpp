@@ -113,11 +113,7 @@ void register_verify_methods(Core& core) {
     std::optional<Bytes> content = params.optional_base64("content");
     std::optional<Bytes> digest = params.optional_base64("digest");
     if (content && digest) invalid_param("digest", "give content or digest, not both");
-    const std::size_t limit = core.services.documents->options().limits.max_bytes;
-    if (cms.size() + (content ? content->size() : 0) > limit)
-      throw Error(Errc::document_invalid,
-                  "the signature and content are more than the limit of " + std::to_string(limit) + " bytes")
-          .with_detail("too_large");
+    check_document_size(core, cms.size() + (content ? content->size() : 0), "signature with its content");
     core.services.documents->verify_cms(
         std::move(cms), std::move(content), std::move(digest), [&core, call](Result<signature::CmsVerification> r) {
           if (!r.ok()) return (void)call->fail(r.error());

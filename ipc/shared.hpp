@@ -45,6 +45,10 @@ bool plan_needs_certificate(std::string_view method);
 pkcs11::SignRequest sign_request(const PreparedItem& item, const std::string& cert_id, uid_t uid);
 AuditRecord audit_record(const Call& call, std::string_view method, const pkcs11::SignRequest& request);
 
+// Error(document_invalid, "too_large") when `size` bytes of `what` exceed
+// signature.max_document_bytes.
+void check_document_size(Core& core, std::size_t size, const char* what);
+
 // One signing method, start to end: the certificate, the plan, the card, the answer.
 void run_signing(Core& core, const std::shared_ptr<Call>& call);
 
