@@ -24,18 +24,34 @@ bool Call::deliverable() const {
   return connection && connection->is_open();
 }
 
-bool Call::respond(Json result) { return finish(make_result(request_.id, std::move(result)), "ok"); }
+bool Call::respond(Json result) {
+  // A request that sent a member as an attachment gets the result member of
+  // the same name back as one (protocol.md).
+  WipingString attachment;
+  bool attached = false;
+  if (!request_.attachment.empty() && result.is_object()) {
+    auto it = result.find(wstr(request_.attachment));
+    if (it != result.end() && it->is_string()) {
+      attachment = std::move(it->get_ref<WipingString&>());
+      result.erase(it);
+      attached = true;
+    }
+  }
+  Json message = make_result(request_.id, std::move(result));
+  if (attached) message["attachment"] = {{"name", wstr(request_.attachment)}, {"bytes", attachment.size()}};
+  return finish(message, "ok", std::string_view(attachment.data(), attachment.size()));
+}
 
 bool Call::fail(const Error& error, std::string_view correlation_id) {
   return finish(make_error(request_.id, error, correlation_id), reason_of(error.code()));
 }
 
-bool Call::finish(const Json& message, std::string_view outcome) {
+bool Call::finish(const Json& message, std::string_view outcome, std::string_view attachment) {
   if (answered_) return false;
   answered_ = true;
   if (deadline_) deadline_->cancel();
   auto connection = connection_.lock();
-  const bool delivered = connection && connection->is_open() && connection->send(message);
+  const bool delivered = connection && connection->is_open() && connection->send(message, attachment);
   const auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_).count();
   spdlog::info("conn={} uid={} pid={} {} id={} -> {}{} ({} ms)", peer_.connection, peer_.uid, peer_.pid,

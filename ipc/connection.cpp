@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/write.hpp>
@@ -50,7 +52,11 @@ void Connection::start() {
 void Connection::read() {
   if (reading_ || closed_ || no_more_requests_ || inflight_.size() >= core_.options.max_inflight_per_connection) return;
   reading_ = true;
-  auto space = buffer_.writable(kReadChunk);
+  // Room for all of a pending attachment at once: one allocation, large reads.
+  std::size_t want = kReadChunk;
+  if (pending_ && pending_->attachment_bytes > buffer_.buffered())
+    want = std::max(want, pending_->attachment_bytes - buffer_.buffered());
+  auto space = buffer_.writable(want);
   socket_.async_read_some(asio::buffer(space.data(), space.size()),
                           [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
                             self->reading_ = false;
@@ -76,39 +82,70 @@ void Connection::handle_lines() {
     ~Reset() { flag = false; }
   } reset{handling_};
   while (!closed_ && !no_more_requests_ && inflight_.size() < core_.options.max_inflight_per_connection) {
+    if (pending_) {
+      if (buffer_.buffered() < pending_->attachment_bytes) return;
+      take_attachment();
+      continue;
+    }
     std::string_view line;
     const auto status = buffer_.next(line);
     if (status == LineBuffer::Status::incomplete) return;
     if (status == LineBuffer::Status::too_long) {
       spdlog::warn("conn={} uid={}: message over {} bytes, closing", peer_.connection, peer_.uid,
                    core_.options.max_message_bytes);
-      send(make_error(nullptr,
-                      Error(Errc::invalid_request, "the message is longer than the limit of " +
-                                                       std::to_string(core_.options.max_message_bytes) + " bytes")));
-      no_more_requests_ = true;
-      close_after_write_ = true;
-      if (!writing_) close();
+      refuse_and_close(make_error(
+          nullptr, Error(Errc::invalid_request, "the message is longer than the limit of " +
+                                                    std::to_string(core_.options.max_message_bytes) + " bytes")));
       return;
     }
     if (line.find_first_not_of(" \t") == std::string_view::npos) {
       buffer_.consume_line();
       continue;
     }
-    auto parsed = parse_request(line);
+    auto incoming = parse_request(line, core_.options.max_message_bytes);
     buffer_.consume_line();
     scrub_stack();  // the parser's small-string buffers held copies of short values
-    if (auto* error = std::get_if<Json>(&parsed)) {
-      send(*error);
-      continue;
+    if (incoming.framing_lost) {
+      spdlog::warn("conn={} uid={}: unusable attachment header, closing", peer_.connection, peer_.uid);
+      refuse_and_close(std::get<Json>(incoming.message));
+      return;
     }
-    core_.dispatch(self, std::move(std::get<Request>(parsed)));
+    pending_ = std::move(incoming);
   }
 }
 
-bool Connection::send(const Json& message) {
+void Connection::take_attachment() {
+  Incoming incoming = std::move(*pending_);
+  pending_.reset();
+  if (auto* request = std::get_if<Request>(&incoming.message); request != nullptr && !request->attachment.empty()) {
+    const auto bytes = buffer_.peek(incoming.attachment_bytes);
+    request->params[wstr(request->attachment)] = WipingString(bytes.data(), bytes.size());
+  }
+  buffer_.consume(incoming.attachment_bytes);
+  serve(std::move(incoming));
+}
+
+void Connection::serve(Incoming incoming) {
+  if (auto* error = std::get_if<Json>(&incoming.message)) {
+    send(*error);
+    return;
+  }
+  core_.dispatch(shared_from_this(), std::move(std::get<Request>(incoming.message)));
+}
+
+void Connection::refuse_and_close(const Json& error) {
+  send(error);
+  no_more_requests_ = true;
+  close_after_write_ = true;
+  if (!writing_) close();
+}
+
+bool Connection::send(const Json& message, std::string_view attachment) {
   if (closed_) return false;
   WipingString text = message.dump(-1, ' ', false, Json::error_handler_t::replace);
+  text.reserve(text.size() + 1 + attachment.size());
   text.push_back('\n');
+  text.append(attachment);
   out_bytes_ += text.size();
   // A client that stops reading must not make the daemon buffer without bound.
   if (out_bytes_ > 2 * core_.options.max_message_bytes + 1024 * 1024) {

@@ -3,8 +3,10 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/local/stream_protocol.hpp>
 
@@ -13,8 +15,8 @@
 
 namespace kortti::ipc {
 
-// One client connection: reads newline-delimited requests within the size
-// limit, keeps at most max_inflight of them running (then stops reading until
+// One client connection: reads newline-delimited requests (and their
+// attachments) within the size limit, keeps at most max_inflight of them running (then stops reading until
 // one finishes), and writes answers and events in order.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -22,9 +24,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ~Connection();
 
   void start();
-  // Queues one message. False if the connection is closed (or just closed
-  // because the client stopped reading and too much piled up).
-  bool send(const Json& message);
+  // Queues one message, and the raw bytes of its attachment if it has one
+  // (protocol.md). False if the connection is closed (or just closed because
+  // the client stopped reading and too much piled up).
+  bool send(const Json& message, std::string_view attachment = {});
   void track(const std::shared_ptr<Call>& call);
   void call_done(const Call* call);
   void close();
@@ -40,12 +43,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void read_peer_credentials();
   void read();
   void handle_lines();
+  // The pending line's attachment, once all of it is buffered: into the
+  // request's params (or skipped after an error); then the line is served.
+  void take_attachment();
+  void serve(Incoming incoming);
+  // Answers `error`, then closes once it is written: the stream cannot be framed.
+  void refuse_and_close(const Json& error);
   void write_next();
 
   Core& core_;
   boost::asio::local::stream_protocol::socket socket_;
   Peer peer_;
   LineBuffer buffer_;
+  std::optional<Incoming> pending_;  // a parsed line waiting for its attachment's bytes
   std::map<const Call*, std::shared_ptr<Call>> inflight_;
   std::deque<WipingString> out_;
   std::size_t out_bytes_ = 0;

@@ -47,7 +47,7 @@ class Call : public std::enable_shared_from_this<Call> {
   void cancel();  // the client went away
 
  private:
-  bool finish(const Json& message, std::string_view outcome);
+  bool finish(const Json& message, std::string_view outcome, std::string_view attachment = {});
 
   Core& core_;
   std::weak_ptr<Connection> connection_;

@@ -1,5 +1,7 @@
 #include "ipc/jsonrpc.hpp"
 
+#include <cstdint>
+
 namespace kortti::ipc {
 
 namespace {
@@ -10,23 +12,53 @@ Json invalid(const Json& id, const std::string& message) {
   return make_error(id, Error(Errc::invalid_request, message));
 }
 
+// The "attachment" member, if any: {"name": <params member>, "bytes": <n>}.
+// Returns an error message when it is present but unusable.
+std::string read_attachment(const Json& doc, std::size_t max_bytes, std::string& name, std::size_t& bytes) {
+  auto it = doc.find("attachment");
+  if (it == doc.end()) return {};
+  const std::string shape = "\"attachment\" must be {\"name\": <params member>, \"bytes\": <length>}";
+  if (!it->is_object()) return shape;
+  const auto n = it->find("name");
+  const auto b = it->find("bytes");
+  if (n == it->end() || !n->is_string() || n->get_ref<const WipingString&>().empty() || b == it->end() ||
+      !b->is_number_unsigned())
+    return shape;
+  if (b->get<std::uint64_t>() > max_bytes)
+    return "the attachment is " + std::to_string(b->get<std::uint64_t>()) + " bytes, longer than the limit of " +
+           std::to_string(max_bytes) + " bytes";
+  name = to_std(n->get_ref<const WipingString&>());
+  bytes = static_cast<std::size_t>(b->get<std::uint64_t>());
+  return {};
+}
+
 }  // namespace
 
-std::variant<Request, Json> parse_request(std::string_view line) {
+Incoming parse_request(std::string_view line, std::size_t max_attachment_bytes) {
   Json doc = Json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return make_error(nullptr, Error(Errc::parse_error, "the message is not valid JSON"));
-  if (!doc.is_object()) return invalid(nullptr, "a request must be a JSON object");
+  if (doc.is_discarded())
+    return {.message = make_error(nullptr, Error(Errc::parse_error, "the message is not valid JSON"))};
+  if (!doc.is_object()) return {.message = invalid(nullptr, "a request must be a JSON object")};
   Json id = nullptr;
   if (auto it = doc.find("id"); it != doc.end() && valid_id(*it)) id = *it;
+  // The attachment first: once its length is known, any later error still
+  // lets the connection skip its bytes and carry on.
+  std::string attachment;
+  std::size_t bytes = 0;
+  if (auto problem = read_attachment(doc, max_attachment_bytes, attachment, bytes); !problem.empty())
+    return {.message = invalid(id, problem), .framing_lost = true};
+  auto refuse = [&](const Json& use_id, const std::string& message) {
+    return Incoming{.message = invalid(use_id, message), .attachment_bytes = bytes};
+  };
   auto version = doc.find("jsonrpc");
   if (version == doc.end() || !version->is_string() || *version != "2.0")
-    return invalid(id, "\"jsonrpc\" must be \"2.0\"");
+    return refuse(id, "\"jsonrpc\" must be \"2.0\"");
   auto raw_id = doc.find("id");
-  if (raw_id == doc.end()) return invalid(nullptr, "\"id\" is required (korttid does not take notifications)");
-  if (!valid_id(*raw_id)) return invalid(nullptr, "\"id\" must be an integer or a string");
+  if (raw_id == doc.end()) return refuse(nullptr, "\"id\" is required (korttid does not take notifications)");
+  if (!valid_id(*raw_id)) return refuse(nullptr, "\"id\" must be an integer or a string");
   auto method = doc.find("method");
   if (method == doc.end() || !method->is_string() || method->get_ref<const WipingString&>().empty())
-    return invalid(id, "\"method\" must be a non-empty string");
+    return refuse(id, "\"method\" must be a non-empty string");
   Request request;
   request.id = std::move(id);
   request.method = to_std(method->get_ref<const WipingString&>());
@@ -36,9 +68,12 @@ std::variant<Request, Json> parse_request(std::string_view line) {
   } else if (params->is_object()) {
     request.params = std::move(*params);
   } else {
-    return invalid(request.id, "\"params\" must be an object");
+    return refuse(request.id, "\"params\" must be an object");
   }
-  return request;
+  if (!attachment.empty() && request.params.contains(wstr(attachment)))
+    return refuse(request.id, "\"params\" has \"" + attachment + "\", which the attachment carries");
+  request.attachment = std::move(attachment);
+  return {.message = std::move(request), .attachment_bytes = bytes};
 }
 
 Json make_result(const Json& id, Json result) {

@@ -2,6 +2,8 @@
 
 // JSON-RPC 2.0 framing rules of protocol.md, as pure functions.
 
+#include <cstddef>
+#include <string>
 #include <string_view>
 #include <variant>
 
@@ -14,11 +16,26 @@ struct Request {
   Json id;
   std::string method;
   Json params;  // always an object
+  // The params member sent as raw bytes after the line (protocol.md,
+  // attachments); the result member of that name goes back the same way.
+  std::string attachment;
 };
 
-// One line from a client: the request, or the error response to send back
-// (parse_error, or invalid_request with the id where one could be read).
-std::variant<Request, Json> parse_request(std::string_view line);
+// One line from a client, parsed.
+struct Incoming {
+  // The request, or the error response to send back (parse_error, or
+  // invalid_request with the id where one could be read).
+  std::variant<Request, Json> message;
+  // Raw bytes that follow the line and belong to it: the request's
+  // attachment, to be read (or skipped, after an error) before the next line.
+  std::size_t attachment_bytes = 0;
+  // The line announced an attachment korttid cannot frame (malformed, or over
+  // the limit): where the next message starts is unknown, so after the error
+  // the connection closes.
+  bool framing_lost = false;
+};
+
+Incoming parse_request(std::string_view line, std::size_t max_attachment_bytes);
 
 Json make_result(const Json& id, Json result);
 Json make_error(const Json& id, const Error& error, std::string_view correlation_id = {});

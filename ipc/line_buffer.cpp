@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 #include "common/secret.hpp"
 
@@ -39,9 +40,17 @@ LineBuffer::Status LineBuffer::next(std::string_view& line) {
   return Status::line;
 }
 
-void LineBuffer::consume_line() {
-  wipe(data_.data() + begin_, line_end_ - begin_);
-  begin_ = line_end_;
+void LineBuffer::consume_line() { consume(line_end_ - begin_); }
+
+std::string_view LineBuffer::peek(std::size_t n) const {
+  if (n > end_ - begin_) throw std::logic_error("LineBuffer::peek past the buffered bytes");
+  return {data_.data() + begin_, n};
+}
+
+void LineBuffer::consume(std::size_t n) {
+  if (n > end_ - begin_) throw std::logic_error("LineBuffer::consume past the buffered bytes");
+  wipe(data_.data() + begin_, n);
+  begin_ += n;
   scanned_ = begin_;
   if (begin_ == end_) begin_ = end_ = scanned_ = 0;
 }

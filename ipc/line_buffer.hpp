@@ -10,8 +10,8 @@
 namespace kortti::ipc {
 
 // The bytes a connection has read but not yet handled, split into
-// newline-delimited messages. Consumed bytes are overwritten at once (requests
-// carry PINs), and memory given back is wiped by the allocator.
+// newline-delimited messages and the raw attachments that may follow them. Consumed bytes are overwritten at once
+// (requests carry PINs), and memory given back is wiped by the allocator.
 class LineBuffer {
  public:
   explicit LineBuffer(std::size_t max_message) : max_message_(max_message) {}
@@ -26,6 +26,11 @@ class LineBuffer {
   Status next(std::string_view& line);
   // Drops the message returned by next() and its newline, wiping them.
   void consume_line();
+
+  // Raw bytes after the last consumed line (an attachment): the first `n`,
+  // which must be buffered(), and dropping them, wiped.
+  [[nodiscard]] std::string_view peek(std::size_t n) const;
+  void consume(std::size_t n);
 
   [[nodiscard]] std::size_t buffered() const noexcept { return end_ - begin_; }
 

@@ -16,6 +16,7 @@ void register_system_methods(Core& core) {
     Json capabilities = Json::array();
     for (const auto& [name, method] : core.methods) capabilities.push_back(wstr(name));
     capabilities.push_back("pipelining");
+    capabilities.push_back("attachments");
     call->respond({{"daemon", "korttid"},
                    {"version", kVersion},
                    {"protocol", kProtocolVersion},

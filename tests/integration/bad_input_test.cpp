@@ -3,6 +3,8 @@
 
 #include <sys/socket.h>
 
+#include <thread>
+
 #include "tests/integration/softhsm_fixture.hpp"
 
 namespace kortti::test {
@@ -87,6 +89,65 @@ TEST_F(BadInput, OverSizeMessageIsRefusedAndTheConnectionClosed) {
   EXPECT_EQ((*a)["error"]["code"], -32600);
   EXPECT_NE(str((*a)["error"]["message"]).find("65536"), std::string::npos);
   EXPECT_THROW(c->receive(std::chrono::seconds(10)), std::runtime_error) << "connection should be closed";
+  expect_daemon_fine();
+}
+
+// Attachments (protocol.md): raw bytes after a request line.
+std::string attached(const std::string& line_without_brace, std::size_t bytes) {
+  return line_without_brace + R"(,"attachment":{"name":"client","bytes":)" + std::to_string(bytes) + "}}\n";
+}
+
+TEST_F(BadInput, AnAttachmentMayArriveInPiecesAndBePipelined) {
+  auto c = daemon_->connect();
+  const Json capabilities = c->call("system.hello")["capabilities"];
+  EXPECT_NE(std::find(capabilities.begin(), capabilities.end(), "attachments"), capabilities.end());
+  const std::string name = "a client\nname with \"quotes\" sent raw";
+  c->send_raw(attached(R"({"jsonrpc":"2.0","id":1,"method":"system.hello","params":{})", name.size()));
+  c->send_raw(name.substr(0, 9));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // The rest, and the next request in the same write.
+  c->send_raw(name.substr(9) + R"({"jsonrpc":"2.0","id":2,"method":"system.hello"})" + "\n");
+  for (int id : {1, 2}) {
+    auto a = c->receive(std::chrono::seconds(10));
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ((*a)["id"], id);
+    EXPECT_EQ((*a)["result"]["daemon"], "korttid");
+    EXPECT_FALSE(a->contains("attachment")) << "the result has no \"client\" member to send back";
+  }
+  expect_daemon_fine();
+}
+
+TEST_F(BadInput, AnInvalidRequestWithAnAttachmentIsAnsweredAndItsBytesSkipped) {
+  auto c = daemon_->connect();
+  const std::string bytes = R"({"jsonrpc":"2.0","id":66,"method":"system.hello"})";  // must not run
+  c->send_raw(attached(R"({"jsonrpc":"1.0","id":5,"method":"system.hello")", bytes.size()) + bytes);
+  auto a = c->receive(std::chrono::seconds(10));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ((*a)["id"], 5);
+  EXPECT_EQ((*a)["error"]["code"], -32600);
+  c->send_raw(attached(R"({"jsonrpc":"2.0","id":6,"method":"system.hello","params":{"client":"x"})", 3) + "abc");
+  a = c->receive(std::chrono::seconds(10));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ((*a)["id"], 6);
+  EXPECT_EQ((*a)["error"]["code"], -32600);
+  EXPECT_NE(str((*a)["error"]["message"]).find("attachment"), std::string::npos);
+  EXPECT_EQ(c->call("system.hello")["daemon"], "korttid") << "the connection carries on";
+  EXPECT_FALSE(c->receive(std::chrono::milliseconds(300)).has_value()) << "the skipped bytes were not a request";
+  expect_daemon_fine();
+}
+
+TEST_F(BadInput, AnAttachmentThatCannotBeFramedClosesTheConnection) {
+  for (const std::string header : {R"("attachment":{"name":"client","bytes":70000})",
+                                   R"("attachment":{"name":"client","bytes":-3})", R"("attachment":"client")"}) {
+    SCOPED_TRACE(header);
+    auto c = daemon_->connect();
+    c->send_raw(R"({"jsonrpc":"2.0","id":8,"method":"system.hello",)" + header + "}\n");
+    auto a = c->receive(std::chrono::seconds(10));
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ((*a)["id"], 8);
+    EXPECT_EQ((*a)["error"]["code"], -32600);
+    EXPECT_THROW(c->receive(std::chrono::seconds(10)), std::runtime_error) << "connection should be closed";
+  }
   expect_daemon_fine();
 }
 

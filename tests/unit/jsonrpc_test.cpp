@@ -5,6 +5,10 @@
 namespace kortti::ipc {
 namespace {
 
+constexpr std::size_t kMaxAttachment = 1024;
+
+std::variant<Request, Json> parse(std::string_view line) { return parse_request(line, kMaxAttachment).message; }
+
 int code_of(const std::variant<Request, Json>& parsed) {
   const Json* error = std::get_if<Json>(&parsed);
   if (error == nullptr) return 0;
@@ -13,8 +17,10 @@ int code_of(const std::variant<Request, Json>& parsed) {
 
 Json id_of(const std::variant<Request, Json>& parsed) { return std::get<Json>(parsed)["id"]; }
 
+std::string str_of(const Json& j) { return to_std(j.get_ref<const WipingString&>()); }
+
 TEST(JsonRpc, AcceptsAWellFormedRequest) {
-  auto parsed = parse_request(R"({"jsonrpc":"2.0","id":7,"method":"system.hello","params":{"client":"x"}})");
+  auto parsed = parse(R"({"jsonrpc":"2.0","id":7,"method":"system.hello","params":{"client":"x"}})");
   ASSERT_TRUE(std::holds_alternative<Request>(parsed));
   const auto& r = std::get<Request>(parsed);
   EXPECT_EQ(r.id, 7);
@@ -23,33 +29,74 @@ TEST(JsonRpc, AcceptsAWellFormedRequest) {
 }
 
 TEST(JsonRpc, StringIdsAndMissingParamsAreFine) {
-  auto parsed = parse_request(R"({"jsonrpc":"2.0","id":"abc","method":"tokens.list"})");
+  auto parsed = parse(R"({"jsonrpc":"2.0","id":"abc","method":"tokens.list"})");
   ASSERT_TRUE(std::holds_alternative<Request>(parsed));
   EXPECT_TRUE(std::get<Request>(parsed).params.is_object());
 }
 
 TEST(JsonRpc, NotJsonIsAParseError) {
-  EXPECT_EQ(code_of(parse_request("{not json")), -32700);
-  EXPECT_EQ(code_of(parse_request("\xff\xfe")), -32700);
-  EXPECT_TRUE(id_of(parse_request("{")).is_null());
+  EXPECT_EQ(code_of(parse("{not json")), -32700);
+  EXPECT_EQ(code_of(parse("\xff\xfe")), -32700);
+  EXPECT_TRUE(id_of(parse("{")).is_null());
 }
 
 TEST(JsonRpc, NotARequestIsInvalidRequest) {
-  EXPECT_EQ(code_of(parse_request("[1,2]")), -32600);
-  EXPECT_EQ(code_of(parse_request("42")), -32600);
-  EXPECT_EQ(code_of(parse_request(R"({"id":1,"method":"x"})")), -32600);
-  EXPECT_EQ(code_of(parse_request(R"({"jsonrpc":"1.0","id":1,"method":"x"})")), -32600);
-  EXPECT_EQ(code_of(parse_request(R"({"jsonrpc":"2.0","method":"x"})")), -32600);
-  EXPECT_EQ(code_of(parse_request(R"({"jsonrpc":"2.0","id":1.5,"method":"x"})")), -32600);
-  EXPECT_EQ(code_of(parse_request(R"({"jsonrpc":"2.0","id":{},"method":"x"})")), -32600);
-  EXPECT_EQ(code_of(parse_request(R"({"jsonrpc":"2.0","id":1,"method":""})")), -32600);
-  EXPECT_EQ(code_of(parse_request(R"({"jsonrpc":"2.0","id":1,"method":5})")), -32600);
-  EXPECT_EQ(code_of(parse_request(R"({"jsonrpc":"2.0","id":1,"method":"x","params":[1]})")), -32600);
+  EXPECT_EQ(code_of(parse("[1,2]")), -32600);
+  EXPECT_EQ(code_of(parse("42")), -32600);
+  EXPECT_EQ(code_of(parse(R"({"id":1,"method":"x"})")), -32600);
+  EXPECT_EQ(code_of(parse(R"({"jsonrpc":"1.0","id":1,"method":"x"})")), -32600);
+  EXPECT_EQ(code_of(parse(R"({"jsonrpc":"2.0","method":"x"})")), -32600);
+  EXPECT_EQ(code_of(parse(R"({"jsonrpc":"2.0","id":1.5,"method":"x"})")), -32600);
+  EXPECT_EQ(code_of(parse(R"({"jsonrpc":"2.0","id":{},"method":"x"})")), -32600);
+  EXPECT_EQ(code_of(parse(R"({"jsonrpc":"2.0","id":1,"method":""})")), -32600);
+  EXPECT_EQ(code_of(parse(R"({"jsonrpc":"2.0","id":1,"method":5})")), -32600);
+  EXPECT_EQ(code_of(parse(R"({"jsonrpc":"2.0","id":1,"method":"x","params":[1]})")), -32600);
 }
 
 TEST(JsonRpc, InvalidRequestKeepsAReadableId) {
-  EXPECT_EQ(id_of(parse_request(R"({"jsonrpc":"2.0","id":9,"method":"x","params":"p"})")), 9);
-  EXPECT_TRUE(id_of(parse_request(R"({"jsonrpc":"2.0","id":[9],"method":"x"})")).is_null());
+  EXPECT_EQ(id_of(parse(R"({"jsonrpc":"2.0","id":9,"method":"x","params":"p"})")), 9);
+  EXPECT_TRUE(id_of(parse(R"({"jsonrpc":"2.0","id":[9],"method":"x"})")).is_null());
+}
+
+TEST(JsonRpc, AnAttachmentNamesAParamsMemberAndItsLength) {
+  auto in = parse_request(R"({"jsonrpc":"2.0","id":1,"method":"sign.xml","params":{"profile":"enveloped"},)"
+                          R"("attachment":{"name":"document","bytes":1024}})",
+                          kMaxAttachment);
+  ASSERT_TRUE(std::holds_alternative<Request>(in.message));
+  EXPECT_EQ(std::get<Request>(in.message).attachment, "document");
+  EXPECT_EQ(in.attachment_bytes, 1024U);
+  EXPECT_FALSE(in.framing_lost);
+  // Without one, nothing follows the line.
+  auto plain = parse_request(R"({"jsonrpc":"2.0","id":1,"method":"x"})", kMaxAttachment);
+  EXPECT_TRUE(std::get<Request>(plain.message).attachment.empty());
+  EXPECT_EQ(plain.attachment_bytes, 0U);
+}
+
+TEST(JsonRpc, AnUnusableAttachmentHeaderLosesTheFraming) {
+  for (const char* header : {R"("x")", R"({"name":"document"})", R"({"bytes":5})", R"({"name":"","bytes":5})",
+                             R"({"name":7,"bytes":5})", R"({"name":"d","bytes":-1})", R"({"name":"d","bytes":1.5})",
+                             R"({"name":"d","bytes":"5"})", R"({"name":"d","bytes":1025})"}) {
+    auto in = parse_request(std::string(R"({"jsonrpc":"2.0","id":4,"method":"x","attachment":)") + header + "}",
+                            kMaxAttachment);
+    EXPECT_TRUE(in.framing_lost) << header;
+    EXPECT_EQ(code_of(in.message), -32600) << header;
+    EXPECT_EQ(id_of(in.message), 4) << header;
+  }
+  auto over =
+      parse_request(R"({"jsonrpc":"2.0","id":4,"method":"x","attachment":{"name":"d","bytes":1025}})", kMaxAttachment);
+  EXPECT_NE(str_of(std::get<Json>(over.message)["error"]["message"]).find("limit of 1024"), std::string::npos);
+}
+
+TEST(JsonRpc, AnInvalidRequestWithAnAttachmentStillSaysHowManyBytesToSkip) {
+  for (const char* line : {R"({"jsonrpc":"1.0","id":1,"method":"x","attachment":{"name":"d","bytes":9}})",
+                           R"({"jsonrpc":"2.0","id":1,"method":"x","params":[],"attachment":{"name":"d","bytes":9}})",
+                           R"({"jsonrpc":"2.0","id":1,"method":"x","params":{"d":"twice"},)"
+                           R"("attachment":{"name":"d","bytes":9}})"}) {
+    auto in = parse_request(line, kMaxAttachment);
+    EXPECT_EQ(code_of(in.message), -32600) << line;
+    EXPECT_EQ(in.attachment_bytes, 9U) << line;
+    EXPECT_FALSE(in.framing_lost) << line;
+  }
 }
 
 TEST(JsonRpc, ErrorObjectsCarryReasonAndDetails) {

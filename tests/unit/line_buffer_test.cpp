@@ -33,6 +33,23 @@ TEST(LineBuffer, SplitsPipelinedMessagesAndKeepsTheRest) {
   EXPECT_EQ(b.buffered(), 0U);
 }
 
+TEST(LineBuffer, RawBytesAfterALineAreTakenAsTheyAreAndWiped) {
+  LineBuffer b(16);
+  feed(b, "{\"a\":1}\nraw\nbytes, longer than a line may be{\"b\":2}\n");
+  std::string_view line;
+  ASSERT_EQ(b.next(line), LineBuffer::Status::line);
+  EXPECT_EQ(line, "{\"a\":1}");
+  b.consume_line();
+  const std::string_view attachment = "raw\nbytes, longer than a line may be";
+  const auto raw = b.peek(attachment.size());
+  EXPECT_EQ(raw, attachment);
+  const char* where = raw.data();
+  b.consume(attachment.size());
+  EXPECT_EQ(std::string(where, attachment.size()), std::string(attachment.size(), '\0')) << "taken bytes are wiped";
+  EXPECT_EQ(drain(b), (std::vector<std::string>{"{\"b\":2}"}));
+  EXPECT_THROW((void)b.peek(1), std::logic_error);
+}
+
 TEST(LineBuffer, MessageOfExactlyTheLimitIsAccepted) {
   LineBuffer b(8);
   feed(b, "12345678\n");
