@@ -51,23 +51,69 @@ void Client::send_raw(std::string_view bytes) {
   }
 }
 
-std::int64_t Client::send(std::string_view method, Json params) {
+std::int64_t Client::send(std::string_view method, Json params, std::string_view attach) {
   const std::int64_t id = next_id_++;
+  WipingString attachment;
+  if (!attach.empty()) {
+    auto it = params.find(wstr(attach));
+    if (it == params.end() || !it->is_string())
+      throw std::invalid_argument("the attachment must be a string member of params: " + std::string(attach));
+    attachment = std::move(it->get_ref<WipingString&>());
+    params.erase(it);
+  }
   Json request = {{"jsonrpc", "2.0"}, {"id", id}, {"method", wstr(method)}, {"params", std::move(params)}};
+  if (!attach.empty()) request["attachment"] = {{"name", wstr(attach)}, {"bytes", attachment.size()}};
   WipingString line = request.dump();
   line.push_back('\n');
   send_raw(std::string_view(line.data(), line.size()));
+  send_raw(std::string_view(attachment.data(), attachment.size()));
   return id;
+}
+
+namespace {
+
+// The length an answer's "attachment" announces (0 without one); its name in `name`.
+std::size_t announced_attachment(const Json& message, WipingString& name) {
+  auto it = message.find("attachment");
+  if (it == message.end()) return 0;
+  if (!it->is_object() || !it->contains("name") || !(*it)["name"].is_string() || !it->contains("bytes") ||
+      !(*it)["bytes"].is_number_unsigned() || !message.contains("result") || !message["result"].is_object())
+    throw std::runtime_error("korttid sent an attachment header that cannot be read");
+  name = (*it)["name"].get_ref<const WipingString&>();
+  return (*it)["bytes"].get<std::size_t>();
+}
+
+}  // namespace
+
+std::optional<Json> Client::take_message() {
+  if (!line_) {
+    const auto pos = buffer_.find('\n', scanned_);
+    if (pos == WipingString::npos) {
+      scanned_ = buffer_.size();
+      return std::nullopt;
+    }
+    Line line;
+    line.message = Json::parse(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(pos));
+    buffer_.erase(0, pos + 1);
+    scanned_ = 0;
+    line.attachment_bytes = announced_attachment(line.message, line.attachment_name);
+    buffer_.reserve(line.attachment_bytes);
+    line_ = std::move(line);
+  }
+  if (buffer_.size() < line_->attachment_bytes) return std::nullopt;
+  Line line = std::move(*line_);
+  line_.reset();
+  if (line.message.contains("attachment")) {
+    line.message["result"][line.attachment_name] = WipingString(buffer_.data(), line.attachment_bytes);
+    buffer_.erase(0, line.attachment_bytes);
+  }
+  return std::move(line.message);
 }
 
 std::optional<Json> Client::read_message(Timeout timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    if (auto pos = buffer_.find('\n'); pos != WipingString::npos) {
-      Json message = Json::parse(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(pos));
-      buffer_.erase(0, pos + 1);
-      return message;
-    }
+    if (auto message = take_message()) return message;
     int wait_ms = -1;
     if (timeout != kForever) {
       const auto left =
@@ -120,6 +166,10 @@ Json Client::wait_for(std::int64_t id, Timeout timeout) {
 
 Json Client::call(std::string_view method, Json params, Timeout timeout) {
   return wait_for(send(method, std::move(params)), timeout);
+}
+
+Json Client::call_attached(std::string_view method, Json params, std::string_view attach, Timeout timeout) {
+  return wait_for(send(method, std::move(params), attach), timeout);
 }
 
 std::optional<Json> Client::next_event(Timeout timeout) {

@@ -46,7 +46,11 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   // Sends one request; returns its id. The request is wiped after sending.
-  std::int64_t send(std::string_view method, Json params);
+  // `attach` names a string member of params to send as raw bytes after the
+  // line instead of inside it (protocol.md, attachments): a large document
+  // then needs no JSON escaping either way. The answer's member of that name
+  // comes back the same way; receive() puts it back into the result.
+  std::int64_t send(std::string_view method, Json params, std::string_view attach = {});
   // Writes bytes as they are (tests use it for malformed input).
   void send_raw(std::string_view bytes);
 
@@ -57,6 +61,8 @@ class Client {
   // send() and wait for that id's answer; other answers and events that
   // arrive meanwhile are kept for later receive()/next_event().
   Json call(std::string_view method, Json params = Json::object(), Timeout timeout = kForever);
+  // call(), sending params[attach] as an attachment (none if attach is empty).
+  Json call_attached(std::string_view method, Json params, std::string_view attach, Timeout timeout = kForever);
   // Waits for the answer to `id` (throws RpcError for an error answer).
   Json wait_for(std::int64_t id, Timeout timeout = kForever);
 
@@ -66,9 +72,18 @@ class Client {
 
  private:
   std::optional<Json> read_message(Timeout timeout);
+  // The next whole message in buffer_ (a line and its attachment), if any.
+  std::optional<Json> take_message();
 
   int fd_ = -1;
   WipingString buffer_;
+  std::size_t scanned_ = 0;  // no newline in buffer_[0, scanned_)
+  struct Line {
+    Json message;
+    WipingString attachment_name;
+    std::size_t attachment_bytes = 0;
+  };
+  std::optional<Line> line_;  // a message whose attachment is still arriving
   std::int64_t next_id_ = 1;
   std::deque<Json> held_;
 };

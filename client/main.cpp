@@ -131,16 +131,18 @@ struct PinOptions {
 
 // Calls `method`; when the daemon says a PIN is needed and none was given,
 // asks for it once on the terminal and tries again.
-Json call_with_pin(Client& c, const std::string& method, Json params, const PinOptions& pin, const std::string& what) {
+// `attach`: a params member to send as an attachment (documents).
+Json call_with_pin(Client& c, const std::string& method, Json params, const PinOptions& pin, const std::string& what,
+                   std::string_view attach = {}) {
   const bool given = pin.apply(params);
   try {
-    return c.call(method, params);
+    return c.call_attached(method, params, attach);
   } catch (const RpcError& e) {
     if (given || e.reason() != "pin_required") throw;
   }
   SecretString secret = client::prompt_pin("PIN for " + what + ": ");
   params["pin"] = wstr(secret.view());
-  return c.call(method, params);
+  return c.call_attached(method, params, attach);
 }
 
 std::string registry_summary(const Json& r) {
@@ -435,7 +437,7 @@ int cmd_prescribe(Client& c, const Globals& g, const PrescribeOptions& o) {
                  {"document", wstr(std::string_view(reinterpret_cast<const char*>(document.data()), document.size()))}};
   Json r;
   try {
-    r = call_with_pin(c, "sign.prescription", std::move(params), o.pin, o.cert);
+    r = call_with_pin(c, "sign.prescription", std::move(params), o.pin, o.cert, "document");
   } catch (const RpcError& e) {
     if (e.reason() != "policy_denied" && e.reason() != "certificate_invalid") throw;
     print_error(e);
@@ -472,8 +474,10 @@ int cmd_verify(Client& c, const Globals& g, const VerifyOptions& o) {
     r = c.call("verify.cms", params);
   } else {
     const Bytes document = read_file(o.in);
-    r = c.call("verify.xml",
-               {{"document", wstr(std::string_view(reinterpret_cast<const char*>(document.data()), document.size()))}});
+    r = c.call_attached(
+        "verify.xml",
+        {{"document", wstr(std::string_view(reinterpret_cast<const char*>(document.data()), document.size()))}},
+        "document");
   }
   const bool valid = r.value("valid", false);
   if (g.json) return print_json(r), valid ? 0 : kExitDenied;

@@ -89,6 +89,34 @@ TEST_F(Documents, SignXmlEachProfileWithRsaAndEcVerifiesWithXmlsec1) {
   }
 }
 
+TEST_F(Documents, ADocumentSentAsAnAttachmentIsSignedAndComesBackAsOne) {
+  // Large enough to arrive in many reads, with bytes JSON would escape.
+  std::string doc = prescription();
+  doc.insert(doc.find("<component>"), "<!-- " + std::string(150000, '"') + "\n\\ -->");
+  const auto id = c().send("sign.xml",
+                           {{"cert_id", wstr(daemon_->cert_id(kPhysician))},
+                            {"document", wstr(doc)},
+                            {"profile", "enveloped"},
+                            {"pin", kPin}},
+                           "document");
+  const auto answer = c().receive(std::chrono::seconds(30));
+  ASSERT_TRUE(answer.has_value());
+  ASSERT_EQ((*answer)["id"], id) << answer->dump();
+  const std::string signed_doc = str((*answer)["result"]["document"]);
+  EXPECT_EQ(str((*answer)["attachment"]["name"]), "document");
+  EXPECT_EQ((*answer)["attachment"]["bytes"], signed_doc.size());
+  EXPECT_NE(signed_doc.find(std::string(150000, '"')), std::string::npos);
+  const auto ok = xmlsec_verify(signed_doc);
+  EXPECT_EQ(ok.status, 0) << ok.err;
+
+  // verify.xml's result has no document: its answer is plain JSON.
+  c().send("verify.xml", {{"document", wstr(signed_doc)}}, "document");
+  const auto verified = c().receive(std::chrono::seconds(30));
+  ASSERT_TRUE(verified.has_value());
+  EXPECT_FALSE(verified->contains("attachment"));
+  EXPECT_TRUE((*verified)["result"]["valid"].get<bool>()) << verified->dump();
+}
+
 TEST_F(Documents, PrescriptionOfAnAllowedProfessionalIsSignedAndASecondSignatureKeepsTheFirstValid) {
   const Json r = sign_prescription(kPhysician, prescription());
   EXPECT_TRUE(r["decision"]["allowed"].get<bool>());
