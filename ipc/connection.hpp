@@ -16,8 +16,9 @@
 namespace kortti::ipc {
 
 // One client connection: reads newline-delimited requests (and their
-// attachments) within the size limit, keeps at most max_inflight of them running (then stops reading until
-// one finishes), and writes answers and events in order.
+// attachments) within the size limit, keeps at most max_inflight of them
+// running (then stops reading until one finishes), and writes answers and
+// events in order.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Core& core, boost::asio::local::stream_protocol::socket socket, std::uint64_t id);
