@@ -13,6 +13,7 @@
 #include "common/error.hpp"
 #include "common/openssl.hpp"
 #include "signature/signature.hpp"
+#include "signature/signer_key.hpp"
 
 namespace kortti::signature {
 
@@ -160,15 +161,11 @@ std::string digest_name_of(CMS_SignerInfo* si) {
 
 PreparedCms prepare_cms(const CmsInput& input, ByteView certificate_der, const std::vector<Bytes>& chain,
                         SystemTime now) {
-  X509Ptr cert = parse_certificate(certificate_der);
-  if (!cert) throw Error(Errc::unsupported, "the signing certificate is not DER");
-  EVP_PKEY* key = X509_get0_pubkey(cert.get());
-  const int type = key != nullptr ? EVP_PKEY_get_base_id(key) : 0;
-  if (type != EVP_PKEY_RSA && type != EVP_PKEY_EC)
-    throw Error(Errc::unsupported, "CMS signatures need an RSA or EC key");
-  if ((type == EVP_PKEY_EC) != (input.scheme == SignatureScheme::ecdsa))
-    throw Error(Errc::unsupported, type == EVP_PKEY_EC ? "an EC key signs with ecdsa only"
-                                                       : "an RSA key signs with pkcs1 or pss, not ecdsa");
+  const SignerKey signer = signer_key(certificate_der, "CMS signatures");
+  const bool ec = signer.kind == KeyKind::ec;
+  if (ec != (input.scheme == SignatureScheme::ecdsa))
+    throw Error(Errc::unsupported,
+                ec ? "an EC key signs with ecdsa only" : "an RSA key signs with pkcs1 or pss, not ecdsa");
   const bool from_digest = !input.content.has_value();
   if (from_digest && !input.detached)
     throw Error(Errc::invalid_params, "a signature over a digest is detached: the content is not there to attach");
@@ -182,7 +179,8 @@ PreparedCms prepare_cms(const CmsInput& input, ByteView certificate_der, const s
   if (!cms) fail("cannot start a CMS structure");
   // The public key stands in for the private one: CMS_PARTIAL never signs,
   // and CMS_CADES adds signingCertificateV2 (ESS, SHA-256 of the certificate).
-  CMS_SignerInfo* si = CMS_add1_signer(cms.get(), cert.get(), key, md, CMS_PARTIAL | CMS_NOSMIMECAP | CMS_CADES);
+  CMS_SignerInfo* si =
+      CMS_add1_signer(cms.get(), signer.certificate.get(), signer.key, md, CMS_PARTIAL | CMS_NOSMIMECAP | CMS_CADES);
   if (si == nullptr) fail("cannot add the signer");
   for (const Bytes& der : chain) {
     X509Ptr c = parse_certificate(der);

@@ -19,6 +19,7 @@
 #include "common/encoding.hpp"
 #include "common/error.hpp"
 #include "common/openssl.hpp"
+#include "signature/signer_key.hpp"
 #include "signature/xml_document.hpp"
 
 namespace kortti::signature {
@@ -161,16 +162,11 @@ std::string PreparedXml::finish(ByteView signature) {
 PreparedXml prepare_xml(std::string_view document, Profile profile, ByteView certificate_der, const XmlOptions& options,
                         SystemTime now) {
   initialise();
-  X509Ptr cert = parse_certificate(certificate_der);
-  if (!cert) throw Error(Errc::unsupported, "the signing certificate is not DER");
-  EVP_PKEY* key = X509_get0_pubkey(cert.get());
-  const int type = key != nullptr ? EVP_PKEY_get_base_id(key) : 0;
-  if (type != EVP_PKEY_RSA && type != EVP_PKEY_EC)
-    throw Error(Errc::unsupported, "XML signatures need an RSA or EC key");
+  const SignerKey signer = signer_key(certificate_der, "XML signatures");
 
   auto impl = std::make_unique<PreparedXml::Impl>();
-  impl->kind = type == EVP_PKEY_RSA ? KeyKind::rsa : KeyKind::ec;
-  impl->ec_half = static_cast<std::size_t>((EVP_PKEY_get_bits(key) + 7) / 8);
+  impl->kind = signer.kind;
+  impl->ec_half = static_cast<std::size_t>((EVP_PKEY_get_bits(signer.key) + 7) / 8);
   const Algorithms alg =
       algorithms_for(impl->kind, impl->kind == KeyKind::rsa ? options.rsa_digest : options.ec_digest);
   impl->algorithm = alg.digest_algorithm;
