@@ -10,6 +10,7 @@
 #include "common/openssl.hpp"
 #include "signature/signature.hpp"
 #include "tests/support/support.hpp"
+#include "tests/support/thrown.hpp"
 
 namespace kortti::test {
 namespace {
@@ -132,34 +133,27 @@ TEST(CmsSignature, ASchemeThatDoesNotFitTheKeyIsRefused) {
   input.content = kContent;
   input.scheme = SignatureScheme::ecdsa;
   const Signer s = signer("physician");
-  try {
-    (void)signature::prepare_cms(input, s.certificate, s.chain);
-    FAIL() << "an RSA key was accepted for ecdsa";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Errc::unsupported);
-  }
+  const auto e = thrown<Error>([&] { (void)signature::prepare_cms(input, s.certificate, s.chain); },
+                               "an RSA key was accepted for ecdsa");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code(), Errc::unsupported);
 }
 
 TEST(CmsSignature, AnAttachedSignatureFromADigestIsRefused) {
   CmsInput input;
   input.content_digest = digest(DigestAlgorithm::sha256, kContent);
   const Signer s = signer("physician");
-  try {
-    (void)signature::prepare_cms(input, s.certificate, s.chain);
-    FAIL() << "attached without content";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Errc::invalid_params);
-  }
+  const auto e =
+      thrown<Error>([&] { (void)signature::prepare_cms(input, s.certificate, s.chain); }, "attached without content");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code(), Errc::invalid_params);
 }
 
 TEST(CmsSignature, BytesThatAreNotCmsAreRefused) {
-  try {
-    (void)signature::verify_cms(kContent, {}, {});
-    FAIL() << "accepted";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Errc::document_invalid);
-    EXPECT_EQ(e.detail, "not_cms");
-  }
+  const auto e = thrown<Error>([&] { (void)signature::verify_cms(kContent, {}, {}); }, "accepted");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code(), Errc::document_invalid);
+  EXPECT_EQ(e->detail, "not_cms");
 }
 
 TEST(CmsSignature, ASignatureByAnotherKeyFailsItsValue) {

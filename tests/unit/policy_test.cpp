@@ -9,6 +9,7 @@
 #include "common/openssl.hpp"
 #include "policy/policy.hpp"
 #include "tests/support/support.hpp"
+#include "tests/support/thrown.hpp"
 
 namespace kortti::policy {
 namespace {
@@ -79,12 +80,13 @@ TEST(Identity, MappingSourcesAreChecked) {
 }
 
 TEST(Identity, NotACertificateIsCertificateInvalid) {
-  try {
-    (void)read_identity(Bytes{0x30, 0x03, 0x02, 0x01, 0x01}, IdentityMapping{});
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Errc::certificate_invalid);
-  }
+  const auto e = test::thrown<Error>(
+      [&] {
+        (void)read_identity(Bytes{0x30, 0x03, 0x02, 0x01, 0x01}, IdentityMapping{});
+      },
+      "no error");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code(), Errc::certificate_invalid);
 }
 
 RevocationOptions no_revocation() {
