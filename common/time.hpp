@@ -15,7 +15,16 @@ std::string to_rfc3339(SystemTime t);
 std::string to_rfc3339_local(SystemTime t);
 // The date (YYYY-MM-DD) in the local time zone.
 std::string local_date(SystemTime t);
-// Accepts Z or a numeric offset, optional fractional seconds.
+// A day of the Gregorian calendar: month 1-12, day within that month's
+// length (29 February in leap years only).
+bool valid_date(int year, int month, int day) noexcept;
+// Exactly YYYY-MM-DD, digits only, and a day of the calendar.
+bool is_date(std::string_view text) noexcept;
+// RFC 3339 date-time: Z or a numeric offset (hours 00-23, minutes 00-59),
+// optional fractional seconds. Strict: a day of the calendar, hours 00-23,
+// minutes and seconds 00-59. A leap second (:60) is refused: none has been
+// inserted since 2016, none is scheduled, and a :60 in our inputs is far more
+// likely a broken generator than a real one.
 std::optional<SystemTime> parse_rfc3339(std::string_view text);
 
 }  // namespace kortti

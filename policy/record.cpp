@@ -30,20 +30,17 @@ std::string text(const J& j, const char* key, const std::string& field, bool req
   return as_string(*it);
 }
 
-bool is_date(const std::string& s) {
-  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
-  for (std::size_t i : {0, 1, 2, 3, 5, 6, 8, 9})
-    if (s[i] < '0' || s[i] > '9') return false;
-  const int month = std::stoi(s.substr(5, 2)), day = std::stoi(s.substr(8, 2));
-  return month >= 1 && month <= 12 && day >= 1 && day <= 31;
-}
-
 template <class J>
 std::optional<std::string> date(const J& j, const char* key, const std::string& field) {
-  std::string v = text(j, key, field, false);
+  const std::string v = text(j, key, field, false);
   if (v.empty()) return std::nullopt;
-  // Full RFC 3339 times are accepted; only their date counts.
-  if (v.size() > 10 && v[10] == 'T') v = v.substr(0, 10);
+  // A full RFC 3339 time is accepted, and only its date counts; but the
+  // whole of it must be a real time, or a generator that writes 25:00 or
+  // 30 February would pass unnoticed.
+  if (v.size() > 10 && v[10] == 'T') {
+    if (!parse_rfc3339(v)) bad(field, "must be a date (YYYY-MM-DD) or an RFC 3339 time, not '" + v + "'");
+    return v.substr(0, 10);
+  }
   if (!is_date(v)) bad(field, "must be a date (YYYY-MM-DD), not '" + v + "'");
   return v;
 }

@@ -106,6 +106,7 @@ TEST_P(BadImport, IsRejectedWithItsLineAndTheOldSetStays) {
   const auto r = registry_command(d.daemon(), {"import", (dir / "extract.jsonl").string()});
   EXPECT_EQ(r.status, 65) << r.err;
   EXPECT_NE(r.err.find(GetParam().message), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find((dir / "extract.jsonl").string() + ": "), std::string::npos) << "names the file: " << r.err;
   EXPECT_NE(r.err.find("nothing was changed"), std::string::npos) << r.err;
 
   const Json after = c->call("system.status")["registry"];
@@ -132,6 +133,27 @@ INSTANTIATE_TEST_SUITE_P(
                 professional_line("55500001", "x") + "\n" +
                     R"({"registration_number":"2","rights":[{"code":"001","valid_from":"1.1.2020"}]})",
                 "line 2: rights[0].valid_from: must be a date (YYYY-MM-DD), not '1.1.2020'"},
+        BadFile{"DayTheCalendarDoesNotHave",
+                professional_line("55500001", "x") + "\n" +
+                    R"({"registration_number":"2","rights":[{"code":"001","valid_from":"2026-02-30"}]})",
+                "line 2: rights[0].valid_from: must be a date (YYYY-MM-DD), not '2026-02-30'"},
+        BadFile{"TwentyNinthOfFebruaryInACommonYear",
+                professional_line("55500001", "x") + "\n" +
+                    R"({"registration_number":"2","rights":[{"code":"001","valid_to":"2026-02-29"}]})",
+                "line 2: rights[0].valid_to: must be a date (YYYY-MM-DD), not '2026-02-29'"},
+        BadFile{"MonthThirteen",
+                professional_line("55500001", "x") + "\n" +
+                    R"({"registration_number":"2","restrictions":[{"target":"10","valid_to":"2026-13-01"}]})",
+                "line 2: restrictions[0].valid_to: must be a date (YYYY-MM-DD), not '2026-13-01'"},
+        BadFile{"HourTwentyFive",
+                professional_line("55500001", "x") + "\n" + professional_line("55500002", "x") + "\n" +
+                    R"({"registration_number":"3","rights":[{"code":"001","valid_from":"2026-02-28T25:00:00+02:00"}]})",
+                "line 3: rights[0].valid_from: must be a date (YYYY-MM-DD) or an RFC 3339 time, not "
+                "'2026-02-28T25:00:00+02:00'"},
+        BadFile{"MinuteSixty",
+                professional_line("55500001", "x") + "\n" +
+                    R"({"registration_number":"2","rights":[{"code":"001","valid_from":"2026-02-28T10:60:00Z"}]})",
+                "line 2: rights[0].valid_from: must be a date (YYYY-MM-DD) or an RFC 3339 time"},
         BadFile{"RestrictionTargetNotACode",
                 professional_line("55500001", "x") + "\n" +
                     R"({"registration_number":"2","restrictions":[{"target":"prescribing"}]})",

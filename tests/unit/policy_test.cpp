@@ -215,6 +215,36 @@ TEST(Record, ErrorsNameTheField) {
   EXPECT_EQ(error(R"({"registration_number":"1","name":"A B"})"), "name: must be an object with given and family");
 }
 
+// docs/policy.md: a bad date rejects the file. Days the calendar does not
+// have, and full times whose clock part is impossible, are bad dates.
+TEST(Record, ImpossibleDatesAreRefusedWithTheField) {
+  auto error = [](const std::string& field, const std::string& value) {
+    const std::string line = R"({"registration_number":"1","rights":[{"code":"1",")" + field + R"(":")" + value +
+                             R"("}],"restrictions":[{"target":"10",")" + field + R"(":")" + value + R"("}]})";
+    try {
+      (void)parse_professional(std::string_view(line));
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  for (const char* bad : {"2026-02-30", "2026-02-29", "2026-13-01", "2026-04-31", "2026-00-01", "2026-01-00"})
+    EXPECT_EQ(error("valid_from", bad),
+              "rights[0].valid_from: must be a date (YYYY-MM-DD), not '" + std::string(bad) + "'");
+  for (const char* bad : {"2026-02-28T25:00:00Z", "2026-02-28T23:60:00Z", "2026-02-28T23:59:60Z",
+                          "2026-02-30T00:00:00Z", "2026-02-28T10:00:00+25:00", "2026-02-28T25:00"})
+    EXPECT_EQ(error("valid_to", bad),
+              "rights[0].valid_to: must be a date (YYYY-MM-DD) or an RFC 3339 time, not '" + std::string(bad) + "'");
+  EXPECT_EQ(error("valid_from", "2024-02-29"), "no error");
+  EXPECT_EQ(error("valid_to", "2024-02-29T23:59:59+02:00"), "no error");
+}
+
+TEST(Record, CodeSetEntriesHaveTheSameStrictDates) {
+  EXPECT_THROW((void)parse_code_entry(Json::parse(R"({"code":"1","name":"x","valid_to":"2026-02-30"})")),
+               std::invalid_argument);
+  EXPECT_NO_THROW((void)parse_code_entry(Json::parse(R"({"code":"1","name":"x","valid_to":"2026-02-28"})")));
+}
+
 // --- the rules, for what the daemon tests cannot arrange ---
 
 const SystemTime kNow = std::chrono::system_clock::now();

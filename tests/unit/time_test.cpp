@@ -28,6 +28,34 @@ TEST(Rfc3339, RejectsMalformed) {
 namespace kortti {
 namespace {
 
+// Registry extracts carry dates and times a generator wrote; an impossible
+// one must be refused, not rolled over by timegm() into another day.
+TEST(Time, DatesMustBeDaysOfTheCalendar) {
+  for (const char* good :
+       {"2026-01-31", "2026-02-28", "2024-02-29", "2000-02-29", "2026-04-30", "2026-12-31", "0001-01-01", "9999-12-31"})
+    EXPECT_TRUE(is_date(good)) << good;
+  for (const char* bad : {"2026-02-29", "1900-02-29", "2026-02-30", "2026-04-31", "2026-06-31", "2026-13-01",
+                          "2026-00-10", "2026-01-00", "2026-01-32", "2026-1-01", "2026-01-1", "+026-01-01",
+                          " 2026-01-01", "2026-01-01 ", "2026/01/01", "2026-+1-01", "2026-01-+1", "", "2026-01-01T"})
+    EXPECT_FALSE(is_date(bad)) << bad;
+  EXPECT_TRUE(valid_date(2024, 2, 29));
+  EXPECT_FALSE(valid_date(2100, 2, 29));
+  EXPECT_FALSE(valid_date(2026, 9, 31));
+}
+
+TEST(Time, Rfc3339TimesMustBeRealTimes) {
+  for (const char* good : {"2024-02-29T23:59:59Z", "2026-02-28T00:00:00+02:00", "2026-02-28T12:30:00-00:00",
+                           "2026-02-28T12:30:00.5+23:59", "2026-02-28T12:30:00z"})
+    EXPECT_TRUE(parse_rfc3339(good).has_value()) << good;
+  for (const char* bad :
+       {"2026-02-30T10:00:00Z", "2026-02-29T10:00:00Z", "2026-04-31T10:00:00Z", "2026-13-01T10:00:00Z",
+        "2026-02-28T25:00:00Z", "2026-02-28T24:00:00Z", "2026-02-28T23:60:00Z", "2026-02-28T23:59:60Z",
+        "2026-02-28T23:59:61Z", "2026-02-28T10:00:00+24:00", "2026-02-28T10:00:00+02:60", "2026-02-28T10:00:00+2:00",
+        "2026-02-28T+1:00:00Z", "2026-02-28T 1:00:00Z", "2026-02-28T10:-1:00Z", "2026-02-28T10:00:00+-2:00",
+        "2026-02-28T10:00Z", "2026-02-28T10:00:00+02:00junk"})
+    EXPECT_FALSE(parse_rfc3339(bad).has_value()) << bad;
+}
+
 TEST(Time, LocalRfc3339CarriesTheZoneOffset) {
   const char* old = std::getenv("TZ");
   const std::string saved = old != nullptr ? old : "";
