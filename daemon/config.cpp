@@ -344,17 +344,31 @@ Config load_config(const std::string& path) {
     r.seconds(t, "trust", "clock_skew_s", c.trust.clock_skew, 0, 86400);
   }
   if (const auto* t = r.section("revocation")) {
-    r.check_keys(
-        *t, "revocation",
-        {"ocsp", "crl", "ocsp_url", "ocsp_nonce", "timeout_s", "max_cache_s", "crl_files", "crl_fetch", "fail_mode"});
+    r.check_keys(*t, "revocation",
+                 {"ocsp", "crl", "ocsp_url", "ocsp_nonce", "timeout_s", "max_cache_s", "crl_files", "crl_fetch",
+                  "crl_retry_after_s", "fail_mode"});
     r.boolean(t, "revocation", "ocsp", c.revocation.ocsp);
     r.boolean(t, "revocation", "crl", c.revocation.crl);
     r.string(t, "revocation", "ocsp_url", c.revocation.ocsp_url);
-    r.boolean(t, "revocation", "ocsp_nonce", c.revocation.ocsp_nonce);
+    // The boolean is the setting's first form: true promised "the answer
+    // must echo it", which is "required"; false sent no nonce.
+    if (const auto* n = r.node(t, "ocsp_nonce"); n != nullptr && n->is_boolean()) {
+      c.revocation.ocsp_nonce = n->as_boolean()->get() ? policy::OcspNonce::required : policy::OcspNonce::off;
+    } else if (n != nullptr && !n->is_string()) {
+      r.problem(n, "revocation.ocsp_nonce", "must be \"required\", \"if_present\" or \"off\"");
+    } else {
+      std::string nonce;
+      r.string(t, "revocation", "ocsp_nonce", nonce, {"required", "if_present", "off"});
+      if (!nonce.empty())
+        c.revocation.ocsp_nonce = nonce == "required"     ? policy::OcspNonce::required
+                                  : nonce == "if_present" ? policy::OcspNonce::if_present
+                                                          : policy::OcspNonce::off;
+    }
     r.seconds(t, "revocation", "timeout_s", c.revocation.timeout, 1, 120);
     r.seconds(t, "revocation", "max_cache_s", c.revocation.max_cache, 0, 7 * 86400);
     r.strings(t, "revocation", "crl_files", c.revocation.crl_files);
     r.boolean(t, "revocation", "crl_fetch", c.revocation.crl_fetch);
+    r.seconds(t, "revocation", "crl_retry_after_s", c.revocation.crl_retry_after, 0, 86400);
     if (const auto* modes = r.subtable(t, "revocation", "fail_mode")) {
       r.check_keys(*modes, "revocation.fail_mode", {"authenticate", "sign_document", "sign_prescription"});
       const std::pair<const char*, policy::Action> actions[] = {

@@ -12,6 +12,7 @@ namespace kortti::policy {
 namespace {
 
 constexpr std::string_view kFileScheme = "file://";
+constexpr std::size_t kMaxCrlBytes = 10 * 1024 * 1024;
 
 X509CrlPtr parse_crl(BIO* bio) {
   X509CrlPtr crl(PEM_read_bio_X509_CRL(bio, nullptr, nullptr, nullptr));
@@ -73,26 +74,54 @@ X509CrlPtr CrlClient::load(const std::string& source, SystemTime now, bool& cach
       cached = true;
       return X509CrlPtr(X509_CRL_dup(it->second.crl.get()));
     }
+    // Checks run one after another on the policy thread: a host that failed
+    // a moment ago would make each of them wait out the timeout again.
+    if (auto it = failed_.find(source); it != failed_.end()) {
+      if (now < it->second.until) {
+        why_not = it->second.why + "; not tried again before " + to_rfc3339(it->second.until);
+        return nullptr;
+      }
+      failed_.erase(it);
+    }
   }
   X509CrlPtr crl;
   if (is_file) {
     BioPtr bio(BIO_new_file(path.c_str(), "rb"));
     if (bio) crl = parse_crl(bio.get());
+    ERR_clear_error();
+    if (!crl) {
+      why_not = "no CRL could be read from " + source;
+      return nullptr;
+    }
   } else {
+    // RFC 5280 serves CRLs over HTTP as DER. Asking OpenSSL for ASN.1 makes
+    // it read the whole body itself, under the timeout, which then bounds
+    // the whole download (connect, request, every byte of the answer): a
+    // host that trickles is cut off like one that never answers.
     BIO* body = OSSL_HTTP_get(source.c_str(), nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr,
-                              0, 10 * 1024 * 1024, static_cast<int>(options_.timeout.count()));
+                              1, kMaxCrlBytes, static_cast<int>(options_.timeout.count()));
     if (body != nullptr) {
-      crl = parse_crl(body);
+      crl.reset(d2i_X509_CRL_bio(body, nullptr));
       BIO_free_all(body);
+      if (!crl) why_not = "what " + source + " sent is not a DER CRL";
+    } else {
+      why_not = "no CRL could be downloaded from " + source + " within " + std::to_string(options_.timeout.count()) +
+                " s: " + openssl_error("no answer");
+    }
+    ERR_clear_error();
+    if (!crl) {
+      if (options_.crl_retry_after.count() > 0) {
+        std::lock_guard lock(mutex_);
+        failed_[source] = {why_not, now + options_.crl_retry_after};
+      }
+      return nullptr;
     }
   }
-  ERR_clear_error();
-  if (!crl) {
-    why_not = "no CRL could be read from " + source;
-    return nullptr;
-  }
   const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get());
-  const SystemTime until = next != nullptr ? to_system_time(next) : now + options_.max_cache;
+  SystemTime until = next != nullptr ? to_system_time(next) : now + options_.max_cache;
+  // A host still serving a CRL past its nextUpdate is not asked again at
+  // every check either.
+  if (!is_file && until <= now) until = now + options_.crl_retry_after;
   std::lock_guard lock(mutex_);
   cache_[key] = {X509CrlPtr(X509_CRL_dup(crl.get())), until};
   cached = false;

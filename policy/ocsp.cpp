@@ -27,7 +27,10 @@ std::string certid_key(OCSP_CERTID* id) {
   return key;
 }
 
-// POSTs the request; the response, or null with why.
+// POSTs the request; the response, or null with why. The timeout bounds the
+// whole exchange: OSSL_HTTP_transfer sets it when opening the connection and
+// reads the ASN.1 answer itself, so a responder that accepts and never
+// answers, or answers a byte at a time, is cut off at `timeout`.
 OcspResponsePtr post(const std::string& url, OCSP_REQUEST* req, std::chrono::seconds timeout, std::string& why_not) {
   char *host = nullptr, *port = nullptr, *path = nullptr;
   int ssl = 0;
@@ -93,7 +96,7 @@ std::optional<Answer> OcspClient::query(X509* leaf, X509* issuer, const std::str
   }
   OcspRequestPtr req(OCSP_REQUEST_new());
   OCSP_request_add0_id(req.get(), OCSP_CERTID_dup(id.get()));
-  if (options_.ocsp_nonce) OCSP_request_add1_nonce(req.get(), nullptr, -1);
+  if (options_.ocsp_nonce != OcspNonce::off) OCSP_request_add1_nonce(req.get(), nullptr, -1);
   OcspResponsePtr response = post(url, req.get(), options_.timeout, why_not);
   if (!response) {
     std::lock_guard lock(mutex_);
@@ -109,11 +112,20 @@ std::optional<Answer> OcspClient::query(X509* leaf, X509* issuer, const std::str
     why_not = "OCSP response has no basic response";
     return std::nullopt;
   }
-  // A nonce we sent must come back unchanged; a responder that sends none
-  // (pre-produced answers) is still held to the freshness check below.
-  if (options_.ocsp_nonce && OCSP_check_nonce(req.get(), basic.get()) == 0) {
-    why_not = "OCSP response nonce does not match the request";
-    return std::nullopt;
+  // Without the echoed nonce an answer could be a replay of an older one,
+  // good until its nextUpdate though the certificate was revoked since.
+  // `if_present` takes it anyway, for responders that pre-produce answers;
+  // it is then held to the freshness check below only.
+  if (options_.ocsp_nonce != OcspNonce::off) {
+    const int nonce = OCSP_check_nonce(req.get(), basic.get());
+    if (nonce == 0) {
+      why_not = "OCSP response nonce does not match the request's";
+      return std::nullopt;
+    }
+    if (nonce == -1 && options_.ocsp_nonce == OcspNonce::required) {
+      why_not = "OCSP response does not echo the request's nonce (revocation.ocsp_nonce = \"required\")";
+      return std::nullopt;
+    }
   }
   if (OCSP_basic_verify(basic.get(), untrusted, store, 0) <= 0) {
     why_not = "OCSP response signature does not verify: " + openssl_error("untrusted responder");

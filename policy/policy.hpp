@@ -80,15 +80,24 @@ struct TrustOptions {
   bool operator==(const TrustOptions&) const = default;
 };
 
+// What an OCSP answer must do with the request's nonce. `required`: echo it
+// (no nonce, or another, is no answer); `if_present`: a nonce that differs is
+// no answer, a missing one is taken (responders that pre-produce answers);
+// `off`: none is sent.
+enum class OcspNonce { required, if_present, off };
+
 struct RevocationOptions {
   bool ocsp = true;
   bool crl = true;
   std::string ocsp_url;  // override the certificate's AIA; empty: use AIA
-  bool ocsp_nonce = true;
-  std::chrono::seconds timeout{5};
+  OcspNonce ocsp_nonce = OcspNonce::required;
+  std::chrono::seconds timeout{5};       // the whole of one OCSP exchange or CRL download
   std::chrono::seconds max_cache{3600};  // for answers without nextUpdate
-  std::vector<std::string> crl_files;
-  bool crl_fetch = true;  // from CRL distribution points (http://, file://)
+  std::vector<std::string> crl_files;    // files, or http:// URLs
+  bool crl_fetch = true;                 // from CRL distribution points (http://, file://)
+  // A CRL URL that gave nothing is not downloaded again for this long, so a
+  // dead or slow host costs one timeout, not one per check.
+  std::chrono::seconds crl_retry_after{60};
   std::map<Action, FailMode> fail_mode{{Action::authenticate, FailMode::soft},
                                        {Action::sign_document, FailMode::hard},
                                        {Action::sign_prescription, FailMode::hard}};
@@ -287,7 +296,6 @@ struct Decision {
 Decision evaluate(const Rules& rules, Action action, const std::optional<Identity>& identity,
                   const std::optional<ValidationResult>& certificate, const Registry::Lookup& lookup,
                   const Context& context, SystemTime now, const std::string& today);
-
 
 // --- the service the daemon uses ---
 

@@ -68,6 +68,11 @@ class CrlClient {
     SystemTime until;
   };
   std::map<std::string, Cached> cache_;  // by URL
+  struct Failed {
+    std::string why;
+    SystemTime until;
+  };
+  std::map<std::string, Failed> failed_;  // by URL: downloads that gave no CRL
 };
 
 SystemTime to_system_time(const ASN1_TIME* t);

@@ -1,6 +1,11 @@
 // Revocation against real peers: `openssl ocsp` responders answering from the
-// test CAs' databases, CRLs the CAs signed, and a port nobody listens on.
+// test CAs' databases, CRLs the CAs signed, and a port nobody listens on; and
+// against test doubles (peer_doubles.hpp) for peers that misbehave in ways
+// `openssl ocsp` cannot: no nonce in the answer, no answer, a slow answer.
 
+#include <openssl/ocsp.h>
+
+#include "tests/policy/peer_doubles.hpp"
 #include "tests/policy/policy_fixture.hpp"
 
 namespace kortti::test {
@@ -166,6 +171,178 @@ TEST_F(Revocation, OcspSignedByAResponderOfAnotherCaIsRejected) {
   EXPECT_NE(str(j["certificate"]["revocation"]["reason"]).find("signature does not verify"), std::string::npos)
       << j.dump(2);
   EXPECT_EQ(wrong.requests(), 1);
+}
+
+// An answer `openssl ocsp` made, as a responder for the RSA CA, to a request
+// for `person`'s signing certificate that carried no nonce, or a nonce of
+// its own (not the one korttid will send).
+Bytes prepared_ocsp_answer(const std::string& person, bool with_nonce) {
+  TempDir dir;
+  const fs::path pki = pki_dir();
+  auto r = run({"openssl", "ocsp", "-issuer", (pki / "ca" / "hc-rsa.pem").string(), "-cert",
+                (pki / "people" / person / "sign.pem").string(), with_nonce ? "-nonce" : "-no_nonce", "-reqout",
+                (dir / "request.der").string()});
+  if (r.status != 0) throw std::runtime_error("openssl ocsp -reqout: " + r.err);
+  r = run({"openssl", "ocsp", "-index", (pki / "ca" / "hc-rsa" / "index.txt").string(), "-CA",
+           (pki / "ca" / "hc-rsa.pem").string(), "-rsigner", (pki / "ocsp" / "hc-rsa.pem").string(), "-rkey",
+           (pki / "ocsp" / "hc-rsa.key").string(), "-reqin", (dir / "request.der").string(), "-respout",
+           (dir / "response.der").string(), "-nmin", "10"});
+  if (r.status != 0) throw std::runtime_error("openssl ocsp -respout: " + r.err);
+  return read_bytes(dir / "response.der");
+}
+
+bool has_nonce(const Bytes& request_der) {
+  const unsigned char* p = request_der.data();
+  OCSP_REQUEST* req = d2i_OCSP_REQUEST(nullptr, &p, static_cast<long>(request_der.size()));
+  if (req == nullptr) throw std::runtime_error("korttid sent something that is not an OCSP request");
+  const bool found = OCSP_REQUEST_get_ext_by_NID(req, NID_id_pkix_OCSP_Nonce, -1) >= 0;
+  OCSP_REQUEST_free(req);
+  return found;
+}
+
+// docs/configuration.md: ocsp_nonce "required" (the default, and what the old
+// `true` means) takes only an answer that echoes the nonce.
+TEST_F(Revocation, OcspAnswerWithoutTheNonceIsRefusedWhenTheNonceIsRequired) {
+  for (const std::string setting : {"", "ocsp_nonce = true\n", "ocsp_nonce = \"required\"\n"}) {
+    SCOPED_TRACE(setting.empty() ? "default" : setting);
+    PeerDouble responder(PeerDouble::Behaviour::replay, prepared_ocsp_answer("physician", false));
+    auto& d = start({"physician/sign"}, "crl = false\nocsp_url = \"" + responder.url() + "\"\n" + setting);
+    const Json j = d.check_cert(1, "sign.prescription", prescription());
+    EXPECT_FALSE(j["allowed"].get<bool>()) << j.dump(2);
+    EXPECT_EQ(codes(j["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"});
+    const Json& r = j["certificate"]["revocation"];
+    EXPECT_EQ(str(r["status"]), "unavailable");
+    EXPECT_NE(str(r["reason"]).find("OCSP response does not echo the request's nonce"), std::string::npos) << j.dump(2);
+    ASSERT_EQ(responder.connections(), 1);
+    EXPECT_TRUE(has_nonce(responder.last_request()));
+  }
+}
+
+TEST_F(Revocation, OcspAnswerWithoutTheNonceIsTakenWhenTheNonceIsOnlyCheckedIfPresent) {
+  PeerDouble responder(PeerDouble::Behaviour::replay, prepared_ocsp_answer("physician", false));
+  auto& d =
+      start({"physician/sign"}, "crl = false\nocsp_nonce = \"if_present\"\nocsp_url = \"" + responder.url() + "\"\n");
+  const Json j = d.check_cert(1, "sign.prescription", prescription());
+  EXPECT_TRUE(j["allowed"].get<bool>()) << j.dump(2);
+  EXPECT_EQ(str(j["certificate"]["revocation"]["method"]), "ocsp");
+  EXPECT_EQ(str(j["certificate"]["revocation"]["status"]), "good");
+  ASSERT_EQ(responder.connections(), 1);
+  EXPECT_TRUE(has_nonce(responder.last_request()));
+}
+
+TEST_F(Revocation, OcspAnswerWithAnotherNonceIsRefusedUnlessNoncesAreOff) {
+  for (const std::string mode : {"required", "if_present", "off"}) {
+    SCOPED_TRACE(mode);
+    PeerDouble responder(PeerDouble::Behaviour::replay, prepared_ocsp_answer("physician", true));
+    auto& d = start({"physician/sign"},
+                    "crl = false\nocsp_nonce = \"" + mode + "\"\nocsp_url = \"" + responder.url() + "\"\n");
+    const Json j = d.check_cert(1, "sign.prescription", prescription());
+    if (mode == "off") {
+      // No nonce sent: there is nothing to compare the answer's with.
+      EXPECT_TRUE(j["allowed"].get<bool>()) << j.dump(2);
+      EXPECT_EQ(str(j["certificate"]["revocation"]["status"]), "good");
+    } else {
+      EXPECT_EQ(codes(j["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << j.dump(2);
+      EXPECT_NE(str(j["certificate"]["revocation"]["reason"]).find("nonce does not match"), std::string::npos)
+          << j.dump(2);
+    }
+    ASSERT_EQ(responder.connections(), 1);
+    EXPECT_EQ(has_nonce(responder.last_request()), mode != "off");
+  }
+}
+
+TEST_F(Revocation, OcspNonceOffSendsNoneAndTheRealResponderStillAnswers) {
+  OcspResponder rsa("hc-rsa");
+  auto& d = start({"physician/sign"}, "crl = false\nocsp_nonce = \"off\"\n");
+  const Json j = d.check_cert(1, "sign.prescription", prescription());
+  EXPECT_TRUE(j["allowed"].get<bool>()) << j.dump(2);
+  EXPECT_EQ(str(j["certificate"]["revocation"]["status"]), "good");
+  EXPECT_EQ(rsa.requests(), 1);
+}
+
+// A responder that takes the connection and never answers costs one
+// timeout: korttid hangs up on it, and the next check does not call again.
+TEST_F(Revocation, OcspResponderThatNeverAnswersIsCutOffAndNotAskedAgain) {
+  PeerDouble responder(PeerDouble::Behaviour::silent);
+  auto& d = start({"physician/sign"}, "crl = false\ntimeout_s = 1\nocsp_url = \"" + responder.url() + "\"\n");
+  const Json first = d.check_cert(1, "sign.prescription", prescription());
+  EXPECT_EQ(codes(first["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << first.dump(2);
+  EXPECT_EQ(str(first["certificate"]["revocation"]["fail_mode"]), "hard-fail");
+  EXPECT_EQ(responder.wait_hung_up(1), 1) << "korttid gave up on the responder";
+
+  const Json second = d.check_cert(1, "sign.prescription", prescription());
+  EXPECT_EQ(codes(second["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << second.dump(2);
+  EXPECT_EQ(responder.connections(), 1);
+}
+
+// Over HTTP a CRL is DER (RFC 5280), read whole within the budget, and kept
+// until its nextUpdate.
+TEST_F(Revocation, CrlDownloadedOverHttpDecidesAndIsKept) {
+  TempDir dir;
+  auto r = run({"openssl", "crl", "-in", (pki_dir() / "ca" / "hc-rsa" / "crl.pem").string(), "-outform", "DER", "-out",
+                (dir / "crl.der").string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  PeerDouble host(PeerDouble::Behaviour::replay, read_bytes(dir / "crl.der"), "application/pkix-crl");
+  auto& d =
+      start({"revoked/sign"}, "ocsp = false\ncrl_fetch = false\ncrl_files = [\"" + host.url("/hc-rsa.crl") + "\"]\n");
+  for (int check = 0; check < 2; ++check) {
+    const Json j = d.check_cert(1, "sign.prescription", prescription());
+    EXPECT_EQ(codes(j["reasons"]), std::vector<std::string>{"certificate_revoked"}) << j.dump(2);
+    EXPECT_EQ(str(j["certificate"]["revocation"]["source"]), host.url("/hc-rsa.crl"));
+    EXPECT_EQ(j["certificate"]["revocation"]["cached"].get<bool>(), check == 1);
+  }
+  EXPECT_EQ(host.connections(), 1);
+}
+
+// The stall of the review: a CRL host that never answers held every check
+// behind it for the full timeout. Now it is remembered for crl_retry_after_s.
+TEST_F(Revocation, CrlHostThatNeverAnswersIsCutOffAndNotAskedAgain) {
+  PeerDouble host(PeerDouble::Behaviour::silent);
+  auto& d = start({"physician/sign"}, "ocsp = false\ncrl_fetch = false\ntimeout_s = 1\ncrl_files = [\"" +
+                                          host.url("/hc-rsa.crl") + "\"]\n");
+  const Json first = d.check_cert(1, "sign.prescription", prescription());
+  EXPECT_EQ(codes(first["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << first.dump(2);
+  EXPECT_EQ(host.wait_hung_up(1), 1) << "korttid gave up on the CRL host";
+
+  const Json second = d.check_cert(1, "sign.prescription", prescription());
+  EXPECT_EQ(codes(second["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << second.dump(2);
+  EXPECT_NE(str(second["certificate"]["revocation"]["reason"]).find("not tried again before"), std::string::npos)
+      << second.dump(2);
+  EXPECT_EQ(host.connections(), 1);
+}
+
+// A host that sends a byte a second never trips a connect or idle timeout;
+// the download's total budget (timeout_s) cuts it off. Soft-fail here, so the
+// outcome is the soft one, and again without a second download.
+TEST_F(Revocation, CrlHostThatTricklesIsCutOffByTheTotalBudget) {
+  PeerDouble host(PeerDouble::Behaviour::trickle);
+  auto& d = start({"physician/sign"}, "ocsp = false\ncrl_fetch = false\ntimeout_s = 1\ncrl_files = [\"" +
+                                          host.url("/hc-rsa.crl") +
+                                          "\"]\n[revocation.fail_mode]\nsign_prescription = \"soft-fail\"\n");
+  for (int check = 0; check < 2; ++check) {
+    const Json j = d.check_cert(1, "sign.prescription", prescription());
+    EXPECT_TRUE(j["allowed"].get<bool>()) << j.dump(2);
+    EXPECT_EQ(codes(j["warnings"]), std::vector<std::string>{"revocation_soft_fail"}) << j.dump(2);
+    EXPECT_EQ(str(j["certificate"]["revocation"]["fail_mode"]), "soft-fail");
+    if (check == 0) {
+      EXPECT_EQ(host.wait_hung_up(1), 1) << "korttid cut the trickle off";
+    }
+  }
+  EXPECT_EQ(host.connections(), 1);
+}
+
+TEST_F(Revocation, CrlRetryAfterZeroTriesAFailedHostAgainAtOnce) {
+  PeerDouble host(PeerDouble::Behaviour::silent);
+  auto& d = start({"physician/sign"},
+                  "ocsp = false\ncrl_fetch = false\ntimeout_s = 1\ncrl_retry_after_s = 0\n"
+                  "crl_files = [\"" +
+                      host.url("/hc-rsa.crl") + "\"]\n");
+  for (int check = 0; check < 2; ++check) {
+    const Json j = d.check_cert(1, "sign.prescription", prescription());
+    EXPECT_EQ(codes(j["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << j.dump(2);
+    EXPECT_EQ(host.wait_hung_up(check + 1), check + 1);
+  }
+  EXPECT_EQ(host.connections(), 2);
 }
 
 }  // namespace

@@ -178,11 +178,12 @@ clock_skew_s = 60
 [revocation]
 ocsp = false
 ocsp_url = "http://127.0.0.1:1/"
-ocsp_nonce = false
+ocsp_nonce = "if_present"
 timeout_s = 2
 max_cache_s = 600
 crl_files = ["/c1.pem", "/c2.pem"]
 crl_fetch = false
+crl_retry_after_s = 300
 [revocation.fail_mode]
 sign_prescription = "soft-fail"
 authenticate = "hard-fail"
@@ -206,7 +207,8 @@ card_types = ["professional"]
   EXPECT_EQ(c.trust.clock_skew, std::chrono::seconds(60));
   EXPECT_FALSE(c.revocation.ocsp);
   EXPECT_EQ(c.revocation.ocsp_url, "http://127.0.0.1:1/");
-  EXPECT_FALSE(c.revocation.ocsp_nonce);
+  EXPECT_EQ(c.revocation.ocsp_nonce, policy::OcspNonce::if_present);
+  EXPECT_EQ(c.revocation.crl_retry_after, std::chrono::seconds(300));
   EXPECT_EQ(c.revocation.timeout, std::chrono::seconds(2));
   EXPECT_EQ(c.revocation.max_cache, std::chrono::seconds(600));
   EXPECT_EQ(c.revocation.crl_files, (std::vector<std::string>{"/c1.pem", "/c2.pem"}));
@@ -253,6 +255,37 @@ rights = "001"
     for (const auto& problem : p) found |= problem.find(key) != std::string::npos;
     EXPECT_TRUE(found) << key << " not named in:\n" << ::testing::PrintToString(p);
   }
+}
+
+// docs/configuration.md: the answer must echo the nonce by default, and the
+// old boolean keeps its promise (true: required; false: no nonce sent).
+TEST(Config, OcspNonceModesAndTheOldBooleans) {
+  const std::pair<const char*, policy::OcspNonce> cases[] = {
+      {"", policy::OcspNonce::required},
+      {"ocsp_nonce = true", policy::OcspNonce::required},
+      {"ocsp_nonce = false", policy::OcspNonce::off},
+      {"ocsp_nonce = \"required\"", policy::OcspNonce::required},
+      {"ocsp_nonce = \"if_present\"", policy::OcspNonce::if_present},
+      {"ocsp_nonce = \"off\"", policy::OcspNonce::off},
+  };
+  for (const auto& [line, expected] : cases) {
+    TempDir dir;
+    test::write_file(dir / "k.toml", std::string("[revocation]\n") + line + "\n");
+    EXPECT_EQ(load_config((dir / "k.toml").string()).revocation.ocsp_nonce, expected) << line;
+  }
+  for (const char* bad : {"ocsp_nonce = \"yes\"", "ocsp_nonce = 1"}) {
+    const auto p = problems_of(std::string("[revocation]\n") + bad + "\n");
+    ASSERT_EQ(p.size(), 1U) << bad;
+    EXPECT_NE(p[0].find(":2: revocation.ocsp_nonce: must be"), std::string::npos) << p[0];
+    EXPECT_NE(p[0].find("if_present"), std::string::npos) << p[0];
+  }
+}
+
+TEST(Config, CrlRetryAfterHasADefaultAndARange) {
+  EXPECT_EQ(Config{}.revocation.crl_retry_after, std::chrono::seconds(60));
+  const auto p = problems_of("[revocation]\ncrl_retry_after_s = -1\n");
+  ASSERT_EQ(p.size(), 1U);
+  EXPECT_NE(p[0].find("revocation.crl_retry_after_s: must be between 0 and 86400"), std::string::npos) << p[0];
 }
 
 TEST(Config, TheShippedFileIsValidAndMatchesTheDefaults) {
