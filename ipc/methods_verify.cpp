@@ -93,9 +93,16 @@ void register_verify_methods(Core& core) {
               Json refs = Json::array();
               for (const auto& ref : v.references)
                 refs.push_back({{"uri", wstr(ref.uri)}, {"status", wstr(ref.status)}});
-              Json item = {{"id", wstr(v.signature_id)},
-                           {"signature_value", wstr(v.signature_value)},
-                           {"references", std::move(refs)}};
+              Json parts = Json::array();
+              for (const auto& part : v.covers.parts) parts.push_back(wstr(part));
+              Json item = {
+                  {"id", wstr(v.signature_id)},
+                  {"signature_value", wstr(v.signature_value)},
+                  {"references", std::move(refs)},
+                  {"covers",
+                   {{"profile", wstr(v.covers.profile)},
+                    {"references", std::move(parts)},
+                    {"not_covered", v.covers.not_covered.empty() ? Json(nullptr) : Json(wstr(v.covers.not_covered))}}}};
               add_signer(item, v.certificate, decisions[i], valid);
               if (!v.message.empty()) item["message"] = wstr(v.message);
               item["valid"] = valid;

@@ -27,7 +27,14 @@ void initialise();
 
 struct DocumentLimits {
   std::size_t max_bytes = 16 * 1024 * 1024;
-  // libxml2's own limit without XML_PARSE_HUGE is 256 levels.
+  // Checked on the text before libxml2 sees it: libxml2 2.9 compares each
+  // attribute of an element with every earlier one (80,000 attributes took a
+  // minute), and every node costs it 100-200 bytes of memory. A CDA element
+  // has a handful of attributes; a real 16 MiB CDA has about 400,000 nodes.
+  // Depth is libxml2's own limit without XML_PARSE_HUGE.
+  std::size_t max_attributes_per_element = 256;
+  std::size_t max_nodes = 1'000'000;  // elements, attributes, comments, PIs
+  std::size_t max_depth = 256;
   bool operator==(const DocumentLimits&) const = default;
 };
 
@@ -87,14 +94,24 @@ PrescriptionFacts read_prescription(std::string_view document, const DocumentLim
 
 struct ReferenceResult {
   std::string uri;
-  std::string status;  // "valid", "invalid", or "not_checked" after an earlier one failed
+  std::string status;  // "valid" or "invalid"
+};
+
+// What a signature protects: its profile, what each reference resolved to
+// (in the order of the references), and what it leaves open. A client must
+// not read "valid" as "the whole document is as signed" for kanta-cda.
+struct XmlCoverage {
+  std::string profile;             // "kanta-cda" or "enveloped"
+  std::vector<std::string> parts;  // one per reference
+  std::string not_covered;         // empty when the signature covers everything but itself
 };
 
 struct XmlVerification {
   std::string signature_id;
   bool valid = false;           // the signature value and every reference
-  std::string signature_value;  // "valid", "invalid", or "not_checked" when a reference failed
+  std::string signature_value;  // "valid", "invalid", or "not_checked" (no usable certificate)
   std::vector<ReferenceResult> references;
+  XmlCoverage covers;
   Bytes certificate;         // the signer's, from KeyInfo (DER)
   std::vector<Bytes> chain;  // the other certificates in KeyInfo
   std::string message;       // why not valid
@@ -103,7 +120,11 @@ struct XmlVerification {
 // Every ds:Signature in the document, in document order. Checks the
 // signature values and references with the key of the certificate in each
 // KeyInfo; the certificate's trust is the caller's to check. A document
-// without a signature is Error(document_invalid, "no_signature").
+// without a signature is Error(document_invalid, "no_signature"). Only the
+// two profiles' shapes are examined: a signature elsewhere than its profile
+// puts it, another reference or transform, or a malformed signature is
+// Error(document_invalid) with a specific detail, an unknown algorithm
+// Error(unsupported) — all before any digest is computed.
 std::vector<XmlVerification> verify_xml(std::string_view document, const DocumentLimits& limits);
 
 // CMS SignedData with CAdES-BES signed attributes: content-type, signing-time,

@@ -1,6 +1,7 @@
 #include "signature/xml_document.hpp"
 
 #include <libxml/parser.h>
+#include <libxml/uri.h>
 #include <libxml/valid.h>
 
 #include <cctype>
@@ -66,23 +67,123 @@ std::string declared_encoding(std::string_view text) {
 
 void silent(void*, xmlErrorPtr) {}
 
+// Linear in the text, before libxml2 sees it: counts what libxml2 would
+// spend quadratic time (attributes of one element) or memory (nodes) on.
+// Exact for well-formed XML; on anything else libxml2 stops at the first
+// error, so a count thrown off by broken markup cannot let more through.
+void prescan(std::string_view text, const DocumentLimits& limits) {
+  std::size_t nodes = 0;
+  std::size_t depth = 0;
+  auto skip_past = [&](std::size_t from, std::string_view end) {
+    const auto at = text.find(end, from);
+    return at == std::string_view::npos ? text.size() : at + end.size();
+  };
+  auto count_node = [&] {
+    if (++nodes > limits.max_nodes)
+      invalid_document("too_many_nodes", "the document has more than " + std::to_string(limits.max_nodes) +
+                                             " elements, attributes, comments and processing instructions");
+  };
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto lt = text.find('<', i);
+    if (lt == std::string_view::npos) break;
+    const std::string_view rest = text.substr(lt);
+    if (rest.starts_with("<!--")) {
+      count_node();
+      i = skip_past(lt + 4, "-->");
+    } else if (rest.starts_with("<![CDATA[")) {
+      i = skip_past(lt + 9, "]]>");
+    } else if (rest.starts_with("<?")) {
+      count_node();
+      i = skip_past(lt + 2, "?>");
+    } else if (rest.starts_with("</")) {
+      if (depth > 0) --depth;
+      i = skip_past(lt + 2, ">");
+    } else if (rest.starts_with("<!")) {
+      i = skip_past(lt + 2, ">");
+    } else {
+      count_node();
+      std::size_t attributes = 0;
+      char quote = 0;
+      char last = 0;
+      std::size_t k = lt + 1;
+      for (; k < text.size(); ++k) {
+        const char ch = text[k];
+        if (quote != 0) {
+          if (ch == quote) quote = 0;
+        } else if (ch == '"' || ch == '\'') {
+          quote = ch;
+        } else if (ch == '=') {
+          count_node();
+          if (++attributes > limits.max_attributes_per_element)
+            invalid_document("too_many_attributes", "an element has more than " +
+                                                        std::to_string(limits.max_attributes_per_element) +
+                                                        " attributes and namespace declarations");
+        } else if (ch == '>') {
+          break;
+        }
+        if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') last = ch;
+      }
+      if (last != '/' && ++depth > limits.max_depth)
+        invalid_document("too_deep",
+                         "the document nests elements more than " + std::to_string(limits.max_depth) + " levels deep");
+      i = k + 1;
+    }
+  }
+}
+
+// libxml2's c14n refuses relative namespace URIs, and every signature and
+// digest goes through c14n; they are deprecated by Namespaces in XML anyway.
+void require_absolute_namespaces(xmlNode* node) {
+  for (xmlNode* n = node; n != nullptr; n = n->next) {
+    if (n->type != XML_ELEMENT_NODE) continue;
+    for (xmlNs* ns = n->nsDef; ns != nullptr; ns = ns->next) {
+      const std::string_view href = ns->href != nullptr ? reinterpret_cast<const char*>(ns->href) : "";
+      if (href.empty()) continue;
+      std::unique_ptr<xmlURI, decltype(&xmlFreeURI)> uri(xmlParseURI(reinterpret_cast<const char*>(ns->href)),
+                                                         xmlFreeURI);
+      if (!uri || uri->scheme == nullptr)
+        invalid_document("relative_namespace", "the namespace name '" + std::string(href) +
+                                                   "' is not an absolute URI; canonical XML cannot sign it");
+    }
+    require_absolute_namespaces(n->children);
+  }
+}
+
+bool is_id_attribute(const xmlAttr* a) {
+  const char* name = reinterpret_cast<const char*>(a->name);
+  if (a->ns == nullptr) return std::strcmp(name, "ID") == 0 || std::strcmp(name, "Id") == 0;
+  // xml:id is an ID to libxml2 (the parser registers it), so a reference
+  // "#x" could resolve to it; ID or Id in another namespace (wsu:Id) is one
+  // to other tools.
+  if (std::strcmp(reinterpret_cast<const char*>(a->ns->href), reinterpret_cast<const char*>(XML_XML_NAMESPACE)) == 0)
+    return std::strcmp(name, "id") == 0;
+  return std::strcmp(name, "ID") == 0 || std::strcmp(name, "Id") == 0;
+}
+
 void register_ids(xmlDoc* doc, xmlNode* node, std::set<std::string>& seen) {
   for (xmlNode* n = node; n != nullptr; n = n->next) {
     if (n->type != XML_ELEMENT_NODE) continue;
     for (xmlAttr* a = n->properties; a != nullptr; a = a->next) {
-      if (a->ns != nullptr) continue;
-      const char* name = reinterpret_cast<const char*>(a->name);
-      if (std::strcmp(name, "ID") != 0 && std::strcmp(name, "Id") != 0) continue;
+      if (!is_id_attribute(a)) continue;
       xmlChar* value = xmlNodeListGetString(doc, a->children, 1);
       const std::string id = value != nullptr ? reinterpret_cast<const char*>(value) : "";
       if (!seen.insert(id).second) {
         xmlFree(value);
         invalid_document("duplicate_id", "the ID '" + id + "' appears twice in the document");
       }
-      if (xmlGetID(doc, value) == nullptr) xmlAddID(nullptr, doc, value, a);
+      if (a->ns == nullptr && xmlGetID(doc, value) == nullptr) xmlAddID(nullptr, doc, value, a);
       xmlFree(value);
     }
     register_ids(doc, n->children, seen);
+  }
+}
+
+void count_bodies(xmlNode* node, std::size_t& count) {
+  for (xmlNode* n = node; n != nullptr; n = n->next) {
+    if (n->type != XML_ELEMENT_NODE) continue;
+    if (is_element(n, kHl7Ns, "structuredBody")) ++count;
+    count_bodies(n->children, count);
   }
 }
 
@@ -103,6 +204,7 @@ XmlDocPtr parse_document(std::string_view text, const DocumentLimits& limits) {
   // No DTD at all: it is the door to external entities and entity expansion.
   if (text.find("<!DOCTYPE") != std::string_view::npos || text.find("<!ENTITY") != std::string_view::npos)
     invalid_document("dtd_not_allowed", "the document has a DOCTYPE or ENTITY declaration; DTDs are not accepted");
+  prescan(text, limits);
 
   std::unique_ptr<xmlParserCtxt, decltype(&xmlFreeParserCtxt)> ctxt(xmlNewParserCtxt(), xmlFreeParserCtxt);
   if (!ctxt) throw std::bad_alloc();
@@ -123,6 +225,7 @@ XmlDocPtr parse_document(std::string_view text, const DocumentLimits& limits) {
   }
   if (doc->intSubset != nullptr || doc->extSubset != nullptr)
     invalid_document("dtd_not_allowed", "the document has a DTD; DTDs are not accepted");
+  require_absolute_namespaces(xmlDocGetRootElement(doc.get()));
   std::set<std::string> seen;
   register_ids(doc.get(), xmlDocGetRootElement(doc.get()), seen);
   return doc;
@@ -166,6 +269,19 @@ void require_cda(xmlDoc* doc) {
   xmlNode* body = first_child(first_child(root, kHl7Ns, "component"), kHl7Ns, "structuredBody");
   if (body == nullptr)
     invalid_document("no_structured_body", "the CDA has no component/structuredBody, which the signature covers");
+  // The Kanta body reference's filter, ancestor-or-self::hl7:structuredBody,
+  // selects every structuredBody wherever it is; the facts and the linear
+  // digest read the first. A second one would be read by nobody here and
+  // shown by someone else: signature wrapping.
+  std::size_t components = 0;
+  for (xmlNode* n = root->children; n != nullptr; n = n->next) components += is_element(n, kHl7Ns, "component");
+  std::size_t bodies = 0;
+  count_bodies(root, bodies);
+  if (components != 1 || bodies != 1)
+    invalid_document("extra_body", "the CDA has " + std::to_string(components) + " component and " +
+                                       std::to_string(bodies) +
+                                       " structuredBody elements; exactly one ClinicalDocument/component/"
+                                       "structuredBody is accepted");
 }
 
 std::string serialise(xmlDoc* doc) {

@@ -40,9 +40,15 @@ class Documents : public ::testing::Test {
   void SetUp() override {
     rsa_.emplace("hc-rsa");
     ec_.emplace("hc-ec", 18889);
+    start_daemon(200000);
+  }
+  // A test may restart korttid with room for documents that are small in
+  // bytes and costly to parse.
+  void start_daemon(std::size_t max_document_bytes) {
+    daemon_.reset();
     PolicyDaemonOptions o;
     o.items = {"physician/sign", "specialist/sign", "nurse/sign"};
-    o.rules += "\n[signature]\nmax_document_bytes = 200000\nbatch_max_items = 8\n";
+    o.rules += "\n[signature]\nmax_document_bytes = " + std::to_string(max_document_bytes) + "\nbatch_max_items = 8\n";
     daemon_ = std::make_unique<PolicyDaemon>(std::move(o));
   }
   void TearDown() override {
@@ -72,6 +78,18 @@ class Documents : public ::testing::Test {
   std::optional<OcspResponder> rsa_, ec_;
   std::unique_ptr<PolicyDaemon> daemon_;
 };
+
+std::string insert_before(std::string doc, const std::string& at, const std::string& text) {
+  const auto i = doc.find(at);
+  EXPECT_NE(i, std::string::npos) << at;
+  return i == std::string::npos ? doc : doc.insert(i, text);
+}
+
+std::string replace_first(std::string doc, const std::string& from, const std::string& to) {
+  const auto i = doc.find(from);
+  EXPECT_NE(i, std::string::npos) << from;
+  return i == std::string::npos ? doc : doc.replace(i, from.size(), to);
+}
 
 TEST_F(Documents, SignXmlEachProfileWithRsaAndEcVerifiesWithXmlsec1) {
   for (int cert : {kPhysician, kSpecialist}) {
@@ -266,6 +284,143 @@ TEST_F(Documents, VerifyXmlNamesTheReferenceThatFailed) {
   const auto e = rpc_error([&] { c().call("verify.xml", {{"document", wstr(prescription())}}); });
   EXPECT_EQ(e.code(), 1051);
   EXPECT_EQ(str(e.data()["detail"]), "no_signature");
+}
+
+TEST_F(Documents, VerifyXmlRefusesWrappedDocumentsAndSaysWhatEachSignatureCovers) {
+  const std::string kanta = str(sign_prescription(kPhysician, prescription())["document"]);
+  const std::string enveloped = str(sign_xml(kSpecialist, prescription(), "enveloped")["document"]);
+
+  Json v = c().call("verify.xml", {{"document", wstr(kanta)}});
+  ASSERT_TRUE(v["valid"].get<bool>()) << v.dump();
+  const Json& covers = v["signatures"][0]["covers"];
+  EXPECT_EQ(str(covers["profile"]), "kanta-cda") << v.dump();
+  ASSERT_EQ(covers["references"].size(), 2U) << v.dump();
+  EXPECT_NE(str(covers["references"][0]).find("structuredBody"), std::string::npos) << v.dump();
+  EXPECT_NE(str(covers["references"][1]).find("signatureTimestamp"), std::string::npos) << v.dump();
+  for (const char* word : {"header", "NOT", "patient", "author"})
+    EXPECT_NE(str(covers["not_covered"]).find(word), std::string::npos) << word << ": " << v.dump();
+  v = c().call("verify.xml", {{"document", wstr(enveloped)}});
+  ASSERT_TRUE(v["valid"].get<bool>()) << v.dump();
+  EXPECT_EQ(str(v["signatures"][0]["covers"]["profile"]), "enveloped");
+  EXPECT_NE(str(v["signatures"][0]["covers"]["references"][0]).find("whole document"), std::string::npos);
+  EXPECT_TRUE(v["signatures"][0]["covers"]["not_covered"].is_null()) << v.dump();
+
+  // A second, unsigned body: xmlsec1 digests it (the filter selects every
+  // structuredBody) and refuses; so does korttid.
+  const std::string second_body =
+      insert_before(kanta, "</ClinicalDocument>",
+                    "<component><structuredBody><component><section><text>Oksikodoni 80 mg</text></section></component>"
+                    "</structuredBody></component>");
+  EXPECT_NE(xmlsec_verify(second_body).status, 0);
+
+  std::string moved = enveloped;
+  const auto begin = moved.find("<ds:Signature");
+  const auto end = moved.find("</ds:Signature>") + std::string("</ds:Signature>").size();
+  const std::string sig = moved.substr(begin, end - begin);
+  moved.erase(begin, end - begin);
+  moved = insert_before(moved, "<section>", sig);
+
+  const auto ts_at = kanta.find("ID=\"TS-") + 4;
+  const std::string ts = kanta.substr(ts_at, kanta.find('"', ts_at) - ts_at);
+  const std::string cubic =
+      "<ds:Transform Algorithm=\"http://www.w3.org/TR/1999/REC-xpath-19991116\"><ds:XPath>count(//. | //@* | "
+      "//namespace::*) &gt;= count(//. | //@*)</ds:XPath></ds:Transform>";
+  const std::vector<std::pair<std::string, const char*>> refused = {
+      {second_body, "extra_body"},
+      {insert_before(kanta, "<hl7fi:softwareSupport>", "<hl7fi:note xml:id=\"" + ts + "\">2020</hl7fi:note>"),
+       "duplicate_id"},
+      {moved, "signature_misplaced"},
+      {replace_first(enveloped, "URI=\"\"", "URI=\"#xpointer(//. | //@* | //namespace::*)\""), "reference_not_allowed"},
+      {insert_before(enveloped, "</ds:Transforms>", cubic), "transform_not_allowed"},
+  };
+  for (const auto& [doc, detail] : refused) {
+    SCOPED_TRACE(detail);
+    const auto e = rpc_error([&] { c().call("verify.xml", {{"document", wstr(doc)}}); });
+    EXPECT_EQ(e.code(), 1051) << e.what();
+    EXPECT_EQ(str(e.data().value("detail", Json(""))), detail) << e.what();
+  }
+}
+
+TEST_F(Documents, CostlyOrMalformedSignaturesAreRefusedWhileAnotherClientIsServed) {
+  start_daemon(4 * 1024 * 1024);
+  auto other = daemon_->daemon().connect();
+  std::atomic<bool> done{false};
+  std::atomic<int> served{0};
+  std::jthread bystander([&] {
+    while (!done) {
+      if (other->call("system.hello").contains("daemon")) ++served;
+    }
+  });
+  struct Stop {
+    std::atomic<bool>& flag;
+    ~Stop() { flag = true; }
+  } stop{done};
+
+  const std::string signed_doc = str(sign_xml(kPhysician, prescription(), "enveloped")["document"]);
+  std::string attributes = "<?xml version=\"1.0\"?><ClinicalDocument xmlns=\"urn:hl7-org:v3\"";
+  for (int i = 0; i < 80000; ++i) attributes += " a" + std::to_string(i) + "=\"\"";
+  attributes += "><component><structuredBody/></component></ClinicalDocument>";
+  // Over the 1 MiB below which XPath filters used to be evaluated.
+  const std::string big_xpointer =
+      replace_first(insert_before(signed_doc, "</ClinicalDocument>", "<!--" + std::string(1536 * 1024, 'x') + "-->"),
+                    "URI=\"\"", "URI=\"#xpointer(//. | //@* | //namespace::*)\"");
+  auto value_of = [&](const std::string& text) {
+    std::string d = signed_doc;
+    const auto begin = d.find("<ds:SignatureValue>") + std::string("<ds:SignatureValue>").size();
+    return d.replace(begin, d.find("</ds:SignatureValue>") - begin, text);
+  };
+  const std::string relative = replace_first(signed_doc, "<ClinicalDocument ", "<ClinicalDocument xmlns:r=\"rel\" ");
+  // A note (not a CDA) whose reference claims Kanta's body filter.
+  const std::string note = std::regex_replace(
+      str(sign_xml(kPhysician, "<note xmlns=\"urn:example:note\">hello</note>", "enveloped")["document"]),
+      std::regex("<ds:Transforms>[^]*</ds:Transforms>"),
+      "<ds:Transforms><ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>"
+      "<ds:Transform Algorithm=\"http://www.w3.org/TR/1999/REC-xpath-19991116\"><ds:XPath "
+      "xmlns:hl7=\"urn:hl7-org:v3\">ancestor-or-self::hl7:structuredBody</ds:XPath></ds:Transform>"
+      "</ds:Transforms>");
+
+  struct Case {
+    const char* name;
+    std::string document;
+    int code;
+    const char* detail;
+  };
+  const std::vector<Case> cases = {
+      {"80,000 attributes", attributes, 1051, "too_many_attributes"},
+      {"an xpointer in a large document", big_xpointer, 1051, "reference_not_allowed"},
+      {"an empty SignatureValue", value_of(""), 1051, "malformed_signature"},
+      {"a SignatureValue that is not base64", value_of("*"), 1051, "bad_base64"},
+      {"no SignedInfo", std::regex_replace(signed_doc, std::regex("<ds:SignedInfo>[^]*</ds:SignedInfo>"), ""), 1051,
+       "malformed_signature"},
+      {"no DigestValue", std::regex_replace(signed_doc, std::regex("<ds:DigestValue>[^<]*</ds:DigestValue>"), ""), 1051,
+       "malformed_signature"},
+      {"an unknown signature method", replace_first(signed_doc, "xmldsig-more#rsa-sha256", "xmldsig#rsa-sha1"), 1050,
+       "unsupported_algorithm"},
+      {"a relative namespace name", relative, 1051, "relative_namespace"},
+      {"Kanta's body filter in a document without a body", note, 1051, "transform_not_allowed"},
+  };
+  for (const auto& k : cases) {
+    SCOPED_TRACE(k.name);
+    const auto e = rpc_error([&] { c().call("verify.xml", {{"document", wstr(k.document)}}); });
+    EXPECT_EQ(e.code(), k.code) << e.what();
+    EXPECT_EQ(str(e.data().value("detail", Json(""))), k.detail) << e.what();
+  }
+  // Signing them fails the same way, before the card is asked.
+  for (const auto& [doc, detail] : std::vector<std::pair<std::string, const char*>>{
+           {attributes, "too_many_attributes"},
+           {replace_first(prescription(), "<ClinicalDocument ", "<ClinicalDocument xmlns:r=\"rel\" "),
+            "relative_namespace"}}) {
+    for (const char* profile : {"kanta-cda", "enveloped"}) {
+      SCOPED_TRACE(std::string(detail) + " " + profile);
+      const auto e = rpc_error([&] { sign_xml(kPhysician, doc, profile); });
+      EXPECT_EQ(e.code(), 1051) << e.what();
+      EXPECT_EQ(str(e.data().value("detail", Json(""))), detail) << e.what();
+    }
+  }
+  done = true;
+  bystander.join();
+  EXPECT_GT(served.load(), 0);
+  EXPECT_TRUE(c().call("verify.xml", {{"document", wstr(signed_doc)}})["valid"].get<bool>());
 }
 
 TEST_F(Documents, ABatchChecksEveryItemOnItsOwnWithOnePinEntry) {
