@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 
 namespace kortti {
@@ -82,6 +83,73 @@ std::optional<Bytes> hex_decode(std::string_view text) {
     const int lo = nibble(text[i + 1]);
     if (hi < 0 || lo < 0) return std::nullopt;
     out.push_back(static_cast<std::uint8_t>(hi << 4 | lo));
+  }
+  return out;
+}
+
+namespace {
+
+// The length of the well-formed UTF-8 character at the start of `s`, or 0.
+std::size_t utf8_char(std::string_view s) noexcept {
+  const auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  const auto cont = [&](std::size_t i) { return i < s.size() && (b(i) & 0xC0) == 0x80; };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
+    if (c == 0xED && b(1) > 0x9F) return 0;  // surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
+    if (c == 0xF4 && b(1) > 0x8F) return 0;  // past U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool valid_utf8(std::string_view text) noexcept {
+  while (!text.empty()) {
+    const std::size_t n = utf8_char(text);
+    if (n == 0) return false;
+    text.remove_prefix(n);
+  }
+  return true;
+}
+
+std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes) noexcept {
+  std::size_t end = 0;
+  while (end < text.size()) {
+    std::size_t n = utf8_char(text.substr(end));
+    if (n == 0) n = 1;  // a stray byte is one unit; the caller checks validity
+    if (end + n > max_bytes) break;
+    end += n;
+  }
+  return text.substr(0, end);
+}
+
+std::string printable(std::string_view text, std::size_t max_bytes) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  std::string out;
+  out.reserve(std::min(text.size(), max_bytes) + 3);
+  while (!text.empty()) {
+    if (out.size() >= max_bytes) {
+      out += "...";
+      break;
+    }
+    const std::size_t n = utf8_char(text);
+    if (n == 0 || static_cast<unsigned char>(text[0]) < 0x20 || text[0] == 0x7F) {
+      out += kReplacement;
+      text.remove_prefix(n == 0 ? 1 : n);
+    } else {
+      out.append(text.substr(0, n));
+      text.remove_prefix(n);
+    }
   }
   return out;
 }

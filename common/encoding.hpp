@@ -16,4 +16,15 @@ std::optional<Bytes> base64_decode(std::string_view text);
 std::string hex_encode(ByteView data, bool upper = false);
 std::optional<Bytes> hex_decode(std::string_view text);
 
+// Whether `text` is well-formed UTF-8 (RFC 3629: no overlongs, surrogates or
+// code points past U+10FFFF). What clients send, what cards say and what
+// documents hold reach logs, audit lines and answers; only this may.
+bool valid_utf8(std::string_view text) noexcept;
+// The longest prefix of `text` of at most `max_bytes` that does not split a
+// UTF-8 character.
+std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes) noexcept;
+// `text` made fit for a log line: invalid UTF-8 and control characters
+// become U+FFFD, and it is cut (at a character) to about `max_bytes`.
+std::string printable(std::string_view text, std::size_t max_bytes = 256);
+
 }  // namespace kortti

@@ -1,6 +1,20 @@
 #include "common/error.hpp"
 
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include "common/encoding.hpp"
+
 namespace kortti {
+
+Error internal_error(std::string_view where, std::string_view what) {
+  Bytes raw(6);
+  const std::string id = RAND_bytes(raw.data(), static_cast<int>(raw.size())) == 1 ? hex_encode(raw) : "unknown";
+  spdlog::error("internal error {} in {}: {}", id, where, printable(what, 1024));
+  Error error(Errc::internal_error, "internal error; the korttid log has the details under " + id);
+  error.correlation_id = id;
+  return error;
+}
 
 std::string_view reason_of(Errc code) noexcept {
   switch (code) {

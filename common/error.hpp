@@ -54,6 +54,7 @@ class Error : public std::runtime_error {
   std::optional<int> tries_left;  // pin_incorrect
   std::string detail;             // certificate_invalid, document_invalid, ...
   std::vector<Reason> reasons;    // policy_denied
+  std::string correlation_id;     // internal_error: names its log line
 
   Error&& with_tries_left(std::optional<int> n) && {
     tries_left = n;
@@ -71,5 +72,10 @@ class Error : public std::runtime_error {
  private:
   Errc code_;
 };
+
+// A bug met at `where` (a method, a thread): logs `what` with a fresh
+// correlation id and returns the internal_error a client gets instead. The
+// client sees the id, never the internal text.
+Error internal_error(std::string_view where, std::string_view what);
 
 }  // namespace kortti

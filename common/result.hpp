@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -32,15 +33,17 @@ template <class T>
 using Completion = std::function<void(Result<T>)>;
 
 // Runs `fn` and turns whatever it throws into a Result; anything that is not a
-// kortti::Error is a bug and becomes internal_error.
+// kortti::Error is a bug: logged, and an internal_error with its correlation id.
 template <class Fn>
-auto capture(Fn&& fn) -> Result<decltype(fn())> {
+auto capture(Fn&& fn, std::string_view where = "a worker") -> Result<decltype(fn())> {
   try {
     return Result<decltype(fn())>(fn());
   } catch (const Error& e) {
     return e;
   } catch (const std::exception& e) {
-    return Error(Errc::internal_error, e.what());
+    return internal_error(where, e.what());
+  } catch (...) {
+    return internal_error(where, "an exception of unknown type");
   }
 }
 

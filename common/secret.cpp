@@ -2,6 +2,8 @@
 
 #include <openssl/crypto.h>
 
+#include "common/error.hpp"
+
 #include <cstring>
 #include <new>
 #include <utility>
@@ -27,7 +29,10 @@ void scrub_stack() noexcept {
 SecretString::SecretString(std::string_view value) : size_(value.size()) {
   // One spare byte keeps the buffer NUL-terminated for C APIs.
   data_ = static_cast<char*>(OPENSSL_secure_zalloc(size_ + 1));
-  if (data_ == nullptr) throw std::bad_alloc();
+  // The locked heap is full: a condition of the moment, not a bug. The PIN
+  // never goes to ordinary memory instead.
+  if (data_ == nullptr)
+    throw Error(Errc::service_unavailable, "no locked memory is free for the PIN right now; try again shortly");
   std::memcpy(data_, value.data(), size_);
 }
 

@@ -22,7 +22,18 @@ struct Worker::State {
 Worker::Worker(std::string name) : state_(std::make_shared<State>()) {
   std::thread thread([state = state_, name = std::move(name)] {
     pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
-    state->io.run();
+    // Jobs catch their own errors (capture); one that escapes is a bug, and
+    // it must cost its own request, not the thread and everyone queued here.
+    for (;;) {
+      try {
+        state->io.run();
+        break;
+      } catch (const std::exception& e) {
+        (void)internal_error("worker " + name, e.what());
+      } catch (...) {
+        (void)internal_error("worker " + name, "an exception of unknown type");
+      }
+    }
     state->finished.set_value();
   });
   thread.detach();

@@ -225,7 +225,8 @@ Config load_config(const std::string& path) {
   if (const auto* t = r.section("ipc")) {
     r.check_keys(*t, "ipc",
                  {"socket", "socket_mode", "socket_group", "max_message_bytes", "max_connections",
-                  "max_inflight_per_connection", "request_timeout_s", "shutdown_grace_s"});
+                  "max_connections_per_uid", "idle_timeout_s", "max_inflight_per_connection", "max_pin_requests_per_uid",
+                  "request_timeout_s", "shutdown_grace_s"});
     r.string(t, "ipc", "socket", c.ipc.socket);
     c.ipc.socket = expand_runtime_dir(c.ipc.socket);
     if (const auto* n = r.node(t, "socket_mode")) {
@@ -245,7 +246,10 @@ Config load_config(const std::string& path) {
     }
     r.integer(t, "ipc", "max_message_bytes", c.ipc.max_message_bytes, 1024, 256LL * 1024 * 1024);
     r.integer(t, "ipc", "max_connections", c.ipc.max_connections, 1, 4096);
+    r.integer(t, "ipc", "max_connections_per_uid", c.ipc.max_connections_per_uid, 1, 4096);
+    r.seconds(t, "ipc", "idle_timeout_s", c.ipc.idle_timeout, 0, 86400);
     r.integer(t, "ipc", "max_inflight_per_connection", c.ipc.max_inflight_per_connection, 1, 1024);
+    r.integer(t, "ipc", "max_pin_requests_per_uid", c.ipc.max_pin_requests_per_uid, 1, 256);
     r.seconds(t, "ipc", "request_timeout_s", c.ipc.request_timeout, 1, 3600);
     r.seconds(t, "ipc", "shutdown_grace_s", c.ipc.shutdown_grace, 0, 300);
   }

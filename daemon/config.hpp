@@ -24,7 +24,10 @@ struct Config {
     std::string socket_group;  // empty: leave the group as created
     std::size_t max_message_bytes = 16 * 1024 * 1024;
     std::size_t max_connections = 64;
+    std::size_t max_connections_per_uid = 16;
+    std::chrono::seconds idle_timeout{300};
     std::size_t max_inflight_per_connection = 32;
+    std::size_t max_pin_requests_per_uid = 4;
     std::chrono::seconds request_timeout{120};
     std::chrono::seconds shutdown_grace{10};
   } ipc;

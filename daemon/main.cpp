@@ -10,6 +10,7 @@
 #include <csignal>
 #include <iostream>
 
+#include "common/error.hpp"
 #include "common/secret.hpp"
 #include "common/version.hpp"
 #include "daemon/audit.hpp"
@@ -191,7 +192,10 @@ int main(int argc, char** argv) {
 
   daemon::harden_process();
   daemon::setup_logging(config.log);
-  if (!init_secure_heap(64 * 1024))
+  // 1 MiB holds some 8,000 PINs (128-byte blocks); requests with a PIN are
+  // also capped per uid (ipc.max_pin_requests_per_uid). 64 KiB is the old
+  // default RLIMIT_MEMLOCK: the fallback.
+  if (!init_secure_heap(1024 * 1024) && !init_secure_heap(64 * 1024))
     spdlog::warn("cannot lock memory for PINs (RLIMIT_MEMLOCK); they are still wiped after use");
   spdlog::info("korttid {} starting (config: {})", kVersion, config.path.empty() ? "built-in defaults" : config.path);
 
@@ -212,7 +216,10 @@ int main(int argc, char** argv) {
     ipc::ServerOptions server_options;
     server_options.max_message_bytes = config.ipc.max_message_bytes;
     server_options.max_connections = config.ipc.max_connections;
+    server_options.max_connections_per_uid = config.ipc.max_connections_per_uid;
+    server_options.idle_timeout = config.ipc.idle_timeout;
     server_options.max_inflight_per_connection = config.ipc.max_inflight_per_connection;
+    server_options.max_pin_requests_per_uid = config.ipc.max_pin_requests_per_uid;
     server_options.request_timeout = config.ipc.request_timeout;
     server_options.batch_max_items = config.batch.max_items;
     server_options.batch_max_time = config.batch.max_time;
@@ -259,7 +266,7 @@ int main(int argc, char** argv) {
       sd_notify(0, "READY=1\nSTATUS=serving");
       spdlog::info("ready: {} token(s) present", tokens.tokens().size());
     });
-    io.run();
+    run_until_stopped(io);
     spdlog::info("korttid stopped");
     return 0;
   } catch (const std::exception& e) {

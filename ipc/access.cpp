@@ -25,10 +25,13 @@ std::string_view name_of(MethodGroup group) noexcept {
 
 namespace {
 
-std::optional<unsigned long> number(std::string_view s) {
-  unsigned long v = 0;
+// A uid or gid as the kernel has them. Out of range is refused, not cut:
+// uid:4294967296 must not become uid 0. (uid_t)-1 means "no id" to the kernel.
+template <class Id>
+std::optional<Id> id_number(std::string_view s) {
+  Id v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size() || s.empty()) return std::nullopt;
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty() || v == static_cast<Id>(-1)) return std::nullopt;
   return v;
 }
 
@@ -51,10 +54,10 @@ void AccessPolicy::set(MethodGroup group, const std::vector<std::string>& entrie
     const auto colon = entry.find(':');
     const std::string kind = entry.substr(0, colon);
     const std::string value = colon == std::string::npos ? "" : entry.substr(colon + 1);
-    if (kind == "uid" && number(value)) {
-      rule.uids.insert(static_cast<uid_t>(*number(value)));
-    } else if (kind == "gid" && number(value)) {
-      rule.gids.insert(static_cast<gid_t>(*number(value)));
+    if (kind == "uid" && id_number<uid_t>(value)) {
+      rule.uids.insert(*id_number<uid_t>(value));
+    } else if (kind == "gid" && id_number<gid_t>(value)) {
+      rule.gids.insert(*id_number<gid_t>(value));
     } else if (kind == "user" && !value.empty()) {
       const passwd* pw = getpwnam(value.c_str());
       if (pw == nullptr) throw std::invalid_argument("no such user '" + value + "'");
@@ -64,7 +67,8 @@ void AccessPolicy::set(MethodGroup group, const std::vector<std::string>& entrie
       if (gr == nullptr) throw std::invalid_argument("no such group '" + value + "'");
       rule.gids.insert(gr->gr_gid);
     } else {
-      throw std::invalid_argument("'" + entry + "' is not \"*\", uid:N, gid:N, user:NAME or group:NAME");
+      throw std::invalid_argument("'" + entry +
+                                  "' is not \"*\", uid:N, gid:N (N from 0 to 4294967294), user:NAME or group:NAME");
     }
   }
   rules_[static_cast<std::size_t>(group)] = std::move(rule);

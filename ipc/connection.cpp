@@ -3,11 +3,14 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/write.hpp>
 
+#include "common/encoding.hpp"
 #include "common/secret.hpp"
 
 namespace kortti::ipc {
@@ -16,6 +19,7 @@ namespace asio = boost::asio;
 
 namespace {
 constexpr std::size_t kReadChunk = 64 * 1024;
+constexpr std::size_t kMaxAttachmentRead = 1024 * 1024;
 }
 
 Connection::Connection(Core& core, asio::local::stream_protocol::socket socket, std::uint64_t id)
@@ -25,37 +29,130 @@ Connection::Connection(Core& core, asio::local::stream_protocol::socket socket, 
 
 Connection::~Connection() = default;
 
-void Connection::read_peer_credentials() {
+bool Connection::read_peer_credentials() {
   const int fd = socket_.native_handle();
   ucred cred{};
   socklen_t len = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-    peer_.uid = cred.uid;
-    peer_.gid = cred.gid;
-    peer_.pid = cred.pid;
+  // Without credentials the peer would pass for uid 0: refuse it instead.
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) {
+    spdlog::error("conn={}: cannot read the peer's credentials ({}); closing", peer_.connection, std::strerror(errno));
+    return false;
   }
+  peer_.uid = cred.uid;
+  peer_.gid = cred.gid;
+  peer_.pid = cred.pid;
+  // A user may be in more groups than a first guess holds; the kernel says
+  // how many (ERANGE) and the second call takes them all.
   std::vector<gid_t> groups(64);
-  len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
-    groups.resize(len / sizeof(gid_t));
-    peer_.groups = std::move(groups);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
+      groups.resize(len / sizeof(gid_t));
+      peer_.groups = std::move(groups);
+      peer_.groups.push_back(peer_.gid);
+      return true;
+    }
+    if (errno != ERANGE) break;
+    groups.resize(len / sizeof(gid_t) + 1);
   }
-  peer_.groups.push_back(peer_.gid);
+  spdlog::error("conn={}: cannot read the peer's groups ({}); closing", peer_.connection, std::strerror(errno));
+  return false;
 }
 
 void Connection::start() {
-  read_peer_credentials();
+  if (!read_peer_credentials()) {
+    close();
+    return;
+  }
+  std::size_t open = 0;
+  std::size_t same_uid = 0;
+  for (const auto& [id, other] : core_.connections) {
+    if (other.get() == this || other->refusing_) continue;
+    ++open;
+    if (other->peer_.uid == peer_.uid) ++same_uid;
+  }
+  if (open >= core_.options.max_connections) {
+    spdlog::warn("conn={} uid={} pid={}: refused, {} clients already connected", peer_.connection, peer_.uid,
+                 peer_.pid, open);
+    refuse(Error(Errc::service_unavailable, "too many clients are connected; try again later"));
+    return;
+  }
+  if (same_uid >= core_.options.max_connections_per_uid) {
+    spdlog::warn("conn={} uid={} pid={}: refused, uid {} already has {} connections", peer_.connection, peer_.uid,
+                 peer_.pid, peer_.uid, same_uid);
+    refuse(Error(Errc::service_unavailable, "uid " + std::to_string(peer_.uid) + " has " + std::to_string(same_uid) +
+                                                " connections open, the most one user may have; close one and retry"));
+    return;
+  }
   spdlog::info("conn={} connected: uid={} gid={} pid={}", peer_.connection, peer_.uid, peer_.gid, peer_.pid);
+  last_request_ = std::chrono::steady_clock::now();
+  arm_idle_timer();
   read();
+}
+
+// The refusal must reach a client that has already written its first
+// request: closing at once would fail its write, and it would never read the
+// answer. So the connection stays open for a moment, reading and dropping
+// what comes, then closes. Refusals in that state are bounded too.
+void Connection::refuse(const Error& error) {
+  constexpr std::size_t kMaxRefusing = 64;
+  constexpr auto kLinger = std::chrono::seconds(1);
+  refusing_ = true;
+  no_more_requests_ = true;
+  if (++core_.refusing > kMaxRefusing) {
+    close();
+    return;
+  }
+  send(make_error(nullptr, error));
+  timer_.emplace(core_.io, kLinger);
+  timer_->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (!ec) self->close();
+  });
+  discard_input();
+}
+
+void Connection::discard_input() {
+  if (closed_) return;
+  socket_.async_read_some(asio::buffer(discard_),
+                          [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                            if (self->closed_) return;
+                            if (ec) {
+                              if (!self->writing_) self->close();
+                              self->close_after_write_ = true;
+                              return;
+                            }
+                            self->discard_input();
+                          });
+}
+
+void Connection::arm_idle_timer() {
+  const auto limit = core_.options.idle_timeout;
+  if (limit.count() <= 0 || closed_) return;
+  timer_.emplace(core_.io, last_request_ + limit);
+  timer_->async_wait([self = shared_from_this(), limit](const boost::system::error_code& ec) {
+    if (ec || self->closed_) return;
+    const auto idle = std::chrono::steady_clock::now() - self->last_request_;
+    // A request in flight or a subscription is not idleness: the client is
+    // waiting for korttid.
+    if (idle >= limit && self->inflight_.empty() && self->topics_.empty()) {
+      spdlog::info("conn={} uid={}: no request for {} s, closing", self->peer_.connection, self->peer_.uid,
+                   std::chrono::duration_cast<std::chrono::seconds>(idle).count());
+      self->close();
+      return;
+    }
+    if (idle >= limit) self->last_request_ = std::chrono::steady_clock::now();
+    self->arm_idle_timer();
+  });
 }
 
 void Connection::read() {
   if (reading_ || closed_ || no_more_requests_ || inflight_.size() >= core_.options.max_inflight_per_connection) return;
   reading_ = true;
-  // Room for all of a pending attachment at once: one allocation, large reads.
+  // An attachment's buffer grows with the bytes that really arrive, not with
+  // what its header announces: a 100-byte header must not cost 16 MiB.
   std::size_t want = kReadChunk;
   if (pending_ && pending_->attachment_bytes > buffer_.buffered())
-    want = std::max(want, pending_->attachment_bytes - buffer_.buffered());
+    want = std::clamp(pending_->attachment_bytes - buffer_.buffered(), kReadChunk, kMaxAttachmentRead);
   auto space = buffer_.writable(want);
   socket_.async_read_some(asio::buffer(space.data(), space.size()),
                           [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
@@ -98,6 +195,7 @@ void Connection::handle_lines() {
                                                     std::to_string(core_.options.max_message_bytes) + " bytes")));
       return;
     }
+    last_request_ = std::chrono::steady_clock::now();
     if (line.find_first_not_of(" \t") == std::string_view::npos) {
       buffer_.consume_line();
       continue;
@@ -119,7 +217,13 @@ void Connection::take_attachment() {
   pending_.reset();
   if (auto* request = std::get_if<Request>(&incoming.message); request != nullptr && !request->attachment.empty()) {
     const auto bytes = buffer_.peek(incoming.attachment_bytes);
-    request->params[wstr(request->attachment)] = WipingString(bytes.data(), bytes.size());
+    // The attachment stands for a JSON string, which the parser would have
+    // checked: check it here, or its bytes reach logs and answers unchecked.
+    if (!valid_utf8(bytes))
+      incoming.message = make_error(request->id, Error(Errc::invalid_params, "the attachment \"" + request->attachment +
+                                                                               "\" is not valid UTF-8 text"));
+    else
+      request->params[wstr(request->attachment)] = WipingString(bytes.data(), bytes.size());
   }
   buffer_.consume(incoming.attachment_bytes);
   serve(std::move(incoming));
@@ -197,6 +301,8 @@ void Connection::fail_inflight(const Error& error) {
 void Connection::close() {
   if (closed_) return;
   closed_ = true;
+  if (refusing_) --core_.refusing;
+  if (timer_) timer_->cancel();
   auto calls = std::move(inflight_);
   inflight_.clear();
   for (auto& [ptr, call] : calls) call->cancel();
@@ -204,7 +310,7 @@ void Connection::close() {
   socket_.shutdown(asio::socket_base::shutdown_both, ignored);
   socket_.close(ignored);
   out_.clear();
-  spdlog::info("conn={} closed", peer_.connection);
+  if (!refusing_) spdlog::info("conn={} closed", peer_.connection);
   core_.connections.erase(peer_.connection);  // may drop the last reference: nothing after this
 }
 

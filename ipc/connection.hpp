@@ -1,5 +1,7 @@
 #pragma once
 
+#include <array>
+#include <chrono>
 #include <deque>
 #include <map>
 #include <memory>
@@ -9,6 +11,7 @@
 #include <string_view>
 
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "ipc/core.hpp"
 #include "ipc/line_buffer.hpp"
@@ -41,7 +44,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   [[nodiscard]] bool is_open() const noexcept { return !closed_; }
 
  private:
-  void read_peer_credentials();
+  // False if the peer cannot be known: the connection is then refused.
+  [[nodiscard]] bool read_peer_credentials();
+  // Answers `error` (too many connections) and closes a moment later.
+  void refuse(const Error& error);
+  void discard_input();
+  void arm_idle_timer();
   void read();
   void handle_lines();
   // The pending line's attachment, once all of it is buffered: into the
@@ -67,6 +75,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool no_more_requests_ = false;
   bool close_after_write_ = false;
   bool closed_ = false;
+  bool refusing_ = false;
+  std::array<char, 4096> discard_{};
+  std::chrono::steady_clock::time_point last_request_;
+  std::optional<boost::asio::steady_timer> timer_;  // the idle timeout, or a refusal's linger
 };
 
 }  // namespace kortti::ipc

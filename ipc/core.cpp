@@ -1,17 +1,10 @@
-#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
-#include "common/encoding.hpp"
+#include "common/secret.hpp"
 #include "ipc/connection.hpp"
 #include "ipc/core.hpp"
 
 namespace kortti::ipc {
-
-std::string new_correlation_id() {
-  Bytes raw(6);
-  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) return "unknown";
-  return hex_encode(raw);
-}
 
 void Core::dispatch(const std::shared_ptr<Connection>& connection, Request request) {
   auto it = methods.find(request.method);
@@ -28,6 +21,19 @@ void Core::dispatch(const std::shared_ptr<Connection>& connection, Request reque
     return;
   }
   auto call = std::make_shared<Call>(*this, connection, std::move(request));
+  // Each PIN waits in locked memory, which is small: one uid must not fill it
+  // with queued requests and so lock everyone else out of signing.
+  if (auto pin = call->params().find("pin"); pin != call->params().end() && !pin->is_null() &&
+                                             !call->hold_pin_slot(options.max_pin_requests_per_uid)) {
+    spdlog::warn("conn={} uid={} pid={}: {} refused, {} requests with a PIN already in flight", peer.connection,
+                 peer.uid, peer.pid, call->method(), options.max_pin_requests_per_uid);
+    wipe_string(pin->get_ref<WipingString&>());
+    connection->send(make_error(call->id(), Error(Errc::service_unavailable,
+                                                  "uid " + std::to_string(peer.uid) + " already has " +
+                                                      std::to_string(options.max_pin_requests_per_uid) +
+                                                      " requests with a PIN in flight; wait for one to finish")));
+    return;
+  }
   connection->track(call);
   call->arm_deadline(options.request_timeout);
   try {
@@ -35,16 +41,25 @@ void Core::dispatch(const std::shared_ptr<Connection>& connection, Request reque
   } catch (const Error& e) {
     call->fail(e);
   } catch (const std::exception& e) {
-    const std::string cid = new_correlation_id();
-    spdlog::error("internal error {} in {}: {}", cid, call->method(), e.what());
-    call->fail(Error(Errc::internal_error, "internal error; the korttid log has the details under " + cid), cid);
+    call->fail(internal_error(call->method(), e.what()));
   }
 }
 
 void Core::publish(std::string_view topic, Json params) {
-  const Json event = make_event(topic, std::move(params));
-  for (auto& [id, connection] : std::map(connections))
-    if (connection->topics().count(std::string(topic)) != 0) connection->send(event);
+  std::optional<uid_t> owner;
+  if (auto it = params.find("uid"); it != params.end() && it->is_number_unsigned())
+    owner = static_cast<uid_t>(it->get<std::uint64_t>());
+  const Json event = make_event(topic, params);
+  std::optional<Json> anonymous;
+  if (owner) {
+    params.erase("uid");
+    anonymous = make_event(topic, std::move(params));
+  }
+  for (auto& [id, connection] : std::map(connections)) {
+    if (connection->topics().count(std::string(topic)) == 0) continue;
+    const bool full = !owner || may_see_session_owner(connection->peer(), *owner);
+    connection->send(full ? event : *anonymous);
+  }
 }
 
 }  // namespace kortti::ipc

@@ -41,10 +41,14 @@ class Call : public std::enable_shared_from_this<Call> {
 
   // Both return whether the answer went to a connected client.
   bool respond(Json result);
-  bool fail(const Error& error, std::string_view correlation_id = {});
+  bool fail(const Error& error);
 
   void arm_deadline(std::chrono::milliseconds timeout);
   void cancel();  // the client went away
+  // Counts this call among its uid's requests that carry a PIN, until it is
+  // destroyed. False (nothing counted) when the uid is at `limit`.
+  bool hold_pin_slot(std::size_t limit);
+  ~Call();
 
  private:
   bool finish(const Json& message, std::string_view outcome, std::string_view attachment = {});
@@ -57,6 +61,7 @@ class Call : public std::enable_shared_from_this<Call> {
   std::optional<boost::asio::steady_timer> deadline_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   bool answered_ = false;
+  std::shared_ptr<std::map<uid_t, std::size_t>> pin_slot_;  // set while this call holds one
 };
 
 using Handler = std::function<void(const std::shared_ptr<Call>&)>;
@@ -80,6 +85,10 @@ class Core {
   // it alive.
   std::map<std::uint64_t, std::shared_ptr<Connection>> connections;
   std::uint64_t next_connection = 1;
+  std::size_t refusing = 0;  // connections being told "too many" before they close
+  // Requests carrying a PIN, per uid, from dispatch until the Call is gone
+  // (its PIN, in locked memory, lives no longer than the Call's work).
+  std::shared_ptr<std::map<uid_t, std::size_t>> pin_requests = std::make_shared<std::map<uid_t, std::size_t>>();
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   bool stopping = false;
 
@@ -87,11 +96,13 @@ class Core {
     methods.emplace(std::move(name), Method{group, std::move(handler)});
   }
   void dispatch(const std::shared_ptr<Connection>& connection, Request request);
+  // Who holds a session is the holder's and the admins' business: other
+  // clients learn that a token is logged in, not by whom.
+  [[nodiscard]] bool may_see_session_owner(const Peer& peer, uid_t owner) const {
+    return peer.uid == owner || options.access.allows(peer, MethodGroup::admin);
+  }
   void publish(std::string_view topic, Json params);
 };
-
-// A short random id that ties an internal_error answer to its log line.
-std::string new_correlation_id();
 
 // Installs every method of protocol.md into `core` (methods_*.cpp).
 void register_system_methods(Core& core);

@@ -84,13 +84,23 @@ struct AuditRecord {
 class AuditSink {
  public:
   virtual ~AuditSink() = default;
-  virtual void record(const AuditRecord& record) = 0;
+  // False when the line could not be made durable: what it records is then
+  // refused (no audit, no signature).
+  [[nodiscard]] virtual bool record(const AuditRecord& record) = 0;
 };
 
 struct ServerOptions {
   std::size_t max_message_bytes = 16 * 1024 * 1024;
   std::size_t max_connections = 64;
+  // One uid cannot take every connection (root's included); connections with
+  // nothing in flight and no subscription are closed after idle_timeout
+  // (zero: never).
+  std::size_t max_connections_per_uid = 16;
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(300)};
   std::size_t max_inflight_per_connection = 32;
+  // Requests carrying a PIN that one uid may have in flight (queued or
+  // running): PINs live in a small locked heap shared by everyone.
+  std::size_t max_pin_requests_per_uid = 4;
   std::chrono::milliseconds request_timeout{std::chrono::seconds(120)};
   // sign.batch: items per batch, and how long one PIN entry may serve it.
   std::size_t batch_max_items = 50;

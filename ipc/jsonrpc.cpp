@@ -32,9 +32,39 @@ std::string read_attachment(const Json& doc, std::size_t max_bytes, std::string&
   return {};
 }
 
+// Whether brackets nest deeper than `limit` outside strings. A request needs
+// a handful of levels; a line of a million '[' would make the parser build a
+// million nested values (gigabytes) before it saw the line is useless.
+bool nested_deeper_than(std::string_view line, std::size_t limit) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (const char c : line) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 Incoming parse_request(std::string_view line, std::size_t max_attachment_bytes) {
+  if (nested_deeper_than(line, kMaxNesting))
+    return {.message = make_error(nullptr, Error(Errc::parse_error, "the message nests arrays or objects deeper than " +
+                                                                        std::to_string(kMaxNesting) + " levels")),
+            .framing_lost = true};  // whether an attachment follows is unknown
   Json doc = Json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded())
     return {.message = make_error(nullptr, Error(Errc::parse_error, "the message is not valid JSON"))};
@@ -80,7 +110,7 @@ Json make_result(const Json& id, Json result) {
   return Json{{"jsonrpc", "2.0"}, {"id", id}, {"result", std::move(result)}};
 }
 
-Json make_error(const Json& id, const Error& error, std::string_view correlation_id) {
+Json make_error(const Json& id, const Error& error) {
   Json data = {{"reason", wstr(reason_of(error.code()))}};
   if (error.tries_left) data["tries_left"] = *error.tries_left;
   if (!error.detail.empty()) data["detail"] = wstr(error.detail);
@@ -89,7 +119,7 @@ Json make_error(const Json& id, const Error& error, std::string_view correlation
     for (const auto& r : error.reasons) reasons.push_back({{"code", wstr(r.code)}, {"message", wstr(r.message)}});
     data["reasons"] = std::move(reasons);
   }
-  if (!correlation_id.empty()) data["correlation_id"] = wstr(correlation_id);
+  if (!error.correlation_id.empty()) data["correlation_id"] = wstr(error.correlation_id);
   return Json{{"jsonrpc", "2.0"},
               {"id", id},
               {"error",

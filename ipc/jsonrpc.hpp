@@ -35,10 +35,13 @@ struct Incoming {
   bool framing_lost = false;
 };
 
+// Requests nest a few levels; deeper lines are refused before parsing.
+inline constexpr std::size_t kMaxNesting = 32;
+
 Incoming parse_request(std::string_view line, std::size_t max_attachment_bytes);
 
 Json make_result(const Json& id, Json result);
-Json make_error(const Json& id, const Error& error, std::string_view correlation_id = {});
+Json make_error(const Json& id, const Error& error);
 Json make_event(std::string_view topic, Json params);
 
 }  // namespace kortti::ipc

@@ -1,3 +1,4 @@
+#include "common/encoding.hpp"
 #include "common/version.hpp"
 #include "ipc/connection.hpp"
 #include "ipc/convert.hpp"
@@ -12,7 +13,10 @@ void register_system_methods(Core& core) {
     Params params(call->params());
     const auto client = params.optional_string("client");
     (void)params.optional_string("version");
-    if (auto connection = call->connection(); connection && client) connection->peer().client = client->substr(0, 64);
+    // Cut at a character: half of one is not UTF-8, and this name goes into
+    // every log and audit line of the connection.
+    if (auto connection = call->connection(); connection && client)
+      connection->peer().client = std::string(utf8_prefix(*client, 64));
     Json capabilities = Json::array();
     for (const auto& [name, method] : core.methods) capabilities.push_back(wstr(name));
     capabilities.push_back("pipelining");

@@ -49,9 +49,13 @@ void after_scan(Core& core, std::function<void()> then) {
 void register_token_methods(Core& core) {
   core.add("tokens.list", MethodGroup::read, [&core](const std::shared_ptr<Call>& call) {
     auto* tokens = core.services.tokens;
-    after_scan(core, [call, tokens] {
+    after_scan(core, [&core, call, tokens] {
       Json list = Json::array();
-      for (const auto& t : tokens->tokens()) list.push_back(to_json(t));
+      for (const auto& t : tokens->tokens()) {
+        Json token = to_json(t);
+        if (t.session_owner && !core.may_see_session_owner(call->peer(), *t.session_owner)) token.erase("session_uid");
+        list.push_back(std::move(token));
+      }
       call->respond(std::move(list));
     });
   });

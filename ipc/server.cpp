@@ -48,20 +48,19 @@ class Server::Impl : public std::enable_shared_from_this<Impl> {
   std::optional<stream::acceptor> acceptor;
   std::string owned_path;
   std::optional<asio::steady_timer> drain_timer;
+  std::optional<asio::steady_timer> accept_pause;
 
   void accept() {
     acceptor->async_accept([self = shared_from_this()](const boost::system::error_code& ec, stream::socket socket) {
       if (ec == asio::error::operation_aborted || self->core.stopping || !self->acceptor->is_open()) return;
       if (ec) {
-        spdlog::warn("accept: {}", ec.message());
-      } else if (self->core.connections.size() >= self->core.options.max_connections) {
-        spdlog::warn("refusing a connection: {} clients already connected", self->core.connections.size());
-        const std::string busy = to_std(make_error(nullptr, Error(Errc::service_unavailable,
-                                                                  "too many clients are connected; try again later"))
-                                            .dump()) +
-                                 "\n";
-        boost::system::error_code ignored;
-        asio::write(socket, asio::buffer(busy), ignored);
+        // Out of descriptors, most likely: retrying at once would spin.
+        spdlog::warn("accept: {}; retrying in 100 ms", ec.message());
+        self->accept_pause.emplace(self->core.io, std::chrono::milliseconds(100));
+        self->accept_pause->async_wait([self](const boost::system::error_code& e) {
+          if (!e) self->accept();
+        });
+        return;
       } else {
         const std::uint64_t id = self->core.next_connection++;
         auto connection = std::make_shared<Connection>(self->core, std::move(socket), id);

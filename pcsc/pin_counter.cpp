@@ -1,3 +1,5 @@
+#include <spdlog/spdlog.h>
+
 #include "pcsc/pcsc.hpp"
 
 namespace kortti::pcsc {
@@ -16,7 +18,10 @@ std::optional<int> read_fineid_pin_tries(const std::string& reader, std::uint8_t
     for (std::size_t i = 0; i + 6 < response.size() - 2; ++i)
       if (response[i] == 0xDF && response[i + 1] == 0x21 && response[i + 2] == 0x04) return response[i + 3] & 0x0F;
     return std::nullopt;
-  } catch (...) {
+  } catch (const std::exception& e) {
+    // The count is a courtesy (tokens.list shows it); the card still
+    // answers C_Login. Unknown, and why, rather than a failed listing.
+    spdlog::debug("reader '{}': cannot read the PIN counter ({})", reader, e.what());
     return std::nullopt;
   }
 }

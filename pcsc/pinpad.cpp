@@ -1,5 +1,7 @@
 #include <PCSC/reader.h>
 
+#include <spdlog/spdlog.h>
+
 #include "pcsc/pcsc.hpp"
 
 namespace kortti::pcsc {
@@ -37,9 +39,10 @@ PinPadFeatures probe_pinpad(const Context& context, const std::string& reader) n
   try {
     const Card card(context, reader, /*direct=*/true);
     return parse_features(card.control(CM_IOCTL_GET_FEATURE_REQUEST, {}));
-  } catch (...) {
+  } catch (const std::exception& e) {
     // Readers without the ioctl (vpcd among them) answer with an error:
-    // that is "no PIN pad", not a failure.
+    // that is "no PIN pad", not a failure; the reason still goes to the log.
+    spdlog::debug("reader '{}': no PIN-pad features ({})", reader, e.what());
     return {};
   }
 }

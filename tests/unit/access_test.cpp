@@ -38,5 +38,16 @@ TEST(AccessPolicy, NamesResolveAndJunkIsRefused) {
   EXPECT_THROW(a.set(MethodGroup::read, {"root"}), std::invalid_argument);
 }
 
+// uid_t is 32 bits: a larger number must be refused, not wrapped to root.
+TEST(AccessPolicy, IdsOutOfRangeAreRefusedNotWrapped) {
+  AccessPolicy a;
+  for (const char* entry : {"uid:4294967296", "uid:4294967295", "gid:4294967296", "uid:18446744073709551616",
+                            "uid:-1", "uid:+5", "uid:0x10"})
+    EXPECT_THROW(a.set(MethodGroup::admin, {entry}), std::invalid_argument) << entry;
+  a.set(MethodGroup::admin, {"uid:4294967294"});
+  EXPECT_FALSE(a.allows(peer(0, 0), MethodGroup::admin));
+  EXPECT_TRUE(a.allows(peer(4294967294U, 0), MethodGroup::admin));
+}
+
 }  // namespace
 }  // namespace kortti::ipc

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "common/result.hpp"
 #include "ipc/jsonrpc.hpp"
 
 namespace kortti::ipc {
@@ -103,7 +104,8 @@ TEST(JsonRpc, ErrorObjectsCarryReasonAndDetails) {
   Error e(Errc::pin_incorrect, "the PIN is incorrect");
   e.tries_left = 2;
   e.detail = "C_Login: CKR_PIN_INCORRECT";
-  const Json j = make_error(3, e, "abc123");
+  e.correlation_id = "abc123";
+  const Json j = make_error(3, e);
   EXPECT_EQ(j["jsonrpc"], "2.0");
   EXPECT_EQ(j["id"], 3);
   EXPECT_EQ(j["error"]["code"], 1011);
@@ -111,6 +113,29 @@ TEST(JsonRpc, ErrorObjectsCarryReasonAndDetails) {
   EXPECT_EQ(j["error"]["data"]["reason"], "pin_incorrect");
   EXPECT_EQ(j["error"]["data"]["tries_left"], 2);
   EXPECT_EQ(j["error"]["data"]["correlation_id"], "abc123");
+}
+
+// A bug's text stays in the log; the client gets the id that finds it there.
+TEST(JsonRpc, InternalErrorsCarryACorrelationIdAndNoInternalText) {
+  const Error e = internal_error("sign.xml", "std::bad_variant_access at xml_sign.cpp:42");
+  EXPECT_EQ(e.code(), Errc::internal_error);
+  ASSERT_EQ(e.correlation_id.size(), 12U);
+  const Json j = make_error(7, e);
+  EXPECT_EQ(j["error"]["data"]["correlation_id"], wstr(e.correlation_id));
+  const std::string text = to_std(j.dump());
+  EXPECT_EQ(text.find("bad_variant_access"), std::string::npos) << text;
+  EXPECT_NE(text.find(e.correlation_id), std::string::npos) << text;
+}
+
+TEST(JsonRpc, CaptureTurnsAnyExceptionIntoALoggedInternalError) {
+  const Result<int> r = capture([]() -> int { throw std::out_of_range("vector::_M_range_check: secret detail"); });
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), Errc::internal_error);
+  EXPECT_FALSE(r.error().correlation_id.empty());
+  EXPECT_EQ(std::string(r.error().what()).find("secret detail"), std::string::npos);
+  const Result<int> unknown = capture([]() -> int { throw 42; });
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().code(), Errc::internal_error);
 }
 
 TEST(JsonRpc, EventsHaveNoId) {
