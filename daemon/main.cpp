@@ -99,6 +99,21 @@ REGISTRY
   what it writes. Exit status: 0 done, 65 bad data (nothing changed),
   74 cannot use a file, 78 configuration error.)";
 
+constexpr const char* kAuditHelp = R"(
+AUDIT
+  With [audit] file, every line of the audit trail carries its sequence
+  number (seq) and the SHA-256 of the line before it (prev); the first line
+  of a new file after logrotate names the last line of the old one. A line
+  is on disk (fdatasync) before the answer it records leaves; when it cannot
+  be written, the signature is refused with 1060.
+
+  korttid audit verify FILE...
+      check the chain through the files, oldest first (audit.log.2
+      audit.log.1 audit.log). Exit status: 0 intact, 1 a line changed or
+      missing (the first one is named), 2 intact but the chain starts anew
+      after its first line (files out of order, or moved while korttid was
+      stopped), 74 a file cannot be read.)";
+
 ipc::AccessPolicy access_policy(const daemon::Config& config) {
   ipc::AccessPolicy policy;
   policy.set(ipc::MethodGroup::read, config.access.read);
@@ -143,11 +158,27 @@ void reload(const std::string& path, bool explicit_path, daemon::Config& current
   sd_notify(0, "READY=1");
 }
 
+// Handlers answer their own errors; one that escapes is a bug. It costs the
+// request it belonged to (which then meets its deadline), never the daemon,
+// the sessions it holds or the other clients.
+void run_until_stopped(asio::io_context& io) {
+  for (;;) {
+    try {
+      io.run();
+      return;
+    } catch (const std::exception& e) {
+      (void)internal_error("the io thread", e.what());
+    } catch (...) {
+      (void)internal_error("the io thread", "an exception of unknown type");
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"korttid - smart-card signing daemon for Finnish healthcare professional cards", "korttid"};
-  app.footer(std::string(kFooter) + kRegistryHelp + kFooterEnd);
+  app.footer(std::string(kFooter) + kRegistryHelp + kAuditHelp + kFooterEnd);
   app.get_formatter()->column_width(28);
   std::string config_path = kDefaultConfig;
   bool check_only = false;
@@ -168,12 +199,19 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"rights", "restriction_targets", "medicine_classes"}));
   import_codes->add_option("FILE", registry_command.file, "CSV or JSON Lines")->required()->check(CLI::ExistingFile);
   auto* registry_status = registry->add_subcommand("status", "what is imported, from where, when");
+  auto* audit_command = app.add_subcommand("audit", "check the audit trail (see AUDIT below)");
+  audit_command->require_subcommand(1);
+  audit_command->footer(kAuditHelp);
+  std::vector<std::string> audit_files;
+  auto* audit_verify = audit_command->add_subcommand("verify", "check the hash chain of audit files, oldest first");
+  audit_verify->add_option("FILE", audit_files, "audit files, oldest first")->required()->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
   if (version) {
     std::cout << "korttid " << kVersion << " (protocol " << kProtocolVersion << ")\n";
     return 0;
   }
+  if (*audit_verify) return daemon::verify_audit_files(audit_files);
   const bool explicit_path = config_opt->count() > 0;
   auto loaded = read_config(config_path, explicit_path);
   if (!loaded) return kExitConfig;

@@ -162,7 +162,8 @@ void audit_denial(Core& core, const Call& call, const pkcs11::CertificateInfo& c
   record.outcome = "policy_denied";
   for (const auto& r : d.reasons) record.detail += (record.detail.empty() ? "" : " ") + r.code;
   record.delivered = call.deliverable();
-  if (core.services.audit != nullptr) core.services.audit->record(record);
+  // The denial stands whether or not its line could be written.
+  if (core.services.audit != nullptr) (void)core.services.audit->record(record);
 }
 
 // 1. what the document says, 2. the policy, and only then 3. the card: a

@@ -22,7 +22,7 @@ void run_signing(Core& core, const std::shared_ptr<Call>& call) {
       pkcs11::SignRequest request = sign_request(*item, cert_id, call->peer().uid);
       AuditRecord record = audit_record(*call, call->method(), request);
       core.services.tokens->sign(std::move(request), std::move(*credentials), call->stop_token(),
-                                 [&core, call, record, item](Result<pkcs11::SignResult> r) {
+                                 [&core, call, record, item](Result<pkcs11::SignResult> r) mutable {
                                    audit_signature(core, *call, record, r);
                                    if (!r.ok()) return (void)call->fail(r.error());
                                    item->finish(std::move(r).value(), [call](Result<Json> answer) {
@@ -96,7 +96,12 @@ void with_certificate(Core& core, const std::shared_ptr<Call>& call, const std::
   });
 }
 
-void audit_signature(Core& core, const Call& call, AuditRecord record, const Result<pkcs11::SignResult>& r) {
+Error audit_unavailable() {
+  return Error(Errc::service_unavailable,
+               "the audit trail cannot be written (see the korttid log); korttid signs nothing it cannot audit");
+}
+
+void audit_signature(Core& core, const Call& call, AuditRecord record, Result<pkcs11::SignResult>& r) {
   record.delivered = call.deliverable();
   if (r.ok()) {
     record.outcome = "ok";
@@ -106,7 +111,7 @@ void audit_signature(Core& core, const Call& call, AuditRecord record, const Res
     record.detail = r.error().what();
     if (!r.error().detail.empty()) record.detail += " (" + r.error().detail + ")";
   }
-  if (core.services.audit != nullptr) core.services.audit->record(record);
+  if (core.services.audit != nullptr && !core.services.audit->record(record) && r.ok()) r = audit_unavailable();
 }
 
 void register_sign_methods(Core& core) {

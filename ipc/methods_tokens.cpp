@@ -1,14 +1,16 @@
 #include "ipc/convert.hpp"
 #include "ipc/core.hpp"
 #include "ipc/params.hpp"
+#include "ipc/shared.hpp"
 
 namespace kortti::ipc {
 
 namespace {
 
-// Written before the answer is sent (see methods_sign.cpp).
-void audit_session(Core& core, const std::shared_ptr<Call>& call, const std::string& token_id, const Error* error) {
-  if (core.services.audit == nullptr) return;
+// Written before the answer is sent (see methods_sign.cpp). False when the
+// line could not be written.
+bool audit_session(Core& core, const std::shared_ptr<Call>& call, const std::string& token_id, const Error* error) {
+  if (core.services.audit == nullptr) return true;
   AuditRecord record;
   record.action = call->method();
   record.peer = call->peer();
@@ -19,7 +21,7 @@ void audit_session(Core& core, const std::shared_ptr<Call>& call, const std::str
     if (!error->detail.empty()) record.detail += " (" + error->detail + ")";
   }
   record.delivered = call->deliverable();
-  core.services.audit->record(record);
+  return core.services.audit->record(record);
 }
 
 // Runs `then` after a fresh slot scan, or after `patience` with what is
@@ -91,10 +93,14 @@ void register_token_methods(Core& core) {
     core.services.tokens->login(token_id, std::move(credentials), call->peer().uid, call->stop_token(),
                                 [&core, call, token_id](Result<pkcs11::LoginResult> r) {
                                   if (!r.ok()) {
-                                    audit_session(core, call, token_id, &r.error());
+                                    (void)audit_session(core, call, token_id, &r.error());
                                     return (void)call->fail(r.error());
                                   }
-                                  audit_session(core, call, token_id, nullptr);
+                                  if (!audit_session(core, call, token_id, nullptr)) {
+                                    // A session nobody can account for is closed again.
+                                    core.services.tokens->logout(token_id, call->peer().uid, [](Result<Unit>) {});
+                                    return (void)call->fail(audit_unavailable());
+                                  }
                                   Json result = {{"logged_in", r.value().logged_in}};
                                   if (r.value().expires_at)
                                     result["expires_at"] = wstr(to_rfc3339(*r.value().expires_at));
@@ -107,10 +113,11 @@ void register_token_methods(Core& core) {
     const std::string token_id = params.string("token_id");
     core.services.tokens->logout(token_id, call->peer().uid, [&core, call, token_id](Result<Unit> r) {
       if (!r.ok()) {
-        audit_session(core, call, token_id, &r.error());
+        (void)audit_session(core, call, token_id, &r.error());
         return (void)call->fail(r.error());
       }
-      audit_session(core, call, token_id, nullptr);
+      // The session is over either way; the line is what may be missing.
+      (void)audit_session(core, call, token_id, nullptr);
       call->respond({{"logged_in", false}});
     });
   });

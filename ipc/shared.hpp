@@ -14,8 +14,12 @@
 namespace kortti::ipc {
 
 // Writes the audit line of a signature (or its failure) before the answer
-// leaves, so no client ever holds a signature the audit trail lacks.
-void audit_signature(Core& core, const Call& call, AuditRecord record, const Result<pkcs11::SignResult>& result);
+// leaves, so no client ever holds a signature the audit trail lacks: when the
+// line cannot be written, a signature becomes service_unavailable.
+void audit_signature(Core& core, const Call& call, AuditRecord record, Result<pkcs11::SignResult>& result);
+
+// The error that replaces an answer whose audit line could not be written.
+Error audit_unavailable();
 
 // The `context` parameter of policy.check and sign.prescription.
 policy::Context context_param(Json& params);
