@@ -35,6 +35,12 @@ Client::Client(const std::string& socket_path) {
   }
 }
 
+std::unique_ptr<Client> Client::adopt(int connected_fd) {
+  std::unique_ptr<Client> c(new Client());
+  c->fd_ = connected_fd;
+  return c;
+}
+
 Client::~Client() {
   if (fd_ >= 0) ::close(fd_);
 }

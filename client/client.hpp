@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -41,6 +42,8 @@ class Client {
 
   // Connects; throws std::system_error naming the path.
   explicit Client(const std::string& socket_path);
+  // Takes over a socket already connected to korttid.
+  static std::unique_ptr<Client> adopt(int connected_fd);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -71,6 +74,7 @@ class Client {
   [[nodiscard]] int fd() const noexcept { return fd_; }
 
  private:
+  Client() = default;
   std::optional<Json> read_message(Timeout timeout);
   // The next whole message in buffer_ (a line and its attachment), if any.
   std::optional<Json> take_message();

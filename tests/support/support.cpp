@@ -15,7 +15,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <grp.h>
+
 #include <cstdlib>
+#include <iostream>
+#include <mutex>
+#include <set>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -278,6 +283,15 @@ Bytes sign_like_a_token(const fs::path& key_pem, DigestAlgorithm alg, const Byte
   return sig;
 }
 
+namespace {
+
+// The test programs' view of the daemons they run (see set_problem_reporter).
+std::mutex registry_mutex;
+std::function<void(const std::string&)> problem_reporter;
+std::set<const Daemon*> live_daemons;
+
+}  // namespace
+
 Daemon::Daemon(DaemonOptions options) : socket_(options.socket.value_or(dir_ / "korttid.sock")) {
   std::string modules;
   for (const auto& m : options.modules) modules += (modules.empty() ? "\"" : ", \"") + m + "\"";
@@ -289,7 +303,7 @@ Daemon::Daemon(DaemonOptions options) : socket_(options.socket.value_or(dir_ / "
        << "[session]\n"
        << options.session << "\n"
        << "[log]\nlevel = \"" << options.log_level << "\"\n"
-       << "[audit]\nfile = \"" << (dir_ / "audit.log").string() << "\"\n"
+       << "[audit]\nfile = \"" << options.audit_file.value_or(dir_ / "audit.log").string() << "\"\n"
        << "[trust]\nanchors = \"" << (pki_dir() / "trust").string() << "\"\n"
        << "intermediates = \"" << (pki_dir() / "intermediates").string() << "\"\n"
        << options.trust << "\n"
@@ -309,14 +323,81 @@ Daemon::Daemon(DaemonOptions options) : socket_(options.socket.value_or(dir_ / "
   options.env["NOTIFY_SOCKET"] = notify.string();
 
   pid_ = spawn_logged({korttid_binary().string(), "--config", config().string()}, options.env, dir_ / "korttid.log");
-  if (options.wait_ready && !wait_notify("READY=1", std::chrono::seconds(30)))
+  if (options.wait_ready && !wait_notify("READY=1", std::chrono::seconds(30))) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
     throw std::runtime_error("korttid did not become ready; its log:\n" + this->log());
+  }
+  std::lock_guard lock(registry_mutex);
+  live_daemons.insert(this);
+}
+
+namespace {
+
+void report_problem(const std::string& problem) {
+  std::function<void(const std::string&)> reporter;
+  {
+    std::lock_guard lock(registry_mutex);
+    reporter = problem_reporter;
+  }
+  if (reporter)
+    reporter(problem);
+  else
+    std::cerr << "korttid problem: " << problem << "\n";
+}
+
+std::string tail(const std::string& text, std::size_t bytes) {
+  return text.size() <= bytes ? text : "..." + text.substr(text.size() - bytes);
+}
+
+}  // namespace
+
+void set_problem_reporter(std::function<void(const std::string&)> reporter) {
+  std::lock_guard lock(registry_mutex);
+  problem_reporter = std::move(reporter);
+}
+
+std::string sanitizer_reports(const std::string& log) {
+  static const char* const kMarkers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                                         "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer"};
+  std::string found;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);)
+    for (const char* marker : kMarkers)
+      if (line.find(marker) != std::string::npos) {
+        found += line + "\n";
+        break;
+      }
+  return found;
+}
+
+void for_each_daemon_log(const std::function<void(const std::string&)>& fn) {
+  std::vector<const Daemon*> daemons;
+  {
+    std::lock_guard lock(registry_mutex);
+    daemons.assign(live_daemons.begin(), live_daemons.end());
+  }
+  for (const Daemon* d : daemons) fn(d->log());
 }
 
 Daemon::~Daemon() {
-  if (running()) stop(SIGTERM, std::chrono::seconds(10));
+  {
+    std::lock_guard lock(registry_mutex);
+    live_daemons.erase(this);
+  }
+  const bool was_running = running();
+  const bool died_unseen = !was_running && !status_seen_;
+  const int status = was_running ? stop(SIGTERM, std::chrono::seconds(10)) : status_.value_or(-1);
   if (running()) stop(SIGKILL);
   if (notify_fd_ >= 0) ::close(notify_fd_);
+  const std::string log = this->log();
+  if (died_unseen)
+    report_problem("korttid exited on its own with status " + std::to_string(status) + "; its log:\n" + tail(log, 4000));
+  else if (was_running && status != 0)
+    report_problem("korttid did not stop cleanly on SIGTERM (status " + std::to_string(status) + "); its log:\n" +
+                   tail(log, 4000));
+  if (const std::string reports = sanitizer_reports(log); !reports.empty())
+    report_problem("sanitizer reports in korttid's log:\n" + reports + "the log:\n" + tail(log, 8000));
 }
 
 std::string Daemon::log() const { return read_file(dir_ / "korttid.log"); }
@@ -334,7 +415,18 @@ bool Daemon::running() {
 
 void Daemon::signal(int signo) const { ::kill(pid_, signo); }
 
+std::optional<int> Daemon::exit_status(std::chrono::seconds timeout) {
+  status_seen_ = true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (running()) {
+    if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return status_;
+}
+
 int Daemon::stop(int signo, std::chrono::seconds timeout) {
+  status_seen_ = true;
   if (!running()) return status_.value_or(-1);
   ::kill(pid_, signo);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -616,6 +708,60 @@ Bytes b64(const Json& value) {
   auto bytes = base64_decode(str(value));
   if (!bytes) throw std::runtime_error("not base64: " + str(value));
   return *bytes;
+}
+
+std::unique_ptr<client::Client> connect_as(const std::string& socket, uid_t uid, gid_t gid,
+                                           const std::vector<gid_t>& groups) {
+  // The other user must be able to reach the socket (its mode is the test
+  // daemon's 0666): let anyone through the folder it is in.
+  fs::permissions(fs::path(socket).parent_path(), fs::perms::others_exec | fs::perms::group_exec,
+                  fs::perm_options::add);
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) throw std::runtime_error("socketpair");
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(pair[0]);
+    if (::setgroups(groups.size(), groups.data()) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) _exit(2);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    socket.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) _exit(3);
+    char byte = 'x';
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
+    _exit(::sendmsg(pair[1], &msg, 0) == 1 ? 0 : 4);
+  }
+  ::close(pair[1]);
+  char byte = 0;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  const ssize_t n = ::recvmsg(pair[0], &msg, MSG_CMSG_CLOEXEC);
+  ::close(pair[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  if (n != 1 || cmsg == nullptr || cmsg->cmsg_type != SCM_RIGHTS)
+    throw std::runtime_error("connect_as: the child could not connect as uid " + std::to_string(uid) +
+                             " (exit status " + std::to_string(WEXITSTATUS(status)) + ")");
+  int fd = -1;
+  std::memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
+  return client::Client::adopt(fd);
 }
 
 }  // namespace kortti::test

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -93,6 +94,7 @@ struct DaemonOptions {
   std::string revocation;
   std::string registry;
   std::string extra;  // further tables, appended as they are
+  std::optional<fs::path> audit_file;  // default: audit.log in the daemon's directory
   std::vector<std::string> modules{SoftHsm::kModule};
   bool pcsc = false;
   std::string log_level = "debug";
@@ -120,7 +122,11 @@ class Daemon {
   std::unique_ptr<client::Client> connect() const { return std::make_unique<client::Client>(socket()); }
 
   // Sends `signo` and waits for the exit status (128 + signal if killed).
+  // The caller has then seen the status and checks it itself.
   int stop(int signo = 15, std::chrono::seconds timeout = std::chrono::seconds(20));
+  // The exit status of a daemon that was expected to exit on its own (a
+  // bad config, say), waited for up to `timeout`; the caller checks it.
+  std::optional<int> exit_status(std::chrono::seconds timeout = std::chrono::seconds(20));
   void signal(int signo) const;
   // Waits for a notify message containing `what` (e.g. "READY=1").
   bool wait_notify(const std::string& what, std::chrono::milliseconds timeout);
@@ -131,7 +137,27 @@ class Daemon {
   pid_t pid_ = -1;
   int notify_fd_ = -1;
   std::optional<int> status_;
+  bool status_seen_ = false;  // a test looked at the exit status itself
 };
+
+// What every test that runs korttid checks when its Daemon goes away: that it
+// did not die on its own, that SIGTERM stopped it with status 0, and that its
+// log has no AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer or
+// ThreadSanitizer report. Problems go to the reporter (a gtest failure in
+// the test programs: tests/support/test_main.cpp), or stderr without one.
+void set_problem_reporter(std::function<void(const std::string&)> reporter);
+// The sanitizer reports in a log, or empty.
+std::string sanitizer_reports(const std::string& log);
+// Calls `fn` with the log of every korttid that is running now (the
+// listener in test_main.cpp prints them when a test fails).
+void for_each_daemon_log(const std::function<void(const std::string&)>& fn);
+
+// A connection made by a process with other credentials: a child takes
+// `uid`, `gid` and `groups`, connects, and hands the socket back. korttid
+// reads the credentials of whoever connected, so this is how a test is
+// another user without running as one.
+std::unique_ptr<client::Client> connect_as(const std::string& socket, uid_t uid, gid_t gid,
+                                           const std::vector<gid_t>& groups = {});
 
 // A private pcscd with vpcd's two virtual readers on free TCP ports, reached
 // through its own socket (PCSCLITE_CSOCK_NAME); set for this process too.
