@@ -1,5 +1,12 @@
-// What the logs say about a signature — and that no PIN is ever among it.
+// What the logs say about a signature — and that no PIN is ever among it;
+// the audit trail's hash chain, and no signature without its audit line.
 
+#include <sys/mount.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "common/digest.hpp"
 #include "tests/integration/softhsm_fixture.hpp"
 
 namespace kortti::test {
@@ -12,6 +19,23 @@ std::vector<Json> audit_lines(const Daemon& d) {
   std::istringstream in(read_file(d.dir() / "audit.log"));
   for (std::string line; std::getline(in, line);) out.push_back(Json::parse(line));
   return out;
+}
+
+std::vector<std::string> raw_lines(const fs::path& file) {
+  std::vector<std::string> out;
+  std::istringstream in(read_file(file));
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+std::string sha256_of(const std::string& text) {
+  return sha256_hex(ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+}
+
+CommandResult verify(const std::vector<fs::path>& files) {
+  std::vector<std::string> argv = {korttid_binary().string(), "audit", "verify"};
+  for (const auto& f : files) argv.push_back(f.string());
+  return run(argv);
 }
 
 TEST_F(Audit, EachSignatureIsRecordedWithWhoWhatAndOutcome) {
@@ -62,6 +86,141 @@ TEST_F(Audit, ASessionLoginIsRecordedWithoutThePin) {
   EXPECT_EQ(lines[0]["action"], "session.login");
   EXPECT_EQ(lines[0]["token_id"], wstr(token_ids_.at("cardA")));
   EXPECT_EQ(lines[0]["outcome"], "ok");
+}
+
+TEST_F(Audit, EachLineIsChainedToTheOneBefore) {
+  auto c = daemon_->connect();
+  for (int i = 0; i < 3; ++i) sign_digest(*c, rsa_sign_cert(), "sha256");
+  const auto lines = raw_lines(daemon_->dir() / "audit.log");
+  ASSERT_EQ(lines.size(), 3U);
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const Json j = Json::parse(lines[i]);
+    EXPECT_EQ(j["seq"], i + 1);
+    EXPECT_EQ(j["prev"], i == 0 ? wstr("start") : wstr(sha256_of(lines[i - 1])));
+  }
+  const auto ok = verify({daemon_->dir() / "audit.log"});
+  EXPECT_EQ(ok.status, 0) << ok.out << ok.err;
+  EXPECT_NE(ok.out.find("OK: 3 lines"), std::string::npos) << ok.out;
+}
+
+TEST_F(Audit, VerifyNamesAChangedOrMissingLine) {
+  auto c = daemon_->connect();
+  for (int i = 0; i < 4; ++i) sign_digest(*c, rsa_sign_cert(), "sha256");
+  auto lines = raw_lines(daemon_->dir() / "audit.log");
+  ASSERT_EQ(lines.size(), 4U);
+
+  auto changed = lines;
+  const auto at = changed[1].find("\"uid\":");
+  ASSERT_NE(at, std::string::npos);
+  changed[1].replace(at, 6, "\"uid\":4242,\"was\":");
+  std::string text;
+  for (const auto& l : changed) text += l + "\n";
+  write_file(daemon_->dir() / "changed.log", text);
+  const auto r1 = verify({daemon_->dir() / "changed.log"});
+  EXPECT_EQ(r1.status, 1) << r1.out;
+  EXPECT_NE(r1.out.find("changed.log:2: BROKEN"), std::string::npos) << r1.out;
+
+  text.clear();
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    if (i != 2) text += lines[i] + "\n";
+  write_file(daemon_->dir() / "missing.log", text);
+  const auto r2 = verify({daemon_->dir() / "missing.log"});
+  EXPECT_EQ(r2.status, 1) << r2.out;
+  EXPECT_NE(r2.out.find("missing.log:2: BROKEN"), std::string::npos) << r2.out;
+}
+
+// logrotate moves the file; the next line starts a new one, linked to the old.
+TEST_F(Audit, TheChainCarriesOnAcrossRotation) {
+  auto c = daemon_->connect();
+  sign_digest(*c, rsa_sign_cert(), "sha256");
+  sign_digest(*c, rsa_sign_cert(), "sha256");
+  fs::rename(daemon_->dir() / "audit.log", daemon_->dir() / "audit.log.1");
+  sign_digest(*c, rsa_sign_cert(), "sha256");
+  const auto old_lines = raw_lines(daemon_->dir() / "audit.log.1");
+  const auto new_lines = raw_lines(daemon_->dir() / "audit.log");
+  ASSERT_EQ(old_lines.size(), 2U);
+  ASSERT_EQ(new_lines.size(), 1U);
+  const Json first = Json::parse(new_lines[0]);
+  EXPECT_EQ(first["seq"], 3);
+  EXPECT_EQ(first["prev"], wstr(sha256_of(old_lines[1])));
+  const auto both = verify({daemon_->dir() / "audit.log.1", daemon_->dir() / "audit.log"});
+  EXPECT_EQ(both.status, 0) << both.out;
+  EXPECT_NE(both.out.find("OK: 3 lines"), std::string::npos) << both.out;
+  // Out of order, the old file's start cannot be linked to what came before.
+  const auto reversed = verify({daemon_->dir() / "audit.log", daemon_->dir() / "audit.log.1"});
+  EXPECT_EQ(reversed.status, 2) << reversed.out;
+  EXPECT_NE(reversed.out.find("audit.log.1:1: note: the chain starts anew"), std::string::npos) << reversed.out;
+}
+
+TEST_F(Audit, ARestartCarriesOnTheChainOfTheFile) {
+  TempDir keep;
+  DaemonOptions first;
+  first.audit_file = keep / "audit.log";
+  start(std::move(first));
+  sign_digest(*daemon_->connect(), rsa_sign_cert(), "sha256");
+  EXPECT_EQ(daemon_->stop(), 0);
+  DaemonOptions second;
+  second.audit_file = keep / "audit.log";
+  start(std::move(second));
+  sign_digest(*daemon_->connect(), rsa_sign_cert(), "sha256");
+  const auto lines = raw_lines(keep / "audit.log");
+  ASSERT_EQ(lines.size(), 2U);
+  EXPECT_EQ(Json::parse(lines[1])["seq"], 2);
+  EXPECT_EQ(Json::parse(lines[1])["prev"], wstr(sha256_of(lines[0])));
+  const auto r = verify({keep / "audit.log"});
+  EXPECT_EQ(r.status, 0) << r.out;
+}
+
+// A small tmpfs, filled: the card signs, but without its audit line the
+// signature never leaves korttid.
+class AuditOnAFullDisk : public SoftHsmDaemonTest {
+ protected:
+  void SetUp() override {
+    fs::create_directories(mount_ / "x");
+    ASSERT_EQ(::mount("tmpfs", mount_.c_str(), "tmpfs", 0, "size=16k"), 0)
+        << "mounting a tmpfs needs root: " << std::strerror(errno);
+    mounted_ = true;
+    DaemonOptions o;
+    o.audit_file = mount_ / "audit.log";
+    start(std::move(o));
+  }
+  void TearDown() override {
+    daemon_.reset();
+    if (mounted_) ::umount2(mount_.c_str(), MNT_DETACH);
+  }
+  void fill() {
+    std::ofstream out(mount_ / "filler", std::ios::binary);
+    const std::string page(4096, 'x');
+    while (out.write(page.data(), page.size()) && out.flush()) {
+    }
+  }
+
+  TempDir mount_dir_;
+  fs::path mount_ = mount_dir_ / "fs";
+  bool mounted_ = false;
+};
+
+TEST_F(AuditOnAFullDisk, NoAuditLineNoSignature) {
+  auto c = daemon_->connect();
+  fill();  // before the first line: a line's page, once there, has room for more
+  const auto e = rpc_error([&] { sign_digest(*c, rsa_sign_cert(), "sha256"); });
+  EXPECT_EQ(e.code(), 1060);
+  EXPECT_NE(std::string(e.what()).find("audit"), std::string::npos) << e.what();
+  EXPECT_NE(daemon_->log().find("audit: cannot write"), std::string::npos);
+  // A session that cannot be accounted for is not opened either.
+  EXPECT_EQ(rpc_error([&] {
+              c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}});
+            }).code(),
+            1060);
+  // Room again: signing and the chain carry on, with no half line between.
+  fs::remove(mount_ / "filler");
+  sign_digest(*c, rsa_sign_cert(), "sha256");
+  const auto lines = raw_lines(mount_ / "audit.log");
+  ASSERT_EQ(lines.size(), 1U);
+  const auto r = verify({mount_ / "audit.log"});
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(Json::parse(lines[0])["seq"], 1);
+  EXPECT_EQ(daemon_->connect()->call("system.hello")["daemon"], "korttid");
 }
 
 }  // namespace

@@ -1,0 +1,282 @@
+// What an attacker found on the socket (issue 12), each reproduced against
+// the real korttid: one request must not kill it, and no one client may
+// starve the others of memory or connections.
+
+#include <sys/socket.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tests/integration/softhsm_fixture.hpp"
+
+namespace kortti::test {
+namespace {
+
+constexpr uid_t kNobody = 65534;
+
+// korttid's resident memory now and at its peak, in KiB (/proc/PID/status).
+std::map<std::string, long> memory_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::map<std::string, long> values;
+  for (std::string line; std::getline(in, line);)
+    for (const char* key : {"VmRSS", "VmHWM"})
+      if (line.rfind(std::string(key) + ":", 0) == 0) values[key] = std::stol(line.substr(std::strlen(key) + 1));
+  return values;
+}
+
+std::vector<Json> audit_lines(const Daemon& d) {
+  std::vector<Json> lines;
+  std::istringstream in(read_file(d.dir() / "audit.log"));
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) lines.push_back(Json::parse(line));
+  return lines;
+}
+
+// Reads until the daemon closes the connection; false if it is still open
+// after `timeout`.
+bool closed_by_daemon(client::Client& c, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  try {
+    while (std::chrono::steady_clock::now() < deadline) (void)c.receive(std::chrono::milliseconds(100));
+  } catch (const std::runtime_error&) {
+    return true;
+  }
+  return false;
+}
+
+class Hostile : public SoftHsmDaemonTest {
+ protected:
+  void start_with(DaemonOptions o) {
+    start(std::move(o));
+    bystander_ = daemon_->connect();
+    bystander_->call("system.hello", {{"client", "bystander"}});
+  }
+
+  void expect_daemon_fine() {
+    ASSERT_TRUE(daemon_->running()) << daemon_->log();
+    EXPECT_EQ(bystander_->call("system.hello", Json::object(), std::chrono::seconds(10))["daemon"], "korttid");
+  }
+
+  std::unique_ptr<client::Client> bystander_;
+};
+
+// 63 ASCII bytes and an "ä" (2 bytes): a cut at 64 bytes used to split the
+// character, and the audit line's JSON then threw in the io thread.
+TEST_F(Hostile, ClientNameCutInsideACharacterIsCutBeforeIt) {
+  start_with({});
+  auto c = daemon_->connect();
+  const std::string name = std::string(63, 'a') + "\xc3\xa4";
+  c->call("system.hello", {{"client", wstr(name)}});
+  const auto e = rpc_error([&] { c->call("session.login", {{"token_id", "no-such-token"}, {"pin", "1234"}}); });
+  EXPECT_EQ(e.code(), 1002);
+  expect_daemon_fine();
+  const auto lines = audit_lines(*daemon_);
+  ASSERT_EQ(lines.size(), 1U) << daemon_->log();
+  EXPECT_EQ(lines[0]["client"], wstr(std::string(63, 'a')));
+  EXPECT_EQ(lines[0]["action"], "session.login");
+}
+
+// Attachments skip the JSON parser's UTF-8 check; korttid makes it itself.
+TEST_F(Hostile, AttachmentThatIsNotUtf8IsInvalidParamsAndTheConnectionCarriesOn) {
+  start_with({});
+  auto c = daemon_->connect();
+  for (const std::string& bytes : {std::string("\xff"), std::string("ok\xc3"), std::string("\xed\xa0\x80"),
+                                  std::string("\xc0\xaf"), std::string("\xf4\x90\x80\x80")}) {
+    c->send_raw(R"({"jsonrpc":"2.0","id":7,"method":"session.login","params":{"pin":"1234"},)"
+                R"("attachment":{"name":"token_id","bytes":)" +
+                std::to_string(bytes.size()) + "}}\n" + bytes);
+    const auto a = c->receive(std::chrono::seconds(10));
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ((*a)["id"], 7);
+    EXPECT_EQ((*a)["error"]["code"], -32602) << to_std(a->dump(-1, ' ', false, Json::error_handler_t::replace));
+  }
+  EXPECT_EQ(c->call("system.hello")["daemon"], "korttid");
+  EXPECT_TRUE(audit_lines(*daemon_).empty());
+  expect_daemon_fine();
+  // Valid UTF-8 beyond ASCII still goes through as an attachment.
+  const auto e = rpc_error([&] {
+    c->call_attached("session.login", {{"token_id", wstr("kortti-\xc3\xa4")}, {"pin", "1234"}}, "token_id");
+  });
+  EXPECT_EQ(e.code(), 1002);
+}
+
+// A line of '[' made the parser build a value per bracket: 1.2 GiB for 16 MiB.
+TEST_F(Hostile, DeeplyNestedLineIsRefusedWithoutBuildingIt) {
+  start_with({});
+  const long before = memory_kib(daemon_->pid())["VmHWM"];
+  auto c = daemon_->connect();
+  c->send_raw(std::string(8 * 1024 * 1024, '[') + "\n");
+  const auto a = c->receive(std::chrono::seconds(30));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ((*a)["error"]["code"], -32700);
+  EXPECT_NE(to_std((*a)["error"]["message"].get<WipingString>()).find("deeper than"), std::string::npos);
+  EXPECT_TRUE(closed_by_daemon(*c, std::chrono::seconds(5)));
+  // The line itself is buffered (8 MiB); the parse must add little to it.
+  const long peak = memory_kib(daemon_->pid())["VmHWM"];
+  EXPECT_LT(peak - before, 64 * 1024) << "peak RSS grew by " << (peak - before) << " KiB";
+  // The nesting a request needs is accepted.
+  EXPECT_EQ(bystander_->call("events.subscribe", {{"topics", Json::array({"card"})}})["subscribed"].size(), 1U);
+  expect_daemon_fine();
+}
+
+// A header announcing 16 MiB used to reserve 16 MiB at once, per connection.
+TEST_F(Hostile, AttachmentHeaderDoesNotReserveWhatItAnnounces) {
+  start_with({});
+  const long before = memory_kib(daemon_->pid())["VmRSS"];
+  std::vector<std::unique_ptr<client::Client>> clients;
+  for (int i = 0; i < 12; ++i) {
+    clients.push_back(daemon_->connect());
+    clients.back()->send_raw(R"({"jsonrpc":"2.0","id":1,"method":"system.hello","params":{},)"
+                             R"("attachment":{"name":"client","bytes":16000000}})"
+                             "\n");
+  }
+  EXPECT_EQ(bystander_->call("system.hello")["daemon"], "korttid");  // all headers read by now
+  const long after = memory_kib(daemon_->pid())["VmRSS"];
+  EXPECT_LT(after - before, 32 * 1024) << "RSS grew by " << (after - before) << " KiB for 12 headers";
+  expect_daemon_fine();
+}
+
+TEST_F(Hostile, OneUidCannotTakeEveryConnection) {
+  DaemonOptions o;
+  o.ipc = "max_connections = 64\nmax_connections_per_uid = 4\n";
+  start_with(std::move(o));
+  std::vector<std::unique_ptr<client::Client>> idle;
+  for (int i = 0; i < 4; ++i) {
+    idle.push_back(connect_as(daemon_->socket(), kNobody, kNobody));
+    EXPECT_EQ(idle.back()->call("system.hello")["daemon"], "korttid");
+  }
+  // The fifth, from the same uid, is told why even though it spoke first.
+  auto refused = connect_as(daemon_->socket(), kNobody, kNobody);
+  refused->send_raw(R"({"jsonrpc":"2.0","id":1,"method":"system.hello"})"
+                    "\n");
+  const auto a = refused->receive(std::chrono::seconds(10));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ((*a)["error"]["code"], 1060);
+  EXPECT_NE(to_std((*a)["error"]["message"].get<WipingString>()).find("uid 65534"), std::string::npos);
+  EXPECT_TRUE(closed_by_daemon(*refused, std::chrono::seconds(5)));
+  // Other users, root among them, still get in.
+  EXPECT_EQ(connect_as(daemon_->socket(), 4242, 4242)->call("system.hello")["daemon"], "korttid");
+  EXPECT_EQ(daemon_->connect()->call("system.hello")["daemon"], "korttid");
+  // A slot freed is a slot for the same uid again.
+  idle.pop_back();
+  std::unique_ptr<client::Client> again;
+  for (int i = 0; i < 50 && !again; ++i) {
+    auto c = connect_as(daemon_->socket(), kNobody, kNobody);
+    try {
+      if (c->call("system.hello", Json::object(), std::chrono::seconds(5))["daemon"] == "korttid") again = std::move(c);
+    } catch (const std::exception&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the close is still on its way
+    }
+  }
+  EXPECT_TRUE(again);
+  expect_daemon_fine();
+}
+
+TEST_F(Hostile, IdleConnectionsAreClosedButSubscribersAndBusyOnesStay) {
+  DaemonOptions o;
+  o.ipc = "idle_timeout_s = 1\n";
+  start_with(std::move(o));
+  auto idle = daemon_->connect();
+  idle->call("system.hello");
+  auto subscriber = daemon_->connect();
+  subscriber->call("events.subscribe", {{"topics", Json::array({"token"})}});
+  EXPECT_TRUE(closed_by_daemon(*idle, std::chrono::seconds(10)));
+  EXPECT_FALSE(closed_by_daemon(*subscriber, std::chrono::milliseconds(2500)));
+  EXPECT_EQ(subscriber->call("system.hello")["daemon"], "korttid");
+  EXPECT_NE(daemon_->log().find("no request for"), std::string::npos);
+  bystander_ = daemon_->connect();
+  expect_daemon_fine();
+}
+
+TEST_F(Hostile, OnlyTheHolderAndAdminsSeeWhoHoldsASession) {
+  start_with({});
+  auto nobody = connect_as(daemon_->socket(), kNobody, kNobody);
+  nobody->call("events.subscribe", {{"topics", Json::array({"session"})}});
+  auto root = daemon_->connect();
+  root->call("events.subscribe", {{"topics", Json::array({"session"})}});
+  root->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}});
+
+  const auto seen_by_nobody = nobody->next_event(std::chrono::seconds(10));
+  ASSERT_TRUE(seen_by_nobody.has_value());
+  EXPECT_EQ((*seen_by_nobody)["params"]["type"], "logged_in");
+  EXPECT_FALSE((*seen_by_nobody)["params"].contains("uid"));
+  const auto seen_by_root = root->next_event(std::chrono::seconds(10));
+  ASSERT_TRUE(seen_by_root.has_value());
+  EXPECT_EQ((*seen_by_root)["params"]["uid"], 0);
+
+  auto find = [&](const Json& list) {
+    for (const auto& t : list)
+      if (t["token_id"] == wstr(token_ids_.at("cardA"))) return t;
+    return Json();
+  };
+  const Json as_nobody = find(nobody->call("tokens.list"));
+  ASSERT_TRUE(as_nobody.is_object());
+  EXPECT_EQ(as_nobody["logged_in"], true);
+  EXPECT_FALSE(as_nobody.contains("session_uid"));
+  const Json as_root = find(root->call("tokens.list"));
+  ASSERT_TRUE(as_root.is_object());
+  EXPECT_EQ(as_root["session_uid"], 0);
+}
+
+// SO_PEERGROUPS answers ERANGE past the first guess of 64 groups; the
+// groups after it used to be dropped, and access by group with them.
+TEST_F(Hostile, UsersInManyGroupsKeepTheirGroupAccess) {
+  DaemonOptions o;
+  o.extra = "[access]\nread = [\"uid:0\", \"gid:5099\"]\n";
+  start_with(std::move(o));
+  std::vector<gid_t> groups;
+  for (gid_t g = 5000; g < 5100; ++g) groups.push_back(g);
+  ASSERT_EQ(groups.size(), 100U);
+  EXPECT_EQ(connect_as(daemon_->socket(), kNobody, kNobody, groups)->call("system.hello")["daemon"], "korttid");
+  groups.pop_back();
+  auto without = connect_as(daemon_->socket(), kNobody, kNobody, groups);
+  EXPECT_EQ(rpc_error([&] { without->call("system.hello"); }).code(), 1040);
+  expect_daemon_fine();
+}
+
+// ~600 queued requests with a PIN filled the locked heap, and a victim's
+// correct login failed. Now one uid gets max_pin_requests_per_uid at a time.
+TEST_F(Hostile, OneUidCannotFillThePinMemory) {
+  start_with({});
+  auto attacker = connect_as(daemon_->socket(), kNobody, kNobody);
+  std::string burst;
+  constexpr int kRequests = 24;
+  for (int i = 1; i <= kRequests; ++i)
+    burst += R"({"jsonrpc":"2.0","id":)" + std::to_string(i) +
+             R"(,"method":"sign.digest","params":{"cert_id":")" + rsa_sign_cert() +
+             R"(","digest_algorithm":"sha256","digest":")" + base64_encode(random_bytes(32)) +
+             R"(","pin":")" + kPin + R"("}})" + "\n";
+  attacker->send_raw(burst);  // one write: korttid reads them all before any is answered
+  int refused = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    const auto a = attacker->receive(std::chrono::seconds(30));
+    ASSERT_TRUE(a.has_value()) << i;
+    if (a->contains("error") && (*a)["error"]["code"] == 1060) {
+      ++refused;
+      EXPECT_NE(to_std((*a)["error"]["message"].get<WipingString>()).find("requests with a PIN in flight"),
+                std::string::npos);
+    }
+  }
+  EXPECT_GE(refused, kRequests - 8) << "a burst of " << kRequests << " from one uid";
+  EXPECT_LE(refused, kRequests - 4);
+  // Another user's PIN still gets through, and so does nobody's next one.
+  auto victim = daemon_->connect();
+  EXPECT_EQ(victim->call("session.login", {{"token_id", wstr(token_ids_.at("cardB"))}, {"pin", kPin}})["logged_in"],
+            true);
+  EXPECT_FALSE(sign_digest(*attacker, rsa_sign_cert(), "sha256").first["signature"].empty());
+  expect_daemon_fine();
+}
+
+TEST(HostileConfig, UidsPastTheKernelsRangeAreRefusedNotWrappedToRoot) {
+  TempDir dir;
+  for (const char* entry : {"uid:4294967296", "gid:4294967296", "uid:4294967295"}) {
+    write_file(dir / "k.toml", std::string("[access]\nadmin = [\"") + entry + "\"]\n");
+    const auto r = run({korttid_binary().string(), "--config", (dir / "k.toml").string(), "--check-config"});
+    EXPECT_EQ(r.status, 78) << entry << r.out << r.err;
+    EXPECT_NE(r.err.find("4294967294"), std::string::npos) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace kortti::test
