@@ -51,7 +51,7 @@ void setup() {
   test::DaemonOptions options;
   options.env["SOFTHSM2_CONF"] = conf;
   options.log_level = "info";  // as shipped: one log line per request
-  options.ipc = "max_connections = 256\n";
+  options.ipc = "max_connections = 256\nmax_connections_per_uid = 256\nmax_pin_requests_per_uid = 64\n";
   g_setup->daemon = std::make_unique<test::Daemon>(options);
   auto c = g_setup->daemon->connect();
   const Json tokens = c->call("tokens.list");

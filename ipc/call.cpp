@@ -19,20 +19,7 @@ Call::Call(Core& core, const std::shared_ptr<Connection>& connection, Request re
     : core_(core), connection_(connection), request_(std::move(request)), peer_(connection->peer()) {}
 
 Call::~Call() {
-  if (!pin_slot_) return;
-  auto it = pin_slot_->find(peer_.uid);
-  if (it != pin_slot_->end() && --it->second == 0) pin_slot_->erase(it);
-}
-
-bool Call::hold_pin_slot(std::size_t limit) {
-  std::size_t& held = (*core_.pin_requests)[peer_.uid];
-  if (held >= limit) {
-    if (held == 0) core_.pin_requests->erase(peer_.uid);
-    return false;
-  }
-  ++held;
-  pin_slot_ = core_.pin_requests;
-  return true;
+  if (pin_gate_) pin_gate_->release(peer_.uid);
 }
 
 bool Call::deliverable() const {
@@ -59,9 +46,7 @@ bool Call::respond(Json result) {
   return finish(message, "ok", std::string_view(attachment.data(), attachment.size()));
 }
 
-bool Call::fail(const Error& error) {
-  return finish(make_error(request_.id, error), reason_of(error.code()));
-}
+bool Call::fail(const Error& error) { return finish(make_error(request_.id, error), reason_of(error.code())); }
 
 bool Call::finish(const Json& message, std::string_view outcome, std::string_view attachment) {
   if (answered_) return false;

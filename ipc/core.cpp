@@ -1,6 +1,5 @@
 #include <spdlog/spdlog.h>
 
-#include "common/secret.hpp"
 #include "ipc/connection.hpp"
 #include "ipc/core.hpp"
 
@@ -21,21 +20,18 @@ void Core::dispatch(const std::shared_ptr<Connection>& connection, Request reque
     return;
   }
   auto call = std::make_shared<Call>(*this, connection, std::move(request));
-  // Each PIN waits in locked memory, which is small: one uid must not fill it
-  // with queued requests and so lock everyone else out of signing.
-  if (auto pin = call->params().find("pin"); pin != call->params().end() && !pin->is_null() &&
-                                             !call->hold_pin_slot(options.max_pin_requests_per_uid)) {
-    spdlog::warn("conn={} uid={} pid={}: {} refused, {} requests with a PIN already in flight", peer.connection,
-                 peer.uid, peer.pid, call->method(), options.max_pin_requests_per_uid);
-    wipe_string(pin->get_ref<WipingString&>());
-    connection->send(make_error(call->id(), Error(Errc::service_unavailable,
-                                                  "uid " + std::to_string(peer.uid) + " already has " +
-                                                      std::to_string(options.max_pin_requests_per_uid) +
-                                                      " requests with a PIN in flight; wait for one to finish")));
-    return;
-  }
   connection->track(call);
   call->arm_deadline(options.request_timeout);
+  if (auto pin = call->params().find("pin"); pin != call->params().end() && !pin->is_null()) {
+    pin_gate->admit(call);
+    return;
+  }
+  run(call);
+}
+
+void Core::run(const std::shared_ptr<Call>& call) {
+  if (call->answered()) return;  // it waited for a PIN slot past its deadline
+  const auto it = methods.find(call->method());
   try {
     it->second.handler(call);
   } catch (const Error& e) {

@@ -14,6 +14,7 @@
 #include "common/error.hpp"
 #include "ipc/ipc.hpp"
 #include "ipc/jsonrpc.hpp"
+#include "ipc/pin_gate.hpp"
 
 namespace kortti::ipc {
 
@@ -45,9 +46,9 @@ class Call : public std::enable_shared_from_this<Call> {
 
   void arm_deadline(std::chrono::milliseconds timeout);
   void cancel();  // the client went away
-  // Counts this call among its uid's requests that carry a PIN, until it is
-  // destroyed. False (nothing counted) when the uid is at `limit`.
-  bool hold_pin_slot(std::size_t limit);
+  // This call holds one of its uid's PIN slots (pin_gate.hpp) until it is
+  // destroyed: its PIN lives no longer than its work.
+  void hold_pin_slot(std::shared_ptr<PinGate> gate) { pin_gate_ = std::move(gate); }
   ~Call();
 
  private:
@@ -61,7 +62,7 @@ class Call : public std::enable_shared_from_this<Call> {
   std::optional<boost::asio::steady_timer> deadline_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   bool answered_ = false;
-  std::shared_ptr<std::map<uid_t, std::size_t>> pin_slot_;  // set while this call holds one
+  std::shared_ptr<PinGate> pin_gate_;  // set while this call holds a PIN slot
 };
 
 using Handler = std::function<void(const std::shared_ptr<Call>&)>;
@@ -74,7 +75,11 @@ struct Method {
 class Core {
  public:
   Core(boost::asio::io_context& context, ServerOptions server_options, Services server_services)
-      : io(context), options(std::move(server_options)), services(server_services) {}
+      : io(context),
+        options(std::move(server_options)),
+        services(server_services),
+        pin_gate(std::make_shared<PinGate>(io, options.max_pin_requests_per_uid,
+                                           [this](const std::shared_ptr<Call>& call) { run(call); })) {}
 
   boost::asio::io_context& io;
   ServerOptions options;
@@ -86,9 +91,7 @@ class Core {
   std::map<std::uint64_t, std::shared_ptr<Connection>> connections;
   std::uint64_t next_connection = 1;
   std::size_t refusing = 0;  // connections being told "too many" before they close
-  // Requests carrying a PIN, per uid, from dispatch until the Call is gone
-  // (its PIN, in locked memory, lives no longer than the Call's work).
-  std::shared_ptr<std::map<uid_t, std::size_t>> pin_requests = std::make_shared<std::map<uid_t, std::size_t>>();
+  std::shared_ptr<PinGate> pin_gate;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   bool stopping = false;
 
@@ -96,6 +99,8 @@ class Core {
     methods.emplace(std::move(name), Method{group, std::move(handler)});
   }
   void dispatch(const std::shared_ptr<Connection>& connection, Request request);
+  // Runs the method of a call that is tracked and has its deadline.
+  void run(const std::shared_ptr<Call>& call);
   // Who holds a session is the holder's and the admins' business: other
   // clients learn that a token is logged in, not by whom.
   [[nodiscard]] bool may_see_session_owner(const Peer& peer, uid_t owner) const {

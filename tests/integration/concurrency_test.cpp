@@ -58,6 +58,10 @@ TEST_F(Concurrency, PipelinedRequestsOnOneConnectionAreAnsweredById) {
 }
 
 TEST_F(Concurrency, ThirtyTwoClientsTimesAHundredSignaturesAcrossTwoTokens) {
+  // One uid with 32 clients: more than a user gets by default.
+  DaemonOptions o;
+  o.ipc = "max_connections_per_uid = 64\n";
+  start(std::move(o));
   constexpr int kClients = 32;
   constexpr int kPerClient = 100;
   constexpr int kWindow = 4;  // requests each client keeps in flight

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+
+#include <boost/asio/io_context.hpp>
+
+namespace kortti::ipc {
+
+class Call;
+
+// Requests that carry a PIN, per uid: at most `limit` of them run at once
+// (their PINs then sit in the small locked heap every user shares); the rest
+// wait in order, their PIN still in the request's wiped memory. So one uid
+// cannot fill the locked heap and lock everyone else out of signing, and a
+// burst of legitimate requests still gets through, only later.
+class PinGate : public std::enable_shared_from_this<PinGate> {
+ public:
+  using Run = std::function<void(const std::shared_ptr<Call>&)>;
+  PinGate(boost::asio::io_context& io, std::size_t limit, Run run) : io_(io), limit_(limit), run_(std::move(run)) {}
+
+  void set_limit(std::size_t limit) { limit_ = limit; }
+  // Runs `call` now if its uid has a free slot; else it waits for one.
+  void admit(const std::shared_ptr<Call>& call);
+  // A call that held a slot of `uid` is gone: the uid's next waiting call runs.
+  void release(uid_t uid);
+  [[nodiscard]] std::size_t running(uid_t uid) const;
+  [[nodiscard]] std::size_t waiting(uid_t uid) const;
+
+ private:
+  struct PerUid {
+    std::size_t running = 0;
+    std::deque<std::weak_ptr<Call>> waiting;
+  };
+  void run_next(uid_t uid);
+
+  boost::asio::io_context& io_;
+  std::size_t limit_;
+  Run run_;
+  std::map<uid_t, PerUid> uids_;
+};
+
+}  // namespace kortti::ipc
