@@ -34,7 +34,9 @@ answer as JSON (docs/protocol.md).
 PINS
   A PIN is never taken from the command line. kortti asks on the terminal
   with echo off, or reads one line from --pin-fd N (for scripts: a pipe or
-  file opened on descriptor N). --pinpad uses the reader's PIN pad.
+  file opened on descriptor N). --pinpad uses the reader's PIN pad. When
+  the card has one PIN try left, korttid does not spend it unless the command
+  has --final-try: a wrong PIN then locks the card.
 
 SOCKET
   --socket PATH, else $KORTTI_SOCKET, else $XDG_RUNTIME_DIR/korttid/korttid.sock
@@ -109,13 +111,17 @@ void write_pem_certificate(const std::string& path, const Bytes& der) {
 struct PinOptions {
   int pin_fd = -1;
   bool pinpad = false;
+  bool final_try = false;
 
   void add_to(CLI::App* cmd) {
     auto* fd = cmd->add_option("--pin-fd", pin_fd, "read the PIN from this file descriptor")->option_text("N");
     cmd->add_flag("--pinpad", pinpad, "enter the PIN on the reader's PIN pad")->excludes(fd);
+    cmd->add_flag("--final-try", final_try,
+                  "spend the PIN's last try when only one is left (a wrong PIN then locks the card)");
   }
   // Adds pin/pinpad to params if given up front; returns whether it did.
   bool apply(Json& params) const {
+    if (final_try) params["final_try"] = true;
     if (pinpad) {
       params["pinpad"] = true;
       return true;
@@ -507,6 +513,9 @@ void print_error(const RpcError& e) {
     std::cerr << ", " << n << (n == 1 ? " try left" : " tries left");
   }
   std::cerr << ")\n";
+  if (e.data().value("detail", WipingString()) == "final_try_not_confirmed")
+    std::cerr << "kortti: a wrong PIN now locks the card; if you are sure of the PIN, run the command again "
+                 "with --final-try\n";
   if (e.data().contains("reasons"))
     for (const auto& r : e.data()["reasons"])
       std::cerr << "  - " << text(r, "code") << ": " << text(r, "message") << "\n";

@@ -96,6 +96,7 @@ std::optional<pkcs11::Scheme> Params::scheme(std::string_view key) const {
 pkcs11::Credentials Params::credentials() {
   pkcs11::Credentials c;
   c.pinpad = boolean("pinpad", false);
+  c.final_try = boolean("final_try", false);
   auto it = params_.find("pin");
   if (it == params_.end() || it->is_null()) return c;
   if (!it->is_string()) invalid_param("pin", "must be a string");

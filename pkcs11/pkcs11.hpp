@@ -98,6 +98,10 @@ struct CertificateInfo {
 struct Credentials {
   std::optional<SecretString> pin;
   bool pinpad = false;
+  // The caller knows the PIN has one try left and means to spend it. Without
+  // it a typed PIN is not tried on its last try (a PIN pad's user sees the
+  // reader ask, so a PIN pad needs no such word).
+  bool final_try = false;
 };
 
 struct SignRequest {

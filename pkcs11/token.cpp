@@ -269,6 +269,15 @@ void Token::check_pin_shape(const Credentials& credentials) const {
       (n < pin.min_length || n > pin.max_length))
     throw Error(Errc::invalid_params, "this card's PIN is " + std::to_string(pin.min_length) + " to " +
                                           std::to_string(pin.max_length) + " characters long");
+  // Anyone allowed to sign could otherwise lock a clinician's card with three
+  // wrong PINs. The last try is spent only when the request says it knows:
+  // the client has told its user that a wrong PIN now locks the card.
+  if (!credentials.final_try && (pin.final_try || pin.tries_left == 1))
+    throw Error(Errc::permission_denied,
+                "the PIN has one try left; korttid spends it only for a request with final_try: true, after the "
+                "user was told a wrong PIN locks the card")
+        .with_detail("final_try_not_confirmed")
+        .with_tries_left(1);
 }
 
 Error Token::failure(CK_RV rv, const char* call) const {

@@ -166,6 +166,14 @@ TEST_F(Pcsc, WrongPinThreeTimesCountsDownThenLocks) {
     ASSERT_TRUE(e.data().contains("tries_left")) << e.what();
     EXPECT_EQ(e.data()["tries_left"], expected);
   }
+  // The last try is not korttid's to spend unasked: anyone allowed to sign
+  // could lock the card otherwise. Refused before the card is touched.
+  const auto guarded = rpc_error([&] { c->call("sign.digest", p); });
+  EXPECT_EQ(guarded.code(), 1040) << guarded.what();
+  EXPECT_EQ(guarded.data()["detail"], "final_try_not_confirmed");
+  EXPECT_EQ(guarded.data()["tries_left"], 1);
+  EXPECT_EQ(c->call("tokens.list")[0]["pins"]["user"]["tries_left"], 1) << "read from the card";
+  p["final_try"] = true;
   auto locked = rpc_error([&] { c->call("sign.digest", p); });
   EXPECT_EQ(locked.code(), 1012);
   EXPECT_EQ(locked.reason(), "pin_locked");
