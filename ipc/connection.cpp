@@ -20,7 +20,7 @@ namespace asio = boost::asio;
 namespace {
 constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr std::size_t kMaxAttachmentRead = 1024 * 1024;
-}
+}  // namespace
 
 Connection::Connection(Core& core, asio::local::stream_protocol::socket socket, std::uint64_t id)
     : core_(core), socket_(std::move(socket)), buffer_(core.options.max_message_bytes) {
@@ -72,8 +72,8 @@ void Connection::start() {
     if (other->peer_.uid == peer_.uid) ++same_uid;
   }
   if (open >= core_.options.max_connections) {
-    spdlog::warn("conn={} uid={} pid={}: refused, {} clients already connected", peer_.connection, peer_.uid,
-                 peer_.pid, open);
+    spdlog::warn("conn={} uid={} pid={}: refused, {} clients already connected", peer_.connection, peer_.uid, peer_.pid,
+                 open);
     refuse(Error(Errc::service_unavailable, "too many clients are connected; try again later"));
     return;
   }
@@ -221,7 +221,7 @@ void Connection::take_attachment() {
     // checked: check it here, or its bytes reach logs and answers unchecked.
     if (!valid_utf8(bytes))
       incoming.message = make_error(request->id, Error(Errc::invalid_params, "the attachment \"" + request->attachment +
-                                                                               "\" is not valid UTF-8 text"));
+                                                                                 "\" is not valid UTF-8 text"));
     else
       request->params[wstr(request->attachment)] = WipingString(bytes.data(), bytes.size());
   }

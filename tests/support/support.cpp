@@ -18,11 +18,11 @@
 #include <grp.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <set>
-#include <cstring>
-#include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -358,8 +358,8 @@ void set_problem_reporter(std::function<void(const std::string&)> reporter) {
 }
 
 std::string sanitizer_reports(const std::string& log) {
-  static const char* const kMarkers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                                         "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer"};
+  static const char* const kMarkers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                         "runtime error:", "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer"};
   std::string found;
   std::istringstream lines(log);
   for (std::string line; std::getline(lines, line);)
@@ -392,7 +392,8 @@ Daemon::~Daemon() {
   if (notify_fd_ >= 0) ::close(notify_fd_);
   const std::string log = this->log();
   if (died_unseen)
-    report_problem("korttid exited on its own with status " + std::to_string(status) + "; its log:\n" + tail(log, 4000));
+    report_problem("korttid exited on its own with status " + std::to_string(status) + "; its log:\n" +
+                   tail(log, 4000));
   else if (was_running && status != 0)
     report_problem("korttid did not stop cleanly on SIGTERM (status " + std::to_string(status) + "); its log:\n" +
                    tail(log, 4000));

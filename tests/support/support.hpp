@@ -93,7 +93,7 @@ struct DaemonOptions {
   std::string trust;
   std::string revocation;
   std::string registry;
-  std::string extra;  // further tables, appended as they are
+  std::string extra;                   // further tables, appended as they are
   std::optional<fs::path> audit_file;  // default: audit.log in the daemon's directory
   std::vector<std::string> modules{SoftHsm::kModule};
   bool pcsc = false;
