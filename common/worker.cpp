@@ -2,6 +2,9 @@
 
 #include <pthread.h>
 
+#include <spdlog/spdlog.h>
+
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <future>
@@ -13,13 +16,21 @@ namespace kortti {
 namespace asio = boost::asio;
 
 struct Worker::State {
+  std::string name;
+  Limits limits;
+  std::atomic<std::size_t> jobs{0};
+  std::atomic<std::size_t> bytes{0};
   asio::io_context io{1};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard{io.get_executor()};
   std::promise<void> finished;
   std::shared_future<void> finished_future = finished.get_future().share();
 };
 
-Worker::Worker(std::string name) : state_(std::make_shared<State>()) {
+Worker::Worker(std::string name) : Worker(std::move(name), Limits{}) {}
+
+Worker::Worker(std::string name, Limits limits) : state_(std::make_shared<State>()) {
+  state_->name = name;
+  state_->limits = limits;
   std::thread thread([state = state_, name = std::move(name)] {
     pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
     // Jobs catch their own errors (capture); one that escapes is a bug, and
@@ -48,6 +59,38 @@ Worker::~Worker() {
 }
 
 void Worker::post(std::function<void()> job) { asio::post(state_->io, std::move(job)); }
+
+bool Worker::admit(std::size_t bytes) {
+  const Limits& l = state_->limits;
+  const std::size_t jobs = state_->jobs.load();
+  if (jobs > 0 &&
+      ((l.max_jobs != 0 && jobs >= l.max_jobs) || (l.max_bytes != 0 && state_->bytes.load() + bytes > l.max_bytes)))
+    return false;
+  state_->jobs += 1;
+  state_->bytes += bytes;
+  return true;
+}
+
+void Worker::post_admitted(std::function<void()> job, std::size_t bytes) {
+  asio::post(state_->io, [state = state_.get(), job = std::move(job), bytes]() mutable {
+    job();
+    job = nullptr;  // what it held goes now, not when the queue is next used
+    state->jobs -= 1;
+    state->bytes -= bytes;
+  });
+}
+
+const std::string& Worker::name() const noexcept { return state_->name; }
+
+Error queue_full(const Worker& worker) {
+  return Error(Errc::service_unavailable,
+               "korttid's " + worker.name() + " worker has too much work queued; try again shortly");
+}
+
+Error dropped_before_running() {
+  spdlog::debug("a queued job was dropped before it ran: its deadline passed or its client left");
+  return Error(Errc::token_busy, "dropped before it ran: the request's deadline passed or its client left");
+}
 
 asio::io_context::executor_type Worker::executor() { return state_->io.get_executor(); }
 

@@ -419,11 +419,12 @@ Config load_config(const std::string& path) {
   }
   if (const auto* t = r.section("signature")) {
     r.check_keys(*t, "signature",
-                 {"max_document_bytes", "kanta_signature_code", "kanta_signature_display", "rsa_digest", "ec_digest",
-                  "batch_max_items", "batch_max_s"});
+                 {"max_document_bytes", "max_queued_bytes", "kanta_signature_code", "kanta_signature_display",
+                  "rsa_digest", "ec_digest", "batch_max_items", "batch_max_s"});
     r.integer(t, "signature", "batch_max_items", c.batch.max_items, 1, 1000);
     r.seconds(t, "signature", "batch_max_s", c.batch.max_time, 1, 3600);
     r.integer(t, "signature", "max_document_bytes", c.signature.limits.max_bytes, 1024, 256LL * 1024 * 1024);
+    r.integer(t, "signature", "max_queued_bytes", c.signature.max_queued_bytes, 1024, 4096LL * 1024 * 1024);
     r.string(t, "signature", "kanta_signature_code", c.signature.signature_code);
     r.string(t, "signature", "kanta_signature_display", c.signature.signature_display);
     for (auto [key, target] :

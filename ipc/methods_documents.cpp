@@ -26,7 +26,8 @@ pkcs11::Scheme default_scheme(const pkcs11::CertificateInfo& cert) {
 
 // The XML prepared for `cert`; `result` makes the answer from the signed document.
 void prepare_xml_item(Core& core, std::string document, signature::Profile profile, const pkcs11::CertificateInfo& cert,
-                      std::function<Json(std::string)> result, Completion<PreparedItem> done) {
+                      std::function<Json(std::string)> result, Completion<PreparedItem> done, std::stop_token stop) {
+  const Ticket ticket{std::move(stop), document.size()};
   core.services.documents->prepare(
       std::move(document), profile, cert.der,
       [&core, scheme = default_scheme(cert), result = std::move(result),
@@ -45,7 +46,8 @@ void prepare_xml_item(Core& core, std::string document, signature::Profile profi
                                           });
         };
         done(std::move(item));
-      });
+      },
+      ticket);
 }
 
 signature::SignatureScheme cms_scheme(pkcs11::Scheme scheme) {
@@ -60,22 +62,22 @@ signature::SignatureScheme cms_scheme(pkcs11::Scheme scheme) {
   return signature::SignatureScheme::rsa_pkcs1;
 }
 
-ItemPlan plan_xml(Core& core, Params& params) {
+ItemPlan plan_xml(Core& core, const std::shared_ptr<Call>& call, Params& params) {
   const std::string profile_name = params.string("profile");
   auto profile = signature::parse_profile(profile_name);
   if (!profile) invalid_param("profile", "must be kanta-cda or enveloped, not '" + profile_name + "'");
-  return [&core, document = document_param(core, params), profile = *profile](pkcs11::CertificateInfo cert,
-                                                                              Completion<PreparedItem> done) mutable {
+  return [&core, stop = call->stop_token(), document = document_param(core, params), profile = *profile](
+             pkcs11::CertificateInfo cert, Completion<PreparedItem> done) mutable {
     prepare_xml_item(
         core, std::move(document), profile, cert,
         [](std::string doc) {
           return Json{{"document", wstr(doc)}};
         },
-        std::move(done));
+        std::move(done), stop);
   };
 }
 
-ItemPlan plan_cms(Core& core, Params& params) {
+ItemPlan plan_cms(Core& core, const std::shared_ptr<Call>& call, Params& params) {
   const bool has_content = params.find("content") != nullptr;
   if (has_content == (params.find("digest") != nullptr))
     invalid_param("content", "give either content or digest (with digest_algorithm)");
@@ -95,13 +97,14 @@ ItemPlan plan_cms(Core& core, Params& params) {
       invalid_param("digest", "must be " + std::to_string(digest_size(*algorithm)) + " bytes for " +
                                   std::string(name_of(*algorithm)));
   }
-  return [&core, input = std::move(input), scheme, algorithm](pkcs11::CertificateInfo cert,
-                                                              Completion<PreparedItem> done) mutable {
+  return [&core, stop = call->stop_token(), input = std::move(input), scheme, algorithm](
+             pkcs11::CertificateInfo cert, Completion<PreparedItem> done) mutable {
     const pkcs11::Scheme chosen = scheme.value_or(default_scheme(cert));
     const auto& options = core.services.documents->options();
     input.scheme = cms_scheme(chosen);
     input.digest_algorithm =
         algorithm.value_or(cert.key_type == pkcs11::KeyType::ec ? options.ec_digest : options.rsa_digest);
+    const Ticket ticket{stop, input.content ? input.content->size() : 0};
     core.services.documents->prepare_cms(
         std::move(input), cert.der, cert.chain,
         [&core, chosen, done = std::move(done)](Result<signature::PreparedCms> p) {
@@ -119,7 +122,8 @@ ItemPlan plan_cms(Core& core, Params& params) {
                                                 });
           };
           done(std::move(item));
-        });
+        },
+        ticket);
   };
 }
 
@@ -174,6 +178,7 @@ ItemPlan plan_prescription(Core& core, const std::shared_ptr<Call>& call, Json& 
   return [&core, call, document = document_param(core, params), context = std::move(context)](
              pkcs11::CertificateInfo cert, Completion<PreparedItem> done) mutable {
     std::string copy = document;
+    const Ticket ticket{call->stop_token(), copy.size()};
     core.services.documents->prescription(
         std::move(copy),
         [&core, call, document = std::move(document), context = std::move(context), cert = std::move(cert),
@@ -185,24 +190,27 @@ ItemPlan plan_prescription(Core& core, const std::shared_ptr<Call>& call, Json& 
           context.patient_id = facts.patient_id;
           const Bytes der = cert.der;
           const std::vector<Bytes> chain = cert.chain;
-          core.services.policy->check(der, chain, std::nullopt, policy::Action::sign_prescription, std::move(context),
-                                      [&core, call, document = std::move(document), cert = std::move(cert), facts,
-                                       done = std::move(done)](Result<policy::Decision> d) mutable {
-                                        if (!d.ok()) return done(d.error());
-                                        policy::Decision decision = std::move(d).value();
-                                        require_author_is_signer(facts, decision);
-                                        if (!decision.allowed) {
-                                          audit_denial(core, *call, cert, decision);
-                                          return done(denial(decision));
-                                        }
-                                        prepare_xml_item(
-                                            core, std::move(document), signature::Profile::kanta_cda, cert,
-                                            [decision_json = to_json(decision)](std::string doc) {
-                                              return Json{{"document", wstr(doc)}, {"decision", decision_json}};
-                                            },
-                                            std::move(done));
-                                      });
-        });
+          core.services.policy->check(
+              der, chain, std::nullopt, policy::Action::sign_prescription, std::move(context),
+              [&core, call, document = std::move(document), cert = std::move(cert), facts,
+               done = std::move(done)](Result<policy::Decision> d) mutable {
+                if (!d.ok()) return done(d.error());
+                policy::Decision decision = std::move(d).value();
+                require_author_is_signer(facts, decision);
+                if (!decision.allowed) {
+                  audit_denial(core, *call, cert, decision);
+                  return done(denial(decision));
+                }
+                prepare_xml_item(
+                    core, std::move(document), signature::Profile::kanta_cda, cert,
+                    [decision_json = to_json(decision)](std::string doc) {
+                      return Json{{"document", wstr(doc)}, {"decision", decision_json}};
+                    },
+                    std::move(done), call->stop_token());
+              },
+              Ticket{call->stop_token()});
+        },
+        ticket);
   };
 }
 
@@ -220,8 +228,8 @@ ItemPlan plan_document_signature(Core& core, const std::shared_ptr<Call>& call, 
   Params params(json);
   if (core.services.documents == nullptr || core.services.policy == nullptr)
     throw Error(Errc::unsupported, "korttid runs without document signing");
-  if (method == "sign.xml") return plan_xml(core, params);
-  if (method == "sign.cms") return plan_cms(core, params);
+  if (method == "sign.xml") return plan_xml(core, call, params);
+  if (method == "sign.cms") return plan_cms(core, call, params);
   if (method == "sign.prescription") return plan_prescription(core, call, json);
   invalid_param("method", "cannot sign with '" + std::string(method) + "'");
 }

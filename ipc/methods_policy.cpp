@@ -60,7 +60,8 @@ void register_policy_methods(Core& core) {
       const policy::Action chosen =
           action.value_or(signing ? policy::Action::sign_prescription : policy::Action::authenticate);
       core.services.policy->identity(
-          cert.der, cert.chain, chosen, [call, cert_id = cert.cert_id, chosen](Result<policy::Decision> d) {
+          cert.der, cert.chain, chosen,
+          [call, cert_id = cert.cert_id, chosen](Result<policy::Decision> d) {
             if (!d.ok()) return (void)call->fail(d.error());
             const policy::Decision& decision = d.value();
             call->respond(
@@ -70,7 +71,8 @@ void register_policy_methods(Core& core) {
                  {"validation", decision.certificate ? to_json(*decision.certificate) : Json(nullptr)},
                  {"professional", decision.professional ? policy::to_json(*decision.professional) : Json(nullptr)},
                  {"registry", to_json(decision.registry, decision.registry_stale)}});
-          });
+          },
+          Ticket{call->stop_token()});
     });
   });
 
@@ -87,13 +89,15 @@ void register_policy_methods(Core& core) {
       call->respond(to_json(d.value()));
     };
     if (number) {
-      core.services.policy->check(std::nullopt, {}, number, action, std::move(context), answer);
+      core.services.policy->check(std::nullopt, {}, number, action, std::move(context), answer,
+                                  Ticket{call->stop_token()});
       return;
     }
     core.services.tokens->certificate(*cert_id, [&core, call, action, context = std::move(context),
                                                  answer](Result<pkcs11::CertificateInfo> r) mutable {
       if (!r.ok()) return (void)call->fail(r.error());
-      core.services.policy->check(r.value().der, r.value().chain, std::nullopt, action, std::move(context), answer);
+      core.services.policy->check(r.value().der, r.value().chain, std::nullopt, action, std::move(context), answer,
+                                  Ticket{call->stop_token()});
     });
   });
 

@@ -24,27 +24,29 @@ struct Signer {
 using Decisions = std::vector<std::optional<policy::Decision>>;
 
 // One certificate after another; the policy service runs them on its worker.
-void validate_each(Core& core, std::shared_ptr<std::vector<Signer>> signers, std::shared_ptr<Decisions> out,
-                   std::function<void(Result<Decisions>)> done) {
+void validate_each(Core& core, std::stop_token stop, std::shared_ptr<std::vector<Signer>> signers,
+                   std::shared_ptr<Decisions> out, std::function<void(Result<Decisions>)> done) {
   const std::size_t i = out->size();
   if (i == signers->size()) return done(std::move(*out));
   const Signer& s = (*signers)[i];
   if (s.certificate.empty()) {
     out->push_back(std::nullopt);
-    return validate_each(core, std::move(signers), std::move(out), std::move(done));
+    return validate_each(core, std::move(stop), std::move(signers), std::move(out), std::move(done));
   }
-  core.services.policy->identity(s.certificate, s.chain, policy::Action::sign_document,
-                                 [&core, signers, out, done = std::move(done)](Result<policy::Decision> d) mutable {
-                                   if (!d.ok()) return done(d.error());
-                                   out->push_back(std::move(d).value());
-                                   validate_each(core, std::move(signers), std::move(out), std::move(done));
-                                 });
+  core.services.policy->identity(
+      s.certificate, s.chain, policy::Action::sign_document,
+      [&core, stop, signers, out, done = std::move(done)](Result<policy::Decision> d) mutable {
+        if (!d.ok()) return done(d.error());
+        out->push_back(std::move(d).value());
+        validate_each(core, std::move(stop), std::move(signers), std::move(out), std::move(done));
+      },
+      Ticket{stop});
 }
 
 void validate_signers(Core& core, const std::shared_ptr<Call>& call, std::vector<Signer> signers,
                       std::function<void(Decisions)> next) {
-  validate_each(core, std::make_shared<std::vector<Signer>>(std::move(signers)), std::make_shared<Decisions>(),
-                [call, next = std::move(next)](Result<Decisions> r) {
+  validate_each(core, call->stop_token(), std::make_shared<std::vector<Signer>>(std::move(signers)),
+                std::make_shared<Decisions>(), [call, next = std::move(next)](Result<Decisions> r) {
                   if (!r.ok()) return (void)call->fail(r.error());
                   next(std::move(r).value());
                 });
@@ -78,8 +80,10 @@ void register_verify_methods(Core& core) {
   core.add("verify.xml", MethodGroup::read, [&core](const std::shared_ptr<Call>& call) {
     Params params(call->params());
     std::string document = params.string("document");
+    const Ticket ticket{call->stop_token(), document.size()};
     core.services.documents->verify_xml(
-        std::move(document), [&core, call](Result<std::vector<signature::XmlVerification>> r) {
+        std::move(document),
+        [&core, call](Result<std::vector<signature::XmlVerification>> r) {
           if (!r.ok()) return (void)call->fail(r.error());
           auto found = std::make_shared<std::vector<signature::XmlVerification>>(std::move(r).value());
           std::vector<Signer> signers;
@@ -111,7 +115,8 @@ void register_verify_methods(Core& core) {
             }
             call->respond({{"valid", all}, {"signatures", std::move(out)}});
           });
-        });
+        },
+        ticket);
   });
 
   core.add("verify.cms", MethodGroup::read, [&core](const std::shared_ptr<Call>& call) {
@@ -121,8 +126,10 @@ void register_verify_methods(Core& core) {
     std::optional<Bytes> digest = params.optional_base64("digest");
     if (content && digest) invalid_param("digest", "give content or digest, not both");
     check_document_size(core, cms.size() + (content ? content->size() : 0), "signature with its content");
+    const Ticket ticket{call->stop_token(), cms.size() + (content ? content->size() : 0)};
     core.services.documents->verify_cms(
-        std::move(cms), std::move(content), std::move(digest), [&core, call](Result<signature::CmsVerification> r) {
+        std::move(cms), std::move(content), std::move(digest),
+        [&core, call](Result<signature::CmsVerification> r) {
           if (!r.ok()) return (void)call->fail(r.error());
           auto found = std::make_shared<signature::CmsVerification>(std::move(r).value());
           std::vector<Signer> signers;
@@ -147,7 +154,8 @@ void register_verify_methods(Core& core) {
             }
             call->respond({{"valid", all}, {"detached", found->detached}, {"signers", std::move(out)}});
           });
-        });
+        },
+        ticket);
   });
 }
 

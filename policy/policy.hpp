@@ -23,6 +23,7 @@
 #include "common/json.hpp"
 #include "common/result.hpp"
 #include "common/time.hpp"
+#include "common/worker.hpp"
 
 namespace kortti::policy {
 
@@ -315,11 +316,16 @@ class PolicyService {
   PolicyService& operator=(const PolicyService&) = delete;
 
   // A certificate's identity, validation for `action`, and registry record.
-  void identity(Bytes certificate_der, std::vector<Bytes> chain, Action action, Completion<Decision> done);
+  // Checks may wait on a responder: the ticket's request being over drops a
+  // check not yet started, and at most kMaxQueuedChecks wait (more: 1060).
+  void identity(Bytes certificate_der, std::vector<Bytes> chain, Action action, Completion<Decision> done,
+                Ticket ticket = {});
   // The whole decision for a certificate, or for a registration number alone
   // (no certificate checks then).
   void check(std::optional<Bytes> certificate_der, std::vector<Bytes> chain,
-             std::optional<std::string> registration_number, Action action, Context context, Completion<Decision> done);
+             std::optional<std::string> registration_number, Action action, Context context, Completion<Decision> done,
+             Ticket ticket = {});
+  static constexpr std::size_t kMaxQueuedChecks = 256;
   void lookup(std::string registration_number, Completion<Registry::Lookup> done);
   // The registry's provenance, read now (an import may have run since).
   void status(Completion<Provenance> done);

@@ -55,8 +55,8 @@ class PolicyService::Impl : public std::enable_shared_from_this<Impl> {
         rules(options.rules),
         checks(options.registry_path),
         reads(options.registry_path),
-        worker("policy"),
-        registry_worker("registry") {}
+        worker("policy", Worker::Limits{PolicyService::kMaxQueuedChecks, 0}),
+        registry_worker("registry", Worker::Limits{PolicyService::kMaxQueuedChecks, 0}) {}
 
   asio::io_context& io;
   Options options;
@@ -99,8 +99,8 @@ class PolicyService::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   template <class T, class Fn>
-  void run(Worker& on, Fn fn, Completion<T> done) {
-    run_then_post<T>(on, io, shared_from_this(), std::move(fn), std::move(done));
+  void run(Worker& on, Fn fn, Completion<T> done, Ticket ticket = {}) {
+    run_then_post<T>(on, io, shared_from_this(), std::move(fn), std::move(done), std::move(ticket));
   }
 };
 
@@ -117,22 +117,23 @@ PolicyService::PolicyService(asio::io_context& io, Options options)
 
 PolicyService::~PolicyService() = default;
 
-void PolicyService::identity(Bytes der, std::vector<Bytes> chain, Action action, Completion<Decision> done) {
+void PolicyService::identity(Bytes der, std::vector<Bytes> chain, Action action, Completion<Decision> done,
+                             Ticket ticket) {
   impl_->run<Decision>(
       impl_->worker,
       [impl = impl_.get(), der = std::move(der), chain = std::move(chain), action] {
         return impl->decide(der, chain, std::nullopt, action, Context{});
       },
-      std::move(done));
+      std::move(done), std::move(ticket));
 }
 
 void PolicyService::check(std::optional<Bytes> der, std::vector<Bytes> chain, std::optional<std::string> number,
-                          Action action, Context context, Completion<Decision> done) {
+                          Action action, Context context, Completion<Decision> done, Ticket ticket) {
   impl_->run<Decision>(
       impl_->worker,
       [impl = impl_.get(), der = std::move(der), chain = std::move(chain), number = std::move(number), action,
        context = std::move(context)] { return impl->decide(der, chain, number, action, context); },
-      std::move(done));
+      std::move(done), std::move(ticket));
 }
 
 void PolicyService::lookup(std::string number, Completion<Registry::Lookup> done) {

@@ -19,6 +19,7 @@
 #include "common/digest.hpp"
 #include "common/result.hpp"
 #include "common/time.hpp"
+#include "common/worker.hpp"
 
 namespace kortti::signature {
 
@@ -51,6 +52,9 @@ struct XmlOptions {
   DigestAlgorithm rsa_digest = DigestAlgorithm::sha256;
   DigestAlgorithm ec_digest = DigestAlgorithm::sha384;
   DocumentLimits limits;
+  // Documents waiting for the documents thread, in bytes; one document
+  // always gets in. Past it a request is refused with 1060.
+  std::size_t max_queued_bytes = 64 * 1024 * 1024;
   bool operator==(const XmlOptions&) const = default;
 };
 
@@ -186,16 +190,20 @@ class DocumentService {
   DocumentService(const DocumentService&) = delete;
   DocumentService& operator=(const DocumentService&) = delete;
 
+  // Each job may carry the request's Ticket: it is not run once its request
+  // is over, and its bytes count against XmlOptions::max_queued_bytes (a job
+  // past that is refused at once with service_unavailable).
   [[nodiscard]] const XmlOptions& options() const;
   void prepare(std::string document, Profile profile, Bytes certificate_der,
-               Completion<std::shared_ptr<PreparedXml>> done);
-  void finish(std::shared_ptr<PreparedXml> prepared, Bytes signature, Completion<std::string> done);
-  void prescription(std::string document, Completion<PrescriptionFacts> done);
-  void prepare_cms(CmsInput input, Bytes certificate_der, std::vector<Bytes> chain, Completion<PreparedCms> done);
-  void finish_cms(PreparedCms prepared, Bytes signature, Completion<Bytes> done);
-  void verify_xml(std::string document, Completion<std::vector<XmlVerification>> done);
+               Completion<std::shared_ptr<PreparedXml>> done, Ticket ticket = {});
+  void finish(std::shared_ptr<PreparedXml> prepared, Bytes signature, Completion<std::string> done, Ticket ticket = {});
+  void prescription(std::string document, Completion<PrescriptionFacts> done, Ticket ticket = {});
+  void prepare_cms(CmsInput input, Bytes certificate_der, std::vector<Bytes> chain, Completion<PreparedCms> done,
+                   Ticket ticket = {});
+  void finish_cms(PreparedCms prepared, Bytes signature, Completion<Bytes> done, Ticket ticket = {});
+  void verify_xml(std::string document, Completion<std::vector<XmlVerification>> done, Ticket ticket = {});
   void verify_cms(Bytes cms, std::optional<Bytes> content, std::optional<Bytes> content_digest,
-                  Completion<CmsVerification> done);
+                  Completion<CmsVerification> done, Ticket ticket = {});
 
  private:
   class Impl;

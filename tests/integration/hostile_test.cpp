@@ -276,6 +276,41 @@ TEST_F(Hostile, OneUidCannotFillThePinMemory) {
   expect_daemon_fine();
 }
 
+// One client's documents used to queue without bound behind a busy
+// documents thread (RSS 51 -> 2,171 MiB). Past max_queued_bytes: 1060 at once.
+TEST_F(Hostile, DocumentsWaitingForTheDocumentsThreadAreBounded) {
+  DaemonOptions o;
+  o.extra = "[signature]\nmax_queued_bytes = 1048576\n";
+  start_with(std::move(o));
+  std::string document = "<a>";
+  while (document.size() < 600 * 1024) document += "<b c=\"d\">text text text</b>";
+  document += "</a>";
+  auto c = daemon_->connect();
+  constexpr int kRequests = 24;
+  std::string burst;
+  for (int i = 1; i <= kRequests; ++i)
+    burst += R"({"jsonrpc":"2.0","id":)" + std::to_string(i) +
+             R"(,"method":"verify.xml","attachment":{"name":"document","bytes":)" + std::to_string(document.size()) +
+             "}}\n" + document;
+  c->send_raw(burst);
+  int queue_full = 0;
+  int answered = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    const auto a = c->receive(std::chrono::seconds(60));
+    ASSERT_TRUE(a.has_value());
+    ++answered;
+    if ((*a)["error"]["code"] == 1060) {
+      ++queue_full;
+      EXPECT_NE(to_std((*a)["error"]["message"].get<WipingString>()).find("too much work queued"), std::string::npos);
+    } else {
+      EXPECT_EQ((*a)["error"]["code"], 1051) << "a document without a signature";
+    }
+  }
+  EXPECT_EQ(answered, kRequests);
+  EXPECT_GT(queue_full, 0) << "24 documents of 600 KiB against a 1 MiB queue";
+  expect_daemon_fine();
+}
+
 TEST(HostileConfig, UidsPastTheKernelsRangeAreRefusedNotWrappedToRoot) {
   TempDir dir;
   for (const char* entry : {"uid:4294967296", "gid:4294967296", "uid:4294967295"}) {

@@ -1,0 +1,106 @@
+// The workers' queues: bounded, and a job whose request is over is not run.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+
+#include <boost/asio/executor_work_guard.hpp>
+
+#include "common/worker.hpp"
+
+namespace kortti {
+namespace {
+
+namespace asio = boost::asio;
+
+// Runs the io_context until `done` says so (bounded).
+template <class Pred>
+void run_until(asio::io_context& io, Pred done) {
+  for (int i = 0; i < 500 && !done(); ++i) {
+    io.run_for(std::chrono::milliseconds(10));
+    io.restart();
+  }
+}
+
+class WorkerQueue : public ::testing::Test {
+ protected:
+  // Occupies the worker until release() (a card, a responder, a big document).
+  void block(Worker& worker) {
+    worker.post([f = gate_.get_future().share()] { f.wait(); });
+  }
+  void release() { gate_.set_value(); }
+
+  asio::io_context io_;
+  // run_for() then waits for the worker's post instead of returning at once.
+  asio::executor_work_guard<asio::io_context::executor_type> guard_ = asio::make_work_guard(io_);
+  std::promise<void> gate_;
+};
+
+TEST_F(WorkerQueue, AJobWhoseRequestIsOverIsNotRun) {
+  Worker worker("test");
+  block(worker);
+  std::stop_source request;
+  std::atomic<bool> ran{false};
+  std::optional<Result<int>> result;
+  run_then_post<int>(
+      worker, io_, nullptr,
+      [&] {
+        ran = true;
+        return 1;
+      },
+      [&](Result<int> r) { result = std::move(r); }, Ticket{request.get_token(), 10});
+  request.request_stop();  // its deadline passed while it waited
+  release();
+  run_until(io_, [&] { return result.has_value(); });
+  ASSERT_TRUE(result.has_value());
+  EXPECT_FALSE(ran);
+  ASSERT_FALSE(result->ok());
+  EXPECT_EQ(result->error().code(), Errc::token_busy);
+}
+
+TEST_F(WorkerQueue, BytesAndJobsPastTheLimitsAreRefusedAtOnceAndFreedWhenRun) {
+  Worker worker("documents", Worker::Limits{3, 1000});
+  std::vector<Result<int>> results;
+  auto submit = [&](std::size_t bytes) {
+    run_then_post<int>(
+        worker, io_, nullptr, [] { return 7; }, [&](Result<int> r) { results.push_back(std::move(r)); },
+        Ticket{{}, bytes});
+  };
+  block(worker);  // not counted: posted around the limits
+  submit(600);    // in: the queue was empty of counted jobs
+  submit(600);    // out: 1200 bytes > 1000
+  submit(300);    // in
+  submit(10);     // in: 3 jobs
+  submit(10);     // out: a fourth job
+  run_until(io_, [&] { return results.size() >= 2; });
+  ASSERT_EQ(results.size(), 2U) << "the refusals come at once, before the worker is free";
+  for (const auto& r : results) {
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code(), Errc::service_unavailable);
+    EXPECT_NE(std::string(r.error().what()).find("documents worker"), std::string::npos);
+  }
+  release();
+  run_until(io_, [&] { return results.size() >= 5; });
+  ASSERT_EQ(results.size(), 5U);
+  for (std::size_t i = 2; i < 5; ++i) EXPECT_TRUE(results[i].ok());
+  // Run and gone: the queue takes a big job again.
+  submit(900);
+  run_until(io_, [&] { return results.size() >= 6; });
+  ASSERT_EQ(results.size(), 6U);
+  EXPECT_TRUE(results[5].ok());
+}
+
+TEST_F(WorkerQueue, OneJobAlwaysGetsIntoAnEmptyQueue) {
+  Worker worker("documents", Worker::Limits{1, 100});
+  std::optional<Result<int>> result;
+  run_then_post<int>(
+      worker, io_, nullptr, [] { return 3; }, [&](Result<int> r) { result = std::move(r); }, Ticket{{}, 5000});
+  run_until(io_, [&] { return result.has_value(); });
+  ASSERT_TRUE(result.has_value());
+  EXPECT_TRUE(result->ok());
+  release();
+}
+
+}  // namespace
+}  // namespace kortti
