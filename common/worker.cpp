@@ -1,5 +1,6 @@
 #include "common/worker.hpp"
 
+#include <openssl/crypto.h>
 #include <pthread.h>
 
 #include <spdlog/spdlog.h>
@@ -45,6 +46,9 @@ Worker::Worker(std::string name, Limits limits) : state_(std::make_shared<State>
         (void)internal_error("worker " + name, "an exception of unknown type");
       }
     }
+    // OpenSSL keeps state per thread (error queue, random generators): give
+    // it back now, not at a process exit that may come while others run.
+    OPENSSL_thread_stop();
     state->finished.set_value();
   });
   thread.detach();

@@ -291,6 +291,10 @@ int main(int argc, char** argv) {
         const auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(config.ipc.shutdown_grace);
         server.stop(grace, [&] {
           tokens.shutdown(std::chrono::milliseconds(2000));
+          // Their threads end before korttid does, with whatever they hold
+          // (a check waiting on a responder gets its own timeout's worth).
+          policy.stop(std::chrono::milliseconds(1000));
+          documents.stop(std::chrono::milliseconds(1000));
           signals.cancel();
           io.stop();
         });

@@ -332,6 +332,9 @@ class PolicyService {
   [[nodiscard]] Provenance provenance() const;  // cached, refreshed after each check
   [[nodiscard]] bool stale(SystemTime now = std::chrono::system_clock::now()) const;
   void set_rules(Rules rules);  // SIGHUP
+  // Lets queued work finish and waits up to `timeout` for the threads to end
+  // (shutdown). False if one is still busy.
+  bool stop(std::chrono::milliseconds timeout);
 
  private:
   class Impl;

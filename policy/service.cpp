@@ -159,6 +159,11 @@ bool PolicyService::stale(SystemTime now) const {
   return impl_->provenance.imported_at && now - *impl_->provenance.imported_at > impl_->rules.registry.max_age;
 }
 
+bool PolicyService::stop(std::chrono::milliseconds timeout) {
+  const bool checks = impl_->worker.stop_and_wait(timeout);
+  return impl_->registry_worker.stop_and_wait(timeout) && checks;
+}
+
 void PolicyService::set_rules(Rules rules) {
   std::lock_guard lock(impl_->mutex);
   impl_->rules = std::move(rules);

@@ -32,6 +32,8 @@ DocumentService::~DocumentService() = default;
 
 const XmlOptions& DocumentService::options() const { return impl_->options; }
 
+bool DocumentService::stop(std::chrono::milliseconds timeout) { return impl_->worker.stop_and_wait(timeout); }
+
 void DocumentService::prepare(std::string document, Profile profile, Bytes certificate_der,
                               Completion<std::shared_ptr<PreparedXml>> done, Ticket ticket) {
   impl_->run<std::shared_ptr<PreparedXml>>(

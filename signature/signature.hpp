@@ -6,6 +6,7 @@
 // digest per document: prepare_xml() canonicalises and digests everything,
 // the token signs SignedInfo's digest, PreparedXml::finish() puts the value in.
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -204,6 +205,9 @@ class DocumentService {
   void verify_xml(std::string document, Completion<std::vector<XmlVerification>> done, Ticket ticket = {});
   void verify_cms(Bytes cms, std::optional<Bytes> content, std::optional<Bytes> content_digest,
                   Completion<CmsVerification> done, Ticket ticket = {});
+  // Lets queued work finish and waits up to `timeout` for the thread to end
+  // (shutdown). False if it is still busy.
+  bool stop(std::chrono::milliseconds timeout);
 
  private:
   class Impl;
