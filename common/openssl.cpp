@@ -63,4 +63,10 @@ std::optional<Bytes> ecdsa_raw_to_der(ByteView raw) {
   return out;
 }
 
+std::optional<SystemTime> to_system_time(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return std::nullopt;
+  return from_utc_tm(tm);
+}
+
 }  // namespace kortti

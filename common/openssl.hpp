@@ -15,6 +15,7 @@
 #include <string>
 
 #include "common/bytes.hpp"
+#include "common/time.hpp"
 
 namespace kortti {
 
@@ -53,5 +54,9 @@ std::optional<Bytes> ecdsa_raw_to_der(ByteView raw);
 
 // RFC 2253 form of a name, as certificate tools print it.
 std::string name_rfc2253(const X509_NAME* name);
+
+// An ASN1_TIME (UTCTime or GeneralizedTime) as a SystemTime, saturated at
+// the clock's range (9999-12-31 is a valid notAfter); nullopt if unreadable.
+std::optional<SystemTime> to_system_time(const ASN1_TIME* t);
 
 }  // namespace kortti

@@ -106,8 +106,19 @@ std::optional<SystemTime> parse_rfc3339(std::string_view text) {
   tm.tm_hour = *h;
   tm.tm_min = *mi;
   tm.tm_sec = *s;
-  const std::time_t t = timegm(&tm);
-  return std::chrono::system_clock::from_time_t(t - offset);
+  return from_time_t_saturated(timegm(&tm) - offset);
 }
+
+SystemTime from_time_t_saturated(std::time_t t) noexcept {
+  using std::chrono::duration_cast;
+  using std::chrono::seconds;
+  constexpr auto max_s = duration_cast<seconds>(SystemTime::duration::max()).count();
+  constexpr auto min_s = duration_cast<seconds>(SystemTime::duration::min()).count();
+  if (t >= max_s) return SystemTime::max();
+  if (t <= min_s) return SystemTime::min();
+  return SystemTime(duration_cast<SystemTime::duration>(seconds(t)));
+}
+
+SystemTime from_utc_tm(std::tm tm) noexcept { return from_time_t_saturated(timegm(&tm)); }
 
 }  // namespace kortti

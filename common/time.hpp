@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,5 +27,11 @@ bool is_date(std::string_view text) noexcept;
 // inserted since 2016, none is scheduled, and a :60 in our inputs is far more
 // likely a broken generator than a real one.
 std::optional<SystemTime> parse_rfc3339(std::string_view text);
+// A time_t as a SystemTime, saturated at the clock's range (nanoseconds:
+// about the years 1678-2262). Certificates may say 9999-12-31 and extracts
+// the year 3008: that means "far in the future", never an overflow.
+SystemTime from_time_t_saturated(std::time_t t) noexcept;
+// A broken-down UTC time (timegm) the same way.
+SystemTime from_utc_tm(std::tm tm) noexcept;
 
 }  // namespace kortti

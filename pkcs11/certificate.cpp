@@ -11,11 +11,7 @@ namespace kortti::pkcs11 {
 
 namespace {
 
-SystemTime to_time(const ASN1_TIME* t) {
-  std::tm tm{};
-  if (ASN1_TIME_to_tm(t, &tm) != 1) return {};
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
-}
+SystemTime to_time(const ASN1_TIME* t) { return to_system_time(t).value_or(SystemTime{}); }
 
 std::string nist_curve_name(const std::string& group) {
   if (group == "prime256v1" || group == "P-256") return "P-256";

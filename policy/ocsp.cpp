@@ -61,11 +61,7 @@ std::string reason_name(int reason) { return reason < 0 ? std::string() : OCSP_c
 
 }  // namespace
 
-SystemTime to_system_time(const ASN1_TIME* t) {
-  std::tm tm{};
-  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return {};
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
-}
+SystemTime to_system_time(const ASN1_TIME* t) { return kortti::to_system_time(t).value_or(SystemTime{}); }
 
 std::optional<Answer> OcspClient::query(X509* leaf, X509* issuer, const std::string& url, X509_STORE* store,
                                         STACK_OF(X509) * untrusted, SystemTime now, std::chrono::seconds skew,

@@ -112,9 +112,7 @@ std::optional<SystemTime> signing_time_of(CMS_SignerInfo* si) {
   if (at < 0) return std::nullopt;
   ASN1_TYPE* value = X509_ATTRIBUTE_get0_type(CMS_signed_get_attr(si, at), 0);
   if (value == nullptr || (value->type != V_ASN1_UTCTIME && value->type != V_ASN1_GENERALIZEDTIME)) return std::nullopt;
-  std::tm tm{};
-  if (ASN1_TIME_to_tm(value->value.asn1_string, &tm) != 1) return std::nullopt;
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  return to_system_time(value->value.asn1_string);
 }
 
 const ASN1_OCTET_STRING* message_digest_of(CMS_SignerInfo* si) {

@@ -1,9 +1,26 @@
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "common/time.hpp"
 
 namespace kortti {
 namespace {
+
+// Found by the codes, registry, crl and ocsp fuzzers (fuzz/regressions/):
+// a year past 2262 overflowed the clock's nanoseconds. Far future saturates.
+TEST(Rfc3339, YearsPastTheClocksRangeSaturateInsteadOfOverflowing) {
+  for (const char* text : {"3008-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2263-01-01T00:00:00+02:00"}) {
+    const auto t = parse_rfc3339(text);
+    ASSERT_TRUE(t.has_value()) << text;
+    EXPECT_EQ(*t, SystemTime::max()) << text;
+  }
+  EXPECT_EQ(from_time_t_saturated(std::numeric_limits<std::time_t>::min()), SystemTime::min());
+  const auto inside = parse_rfc3339("2262-01-01T00:00:00Z");
+  ASSERT_TRUE(inside.has_value());
+  EXPECT_LT(*inside, SystemTime::max());
+  EXPECT_EQ(to_rfc3339(*inside), "2262-01-01T00:00:00Z");
+}
 
 TEST(Rfc3339, FormatsUtcWithZ) {
   EXPECT_EQ(to_rfc3339(std::chrono::system_clock::from_time_t(1700000000)), "2023-11-14T22:13:20Z");
