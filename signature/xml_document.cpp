@@ -223,6 +223,17 @@ XmlDocPtr parse_document(std::string_view text, const DocumentLimits& limits) {
                      "the document is not well-formed XML" +
                          (e != nullptr ? " at line " + std::to_string(e->line) : "") + ": " + why);
   }
+  // libxml2 only warns about namespace errors (a prefix with a colon, an
+  // undeclared prefix); XML-DSig's canonical form needs namespace-well-formed
+  // XML, or a document korttid signs is one it cannot verify.
+  if (ctxt->nsWellFormed == 0) {
+    const xmlError* e = xmlCtxtGetLastError(ctxt.get());
+    std::string why = e != nullptr && e->message != nullptr ? e->message : "a namespace error";
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    invalid_document("not_namespace_well_formed", "the document's namespaces are not well-formed" +
+                                                      (e != nullptr ? " at line " + std::to_string(e->line) : "") +
+                                                      ": " + why);
+  }
   if (doc->intSubset != nullptr || doc->extSubset != nullptr)
     invalid_document("dtd_not_allowed", "the document has a DTD; DTDs are not accepted");
   require_absolute_namespaces(xmlDocGetRootElement(doc.get()));

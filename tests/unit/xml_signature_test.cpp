@@ -165,6 +165,25 @@ TEST_F(XmlSignatureChecks, ASecondStructuredBodyIsRefusedAsXmlsecRefusesIt) {
   EXPECT_EQ(e->detail, "extra_body");
 }
 
+// Found by the xml_sign fuzzer (fuzz/regressions/xml_sign/): a prefix with
+// a colon is only a warning to libxml2; signed, the document failed korttid's
+// own verification. Namespace errors are refused before signing now.
+TEST_F(XmlSignatureChecks, DocumentsWhoseNamespacesAreNotWellFormedAreRefused) {
+  for (const std::string& decl : {std::string(R"(xmlns:hl7:fi="urn:hl7finland")"), std::string(R"(undeclared:x="1")")}) {
+    SCOPED_TRACE(decl);
+    std::string doc = prescription();
+    const auto at = doc.find("<ClinicalDocument ");
+    ASSERT_NE(at, std::string::npos);
+    doc.insert(at + std::string("<ClinicalDocument ").size(), decl + " ");
+    for (Profile profile : {Profile::kanta_cda, Profile::enveloped}) {
+      auto e = thrown<Error>([&] { (void)sign(doc, profile, "physician"); }, "signed");
+      ASSERT_TRUE(e);
+      EXPECT_EQ(e->code(), Errc::document_invalid);
+      EXPECT_EQ(e->detail, "not_namespace_well_formed") << e->what();
+    }
+  }
+}
+
 TEST_F(XmlSignatureChecks, TwoElementsWithTheSameIdAreRefusedWhateverTheAttribute) {
   const std::string signed_doc = sign(prescription(), Profile::kanta_cda, "physician");
   const std::string ts = value_after(signed_doc, "<hl7fi:signatureTimestamp", "ID");
