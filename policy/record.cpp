@@ -132,6 +132,9 @@ Professional parse_professional(std::string_view text) {
     line = nlohmann::ordered_json::parse(text);
   } catch (const nlohmann::ordered_json::parse_error&) {
     throw std::invalid_argument("not valid JSON");
+  } catch (const nlohmann::ordered_json::out_of_range&) {
+    // 1e999: JSON's grammar allows it, a double cannot hold it.
+    throw std::invalid_argument("not valid JSON: a number out of range");
   }
   return professional(line);
 }

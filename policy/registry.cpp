@@ -264,6 +264,9 @@ std::size_t Registry::import_codes(const std::string& set, std::istream& in, boo
       ++records;
     } catch (const Json::parse_error&) {
       throw std::invalid_argument(at + "not valid JSON");
+    } catch (const Json::out_of_range&) {
+      // 1e999 (found by fuzzing): JSON's grammar allows it, a double cannot hold it.
+      throw std::invalid_argument(at + "not valid JSON: a number out of range");
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(at + e.what());
     } catch (const std::runtime_error& e) {
