@@ -24,6 +24,7 @@ std::span<char> LineBuffer::writable(std::size_t min) {
 }
 
 LineBuffer::Status LineBuffer::next(std::string_view& line) {
+  if (end_ == scanned_) return end_ - begin_ > max_message_ ? Status::too_long : Status::incomplete;
   const char* base = data_.data();
   const char* found = static_cast<const char*>(std::memchr(base + scanned_, '\n', end_ - scanned_));
   if (found == nullptr) {
