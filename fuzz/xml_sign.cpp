@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
+#include "common/digest.hpp"
 #include "common/error.hpp"
 #include "common/openssl.hpp"
 #include "fuzz/support.hpp"
@@ -34,24 +35,12 @@ const Signer& signer() {
   return s;
 }
 
-const EVP_MD* md_of(DigestAlgorithm a) {
-  switch (a) {
-    case DigestAlgorithm::sha256:
-      return EVP_sha256();
-    case DigestAlgorithm::sha384:
-      return EVP_sha384();
-    case DigestAlgorithm::sha512:
-      return EVP_sha512();
-  }
-  return EVP_sha256();
-}
-
 // RSA PKCS#1 v1.5 over a digest, as CKM_RSA_PKCS signs a DigestInfo.
 Bytes sign_digest(DigestAlgorithm algorithm, const Bytes& digest) {
   EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(signer().key.get(), nullptr));
   std::size_t n = 0;
   if (!ctx || EVP_PKEY_sign_init(ctx.get()) <= 0 || EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) <= 0 ||
-      EVP_PKEY_CTX_set_signature_md(ctx.get(), md_of(algorithm)) <= 0 ||
+      EVP_PKEY_CTX_set_signature_md(ctx.get(), evp_md(algorithm)) <= 0 ||
       EVP_PKEY_sign(ctx.get(), nullptr, &n, digest.data(), digest.size()) <= 0)
     std::abort();
   Bytes out(n);
