@@ -18,3 +18,11 @@ if(KORTTI_BUILD_BENCH)
   find_package(benchmark REQUIRED)
   pkg_check_modules(LIBP11 REQUIRED IMPORTED_TARGET libp11)
 endif()
+
+# Boost 1.74 enables Asio's coroutines (awaitable) for clang only with the
+# Coroutines TS header <experimental/coroutine>, which libstdc++ does not
+# have; clang 14 in C++20 mode implements the standard <coroutine> that Asio
+# uses for GCC. Tell Asio so (the fuzzers and Clang builds need it).
+if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+  add_compile_definitions(BOOST_ASIO_HAS_CO_AWAIT=1)
+endif()

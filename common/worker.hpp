@@ -7,9 +7,8 @@
 #include <string>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 
-#include "common/result.hpp"
+#include "common/error.hpp"
 
 namespace kortti {
 
@@ -55,7 +54,12 @@ class Worker {
 
 // What a queued job is to the queue: the request's stop token (its deadline
 // passed, or its client left) and the bytes it holds while it waits.
+// (A constructor, not an aggregate: GCC 12 destroys an aggregate temporary
+// in a co_await expression twice; common/task.hpp.)
 struct Ticket {
+  Ticket() = default;
+  explicit Ticket(std::stop_token request_stop, std::size_t request_bytes = 0)
+      : stop(std::move(request_stop)), bytes(request_bytes) {}
   std::stop_token stop;
   std::size_t bytes = 0;
 };
@@ -64,26 +68,5 @@ struct Ticket {
 Error queue_full(const Worker& worker);
 // The error of a job dropped before it ran (nobody waits for its result).
 Error dropped_before_running();
-
-// Runs `fn` on `worker` and hands its result (or the error it threw) to
-// `done` on `io`. `keep_alive` holds what `fn` uses until it has run. A job
-// whose ticket has been stopped by the time its turn comes is not run; one the
-// queue has no room for is refused at once (service_unavailable).
-template <class T, class Fn>
-void run_then_post(Worker& worker, boost::asio::io_context& io, std::shared_ptr<const void> keep_alive, Fn fn,
-                   Completion<T> done, Ticket ticket = {}) {
-  if (!worker.admit(ticket.bytes)) {
-    boost::asio::post(io, [done = std::move(done), error = queue_full(worker)]() mutable { done(std::move(error)); });
-    return;
-  }
-  worker.post_admitted(
-      [&io, keep = std::move(keep_alive), fn = std::move(fn), done = std::move(done),
-       stop = std::move(ticket.stop)]() mutable {
-        Result<T> result = stop.stop_requested() ? Result<T>(dropped_before_running()) : capture(fn);
-        boost::asio::post(io,
-                          [done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
-      },
-      ticket.bytes);
-}
 
 }  // namespace kortti

@@ -33,16 +33,16 @@ std::string last_line(const std::string& file) {
   return last;
 }
 
-Json to_line(const ipc::AuditRecord& r) {
+Json to_line(const service::AuditRecord& r) {
   Json line = {{"time", wstr(to_rfc3339(std::chrono::system_clock::now()))},
                {"action", wstr(r.action)},
-               {"uid", r.peer.uid},
-               {"gid", r.peer.gid},
-               {"pid", r.peer.pid},
-               {"connection", r.peer.connection},
+               {"uid", r.caller.uid},
+               {"gid", r.caller.gid},
+               {"pid", r.caller.pid},
+               {"connection", r.caller.connection},
                {"outcome", wstr(r.outcome)},
                {"delivered", r.delivered}};
-  if (!r.peer.client.empty()) line["client"] = wstr(r.peer.client);
+  if (!r.caller.client.empty()) line["client"] = wstr(r.caller.client);
   if (!r.token_id.empty()) line["token_id"] = wstr(r.token_id);
   if (!r.cert_id.empty()) line["cert_id"] = wstr(r.cert_id);
   if (!r.subject.empty()) line["subject"] = wstr(r.subject);
@@ -104,7 +104,7 @@ bool AuditLog::reopen_if_moved() {
   return true;
 }
 
-bool AuditLog::record(const ipc::AuditRecord& record) {
+bool AuditLog::record(const service::AuditRecord& record) {
   Json line = to_line(record);
   if (logger_) {
     logger_->info("{}", dump(line));

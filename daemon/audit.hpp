@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "ipc/ipc.hpp"
+#include "service/service.hpp"
 
 namespace spdlog {
 class logger;
@@ -22,7 +22,7 @@ namespace kortti::daemon {
 // names the old file's last) — and each is on stable storage (fdatasync)
 // before record() returns true. Without a file the lines go to the main log
 // under the "audit" logger, unchained.
-class AuditLog final : public ipc::AuditSink {
+class AuditLog final : public service::AuditSink {
  public:
   explicit AuditLog(const std::string& file);
   ~AuditLog() override;
@@ -31,7 +31,7 @@ class AuditLog final : public ipc::AuditSink {
 
   // False, with the reason logged, when the line is not on disk (disk full,
   // file removed and not re-creatable, permissions).
-  bool record(const ipc::AuditRecord& record) override;
+  bool record(const service::AuditRecord& record) override;
 
  private:
   bool write_line(std::string line);

@@ -22,6 +22,7 @@
 #include "pcsc/pcsc.hpp"
 #include "pkcs11/pkcs11.hpp"
 #include "policy/policy.hpp"
+#include "service/service.hpp"
 #include "signature/signature.hpp"
 
 namespace {
@@ -259,15 +260,15 @@ int main(int argc, char** argv) {
     server_options.max_inflight_per_connection = config.ipc.max_inflight_per_connection;
     server_options.max_pin_requests_per_uid = config.ipc.max_pin_requests_per_uid;
     server_options.request_timeout = config.ipc.request_timeout;
-    server_options.batch_max_items = config.batch.max_items;
-    server_options.batch_max_time = config.batch.max_time;
     server_options.access = access_policy(config);
     policy::Options policy_options{config.identity, config.trust, config.revocation, config.registry_database,
                                    config.rules};
     policy::PolicyService policy(io, policy_options);
     signature::DocumentService documents(io, config.signature);
+    service::Service operations(service::Services{&tokens, &audit, &policy, &documents},
+                                service::Options{config.batch.max_items, config.batch.max_time});
     ipc::Server server(io, server_options,
-                       ipc::Services{&tokens, &audit, monitor ? &*monitor : nullptr, &policy, &documents});
+                       ipc::Services{&operations, &tokens, monitor ? &*monitor : nullptr, &policy, true});
 
     if (sd_listen_fds(1) >= 1) {
       server.adopt(SD_LISTEN_FDS_START);

@@ -28,6 +28,21 @@ bool Call::deliverable() const {
   return connection && connection->is_open();
 }
 
+service::Caller Call::caller() const {
+  service::Caller caller;
+  caller.uid = peer_.uid;
+  caller.gid = peer_.gid;
+  caller.pid = peer_.pid;
+  caller.connection = peer_.connection;
+  caller.client = peer_.client;
+  caller.stop = stop_token();
+  caller.listening = [weak = weak_from_this()] {
+    auto self = weak.lock();
+    return self && self->deliverable();
+  };
+  return caller;
+}
+
 bool Call::respond(Json result) {
   // A request that sent a member as an attachment gets the result member of
   // the same name back as one (protocol.md).

@@ -1,9 +1,24 @@
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/co_spawn.hpp>
+
 #include "ipc/connection.hpp"
 #include "ipc/core.hpp"
 
 namespace kortti::ipc {
+
+Core::Core(boost::asio::io_context& context, ServerOptions server_options, Services server_services)
+    : io(context),
+      options(std::move(server_options)),
+      services(server_services),
+      pin_gate(std::make_shared<PinGate>(io, options.max_pin_requests_per_uid,
+                                         [this](const std::shared_ptr<Call>& call) { run(call); })) {
+  for (const Method& m : protocol()) {
+    if (m.needs == Needs::policy && services.policy == nullptr) continue;
+    if (m.needs == Needs::documents && !services.documents) continue;
+    methods.emplace(m.name, &m);
+  }
+}
 
 void Core::dispatch(const std::shared_ptr<Connection>& connection, Request request) {
   auto it = methods.find(request.method);
@@ -12,9 +27,9 @@ void Core::dispatch(const std::shared_ptr<Connection>& connection, Request reque
     return;
   }
   const Peer& peer = connection->peer();
-  if (!options.access.allows(peer, it->second.group)) {
+  if (!options.access.allows(peer, it->second->group)) {
     spdlog::warn("conn={} uid={} pid={}: {} refused (group '{}')", peer.connection, peer.uid, peer.pid, request.method,
-                 name_of(it->second.group));
+                 name_of(it->second->group));
     connection->send(make_error(request.id, Error(Errc::permission_denied, "uid " + std::to_string(peer.uid) +
                                                                                " may not call " + request.method)));
     return;
@@ -31,14 +46,19 @@ void Core::dispatch(const std::shared_ptr<Connection>& connection, Request reque
 
 void Core::run(const std::shared_ptr<Call>& call) {
   if (call->answered()) return;  // it waited for a PIN slot past its deadline
-  const auto it = methods.find(call->method());
-  try {
-    it->second.handler(call);
-  } catch (const Error& e) {
-    call->fail(e);
-  } catch (const std::exception& e) {
-    call->fail(internal_error(call->method(), e.what()));
-  }
+  const Method& method = *methods.find(call->method())->second;
+  boost::asio::co_spawn(io, method.handler(*this, call), [call](std::exception_ptr failure, Json result) {
+    if (!failure) return (void)call->respond(std::move(result));
+    try {
+      std::rethrow_exception(failure);
+    } catch (const Error& e) {
+      call->fail(e);
+    } catch (const std::exception& e) {
+      call->fail(internal_error(call->method(), e.what()));
+    } catch (...) {
+      call->fail(internal_error(call->method(), "an exception of unknown type"));
+    }
+  });
 }
 
 void Core::publish(std::string_view topic, Json params) {

@@ -6,15 +6,18 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <stop_token>
 #include <string>
 
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/error.hpp"
+#include "common/task.hpp"
 #include "ipc/ipc.hpp"
 #include "ipc/jsonrpc.hpp"
 #include "ipc/pin_gate.hpp"
+#include "service/service.hpp"
 
 namespace kortti::ipc {
 
@@ -39,6 +42,8 @@ class Call : public std::enable_shared_from_this<Call> {
   [[nodiscard]] bool answered() const noexcept { return answered_; }
   // Whether an answer sent now would reach the client.
   [[nodiscard]] bool deliverable() const;
+  // The caller as the service core sees it: who, and when the request is over.
+  [[nodiscard]] service::Caller caller() const;
 
   // Both return whether the answer went to a connected client.
   bool respond(Json result);
@@ -65,26 +70,31 @@ class Call : public std::enable_shared_from_this<Call> {
   std::shared_ptr<PinGate> pin_gate_;  // set while this call holds a PIN slot
 };
 
-using Handler = std::function<void(const std::shared_ptr<Call>&)>;
+// A method: its params parsed into a typed request, the operation awaited,
+// the result written as JSON. What it throws is the answer's error.
+using Handler = Task<Json> (*)(Core& core, std::shared_ptr<Call> call);
+
+// What a method needs korttid to run with; without it, it is not offered.
+enum class Needs { nothing, policy, documents };
 
 struct Method {
+  std::string_view name;
   MethodGroup group;
+  Needs needs;
   Handler handler;
 };
 
+// The whole protocol, one line per method (methods.cpp).
+std::span<const Method> protocol();
+
 class Core {
  public:
-  Core(boost::asio::io_context& context, ServerOptions server_options, Services server_services)
-      : io(context),
-        options(std::move(server_options)),
-        services(server_services),
-        pin_gate(std::make_shared<PinGate>(io, options.max_pin_requests_per_uid,
-                                           [this](const std::shared_ptr<Call>& call) { run(call); })) {}
+  Core(boost::asio::io_context& context, ServerOptions server_options, Services server_services);
 
   boost::asio::io_context& io;
   ServerOptions options;
   Services services;
-  std::map<std::string, Method, std::less<>> methods;
+  std::map<std::string_view, const Method*, std::less<>> methods;  // what this korttid offers
   // Open connections are owned here until they close: a connection that
   // paused reading (too many requests in flight) has no pending I/O to keep
   // it alive.
@@ -95,9 +105,6 @@ class Core {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   bool stopping = false;
 
-  void add(std::string name, MethodGroup group, Handler handler) {
-    methods.emplace(std::move(name), Method{group, std::move(handler)});
-  }
   void dispatch(const std::shared_ptr<Connection>& connection, Request request);
   // Runs the method of a call that is tracked and has its deadline.
   void run(const std::shared_ptr<Call>& call);
@@ -107,17 +114,7 @@ class Core {
     return peer.uid == owner || options.access.allows(peer, MethodGroup::admin);
   }
   void publish(std::string_view topic, Json params);
+  [[nodiscard]] service::Service& service() const { return *services.service; }
 };
-
-// Installs every method of protocol.md into `core` (methods_*.cpp).
-void register_system_methods(Core& core);
-void register_token_methods(Core& core);
-void register_sign_methods(Core& core);
-void register_event_methods(Core& core);
-void register_reader_methods(Core& core);
-void register_policy_methods(Core& core);
-void register_document_methods(Core& core);
-void register_verify_methods(Core& core);
-void register_batch_methods(Core& core);
 
 }  // namespace kortti::ipc

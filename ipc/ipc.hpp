@@ -2,7 +2,7 @@
 
 // ipc/: the Unix-socket JSON-RPC server of docs/protocol.md — framing and
 // limits, peer credentials, per-method access control, request deadlines,
-// the method handlers, and event fan-out.
+// the method table, and event fan-out. What a method does is service/'s.
 
 #include <sys/types.h>
 
@@ -29,8 +29,8 @@ class Monitor;
 namespace kortti::policy {
 class PolicyService;
 }
-namespace kortti::signature {
-class DocumentService;
+namespace kortti::service {
+class Service;
 }
 
 namespace kortti::ipc {
@@ -66,29 +66,6 @@ class AccessPolicy {
   std::array<Rule, 4> rules_;
 };
 
-// One line of the audit trail: who did what with which key, the digest of
-// what was signed, and the outcome. Never a document, never a PIN.
-struct AuditRecord {
-  std::string action;  // the method
-  Peer peer;
-  std::string token_id;
-  std::string cert_id;
-  std::string subject;
-  std::string digest_algorithm;
-  std::string digest_hex;  // of what was signed
-  std::string outcome;     // "ok" or the error reason
-  std::string detail;
-  bool delivered = true;  // false when the client had gone before the answer
-};
-
-class AuditSink {
- public:
-  virtual ~AuditSink() = default;
-  // False when the line could not be made durable: what it records is then
-  // refused (no audit, no signature).
-  [[nodiscard]] virtual bool record(const AuditRecord& record) = 0;
-};
-
 struct ServerOptions {
   std::size_t max_message_bytes = 16 * 1024 * 1024;
   std::size_t max_connections = 64;
@@ -102,20 +79,18 @@ struct ServerOptions {
   // running): PINs live in a small locked heap shared by everyone.
   std::size_t max_pin_requests_per_uid = 4;
   std::chrono::milliseconds request_timeout{std::chrono::seconds(120)};
-  // sign.batch: items per batch, and how long one PIN entry may serve it.
-  std::size_t batch_max_items = 50;
-  std::chrono::seconds batch_max_time{std::chrono::minutes(5)};
   AccessPolicy access;
 };
 
-// What the method handlers work with. Pointers are non-owning and must
-// outlive the Server.
+// What the method handlers work with: the operations (service/), and for
+// listings and events the services themselves. Pointers are non-owning and
+// must outlive the Server.
 struct Services {
+  service::Service* service = nullptr;
   pkcs11::TokenService* tokens = nullptr;
-  AuditSink* audit = nullptr;
-  pcsc::Monitor* pcsc = nullptr;  // null when [pcsc] enabled = false
-  policy::PolicyService* policy = nullptr;
-  signature::DocumentService* documents = nullptr;
+  pcsc::Monitor* pcsc = nullptr;            // null when [pcsc] enabled = false
+  policy::PolicyService* policy = nullptr;  // null: the policy's methods are not offered
+  bool documents = false;                   // whether the document methods are offered
 };
 
 class Server {

@@ -1,24 +1,22 @@
+// Who a certificate belongs to, what the policy would decide, and the
+// Valvira registry, as protocol.md has them.
+
 #include <regex>
 
 #include "ipc/convert.hpp"
-#include "ipc/core.hpp"
+#include "ipc/methods.hpp"
 #include "ipc/params.hpp"
-#include "ipc/shared.hpp"
-#include "policy/policy.hpp"
 
 namespace kortti::ipc {
 
 namespace {
 
-policy::Action action_param(Params& params, std::optional<policy::Action> fallback) {
+std::optional<policy::Action> action_param(Params& params) {
   auto name = params.optional_string("action");
-  if (!name) {
-    if (fallback) return *fallback;
-    invalid_param("action", "is required (sign.prescription, sign.document or authenticate)");
-  }
+  if (!name) return std::nullopt;
   auto action = policy::parse_action(*name);
   if (!action) invalid_param("action", "must be sign.prescription, sign.document or authenticate, not '" + *name + "'");
-  return *action;
+  return action;
 }
 
 // ATC codes: a letter, two digits, then up to two letters and two digits.
@@ -45,73 +43,38 @@ policy::Context context_param(Json& params) {
   return c;
 }
 
-void register_policy_methods(Core& core) {
-  core.add("certificates.identity", MethodGroup::read, [&core](const std::shared_ptr<Call>& call) {
-    Params params(call->params());
-    const std::string cert_id = params.string("cert_id");
-    std::optional<policy::Action> action;
-    if (params.find("action") != nullptr) action = action_param(params, std::nullopt);
-    core.services.tokens->certificate(cert_id, [&core, call, action](Result<pkcs11::CertificateInfo> r) {
-      if (!r.ok()) return (void)call->fail(r.error());
-      pkcs11::CertificateInfo cert = std::move(r).value();
-      // Validate for what the key is for, unless the caller says.
-      const bool signing =
-          std::find(cert.purposes.begin(), cert.purposes.end(), pkcs11::Purpose::signature) != cert.purposes.end();
-      const policy::Action chosen =
-          action.value_or(signing ? policy::Action::sign_prescription : policy::Action::authenticate);
-      core.services.policy->identity(
-          cert.der, cert.chain, chosen,
-          [call, cert_id = cert.cert_id, chosen](Result<policy::Decision> d) {
-            if (!d.ok()) return (void)call->fail(d.error());
-            const policy::Decision& decision = d.value();
-            call->respond(
-                {{"cert_id", wstr(cert_id)},
-                 {"action", wstr(policy::name_of(chosen))},
-                 {"identity", decision.identity ? to_json(*decision.identity) : Json(nullptr)},
-                 {"validation", decision.certificate ? to_json(*decision.certificate) : Json(nullptr)},
-                 {"professional", decision.professional ? policy::to_json(*decision.professional) : Json(nullptr)},
-                 {"registry", to_json(decision.registry, decision.registry_stale)}});
-          },
-          Ticket{call->stop_token()});
-    });
-  });
+Task<Json> certificates_identity(Core& core, std::shared_ptr<Call> call) {
+  Params params(call->params());
+  std::string cert_id = params.string("cert_id");
+  const std::optional<policy::Action> action = action_param(params);
+  const service::IdentityReport r = co_await core.service().identity(call->caller(), std::move(cert_id), action);
+  const policy::Decision& d = r.decision;
+  co_return Json{{"cert_id", wstr(r.cert_id)},
+                 {"action", wstr(policy::name_of(r.action))},
+                 {"identity", d.identity ? to_json(*d.identity) : Json(nullptr)},
+                 {"validation", d.certificate ? to_json(*d.certificate) : Json(nullptr)},
+                 {"professional", d.professional ? to_json(*d.professional) : Json(nullptr)},
+                 {"registry", to_json(d.registry, d.registry_stale)}};
+}
 
-  core.add("policy.check", MethodGroup::read, [&core](const std::shared_ptr<Call>& call) {
-    Params params(call->params());
-    auto cert_id = params.optional_string("cert_id");
-    auto number = params.optional_string("registration_number");
-    if (cert_id.has_value() == number.has_value())
-      throw Error(Errc::invalid_params, "give either 'cert_id' or 'registration_number'");
-    const policy::Action action = action_param(params, std::nullopt);
-    policy::Context context = context_param(call->params());
-    auto answer = [call](Result<policy::Decision> d) {
-      if (!d.ok()) return (void)call->fail(d.error());
-      call->respond(to_json(d.value()));
-    };
-    if (number) {
-      core.services.policy->check(std::nullopt, {}, number, action, std::move(context), answer,
-                                  Ticket{call->stop_token()});
-      return;
-    }
-    core.services.tokens->certificate(*cert_id, [&core, call, action, context = std::move(context),
-                                                 answer](Result<pkcs11::CertificateInfo> r) mutable {
-      if (!r.ok()) return (void)call->fail(r.error());
-      core.services.policy->check(r.value().der, r.value().chain, std::nullopt, action, std::move(context), answer,
-                                  Ticket{call->stop_token()});
-    });
-  });
+Task<Json> policy_check(Core& core, std::shared_ptr<Call> call) {
+  Params params(call->params());
+  service::CheckSubject subject{params.optional_string("cert_id"), params.optional_string("registration_number")};
+  if (subject.cert_id.has_value() == subject.registration_number.has_value())
+    throw Error(Errc::invalid_params, "give either 'cert_id' or 'registration_number'");
+  const std::optional<policy::Action> action = action_param(params);
+  if (!action) invalid_param("action", "is required (sign.prescription, sign.document or authenticate)");
+  const policy::Decision d =
+      co_await core.service().check(call->caller(), std::move(subject), *action, context_param(call->params()));
+  co_return to_json(d);
+}
 
-  core.add("registry.lookup", MethodGroup::read, [&core](const std::shared_ptr<Call>& call) {
-    Params params(call->params());
-    const std::string number = params.string("registration_number");
-    core.services.policy->lookup(number, [&core, call, number](Result<policy::Registry::Lookup> r) {
-      if (!r.ok()) return (void)call->fail(r.error());
-      if (!r.value().professional)
-        return (void)call->fail(Error(Errc::not_found, "no professional " + number + " in the Valvira registry"));
-      call->respond({{"professional", policy::to_json(*r.value().professional)},
-                     {"registry", to_json(r.value().provenance, core.services.policy->stale())}});
-    });
-  });
+Task<Json> registry_lookup(Core& core, std::shared_ptr<Call> call) {
+  Params params(call->params());
+  const policy::Registry::Lookup r =
+      co_await core.service().lookup(call->caller(), params.string("registration_number"));
+  co_return Json{{"professional", to_json(*r.professional)},
+                 {"registry", to_json(r.provenance, core.services.policy->stale())}};
 }
 
 }  // namespace kortti::ipc

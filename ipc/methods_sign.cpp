@@ -1,122 +1,156 @@
-// The signing methods one at a time: the certificate, the method's plan
-// (a digest, or a document prepared on the documents thread), one signature
-// by the token, the result. sign.batch runs the same plans (methods_batch.cpp).
+// The signing methods: params into the service core's SignItem, its Signed
+// back into each method's result. sign.batch parses each item the same way.
 
 #include "common/encoding.hpp"
 #include "ipc/convert.hpp"
-#include "ipc/core.hpp"
+#include "ipc/methods.hpp"
 #include "ipc/params.hpp"
-#include "ipc/shared.hpp"
+#include "policy/policy.hpp"
 
 namespace kortti::ipc {
 
-void run_signing(Core& core, const std::shared_ptr<Call>& call) {
-  Params params(call->params());
-  const std::string cert_id = params.string("cert_id");
-  ItemPlan plan = plan_signature(core, call, call->method(), call->params());
-  auto credentials = std::make_shared<pkcs11::Credentials>(params.credentials());
-  auto run = [&core, call, cert_id, credentials, plan](pkcs11::CertificateInfo cert) {
-    plan(std::move(cert), [&core, call, cert_id, credentials](Result<PreparedItem> p) {
-      if (!p.ok()) return (void)call->fail(p.error());
-      auto item = std::make_shared<PreparedItem>(std::move(p).value());
-      pkcs11::SignRequest request = sign_request(*item, cert_id, call->peer().uid);
-      AuditRecord record = audit_record(*call, call->method(), request);
-      core.services.tokens->sign(std::move(request), std::move(*credentials), call->stop_token(),
-                                 [&core, call, record, item](Result<pkcs11::SignResult> r) mutable {
-                                   audit_signature(core, *call, record, r);
-                                   if (!r.ok()) return (void)call->fail(r.error());
-                                   item->finish(std::move(r).value(), [call](Result<Json> answer) {
-                                     if (!answer.ok()) return (void)call->fail(answer.error());
-                                     call->respond(std::move(answer).value());
-                                   });
-                                 });
-    });
-  };
-  if (plan_needs_certificate(call->method()))
-    with_certificate(core, call, cert_id, std::move(run));
-  else
-    run({});
+namespace {
+
+constexpr std::string_view kItemMethods[] = {"sign.digest", "sign.data", "sign.xml", "sign.cms", "sign.prescription"};
+
+std::string document_param(const service::Service& service, Params& params) {
+  std::string document = params.string("document");
+  service.check_document_size(document.size(), "document");
+  return document;
 }
 
-// sign.digest and sign.data: the same request but for where the digest comes from.
-ItemPlan plan_raw_signature(std::string_view method, Json& json) {
-  Params params(json);
-  PreparedItem item;
+service::DigestToSign digest_item(std::string_view method, Params& params) {
+  service::DigestToSign item;
   if (method == "sign.data") {
-    item.digest_algorithm = params.digest_algorithm("digest_algorithm", DigestAlgorithm::sha256);
-    item.digest = digest(item.digest_algorithm, params.base64("data"));
+    item.algorithm = params.digest_algorithm("digest_algorithm", DigestAlgorithm::sha256);
+    item.digest = digest(item.algorithm, params.base64("data"));
   } else {
-    item.digest_algorithm = params.digest_algorithm("digest_algorithm", std::nullopt);
+    item.algorithm = params.digest_algorithm("digest_algorithm", std::nullopt);
     item.digest = params.base64("digest");
-    const std::size_t want = digest_size(item.digest_algorithm);
+    const std::size_t want = digest_size(item.algorithm);
     if (item.digest.size() != want)
-      invalid_param("digest", "must be " + std::to_string(want) + " bytes for " +
-                                  std::string(name_of(item.digest_algorithm)) + ", not " +
-                                  std::to_string(item.digest.size()));
+      invalid_param("digest", "must be " + std::to_string(want) + " bytes for " + std::string(name_of(item.algorithm)) +
+                                  ", not " + std::to_string(item.digest.size()));
   }
   item.scheme = params.scheme("scheme");
-  item.finish = [](pkcs11::SignResult r, Completion<Json> done) { done(to_json(r)); };
-  return [item = std::move(item)](const pkcs11::CertificateInfo&, Completion<PreparedItem> done) mutable {
-    done(std::move(item));
-  };
+  return item;
 }
 
-bool plan_needs_certificate(std::string_view method) { return method != "sign.digest" && method != "sign.data"; }
-
-ItemPlan plan_signature(Core& core, const std::shared_ptr<Call>& call, std::string_view method, Json& params) {
-  if (!plan_needs_certificate(method)) return plan_raw_signature(method, params);
-  return plan_document_signature(core, call, method, params);
+service::XmlToSign xml_item(const service::Service& service, Params& params) {
+  const std::string profile_name = params.string("profile");
+  auto profile = signature::parse_profile(profile_name);
+  if (!profile) invalid_param("profile", "must be kanta-cda or enveloped, not '" + profile_name + "'");
+  return {document_param(service, params), *profile};
 }
 
-pkcs11::SignRequest sign_request(const PreparedItem& item, const std::string& cert_id, uid_t uid) {
-  pkcs11::SignRequest request;
-  request.cert_id = cert_id;
-  request.digest_algorithm = item.digest_algorithm;
-  request.digest = item.digest;
-  request.scheme = item.scheme;
-  request.uid = uid;
-  return request;
-}
-
-AuditRecord audit_record(const Call& call, std::string_view method, const pkcs11::SignRequest& request) {
-  AuditRecord record;
-  record.action = call.method() == method ? std::string(method) : call.method() + " " + std::string(method);
-  record.peer = call.peer();
-  record.cert_id = request.cert_id;
-  record.digest_algorithm = name_of(request.digest_algorithm);
-  record.digest_hex = hex_encode(request.digest);  // what the card signed: names the document without holding it
-  return record;
-}
-
-void with_certificate(Core& core, const std::shared_ptr<Call>& call, const std::string& cert_id,
-                      std::function<void(pkcs11::CertificateInfo)> next) {
-  core.services.tokens->certificate(cert_id, [call, next = std::move(next)](Result<pkcs11::CertificateInfo> r) {
-    if (!r.ok()) return (void)call->fail(r.error());
-    next(std::move(r).value());
-  });
-}
-
-Error audit_unavailable() {
-  return Error(Errc::service_unavailable,
-               "the audit trail cannot be written (see the korttid log); korttid signs nothing it cannot audit");
-}
-
-void audit_signature(Core& core, const Call& call, AuditRecord record, Result<pkcs11::SignResult>& r) {
-  record.delivered = call.deliverable();
-  if (r.ok()) {
-    record.outcome = "ok";
-    record.subject = r.value().certificate.subject;
-  } else {
-    record.outcome = reason_of(r.error().code());
-    record.detail = r.error().what();
-    if (!r.error().detail.empty()) record.detail += " (" + r.error().detail + ")";
+service::CmsToSign cms_item(const service::Service& service, Params& params) {
+  const bool has_content = params.find("content") != nullptr;
+  if (has_content == (params.find("digest") != nullptr))
+    invalid_param("content", "give either content or digest (with digest_algorithm)");
+  service::CmsToSign item;
+  item.input.detached = params.boolean("detached", false);
+  item.scheme = params.scheme("scheme");
+  if (params.find("digest_algorithm") != nullptr)
+    item.digest_algorithm = params.digest_algorithm("digest_algorithm", std::nullopt);
+  if (has_content) {
+    item.input.content = params.base64("content");
+    service.check_document_size(item.input.content->size(), "content");
+    return item;
   }
-  if (core.services.audit != nullptr && !core.services.audit->record(record) && r.ok()) r = audit_unavailable();
+  if (!item.digest_algorithm) invalid_param("digest_algorithm", "is required with digest");
+  if (!item.input.detached) invalid_param("detached", "must be true with digest: the content is not there to attach");
+  item.input.content_digest = params.base64("digest");
+  if (item.input.content_digest.size() != digest_size(*item.digest_algorithm))
+    invalid_param("digest", "must be " + std::to_string(digest_size(*item.digest_algorithm)) + " bytes for " +
+                                std::string(name_of(*item.digest_algorithm)));
+  return item;
 }
 
-void register_sign_methods(Core& core) {
-  for (const char* method : {"sign.digest", "sign.data"})
-    core.add(method, MethodGroup::sign, [&core](const std::shared_ptr<Call>& call) { run_signing(core, call); });
+// What one signing method's params ask for, checked; `cert_id` and the PIN
+// are not its business.
+service::SignItem sign_item(const service::Service& service, std::string_view method, Json& json) {
+  Params params(json);
+  service::SignItem item;
+  item.method = std::string(method);
+  if (method == "sign.digest" || method == "sign.data")
+    item.what = digest_item(method, params);
+  else if (method == "sign.xml")
+    item.what = xml_item(service, params);
+  else if (method == "sign.cms")
+    item.what = cms_item(service, params);
+  else
+    item.what = service::PrescriptionToSign{document_param(service, params), context_param(json)};
+  return item;
+}
+
+Json signed_json(const service::Signed& s, std::string_view method) {
+  if (method == "sign.xml") return {{"document", wstr(*s.document)}};
+  if (method == "sign.cms") return {{"cms", wstr(base64_encode(*s.cms))}};
+  if (method == "sign.prescription") return {{"document", wstr(*s.document)}, {"decision", to_json(*s.decision)}};
+  return to_json(s.card);
+}
+
+// One item of a batch: its method, checked, and its params.
+service::SignItem batch_item(const service::Service& service, Json& item, std::size_t i) {
+  const std::string where = "items[" + std::to_string(i) + "]";
+  const std::string method = item.is_object() && item.contains("method") && item["method"].is_string()
+                                 ? std::string(item["method"].get_ref<const WipingString&>())
+                                 : "";
+  if (std::find(std::begin(kItemMethods), std::end(kItemMethods), method) == std::end(kItemMethods))
+    invalid_param(where + ".method", "must be one of sign.digest, sign.data, sign.xml, sign.cms, sign.prescription");
+  if (!item.contains("params")) item["params"] = Json::object();
+  Json& p = item["params"];
+  if (!p.is_object()) invalid_param(where + ".params", "must be an object");
+  for (const char* own : {"cert_id", "pin", "pinpad"})
+    if (p.contains(own)) invalid_param(where + ".params." + own, "belongs to the batch, not to an item");
+  return sign_item(service, method, p);
+}
+
+}  // namespace
+
+Task<Json> sign_one(Core& core, std::shared_ptr<Call> call) {
+  Params params(call->params());
+  std::string cert_id = params.string("cert_id");
+  service::SignItem item = sign_item(core.service(), call->method(), call->params());
+  const service::Signed s =
+      co_await core.service().sign(call->caller(), std::move(cert_id), std::move(item), params.credentials());
+  co_return signed_json(s, call->method());
+}
+
+Task<Json> sign_batch(Core& core, std::shared_ptr<Call> call) {
+  Params params(call->params());
+  std::string cert_id = params.string("cert_id");
+  const Json* items = params.find("items");
+  const std::size_t max = core.service().options().batch_max_items;
+  if (items == nullptr || !items->is_array() || items->empty())
+    invalid_param("items", "must be a non-empty array of {method, params}");
+  if (items->size() > max)
+    invalid_param("items", "holds " + std::to_string(items->size()) + " items; a batch has at most " +
+                               std::to_string(max) + " ([signature] batch_max_items)");
+  pkcs11::Credentials credentials = params.credentials();
+  Json& list = call->params()["items"];
+  std::vector<Result<service::SignItem>> parsed;
+  std::vector<std::string> methods;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    parsed.push_back(capture([&] { return batch_item(core.service(), list[i], i); }));
+    methods.push_back(parsed.back().ok() ? parsed.back().value().method : "");
+  }
+  // Time for the batch, and for the item in progress when it runs out.
+  const auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(core.service().options().batch_max_time);
+  call->arm_deadline(limit + core.options.request_timeout);
+  std::vector<Result<service::Signed>> results =
+      co_await core.service().sign_batch(call->caller(), std::move(cert_id), std::move(parsed), std::move(credentials));
+  Json out = Json::array();
+  std::size_t ok = 0;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (results[i].ok()) {
+      ++ok;
+      out.push_back({{"result", signed_json(results[i].value(), methods[i])}});
+    } else {
+      out.push_back({{"error", make_error(nullptr, results[i].error())["error"]}});
+    }
+  }
+  co_return Json{{"items", std::move(out)}, {"signed", ok}, {"failed", results.size() - ok}};
 }
 
 }  // namespace kortti::ipc

@@ -84,17 +84,6 @@ class Server::Impl : public std::enable_shared_from_this<Impl> {
 
 Server::Server(asio::io_context& io, ServerOptions options, Services services)
     : impl_(std::make_shared<Impl>(io, std::move(options), services)) {
-  register_system_methods(impl_->core);
-  register_token_methods(impl_->core);
-  register_sign_methods(impl_->core);
-  register_event_methods(impl_->core);
-  register_reader_methods(impl_->core);
-  if (services.policy != nullptr) register_policy_methods(impl_->core);
-  if (services.documents != nullptr && services.policy != nullptr) {
-    register_document_methods(impl_->core);
-    register_verify_methods(impl_->core);
-    register_batch_methods(impl_->core);
-  }
   if (services.tokens != nullptr) {
     services.tokens->on_event([weak = std::weak_ptr<Impl>(impl_)](const pkcs11::TokenEvent& e) {
       auto self = weak.lock();

@@ -25,6 +25,7 @@
 #include "common/digest.hpp"
 #include "common/result.hpp"
 #include "common/secret.hpp"
+#include "common/task.hpp"
 #include "common/time.hpp"
 
 namespace kortti::pkcs11 {
@@ -39,6 +40,8 @@ std::string_view name_of(KeyType t) noexcept;
 enum class Scheme { pkcs1, pss, ecdsa };
 std::string_view name_of(Scheme s) noexcept;
 std::optional<Scheme> parse_scheme(std::string_view name);
+// What a key signs with unless asked otherwise: PKCS#1 v1.5 for RSA, ECDSA for EC.
+Scheme default_scheme(KeyType key) noexcept;
 
 struct ModuleStatus {
   std::string path;
@@ -155,21 +158,23 @@ class TokenService {
   // Asks every module for its slots again; tokens that came or went raise events.
   void rescan(Completion<Unit> done);
 
-  void certificates(std::optional<std::string> token_id, Completion<std::vector<CertificateInfo>> done);
-  void certificate(std::string cert_id, Completion<CertificateInfo> done);
+  Task<std::vector<CertificateInfo>> certificates(std::optional<std::string> token_id);
+  // From what the token listed when it was opened, where it could.
+  Task<CertificateInfo> certificate(std::string cert_id);
 
-  void login(std::string token_id, Credentials credentials, uid_t uid, std::stop_token stop,
-             Completion<LoginResult> done);
-  void logout(std::string token_id, uid_t uid, Completion<Unit> done);
+  Task<LoginResult> login(std::string token_id, Credentials credentials, uid_t uid, std::stop_token stop);
+  Task<Unit> logout(std::string token_id, uid_t uid);
 
   // One signature. A queued request whose stop token fires is never started.
-  void sign(SignRequest request, Credentials credentials, std::stop_token stop, Completion<SignResult> done);
+  Task<SignResult> sign(SignRequest request, Credentials credentials, std::stop_token stop);
 
   // Several signatures with one credential, each a separate context-specific
   // login where the key demands it. Results keep their order; a card removed
   // midway fails the rest with card_removed and keeps what was signed.
-  void sign_many(std::vector<SignRequest> requests, Credentials credentials, std::stop_token stop,
-                 std::function<void(std::size_t index, Result<SignResult>)> each, Completion<Unit> done);
+  // `each` runs on the io thread as each signature (or its failure) arrives,
+  // also after the card was pulled and the batch has already ended.
+  Task<Unit> sign_many(std::vector<SignRequest> requests, Credentials credentials, std::stop_token stop,
+                       std::function<void(std::size_t index, Result<SignResult>)> each);
 
   using EventHandler = std::function<void(const TokenEvent&)>;
   void on_event(EventHandler handler);

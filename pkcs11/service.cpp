@@ -52,6 +52,11 @@ std::string base_token_id(const SlotSnapshot& s) {
 }
 
 template <class T>
+void post_result(asio::io_context& io, Completion<T> done, T value) {
+  asio::post(io, [done = std::move(done), value = std::move(value)]() mutable { done(std::move(value)); });
+}
+
+template <class T>
 void post_error(asio::io_context& io, Completion<T> done, Error error) {
   asio::post(io, [done = std::move(done), error = std::move(error)]() mutable { done(std::move(error)); });
 }
@@ -262,6 +267,15 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
     });
   }
 
+  void certificates(std::optional<std::string> token_id, Completion<std::vector<CertificateInfo>> done);
+  void certificate(std::string cert_id, Completion<CertificateInfo> done);
+  void login(std::string token_id, Credentials credentials, uid_t uid, std::stop_token stop,
+             Completion<LoginResult> done);
+  void logout(std::string token_id, uid_t uid, Completion<Unit> done);
+  void sign(SignRequest request, Credentials credentials, std::stop_token stop, Completion<SignResult> done);
+  void sign_many(std::vector<SignRequest> requests, Credentials credentials, std::stop_token stop,
+                 std::function<void(std::size_t, Result<SignResult>)> each, Completion<Unit> done);
+
   std::shared_ptr<Token> token_of_cert(const std::string& cert_id, std::optional<Error>& error) const {
     const auto slash = cert_id.rfind('/');
     if (slash == std::string::npos || slash == 0 || slash + 1 == cert_id.size()) {
@@ -340,17 +354,18 @@ std::optional<TokenInfo> TokenService::token(std::string_view token_id) const {
 
 void TokenService::rescan(Completion<Unit> done) { impl_->rescan(std::move(done)); }
 
-void TokenService::certificates(std::optional<std::string> token_id, Completion<std::vector<CertificateInfo>> done) {
+void TokenService::Impl::certificates(std::optional<std::string> token_id,
+                                      Completion<std::vector<CertificateInfo>> done) {
   using List = std::vector<CertificateInfo>;
   std::vector<std::shared_ptr<Token>> tokens;
   if (token_id) {
-    auto token = impl_->find_token(*token_id);
+    auto token = find_token(*token_id);
     if (!token)
-      return post_error<List>(impl_->io_, std::move(done),
+      return post_error<List>(io_, std::move(done),
                               Error(Errc::token_not_found, "no card with token id '" + *token_id + "' is present"));
     tokens.push_back(std::move(token));
   } else {
-    for (auto& [id, token] : impl_->tokens_) tokens.push_back(token);
+    for (auto& [id, token] : tokens_) tokens.push_back(token);
   }
   // Lists read at open come straight from memory; only a token whose list
   // could not be read then is asked (on its own worker).
@@ -376,7 +391,7 @@ void TokenService::certificates(std::optional<std::string> token_id, Completion<
       continue;
     }
     const bool one = token_id.has_value();
-    impl_->run<List>(
+    run<List>(
         tokens[i], {}, [](Token& t) { return t.certificates(); },
         [gather, i, one, id = tokens[i]->id()](Result<List> r) {
           if (r.ok()) {
@@ -391,73 +406,77 @@ void TokenService::certificates(std::optional<std::string> token_id, Completion<
           gather->finish_one();
         });
   }
-  asio::post(impl_->io_, [gather] { gather->finish_one(); });
+  asio::post(io_, [gather] { gather->finish_one(); });
 }
 
-void TokenService::certificate(std::string cert_id, Completion<CertificateInfo> done) {
+void TokenService::Impl::certificate(std::string cert_id, Completion<CertificateInfo> done) {
   std::optional<Error> error;
-  auto token = impl_->token_of_cert(cert_id, error);
-  if (!token) return post_error<CertificateInfo>(impl_->io_, std::move(done), std::move(*error));
-  impl_->run<CertificateInfo>(
+  auto token = token_of_cert(cert_id, error);
+  if (!token) return post_error<CertificateInfo>(io_, std::move(done), std::move(*error));
+  // What the token listed when it was opened is answered from memory: a
+  // lookup does not queue behind another client's card operation.
+  if (auto known = token->known_certificates())
+    for (const auto& c : *known)
+      if (c.cert_id == cert_id) return post_result<CertificateInfo>(io_, std::move(done), c);
+  run<CertificateInfo>(
       token, {}, [cert_id](Token& t) { return t.certificate(cert_id); }, std::move(done));
 }
 
-void TokenService::login(std::string token_id, Credentials credentials, uid_t uid, std::stop_token stop,
-                         Completion<LoginResult> done) {
-  auto token = impl_->find_token(token_id);
+void TokenService::Impl::login(std::string token_id, Credentials credentials, uid_t uid, std::stop_token stop,
+                               Completion<LoginResult> done) {
+  auto token = find_token(token_id);
   if (!token)
-    return post_error<LoginResult>(impl_->io_, std::move(done),
+    return post_error<LoginResult>(io_, std::move(done),
                                    Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present"));
   auto held = std::make_shared<Credentials>(std::move(credentials));
-  impl_->run<LoginResult>(
+  run<LoginResult>(
       token, std::move(stop), [held, uid](Token& t) { return t.login(*held, uid); },
-      [impl = impl_, token, done = std::move(done)](Result<LoginResult> r) {
+      [impl = shared_from_this(), token, done = std::move(done)](Result<LoginResult> r) {
         if (r.ok()) impl->emit(TokenEvent::Type::logged_in, token->info());
         done(std::move(r));
       });
 }
 
-void TokenService::logout(std::string token_id, uid_t uid, Completion<Unit> done) {
-  auto token = impl_->find_token(token_id);
+void TokenService::Impl::logout(std::string token_id, uid_t uid, Completion<Unit> done) {
+  auto token = find_token(token_id);
   if (!token)
-    return post_error<Unit>(impl_->io_, std::move(done),
+    return post_error<Unit>(io_, std::move(done),
                             Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present"));
-  impl_->run<bool>(
+  run<bool>(
       token, {}, [uid](Token& t) { return t.logout(uid); },
-      [impl = impl_, token, done = std::move(done)](Result<bool> r) {
+      [impl = shared_from_this(), token, done = std::move(done)](Result<bool> r) {
         if (!r.ok()) return done(r.error());
         if (r.value()) impl->emit(TokenEvent::Type::logged_out, token->info());
         done(Unit{});
       });
 }
 
-void TokenService::sign(SignRequest request, Credentials credentials, std::stop_token stop,
-                        Completion<SignResult> done) {
+void TokenService::Impl::sign(SignRequest request, Credentials credentials, std::stop_token stop,
+                              Completion<SignResult> done) {
   std::optional<Error> error;
-  auto token = impl_->token_of_cert(request.cert_id, error);
-  if (!token) return post_error<SignResult>(impl_->io_, std::move(done), std::move(*error));
+  auto token = token_of_cert(request.cert_id, error);
+  if (!token) return post_error<SignResult>(io_, std::move(done), std::move(*error));
   auto held = std::make_shared<Credentials>(std::move(credentials));
-  impl_->run<SignResult>(
+  run<SignResult>(
       token, std::move(stop), [request = std::move(request), held](Token& t) { return t.sign(request, *held); },
       std::move(done));
 }
 
-void TokenService::sign_many(std::vector<SignRequest> requests, Credentials credentials, std::stop_token stop,
-                             std::function<void(std::size_t, Result<SignResult>)> each, Completion<Unit> done) {
-  if (requests.empty())
-    return post_error<Unit>(impl_->io_, std::move(done), Error(Errc::invalid_params, "nothing to sign"));
+void TokenService::Impl::sign_many(std::vector<SignRequest> requests, Credentials credentials, std::stop_token stop,
+                                   std::function<void(std::size_t, Result<SignResult>)> each, Completion<Unit> done) {
+  if (requests.empty()) return post_error<Unit>(io_, std::move(done), Error(Errc::invalid_params, "nothing to sign"));
   std::optional<Error> error;
-  auto token = impl_->token_of_cert(requests.front().cert_id, error);
-  if (!token) return post_error<Unit>(impl_->io_, std::move(done), std::move(*error));
+  auto token = token_of_cert(requests.front().cert_id, error);
+  if (!token) return post_error<Unit>(io_, std::move(done), std::move(*error));
   for (const auto& r : requests)
     if (r.cert_id.substr(0, r.cert_id.rfind('/')) != token->id())
-      return post_error<Unit>(impl_->io_, std::move(done),
+      return post_error<Unit>(io_, std::move(done),
                               Error(Errc::invalid_params, "all items of a batch must use keys of one card"));
   auto held = std::make_shared<Credentials>(std::move(credentials));
-  auto post_each = [io = &impl_->io_, each = std::move(each)](std::size_t i, Result<SignResult> r) {
+  auto post_each = [io = &io_, each = std::move(each)](std::size_t i, Result<SignResult> r) {
     asio::post(*io, [each, i, r = std::move(r)]() mutable { each(i, std::move(r)); });
   };
-  impl_->run<Unit>(
+  run<Unit>(
       token, stop,
       [requests = std::move(requests), held, stop, post_each](Token& t) {
         t.sign_each(
@@ -465,6 +484,52 @@ void TokenService::sign_many(std::vector<SignRequest> requests, Credentials cred
         return Unit{};
       },
       std::move(done));
+}
+
+// The operations start when awaited, so each lambda owns what it needs.
+Task<std::vector<CertificateInfo>> TokenService::certificates(std::optional<std::string> token_id) {
+  return completion<std::vector<CertificateInfo>>(
+      [impl = impl_, token_id = std::move(token_id)](Completion<std::vector<CertificateInfo>> done) mutable {
+        impl->certificates(std::move(token_id), std::move(done));
+      });
+}
+
+Task<CertificateInfo> TokenService::certificate(std::string cert_id) {
+  return completion<CertificateInfo>(
+      [impl = impl_, cert_id = std::move(cert_id)](Completion<CertificateInfo> done) mutable {
+        impl->certificate(std::move(cert_id), std::move(done));
+      });
+}
+
+Task<LoginResult> TokenService::login(std::string token_id, Credentials credentials, uid_t uid, std::stop_token stop) {
+  return completion<LoginResult>([impl = impl_, token_id = std::move(token_id),
+                                  credentials = std::make_shared<Credentials>(std::move(credentials)), uid,
+                                  stop = std::move(stop)](Completion<LoginResult> done) mutable {
+    impl->login(std::move(token_id), std::move(*credentials), uid, std::move(stop), std::move(done));
+  });
+}
+
+Task<Unit> TokenService::logout(std::string token_id, uid_t uid) {
+  return completion<Unit>([impl = impl_, token_id = std::move(token_id), uid](Completion<Unit> done) mutable {
+    impl->logout(std::move(token_id), uid, std::move(done));
+  });
+}
+
+Task<SignResult> TokenService::sign(SignRequest request, Credentials credentials, std::stop_token stop) {
+  return completion<SignResult>([impl = impl_, request = std::move(request),
+                                 credentials = std::make_shared<Credentials>(std::move(credentials)),
+                                 stop = std::move(stop)](Completion<SignResult> done) mutable {
+    impl->sign(std::move(request), std::move(*credentials), std::move(stop), std::move(done));
+  });
+}
+
+Task<Unit> TokenService::sign_many(std::vector<SignRequest> requests, Credentials credentials, std::stop_token stop,
+                                   std::function<void(std::size_t index, Result<SignResult>)> each) {
+  return completion<Unit>([impl = impl_, requests = std::move(requests),
+                           credentials = std::make_shared<Credentials>(std::move(credentials)), stop = std::move(stop),
+                           each = std::move(each)](Completion<Unit> done) mutable {
+    impl->sign_many(std::move(requests), std::move(*credentials), std::move(stop), std::move(each), std::move(done));
+  });
 }
 
 void TokenService::on_event(EventHandler handler) { impl_->handlers_.push_back(std::move(handler)); }

@@ -13,8 +13,6 @@
 
 namespace kortti::pkcs11 {
 
-Scheme default_scheme(KeyType key) noexcept;
-
 // Throws Error(unsupported) when the scheme does not apply to the key type.
 void check_scheme_fits(Scheme scheme, KeyType key);
 

@@ -22,8 +22,8 @@
 #include "common/error.hpp"
 #include "common/json.hpp"
 #include "common/result.hpp"
+#include "common/task.hpp"
 #include "common/time.hpp"
-#include "common/worker.hpp"
 
 namespace kortti::policy {
 
@@ -278,6 +278,10 @@ struct Context {
   std::optional<std::string> patient_id;      // hetu
   std::optional<std::string> workplace;
   bool supervised = false;
+  // Who the document names as its author (a prescription's): must be the
+  // signer. Set from the document, never from a client.
+  std::optional<std::string> author_registration_number;  // root 1.2.246.537.26
+  std::optional<std::string> author_prescriber_id;        // root 1.2.246.537.25
 };
 
 struct Decision {
@@ -318,17 +322,16 @@ class PolicyService {
   // A certificate's identity, validation for `action`, and registry record.
   // Checks may wait on a responder: the ticket's request being over drops a
   // check not yet started, and at most kMaxQueuedChecks wait (more: 1060).
-  void identity(Bytes certificate_der, std::vector<Bytes> chain, Action action, Completion<Decision> done,
-                Ticket ticket = {});
+  Task<Decision> identity(Bytes certificate_der, std::vector<Bytes> chain, Action action, Ticket ticket = {});
   // The whole decision for a certificate, or for a registration number alone
   // (no certificate checks then).
-  void check(std::optional<Bytes> certificate_der, std::vector<Bytes> chain,
-             std::optional<std::string> registration_number, Action action, Context context, Completion<Decision> done,
-             Ticket ticket = {});
+  Task<Decision> check(std::optional<Bytes> certificate_der, std::vector<Bytes> chain,
+                       std::optional<std::string> registration_number, Action action, Context context,
+                       Ticket ticket = {});
   static constexpr std::size_t kMaxQueuedChecks = 256;
-  void lookup(std::string registration_number, Completion<Registry::Lookup> done);
+  Task<Registry::Lookup> lookup(std::string registration_number, Ticket ticket = {});
   // The registry's provenance, read now (an import may have run since).
-  void status(Completion<Provenance> done);
+  Task<Provenance> status();
   [[nodiscard]] Provenance provenance() const;  // cached, refreshed after each check
   [[nodiscard]] bool stale(SystemTime now = std::chrono::system_clock::now()) const;
   void set_rules(Rules rules);  // SIGHUP

@@ -103,6 +103,31 @@ void prescription_rules(const PrescriptionRules& rules, const Professional& p, c
 
 }  // namespace
 
+namespace {
+
+// The author a prescription names must be the holder of the signing
+// certificate: by registration number (the certificate's or the registry's
+// record), or by prescriber ID (the record's). Only when the document named one.
+void author_is_signer(const std::optional<Identity>& identity, const Registry::Lookup& lookup, const Context& context,
+                      std::vector<Reason>& reasons) {
+  if (!context.author_registration_number && !context.author_prescriber_id) return;
+  const std::string signer_number = identity ? identity->registration_number : "";
+  const std::string record_number = lookup.professional ? lookup.professional->registration_number : "";
+  const std::string record_prescriber = lookup.professional ? lookup.professional->prescriber_id : "";
+  bool same = false;
+  if (context.author_registration_number)
+    same = *context.author_registration_number == signer_number || *context.author_registration_number == record_number;
+  else
+    same = !record_prescriber.empty() && *context.author_prescriber_id == record_prescriber;
+  if (same) return;
+  const std::string author = context.author_registration_number.value_or(context.author_prescriber_id.value_or("?"));
+  reasons.push_back({"author_not_signer", "the prescription's author (" + author +
+                                              ") is not the holder of the signing certificate (" +
+                                              (signer_number.empty() ? record_number : signer_number) + ")"});
+}
+
+}  // namespace
+
 Decision evaluate(const Rules& rules, Action action, const std::optional<Identity>& identity,
                   const std::optional<ValidationResult>& certificate, const Registry::Lookup& lookup,
                   const Context& context, SystemTime now, const std::string& today) {
@@ -157,6 +182,7 @@ Decision evaluate(const Rules& rules, Action action, const std::optional<Identit
       prescription_rules(rules.prescription, *lookup.professional, context, today, d.reasons);
     }
   }
+  if (action == Action::sign_prescription) author_is_signer(identity, lookup, context, d.reasons);
   d.allowed = d.reasons.empty();
   return d;
 }

@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <mutex>
 
-#include "common/worker.hpp"
+#include "common/task.hpp"
 #include "policy/policy.hpp"
 
 namespace kortti::policy {
@@ -97,56 +97,37 @@ class PolicyService::Impl : public std::enable_shared_from_this<Impl> {
     // Valvira's dates are Finnish dates: compare them with the local date.
     return evaluate(current, action, identity, certificate, lookup, context, now, local_date(now));
   }
-
-  template <class T, class Fn>
-  void run(Worker& on, Fn fn, Completion<T> done, Ticket ticket = {}) {
-    run_then_post<T>(on, io, shared_from_this(), std::move(fn), std::move(done), std::move(ticket));
-  }
 };
 
 PolicyService::PolicyService(asio::io_context& io, Options options)
     : impl_(std::make_shared<Impl>(io, std::move(options))) {
-  impl_->run<Unit>(
-      impl_->registry_worker,
-      [impl = impl_.get()] {
-        impl->find(impl->reads, std::nullopt, "");
-        return Unit{};
-      },
-      [](Result<Unit>) {});
+  // The registry's provenance is known before the first request asks.
+  impl_->registry_worker.post([impl = impl_] { impl->find(impl->reads, std::nullopt, ""); });
 }
 
 PolicyService::~PolicyService() = default;
 
-void PolicyService::identity(Bytes der, std::vector<Bytes> chain, Action action, Completion<Decision> done,
-                             Ticket ticket) {
-  impl_->run<Decision>(
-      impl_->worker,
-      [impl = impl_.get(), der = std::move(der), chain = std::move(chain), action] {
-        return impl->decide(der, chain, std::nullopt, action, Context{});
-      },
-      std::move(done), std::move(ticket));
+Task<Decision> PolicyService::identity(Bytes der, std::vector<Bytes> chain, Action action, Ticket ticket) {
+  return on(impl_->worker, std::move(ticket), [impl = impl_, der = std::move(der), chain = std::move(chain), action] {
+    return impl->decide(der, chain, std::nullopt, action, Context{});
+  });
 }
 
-void PolicyService::check(std::optional<Bytes> der, std::vector<Bytes> chain, std::optional<std::string> number,
-                          Action action, Context context, Completion<Decision> done, Ticket ticket) {
-  impl_->run<Decision>(
-      impl_->worker,
-      [impl = impl_.get(), der = std::move(der), chain = std::move(chain), number = std::move(number), action,
-       context = std::move(context)] { return impl->decide(der, chain, number, action, context); },
-      std::move(done), std::move(ticket));
+Task<Decision> PolicyService::check(std::optional<Bytes> der, std::vector<Bytes> chain,
+                                    std::optional<std::string> number, Action action, Context context, Ticket ticket) {
+  return on(impl_->worker, std::move(ticket),
+            [impl = impl_, der = std::move(der), chain = std::move(chain), number = std::move(number), action,
+             context = std::move(context)] { return impl->decide(der, chain, number, action, context); });
 }
 
-void PolicyService::lookup(std::string number, Completion<Registry::Lookup> done) {
-  impl_->run<Registry::Lookup>(
-      impl_->registry_worker,
-      [impl = impl_.get(), number = std::move(number)] { return impl->find(impl->reads, number, ""); },
-      std::move(done));
+Task<Registry::Lookup> PolicyService::lookup(std::string number, Ticket ticket) {
+  return on(impl_->registry_worker, std::move(ticket),
+            [impl = impl_, number = std::move(number)] { return impl->find(impl->reads, number, ""); });
 }
 
-void PolicyService::status(Completion<Provenance> done) {
-  impl_->run<Provenance>(
-      impl_->registry_worker, [impl = impl_.get()] { return impl->find(impl->reads, std::nullopt, "").provenance; },
-      std::move(done));
+Task<Provenance> PolicyService::status() {
+  return on(impl_->registry_worker, {},
+            [impl = impl_] { return impl->find(impl->reads, std::nullopt, "").provenance; });
 }
 
 Provenance PolicyService::provenance() const {

@@ -39,8 +39,12 @@ std::optional<std::string> id_with_root(xmlNode* parent, const char* root) {
 
 PrescriptionFacts read_prescription(std::string_view document, const DocumentLimits& limits) {
   XmlDocPtr doc = parse_document(document, limits);
-  require_cda(doc.get());
-  xmlNode* root = xmlDocGetRootElement(doc.get());
+  return read_prescription(doc.get());
+}
+
+PrescriptionFacts read_prescription(xmlDoc* doc) {
+  require_cda(doc);
+  xmlNode* root = xmlDocGetRootElement(doc);
   PrescriptionFacts facts;
   collect_atc(first_child(root, kHl7Ns, "component"), facts.atc_codes);
   if (facts.atc_codes.empty())

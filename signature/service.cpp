@@ -1,4 +1,4 @@
-#include "common/worker.hpp"
+#include "common/task.hpp"
 #include "signature/signature.hpp"
 
 namespace kortti::signature {
@@ -12,11 +12,6 @@ class DocumentService::Impl : public std::enable_shared_from_this<Impl> {
 
   // Jobs waiting at once, whatever their size.
   static constexpr std::size_t kMaxQueuedJobs = 256;
-
-  template <class T, class Fn>
-  void run(Fn fn, Completion<T> done, Ticket ticket) {
-    run_then_post<T>(worker, io, shared_from_this(), std::move(fn), std::move(done), std::move(ticket));
-  }
 
   boost::asio::io_context& io;
   XmlOptions options;
@@ -34,58 +29,52 @@ const XmlOptions& DocumentService::options() const { return impl_->options; }
 
 bool DocumentService::stop(std::chrono::milliseconds timeout) { return impl_->worker.stop_and_wait(timeout); }
 
-void DocumentService::prepare(std::string document, Profile profile, Bytes certificate_der,
-                              Completion<std::shared_ptr<PreparedXml>> done, Ticket ticket) {
-  impl_->run<std::shared_ptr<PreparedXml>>(
-      [impl = impl_.get(), document = std::move(document), profile, der = std::move(certificate_der)] {
-        return std::make_shared<PreparedXml>(prepare_xml(document, profile, der, impl->options));
-      },
-      std::move(done), std::move(ticket));
+Task<std::shared_ptr<PreparedXml>> DocumentService::prepare(std::string document, Profile profile,
+                                                            Bytes certificate_der, Ticket ticket) {
+  return on(impl_->worker, std::move(ticket),
+            [impl = impl_, document = std::move(document), profile, der = std::move(certificate_der)] {
+              return std::make_shared<PreparedXml>(prepare_xml(document, profile, der, impl->options));
+            });
 }
 
-void DocumentService::finish(std::shared_ptr<PreparedXml> prepared, Bytes signature, Completion<std::string> done,
-                             Ticket ticket) {
-  impl_->run<std::string>(
-      [prepared = std::move(prepared), signature = std::move(signature)] { return prepared->finish(signature); },
-      std::move(done), std::move(ticket));
+Task<PreparedPrescription> DocumentService::prepare_prescription(std::string document, Bytes certificate_der,
+                                                                 Ticket ticket) {
+  return on(impl_->worker, std::move(ticket),
+            [impl = impl_, document = std::move(document), der = std::move(certificate_der)] {
+              return signature::prepare_prescription(document, der, impl->options);
+            });
 }
 
-void DocumentService::prescription(std::string document, Completion<PrescriptionFacts> done, Ticket ticket) {
-  impl_->run<PrescriptionFacts>(
-      [impl = impl_.get(), document = std::move(document)] {
-        return read_prescription(document, impl->options.limits);
-      },
-      std::move(done), std::move(ticket));
+Task<std::string> DocumentService::finish(std::shared_ptr<PreparedXml> prepared, Bytes signature, Ticket ticket) {
+  return on(impl_->worker, std::move(ticket),
+            [prepared = std::move(prepared), signature = std::move(signature)] { return prepared->finish(signature); });
 }
 
-void DocumentService::prepare_cms(CmsInput input, Bytes certificate_der, std::vector<Bytes> chain,
-                                  Completion<PreparedCms> done, Ticket ticket) {
-  impl_->run<PreparedCms>([input = std::move(input), der = std::move(certificate_der),
-                           chain = std::move(chain)] { return signature::prepare_cms(input, der, chain); },
-                          std::move(done), std::move(ticket));
+Task<PreparedCms> DocumentService::prepare_cms(CmsInput input, Bytes certificate_der, std::vector<Bytes> chain,
+                                               Ticket ticket) {
+  return on(impl_->worker, std::move(ticket),
+            [input = std::move(input), der = std::move(certificate_der), chain = std::move(chain)] {
+              return signature::prepare_cms(input, der, chain);
+            });
 }
 
-void DocumentService::finish_cms(PreparedCms prepared, Bytes signature, Completion<Bytes> done, Ticket ticket) {
-  impl_->run<Bytes>(
-      [prepared = std::move(prepared), signature = std::move(signature)] { return prepared.finish(signature); },
-      std::move(done), std::move(ticket));
+Task<Bytes> DocumentService::finish_cms(PreparedCms prepared, Bytes signature, Ticket ticket) {
+  return on(impl_->worker, std::move(ticket),
+            [prepared = std::move(prepared), signature = std::move(signature)] { return prepared.finish(signature); });
 }
 
-void DocumentService::verify_xml(std::string document, Completion<std::vector<XmlVerification>> done, Ticket ticket) {
-  impl_->run<std::vector<XmlVerification>>(
-      [impl = impl_.get(), document = std::move(document)] {
-        return signature::verify_xml(document, impl->options.limits);
-      },
-      std::move(done), std::move(ticket));
+Task<std::vector<XmlVerification>> DocumentService::verify_xml(std::string document, Ticket ticket) {
+  return on(impl_->worker, std::move(ticket), [impl = impl_, document = std::move(document)] {
+    return signature::verify_xml(document, impl->options.limits);
+  });
 }
 
-void DocumentService::verify_cms(Bytes cms, std::optional<Bytes> content, std::optional<Bytes> content_digest,
-                                 Completion<CmsVerification> done, Ticket ticket) {
-  impl_->run<CmsVerification>(
-      [cms = std::move(cms), content = std::move(content), content_digest = std::move(content_digest)] {
-        return signature::verify_cms(cms, content, content_digest);
-      },
-      std::move(done), std::move(ticket));
+Task<CmsVerification> DocumentService::verify_cms(Bytes cms, std::optional<Bytes> content,
+                                                  std::optional<Bytes> content_digest, Ticket ticket) {
+  return on(impl_->worker, std::move(ticket),
+            [cms = std::move(cms), content = std::move(content), content_digest = std::move(content_digest)] {
+              return signature::verify_cms(cms, content, content_digest);
+            });
 }
 
 }  // namespace kortti::signature

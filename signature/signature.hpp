@@ -19,8 +19,8 @@
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
 #include "common/result.hpp"
+#include "common/task.hpp"
 #include "common/time.hpp"
-#include "common/worker.hpp"
 
 namespace kortti::signature {
 
@@ -76,10 +76,9 @@ class PreparedXml {
   std::string finish(ByteView signature);
 
   class Impl;
+  explicit PreparedXml(std::unique_ptr<Impl> impl);  // only xml_sign.cpp can make an Impl
 
  private:
-  explicit PreparedXml(std::unique_ptr<Impl> impl);
-  friend PreparedXml prepare_xml(std::string_view, Profile, ByteView, const XmlOptions&, SystemTime);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -96,6 +95,15 @@ struct PrescriptionFacts {
   std::optional<std::string> author_prescriber_id;        // root 1.2.246.537.25
 };
 PrescriptionFacts read_prescription(std::string_view document, const DocumentLimits& limits);
+
+// sign.prescription's one parse: what the policy needs to know, and the
+// document prepared for the card (Kanta profile). A denial just drops it.
+struct PreparedPrescription {
+  PrescriptionFacts facts;
+  std::shared_ptr<PreparedXml> xml;
+};
+PreparedPrescription prepare_prescription(std::string_view document, ByteView certificate_der,
+                                          const XmlOptions& options, SystemTime now = std::chrono::system_clock::now());
 
 struct ReferenceResult {
   std::string uri;
@@ -195,16 +203,15 @@ class DocumentService {
   // is over, and its bytes count against XmlOptions::max_queued_bytes (a job
   // past that is refused at once with service_unavailable).
   [[nodiscard]] const XmlOptions& options() const;
-  void prepare(std::string document, Profile profile, Bytes certificate_der,
-               Completion<std::shared_ptr<PreparedXml>> done, Ticket ticket = {});
-  void finish(std::shared_ptr<PreparedXml> prepared, Bytes signature, Completion<std::string> done, Ticket ticket = {});
-  void prescription(std::string document, Completion<PrescriptionFacts> done, Ticket ticket = {});
-  void prepare_cms(CmsInput input, Bytes certificate_der, std::vector<Bytes> chain, Completion<PreparedCms> done,
-                   Ticket ticket = {});
-  void finish_cms(PreparedCms prepared, Bytes signature, Completion<Bytes> done, Ticket ticket = {});
-  void verify_xml(std::string document, Completion<std::vector<XmlVerification>> done, Ticket ticket = {});
-  void verify_cms(Bytes cms, std::optional<Bytes> content, std::optional<Bytes> content_digest,
-                  Completion<CmsVerification> done, Ticket ticket = {});
+  Task<std::shared_ptr<PreparedXml>> prepare(std::string document, Profile profile, Bytes certificate_der,
+                                             Ticket ticket = {});
+  Task<PreparedPrescription> prepare_prescription(std::string document, Bytes certificate_der, Ticket ticket = {});
+  Task<std::string> finish(std::shared_ptr<PreparedXml> prepared, Bytes signature, Ticket ticket = {});
+  Task<PreparedCms> prepare_cms(CmsInput input, Bytes certificate_der, std::vector<Bytes> chain, Ticket ticket = {});
+  Task<Bytes> finish_cms(PreparedCms prepared, Bytes signature, Ticket ticket = {});
+  Task<std::vector<XmlVerification>> verify_xml(std::string document, Ticket ticket = {});
+  Task<CmsVerification> verify_cms(Bytes cms, std::optional<Bytes> content, std::optional<Bytes> content_digest,
+                                   Ticket ticket = {});
   // Lets queued work finish and waits up to `timeout` for the thread to end
   // (shutdown). False if it is still busy.
   bool stop(std::chrono::milliseconds timeout);

@@ -46,6 +46,9 @@ Bytes canonical(xmlDoc* doc, xmlNode* element, int mode);
 // linearly for every node — seconds at 1 MB, hours at 10 MB; this is linear.
 Bytes kanta_body_octets(xmlDoc* doc);
 
+// The facts of a parsed e-prescription (checked to be a CDA first).
+PrescriptionFacts read_prescription(xmlDoc* doc);
+
 // The document as UTF-8 text, with an XML declaration.
 std::string serialise(xmlDoc* doc);
 

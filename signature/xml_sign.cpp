@@ -159,8 +159,12 @@ std::string PreparedXml::finish(ByteView signature) {
   return serialise(impl_->doc.get());
 }
 
-PreparedXml prepare_xml(std::string_view document, Profile profile, ByteView certificate_der, const XmlOptions& options,
-                        SystemTime now) {
+namespace {
+
+// The template, the references' digests and SignedInfo's digest, on a
+// document already parsed (and, for the Kanta profile, checked to be a CDA).
+PreparedXml prepare_parsed(XmlDocPtr parsed, Profile profile, ByteView certificate_der, const XmlOptions& options,
+                           SystemTime now) {
   initialise();
   const SignerKey signer = signer_key(certificate_der, "XML signatures");
 
@@ -171,7 +175,7 @@ PreparedXml prepare_xml(std::string_view document, Profile profile, ByteView cer
       algorithms_for(impl->kind, impl->kind == KeyKind::rsa ? options.rsa_digest : options.ec_digest);
   impl->algorithm = alg.digest_algorithm;
 
-  impl->doc = parse_document(document, options.limits);
+  impl->doc = std::move(parsed);
   xmlDoc* doc = impl->doc.get();
   xmlNode* root = xmlDocGetRootElement(doc);
   if (root == nullptr) invalid_document("not_well_formed", "the document has no root element");
@@ -232,6 +236,27 @@ PreparedXml prepare_xml(std::string_view document, Profile profile, ByteView cer
   impl->signature_value = xmlSecFindChild(sig, xmlSecNodeSignatureValue, xmlSecDSigNs);
   check(impl->signature_value != nullptr, "SignatureValue");
   return PreparedXml(std::move(impl));
+}
+
+}  // namespace
+
+PreparedXml prepare_xml(std::string_view document, Profile profile, ByteView certificate_der, const XmlOptions& options,
+                        SystemTime now) {
+  // The key first: a certificate the profile cannot use is refused before
+  // the document costs anything.
+  (void)signer_key(certificate_der, "XML signatures");
+  return prepare_parsed(parse_document(document, options.limits), profile, certificate_der, options, now);
+}
+
+PreparedPrescription prepare_prescription(std::string_view document, ByteView certificate_der,
+                                          const XmlOptions& options, SystemTime now) {
+  (void)signer_key(certificate_der, "XML signatures");
+  XmlDocPtr doc = parse_document(document, options.limits);
+  PreparedPrescription out;
+  out.facts = read_prescription(doc.get());
+  out.xml =
+      std::make_shared<PreparedXml>(prepare_parsed(std::move(doc), Profile::kanta_cda, certificate_der, options, now));
+  return out;
 }
 
 }  // namespace kortti::signature

@@ -296,6 +296,34 @@ TEST(Rules, ASatuThatDisagreesWithTheRegistryDenies) {
   EXPECT_FALSE(d.allowed);
 }
 
+TEST(Rules, ThePrescriptionsAuthorMustBeTheSigner) {
+  Identity id;
+  id.satu = "S1";
+  id.registration_number = "1";
+  Professional p = physician();
+  p.prescriber_id = "P1";
+  auto decide = [&](std::optional<std::string> number, std::optional<std::string> prescriber) {
+    Context c = atc({"J01"});
+    c.author_registration_number = std::move(number);
+    c.author_prescriber_id = std::move(prescriber);
+    return evaluate(rules(), Action::sign_prescription, id, std::nullopt, imported(p), c, kNow, "2026-01-01");
+  };
+  EXPECT_TRUE(decide("1", std::nullopt).allowed);
+  EXPECT_TRUE(decide(std::nullopt, "P1").allowed);
+  const Decision other = decide("2", std::nullopt);
+  EXPECT_EQ(codes(other.reasons), std::vector<std::string>{"author_not_signer"});
+  EXPECT_NE(other.reasons.at(0).message.find("(2)"), std::string::npos) << other.reasons.at(0).message;
+  EXPECT_EQ(codes(decide(std::nullopt, "P2").reasons), std::vector<std::string>{"author_not_signer"});
+  // A registration number decides when both are there.
+  EXPECT_EQ(codes(decide("2", "P1").reasons), std::vector<std::string>{"author_not_signer"});
+  // No author named (a check without a document): the rule does not apply.
+  EXPECT_TRUE(decide(std::nullopt, std::nullopt).allowed);
+  // Only prescriptions carry the rule.
+  Context c;
+  c.author_registration_number = "2";
+  EXPECT_TRUE(evaluate(rules(), Action::sign_document, id, std::nullopt, imported(p), c, kNow, "2026-01-01").allowed);
+}
+
 TEST(Rules, ACertificateWithoutRegistrationNumberOrKnownSatu) {
   Identity id;
   id.satu = "S9";

@@ -4,10 +4,14 @@
 
 #include <atomic>
 #include <future>
+#include <thread>
 
 #include <boost/asio/executor_work_guard.hpp>
 
-#include "common/worker.hpp"
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include "common/task.hpp"
 
 namespace kortti {
 namespace {
@@ -21,6 +25,14 @@ void run_until(asio::io_context& io, Pred done) {
     io.run_for(std::chrono::milliseconds(10));
     io.restart();
   }
+}
+
+// Awaits on(worker, ticket, fn) in a coroutine of its own, as an operation does.
+template <class Fn>
+void submit_to(asio::io_context& io, Worker& worker, Ticket ticket, Fn fn, std::function<void(Result<int>)> done) {
+  asio::co_spawn(
+      io, [&worker, ticket, fn, done]() -> Task<void> { done(co_await attempt(on(worker, ticket, fn))); },
+      asio::detached);
 }
 
 class WorkerQueue : public ::testing::Test {
@@ -43,13 +55,14 @@ TEST_F(WorkerQueue, AJobWhoseRequestIsOverIsNotRun) {
   std::stop_source request;
   std::atomic<bool> ran{false};
   std::optional<Result<int>> result;
-  run_then_post<int>(
-      worker, io_, nullptr,
+  submit_to(
+      io_, worker, Ticket{request.get_token(), 10},
       [&] {
         ran = true;
         return 1;
       },
-      [&](Result<int> r) { result = std::move(r); }, Ticket{request.get_token(), 10});
+      [&](Result<int> r) { result = std::move(r); });
+  io_.poll();              // the job is queued behind the blocker
   request.request_stop();  // its deadline passed while it waited
   release();
   run_until(io_, [&] { return result.has_value(); });
@@ -63,9 +76,8 @@ TEST_F(WorkerQueue, BytesAndJobsPastTheLimitsAreRefusedAtOnceAndFreedWhenRun) {
   Worker worker("documents", Worker::Limits{3, 1000});
   std::vector<Result<int>> results;
   auto submit = [&](std::size_t bytes) {
-    run_then_post<int>(
-        worker, io_, nullptr, [] { return 7; }, [&](Result<int> r) { results.push_back(std::move(r)); },
-        Ticket{{}, bytes});
+    submit_to(
+        io_, worker, Ticket{{}, bytes}, [] { return 7; }, [&](Result<int> r) { results.push_back(std::move(r)); });
   };
   block(worker);  // not counted: posted around the limits
   submit(600);    // in: the queue was empty of counted jobs
@@ -94,12 +106,62 @@ TEST_F(WorkerQueue, BytesAndJobsPastTheLimitsAreRefusedAtOnceAndFreedWhenRun) {
 TEST_F(WorkerQueue, OneJobAlwaysGetsIntoAnEmptyQueue) {
   Worker worker("documents", Worker::Limits{1, 100});
   std::optional<Result<int>> result;
-  run_then_post<int>(
-      worker, io_, nullptr, [] { return 3; }, [&](Result<int> r) { result = std::move(r); }, Ticket{{}, 5000});
+  submit_to(
+      io_, worker, Ticket{{}, 5000}, [] { return 3; }, [&](Result<int> r) { result = std::move(r); });
   run_until(io_, [&] { return result.has_value(); });
   ASSERT_TRUE(result.has_value());
   EXPECT_TRUE(result->ok());
   release();
+}
+
+TEST_F(WorkerQueue, WhatAJobThrowsReachesTheAwaitingOperationAsItsError) {
+  Worker worker("test");
+  std::vector<Result<int>> results;
+  auto keep = [&](Result<int> r) { results.push_back(std::move(r)); };
+  submit_to(
+      io_, worker, Ticket{}, []() -> int { throw Error(Errc::document_invalid, "bad"); }, keep);
+  submit_to(
+      io_, worker, Ticket{}, []() -> int { throw std::runtime_error("secret internals"); }, keep);
+  run_until(io_, [&] { return results.size() >= 2; });
+  ASSERT_EQ(results.size(), 2U);
+  ASSERT_FALSE(results[0].ok());
+  EXPECT_EQ(results[0].error().code(), Errc::document_invalid);
+  ASSERT_FALSE(results[1].ok());
+  EXPECT_EQ(results[1].error().code(), Errc::internal_error);
+  EXPECT_EQ(std::string(results[1].error().what()).find("secret internals"), std::string::npos)
+      << "internal text must not reach a client";
+}
+
+TEST_F(WorkerQueue, AnOperationReportedThroughACompletionIsAwaited) {
+  std::optional<Result<int>> ok;
+  std::optional<Result<int>> failed;
+  asio::co_spawn(
+      io_,
+      [&]() -> Task<void> {
+        // As the token service reports: once, from another thread.
+        auto later = [](int v) {
+          return [v](Completion<int> done) {
+            std::thread([done, v] {
+              if (v < 0)
+                done(Error(Errc::card_removed, "gone"));
+              else
+                done(v);
+            }).detach();
+          };
+        };
+        auto seven = later(7);
+        ok = co_await attempt(completion<int>(seven));
+        auto gone = later(-1);
+        failed = co_await attempt(completion<int>(gone));
+      },
+      asio::detached);
+  run_until(io_, [&] { return failed.has_value(); });
+  ASSERT_TRUE(ok.has_value());
+  ASSERT_TRUE(ok->ok());
+  EXPECT_EQ(ok->value(), 7);
+  ASSERT_TRUE(failed.has_value());
+  ASSERT_FALSE(failed->ok());
+  EXPECT_EQ(failed->error().code(), Errc::card_removed);
 }
 
 }  // namespace

@@ -1,0 +1,97 @@
+// sign.batch: several signatures on one card with one PIN entry. Each item
+// is made ready on its own (a prescription passes the policy on its own);
+// the token then signs the prepared digests in order with the one
+// credential, which lives only as long as the batch, within a bounded count
+// and time. A card pulled midway fails the rest with card_removed; what was
+// signed before stays signed, audited and returned.
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include "service/prepared.hpp"
+
+namespace kortti::service {
+
+namespace {
+
+// What the token reports, item by item, as it signs. It may report after the
+// batch is over (a card pulled mid-command): it is audited all the same.
+struct Progress {
+  std::vector<std::size_t> order;  // signing position -> item
+  std::vector<AuditRecord> audits;
+  std::vector<std::optional<Result<pkcs11::SignResult>>> signed_items;
+  std::function<bool(AuditRecord, const Result<pkcs11::SignResult>&)> audit;
+};
+
+}  // namespace
+
+Task<std::vector<Result<Signed>>> Service::sign_batch(Caller caller, std::string cert_id,
+                                                      std::vector<Result<SignItem>> items,
+                                                      pkcs11::Credentials credentials) {
+  // The batch stops at its time limit as when the caller goes away.
+  auto stop = std::make_shared<std::stop_source>();
+  std::stop_callback forward(caller.stop, [stop] { stop->request_stop(); });
+  boost::asio::steady_timer limit(co_await boost::asio::this_coro::executor, options_.batch_max_time);
+  limit.async_wait([stop](const boost::system::error_code& ec) {
+    if (!ec) stop->request_stop();
+  });
+
+  const pkcs11::CertificateInfo cert = co_await services_.tokens->certificate(cert_id);
+  std::vector<Result<Signed>> results;
+  std::vector<std::optional<Prepared>> prepared(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    results.emplace_back(Error(Errc::internal_error, "the item was never signed"));
+    if (!items[i].ok()) {
+      results[i] = items[i].error();
+      continue;
+    }
+    SignItem item = std::move(items[i]).value();
+    item.method = "sign.batch " + item.method;
+    Result<Prepared> p = co_await attempt(prepare(caller, cert, std::move(item)));
+    if (!p.ok()) {
+      results[i] = p.error();
+      continue;
+    }
+    prepared[i] = std::move(p).value();
+  }
+
+  auto progress = std::make_shared<Progress>();
+  progress->audit = [this](AuditRecord record, const Result<pkcs11::SignResult>& r) { return audit(record, r); };
+  std::vector<pkcs11::SignRequest> requests;
+  for (std::size_t i = 0; i < prepared.size(); ++i) {
+    if (!prepared[i]) continue;
+    prepared[i]->request.cert_id = cert_id;
+    prepared[i]->request.uid = caller.uid;
+    requests.push_back(prepared[i]->request);
+    progress->order.push_back(i);
+    progress->audits.push_back(audit_record(caller, prepared[i]->method, prepared[i]->request));
+  }
+  progress->signed_items.resize(requests.size());
+  if (!requests.empty()) {
+    // Written before the answer leaves, as for one signature.
+    auto each = [progress](std::size_t j, Result<pkcs11::SignResult> r) {
+      if (!progress->audit(progress->audits[j], r) && r.ok()) r = audit_unavailable();
+      progress->signed_items[j] = std::move(r);
+    };
+    Result<Unit> all = co_await attempt(
+        services_.tokens->sign_many(std::move(requests), std::move(credentials), stop->get_token(), each));
+    for (std::size_t j = 0; j < progress->order.size(); ++j) {
+      const std::size_t i = progress->order[j];
+      auto& r = progress->signed_items[j];
+      if (!r) {
+        // Refused as a whole (no such card, keys of two cards): every item says so.
+        if (!all.ok()) results[i] = all.error();
+        continue;
+      }
+      if (!r->ok()) {
+        results[i] = r->error();
+        continue;
+      }
+      results[i] = co_await attempt(finish(std::move(*prepared[i]), std::move(*r).value()));
+    }
+  }
+  limit.cancel();
+  co_return results;
+}
+
+}  // namespace kortti::service

@@ -1,0 +1,30 @@
+#pragma once
+
+// A signature made ready for the card (service/ only): the one digest the
+// card signs, and what turns the card's value into the operation's result.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "pkcs11/pkcs11.hpp"
+#include "policy/policy.hpp"
+#include "service/service.hpp"
+#include "signature/signature.hpp"
+
+namespace kortti::service {
+
+struct Service::Prepared {
+  std::string method;
+  pkcs11::SignRequest request;
+  // Nothing (a raw digest), the XML waiting for its SignatureValue, or the
+  // CMS waiting for its signature.
+  std::variant<std::monostate, std::shared_ptr<signature::PreparedXml>, signature::PreparedCms> document;
+  std::optional<policy::Decision> decision;  // a prescription's
+};
+
+// The audit line of one signature before the card is asked.
+AuditRecord audit_record(const Caller& caller, std::string action, const pkcs11::SignRequest& request);
+
+}  // namespace kortti::service

@@ -1,0 +1,203 @@
+#pragma once
+
+// service/: what korttid does, below every transport. Each operation is one
+// coroutine that reads top to bottom — the facts, the policy, the card, the
+// audit line, the result — taking a typed request and the caller, returning a
+// typed result or throwing a kortti::Error. The Unix socket (ipc/) turns JSON
+// into these requests and these results into JSON; the TLS, HTTPS and Web eID
+// front ends call the same functions. Nothing here knows about JSON.
+//
+// Every operation runs on the io thread and co_awaits the token, policy and
+// documents workers (common/task.hpp); none of them blocks.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/bytes.hpp"
+#include "common/digest.hpp"
+#include "common/result.hpp"
+#include "common/task.hpp"
+#include "pkcs11/pkcs11.hpp"
+#include "policy/policy.hpp"
+#include "signature/signature.hpp"
+
+namespace kortti::service {
+
+// Who asks, as the transport vouches for it.
+struct Caller {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  pid_t pid = 0;
+  std::uint64_t connection = 0;
+  std::string client;                 // as the client named itself
+  std::optional<std::string> origin;  // a browser front end's web origin
+  std::stop_token stop;               // the request is over: deadline passed, or the client left
+  // Whether an answer sent now would still reach the caller (for the audit).
+  std::function<bool()> listening = [] { return true; };
+};
+
+// One line of the audit trail: who did what with which key, the digest of
+// what was signed, and the outcome. Never a document, never a PIN.
+struct AuditRecord {
+  std::string action;  // the operation, e.g. "sign.xml" or "sign.batch sign.xml"
+  Caller caller;
+  std::string token_id;
+  std::string cert_id;
+  std::string subject;
+  std::string digest_algorithm;
+  std::string digest_hex;  // of what was signed
+  std::string outcome;     // "ok" or the error reason
+  std::string detail;
+  bool delivered = true;  // false when the caller had gone before the answer
+};
+
+class AuditSink {
+ public:
+  virtual ~AuditSink() = default;
+  // False when the line could not be made durable: what it records is then
+  // refused (no audit, no signature).
+  [[nodiscard]] virtual bool record(const AuditRecord& record) = 0;
+};
+
+// --- what may be signed ---
+
+// sign.digest, and sign.data once hashed.
+struct DigestToSign {
+  DigestAlgorithm algorithm = DigestAlgorithm::sha256;
+  Bytes digest;
+  std::optional<pkcs11::Scheme> scheme;  // none: the key's default
+};
+
+struct XmlToSign {
+  std::string document;
+  signature::Profile profile = signature::Profile::enveloped;
+};
+
+struct CmsToSign {
+  signature::CmsInput input;                        // content or content digest, detached or not
+  std::optional<pkcs11::Scheme> scheme;             // none: the key's default
+  std::optional<DigestAlgorithm> digest_algorithm;  // none: [signature] rsa_digest / ec_digest
+};
+
+struct PrescriptionToSign {
+  std::string document;     // a Kanta e-prescription CDA
+  policy::Context context;  // the client's; what the document says replaces it
+};
+
+struct SignItem {
+  std::string method;  // how the audit names it: sign.digest, sign.data, sign.xml, sign.cms, sign.prescription
+  std::variant<DigestToSign, XmlToSign, CmsToSign, PrescriptionToSign> what;
+};
+
+struct Signed {
+  pkcs11::SignResult card;                   // the card's signature and certificate
+  std::optional<std::string> document;       // XML and prescriptions: the signed document
+  std::optional<Bytes> cms;                  // CMS: the SignedData (DER)
+  std::optional<policy::Decision> decision;  // prescriptions: why the policy allowed it
+};
+
+// --- what a verification found ---
+
+struct SignerCheck {
+  Bytes certificate;                         // empty: no certificate in the signature carries the signer's key
+  std::optional<policy::Decision> decision;  // the certificate through the policy (sign_document)
+};
+
+struct XmlReport {
+  std::vector<signature::XmlVerification> signatures;
+  std::vector<SignerCheck> signers;  // one per signature
+};
+
+struct CmsReport {
+  signature::CmsVerification cms;
+  std::vector<SignerCheck> signers;  // one per signer
+};
+
+struct IdentityReport {
+  std::string cert_id;
+  policy::Action action;
+  policy::Decision decision;
+};
+
+// policy.check names a card's certificate or a registration number alone.
+struct CheckSubject {
+  std::optional<std::string> cert_id;
+  std::optional<std::string> registration_number;
+};
+
+struct Options {
+  std::size_t batch_max_items = 50;
+  std::chrono::seconds batch_max_time{std::chrono::minutes(5)};
+};
+
+// Non-owning; each must outlive the Service. `documents` and `policy` may be
+// null (korttid without document signing).
+struct Services {
+  pkcs11::TokenService* tokens = nullptr;
+  AuditSink* audit = nullptr;
+  policy::PolicyService* policy = nullptr;
+  signature::DocumentService* documents = nullptr;
+};
+
+class Service {
+ public:
+  Service(Services services, Options options) : services_(services), options_(options) {}
+
+  // One signature: for a prescription, the document's facts and the policy
+  // come first, so a denial never reaches the PIN.
+  Task<Signed> sign(Caller caller, std::string cert_id, SignItem item, pkcs11::Credentials credentials);
+  // Items refused while parsing come in as their Error and go out as it.
+  // One credential for all; a card pulled midway keeps what was signed.
+  Task<std::vector<Result<Signed>>> sign_batch(Caller caller, std::string cert_id, std::vector<Result<SignItem>> items,
+                                               pkcs11::Credentials credentials);
+
+  // A signature that does not hold is a report with valid = false, not an error.
+  Task<XmlReport> verify_xml(Caller caller, std::string document);
+  Task<CmsReport> verify_cms(Caller caller, Bytes cms, std::optional<Bytes> content,
+                             std::optional<Bytes> content_digest);
+
+  // `action` none: what the key is for (signature key: sign_prescription).
+  Task<IdentityReport> identity(Caller caller, std::string cert_id, std::optional<policy::Action> action);
+  Task<policy::Decision> check(Caller caller, CheckSubject subject, policy::Action action, policy::Context context);
+  // The professional, or not_found.
+  Task<policy::Registry::Lookup> lookup(Caller caller, std::string registration_number);
+
+  Task<pkcs11::LoginResult> login(Caller caller, std::string token_id, pkcs11::Credentials credentials);
+  Task<Unit> logout(Caller caller, std::string token_id);
+
+  // Error(document_invalid, "too_large") when `size` bytes of `what` pass
+  // [signature] max_document_bytes: transports check before they copy.
+  void check_document_size(std::size_t size, const char* what) const;
+  [[nodiscard]] const Options& options() const noexcept { return options_; }
+  [[nodiscard]] const Services& services() const noexcept { return services_; }
+
+ private:
+  struct Prepared;
+  Task<Prepared> prepare(const Caller& caller, const pkcs11::CertificateInfo& cert, SignItem item);
+  Task<Prepared> prepare_prescription(const Caller& caller, const pkcs11::CertificateInfo& cert, std::string action,
+                                      PrescriptionToSign request);
+  Task<Signed> finish(Prepared prepared, pkcs11::SignResult card);
+  Task<std::vector<SignerCheck>> check_signers(const Caller& caller, std::vector<SignerCheck> signers,
+                                               const std::vector<std::vector<Bytes>>& chains);
+  [[nodiscard]] policy::PolicyService& policy() const;
+  [[nodiscard]] signature::DocumentService& documents() const;
+  // Both return false when the line could not be made durable.
+  bool audit(AuditRecord record, const Result<pkcs11::SignResult>& result) const;
+  bool audit_session(const Caller& caller, const char* action, const std::string& token_id, const Error* error) const;
+
+  Services services_;
+  Options options_;
+};
+
+// The error that replaces an answer whose audit line could not be written.
+Error audit_unavailable();
+
+}  // namespace kortti::service

@@ -1,0 +1,187 @@
+// One signature, start to end: the certificate, the document made ready (for
+// a prescription: its facts and the policy first), the card, the audit line,
+// the result.
+
+#include "common/encoding.hpp"
+#include "service/prepared.hpp"
+
+namespace kortti::service {
+
+namespace {
+
+signature::SignatureScheme cms_scheme(pkcs11::Scheme scheme) {
+  switch (scheme) {
+    case pkcs11::Scheme::pkcs1:
+      return signature::SignatureScheme::rsa_pkcs1;
+    case pkcs11::Scheme::pss:
+      return signature::SignatureScheme::rsa_pss;
+    case pkcs11::Scheme::ecdsa:
+      return signature::SignatureScheme::ecdsa;
+  }
+  return signature::SignatureScheme::rsa_pkcs1;
+}
+
+// The denial as protocol.md has it: an unusable certificate is 1031 with its
+// detail, anything else 1030; both carry every reason.
+Error denial(const policy::Decision& d) {
+  std::string message = "policy denies this prescription:";
+  for (const auto& r : d.reasons) message += " " + r.code;
+  if (d.certificate && !d.certificate->valid())
+    return Error(Errc::certificate_invalid, "the signing certificate is not valid: " + d.certificate->message)
+        .with_detail(d.certificate->status)
+        .with_reasons(d.reasons);
+  return Error(Errc::policy_denied, message).with_reasons(d.reasons);
+}
+
+// sign.digest and sign.data need nothing of the certificate: they skip
+// fetching it.
+bool needs_certificate(const SignItem& item) { return !std::holds_alternative<DigestToSign>(item.what); }
+
+}  // namespace
+
+Error audit_unavailable() {
+  return Error(Errc::service_unavailable,
+               "the audit trail cannot be written (see the korttid log); korttid signs nothing it cannot audit");
+}
+
+AuditRecord audit_record(const Caller& caller, std::string action, const pkcs11::SignRequest& request) {
+  AuditRecord record;
+  record.action = std::move(action);
+  record.caller = caller;
+  record.cert_id = request.cert_id;
+  record.digest_algorithm = name_of(request.digest_algorithm);
+  record.digest_hex = hex_encode(request.digest);  // what the card signed: names the document without holding it
+  return record;
+}
+
+bool Service::audit(AuditRecord record, const Result<pkcs11::SignResult>& result) const {
+  record.delivered = record.caller.listening();
+  if (result.ok()) {
+    record.outcome = "ok";
+    record.subject = result.value().certificate.subject;
+  } else {
+    record.outcome = reason_of(result.error().code());
+    record.detail = result.error().what();
+    if (!result.error().detail.empty()) record.detail += " (" + result.error().detail + ")";
+  }
+  return services_.audit == nullptr || services_.audit->record(record);
+}
+
+void Service::check_document_size(std::size_t size, const char* what) const {
+  const std::size_t limit = documents().options().limits.max_bytes;
+  if (size > limit)
+    throw Error(Errc::document_invalid, std::string("the ") + what + " is " + std::to_string(size) +
+                                            " bytes, more than the limit of " + std::to_string(limit))
+        .with_detail("too_large");
+}
+
+policy::PolicyService& Service::policy() const {
+  if (services_.policy == nullptr) throw Error(Errc::unsupported, "korttid runs without the policy");
+  return *services_.policy;
+}
+
+signature::DocumentService& Service::documents() const {
+  if (services_.documents == nullptr) throw Error(Errc::unsupported, "korttid runs without document signing");
+  return *services_.documents;
+}
+
+Task<Signed> Service::sign(Caller caller, std::string cert_id, SignItem item, pkcs11::Credentials credentials) {
+  pkcs11::CertificateInfo cert;
+  if (needs_certificate(item)) cert = co_await services_.tokens->certificate(cert_id);
+  Prepared prepared = co_await prepare(caller, cert, std::move(item));
+  prepared.request.cert_id = cert_id;
+  prepared.request.uid = caller.uid;
+  const AuditRecord record = audit_record(caller, prepared.method, prepared.request);
+  Result<pkcs11::SignResult> card =
+      co_await attempt(services_.tokens->sign(prepared.request, std::move(credentials), caller.stop));
+  // The line is written before the answer leaves: no client ever holds a
+  // signature the audit trail lacks.
+  if (!audit(record, card) && card.ok()) throw audit_unavailable();
+  if (!card.ok()) throw card.error();
+  co_return co_await finish(std::move(prepared), std::move(card).value());
+}
+
+Task<Service::Prepared> Service::prepare(const Caller& caller, const pkcs11::CertificateInfo& cert, SignItem item) {
+  if (auto* p = std::get_if<PrescriptionToSign>(&item.what))
+    co_return co_await prepare_prescription(caller, cert, std::move(item.method), std::move(*p));
+  Prepared out;
+  out.method = std::move(item.method);
+  if (auto* d = std::get_if<DigestToSign>(&item.what)) {
+    out.request.digest_algorithm = d->algorithm;
+    out.request.digest = std::move(d->digest);
+    out.request.scheme = d->scheme;
+  } else if (auto* x = std::get_if<XmlToSign>(&item.what)) {
+    const std::size_t bytes = x->document.size();
+    auto xml = co_await documents().prepare(std::move(x->document), x->profile, cert.der, Ticket{caller.stop, bytes});
+    out.request.digest_algorithm = xml->digest_algorithm();
+    out.request.digest = xml->digest();
+    out.request.scheme = pkcs11::default_scheme(cert.key_type);
+    out.document = std::move(xml);
+  } else if (auto* c = std::get_if<CmsToSign>(&item.what)) {
+    const pkcs11::Scheme scheme = c->scheme.value_or(pkcs11::default_scheme(cert.key_type));
+    const auto& options = documents().options();
+    c->input.scheme = cms_scheme(scheme);
+    c->input.digest_algorithm =
+        c->digest_algorithm.value_or(cert.key_type == pkcs11::KeyType::ec ? options.ec_digest : options.rsa_digest);
+    const std::size_t bytes = c->input.content ? c->input.content->size() : 0;
+    signature::PreparedCms cms =
+        co_await documents().prepare_cms(std::move(c->input), cert.der, cert.chain, Ticket{caller.stop, bytes});
+    out.request.digest_algorithm = cms.digest_algorithm;
+    out.request.digest = cms.digest;
+    out.request.scheme = scheme;
+    out.document = std::move(cms);
+  }
+  co_return out;
+}
+
+// 1. what the document says, 2. the policy, and only then 3. the card: a
+// denial never reaches the PIN. The document is parsed once, for its facts
+// and for the signature together.
+Task<Service::Prepared> Service::prepare_prescription(const Caller& caller, const pkcs11::CertificateInfo& cert,
+                                                      std::string action, PrescriptionToSign request) {
+  const std::size_t bytes = request.document.size();
+  signature::PreparedPrescription document =
+      co_await documents().prepare_prescription(std::move(request.document), cert.der, Ticket{caller.stop, bytes});
+  // The document's facts replace the client's: it is what is signed.
+  policy::Context context = std::move(request.context);
+  context.atc_codes = document.facts.atc_codes;
+  context.patient_id = document.facts.patient_id;
+  context.author_registration_number = document.facts.author_registration_number;
+  context.author_prescriber_id = document.facts.author_prescriber_id;
+  policy::Decision decision = co_await policy().check(
+      cert.der, cert.chain, std::nullopt, policy::Action::sign_prescription, std::move(context), Ticket{caller.stop});
+  if (!decision.allowed) {
+    AuditRecord record;
+    record.action = std::move(action);
+    record.caller = caller;
+    record.cert_id = cert.cert_id;
+    record.subject = cert.subject;
+    record.outcome = "policy_denied";
+    for (const auto& r : decision.reasons) record.detail += (record.detail.empty() ? "" : " ") + r.code;
+    record.delivered = caller.listening();
+    // The denial stands whether or not its line could be written.
+    if (services_.audit != nullptr) (void)services_.audit->record(record);
+    throw denial(decision);
+  }
+  Prepared out;
+  out.method = std::move(action);
+  out.request.digest_algorithm = document.xml->digest_algorithm();
+  out.request.digest = document.xml->digest();
+  out.request.scheme = pkcs11::default_scheme(cert.key_type);
+  out.document = std::move(document.xml);
+  out.decision = std::move(decision);
+  co_return out;
+}
+
+Task<Signed> Service::finish(Prepared prepared, pkcs11::SignResult card) {
+  Signed out;
+  if (auto* xml = std::get_if<std::shared_ptr<signature::PreparedXml>>(&prepared.document))
+    out.document = co_await documents().finish(*xml, card.signature);
+  else if (auto* cms = std::get_if<signature::PreparedCms>(&prepared.document))
+    out.cms = co_await documents().finish_cms(std::move(*cms), card.signature);
+  out.card = std::move(card);
+  out.decision = std::move(prepared.decision);
+  co_return out;
+}
+
+}  // namespace kortti::service
