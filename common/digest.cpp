@@ -5,27 +5,19 @@
 #include <stdexcept>
 
 #include "common/encoding.hpp"
+#include "common/names.hpp"
 
 namespace kortti {
 
-std::optional<DigestAlgorithm> parse_digest_algorithm(std::string_view name) {
-  if (name == "sha256") return DigestAlgorithm::sha256;
-  if (name == "sha384") return DigestAlgorithm::sha384;
-  if (name == "sha512") return DigestAlgorithm::sha512;
-  return std::nullopt;
-}
+namespace {
 
-std::string_view name_of(DigestAlgorithm alg) noexcept {
-  switch (alg) {
-    case DigestAlgorithm::sha256:
-      return "sha256";
-    case DigestAlgorithm::sha384:
-      return "sha384";
-    case DigestAlgorithm::sha512:
-      return "sha512";
-  }
-  return "sha256";
-}
+constexpr Named<DigestAlgorithm> kDigests[] = {
+    {DigestAlgorithm::sha256, "sha256"}, {DigestAlgorithm::sha384, "sha384"}, {DigestAlgorithm::sha512, "sha512"}};
+
+}  // namespace
+
+std::optional<DigestAlgorithm> parse_digest_algorithm(std::string_view name) { return parse_in(kDigests, name); }
+std::string_view name_of(DigestAlgorithm alg) noexcept { return name_in(kDigests, alg); }
 
 std::size_t digest_size(DigestAlgorithm alg) noexcept {
   switch (alg) {

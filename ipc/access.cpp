@@ -5,22 +5,17 @@
 #include <charconv>
 #include <stdexcept>
 
+#include "common/names.hpp"
 #include "ipc/ipc.hpp"
 
 namespace kortti::ipc {
 
 std::string_view name_of(MethodGroup group) noexcept {
-  switch (group) {
-    case MethodGroup::read:
-      return "read";
-    case MethodGroup::session:
-      return "session";
-    case MethodGroup::sign:
-      return "sign";
-    case MethodGroup::admin:
-      return "admin";
-  }
-  return "read";
+  static constexpr Named<MethodGroup> kGroups[] = {{MethodGroup::read, "read"},
+                                                   {MethodGroup::session, "session"},
+                                                   {MethodGroup::sign, "sign"},
+                                                   {MethodGroup::admin, "admin"}};
+  return name_in(kGroups, group);
 }
 
 namespace {

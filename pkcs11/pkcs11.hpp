@@ -23,6 +23,7 @@
 
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
+#include "common/keys.hpp"
 #include "common/result.hpp"
 #include "common/secret.hpp"
 #include "common/task.hpp"
@@ -34,14 +35,12 @@ enum class Purpose { authentication, signature };
 std::string_view name_of(Purpose p) noexcept;
 std::optional<Purpose> parse_purpose(std::string_view name);
 
-enum class KeyType { rsa, ec };
-std::string_view name_of(KeyType t) noexcept;
-
-enum class Scheme { pkcs1, pss, ecdsa };
-std::string_view name_of(Scheme s) noexcept;
-std::optional<Scheme> parse_scheme(std::string_view name);
-// What a key signs with unless asked otherwise: PKCS#1 v1.5 for RSA, ECDSA for EC.
-Scheme default_scheme(KeyType key) noexcept;
+// The key vocabulary is common/keys.hpp, shared with signature/.
+using kortti::default_scheme;
+using kortti::KeyType;
+using kortti::name_of;
+using kortti::parse_scheme;
+using kortti::Scheme;
 
 struct ModuleStatus {
   std::string path;

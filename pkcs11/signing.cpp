@@ -7,7 +7,6 @@
 
 namespace kortti::pkcs11 {
 
-Scheme default_scheme(KeyType key) noexcept { return key == KeyType::ec ? Scheme::ecdsa : Scheme::pkcs1; }
 
 void check_scheme_fits(Scheme scheme, KeyType key) {
   const bool fits = key == KeyType::ec ? scheme == Scheme::ecdsa : scheme != Scheme::ecdsa;

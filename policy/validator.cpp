@@ -2,6 +2,7 @@
 #include <openssl/ocsp.h>
 #include <spdlog/spdlog.h>
 
+#include "common/names.hpp"
 #include "policy/policy.hpp"
 #include "policy/revocation.hpp"
 
@@ -29,24 +30,19 @@ ValidationResult failed(std::string status, std::string message) {
 
 }  // namespace
 
-std::optional<Action> parse_action(std::string_view name) {
-  if (name == "authenticate") return Action::authenticate;
-  if (name == "sign.document" || name == "sign_document") return Action::sign_document;
-  if (name == "sign.prescription" || name == "sign_prescription") return Action::sign_prescription;
-  return std::nullopt;
-}
+namespace {
 
-std::string_view name_of(Action action) noexcept {
-  switch (action) {
-    case Action::authenticate:
-      return "authenticate";
-    case Action::sign_document:
-      return "sign.document";
-    case Action::sign_prescription:
-      return "sign.prescription";
-  }
-  return "";
-}
+// The method's spelling first; the config's (underscore) also parses.
+constexpr Named<Action> kActions[] = {{Action::authenticate, "authenticate"},
+                                      {Action::sign_document, "sign.document"},
+                                      {Action::sign_prescription, "sign.prescription"},
+                                      {Action::sign_document, "sign_document"},
+                                      {Action::sign_prescription, "sign_prescription"}};
+
+}  // namespace
+
+std::optional<Action> parse_action(std::string_view name) { return parse_in(kActions, name); }
+std::string_view name_of(Action action) noexcept { return name_in(kActions, action); }
 
 class Validator::Impl {
  public:

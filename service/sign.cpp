@@ -9,18 +9,6 @@ namespace kortti::service {
 
 namespace {
 
-signature::SignatureScheme cms_scheme(pkcs11::Scheme scheme) {
-  switch (scheme) {
-    case pkcs11::Scheme::pkcs1:
-      return signature::SignatureScheme::rsa_pkcs1;
-    case pkcs11::Scheme::pss:
-      return signature::SignatureScheme::rsa_pss;
-    case pkcs11::Scheme::ecdsa:
-      return signature::SignatureScheme::ecdsa;
-  }
-  return signature::SignatureScheme::rsa_pkcs1;
-}
-
 // The denial as protocol.md has it: an unusable certificate is 1031 with its
 // detail, anything else 1030; both carry every reason.
 Error denial(const policy::Decision& d) {
@@ -120,7 +108,7 @@ Task<Service::Prepared> Service::prepare(const Caller& caller, const pkcs11::Cer
   } else if (auto* c = std::get_if<CmsToSign>(&item.what)) {
     const pkcs11::Scheme scheme = c->scheme.value_or(pkcs11::default_scheme(cert.key_type));
     const auto& options = documents().options();
-    c->input.scheme = cms_scheme(scheme);
+    c->input.scheme = scheme;
     c->input.digest_algorithm =
         c->digest_algorithm.value_or(cert.key_type == pkcs11::KeyType::ec ? options.ec_digest : options.rsa_digest);
     const std::size_t bytes = c->input.content ? c->input.content->size() : 0;

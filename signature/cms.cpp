@@ -160,8 +160,8 @@ std::string digest_name_of(CMS_SignerInfo* si) {
 PreparedCms prepare_cms(const CmsInput& input, ByteView certificate_der, const std::vector<Bytes>& chain,
                         SystemTime now) {
   const SignerKey signer = signer_key(certificate_der, "CMS signatures");
-  const bool ec = signer.kind == KeyKind::ec;
-  if (ec != (input.scheme == SignatureScheme::ecdsa))
+  const bool ec = signer.kind == KeyType::ec;
+  if (ec != (input.scheme == Scheme::ecdsa))
     throw Error(Errc::unsupported,
                 ec ? "an EC key signs with ecdsa only" : "an RSA key signs with pkcs1 or pss, not ecdsa");
   const bool from_digest = !input.content.has_value();
@@ -184,7 +184,7 @@ PreparedCms prepare_cms(const CmsInput& input, ByteView certificate_der, const s
     X509Ptr c = parse_certificate(der);
     if (c && CMS_add1_cert(cms.get(), c.get()) != 1) fail("cannot add a chain certificate");
   }
-  if (input.scheme == SignatureScheme::rsa_pss) {
+  if (input.scheme == Scheme::pss) {
     X509_ALGOR* sig_alg = nullptr;
     CMS_SignerInfo_get0_algs(si, nullptr, nullptr, nullptr, &sig_alg);
     set_pss_algorithm(sig_alg, md);

@@ -18,6 +18,7 @@
 
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
+#include "common/keys.hpp"
 #include "common/result.hpp"
 #include "common/task.hpp"
 #include "common/time.hpp"
@@ -42,8 +43,6 @@ struct DocumentLimits {
 
 enum class Profile { kanta_cda, enveloped };
 std::optional<Profile> parse_profile(std::string_view name);
-
-enum class KeyKind { rsa, ec };
 
 struct XmlOptions {
   // hl7fi:signatureDescription code (code system 1.2.246.537.5.40127.2006).
@@ -143,15 +142,13 @@ std::vector<XmlVerification> verify_xml(std::string_view document, const Documen
 // CMS SignedData with CAdES-BES signed attributes: content-type, signing-time,
 // message-digest and signingCertificateV2. Like XML, the card signs one
 // digest: that of the DER signed attributes.
-enum class SignatureScheme { rsa_pkcs1, rsa_pss, ecdsa };
-
 struct CmsInput {
   // The content, or (detached only) its digest.
   std::optional<Bytes> content;
   Bytes content_digest;
   DigestAlgorithm digest_algorithm = DigestAlgorithm::sha256;
   bool detached = false;
-  SignatureScheme scheme = SignatureScheme::rsa_pkcs1;
+  Scheme scheme = Scheme::pkcs1;
 };
 
 struct PreparedCms {

@@ -15,7 +15,7 @@ namespace kortti::signature {
 struct SignerKey {
   X509Ptr certificate;
   EVP_PKEY* key = nullptr;  // the certificate's public key, owned by it
-  KeyKind kind = KeyKind::rsa;
+  KeyType kind = KeyType::rsa;
 };
 
 // `what` names the signatures in the error ("XML signatures").
@@ -26,7 +26,7 @@ inline SignerKey signer_key(ByteView certificate_der, const char* what) {
   const int type = s.key != nullptr ? EVP_PKEY_get_base_id(s.key) : 0;
   if (type != EVP_PKEY_RSA && type != EVP_PKEY_EC)
     throw Error(Errc::unsupported, std::string(what) + " need an RSA or EC key");
-  s.kind = type == EVP_PKEY_RSA ? KeyKind::rsa : KeyKind::ec;
+  s.kind = type == EVP_PKEY_RSA ? KeyType::rsa : KeyType::ec;
   return s;
 }
 

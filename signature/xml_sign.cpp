@@ -18,6 +18,7 @@
 
 #include "common/encoding.hpp"
 #include "common/error.hpp"
+#include "common/names.hpp"
 #include "common/openssl.hpp"
 #include "signature/signer_key.hpp"
 #include "signature/xml_document.hpp"
@@ -42,8 +43,8 @@ struct Algorithms {
   DigestAlgorithm digest_algorithm;
 };
 
-Algorithms algorithms_for(KeyKind kind, DigestAlgorithm alg) {
-  if (kind == KeyKind::rsa) {
+Algorithms algorithms_for(KeyType kind, DigestAlgorithm alg) {
+  if (kind == KeyType::rsa) {
     switch (alg) {
       case DigestAlgorithm::sha256:
         return {xmlSecOpenSSLTransformRsaSha256Id, xmlSecOpenSSLTransformSha256Id, alg};
@@ -115,9 +116,8 @@ void initialise() {
 }
 
 std::optional<Profile> parse_profile(std::string_view name) {
-  if (name == "kanta-cda") return Profile::kanta_cda;
-  if (name == "enveloped") return Profile::enveloped;
-  return std::nullopt;
+  static constexpr Named<Profile> kProfiles[] = {{Profile::kanta_cda, "kanta-cda"}, {Profile::enveloped, "enveloped"}};
+  return parse_in(kProfiles, name);
 }
 
 Bytes ecdsa_der_to_raw(ByteView der, std::size_t half) {
@@ -137,7 +137,7 @@ class PreparedXml::Impl {
   XmlDocPtr doc;
   xmlNode* signature_value = nullptr;
   DigestAlgorithm algorithm = DigestAlgorithm::sha256;
-  KeyKind kind = KeyKind::rsa;
+  KeyType kind = KeyType::rsa;
   std::size_t ec_half = 0;
   Bytes digest;
   std::string id;
@@ -153,7 +153,7 @@ const Bytes& PreparedXml::digest() const { return impl_->digest; }
 const std::string& PreparedXml::signature_id() const { return impl_->id; }
 
 std::string PreparedXml::finish(ByteView signature) {
-  const Bytes value = impl_->kind == KeyKind::ec ? ecdsa_der_to_raw(signature, impl_->ec_half)
+  const Bytes value = impl_->kind == KeyType::ec ? ecdsa_der_to_raw(signature, impl_->ec_half)
                                                  : Bytes(signature.begin(), signature.end());
   xmlNodeSetContent(impl_->signature_value, x(base64_encode(value).c_str()));
   return serialise(impl_->doc.get());
@@ -172,7 +172,7 @@ PreparedXml prepare_parsed(XmlDocPtr parsed, Profile profile, ByteView certifica
   impl->kind = signer.kind;
   impl->ec_half = static_cast<std::size_t>((EVP_PKEY_get_bits(signer.key) + 7) / 8);
   const Algorithms alg =
-      algorithms_for(impl->kind, impl->kind == KeyKind::rsa ? options.rsa_digest : options.ec_digest);
+      algorithms_for(impl->kind, impl->kind == KeyType::rsa ? options.rsa_digest : options.ec_digest);
   impl->algorithm = alg.digest_algorithm;
 
   impl->doc = std::move(parsed);

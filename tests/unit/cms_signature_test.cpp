@@ -16,7 +16,6 @@ namespace kortti::test {
 namespace {
 
 using signature::CmsInput;
-using signature::SignatureScheme;
 
 struct Signer {
   Bytes certificate;
@@ -38,7 +37,7 @@ Signer signer(const std::string& person) {
 Bytes sign(const CmsInput& input, const Signer& s) {
   const signature::PreparedCms prepared = signature::prepare_cms(input, s.certificate, s.chain);
   return prepared.finish(
-      sign_like_a_token(s.key, prepared.digest_algorithm, prepared.digest, input.scheme == SignatureScheme::rsa_pss));
+      sign_like_a_token(s.key, prepared.digest_algorithm, prepared.digest, input.scheme == Scheme::pss));
 }
 
 const Bytes kContent = {'R', 'e', 'p', 'o', 'r', 't', ' ', '4', '2'};
@@ -46,7 +45,7 @@ const Bytes kContent = {'R', 'e', 'p', 'o', 'r', 't', ' ', '4', '2'};
 struct Case {
   const char* name;
   const char* person;
-  SignatureScheme scheme;
+  Scheme scheme;
   DigestAlgorithm digest;
   bool detached;
   bool from_digest;
@@ -106,13 +105,12 @@ TEST_P(CmsSignature, OpensslVerifiesItAndBothDetectTampering) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cades, CmsSignature,
-    ::testing::Values(
-        Case{"Rsa2048Pkcs1Attached", "physician", SignatureScheme::rsa_pkcs1, DigestAlgorithm::sha256, false, false},
-        Case{"Rsa2048Pkcs1Detached", "physician", SignatureScheme::rsa_pkcs1, DigestAlgorithm::sha256, true, false},
-        Case{"Rsa2048PssAttached", "physician", SignatureScheme::rsa_pss, DigestAlgorithm::sha256, false, false},
-        Case{"Rsa2048PssFromDigest", "physician", SignatureScheme::rsa_pss, DigestAlgorithm::sha512, true, true},
-        Case{"EcP384Attached", "specialist", SignatureScheme::ecdsa, DigestAlgorithm::sha384, false, false},
-        Case{"EcP384FromDigest", "specialist", SignatureScheme::ecdsa, DigestAlgorithm::sha384, true, true}),
+    ::testing::Values(Case{"Rsa2048Pkcs1Attached", "physician", Scheme::pkcs1, DigestAlgorithm::sha256, false, false},
+                      Case{"Rsa2048Pkcs1Detached", "physician", Scheme::pkcs1, DigestAlgorithm::sha256, true, false},
+                      Case{"Rsa2048PssAttached", "physician", Scheme::pss, DigestAlgorithm::sha256, false, false},
+                      Case{"Rsa2048PssFromDigest", "physician", Scheme::pss, DigestAlgorithm::sha512, true, true},
+                      Case{"EcP384Attached", "specialist", Scheme::ecdsa, DigestAlgorithm::sha384, false, false},
+                      Case{"EcP384FromDigest", "specialist", Scheme::ecdsa, DigestAlgorithm::sha384, true, true}),
     [](const auto& p) { return std::string(p.param.name); });
 
 TEST(CmsSignature, CarriesTheCadesBesAttributes) {
@@ -131,7 +129,7 @@ TEST(CmsSignature, CarriesTheCadesBesAttributes) {
 TEST(CmsSignature, ASchemeThatDoesNotFitTheKeyIsRefused) {
   CmsInput input;
   input.content = kContent;
-  input.scheme = SignatureScheme::ecdsa;
+  input.scheme = Scheme::ecdsa;
   const Signer s = signer("physician");
   const auto e = thrown<Error>([&] { (void)signature::prepare_cms(input, s.certificate, s.chain); },
                                "an RSA key was accepted for ecdsa");
