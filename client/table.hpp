@@ -1,5 +1,10 @@
 #pragma once
 
+// Internal to client/ (docs/architecture.md, Layering); include client/client.hpp.
+#if !defined(KORTTI_COMPONENT_CLIENT) && !defined(KORTTI_WHITE_BOX)
+#error "client/table.hpp is internal to client/; include client/client.hpp"
+#endif
+
 #include <ostream>
 #include <string>
 #include <vector>

@@ -1,5 +1,10 @@
 #pragma once
 
+// Internal to daemon/ (docs/architecture.md, Layering).
+#if !defined(KORTTI_COMPONENT_DAEMON) && !defined(KORTTI_WHITE_BOX)
+#error "daemon/config.hpp is internal to daemon/"
+#endif
+
 #include <sys/types.h>
 
 #include <chrono>

@@ -1,5 +1,10 @@
 #pragma once
 
+// Internal to daemon/ (docs/architecture.md, Layering).
+#if !defined(KORTTI_COMPONENT_DAEMON) && !defined(KORTTI_WHITE_BOX)
+#error "daemon/registry_command.hpp is internal to daemon/"
+#endif
+
 #include <string>
 
 #include "daemon/config.hpp"

@@ -1,5 +1,10 @@
 #pragma once
 
+// Internal to daemon/ (docs/architecture.md, Layering).
+#if !defined(KORTTI_COMPONENT_DAEMON) && !defined(KORTTI_WHITE_BOX)
+#error "daemon/wiring.hpp is internal to daemon/"
+#endif
+
 // How korttid's components are connected: PC/SC events drive the PKCS#11
 // side, and PC/SC knowledge (readers, card types, PIN counters) fills in what
 // PKCS#11 cannot tell.

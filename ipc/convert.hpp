@@ -1,6 +1,11 @@
 #pragma once
 
-// How pkcs11/ types look on the wire (docs/protocol.md).
+// Internal to ipc/ (docs/architecture.md, Layering); include ipc/ipc.hpp.
+#if !defined(KORTTI_COMPONENT_IPC) && !defined(KORTTI_WHITE_BOX)
+#error "ipc/convert.hpp is internal to ipc/; include ipc/ipc.hpp"
+#endif
+
+// How the components' types look on the wire (docs/protocol.md).
 
 #include "common/json.hpp"
 #include "pcsc/pcsc.hpp"

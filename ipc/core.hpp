@@ -1,5 +1,10 @@
 #pragma once
 
+// Internal to ipc/ (docs/architecture.md, Layering); include ipc/ipc.hpp.
+#if !defined(KORTTI_COMPONENT_IPC) && !defined(KORTTI_WHITE_BOX)
+#error "ipc/core.hpp is internal to ipc/; include ipc/ipc.hpp"
+#endif
+
 // The server's insides shared by connections, calls and method handlers.
 
 #include <chrono>

@@ -1,5 +1,10 @@
 #pragma once
 
+// Internal to ipc/ (docs/architecture.md, Layering); include ipc/ipc.hpp.
+#if !defined(KORTTI_COMPONENT_IPC) && !defined(KORTTI_WHITE_BOX)
+#error "ipc/jsonrpc.hpp is internal to ipc/; include ipc/ipc.hpp"
+#endif
+
 // JSON-RPC 2.0 framing rules of protocol.md, as pure functions.
 
 #include <cstddef>

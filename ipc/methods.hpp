@@ -1,5 +1,10 @@
 #pragma once
 
+// Internal to ipc/ (docs/architecture.md, Layering); include ipc/ipc.hpp.
+#if !defined(KORTTI_COMPONENT_IPC) && !defined(KORTTI_WHITE_BOX)
+#error "ipc/methods.hpp is internal to ipc/; include ipc/ipc.hpp"
+#endif
+
 // The handlers of the method table (methods.cpp): each parses its params into
 // the service core's typed request, awaits the operation, and writes the
 // result as protocol.md has it.

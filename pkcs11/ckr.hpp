@@ -1,5 +1,10 @@
 #pragma once
 
+// Internal to pkcs11/ (docs/architecture.md, Layering); include pkcs11/pkcs11.hpp.
+#if !defined(KORTTI_COMPONENT_PKCS11) && !defined(KORTTI_WHITE_BOX)
+#error "pkcs11/ckr.hpp is internal to pkcs11/; include pkcs11/pkcs11.hpp"
+#endif
+
 #include <p11-kit/pkcs11.h>
 
 #include <string>

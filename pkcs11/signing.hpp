@@ -1,5 +1,10 @@
 #pragma once
 
+// Internal to pkcs11/ (docs/architecture.md, Layering); include pkcs11/pkcs11.hpp.
+#if !defined(KORTTI_COMPONENT_PKCS11) && !defined(KORTTI_WHITE_BOX)
+#error "pkcs11/signing.hpp is internal to pkcs11/; include pkcs11/pkcs11.hpp"
+#endif
+
 // The encodings around one raw card signature: what goes in (DigestInfo for
 // PKCS#1 v1.5, PSS parameters), what comes out (ECDSA r||s to DER), and names.
 

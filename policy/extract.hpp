@@ -1,5 +1,10 @@
 #pragma once
 
+// Internal to policy/ (docs/architecture.md, Layering); include policy/policy.hpp.
+#if !defined(KORTTI_COMPONENT_POLICY) && !defined(KORTTI_WHITE_BOX)
+#error "policy/extract.hpp is internal to policy/; include policy/policy.hpp"
+#endif
+
 // Reading a Valvira extract: lines hashed as they are read (the provenance
 // names exactly the bytes imported), and professionals parsed on a thread of
 // their own, ahead of the SQLite inserts.

@@ -1,5 +1,10 @@
 #pragma once
 
+// Internal to policy/ (docs/architecture.md, Layering); include policy/policy.hpp.
+#if !defined(KORTTI_COMPONENT_POLICY) && !defined(KORTTI_WHITE_BOX)
+#error "policy/revocation.hpp is internal to policy/; include policy/policy.hpp"
+#endif
+
 // OCSP and CRL clients of the Validator: each answers "good", "revoked" or
 // "unknown" for one certificate, or nothing (with why) when it cannot.
 

@@ -1,5 +1,10 @@
 #pragma once
 
+// Internal to policy/ (docs/architecture.md, Layering); include policy/policy.hpp.
+#if !defined(KORTTI_COMPONENT_POLICY) && !defined(KORTTI_WHITE_BOX)
+#error "policy/sqlite.hpp is internal to policy/; include policy/policy.hpp"
+#endif
+
 // Owning handles for SQLite, and a prepared statement that says which SQL
 // failed.
 

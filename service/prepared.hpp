@@ -1,5 +1,10 @@
 #pragma once
 
+// Internal to service/ (docs/architecture.md, Layering); include service/service.hpp.
+#if !defined(KORTTI_COMPONENT_SERVICE) && !defined(KORTTI_WHITE_BOX)
+#error "service/prepared.hpp is internal to service/; include service/service.hpp"
+#endif
+
 // A signature made ready for the card (service/ only): the one digest the
 // card signs, and what turns the card's value into the operation's result.
 

@@ -1,5 +1,10 @@
 #pragma once
 
+// Internal to signature/ (docs/architecture.md, Layering); include signature/signature.hpp.
+#if !defined(KORTTI_COMPONENT_SIGNATURE) && !defined(KORTTI_WHITE_BOX)
+#error "signature/signer_key.hpp is internal to signature/; include signature/signature.hpp"
+#endif
+
 // The signer's certificate and what kind of key it holds: the XML and the
 // CMS signer both start from it.
 

@@ -1,14 +1,26 @@
 #pragma once
 
+// Internal to signature/ (docs/architecture.md, Layering); include signature/signature.hpp.
+#if !defined(KORTTI_COMPONENT_SIGNATURE) && !defined(KORTTI_WHITE_BOX)
+#error "signature/xml_document.hpp is internal to signature/; include signature/signature.hpp"
+#endif
+
 // Parsing a document that came from a client: bounded, no network, no DTD,
 // UTF-8 only. Every refusal is Error(document_invalid) with a stable detail.
 
-#include <libxml/tree.h>
+// xmlsec.h first: the other xmlsec headers need its types.
+#include <xmlsec/xmlsec.h>
 
-#include <memory>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/uri.h>
+#include <libxml/xmlIO.h>
+#include <xmlsec/xmldsig.h>
+
 #include <string>
 #include <string_view>
 
+#include "common/owned.hpp"
 #include "signature/signature.hpp"
 
 namespace kortti::signature {
