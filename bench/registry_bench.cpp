@@ -20,6 +20,7 @@
 #include <random>
 
 #include "bench/recorder.hpp"
+#include "ipc/convert.hpp"
 #include "policy/policy.hpp"
 #include "tests/support/support.hpp"
 
@@ -71,7 +72,7 @@ struct Files {
 void write_files(Files& f) {
   std::ofstream jsonl(f.jsonl()), csv(f.csv());
   for (int i = 0; i < f.count; ++i) {
-    const std::string record = to_std(policy::to_json(synthetic(i)).dump());
+    const std::string record = to_std(ipc::to_json(synthetic(i)).dump());
     jsonl << record << '\n';
     const auto p = synthetic(i);
     csv << p.registration_number << ',' << p.satu << ',' << csv_quote(record) << '\n';

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "fuzz/support.hpp"
+#include "ipc/convert.hpp"
 #include "policy/extract.hpp"
 #include "policy/policy.hpp"
 
@@ -54,7 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     try {
       // What a lookup answers must read back as the same professional.
-      const kortti::Json answer = kortti::policy::to_json(p);
+      const kortti::Json answer = kortti::ipc::to_json(p);
       (void)answer.dump();
       const kortti::policy::Professional again = kortti::policy::parse_professional(answer);
       if (again.registration_number != p.registration_number || again.rights.size() != p.rights.size() ||

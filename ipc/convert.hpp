@@ -19,6 +19,8 @@ Json to_json(const pkcs11::TokenInfo& token);
 Json to_json(const pkcs11::CertificateInfo& certificate);
 Json to_json(const pkcs11::SignResult& result);
 Json to_json(const pcsc::ReaderState& reader);
+// convert_policy.cpp
+Json to_json(const policy::Professional& professional);  // without the hetu
 Json to_json(const policy::Identity& identity);
 Json to_json(const policy::ValidationResult& validation);
 Json to_json(const policy::Provenance& provenance, bool stale);

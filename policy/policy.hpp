@@ -183,7 +183,6 @@ struct Professional {
 // (or "not valid JSON").
 Professional parse_professional(const Json& line);
 Professional parse_professional(std::string_view line);
-Json to_json(const Professional& p);
 
 struct Provenance {
   std::string source;

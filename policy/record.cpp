@@ -139,46 +139,4 @@ Professional parse_professional(std::string_view text) {
   return professional(line);
 }
 
-namespace {
-
-Json validity_json(const Validity& v) {
-  return {{"valid_from", v.from ? Json(wstr(*v.from)) : Json(nullptr)},
-          {"valid_to", v.to ? Json(wstr(*v.to)) : Json(nullptr)}};
-}
-
-}  // namespace
-
-Json to_json(const Professional& p) {
-  Json rights = Json::array();
-  for (const auto& r : p.rights) {
-    Json j = validity_json(r.valid);
-    j["code"] = wstr(r.code);
-    if (!r.name.empty()) j["name"] = wstr(r.name);
-    rights.push_back(std::move(j));
-  }
-  Json restrictions = Json::array();
-  for (const auto& r : p.restrictions) {
-    Json j = validity_json(r.valid);
-    j["target"] = wstr(r.target);
-    if (!r.target_name.empty()) j["target_name"] = wstr(r.target_name);
-    j["object"] = r.object_system.empty() ? Json(nullptr)
-                                          : Json{{"system", wstr(r.object_system)}, {"code", wstr(r.object_code)}};
-    j["scope"] = r.scope ? Json(wstr(*r.scope)) : Json(nullptr);
-    restrictions.push_back(std::move(j));
-  }
-  Json specialties = Json::array();
-  for (const auto& s : p.specialties) specialties.push_back(wstr(s));
-  // The personal identity code stays inside: the rules need it (self-
-  // prescribing), a client asking who someone is does not.
-  Json identifiers = Json::object();
-  if (!p.satu.empty()) identifiers["satu"] = wstr(p.satu);
-  return Json{{"registration_number", wstr(p.registration_number)},
-              {"prescriber_id", p.prescriber_id.empty() ? Json(nullptr) : Json(wstr(p.prescriber_id))},
-              {"name", {{"given", wstr(p.given_name)}, {"family", wstr(p.family_name)}}},
-              {"identifiers", std::move(identifiers)},
-              {"rights", std::move(rights)},
-              {"restrictions", std::move(restrictions)},
-              {"specialties", std::move(specialties)}};
-}
-
 }  // namespace kortti::policy
