@@ -19,7 +19,8 @@
 namespace kortti::daemon {
 
 // Every key of korttid.toml, with the defaults that apply when it is absent.
-// daemon/korttid.toml documents each one.
+// daemon/config_schema.cpp declares each key (type, default, reload) and how
+// it is stored here; a test holds these defaults to it.
 struct Config {
   std::string path;  // the file it came from; empty for built-in defaults
 

@@ -1,0 +1,554 @@
+#include "daemon/config_schema.hpp"
+
+#include <grp.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <concepts>
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+#include <stdexcept>
+
+#include "common/digest.hpp"
+#include "ipc/ipc.hpp"
+#include "pcsc/pcsc.hpp"
+#include "policy/policy.hpp"
+
+namespace kortti::daemon {
+
+namespace {
+
+using Why = std::optional<std::string>;
+// A key's own rule beyond its type, range and choices.
+using Check = std::function<Why(const ConfigValue&)>;
+
+ConfigValue value_of(bool v) { return v; }
+ConfigValue value_of(const std::string& v) { return v; }
+template <std::integral Int>
+ConfigValue value_of(Int v) {
+  return static_cast<std::int64_t>(v);
+}
+template <class Rep, class Period>
+ConfigValue value_of(std::chrono::duration<Rep, Period> v) {
+  return static_cast<std::int64_t>(v.count());
+}
+ConfigValue value_of(const StringList& v) { return v; }
+ConfigValue value_of(const std::set<std::string>& v) { return StringList(v.begin(), v.end()); }
+ConfigValue value_of(const StringMap& v) { return v; }
+ConfigValue value_of(const std::optional<bool>& v) { return v ? ConfigValue(*v) : ConfigValue(); }
+
+void store(bool& out, const ConfigValue& v) { out = std::get<bool>(v); }
+void store(std::string& out, const ConfigValue& v) { out = std::get<std::string>(v); }
+template <std::integral Int>
+void store(Int& out, const ConfigValue& v) {
+  out = static_cast<Int>(std::get<std::int64_t>(v));
+}
+template <class Rep, class Period>
+void store(std::chrono::duration<Rep, Period>& out, const ConfigValue& v) {
+  out = std::chrono::duration<Rep, Period>(static_cast<Rep>(std::get<std::int64_t>(v)));
+}
+void store(StringList& out, const ConfigValue& v) { out = std::get<StringList>(v); }
+void store(std::set<std::string>& out, const ConfigValue& v) {
+  const auto& list = std::get<StringList>(v);
+  out = std::set<std::string>(list.begin(), list.end());
+}
+void store(StringMap& out, const ConfigValue& v) { out = std::get<StringMap>(v); }
+void store(std::optional<bool>& out, const ConfigValue& v) { out = std::get<bool>(v); }
+
+ConfigValue num(std::int64_t v) { return v; }
+ConfigValue str(const char* v) { return std::string(v); }
+ConfigValue list(std::initializer_list<const char*> v) { return StringList(v.begin(), v.end()); }
+
+// Builds one KeySpec in one expression, so the table below stays a row per key.
+class Row {
+ public:
+  Row(std::string table, std::string key, KeyType type, ConfigValue default_value, Reload reload, std::string doc) {
+    spec_.table = std::move(table);
+    spec_.key = std::move(key);
+    spec_.type = type;
+    spec_.default_value = std::move(default_value);
+    spec_.reload = reload;
+    spec_.doc = std::move(doc);
+  }
+
+  Row& range(std::int64_t min, std::int64_t max) {
+    spec_.min = min;
+    spec_.max = max;
+    return *this;
+  }
+
+  Row& one_of(std::vector<std::string> choices) {
+    spec_.choices = std::move(choices);
+    return *this;
+  }
+
+  Row& required() {
+    spec_.required = true;
+    return *this;
+  }
+
+  // `ref` reaches the field for Config and const Config alike:
+  // [](auto& c) -> auto& { return c.ipc.socket; }.
+  template <class Ref>
+  Row& bind(Ref ref, Check check = {}) {
+    spec_.set = [ref, check](Config& c, const ConfigValue& v) -> Why {
+      if (check)
+        if (auto why = check(v)) return why;
+      store(ref(c), v);
+      return std::nullopt;
+    };
+    spec_.get = [ref](const Config& c) { return value_of(ref(c)); };
+    return *this;
+  }
+
+  // A choice stored as an enum (or a bool): the words are the key's choices.
+  template <class Ref, class Value>
+  Row& words(Ref ref, std::vector<std::pair<std::string, Value>> table) {
+    for (const auto& w : table) spec_.choices.push_back(w.first);
+    spec_.set = [ref, table](Config& c, const ConfigValue& v) -> Why {
+      for (const auto& w : table)
+        if (w.first == std::get<std::string>(v)) ref(c) = w.second;
+      return std::nullopt;
+    };
+    spec_.get = [ref, table](const Config& c) -> ConfigValue {
+      for (const auto& w : table)
+        if (w.second == ref(c)) return w.first;
+      return {};
+    };
+    return *this;
+  }
+
+  Row& bool_words(std::string when_false, std::string when_true) {
+    spec_.bool_words = {std::move(when_false), std::move(when_true)};
+    return *this;
+  }
+
+  Row& custom(decltype(KeySpec::set) set, decltype(KeySpec::get) get) {
+    spec_.set = std::move(set);
+    spec_.get = std::move(get);
+    return *this;
+  }
+
+  Row& entry_check(decltype(KeySpec::check_entry) check) {
+    spec_.check_entry = std::move(check);
+    return *this;
+  }
+
+  operator KeySpec() const { return spec_; }
+
+ private:
+  KeySpec spec_;
+};
+
+constexpr KeyType Bool = KeyType::boolean;
+constexpr KeyType Int = KeyType::integer;
+constexpr KeyType Seconds = KeyType::seconds;
+constexpr KeyType Hours = KeyType::hours;
+constexpr KeyType String = KeyType::string;
+constexpr KeyType Path = KeyType::path;
+constexpr KeyType Strings = KeyType::strings;
+constexpr KeyType Choice = KeyType::choice;
+constexpr Reload Hup = Reload::sighup;
+constexpr Reload Restart = Reload::restart;
+
+// The access groups are resolved (user and group names) when read, so an
+// unknown name stops the start, not the first request.
+Why access_entries(const ConfigValue& v) {
+  try {
+    ipc::AccessPolicy().set(ipc::MethodGroup::read, std::get<StringList>(v));
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return std::nullopt;
+}
+
+Why mapping_source(const ConfigValue& v) {
+  try {
+    policy::check_mapping_source(std::get<std::string>(v));
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return std::nullopt;
+}
+
+Why existing_group(const ConfigValue& v) {
+  const auto& group = std::get<std::string>(v);
+  if (!group.empty() && getgrnam(group.c_str()) == nullptr) return "no such group \"" + group + "\"";
+  return std::nullopt;
+}
+
+std::string expand_runtime_dir(std::string value) {
+  const std::string var = "${XDG_RUNTIME_DIR}";
+  if (auto pos = value.find(var); pos != std::string::npos) {
+    const char* dir = std::getenv("XDG_RUNTIME_DIR");
+    value.replace(pos, var.size(), dir != nullptr ? dir : "/run/user/" + std::to_string(::getuid()));
+  }
+  return value;
+}
+
+Why set_socket(Config& c, const ConfigValue& v) {
+  c.ipc.socket = expand_runtime_dir(std::get<std::string>(v));
+  return std::nullopt;
+}
+
+Why set_socket_mode(Config& c, const ConfigValue& v) {
+  const auto& mode = std::get<std::string>(v);
+  char* end = nullptr;
+  const long parsed = std::strtol(mode.c_str(), &end, 8);
+  if (mode.empty() || *end != '\0' || parsed < 0 || parsed > 0777)
+    return "must be an octal mode string such as \"0660\"";
+  c.ipc.socket_mode = static_cast<mode_t>(parsed);
+  return std::nullopt;
+}
+
+ConfigValue get_socket_mode(const Config& c) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(c.ipc.socket_mode));
+  return std::string(text);
+}
+
+std::vector<std::pair<std::string, std::string>> check_card_type(const Config& c) {
+  std::vector<std::pair<std::string, std::string>> problems;
+  const auto& entry = c.pcsc.card_types.back();
+  const auto atr = pcsc::parse_hex(entry.atr);
+  if (!entry.atr.empty() && (!atr || atr->empty())) problems.emplace_back("atr", "must be the ATR in hex");
+  if (!entry.mask.empty()) {
+    const auto mask = pcsc::parse_hex(entry.mask);
+    if (!mask || !atr || mask->size() != atr->size())
+      problems.emplace_back("mask", "must be hex of the same length as the ATR");
+  }
+  return problems;
+}
+
+const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+const std::vector<std::pair<std::string, policy::FailMode>> kFailModes = {{"hard-fail", policy::FailMode::hard},
+                                                                          {"soft-fail", policy::FailMode::soft}};
+const std::vector<std::pair<std::string, DigestAlgorithm>> kDigests = {
+    {"sha256", DigestAlgorithm::sha256}, {"sha384", DigestAlgorithm::sha384}, {"sha512", DigestAlgorithm::sha512}};
+
+std::vector<KeySpec> rows() {
+  using policy::Action;
+  return {
+      // [ipc]
+      Row("ipc", "socket", Path, str("/run/korttid/korttid.sock"), Restart,
+          "the Unix socket clients connect to; ${XDG_RUNTIME_DIR} is expanded; unused when systemd passes it")
+          .custom(set_socket, [](const Config& c) { return value_of(c.ipc.socket); }),
+      Row("ipc", "socket_mode", String, str("0660"), Restart, "octal mode of the socket file")
+          .custom(set_socket_mode, get_socket_mode),
+      Row("ipc", "socket_group", String, str(""), Restart, "group of the socket file (must exist); empty: as created")
+          .bind(
+              [](auto& c) -> auto& { return c.ipc.socket_group; }, existing_group),
+      Row("ipc", "max_message_bytes", Int, num(16 * 1024 * 1024), Restart,
+          "longest message (one JSON line) or attachment")
+          .range(1024, 256LL * 1024 * 1024)
+          .bind([](auto& c) -> auto& { return c.ipc.max_message_bytes; }),
+      Row("ipc", "max_connections", Int, num(64), Restart, "clients connected at once; more get 1060")
+          .range(1, 4096)
+          .bind([](auto& c) -> auto& { return c.ipc.max_connections; }),
+      Row("ipc", "max_connections_per_uid", Int, num(16), Restart, "connections one uid may hold at once")
+          .range(1, 4096)
+          .bind([](auto& c) -> auto& { return c.ipc.max_connections_per_uid; }),
+      Row("ipc", "idle_timeout_s", Seconds, num(300), Restart,
+          "an idle connection (nothing in flight, no subscription) is closed after this long; 0: never")
+          .range(0, 86400)
+          .bind([](auto& c) -> auto& { return c.ipc.idle_timeout; }),
+      Row("ipc", "max_inflight_per_connection", Int, num(32), Restart, "requests in flight per connection")
+          .range(1, 1024)
+          .bind([](auto& c) -> auto& { return c.ipc.max_inflight_per_connection; }),
+      Row("ipc", "max_pin_requests_per_uid", Int, num(4), Restart, "requests carrying a PIN one uid may have running")
+          .range(1, 256)
+          .bind([](auto& c) -> auto& { return c.ipc.max_pin_requests_per_uid; }),
+      Row("ipc", "request_timeout_s", Seconds, num(120), Hup, "deadline of every request, PIN-pad entry included")
+          .range(1, 3600)
+          .bind([](auto& c) -> auto& { return c.ipc.request_timeout; }),
+      // The stop handler reads the running config, which SIGHUP replaces.
+      Row("ipc", "shutdown_grace_s", Seconds, num(10), Hup, "how long SIGTERM waits for requests in flight")
+          .range(0, 300)
+          .bind([](auto& c) -> auto& { return c.ipc.shutdown_grace; }),
+
+      // [access]
+      Row("access", "read", Strings, list({"*"}), Hup, "who may call the read methods")
+          .bind(
+              [](auto& c) -> auto& { return c.access.read; }, access_entries),
+      Row("access", "session", Strings, list({"*"}), Hup, "who may call session.login and session.logout")
+          .bind(
+              [](auto& c) -> auto& { return c.access.session; }, access_entries),
+      Row("access", "sign", Strings, list({"*"}), Hup, "who may call sign.*")
+          .bind(
+              [](auto& c) -> auto& { return c.access.sign; }, access_entries),
+      Row("access", "admin", Strings, list({"uid:0"}), Hup, "who may call the administrative methods")
+          .bind(
+              [](auto& c) -> auto& { return c.access.admin; }, access_entries),
+
+      // [pkcs11]
+      Row("pkcs11", "modules", Strings, list({"/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"}), Restart,
+          "PKCS#11 modules to load, in order")
+          .bind([](auto& c) -> auto& { return c.pkcs11.modules; }),
+
+      // [session]
+      Row("session", "lifetime_s", Seconds, num(8 * 3600), Restart,
+          "an authentication session ends this long after login")
+          .range(1, 7 * 24 * 3600)
+          .bind([](auto& c) -> auto& { return c.session.lifetime; }),
+      Row("session", "idle_timeout_s", Seconds, num(30 * 60), Restart, "... or this long after its last use")
+          .range(1, 7 * 24 * 3600)
+          .bind([](auto& c) -> auto& { return c.session.idle_timeout; }),
+
+      // [pcsc]
+      Row("pcsc", "enabled", Bool, true, Restart, "watch readers and cards through pcscd").bind([](auto& c) -> auto& {
+        return c.pcsc.enabled;
+      }),
+      Row("pcsc", "reader", KeyType::table_array, num(0), Restart, "a reader whose PIN-pad report is wrong")
+          .custom(
+              [](Config& c, const ConfigValue&) -> Why {
+                c.pcsc.readers.emplace_back();
+                return std::nullopt;
+              },
+              [](const Config& c) { return value_of(c.pcsc.readers.size()); }),
+      Row("pcsc.reader", "name", String, str(""), Restart, "a prefix of the PC/SC reader name").required().bind([
+      ](auto& c) -> auto& { return c.pcsc.readers.back().name; }),
+      Row("pcsc.reader", "pinpad", Bool, {}, Restart, "whether it has a PIN pad; unset: what the reader reports").bind([
+      ](auto& c) -> auto& { return c.pcsc.readers.back().pinpad; }),
+      Row("pcsc", "card_type", KeyType::table_array, num(0), Restart, "a card to know by ATR, before the built-in ones")
+          .custom(
+              [](Config& c, const ConfigValue&) -> Why {
+                c.pcsc.card_types.emplace_back();
+                return std::nullopt;
+              },
+              [](const Config& c) { return value_of(c.pcsc.card_types.size()); })
+          .entry_check(check_card_type),
+      Row("pcsc.card_type", "atr", String, str(""), Restart, "the ATR in hex").required().bind([](auto& c) -> auto& {
+        return c.pcsc.card_types.back().atr;
+      }),
+      Row("pcsc.card_type", "mask", String, str(""), Restart,
+          "hex, the ATR's length: the bits that must match; empty: all")
+          .bind([](auto& c) -> auto& { return c.pcsc.card_types.back().mask; }),
+      Row("pcsc.card_type", "name", String, str(""), Restart, "the card_type clients see").required().bind([
+      ](auto& c) -> auto& { return c.pcsc.card_types.back().name; }),
+      Row("pcsc.card_type", "description", String, str(""), Restart, "free text").bind([](auto& c) -> auto& {
+        return c.pcsc.card_types.back().description;
+      }),
+
+      // [log]
+      Row("log", "level", Choice, str("info"), Hup, "least severe level logged").one_of(kLogLevels).bind([
+      ](auto& c) -> auto& { return c.log.level; }),
+      Row("log", "target", Choice, str("stderr"), Restart, "stderr, or journal (native fields)")
+          .one_of({"stderr", "journal"})
+          .bind([](auto& c) -> auto& { return c.log.target; }),
+
+      // [audit]
+      Row("audit", "file", Path, str(""), Restart, "the audit trail file; empty: the main log").bind([
+      ](auto& c) -> auto& { return c.audit.file; }),
+
+      // [identity]
+      Row("identity", "given_name", String, str("subject:GN"), Restart, "where the given name sits in the certificate")
+          .bind(
+              [](auto& c) -> auto& { return c.identity.given_name; }, mapping_source),
+      Row("identity", "family_name", String, str("subject:SN"), Restart, "where the family name sits")
+          .bind(
+              [](auto& c) -> auto& { return c.identity.family_name; }, mapping_source),
+      Row("identity", "common_name", String, str("subject:CN"), Restart, "where the common name sits")
+          .bind(
+              [](auto& c) -> auto& { return c.identity.common_name; }, mapping_source),
+      Row("identity", "title", String, str("subject:title"), Restart, "where the title sits (an assumption)")
+          .bind(
+              [](auto& c) -> auto& { return c.identity.title; }, mapping_source),
+      Row("identity", "organisation", String, str("subject:O"), Restart, "where the organisation sits")
+          .bind(
+              [](auto& c) -> auto& { return c.identity.organisation; }, mapping_source),
+      Row("identity", "satu", String, str("subject:serialNumber"), Restart, "where the SATU sits (an assumption)")
+          .bind(
+              [](auto& c) -> auto& { return c.identity.satu; }, mapping_source),
+      Row("identity", "registration_number", String, str("san:otherName:1.2.246.537.26"), Restart,
+          "where the registration number sits (an assumption)")
+          .bind(
+              [](auto& c) -> auto& { return c.identity.registration_number; }, mapping_source),
+      Row("identity", "card_types", KeyType::string_map, StringMap{}, Restart,
+          "certificatePolicies OID -> card type name")
+          .bind([](auto& c) -> auto& { return c.identity.card_types; }),
+
+      // [trust]
+      Row("trust", "anchors", Path, str("/etc/korttid/trust"), Restart, "folder of PEM root certificates").bind([
+      ](auto& c) -> auto& { return c.trust.anchors; }),
+      Row("trust", "intermediates", Path, str("/etc/korttid/intermediates"), Restart,
+          "folder of PEM intermediate CAs (missing is fine)")
+          .bind([](auto& c) -> auto& { return c.trust.intermediates; }),
+      Row("trust", "clock_skew_s", Seconds, num(300), Restart, "tolerance on certificate, OCSP and CRL times")
+          .range(0, 86400)
+          .bind([](auto& c) -> auto& { return c.trust.clock_skew; }),
+
+      // [revocation]
+      Row("revocation", "ocsp", Bool, true, Restart, "ask OCSP first").bind([](auto& c) -> auto& {
+        return c.revocation.ocsp;
+      }),
+      Row("revocation", "crl", Bool, true, Restart, "use CRLs when OCSP gives no answer").bind([](auto& c) -> auto& {
+        return c.revocation.crl;
+      }),
+      Row("revocation", "ocsp_url", String, str(""), Restart, "responder for every certificate; empty: the AIA's")
+          .bind([](auto& c) -> auto& { return c.revocation.ocsp_url; }),
+      Row("revocation", "ocsp_nonce", Choice, str("required"), Restart,
+          "whether the answer must echo the request's nonce; true: required, false: off")
+          .words(
+              [](auto& c) -> auto& { return c.revocation.ocsp_nonce; },
+              std::vector<std::pair<std::string, policy::OcspNonce>>{{"required", policy::OcspNonce::required},
+                                                                     {"if_present", policy::OcspNonce::if_present},
+                                                                     {"off", policy::OcspNonce::off}})
+          .bool_words("off", "required"),
+      Row("revocation", "timeout_s", Seconds, num(5), Restart, "the whole of one OCSP request or CRL download")
+          .range(1, 120)
+          .bind([](auto& c) -> auto& { return c.revocation.timeout; }),
+      Row("revocation", "max_cache_s", Seconds, num(3600), Restart, "how long an answer without nextUpdate is reused")
+          .range(0, 7 * 86400)
+          .bind([](auto& c) -> auto& { return c.revocation.max_cache; }),
+      Row("revocation", "crl_files", Strings, list({}), Restart, "CRL files (DER or PEM) or http:// URLs to consult")
+          .bind([](auto& c) -> auto& { return c.revocation.crl_files; }),
+      Row("revocation", "crl_fetch", Bool, true, Restart, "download CRLs from the distribution points").bind([
+      ](auto& c) -> auto& { return c.revocation.crl_fetch; }),
+      Row("revocation", "crl_retry_after_s", Seconds, num(60), Restart,
+          "a CRL URL that gave no CRL is not tried again for this long")
+          .range(0, 86400)
+          .bind([](auto& c) -> auto& { return c.revocation.crl_retry_after; }),
+      Row("revocation.fail_mode", "authenticate", Choice, str("soft-fail"), Restart,
+          "the authenticate action when no revocation answer can be had")
+          .words(
+              [](auto& c) -> auto& { return c.revocation.fail_mode.at(Action::authenticate); }, kFailModes),
+      Row("revocation.fail_mode", "sign_document", Choice, str("hard-fail"), Restart,
+          "the sign.document action when no revocation answer can be had")
+          .words(
+              [](auto& c) -> auto& { return c.revocation.fail_mode.at(Action::sign_document); }, kFailModes),
+      Row("revocation.fail_mode", "sign_prescription", Choice, str("hard-fail"), Restart,
+          "the sign.prescription action when no revocation answer can be had")
+          .words(
+              [](auto& c) -> auto& { return c.revocation.fail_mode.at(Action::sign_prescription); }, kFailModes),
+
+      // [registry]
+      Row("registry", "database", Path, str("/var/lib/korttid/registry.sqlite"), Restart,
+          "the SQLite file `korttid registry import` writes")
+          .bind([](auto& c) -> auto& { return c.registry_database; }),
+      Row("registry", "max_age_h", Hours, num(24 * 7), Hup, "an extract older than this is stale")
+          .range(1, 24 * 366)
+          .bind([](auto& c) -> auto& { return c.rules.registry.max_age; }),
+      Row("registry", "when_stale", Choice, str("warn"), Hup, "warn: allow with a warning; deny: refuse prescriptions")
+          .words(
+              [](auto& c) -> auto& { return c.rules.registry.deny_when_stale; },
+              std::vector<std::pair<std::string, bool>>{{"warn", false}, {"deny", true}}),
+
+      // [policy.prescription]
+      Row("policy.prescription", "rights", Strings, list({"034"}), Hup, "professional rights that may prescribe").bind([
+      ](auto& c) -> auto& { return c.rules.prescription.rights; }),
+      Row("policy.prescription", "limited_rights", Strings, list({}), Hup, "rights that may prescribe only limited_atc")
+          .bind([](auto& c) -> auto& { return c.rules.prescription.limited_rights; }),
+      Row("policy.prescription", "limited_atc", Strings, list({}), Hup, "ATC prefixes the limited rights cover").bind([
+      ](auto& c) -> auto& { return c.rules.prescription.limited_atc; }),
+      Row("policy.prescription", "self_prescribing", Strings, list({"N02A", "N05B", "N05C", "N06B", "N07BC"}), Hup,
+          "ATC prefixes never prescribed for oneself; \"*\": all")
+          .bind([](auto& c) -> auto& { return c.rules.prescription.self_prescribing; }),
+      Row("policy.prescription", "card_types", Strings, list({}), Hup,
+          "card types that may sign prescriptions; empty: any")
+          .bind([](auto& c) -> auto& { return c.rules.prescription.card_types; }),
+
+      // [signature]
+      Row("signature", "max_document_bytes", Int, num(16 * 1024 * 1024), Restart, "longest document signed or verified")
+          .range(1024, 256LL * 1024 * 1024)
+          .bind([](auto& c) -> auto& { return c.signature.limits.max_bytes; }),
+      Row("signature", "max_queued_bytes", Int, num(64 * 1024 * 1024), Restart,
+          "bytes of documents waiting for the documents thread")
+          .range(1024, 4096LL * 1024 * 1024)
+          .bind([](auto& c) -> auto& { return c.signature.max_queued_bytes; }),
+      Row("signature", "kanta_signature_code", String, str("1"), Restart,
+          "hl7fi:signatureDescription code of a Kanta CDA signature (an assumption)")
+          .bind([](auto& c) -> auto& { return c.signature.signature_code; }),
+      Row("signature", "kanta_signature_display", String, str("Sähköinen allekirjoitus"), Restart, "its displayName")
+          .bind([](auto& c) -> auto& { return c.signature.signature_display; }),
+      Row("signature", "rsa_digest", Choice, str("sha256"), Restart, "digest for RSA keys")
+          .words(
+              [](auto& c) -> auto& { return c.signature.rsa_digest; }, kDigests),
+      Row("signature", "ec_digest", Choice, str("sha384"), Restart, "digest for EC keys")
+          .words(
+              [](auto& c) -> auto& { return c.signature.ec_digest; }, kDigests),
+      Row("signature", "batch_max_items", Int, num(50), Restart, "most items in one sign.batch").range(1, 1000).bind([
+      ](auto& c) -> auto& { return c.batch.max_items; }),
+      Row("signature", "batch_max_s", Seconds, num(300), Restart, "how long one PIN entry may serve a batch")
+          .range(1, 3600)
+          .bind([](auto& c) -> auto& { return c.batch.max_time; }),
+  };
+}
+
+void append_quoted(std::string& out, const std::string& s) {
+  out += '"';
+  for (const char ch : s) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  out += '"';
+}
+
+}  // namespace
+
+const std::vector<KeySpec>& config_schema() {
+  static const std::vector<KeySpec> schema = [] {
+    std::vector<KeySpec> all = rows();
+    for (auto& field : all)
+      for (const auto& array : all)
+        if (array.type == KeyType::table_array && field.table == array.name()) field.in_array = true;
+    return all;
+  }();
+  return schema;
+}
+
+std::string toml_text(const ConfigValue& value) {
+  std::string out;
+  if (const auto* b = std::get_if<bool>(&value)) return *b ? "true" : "false";
+  if (const auto* i = std::get_if<std::int64_t>(&value)) return std::to_string(*i);
+  if (const auto* s = std::get_if<std::string>(&value)) {
+    append_quoted(out, *s);
+  } else if (const auto* l = std::get_if<StringList>(&value)) {
+    out = "[";
+    for (const auto& item : *l) {
+      if (out.size() > 1) out += ", ";
+      append_quoted(out, item);
+    }
+    out += "]";
+  } else if (const auto* m = std::get_if<StringMap>(&value)) {
+    out = "{";
+    for (const auto& [k, v] : *m) {
+      out += out.size() > 1 ? ", " : " ";
+      append_quoted(out, k);
+      out += " = ";
+      append_quoted(out, v);
+    }
+    out += m->empty() ? "}" : " }";
+  }
+  return out;
+}
+
+std::string_view type_name(KeyType type) noexcept {
+  switch (type) {
+    case KeyType::boolean:
+      return "boolean";
+    case KeyType::integer:
+      return "integer";
+    case KeyType::seconds:
+      return "seconds";
+    case KeyType::hours:
+      return "hours";
+    case KeyType::string:
+      return "string";
+    case KeyType::path:
+      return "path";
+    case KeyType::strings:
+      return "array of strings";
+    case KeyType::choice:
+      return "choice";
+    case KeyType::string_map:
+      return "table of strings";
+    case KeyType::table_array:
+      return "array of tables";
+  }
+  return "?";
+}
+
+std::string_view reload_name(Reload reload) noexcept { return reload == Reload::sighup ? "SIGHUP" : "restart"; }
+
+}  // namespace kortti::daemon
