@@ -48,14 +48,13 @@ std::string name_rfc2253(const X509_NAME* name) {
 std::optional<Bytes> ecdsa_raw_to_der(ByteView raw) {
   if (raw.empty() || raw.size() % 2 != 0) return std::nullopt;
   const std::size_t half = raw.size() / 2;
-  BIGNUM* r = BN_bin2bn(raw.data(), static_cast<int>(half), nullptr);
-  BIGNUM* s = BN_bin2bn(raw.data() + half, static_cast<int>(half), nullptr);
+  BignumPtr r(BN_bin2bn(raw.data(), static_cast<int>(half), nullptr));
+  BignumPtr s(BN_bin2bn(raw.data() + half, static_cast<int>(half), nullptr));
   EcdsaSigPtr sig(ECDSA_SIG_new());
-  if (r == nullptr || s == nullptr || !sig || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
-    BN_free(r);
-    BN_free(s);
-    throw std::bad_alloc();
-  }
+  if (!r || !s || !sig || ECDSA_SIG_set0(sig.get(), r.get(), s.get()) != 1) throw std::bad_alloc();
+  // The signature owns them now.
+  r.release();
+  s.release();
   const int len = i2d_ECDSA_SIG(sig.get(), nullptr);
   Bytes out(static_cast<std::size_t>(len));
   unsigned char* p = out.data();

@@ -4,40 +4,64 @@
 // error queue into a message.
 
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include <memory>
 #include <optional>
 #include <string>
 
 #include "common/bytes.hpp"
+#include "common/owned.hpp"
 #include "common/time.hpp"
 
 namespace kortti {
 
-template <auto Free>
-struct OpensslDeleter {
-  template <class T>
-  void operator()(T* p) const noexcept {
-    Free(p);
-  }
-};
+namespace openssl_detail {
 
-using X509Ptr = std::unique_ptr<X509, OpensslDeleter<X509_free>>;
-using X509StorePtr = std::unique_ptr<X509_STORE, OpensslDeleter<X509_STORE_free>>;
-using X509StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, OpensslDeleter<X509_STORE_CTX_free>>;
-using X509CrlPtr = std::unique_ptr<X509_CRL, OpensslDeleter<X509_CRL_free>>;
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, OpensslDeleter<EVP_PKEY_free>>;
-using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, OpensslDeleter<EVP_PKEY_CTX_free>>;
-using EvpMdCtxPtr = std::unique_ptr<EVP_MD_CTX, OpensslDeleter<EVP_MD_CTX_free>>;
-using BioPtr = std::unique_ptr<BIO, OpensslDeleter<BIO_free_all>>;
-using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, OpensslDeleter<ECDSA_SIG_free>>;
-using X509SigPtr = std::unique_ptr<X509_SIG, OpensslDeleter<X509_SIG_free>>;
-using BignumPtr = std::unique_ptr<BIGNUM, OpensslDeleter<BN_free>>;
+// Macros in OpenSSL, so not template arguments themselves.
+inline void free_memory(void* p) noexcept { OPENSSL_free(p); }
+inline void free_x509_stack(STACK_OF(X509) * s) noexcept { sk_X509_pop_free(s, X509_free); }
+inline void free_x509_stack_only(STACK_OF(X509) * s) noexcept { sk_X509_free(s); }
+
+}  // namespace openssl_detail
+
+using X509Ptr = Owned<X509, X509_free>;
+using X509StorePtr = Owned<X509_STORE, X509_STORE_free>;
+using X509StoreCtxPtr = Owned<X509_STORE_CTX, X509_STORE_CTX_free>;
+using X509CrlPtr = Owned<X509_CRL, X509_CRL_free>;
+using EvpPkeyPtr = Owned<EVP_PKEY, EVP_PKEY_free>;
+using EvpPkeyCtxPtr = Owned<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
+using EvpMdCtxPtr = Owned<EVP_MD_CTX, EVP_MD_CTX_free>;
+using BioPtr = Owned<BIO, BIO_free_all>;
+using EcdsaSigPtr = Owned<ECDSA_SIG, ECDSA_SIG_free>;
+using X509SigPtr = Owned<X509_SIG, X509_SIG_free>;
+using BignumPtr = Owned<BIGNUM, BN_free>;
+using Asn1ObjectPtr = Owned<ASN1_OBJECT, ASN1_OBJECT_free>;
+using Asn1TimePtr = Owned<ASN1_TIME, ASN1_TIME_free>;
+using Asn1EnumeratedPtr = Owned<ASN1_ENUMERATED, ASN1_ENUMERATED_free>;
+using GeneralNamesPtr = Owned<GENERAL_NAMES, GENERAL_NAMES_free>;
+using CertificatePoliciesPtr = Owned<CERTIFICATEPOLICIES, CERTIFICATEPOLICIES_free>;
+using CrlDistPointsPtr = Owned<CRL_DIST_POINTS, CRL_DIST_POINTS_free>;
+using OcspRequestPtr = Owned<OCSP_REQUEST, OCSP_REQUEST_free>;
+using OcspResponsePtr = Owned<OCSP_RESPONSE, OCSP_RESPONSE_free>;
+using OcspBasicPtr = Owned<OCSP_BASICRESP, OCSP_BASICRESP_free>;
+using OcspCertIdPtr = Owned<OCSP_CERTID, OCSP_CERTID_free>;
+// X509_get1_email, X509_get1_ocsp: the strings and the stack.
+using EmailStackPtr = Owned<STACK_OF(OPENSSL_STRING), X509_email_free>;
+
+// A stack that owns its certificates (CMS_get1_certs, X509_STORE_CTX_get1_chain),
+// and one that borrows them: a stack made to pass certificates someone else owns.
+using X509StackPtr = Owned<STACK_OF(X509), openssl_detail::free_x509_stack>;
+using BorrowedX509StackPtr = Owned<STACK_OF(X509), openssl_detail::free_x509_stack_only>;
+
+// What OpenSSL allocates with OPENSSL_malloc for the caller: i2d_* output
+// (with a null buffer), ASN1_STRING_to_UTF8, OSSL_HTTP_parse_url's parts.
+using OpensslBytes = Owned<unsigned char, openssl_detail::free_memory>;
+using OpensslString = Owned<char, openssl_detail::free_memory>;
 
 // Drains OpenSSL's error queue of this thread into one line (or `fallback`).
 std::string openssl_error(const std::string& fallback);

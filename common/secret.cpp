@@ -50,6 +50,8 @@ SecretString& SecretString::operator=(SecretString&& other) noexcept {
   return *this;
 }
 
+// The one free not spelt with Owned (common/owned.hpp): SecretString is the
+// owner, and the wipe needs the size, which a one-word deleter cannot hold.
 void SecretString::release() noexcept {
   if (data_ != nullptr) OPENSSL_secure_clear_free(data_, size_ + 1);
   data_ = nullptr;

@@ -58,10 +58,9 @@ std::optional<Bytes> resigned(const std::uint8_t* data, std::size_t size) {
   }
   unsigned char* der = nullptr;
   const int n = i2d_X509_CRL(crl.get(), &der);
+  const OpensslBytes owned(der);
   if (n <= 0) return std::nullopt;
-  Bytes out(der, der + n);
-  OPENSSL_free(der);
-  return out;
+  return Bytes(der, der + n);
 }
 
 }  // namespace

@@ -45,11 +45,11 @@ struct Pki {
           root = certificate("root.der"), responder = certificate("responder.der");
   EvpPkeyPtr responder_key = key("responder.key.der");
   X509StorePtr store{X509_STORE_new()};
-  STACK_OF(X509) * untrusted = sk_X509_new_null();
+  BorrowedX509StackPtr untrusted{sk_X509_new_null()};
   Pki() {
-    if (!leaf || !revoked || !issuer || !root || !responder || !responder_key) std::abort();
+    if (!leaf || !revoked || !issuer || !root || !responder || !responder_key || !untrusted) std::abort();
     X509_STORE_add_cert(store.get(), root.get());
-    sk_X509_push(untrusted, issuer.get());
+    sk_X509_push(untrusted.get(), issuer.get());
   }
 };
 
@@ -130,22 +130,19 @@ Responder& responder() {
 // successful OCSPResponse; nothing when OpenSSL cannot read it.
 std::optional<std::string> resigned(const std::uint8_t* data, std::size_t size) {
   const unsigned char* p = data;
-  std::unique_ptr<OCSP_RESPONSE, OpensslDeleter<OCSP_RESPONSE_free>> response(
-      d2i_OCSP_RESPONSE(nullptr, &p, static_cast<long>(size)));
+  const OcspResponsePtr response(d2i_OCSP_RESPONSE(nullptr, &p, static_cast<long>(size)));
   if (!response) return std::nullopt;
-  std::unique_ptr<OCSP_BASICRESP, OpensslDeleter<OCSP_BASICRESP_free>> basic(OCSP_response_get1_basic(response.get()));
+  const OcspBasicPtr basic(OCSP_response_get1_basic(response.get()));
   if (!basic) return std::nullopt;
   if (OCSP_basic_sign(basic.get(), pki().responder.get(), pki().responder_key.get(), EVP_sha256(), nullptr, 0) != 1)
     return std::nullopt;
-  std::unique_ptr<OCSP_RESPONSE, OpensslDeleter<OCSP_RESPONSE_free>> again(
-      OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, basic.get()));
+  const OcspResponsePtr again(OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, basic.get()));
   if (!again) return std::nullopt;
   unsigned char* der = nullptr;
   const int n = i2d_OCSP_RESPONSE(again.get(), &der);
+  const OpensslBytes owned(der);
   if (n <= 0) return std::nullopt;
-  std::string out(reinterpret_cast<char*>(der), static_cast<std::size_t>(n));
-  OPENSSL_free(der);
-  return out;
+  return std::string(reinterpret_cast<char*>(der), static_cast<std::size_t>(n));
 }
 
 }  // namespace
@@ -179,7 +176,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   X509* leaf = (mode & 2) ? pki().revoked.get() : pki().leaf.get();
   std::string why_not;
   try {
-    (void)client.query(leaf, pki().issuer.get(), responder().url(), pki().store.get(), pki().untrusted,
+    (void)client.query(leaf, pki().issuer.get(), responder().url(), pki().store.get(), pki().untrusted.get(),
                        std::chrono::system_clock::now(), std::chrono::seconds(300), why_not);
   } catch (const std::exception& e) {
     fuzz::unexpected_exception("ocsp", e);

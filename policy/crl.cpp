@@ -27,10 +27,11 @@ X509CrlPtr parse_crl(BIO* bio) {
 
 std::vector<std::string> distribution_points(X509* cert) {
   std::vector<std::string> out;
-  auto* points = static_cast<CRL_DIST_POINTS*>(X509_get_ext_d2i(cert, NID_crl_distribution_points, nullptr, nullptr));
-  if (points == nullptr) return out;
-  for (int i = 0; i < sk_DIST_POINT_num(points); ++i) {
-    const DIST_POINT* dp = sk_DIST_POINT_value(points, i);
+  const CrlDistPointsPtr points(
+      static_cast<CRL_DIST_POINTS*>(X509_get_ext_d2i(cert, NID_crl_distribution_points, nullptr, nullptr)));
+  if (!points) return out;
+  for (int i = 0; i < sk_DIST_POINT_num(points.get()); ++i) {
+    const DIST_POINT* dp = sk_DIST_POINT_value(points.get(), i);
     if (dp->distpoint == nullptr || dp->distpoint->type != 0) continue;
     const GENERAL_NAMES* names = dp->distpoint->name.fullname;
     for (int j = 0; j < sk_GENERAL_NAME_num(names); ++j) {
@@ -41,16 +42,14 @@ std::vector<std::string> distribution_points(X509* cert) {
                        static_cast<std::size_t>(ASN1_STRING_length(uri)));
     }
   }
-  CRL_DIST_POINTS_free(points);
   return out;
 }
 
 std::string reason_of(const X509_REVOKED* revoked) {
-  auto* code = static_cast<ASN1_ENUMERATED*>(X509_REVOKED_get_ext_d2i(revoked, NID_crl_reason, nullptr, nullptr));
-  if (code == nullptr) return {};
-  const long reason = ASN1_ENUMERATED_get(code);
-  ASN1_ENUMERATED_free(code);
-  return OCSP_crl_reason_str(reason);
+  const Asn1EnumeratedPtr code(
+      static_cast<ASN1_ENUMERATED*>(X509_REVOKED_get_ext_d2i(revoked, NID_crl_reason, nullptr, nullptr)));
+  if (!code) return {};
+  return OCSP_crl_reason_str(ASN1_ENUMERATED_get(code.get()));
 }
 
 }  // namespace
@@ -183,7 +182,7 @@ std::vector<X509Ptr> load_certificates(const std::string& folder) {
     if (!entry.is_regular_file()) continue;
     BioPtr bio(BIO_new_file(entry.path().c_str(), "r"));
     if (!bio) continue;
-    while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out.emplace_back(cert);
+    while (X509Ptr cert{PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)}) out.push_back(std::move(cert));
     ERR_clear_error();
   }
   return out;

@@ -13,24 +13,21 @@ namespace {
 constexpr std::string_view kSubject = "subject:";
 constexpr std::string_view kOtherName = "san:otherName:";
 
-using ObjectPtr = std::unique_ptr<ASN1_OBJECT, OpensslDeleter<ASN1_OBJECT_free>>;
-
-ObjectPtr object_of(const std::string& text) {
+Asn1ObjectPtr object_of(const std::string& text) {
   // Short names (GN, serialNumber) and dotted OIDs alike.
-  return ObjectPtr(OBJ_txt2obj(text.c_str(), 0));
+  return Asn1ObjectPtr(OBJ_txt2obj(text.c_str(), 0));
 }
 
 std::string utf8_of(const ASN1_STRING* s) {
   unsigned char* out = nullptr;
   const int n = ASN1_STRING_to_UTF8(&out, s);
+  const OpensslBytes owned(out);
   if (n < 0) return {};
-  std::string value(reinterpret_cast<char*>(out), static_cast<std::size_t>(n));
-  OPENSSL_free(out);
-  return value;
+  return std::string(reinterpret_cast<char*>(out), static_cast<std::size_t>(n));
 }
 
 std::string subject_value(X509* cert, const std::string& attribute) {
-  ObjectPtr obj = object_of(attribute);
+  Asn1ObjectPtr obj = object_of(attribute);
   if (!obj) return {};
   const X509_NAME* name = X509_get_subject_name(cert);
   const int index = X509_NAME_get_index_by_OBJ(name, obj.get(), -1);
@@ -39,13 +36,14 @@ std::string subject_value(X509* cert, const std::string& attribute) {
 }
 
 std::string other_name_value(X509* cert, const std::string& oid) {
-  ObjectPtr wanted = object_of(oid);
+  Asn1ObjectPtr wanted = object_of(oid);
   if (!wanted) return {};
-  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
-  if (names == nullptr) return {};
+  const GeneralNamesPtr names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+  if (!names) return {};
   std::string value;
-  for (int i = 0; i < sk_GENERAL_NAME_num(names) && value.empty(); ++i) {
-    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, i);
+  for (int i = 0; i < sk_GENERAL_NAME_num(names.get()) && value.empty(); ++i) {
+    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), i);
     if (gn->type != GEN_OTHERNAME || OBJ_cmp(gn->d.otherName->type_id, wanted.get()) != 0) continue;
     const ASN1_TYPE* v = gn->d.otherName->value;
     switch (v->type) {
@@ -60,7 +58,6 @@ std::string other_name_value(X509* cert, const std::string& oid) {
         break;
     }
   }
-  GENERAL_NAMES_free(names);
   return value;
 }
 
@@ -72,15 +69,14 @@ std::string value_of(X509* cert, const std::string& source) {
 
 std::vector<std::string> policies_of(X509* cert) {
   std::vector<std::string> out;
-  auto* policies =
-      static_cast<CERTIFICATEPOLICIES*>(X509_get_ext_d2i(cert, NID_certificate_policies, nullptr, nullptr));
-  if (policies == nullptr) return out;
-  for (int i = 0; i < sk_POLICYINFO_num(policies); ++i) {
+  const CertificatePoliciesPtr policies(
+      static_cast<CERTIFICATEPOLICIES*>(X509_get_ext_d2i(cert, NID_certificate_policies, nullptr, nullptr)));
+  if (!policies) return out;
+  for (int i = 0; i < sk_POLICYINFO_num(policies.get()); ++i) {
     char buf[128];
-    OBJ_obj2txt(buf, sizeof buf, sk_POLICYINFO_value(policies, i)->policyid, 1);
+    OBJ_obj2txt(buf, sizeof buf, sk_POLICYINFO_value(policies.get(), i)->policyid, 1);
     out.emplace_back(buf);
   }
-  CERTIFICATEPOLICIES_free(policies);
   return out;
 }
 

@@ -14,17 +14,11 @@ namespace {
 
 constexpr std::chrono::seconds kRetryAfter{30};
 
-using OcspRequestPtr = std::unique_ptr<OCSP_REQUEST, OpensslDeleter<OCSP_REQUEST_free>>;
-using OcspResponsePtr = std::unique_ptr<OCSP_RESPONSE, OpensslDeleter<OCSP_RESPONSE_free>>;
-using OcspBasicPtr = std::unique_ptr<OCSP_BASICRESP, OpensslDeleter<OCSP_BASICRESP_free>>;
-using OcspCertIdPtr = std::unique_ptr<OCSP_CERTID, OpensslDeleter<OCSP_CERTID_free>>;
-
 std::string certid_key(OCSP_CERTID* id) {
   unsigned char* der = nullptr;
   const int n = i2d_OCSP_CERTID(id, &der);
-  std::string key = n > 0 ? hex_encode(ByteView(der, static_cast<std::size_t>(n))) : std::string();
-  OPENSSL_free(der);
-  return key;
+  const OpensslBytes owned(der);
+  return n > 0 ? hex_encode(ByteView(der, static_cast<std::size_t>(n))) : std::string();
 }
 
 // POSTs the request; the response, or null with why. The timeout bounds the
@@ -34,24 +28,23 @@ std::string certid_key(OCSP_CERTID* id) {
 OcspResponsePtr post(const std::string& url, OCSP_REQUEST* req, std::chrono::seconds timeout, std::string& why_not) {
   char *host = nullptr, *port = nullptr, *path = nullptr;
   int ssl = 0;
-  if (OSSL_HTTP_parse_url(url.c_str(), &ssl, nullptr, &host, &port, nullptr, &path, nullptr, nullptr) != 1) {
+  const int parsed_url =
+      OSSL_HTTP_parse_url(url.c_str(), &ssl, nullptr, &host, &port, nullptr, &path, nullptr, nullptr);
+  const OpensslString owned_host(host), owned_port(port), owned_path(path);
+  if (parsed_url != 1) {
     why_not = "cannot parse OCSP URL " + url;
     ERR_clear_error();
     return nullptr;
   }
   BioPtr body(ASN1_item_i2d_mem_bio(ASN1_ITEM_rptr(OCSP_REQUEST), reinterpret_cast<const ASN1_VALUE*>(req)));
-  BIO* response = OSSL_HTTP_transfer(nullptr, host, port, path, ssl, nullptr, nullptr, nullptr, nullptr, nullptr,
+  BioPtr response(OSSL_HTTP_transfer(nullptr, host, port, path, ssl, nullptr, nullptr, nullptr, nullptr, nullptr,
                                      nullptr, 0, nullptr, "application/ocsp-request", body.get(),
-                                     "application/ocsp-response", 1, 100 * 1024, static_cast<int>(timeout.count()), 0);
-  OPENSSL_free(host);
-  OPENSSL_free(port);
-  OPENSSL_free(path);
-  if (response == nullptr) {
+                                     "application/ocsp-response", 1, 100 * 1024, static_cast<int>(timeout.count()), 0));
+  if (!response) {
     why_not = "OCSP responder " + url + " did not answer: " + openssl_error("no response");
     return nullptr;
   }
-  OcspResponsePtr parsed(d2i_OCSP_RESPONSE_bio(response, nullptr));
-  BIO_free_all(response);
+  OcspResponsePtr parsed(d2i_OCSP_RESPONSE_bio(response.get(), nullptr));
   if (!parsed) why_not = "OCSP responder " + url + " sent something that is not an OCSP response";
   ERR_clear_error();
   return parsed;

@@ -1,11 +1,16 @@
 #include "policy/sqlite.hpp"
 
+#include <utility>
+
+#include "common/owned.hpp"
+
 namespace kortti::policy::sql {
 
 Db::Db(const std::string& path, int flags) {
   if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
-    const std::string why = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
+    // No destructor runs for a constructor that throws.
+    const Owned<sqlite3, sqlite3_close> failed(std::exchange(db_, nullptr));
+    const std::string why = failed ? sqlite3_errmsg(failed.get()) : "out of memory";
     throw std::runtime_error("cannot open the registry " + path + ": " + why);
   }
   // Readers wait for a writer's commit instead of failing.
@@ -16,9 +21,10 @@ Db::~Db() { sqlite3_close(db_); }
 
 void Db::exec(const char* sql) {
   char* error = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &error);
+  const Owned<char, sqlite3_free> owned(error);
+  if (rc != SQLITE_OK) {
     const std::string why = error != nullptr ? error : "unknown error";
-    sqlite3_free(error);
     throw std::runtime_error(std::string("registry: ") + why + " in: " + sql);
   }
 }

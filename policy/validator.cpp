@@ -10,15 +10,15 @@ namespace kortti::policy {
 
 namespace {
 
-using X509StackPtr =
-    std::unique_ptr<STACK_OF(X509), decltype([](STACK_OF(X509) * s) { sk_X509_pop_free(s, X509_free); })>;
-
 std::string ocsp_url_of(X509* cert) {
-  STACK_OF(OPENSSL_STRING)* urls = X509_get1_ocsp(cert);
-  std::string url;
-  if (urls != nullptr && sk_OPENSSL_STRING_num(urls) > 0) url = sk_OPENSSL_STRING_value(urls, 0);
-  X509_email_free(urls);
-  return url;
+  const EmailStackPtr urls(X509_get1_ocsp(cert));
+  if (!urls || sk_OPENSSL_STRING_num(urls.get()) < 1) return {};
+  return sk_OPENSSL_STRING_value(urls.get(), 0);
+}
+
+void push(STACK_OF(X509) * stack, X509Ptr cert) {
+  // The stack owns the certificate only once it holds it.
+  if (cert && sk_X509_push(stack, cert.get()) > 0) cert.release();
 }
 
 ValidationResult failed(std::string status, std::string message) {
@@ -86,9 +86,8 @@ ValidationResult Validator::validate(ByteView leaf_der, const std::vector<Bytes>
 
   // 1. A chain to one of the anchors.
   X509StackPtr untrusted(sk_X509_new_null());
-  for (auto& c : m.intermediates_) sk_X509_push(untrusted.get(), X509_dup(c.get()));
-  for (const auto& der : extra)
-    if (X509Ptr c = parse_certificate(der)) sk_X509_push(untrusted.get(), c.release());
+  for (auto& c : m.intermediates_) push(untrusted.get(), X509Ptr(X509_dup(c.get())));
+  for (const auto& der : extra) push(untrusted.get(), parse_certificate(der));
   X509StoreCtxPtr ctx(X509_STORE_CTX_new());
   X509_STORE_CTX_init(ctx.get(), m.store_.get(), leaf.get(), untrusted.get());
   if (X509_verify_cert(ctx.get()) != 1) {

@@ -24,15 +24,15 @@ int visible_all(void*, xmlNode*, xmlNode*) { return 1; }
 }  // namespace
 
 Bytes canonical(xmlDoc* doc, xmlNode* element, int mode) {
-  xmlOutputBuffer* out = xmlAllocOutputBuffer(nullptr);
-  if (out == nullptr) throw std::bad_alloc();
-  const int rc = xmlC14NExecute(doc, element != nullptr ? visible_in : visible_all, element, mode, nullptr, 0, out);
+  const XmlOutputBufferPtr out(xmlAllocOutputBuffer(nullptr));
+  if (!out) throw std::bad_alloc();
+  const int rc =
+      xmlC14NExecute(doc, element != nullptr ? visible_in : visible_all, element, mode, nullptr, 0, out.get());
   Bytes bytes;
   if (rc >= 0) {
-    const auto* p = xmlOutputBufferGetContent(out);
-    bytes.assign(p, p + xmlOutputBufferGetSize(out));
+    const auto* p = xmlOutputBufferGetContent(out.get());
+    bytes.assign(p, p + xmlOutputBufferGetSize(out.get()));
   }
-  xmlOutputBufferClose(out);
   if (rc < 0) throw std::runtime_error("c14n failed");
   return bytes;
 }

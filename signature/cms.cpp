@@ -19,7 +19,11 @@ namespace kortti::signature {
 
 namespace {
 
-using CmsPtr = std::unique_ptr<CMS_ContentInfo, OpensslDeleter<CMS_ContentInfo_free>>;
+using CmsPtr = Owned<CMS_ContentInfo, CMS_ContentInfo_free>;
+using PssParamsPtr = Owned<RSA_PSS_PARAMS, RSA_PSS_PARAMS_free>;
+using AlgorPtr = Owned<X509_ALGOR, X509_ALGOR_free>;
+using SigningCertPtr = Owned<ESS_SIGNING_CERT, ESS_SIGNING_CERT_free>;
+using SigningCertV2Ptr = Owned<ESS_SIGNING_CERT_V2, ESS_SIGNING_CERT_V2_free>;
 
 [[noreturn]] void fail(const char* what) { throw Error(Errc::internal_error, openssl_error(what)); }
 
@@ -82,9 +86,7 @@ CMS_SignerInfo* first_signer(CMS_ContentInfo* cms) {
 // RSASSA-PSS with MGF1 over the same hash and a salt as long as the digest —
 // what the token's CKM_RSA_PKCS_PSS uses (pkcs11/signing.cpp).
 void set_pss_algorithm(X509_ALGOR* alg, const EVP_MD* md) {
-  using PssPtr = std::unique_ptr<RSA_PSS_PARAMS, OpensslDeleter<RSA_PSS_PARAMS_free>>;
-  using AlgorPtr = std::unique_ptr<X509_ALGOR, OpensslDeleter<X509_ALGOR_free>>;
-  PssPtr pss(RSA_PSS_PARAMS_new());
+  PssParamsPtr pss(RSA_PSS_PARAMS_new());
   AlgorPtr mgf_md(X509_ALGOR_new());
   if (!pss || !mgf_md) throw std::bad_alloc();
   pss->hashAlgorithm = X509_ALGOR_new();
@@ -122,24 +124,20 @@ const ASN1_OCTET_STRING* message_digest_of(CMS_SignerInfo* si) {
 
 // signingCertificateV2 (or v1) must name the certificate that verifies.
 bool signing_certificate_matches(CMS_SignerInfo* si, X509* signer) {
-  STACK_OF(X509)* chain = sk_X509_new_null();
-  if (chain == nullptr) throw std::bad_alloc();
-  sk_X509_push(chain, signer);
+  const BorrowedX509StackPtr chain(sk_X509_new_null());
+  if (!chain || sk_X509_push(chain.get(), signer) < 1) throw std::bad_alloc();
   bool ok = false;
   if (const auto* v2 = static_cast<const ASN1_STRING*>(
           CMS_signed_get0_data_by_OBJ(si, OBJ_nid2obj(NID_id_smime_aa_signingCertificateV2), -3, V_ASN1_SEQUENCE))) {
     const unsigned char* p = ASN1_STRING_get0_data(v2);
-    ESS_SIGNING_CERT_V2* ss = d2i_ESS_SIGNING_CERT_V2(nullptr, &p, ASN1_STRING_length(v2));
-    ok = ss != nullptr && OSSL_ESS_check_signing_certs(nullptr, ss, chain, 1) == 1;
-    ESS_SIGNING_CERT_V2_free(ss);
+    const SigningCertV2Ptr ss(d2i_ESS_SIGNING_CERT_V2(nullptr, &p, ASN1_STRING_length(v2)));
+    ok = ss && OSSL_ESS_check_signing_certs(nullptr, ss.get(), chain.get(), 1) == 1;
   } else if (const auto* v1 = static_cast<const ASN1_STRING*>(CMS_signed_get0_data_by_OBJ(
                  si, OBJ_nid2obj(NID_id_smime_aa_signingCertificate), -3, V_ASN1_SEQUENCE))) {
     const unsigned char* p = ASN1_STRING_get0_data(v1);
-    ESS_SIGNING_CERT* ss = d2i_ESS_SIGNING_CERT(nullptr, &p, ASN1_STRING_length(v1));
-    ok = ss != nullptr && OSSL_ESS_check_signing_certs(ss, nullptr, chain, 1) == 1;
-    ESS_SIGNING_CERT_free(ss);
+    const SigningCertPtr ss(d2i_ESS_SIGNING_CERT(nullptr, &p, ASN1_STRING_length(v1)));
+    ok = ss && OSSL_ESS_check_signing_certs(ss.get(), nullptr, chain.get(), 1) == 1;
   }
-  sk_X509_free(chain);
   ERR_clear_error();
   return ok;
 }
@@ -191,8 +189,7 @@ PreparedCms prepare_cms(const CmsInput& input, ByteView certificate_der, const s
   }
 
   add_attribute(si, NID_pkcs9_contentType, V_ASN1_OBJECT, OBJ_nid2obj(NID_pkcs7_data), -1);
-  using TimePtr = std::unique_ptr<ASN1_TIME, OpensslDeleter<ASN1_TIME_free>>;
-  TimePtr when(ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(now)));  // UTCTime until 2050
+  Asn1TimePtr when(ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(now)));  // UTCTime until 2050
   if (!when) fail("cannot encode the signing time");
   add_attribute(si, NID_pkcs9_signingTime, when->type, when.get(), -1);
   add_attribute(si, NID_pkcs9_messageDigest, V_ASN1_OCTET_STRING, content_digest.data(),
@@ -243,7 +240,7 @@ CmsVerification verify_cms(ByteView cms_der, const std::optional<Bytes>& content
   // Which embedded certificate signed which SignerInfo; the trust is the caller's to check.
   CMS_set1_signers_certs(cms.get(), nullptr, 0);
   ERR_clear_error();
-  STACK_OF(X509)* all = CMS_get1_certs(cms.get());
+  const X509StackPtr all(CMS_get1_certs(cms.get()));
   STACK_OF(CMS_SignerInfo)* signers = CMS_get0_SignerInfos(cms.get());
   for (int i = 0; i < sk_CMS_SignerInfo_num(signers); ++i) {
     CMS_SignerInfo* si = sk_CMS_SignerInfo_value(signers, i);
@@ -258,8 +255,9 @@ CmsVerification verify_cms(ByteView cms_der, const std::optional<Bytes>& content
       continue;
     }
     v.certificate = certificate_der(signer);
-    for (int c = 0; all != nullptr && c < sk_X509_num(all); ++c)
-      if (X509_cmp(sk_X509_value(all, c), signer) != 0) v.chain.push_back(certificate_der(sk_X509_value(all, c)));
+    for (int c = 0; all && c < sk_X509_num(all.get()); ++c)
+      if (X509_cmp(sk_X509_value(all.get(), c), signer) != 0)
+        v.chain.push_back(certificate_der(sk_X509_value(all.get(), c)));
     v.signature_value_valid = CMS_SignerInfo_verify(si) == 1;
     ERR_clear_error();
     const ASN1_OCTET_STRING* md = message_digest_of(si);
@@ -281,7 +279,6 @@ CmsVerification verify_cms(ByteView cms_der, const std::optional<Bytes>& content
       v.message = "signingCertificateV2 does not name the signer's certificate";
     out.signers.push_back(std::move(v));
   }
-  sk_X509_pop_free(all, X509_free);
   return out;
 }
 

@@ -140,8 +140,7 @@ void require_absolute_namespaces(xmlNode* node) {
     for (xmlNs* ns = n->nsDef; ns != nullptr; ns = ns->next) {
       const std::string_view href = ns->href != nullptr ? reinterpret_cast<const char*>(ns->href) : "";
       if (href.empty()) continue;
-      std::unique_ptr<xmlURI, decltype(&xmlFreeURI)> uri(xmlParseURI(reinterpret_cast<const char*>(ns->href)),
-                                                         xmlFreeURI);
+      const XmlUriPtr uri(xmlParseURI(reinterpret_cast<const char*>(ns->href)));
       if (!uri || uri->scheme == nullptr)
         invalid_document("relative_namespace", "the namespace name '" + std::string(href) +
                                                    "' is not an absolute URI; canonical XML cannot sign it");
@@ -166,14 +165,11 @@ void register_ids(xmlDoc* doc, xmlNode* node, std::set<std::string>& seen) {
     if (n->type != XML_ELEMENT_NODE) continue;
     for (xmlAttr* a = n->properties; a != nullptr; a = a->next) {
       if (!is_id_attribute(a)) continue;
-      xmlChar* value = xmlNodeListGetString(doc, a->children, 1);
-      const std::string id = value != nullptr ? reinterpret_cast<const char*>(value) : "";
-      if (!seen.insert(id).second) {
-        xmlFree(value);
+      const XmlStringPtr value(xmlNodeListGetString(doc, a->children, 1));
+      const std::string id = value ? reinterpret_cast<const char*>(value.get()) : "";
+      if (!seen.insert(id).second)
         invalid_document("duplicate_id", "the ID '" + id + "' appears twice in the document");
-      }
-      if (a->ns == nullptr && xmlGetID(doc, value) == nullptr) xmlAddID(nullptr, doc, value, a);
-      xmlFree(value);
+      if (a->ns == nullptr && xmlGetID(doc, value.get()) == nullptr) xmlAddID(nullptr, doc, value.get(), a);
     }
     register_ids(doc, n->children, seen);
   }
@@ -206,7 +202,7 @@ XmlDocPtr parse_document(std::string_view text, const DocumentLimits& limits) {
     invalid_document("dtd_not_allowed", "the document has a DOCTYPE or ENTITY declaration; DTDs are not accepted");
   prescan(text, limits);
 
-  std::unique_ptr<xmlParserCtxt, decltype(&xmlFreeParserCtxt)> ctxt(xmlNewParserCtxt(), xmlFreeParserCtxt);
+  const XmlParserCtxtPtr ctxt(xmlNewParserCtxt());
   if (!ctxt) throw std::bad_alloc();
   ctxt->sax->serror = silent;  // errors are reported in the answer, not on stderr
   // NONET: never fetch anything. Without NOENT/DTDLOAD/DTDATTR nothing
@@ -256,19 +252,15 @@ xmlNode* first_child(xmlNode* parent, const char* ns, const char* name) {
 }
 
 std::string attribute(const xmlNode* node, const char* name) {
-  xmlChar* v = xmlGetNoNsProp(node, reinterpret_cast<const xmlChar*>(name));
-  if (v == nullptr) return {};
-  std::string out(reinterpret_cast<const char*>(v));
-  xmlFree(v);
-  return out;
+  const XmlStringPtr v(xmlGetNoNsProp(node, reinterpret_cast<const xmlChar*>(name)));
+  if (!v) return {};
+  return reinterpret_cast<const char*>(v.get());
 }
 
 std::string text_of(const xmlNode* node) {
-  xmlChar* v = xmlNodeGetContent(node);
-  if (v == nullptr) return {};
-  std::string out(reinterpret_cast<const char*>(v));
-  xmlFree(v);
-  return out;
+  const XmlStringPtr v(xmlNodeGetContent(node));
+  if (!v) return {};
+  return reinterpret_cast<const char*>(v.get());
 }
 
 void require_cda(xmlDoc* doc) {
@@ -299,10 +291,9 @@ std::string serialise(xmlDoc* doc) {
   xmlChar* mem = nullptr;
   int size = 0;
   xmlDocDumpMemoryEnc(doc, &mem, &size, "UTF-8");
-  if (mem == nullptr) throw std::bad_alloc();
-  std::string out(reinterpret_cast<const char*>(mem), static_cast<std::size_t>(size));
-  xmlFree(mem);
-  return out;
+  const XmlStringPtr owned(mem);
+  if (!owned) throw std::bad_alloc();
+  return std::string(reinterpret_cast<const char*>(mem), static_cast<std::size_t>(size));
 }
 
 }  // namespace kortti::signature

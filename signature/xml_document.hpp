@@ -29,10 +29,25 @@ inline constexpr const char* kHl7Ns = "urn:hl7-org:v3";
 inline constexpr const char* kHl7fiNs = "urn:hl7finland";
 inline constexpr const char* kDsigNs = "http://www.w3.org/2000/09/xmldsig#";
 
-struct XmlDocDeleter {
-  void operator()(xmlDoc* doc) const noexcept { xmlFreeDoc(doc); }
-};
-using XmlDocPtr = std::unique_ptr<xmlDoc, XmlDocDeleter>;
+namespace xml_detail {
+
+// xmlFree is a function pointer variable (behind a macro in threaded builds),
+// so not a template argument itself.
+inline void free_memory(void* p) noexcept { xmlFree(p); }
+
+}  // namespace xml_detail
+
+// Owning pointers for libxml2 and xmlsec (common/owned.hpp); common/ does not
+// see these libraries.
+using XmlDocPtr = Owned<xmlDoc, xmlFreeDoc>;
+using XmlParserCtxtPtr = Owned<xmlParserCtxt, xmlFreeParserCtxt>;
+using XmlUriPtr = Owned<xmlURI, xmlFreeURI>;
+using XmlOutputBufferPtr = Owned<xmlOutputBuffer, xmlOutputBufferClose>;
+// What libxml2 hands over as text: xmlGetNoNsProp, xmlNodeGetContent,
+// xmlNodeListGetString, xmlDocDumpMemoryEnc.
+using XmlStringPtr = Owned<xmlChar, xml_detail::free_memory>;
+using DsigCtxPtr = Owned<xmlSecDSigCtx, xmlSecDSigCtxDestroy>;
+using DsigReferenceCtxPtr = Owned<xmlSecDSigReferenceCtx, xmlSecDSigReferenceCtxDestroy>;
 
 [[noreturn]] void invalid_document(const std::string& detail, const std::string& message);
 

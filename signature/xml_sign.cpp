@@ -122,8 +122,7 @@ std::optional<Profile> parse_profile(std::string_view name) {
 
 Bytes ecdsa_der_to_raw(ByteView der, std::size_t half) {
   const unsigned char* p = der.data();
-  std::unique_ptr<ECDSA_SIG, decltype(&ECDSA_SIG_free)> sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())),
-                                                            ECDSA_SIG_free);
+  const EcdsaSigPtr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
   if (!sig) throw std::runtime_error("the token returned an ECDSA signature that is not DER");
   Bytes raw(2 * half);
   if (BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), raw.data(), static_cast<int>(half)) < 0 ||
@@ -215,8 +214,7 @@ PreparedXml prepare_parsed(XmlDocPtr parsed, Profile profile, ByteView certifica
   xmlNodeSetContent(cert_node, x(base64_encode(certificate_der).c_str()));
 
   // The references' digests, by xmlsec: no key is needed for them.
-  std::unique_ptr<xmlSecDSigCtx, decltype(&xmlSecDSigCtxDestroy)> dsig(xmlSecDSigCtxCreate(nullptr),
-                                                                       xmlSecDSigCtxDestroy);
+  const DsigCtxPtr dsig(xmlSecDSigCtxCreate(nullptr));
   check(dsig != nullptr, "context");
   dsig->operation = xmlSecTransformOperationSign;
   xmlNode* signed_info = xmlSecFindChild(sig, xmlSecNodeSignedInfo, xmlSecDSigNs);
@@ -227,8 +225,7 @@ PreparedXml prepare_parsed(XmlDocPtr parsed, Profile profile, ByteView certifica
   }
   for (xmlNode* ref = signed_info->children; ref != nullptr; ref = ref->next) {
     if (!is_element(ref, kDsigNs, "Reference") || (profile == Profile::kanta_cda && ref == body)) continue;
-    std::unique_ptr<xmlSecDSigReferenceCtx, decltype(&xmlSecDSigReferenceCtxDestroy)> ctx(
-        xmlSecDSigReferenceCtxCreate(dsig.get(), xmlSecDSigReferenceOriginSignedInfo), xmlSecDSigReferenceCtxDestroy);
+    const DsigReferenceCtxPtr ctx(xmlSecDSigReferenceCtxCreate(dsig.get(), xmlSecDSigReferenceOriginSignedInfo));
     check(ctx != nullptr && xmlSecDSigReferenceCtxProcessNode(ctx.get(), ref) >= 0, "reference digest");
   }
   // The one value the card signs: the digest of canonical SignedInfo.

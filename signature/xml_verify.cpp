@@ -32,9 +32,6 @@ namespace kortti::signature {
 
 namespace {
 
-using DsigCtxPtr = std::unique_ptr<xmlSecDSigCtx, decltype(&xmlSecDSigCtxDestroy)>;
-using RefCtxPtr = std::unique_ptr<xmlSecDSigReferenceCtx, decltype(&xmlSecDSigReferenceCtxDestroy)>;
-
 constexpr const char* kExcC14n = "http://www.w3.org/2001/10/xml-exc-c14n#";
 constexpr const char* kXPath = "http://www.w3.org/TR/1999/REC-xpath-19991116";
 constexpr const char* kEnveloped = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
@@ -324,7 +321,7 @@ Plan plan_signature(xmlDoc* doc, xmlNode* signature) {
 // Only what the profiles' references use besides Kanta's body filter, which
 // is computed here: no XPath, no XSLT, same-document URIs only.
 DsigCtxPtr reference_context() {
-  DsigCtxPtr ctx(xmlSecDSigCtxCreate(nullptr), xmlSecDSigCtxDestroy);
+  DsigCtxPtr ctx(xmlSecDSigCtxCreate(nullptr));
   if (!ctx) throw std::runtime_error("xmlsec context");
   ctx->operation = xmlSecTransformOperationVerify;
   ctx->enabledReferenceUris =
@@ -400,8 +397,7 @@ class Verifier {
       }
       return digest(r.algorithm, body_) == r.digest_value;
     }
-    RefCtxPtr ctx(xmlSecDSigReferenceCtxCreate(ctx_.get(), xmlSecDSigReferenceOriginSignedInfo),
-                  xmlSecDSigReferenceCtxDestroy);
+    const DsigReferenceCtxPtr ctx(xmlSecDSigReferenceCtxCreate(ctx_.get(), xmlSecDSigReferenceOriginSignedInfo));
     if (!ctx) throw std::runtime_error("xmlsec reference context");
     return xmlSecDSigReferenceCtxProcessNode(ctx.get(), r.node) >= 0 && ctx->status == xmlSecDSigStatusSucceeded;
   }

@@ -5,6 +5,7 @@
 
 #include <openssl/ocsp.h>
 
+#include "common/openssl.hpp"
 #include "tests/policy/peer_doubles.hpp"
 #include "tests/policy/policy_fixture.hpp"
 
@@ -193,11 +194,9 @@ Bytes prepared_ocsp_answer(const std::string& person, bool with_nonce) {
 
 bool has_nonce(const Bytes& request_der) {
   const unsigned char* p = request_der.data();
-  OCSP_REQUEST* req = d2i_OCSP_REQUEST(nullptr, &p, static_cast<long>(request_der.size()));
-  if (req == nullptr) throw std::runtime_error("korttid sent something that is not an OCSP request");
-  const bool found = OCSP_REQUEST_get_ext_by_NID(req, NID_id_pkix_OCSP_Nonce, -1) >= 0;
-  OCSP_REQUEST_free(req);
-  return found;
+  const OcspRequestPtr req(d2i_OCSP_REQUEST(nullptr, &p, static_cast<long>(request_der.size())));
+  if (!req) throw std::runtime_error("korttid sent something that is not an OCSP request");
+  return OCSP_REQUEST_get_ext_by_NID(req.get(), NID_id_pkix_OCSP_Nonce, -1) >= 0;
 }
 
 // docs/configuration.md: ocsp_nonce "required" (the default, and what the old

@@ -2,6 +2,7 @@
 #include <openssl/ecdsa.h>
 
 #include "common/encoding.hpp"
+#include "common/openssl.hpp"
 #include "pkcs11/signing.hpp"
 
 namespace kortti::pkcs11 {
@@ -26,12 +27,11 @@ TEST(Ecdsa, RawSignatureBecomesDerWithTheSameIntegers) {
   raw[0] = 0x80;  // high bit set: DER needs a leading zero
   const Bytes der = ecdsa_raw_to_der(raw);
   const unsigned char* p = der.data();
-  ECDSA_SIG* sig = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size()));
+  const EcdsaSigPtr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
   ASSERT_NE(sig, nullptr);
   Bytes r(48), s(48);
-  BN_bn2binpad(ECDSA_SIG_get0_r(sig), r.data(), 48);
-  BN_bn2binpad(ECDSA_SIG_get0_s(sig), s.data(), 48);
-  ECDSA_SIG_free(sig);
+  BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), r.data(), 48);
+  BN_bn2binpad(ECDSA_SIG_get0_s(sig.get()), s.data(), 48);
   EXPECT_EQ(r, Bytes(raw.begin(), raw.begin() + 48));
   EXPECT_EQ(s, Bytes(raw.begin() + 48, raw.end()));
   EXPECT_THROW(ecdsa_raw_to_der(Bytes(5)), Error);

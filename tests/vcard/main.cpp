@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "common/openssl.hpp"
 #include "tests/vcard/piv.hpp"
 
 namespace {
@@ -42,19 +43,19 @@ Bytes from_hex(const std::string& hex) {
 KeySlot load_slot(const std::string& cert_path, const std::string& key_path) {
   FILE* f = std::fopen(cert_path.c_str(), "r");
   if (f == nullptr) throw std::runtime_error("cannot read " + cert_path);
-  X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  const kortti::X509Ptr cert(PEM_read_X509(f, nullptr, nullptr, nullptr));
   std::fclose(f);
+  if (!cert) throw std::runtime_error("no certificate in " + cert_path);
   f = std::fopen(key_path.c_str(), "r");
-  if (f == nullptr || cert == nullptr) throw std::runtime_error("cannot read " + key_path);
-  EVP_PKEY* key = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
+  if (f == nullptr) throw std::runtime_error("cannot read " + key_path);
+  kortti::EvpPkeyPtr key(PEM_read_PrivateKey(f, nullptr, nullptr, nullptr));
   std::fclose(f);
-  if (key == nullptr) throw std::runtime_error("no private key in " + key_path);
+  if (!key) throw std::runtime_error("no private key in " + key_path);
   KeySlot slot;
-  slot.certificate.resize(static_cast<std::size_t>(i2d_X509(cert, nullptr)));
+  slot.certificate.resize(static_cast<std::size_t>(i2d_X509(cert.get(), nullptr)));
   unsigned char* p = slot.certificate.data();
-  i2d_X509(cert, &p);
-  X509_free(cert);
-  slot.key = std::shared_ptr<EVP_PKEY>(key, EVP_PKEY_free);
+  i2d_X509(cert.get(), &p);
+  slot.key = std::move(key);  // shared: every copy of the card's config signs with it
   return slot;
 }
 

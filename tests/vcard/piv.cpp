@@ -7,6 +7,8 @@
 #include <fstream>
 #include <thread>
 
+#include "common/openssl.hpp"
+
 namespace kortti::vcard {
 
 namespace {
@@ -41,19 +43,18 @@ int piv_algorithm(EVP_PKEY* key) {
 }
 
 std::optional<Bytes> sign(EVP_PKEY* key, const Bytes& input) {
-  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(key, nullptr);
-  if (ctx == nullptr || EVP_PKEY_sign_init(ctx) != 1) return std::nullopt;
-  if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING) != 1)
+  const EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(key, nullptr));
+  if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1) return std::nullopt;
+  if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_NO_PADDING) != 1)
     return std::nullopt;
   std::size_t len = 0;
   Bytes out;
-  bool ok = EVP_PKEY_sign(ctx, nullptr, &len, input.data(), input.size()) == 1;
+  bool ok = EVP_PKEY_sign(ctx.get(), nullptr, &len, input.data(), input.size()) == 1;
   if (ok) {
     out.resize(len);
-    ok = EVP_PKEY_sign(ctx, out.data(), &len, input.data(), input.size()) == 1;
+    ok = EVP_PKEY_sign(ctx.get(), out.data(), &len, input.data(), input.size()) == 1;
     out.resize(len);
   }
-  EVP_PKEY_CTX_free(ctx);
   if (!ok) return std::nullopt;
   return out;
 }
