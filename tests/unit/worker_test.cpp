@@ -130,6 +130,9 @@ TEST_F(WorkerQueue, WhatAJobThrowsReachesTheAwaitingOperationAsItsError) {
   EXPECT_EQ(results[1].error().code(), Errc::internal_error);
   EXPECT_EQ(std::string(results[1].error().what()).find("secret internals"), std::string::npos)
       << "internal text must not reach a client";
+  // The thread ends before the process does: OpenSSL's exit-time cleanup
+  // must not race a worker still releasing what internal_error() used.
+  EXPECT_TRUE(worker.stop_and_wait(std::chrono::seconds(5)));
 }
 
 TEST_F(WorkerQueue, AnOperationReportedThroughACompletionIsAwaited) {
