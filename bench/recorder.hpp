@@ -19,7 +19,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Series {
   std::vector<double> latencies_us;
-  std::vector<double> run_throughputs;  // items per second of each repetition
+  std::vector<double> run_throughputs;  // items per second of each repetition, by wall clock
 
   [[nodiscard]] double percentile(double p) const {
     if (latencies_us.empty()) return 0;
@@ -46,16 +46,36 @@ class Recorder {
     Series& s = series_[name];
     s.latencies_us.insert(s.latencies_us.end(), samples.begin(), samples.end());
   }
-  void add_throughput(const std::string& name, double items_per_second) {
+  // One thread's part of a run: when it started and ended, and how many.
+  // When all `threads` of the run have reported, its throughput is every
+  // item over the wall-clock time from the first start to the last end.
+  // (Google Benchmark's own items_per_second divides by the mean per-thread
+  // time, which threads that finish early behind an unfair mutex inflate.)
+  void add_span(const std::string& name, Clock::time_point start, Clock::time_point end, std::size_t items,
+                int threads) {
     std::lock_guard lock(mutex_);
-    series_[name].run_throughputs.push_back(items_per_second);
+    Span& open = open_[name];
+    if (open.parts == 0 || start < open.start) open.start = start;
+    if (open.parts == 0 || end > open.end) open.end = end;
+    open.items += items;
+    if (++open.parts < threads) return;
+    const double seconds = std::chrono::duration<double>(open.end - open.start).count();
+    if (seconds > 0) series_[name].run_throughputs.push_back(static_cast<double>(open.items) / seconds);
+    open_.erase(name);
   }
   [[nodiscard]] const Series& get(const std::string& name) const { return series_.at(name); }
   [[nodiscard]] bool has(const std::string& name) const { return series_.count(name) != 0; }
 
  private:
+  struct Span {
+    Clock::time_point start;
+    Clock::time_point end;
+    std::size_t items = 0;
+    int parts = 0;  // threads that have reported
+  };
   std::mutex mutex_;
   std::map<std::string, Series> series_;
+  std::map<std::string, Span> open_;  // runs whose threads are still reporting
 };
 
 inline Recorder& recorder() {
@@ -67,33 +87,30 @@ inline Recorder& recorder() {
 // samples to the recorder at the end.
 class Sampler {
  public:
-  explicit Sampler(std::string name) : name_(std::move(name)) { samples_.reserve(4096); }
+  // `threads`: how many Samplers time the same run (benchmark::State::threads()).
+  explicit Sampler(std::string name, int threads = 1) : name_(std::move(name)), threads_(threads) {
+    samples_.reserve(4096);
+  }
   template <class Fn>
   void time(Fn&& fn) {
     const auto t0 = Clock::now();
     fn();
-    samples_.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    const auto t1 = Clock::now();
+    if (samples_.empty()) first_ = t0;
+    last_ = t1;
+    samples_.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
   }
-  ~Sampler() { recorder().add(name_, samples_); }
+  ~Sampler() {
+    recorder().add(name_, samples_);
+    if (!samples_.empty()) recorder().add_span(name_, first_, last_, samples_.size(), threads_);
+  }
 
  private:
   std::string name_;
+  int threads_;
   std::vector<double> samples_;
-};
-
-// Passes every run to the console as usual and keeps its throughput.
-class ThroughputReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const auto& run : runs) {
-      if (run.run_type != Run::RT_Iteration) continue;
-      auto it = run.counters.find("items_per_second");
-      if (it != run.counters.end())
-        recorder().add_throughput(run.run_name.function_name + "/clients:" + std::to_string(run.threads),
-                                  it->second.value);
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
+  Clock::time_point first_;
+  Clock::time_point last_;
 };
 
 }  // namespace kortti::bench
