@@ -15,6 +15,7 @@
 #include "common/version.hpp"
 #include "daemon/audit.hpp"
 #include "daemon/config.hpp"
+#include "daemon/config_schema.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/registry_command.hpp"
 #include "daemon/wiring.hpp"
@@ -48,9 +49,11 @@ CONFIGURATION
 SIGNALS
   SIGTERM, SIGINT  stop accepting, let requests in flight finish for up to
                    ipc.shutdown_grace_s, fail the rest, remove the socket, exit 0
-  SIGHUP           reload the configuration: log level, access rules, the
-                   request timeout and the prescription rules apply at once;
-                   other changes need a restart
+  SIGHUP           reload the configuration: the keys marked "# SIGHUP" in
+                   korttid.toml (log level, access rules, request timeout,
+                   shutdown grace, registry age and prescription rules) apply
+                   at once; korttid logs every other changed key, which waits
+                   for a restart
 
 SYSTEMD
   Type=notify: READY=1 once the socket is served, STOPPING=1 at shutdown.
@@ -145,12 +148,13 @@ void reload(const std::string& path, bool explicit_path, daemon::Config& current
     server.set_access(access_policy(next));
     server.set_request_timeout(next.ipc.request_timeout);
     policy.set_rules(next.rules);
-    if (next.ipc.socket != current.ipc.socket || next.pkcs11.modules != current.pkcs11.modules ||
-        next.ipc.max_message_bytes != current.ipc.max_message_bytes || next.audit.file != current.audit.file)
-      spdlog::warn("socket, module, message-size and audit-file changes take effect at the next restart");
-    if (next.identity != current.identity || next.trust != current.trust || next.revocation != current.revocation ||
-        next.registry_database != current.registry_database)
-      spdlog::warn("[identity], [trust], [revocation] and registry-file changes take effect at the next restart");
+    // The schema says which keys a reload applies; name every other one
+    // that changed, so an admin is not left believing it took effect.
+    std::string waiting;
+    for (const auto& row : daemon::config_schema())
+      if (row.reload == daemon::Reload::restart && !row.in_array && row.get && row.get(next) != row.get(current))
+        waiting += (waiting.empty() ? "" : ", ") + row.name();
+    if (!waiting.empty()) spdlog::warn("these changes take effect at the next restart: {}", waiting);
     current = std::move(next);
     spdlog::info("configuration reloaded");
   } catch (const daemon::ConfigError& e) {

@@ -102,6 +102,20 @@ TEST_F(Lifecycle, SighupReloadsAccessRules) {
   EXPECT_EQ(e.reason(), "permission_denied");
 }
 
+TEST_F(Lifecycle, SighupNamesEveryChangedKeyThatWaitsForARestart) {
+  const fs::path config = daemon_->dir() / "korttid.toml";
+  write_file(config, read_file(config) + "[signature]\nmax_document_bytes = 1048576\nrsa_digest = \"sha512\"\n");
+  daemon_->signal(SIGHUP);
+  ASSERT_TRUE(daemon_->wait_notify("READY=1", std::chrono::seconds(10)));
+  const std::string log = daemon_->log();
+  const auto line = log.find("take effect at the next restart");
+  ASSERT_NE(line, std::string::npos) << log;
+  const std::string warning = log.substr(line, log.find('\n', line) - line);
+  EXPECT_NE(warning.find("signature.max_document_bytes"), std::string::npos) << warning;
+  EXPECT_NE(warning.find("signature.rsa_digest"), std::string::npos) << warning;
+  EXPECT_EQ(warning.find("log.level"), std::string::npos) << "a key SIGHUP applies is not listed: " << warning;
+}
+
 TEST_F(Lifecycle, SighupWithABadFileKeepsTheOldConfiguration) {
   const fs::path config = daemon_->dir() / "korttid.toml";
   write_file(config, read_file(config) + "[access]\nsign = \"everyone\"\n");
