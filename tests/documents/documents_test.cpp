@@ -457,6 +457,7 @@ TEST_F(Documents, ABatchChecksEveryItemOnItsOwnWithOnePinEntry) {
   const Json wrong = c().call("sign.batch", {{"cert_id", wstr(daemon_->cert_id(kPhysician))},
                                              {"items", Json::array({items[2], items[3], items[4], items[2]})},
                                              {"pin", "000000"}});
+  ASSERT_EQ(wrong["items"].size(), 4U) << wrong.dump();
   for (const auto& item : wrong["items"]) EXPECT_EQ(item["error"]["code"], 1011) << item.dump();
 
   // Over the configured size.

@@ -50,7 +50,9 @@ TEST_F(Pcsc, ReadersListStatusAndTokenCorrelation) {
   EXPECT_EQ(readers[0]["tokens"], Json::array({wstr(card.token_id())}));
   EXPECT_FALSE(readers[1]["card_present"].get<bool>());
   EXPECT_TRUE(readers[1]["card_type"].is_null());
-  for (const auto& t : c->call("tokens.list")) {
+  const Json tokens = c->call("tokens.list");
+  ASSERT_EQ(tokens.size(), 1U) << tokens.dump();
+  for (const auto& t : tokens) {
     EXPECT_EQ(t["reader"], "Virtual PCD 00 00");
     EXPECT_EQ(t["pins"]["user"]["tries_left"], 3) << "read from the card";
   }
@@ -180,7 +182,9 @@ TEST_F(Pcsc, WrongPinThreeTimesCountsDownThenLocks) {
   // Locked stays locked, even with the right PIN, and says so.
   p["pin"] = kPin;
   EXPECT_EQ(rpc_error([&] { c->call("sign.digest", p); }).code(), 1012);
-  for (const auto& t : c->call("tokens.list")) {
+  const Json tokens = c->call("tokens.list");
+  ASSERT_EQ(tokens.size(), 1U) << tokens.dump();
+  for (const auto& t : tokens) {
     EXPECT_TRUE(t["pins"]["user"]["locked"].get<bool>());
     EXPECT_EQ(t["pins"]["user"]["tries_left"], 0);
   }
@@ -351,9 +355,12 @@ TEST_F(Pcsc, ABatchWithAWrongPinCostsOneTryNotOnePerItem) {
                      {"params", {{"digest_algorithm", "sha256"}, {"digest", wstr(base64_encode(random_bytes(32)))}}}});
   const Json r =
       c->call("sign.batch", {{"cert_id", wstr(card.token_id() + "/02")}, {"items", items}, {"pin", "000000"}});
+  ASSERT_EQ(r["items"].size(), 5U) << r.dump();
   for (const auto& item : r["items"]) EXPECT_EQ(item["error"]["code"], 1011) << item.dump();
   EXPECT_EQ(r["items"][0]["error"]["data"]["tries_left"], 2) << r.dump();
-  for (const auto& t : c->call("tokens.list")) EXPECT_EQ(t["pins"]["user"]["tries_left"], 2);
+  const Json tokens = c->call("tokens.list");
+  ASSERT_EQ(tokens.size(), 1U) << tokens.dump();
+  for (const auto& t : tokens) EXPECT_EQ(t["pins"]["user"]["tries_left"], 2);
 }
 
 }  // namespace

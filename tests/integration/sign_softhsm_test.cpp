@@ -84,11 +84,14 @@ TEST_F(SignSoftHsm, SessionLetsTheOwnerSignWithoutPinUntilLogout) {
   EXPECT_TRUE(login.contains("expires_at"));
   auto [answer, digest] = sign_digest(*c, rsa_auth_cert(), "sha256", "", false);
   EXPECT_TRUE(openssl_verify_digest(b64(answer["certificate"]), digest, b64(answer["signature"]), "sha256", "pkcs1"));
+  std::size_t seen = 0;
   for (const auto& t : c->call("tokens.list")) {
     if (t["label"] == "cardA") {
+      ++seen;
       EXPECT_TRUE(t["logged_in"].get<bool>());
     }
   }
+  EXPECT_EQ(seen, 1U) << "cardA is listed";
   c->call("session.logout", {{"token_id", wstr(token_ids_.at("cardA"))}});
   EXPECT_EQ(rpc_error([&] { sign_digest(*c, rsa_auth_cert(), "sha256", "", false); }).code(), 1010);
 }
@@ -96,7 +99,9 @@ TEST_F(SignSoftHsm, SessionLetsTheOwnerSignWithoutPinUntilLogout) {
 TEST_F(SignSoftHsm, APinGivenWithARequestDoesNotLeaveTheCardLoggedIn) {
   auto c = daemon_->connect();
   sign_digest(*c, rsa_auth_cert(), "sha256");
-  for (const auto& t : c->call("tokens.list")) EXPECT_FALSE(t["logged_in"].get<bool>());
+  const Json tokens = c->call("tokens.list");
+  ASSERT_FALSE(tokens.empty());
+  for (const auto& t : tokens) EXPECT_FALSE(t["logged_in"].get<bool>());
   EXPECT_EQ(rpc_error([&] { sign_digest(*c, rsa_auth_cert(), "sha256", "", false); }).code(), 1010);
 }
 
@@ -135,11 +140,14 @@ TEST_F(SignSoftHsm, WrongPinIsPinIncorrectAndTheRightOneStillWorks) {
   EXPECT_EQ(e.reason(), "pin_incorrect");
   // SoftHSM2 only says "count low"; it never gives a number, so none is made up.
   EXPECT_FALSE(e.data().contains("tries_left"));
+  std::size_t seen = 0;
   for (const auto& t : c->call("tokens.list")) {
     if (t["label"] == "cardB") {
+      ++seen;
       EXPECT_TRUE(t["pins"]["user"]["count_low"].get<bool>());
     }
   }
+  EXPECT_EQ(seen, 1U) << "cardB is listed";
   sign_digest(*c, ec_sign_cert(), "sha384");
 }
 
