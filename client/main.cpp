@@ -3,9 +3,13 @@
 #include <openssl/pem.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <iterator>
+#include <memory>
+#include <optional>
 #include <sstream>
 
 #include "client/client.hpp"
@@ -521,6 +525,165 @@ void print_error(const RpcError& e) {
       std::cerr << "  - " << text(r, "code") << ": " << text(r, "message") << "\n";
 }
 
+// --- the commands: each defines its options and returns what runs it ---
+
+// Runs a parsed command against korttid. `check` (optional) refuses a
+// combination of options CLI11 cannot express, before korttid is contacted.
+struct Runner {
+  std::function<int(Client&, const Globals&)> run;
+  std::function<std::optional<std::string>()> check;
+};
+using Define = Runner (*)(CLI::App& cmd);
+
+const std::vector<std::string> kActions = {"authenticate", "sign.document", "sign.prescription"};
+
+Runner define_status(CLI::App&) { return {cmd_status, {}}; }
+Runner define_readers(CLI::App&) { return {cmd_readers, {}}; }
+Runner define_tokens(CLI::App&) { return {cmd_tokens, {}}; }
+
+Runner define_certs(CLI::App& cmd) {
+  auto o = std::make_shared<std::pair<std::string, std::string>>();  // token, purpose
+  cmd.add_option("--token", o->first, "only this token")->option_text("TOKEN_ID");
+  cmd.add_option("--purpose", o->second, "authentication or signature")
+      ->check(CLI::IsMember({"authentication", "signature"}));
+  return {[o](Client& c, const Globals& g) { return cmd_certs(c, g, o->first, o->second); }, {}};
+}
+
+Runner define_identity(CLI::App& cmd) {
+  auto o = std::make_shared<std::pair<std::string, std::string>>();  // cert, action
+  cmd.add_option("--cert", o->first, "cert_id")->required()->option_text("CERT_ID");
+  cmd.add_option("--action", o->second, "validate for this action (default: by the key's purpose)")
+      ->check(CLI::IsMember(kActions));
+  return {[o](Client& c, const Globals& g) { return cmd_identity(c, g, o->first, o->second); }, {}};
+}
+
+Runner define_check(CLI::App& cmd) {
+  cmd.footer(
+      "\nExit status 0 when allowed, 3 when denied; every reason is printed.\n"
+      "With --registration only the Valvira rules run, no certificate checks.\n"
+      "docs/policy.md explains each rule and reason.");
+  auto o = std::make_shared<CheckOptions>();
+  auto* cert = cmd.add_option("--cert", o->cert, "cert_id of the signer's certificate")->option_text("CERT_ID");
+  auto* number =
+      cmd.add_option("--registration", o->number, "Terhikki registration number instead")->option_text("NUMBER");
+  cert->excludes(number);
+  cmd.add_option("--action", o->action, "sign.prescription (default), sign.document or authenticate")
+      ->check(CLI::IsMember(kActions));
+  cmd.add_option("--atc", o->atc, "ATC code of the prescription (repeatable)")->option_text("CODE");
+  cmd.add_option("--medicine-class", o->classes, "medicine class code (repeatable)")->option_text("CODE");
+  cmd.add_option("--workplace", o->workplace, "where the prescription is written");
+  cmd.add_flag("--supervised", o->supervised, "the prescriber works under supervision");
+  return {[o](Client& c, const Globals& g) { return cmd_check(c, g, *o); },
+          [o]() -> std::optional<std::string> {
+            if (o->cert.empty() && o->number.empty())
+              return "kortti check: give --cert CERT_ID or --registration NUMBER";
+            return std::nullopt;
+          }};
+}
+
+Runner define_professional(CLI::App& cmd) {
+  auto number = std::make_shared<std::string>();
+  cmd.add_option("NUMBER", *number, "Terhikki registration number")->required();
+  return {[number](Client& c, const Globals& g) { return cmd_professional(c, g, *number); }, {}};
+}
+
+Runner define_sign(CLI::App& cmd) {
+  cmd.footer(
+      "\nThe file is hashed locally; only the digest is sent. The output is the raw\n"
+      "signature (DER for ECDSA), as `openssl dgst -verify` expects.");
+  auto o = std::make_shared<SignOptions>();
+  cmd.add_option("--cert", o->cert, "cert_id of the signing certificate")->required()->option_text("CERT_ID");
+  cmd.add_option("--in", o->in, "file to sign")->required()->check(CLI::ExistingFile)->option_text("FILE");
+  cmd.add_option("--out", o->out, "where to write the signature")->required()->option_text("FILE");
+  cmd.add_option("--digest", o->digest, "sha256 (default), sha384 or sha512")
+      ->check(CLI::IsMember({"sha256", "sha384", "sha512"}));
+  cmd.add_option("--scheme", o->scheme, "pkcs1 or pss for RSA, ecdsa for EC (default by key)")
+      ->check(CLI::IsMember({"pkcs1", "pss", "ecdsa"}));
+  cmd.add_option("--cert-out", o->cert_out, "also write the signer certificate (PEM)")->option_text("FILE");
+  o->pin.add_to(&cmd);
+  return {[o](Client& c, const Globals& g) { return cmd_sign(c, g, *o); }, {}};
+}
+
+Runner define_prescribe(CLI::App& cmd) {
+  cmd.footer(
+      "\nkorttid reads the ATC codes, the patient and the author from the document,\n"
+      "asks the policy whether the card's holder may prescribe them, and only then\n"
+      "signs (hl7fi:signatureCollection, XML-DSig). A denial prints every reason,\n"
+      "signs nothing, never uses the PIN, and exits 3.");
+  auto o = std::make_shared<PrescribeOptions>();
+  cmd.add_option("--cert", o->cert, "cert_id of the signature (PIN2) certificate")->required()->option_text("CERT_ID");
+  cmd.add_option("--in", o->in, "the CDA document")->required()->check(CLI::ExistingFile)->option_text("FILE");
+  cmd.add_option("--out", o->out, "where to write the signed document")->required()->option_text("FILE");
+  o->pin.add_to(&cmd);
+  return {[o](Client& c, const Globals& g) { return cmd_prescribe(c, g, *o); }, {}};
+}
+
+Runner define_verify(CLI::App& cmd) {
+  cmd.footer(
+      "\nEvery signature's value, each reference (XML) or the content digest and\n"
+      "signing certificate attribute (CMS), and the signer's certificate through\n"
+      "korttid's chain and revocation checks. Exit 0 when all hold, 3 when not.");
+  auto o = std::make_shared<VerifyOptions>();
+  auto* in = cmd.add_option("--in", o->in, "signed XML document")->check(CLI::ExistingFile)->option_text("FILE");
+  auto* cms = cmd.add_option("--cms", o->cms, "CMS signature (DER)")->check(CLI::ExistingFile)->option_text("FILE");
+  cmd.add_option("--content", o->content, "the signed content of a detached CMS signature")
+      ->check(CLI::ExistingFile)
+      ->needs(cms)
+      ->option_text("FILE");
+  in->excludes(cms);
+  return {[o](Client& c, const Globals& g) { return cmd_verify(c, g, *o); },
+          [o]() -> std::optional<std::string> {
+            if (o->in.empty() && o->cms.empty()) return "kortti verify: give --in FILE (XML) or --cms FILE";
+            return std::nullopt;
+          }};
+}
+
+Runner define_login(CLI::App& cmd) {
+  auto token = std::make_shared<std::string>();
+  auto pin = std::make_shared<PinOptions>();
+  cmd.add_option("--token", *token, "token to log in to")->required()->option_text("TOKEN_ID");
+  pin->add_to(&cmd);
+  return {[token, pin](Client& c, const Globals& g) { return cmd_login(c, g, *token, *pin); }, {}};
+}
+
+Runner define_events(CLI::App& cmd) {
+  auto topics = std::make_shared<std::vector<std::string>>();
+  auto count = std::make_shared<int>(0);
+  cmd.add_option("--topic", *topics, "reader, card, token or session (repeatable; default: all)")
+      ->check(CLI::IsMember({"reader", "card", "token", "session"}));
+  cmd.add_option("--count", *count, "stop after this many events (default: run until interrupted)");
+  return {[topics, count](Client& c, const Globals& g) { return cmd_events(c, g, *topics, *count); }, {}};
+}
+
+Runner define_logout(CLI::App& cmd) {
+  auto token = std::make_shared<std::string>();
+  cmd.add_option("--token", *token, "token to log out of")->required()->option_text("TOKEN_ID");
+  return {[token](Client& c, const Globals& g) { return cmd_logout(c, g, *token); }, {}};
+}
+
+struct Command {
+  const char* name;
+  const char* help;
+  Define define;
+};
+
+// Every command of `kortti --help`, in its order.
+const Command kCommands[] = {
+    {"status", "daemon, PC/SC and PKCS#11 module status", define_status},
+    {"readers", "list PC/SC readers, their cards and tokens", define_readers},
+    {"tokens", "list tokens (cards) and their PIN state", define_tokens},
+    {"certs", "list certificates on the cards", define_certs},
+    {"identity", "who a card certificate names, its validation and Valvira record", define_identity},
+    {"check", "would the policy let this professional sign? (policy.check)", define_check},
+    {"professional", "a professional's record in the Valvira registry", define_professional},
+    {"sign", "sign a file's digest with a card key", define_sign},
+    {"prescribe", "sign an e-prescription CDA (policy check, then Kanta signature)", define_prescribe},
+    {"verify", "verify a signed XML document or a CMS signature", define_verify},
+    {"login", "log in to a token for this user (PIN1 session)", define_login},
+    {"events", "print reader, card, token and session events as they happen", define_events},
+    {"logout", "end this user's session on a token", define_logout},
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -532,131 +695,26 @@ int main(int argc, char** argv) {
   app.add_flag("--json", g.json, "print the daemon's answer as JSON");
   app.set_version_flag("-V,--version",
                        std::string("kortti ") + kVersion + " (protocol " + std::to_string(kProtocolVersion) + ")");
-
-  auto* status = app.add_subcommand("status", "daemon, PC/SC and PKCS#11 module status");
-  auto* readers = app.add_subcommand("readers", "list PC/SC readers, their cards and tokens");
-  auto* tokens = app.add_subcommand("tokens", "list tokens (cards) and their PIN state");
-  auto* certs = app.add_subcommand("certs", "list certificates on the cards");
-  std::string certs_token, certs_purpose;
-  certs->add_option("--token", certs_token, "only this token")->option_text("TOKEN_ID");
-  certs->add_option("--purpose", certs_purpose, "authentication or signature")
-      ->check(CLI::IsMember({"authentication", "signature"}));
-
-  auto* identity = app.add_subcommand("identity", "who a card certificate names, its validation and Valvira record");
-  std::string identity_cert, identity_action;
-  identity->add_option("--cert", identity_cert, "cert_id")->required()->option_text("CERT_ID");
-  identity->add_option("--action", identity_action, "validate for this action (default: by the key's purpose)")
-      ->check(CLI::IsMember({"authenticate", "sign.document", "sign.prescription"}));
-
-  auto* check = app.add_subcommand("check", "would the policy let this professional sign? (policy.check)");
-  check->footer(
-      "\nExit status 0 when allowed, 3 when denied; every reason is printed.\n"
-      "With --registration only the Valvira rules run, no certificate checks.\n"
-      "docs/policy.md explains each rule and reason.");
-  CheckOptions co;
-  auto* check_cert =
-      check->add_option("--cert", co.cert, "cert_id of the signer's certificate")->option_text("CERT_ID");
-  auto* check_number =
-      check->add_option("--registration", co.number, "Terhikki registration number instead")->option_text("NUMBER");
-  check_cert->excludes(check_number);
-  check->add_option("--action", co.action, "sign.prescription (default), sign.document or authenticate")
-      ->check(CLI::IsMember({"authenticate", "sign.document", "sign.prescription"}));
-  check->add_option("--atc", co.atc, "ATC code of the prescription (repeatable)")->option_text("CODE");
-  check->add_option("--medicine-class", co.classes, "medicine class code (repeatable)")->option_text("CODE");
-  check->add_option("--workplace", co.workplace, "where the prescription is written");
-  check->add_flag("--supervised", co.supervised, "the prescriber works under supervision");
-
-  auto* professional = app.add_subcommand("professional", "a professional's record in the Valvira registry");
-  std::string professional_number;
-  professional->add_option("NUMBER", professional_number, "Terhikki registration number")->required();
-
-  auto* sign = app.add_subcommand("sign", "sign a file's digest with a card key");
-  sign->footer(
-      "\nThe file is hashed locally; only the digest is sent. The output is the raw\n"
-      "signature (DER for ECDSA), as `openssl dgst -verify` expects.");
-  SignOptions so;
-  sign->add_option("--cert", so.cert, "cert_id of the signing certificate")->required()->option_text("CERT_ID");
-  sign->add_option("--in", so.in, "file to sign")->required()->check(CLI::ExistingFile)->option_text("FILE");
-  sign->add_option("--out", so.out, "where to write the signature")->required()->option_text("FILE");
-  sign->add_option("--digest", so.digest, "sha256 (default), sha384 or sha512")
-      ->check(CLI::IsMember({"sha256", "sha384", "sha512"}));
-  sign->add_option("--scheme", so.scheme, "pkcs1 or pss for RSA, ecdsa for EC (default by key)")
-      ->check(CLI::IsMember({"pkcs1", "pss", "ecdsa"}));
-  sign->add_option("--cert-out", so.cert_out, "also write the signer certificate (PEM)")->option_text("FILE");
-  so.pin.add_to(sign);
-
-  auto* prescribe = app.add_subcommand("prescribe", "sign an e-prescription CDA (policy check, then Kanta signature)");
-  prescribe->footer(
-      "\nkorttid reads the ATC codes, the patient and the author from the document,\n"
-      "asks the policy whether the card's holder may prescribe them, and only then\n"
-      "signs (hl7fi:signatureCollection, XML-DSig). A denial prints every reason,\n"
-      "signs nothing, never uses the PIN, and exits 3.");
-  PrescribeOptions po;
-  prescribe->add_option("--cert", po.cert, "cert_id of the signature (PIN2) certificate")
-      ->required()
-      ->option_text("CERT_ID");
-  prescribe->add_option("--in", po.in, "the CDA document")->required()->check(CLI::ExistingFile)->option_text("FILE");
-  prescribe->add_option("--out", po.out, "where to write the signed document")->required()->option_text("FILE");
-  po.pin.add_to(prescribe);
-
-  auto* verify = app.add_subcommand("verify", "verify a signed XML document or a CMS signature");
-  verify->footer(
-      "\nEvery signature's value, each reference (XML) or the content digest and\n"
-      "signing certificate attribute (CMS), and the signer's certificate through\n"
-      "korttid's chain and revocation checks. Exit 0 when all hold, 3 when not.");
-  VerifyOptions vo;
-  auto* verify_in =
-      verify->add_option("--in", vo.in, "signed XML document")->check(CLI::ExistingFile)->option_text("FILE");
-  auto* verify_cms =
-      verify->add_option("--cms", vo.cms, "CMS signature (DER)")->check(CLI::ExistingFile)->option_text("FILE");
-  verify->add_option("--content", vo.content, "the signed content of a detached CMS signature")
-      ->check(CLI::ExistingFile)
-      ->needs(verify_cms)
-      ->option_text("FILE");
-  verify_in->excludes(verify_cms);
-
-  auto* login = app.add_subcommand("login", "log in to a token for this user (PIN1 session)");
-  std::string login_token;
-  PinOptions login_pin;
-  login->add_option("--token", login_token, "token to log in to")->required()->option_text("TOKEN_ID");
-  login_pin.add_to(login);
-  auto* events = app.add_subcommand("events", "print reader, card, token and session events as they happen");
-  std::vector<std::string> event_topics;
-  int event_count = 0;
-  events->add_option("--topic", event_topics, "reader, card, token or session (repeatable; default: all)")
-      ->check(CLI::IsMember({"reader", "card", "token", "session"}));
-  events->add_option("--count", event_count, "stop after this many events (default: run until interrupted)");
-  auto* logout = app.add_subcommand("logout", "end this user's session on a token");
-  std::string logout_token;
-  logout->add_option("--token", logout_token, "token to log out of")->required()->option_text("TOKEN_ID");
-
+  std::vector<std::pair<CLI::App*, Runner>> commands;
+  for (const Command& command : kCommands) {
+    CLI::App* sub = app.add_subcommand(command.name, command.help);
+    commands.emplace_back(sub, command.define(*sub));
+  }
   CLI11_PARSE(app, argc, argv);
-  if (*verify && vo.in.empty() && vo.cms.empty()) {
-    std::cerr << "kortti verify: give --in FILE (XML) or --cms FILE\n";
-    return 2;
-  }
-  if (*check && co.cert.empty() && co.number.empty()) {
-    std::cerr << "kortti check: give --cert CERT_ID or --registration NUMBER\n";
-    return 2;
-  }
 
+  const auto chosen = std::find_if(commands.begin(), commands.end(), [](const auto& c) { return bool(*c.first); });
+  if (chosen == commands.end()) return kExitError;
+  const Runner& runner = chosen->second;
+  if (runner.check)
+    if (auto problem = runner.check()) {
+      std::cerr << *problem << "\n";
+      return 2;
+    }
   const std::string socket = g.socket.empty() ? Client::default_socket() : g.socket;
   try {
     Client c(socket);
     c.call("system.hello", {{"client", "kortti"}, {"version", kVersion}});
-    if (*status) return cmd_status(c, g);
-    if (*readers) return cmd_readers(c, g);
-    if (*tokens) return cmd_tokens(c, g);
-    if (*events) return cmd_events(c, g, event_topics, event_count);
-    if (*certs) return cmd_certs(c, g, certs_token, certs_purpose);
-    if (*sign) return cmd_sign(c, g, so);
-    if (*prescribe) return cmd_prescribe(c, g, po);
-    if (*verify) return cmd_verify(c, g, vo);
-    if (*login) return cmd_login(c, g, login_token, login_pin);
-    if (*logout) return cmd_logout(c, g, logout_token);
-    if (*identity) return cmd_identity(c, g, identity_cert, identity_action);
-    if (*check) return cmd_check(c, g, co);
-    if (*professional) return cmd_professional(c, g, professional_number);
+    return runner.run(c, g);
   } catch (const RpcError& e) {
     print_error(e);
     return kExitError;
@@ -667,5 +725,4 @@ int main(int argc, char** argv) {
     std::cerr << "kortti: " << e.what() << "\n";
     return kExitError;
   }
-  return kExitError;
 }
