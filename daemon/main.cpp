@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <iostream>
 
@@ -33,6 +34,7 @@ namespace asio = boost::asio;
 
 constexpr int kExitConfig = 78;  // EX_CONFIG
 constexpr const char* kDefaultConfig = "/etc/korttid/korttid.toml";
+constexpr auto kFirstScanPatience = std::chrono::seconds(10);
 
 constexpr const char* kFooter = R"(
 korttid reads healthcare professional smart cards over PC/SC, signs with the
@@ -58,6 +60,8 @@ SIGNALS
 SYSTEMD
   Type=notify: READY=1 once the socket is served, STOPPING=1 at shutdown.
   With korttid.socket the listening socket comes from systemd (sd_listen_fds).
+  Connections wait until the first scan of the tokens has answered (at most
+  10 s), so a client that started korttid finds the cards already present.
 
 SECURITY
   PINs are taken out of requests into locked memory, used once, and wiped;
@@ -308,8 +312,20 @@ int main(int argc, char** argv) {
     };
     signals.async_wait(on_signal);
 
+    // Requests wait in the socket's backlog until the first token scan has
+    // answered, so a `cert_id` of a card that was present at start is found.
+    // A module that never answers its scan must not keep everyone out.
+    asio::steady_timer first_scan(io, kFirstScanPatience);
+    first_scan.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      spdlog::warn("the first token scan is still running after {} s; serving without it",
+                   std::chrono::duration_cast<std::chrono::seconds>(kFirstScanPatience).count());
+      server.serve();
+    });
     if (monitor) monitor->start();
     tokens.start([&](Result<Unit>) {
+      first_scan.cancel();
+      server.serve();
       sd_notify(0, "READY=1\nSTATUS=serving");
       spdlog::info("ready: {} token(s) present", tokens.tokens().size());
     });

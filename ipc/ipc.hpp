@@ -101,10 +101,15 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Binds `path` (refusing if another daemon answers there), sets its mode
-  // and group. Throws std::system_error.
+  // and group. Throws std::system_error. Clients may connect at once; they
+  // wait in the backlog until serve().
   void listen(const std::string& path, mode_t mode, std::optional<gid_t> group);
-  // Serves a listening socket passed by systemd (sd_listen_fds).
+  // Takes a listening socket passed by systemd (sd_listen_fds).
   void adopt(int fd);
+  // Starts accepting. korttid calls it once the first token scan is done, so
+  // that the first request of a client that started it (socket activation)
+  // sees the cards that were already there. Calling it again does nothing.
+  void serve();
 
   // Stops accepting, lets in-flight requests finish for up to `grace`, fails
   // the rest with service_unavailable, closes every connection and removes

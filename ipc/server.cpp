@@ -49,6 +49,7 @@ class Server::Impl : public std::enable_shared_from_this<Impl> {
   std::string owned_path;
   std::optional<asio::steady_timer> drain_timer;
   std::optional<asio::steady_timer> accept_pause;
+  bool serving = false;
 
   void accept() {
     acceptor->async_accept([self = shared_from_this()](const boost::system::error_code& ec, stream::socket socket) {
@@ -138,12 +139,16 @@ void Server::listen(const std::string& path, mode_t mode, std::optional<gid_t> g
   if (::chmod(path.c_str(), mode) != 0) throw_errno("chmod " + path);
   acceptor.listen(asio::socket_base::max_listen_connections);
   spdlog::info("listening on {}", path);
-  impl_->accept();
 }
 
 void Server::adopt(int fd) {
   impl_->acceptor.emplace(impl_->core.io, stream(), fd);
   spdlog::info("serving the socket passed by systemd (fd {})", fd);
+}
+
+void Server::serve() {
+  if (impl_->serving || !impl_->acceptor || impl_->core.stopping) return;
+  impl_->serving = true;
   impl_->accept();
 }
 

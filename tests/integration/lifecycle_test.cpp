@@ -152,35 +152,85 @@ TEST(LifecycleNoDaemon, HelpAndVersion) {
   EXPECT_NE(version.out.find("protocol 1"), std::string::npos);
 }
 
-TEST(LifecycleNoDaemon, SocketActivationServesThePassedSocket) {
-  TempDir dir;
-  const std::string sock = (dir / "activated.sock").string();
-  write_file(dir / "k.toml", "[ipc]\nsocket = \"" + (dir / "unused.sock").string() +
-                                 "\"\n[pkcs11]\nmodules = []\n[pcsc]\nenabled = false\n");
-  const std::string cmd = "exec systemd-socket-activate -l " + sock + " " + korttid_binary().string() + " --config " +
-                          (dir / "k.toml").string() + " > " + (dir / "log").string() + " 2>&1";
-  pid_t pid = fork();
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-    _exit(127);
-  }
-  // systemd-socket-activate starts korttid at the first connection.
-  std::unique_ptr<client::Client> c;
-  for (int i = 0; i < 100 && !c; ++i) {
-    try {
-      c = std::make_unique<client::Client>(sock);
-    } catch (const std::exception&) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+// korttid under systemd-socket-activate, which starts it at the first
+// connection to `socket`, as korttid.socket does.
+class Activated {
+ public:
+  Activated(const fs::path& socket, const fs::path& config, const fs::path& log, const std::string& env = "")
+      : log_(log) {
+    // systemd-socket-activate gives korttid only the variables named with -E.
+    const std::string cmd = "exec systemd-socket-activate " + (env.empty() ? "" : "-E " + env + " ") + "-l " +
+                            socket.string() + " " + korttid_binary().string() + " --config " + config.string() + " > " +
+                            log.string() + " 2>&1";
+    pid_ = fork();
+    if (pid_ == 0) {
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+      _exit(127);
+    }
+    for (int i = 0; i < 100 && !client_; ++i) {
+      try {
+        client_ = std::make_unique<client::Client>(socket.string());
+      } catch (const std::exception&) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the listener is not bound yet
+      }
     }
   }
-  ASSERT_TRUE(c);
-  EXPECT_EQ(c->call("system.hello", Json::object(), std::chrono::seconds(20))["daemon"], "korttid");
+  ~Activated() { stop(); }
+  Activated(const Activated&) = delete;
+  Activated& operator=(const Activated&) = delete;
+
+  client::Client* client() { return client_.get(); }
+  // Stops korttid with SIGTERM; its exit status (0 expected).
+  int stop() {
+    if (pid_ <= 0) return -1;
+    client_.reset();
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  [[nodiscard]] std::string log() const { return read_file(log_); }
+
+ private:
+  fs::path log_;
+  pid_t pid_ = -1;
+  std::unique_ptr<client::Client> client_;
+};
+
+TEST(LifecycleNoDaemon, SocketActivationServesThePassedSocket) {
+  TempDir dir;
+  write_file(dir / "k.toml", "[ipc]\nsocket = \"" + (dir / "unused.sock").string() +
+                                 "\"\n[pkcs11]\nmodules = []\n[pcsc]\nenabled = false\n");
+  Activated korttid(dir / "activated.sock", dir / "k.toml", dir / "log");
+  ASSERT_TRUE(korttid.client());
+  EXPECT_EQ(korttid.client()->call("system.hello", Json::object(), std::chrono::seconds(20))["daemon"], "korttid");
   EXPECT_FALSE(fs::exists(dir / "unused.sock"));
-  ::kill(pid, SIGTERM);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  EXPECT_NE(read_file(dir / "log").find("serving the socket passed by systemd"), std::string::npos)
-      << read_file(dir / "log");
+  EXPECT_EQ(korttid.stop(), 0) << korttid.log();
+  EXPECT_NE(korttid.log().find("serving the socket passed by systemd"), std::string::npos) << korttid.log();
+  EXPECT_EQ(sanitizer_reports(korttid.log()), "");
+}
+
+// The client whose connection starts korttid asks at once: the cards that
+// were inserted before must already be known (it used to get 1002 until the
+// first token scan ended).
+TEST_F(Lifecycle, TheClientThatStartsKorttidFindsTheCardsAlreadyInserted) {
+  ASSERT_EQ(daemon_->stop(SIGTERM), 0);
+  TempDir dir;
+  Activated korttid(dir / "activated.sock", daemon_->config(), dir / "log", "SOFTHSM2_CONF=" + hsm_->conf().string());
+  ASSERT_TRUE(korttid.client());
+  auto& c = *korttid.client();
+  const auto wait = std::chrono::seconds(30);
+  // A decision, whatever it says: policy.check answers a known certificate
+  // with one, and an unknown one with 1002.
+  Json decision;
+  ASSERT_NO_THROW(
+      decision = c.call("policy.check", {{"cert_id", wstr(rsa_sign_cert())}, {"action", "sign.prescription"}}, wait))
+      << korttid.log();
+  EXPECT_TRUE(decision.contains("allowed")) << decision.dump();
+  EXPECT_EQ(c.call("certificates.list", Json::object(), wait).size(), 4U) << korttid.log();
+  EXPECT_EQ(korttid.stop(), 0) << korttid.log();
+  EXPECT_EQ(sanitizer_reports(korttid.log()), "");
 }
 
 }  // namespace
