@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <mutex>
 #include <thread>
 
 #include "tests/integration/softhsm_fixture.hpp"
@@ -124,6 +126,62 @@ TEST_F(Lifecycle, SighupWithABadFileKeepsTheOldConfiguration) {
   auto c = daemon_->connect();
   EXPECT_NO_THROW(sign_digest(*c, rsa_sign_cert(), "sha256"));
   EXPECT_NE(daemon_->log().find("reload refused"), std::string::npos);
+}
+
+TEST_F(Lifecycle, SighupUnderLoadLosesNoRequestAndNoSession) {
+  auto holder = daemon_->connect();
+  holder->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}});
+  const fs::path config = daemon_->dir() / "korttid.toml";
+  const std::string original = read_file(config);
+
+  // Four clients sign and list without pause while korttid reloads twenty
+  // times, each reload changing a key that applies at once.
+  std::atomic<bool> done{false};
+  std::atomic<int> signed_ok{0}, listed{0};
+  std::vector<std::string> failures;
+  std::mutex failures_mutex;
+  auto fail = [&](std::string what) {
+    std::lock_guard lock(failures_mutex);
+    failures.push_back(std::move(what));
+  };
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 4; ++i)
+    clients.emplace_back([&, i] {
+      try {
+        auto c = daemon_->connect();
+        while (!done) {
+          if (i % 2 == 0) {
+            auto [answer, digest] = sign_digest(*c, i == 0 ? rsa_sign_cert() : ec_sign_cert(), "sha256");
+            if (!openssl_verify_digest(b64(answer["certificate"]), digest, b64(answer["signature"]), "sha256",
+                                       i == 0 ? "pkcs1" : "ecdsa"))
+              fail("a signature openssl does not verify");
+            ++signed_ok;
+          } else {
+            if (c->call("certificates.list").size() != 4U) fail("certificates.list lost a certificate");
+            ++listed;
+          }
+        }
+      } catch (const std::exception& e) {
+        fail(e.what());
+      }
+    });
+  for (int reload = 0; reload < 20; ++reload) {
+    std::string text = original;
+    text.replace(text.find("[ipc]\n"), 6,
+                 "[ipc]\nrequest_timeout_s = " + std::to_string(60 + reload) +
+                     "\nshutdown_grace_s = " + std::to_string(5 + reload % 3) + "\n");
+    write_file(config, text);
+    daemon_->signal(SIGHUP);
+    ASSERT_TRUE(daemon_->wait_notify("READY=1", std::chrono::seconds(10))) << "reload " << reload;
+  }
+  done = true;
+  for (auto& t : clients) t.join();
+  EXPECT_TRUE(failures.empty()) << failures.front();
+  EXPECT_GT(signed_ok.load(), 0);
+  EXPECT_GT(listed.load(), 0);
+  EXPECT_EQ(daemon_->log().find("reload refused"), std::string::npos) << daemon_->log();
+  // The session opened before the storm still signs without a PIN.
+  EXPECT_NO_THROW(sign_digest(*holder, rsa_sign_cert(), "sha256", "", false));
 }
 
 TEST(LifecycleNoDaemon, CheckConfigExitCodesAndMessages) {
