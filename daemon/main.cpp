@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
+#include <cstdlib>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -288,6 +290,7 @@ int main(int argc, char** argv) {
 
     asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
     bool stopping = false;
+    bool settled = true;  // every worker thread ended before korttid does
     std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec,
                                                                                int signo) {
       if (ec) return;
@@ -299,11 +302,11 @@ int main(int argc, char** argv) {
         sd_notify(0, "STOPPING=1");
         const auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(config.ipc.shutdown_grace);
         server.stop(grace, [&] {
-          tokens.shutdown(std::chrono::milliseconds(2000));
-          // Their threads end before korttid does, with whatever they hold
-          // (a check waiting on a responder gets its own timeout's worth).
-          policy.stop(std::chrono::milliseconds(1000));
-          documents.stop(std::chrono::milliseconds(1000));
+          // Each component gets a bounded wait for its threads; a check
+          // still waiting on a slow responder is not waited out.
+          settled = tokens.shutdown(std::chrono::milliseconds(2000));
+          settled = policy.stop(std::chrono::milliseconds(1000)) && settled;
+          settled = documents.stop(std::chrono::milliseconds(1000)) && settled;
           signals.cancel();
           io.stop();
         });
@@ -330,6 +333,16 @@ int main(int argc, char** argv) {
       spdlog::info("ready: {} token(s) present", tokens.tokens().size());
     });
     run_until_stopped(io);
+    if (!settled) {
+      // A thread is still inside a card, network or document call. Exit-time
+      // cleanup (OpenSSL's, the PKCS#11 modules', our own destructors) would
+      // free what it is using: end the process without it. Audit lines are
+      // already on disk; only the logs need flushing.
+      spdlog::warn("a worker is still inside a call; korttid exits without exit-time cleanup");
+      spdlog::info("korttid stopped");
+      spdlog::default_logger()->flush();
+      std::_Exit(0);
+    }
     spdlog::info("korttid stopped");
     return 0;
   } catch (const std::exception& e) {

@@ -148,7 +148,8 @@ class TokenService {
   // Loads every module (one failing does not stop the others) and scans slots.
   void start(Completion<Unit> done);
   // Closes sessions and finalises modules; waits at most `grace` for cards.
-  void shutdown(std::chrono::milliseconds grace);
+  // False if a card call was still running: its module is left as it is.
+  [[nodiscard]] bool shutdown(std::chrono::milliseconds grace);
 
   [[nodiscard]] std::vector<ModuleStatus> modules() const;
   [[nodiscard]] std::vector<TokenInfo> tokens() const;

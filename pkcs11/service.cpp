@@ -310,7 +310,7 @@ void TokenService::start(Completion<Unit> done) {
   impl_->rescan(std::move(done));
 }
 
-void TokenService::shutdown(std::chrono::milliseconds grace) {
+bool TokenService::shutdown(std::chrono::milliseconds grace) {
   impl_->stopping_ = true;
   impl_->sweep_.cancel();
   std::vector<std::shared_ptr<Token>> tokens;
@@ -330,9 +330,10 @@ void TokenService::shutdown(std::chrono::milliseconds grace) {
   for (auto& module : impl_->modules_) stuck |= !module->worker().stop_and_wait(left());
   if (stuck) {
     spdlog::warn("a card call is still running; PKCS#11 modules are left as they are");
-    return;
+    return false;
   }
   for (auto& module : impl_->modules_) module->finalize();
+  return true;
 }
 
 std::vector<ModuleStatus> TokenService::modules() const {

@@ -76,6 +76,12 @@ class PeerDouble {
     std::lock_guard lock(mutex_);
     return hung_up_;
   }
+  // Waits (bounded) until `n` connections were accepted; the count then.
+  int wait_connections(int n, std::chrono::seconds limit = std::chrono::seconds(60)) {
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, limit, [&] { return connections_ >= n; });
+    return connections_;
+  }
   // Waits (bounded) until `n` connections were hung up on; the count then.
   int wait_hung_up(int n, std::chrono::seconds limit = std::chrono::seconds(60)) {
     std::unique_lock lock(mutex_);
@@ -110,6 +116,7 @@ class PeerDouble {
         std::lock_guard lock(mutex_);
         ++connections_;
       }
+      changed_.notify_all();
       connections_threads_.emplace_back([this, fd] {
         const bool hung_up = serve(fd);
         ::close(fd);

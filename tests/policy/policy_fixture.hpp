@@ -28,6 +28,7 @@ struct PolicyDaemonOptions {
   std::vector<std::string> items;  // SoftHSM token "card": person/purpose, CKA_IDs 01, 02, ...
   std::string revocation;          // lines for [revocation]
   std::string registry;            // lines for [registry]
+  std::string ipc;                 // lines for [ipc]
   std::string rules = kPolicyRules;
   bool import_registry = true;
 };
@@ -45,6 +46,7 @@ class PolicyDaemon {
     }
     options.revocation = o.revocation;
     options.registry = o.registry;
+    options.ipc = o.ipc;
     options.extra = o.rules;
     daemon_ = std::make_unique<Daemon>(std::move(options));
     if (o.import_registry) import_registry_fixture(*daemon_);

@@ -5,6 +5,8 @@
 
 #include <openssl/ocsp.h>
 
+#include <csignal>
+
 #include "common/openssl.hpp"
 #include "tests/policy/peer_doubles.hpp"
 #include "tests/policy/policy_fixture.hpp"
@@ -272,6 +274,23 @@ TEST_F(Revocation, OcspResponderThatNeverAnswersIsCutOffAndNotAskedAgain) {
   const Json second = d.check_cert(1, "sign.prescription", prescription());
   EXPECT_EQ(codes(second["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << second.dump(2);
   EXPECT_EQ(responder.connections(), 1);
+}
+
+// SIGTERM while the policy thread waits on a responder: korttid does not
+// wait out the revocation timeout, and does not run exit-time cleanup (which
+// frees OpenSSL's state) under the thread still inside OpenSSL.
+TEST_F(Revocation, SigtermWhileACheckWaitsOnAResponderEndsCleanlyWithoutWaitingItOut) {
+  PeerDouble responder(PeerDouble::Behaviour::silent);
+  PolicyDaemonOptions o;
+  o.items = {"physician/sign"};
+  o.revocation = "crl = false\ntimeout_s = 60\nocsp_url = \"" + responder.url() + "\"\n";
+  o.ipc = "shutdown_grace_s = 1\n";  // the check in flight is not waited for either
+  daemon_ = std::make_unique<PolicyDaemon>(std::move(o));
+  auto& d = *daemon_;
+  d.client().send("policy.check", {{"cert_id", wstr(d.cert_id(1))}, {"action", "sign.prescription"}});
+  ASSERT_EQ(responder.wait_connections(1), 1) << "the check never reached the responder";
+  EXPECT_EQ(d.daemon().stop(SIGTERM, std::chrono::seconds(20)), 0);
+  EXPECT_NE(d.daemon().log().find("exits without exit-time cleanup"), std::string::npos) << d.daemon().log();
 }
 
 // Over HTTP a CRL is DER (RFC 5280), read whole within the budget, and kept
