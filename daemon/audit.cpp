@@ -9,11 +9,15 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <iostream>
+#include <mutex>
+#include <utility>
 
 #include "common/digest.hpp"
 #include "common/json.hpp"
 #include "common/time.hpp"
+#include "common/worker.hpp"
 
 namespace kortti::daemon {
 
@@ -60,91 +64,166 @@ std::string dump(const Json& line) { return to_std(line.dump(-1, ' ', false, Jso
 
 }  // namespace
 
-AuditLog::AuditLog(const std::string& file) : file_(file) {
+struct AuditLog::Chain {
+  struct Pending {
+    Json line;
+    std::function<void(bool)> done;
+  };
+
+  explicit Chain(std::string path) : file(std::move(path)) {}
+  ~Chain() {
+    if (fd >= 0) ::close(fd);
+  }
+  Chain(const Chain&) = delete;
+  Chain& operator=(const Chain&) = delete;
+
+  bool reopen_if_moved();
+  bool append(const std::string& text, std::size_t lines);
+  void flush();
+
+  const std::string file;
+  // The writer thread's alone (and the constructor's, before it starts).
+  int fd = -1;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  std::uint64_t seq = 0;
+  std::string prev_hash;  // of the last line on disk, hex
+  // Shared with record().
+  std::mutex mutex;
+  std::vector<Pending> pending;
+  bool flush_queued = false;
+  Worker writer{"audit"};
+};
+
+AuditLog::AuditLog(const std::string& file) {
   if (file.empty()) {
     logger_ = spdlog::default_logger()->clone("audit");
     return;
   }
+  chain_ = std::make_shared<Chain>(file);
   // Carry on the chain of the file as it is.
   const std::string last = last_line(file);
   if (!last.empty()) {
     const Json parsed = Json::parse(last, nullptr, /*allow_exceptions=*/false);
     if (parsed.is_object() && parsed.contains("seq") && parsed["seq"].is_number_unsigned()) {
-      seq_ = parsed["seq"].get<std::uint64_t>();
+      chain_->seq = parsed["seq"].get<std::uint64_t>();
     } else {
       spdlog::warn("audit: the last line of {} has no sequence number; the chain starts anew after it", file);
     }
-    prev_hash_ = hash_of(last);
+    chain_->prev_hash = hash_of(last);
   }
-  if (!reopen_if_moved()) throw std::runtime_error("cannot open the audit file " + file + ": " + std::strerror(errno));
+  if (!chain_->reopen_if_moved())
+    throw std::runtime_error("cannot open the audit file " + file + ": " + std::strerror(errno));
 }
 
-AuditLog::~AuditLog() {
-  if (fd_ >= 0) ::close(fd_);
+// The writer keeps the chain alive until its queued flushes have run.
+AuditLog::~AuditLog() = default;
+
+void AuditLog::record(service::AuditRecord record, std::function<void(bool)> done) {
+  Json line = to_line(record);
+  if (logger_) {
+    logger_->info("{}", dump(line));
+    return done(true);
+  }
+  bool queue = false;
+  {
+    std::lock_guard lock(chain_->mutex);
+    chain_->pending.push_back({std::move(line), std::move(done)});
+    queue = !std::exchange(chain_->flush_queued, true);
+  }
+  if (queue) chain_->writer.post([chain = chain_] { chain->flush(); });
+}
+
+bool AuditLog::drain(std::chrono::milliseconds timeout) {
+  if (!chain_) return true;
+  auto written = std::make_shared<std::promise<void>>();
+  auto future = written->get_future();
+  chain_->writer.post([written] { written->set_value(); });
+  return future.wait_for(timeout) == std::future_status::ready;
+}
+
+// Everything that arrived since the last flush, chained, written and made
+// durable at once.
+void AuditLog::Chain::flush() {
+  std::vector<Pending> batch;
+  {
+    std::lock_guard lock(mutex);
+    batch.swap(pending);
+    flush_queued = false;
+  }
+  if (batch.empty()) return;
+  bool ok = false;
+  try {
+    std::uint64_t next = seq;
+    std::string prev = prev_hash;
+    std::string text;
+    for (auto& p : batch) {
+      p.line["seq"] = ++next;
+      p.line["prev"] = wstr(prev.empty() ? kChainStart : prev);
+      const std::string line = dump(p.line);
+      prev = hash_of(line);
+      text += line;
+      text += '\n';
+    }
+    ok = append(text, batch.size());
+    if (ok) {
+      seq = next;
+      prev_hash = std::move(prev);
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("audit: {}; refusing what needed these lines", e.what());
+  }
+  for (auto& p : batch) p.done(ok);
 }
 
 // logrotate moves the file away; the next line goes to a new file at the
 // configured path, still chained to the last line of the old one.
-bool AuditLog::reopen_if_moved() {
+bool AuditLog::Chain::reopen_if_moved() {
   struct stat st {};
-  if (fd_ >= 0 && ::stat(file_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) return true;
-  const int fd = ::open(file_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0) return false;
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
+  if (fd >= 0 && ::stat(file.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) return true;
+  const int opened = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (opened < 0) return false;
+  if (::fstat(opened, &st) != 0) {
+    ::close(opened);
     return false;
   }
-  if (fd_ >= 0) {
-    ::close(fd_);
-    spdlog::info("audit: {} was moved; continuing the chain in a new file", file_);
+  if (fd >= 0) {
+    ::close(fd);
+    spdlog::info("audit: {} was moved; continuing the chain in a new file", file);
   }
-  fd_ = fd;
-  dev_ = st.st_dev;
-  ino_ = st.st_ino;
+  fd = opened;
+  dev = st.st_dev;
+  ino = st.st_ino;
   return true;
 }
 
-bool AuditLog::record(const service::AuditRecord& record) {
-  Json line = to_line(record);
-  if (logger_) {
-    logger_->info("{}", dump(line));
-    return true;
-  }
-  std::lock_guard lock(mutex_);
-  line["seq"] = seq_ + 1;
-  line["prev"] = wstr(prev_hash_.empty() ? kChainStart : prev_hash_);
-  return write_line(dump(line));
-}
-
-bool AuditLog::write_line(std::string line) {
+// All of `text` or none of it: a failed write or sync is cut back off, so a
+// half line never breaks every later check.
+bool AuditLog::Chain::append(const std::string& text, std::size_t lines) {
   auto fail = [&](const char* what) {
-    spdlog::error("audit: cannot {} {}: {}; refusing what needed this line", what, file_, std::strerror(errno));
+    spdlog::error("audit: cannot {} {}: {}; refusing what needed {} line(s)", what, file, std::strerror(errno), lines);
     return false;
   };
   if (!reopen_if_moved()) return fail("open");
-  const off_t end = ::lseek(fd_, 0, SEEK_END);
-  const std::string text = line + "\n";
+  const off_t end = ::lseek(fd, 0, SEEK_END);
   std::size_t written = 0;
   while (written < text.size()) {
-    const ssize_t n = ::write(fd_, text.data() + written, text.size() - written);
+    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const int err = errno;
-      // A half line would break every later check: take it back.
-      if (end >= 0 && ::ftruncate(fd_, end) != 0) spdlog::error("audit: cannot cut a partial line from {}", file_);
+      if (end >= 0 && ::ftruncate(fd, end) != 0) spdlog::error("audit: cannot cut a partial line from {}", file);
       errno = err;
       return fail("write");
     }
     written += static_cast<std::size_t>(n);
   }
-  if (::fdatasync(fd_) != 0) {
+  if (::fdatasync(fd) != 0) {
     const int err = errno;
-    if (end >= 0 && ::ftruncate(fd_, end) != 0) spdlog::error("audit: cannot cut an unsynced line from {}", file_);
+    if (end >= 0 && ::ftruncate(fd, end) != 0) spdlog::error("audit: cannot cut unsynced lines from {}", file);
     errno = err;
     return fail("sync");
   }
-  ++seq_;
-  prev_hash_ = hash_of(line);
   return true;
 }
 

@@ -5,11 +5,9 @@
 #error "daemon/audit.hpp is internal to daemon/"
 #endif
 
-#include <sys/types.h>
-
-#include <cstdint>
+#include <chrono>
+#include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -25,8 +23,13 @@ namespace kortti::daemon {
 // hash chain — each carries its sequence number `seq` and `prev`, the
 // SHA-256 of the line before it (across rotations: a new file's first line
 // names the old file's last) — and each is on stable storage (fdatasync)
-// before record() returns true. Without a file the lines go to the main log
+// before record() reports true. Without a file the lines go to the main log
 // under the "audit" logger, unchained.
+//
+// The file is written on a thread of its own, never the io thread, and by
+// group commit: the lines that arrive while one fdatasync runs are written
+// together and made durable by the next one. A disk flush costs one
+// signature its latency, not every signature behind it.
 class AuditLog final : public service::AuditSink {
  public:
   explicit AuditLog(const std::string& file);
@@ -34,22 +37,18 @@ class AuditLog final : public service::AuditSink {
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
 
-  // False, with the reason logged, when the line is not on disk (disk full,
-  // file removed and not re-creatable, permissions).
-  bool record(const service::AuditRecord& record) override;
+  // `done(false)`, with the reason logged, when the line is not on disk
+  // (disk full, file removed and not re-creatable, permissions).
+  void record(service::AuditRecord record, std::function<void(bool)> done) override;
+
+  // Waits (bounded) until every line asked for is written; false if the
+  // writer is still stuck (a disk that does not answer).
+  bool drain(std::chrono::milliseconds timeout);
 
  private:
-  bool write_line(std::string line);
-  bool reopen_if_moved();
-
-  std::string file_;
+  struct Chain;
   std::shared_ptr<spdlog::logger> logger_;  // without a file
-  std::mutex mutex_;
-  int fd_ = -1;
-  dev_t dev_ = 0;
-  ino_t ino_ = 0;
-  std::uint64_t seq_ = 0;
-  std::string prev_hash_;  // of the last line written, hex
+  std::shared_ptr<Chain> chain_;            // with one
 };
 
 // The first line of a chain with no predecessor korttid knows of names this

@@ -5,8 +5,10 @@
 // and time. A card pulled midway fails the rest with card_removed; what was
 // signed before stays signed, audited and returned.
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <utility>
 
 #include "service/prepared.hpp"
 
@@ -16,12 +18,23 @@ namespace {
 
 // What the token reports, item by item, as it signs. It may report after the
 // batch is over (a card pulled mid-command): it is audited all the same.
+// Touched only on the io thread.
 struct Progress {
   std::vector<std::size_t> order;  // signing position -> item
   std::vector<AuditRecord> audits;
   std::vector<std::optional<Result<pkcs11::SignResult>>> signed_items;
-  std::function<bool(AuditRecord, const Result<pkcs11::SignResult>&)> audit;
+  std::size_t audits_pending = 0;  // lines asked for and not yet settled
+  Completion<Unit> all_audited;    // the batch waiting for them
 };
+
+// Resumes the batch once every line it asked for is settled. Not a
+// coroutine: the wait starts when awaited.
+Task<Unit> all_audited(std::shared_ptr<Progress> progress) {
+  return completion<Unit>([progress](Completion<Unit> done) {
+    if (progress->audits_pending == 0) return done(Unit{});
+    progress->all_audited = std::move(done);
+  });
+}
 
 }  // namespace
 
@@ -56,7 +69,6 @@ Task<std::vector<Result<Signed>>> Service::sign_batch(Caller caller, std::string
   }
 
   auto progress = std::make_shared<Progress>();
-  progress->audit = [this](AuditRecord record, const Result<pkcs11::SignResult>& r) { return audit(record, r); };
   std::vector<pkcs11::SignRequest> requests;
   for (std::size_t i = 0; i < prepared.size(); ++i) {
     if (!prepared[i]) continue;
@@ -68,13 +80,26 @@ Task<std::vector<Result<Signed>>> Service::sign_batch(Caller caller, std::string
   }
   progress->signed_items.resize(requests.size());
   if (!requests.empty()) {
-    // Written before the answer leaves, as for one signature.
-    auto each = [progress](std::size_t j, Result<pkcs11::SignResult> r) {
-      if (!progress->audit(progress->audits[j], r) && r.ok()) r = audit_unavailable();
-      progress->signed_items[j] = std::move(r);
+    // Each line is written before the answer leaves, as for one signature;
+    // the card goes on signing meanwhile. An item whose line could not be
+    // written is refused.
+    auto io = co_await boost::asio::this_coro::executor;
+    auto each = [progress, io, sink = services_.audit](std::size_t j, Result<pkcs11::SignResult> r) {
+      AuditRecord line = answered(progress->audits[j], r);
+      ++progress->audits_pending;
+      auto settle = [progress, j, r = std::move(r)](bool ok) mutable {
+        if (!ok && r.ok()) r = audit_unavailable();
+        progress->signed_items[j] = std::move(r);
+        if (--progress->audits_pending == 0 && progress->all_audited) std::exchange(progress->all_audited, {})(Unit{});
+      };
+      if (sink == nullptr) return settle(true);
+      sink->record(std::move(line), [io, settle = std::move(settle)](bool ok) mutable {
+        boost::asio::post(io, [settle = std::move(settle), ok]() mutable { settle(ok); });
+      });
     };
     Result<Unit> all = co_await attempt(
         services_.tokens->sign_many(std::move(requests), std::move(credentials), stop->get_token(), each));
+    co_await all_audited(progress);
     for (std::size_t j = 0; j < progress->order.size(); ++j) {
       const std::size_t i = progress->order[j];
       auto& r = progress->signed_items[j];

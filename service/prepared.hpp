@@ -31,5 +31,8 @@ struct Service::Prepared {
 
 // The audit line of one signature before the card is asked.
 AuditRecord audit_record(const Caller& caller, std::string action, const pkcs11::SignRequest& request);
+// The same line once the card has answered: its outcome, and whether the
+// caller is still there to receive it.
+AuditRecord answered(AuditRecord record, const Result<pkcs11::SignResult>& result);
 
 }  // namespace kortti::service

@@ -62,9 +62,11 @@ struct AuditRecord {
 class AuditSink {
  public:
   virtual ~AuditSink() = default;
-  // False when the line could not be made durable: what it records is then
-  // refused (no audit, no signature).
-  [[nodiscard]] virtual bool record(const AuditRecord& record) = 0;
+  // Writes the line and reports once, from any thread: true when it is on
+  // stable storage, false when it could not be made durable — what it
+  // records is then refused (no audit, no signature). Lines are written in
+  // the order record() was called.
+  virtual void record(AuditRecord record, std::function<void(bool)> done) = 0;
 };
 
 // --- what may be signed ---
@@ -189,9 +191,11 @@ class Service {
                                                const std::vector<std::vector<Bytes>>& chains);
   [[nodiscard]] policy::PolicyService& policy() const;
   [[nodiscard]] signature::DocumentService& documents() const;
-  // Both return false when the line could not be made durable.
-  bool audit(AuditRecord record, const Result<pkcs11::SignResult>& result) const;
-  bool audit_session(const Caller& caller, const char* action, const std::string& token_id, const Error* error) const;
+  // Each is false when the line could not be made durable.
+  Task<bool> audit(AuditRecord record, const Result<pkcs11::SignResult>& result) const;
+  Task<bool> audit_session(const Caller& caller, const char* action, const std::string& token_id,
+                           const Error* error) const;
+  Task<bool> write_audit(AuditRecord record) const;
 
   Services services_;
   Options options_;

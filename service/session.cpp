@@ -5,9 +5,8 @@
 
 namespace kortti::service {
 
-bool Service::audit_session(const Caller& caller, const char* action, const std::string& token_id,
-                            const Error* error) const {
-  if (services_.audit == nullptr) return true;
+Task<bool> Service::audit_session(const Caller& caller, const char* action, const std::string& token_id,
+                                  const Error* error) const {
   AuditRecord record;
   record.action = action;
   record.caller = caller;
@@ -18,7 +17,7 @@ bool Service::audit_session(const Caller& caller, const char* action, const std:
     if (!error->detail.empty()) record.detail += " (" + error->detail + ")";
   }
   record.delivered = caller.listening();
-  return services_.audit->record(record);
+  return write_audit(std::move(record));
 }
 
 Task<pkcs11::LoginResult> Service::login(Caller caller, std::string token_id, pkcs11::Credentials credentials) {
@@ -27,10 +26,10 @@ Task<pkcs11::LoginResult> Service::login(Caller caller, std::string token_id, pk
   Result<pkcs11::LoginResult> result =
       co_await attempt(services_.tokens->login(token_id, std::move(credentials), caller.uid, caller.stop));
   if (!result.ok()) {
-    (void)audit_session(caller, "session.login", token_id, &result.error());
+    (void)co_await audit_session(caller, "session.login", token_id, &result.error());
     throw result.error();
   }
-  if (!audit_session(caller, "session.login", token_id, nullptr)) {
+  if (!co_await audit_session(caller, "session.login", token_id, nullptr)) {
     // A session nobody can account for is closed again.
     (void)co_await attempt(services_.tokens->logout(token_id, caller.uid));
     throw audit_unavailable();
@@ -41,11 +40,11 @@ Task<pkcs11::LoginResult> Service::login(Caller caller, std::string token_id, pk
 Task<Unit> Service::logout(Caller caller, std::string token_id) {
   Result<Unit> result = co_await attempt(services_.tokens->logout(token_id, caller.uid));
   if (!result.ok()) {
-    (void)audit_session(caller, "session.logout", token_id, &result.error());
+    (void)co_await audit_session(caller, "session.logout", token_id, &result.error());
     throw result.error();
   }
   // The session is over either way; the line is what may be missing.
-  (void)audit_session(caller, "session.logout", token_id, nullptr);
+  (void)co_await audit_session(caller, "session.logout", token_id, nullptr);
   co_return Unit{};
 }
 

@@ -42,7 +42,15 @@ AuditRecord audit_record(const Caller& caller, std::string action, const pkcs11:
   return record;
 }
 
-bool Service::audit(AuditRecord record, const Result<pkcs11::SignResult>& result) const {
+Task<bool> Service::write_audit(AuditRecord record) const {
+  // Not a coroutine: the operation starts when awaited and owns the record.
+  return completion<bool>([sink = services_.audit, record = std::move(record)](Completion<bool> done) mutable {
+    if (sink == nullptr) return done(true);
+    sink->record(std::move(record), [done = std::move(done)](bool ok) { done(ok); });
+  });
+}
+
+AuditRecord answered(AuditRecord record, const Result<pkcs11::SignResult>& result) {
   record.delivered = record.caller.listening();
   if (result.ok()) {
     record.outcome = "ok";
@@ -52,7 +60,11 @@ bool Service::audit(AuditRecord record, const Result<pkcs11::SignResult>& result
     record.detail = result.error().what();
     if (!result.error().detail.empty()) record.detail += " (" + result.error().detail + ")";
   }
-  return services_.audit == nullptr || services_.audit->record(record);
+  return record;
+}
+
+Task<bool> Service::audit(AuditRecord record, const Result<pkcs11::SignResult>& result) const {
+  return write_audit(answered(std::move(record), result));
 }
 
 void Service::check_document_size(std::size_t size, const char* what) const {
@@ -84,7 +96,8 @@ Task<Signed> Service::sign(Caller caller, std::string cert_id, SignItem item, pk
       co_await attempt(services_.tokens->sign(prepared.request, std::move(credentials), caller.stop));
   // The line is written before the answer leaves: no client ever holds a
   // signature the audit trail lacks.
-  if (!audit(record, card) && card.ok()) throw audit_unavailable();
+  const bool audited = co_await audit(record, card);
+  if (!audited && card.ok()) throw audit_unavailable();
   if (!card.ok()) throw card.error();
   co_return co_await finish(std::move(prepared), std::move(card).value());
 }
@@ -148,7 +161,7 @@ Task<Service::Prepared> Service::prepare_prescription(const Caller& caller, cons
     for (const auto& r : decision.reasons) record.detail += (record.detail.empty() ? "" : " ") + r.code;
     record.delivered = caller.listening();
     // The denial stands whether or not its line could be written.
-    if (services_.audit != nullptr) (void)services_.audit->record(record);
+    (void)co_await write_audit(std::move(record));
     throw denial(decision);
   }
   Prepared out;

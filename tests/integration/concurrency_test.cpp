@@ -119,6 +119,12 @@ TEST_F(Concurrency, ThirtyTwoClientsTimesAHundredSignaturesAcrossTwoTokens) {
   auto c = daemon_->connect();
   auto [answer, digest] = sign_digest(*c, ec_sign_cert(), "sha384");
   EXPECT_TRUE(openssl_verify_digest(b64(answer["certificate"]), digest, b64(answer["signature"]), "sha384", "ecdsa"));
+  // The lines of 32 clients, written in groups: one chain, none missing
+  // (the login, 3,200 signatures, the last one).
+  const auto chain = run({korttid_binary().string(), "audit", "verify", (daemon_->dir() / "audit.log").string()});
+  EXPECT_EQ(chain.status, 0) << chain.out << chain.err;
+  EXPECT_NE(chain.out.find("OK: " + std::to_string(kClients * kPerClient + 2) + " lines"), std::string::npos)
+      << chain.out;
 }
 
 }  // namespace
