@@ -1,0 +1,80 @@
+#pragma once
+
+// Internal to client/ (docs/architecture.md, Layering); include client/client.hpp.
+#if !defined(KORTTI_COMPONENT_CLIENT) && !defined(KORTTI_WHITE_BOX)
+#error "client/commands.hpp is internal to client/; include client/client.hpp"
+#endif
+
+// The `kortti` commands, one define_* per command of main.cpp's table, and
+// what more than one command file needs.
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "client/client.hpp"
+#include "common/bytes.hpp"
+#include "common/json.hpp"
+
+namespace kortti::cli {
+
+constexpr int kExitDenied = 3;  // `kortti check`: the policy says no
+
+struct Globals {
+  std::string socket;
+  bool json = false;
+};
+
+// Runs a parsed command against korttid. `check` (optional) refuses a
+// combination of options CLI11 cannot express, before korttid is contacted.
+struct Runner {
+  std::function<int(client::Client&, const Globals&)> run;
+  std::function<std::optional<std::string>()> check;
+};
+using Define = Runner (*)(CLI::App& cmd);
+
+// commands_inventory.cpp
+Runner define_status(CLI::App& cmd);
+Runner define_readers(CLI::App& cmd);
+Runner define_tokens(CLI::App& cmd);
+Runner define_certs(CLI::App& cmd);
+// commands_policy.cpp
+Runner define_identity(CLI::App& cmd);
+Runner define_check(CLI::App& cmd);
+Runner define_professional(CLI::App& cmd);
+// commands_sign.cpp
+Runner define_sign(CLI::App& cmd);
+Runner define_prescribe(CLI::App& cmd);
+// commands_verify.cpp
+Runner define_verify(CLI::App& cmd);
+// commands_session.cpp
+Runner define_login(CLI::App& cmd);
+Runner define_logout(CLI::App& cmd);
+// commands_events.cpp
+Runner define_events(CLI::App& cmd);
+
+// --- shared by the command files (commands.cpp) ---
+
+// How the user proves presence: --pin-fd, --pinpad, or a prompt when needed.
+struct PinOptions {
+  int pin_fd = -1;
+  bool pinpad = false;
+  bool final_try = false;
+
+  void add_to(CLI::App* cmd);
+  // Adds pin/pinpad to params if given up front; returns whether it did.
+  bool apply(Json& params) const;
+};
+
+std::string text(const Json& j, const char* key);
+void print_json(const Json& j);
+Bytes read_file(const std::string& path);
+// One "label  value" line per present value.
+void field(const char* label, const std::string& value);
+std::string registry_summary(const Json& r);
+void print_validation(const Json& v);
+void print_reasons(const char* title, const Json& list);
+void print_error(const client::RpcError& e);
+
+}  // namespace kortti::cli
