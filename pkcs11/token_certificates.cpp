@@ -1,0 +1,97 @@
+// Token: the certificates on the card, read once per insertion, and the
+// private key behind each.
+
+#include "pkcs11/token.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+#include "common/encoding.hpp"
+#include "common/openssl.hpp"
+#include "pkcs11/certificate.hpp"
+
+namespace kortti::pkcs11 {
+
+namespace {
+
+// Issuers of `leaf` among `pool`, nearest first, stopping at a self-signed one.
+std::vector<Bytes> chain_of(const Bytes& leaf, const std::vector<CertificateInfo>& pool) {
+  std::vector<Bytes> chain;
+  X509Ptr current = parse_certificate(leaf);
+  for (int depth = 0; current && depth < 8; ++depth) {
+    if (X509_check_issued(current.get(), current.get()) == X509_V_OK) break;
+    X509Ptr next;
+    for (const auto& candidate : pool) {
+      if (candidate.der == leaf) continue;
+      X509Ptr c = parse_certificate(candidate.der);
+      if (c && X509_check_issued(c.get(), current.get()) == X509_V_OK) {
+        next = std::move(c);
+        chain.push_back(candidate.der);
+        break;
+      }
+    }
+    current = std::move(next);
+  }
+  return chain;
+}
+
+}  // namespace
+
+std::vector<CertificateInfo> Token::certificates() {
+  if (certificates_) return *certificates_;
+  Session& s = work();
+  CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+  CK_CERTIFICATE_TYPE type = CKC_X_509;
+  const auto handles = s.find({{CKA_CLASS, &cls, sizeof cls}, {CKA_CERTIFICATE_TYPE, &type, sizeof type}});
+  std::vector<CertificateInfo> out;
+  std::map<std::string, int> seen;
+  for (CK_OBJECT_HANDLE h : handles) {
+    CertificateInfo c;
+    c.token_id = id_;
+    c.der = s.bytes(h, CKA_VALUE);
+    if (c.der.empty()) continue;
+    const Bytes ck_id = s.bytes(h, CKA_ID);
+    const Bytes label = s.bytes(h, CKA_LABEL);
+    c.label.assign(label.begin(), label.end());
+    std::string local = ck_id.empty() ? "noid" : hex_encode(ck_id);
+    if (const int n = seen[local]++; n > 0) local += "-" + std::to_string(n + 1);
+    c.cert_id = id_ + "/" + local;
+    try {
+      describe_certificate(c);
+    } catch (const Error& e) {
+      spdlog::warn("token {}: skipping certificate object '{}': {}", id_, c.label, e.what());
+      continue;
+    }
+    key_ids_[c.cert_id] = ck_id;
+    out.push_back(std::move(c));
+  }
+  for (auto& c : out) c.chain = chain_of(c.der, out);
+  certificates_ = out;
+  std::lock_guard lock(mutex_);
+  published_certificates_ = std::make_shared<const std::vector<CertificateInfo>>(out);
+  return out;
+}
+
+const CertificateInfo& Token::find_certificate(std::string_view cert_id) {
+  if (!certificates_) certificates();
+  for (const auto& c : *certificates_)
+    if (c.cert_id == cert_id) return c;
+  throw Error(Errc::not_found, "no certificate '" + std::string(cert_id) + "' on this card");
+}
+
+CertificateInfo Token::certificate(std::string_view cert_id) { return find_certificate(cert_id); }
+
+Token::Key Token::private_key(const std::string& cert_id) {
+  if (auto it = keys_.find(cert_id); it != keys_.end()) return it->second;
+  Session& s = work();
+  CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+  Bytes ck_id = key_ids_.at(cert_id);
+  const auto found = s.find({{CKA_CLASS, &cls, sizeof cls}, {CKA_ID, ck_id.data(), ck_id.size()}}, 2);
+  if (found.empty()) throw Error(Errc::not_found, "the card has no private key for certificate '" + cert_id + "'");
+  Key key{found.front(), s.boolean(found.front(), CKA_ALWAYS_AUTHENTICATE).value_or(false)};
+  keys_[cert_id] = key;
+  return key;
+}
+
+}  // namespace kortti::pkcs11

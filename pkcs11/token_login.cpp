@@ -1,0 +1,136 @@
+// Token: the user's login, who owns it and when it ends, and the PIN checks
+// that keep a request from costing the card a retry.
+
+#include "pkcs11/token.hpp"
+
+#include "common/error.hpp"
+#include "pkcs11/ckr.hpp"
+
+namespace kortti::pkcs11 {
+
+void Token::check_pin_shape(const Credentials& credentials) const {
+  if (!credentials.pin) return;
+  const std::size_t n = credentials.pin->size();
+  const PinStatus pin = info().user_pin;
+  if (n == 0) throw Error(Errc::invalid_params, "the PIN is empty");
+  // A PIN the card cannot accept is refused here, so it costs no retry.
+  if (pin.max_length > 0 && pin.min_length <= pin.max_length && pin.max_length < 1024 &&
+      (n < pin.min_length || n > pin.max_length))
+    throw Error(Errc::invalid_params, "this card's PIN is " + std::to_string(pin.min_length) + " to " +
+                                          std::to_string(pin.max_length) + " characters long");
+  // Anyone allowed to sign could otherwise lock a clinician's card with three
+  // wrong PINs. The last try is spent only when the request says it knows:
+  // the client has told its user that a wrong PIN now locks the card.
+  if (!credentials.final_try && (pin.final_try || pin.tries_left == 1))
+    throw Error(Errc::permission_denied,
+                "the PIN has one try left; korttid spends it only for a request with final_try: true, after the "
+                "user was told a wrong PIN locks the card")
+        .with_detail("final_try_not_confirmed")
+        .with_tries_left(1);
+}
+
+void Token::throw_pin_failure(const Error& error) {
+  Error e = error;
+  if (e.code() == Errc::pin_incorrect || e.code() == Errc::pin_locked) {
+    refresh_info();
+    const PinStatus pin = info().user_pin;
+    if (pin.locked)
+      throw Error(Errc::pin_locked, "the PIN is now locked; unblock it with the card's PUK or activation code")
+          .with_detail(e.detail);
+    if (e.code() == Errc::pin_incorrect) e.tries_left = pin.tries_left;
+  }
+  throw e;
+}
+
+void Token::login_user(const Credentials& credentials) {
+  check_pin_shape(credentials);
+  CK_FUNCTION_LIST* fn = module_->fn();
+  CK_RV rv = CKR_OK;
+  if (credentials.pinpad) {
+    if (!info().pinpad)
+      throw Error(Errc::unsupported, "this card's reader has no PIN pad (protected authentication path)");
+    rv = fn->C_Login(anchor_->handle(), CKU_USER, nullptr, 0);
+  } else if (credentials.pin) {
+    rv = fn->C_Login(anchor_->handle(), CKU_USER,
+                     reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(credentials.pin->data())),
+                     credentials.pin->size());
+  } else {
+    throw Error(Errc::pin_required, "the card is not logged in; give the PIN or use the PIN pad");
+  }
+  if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+    refresh_info();
+    return;
+  }
+  throw_pin_failure(failure(rv, "C_Login"));
+}
+
+void Token::set_session_state(std::optional<uid_t> owner) {
+  owner_ = owner;
+  keys_.clear();
+  if (owner) {
+    expires_at_ = std::chrono::system_clock::now() + lifetime_;
+    last_used_ = std::chrono::steady_clock::now();
+  }
+  std::lock_guard lock(mutex_);
+  info_.logged_in = owner.has_value();
+  info_.session_owner = owner;
+  info_.session_expires_at = owner ? std::optional(expires_at_) : std::nullopt;
+}
+
+LoginResult Token::login(const Credentials& credentials, uid_t uid) {
+  if (work().user_logged_in()) {
+    if (owner_ && *owner_ != uid) throw Error(Errc::permission_denied, "the card is logged in by another user");
+    // The same user logging in again: check the PIN given now, do not just
+    // extend the old session.
+    module_->fn()->C_Logout(anchor_->handle());
+    set_session_state(std::nullopt);
+  }
+  login_user(credentials);
+  set_session_state(uid);
+  return {true, expires_at_};
+}
+
+bool Token::logout(uid_t uid) {
+  if (!work().user_logged_in()) {
+    set_session_state(std::nullopt);
+    return false;
+  }
+  if (owner_ && *owner_ != uid && uid != 0)
+    throw Error(Errc::permission_denied, "only the user who logged in, or root, can log this card out");
+  const CK_RV rv = module_->fn()->C_Logout(anchor_->handle());
+  if (rv != CKR_OK && rv != CKR_USER_NOT_LOGGED_IN) throw error_from_ckr(rv, "C_Logout");
+  set_session_state(std::nullopt);
+  return true;
+}
+
+bool Token::expire_if_due() {
+  if (!owner_) return false;
+  const bool past_lifetime = std::chrono::system_clock::now() >= expires_at_;
+  const bool idle = std::chrono::steady_clock::now() - last_used_ >= idle_;
+  if (!past_lifetime && !idle) return false;
+  if (anchor_) module_->fn()->C_Logout(anchor_->handle());
+  set_session_state(std::nullopt);
+  return true;
+}
+
+void Token::authorize(uid_t uid, const Credentials& credentials, bool& transient_login) {
+  transient_login = false;
+  if (work().user_logged_in()) {
+    if (owner_) {
+      if (*owner_ != uid) throw Error(Errc::permission_denied, "the card is logged in by another user");
+      last_used_ = std::chrono::steady_clock::now();
+      return;
+    }
+    // Logged in without an owner can only be a leftover; start clean.
+    module_->fn()->C_Logout(anchor_->handle());
+    keys_.clear();
+  }
+  if (!info().login_required) return;
+  if (!credentials.pin && !credentials.pinpad)
+    throw Error(Errc::pin_required, "the card is not logged in; give the PIN or use the PIN pad");
+  login_user(credentials);
+  keys_.clear();
+  transient_login = true;
+}
+
+}  // namespace kortti::pkcs11

@@ -1,0 +1,140 @@
+// Token: signing a digest, alone (sign) or as a batch under one login
+// (sign_each).
+
+#include "pkcs11/token.hpp"
+
+#include <algorithm>
+
+#include "common/digest.hpp"
+#include "common/result.hpp"
+#include "pkcs11/signing.hpp"
+
+namespace kortti::pkcs11 {
+
+namespace {
+
+constexpr std::size_t kSignatureBuffer = 1024;  // RSA-8192 or any EC curve
+
+}  // namespace
+
+struct Token::Login {
+  Token& token;
+  bool active;
+  ~Login() {
+    if (!active || !token.anchor_) return;
+    token.module_->fn()->C_Logout(token.anchor_->handle());
+    token.keys_.clear();
+  }
+};
+
+SignResult Token::sign_one(const SignRequest& request, const Credentials& credentials) {
+  const CertificateInfo& cert = find_certificate(request.cert_id);
+  const Scheme scheme = request.scheme.value_or(default_scheme(cert.key_type));
+  check_scheme_fits(scheme, cert.key_type);
+  if (!mechanisms_.empty() &&
+      std::find(mechanisms_.begin(), mechanisms_.end(), mechanism_of(scheme)) == mechanisms_.end())
+    throw Error(Errc::unsupported, "this card does not offer " + std::string(name_of(scheme)) + " signatures");
+  if (request.digest.size() != digest_size(request.digest_algorithm))
+    throw Error(Errc::invalid_params,
+                "the digest is not a " + std::string(name_of(request.digest_algorithm)) + " digest");
+
+  Key key = private_key(cert.cert_id);
+  if (key.always_authenticate && !credentials.pin && !credentials.pinpad)
+    throw Error(Errc::pin_required, "this key asks for the PIN at every signature");
+  if (key.always_authenticate) check_pin_shape(credentials);
+
+  const Bytes input = scheme == Scheme::pkcs1 ? digest_info(request.digest_algorithm, request.digest) : request.digest;
+  CK_RSA_PKCS_PSS_PARAMS pss = pss_params(request.digest_algorithm);
+  CK_MECHANISM mechanism{mechanism_of(scheme), nullptr, 0};
+  if (scheme == Scheme::pss) {
+    mechanism.pParameter = &pss;
+    mechanism.ulParameterLen = sizeof pss;
+  }
+
+  CK_FUNCTION_LIST* fn = module_->fn();
+  CK_RV rv = fn->C_SignInit(work().handle(), &mechanism, key.handle);
+  if (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) {
+    // The module renumbered its objects; look the key up once more.
+    keys_.erase(cert.cert_id);
+    key = private_key(cert.cert_id);
+    rv = fn->C_SignInit(work().handle(), &mechanism, key.handle);
+  }
+  if (rv != CKR_OK) throw failure(rv, "C_SignInit");
+  Session& s = work();
+  if (key.always_authenticate) {
+    rv = credentials.pinpad ? fn->C_Login(s.handle(), CKU_CONTEXT_SPECIFIC, nullptr, 0)
+                            : fn->C_Login(s.handle(), CKU_CONTEXT_SPECIFIC,
+                                          reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(credentials.pin->data())),
+                                          credentials.pin->size());
+    if (rv != CKR_OK) {
+      reset_work_session();
+      throw_pin_failure(failure(rv, "C_Login(CKU_CONTEXT_SPECIFIC)"));
+    }
+  }
+  Bytes signature(kSignatureBuffer);
+  CK_ULONG length = signature.size();
+  rv = fn->C_Sign(s.handle(), const_cast<CK_BYTE_PTR>(input.data()), input.size(), signature.data(), &length);
+  if (rv == CKR_BUFFER_TOO_SMALL) {
+    signature.resize(length);
+    rv = fn->C_Sign(s.handle(), const_cast<CK_BYTE_PTR>(input.data()), input.size(), signature.data(), &length);
+  }
+  if (rv != CKR_OK) {
+    Error e = failure(rv, "C_Sign");
+    if (e.code() != Errc::card_removed) reset_work_session();
+    throw e;
+  }
+  signature.resize(length);
+  if (scheme == Scheme::ecdsa) signature = ecdsa_raw_to_der(signature);
+  if (owner_) last_used_ = std::chrono::steady_clock::now();
+
+  SignResult result;
+  result.signature = std::move(signature);
+  result.signature_algorithm = signature_algorithm_name(scheme, request.digest_algorithm);
+  result.scheme = scheme;
+  result.certificate = cert;
+  return result;
+}
+
+SignResult Token::sign(const SignRequest& request, const Credentials& credentials) {
+  bool transient = false;
+  authorize(request.uid, credentials, transient);
+  Login undo{*this, transient};
+  return sign_one(request, credentials);
+}
+
+void Token::sign_each(const std::vector<SignRequest>& requests, const Credentials& credentials,
+                      const std::function<bool()>& stopped,
+                      const std::function<void(std::size_t, Result<SignResult>)>& each) {
+  if (requests.empty()) return;
+  bool transient = false;
+  try {
+    authorize(requests.front().uid, credentials, transient);
+  } catch (const Error& e) {
+    for (std::size_t i = 0; i < requests.size(); ++i) each(i, e);
+    return;
+  }
+  Login undo{*this, transient};
+  std::optional<Error> stop_all;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (stop_all) {
+      each(i, *stop_all);
+      continue;
+    }
+    if (stopped()) {
+      each(i, Error(Errc::token_busy, "the batch's deadline passed before this item was signed"));
+      continue;
+    }
+    Result<SignResult> r = capture([&] { return sign_one(requests[i], credentials); });
+    if (!r.ok()) {
+      const Errc code = r.error().code();
+      // A wrong PIN must not be tried again on the next item (it would burn
+      // the card's retries); a pulled card cannot sign the rest.
+      if (code == Errc::card_removed || code == Errc::pin_incorrect || code == Errc::pin_locked ||
+          code == Errc::pin_entry_cancelled)
+        stop_all = r.error();
+    }
+    each(i, std::move(r));
+  }
+}
+
+}  // namespace kortti::pkcs11
