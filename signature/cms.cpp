@@ -237,12 +237,30 @@ CmsVerification verify_cms(ByteView cms_der, const std::optional<Bytes>& content
     data = ByteView(ASN1_STRING_get0_data(*embedded), static_cast<std::size_t>(ASN1_STRING_length(*embedded)));
   else if (content)
     data = *content;
+  // Every signer is checked against every embedded certificate, and each
+  // signer's chain is checked by the policy: the work grows with signers x
+  // certificates, not with the size of the request (300 of each: 15 s and
+  // 200 MiB). Real signatures have one or a few signers and a short chain.
+  STACK_OF(CMS_SignerInfo)* signers = CMS_get0_SignerInfos(cms.get());
+  const int signer_count = sk_CMS_SignerInfo_num(signers);
+  if (signer_count > static_cast<int>(kMaxCmsSigners))
+    throw Error(Errc::document_invalid, "the signature has " + std::to_string(signer_count) +
+                                            " signers; korttid checks at most " + std::to_string(kMaxCmsSigners))
+        .with_detail("too_many_signers");
+  {
+    const X509StackPtr embedded_certs(CMS_get1_certs(cms.get()));
+    const int count = embedded_certs ? sk_X509_num(embedded_certs.get()) : 0;
+    if (count > static_cast<int>(kMaxCmsCertificates))
+      throw Error(Errc::document_invalid, "the signature carries " + std::to_string(count) +
+                                              " certificates; korttid takes at most " +
+                                              std::to_string(kMaxCmsCertificates))
+          .with_detail("too_many_certificates");
+  }
   // Which embedded certificate signed which SignerInfo; the trust is the caller's to check.
   CMS_set1_signers_certs(cms.get(), nullptr, 0);
   ERR_clear_error();
   const X509StackPtr all(CMS_get1_certs(cms.get()));
-  STACK_OF(CMS_SignerInfo)* signers = CMS_get0_SignerInfos(cms.get());
-  for (int i = 0; i < sk_CMS_SignerInfo_num(signers); ++i) {
+  for (int i = 0; i < signer_count; ++i) {
     CMS_SignerInfo* si = sk_CMS_SignerInfo_value(signers, i);
     CmsSignerVerification v;
     v.digest_algorithm = digest_name_of(si);

@@ -181,6 +181,11 @@ struct CmsVerification {
   std::vector<CmsSignerVerification> signers;
 };
 
+// What verify_cms() takes: more is 1051 too_many_signers /
+// too_many_certificates before any signer is checked.
+inline constexpr std::size_t kMaxCmsSigners = 16;
+inline constexpr std::size_t kMaxCmsCertificates = 64;
+
 // A detached signature needs `content` or `content_digest`; an attached one
 // neither. Throws Error(document_invalid, "not_cms") for bytes that are not
 // SignedData. The certificates' trust is the caller's to check.
