@@ -116,8 +116,12 @@ AuditLog::AuditLog(const std::string& file) {
     throw std::runtime_error("cannot open the audit file " + file + ": " + std::strerror(errno));
 }
 
-// The writer keeps the chain alive until its queued flushes have run.
-AuditLog::~AuditLog() = default;
+// The writer's thread ends here, with its per-thread OpenSSL state, not
+// while exit-time cleanup frees that state from under it. A writer stuck on
+// a disk that does not answer keeps the chain alive by itself.
+AuditLog::~AuditLog() {
+  if (chain_) (void)chain_->writer.stop_and_wait(std::chrono::seconds(1));
+}
 
 void AuditLog::record(service::AuditRecord record, std::function<void(bool)> done) {
   Json line = to_line(record);
