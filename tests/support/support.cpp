@@ -636,7 +636,9 @@ VirtualCard::VirtualCard(const Pcscd& pcscd, CardOptions options) {
                                    "--sign-cert",
                                    (person / "sign.pem").string(),
                                    "--sign-key",
-                                   (person / "sign.key").string()};
+                                   (person / "sign.key").string(),
+                                   "--events",
+                                   (dir_ / "events").string()};
   argv.insert(argv.end(), options.args.begin(), options.args.end());
   pid_ = spawn_logged(argv, {{"VCARD_PIN", options.pin}}, dir_ / "vcard.log");
 }
@@ -648,6 +650,44 @@ void VirtualCard::pull() { reap(pid_, SIGKILL); }
 std::string VirtualCard::token_id() const { return "piv_II-" + guid_.substr(16); }
 
 std::string VirtualCard::log() const { return read_file(dir_ / "vcard.log"); }
+
+// Empty until the card has seen something: read_file of a missing file.
+std::string VirtualCard::events() const { return read_file(dir_ / "events"); }
+
+int VirtualCard::apdus(std::uint8_t ins, Apdu phase) const {
+  std::string text = events();
+  // A line the card is still writing is not an event yet.
+  text.erase(text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
+  char wanted[4];
+  std::snprintf(wanted, sizeof wanted, "%02X", ins);
+  int count = 0;
+  bool in_chain = false;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    std::string what, code, flag;
+    fields >> what >> code >> flag;
+    if (what == "insert" || what == "reset") in_chain = false;
+    if (code != wanted) continue;
+    const bool chained = flag == "chained";
+    if (what == "begin") {
+      if (phase == Apdu::begun && !in_chain) ++count;
+      in_chain = chained;
+    } else if (what == "end" && phase == Apdu::answered && !chained) {
+      ++count;
+    }
+  }
+  return count;
+}
+
+bool VirtualCard::wait_for_apdu(std::uint8_t ins, int nth, Apdu phase, std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (apdus(ins, phase) >= nth) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
 
 namespace {
 

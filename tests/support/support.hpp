@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -198,6 +199,10 @@ inline CardOptions card_options(std::string person = "physician", int reader = 0
   return o;
 }
 
+// Where a command APDU is at the card: it has arrived (the card is working on
+// it, --delay included), or its answer has been sent back.
+enum class Apdu { begun, answered };
+
 // A kortti-vcard process: constructing it inserts the card, pull() or the
 // destructor removes it.
 class VirtualCard {
@@ -209,6 +214,18 @@ class VirtualCard {
   void pull();
   [[nodiscard]] std::string token_id() const;  // what OpenSC makes of the GUID
   [[nodiscard]] std::string log() const;
+
+  // How many commands with instruction byte `ins` (0x87 GENERAL AUTHENTICATE,
+  // 0x20 VERIFY, ...) have reached `phase` so far, from the card's own event
+  // log. A command chain counts once: it begins with its first link and is
+  // answered with its last (OpenSC sends an RSA-2048 signature as two links).
+  [[nodiscard]] int apdus(std::uint8_t ins, Apdu phase) const;
+  // Blocks until the `nth` such command (1 is the first since insertion of
+  // this card) has reached `phase`; false at `timeout`. Tests wait on this
+  // where a sleep would only guess that the card got that far.
+  [[nodiscard]] bool wait_for_apdu(std::uint8_t ins, int nth, Apdu phase, std::chrono::milliseconds timeout) const;
+  // The event log itself ("begin 87", "end 87", ...), for failure messages.
+  [[nodiscard]] std::string events() const;
 
  private:
   TempDir dir_;

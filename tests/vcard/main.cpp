@@ -7,6 +7,7 @@
 // 02 reset (no answer), 04 get ATR (answer: the ATR). Longer is an APDU.
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/pem.h>
@@ -100,8 +101,44 @@ int connect_vpcd(const std::string& host, int port, std::chrono::milliseconds pa
   }
 }
 
+// What the card saw, one line per event, for tests to wait on instead of
+// guessing with sleeps: "begin 87" when a command APDU arrives (before any
+// --delay), "end 87" once its answer is sent, "vanish 87" when it is dropped
+// unanswered; " chained" marks a link of a command chain that more links
+// follow. "insert" and "reset" (power off, on or reset) end any chain. Each
+// line is one write(2) to a file opened O_APPEND, so a reader never waits on
+// a buffer and sees whole lines, in order.
+class EventLog {
+ public:
+  EventLog() = default;
+  bool open(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    return fd_ >= 0;
+  }
+  ~EventLog() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  EventLog(const EventLog&) = delete;
+  EventLog& operator=(const EventLog&) = delete;
+
+  void note(const char* what) const { write_line(std::string(what) + "\n"); }
+  void note(const char* what, const Bytes& apdu) const {
+    if (fd_ < 0 || apdu.size() < 4) return;
+    char line[40];
+    std::snprintf(line, sizeof line, "%s %02X%s\n", what, apdu[1], (apdu[0] & 0x10) != 0 ? " chained" : "");
+    write_line(line);
+  }
+
+ private:
+  void write_line(const std::string& line) const {
+    // A test that misses an event fails on its own deadline; the card goes on.
+    if (fd_ >= 0 && ::write(fd_, line.data(), line.size()) < 0) std::perror("kortti-vcard: events");
+  }
+  int fd_ = -1;
+};
+
 // Serves one insertion. Returns false if the card vanished on purpose.
-bool serve(int fd, PivApplet& card, const Bytes& atr) {
+bool serve(int fd, PivApplet& card, const Bytes& atr, const EventLog& events) {
   for (;;) {
     std::uint8_t header[2];
     if (!read_exact(fd, header, 2)) return true;
@@ -113,6 +150,7 @@ bool serve(int fd, PivApplet& card, const Bytes& atr) {
         case 0x01:
         case 0x02:
           card.reset();
+          events.note("reset");
           break;
         case 0x04:
           if (!write_message(fd, atr)) return true;
@@ -122,9 +160,14 @@ bool serve(int fd, PivApplet& card, const Bytes& atr) {
       }
       continue;
     }
+    events.note("begin", message);
     auto answer = card.process(message);
-    if (!answer) return false;
+    if (!answer) {
+      events.note("vanish", message);
+      return false;
+    }
     if (!write_message(fd, *answer)) return true;
+    events.note("end", message);
   }
 }
 
@@ -139,7 +182,7 @@ int main(int argc, char** argv) {
       "connection (a restarted pcscd).");
   std::string host = "127.0.0.1", atr_hex = kHealthcareAtr, guid_hex = "00112233445566778899aabbccddeeff";
   int port = 35963, patience_ms = 10000, tries = 3;
-  std::string auth_cert, auth_key, sign_cert, sign_key, state_file, fail_ins, vanish_ins;
+  std::string auth_cert, auth_key, sign_cert, sign_key, state_file, fail_ins, vanish_ins, events_file;
   std::vector<std::string> delays;
   bool reconnect = false;
   app.add_option("--host", host, "vpcd host");
@@ -156,6 +199,8 @@ int main(int argc, char** argv) {
   app.add_option("--fail-ins", fail_ins, "answer 6F00 to this INS (hex)");
   app.add_option("--vanish-ins", vanish_ins, "pull the card when this INS (hex) arrives, without answering");
   app.add_option("--connect-timeout-ms", patience_ms, "how long to wait for vpcd");
+  app.add_option("--events", events_file,
+                 "append a line per APDU to FILE: \"begin 87\", \"end 87\" (tests wait on it)");
   app.add_flag("--reconnect", reconnect, "insert again whenever vpcd closes the connection");
   CLI11_PARSE(app, argc, argv);
 
@@ -182,6 +227,11 @@ int main(int argc, char** argv) {
   if (!vanish_ins.empty()) config.faults.vanish_ins = static_cast<std::uint8_t>(std::stoi(vanish_ins, nullptr, 16));
   const Bytes atr = from_hex(atr_hex);
 
+  EventLog events;
+  if (!events_file.empty() && !events.open(events_file)) {
+    std::perror(("kortti-vcard: " + events_file).c_str());
+    return 2;
+  }
   PivApplet card(config);
   do {
     const int fd = connect_vpcd(host, port, std::chrono::milliseconds(patience_ms));
@@ -190,7 +240,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     card.reset();
-    const bool keep = serve(fd, card, atr);
+    events.note("insert");
+    const bool keep = serve(fd, card, atr, events);
     ::close(fd);
     if (!keep) return 0;  // vanished mid-command on purpose
   } while (reconnect);
