@@ -1,6 +1,10 @@
 // Readers and cards over real PC/SC: a private pcscd, vpcd's virtual readers,
 // the kortti-vcard virtual card, OpenSC's PKCS#11 module. No mocks.
 
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <functional>
 #include <thread>
 
 #include "tests/integration/pcsc_fixture.hpp"
@@ -238,6 +242,181 @@ TEST_F(Pcsc, PcscdKilledMeansUnavailableAndEverythingReturnsWithIt) {
   Bytes digest;
   const Json r = c->call("sign.digest", sign_params(card.token_id() + "/01", "sha256", digest));
   EXPECT_TRUE(openssl_verify_digest(b64(r["certificate"]), digest, b64(r["signature"]), "sha256", "pkcs1"));
+}
+
+// What one request of the load below got back.
+struct LoadAnswer {
+  std::string method;
+  std::string cert_id;  // sign.digest
+  Bytes digest;
+  int phase = 0;  // when it was sent: 0 before the kill, 1 while pcscd was away, 2 after it was back
+  std::optional<Json> result;
+  std::optional<client::RpcError> error;
+  std::string unanswered;  // why no answer came, if none did
+};
+
+// Waits for `done`, asking again every 20 ms, up to `timeout`.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (!done() && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  return done();
+}
+
+template <class Counters>
+bool all_positive(const Counters& counters) {
+  return std::all_of(counters.begin(), counters.end(), [](const auto& n) { return n > 0; });
+}
+
+TEST_F(Pcsc, PcscdKilledUnderLoadAnswersEveryRequestAndSigningComesBack) {
+  // The card inserts itself again when pcscd is back. Each signature keeps it
+  // busy for 200 ms (two chained links of 100 ms), so the kill below lands on
+  // one that is being computed.
+  VirtualCard card(pcscd_,
+                   card_options("physician", 0, {"--reconnect", "--connect-timeout-ms", "30000", "--delay", "87:100"}));
+  const std::string token = card.token_id();
+  wait_for_token(token);
+  // Signatures are checked against the test PKI's certificates, not against
+  // whatever certificate an answer names.
+  std::map<std::string, Bytes> certificates;
+  for (const auto& [key, file] : {std::pair{"/01", "auth.pem"}, std::pair{"/02", "sign.pem"}}) {
+    const auto der =
+        run({"openssl", "x509", "-in", (pki_dir() / "people/physician" / file).string(), "-outform", "DER"});
+    ASSERT_EQ(der.status, 0) << der.err;
+    certificates[token + key] = Bytes(der.out.begin(), der.out.end());
+  }
+
+  // Three clients sign in a loop (one with 9C, whose every use verifies the
+  // PIN on the card; two with 9A), one lists. Each has its own connection.
+  constexpr std::size_t kSigners = 3;
+  constexpr std::size_t kClients = kSigners + 1;
+  std::atomic<int> phase{0};
+  std::atomic<bool> stop{false};
+  std::array<std::atomic<int>, kSigners> signed_before{}, signed_after{};
+  std::array<std::atomic<int>, kClients> answered_in_outage{};
+  std::array<std::vector<LoadAnswer>, kClients> answers;
+  // A signer keeps two requests in flight on its connection (pipelining), so
+  // the kill finds some queued behind the one at the card.
+  constexpr std::size_t kInFlight = 2;
+  auto load = [&](std::size_t who) {
+    auto client = daemon_->connect();
+    for (std::size_t round = 0; !stop; ++round) {
+      std::vector<std::pair<std::int64_t, LoadAnswer>> sent;
+      for (std::size_t k = 0; k < (who < kSigners ? kInFlight : 1); ++k) {
+        LoadAnswer a;
+        a.phase = phase;
+        Json params = Json::object();
+        if (who < kSigners) {
+          a.method = "sign.digest";
+          a.cert_id = token + (who == 0 ? "/02" : "/01");
+          params = sign_params(a.cert_id, "sha256", a.digest);
+        } else {
+          static const char* const kLists[] = {"tokens.list", "readers.list", "certificates.list", "system.status"};
+          a.method = kLists[round % 4];
+        }
+        std::int64_t id = -1;
+        try {
+          id = client->send(a.method, params);
+        } catch (const std::exception& e) {
+          a.unanswered = std::string("not sent: ") + e.what();
+        }
+        sent.emplace_back(id, std::move(a));
+      }
+      bool lost = false, failed = false;
+      for (auto& [id, a] : sent) {
+        try {
+          if (a.unanswered.empty()) a.result = client->wait_for(id, 30000ms);
+        } catch (const client::RpcError& e) {
+          a.error = e;
+        } catch (const std::exception& e) {
+          a.unanswered = e.what();  // no answer in time, or the connection was closed
+        }
+        lost = lost || !a.unanswered.empty();
+        failed = failed || a.error.has_value();
+        if (a.phase == 1 && a.unanswered.empty()) ++answered_in_outage[who];
+        if (a.result && who < kSigners && a.phase != 1) ++(a.phase == 0 ? signed_before : signed_after)[who];
+        answers[who].push_back(std::move(a));
+      }
+      if (lost) return;
+      // Pacing, not synchronisation: a failed request is tried again a moment
+      // later, as a real client would, and the lister does not spin on answers
+      // from memory. Without it the outage is a busy loop flooding the log.
+      if (failed || who == kSigners) std::this_thread::sleep_for(10ms);
+    }
+  };
+  std::vector<std::thread> clients;
+  for (std::size_t who = 0; who < kClients; ++who) clients.emplace_back(load, who);
+  auto control = daemon_->connect();
+
+  // Under load (every signer has signed), pcscd goes while the card is
+  // computing a signature.
+  bool loaded = eventually([&] { return all_positive(signed_before); }, 20000ms);
+  EXPECT_TRUE(loaded) << "the signers never got going";
+  const int begun = card.apdus(0x87, Apdu::begun);
+  loaded = loaded && card.wait_for_apdu(0x87, begun + 1, Apdu::begun, 5000ms);
+  EXPECT_TRUE(loaded) << card.events();
+  if (loaded) {
+    pcscd_.kill();
+    phase = 1;
+    // korttid says pcscd is away, and answers every client meanwhile.
+    EXPECT_TRUE(eventually([&] { return control->call("system.status")["pcsc"] == "unavailable"; }, 10000ms));
+    EXPECT_TRUE(eventually([&] { return all_positive(answered_in_outage); }, 10000ms));
+    pcscd_.start();
+    phase = 2;
+    // The card comes back (it reconnects to the new pcscd's vpcd), and every
+    // signer signs again.
+    EXPECT_TRUE(eventually([&] { return all_positive(signed_after); }, 30000ms)) << card.log();
+  }
+  stop = true;
+  for (auto& t : clients) t.join();
+  ASSERT_TRUE(daemon_->running()) << "korttid died under load";
+
+  // docs/protocol.md's codes for a card or reader that goes away. Nothing
+  // else: 1021 would mean a request hung until its deadline, 1010-1012 that
+  // the PIN was mishandled, -32603 a bug.
+  const std::map<int, std::string> card_errors = {
+      {1002, "token_not_found"},     // the token was gone when the request came
+      {1020, "card_removed"},        // it went during the operation
+      {1060, "service_unavailable"}  // the module reported pcscd's failure
+  };
+  std::size_t total = 0, signatures = 0, caught_by_the_kill = 0;
+  std::map<int, std::size_t> seen;  // error code -> how often
+  for (const auto& list : answers) {
+    for (const auto& a : list) {
+      ++total;
+      SCOPED_TRACE(a.method + " " + a.cert_id + " sent in phase " + std::to_string(a.phase));
+      EXPECT_TRUE(a.unanswered.empty()) << "no answer: " << a.unanswered;
+      if (a.error) {
+        EXPECT_EQ(a.method, "sign.digest") << "listing fails for nobody: " << a.error->what();
+        const auto known = card_errors.find(a.error->code());
+        EXPECT_NE(known, card_errors.end()) << a.error->code() << " " << a.error->what();
+        if (known != card_errors.end()) {
+          EXPECT_EQ(a.error->reason(), known->second);
+        }
+        EXPECT_NE(std::string(a.error->what()), "");
+        if (a.phase == 0) ++caught_by_the_kill;
+        ++seen[a.error->code()];
+      }
+      if (a.result && a.method == "sign.digest") {
+        ++signatures;
+        EXPECT_EQ(b64((*a.result)["certificate"]), certificates.at(a.cert_id));
+        EXPECT_TRUE(openssl_verify_digest(certificates.at(a.cert_id), a.digest, b64((*a.result)["signature"]), "sha256",
+                                          "pkcs1"));
+      }
+    }
+  }
+  EXPECT_GT(caught_by_the_kill, 0U) << "no request was in flight at the kill; this shows nothing";
+  std::cerr << total << " requests, " << signatures << " signatures, " << caught_by_the_kill
+            << " sent before the kill and failed; errors:";
+  for (const auto& [code, n] : seen) std::cerr << " " << n << "x" << code;
+  std::cerr << "\n";
+
+  // After it all: signing works, and the chaos spent no PIN try.
+  Bytes digest;
+  const Json r = control->call("sign.digest", sign_params(token + "/02", "sha256", digest));
+  EXPECT_TRUE(openssl_verify_digest(certificates.at(token + "/02"), digest, b64(r["signature"]), "sha256", "pkcs1"));
+  const Json tokens = control->call("tokens.list");
+  ASSERT_EQ(tokens.size(), 1U) << tokens.dump();
+  EXPECT_EQ(tokens[0]["pins"]["user"]["tries_left"], 3) << "read from the card";
 }
 
 TEST_F(Pcsc, ARequestPastItsDeadlineIsTokenBusyAndQueuedWorkIsDropped) {
