@@ -13,7 +13,7 @@
 #include "common/encoding.hpp"
 #include "common/openssl.hpp"
 #include "signature/signature.hpp"
-#include "tests/policy/policy_fixture.hpp"
+#include "tests/support/policy_fixture.hpp"
 
 namespace kortti::test {
 namespace {

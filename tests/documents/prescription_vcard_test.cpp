@@ -9,8 +9,8 @@
 #include <regex>
 
 #include "common/encoding.hpp"
-#include "tests/integration/pcsc_fixture.hpp"
-#include "tests/policy/policy_fixture.hpp"
+#include "tests/support/pcsc_fixture.hpp"
+#include "tests/support/policy_fixture.hpp"
 
 namespace kortti::test {
 namespace {

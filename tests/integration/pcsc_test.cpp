@@ -7,7 +7,7 @@
 #include <functional>
 #include <thread>
 
-#include "tests/integration/pcsc_fixture.hpp"
+#include "tests/support/pcsc_fixture.hpp"
 
 namespace kortti::test {
 namespace {

@@ -4,7 +4,7 @@
 
 #include "common/digest.hpp"
 #include "common/encoding.hpp"
-#include "tests/integration/rpc_error.hpp"
+#include "tests/support/rpc_error.hpp"
 #include "tests/support/support.hpp"
 
 namespace kortti::test {

@@ -3,7 +3,7 @@
 // context, and the reasons expected. Revocation answers come from real
 // `openssl ocsp` responders at the addresses the certificates name.
 
-#include "tests/policy/policy_fixture.hpp"
+#include "tests/support/policy_fixture.hpp"
 
 namespace kortti::test {
 namespace {

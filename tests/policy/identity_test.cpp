@@ -1,6 +1,6 @@
 // certificates.identity, and the errors of the policy methods' parameters.
 
-#include "tests/policy/policy_fixture.hpp"
+#include "tests/support/policy_fixture.hpp"
 
 namespace kortti::test {
 namespace {

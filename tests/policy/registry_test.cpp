@@ -6,7 +6,7 @@
 #include <fstream>
 #include <thread>
 
-#include "tests/policy/policy_fixture.hpp"
+#include "tests/support/policy_fixture.hpp"
 
 namespace kortti::test {
 namespace {

@@ -9,7 +9,7 @@
 
 #include "common/openssl.hpp"
 #include "tests/policy/peer_doubles.hpp"
-#include "tests/policy/policy_fixture.hpp"
+#include "tests/support/policy_fixture.hpp"
 
 namespace kortti::test {
 namespace {

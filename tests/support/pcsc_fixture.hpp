@@ -6,7 +6,7 @@
 
 #include "common/digest.hpp"
 #include "common/encoding.hpp"
-#include "tests/integration/rpc_error.hpp"
+#include "tests/support/rpc_error.hpp"
 #include "tests/support/support.hpp"
 
 namespace kortti::test {
@@ -83,6 +83,5 @@ class PcscDaemonTest : public ::testing::Test {
   std::map<std::string, std::string> extra_env_;
   std::unique_ptr<Daemon> daemon_;
 };
-
 
 }  // namespace kortti::test
