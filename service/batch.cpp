@@ -80,9 +80,11 @@ Task<std::vector<Result<Signed>>> Service::sign_batch(Caller caller, std::string
   }
   progress->signed_items.resize(requests.size());
   if (!requests.empty()) {
-    // Each line is written before the answer leaves, as for one signature;
-    // the card goes on signing meanwhile. An item whose line could not be
-    // written is refused.
+    // The line of every item the token has reported is written before the
+    // answer leaves, as for one signature; the card goes on signing
+    // meanwhile. An item whose line could not be written is refused. An item
+    // the token reports only after the batch has ended (the card was pulled
+    // while it was on the card) is audited then, as not delivered.
     auto io = co_await boost::asio::this_coro::executor;
     auto each = [progress, io, sink = services_.audit](std::size_t j, Result<pkcs11::SignResult> r) {
       AuditRecord line = answered(progress->audits[j], r);
