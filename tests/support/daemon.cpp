@@ -1,0 +1,273 @@
+#include "tests/support/support.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <grp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "tests/support/process.hpp"
+
+namespace kortti::test {
+
+namespace {
+
+// The test programs' view of the daemons they run (see set_problem_reporter).
+std::mutex registry_mutex;
+std::function<void(const std::string&)> problem_reporter;
+std::set<const Daemon*> live_daemons;
+
+}  // namespace
+
+Daemon::Daemon(DaemonOptions options) : socket_(options.socket.value_or(dir_ / "korttid.sock")) {
+  std::string modules;
+  for (const auto& m : options.modules) modules += (modules.empty() ? "\"" : ", \"") + m + "\"";
+  std::ostringstream text;
+  text << "[ipc]\nsocket = \"" << socket() << "\"\nsocket_mode = \"0666\"\n"
+       << options.ipc << "\n"
+       << "[pkcs11]\nmodules = [" << modules << "]\n"
+       << "[pcsc]\nenabled = " << (options.pcsc ? "true" : "false") << "\n"
+       << "[session]\n"
+       << options.session << "\n"
+       << "[log]\nlevel = \"" << options.log_level << "\"\n"
+       << "[audit]\nfile = \"" << options.audit_file.value_or(dir_ / "audit.log").string() << "\"\n"
+       << "[trust]\nanchors = \"" << (pki_dir() / "trust").string() << "\"\n"
+       << "intermediates = \"" << (pki_dir() / "intermediates").string() << "\"\n"
+       << options.trust << "\n"
+       << "[revocation]\n"
+       << options.revocation << "\n"
+       << "[registry]\ndatabase = \"" << registry().string() << "\"\n"
+       << options.registry << "\n"
+       << options.extra << "\n";
+  write_file(config(), text.str());
+
+  const fs::path notify = dir_ / "notify.sock";
+  notify_fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  notify.string().copy(addr.sun_path, sizeof addr.sun_path - 1);
+  if (::bind(notify_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("bind notify");
+  options.env["NOTIFY_SOCKET"] = notify.string();
+
+  pid_ = spawn_logged({korttid_binary().string(), "--config", config().string()}, options.env, dir_ / "korttid.log");
+  if (options.wait_ready && !wait_notify("READY=1", std::chrono::seconds(30))) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    throw std::runtime_error("korttid did not become ready; its log:\n" + this->log());
+  }
+  std::lock_guard lock(registry_mutex);
+  live_daemons.insert(this);
+}
+
+namespace {
+
+void report_problem(const std::string& problem) {
+  std::function<void(const std::string&)> reporter;
+  {
+    std::lock_guard lock(registry_mutex);
+    reporter = problem_reporter;
+  }
+  if (reporter)
+    reporter(problem);
+  else
+    std::cerr << "korttid problem: " << problem << "\n";
+}
+
+std::string tail(const std::string& text, std::size_t bytes) {
+  return text.size() <= bytes ? text : "..." + text.substr(text.size() - bytes);
+}
+
+}  // namespace
+
+void set_problem_reporter(std::function<void(const std::string&)> reporter) {
+  std::lock_guard lock(registry_mutex);
+  problem_reporter = std::move(reporter);
+}
+
+std::string sanitizer_reports(const std::string& log) {
+  static const char* const kMarkers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                         "runtime error:", "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer"};
+  std::string found;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);)
+    for (const char* marker : kMarkers)
+      if (line.find(marker) != std::string::npos) {
+        found += line + "\n";
+        break;
+      }
+  return found;
+}
+
+void for_each_daemon_log(const std::function<void(const std::string&)>& fn) {
+  std::vector<const Daemon*> daemons;
+  {
+    std::lock_guard lock(registry_mutex);
+    daemons.assign(live_daemons.begin(), live_daemons.end());
+  }
+  for (const Daemon* d : daemons) fn(d->log());
+}
+
+Daemon::~Daemon() {
+  {
+    std::lock_guard lock(registry_mutex);
+    live_daemons.erase(this);
+  }
+  const bool was_running = running();
+  const bool died_unseen = !was_running && !status_seen_;
+  const int status = was_running ? stop(SIGTERM, std::chrono::seconds(10)) : status_.value_or(-1);
+  if (running()) stop(SIGKILL);
+  if (notify_fd_ >= 0) ::close(notify_fd_);
+  const std::string log = this->log();
+  if (died_unseen)
+    report_problem("korttid exited on its own with status " + std::to_string(status) + "; its log:\n" +
+                   tail(log, 4000));
+  else if (was_running && status != 0)
+    report_problem("korttid did not stop cleanly on SIGTERM (status " + std::to_string(status) + "); its log:\n" +
+                   tail(log, 4000));
+  if (const std::string reports = sanitizer_reports(log); !reports.empty())
+    report_problem("sanitizer reports in korttid's log:\n" + reports + "the log:\n" + tail(log, 8000));
+}
+
+std::string Daemon::log() const { return read_file(dir_ / "korttid.log"); }
+
+bool Daemon::running() {
+  if (status_) return false;
+  int status = 0;
+  const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    status_ = decode_status(status);
+    return false;
+  }
+  return r == 0;
+}
+
+void Daemon::signal(int signo) const { ::kill(pid_, signo); }
+
+std::optional<int> Daemon::exit_status(std::chrono::seconds timeout) {
+  status_seen_ = true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (running()) {
+    if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return status_;
+}
+
+int Daemon::stop(int signo, std::chrono::seconds timeout) {
+  status_seen_ = true;
+  if (!running()) return status_.value_or(-1);
+  ::kill(pid_, signo);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (running()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+      status_ = -1;
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return *status_;
+}
+
+bool Daemon::wait_notify(const std::string& what, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || !running()) return false;
+    pollfd p{notify_fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 200))) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::recv(notify_fd_, buf, sizeof buf, 0);
+    if (n > 0 && std::string(buf, static_cast<std::size_t>(n)).find(what) != std::string::npos) return true;
+  }
+}
+
+fs::path registry_fixture_dir() { return source_dir() / "tests" / "fixtures" / "registry"; }
+
+CommandResult registry_command(const Daemon& daemon, const std::vector<std::string>& args) {
+  std::vector<std::string> argv{korttid_binary().string(), "--config", daemon.config().string(), "registry"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv);
+}
+
+void import_registry_fixture(const Daemon& daemon) {
+  const fs::path dir = registry_fixture_dir();
+  std::vector<std::vector<std::string>> commands{{"import", (dir / "professionals.jsonl").string()}};
+  for (const char* set : {"rights", "restriction_targets", "medicine_classes"})
+    commands.push_back({"import-codes", set, (dir / (std::string(set) + ".csv")).string()});
+  for (const auto& c : commands) {
+    auto r = registry_command(daemon, c);
+    if (r.status != 0) throw std::runtime_error("korttid registry " + c[0] + " failed: " + r.err);
+  }
+}
+
+std::unique_ptr<client::Client> connect_as(const std::string& socket, uid_t uid, gid_t gid,
+                                           const std::vector<gid_t>& groups) {
+  // The other user must be able to reach the socket (its mode is the test
+  // daemon's 0666): let anyone through the folder it is in.
+  fs::permissions(fs::path(socket).parent_path(), fs::perms::others_exec | fs::perms::group_exec,
+                  fs::perm_options::add);
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) throw std::runtime_error("socketpair");
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(pair[0]);
+    if (::setgroups(groups.size(), groups.data()) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) _exit(2);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    socket.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) _exit(3);
+    char byte = 'x';
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
+    _exit(::sendmsg(pair[1], &msg, 0) == 1 ? 0 : 4);
+  }
+  ::close(pair[1]);
+  char byte = 0;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  const ssize_t n = ::recvmsg(pair[0], &msg, MSG_CMSG_CLOEXEC);
+  ::close(pair[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  if (n != 1 || cmsg == nullptr || cmsg->cmsg_type != SCM_RIGHTS)
+    throw std::runtime_error("connect_as: the child could not connect as uid " + std::to_string(uid) +
+                             " (exit status " + std::to_string(WEXITSTATUS(status)) + ")");
+  int fd = -1;
+  std::memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
+  return client::Client::adopt(fd);
+}
+
+}  // namespace kortti::test

@@ -1,0 +1,26 @@
+#pragma once
+
+// Internal to tests/support/: the harnesses there share one way of starting
+// and reaping processes; the tests go through tests/support/support.hpp.
+#ifndef KORTTI_TEST_SUPPORT
+#error "tests/support/process.hpp is internal to tests/support/; include tests/support/support.hpp"
+#endif
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace kortti::test {
+
+// A background process whose output goes to `log`.
+pid_t spawn_logged(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                   const std::filesystem::path& log);
+int decode_status(int status);
+// Leaves `pid` at -1, so that an explicit stop and the destructor after it
+// do not signal a pid the system may have handed to someone else.
+void reap(pid_t& pid, int signo);
+
+}  // namespace kortti::test
