@@ -1,7 +1,9 @@
 #include <sys/socket.h>
+
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <cerrno>
 
 #include <spdlog/spdlog.h>
 
@@ -26,16 +28,25 @@ namespace {
   throw std::system_error(errno, std::generic_category(), what);
 }
 
-// True if a daemon answers on `path`.
+// True if a daemon answers on `path`, false if nobody does (a stale file).
+// Anything else throws: taking the socket over from a daemon that is there
+// but did not answer would leave two daemons, one of them unreachable.
 bool someone_listens(const std::string& path) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
+  if (fd < 0) throw_errno("socket");
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   path.copy(addr.sun_path, sizeof addr.sun_path - 1);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  int rc = 0;
+  do {
+    rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  } while (rc != 0 && errno == EINTR);
+  const int err = errno;
   ::close(fd);
-  return ok;
+  if (rc == 0) return true;
+  if (err == ECONNREFUSED || err == ENOENT) return false;
+  errno = err;
+  throw_errno("cannot tell whether another daemon listens on " + path);
 }
 
 }  // namespace
