@@ -247,19 +247,16 @@ CmsVerification verify_cms(ByteView cms_der, const std::optional<Bytes>& content
     throw Error(Errc::document_invalid, "the signature has " + std::to_string(signer_count) +
                                             " signers; korttid checks at most " + std::to_string(kMaxCmsSigners))
         .with_detail("too_many_signers");
-  {
-    const X509StackPtr embedded_certs(CMS_get1_certs(cms.get()));
-    const int count = embedded_certs ? sk_X509_num(embedded_certs.get()) : 0;
-    if (count > static_cast<int>(kMaxCmsCertificates))
-      throw Error(Errc::document_invalid, "the signature carries " + std::to_string(count) +
-                                              " certificates; korttid takes at most " +
-                                              std::to_string(kMaxCmsCertificates))
-          .with_detail("too_many_certificates");
-  }
+  const X509StackPtr all(CMS_get1_certs(cms.get()));
+  const int certificate_count = all ? sk_X509_num(all.get()) : 0;
+  if (certificate_count > static_cast<int>(kMaxCmsCertificates))
+    throw Error(Errc::document_invalid, "the signature carries " + std::to_string(certificate_count) +
+                                            " certificates; korttid takes at most " +
+                                            std::to_string(kMaxCmsCertificates))
+        .with_detail("too_many_certificates");
   // Which embedded certificate signed which SignerInfo; the trust is the caller's to check.
   CMS_set1_signers_certs(cms.get(), nullptr, 0);
   ERR_clear_error();
-  const X509StackPtr all(CMS_get1_certs(cms.get()));
   for (int i = 0; i < signer_count; ++i) {
     CMS_SignerInfo* si = sk_CMS_SignerInfo_value(signers, i);
     CmsSignerVerification v;
@@ -273,7 +270,7 @@ CmsVerification verify_cms(ByteView cms_der, const std::optional<Bytes>& content
       continue;
     }
     v.certificate = certificate_der(signer);
-    for (int c = 0; all && c < sk_X509_num(all.get()); ++c)
+    for (int c = 0; c < certificate_count; ++c)
       if (X509_cmp(sk_X509_value(all.get(), c), signer) != 0)
         v.chain.push_back(certificate_der(sk_X509_value(all.get(), c)));
     v.signature_value_valid = CMS_SignerInfo_verify(si) == 1;
