@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <future>
 #include <iostream>
 #include <mutex>
 #include <utility>
@@ -116,12 +115,10 @@ AuditLog::AuditLog(const std::string& file) {
     throw std::runtime_error("cannot open the audit file " + file + ": " + std::strerror(errno));
 }
 
-// The writer's thread ends here, with its per-thread OpenSSL state, not
-// while exit-time cleanup frees that state from under it. A writer stuck on
-// a disk that does not answer keeps the chain alive by itself.
-AuditLog::~AuditLog() {
-  if (chain_) (void)chain_->writer.stop_and_wait(std::chrono::seconds(1));
-}
+// The writer's thread ends here at the latest, with its per-thread OpenSSL
+// state, not while exit-time cleanup frees that state from under it. A
+// writer stuck on a disk that does not answer keeps the chain alive itself.
+AuditLog::~AuditLog() { (void)stop(std::chrono::seconds(1)); }
 
 void AuditLog::record(service::AuditRecord record, std::function<void(bool)> done) {
   Json line = to_line(record);
@@ -138,13 +135,7 @@ void AuditLog::record(service::AuditRecord record, std::function<void(bool)> don
   if (queue) chain_->writer.post([chain = chain_] { chain->flush(); });
 }
 
-bool AuditLog::drain(std::chrono::milliseconds timeout) {
-  if (!chain_) return true;
-  auto written = std::make_shared<std::promise<void>>();
-  auto future = written->get_future();
-  chain_->writer.post([written] { written->set_value(); });
-  return future.wait_for(timeout) == std::future_status::ready;
-}
+bool AuditLog::stop(std::chrono::milliseconds timeout) { return !chain_ || chain_->writer.stop_and_wait(timeout); }
 
 // Everything that arrived since the last flush, chained, written and made
 // durable at once.

@@ -41,9 +41,10 @@ class AuditLog final : public service::AuditSink {
   // (disk full, file removed and not re-creatable, permissions).
   void record(service::AuditRecord record, std::function<void(bool)> done) override;
 
-  // Waits (bounded) until every line asked for is written; false if the
-  // writer is still stuck (a disk that does not answer).
-  bool drain(std::chrono::milliseconds timeout);
+  // Writes what is queued and ends the writer's thread, waiting at most
+  // `timeout`; false if it is still stuck (a disk that does not answer).
+  // The destructor does it too, for a korttid that never reached shutdown.
+  bool stop(std::chrono::milliseconds timeout);
 
  private:
   struct Chain;

@@ -307,7 +307,7 @@ int main(int argc, char** argv) {
           settled = tokens.shutdown(std::chrono::milliseconds(2000));
           settled = policy.stop(std::chrono::milliseconds(1000)) && settled;
           settled = documents.stop(std::chrono::milliseconds(1000)) && settled;
-          settled = audit.drain(std::chrono::milliseconds(1000)) && settled;
+          settled = audit.stop(std::chrono::milliseconds(1000)) && settled;
           signals.cancel();
           io.stop();
         });
