@@ -1,13 +1,12 @@
 #include <sys/socket.h>
-
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include <cerrno>
 
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/write.hpp>
+#include <cerrno>
 #include <filesystem>
 #include <system_error>
 
