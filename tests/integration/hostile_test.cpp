@@ -72,6 +72,14 @@ class Hostile : public SoftHsmDaemonTest {
     EXPECT_EQ(bystander_->call("system.hello", Json::object(), std::chrono::seconds(10))["daemon"], "korttid");
   }
 
+  // An attached CMS signature by korttid, RSA: the raw material the CMS
+  // tests take apart.
+  Bytes signed_cms(client::Client& c) {
+    return b64(c.call("sign.cms", {{"cert_id", wstr(rsa_sign_cert())},
+                                   {"content", base64_encode(Bytes{'L', 'a', 'u', 's', 'u', 'n', 't', 'o'})},
+                                   {"pin", kPin}})["cms"]);
+  }
+
   std::unique_ptr<client::Client> bystander_;
 };
 
@@ -394,6 +402,12 @@ Bytes edit_signed_data(const Bytes& cms, const std::function<void(std::vector<By
   return der(0x30, concat({outer.at(0), der(0xa0, der(0x30, concat(fields)))}));
 }
 
+// The one SignerInfo of a signature korttid made, from its signerInfos SET.
+Bytes only_signer(const Bytes& signer_infos) {
+  const Tlv set = tlv_at(signer_infos, 0);
+  return Bytes(signer_infos.begin() + static_cast<std::ptrdiff_t>(set.content), signer_infos.end());
+}
+
 // Each a CMS structure a client could send, none a signature korttid signs:
 // they must get 1051 not_cms, or an answer that says no signer holds, at
 // once, and leave korttid to the next client.
@@ -508,13 +522,10 @@ TEST_F(Hostile, CmsStructuresThatAreNotSignaturesAreRefusedOrHeldInvalid) {
 TEST_F(Hostile, ASignatureWithThousandsOfSignersIsRefusedAtOnce) {
   start_with({});
   auto c = daemon_->connect();
-  const Bytes good = b64(c->call("sign.cms", {{"cert_id", wstr(rsa_sign_cert())},
-                                              {"content", base64_encode(Bytes{'L', 'a', 'u', 's', 'u', 'n', 't', 'o'})},
-                                              {"pin", kPin}})["cms"]);
+  const Bytes good = signed_cms(*c);
   std::size_t copies = 0;
   const Bytes crowd = edit_signed_data(good, [&](std::vector<Bytes>& f) {
-    const Tlv set = tlv_at(f.back(), 0);
-    const Bytes signer(f.back().begin() + static_cast<std::ptrdiff_t>(set.content), f.back().end());
+    const Bytes signer = only_signer(f.back());
     copies = 10 * 1024 * 1024 / signer.size();
     f.back() = der(0x31, concat(std::vector<Bytes>(copies, signer)));
   });
@@ -533,9 +544,7 @@ TEST_F(Hostile, ASignatureWithThousandsOfSignersIsRefusedAtOnce) {
 TEST_F(Hostile, SignersAndCertificatesInOneSignatureAreBounded) {
   start_with({});
   auto c = daemon_->connect();
-  const Bytes good = b64(c->call("sign.cms", {{"cert_id", wstr(rsa_sign_cert())},
-                                              {"content", base64_encode(Bytes{'L', 'a', 'u', 's', 'u', 'n', 't', 'o'})},
-                                              {"pin", kPin}})["cms"]);
+  const Bytes good = signed_cms(*c);
   const std::string pem = read_file(pki_dir() / "ca/hc-rsa.pem");
   const auto begin = pem.find('\n') + 1;
   std::string body = pem.substr(begin, pem.find("-----END") - begin);
@@ -551,9 +560,7 @@ TEST_F(Hostile, SignersAndCertificatesInOneSignatureAreBounded) {
       Bytes all(certificates.begin() + static_cast<std::ptrdiff_t>(own.content), certificates.end());
       for (std::size_t i = 0; i < extra; ++i) all.insert(all.end(), ca.begin(), ca.end());
       certificates = der(0xa0, all);
-      const Tlv set = tlv_at(f.back(), 0);
-      const Bytes signer(f.back().begin() + static_cast<std::ptrdiff_t>(set.content), f.back().end());
-      f.back() = der(0x31, concat(std::vector<Bytes>(signers, signer)));
+      f.back() = der(0x31, concat(std::vector<Bytes>(signers, only_signer(f.back()))));
     });
   };
   auto refusal = [&](const Bytes& cms) {
