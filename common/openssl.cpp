@@ -2,6 +2,7 @@
 
 #include <openssl/ecdsa.h>
 #include <openssl/err.h>
+#include <openssl/rsa.h>
 
 #include <new>
 
@@ -60,6 +61,35 @@ std::optional<Bytes> ecdsa_raw_to_der(ByteView raw) {
   unsigned char* p = out.data();
   i2d_ECDSA_SIG(sig.get(), &p);
   return out;
+}
+
+std::optional<Bytes> ecdsa_der_to_raw(ByteView der, std::size_t field_bytes) {
+  const unsigned char* p = der.data();
+  EcdsaSigPtr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
+  if (!sig || p != der.data() + der.size()) return std::nullopt;
+  const BIGNUM* r = nullptr;
+  const BIGNUM* s = nullptr;
+  ECDSA_SIG_get0(sig.get(), &r, &s);
+  Bytes out(2 * field_bytes);
+  const int size = static_cast<int>(field_bytes);
+  if (BN_bn2binpad(r, out.data(), size) != size || BN_bn2binpad(s, out.data() + field_bytes, size) != size)
+    return std::nullopt;
+  return out;
+}
+
+bool verify_digest_signature(EVP_PKEY* key, Scheme scheme, DigestAlgorithm algorithm, ByteView digest,
+                             ByteView signature) {
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(key, nullptr));
+  bool ok =
+      ctx && EVP_PKEY_verify_init(ctx.get()) == 1 && EVP_PKEY_CTX_set_signature_md(ctx.get(), evp_md(algorithm)) == 1;
+  if (ok && scheme == Scheme::pkcs1) ok = EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) == 1;
+  if (ok && scheme == Scheme::pss)
+    ok = EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) == 1 &&
+         EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), evp_md(algorithm)) == 1 &&
+         EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), RSA_PSS_SALTLEN_DIGEST) == 1;
+  ok = ok && EVP_PKEY_verify(ctx.get(), signature.data(), signature.size(), digest.data(), digest.size()) == 1;
+  ERR_clear_error();
+  return ok;
 }
 
 std::optional<SystemTime> to_system_time(const ASN1_TIME* t) {

@@ -15,6 +15,8 @@
 #include <string>
 
 #include "common/bytes.hpp"
+#include "common/digest.hpp"
+#include "common/keys.hpp"
 #include "common/owned.hpp"
 #include "common/time.hpp"
 
@@ -75,6 +77,16 @@ Bytes certificate_der(const X509* cert);
 // X.509 tools and OpenSSL's verify expect; nullopt when `raw` is empty or of
 // odd length.
 std::optional<Bytes> ecdsa_raw_to_der(ByteView raw);
+// The other way, for JWS (Web eID tokens): r and s each left-padded to
+// `field_bytes`; nullopt for anything that is not one DER ECDSA-Sig-Value
+// whose numbers fit.
+std::optional<Bytes> ecdsa_der_to_raw(ByteView der, std::size_t field_bytes);
+
+// Whether `signature` (ECDSA in DER) is `key`'s signature over `digest` with
+// `scheme` (PSS: MGF1 with the digest's hash, salt = hash length). Leaves no
+// OpenSSL error behind.
+bool verify_digest_signature(EVP_PKEY* key, Scheme scheme, DigestAlgorithm algorithm, ByteView digest,
+                             ByteView signature);
 
 // RFC 2253 form of a name, as certificate tools print it.
 std::string name_rfc2253(const X509_NAME* name);

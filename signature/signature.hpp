@@ -223,8 +223,4 @@ class DocumentService {
   std::shared_ptr<Impl> impl_;
 };
 
-// Raw r||s of an ECDSA signature (XML-DSig) from DER, each half padded to
-// `half` bytes.
-Bytes ecdsa_der_to_raw(ByteView der, std::size_t half);
-
 }  // namespace kortti::signature

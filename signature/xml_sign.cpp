@@ -120,17 +120,6 @@ std::optional<Profile> parse_profile(std::string_view name) {
   return parse_in(kProfiles, name);
 }
 
-Bytes ecdsa_der_to_raw(ByteView der, std::size_t half) {
-  const unsigned char* p = der.data();
-  const EcdsaSigPtr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
-  if (!sig) throw std::runtime_error("the token returned an ECDSA signature that is not DER");
-  Bytes raw(2 * half);
-  if (BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), raw.data(), static_cast<int>(half)) < 0 ||
-      BN_bn2binpad(ECDSA_SIG_get0_s(sig.get()), raw.data() + half, static_cast<int>(half)) < 0)
-    throw std::runtime_error("ECDSA signature does not fit the curve");
-  return raw;
-}
-
 class PreparedXml::Impl {
  public:
   XmlDocPtr doc;
@@ -152,8 +141,12 @@ const Bytes& PreparedXml::digest() const { return impl_->digest; }
 const std::string& PreparedXml::signature_id() const { return impl_->id; }
 
 std::string PreparedXml::finish(ByteView signature) {
-  const Bytes value = impl_->kind == KeyType::ec ? ecdsa_der_to_raw(signature, impl_->ec_half)
-                                                 : Bytes(signature.begin(), signature.end());
+  Bytes value(signature.begin(), signature.end());
+  if (impl_->kind == KeyType::ec) {
+    auto raw = ecdsa_der_to_raw(signature, impl_->ec_half);
+    if (!raw) throw std::runtime_error("the token's ECDSA signature is not DER or does not fit the curve");
+    value = std::move(*raw);
+  }
   xmlNodeSetContent(impl_->signature_value, x(base64_encode(value).c_str()));
   return serialise(impl_->doc.get());
 }

@@ -340,13 +340,7 @@ bool verify_value(EVP_PKEY* key, const SignatureMethod& method, const Bytes& dig
     if (!converted) return false;
     der = std::move(*converted);
   }
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(key, nullptr));
-  const bool ok = ctx && EVP_PKEY_verify_init(ctx.get()) == 1 &&
-                  (method.ec || EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) == 1) &&
-                  EVP_PKEY_CTX_set_signature_md(ctx.get(), evp_md(method.digest)) == 1 &&
-                  EVP_PKEY_verify(ctx.get(), der.data(), der.size(), digest_value.data(), digest_value.size()) == 1;
-  ERR_clear_error();
-  return ok;
+  return verify_digest_signature(key, method.ec ? Scheme::ecdsa : Scheme::pkcs1, method.digest, digest_value, der);
 }
 
 class Verifier {
