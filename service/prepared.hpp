@@ -29,6 +29,11 @@ struct Service::Prepared {
   std::optional<policy::Decision> decision;  // a prescription's
 };
 
+// The policy's refusal as protocol.md has it: an unusable certificate is 1031
+// with its detail, anything else 1030; both carry every reason. `what` is
+// what was refused ("this prescription").
+Error denial(const policy::Decision& decision, std::string_view what);
+
 // The audit line of one signature before the card is asked.
 AuditRecord audit_record(const Caller& caller, std::string action, const pkcs11::SignRequest& request);
 // The same line once the card has answered: its outcome, and whether the

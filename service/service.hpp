@@ -187,6 +187,11 @@ class Service {
   Task<Prepared> prepare_prescription(const Caller& caller, const pkcs11::CertificateInfo& cert, std::string action,
                                       PrescriptionToSign request);
   Task<Signed> finish(Prepared prepared, pkcs11::SignResult card);
+  // The card's signature, its audit line written before anyone sees it.
+  Task<pkcs11::SignResult> sign_audited(AuditRecord record, pkcs11::SignRequest request,
+                                        pkcs11::Credentials credentials, std::stop_token stop);
+  // The line of a request the policy refused before the card was asked.
+  Task<bool> audit_denial(AuditRecord record, const policy::Decision& decision) const;
   Task<std::vector<SignerCheck>> check_signers(const Caller& caller, std::vector<SignerCheck> signers,
                                                const std::vector<std::vector<Bytes>>& chains);
   [[nodiscard]] policy::PolicyService& policy() const;

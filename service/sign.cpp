@@ -9,23 +9,21 @@ namespace kortti::service {
 
 namespace {
 
-// The denial as protocol.md has it: an unusable certificate is 1031 with its
-// detail, anything else 1030; both carry every reason.
-Error denial(const policy::Decision& d) {
-  std::string message = "policy denies this prescription:";
-  for (const auto& r : d.reasons) message += " " + r.code;
-  if (d.certificate && !d.certificate->valid())
-    return Error(Errc::certificate_invalid, "the signing certificate is not valid: " + d.certificate->message)
-        .with_detail(d.certificate->status)
-        .with_reasons(d.reasons);
-  return Error(Errc::policy_denied, message).with_reasons(d.reasons);
-}
-
 // sign.digest and sign.data need nothing of the certificate: they skip
 // fetching it.
 bool needs_certificate(const SignItem& item) { return !std::holds_alternative<DigestToSign>(item.what); }
 
 }  // namespace
+
+Error denial(const policy::Decision& d, std::string_view what) {
+  std::string message = "policy denies " + std::string(what) + ":";
+  for (const auto& r : d.reasons) message += " " + r.code;
+  if (d.certificate && !d.certificate->valid())
+    return Error(Errc::certificate_invalid, "the certificate is not valid: " + d.certificate->message)
+        .with_detail(d.certificate->status)
+        .with_reasons(d.reasons);
+  return Error(Errc::policy_denied, message).with_reasons(d.reasons);
+}
 
 Error audit_unavailable() {
   return Error(Errc::service_unavailable,
@@ -67,6 +65,25 @@ Task<bool> Service::audit(AuditRecord record, const Result<pkcs11::SignResult>& 
   return write_audit(answered(std::move(record), result));
 }
 
+Task<bool> Service::audit_denial(AuditRecord record, const policy::Decision& decision) const {
+  record.outcome = "policy_denied";
+  for (const auto& r : decision.reasons) record.detail += (record.detail.empty() ? "" : " ") + r.code;
+  record.delivered = record.caller.listening();
+  return write_audit(std::move(record));
+}
+
+Task<pkcs11::SignResult> Service::sign_audited(AuditRecord record, pkcs11::SignRequest request,
+                                               pkcs11::Credentials credentials, std::stop_token stop) {
+  Result<pkcs11::SignResult> card =
+      co_await attempt(services_.tokens->sign(std::move(request), std::move(credentials), std::move(stop)));
+  // The line is written before the answer leaves: no client ever holds a
+  // signature the audit trail lacks.
+  const bool audited = co_await audit(std::move(record), card);
+  if (!audited && card.ok()) throw audit_unavailable();
+  if (!card.ok()) throw card.error();
+  co_return std::move(card).value();
+}
+
 void Service::check_document_size(std::size_t size, const char* what) const {
   const std::size_t limit = documents().options().limits.max_bytes;
   if (size > limit)
@@ -91,15 +108,10 @@ Task<Signed> Service::sign(Caller caller, std::string cert_id, SignItem item, pk
   Prepared prepared = co_await prepare(caller, cert, std::move(item));
   prepared.request.cert_id = cert_id;
   prepared.request.uid = caller.uid;
-  const AuditRecord record = audit_record(caller, prepared.method, prepared.request);
-  Result<pkcs11::SignResult> card =
-      co_await attempt(services_.tokens->sign(prepared.request, std::move(credentials), caller.stop));
-  // The line is written before the answer leaves: no client ever holds a
-  // signature the audit trail lacks.
-  const bool audited = co_await audit(record, card);
-  if (!audited && card.ok()) throw audit_unavailable();
-  if (!card.ok()) throw card.error();
-  co_return co_await finish(std::move(prepared), std::move(card).value());
+  AuditRecord record = audit_record(caller, prepared.method, prepared.request);
+  pkcs11::SignResult card =
+      co_await sign_audited(std::move(record), prepared.request, std::move(credentials), caller.stop);
+  co_return co_await finish(std::move(prepared), std::move(card));
 }
 
 Task<Service::Prepared> Service::prepare(const Caller& caller, const pkcs11::CertificateInfo& cert, SignItem item) {
@@ -157,12 +169,9 @@ Task<Service::Prepared> Service::prepare_prescription(const Caller& caller, cons
     record.caller = caller;
     record.cert_id = cert.cert_id;
     record.subject = cert.subject;
-    record.outcome = "policy_denied";
-    for (const auto& r : decision.reasons) record.detail += (record.detail.empty() ? "" : " ") + r.code;
-    record.delivered = caller.listening();
     // The denial stands whether or not its line could be written.
-    (void)co_await write_audit(std::move(record));
-    throw denial(decision);
+    (void)co_await audit_denial(std::move(record), decision);
+    throw denial(decision, "this prescription");
   }
   Prepared out;
   out.method = std::move(action);
