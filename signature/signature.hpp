@@ -192,6 +192,59 @@ inline constexpr std::size_t kMaxCmsCertificates = 64;
 CmsVerification verify_cms(ByteView cms_der, const std::optional<Bytes>& content,
                            const std::optional<Bytes>& content_digest);
 
+// --- Web eID authentication tokens (format web-eid:1.0) ---
+//
+// A login challenge signed the Web eID way, so a relying party that validates
+// Web eID tokens accepts it: the card signs hash(origin) || hash(nonce), each
+// hash the algorithm's over the UTF-8 text (the nonce as its base64 text, not
+// decoded). docs/authentication.md has the whole rule.
+
+inline constexpr std::string_view kWebEidFormat = "web-eid:1.0";
+
+struct WebEidAlgorithm {
+  std::string_view name;  // JWS: ES256, ES384, ES512, PS256, ..., RS512
+  DigestAlgorithm digest;
+  Scheme scheme;
+};
+
+// Every name a token may carry; nullptr for any other.
+const WebEidAlgorithm* parse_web_eid_algorithm(std::string_view name);
+// What a key makes: ES256/ES384/ES512 by curve; PS256 for RSA where the token
+// signs PSS, RS256 where it cannot. Error(unsupported) for another curve.
+const WebEidAlgorithm& web_eid_algorithm_for(KeyType type, std::string_view curve, bool rsa_pss);
+
+// Error(invalid_params) naming the rule: an origin is https://host[:port]
+// (no path, query, user or trailing slash); a nonce is 44 to 1024 base64
+// characters.
+void check_web_eid_origin(std::string_view origin);
+void check_web_eid_nonce(std::string_view nonce);
+
+// The digest the card signs: the algorithm's hash of hash(origin) || hash(nonce).
+Bytes web_eid_digest(const WebEidAlgorithm& algorithm, std::string_view origin, std::string_view nonce);
+
+struct WebEidToken {
+  Bytes certificate;  // unverifiedCertificate, DER
+  std::string algorithm;
+  Bytes signature;  // ECDSA as raw r||s, as JWS has it
+  std::string format = std::string(kWebEidFormat);
+  std::string app_version;
+};
+
+// The card's signature (ECDSA in DER) as a token carries it; `curve` sizes r
+// and s. Error(internal) for a DER signature that does not fit the curve.
+Bytes web_eid_signature(const WebEidAlgorithm& algorithm, std::string_view curve, ByteView card_signature);
+
+// What a relying party checks of the token itself, before the certificate's
+// trust: the format, the algorithm against the key, and the signature over
+// this origin and nonce. `reason` is empty when it holds.
+struct WebEidCheck {
+  std::string reason;  // format_unsupported, algorithm_unsupported, algorithm_mismatch, certificate_unreadable,
+                       // signature_invalid
+  std::string message;
+  [[nodiscard]] bool valid() const noexcept { return reason.empty(); }
+};
+WebEidCheck verify_web_eid_token(const WebEidToken& token, std::string_view origin, std::string_view nonce);
+
 // The daemon's side: parsing, templating and serialising run on one
 // "documents" thread, never on the socket loop; completions come back there.
 class DocumentService {
