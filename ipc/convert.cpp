@@ -35,6 +35,7 @@ Json to_json(const pkcs11::TokenInfo& t) {
             {"login_required", t.login_required},
             {"logged_in", t.logged_in},
             {"pinpad", t.pinpad},
+            {"rsa_pss", t.rsa_pss},
             {"pins", {{"user", std::move(user)}}}};
   if (t.session_expires_at) j["session_expires_at"] = wstr(to_rfc3339(*t.session_expires_at));
   if (t.session_owner) j["session_uid"] = *t.session_owner;

@@ -75,6 +75,9 @@ struct TokenInfo {
   std::optional<uid_t> session_owner;
   std::optional<SystemTime> session_expires_at;
   bool pinpad = false;  // CKF_PROTECTED_AUTHENTICATION_PATH
+  // CKM_RSA_PKCS_PSS is in the token's mechanism list (or it gave none):
+  // what TLS 1.3 and a PS256 token need of an RSA key.
+  bool rsa_pss = true;
   PinStatus user_pin;
 };
 

@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "pkcs11/ckr.hpp"
@@ -117,6 +118,11 @@ void Token::open() {
     mechanisms_.resize(count);
     if (module_->fn()->C_GetMechanismList(slot_, mechanisms_.data(), &count) != CKR_OK) count = 0;
     mechanisms_.resize(count);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    info_.rsa_pss = mechanisms_.empty() ||
+                    std::find(mechanisms_.begin(), mechanisms_.end(), CKM_RSA_PKCS_PSS) != mechanisms_.end();
   }
   if (hooks_ && hooks_->reader_resolver) {
     auto reader = hooks_->reader_resolver(info());
