@@ -46,6 +46,7 @@ Json to_line(const service::AuditRecord& r) {
                {"outcome", wstr(r.outcome)},
                {"delivered", r.delivered}};
   if (!r.caller.client.empty()) line["client"] = wstr(r.caller.client);
+  if (r.origin) line["origin"] = wstr(*r.origin);
   if (!r.token_id.empty()) line["token_id"] = wstr(r.token_id);
   if (!r.cert_id.empty()) line["cert_id"] = wstr(r.cert_id);
   if (!r.subject.empty()) line["subject"] = wstr(r.subject);

@@ -22,6 +22,8 @@ constexpr Method kProtocol[] = {
     {"certificates.identity", G::read, N::policy, certificates_identity},
     {"session.login", G::session, N::nothing, session_login},
     {"session.logout", G::session, N::nothing, session_logout},
+    {"auth.token", G::session, N::policy, auth_token},
+    {"auth.verify", G::read, N::policy, auth_verify},
     {"sign.digest", G::sign, N::nothing, sign_one},
     {"sign.data", G::sign, N::nothing, sign_one},
     {"sign.xml", G::sign, N::documents, sign_one},

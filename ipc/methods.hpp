@@ -29,6 +29,10 @@ Task<Json> certificates_list(Core& core, std::shared_ptr<Call> call);
 Task<Json> session_login(Core& core, std::shared_ptr<Call> call);
 Task<Json> session_logout(Core& core, std::shared_ptr<Call> call);
 
+// methods_auth.cpp: Web eID login tokens
+Task<Json> auth_token(Core& core, std::shared_ptr<Call> call);
+Task<Json> auth_verify(Core& core, std::shared_ptr<Call> call);
+
 // methods_sign.cpp: sign.digest, .data, .xml, .cms and .prescription
 Task<Json> sign_one(Core& core, std::shared_ptr<Call> call);
 Task<Json> sign_batch(Core& core, std::shared_ptr<Call> call);

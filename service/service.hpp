@@ -53,8 +53,9 @@ struct AuditRecord {
   std::string cert_id;
   std::string subject;
   std::string digest_algorithm;
-  std::string digest_hex;  // of what was signed
-  std::string outcome;     // "ok" or the error reason
+  std::string digest_hex;             // of what was signed
+  std::optional<std::string> origin;  // the web origin served: a browser's, or an auth token's
+  std::string outcome;                // "ok" or the error reason
   std::string detail;
   bool delivered = true;  // false when the caller had gone before the answer
 };
@@ -129,6 +130,22 @@ struct IdentityReport {
   policy::Decision decision;
 };
 
+// --- logging in with the authentication key ---
+
+// A Web eID login challenge, as the relying party issued it.
+struct Challenge {
+  std::string origin;  // https://host[:port]
+  std::string nonce;   // base64 text, at least 44 characters
+};
+
+// What a relying party would decide of a token: the token itself, then its
+// certificate through the policy for `authenticate`.
+struct TokenReport {
+  signature::WebEidCheck token;
+  std::optional<policy::Decision> decision;  // absent when the token itself did not hold
+  [[nodiscard]] bool valid() const noexcept { return token.valid() && decision && decision->allowed; }
+};
+
 // policy.check names a card's certificate or a registration number alone.
 struct CheckSubject {
   std::optional<std::string> cert_id;
@@ -171,6 +188,13 @@ class Service {
   Task<policy::Decision> check(Caller caller, CheckSubject subject, policy::Action action, policy::Context context);
   // The professional, or not_found.
   Task<policy::Registry::Lookup> lookup(Caller caller, std::string registration_number);
+
+  // A Web eID token for `challenge` from an authentication key. The
+  // certificate passes the policy for `authenticate` before the card is asked.
+  Task<signature::WebEidToken> authenticate(Caller caller, std::string cert_id, Challenge challenge,
+                                            pkcs11::Credentials credentials);
+  // A token that does not hold is a report, not an error.
+  Task<TokenReport> verify_token(Caller caller, signature::WebEidToken token, Challenge challenge);
 
   Task<pkcs11::LoginResult> login(Caller caller, std::string token_id, pkcs11::Credentials credentials);
   Task<Unit> logout(Caller caller, std::string token_id);

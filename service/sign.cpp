@@ -37,6 +37,7 @@ AuditRecord audit_record(const Caller& caller, std::string action, const pkcs11:
   record.cert_id = request.cert_id;
   record.digest_algorithm = name_of(request.digest_algorithm);
   record.digest_hex = hex_encode(request.digest);  // what the card signed: names the document without holding it
+  record.origin = caller.origin;
   return record;
 }
 

@@ -1,0 +1,85 @@
+// Logging in with the card's authentication key the Web eID way: a token for
+// a relying party's challenge (auth.token), and the relying party's own check
+// of such a token (auth.verify).
+
+#include <algorithm>
+
+#include "common/encoding.hpp"
+#include "common/version.hpp"
+#include "service/prepared.hpp"
+
+namespace kortti::service {
+
+namespace {
+
+void check_challenge(const Challenge& challenge) {
+  signature::check_web_eid_origin(challenge.origin);
+  signature::check_web_eid_nonce(challenge.nonce);
+}
+
+std::string app_version() { return std::string("https://kortti.invalid/korttid/") + kVersion; }
+
+}  // namespace
+
+// 1. the challenge's form, 2. the key is an authentication key, 3. the
+// certificate through the policy, and only then 4. the card: a refusal never
+// reaches the PIN.
+Task<signature::WebEidToken> Service::authenticate(Caller caller, std::string cert_id, Challenge challenge,
+                                                   pkcs11::Credentials credentials) {
+  check_challenge(challenge);
+  const pkcs11::CertificateInfo cert = co_await services_.tokens->certificate(cert_id);
+  if (std::find(cert.purposes.begin(), cert.purposes.end(), pkcs11::Purpose::authentication) == cert.purposes.end())
+    throw Error(Errc::unsupported, "certificate " + cert.cert_id +
+                                       " is not an authentication certificate (keyUsage digitalSignature); a login "
+                                       "token is made with the card's authentication key");
+
+  AuditRecord record;
+  record.action = "auth.token";
+  record.caller = caller;
+  record.origin = challenge.origin;
+  record.cert_id = cert.cert_id;
+  record.subject = cert.subject;
+  const policy::Decision decision =
+      co_await policy().identity(cert.der, cert.chain, policy::Action::authenticate, Ticket{caller.stop});
+  if (!decision.allowed) {
+    // The refusal stands whether or not its line could be written.
+    (void)co_await audit_denial(std::move(record), decision);
+    throw denial(decision, "authentication with this certificate");
+  }
+
+  const std::optional<pkcs11::TokenInfo> token = services_.tokens->token(cert.token_id);
+  const signature::WebEidAlgorithm& algorithm =
+      signature::web_eid_algorithm_for(cert.key_type, cert.curve, token && token->rsa_pss);
+  pkcs11::SignRequest request;
+  request.cert_id = cert.cert_id;
+  request.uid = caller.uid;
+  request.digest_algorithm = algorithm.digest;
+  request.digest = signature::web_eid_digest(algorithm, challenge.origin, challenge.nonce);
+  request.scheme = algorithm.scheme;
+  record.digest_algorithm = name_of(algorithm.digest);
+  record.digest_hex = hex_encode(request.digest);
+  const pkcs11::SignResult card =
+      co_await sign_audited(std::move(record), std::move(request), std::move(credentials), caller.stop);
+
+  signature::WebEidToken out;
+  out.certificate = card.certificate.der;
+  out.algorithm = std::string(algorithm.name);
+  out.signature = signature::web_eid_signature(algorithm, cert.curve, card.signature);
+  out.app_version = app_version();
+  co_return out;
+}
+
+Task<TokenReport> Service::verify_token(Caller caller, signature::WebEidToken token, Challenge challenge) {
+  check_challenge(challenge);
+  TokenReport report;
+  report.token = signature::verify_web_eid_token(token, challenge.origin, challenge.nonce);
+  if (!report.token.valid()) co_return report;
+  // The certificate came with the token: whatever chain it needs is the
+  // trust configuration's, never the token's.
+  std::vector<Bytes> no_chain;
+  report.decision = co_await policy().identity(token.certificate, std::move(no_chain), policy::Action::authenticate,
+                                               Ticket{caller.stop});
+  co_return report;
+}
+
+}  // namespace kortti::service

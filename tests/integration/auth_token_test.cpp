@@ -1,0 +1,238 @@
+// Web eID login tokens (auth.token, auth.verify) from SoftHSM2 authentication
+// keys. Each token is checked by the Web eID rule written here with the
+// openssl CLI — hash(origin) || hash(nonce), signed with the algorithm's
+// hash, ECDSA as r||s — never by korttid's own code.
+
+#include <fstream>
+
+#include "tests/integration/softhsm_fixture.hpp"
+
+namespace kortti::test {
+namespace {
+
+constexpr const char* kOrigin = "https://sso.example.fi";
+
+class AuthToken : public SoftHsmDaemonTest {
+ protected:
+  std::string rsa_auth() { return cert_id("cardA", "02"); }
+  std::string ec_auth() { return cert_id("cardB", "02"); }
+
+  Json token(client::Client& c, const std::string& cert, const std::string& origin, const std::string& nonce,
+             bool with_pin = true) {
+    Json params = {{"cert_id", wstr(cert)}, {"origin", wstr(origin)}, {"challenge_nonce", wstr(nonce)}};
+    if (with_pin) params["pin"] = kPin;
+    return c.call("auth.token", params).at("token");
+  }
+
+  Json verify(client::Client& c, const Json& token, const std::string& origin, const std::string& nonce) {
+    return c.call("auth.verify", {{"token", token}, {"origin", wstr(origin)}, {"challenge_nonce", wstr(nonce)}});
+  }
+};
+
+std::string fresh_nonce() { return base64_encode(random_bytes(32)); }
+
+// The openssl CLI's hash of a text, as raw bytes.
+Bytes openssl_hash(const std::string& alg, const std::string& text) {
+  TempDir dir;
+  write_file(dir / "in.txt", text);
+  auto r = run({"openssl", "dgst", "-" + alg, "-binary", (dir / "in.txt").string()});
+  if (r.status != 0) throw std::runtime_error("openssl dgst: " + r.err);
+  return Bytes(r.out.begin(), r.out.end());
+}
+
+Bytes der_integer(ByteView value) {
+  std::size_t skip = 0;
+  while (skip + 1 < value.size() && value[skip] == 0) ++skip;
+  Bytes body(value.begin() + static_cast<std::ptrdiff_t>(skip), value.end());
+  if (body[0] & 0x80) body.insert(body.begin(), 0);
+  Bytes out = {0x02, static_cast<std::uint8_t>(body.size())};
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+// JWS r||s as the DER ECDSA-Sig-Value openssl verifies (short form lengths:
+// P-384's r and s make at most 102 bytes).
+Bytes ecdsa_raw_as_der(const Bytes& raw) {
+  const std::size_t half = raw.size() / 2;
+  Bytes seq = der_integer(ByteView(raw.data(), half));
+  const Bytes s = der_integer(ByteView(raw.data() + half, half));
+  seq.insert(seq.end(), s.begin(), s.end());
+  Bytes out = {0x30, static_cast<std::uint8_t>(seq.size())};
+  out.insert(out.end(), seq.begin(), seq.end());
+  return out;
+}
+
+// The Web eID rule, independently: does `token` sign this origin and nonce?
+bool web_eid_rule_holds(const Json& token, const std::string& origin, const std::string& nonce) {
+  const std::string algorithm = str(token["algorithm"]);
+  const std::string bits = algorithm.substr(2);
+  const std::string hash = "sha" + bits;
+  Bytes value = openssl_hash(hash, origin);
+  const Bytes second = openssl_hash(hash, nonce);
+  value.insert(value.end(), second.begin(), second.end());
+  Bytes signature = b64(token["signature"]);
+  std::string scheme = "pkcs1";
+  if (algorithm[0] == 'E') {
+    scheme = "ecdsa";
+    signature = ecdsa_raw_as_der(signature);
+  } else if (algorithm[0] == 'P') {
+    scheme = "pss";
+  }
+  return openssl_verify_data(b64(token["unverifiedCertificate"]), value, signature, hash, scheme);
+}
+
+TEST_F(AuthToken, RsaKeyMakesAPs256TokenThatTheWebEidRuleAccepts) {
+  auto c = daemon_->connect();
+  const std::string nonce = fresh_nonce();
+  const Json t = token(*c, rsa_auth(), kOrigin, nonce);
+  EXPECT_EQ(t["format"], "web-eid:1.0");
+  EXPECT_EQ(t["algorithm"], "PS256") << "SoftHSM2 offers CKM_RSA_PKCS_PSS";
+  EXPECT_EQ(str(t["appVersion"]).rfind("https://", 0), 0U);
+  EXPECT_TRUE(web_eid_rule_holds(t, kOrigin, nonce));
+  EXPECT_FALSE(web_eid_rule_holds(t, "https://evil.example", nonce));
+  EXPECT_FALSE(web_eid_rule_holds(t, kOrigin, fresh_nonce()));
+  const std::string serialized = to_std(t.dump());
+  EXPECT_GE(serialized.size(), 100U);
+  EXPECT_LE(serialized.size(), 10000U);
+}
+
+TEST_F(AuthToken, EcP384KeyMakesAnEs384TokenWithRawRAndS) {
+  auto c = daemon_->connect();
+  const std::string nonce = fresh_nonce();
+  const Json t = token(*c, ec_auth(), "https://kanta.example.fi:8443", nonce);
+  EXPECT_EQ(t["algorithm"], "ES384");
+  EXPECT_EQ(b64(t["signature"]).size(), 96U) << "r||s, 48 bytes each";
+  EXPECT_TRUE(web_eid_rule_holds(t, "https://kanta.example.fi:8443", nonce));
+  EXPECT_FALSE(web_eid_rule_holds(t, "https://kanta.example.fi", nonce));
+}
+
+TEST_F(AuthToken, AuthVerifyAcceptsGoodTokensAndRefusesTamperedOnes) {
+  auto c = daemon_->connect();
+  const std::string nonce = fresh_nonce();
+  const Json rsa = token(*c, rsa_auth(), kOrigin, nonce);
+  const Json ec = token(*c, ec_auth(), kOrigin, nonce);
+  for (const Json* t : {&rsa, &ec}) {
+    const Json r = verify(*c, *t, kOrigin, nonce);
+    EXPECT_TRUE(r["valid"].get<bool>()) << r.dump();
+    EXPECT_TRUE(r["decision"]["allowed"].get<bool>()) << r.dump();
+    EXPECT_NE(str(r["subject"]).find("CN="), std::string::npos);
+  }
+  auto refused = [&](Json t, const std::string& origin, const std::string& n, const std::string& reason) {
+    const Json r = verify(*c, t, origin, n);
+    EXPECT_FALSE(r["valid"].get<bool>()) << r.dump();
+    EXPECT_EQ(r["reason"], wstr(reason)) << r.dump();
+  };
+  refused(rsa, "https://evil.example", nonce, "signature_invalid");
+  refused(ec, kOrigin, fresh_nonce(), "signature_invalid");
+  // The token with one field replaced.
+  auto with = [](Json t, const char* key, Json value) {
+    t[key] = std::move(value);
+    return t;
+  };
+  Bytes flipped = b64(ec["signature"]);
+  flipped[10] ^= 0x01;
+  refused(with(ec, "signature", wstr(base64_encode(flipped))), kOrigin, nonce, "signature_invalid");
+  // A DER signature is not what a Web eID token carries.
+  refused(with(ec, "signature", wstr(base64_encode(ecdsa_raw_as_der(b64(ec["signature"]))))), kOrigin, nonce,
+          "signature_invalid");
+  // Another card's certificate under this signature.
+  refused(with(rsa, "unverifiedCertificate", ec["unverifiedCertificate"]), kOrigin, nonce, "algorithm_mismatch");
+  refused(with(rsa, "algorithm", "RS256"), kOrigin, nonce, "signature_invalid");
+  refused(with(ec, "algorithm", "ES256"), kOrigin, nonce, "algorithm_mismatch");
+  refused(with(rsa, "algorithm", "HS256"), kOrigin, nonce, "algorithm_unsupported");
+  refused(with(rsa, "format", "web-eid:2.0"), kOrigin, nonce, "format_unsupported");
+  refused(with(rsa, "unverifiedCertificate", wstr(base64_encode(random_bytes(300)))), kOrigin, nonce,
+          "certificate_unreadable");
+
+  EXPECT_EQ(rpc_error([&] { verify(*c, with(rsa, "signature", "not base64!"), kOrigin, nonce); }).code(), -32602);
+  EXPECT_EQ(rpc_error([&] { verify(*c, Json("a string"), kOrigin, nonce); }).code(), -32602);
+  Json missing = rsa;
+  missing.erase("algorithm");
+  EXPECT_EQ(rpc_error([&] { verify(*c, missing, kOrigin, nonce); }).code(), -32602);
+}
+
+TEST_F(AuthToken, BadOriginsAndShortNoncesAreInvalidParamsBeforeTheCard) {
+  auto c = daemon_->connect();
+  const std::string nonce = fresh_nonce();
+  const std::vector<std::string> bad_origins = {"",
+                                                "http://sso.example.fi",
+                                                "https://",
+                                                "https://sso.example.fi/",
+                                                "https://sso.example.fi/login",
+                                                "https://sso.example.fi?x=1",
+                                                "https://user@sso.example.fi",
+                                                "https://sso.example.fi:",
+                                                "https://sso.example.fi:0",
+                                                "https://sso.example.fi:65536",
+                                                "https://sso.example.fi:80a",
+                                                "HTTPS://sso.example.fi",
+                                                "https://[::1",
+                                                "https://sso.example.fi#frag",
+                                                "https://sso example.fi",
+                                                std::string("https://") + std::string(300, 'a')};
+  for (const std::string& origin : bad_origins) {
+    const auto e = rpc_error([&] { token(*c, rsa_auth(), origin, nonce); });
+    EXPECT_EQ(e.code(), -32602) << origin;
+    EXPECT_NE(std::string(e.what()).find("origin"), std::string::npos) << e.what();
+  }
+  for (const std::string good : {"https://localhost:8443", "https://[::1]:8443", "https://127.0.0.1"})
+    EXPECT_TRUE(web_eid_rule_holds(token(*c, rsa_auth(), good, nonce), good, nonce)) << good;
+  for (const std::string& short_or_bad :
+       std::vector<std::string>{nonce.substr(0, 43), std::string(44, '*'), std::string(1025, 'A')}) {
+    const auto e = rpc_error([&] { token(*c, rsa_auth(), kOrigin, short_or_bad); });
+    EXPECT_EQ(e.code(), -32602) << short_or_bad;
+    EXPECT_NE(std::string(e.what()).find("challenge_nonce"), std::string::npos) << e.what();
+  }
+  // auth.verify applies the same rules to the challenge.
+  const Json t = token(*c, rsa_auth(), kOrigin, nonce);
+  EXPECT_EQ(rpc_error([&] { verify(*c, t, "https://sso.example.fi/", nonce); }).code(), -32602);
+  EXPECT_EQ(rpc_error([&] { verify(*c, t, kOrigin, nonce.substr(0, 40)); }).code(), -32602);
+}
+
+TEST_F(AuthToken, OnlyAnAuthenticationKeyMakesTokens) {
+  auto c = daemon_->connect();
+  const auto e = rpc_error([&] { token(*c, rsa_sign_cert(), kOrigin, fresh_nonce()); });
+  EXPECT_EQ(e.code(), 1050);
+  EXPECT_NE(std::string(e.what()).find("authentication"), std::string::npos) << e.what();
+}
+
+TEST_F(AuthToken, UsesTheCallersSessionOrAsksForThePin) {
+  auto c = daemon_->connect();
+  const std::string nonce = fresh_nonce();
+  EXPECT_EQ(rpc_error([&] { token(*c, rsa_auth(), kOrigin, nonce, false); }).code(), 1010);
+  c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}});
+  EXPECT_TRUE(web_eid_rule_holds(token(*c, rsa_auth(), kOrigin, nonce, false), kOrigin, nonce));
+}
+
+TEST_F(AuthToken, EachTokenIsAuditedWithItsOriginAndNoPinIsWrittenAnywhere) {
+  auto c = daemon_->connect();
+  const std::string nonce = fresh_nonce();
+  token(*c, rsa_auth(), "https://audit.example.fi", nonce);
+  Json wrong_pin = {{"cert_id", wstr(ec_auth())},
+                    {"origin", "https://audit.example.fi"},
+                    {"challenge_nonce", wstr(nonce)},
+                    {"pin", "987654"}};
+  const auto e = rpc_error([&] { c->call("auth.token", wrong_pin); });
+  EXPECT_EQ(e.code(), 1011);
+  EXPECT_EQ(std::string(e.what()).find("987654"), std::string::npos);
+  std::vector<Json> lines;
+  std::istringstream in(read_file(daemon_->dir() / "audit.log"));
+  for (std::string line; std::getline(in, line);) lines.push_back(Json::parse(line));
+  ASSERT_EQ(lines.size(), 2U);
+  for (const Json& line : lines) {
+    EXPECT_EQ(line["action"], "auth.token");
+    EXPECT_EQ(line["origin"], "https://audit.example.fi");
+    EXPECT_EQ(line["digest_algorithm"], line == lines[0] ? "sha256" : "sha384");
+  }
+  EXPECT_EQ(lines[0]["outcome"], "ok");
+  EXPECT_EQ(lines[0]["cert_id"], wstr(rsa_auth()));
+  EXPECT_EQ(lines[1]["outcome"], "pin_incorrect");
+  for (const auto& file : {daemon_->dir() / "korttid.log", daemon_->dir() / "audit.log"}) {
+    const std::string text = read_file(file);
+    EXPECT_EQ(text.find(kPin), std::string::npos) << file;
+    EXPECT_EQ(text.find("987654"), std::string::npos) << file;
+  }
+}
+
+}  // namespace
+}  // namespace kortti::test
