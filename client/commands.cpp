@@ -93,4 +93,17 @@ void print_error(const RpcError& e) {
       std::cerr << "  - " << text(r, "code") << ": " << text(r, "message") << "\n";
 }
 
+Json call_with_pin(client::Client& c, const std::string& method, Json params, const PinOptions& pin,
+                   const std::string& what, std::string_view attach) {
+  const bool given = pin.apply(params);
+  try {
+    return c.call_attached(method, params, attach);
+  } catch (const client::RpcError& e) {
+    if (given || e.reason() != "pin_required") throw;
+  }
+  SecretString secret = client::prompt_pin("PIN for " + what + ": ");
+  params["pin"] = wstr(secret.view());
+  return c.call_attached(method, params, attach);
+}
+
 }  // namespace kortti::cli

@@ -12,6 +12,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "client/client.hpp"
 #include "common/bytes.hpp"
@@ -48,6 +49,9 @@ Runner define_sign(CLI::App& cmd);
 Runner define_prescribe(CLI::App& cmd);
 // commands_verify.cpp
 Runner define_verify(CLI::App& cmd);
+// commands_auth.cpp
+Runner define_auth_token(CLI::App& cmd);
+Runner define_verify_token(CLI::App& cmd);
 // commands_session.cpp
 Runner define_login(CLI::App& cmd);
 Runner define_logout(CLI::App& cmd);
@@ -66,6 +70,12 @@ struct PinOptions {
   // Adds pin/pinpad to params if given up front; returns whether it did.
   bool apply(Json& params) const;
 };
+
+// Calls `method`; when the daemon says a PIN is needed and none was given,
+// asks for it once on the terminal and tries again.
+// `attach`: a params member to send as an attachment (documents).
+Json call_with_pin(client::Client& c, const std::string& method, Json params, const PinOptions& pin,
+                   const std::string& what, std::string_view attach = {});
 
 std::string text(const Json& j, const char* key);
 void print_json(const Json& j);

@@ -36,22 +36,6 @@ void write_pem_certificate(const std::string& path, const Bytes& der) {
   if (!bio || PEM_write_bio_X509(bio.get(), cert.get()) != 1) throw std::runtime_error("cannot write " + path);
 }
 
-// Calls `method`; when the daemon says a PIN is needed and none was given,
-// asks for it once on the terminal and tries again.
-// `attach`: a params member to send as an attachment (documents).
-Json call_with_pin(Client& c, const std::string& method, Json params, const PinOptions& pin, const std::string& what,
-                   std::string_view attach = {}) {
-  const bool given = pin.apply(params);
-  try {
-    return c.call_attached(method, params, attach);
-  } catch (const RpcError& e) {
-    if (given || e.reason() != "pin_required") throw;
-  }
-  SecretString secret = client::prompt_pin("PIN for " + what + ": ");
-  params["pin"] = wstr(secret.view());
-  return c.call_attached(method, params, attach);
-}
-
 struct SignOptions {
   std::string cert;
   std::string in;

@@ -73,6 +73,8 @@ const Command kCommands[] = {
     {"prescribe", "sign an e-prescription CDA (policy check, then Kanta signature)", define_prescribe},
     {"verify", "verify a signed XML document or a CMS signature", define_verify},
     {"login", "log in to a token for this user (PIN1 session)", define_login},
+    {"auth-token", "make a Web eID login token with the card's authentication key", define_auth_token},
+    {"verify-token", "check a Web eID login token as a relying party would", define_verify_token},
     {"events", "print reader, card, token and session events as they happen", define_events},
     {"logout", "end this user's session on a token", define_logout},
 };

@@ -97,6 +97,35 @@ TEST_F(Cli, LoginAndLogout) {
   EXPECT_EQ(out.status, 0);
 }
 
+TEST_F(Cli, AuthTokenMakesATokenThatVerifyTokenAccepts) {
+  const std::string nonce = base64_encode(random_bytes(32));
+  const fs::path token = daemon_->dir() / "token.json";
+  auto made = kortti({"auth-token", "--cert", cert_id("cardA", "02"), "--origin", "https://sso.example.fi", "--nonce",
+                      nonce, "--out", token.string(), "--pin-fd", "3"},
+                     {{3, pin_file()}});
+  ASSERT_EQ(made.status, 0) << made.err;
+  const Json t = Json::parse(read_file(token));
+  EXPECT_EQ(t["format"], "web-eid:1.0");
+  EXPECT_EQ(t["algorithm"], "PS256");
+  auto ok = kortti({"verify-token", "--in", token.string(), "--origin", "https://sso.example.fi", "--nonce", nonce});
+  EXPECT_EQ(ok.status, 0) << ok.out << ok.err;
+  EXPECT_EQ(ok.out.rfind("VALID", 0), 0U) << ok.out;
+  EXPECT_NE(ok.out.find("Testilääkäri"), std::string::npos) << ok.out;
+  auto other = kortti({"verify-token", "--in", token.string(), "--origin", "https://evil.example", "--nonce", nonce});
+  EXPECT_EQ(other.status, 3) << other.out << other.err;
+  EXPECT_NE(other.out.find("NOT VALID"), std::string::npos) << other.out;
+  EXPECT_NE(other.out.find("does not hold for this origin"), std::string::npos) << other.out;
+  auto bad = kortti({"auth-token", "--cert", cert_id("cardA", "02"), "--origin", "https://sso.example.fi/login",
+                     "--nonce", nonce, "--pin-fd", "3"},
+                    {{3, pin_file()}});
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("origin"), std::string::npos) << bad.err;
+  auto help = run({kortti_binary().string(), "auth-token", "--help"});
+  EXPECT_EQ(help.status, 0);
+  for (const char* word : {"--origin", "--nonce", "--cert", "--pin-fd", "web-eid:1.0"})
+    EXPECT_NE(help.out.find(word), std::string::npos) << word << "\n" << help.out;
+}
+
 TEST_F(Cli, UnreachableDaemonAndUsageErrors) {
   auto r = run({kortti_binary().string(), "--socket", "/nonexistent/k.sock", "tokens"});
   EXPECT_EQ(r.status, 69);
