@@ -10,11 +10,15 @@ namespace kortti {
 
 std::string openssl_error(const std::string& fallback) {
   std::string out;
-  while (const unsigned long e = ERR_get_error()) {
+  const char* data = nullptr;
+  int flags = 0;
+  while (const unsigned long e = ERR_get_error_all(nullptr, nullptr, nullptr, &data, &flags)) {
     char buf[256];
     ERR_error_string_n(e, buf, sizeof buf);
     if (!out.empty()) out += "; ";
     out += buf;
+    // The text a library raised with the code, e.g. why a card did not sign.
+    if ((flags & ERR_TXT_STRING) != 0 && data != nullptr && *data != '\0') out += std::string(" (") + data + ")";
   }
   return out.empty() ? fallback : out;
 }
