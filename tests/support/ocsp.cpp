@@ -16,30 +16,6 @@
 
 namespace kortti::test {
 
-namespace {
-
-// Whether a TCP socket listens on `port`, from /proc/net: a probing
-// connection would wedge OpenSSL 3.0's single-threaded responder, which then
-// waits for a request on it.
-bool listening(int port) {
-  char local[16];
-  std::snprintf(local, sizeof local, ":%04X ", port);
-  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
-    std::ifstream in(table);
-    std::string line;
-    while (std::getline(in, line)) {
-      // sl local_address rem_address st ...; st 0A is LISTEN.
-      std::istringstream fields(line);
-      std::string sl, address, remote, state;
-      fields >> sl >> address >> remote >> state;
-      if (state == "0A" && (address + " ").find(local) != std::string::npos) return true;
-    }
-  }
-  return false;
-}
-
-}  // namespace
-
 OcspResponder::OcspResponder(const std::string& ca, int port, std::optional<fs::path> index, std::string signer)
     : port_(port != 0       ? port
             : ca == "hc-ec" ? kEcPort

@@ -8,7 +8,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include "tests/support/support.hpp"
@@ -138,6 +141,26 @@ CommandResult run(const std::vector<std::string>& argv, const std::map<std::stri
   ::waitpid(pid, &status, 0);
   result.status = decode_status(status);
   return result;
+}
+
+// Whether a TCP socket listens on `port`, from /proc/net: a probing
+// connection would wedge OpenSSL 3.0's single-threaded responder, which then
+// waits for a request on it.
+bool listening(int port) {
+  char local[16];
+  std::snprintf(local, sizeof local, ":%04X ", port);
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    while (std::getline(in, line)) {
+      // sl local_address rem_address st ...; st 0A is LISTEN.
+      std::istringstream fields(line);
+      std::string sl, address, remote, state;
+      fields >> sl >> address >> remote >> state;
+      if (state == "0A" && (address + " ").find(local) != std::string::npos) return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace kortti::test

@@ -22,5 +22,8 @@ int decode_status(int status);
 // Leaves `pid` at -1, so that an explicit stop and the destructor after it
 // do not signal a pid the system may have handed to someone else.
 void reap(pid_t& pid, int signo);
+// Whether a TCP socket listens on `port` on this machine, read from
+// /proc/net without connecting (single-threaded openssl servers wedge on a probe).
+bool listening(int port);
 
 }  // namespace kortti::test
