@@ -267,6 +267,28 @@ class OcspResponder {
 // A local TCP port nobody listens on (bound, then closed).
 int closed_port();
 
+// `openssl s_server -www` on 127.0.0.1 with a fresh self-signed certificate
+// for localhost, demanding a client certificate from the test PKI's CAs
+// (-Verify 2 -verify_return_error); `options` are added (-tls1_3, ...).
+// Its status page (GET /) says what it saw: protocol, peer signature type
+// and digest, the client certificate.
+class TlsServer {
+ public:
+  explicit TlsServer(const std::vector<std::string>& options = {});
+  ~TlsServer();
+  TlsServer(const TlsServer&) = delete;
+  TlsServer& operator=(const TlsServer&) = delete;
+  [[nodiscard]] int port() const noexcept { return port_; }
+  [[nodiscard]] fs::path certificate() const { return dir_ / "server.pem"; }
+  [[nodiscard]] std::string log() const;
+  void stop();
+
+ private:
+  TempDir dir_;
+  int port_;
+  pid_t pid_ = -1;
+};
+
 inline constexpr const char* kOpenScModule = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 
 // Independent verification with the openssl CLI.

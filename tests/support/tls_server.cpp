@@ -1,0 +1,48 @@
+// `openssl s_server -www` demanding a client certificate: the TLS peer of the
+// card-key tests. Its status page is the server's own account of the
+// handshake.
+
+#include <csignal>
+#include <thread>
+
+#include "tests/support/process.hpp"
+#include "tests/support/support.hpp"
+
+namespace kortti::test {
+
+TlsServer::TlsServer(const std::vector<std::string>& options) : port_(closed_port()) {
+  const auto made = run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                         (dir_ / "server.key").string(), "-out", certificate().string(), "-subj", "/CN=localhost",
+                         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "2"});
+  if (made.status != 0) throw std::runtime_error("openssl req: " + made.err);
+  // The client certificates' issuers: both test CAs and their roots.
+  write_file(dir_ / "clients.pem",
+             read_file(pki_dir() / "ca" / "hc-rsa-chain.pem") + read_file(pki_dir() / "ca" / "hc-ec-chain.pem"));
+  std::vector<std::string> argv = {"openssl",
+                                   "s_server",
+                                   "-accept",
+                                   "127.0.0.1:" + std::to_string(port_),
+                                   "-cert",
+                                   certificate().string(),
+                                   "-key",
+                                   (dir_ / "server.key").string(),
+                                   "-CAfile",
+                                   (dir_ / "clients.pem").string(),
+                                   "-Verify",
+                                   "2",
+                                   "-verify_return_error",
+                                   "-www"};
+  argv.insert(argv.end(), options.begin(), options.end());
+  pid_ = spawn_logged(argv, {}, dir_ / "s_server.log");
+  for (int i = 0; i < 100 && !listening(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (!listening(port_)) {
+    stop();
+    throw std::runtime_error("openssl s_server did not listen on " + std::to_string(port_) + ":\n" + log());
+  }
+}
+
+TlsServer::~TlsServer() { stop(); }
+void TlsServer::stop() { reap(pid_, SIGTERM); }
+std::string TlsServer::log() const { return read_file(dir_ / "s_server.log"); }
+
+}  // namespace kortti::test

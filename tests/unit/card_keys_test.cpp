@@ -1,0 +1,141 @@
+// tls/: the card-key provider in real handshakes with `openssl s_server`,
+// which demands a client certificate and reports what it saw. The card is a
+// test double here — a Signer that signs with the test PKI's key file and
+// counts its calls — so that the provider alone is under test; through
+// korttid, tokens and tunnels it is tests/integration/tls_test.cpp.
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "common/error.hpp"
+#include "common/openssl.hpp"
+#include "tests/support/support.hpp"
+#include "tls/tls.hpp"
+
+namespace kortti::test {
+namespace {
+
+struct Handshake {
+  bool ok = false;
+  std::string page;   // the server's status page
+  std::string error;  // OpenSSL's, when not ok
+};
+
+Bytes der_of(const fs::path& pem) {
+  BioPtr bio(BIO_new_file(pem.c_str(), "r"));
+  X509Ptr x509(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  return certificate_der(x509.get());
+}
+
+// The card's double: `person`'s authentication key from its file, counted.
+tls::Signer file_signer(const std::string& person, std::atomic<int>& calls) {
+  const fs::path key = pki_dir() / "people" / person / "auth.key";
+  return [&calls, key](DigestAlgorithm alg, Scheme scheme, const Bytes& digest) {
+    ++calls;
+    return sign_like_a_token(key, alg, digest, scheme == Scheme::pss);
+  };
+}
+
+// A client in `keys`' library context with `person`'s authentication
+// certificate; GET / and read the answer.
+Handshake connect(const tls::CardKeys& keys, const TlsServer& server, const std::string& person, tls::Signer signer,
+                  int max_version = 0, const char* sigalgs = nullptr) {
+  const Bytes cert = der_of(pki_dir() / "people" / person / "auth.pem");
+  EvpPkeyPtr key = keys.key(cert, std::move(signer));
+  EXPECT_TRUE(key);
+  Handshake out;
+  SSL_CTX* ctx = SSL_CTX_new_ex(keys.context(), nullptr, TLS_client_method());
+  X509Ptr x509 = parse_certificate(cert);
+  SSL_CTX_use_certificate(ctx, x509.get());
+  if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1) out.error = openssl_error("use key");
+  SSL_CTX_load_verify_locations(ctx, server.certificate().c_str(), nullptr);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  if (max_version != 0) SSL_CTX_set_max_proto_version(ctx, max_version);
+  if (sigalgs != nullptr) SSL_CTX_set1_client_sigalgs_list(ctx, sigalgs);
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(server.port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  SSL* ssl = SSL_new(ctx);
+  SSL_set1_host(ssl, "localhost");
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && SSL_set_fd(ssl, fd) == 1 &&
+      SSL_connect(ssl) == 1) {
+    const std::string get = "GET / HTTP/1.0\r\n\r\n";
+    SSL_write(ssl, get.data(), static_cast<int>(get.size()));
+    char buf[4096];
+    for (int n; (n = SSL_read(ssl, buf, sizeof buf)) > 0;) out.page.append(buf, static_cast<std::size_t>(n));
+    // TLS 1.3 checks the client's certificate after the handshake: the page
+    // is the proof it was accepted.
+    out.ok = out.page.find("Client certificate") != std::string::npos;
+  }
+  if (!out.ok) out.error += openssl_error("handshake failed");
+  SSL_free(ssl);
+  ::close(fd);
+  SSL_CTX_free(ctx);
+  return out;
+}
+
+TEST(CardKeys, RsaKeySignsTls13CertificateVerifyWithPssOnce) {
+  tls::CardKeys keys;
+  TlsServer server({"-tls1_3"});
+  std::atomic<int> calls = 0;
+  const Handshake h = connect(keys, server, "physician", file_signer("physician", calls));
+  ASSERT_TRUE(h.ok) << h.error << "\n" << server.log();
+  EXPECT_NE(h.page.find("Protocol  : TLSv1.3"), std::string::npos) << h.page;
+  EXPECT_NE(h.page.find("Peer signature type: RSA-PSS"), std::string::npos) << h.page;
+  EXPECT_NE(h.page.find("Peer signing digest: SHA256"), std::string::npos) << h.page;
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(CardKeys, RsaKeyOnTls12AndWithPkcs1SignatureAlgorithmsOnly) {
+  tls::CardKeys keys;
+  TlsServer server;
+  std::atomic<int> calls = 0;
+  const Handshake pss = connect(keys, server, "physician", file_signer("physician", calls), TLS1_2_VERSION);
+  ASSERT_TRUE(pss.ok) << pss.error;
+  EXPECT_NE(pss.page.find("Protocol  : TLSv1.2"), std::string::npos) << pss.page;
+  // A token without PSS: TLS 1.2 with PKCS#1 signature algorithms.
+  const Handshake pkcs1 = connect(keys, server, "physician", file_signer("physician", calls), TLS1_2_VERSION,
+                                  "RSA+SHA256:RSA+SHA384:RSA+SHA512");
+  ASSERT_TRUE(pkcs1.ok) << pkcs1.error;
+  EXPECT_NE(pkcs1.page.find("Peer signature type: RSA\n"), std::string::npos) << pkcs1.page;
+  EXPECT_EQ(calls, 2);
+}
+
+TEST(CardKeys, EcP384KeySignsOnTls13AndTls12) {
+  tls::CardKeys keys;
+  TlsServer server;
+  std::atomic<int> calls = 0;
+  const Handshake v13 = connect(keys, server, "specialist", file_signer("specialist", calls));
+  ASSERT_TRUE(v13.ok) << v13.error << "\n" << server.log();
+  EXPECT_NE(v13.page.find("Protocol  : TLSv1.3"), std::string::npos) << v13.page;
+  EXPECT_NE(v13.page.find("Peer signature type: ECDSA"), std::string::npos) << v13.page;
+  EXPECT_NE(v13.page.find("Peer signing digest: SHA384"), std::string::npos) << v13.page;
+  const Handshake v12 = connect(keys, server, "specialist", file_signer("specialist", calls), TLS1_2_VERSION);
+  ASSERT_TRUE(v12.ok) << v12.error;
+  EXPECT_NE(v12.page.find("Protocol  : TLSv1.2"), std::string::npos) << v12.page;
+  EXPECT_EQ(calls, 2);
+}
+
+TEST(CardKeys, ACardThatCannotSignFailsTheHandshakeAndTheServerSeesNoCertificate) {
+  tls::CardKeys keys;
+  TlsServer server({"-tls1_3"});
+  const Handshake h = connect(keys, server, "physician", [](DigestAlgorithm, Scheme, const Bytes&) -> Bytes {
+    throw Error(Errc::card_removed, "the card left during the operation");
+  });
+  EXPECT_FALSE(h.ok) << h.page;
+  EXPECT_NE(h.error.find("the card did not sign: the card left during the operation"), std::string::npos) << h.error;
+  // Not a certificate, or a key that is not RSA or EC: no key at all.
+  EXPECT_FALSE(keys.key(Bytes{1, 2, 3}, {}));
+}
+
+}  // namespace
+}  // namespace kortti::test
