@@ -100,6 +100,23 @@ struct Config {
     bool operator==(const Batch&) const = default;
   } batch;
 
+  // [tls], [[tls.upstream]]
+  struct Tls {
+    bool enabled = false;
+    std::chrono::seconds handshake_timeout{30};
+    std::size_t max_tunnels = 16;
+    struct Upstream {
+      std::string name;
+      std::string connect;      // host:port
+      std::string server_name;  // empty: the host of connect
+      std::string ca_file;
+      std::string listen;  // a Unix socket path
+      std::string min_version = "1.2";
+      std::vector<std::string> alpn;
+    };
+    std::vector<Upstream> upstreams;
+  } tls;
+
   static policy::Rules default_rules();
 };
 
@@ -112,6 +129,10 @@ class ConfigError : public std::runtime_error {
  private:
   std::vector<std::string> problems_;
 };
+
+// "host:port" (an IPv6 address in brackets) as {host, port}; nothing for
+// anything else.
+std::optional<std::pair<std::string, std::string>> split_host_port(const std::string& text);
 
 // Reads and checks a config file. Unknown keys and bad values are errors.
 Config load_config(const std::string& path);

@@ -221,6 +221,24 @@ std::vector<std::pair<std::string, std::string>> check_card_type(const Config& c
   return problems;
 }
 
+std::vector<std::pair<std::string, std::string>> check_upstream(const Config& c) {
+  std::vector<std::pair<std::string, std::string>> problems;
+  const auto& u = c.tls.upstreams.back();
+  if (u.name.empty() || u.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_") != std::string::npos)
+    problems.emplace_back("name", "must be lower-case letters, digits, - and _");
+  for (std::size_t i = 0; i + 1 < c.tls.upstreams.size(); ++i) {
+    if (c.tls.upstreams[i].name == u.name) problems.emplace_back("name", "is already another upstream's");
+    if (c.tls.upstreams[i].listen == u.listen) problems.emplace_back("listen", "is already another upstream's");
+  }
+  if (!split_host_port(u.connect)) problems.emplace_back("connect", "must be host:port (an IPv6 address in [])");
+  if (!u.listen.empty() && u.listen.front() != '/') problems.emplace_back("listen", "must be an absolute path");
+  if (!u.ca_file.empty() && ::access(u.ca_file.c_str(), R_OK) != 0)
+    problems.emplace_back("ca_file", "cannot be read: " + u.ca_file);
+  for (const auto& p : u.alpn)
+    if (p.empty() || p.size() > 255) problems.emplace_back("alpn", "entries must be 1 to 255 bytes");
+  return problems;
+}
+
 const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 const std::vector<std::pair<std::string, policy::FailMode>> kFailModes = {{"hard-fail", policy::FailMode::hard},
                                                                           {"soft-fail", policy::FailMode::soft}};
@@ -336,6 +354,45 @@ std::vector<KeySpec> rows() {
       Row("log", "target", Choice, str("stderr"), Restart, "stderr, or journal (native fields)")
           .one_of({"stderr", "journal"})
           .bind([](auto& c) -> auto& { return c.log.target; }),
+
+      // [tls]
+      Row("tls", "enabled", Bool, false, Restart, "TLS client authentication with the card through forward tunnels")
+          .bind([](auto& c) -> auto& { return c.tls.enabled; }),
+      Row("tls", "handshake_timeout_s", Seconds, num(30), Restart,
+          "the whole of one tunnel's connection and handshake, the card's signature included")
+          .range(1, 600)
+          .bind([](auto& c) -> auto& { return c.tls.handshake_timeout; }),
+      Row("tls", "max_tunnels", Int, num(16), Restart, "tunnels open at once, all upstreams together")
+          .range(1, 1024)
+          .bind([](auto& c) -> auto& { return c.tls.max_tunnels; }),
+      Row("tls", "upstream", KeyType::table_array, num(0), Restart, "a server the card may log in to")
+          .custom(
+              [](Config& c, const ConfigValue&) -> Why {
+                c.tls.upstreams.emplace_back();
+                return std::nullopt;
+              },
+              [](const Config& c) { return value_of(c.tls.upstreams.size()); })
+          .entry_check(check_upstream),
+      Row("tls.upstream", "name", String, str(""), Restart, "how logs, audit lines and clients name it")
+          .required()
+          .bind([](auto& c) -> auto& { return c.tls.upstreams.back().name; }),
+      Row("tls.upstream", "connect", String, str(""), Restart, "host:port of the server").required().bind([
+      ](auto& c) -> auto& { return c.tls.upstreams.back().connect; }),
+      Row("tls.upstream", "server_name", String, str(""), Restart,
+          "SNI and the name its certificate must carry; empty: the host of connect")
+          .bind([](auto& c) -> auto& { return c.tls.upstreams.back().server_name; }),
+      Row("tls.upstream", "ca_file", Path, str(""), Restart,
+          "PEM roots the server's certificate is checked against (only these)")
+          .required()
+          .bind([](auto& c) -> auto& { return c.tls.upstreams.back().ca_file; }),
+      Row("tls.upstream", "listen", Path, str(""), Restart, "the local Unix socket clients connect to")
+          .required()
+          .bind([](auto& c) -> auto& { return c.tls.upstreams.back().listen; }),
+      Row("tls.upstream", "min_version", Choice, str("1.2"), Restart, "the lowest TLS version accepted")
+          .one_of({"1.2", "1.3"})
+          .bind([](auto& c) -> auto& { return c.tls.upstreams.back().min_version; }),
+      Row("tls.upstream", "alpn", Strings, list({}), Restart, "ALPN protocols offered, e.g. [\"http/1.1\"]").bind([
+      ](auto& c) -> auto& { return c.tls.upstreams.back().alpn; }),
 
       // [audit]
       Row("audit", "file", Path, str(""), Restart, "the audit trail file; empty: the main log").bind([
@@ -550,5 +607,22 @@ std::string_view type_name(KeyType type) noexcept {
 }
 
 std::string_view reload_name(Reload reload) noexcept { return reload == Reload::sighup ? "SIGHUP" : "restart"; }
+
+std::optional<std::pair<std::string, std::string>> split_host_port(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return std::nullopt;
+  std::string host = text.substr(0, colon);
+  const std::string port = text.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.back() != ']' || host.size() < 3) return std::nullopt;
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    return std::nullopt;
+  }
+  char* end = nullptr;
+  const long n = std::strtol(port.c_str(), &end, 10);
+  if (*end != '\0' || n < 1 || n > 65535) return std::nullopt;
+  return std::pair(host, port);
+}
 
 }  // namespace kortti::daemon

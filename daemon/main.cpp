@@ -28,6 +28,7 @@
 #include "policy/policy.hpp"
 #include "service/service.hpp"
 #include "signature/signature.hpp"
+#include "tls/tls.hpp"
 
 namespace {
 
@@ -280,13 +281,14 @@ int main(int argc, char** argv) {
     ipc::Server server(io, server_options,
                        ipc::Services{&operations, &tokens, monitor ? &*monitor : nullptr, &policy, true});
 
-    if (sd_listen_fds(1) >= 1) {
+    std::optional<gid_t> group;
+    if (!config.ipc.socket_group.empty()) group = getgrnam(config.ipc.socket_group.c_str())->gr_gid;
+    if (sd_listen_fds(1) >= 1)
       server.adopt(SD_LISTEN_FDS_START);
-    } else {
-      std::optional<gid_t> group;
-      if (!config.ipc.socket_group.empty()) group = getgrnam(config.ipc.socket_group.c_str())->gr_gid;
+    else
       server.listen(config.ipc.socket, config.ipc.socket_mode, group);
-    }
+    tls::Tunnels tunnels(io, operations, daemon::tls_options(config, group));
+    tunnels.start();
 
     asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
     bool stopping = false;
@@ -304,7 +306,8 @@ int main(int argc, char** argv) {
         server.stop(grace, [&] {
           // Each component gets a bounded wait for its threads; a check
           // still waiting on a slow responder is not waited out.
-          settled = tokens.shutdown(std::chrono::milliseconds(2000));
+          settled = tunnels.stop(std::chrono::milliseconds(1000));
+          settled = tokens.shutdown(std::chrono::milliseconds(2000)) && settled;
           settled = policy.stop(std::chrono::milliseconds(1000)) && settled;
           settled = documents.stop(std::chrono::milliseconds(1000)) && settled;
           settled = audit.stop(std::chrono::milliseconds(1000)) && settled;

@@ -71,4 +71,27 @@ void connect_pcsc(pcsc::Monitor& monitor, pkcs11::TokenService& tokens) {
   });
 }
 
+tls::Options tls_options(const Config& config, std::optional<gid_t> group) {
+  tls::Options o;
+  o.enabled = config.tls.enabled;
+  o.handshake_timeout = config.tls.handshake_timeout;
+  o.max_tunnels = config.tls.max_tunnels;
+  o.socket_mode = config.ipc.socket_mode;
+  o.socket_group = group;
+  for (const auto& u : config.tls.upstreams) {
+    tls::Upstream out;
+    out.name = u.name;
+    const auto host_port = split_host_port(u.connect);
+    out.host = host_port ? host_port->first : u.connect;
+    out.port = host_port ? host_port->second : "443";
+    out.server_name = u.server_name.empty() ? out.host : u.server_name;
+    out.ca_file = u.ca_file;
+    out.listen = u.listen;
+    out.min_version = u.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
+    out.alpn = u.alpn;
+    o.upstreams.push_back(std::move(out));
+  }
+  return o;
+}
+
 }  // namespace kortti::daemon

@@ -17,6 +17,7 @@
 #include "daemon/config.hpp"
 #include "pcsc/pcsc.hpp"
 #include "pkcs11/pkcs11.hpp"
+#include "tls/tls.hpp"
 
 namespace kortti::daemon {
 
@@ -43,5 +44,9 @@ std::uint8_t fineid_pin_reference(std::string_view token_label);
 
 // Card types whose PIN counter is read with FINEID's PIN-info GET DATA.
 bool is_fineid_family(std::string_view card_type);
+
+// The tunnels' options from [tls] (checked by load_config), their sockets
+// made like the main one ([ipc] socket_mode, `group`).
+tls::Options tls_options(const Config& config, std::optional<gid_t> group);
 
 }  // namespace kortti::daemon

@@ -8,14 +8,24 @@
 // the card. docs/authentication.md has the design and its pitfalls.
 
 #include <openssl/ssl.h>
+#include <sys/types.h>
 
+#include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
 #include "common/keys.hpp"
 #include "common/openssl.hpp"
+
+namespace kortti::service {
+class Service;
+}
 
 namespace kortti::tls {
 
@@ -42,6 +52,56 @@ class CardKeys {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// --- forward tunnels ---
+
+// An upstream is configuration only: no client can make korttid present a
+// clinician's certificate to a host the admin did not name.
+struct Upstream {
+  std::string name;
+  std::string host;  // of `connect`
+  std::string port;
+  std::string server_name;  // SNI and the name checked in its certificate
+  std::string ca_file;      // the only roots its certificate is checked against
+  std::string listen;       // the local Unix socket
+  int min_version = TLS1_2_VERSION;
+  std::vector<std::string> alpn;
+};
+
+struct Options {
+  bool enabled = false;
+  // Who may connect to the listeners: as for the main socket ([ipc]).
+  mode_t socket_mode = 0660;
+  std::optional<gid_t> socket_group;
+  std::chrono::seconds handshake_timeout{30};
+  std::size_t max_tunnels = 16;
+  std::vector<Upstream> upstreams;
+};
+
+// The listeners and their tunnels. A local connection is accepted on the io
+// thread, its peer's uid read; that uid must hold a live PIN1 session on a
+// token with an authentication certificate. The tunnel then runs on its own
+// thread: the upstream's certificate checked against its CA file and name,
+// the handshake with the card key (the signature asked of the service core,
+// audited there), then bytes both ways until either side closes.
+class Tunnels {
+ public:
+  Tunnels(boost::asio::io_context& io, service::Service& service, Options options);
+  ~Tunnels();
+  Tunnels(const Tunnels&) = delete;
+  Tunnels& operator=(const Tunnels&) = delete;
+
+  // Binds every upstream's socket (mode 0600, owned by korttid's user);
+  // throws std::runtime_error naming the one that cannot be bound.
+  void start();
+  // Closes the listeners and ends every tunnel; waits at most `grace`.
+  // False when a tunnel thread did not end in time.
+  [[nodiscard]] bool stop(std::chrono::milliseconds grace);
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace kortti::tls

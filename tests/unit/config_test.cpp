@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "daemon/config.hpp"
 #include "tests/support/support.hpp"
 
@@ -136,6 +138,59 @@ nmae = "typo"
   EXPECT_NE(p[4].find(":9: pcsc.reader.pinpad: must be true or false"), std::string::npos) << p[4];
   EXPECT_NE(p[5].find(":10: pcsc.reader.nmae: unknown key (did you mean pcsc.reader.name?)"), std::string::npos)
       << p[5];
+}
+
+TEST(Config, TlsUpstreams) {
+  TempDir dir;
+  test::write_file(dir / "ca.pem", "");
+  test::write_file(dir / "k.toml",
+                   "[tls]\nenabled = true\n[[tls.upstream]]\nname = \"sso\"\nconnect = "
+                   "\"sso.example.fi:443\"\nca_file = \"" +
+                       (dir / "ca.pem").string() +
+                       "\"\nlisten = \"/run/k/sso.sock\"\nalpn = [\"http/1.1\"]\n"
+                       "[[tls.upstream]]\nname = \"v6\"\nconnect = \"[::1]:8443\"\nca_file = \"" +
+                       (dir / "ca.pem").string() + "\"\nlisten = \"/run/k/v6.sock\"\nmin_version = \"1.3\"\n");
+  const Config c = load_config((dir / "k.toml").string());
+  ASSERT_EQ(c.tls.upstreams.size(), 2U);
+  EXPECT_TRUE(c.tls.enabled);
+  EXPECT_EQ(c.tls.handshake_timeout, std::chrono::seconds(30));
+  EXPECT_EQ(c.tls.upstreams[0].connect, "sso.example.fi:443");
+  EXPECT_EQ(c.tls.upstreams[0].alpn, std::vector<std::string>{"http/1.1"});
+  EXPECT_EQ(c.tls.upstreams[1].min_version, "1.3");
+  EXPECT_EQ(split_host_port("[::1]:8443"), std::make_optional(std::pair<std::string, std::string>("::1", "8443")));
+  for (const char* bad : {"sso.example.fi", "sso:0", "sso:65536", ":443", "::1:443", "sso:", "[::1:443"})
+    EXPECT_FALSE(split_host_port(bad)) << bad;
+}
+
+TEST(Config, BadTlsUpstreamsAreNamed) {
+  const auto p = problems_of(R"([[tls.upstream]]
+name = "SSO!"
+connect = "sso.example.fi"
+ca_file = "/nonexistent/ca.pem"
+listen = "relative.sock"
+min_version = "1.1"
+[[tls.upstream]]
+name = "b"
+connect = "b:1"
+ca_file = "/nonexistent/ca.pem"
+listen = "/run/k/b.sock"
+[[tls.upstream]]
+name = "b"
+connect = "c:1"
+ca_file = "/nonexistent/ca.pem"
+listen = "/run/k/b.sock"
+)");
+  auto has = [&](const std::string& text) {
+    return std::any_of(p.begin(), p.end(),
+                       [&](const std::string& line) { return line.find(text) != std::string::npos; });
+  };
+  EXPECT_TRUE(has(":6: tls.upstream.min_version: must be one of")) << testing::PrintToString(p);
+  EXPECT_TRUE(has(":1: tls.upstream.name: must be lower-case letters")) << testing::PrintToString(p);
+  EXPECT_TRUE(has(":1: tls.upstream.connect: must be host:port")) << testing::PrintToString(p);
+  EXPECT_TRUE(has(":1: tls.upstream.listen: must be an absolute path")) << testing::PrintToString(p);
+  EXPECT_TRUE(has(":1: tls.upstream.ca_file: cannot be read: /nonexistent/ca.pem")) << testing::PrintToString(p);
+  EXPECT_TRUE(has(":12: tls.upstream.name: is already another upstream's")) << testing::PrintToString(p);
+  EXPECT_TRUE(has(":12: tls.upstream.listen: is already another upstream's")) << testing::PrintToString(p);
 }
 
 TEST(Config, SyntaxErrorsNameTheLine) {

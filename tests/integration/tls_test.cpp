@@ -1,0 +1,151 @@
+// TLS client authentication through korttid's forward tunnels: SoftHSM2
+// authentication keys, `openssl s_server` demanding a client certificate,
+// and what the server itself reports (protocol, peer signature type).
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "tests/integration/softhsm_fixture.hpp"
+
+namespace kortti::test {
+namespace {
+
+struct Exchange {
+  bool connected = false;
+  std::string answer;  // everything the tunnel sent back before it closed
+};
+
+// Connects to a tunnel's socket, sends an HTTP request and reads until the
+// tunnel closes (or `timeout`).
+Exchange through(const std::string& socket, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  Exchange out;
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return out;
+  }
+  out.connected = true;
+  const std::string request = "GET / HTTP/1.0\r\n\r\n";
+  (void)::write(fd, request.data(), request.size());
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) != 1) continue;
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    out.answer.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+class Tls : public SoftHsmDaemonTest {
+ protected:
+  void SetUp() override {}
+
+  // korttid with one upstream, "sso", at `server`.
+  void start_with(const TlsServer& server, const std::string& ca_file = "",
+                  const std::string& server_name = "localhost", const std::string& extra = "") {
+    socket_ = (tokens_dir_.path() / "sso.sock").string();
+    DaemonOptions o;
+    o.extra = "[tls]\nenabled = true\nhandshake_timeout_s = 10\n" + extra + "[[tls.upstream]]\nname = \"sso\"\n" +
+              "connect = \"127.0.0.1:" + std::to_string(server.port()) + "\"\nserver_name = \"" + server_name +
+              "\"\nca_file = \"" + (ca_file.empty() ? server.certificate().string() : ca_file) + "\"\nlisten = \"" +
+              socket_ + "\"\n";
+    start(std::move(o));
+  }
+
+  void login(const std::string& card) {
+    daemon_->connect()->call("session.login", {{"token_id", wstr(token_ids_.at(card))}, {"pin", kPin}});
+  }
+
+  std::vector<Json> audit_lines() {
+    std::vector<Json> out;
+    std::istringstream in(read_file(daemon_->dir() / "audit.log"));
+    for (std::string line; std::getline(in, line);) out.push_back(Json::parse(line));
+    return out;
+  }
+
+  std::string socket_;
+};
+
+TEST_F(Tls, RsaKeyLogsInOverTls13WithPssThroughATunnel) {
+  TlsServer server({"-tls1_3"});
+  start_with(server);
+  login("cardA");
+  const Exchange e = through(socket_);
+  ASSERT_TRUE(e.connected);
+  EXPECT_NE(e.answer.find("Client certificate"), std::string::npos) << e.answer << daemon_->log() << server.log();
+  EXPECT_NE(e.answer.find("Protocol  : TLSv1.3"), std::string::npos) << e.answer;
+  EXPECT_NE(e.answer.find("Peer signature type: RSA-PSS"), std::string::npos) << e.answer;
+  EXPECT_NE(e.answer.find("Testil"), std::string::npos) << "the physician's certificate";
+  const auto lines = audit_lines();
+  ASSERT_EQ(lines.size(), 2U);  // the login, the handshake's signature
+  EXPECT_EQ(lines[1]["action"], "tls.handshake sso");
+  EXPECT_EQ(lines[1]["cert_id"], wstr(cert_id("cardA", "02")));
+  EXPECT_EQ(lines[1]["outcome"], "ok");
+  EXPECT_NE(daemon_->log().find("tls sso: tunnel open for uid " + std::to_string(::getuid()) + " with " +
+                                cert_id("cardA", "02") + ": TLSv1.3 RSA-PSS+SHA256"),
+            std::string::npos)
+      << daemon_->log();
+}
+
+TEST_F(Tls, RsaKeyOnTls12) {
+  TlsServer server({"-tls1_2"});
+  start_with(server);
+  login("cardA");
+  const Exchange e = through(socket_);
+  EXPECT_NE(e.answer.find("Protocol  : TLSv1.2"), std::string::npos) << e.answer << daemon_->log();
+  EXPECT_NE(e.answer.find("Client certificate"), std::string::npos);
+}
+
+TEST_F(Tls, EcP384KeyOnTls13AndTls12) {
+  TlsServer v13({"-tls1_3"});
+  start_with(v13);
+  login("cardB");
+  const Exchange e = through(socket_);
+  EXPECT_NE(e.answer.find("Protocol  : TLSv1.3"), std::string::npos) << e.answer << daemon_->log();
+  EXPECT_NE(e.answer.find("Peer signature type: ECDSA"), std::string::npos) << e.answer;
+  EXPECT_NE(e.answer.find("Peer signing digest: SHA384"), std::string::npos) << e.answer;
+  TlsServer v12({"-tls1_2"});
+  start_with(v12);
+  login("cardB");
+  const Exchange again = through(socket_);
+  EXPECT_NE(again.answer.find("Protocol  : TLSv1.2"), std::string::npos) << again.answer << daemon_->log();
+  EXPECT_NE(again.answer.find("Peer signature type: ECDSA"), std::string::npos) << again.answer;
+}
+
+TEST_F(Tls, WithoutASessionTheConnectionClosesAndNothingReachesTheCard) {
+  TlsServer server;
+  start_with(server);
+  const Exchange e = through(socket_);
+  ASSERT_TRUE(e.connected);
+  EXPECT_EQ(e.answer, "");
+  EXPECT_TRUE(audit_lines().empty());
+  EXPECT_NE(daemon_->log().find("has no PIN1 session on a token with an authentication certificate (1010"),
+            std::string::npos)
+      << daemon_->log();
+}
+
+TEST_F(Tls, AnUntrustedOrMisnamedServerIsRefusedBeforeTheCardSigns) {
+  TlsServer server;
+  // The test PKI's root did not issue the server's certificate.
+  start_with(server, (pki_dir() / "trust" / "g2-root.pem").string());
+  login("cardA");
+  EXPECT_EQ(through(socket_).answer, "");
+  EXPECT_NE(daemon_->log().find("the upstream's certificate is not trusted"), std::string::npos) << daemon_->log();
+  start_with(server, "", "sso.example.fi");
+  login("cardA");
+  EXPECT_EQ(through(socket_).answer, "");
+  EXPECT_NE(daemon_->log().find("the upstream's certificate is not trusted"), std::string::npos) << daemon_->log();
+  for (const Json& line : audit_lines()) EXPECT_EQ(line["action"], "session.login") << line.dump();
+}
+
+}  // namespace
+}  // namespace kortti::test

@@ -1,0 +1,222 @@
+// The tunnels' listeners and admission, on the io thread; each admitted
+// connection becomes a tunnel on its own thread (tunnel.cpp).
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <stop_token>
+#include <thread>
+
+#include "service/service.hpp"
+#include "tls/tunnels.hpp"
+
+namespace kortti::tls {
+
+namespace asio = boost::asio;
+using Local = asio::local::stream_protocol;
+
+struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
+  struct Listener {
+    Upstream upstream;
+    Local::acceptor acceptor;
+  };
+
+  Impl(asio::io_context& i, service::Service& s, Options o) : io(i), service(s), options(std::move(o)) {}
+
+  asio::io_context& io;
+  service::Service& service;
+  Options options;
+  CardKeys keys;
+  std::vector<std::unique_ptr<Listener>> listeners;
+  std::atomic<bool> stopping{false};
+  std::mutex mutex;
+  std::condition_variable ended;
+  std::size_t running = 0;  // tunnel threads not yet ended
+
+  void accept(Listener& l) {
+    l.acceptor.async_accept([self = shared_from_this(), &l](const boost::system::error_code& ec, Local::socket s) {
+      if (ec || self->stopping) return;
+      const int fd = s.release();
+      asio::co_spawn(self->io, self->admit(l.upstream, fd), asio::detached);
+      self->accept(l);
+    });
+  }
+
+  // Who connected, and whether they may: their own PIN1 session on a token
+  // with an authentication certificate. Nothing reaches a card otherwise.
+  Task<void> admit(Upstream upstream, int fd) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) {
+      spdlog::error("tls {}: cannot read the peer's credentials; connection closed", upstream.name);
+      ::close(fd);
+      co_return;
+    }
+    std::optional<pkcs11::CertificateInfo> chosen;
+    std::optional<pkcs11::TokenInfo> token;
+    const std::vector<pkcs11::TokenInfo> tokens = service.services().tokens->tokens();
+    for (const auto& t : tokens) {
+      if (!t.logged_in || t.session_owner != cred.uid) continue;
+      std::optional<std::string> token_id = t.token_id;
+      const std::vector<pkcs11::CertificateInfo> certs =
+          co_await service.services().tokens->certificates(std::move(token_id));
+      for (const auto& c : certs)
+        if (std::find(c.purposes.begin(), c.purposes.end(), pkcs11::Purpose::authentication) != c.purposes.end()) {
+          chosen = c;
+          token = t;
+          break;
+        }
+      if (chosen) break;
+    }
+    if (!chosen) {
+      spdlog::warn(
+          "tls {}: uid {} pid {} has no PIN1 session on a token with an authentication certificate (1010 "
+          "pin_required); connection closed, nothing sent upstream",
+          upstream.name, cred.uid, cred.pid);
+      ::close(fd);
+      co_return;
+    }
+    {
+      std::lock_guard lock(mutex);
+      if (running >= options.max_tunnels) {
+        spdlog::warn("tls {}: {} tunnels are open, the most [tls] max_tunnels allows; connection of uid {} closed",
+                     upstream.name, running, cred.uid);
+        ::close(fd);
+        co_return;
+      }
+      ++running;
+    }
+    TunnelPlan plan;
+    plan.local_fd = fd;
+    plan.upstream = std::move(upstream);
+    plan.uid = cred.uid;
+    plan.pid = cred.pid;
+    plan.cert_id = chosen->cert_id;
+    plan.certificate = chosen->der;
+    plan.rsa_pss = token->rsa_pss;
+    plan.handshake_timeout = options.handshake_timeout;
+    if (!plan.rsa_pss && chosen->key_type == KeyType::rsa)
+      spdlog::warn("tls {}: token {} offers no RSA-PSS: at most TLS 1.2 with PKCS#1 signatures", plan.upstream.name,
+                   token->token_id);
+    service::Caller caller;
+    caller.uid = cred.uid;
+    caller.gid = cred.gid;
+    caller.pid = cred.pid;
+    caller.client = "tls upstream " + plan.upstream.name + " (" + plan.upstream.host + ":" + plan.upstream.port + ")";
+    std::thread(&Impl::tunnel, shared_from_this(), std::move(plan), std::move(caller)).detach();
+  }
+
+  // The card's signature for the handshake, through the service core (which
+  // checks the session and writes the audit line), waited for here.
+  Bytes sign(const service::Caller& base, const std::string& cert_id, const std::string& upstream,
+             DigestAlgorithm algorithm, Scheme scheme, const Bytes& digest) {
+    auto stop = std::make_shared<std::stop_source>();
+    auto answer = std::make_shared<std::promise<Result<pkcs11::SignResult>>>();
+    auto future = answer->get_future();
+    service::Caller caller = base;
+    caller.stop = stop->get_token();
+    service::SignItem item;
+    item.method = "tls.handshake " + upstream;
+    item.what = service::DigestToSign{algorithm, digest, scheme};
+    asio::post(io, [self = shared_from_this(), caller, cert_id, item, answer]() mutable {
+      asio::co_spawn(self->io, self->service.sign(caller, cert_id, std::move(item), pkcs11::Credentials{}),
+                     [answer](std::exception_ptr failure, service::Signed s) {
+                       if (!failure) return answer->set_value(std::move(s.card));
+                       try {
+                         std::rethrow_exception(failure);
+                       } catch (const Error& e) {
+                         answer->set_value(e);
+                       } catch (const std::exception& e) {
+                         answer->set_value(Error(Errc::internal_error, e.what()));
+                       }
+                     });
+    });
+    const auto deadline = std::chrono::steady_clock::now() + options.handshake_timeout;
+    while (future.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
+      if (stopping || std::chrono::steady_clock::now() > deadline) {
+        stop->request_stop();
+        throw Error(Errc::token_busy, "the card did not sign within the handshake timeout");
+      }
+    }
+    Result<pkcs11::SignResult> result = future.get();
+    if (!result.ok()) throw result.error();
+    return result.value().signature;
+  }
+
+  void tunnel(TunnelPlan plan, service::Caller caller) {
+    const std::string name = plan.upstream.name;
+    const std::string cert_id = plan.cert_id;
+    const uid_t uid = plan.uid;
+    const auto opened = std::chrono::steady_clock::now();
+    auto signer = [this, caller, cert_id, name](DigestAlgorithm a, Scheme s, const Bytes& d) {
+      try {
+        return sign(caller, cert_id, name, a, s, d);
+      } catch (const Error& e) {
+        spdlog::warn("tls {}: the card did not sign for uid {}: {} ({})", name, caller.uid, e.what(),
+                     reason_of(e.code()));
+        throw;
+      }
+    };
+    run_tunnel(keys, std::move(plan), signer, stopping, [&](const HandshakeReport& r) {
+      if (r.ok)
+        spdlog::info("tls {}: tunnel open for uid {} with {}: {} {}", name, uid, cert_id, r.version, r.signature);
+      else
+        spdlog::warn("tls {}: no tunnel for uid {} with {}: {}", name, uid, cert_id, r.error);
+    });
+    spdlog::info("tls {}: tunnel of uid {} closed after {} s", name, uid,
+                 std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - opened).count());
+    std::lock_guard lock(mutex);
+    --running;
+    ended.notify_all();
+  }
+};
+
+Tunnels::Tunnels(asio::io_context& io, service::Service& service, Options options)
+    : impl_(std::make_shared<Impl>(io, service, std::move(options))) {}
+
+Tunnels::~Tunnels() { (void)stop(std::chrono::milliseconds(0)); }
+
+void Tunnels::start() {
+  if (!impl_->options.enabled) return;
+  for (const auto& u : impl_->options.upstreams) {
+    struct stat st {};
+    // A socket left by an earlier korttid; anything else is not ours to remove.
+    if (::lstat(u.listen.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(u.listen.c_str());
+    boost::system::error_code ec;
+    auto l = std::make_unique<Impl::Listener>(Impl::Listener{u, Local::acceptor(impl_->io)});
+    l->acceptor.open(Local(), ec);
+    if (!ec) l->acceptor.bind(Local::endpoint(u.listen), ec);
+    if (!ec) l->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error("tls upstream " + u.name + ": cannot listen on " + u.listen + ": " + ec.message());
+    ::chmod(u.listen.c_str(), impl_->options.socket_mode);
+    if (impl_->options.socket_group)
+      (void)::chown(u.listen.c_str(), static_cast<uid_t>(-1), *impl_->options.socket_group);
+    spdlog::info("tls {}: listening on {} for {}:{}", u.name, u.listen, u.host, u.port);
+    impl_->accept(*l);
+    impl_->listeners.push_back(std::move(l));
+  }
+}
+
+bool Tunnels::stop(std::chrono::milliseconds grace) {
+  impl_->stopping = true;
+  for (auto& l : impl_->listeners) {
+    boost::system::error_code ignored;
+    l->acceptor.close(ignored);
+    ::unlink(l->upstream.listen.c_str());
+  }
+  impl_->listeners.clear();
+  std::unique_lock lock(impl_->mutex);
+  return impl_->ended.wait_for(lock, grace, [&] { return impl_->running == 0; });
+}
+
+}  // namespace kortti::tls

@@ -1,0 +1,47 @@
+#pragma once
+
+// Internal to tls/ (docs/architecture.md, Layering); include tls/tls.hpp.
+#if !defined(KORTTI_COMPONENT_TLS) && !defined(KORTTI_WHITE_BOX)
+#error "tls/tunnels.hpp is internal to tls/; include tls/tls.hpp"
+#endif
+
+// One tunnel: a local client's connection, the TLS connection upstream made
+// with the card key, and the bytes relayed between them. Runs on its own
+// thread from the handshake to the end; the card signature is asked of the
+// io thread's service core and waited for here.
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "common/bytes.hpp"
+#include "tls/tls.hpp"
+
+namespace kortti::tls {
+
+struct TunnelPlan {
+  int local_fd = -1;  // owned: closed when the tunnel ends
+  Upstream upstream;
+  uid_t uid = 0;
+  pid_t pid = 0;
+  std::string cert_id;
+  Bytes certificate;
+  bool rsa_pss = true;
+  std::chrono::seconds handshake_timeout{30};
+};
+
+// What the tunnel reports when the handshake is over (ok or not).
+struct HandshakeReport {
+  bool ok = false;
+  std::string version;    // "TLSv1.3"
+  std::string signature;  // the signature algorithm the card made, e.g. "rsa_pss_rsae_sha256"
+  std::string error;
+};
+
+// Blocks until the tunnel ends; `stop` set from another thread ends it.
+void run_tunnel(const CardKeys& keys, TunnelPlan plan, const Signer& signer, const std::atomic<bool>& stop,
+                const std::function<void(const HandshakeReport&)>& handshake_done);
+
+}  // namespace kortti::tls
