@@ -278,16 +278,17 @@ int main(int argc, char** argv) {
     signature::DocumentService documents(io, config.signature);
     service::Service operations(service::Services{&tokens, &audit, &policy, &documents},
                                 service::Options{config.batch.max_items, config.batch.max_time});
-    ipc::Server server(io, server_options,
-                       ipc::Services{&operations, &tokens, monitor ? &*monitor : nullptr, &policy, true});
-
     std::optional<gid_t> group;
     if (!config.ipc.socket_group.empty()) group = getgrnam(config.ipc.socket_group.c_str())->gr_gid;
+    tls::Tunnels tunnels(io, operations, daemon::tls_options(config, group));
+    ipc::Server server(io, server_options,
+                       ipc::Services{&operations, &tokens, monitor ? &*monitor : nullptr, &policy, true,
+                                     config.tls.enabled ? &tunnels : nullptr});
+
     if (sd_listen_fds(1) >= 1)
       server.adopt(SD_LISTEN_FDS_START);
     else
       server.listen(config.ipc.socket, config.ipc.socket_mode, group);
-    tls::Tunnels tunnels(io, operations, daemon::tls_options(config, group));
     tunnels.start();
 
     asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);

@@ -16,6 +16,7 @@ Core::Core(boost::asio::io_context& context, ServerOptions server_options, Servi
   for (const Method& m : protocol()) {
     if (m.needs == Needs::policy && services.policy == nullptr) continue;
     if (m.needs == Needs::documents && !services.documents) continue;
+    if (m.needs == Needs::tunnels && services.tunnels == nullptr) continue;
     methods.emplace(m.name, &m);
   }
 }

@@ -80,7 +80,7 @@ class Call : public std::enable_shared_from_this<Call> {
 using Handler = Task<Json> (*)(Core& core, std::shared_ptr<Call> call);
 
 // What a method needs korttid to run with; without it, it is not offered.
-enum class Needs { nothing, policy, documents };
+enum class Needs { nothing, policy, documents, tunnels };
 
 struct Method {
   std::string_view name;

@@ -33,6 +33,10 @@ namespace kortti::service {
 class Service;
 }
 
+namespace kortti::tls {
+class Tunnels;
+}
+
 namespace kortti::ipc {
 
 // Who is on the other end of a connection, read once with SO_PEERCRED.
@@ -91,6 +95,7 @@ struct Services {
   pcsc::Monitor* pcsc = nullptr;            // null when [pcsc] enabled = false
   policy::PolicyService* policy = nullptr;  // null: the policy's methods are not offered
   bool documents = false;                   // whether the document methods are offered
+  tls::Tunnels* tunnels = nullptr;          // null: the tls.* methods are not offered
 };
 
 class Server {

@@ -32,6 +32,8 @@ constexpr Method kProtocol[] = {
     {"sign.batch", G::sign, N::documents, sign_batch},
     {"verify.xml", G::read, N::documents, verify_xml},
     {"verify.cms", G::read, N::documents, verify_cms},
+    {"tls.upstreams", G::read, N::tunnels, tls_upstreams},
+    {"tls.tunnels", G::read, N::tunnels, tls_tunnels},
     {"policy.check", G::read, N::policy, policy_check},
     {"registry.lookup", G::read, N::policy, registry_lookup},
 };

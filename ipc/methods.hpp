@@ -33,6 +33,10 @@ Task<Json> session_logout(Core& core, std::shared_ptr<Call> call);
 Task<Json> auth_token(Core& core, std::shared_ptr<Call> call);
 Task<Json> auth_verify(Core& core, std::shared_ptr<Call> call);
 
+// methods_tls.cpp: the forward tunnels
+Task<Json> tls_upstreams(Core& core, std::shared_ptr<Call> call);
+Task<Json> tls_tunnels(Core& core, std::shared_ptr<Call> call);
+
 // methods_sign.cpp: sign.digest, .data, .xml, .cms and .prescription
 Task<Json> sign_one(Core& core, std::shared_ptr<Call> call);
 Task<Json> sign_batch(Core& core, std::shared_ptr<Call> call);

@@ -12,6 +12,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -95,6 +96,29 @@ class Tunnels {
   // Binds every upstream's socket (mode 0600, owned by korttid's user);
   // throws std::runtime_error naming the one that cannot be bound.
   void start();
+  struct UpstreamStatus {
+    std::string name;
+    std::string connect;  // host:port
+    std::string server_name;
+    std::string listen;
+    bool listening = false;
+  };
+  struct TunnelStatus {
+    std::uint64_t id = 0;
+    std::string upstream;
+    uid_t uid = 0;
+    pid_t pid = 0;
+    std::string cert_id;
+    std::string version;    // "TLSv1.3"; empty during the handshake
+    std::string signature;  // e.g. "RSA-PSS+SHA256"
+    std::chrono::system_clock::time_point since;
+    std::uint64_t sent = 0;
+    std::uint64_t received = 0;
+  };
+  // Snapshots, from the io thread.
+  [[nodiscard]] std::vector<UpstreamStatus> upstreams() const;
+  [[nodiscard]] std::vector<TunnelStatus> tunnels() const;
+
   // Closes the listeners and ends every tunnel; waits at most `grace`.
   // False when a tunnel thread did not end in time.
   [[nodiscard]] bool stop(std::chrono::milliseconds grace);

@@ -111,9 +111,9 @@ bool ssl_write_all(SSL* ssl, int fd, const char* data, std::size_t size, const s
 // Bytes both ways until either side closes or `stop`. Each direction is
 // written out before more is read from the other: a slow reader slows its
 // writer (back-pressure), nothing piles up here.
-void relay(SSL* ssl, int upstream, int local, const std::atomic<bool>& stop) {
+void relay(SSL* ssl, int upstream, int local, TunnelState& state) {
   char buf[16384];
-  while (!stop) {
+  while (!state.stop) {
     // Records OpenSSL already decrypted are not visible to poll().
     if (SSL_pending(ssl) == 0) {
       pollfd p[2] = {{upstream, POLLIN, 0}, {local, POLLIN, 0}};
@@ -122,19 +122,20 @@ void relay(SSL* ssl, int upstream, int local, const std::atomic<bool>& stop) {
       if (ready <= 0) continue;
       if ((p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
         const ssize_t n = ::read(local, buf, sizeof buf);
-        if (n == 0) {
-          SSL_shutdown(ssl);
-          return;
-        }
+        if (n == 0) return;
         if (n < 0 && errno != EAGAIN && errno != EINTR) return;
-        if (n > 0 && !ssl_write_all(ssl, upstream, buf, static_cast<std::size_t>(n), stop)) return;
+        if (n > 0) {
+          if (!ssl_write_all(ssl, upstream, buf, static_cast<std::size_t>(n), state.stop)) return;
+          state.sent += static_cast<std::uint64_t>(n);
+        }
       }
       if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
     }
     std::size_t got = 0;
     const int rc = SSL_read_ex(ssl, buf, sizeof buf, &got);
     if (rc == 1) {
-      if (!write_all(local, buf, got, stop)) return;
+      if (!write_all(local, buf, got, state.stop)) return;
+      state.received += got;
     } else {
       const int why = SSL_get_error(ssl, rc);
       if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) return;  // closed, or an alert
@@ -153,7 +154,7 @@ std::string describe_sigalg(SSL* ssl) {
 
 }  // namespace
 
-void run_tunnel(const CardKeys& keys, TunnelPlan plan, const Signer& signer, const std::atomic<bool>& stop,
+void run_tunnel(const CardKeys& keys, TunnelPlan plan, const Signer& signer, TunnelState& state,
                 const std::function<void(const HandshakeReport&)>& handshake_done) {
   Fd local(plan.local_fd);
   HandshakeReport report;
@@ -206,7 +207,7 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const Signer& signer, con
     if (rc == 1) break;
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (stop || left <= 0) return fail("the handshake did not finish in time");
+    if (state.stop || left <= 0) return fail("the handshake did not finish in time");
     if (!wait_for(ssl.get(), rc, upstream.fd, static_cast<int>(std::min<long>(left, 200)))) {
       const int why = SSL_get_error(ssl.get(), rc);
       if (why == SSL_ERROR_WANT_READ || why == SSL_ERROR_WANT_WRITE) continue;
@@ -221,7 +222,9 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const Signer& signer, con
   report.signature = describe_sigalg(ssl.get());
   handshake_done(report);
   ::fcntl(local.fd, F_SETFL, ::fcntl(local.fd, F_GETFL) | O_NONBLOCK);
-  relay(ssl.get(), upstream.fd, local.fd, stop);
+  relay(ssl.get(), upstream.fd, local.fd, state);
+  // Whoever ended it, the upstream hears so (close_notify), not a bare reset.
+  SSL_shutdown(ssl.get());
 }
 
 }  // namespace kortti::tls

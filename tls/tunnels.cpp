@@ -13,6 +13,7 @@
 #include <boost/asio/post.hpp>
 #include <condition_variable>
 #include <future>
+#include <map>
 #include <mutex>
 #include <stop_token>
 #include <thread>
@@ -39,9 +40,29 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   CardKeys keys;
   std::vector<std::unique_ptr<Listener>> listeners;
   std::atomic<bool> stopping{false};
-  std::mutex mutex;
+  mutable std::mutex mutex;
   std::condition_variable ended;
   std::size_t running = 0;  // tunnel threads not yet ended
+
+  // The tunnels open now, by id; guarded by `mutex`.
+  struct Open {
+    Tunnels::TunnelStatus status;
+    std::string token_id;
+    std::shared_ptr<TunnelState> state = std::make_shared<TunnelState>();
+  };
+  std::map<std::uint64_t, Open> open;
+  std::uint64_t next_id = 1;
+
+  // A card pulled or a session ended closes every tunnel that stands on it.
+  void on_token_event(const pkcs11::TokenEvent& e) {
+    if (e.type != pkcs11::TokenEvent::Type::absent && e.type != pkcs11::TokenEvent::Type::logged_out) return;
+    const char* why = e.type == pkcs11::TokenEvent::Type::absent ? "the card was removed (1020 card_removed)"
+                                                                 : "the PIN1 session ended";
+    std::lock_guard lock(mutex);
+    for (auto& [id, t] : open)
+      if (t.token_id == e.token.token_id && !t.state->stop.exchange(true))
+        spdlog::info("tls {}: tunnel {} of uid {} ends: {}", t.status.upstream, id, t.status.uid, why);
+  }
 
   void accept(Listener& l) {
     l.acceptor.async_accept([self = shared_from_this(), &l](const boost::system::error_code& ec, Local::socket s) {
@@ -86,6 +107,8 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       ::close(fd);
       co_return;
     }
+    std::uint64_t id = 0;
+    std::shared_ptr<TunnelState> state;
     {
       std::lock_guard lock(mutex);
       if (running >= options.max_tunnels) {
@@ -95,6 +118,16 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
         co_return;
       }
       ++running;
+      id = next_id++;
+      Open& o = open[id];
+      o.status.id = id;
+      o.status.upstream = upstream.name;
+      o.status.uid = cred.uid;
+      o.status.pid = cred.pid;
+      o.status.cert_id = chosen->cert_id;
+      o.status.since = std::chrono::system_clock::now();
+      o.token_id = token->token_id;
+      state = o.state;
     }
     TunnelPlan plan;
     plan.local_fd = fd;
@@ -113,7 +146,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     caller.gid = cred.gid;
     caller.pid = cred.pid;
     caller.client = "tls upstream " + plan.upstream.name + " (" + plan.upstream.host + ":" + plan.upstream.port + ")";
-    std::thread(&Impl::tunnel, shared_from_this(), std::move(plan), std::move(caller)).detach();
+    std::thread(&Impl::tunnel, shared_from_this(), id, state, std::move(plan), std::move(caller)).detach();
   }
 
   // The card's signature for the handshake, through the service core (which
@@ -153,7 +186,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     return result.value().signature;
   }
 
-  void tunnel(TunnelPlan plan, service::Caller caller) {
+  void tunnel(std::uint64_t id, std::shared_ptr<TunnelState> state, TunnelPlan plan, service::Caller caller) {
     const std::string name = plan.upstream.name;
     const std::string cert_id = plan.cert_id;
     const uid_t uid = plan.uid;
@@ -167,22 +200,54 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
         throw;
       }
     };
-    run_tunnel(keys, std::move(plan), signer, stopping, [&](const HandshakeReport& r) {
-      if (r.ok)
+    run_tunnel(keys, std::move(plan), signer, *state, [&](const HandshakeReport& r) {
+      if (r.ok) {
         spdlog::info("tls {}: tunnel open for uid {} with {}: {} {}", name, uid, cert_id, r.version, r.signature);
-      else
+        std::lock_guard lock(mutex);
+        open[id].status.version = r.version;
+        open[id].status.signature = r.signature;
+      } else {
         spdlog::warn("tls {}: no tunnel for uid {} with {}: {}", name, uid, cert_id, r.error);
+      }
     });
-    spdlog::info("tls {}: tunnel of uid {} closed after {} s", name, uid,
-                 std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - opened).count());
+    spdlog::info("tls {}: tunnel {} of uid {} closed after {} s, {} bytes sent, {} received", name, id, uid,
+                 std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - opened).count(),
+                 state->sent.load(), state->received.load());
     std::lock_guard lock(mutex);
+    open.erase(id);
     --running;
     ended.notify_all();
   }
 };
 
 Tunnels::Tunnels(asio::io_context& io, service::Service& service, Options options)
-    : impl_(std::make_shared<Impl>(io, service, std::move(options))) {}
+    : impl_(std::make_shared<Impl>(io, service, std::move(options))) {
+  service.services().tokens->on_event([weak = std::weak_ptr<Impl>(impl_)](const pkcs11::TokenEvent& e) {
+    if (auto impl = weak.lock()) impl->on_token_event(e);
+  });
+}
+
+std::vector<Tunnels::UpstreamStatus> Tunnels::upstreams() const {
+  std::vector<UpstreamStatus> out;
+  for (const auto& u : impl_->options.upstreams) {
+    UpstreamStatus s{u.name, u.host + ":" + u.port, u.server_name, u.listen, false};
+    for (const auto& l : impl_->listeners)
+      if (l->upstream.name == u.name) s.listening = l->acceptor.is_open();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<Tunnels::TunnelStatus> Tunnels::tunnels() const {
+  std::lock_guard lock(impl_->mutex);
+  std::vector<TunnelStatus> out;
+  for (const auto& [id, t] : impl_->open) {
+    out.push_back(t.status);
+    out.back().sent = t.state->sent;
+    out.back().received = t.state->received;
+  }
+  return out;
+}
 
 Tunnels::~Tunnels() { (void)stop(std::chrono::milliseconds(0)); }
 
@@ -216,6 +281,7 @@ bool Tunnels::stop(std::chrono::milliseconds grace) {
   }
   impl_->listeners.clear();
   std::unique_lock lock(impl_->mutex);
+  for (auto& [id, t] : impl_->open) t.state->stop = true;
   return impl_->ended.wait_for(lock, grace, [&] { return impl_->running == 0; });
 }
 

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -40,8 +41,15 @@ struct HandshakeReport {
   std::string error;
 };
 
-// Blocks until the tunnel ends; `stop` set from another thread ends it.
-void run_tunnel(const CardKeys& keys, TunnelPlan plan, const Signer& signer, const std::atomic<bool>& stop,
+// What another thread may know of a running tunnel, and how it ends one.
+struct TunnelState {
+  std::atomic<bool> stop{false};           // set: the tunnel closes (close_notify upstream) within 200 ms
+  std::atomic<std::uint64_t> sent{0};      // bytes from the client to the upstream
+  std::atomic<std::uint64_t> received{0};  // and back
+};
+
+// Blocks until the tunnel ends: either side closed, or `state.stop`.
+void run_tunnel(const CardKeys& keys, TunnelPlan plan, const Signer& signer, TunnelState& state,
                 const std::function<void(const HandshakeReport&)>& handshake_done);
 
 }  // namespace kortti::tls

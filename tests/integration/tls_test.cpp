@@ -2,10 +2,14 @@
 // authentication keys, `openssl s_server` demanding a client certificate,
 // and what the server itself reports (protocol, peer signature type).
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <thread>
 
 #include "tests/integration/softhsm_fixture.hpp"
 
@@ -51,13 +55,18 @@ class Tls : public SoftHsmDaemonTest {
 
   // korttid with one upstream, "sso", at `server`.
   void start_with(const TlsServer& server, const std::string& ca_file = "",
-                  const std::string& server_name = "localhost", const std::string& extra = "") {
+                  const std::string& server_name = "localhost") {
+    start_at(server.port(), ca_file.empty() ? server.certificate().string() : ca_file, server_name);
+  }
+
+  void start_at(int port, const std::string& ca_file, const std::string& server_name = "localhost",
+                int handshake_timeout_s = 10) {
     socket_ = (tokens_dir_.path() / "sso.sock").string();
     DaemonOptions o;
-    o.extra = "[tls]\nenabled = true\nhandshake_timeout_s = 10\n" + extra + "[[tls.upstream]]\nname = \"sso\"\n" +
-              "connect = \"127.0.0.1:" + std::to_string(server.port()) + "\"\nserver_name = \"" + server_name +
-              "\"\nca_file = \"" + (ca_file.empty() ? server.certificate().string() : ca_file) + "\"\nlisten = \"" +
-              socket_ + "\"\n";
+    o.extra = "[tls]\nenabled = true\nhandshake_timeout_s = " + std::to_string(handshake_timeout_s) +
+              "\n[[tls.upstream]]\nname = \"sso\"\nconnect = \"127.0.0.1:" + std::to_string(port) +
+              "\"\nserver_name = \"" + server_name + "\"\nca_file = \"" + ca_file + "\"\nlisten = \"" + socket_ +
+              "\"\n";
     start(std::move(o));
   }
 
@@ -145,6 +154,91 @@ TEST_F(Tls, AnUntrustedOrMisnamedServerIsRefusedBeforeTheCardSigns) {
   EXPECT_EQ(through(socket_).answer, "");
   EXPECT_NE(daemon_->log().find("the upstream's certificate is not trusted"), std::string::npos) << daemon_->log();
   for (const Json& line : audit_lines()) EXPECT_EQ(line["action"], "session.login") << line.dump();
+}
+
+int connect_unix(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("connect " + path);
+  return fd;
+}
+
+// Reads from `fd` until `want` has arrived, the peer closes, or `timeout`.
+// Returns what arrived; `closed` says whether the peer closed.
+std::string read_until(int fd, const std::string& want, std::chrono::milliseconds timeout, bool* closed = nullptr) {
+  std::string got;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < deadline && (want.empty() || got.find(want) == std::string::npos)) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) != 1) continue;
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) {
+      if (closed != nullptr) *closed = true;
+      break;
+    }
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
+TEST_F(Tls, BytesFlowBothWaysUntilTheSessionEndsThenTheTunnelCloses) {
+  TlsServer server({"-rev", "-tls1_3"});
+  start_with(server);
+  login("cardA");
+  auto c = daemon_->connect();
+  const Json upstreams = c->call("tls.upstreams");
+  ASSERT_EQ(upstreams.size(), 1U);
+  EXPECT_EQ(upstreams[0]["name"], "sso");
+  EXPECT_EQ(upstreams[0]["listen"], wstr(socket_));
+  EXPECT_EQ(upstreams[0]["state"], "listening");
+
+  const int fd = connect_unix(socket_);
+  const std::string line = "terveiset tunnelista\n";
+  ASSERT_EQ(::write(fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  const std::string back = read_until(fd, "atsilennut tesievret", std::chrono::seconds(10));
+  EXPECT_NE(back.find("atsilennut tesievret"), std::string::npos) << back << daemon_->log() << server.log();
+
+  const Json tunnels = c->call("tls.tunnels");
+  ASSERT_EQ(tunnels.size(), 1U) << tunnels.dump();
+  EXPECT_EQ(tunnels[0]["upstream"], "sso");
+  EXPECT_EQ(tunnels[0]["uid"], ::getuid());
+  EXPECT_EQ(tunnels[0]["cert_id"], wstr(cert_id("cardA", "02")));
+  EXPECT_EQ(tunnels[0]["version"], "TLSv1.3");
+  EXPECT_EQ(tunnels[0]["signature_algorithm"], "RSA-PSS+SHA256");
+  EXPECT_EQ(tunnels[0]["bytes_sent"], line.size());
+
+  c->call("session.logout", {{"token_id", wstr(token_ids_.at("cardA"))}});
+  bool closed = false;
+  read_until(fd, "", std::chrono::seconds(5), &closed);
+  EXPECT_TRUE(closed) << "the tunnel outlived the session";
+  ::close(fd);
+  EXPECT_NE(daemon_->log().find("ends: the PIN1 session ended"), std::string::npos) << daemon_->log();
+  for (int i = 0; i < 50 && !c->call("tls.tunnels").empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(c->call("tls.tunnels").empty());
+}
+
+TEST_F(Tls, AServerThatNeverAnswersEndsAtTheHandshakeDeadline) {
+  // A listener that never accepts: the connection completes in its backlog
+  // and no TLS answer ever comes.
+  const int silent = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(silent, 8), 0);
+  ::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len);
+  start_at(ntohs(addr.sin_port), (pki_dir() / "trust" / "g2-root.pem").string(), "localhost", 1);
+  login("cardA");
+  const auto began = std::chrono::steady_clock::now();
+  EXPECT_EQ(through(socket_, std::chrono::seconds(10)).answer, "");
+  EXPECT_LT(std::chrono::steady_clock::now() - began, std::chrono::seconds(5));
+  EXPECT_NE(daemon_->log().find("the handshake did not finish in time"), std::string::npos) << daemon_->log();
+  ::close(silent);
 }
 
 }  // namespace

@@ -269,7 +269,8 @@ int closed_port();
 
 // `openssl s_server -www` on 127.0.0.1 with a fresh self-signed certificate
 // for localhost, demanding a client certificate from the test PKI's CAs
-// (-Verify 2 -verify_return_error); `options` are added (-tls1_3, ...).
+// (-Verify 2 -verify_return_error); `options` are added (-tls1_3, ...;
+// -rev: an echo server that sends each line back reversed, instead of -www).
 // Its status page (GET /) says what it saw: protocol, peer signature type
 // and digest, the client certificate.
 class TlsServer {
