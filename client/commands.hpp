@@ -52,6 +52,9 @@ Runner define_verify(CLI::App& cmd);
 // commands_auth.cpp
 Runner define_auth_token(CLI::App& cmd);
 Runner define_verify_token(CLI::App& cmd);
+// commands_tls.cpp
+Runner define_tunnels(CLI::App& cmd);
+Runner define_tls(CLI::App& cmd);
 // commands_session.cpp
 Runner define_login(CLI::App& cmd);
 Runner define_logout(CLI::App& cmd);

@@ -75,6 +75,8 @@ const Command kCommands[] = {
     {"login", "log in to a token for this user (PIN1 session)", define_login},
     {"auth-token", "make a Web eID login token with the card's authentication key", define_auth_token},
     {"verify-token", "check a Web eID login token as a relying party would", define_verify_token},
+    {"tunnels", "list the TLS upstreams and the tunnels open to them", define_tunnels},
+    {"tls", "use a TLS tunnel that logs in with the card (tls connect NAME)", define_tls},
     {"events", "print reader, card, token and session events as they happen", define_events},
     {"logout", "end this user's session on a token", define_logout},
 };

@@ -111,18 +111,22 @@ bool ssl_write_all(SSL* ssl, int fd, const char* data, std::size_t size, const s
 // Bytes both ways until either side closes or `stop`. Each direction is
 // written out before more is read from the other: a slow reader slows its
 // writer (back-pressure), nothing piles up here.
+// A client that has sent all it will (a half-close) still gets the answer:
+// the tunnel then only reads from upstream until the server closes.
 void relay(SSL* ssl, int upstream, int local, TunnelState& state) {
   char buf[16384];
+  bool local_open = true;
   while (!state.stop) {
     // Records OpenSSL already decrypted are not visible to poll().
     if (SSL_pending(ssl) == 0) {
-      pollfd p[2] = {{upstream, POLLIN, 0}, {local, POLLIN, 0}};
+      pollfd p[2] = {{upstream, POLLIN, 0}, {local, static_cast<short>(local_open ? POLLIN : 0), 0}};
       const int ready = ::poll(p, 2, 200);
       if (ready < 0 && errno != EINTR) return;
       if (ready <= 0) continue;
       if ((p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
         const ssize_t n = ::read(local, buf, sizeof buf);
-        if (n == 0) return;
+        if (n == 0 && (p[1].revents & POLLHUP) != 0) return;  // gone entirely
+        if (n == 0) local_open = false;
         if (n < 0 && errno != EAGAIN && errno != EINTR) return;
         if (n > 0) {
           if (!ssl_write_all(ssl, upstream, buf, static_cast<std::size_t>(n), state.stop)) return;

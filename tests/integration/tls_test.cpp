@@ -105,6 +105,26 @@ TEST_F(Tls, RsaKeyLogsInOverTls13WithPssThroughATunnel) {
       << daemon_->log();
 }
 
+TEST_F(Tls, KorttiTlsConnectJoinsStandardInputAndOutputToATunnel) {
+  TlsServer server;
+  start_with(server);
+  login("cardA");
+  const auto kortti = [&](std::vector<std::string> args, const std::string& input = "") {
+    args.insert(args.begin(), {kortti_binary().string(), "--socket", daemon_->socket()});
+    return run(args, {}, input);
+  };
+  const auto r = kortti({"tls", "connect", "sso"}, "GET / HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("Client certificate"), std::string::npos) << r.out << r.err << daemon_->log();
+  const auto list = kortti({"tunnels"});
+  EXPECT_EQ(list.status, 0) << list.err;
+  EXPECT_NE(list.out.find("listening"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find(socket_), std::string::npos) << list.out;
+  const auto unknown = kortti({"tls", "connect", "nosuch"});
+  EXPECT_NE(unknown.status, 0);
+  EXPECT_NE(unknown.err.find("no upstream 'nosuch'"), std::string::npos) << unknown.err;
+}
+
 TEST_F(Tls, RsaKeyOnTls12) {
   TlsServer server({"-tls1_2"});
   start_with(server);
@@ -219,6 +239,22 @@ TEST_F(Tls, BytesFlowBothWaysUntilTheSessionEndsThenTheTunnelCloses) {
   for (int i = 0; i < 50 && !c->call("tls.tunnels").empty(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_TRUE(c->call("tls.tunnels").empty());
+}
+
+TEST_F(Tls, AClientThatLeavesEndsItsTunnel) {
+  TlsServer server({"-rev"});
+  start_with(server);
+  login("cardA");
+  auto c = daemon_->connect();
+  const int fd = connect_unix(socket_);
+  const std::string line = "hei\n";
+  ASSERT_EQ(::write(fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  EXPECT_NE(read_until(fd, "ieh", std::chrono::seconds(10)).find("ieh"), std::string::npos);
+  ASSERT_EQ(c->call("tls.tunnels").size(), 1U);
+  ::close(fd);
+  for (int i = 0; i < 100 && !c->call("tls.tunnels").empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(c->call("tls.tunnels").empty()) << "the upstream connection outlived its client";
 }
 
 TEST_F(Tls, AServerThatNeverAnswersEndsAtTheHandshakeDeadline) {

@@ -1,0 +1,128 @@
+// `kortti tunnels` and `kortti tls connect`: the forward tunnels that log in
+// with the card, listed, and one of them joined to standard input and output.
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <stdexcept>
+
+#include "client/commands.hpp"
+#include "client/table.hpp"
+
+namespace kortti::cli {
+
+namespace {
+
+using client::Client;
+
+int cmd_tunnels(Client& c, const Globals& g) {
+  const Json upstreams = c.call("tls.upstreams");
+  const Json tunnels = c.call("tls.tunnels");
+  if (g.json) return print_json({{"upstreams", upstreams}, {"tunnels", tunnels}}), 0;
+  client::Table u({"UPSTREAM", "SERVER", "NAME CHECKED", "LISTEN", "STATE"});
+  for (const auto& x : upstreams)
+    u.add({text(x, "name"), text(x, "connect"), text(x, "server_name"), text(x, "listen"), text(x, "state")});
+  u.print(std::cout);
+  if (tunnels.empty()) {
+    std::cout << "\nno tunnel open\n";
+    return 0;
+  }
+  std::cout << "\n";
+  client::Table t({"ID", "UPSTREAM", "UID", "CERT ID", "TLS", "SIGNATURE", "SINCE", "SENT", "RECEIVED"});
+  for (const auto& x : tunnels)
+    t.add({std::to_string(x.value("id", 0)), text(x, "upstream"), std::to_string(x.value("uid", 0)), text(x, "cert_id"),
+           text(x, "version"), text(x, "signature_algorithm"), text(x, "since"),
+           std::to_string(x.value("bytes_sent", 0ULL)), std::to_string(x.value("bytes_received", 0ULL))});
+  t.print(std::cout);
+  return 0;
+}
+
+bool write_all(int fd, const char* data, std::size_t size) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// Standard input to the tunnel and the tunnel to standard output, until the
+// tunnel closes; end of input is passed on as a half-close.
+int relay(int tunnel) {
+  char buf[16384];
+  bool input_open = true;
+  for (;;) {
+    pollfd p[2] = {{tunnel, POLLIN, 0}, {STDIN_FILENO, static_cast<short>(input_open ? POLLIN : 0), 0}};
+    if (::poll(p, input_open ? 2 : 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      return 1;
+    }
+    if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+      const ssize_t n = ::read(tunnel, buf, sizeof buf);
+      if (n <= 0) return 0;
+      if (!write_all(STDOUT_FILENO, buf, static_cast<std::size_t>(n))) return 1;
+    }
+    if (input_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+      const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+      if (n <= 0) {
+        input_open = false;
+        ::shutdown(tunnel, SHUT_WR);
+      } else if (!write_all(tunnel, buf, static_cast<std::size_t>(n))) {
+        return 1;
+      }
+    }
+  }
+}
+
+int cmd_connect(Client& c, const std::string& name) {
+  std::string path;
+  for (const auto& u : c.call("tls.upstreams"))
+    if (text(u, "name") == name) path = text(u, "listen");
+  if (path.empty())
+    throw CLI::ValidationError("NAME", "no upstream '" + name + "' in korttid's [tls] (kortti tunnels)");
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) throw std::runtime_error("socket path too long: " + path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    throw std::runtime_error("cannot connect to " + path + ": " + std::strerror(errno));
+  const int rc = relay(fd);
+  ::close(fd);
+  return rc;
+}
+
+}  // namespace
+
+Runner define_tunnels(CLI::App& cmd) {
+  cmd.footer(
+      "\nThe upstreams korttid's [tls] names, and the tunnels open to them: whose,\n"
+      "with which card certificate, the TLS version and signature algorithm, bytes.\n"
+      "Only your own tunnels are listed unless you are in [access] admin.");
+  return {[](Client& c, const Globals& g) { return cmd_tunnels(c, g); }, {}};
+}
+
+Runner define_tls(CLI::App& cmd) {
+  cmd.footer(
+      "\nkortti tls connect NAME joins standard input and output to upstream NAME's\n"
+      "tunnel: korttid makes the TLS connection and logs in with your card's\n"
+      "authentication key (log in first: kortti login). Use it as an ssh\n"
+      "ProxyCommand, or give the socket itself to a client that can use one:\n"
+      "  curl --unix-socket /run/korttid/tls-sso.sock http://sso.example.fi/\n"
+      "The data in the tunnel is what the server speaks (plain HTTP above).");
+  auto name = std::make_shared<std::string>();
+  auto* connect = cmd.add_subcommand("connect", "join standard input and output to an upstream's tunnel");
+  connect->add_option("NAME", *name, "the upstream (kortti tunnels)")->required();
+  cmd.require_subcommand(1);
+  return {[name](Client& c, const Globals&) { return cmd_connect(c, *name); }, {}};
+}
+
+}  // namespace kortti::cli
