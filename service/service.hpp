@@ -199,6 +199,11 @@ class Service {
   Task<pkcs11::LoginResult> login(Caller caller, std::string token_id, pkcs11::Credentials credentials);
   Task<Unit> logout(Caller caller, std::string token_id);
 
+  // A line for what a front end did around these operations (a TLS
+  // handshake's outcome, after its card signature's own line); false when
+  // it could not be made durable.
+  Task<bool> record(AuditRecord record) const { return write_audit(std::move(record)); }
+
   // Error(document_invalid, "too_large") when `size` bytes of `what` pass
   // [signature] max_document_bytes: transports check before they copy.
   void check_document_size(std::size_t size, const char* what) const;

@@ -26,6 +26,15 @@ namespace kortti::tls {
 namespace asio = boost::asio;
 using Local = asio::local::stream_protocol;
 
+namespace {
+
+std::string subject_of(const Bytes& der) {
+  X509Ptr cert = parse_certificate(der);
+  return cert ? name_rfc2253(X509_get_subject_name(cert.get())) : "";
+}
+
+}  // namespace
+
 struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   struct Listener {
     Upstream upstream;
@@ -159,7 +168,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     service::Caller caller = base;
     caller.stop = stop->get_token();
     service::SignItem item;
-    item.method = "tls.handshake " + upstream;
+    item.method = "tls.sign " + upstream;
     item.what = service::DigestToSign{algorithm, digest, scheme};
     asio::post(io, [self = shared_from_this(), caller, cert_id, item, answer]() mutable {
       asio::co_spawn(self->io, self->service.sign(caller, cert_id, std::move(item), pkcs11::Credentials{}),
@@ -200,7 +209,19 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
         throw;
       }
     };
+    service::AuditRecord line;
+    line.action = "tls.handshake";
+    line.caller = caller;
+    line.cert_id = cert_id;
+    line.subject = subject_of(plan.certificate);
+    line.origin = "tls://" + plan.upstream.host + ":" + plan.upstream.port;
+    const std::string where = "upstream " + name + ", server_name " + plan.upstream.server_name;
     run_tunnel(keys, std::move(plan), signer, *state, [&](const HandshakeReport& r) {
+      line.outcome = r.ok ? "ok" : "handshake_failed";
+      line.detail = where + (r.ok ? ", " + r.version + " " + r.signature : ": " + r.error);
+      asio::post(io, [self = shared_from_this(), line] {
+        asio::co_spawn(self->io, self->service.record(line), asio::detached);
+      });
       if (r.ok) {
         spdlog::info("tls {}: tunnel open for uid {} with {}: {} {}", name, uid, cert_id, r.version, r.signature);
         std::lock_guard lock(mutex);
