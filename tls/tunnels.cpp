@@ -65,8 +65,10 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   // A card pulled or a session ended closes every tunnel that stands on it.
   void on_token_event(const pkcs11::TokenEvent& e) {
     if (e.type != pkcs11::TokenEvent::Type::absent && e.type != pkcs11::TokenEvent::Type::logged_out) return;
-    const char* why = e.type == pkcs11::TokenEvent::Type::absent ? "the card was removed (1020 card_removed)"
-                                                                 : "the PIN1 session ended";
+    // A pulled card ends its session first; the token is gone by then.
+    const bool removed =
+        e.type == pkcs11::TokenEvent::Type::absent || !service.services().tokens->token(e.token.token_id).has_value();
+    const char* why = removed ? "the card was removed (1020 card_removed)" : "the PIN1 session ended";
     std::lock_guard lock(mutex);
     for (auto& [id, t] : open)
       if (t.token_id == e.token.token_id && !t.state->stop.exchange(true))

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "tests/integration/softhsm_fixture.hpp"
+#include "tests/support/pcsc_fixture.hpp"
 
 namespace kortti::test {
 namespace {
@@ -294,6 +295,48 @@ TEST_F(Tls, AServerThatNeverAnswersEndsAtTheHandshakeDeadline) {
   EXPECT_LT(std::chrono::steady_clock::now() - began, std::chrono::seconds(5));
   EXPECT_NE(daemon_->log().find("the handshake did not finish in time"), std::string::npos) << daemon_->log();
   ::close(silent);
+}
+
+// The same tunnel on a real card stack: OpenSC, pcscd and the virtual PIV
+// card; the card pulled while the tunnel is open.
+class TlsOnCard : public PcscDaemonTest {
+ protected:
+  void SetUp() override {}
+};
+
+TEST_F(TlsOnCard, ThroughOpenScAndPcscdAndTheCardPulledEndsTheTunnel) {
+  TlsServer server({"-rev", "-tls1_3"});
+  TempDir dir;
+  const std::string socket = (dir / "sso.sock").string();
+  DaemonOptions o;
+  o.extra = "[tls]\nenabled = true\n[[tls.upstream]]\nname = \"sso\"\nconnect = \"127.0.0.1:" +
+            std::to_string(server.port()) + "\"\nserver_name = \"localhost\"\nca_file = \"" +
+            server.certificate().string() + "\"\nlisten = \"" + socket + "\"\n";
+  start_daemon(std::move(o));
+  auto card = std::make_unique<VirtualCard>(pcscd_, CardOptions{});
+  wait_for_token(card->token_id());
+  auto c = daemon_->connect();
+  c->call("session.login", {{"token_id", wstr(card->token_id())}, {"pin", kPin}});
+
+  const int fd = connect_unix(socket);
+  const std::string line = "kortilla sisaan\n";
+  ASSERT_EQ(::write(fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  const std::string back = read_until(fd, "naasis allitrok", std::chrono::seconds(20));
+  EXPECT_NE(back.find("naasis allitrok"), std::string::npos) << back << daemon_->log();
+  const Json tunnels = c->call("tls.tunnels");
+  ASSERT_EQ(tunnels.size(), 1U);
+  EXPECT_EQ(tunnels[0]["version"], "TLSv1.3");
+  EXPECT_EQ(tunnels[0]["signature_algorithm"], "RSA-PSS+SHA256");
+  EXPECT_EQ(tunnels[0]["cert_id"], wstr(card->token_id() + "/01")) << "the PIV authentication key (9A)";
+
+  const auto pulled = Clock::now();
+  card->pull();
+  bool closed = false;
+  read_until(fd, "", std::chrono::seconds(5), &closed);
+  EXPECT_TRUE(closed) << "the tunnel outlived its card";
+  EXPECT_LT(Clock::now() - pulled, std::chrono::seconds(3));
+  ::close(fd);
+  EXPECT_NE(daemon_->log().find("ends: the card was removed (1020 card_removed)"), std::string::npos) << daemon_->log();
 }
 
 }  // namespace
