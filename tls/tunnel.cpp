@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 #include "tls/tunnels.hpp"
 
@@ -77,73 +78,75 @@ bool wait_for(SSL* ssl, int rc, int fd, int ms) {
   return ::poll(&p, 1, ms) == 1;
 }
 
-bool write_all(int fd, const char* data, std::size_t size, const std::atomic<bool>& stop) {
-  while (size > 0 && !stop) {
-    const ssize_t n = ::write(fd, data, size);
-    if (n > 0) {
-      data += n;
-      size -= static_cast<std::size_t>(n);
-    } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      pollfd p{fd, POLLOUT, 0};
-      ::poll(&p, 1, 200);
-    } else {
-      return false;
-    }
-  }
-  return size == 0;
-}
-
-bool ssl_write_all(SSL* ssl, int fd, const char* data, std::size_t size, const std::atomic<bool>& stop) {
-  while (size > 0 && !stop) {
-    std::size_t written = 0;
-    const int rc = SSL_write_ex(ssl, data, size, &written);
-    if (rc == 1) {
-      data += written;
-      size -= written;
-    } else if (!wait_for(ssl, rc, fd, 200) && SSL_get_error(ssl, rc) != SSL_ERROR_WANT_WRITE &&
-               SSL_get_error(ssl, rc) != SSL_ERROR_WANT_READ) {
-      return false;
-    }
-  }
-  return size == 0;
-}
-
-// Bytes both ways until either side closes or `stop`. Each direction is
-// written out before more is read from the other: a slow reader slows its
-// writer (back-pressure), nothing piles up here.
-// A client that has sent all it will (a half-close) still gets the answer:
-// the tunnel then only reads from upstream until the server closes.
+// Bytes both ways until either side closes or `stop`, full duplex: a server
+// that answers while it still reads (an echo) must never wait for us while
+// we wait for it. Each direction has a bounded buffer; a full one stops
+// reading from its source (back-pressure), so a slow side slows the other
+// and korttid holds at most kBuffer bytes per direction. A client that has
+// sent all it will (a half-close) still gets the answer until the server
+// closes.
 void relay(SSL* ssl, int upstream, int local, TunnelState& state) {
+  constexpr std::size_t kBuffer = 256 * 1024;
+  SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  std::string to_upstream;
+  std::string to_local;
+  bool local_open = true;     // the client may still send
+  bool upstream_open = true;  // the server may still send
   char buf[16384];
-  bool local_open = true;
   while (!state.stop) {
+    const bool room_up = to_upstream.size() < kBuffer;
+    const bool room_down = to_local.size() < kBuffer;
+    pollfd p[2] = {{upstream, 0, 0}, {local, 0, 0}};
+    if (upstream_open && room_down) p[0].events |= POLLIN;
+    if (!to_upstream.empty()) p[0].events |= POLLOUT;
+    if (local_open && room_up) p[1].events |= POLLIN;
+    if (!to_local.empty()) p[1].events |= POLLOUT;
     // Records OpenSSL already decrypted are not visible to poll().
-    if (SSL_pending(ssl) == 0) {
-      pollfd p[2] = {{upstream, POLLIN, 0}, {local, static_cast<short>(local_open ? POLLIN : 0), 0}};
-      const int ready = ::poll(p, 2, 200);
-      if (ready < 0 && errno != EINTR) return;
-      if (ready <= 0) continue;
-      if ((p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-        const ssize_t n = ::read(local, buf, sizeof buf);
-        if (n == 0 && (p[1].revents & POLLHUP) != 0) return;  // gone entirely
-        if (n == 0) local_open = false;
-        if (n < 0 && errno != EAGAIN && errno != EINTR) return;
-        if (n > 0) {
-          if (!ssl_write_all(ssl, upstream, buf, static_cast<std::size_t>(n), state.stop)) return;
-          state.sent += static_cast<std::uint64_t>(n);
-        }
+    const bool decrypted = upstream_open && room_down && SSL_pending(ssl) > 0;
+    if (::poll(p, 2, decrypted ? 0 : 200) < 0 && errno != EINTR) return;
+    if ((p[1].revents & (POLLERR | POLLNVAL)) != 0) return;
+
+    if (local_open && room_up && (p[1].revents & (POLLIN | POLLHUP)) != 0) {
+      const ssize_t n = ::read(local, buf, sizeof buf);
+      if (n > 0) {
+        to_upstream.append(buf, static_cast<std::size_t>(n));
+      } else if (n == 0) {
+        if ((p[1].revents & POLLHUP) != 0) return;  // gone entirely
+        local_open = false;
+      } else if (errno != EAGAIN && errno != EINTR) {
+        return;
       }
-      if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
     }
-    std::size_t got = 0;
-    const int rc = SSL_read_ex(ssl, buf, sizeof buf, &got);
-    if (rc == 1) {
-      if (!write_all(local, buf, got, state.stop)) return;
-      state.received += got;
-    } else {
+    if (!to_upstream.empty()) {
+      std::size_t written = 0;
+      const int rc = SSL_write_ex(ssl, to_upstream.data(), to_upstream.size(), &written);
+      if (rc == 1) {
+        to_upstream.erase(0, written);
+        state.sent += written;
+      } else if (const int why = SSL_get_error(ssl, rc); why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) {
+        return;
+      }
+    }
+    while (upstream_open && to_local.size() < kBuffer) {
+      std::size_t got = 0;
+      const int rc = SSL_read_ex(ssl, buf, sizeof buf, &got);
+      if (rc == 1) {
+        to_local.append(buf, got);
+        state.received += got;
+        continue;
+      }
       const int why = SSL_get_error(ssl, rc);
-      if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) return;  // closed, or an alert
+      if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) upstream_open = false;  // closed, or an alert
+      break;
     }
+    if (!to_local.empty()) {
+      const ssize_t n = ::write(local, to_local.data(), to_local.size());
+      if (n > 0)
+        to_local.erase(0, static_cast<std::size_t>(n));
+      else if (n < 0 && errno != EAGAIN && errno != EINTR)
+        return;
+    }
+    if (!upstream_open && to_local.empty()) return;
   }
 }
 
@@ -158,6 +161,26 @@ std::string describe_sigalg(SSL* ssl) {
 
 }  // namespace
 
+std::shared_ptr<SSL_CTX> upstream_context(const CardKeys& keys, const Upstream& u) {
+  std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new_ex(keys.context(), nullptr, TLS_client_method()), SslCtxFree{});
+  if (!ctx) throw std::runtime_error(openssl_error("cannot make a TLS context"));
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  if (SSL_CTX_load_verify_locations(ctx.get(), u.ca_file.c_str(), nullptr) != 1)
+    throw std::runtime_error(openssl_error("tls upstream " + u.name + ": cannot read ca_file " + u.ca_file));
+  SSL_CTX_set_min_proto_version(ctx.get(), u.min_version);
+  // Every handshake a full one with the card: no session resumption.
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+  if (!u.alpn.empty()) {
+    Bytes wire;
+    for (const auto& p : u.alpn) {
+      wire.push_back(static_cast<std::uint8_t>(p.size()));
+      wire.insert(wire.end(), p.begin(), p.end());
+    }
+    SSL_CTX_set_alpn_protos(ctx.get(), wire.data(), static_cast<unsigned>(wire.size()));
+  }
+  return ctx;
+}
+
 void run_tunnel(const CardKeys& keys, TunnelPlan plan, const Signer& signer, TunnelState& state,
                 const std::function<void(const HandshakeReport&)>& handshake_done) {
   Fd local(plan.local_fd);
@@ -170,30 +193,19 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const Signer& signer, Tun
   Fd upstream(connect_upstream(plan.upstream, plan.handshake_timeout, error));
   if (upstream.fd < 0) return fail(error);
 
-  std::unique_ptr<SSL_CTX, SslCtxFree> ctx(SSL_CTX_new_ex(keys.context(), nullptr, TLS_client_method()));
+  // The upstream's context (its roots, versions, ALPN) is made once, at
+  // start; the card's certificate and key go on this connection only.
   EvpPkeyPtr key = keys.key(plan.certificate, signer);
   X509Ptr cert = parse_certificate(plan.certificate);
-  if (!ctx || !key || !cert) return fail(openssl_error("cannot set up TLS"));
-  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-  if (SSL_CTX_load_verify_locations(ctx.get(), plan.upstream.ca_file.c_str(), nullptr) != 1)
-    return fail(openssl_error("cannot read ca_file " + plan.upstream.ca_file));
-  SSL_CTX_set_min_proto_version(ctx.get(), plan.upstream.min_version);
+  std::unique_ptr<SSL, SslFree> ssl(plan.context ? SSL_new(plan.context.get()) : nullptr);
+  if (!key || !cert || !ssl) return fail(openssl_error("cannot set up TLS"));
   if (!plan.rsa_pss && EVP_PKEY_is_a(key.get(), "RSA") == 1) {
     // TLS 1.3 needs RSA-PSS; a token without it signs PKCS#1 on TLS 1.2.
-    SSL_CTX_set_max_proto_version(ctx.get(), TLS1_2_VERSION);
-    SSL_CTX_set1_client_sigalgs_list(ctx.get(), "RSA+SHA256:RSA+SHA384:RSA+SHA512");
+    SSL_set_max_proto_version(ssl.get(), TLS1_2_VERSION);
+    SSL_set1_client_sigalgs_list(ssl.get(), "RSA+SHA256:RSA+SHA384:RSA+SHA512");
   }
-  if (SSL_CTX_use_certificate(ctx.get(), cert.get()) != 1 || SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1)
+  if (SSL_use_certificate(ssl.get(), cert.get()) != 1 || SSL_use_PrivateKey(ssl.get(), key.get()) != 1)
     return fail(openssl_error("the card certificate does not go with its key"));
-  if (!plan.upstream.alpn.empty()) {
-    Bytes wire;
-    for (const auto& p : plan.upstream.alpn) {
-      wire.push_back(static_cast<std::uint8_t>(p.size()));
-      wire.insert(wire.end(), p.begin(), p.end());
-    }
-    SSL_CTX_set_alpn_protos(ctx.get(), wire.data(), static_cast<unsigned>(wire.size()));
-  }
-  std::unique_ptr<SSL, SslFree> ssl(SSL_new(ctx.get()));
   // A name is sent as SNI and checked against the certificate's DNS names;
   // an address is not sent (RFC 6066) and is checked against its IP names.
   const std::string& name = plan.upstream.server_name;

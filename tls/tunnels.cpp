@@ -39,6 +39,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   struct Listener {
     Upstream upstream;
     Local::acceptor acceptor;
+    std::shared_ptr<SSL_CTX> context;
   };
 
   Impl(asio::io_context& i, service::Service& s, Options o) : io(i), service(s), options(std::move(o)) {}
@@ -79,14 +80,14 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     l.acceptor.async_accept([self = shared_from_this(), &l](const boost::system::error_code& ec, Local::socket s) {
       if (ec || self->stopping) return;
       const int fd = s.release();
-      asio::co_spawn(self->io, self->admit(l.upstream, fd), asio::detached);
+      asio::co_spawn(self->io, self->admit(l.upstream, l.context, fd), asio::detached);
       self->accept(l);
     });
   }
 
   // Who connected, and whether they may: their own PIN1 session on a token
   // with an authentication certificate. Nothing reaches a card otherwise.
-  Task<void> admit(Upstream upstream, int fd) {
+  Task<void> admit(Upstream upstream, std::shared_ptr<SSL_CTX> context, int fd) {
     ucred cred{};
     socklen_t len = sizeof cred;
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) {
@@ -143,6 +144,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     TunnelPlan plan;
     plan.local_fd = fd;
     plan.upstream = std::move(upstream);
+    plan.context = std::move(context);
     plan.uid = cred.uid;
     plan.pid = cred.pid;
     plan.cert_id = chosen->cert_id;
@@ -281,7 +283,8 @@ void Tunnels::start() {
     // A socket left by an earlier korttid; anything else is not ours to remove.
     if (::lstat(u.listen.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(u.listen.c_str());
     boost::system::error_code ec;
-    auto l = std::make_unique<Impl::Listener>(Impl::Listener{u, Local::acceptor(impl_->io)});
+    auto l = std::make_unique<Impl::Listener>(Impl::Listener{u, Local::acceptor(impl_->io), nullptr});
+    l->context = upstream_context(impl_->keys, u);
     l->acceptor.open(Local(), ec);
     if (!ec) l->acceptor.bind(Local::endpoint(u.listen), ec);
     if (!ec) l->acceptor.listen(asio::socket_base::max_listen_connections, ec);

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "common/bytes.hpp"
@@ -22,9 +23,14 @@
 
 namespace kortti::tls {
 
+// An upstream's TLS context: its roots (ca_file), versions and ALPN. Throws
+// std::runtime_error when ca_file cannot be read.
+std::shared_ptr<SSL_CTX> upstream_context(const CardKeys& keys, const Upstream& upstream);
+
 struct TunnelPlan {
   int local_fd = -1;  // owned: closed when the tunnel ends
   Upstream upstream;
+  std::shared_ptr<SSL_CTX> context;  // upstream_context()
   uid_t uid = 0;
   pid_t pid = 0;
   std::string cert_id;

@@ -275,7 +275,8 @@ int closed_port();
 // and digest, the client certificate.
 class TlsServer {
  public:
-  explicit TlsServer(const std::vector<std::string>& options = {});
+  // `files`: serve that folder's files (GET /NAME) instead of the status page.
+  explicit TlsServer(const std::vector<std::string>& options = {}, const fs::path& files = {});
   ~TlsServer();
   TlsServer(const TlsServer&) = delete;
   TlsServer& operator=(const TlsServer&) = delete;

@@ -11,7 +11,7 @@
 
 namespace kortti::test {
 
-TlsServer::TlsServer(const std::vector<std::string>& options) : port_(closed_port()) {
+TlsServer::TlsServer(const std::vector<std::string>& options, const fs::path& files) : port_(closed_port()) {
   const auto made = run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
                          (dir_ / "server.key").string(), "-out", certificate().string(), "-subj", "/CN=localhost",
                          "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "2"});
@@ -33,8 +33,14 @@ TlsServer::TlsServer(const std::vector<std::string>& options) : port_(closed_por
                                    "2",
                                    "-verify_return_error"};
   argv.insert(argv.end(), options.begin(), options.end());
-  // The status page, unless the test asked for the echo server (-rev).
-  if (std::find(options.begin(), options.end(), "-rev") == options.end()) argv.push_back("-www");
+  // The status page, unless the test asked for the echo server (-rev) or
+  // for files (-WWW serves them from its working directory).
+  if (!files.empty()) {
+    argv.push_back("-WWW");
+    argv.insert(argv.begin(), {"sh", "-c", "cd \"$0\" && exec \"$@\"", files.string()});
+  } else if (std::find(options.begin(), options.end(), "-rev") == options.end()) {
+    argv.push_back("-www");
+  }
   pid_ = spawn_logged(argv, {}, dir_ / "s_server.log");
   for (int i = 0; i < 100 && !listening(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   if (!listening(port_)) {
