@@ -142,7 +142,7 @@ int main() {
     {
       const auto t = Clock::now();
       const int fd = unix_connect((dir / "page.sock").string());
-      (void)::write(fd, request.data(), request.size());
+      (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
       const std::size_t n = read_to_end([fd](char* d, std::size_t len) -> long { return ::read(fd, d, len); });
       ::close(fd);
       if (n == 0) throw std::runtime_error("no answer through the tunnel");
@@ -170,7 +170,7 @@ int main() {
     {
       const auto t = Clock::now();
       const int fd = unix_connect((dir / "echo.sock").string());
-      (void)::write(fd, get_big.data(), get_big.size());
+      (void)::send(fd, get_big.data(), get_big.size(), MSG_NOSIGNAL);
       const std::size_t n = read_to_end([fd](char* d, std::size_t len) -> long { return ::read(fd, d, len); });
       ::close(fd);
       if (n < kBulkBytes) throw std::runtime_error("short download through the tunnel: " + std::to_string(n));

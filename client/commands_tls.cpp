@@ -43,9 +43,10 @@ int cmd_tunnels(Client& c, const Globals& g) {
   return 0;
 }
 
-bool write_all(int fd, const char* data, std::size_t size) {
+// To a socket without SIGPIPE: a tunnel korttid closed is an ordinary end.
+bool write_all(int fd, const char* data, std::size_t size, bool socket) {
   while (size > 0) {
-    const ssize_t n = ::write(fd, data, size);
+    const ssize_t n = socket ? ::send(fd, data, size, MSG_NOSIGNAL) : ::write(fd, data, size);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     data += n;
@@ -68,14 +69,14 @@ int relay(int tunnel) {
     if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
       const ssize_t n = ::read(tunnel, buf, sizeof buf);
       if (n <= 0) return 0;
-      if (!write_all(STDOUT_FILENO, buf, static_cast<std::size_t>(n))) return 1;
+      if (!write_all(STDOUT_FILENO, buf, static_cast<std::size_t>(n), false)) return 1;
     }
     if (input_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
       const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
       if (n <= 0) {
         input_open = false;
         ::shutdown(tunnel, SHUT_WR);
-      } else if (!write_all(tunnel, buf, static_cast<std::size_t>(n))) {
+      } else if (!write_all(tunnel, buf, static_cast<std::size_t>(n), true)) {
         return 1;
       }
     }

@@ -36,7 +36,7 @@ Exchange through(const std::string& socket, std::chrono::milliseconds timeout = 
   }
   out.connected = true;
   const std::string request = "GET / HTTP/1.0\r\n\r\n";
-  (void)::write(fd, request.data(), request.size());
+  (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   char buf[4096];
   while (std::chrono::steady_clock::now() < deadline) {
@@ -237,7 +237,7 @@ TEST_F(Tls, BytesFlowBothWaysUntilTheSessionEndsThenTheTunnelCloses) {
 
   const int fd = connect_unix(socket_);
   const std::string line = "terveiset tunnelista\n";
-  ASSERT_EQ(::write(fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
   const std::string back = read_until(fd, "atsilennut tesievret", std::chrono::seconds(10));
   EXPECT_NE(back.find("atsilennut tesievret"), std::string::npos) << back << daemon_->log() << server.log();
 
@@ -268,7 +268,7 @@ TEST_F(Tls, AClientThatLeavesEndsItsTunnel) {
   auto c = daemon_->connect();
   const int fd = connect_unix(socket_);
   const std::string line = "hei\n";
-  ASSERT_EQ(::write(fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
   EXPECT_NE(read_until(fd, "ieh", std::chrono::seconds(10)).find("ieh"), std::string::npos);
   ASSERT_EQ(c->call("tls.tunnels").size(), 1U);
   ::close(fd);
@@ -320,7 +320,7 @@ TEST_F(TlsOnCard, ThroughOpenScAndPcscdAndTheCardPulledEndsTheTunnel) {
 
   const int fd = connect_unix(socket);
   const std::string line = "kortilla sisaan\n";
-  ASSERT_EQ(::write(fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
   const std::string back = read_until(fd, "naasis allitrok", std::chrono::seconds(20));
   EXPECT_NE(back.find("naasis allitrok"), std::string::npos) << back << daemon_->log();
   const Json tunnels = c->call("tls.tunnels");
