@@ -25,16 +25,11 @@ OcspResponder::OcspResponder(const std::string& ca, int port, std::optional<fs::
   if (listening(port_)) throw std::runtime_error("something already listens on port " + std::to_string(port_));
   // OpenSSL 3.0's responder takes a port, not an address: it listens on all
   // interfaces, and the tests ask it on 127.0.0.1 only.
-  pid_ = spawn_logged({"openssl", "ocsp", "-index", index.value_or(pki / "ca" / ca / "index.txt").string(), "-port",
-                       std::to_string(port_), "-rsigner", (pki / "ocsp" / (signer + ".pem")).string(), "-rkey",
-                       (pki / "ocsp" / (signer + ".key")).string(), "-CA", (pki / "ca" / (ca + ".pem")).string(),
-                       "-nmin", "10", "-ignore_err"},
-                      {}, dir_ / "ocsp.log");
-  for (int i = 0; i < 100 && !listening(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  if (!listening(port_)) {
-    stop();
-    throw std::runtime_error("openssl ocsp did not listen on " + std::to_string(port_) + ":\n" + log());
-  }
+  pid_ = spawn_listening({"openssl", "ocsp", "-index", index.value_or(pki / "ca" / ca / "index.txt").string(), "-port",
+                          std::to_string(port_), "-rsigner", (pki / "ocsp" / (signer + ".pem")).string(), "-rkey",
+                          (pki / "ocsp" / (signer + ".key")).string(), "-CA", (pki / "ca" / (ca + ".pem")).string(),
+                          "-nmin", "10", "-ignore_err"},
+                         dir_ / "ocsp.log", port_);
 }
 
 OcspResponder::~OcspResponder() { stop(); }

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "tests/support/support.hpp"
 
@@ -161,6 +162,17 @@ bool listening(int port) {
     }
   }
   return false;
+}
+
+pid_t spawn_listening(const std::vector<std::string>& argv, const std::filesystem::path& log, int port) {
+  pid_t pid = spawn_logged(argv, {}, log);
+  for (int i = 0; i < 100 && !listening(port); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (!listening(port)) {
+    reap(pid, SIGTERM);
+    throw std::runtime_error(argv[0] + " " + argv[1] + " did not listen on " + std::to_string(port) + ":\n" +
+                             read_file(log));
+  }
+  return pid;
 }
 
 }  // namespace kortti::test

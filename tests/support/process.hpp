@@ -25,5 +25,8 @@ void reap(pid_t& pid, int signo);
 // Whether a TCP socket listens on `port` on this machine, read from
 // /proc/net without connecting (single-threaded openssl servers wedge on a probe).
 bool listening(int port);
+// spawn_logged(), then waits up to 2 s for `port` to listen; if it does not,
+// stops the process and throws with its log.
+pid_t spawn_listening(const std::vector<std::string>& argv, const std::filesystem::path& log, int port);
 
 }  // namespace kortti::test

@@ -41,12 +41,7 @@ TlsServer::TlsServer(const std::vector<std::string>& options, const fs::path& fi
   } else if (std::find(options.begin(), options.end(), "-rev") == options.end()) {
     argv.push_back("-www");
   }
-  pid_ = spawn_logged(argv, {}, dir_ / "s_server.log");
-  for (int i = 0; i < 100 && !listening(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  if (!listening(port_)) {
-    stop();
-    throw std::runtime_error("openssl s_server did not listen on " + std::to_string(port_) + ":\n" + log());
-  }
+  pid_ = spawn_listening(argv, dir_ / "s_server.log", port_);
 }
 
 TlsServer::~TlsServer() { stop(); }
