@@ -70,14 +70,6 @@ int connect_upstream(const Upstream& u, std::chrono::seconds timeout, std::strin
   return fd;
 }
 
-// Waits for what OpenSSL wants on `fd`, at most `ms`; false on timeout.
-bool wait_for(SSL* ssl, int rc, int fd, int ms) {
-  const int why = SSL_get_error(ssl, rc);
-  if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) return false;
-  pollfd p{fd, static_cast<short>(why == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
-  return ::poll(&p, 1, ms) == 1;
-}
-
 // Bytes both ways until either side closes or `stop`, full duplex: a server
 // that answers while it still reads (an echo) must never wait for us while
 // we wait for it. Each direction has a bounded buffer; a full one stops
@@ -224,14 +216,16 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const Signer& signer, Tun
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
     if (state.stop || left <= 0) return fail("the handshake did not finish in time");
-    if (!wait_for(ssl.get(), rc, upstream.fd, static_cast<int>(std::min<long>(left, 200)))) {
-      const int why = SSL_get_error(ssl.get(), rc);
-      if (why == SSL_ERROR_WANT_READ || why == SSL_ERROR_WANT_WRITE) continue;
+    const int why = SSL_get_error(ssl.get(), rc);
+    if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) {
       const long verify = SSL_get_verify_result(ssl.get());
       if (verify != X509_V_OK)
         return fail(std::string("the upstream's certificate is not trusted: ") + X509_verify_cert_error_string(verify));
       return fail(openssl_error("the handshake failed"));
     }
+    // Wait for what OpenSSL wants, looking at `stop` and the deadline every 200 ms.
+    pollfd p{upstream.fd, static_cast<short>(why == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
+    ::poll(&p, 1, static_cast<int>(std::min<long>(left, 200)));
   }
   report.ok = true;
   report.version = SSL_get_version(ssl.get());

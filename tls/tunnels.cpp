@@ -26,15 +26,6 @@ namespace kortti::tls {
 namespace asio = boost::asio;
 using Local = asio::local::stream_protocol;
 
-namespace {
-
-std::string subject_of(const Bytes& der) {
-  X509Ptr cert = parse_certificate(der);
-  return cert ? name_rfc2253(X509_get_subject_name(cert.get())) : "";
-}
-
-}  // namespace
-
 struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   struct Listener {
     Upstream upstream;
@@ -149,6 +140,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     plan.pid = cred.pid;
     plan.cert_id = chosen->cert_id;
     plan.certificate = chosen->der;
+    plan.subject = chosen->subject;
     plan.rsa_pss = token->rsa_pss;
     plan.handshake_timeout = options.handshake_timeout;
     if (!plan.rsa_pss && chosen->key_type == KeyType::rsa)
@@ -217,7 +209,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     line.action = "tls.handshake";
     line.caller = caller;
     line.cert_id = cert_id;
-    line.subject = subject_of(plan.certificate);
+    line.subject = plan.subject;
     line.origin = "tls://" + plan.upstream.host + ":" + plan.upstream.port;
     const std::string where = "upstream " + name + ", server_name " + plan.upstream.server_name;
     run_tunnel(keys, std::move(plan), signer, *state, [&](const HandshakeReport& r) {

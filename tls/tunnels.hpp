@@ -35,6 +35,7 @@ struct TunnelPlan {
   pid_t pid = 0;
   std::string cert_id;
   Bytes certificate;
+  std::string subject;  // the certificate's, RFC 2253
   bool rsa_pss = true;
   std::chrono::seconds handshake_timeout{30};
 };
