@@ -22,30 +22,43 @@ struct Exchange {
   std::string answer;  // everything the tunnel sent back before it closed
 };
 
+int connect_unix(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("connect " + path);
+  return fd;
+}
+
+// Reads from `fd` until `want` has arrived, the peer closes, or `timeout`.
+// Returns what arrived; `closed` says whether the peer closed.
+std::string read_until(int fd, const std::string& want, std::chrono::milliseconds timeout, bool* closed = nullptr) {
+  std::string got;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < deadline && (want.empty() || got.find(want) == std::string::npos)) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) != 1) continue;
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) {
+      if (closed != nullptr) *closed = true;
+      break;
+    }
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
 // Connects to a tunnel's socket, sends an HTTP request and reads until the
 // tunnel closes (or `timeout`).
 Exchange through(const std::string& socket, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
   Exchange out;
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket.c_str());
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return out;
-  }
+  const int fd = connect_unix(socket);
   out.connected = true;
   const std::string request = "GET / HTTP/1.0\r\n\r\n";
   (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  char buf[4096];
-  while (std::chrono::steady_clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 100) != 1) continue;
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    out.answer.append(buf, static_cast<std::size_t>(n));
-  }
+  out.answer = read_until(fd, "", timeout);
   ::close(fd);
   return out;
 }
@@ -194,34 +207,6 @@ TEST_F(Tls, AnUntrustedOrMisnamedServerIsRefusedBeforeTheCardSigns) {
       EXPECT_NE(str(line["detail"]).find("not trusted"), std::string::npos) << line.dump();
     }
   }
-}
-
-int connect_unix(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("connect " + path);
-  return fd;
-}
-
-// Reads from `fd` until `want` has arrived, the peer closes, or `timeout`.
-// Returns what arrived; `closed` says whether the peer closed.
-std::string read_until(int fd, const std::string& want, std::chrono::milliseconds timeout, bool* closed = nullptr) {
-  std::string got;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  char buf[4096];
-  while (std::chrono::steady_clock::now() < deadline && (want.empty() || got.find(want) == std::string::npos)) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 50) != 1) continue;
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) {
-      if (closed != nullptr) *closed = true;
-      break;
-    }
-    got.append(buf, static_cast<std::size_t>(n));
-  }
-  return got;
 }
 
 TEST_F(Tls, BytesFlowBothWaysUntilTheSessionEndsThenTheTunnelCloses) {
