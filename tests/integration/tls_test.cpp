@@ -74,10 +74,11 @@ class Tls : public SoftHsmDaemonTest {
   }
 
   void start_at(int port, const std::string& ca_file, const std::string& server_name = "localhost",
-                int handshake_timeout_s = 10) {
+                int handshake_timeout_s = 10, int max_tunnels = 16) {
     socket_ = (tokens_dir_.path() / "sso.sock").string();
     DaemonOptions o;
     o.extra = "[tls]\nenabled = true\nhandshake_timeout_s = " + std::to_string(handshake_timeout_s) +
+              "\nmax_tunnels = " + std::to_string(max_tunnels) +
               "\n[[tls.upstream]]\nname = \"sso\"\nconnect = \"127.0.0.1:" + std::to_string(port) +
               "\"\nserver_name = \"" + server_name + "\"\nca_file = \"" + ca_file + "\"\nlisten = \"" + socket_ +
               "\"\n";
@@ -260,6 +261,26 @@ TEST_F(Tls, AClientThatLeavesEndsItsTunnel) {
   for (int i = 0; i < 100 && !c->call("tls.tunnels").empty(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_TRUE(c->call("tls.tunnels").empty()) << "the upstream connection outlived its client";
+}
+
+TEST_F(Tls, MaxTunnelsHoldsAndTheOpenTunnelKeepsWorking) {
+  TlsServer server({"-rev"});
+  start_at(server.port(), server.certificate().string(), "localhost", 10, 1);
+  login("cardA");
+  const int first = connect_unix(socket_);
+  const std::string line = "yksi\n";
+  ASSERT_EQ(::send(first, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
+  EXPECT_NE(read_until(first, "isky", std::chrono::seconds(10)).find("isky"), std::string::npos);
+  // The second is closed at once: nothing comes back, nothing is signed.
+  bool closed = false;
+  const int second = connect_unix(socket_);
+  EXPECT_EQ(read_until(second, "", std::chrono::seconds(5), &closed), "");
+  EXPECT_TRUE(closed);
+  ::close(second);
+  EXPECT_NE(daemon_->log().find("the most [tls] max_tunnels allows"), std::string::npos) << daemon_->log();
+  ASSERT_EQ(::send(first, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
+  EXPECT_NE(read_until(first, "isky", std::chrono::seconds(10)).find("isky"), std::string::npos);
+  ::close(first);
 }
 
 TEST_F(Tls, AServerThatNeverAnswersEndsAtTheHandshakeDeadline) {
