@@ -80,6 +80,9 @@ class SoftHsm {
   void add_token(const std::string& label, const std::vector<std::string>& items);
   [[nodiscard]] fs::path conf() const { return dir_ / "softhsm2.conf"; }
   static constexpr const char* kModule = "/usr/lib/softhsm/libsofthsm2.so";
+  // The test double over kModule (tests/p11_shim/shim.cpp): what it changes
+  // is switched on by korttid's environment.
+  static constexpr const char* kShim = KORTTI_BINARY_DIR "/tests/p11_shim/p11-shim.so";
 
  private:
   fs::path dir_;
