@@ -327,13 +327,19 @@ bool TokenService::shutdown(std::chrono::milliseconds grace) {
     token->worker().post([token] { token->close(); });
   }
   for (auto& token : tokens) stuck |= !token->worker().stop_and_wait(left());
-  for (auto& module : impl_->modules_) stuck |= !module->worker().stop_and_wait(left());
-  if (stuck) {
-    spdlog::warn("a card call is still running; PKCS#11 modules are left as they are");
-    return false;
+  if (stuck) spdlog::warn("a card call is still running; PKCS#11 modules are left as they are");
+  // C_Finalize runs on the module's own thread, inside the same bounded
+  // wait: a module can hang there too (OpenSC disconnecting a card that
+  // pcscd is still busy removing), and shutdown must end all the same.
+  for (auto& module : impl_->modules_) {
+    if (!stuck) module->worker().post([module] { module->finalize(); });
+    if (!module->worker().stop_and_wait(left())) {
+      spdlog::warn("PKCS#11 module {} did not finish within {} ms; it is left as it is", module->status().path,
+                   grace.count());
+      stuck = true;
+    }
   }
-  for (auto& module : impl_->modules_) module->finalize();
-  return true;
+  return !stuck;
 }
 
 std::vector<ModuleStatus> TokenService::modules() const {

@@ -52,6 +52,22 @@ TEST_F(Lifecycle, NotifiesStoppingOnSigterm) {
   EXPECT_TRUE(daemon_->wait_notify("STOPPING=1", std::chrono::seconds(10)));
 }
 
+// A module stuck in C_Finalize (OpenSC, disconnecting a card that pcscd is
+// still removing) must not keep korttid from stopping.
+TEST_F(Lifecycle, AModuleHangingInFinalizeDelaysTheStopByItsBoundOnly) {
+  DaemonOptions o;
+  o.modules = {SoftHsm::kShim};
+  o.env["KORTTI_SHIM_FINALIZE_HANG_S"] = "60";
+  start(std::move(o));
+  auto c = daemon_->connect();
+  EXPECT_NO_THROW(sign_digest(*c, ec_sign_cert(), "sha384"));
+  EXPECT_EQ(daemon_->stop(SIGTERM, std::chrono::seconds(30)), 0);  // the module would take 60
+  const std::string log = daemon_->log();
+  EXPECT_NE(log.find("p11-shim.so did not finish within"), std::string::npos) << log;
+  EXPECT_NE(log.find("korttid stopped"), std::string::npos);
+  EXPECT_FALSE(fs::exists(daemon_->socket()));
+}
+
 TEST_F(Lifecycle, StatusReportsAModuleThatFailedAndTheOthersWork) {
   DaemonOptions o;
   o.modules = {"/nonexistent/libvendor-pkcs11.so", SoftHsm::kModule};
