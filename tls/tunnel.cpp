@@ -191,7 +191,8 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const Signer& signer, Tun
   X509Ptr cert = parse_certificate(plan.certificate);
   std::unique_ptr<SSL, SslFree> ssl(plan.context ? SSL_new(plan.context.get()) : nullptr);
   if (!key || !cert || !ssl) return fail(openssl_error("cannot set up TLS"));
-  if (!plan.rsa_pss && EVP_PKEY_is_a(key.get(), "RSA") == 1) {
+  const bool pkcs1_only = !plan.rsa_pss && EVP_PKEY_is_a(key.get(), "RSA") == 1;
+  if (pkcs1_only) {
     // TLS 1.3 needs RSA-PSS; a token without it signs PKCS#1 on TLS 1.2.
     SSL_set_max_proto_version(ssl.get(), TLS1_2_VERSION);
     SSL_set1_client_sigalgs_list(ssl.get(), "RSA+SHA256:RSA+SHA384:RSA+SHA512");
@@ -221,6 +222,9 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const Signer& signer, Tun
       const long verify = SSL_get_verify_result(ssl.get());
       if (verify != X509_V_OK)
         return fail(std::string("the upstream's certificate is not trusted: ") + X509_verify_cert_error_string(verify));
+      if (pkcs1_only && ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION)
+        return fail("the upstream wants TLS 1.3, whose RSA signatures are PSS, and the token has no RSA-PSS (" +
+                    openssl_error("") + ")");
       return fail(openssl_error("the handshake failed"));
     }
     // Wait for what OpenSSL wants, looking at `stop` and the deadline every 200 ms.

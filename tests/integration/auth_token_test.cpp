@@ -96,6 +96,20 @@ TEST_F(AuthToken, RsaKeyMakesAPs256TokenThatTheWebEidRuleAccepts) {
   EXPECT_LE(serialized.size(), 10000U);
 }
 
+TEST_F(AuthToken, ATokenWithoutRsaPssMakesRs256) {
+  DaemonOptions o;
+  o.modules = {SoftHsm::kShim};
+  o.env["KORTTI_SHIM_NO_PSS"] = "1";
+  start(std::move(o));
+  auto c = daemon_->connect();
+  for (const auto& t : c->call("tokens.list")) EXPECT_EQ(t["rsa_pss"], false) << t.dump();
+  const std::string nonce = fresh_nonce();
+  const Json t = token(*c, rsa_auth(), kOrigin, nonce);
+  EXPECT_EQ(t["algorithm"], "RS256");
+  EXPECT_TRUE(web_eid_rule_holds(t, kOrigin, nonce));
+  EXPECT_EQ(verify(*c, t, kOrigin, nonce)["valid"], true);
+}
+
 TEST_F(AuthToken, EcP384KeyMakesAnEs384TokenWithRawRAndS) {
   auto c = daemon_->connect();
   const std::string nonce = fresh_nonce();

@@ -77,6 +77,10 @@ class Tls : public SoftHsmDaemonTest {
                 int handshake_timeout_s = 10, int max_tunnels = 16) {
     socket_ = (tokens_dir_.path() / "sso.sock").string();
     DaemonOptions o;
+    if (no_pss_) {
+      o.modules = {SoftHsm::kShim};
+      o.env["KORTTI_SHIM_NO_PSS"] = "1";
+    }
     o.extra = "[tls]\nenabled = true\nhandshake_timeout_s = " + std::to_string(handshake_timeout_s) +
               "\nmax_tunnels = " + std::to_string(max_tunnels) +
               "\n[[tls.upstream]]\nname = \"sso\"\nconnect = \"127.0.0.1:" + std::to_string(port) +
@@ -97,6 +101,7 @@ class Tls : public SoftHsmDaemonTest {
   }
 
   std::string socket_;
+  bool no_pss_ = false;  // the token through the test double that lacks RSA-PSS
 };
 
 TEST_F(Tls, RsaKeyLogsInOverTls13WithPssThroughATunnel) {
@@ -159,6 +164,36 @@ TEST_F(Tls, RsaKeyOnTls12) {
   const Exchange e = through(socket_);
   EXPECT_NE(e.answer.find("Protocol  : TLSv1.2"), std::string::npos) << e.answer << daemon_->log();
   EXPECT_NE(e.answer.find("Client certificate"), std::string::npos);
+}
+
+// TLS 1.3 allows RSA client keys only with PSS: a token without it signs
+// PKCS#1 on TLS 1.2, and a server that insists on 1.3 is refused before
+// the card is asked.
+TEST_F(Tls, AnRsaTokenWithoutPssUsesPkcs1OnTls12AndCannotMeetTls13) {
+  no_pss_ = true;
+  TlsServer any;
+  start_with(any);
+  login("cardA");
+  const Exchange e = through(socket_);
+  EXPECT_NE(e.answer.find("Protocol  : TLSv1.2"), std::string::npos) << e.answer << daemon_->log();
+  EXPECT_NE(e.answer.find("Peer signature type: RSA\n"), std::string::npos) << e.answer;
+  EXPECT_NE(daemon_->log().find("offers no RSA-PSS: at most TLS 1.2"), std::string::npos) << daemon_->log();
+
+  TlsServer v13({"-tls1_3"});
+  start_with(v13);
+  login("cardA");
+  EXPECT_EQ(through(socket_).answer, "");
+  bool refused = false;
+  for (const Json& line : audit_lines()) {
+    EXPECT_NE(line["action"], "tls.sign sso") << line.dump();
+    if (line["action"] == "tls.handshake") {
+      EXPECT_EQ(line["outcome"], "handshake_failed");
+      EXPECT_NE(str(line["detail"]).find("wants TLS 1.3, whose RSA signatures are PSS"), std::string::npos)
+          << line.dump();
+      refused = true;
+    }
+  }
+  EXPECT_TRUE(refused) << daemon_->log();
 }
 
 TEST_F(Tls, EcP384KeyOnTls13AndTls12) {
