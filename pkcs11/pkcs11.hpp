@@ -115,6 +115,10 @@ struct SignRequest {
   Bytes digest;
   std::optional<Scheme> scheme;  // default: pkcs1 for RSA, ecdsa for EC
   uid_t uid = 0;
+  // Only a key the session unlocks will do (TLS client authentication): a
+  // key that asks for the PIN at every signature — the PIN2 key — is
+  // refused with 1050, not asked for a PIN no one is there to give.
+  bool session_key = false;
 };
 
 struct SignResult {

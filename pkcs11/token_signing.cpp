@@ -39,6 +39,10 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
                 "the digest is not a " + std::string(name_of(request.digest_algorithm)) + " digest");
 
   Key key = private_key(cert.cert_id);
+  if (key.always_authenticate && request.session_key)
+    throw Error(Errc::unsupported,
+                "this key asks for the PIN at every signature (a signature PIN key): it does not serve TLS client "
+                "authentication");
   if (key.always_authenticate && !credentials.pin && !credentials.pinpad)
     throw Error(Errc::pin_required, "this key asks for the PIN at every signature");
   if (key.always_authenticate) check_pin_shape(credentials);

@@ -77,6 +77,7 @@ struct DigestToSign {
   DigestAlgorithm algorithm = DigestAlgorithm::sha256;
   Bytes digest;
   std::optional<pkcs11::Scheme> scheme;  // none: the key's default
+  bool session_key = false;              // pkcs11::SignRequest::session_key
 };
 
 struct XmlToSign {
@@ -97,6 +98,7 @@ struct PrescriptionToSign {
 
 struct SignItem {
   std::string method;  // how the audit names it: sign.digest, sign.data, sign.xml, sign.cms, sign.prescription
+  std::string detail;  // the audit line's note on the occasion (a TLS handshake's name, version and algorithm)
   std::variant<DigestToSign, XmlToSign, CmsToSign, PrescriptionToSign> what;
 };
 

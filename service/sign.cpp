@@ -56,7 +56,7 @@ AuditRecord answered(AuditRecord record, const Result<pkcs11::SignResult>& resul
     record.subject = result.value().certificate.subject;
   } else {
     record.outcome = reason_of(result.error().code());
-    record.detail = result.error().what();
+    record.detail += (record.detail.empty() ? "" : ": ") + std::string(result.error().what());
     if (!result.error().detail.empty()) record.detail += " (" + result.error().detail + ")";
   }
   return record;
@@ -106,10 +106,12 @@ signature::DocumentService& Service::documents() const {
 Task<Signed> Service::sign(Caller caller, std::string cert_id, SignItem item, pkcs11::Credentials credentials) {
   pkcs11::CertificateInfo cert;
   if (needs_certificate(item)) cert = co_await services_.tokens->certificate(cert_id);
+  std::string detail = std::move(item.detail);
   Prepared prepared = co_await prepare(caller, cert, std::move(item));
   prepared.request.cert_id = cert_id;
   prepared.request.uid = caller.uid;
   AuditRecord record = audit_record(caller, prepared.method, prepared.request);
+  record.detail = std::move(detail);
   pkcs11::SignResult card =
       co_await sign_audited(std::move(record), prepared.request, std::move(credentials), caller.stop);
   co_return co_await finish(std::move(prepared), std::move(card));
@@ -124,6 +126,7 @@ Task<Service::Prepared> Service::prepare(const Caller& caller, const pkcs11::Cer
     out.request.digest_algorithm = d->algorithm;
     out.request.digest = std::move(d->digest);
     out.request.scheme = d->scheme;
+    out.request.session_key = d->session_key;
   } else if (auto* x = std::get_if<XmlToSign>(&item.what)) {
     const std::size_t bytes = x->document.size();
     auto xml = co_await documents().prepare(std::move(x->document), x->profile, cert.der, Ticket{caller.stop, bytes});

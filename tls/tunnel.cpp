@@ -173,7 +173,7 @@ std::shared_ptr<SSL_CTX> upstream_context(const CardKeys& keys, const Upstream& 
   return ctx;
 }
 
-void run_tunnel(const CardKeys& keys, TunnelPlan plan, const Signer& signer, TunnelState& state,
+void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeSigner& signer, TunnelState& state,
                 const std::function<void(const HandshakeReport&)>& handshake_done) {
   Fd local(plan.local_fd);
   HandshakeReport report;
@@ -187,9 +187,14 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const Signer& signer, Tun
 
   // The upstream's context (its roots, versions, ALPN) is made once, at
   // start; the card's certificate and key go on this connection only.
-  EvpPkeyPtr key = keys.key(plan.certificate, signer);
-  X509Ptr cert = parse_certificate(plan.certificate);
   std::unique_ptr<SSL, SslFree> ssl(plan.context ? SSL_new(plan.context.get()) : nullptr);
+  // By the time the card is asked, the version and our signature algorithm
+  // are settled: the audit line of the signature names them.
+  EvpPkeyPtr key = keys.key(plan.certificate, [&](DigestAlgorithm a, Scheme s, const Bytes& digest) {
+    report.card_asked = true;
+    return signer(a, s, digest, std::string(SSL_get_version(ssl.get())) + " " + describe_sigalg(ssl.get()));
+  });
+  X509Ptr cert = parse_certificate(plan.certificate);
   if (!key || !cert || !ssl) return fail(openssl_error("cannot set up TLS"));
   const bool pkcs1_only = !plan.rsa_pss && EVP_PKEY_is_a(key.get(), "RSA") == 1;
   if (pkcs1_only) {

@@ -155,8 +155,9 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   }
 
   // The card's signature for the handshake, through the service core (which
-  // checks the session and writes the audit line), waited for here.
-  Bytes sign(const service::Caller& base, const std::string& cert_id, const std::string& upstream,
+  // checks the session and writes the handshake's audit line before the
+  // signature leaves), waited for here.
+  Bytes sign(const service::Caller& base, const std::string& cert_id, std::string action, std::string detail,
              DigestAlgorithm algorithm, Scheme scheme, const Bytes& digest) {
     auto stop = std::make_shared<std::stop_source>();
     auto answer = std::make_shared<std::promise<Result<pkcs11::SignResult>>>();
@@ -164,8 +165,9 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     service::Caller caller = base;
     caller.stop = stop->get_token();
     service::SignItem item;
-    item.method = "tls.sign " + upstream;
-    item.what = service::DigestToSign{algorithm, digest, scheme};
+    item.method = std::move(action);
+    item.detail = std::move(detail);
+    item.what = service::DigestToSign{algorithm, digest, scheme, true};
     asio::post(io, [self = shared_from_this(), caller, cert_id, item, answer]() mutable {
       asio::co_spawn(self->io, self->service.sign(caller, cert_id, std::move(item), pkcs11::Credentials{}),
                      [answer](std::exception_ptr failure, service::Signed s) {
@@ -196,28 +198,36 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     const std::string cert_id = plan.cert_id;
     const uid_t uid = plan.uid;
     const auto opened = std::chrono::steady_clock::now();
-    auto signer = [this, caller, cert_id, name](DigestAlgorithm a, Scheme s, const Bytes& d) {
+    // One audit line per handshake: the card's signature writes it, naming
+    // the upstream, its server name, the version and the algorithm. A
+    // handshake that fails writes one of its own (a second one if the card
+    // had signed).
+    service::AuditRecord line;
+    line.action = "tls.handshake " + name;
+    line.caller = caller;
+    line.caller.origin = "tls://" + plan.upstream.host + ":" + plan.upstream.port;
+    line.cert_id = cert_id;
+    line.subject = plan.subject;
+    const std::string where = "server_name " + plan.upstream.server_name;
+    auto signer = [this, &line, &where, &name](DigestAlgorithm a, Scheme s, const Bytes& d,
+                                               const std::string& occasion) {
       try {
-        return sign(caller, cert_id, name, a, s, d);
+        return sign(line.caller, line.cert_id, line.action, where + ", " + occasion, a, s, d);
       } catch (const Error& e) {
-        spdlog::warn("tls {}: the card did not sign for uid {}: {} ({})", name, caller.uid, e.what(),
+        spdlog::warn("tls {}: the card did not sign for uid {}: {} ({})", name, line.caller.uid, e.what(),
                      reason_of(e.code()));
         throw;
       }
     };
-    service::AuditRecord line;
-    line.action = "tls.handshake";
-    line.caller = caller;
-    line.cert_id = cert_id;
-    line.subject = plan.subject;
-    line.origin = "tls://" + plan.upstream.host + ":" + plan.upstream.port;
-    const std::string where = "upstream " + name + ", server_name " + plan.upstream.server_name;
     run_tunnel(keys, std::move(plan), signer, *state, [&](const HandshakeReport& r) {
-      line.outcome = r.ok ? "ok" : "handshake_failed";
-      line.detail = where + (r.ok ? ", " + r.version + " " + r.signature : ": " + r.error);
-      asio::post(io, [self = shared_from_this(), line] {
-        asio::co_spawn(self->io, self->service.record(line), asio::detached);
-      });
+      if (!r.ok || !r.card_asked) {
+        line.outcome = r.ok ? "ok" : "handshake_failed";
+        line.detail = where + (r.ok ? ", " + r.version + " " + r.signature : ": " + r.error);
+        line.origin = line.caller.origin;
+        asio::post(io, [self = shared_from_this(), line] {
+          asio::co_spawn(self->io, self->service.record(line), asio::detached);
+        });
+      }
       if (r.ok) {
         spdlog::info("tls {}: tunnel open for uid {} with {}: {} {}", name, uid, cert_id, r.version, r.signature);
         std::lock_guard lock(mutex);

@@ -40,11 +40,17 @@ struct TunnelPlan {
   std::chrono::seconds handshake_timeout{30};
 };
 
+// The card's signature for a handshake. `occasion` names the handshake as it
+// stands when the card is asked, for the audit line: "TLSv1.3 RSA-PSS+SHA256".
+using HandshakeSigner =
+    std::function<Bytes(DigestAlgorithm algorithm, Scheme scheme, const Bytes& digest, const std::string& occasion)>;
+
 // What the tunnel reports when the handshake is over (ok or not).
 struct HandshakeReport {
   bool ok = false;
-  std::string version;    // "TLSv1.3"
-  std::string signature;  // the signature algorithm the card made, e.g. "rsa_pss_rsae_sha256"
+  bool card_asked = false;  // the handshake got as far as the card's signature
+  std::string version;      // "TLSv1.3"
+  std::string signature;    // the signature algorithm the card made, e.g. "rsa_pss_rsae_sha256"
   std::string error;
 };
 
@@ -56,7 +62,7 @@ struct TunnelState {
 };
 
 // Blocks until the tunnel ends: either side closed, or `state.stop`.
-void run_tunnel(const CardKeys& keys, TunnelPlan plan, const Signer& signer, TunnelState& state,
+void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeSigner& signer, TunnelState& state,
                 const std::function<void(const HandshakeReport&)>& handshake_done);
 
 }  // namespace kortti::tls

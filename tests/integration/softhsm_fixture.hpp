@@ -33,7 +33,7 @@ class SoftHsmDaemonTest : public ::testing::Test {
     daemon_ = std::make_unique<Daemon>(std::move(options));
     auto c = daemon_->connect();
     for (const auto& t : c->call("tokens.list")) token_ids_[str(t["label"])] = str(t["token_id"]);
-    ASSERT_EQ(token_ids_.size(), 2U) << daemon_->log();
+    ASSERT_GE(token_ids_.size(), 2U) << daemon_->log();  // a test may have added its own
   }
 
   void TearDown() override {
