@@ -6,6 +6,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -71,11 +72,51 @@ void write_bytes(const fs::path& path, ByteView data) {
 
 SoftHsm::SoftHsm(const fs::path& dir) : dir_(dir) {}
 
+namespace {
+
+// Each kind of token is made once per test PKI (make-pki.sh removes the
+// models with the keys they hold) and copied into each test's directory:
+// pkcs11-tool costs about a second a token, and most tests want the same
+// two. A copy is a token of its own (its PIN counter, its objects) with the
+// serial number of its model.
+fs::path token_model(const std::string& label, const std::vector<std::string>& items) {
+  const fs::path models = pki_dir() / "token-models";
+  std::string name = label;
+  for (const auto& item : items) name += "+" + item;
+  std::replace(name.begin(), name.end(), '/', '_');
+  const fs::path model = models / name;
+  if (fs::exists(model / "made")) return model;
+  fs::create_directories(models);
+  const int lock = ::open((models / ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  ::flock(lock, LOCK_EX);
+  if (!fs::exists(model / "made")) {
+    const fs::path draft = models / (name + ".draft");
+    fs::remove_all(draft);
+    std::vector<std::string> argv = {(source_dir() / "tests/fixtures/softhsm-token.sh").string(), draft.string(),
+                                     label};
+    argv.insert(argv.end(), items.begin(), items.end());
+    auto r = run(argv, {{"TOKEN_PIN", kPin}, {"TOKEN_SO_PIN", kSoPin}, {"KORTTI_PKI", pki_dir().string()}});
+    if (r.status != 0) {
+      ::close(lock);
+      throw std::runtime_error("softhsm-token.sh failed: " + r.err + r.out);
+    }
+    write_file(draft / "made", "");
+    fs::rename(draft, model);
+  }
+  ::close(lock);
+  return model;
+}
+
+}  // namespace
+
 void SoftHsm::add_token(const std::string& label, const std::vector<std::string>& items) {
-  std::vector<std::string> argv = {(source_dir() / "tests/fixtures/softhsm-token.sh").string(), dir_.string(), label};
-  argv.insert(argv.end(), items.begin(), items.end());
-  auto r = run(argv, {{"TOKEN_PIN", kPin}, {"TOKEN_SO_PIN", kSoPin}, {"KORTTI_PKI", pki_dir().string()}});
-  if (r.status != 0) throw std::runtime_error("softhsm-token.sh failed: " + r.err + r.out);
+  const fs::path model = token_model(label, items);
+  fs::create_directories(dir_ / "tokens");
+  if (!fs::exists(conf()))
+    write_file(conf(), "directories.tokendir = " + fs::absolute(dir_ / "tokens").string() +
+                           "\nobjectstore.backend = file\nlog.level = ERROR\n");
+  for (const auto& token : fs::directory_iterator(model / "tokens"))
+    fs::copy(token.path(), dir_ / "tokens" / token.path().filename(), fs::copy_options::recursive);
 }
 
 Bytes random_bytes(std::size_t n) {
