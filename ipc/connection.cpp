@@ -30,33 +30,14 @@ Connection::Connection(Core& core, asio::local::stream_protocol::socket socket, 
 Connection::~Connection() = default;
 
 bool Connection::read_peer_credentials() {
-  const int fd = socket_.native_handle();
-  ucred cred{};
-  socklen_t len = sizeof cred;
   // Without credentials the peer would pass for uid 0: refuse it instead.
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) {
+  auto credentials = peer_credentials(socket_.native_handle());
+  if (!credentials) {
     spdlog::error("conn={}: cannot read the peer's credentials ({}); closing", peer_.connection, std::strerror(errno));
     return false;
   }
-  peer_.uid = cred.uid;
-  peer_.gid = cred.gid;
-  peer_.pid = cred.pid;
-  // A user may be in more groups than a first guess holds; the kernel says
-  // how many (ERANGE) and the second call takes them all.
-  std::vector<gid_t> groups(64);
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
-      groups.resize(len / sizeof(gid_t));
-      peer_.groups = std::move(groups);
-      peer_.groups.push_back(peer_.gid);
-      return true;
-    }
-    if (errno != ERANGE) break;
-    groups.resize(len / sizeof(gid_t) + 1);
-  }
-  spdlog::error("conn={}: cannot read the peer's groups ({}); closing", peer_.connection, std::strerror(errno));
-  return false;
+  static_cast<PeerCredentials&>(peer_) = std::move(*credentials);
+  return true;
 }
 
 void Connection::start() {

@@ -11,7 +11,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "common/json.hpp"
+#include "common/peer.hpp"
 
 namespace kortti::pkcs11 {
 class TokenService;
@@ -39,12 +39,8 @@ class Tunnels;
 
 namespace kortti::ipc {
 
-// Who is on the other end of a connection, read once with SO_PEERCRED.
-struct Peer {
-  uid_t uid = 0;
-  gid_t gid = 0;
-  pid_t pid = 0;
-  std::vector<gid_t> groups;  // primary and supplementary (SO_PEERGROUPS)
+// Who is on the other end of a connection, read once when it is accepted.
+struct Peer : PeerCredentials {
   std::uint64_t connection = 0;
   std::string client;  // as the client named itself in system.hello
 };
@@ -62,12 +58,7 @@ class AccessPolicy {
   [[nodiscard]] bool allows(const Peer& peer, MethodGroup group) const;
 
  private:
-  struct Rule {
-    bool anyone = false;
-    std::set<uid_t> uids;
-    std::set<gid_t> gids;
-  };
-  std::array<Rule, 4> rules_;
+  std::array<Principals, 4> rules_;
 };
 
 struct ServerOptions {
