@@ -113,6 +113,7 @@ struct Config {
       std::string listen;  // a Unix socket path
       std::string min_version = "1.2";
       std::vector<std::string> alpn;
+      std::vector<std::string> access{"*"};  // as [access] entries
     };
     std::vector<Upstream> upstreams;
   } tls;

@@ -365,7 +365,7 @@ std::vector<KeySpec> rows() {
       Row("tls", "max_tunnels", Int, num(16), Restart, "tunnels open at once, all upstreams together")
           .range(1, 1024)
           .bind([](auto& c) -> auto& { return c.tls.max_tunnels; }),
-      Row("tls", "upstream", KeyType::table_array, num(0), Restart, "a server the card may log in to")
+      Row("tls", "upstream", KeyType::table_array, num(0), Hup, "a server the card may log in to")
           .custom(
               [](Config& c, const ConfigValue&) -> Why {
                 c.tls.upstreams.emplace_back();
@@ -373,26 +373,27 @@ std::vector<KeySpec> rows() {
               },
               [](const Config& c) { return value_of(c.tls.upstreams.size()); })
           .entry_check(check_upstream),
-      Row("tls.upstream", "name", String, str(""), Restart, "how logs, audit lines and clients name it")
-          .required()
-          .bind([](auto& c) -> auto& { return c.tls.upstreams.back().name; }),
-      Row("tls.upstream", "connect", String, str(""), Restart, "host:port of the server").required().bind([
+      Row("tls.upstream", "name", String, str(""), Hup, "how logs, audit lines and clients name it").required().bind([
+      ](auto& c) -> auto& { return c.tls.upstreams.back().name; }),
+      Row("tls.upstream", "connect", String, str(""), Hup, "host:port of the server").required().bind([
       ](auto& c) -> auto& { return c.tls.upstreams.back().connect; }),
-      Row("tls.upstream", "server_name", String, str(""), Restart,
+      Row("tls.upstream", "server_name", String, str(""), Hup,
           "SNI and the name its certificate must carry; empty: the host of connect")
           .bind([](auto& c) -> auto& { return c.tls.upstreams.back().server_name; }),
-      Row("tls.upstream", "ca_file", Path, str(""), Restart,
+      Row("tls.upstream", "ca_file", Path, str(""), Hup,
           "PEM roots the server's certificate is checked against (only these)")
           .required()
           .bind([](auto& c) -> auto& { return c.tls.upstreams.back().ca_file; }),
-      Row("tls.upstream", "listen", Path, str(""), Restart, "the local Unix socket clients connect to")
-          .required()
-          .bind([](auto& c) -> auto& { return c.tls.upstreams.back().listen; }),
-      Row("tls.upstream", "min_version", Choice, str("1.2"), Restart, "the lowest TLS version accepted")
+      Row("tls.upstream", "listen", Path, str(""), Hup, "the local Unix socket clients connect to").required().bind([
+      ](auto& c) -> auto& { return c.tls.upstreams.back().listen; }),
+      Row("tls.upstream", "min_version", Choice, str("1.2"), Hup, "the lowest TLS version accepted")
           .one_of({"1.2", "1.3"})
           .bind([](auto& c) -> auto& { return c.tls.upstreams.back().min_version; }),
-      Row("tls.upstream", "alpn", Strings, list({}), Restart, "ALPN protocols offered, e.g. [\"http/1.1\"]").bind([
+      Row("tls.upstream", "alpn", Strings, list({}), Hup, "ALPN protocols offered, e.g. [\"http/1.1\"]").bind([
       ](auto& c) -> auto& { return c.tls.upstreams.back().alpn; }),
+      Row("tls.upstream", "access", Strings, list({"*"}), Hup, "who may open its tunnels, as [access] entries")
+          .bind(
+              [](auto& c) -> auto& { return c.tls.upstreams.back().access; }, access_entries),
 
       // [audit]
       Row("audit", "file", Path, str(""), Restart, "the audit trail file; empty: the main log").bind([

@@ -145,7 +145,7 @@ std::optional<daemon::Config> read_config(const std::string& path, bool explicit
 }
 
 void reload(const std::string& path, bool explicit_path, daemon::Config& current, ipc::Server& server,
-            policy::PolicyService& policy) {
+            policy::PolicyService& policy, tls::Tunnels& tunnels, std::optional<gid_t> group) {
   sd_notify(0, "RELOADING=1");
   spdlog::info("SIGHUP: reloading {}", path);
   try {
@@ -155,6 +155,7 @@ void reload(const std::string& path, bool explicit_path, daemon::Config& current
     server.set_access(access_policy(next));
     server.set_request_timeout(next.ipc.request_timeout);
     policy.set_rules(next.rules);
+    tunnels.reconfigure(daemon::tls_options(next, group).upstreams);
     // The schema says which keys a reload applies; name every other one
     // that changed, so an admin is not left believing it took effect.
     std::string waiting;
@@ -298,7 +299,7 @@ int main(int argc, char** argv) {
                                                                                int signo) {
       if (ec) return;
       if (signo == SIGHUP) {
-        reload(config_path, explicit_path, config, server, policy);
+        reload(config_path, explicit_path, config, server, policy, tunnels, group);
       } else if (!stopping) {
         stopping = true;
         spdlog::info("signal {}: stopping", signo == SIGTERM ? "SIGTERM" : "SIGINT");

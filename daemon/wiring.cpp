@@ -89,6 +89,7 @@ tls::Options tls_options(const Config& config, std::optional<gid_t> group) {
     out.listen = u.listen;
     out.min_version = u.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
     out.alpn = u.alpn;
+    out.access = Principals::parse(u.access);  // checked when the file was read
     o.upstreams.push_back(std::move(out));
   }
   return o;

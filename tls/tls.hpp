@@ -23,6 +23,7 @@
 #include "common/digest.hpp"
 #include "common/keys.hpp"
 #include "common/openssl.hpp"
+#include "common/peer.hpp"
 
 namespace kortti::service {
 class Service;
@@ -68,6 +69,9 @@ struct Upstream {
   std::string listen;       // the local Unix socket
   int min_version = TLS1_2_VERSION;
   std::vector<std::string> alpn;
+  Principals access = Principals::anyone();  // who may open its tunnels
+
+  bool operator==(const Upstream&) const = default;
 };
 
 struct Options {
@@ -96,6 +100,12 @@ class Tunnels {
   // Binds every upstream's socket (mode 0600, owned by korttid's user);
   // throws std::runtime_error naming the one that cannot be bound.
   void start();
+  // SIGHUP's new list of upstreams, on the io thread: a removed or changed
+  // upstream's listener closes and its open tunnels end; a new or changed
+  // one's listener opens. One that cannot listen is logged and left closed
+  // (tls.upstreams shows it); the others are not held up by it. An
+  // unchanged one's CA file is read again for the tunnels opened after.
+  void reconfigure(std::vector<Upstream> upstreams);
   struct UpstreamStatus {
     std::string name;
     std::string connect;  // host:port

@@ -39,7 +39,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   service::Service& service;
   Options options;
   CardKeys keys;
-  std::vector<std::unique_ptr<Listener>> listeners;
+  std::vector<std::shared_ptr<Listener>> listeners;
   std::atomic<bool> stopping{false};
   mutable std::mutex mutex;
   std::condition_variable ended;
@@ -67,22 +67,55 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
         spdlog::info("tls {}: tunnel {} of uid {} ends: {}", t.status.upstream, id, t.status.uid, why);
   }
 
-  void accept(Listener& l) {
-    l.acceptor.async_accept([self = shared_from_this(), &l](const boost::system::error_code& ec, Local::socket s) {
-      if (ec || self->stopping) return;
+  // The handler holds its listener: one closed by a reload may still have
+  // an accepted connection on its way, which is then closed unserved.
+  void accept(const std::shared_ptr<Listener>& l) {
+    l->acceptor.async_accept([self = shared_from_this(), l](const boost::system::error_code& ec, Local::socket s) {
+      if (ec || self->stopping || !l->acceptor.is_open()) return;
       const int fd = s.release();
-      asio::co_spawn(self->io, self->admit(l.upstream, l.context, fd), asio::detached);
+      asio::co_spawn(self->io, self->admit(l->upstream, l->context, fd), asio::detached);
       self->accept(l);
     });
   }
 
-  // Who connected, and whether they may: their own PIN1 session on a token
-  // with an authentication certificate. Nothing reaches a card otherwise.
+  // Throws std::runtime_error naming the upstream that cannot listen.
+  void listen(const Upstream& u) {
+    struct stat st {};
+    // A socket left by an earlier korttid; anything else is not ours to remove.
+    if (::lstat(u.listen.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(u.listen.c_str());
+    boost::system::error_code ec;
+    auto l = std::make_shared<Listener>(Listener{u, Local::acceptor(io), nullptr});
+    l->context = upstream_context(keys, u);
+    l->acceptor.open(Local(), ec);
+    if (!ec) l->acceptor.bind(Local::endpoint(u.listen), ec);
+    if (!ec) l->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error("tls upstream " + u.name + ": cannot listen on " + u.listen + ": " + ec.message());
+    ::chmod(u.listen.c_str(), options.socket_mode);
+    if (options.socket_group) (void)::chown(u.listen.c_str(), static_cast<uid_t>(-1), *options.socket_group);
+    spdlog::info("tls {}: listening on {} for {}:{}", u.name, u.listen, u.host, u.port);
+    accept(l);
+    listeners.push_back(std::move(l));
+  }
+
+  void close_listener(const std::shared_ptr<Listener>& l) {
+    boost::system::error_code ignored;
+    l->acceptor.close(ignored);
+    ::unlink(l->upstream.listen.c_str());
+  }
+
+  // Who connected, and whether they may: in the upstream's `access`, with
+  // their own PIN1 session on a token with an authentication certificate.
+  // Nothing reaches a card otherwise.
   Task<void> admit(Upstream upstream, std::shared_ptr<SSL_CTX> context, int fd) {
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) {
+    const std::optional<PeerCredentials> cred = peer_credentials(fd);
+    if (!cred) {
       spdlog::error("tls {}: cannot read the peer's credentials; connection closed", upstream.name);
+      ::close(fd);
+      co_return;
+    }
+    if (!upstream.access.includes(*cred)) {
+      spdlog::warn("tls {}: uid {} pid {} is not in the upstream's access (1040 permission_denied); connection closed",
+                   upstream.name, cred->uid, cred->pid);
       ::close(fd);
       co_return;
     }
@@ -90,7 +123,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     std::optional<pkcs11::TokenInfo> token;
     const std::vector<pkcs11::TokenInfo> tokens = service.services().tokens->tokens();
     for (const auto& t : tokens) {
-      if (!t.logged_in || t.session_owner != cred.uid) continue;
+      if (!t.logged_in || t.session_owner != cred->uid) continue;
       std::optional<std::string> token_id = t.token_id;
       const std::vector<pkcs11::CertificateInfo> certs =
           co_await service.services().tokens->certificates(std::move(token_id));
@@ -106,7 +139,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       spdlog::warn(
           "tls {}: uid {} pid {} has no PIN1 session on a token with an authentication certificate (1010 "
           "pin_required); connection closed, nothing sent upstream",
-          upstream.name, cred.uid, cred.pid);
+          upstream.name, cred->uid, cred->pid);
       ::close(fd);
       co_return;
     }
@@ -116,7 +149,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       std::lock_guard lock(mutex);
       if (running >= options.max_tunnels) {
         spdlog::warn("tls {}: {} tunnels are open, the most [tls] max_tunnels allows; connection of uid {} closed",
-                     upstream.name, running, cred.uid);
+                     upstream.name, running, cred->uid);
         ::close(fd);
         co_return;
       }
@@ -125,8 +158,8 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       Open& o = open[id];
       o.status.id = id;
       o.status.upstream = upstream.name;
-      o.status.uid = cred.uid;
-      o.status.pid = cred.pid;
+      o.status.uid = cred->uid;
+      o.status.pid = cred->pid;
       o.status.cert_id = chosen->cert_id;
       o.status.since = std::chrono::system_clock::now();
       o.token_id = token->token_id;
@@ -136,8 +169,8 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     plan.local_fd = fd;
     plan.upstream = std::move(upstream);
     plan.context = std::move(context);
-    plan.uid = cred.uid;
-    plan.pid = cred.pid;
+    plan.uid = cred->uid;
+    plan.pid = cred->pid;
     plan.cert_id = chosen->cert_id;
     plan.certificate = chosen->der;
     plan.subject = chosen->subject;
@@ -147,9 +180,9 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       spdlog::warn("tls {}: token {} offers no RSA-PSS: at most TLS 1.2 with PKCS#1 signatures", plan.upstream.name,
                    token->token_id);
     service::Caller caller;
-    caller.uid = cred.uid;
-    caller.gid = cred.gid;
-    caller.pid = cred.pid;
+    caller.uid = cred->uid;
+    caller.gid = cred->gid;
+    caller.pid = cred->pid;
     caller.client = "tls upstream " + plan.upstream.name + " (" + plan.upstream.host + ":" + plan.upstream.port + ")";
     std::thread(&Impl::tunnel, shared_from_this(), id, state, std::move(plan), std::move(caller)).detach();
   }
@@ -280,33 +313,51 @@ Tunnels::~Tunnels() { (void)stop(std::chrono::milliseconds(0)); }
 
 void Tunnels::start() {
   if (!impl_->options.enabled) return;
-  for (const auto& u : impl_->options.upstreams) {
-    struct stat st {};
-    // A socket left by an earlier korttid; anything else is not ours to remove.
-    if (::lstat(u.listen.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(u.listen.c_str());
-    boost::system::error_code ec;
-    auto l = std::make_unique<Impl::Listener>(Impl::Listener{u, Local::acceptor(impl_->io), nullptr});
-    l->context = upstream_context(impl_->keys, u);
-    l->acceptor.open(Local(), ec);
-    if (!ec) l->acceptor.bind(Local::endpoint(u.listen), ec);
-    if (!ec) l->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) throw std::runtime_error("tls upstream " + u.name + ": cannot listen on " + u.listen + ": " + ec.message());
-    ::chmod(u.listen.c_str(), impl_->options.socket_mode);
-    if (impl_->options.socket_group)
-      (void)::chown(u.listen.c_str(), static_cast<uid_t>(-1), *impl_->options.socket_group);
-    spdlog::info("tls {}: listening on {} for {}:{}", u.name, u.listen, u.host, u.port);
-    impl_->accept(*l);
-    impl_->listeners.push_back(std::move(l));
+  for (const auto& u : impl_->options.upstreams) impl_->listen(u);
+}
+
+void Tunnels::reconfigure(std::vector<Upstream> upstreams) {
+  if (!impl_->options.enabled || impl_->stopping) return;
+  auto& listeners = impl_->listeners;
+  const auto kept = [&](const Upstream& u) {
+    return std::find(upstreams.begin(), upstreams.end(), u) != upstreams.end();
+  };
+  for (auto it = listeners.begin(); it != listeners.end();) {
+    if (kept((*it)->upstream)) {
+      // The CA file is read again (a rotated root): new tunnels use it.
+      try {
+        (*it)->context = upstream_context(impl_->keys, (*it)->upstream);
+      } catch (const std::exception& e) {
+        spdlog::error("{}; its tunnels keep the roots read before", e.what());
+      }
+      ++it;
+      continue;
+    }
+    const std::string name = (*it)->upstream.name;
+    impl_->close_listener(*it);
+    it = listeners.erase(it);
+    std::lock_guard lock(impl_->mutex);
+    for (auto& [id, t] : impl_->open)
+      if (t.status.upstream == name && !t.state->stop.exchange(true))
+        spdlog::info("tls {}: tunnel {} of uid {} ends: the upstream was removed or changed (SIGHUP)", name, id,
+                     t.status.uid);
   }
+  for (const auto& u : upstreams) {
+    const bool listening =
+        std::any_of(listeners.begin(), listeners.end(), [&](const auto& l) { return l->upstream == u; });
+    if (listening) continue;
+    try {
+      impl_->listen(u);
+    } catch (const std::exception& e) {
+      spdlog::error("{}; it stays closed until the next reload", e.what());
+    }
+  }
+  impl_->options.upstreams = std::move(upstreams);
 }
 
 bool Tunnels::stop(std::chrono::milliseconds grace) {
   impl_->stopping = true;
-  for (auto& l : impl_->listeners) {
-    boost::system::error_code ignored;
-    l->acceptor.close(ignored);
-    ::unlink(l->upstream.listen.c_str());
-  }
+  for (auto& l : impl_->listeners) impl_->close_listener(l);
   impl_->listeners.clear();
   std::unique_lock lock(impl_->mutex);
   for (auto& [id, t] : impl_->open) t.state->stop = true;

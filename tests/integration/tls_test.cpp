@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -85,7 +86,7 @@ class Tls : public SoftHsmDaemonTest {
               "\nmax_tunnels = " + std::to_string(max_tunnels) +
               "\n[[tls.upstream]]\nname = \"sso\"\nconnect = \"127.0.0.1:" + std::to_string(port) +
               "\"\nserver_name = \"" + server_name + "\"\nca_file = \"" + ca_file + "\"\nlisten = \"" + socket_ +
-              "\"\n";
+              "\"\n" + (access_.empty() ? "" : "access = " + access_ + "\n");
     start(std::move(o));
   }
 
@@ -112,6 +113,7 @@ class Tls : public SoftHsmDaemonTest {
 
   std::string socket_;
   bool no_pss_ = false;  // the token through the test double that lacks RSA-PSS
+  std::string access_;   // the upstream's `access`, as TOML
 };
 
 TEST_F(Tls, RsaKeyLogsInOverTls13WithPssThroughATunnel) {
@@ -267,6 +269,70 @@ TEST_F(Tls, EightTunnelsOnOneTokenAllOpenAndAnotherTokenKeepsSigning) {
     handshakes += line["action"] == "tls.handshake sso" && line["outcome"] == "ok" &&
                   line["cert_id"] == wstr(cert_id("cardA", "02"));
   EXPECT_EQ(handshakes, 8);
+}
+
+TEST_F(Tls, OnlyTheUpstreamsAccessMayOpenItsTunnels) {
+  TlsServer server;
+  access_ = R"(["uid:4242"])";
+  start_with(server);
+  login("cardA");
+  EXPECT_EQ(through(socket_).answer, "");
+  EXPECT_NE(daemon_->log().find("tls sso: uid " + std::to_string(::getuid()) + " pid " + std::to_string(::getpid()) +
+                                " is not in the upstream's access (1040 permission_denied); connection closed"),
+            std::string::npos)
+      << daemon_->log();
+  EXPECT_EQ(audit_lines().size(), 1U) << "only the login: nothing reached the card or the server";
+  access_ = R"(["uid:4242", "gid:)" + std::to_string(::getgid()) + R"("])";
+  start_with(server);
+  login("cardA");
+  EXPECT_NE(through(socket_).answer.find("Client certificate"), std::string::npos) << daemon_->log();
+}
+
+void replace_all(std::string& text, const std::string& from, const std::string& to) {
+  for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+}
+
+TEST_F(Tls, SighupRemovesAddsAndChangesUpstreams) {
+  TlsServer echo({"-rev", "-tls1_3"});
+  TlsServer status({"-tls1_2"});
+  start_with(echo);
+  login("cardA");
+  const int fd = connect_unix(socket_);
+  const std::string line = "kuulolla\n";
+  ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
+  ASSERT_NE(read_until(fd, "alloluuk", std::chrono::seconds(10)).find("alloluuk"), std::string::npos) << daemon_->log();
+
+  // "sso" goes and "kela" comes, at another server and socket.
+  const std::string kela = (tokens_dir_.path() / "kela.sock").string();
+  std::string text = read_file(daemon_->config());
+  replace_all(text, "name = \"sso\"", "name = \"kela\"");
+  replace_all(text, ":" + std::to_string(echo.port()) + "\"", ":" + std::to_string(status.port()) + "\"");
+  replace_all(text, echo.certificate().string(), status.certificate().string());
+  replace_all(text, socket_, kela);
+  write_file(daemon_->config(), text);
+  daemon_->signal(SIGHUP);
+  ASSERT_TRUE(daemon_->wait_notify("READY=1", std::chrono::seconds(10)));
+  bool closed = false;
+  read_until(fd, "", std::chrono::seconds(5), &closed);
+  EXPECT_TRUE(closed) << "the removed upstream's tunnel outlived it";
+  ::close(fd);
+  EXPECT_FALSE(fs::exists(socket_));
+  auto c = daemon_->connect();
+  const Json upstreams = c->call("tls.upstreams");
+  ASSERT_EQ(upstreams.size(), 1U) << upstreams.dump();
+  EXPECT_EQ(upstreams[0]["name"], "kela");
+  EXPECT_EQ(upstreams[0]["state"], "listening");
+  EXPECT_NE(through(kela).answer.find("Protocol  : TLSv1.2"), std::string::npos) << daemon_->log();
+
+  // "kela" changed: its access no longer takes us.
+  replace_all(text, "name = \"kela\"", "name = \"kela\"\naccess = [\"uid:4242\"]");
+  write_file(daemon_->config(), text);
+  daemon_->signal(SIGHUP);
+  ASSERT_TRUE(daemon_->wait_notify("READY=1", std::chrono::seconds(10)));
+  EXPECT_EQ(through(kela).answer, "");
+  EXPECT_NE(daemon_->log().find("is not in the upstream's access"), std::string::npos) << daemon_->log();
+  EXPECT_EQ(daemon_->log().find("take effect at the next restart"), std::string::npos) << daemon_->log();
 }
 
 TEST_F(Tls, WithoutASessionTheConnectionClosesAndNothingReachesTheCard) {

@@ -174,6 +174,7 @@ name = "b"
 connect = "b:1"
 ca_file = "/nonexistent/ca.pem"
 listen = "/run/k/b.sock"
+access = ["group:no-such-group-here"]
 [[tls.upstream]]
 name = "b"
 connect = "c:1"
@@ -189,8 +190,9 @@ listen = "/run/k/b.sock"
   EXPECT_TRUE(has(":1: tls.upstream.connect: must be host:port")) << testing::PrintToString(p);
   EXPECT_TRUE(has(":1: tls.upstream.listen: must be an absolute path")) << testing::PrintToString(p);
   EXPECT_TRUE(has(":1: tls.upstream.ca_file: cannot be read: /nonexistent/ca.pem")) << testing::PrintToString(p);
-  EXPECT_TRUE(has(":12: tls.upstream.name: is already another upstream's")) << testing::PrintToString(p);
-  EXPECT_TRUE(has(":12: tls.upstream.listen: is already another upstream's")) << testing::PrintToString(p);
+  EXPECT_TRUE(has(":12: tls.upstream.access: no such group 'no-such-group-here'")) << testing::PrintToString(p);
+  EXPECT_TRUE(has(":13: tls.upstream.name: is already another upstream's")) << testing::PrintToString(p);
+  EXPECT_TRUE(has(":13: tls.upstream.listen: is already another upstream's")) << testing::PrintToString(p);
 }
 
 TEST(Config, SyntaxErrorsNameTheLine) {
