@@ -466,17 +466,24 @@ TEST_F(Tls, AServerThatNeverAnswersEndsAtTheHandshakeDeadline) {
 class TlsOnCard : public PcscDaemonTest {
  protected:
   void SetUp() override {}
+
+  // korttid over OpenSC with the upstream "sso" at `server`; returns its socket.
+  std::string start_with(const TlsServer& server) {
+    const std::string socket = (dir_ / "sso.sock").string();
+    DaemonOptions o;
+    o.extra = "[tls]\nenabled = true\n[[tls.upstream]]\nname = \"sso\"\nconnect = \"127.0.0.1:" +
+              std::to_string(server.port()) + "\"\nserver_name = \"localhost\"\nca_file = \"" +
+              server.certificate().string() + "\"\nlisten = \"" + socket + "\"\n";
+    start_daemon(std::move(o));
+    return socket;
+  }
+
+  TempDir dir_;
 };
 
 TEST_F(TlsOnCard, ThroughOpenScAndPcscdAndTheCardPulledEndsTheTunnel) {
   TlsServer server({"-rev", "-tls1_3"});
-  TempDir dir;
-  const std::string socket = (dir / "sso.sock").string();
-  DaemonOptions o;
-  o.extra = "[tls]\nenabled = true\n[[tls.upstream]]\nname = \"sso\"\nconnect = \"127.0.0.1:" +
-            std::to_string(server.port()) + "\"\nserver_name = \"localhost\"\nca_file = \"" +
-            server.certificate().string() + "\"\nlisten = \"" + socket + "\"\n";
-  start_daemon(std::move(o));
+  const std::string socket = start_with(server);
   auto card = std::make_unique<VirtualCard>(pcscd_, CardOptions{});
   wait_for_token(card->token_id());
   auto c = daemon_->connect();
@@ -501,6 +508,23 @@ TEST_F(TlsOnCard, ThroughOpenScAndPcscdAndTheCardPulledEndsTheTunnel) {
   EXPECT_LT(Clock::now() - pulled, std::chrono::seconds(3));
   ::close(fd);
   EXPECT_NE(daemon_->log().find("ends: the card was removed (1020 card_removed)"), std::string::npos) << daemon_->log();
+}
+
+// The card leaves while it is signing the handshake: that handshake fails,
+// the connection closes, and korttid goes on serving.
+TEST_F(TlsOnCard, TheCardPulledMidHandshakeFailsThatHandshakeOnly) {
+  TlsServer server({"-tls1_3"});
+  const std::string socket = start_with(server);
+  VirtualCard card(pcscd_, card_options("physician", 0, {"--vanish-ins", "87"}));
+  wait_for_token(card.token_id());
+  auto c = daemon_->connect();
+  c->call("session.login", {{"token_id", wstr(card.token_id())}, {"pin", kPin}});
+  EXPECT_EQ(through(socket).answer, "");
+  const std::string log = daemon_->log();
+  EXPECT_NE(log.find("tls sso: the card did not sign for uid " + std::to_string(::getuid())), std::string::npos) << log;
+  EXPECT_NE(log.find("tls sso: no tunnel for uid"), std::string::npos) << log;
+  EXPECT_EQ(c->call("system.hello")["daemon"], "korttid");
+  EXPECT_TRUE(c->call("tls.tunnels").empty());
 }
 
 }  // namespace
