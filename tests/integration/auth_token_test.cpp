@@ -97,10 +97,7 @@ TEST_F(AuthToken, RsaKeyMakesAPs256TokenThatTheWebEidRuleAccepts) {
 }
 
 TEST_F(AuthToken, ATokenWithoutRsaPssMakesRs256) {
-  DaemonOptions o;
-  o.modules = {SoftHsm::kShim};
-  o.env["KORTTI_SHIM_NO_PSS"] = "1";
-  start(std::move(o));
+  start(shim_options("KORTTI_SHIM_NO_PSS", "1"));
   auto c = daemon_->connect();
   for (const auto& t : c->call("tokens.list")) EXPECT_EQ(t["rsa_pss"], false) << t.dump();
   const std::string nonce = fresh_nonce();

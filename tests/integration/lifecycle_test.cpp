@@ -55,10 +55,7 @@ TEST_F(Lifecycle, NotifiesStoppingOnSigterm) {
 // A module stuck in C_Finalize (OpenSC, disconnecting a card that pcscd is
 // still removing) must not keep korttid from stopping.
 TEST_F(Lifecycle, AModuleHangingInFinalizeDelaysTheStopByItsBoundOnly) {
-  DaemonOptions o;
-  o.modules = {SoftHsm::kShim};
-  o.env["KORTTI_SHIM_FINALIZE_HANG_S"] = "60";
-  start(std::move(o));
+  start(shim_options("KORTTI_SHIM_FINALIZE_HANG_S", "60"));
   auto c = daemon_->connect();
   EXPECT_NO_THROW(sign_digest(*c, ec_sign_cert(), "sha384"));
   EXPECT_EQ(daemon_->stop(SIGTERM, std::chrono::seconds(30)), 0);  // the module would take 60

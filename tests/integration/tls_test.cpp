@@ -77,11 +77,7 @@ class Tls : public SoftHsmDaemonTest {
   void start_at(int port, const std::string& ca_file, const std::string& server_name = "localhost",
                 int handshake_timeout_s = 10, int max_tunnels = 16) {
     socket_ = (tokens_dir_.path() / "sso.sock").string();
-    DaemonOptions o;
-    if (no_pss_) {
-      o.modules = {SoftHsm::kShim};
-      o.env["KORTTI_SHIM_NO_PSS"] = "1";
-    }
+    DaemonOptions o = no_pss_ ? shim_options("KORTTI_SHIM_NO_PSS", "1") : DaemonOptions{};
     o.extra = "[tls]\nenabled = true\nhandshake_timeout_s = " + std::to_string(handshake_timeout_s) +
               "\nmax_tunnels = " + std::to_string(max_tunnels) +
               "\n[[tls.upstream]]\nname = \"sso\"\nconnect = \"127.0.0.1:" + std::to_string(port) +

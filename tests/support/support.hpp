@@ -106,6 +106,15 @@ struct DaemonOptions {
   bool wait_ready = true;
 };
 
+// Options of a korttid that loads the PKCS#11 test double (SoftHsm::kShim)
+// instead of SoftHSM2, with the shim's `variable` set to `value`.
+inline DaemonOptions shim_options(const std::string& variable, const std::string& value) {
+  DaemonOptions o;
+  o.modules = {SoftHsm::kShim};
+  o.env[variable] = value;
+  return o;
+}
+
 // korttid in a child process with its own socket, config and log, in a
 // temporary directory. READY is awaited through NOTIFY_SOCKET, the way
 // systemd does it.
