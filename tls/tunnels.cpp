@@ -208,15 +208,9 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
                        try {
                          std::rethrow_exception(failure);
                        } catch (const Error& e) {
-                         // A copy of its own for the tunnel thread:
-                         // libstdc++'s exception copies share one message
-                         // buffer, counted in code ThreadSanitizer cannot
-                         // see, and the original ends on this thread.
-                         Error own(e.code(), std::string(e.what()));
-                         own.tries_left = e.tries_left;
-                         own.detail = e.detail;
-                         own.reasons = e.reasons;
-                         answer->set_value(std::move(own));
+                         // The original ends on this thread, the tunnel
+                         // thread reads its copy.
+                         answer->set_value(e.unshared());
                        } catch (const std::exception& e) {
                          answer->set_value(Error(Errc::internal_error, e.what()));
                        }
