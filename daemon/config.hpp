@@ -54,6 +54,15 @@ struct Config {
     std::chrono::seconds idle_timeout{std::chrono::minutes(30)};
   } session;
 
+  struct Pin {
+    std::string pinentry = "pinentry";
+    std::string tty;
+    std::chrono::seconds timeout{60};
+    int prompt_attempts = 3;
+    bool client_may_send = true;
+    bool client_may_send_authentication = true;
+  } pin;
+
   struct Pcsc {
     bool enabled = true;
     // [[pcsc.reader]]: readers whose feature list is wrong.

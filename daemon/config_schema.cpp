@@ -313,6 +313,25 @@ std::vector<KeySpec> rows() {
           .range(1, 7 * 24 * 3600)
           .bind([](auto& c) -> auto& { return c.session.idle_timeout; }),
 
+      // [pin]
+      Row("pin", "pinentry", String, str("pinentry"), Restart,
+          "the PIN dialog program (GnuPG pinentry) for pin_prompt; a name is looked up in PATH")
+          .bind([](auto& c) -> auto& { return c.pin.pinentry; }),
+      Row("pin", "tty", String, str(""), Restart,
+          "a terminal for pinentry-tty or -curses; empty: the program's own (DISPLAY, WAYLAND_DISPLAY)")
+          .bind([](auto& c) -> auto& { return c.pin.tty; }),
+      Row("pin", "timeout_s", Seconds, num(60), Restart, "the user's time to answer one PIN dialog")
+          .range(5, 600)
+          .bind([](auto& c) -> auto& { return c.pin.timeout; }),
+      Row("pin", "prompt_attempts", Int, num(3), Restart, "PIN dialogs for one request, the first included")
+          .range(1, 10)
+          .bind([](auto& c) -> auto& { return c.pin.prompt_attempts; }),
+      Row("pin", "client_may_send", Bool, true, Restart, "take a signature PIN (PIN2) sent in a request").bind([
+      ](auto& c) -> auto& { return c.pin.client_may_send; }),
+      Row("pin", "client_may_send_authentication", Bool, true, Restart,
+          "take an authentication PIN (PIN1) sent in a request")
+          .bind([](auto& c) -> auto& { return c.pin.client_may_send_authentication; }),
+
       // [pcsc]
       Row("pcsc", "enabled", Bool, true, Restart, "watch readers and cards through pcscd").bind([](auto& c) -> auto& {
         return c.pcsc.enabled;

@@ -24,6 +24,7 @@
 #include "daemon/wiring.hpp"
 #include "ipc/ipc.hpp"
 #include "pcsc/pcsc.hpp"
+#include "pinentry/pinentry.hpp"
 #include "pkcs11/pkcs11.hpp"
 #include "policy/policy.hpp"
 #include "service/service.hpp"
@@ -277,8 +278,11 @@ int main(int argc, char** argv) {
                                    config.rules};
     policy::PolicyService policy(io, policy_options);
     signature::DocumentService documents(io, config.signature);
-    service::Service operations(service::Services{&tokens, &audit, &policy, &documents},
-                                service::Options{config.batch.max_items, config.batch.max_time});
+    pinentry::PinEntry pin_dialogs(io, pinentry::Options{config.pin.pinentry, config.pin.tty, config.pin.timeout});
+    service::Options service_options{config.batch.max_items, config.batch.max_time,
+                                     service::PinOptions{config.pin.prompt_attempts, config.pin.client_may_send,
+                                                         config.pin.client_may_send_authentication}};
+    service::Service operations(service::Services{&tokens, &audit, &policy, &documents, &pin_dialogs}, service_options);
     std::optional<gid_t> group;
     if (!config.ipc.socket_group.empty()) group = getgrnam(config.ipc.socket_group.c_str())->gr_gid;
     tls::Tunnels tunnels(io, operations, daemon::tls_options(config, group));

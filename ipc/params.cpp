@@ -97,6 +97,8 @@ pkcs11::Credentials Params::credentials() {
   pkcs11::Credentials c;
   c.pinpad = boolean("pinpad", false);
   c.final_try = boolean("final_try", false);
+  c.prompt = boolean("pin_prompt", false);
+  if (c.prompt && c.pinpad) throw Error(Errc::invalid_params, "give either 'pinpad' or 'pin_prompt', not both");
   auto it = params_.find("pin");
   if (it == params_.end() || it->is_null()) return c;
   if (!it->is_string()) invalid_param("pin", "must be a string");
@@ -108,6 +110,7 @@ pkcs11::Credentials Params::credentials() {
   c.pin = SecretString::take(text);
   params_.erase(it);
   if (c.pinpad) throw Error(Errc::invalid_params, "give either 'pin' or 'pinpad', not both");
+  if (c.prompt) throw Error(Errc::invalid_params, "give either 'pin' or 'pin_prompt', not both");
   return c;
 }
 

@@ -107,6 +107,10 @@ struct Credentials {
   // it a typed PIN is not tried on its last try (a PIN pad's user sees the
   // reader ask, so a PIN pad needs no such word).
   bool final_try = false;
+  // The request asked korttid to ask the card holder itself (pin_prompt).
+  // The service core turns it into a PIN before the card is asked; the
+  // token service treats it as no credential.
+  bool prompt = false;
 };
 
 struct SignRequest {

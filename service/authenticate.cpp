@@ -32,6 +32,7 @@ Task<signature::WebEidToken> Service::authenticate(Caller caller, std::string ce
     throw Error(Errc::unsupported, "certificate " + cert.cert_id +
                                        " is not an authentication certificate (keyUsage digitalSignature); a login "
                                        "token is made with the card's authentication key");
+  check_pin_source(caller, credentials, false);
 
   AuditRecord record;
   record.action = "auth.token";
@@ -58,8 +59,16 @@ Task<signature::WebEidToken> Service::authenticate(Caller caller, std::string ce
   request.scheme = algorithm.scheme;
   record.digest_algorithm = name_of(algorithm.digest);
   record.digest_hex = hex_encode(request.digest);
-  const pkcs11::SignResult card =
-      co_await sign_audited(std::move(record), std::move(request), std::move(credentials), caller.stop);
+  pkcs11::SignResult card;
+  // Each try at the card has its own audit line.
+  CardStep sign_once = [&](pkcs11::Credentials c) -> Task<Unit> {
+    card = co_await sign_audited(record, request, std::move(c), caller.stop);
+    co_return Unit{};
+  };
+  pinentry::Dialog dialog;
+  if (credentials.prompt) dialog = login_dialog(caller, cert.subject, challenge.origin);
+  co_await with_pin(caller, cert.token_id, std::move(dialog), std::move(credentials), options_.pin.prompt_attempts,
+                    sign_once);
 
   signature::WebEidToken out;
   out.certificate = card.certificate.der;

@@ -50,6 +50,7 @@ Task<std::vector<Result<Signed>>> Service::sign_batch(Caller caller, std::string
   });
 
   const pkcs11::CertificateInfo cert = co_await services_.tokens->certificate(cert_id);
+  if (credentials.pin || credentials.prompt) check_pin_source(caller, credentials, is_signature_key(cert));
   std::vector<Result<Signed>> results;
   std::vector<std::optional<Prepared>> prepared(items.size());
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -99,8 +100,16 @@ Task<std::vector<Result<Signed>>> Service::sign_batch(Caller caller, std::string
         boost::asio::post(io, [settle = std::move(settle), ok]() mutable { settle(ok); });
       });
     };
-    Result<Unit> all = co_await attempt(
-        services_.tokens->sign_many(std::move(requests), std::move(credentials), stop->get_token(), each));
+    // One dialog for the batch, and no second: a wrong PIN has already
+    // failed every item, each with its audit line.
+    Result<Unit> all = Unit{};
+    pinentry::Dialog dialog;
+    if (credentials.prompt) dialog = signature_dialog(caller, cert, "sign.batch", requests.front(), requests.size());
+    CardStep sign_all = [&](pkcs11::Credentials c) -> Task<Unit> {
+      all = co_await attempt(services_.tokens->sign_many(std::move(requests), std::move(c), stop->get_token(), each));
+      co_return Unit{};
+    };
+    co_await with_pin(caller, cert.token_id, std::move(dialog), std::move(credentials), 1, sign_all);
     co_await all_audited(progress);
     for (std::size_t j = 0; j < progress->order.size(); ++j) {
       const std::size_t i = progress->order[j];

@@ -40,4 +40,15 @@ AuditRecord audit_record(const Caller& caller, std::string action, const pkcs11:
 // caller is still there to receive it.
 AuditRecord answered(AuditRecord record, const Result<pkcs11::SignResult>& result);
 
+// A certificate of the signature key (nonRepudiation): its PIN is PIN2.
+bool is_signature_key(const pkcs11::CertificateInfo& cert);
+// The words of korttid's PIN dialogs: who asks (the name the client gave
+// itself, and its uid and process as the kernel tells them), with which key
+// of whose card, for what — a signature's kind and digest, or a batch's
+// size (`batch_items`, 0 for one signature); a login's origin.
+pinentry::Dialog signature_dialog(const Caller& caller, const pkcs11::CertificateInfo& cert, std::string_view method,
+                                  const pkcs11::SignRequest& request, std::size_t batch_items = 0);
+pinentry::Dialog login_dialog(const Caller& caller, const std::string& subject,
+                              const std::optional<std::string>& origin);
+
 }  // namespace kortti::service

@@ -25,6 +25,7 @@
 #include "common/digest.hpp"
 #include "common/result.hpp"
 #include "common/task.hpp"
+#include "pinentry/pinentry.hpp"
 #include "pkcs11/pkcs11.hpp"
 #include "policy/policy.hpp"
 #include "signature/signature.hpp"
@@ -154,18 +155,27 @@ struct CheckSubject {
   std::optional<std::string> registration_number;
 };
 
+// [pin]: where a PIN may come from.
+struct PinOptions {
+  int prompt_attempts = 3;                     // dialogs per request before a wrong PIN is the answer
+  bool client_may_send = true;                 // a PIN for the signature key (PIN2) inside a request
+  bool client_may_send_authentication = true;  // one for the authentication key (PIN1)
+};
+
 struct Options {
   std::size_t batch_max_items = 50;
   std::chrono::seconds batch_max_time{std::chrono::minutes(5)};
+  PinOptions pin;
 };
 
 // Non-owning; each must outlive the Service. `documents` and `policy` may be
-// null (korttid without document signing).
+// null (korttid without document signing); `pinentry` null: no PIN dialog.
 struct Services {
   pkcs11::TokenService* tokens = nullptr;
   AuditSink* audit = nullptr;
   policy::PolicyService* policy = nullptr;
   signature::DocumentService* documents = nullptr;
+  pinentry::PinEntry* pinentry = nullptr;
 };
 
 class Service {
@@ -232,6 +242,20 @@ class Service {
   Task<bool> audit_session(const Caller& caller, const char* action, const std::string& token_id,
                            const Error* error) const;
   Task<bool> write_audit(AuditRecord record) const;
+
+  // [pin]: refuses a PIN the client may not send (1040) and a dialog this
+  // korttid cannot show (1050), before any work is done.
+  void check_pin_source(const Caller& caller, const pkcs11::Credentials& credentials, bool signature_key) const;
+  // Runs `card` with the caller's credentials; or, for pin_prompt, with the
+  // PIN the card holder types in korttid's own dialog, asked again after a
+  // wrong PIN (with the tries left) for up to `rounds` dialogs. A reader
+  // with a PIN pad is used instead of the dialog.
+  using CardStep = std::function<Task<Unit>(pkcs11::Credentials)>;
+  // The subject of a token's authentication certificate, or empty: whose
+  // card a login dialog names.
+  Task<std::string> holder(const std::string& token_id);
+  Task<Unit> with_pin(const Caller& caller, const std::string& token_id, pinentry::Dialog dialog,
+                      pkcs11::Credentials credentials, int rounds, CardStep card);
 
   Services services_;
   Options options_;

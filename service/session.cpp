@@ -1,7 +1,9 @@
 // session.login and session.logout: a PIN1 session on a card, owned by the
 // caller's uid, and its audit line.
 
-#include "service/service.hpp"
+#include <algorithm>
+
+#include "service/prepared.hpp"
 
 namespace kortti::service {
 
@@ -21,20 +23,40 @@ Task<bool> Service::audit_session(const Caller& caller, const char* action, cons
 }
 
 Task<pkcs11::LoginResult> Service::login(Caller caller, std::string token_id, pkcs11::Credentials credentials) {
-  if (!credentials.pin && !credentials.pinpad)
-    throw Error(Errc::pin_required, "session.login needs 'pin' or 'pinpad': true");
-  Result<pkcs11::LoginResult> result =
-      co_await attempt(services_.tokens->login(token_id, std::move(credentials), caller.uid, caller.stop));
-  if (!result.ok()) {
-    (void)co_await audit_session(caller, "session.login", token_id, &result.error());
-    throw result.error();
-  }
+  if (!credentials.pin && !credentials.pinpad && !credentials.prompt)
+    throw Error(Errc::pin_required, "session.login needs 'pin', 'pinpad': true or 'pin_prompt': true");
+  check_pin_source(caller, credentials, false);
+  pinentry::Dialog dialog;
+  if (credentials.prompt) dialog = login_dialog(caller, co_await holder(token_id), std::nullopt);
+  pkcs11::LoginResult out;
+  // Each try at the card has its own audit line.
+  CardStep login_once = [&](pkcs11::Credentials c) -> Task<Unit> {
+    Result<pkcs11::LoginResult> result =
+        co_await attempt(services_.tokens->login(token_id, std::move(c), caller.uid, caller.stop));
+    if (!result.ok()) {
+      (void)co_await audit_session(caller, "session.login", token_id, &result.error());
+      throw result.error();
+    }
+    out = std::move(result).value();
+    co_return Unit{};
+  };
+  co_await with_pin(caller, token_id, std::move(dialog), std::move(credentials), options_.pin.prompt_attempts,
+                    login_once);
   if (!co_await audit_session(caller, "session.login", token_id, nullptr)) {
     // A session nobody can account for is closed again.
     (void)co_await attempt(services_.tokens->logout(token_id, caller.uid));
     throw audit_unavailable();
   }
-  co_return std::move(result).value();
+  co_return out;
+}
+
+Task<std::string> Service::holder(const std::string& token_id) {
+  Result<std::vector<pkcs11::CertificateInfo>> certs = co_await attempt(services_.tokens->certificates(token_id));
+  if (certs.ok())
+    for (const auto& cert : certs.value())
+      if (std::find(cert.purposes.begin(), cert.purposes.end(), pkcs11::Purpose::authentication) != cert.purposes.end())
+        co_return cert.subject;
+  co_return std::string();
 }
 
 Task<Unit> Service::logout(Caller caller, std::string token_id) {

@@ -105,15 +105,25 @@ signature::DocumentService& Service::documents() const {
 
 Task<Signed> Service::sign(Caller caller, std::string cert_id, SignItem item, pkcs11::Credentials credentials) {
   pkcs11::CertificateInfo cert;
-  if (needs_certificate(item)) cert = co_await services_.tokens->certificate(cert_id);
+  const bool pin_given = credentials.pin || credentials.prompt;
+  if (needs_certificate(item) || pin_given) cert = co_await services_.tokens->certificate(cert_id);
+  if (pin_given) check_pin_source(caller, credentials, is_signature_key(cert));
   std::string detail = std::move(item.detail);
   Prepared prepared = co_await prepare(caller, cert, std::move(item));
   prepared.request.cert_id = cert_id;
   prepared.request.uid = caller.uid;
   AuditRecord record = audit_record(caller, prepared.method, prepared.request);
   record.detail = std::move(detail);
-  pkcs11::SignResult card =
-      co_await sign_audited(std::move(record), prepared.request, std::move(credentials), caller.stop);
+  pkcs11::SignResult card;
+  // Each try at the card has its own audit line.
+  CardStep sign_once = [&](pkcs11::Credentials c) -> Task<Unit> {
+    card = co_await sign_audited(record, prepared.request, std::move(c), caller.stop);
+    co_return Unit{};
+  };
+  pinentry::Dialog dialog;
+  if (credentials.prompt) dialog = signature_dialog(caller, cert, prepared.method, prepared.request);
+  co_await with_pin(caller, cert.token_id, std::move(dialog), std::move(credentials), options_.pin.prompt_attempts,
+                    sign_once);
   co_return co_await finish(std::move(prepared), std::move(card));
 }
 

@@ -1,0 +1,195 @@
+// One dialog: start the pinentry program, tell it what to show, read the
+// PIN, end the program. Runs on its own worker thread, one dialog at a time.
+
+#include "pinentry/pinentry.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "common/error.hpp"
+#include "common/worker.hpp"
+#include "pinentry/assuan.hpp"
+
+extern char** environ;
+
+namespace kortti::pinentry {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// Greeting and the words of the dialog: a program that takes longer to
+// start than this is broken, not slow.
+constexpr auto kSetupTime = 10s;
+
+Error cannot_start(const std::string& program, int error) {
+  return Error(Errc::service_unavailable,
+               "the PIN dialog program '" + program + "' cannot be started: " + std::strerror(error));
+}
+
+// The pinentry process: its pipes until the conversation takes them, and
+// its end — asked to exit, then made to.
+class Program {
+ public:
+  explicit Program(const std::string& path) {
+    int in[2];
+    int out[2];
+    if (::pipe2(in, O_CLOEXEC) != 0) throw cannot_start(path, errno);
+    if (::pipe2(out, O_CLOEXEC) != 0) {
+      const int error = errno;
+      ::close(in[0]);
+      ::close(in[1]);
+      throw cannot_start(path, error);
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    // Nothing of korttid's — sockets, the card's connections — reaches it.
+    posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
+    std::string name = path;
+    char* argv[] = {name.data(), nullptr};
+    const int error = ::posix_spawnp(&pid_, path.c_str(), &actions, nullptr, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(in[0]);
+    ::close(out[1]);
+    if (error != 0) {
+      ::close(in[1]);
+      ::close(out[0]);
+      pid_ = -1;
+      throw cannot_start(path, error);
+    }
+    to_ = in[1];
+    from_ = out[0];
+  }
+
+  ~Program() {
+    if (to_ >= 0) ::close(to_);
+    if (from_ >= 0) ::close(from_);
+    if (pid_ > 0) end();
+  }
+  Program(const Program&) = delete;
+  Program& operator=(const Program&) = delete;
+
+  int take_stdin() { return std::exchange(to_, -1); }
+  int take_stdout() { return std::exchange(from_, -1); }
+
+ private:
+  bool exited_within(std::chrono::milliseconds time) {
+    for (auto left = time; left > 0ms; left -= 20ms) {
+      int status = 0;
+      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_ || (r < 0 && errno == ECHILD)) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+
+  // With its pipes closed a pinentry exits at once; one that stalls (a
+  // dialog still open on the screen) is told, then killed.
+  void end() noexcept {
+    if (exited_within(500ms)) return;
+    ::kill(pid_, SIGTERM);
+    if (exited_within(500ms)) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+
+  pid_t pid_ = -1;
+  int to_ = -1;
+  int from_ = -1;
+};
+
+std::string terminal_type() {
+  const char* term = std::getenv("TERM");
+  return term != nullptr && *term != '\0' ? term : "vt100";
+}
+
+SecretString run_dialog(const Options& options, const Dialog& dialog, std::stop_token stop) {
+  Program program(options.program);
+  Conversation talk(program.take_stdin(), program.take_stdout(), std::move(stop));
+  const auto setup = Clock::now() + kSetupTime;
+  talk.greeting(setup);
+  if (!options.tty.empty()) {
+    talk.command("OPTION", "ttyname=" + options.tty, setup, true);
+    talk.command("OPTION", "ttytype=" + terminal_type(), setup, true);
+  }
+  talk.command("SETTIMEOUT", std::to_string(options.timeout.count()), setup);
+  if (!dialog.title.empty()) talk.command("SETTITLE", dialog.title, setup);
+  talk.command("SETDESC", dialog.description, setup);
+  talk.command("SETPROMPT", dialog.prompt, setup);
+  if (!dialog.error.empty()) talk.command("SETERROR", dialog.error, setup);
+  talk.command("SETOK", dialog.ok, setup);
+  talk.command("SETCANCEL", dialog.cancel, setup);
+  // The program keeps its own time (SETTIMEOUT); this bounds one that does not.
+  SecretString pin = talk.getpin(Clock::now() + options.timeout + 5s);
+  talk.bye();
+  return pin;
+}
+
+// The program as posix_spawnp would find it, or empty.
+std::string find_program(const std::string& program) {
+  namespace fs = std::filesystem;
+  if (program.find('/') != std::string::npos) return ::access(program.c_str(), X_OK) == 0 ? program : "";
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path != nullptr ? path : "/usr/bin:/bin";
+  while (!dirs.empty()) {
+    const auto colon = dirs.find(':');
+    const fs::path candidate = fs::path(std::string(dirs.substr(0, colon))) / program;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+    dirs.remove_prefix(colon == std::string_view::npos ? dirs.size() : colon + 1);
+  }
+  return "";
+}
+
+}  // namespace
+
+struct PinEntry::Impl {
+  Impl(Options o) : options(std::move(o)), worker("pinentry", {kMaxWaiting, 0}) {}
+  Options options;
+  Worker worker;
+};
+
+PinEntry::PinEntry(boost::asio::io_context& /*io*/, Options options)
+    : impl_(std::make_shared<Impl>(std::move(options))) {}
+
+PinEntry::~PinEntry() = default;
+
+std::optional<std::string> PinEntry::unavailable() const {
+  const Options& o = impl_->options;
+  if (find_program(o.program).empty())
+    return "the PIN dialog program '" + o.program + "' is not installed ([pin] pinentry)";
+  if (!o.tty.empty()) {
+    if (::access(o.tty.c_str(), R_OK | W_OK) != 0)
+      return "the terminal " + o.tty + " for the PIN dialog cannot be opened ([pin] tty): " + std::strerror(errno);
+    return std::nullopt;
+  }
+  const auto set = [](const char* name) {
+    const char* value = std::getenv(name);
+    return value != nullptr && *value != '\0';
+  };
+  if (!set("DISPLAY") && !set("WAYLAND_DISPLAY"))
+    return "this korttid has no user session to show a PIN dialog in (no DISPLAY or WAYLAND_DISPLAY, "
+           "no [pin] tty): use the per-user instance (korttid-user.service) or a PIN pad";
+  return std::nullopt;
+}
+
+Task<SecretString> PinEntry::ask(Dialog dialog, std::stop_token stop) {
+  const Options options = impl_->options;
+  auto job = [options, dialog = std::move(dialog), stop]() { return run_dialog(options, dialog, stop); };
+  Ticket ticket(stop);
+  co_return co_await on(impl_->worker, std::move(ticket), std::move(job));
+}
+
+}  // namespace kortti::pinentry

@@ -1,0 +1,166 @@
+// Where a PIN comes from: the request (where [pin] allows it), the reader's
+// PIN pad, or korttid's own dialog (pin_prompt), so a client system need
+// never see the card holder's PIN. And what that dialog says: who asks,
+// with which key of whose card, for what.
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+
+#include "common/digest.hpp"
+#include "common/encoding.hpp"
+#include "service/prepared.hpp"
+
+namespace kortti::service {
+
+namespace {
+
+// The CN of an RFC 2253 subject, or the whole subject.
+std::string holder_of(const std::string& subject) {
+  for (std::size_t at = 0; at < subject.size();) {
+    if (subject.compare(at, 3, "CN=") == 0) {
+      std::string out;
+      for (std::size_t i = at + 3; i < subject.size() && subject[i] != ','; ++i) {
+        if (subject[i] == '\\' && i + 1 < subject.size()) ++i;
+        out += subject[i];
+      }
+      return out;
+    }
+    const auto comma = subject.find(',', at);
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return subject;
+}
+
+// The caller as the user can judge it: the name it gave itself (its claim),
+// and what the kernel vouches for — its uid and its process.
+std::string who_asks(const Caller& caller) {
+  std::string process;
+  std::ifstream comm("/proc/" + std::to_string(caller.pid) + "/comm");
+  std::getline(comm, process);
+  std::string out = caller.client.empty() ? std::string("A program") : "\"" + caller.client + "\"";
+  out += " (uid " + std::to_string(caller.uid) + ", process " + std::to_string(caller.pid);
+  if (!process.empty()) out += " " + process;
+  out += ")";
+  return out;
+}
+
+std::string kind_of(std::string_view method) {
+  if (method == "sign.prescription") return "a Kanta e-prescription";
+  if (method == "sign.xml") return "an XML document";
+  if (method == "sign.cms") return "a CMS signature";
+  if (method == "sign.data") return "data";
+  return "a digest";
+}
+
+// Enough of the digest to compare with what the client shows: 16 bytes.
+std::string short_digest(const pkcs11::SignRequest& request) {
+  const std::string hex = hex_encode(request.digest);
+  std::string out;
+  for (std::size_t i = 0; i < std::min<std::size_t>(hex.size(), 32); i += 4) {
+    if (!out.empty()) out += ' ';
+    out += hex.substr(i, 4);
+  }
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::toupper(c); });
+  return out + " (" + std::string(name_of(request.digest_algorithm)) + ")";
+}
+
+std::string tries_note(const pkcs11::PinStatus& pin) {
+  if (pin.final_try || pin.tries_left == 1) return "\n\nThis is the LAST try: a wrong PIN locks it.";
+  if (pin.tries_left) return "\n\n" + std::to_string(*pin.tries_left) + " tries left.";
+  if (pin.count_low) return "\n\nFew tries are left.";
+  return "";
+}
+
+}  // namespace
+
+bool is_signature_key(const pkcs11::CertificateInfo& cert) {
+  return std::find(cert.purposes.begin(), cert.purposes.end(), pkcs11::Purpose::signature) != cert.purposes.end();
+}
+
+pinentry::Dialog signature_dialog(const Caller& caller, const pkcs11::CertificateInfo& cert, std::string_view method,
+                                  const pkcs11::SignRequest& request, std::size_t items) {
+  const bool pin2 = is_signature_key(cert);
+  pinentry::Dialog d("kortti: " + std::string(pin2 ? "PIN2" : "PIN1") + " for a signature", "",
+                     pin2 ? "PIN2:" : "PIN1:");
+  d.description = who_asks(caller) + " asks to sign ";
+  if (items > 0)
+    d.description += std::to_string(items) + (items == 1 ? " item" : " items") + " in one batch";
+  else
+    d.description += kind_of(method) + "\nwhose digest begins " + short_digest(request);
+  d.description += "\nwith the " + std::string(pin2 ? "signature key (PIN2)" : "authentication key (PIN1)") + " of " +
+                   holder_of(cert.subject) + ".";
+  d.ok = "Sign";
+  return d;
+}
+
+pinentry::Dialog login_dialog(const Caller& caller, const std::string& subject,
+                              const std::optional<std::string>& origin) {
+  pinentry::Dialog d("kortti: PIN1 to log in", "", "PIN1:");
+  d.description = who_asks(caller) + " asks to log in" + (origin ? " to " + *origin : std::string()) +
+                  "\nwith the authentication key (PIN1)" + (subject.empty() ? "" : " of " + holder_of(subject)) + ".";
+  d.ok = "Log in";
+  return d;
+}
+
+void Service::check_pin_source(const Caller& caller, const pkcs11::Credentials& credentials, bool signature_key) const {
+  if (credentials.pin) {
+    if (signature_key && !options_.pin.client_may_send)
+      throw Error(Errc::permission_denied,
+                  "korttid takes no signature PIN (PIN2) from a client ([pin] client_may_send = false): ask with "
+                  "\"pin_prompt\": true or \"pinpad\": true");
+    if (!signature_key && !options_.pin.client_may_send_authentication)
+      throw Error(Errc::permission_denied,
+                  "korttid takes no PIN1 from a client ([pin] client_may_send_authentication = false): ask with "
+                  "\"pin_prompt\": true or \"pinpad\": true");
+  }
+  if (!credentials.prompt) return;
+  if (services_.pinentry == nullptr) throw Error(Errc::unsupported, "this korttid has no PIN dialog");
+  if (auto why = services_.pinentry->unavailable()) throw Error(Errc::unsupported, *why);
+  // The dialog appears in korttid's user's session: nobody else's request
+  // may make it ask that user for a PIN.
+  if (caller.uid != ::getuid())
+    throw Error(Errc::permission_denied, "korttid shows PIN dialogs only for its own user (uid " +
+                                             std::to_string(::getuid()) + "); uid " + std::to_string(caller.uid) +
+                                             " has its own korttid (korttid-user.service)");
+}
+
+Task<Unit> Service::with_pin(const Caller& caller, const std::string& token_id, pinentry::Dialog dialog,
+                             pkcs11::Credentials credentials, int rounds, CardStep card) {
+  if (!credentials.prompt) co_return co_await card(std::move(credentials));
+  std::optional<pkcs11::TokenInfo> token = services_.tokens->token(token_id);
+  if (token && token->pinpad) {
+    // A PIN pad is preferred where the reader has one: what the user types
+    // there never reaches the computer at all.
+    credentials.prompt = false;
+    credentials.pinpad = true;
+    co_return co_await card(std::move(credentials));
+  }
+  const std::string intro = dialog.description;
+  for (int round = 1;; ++round) {
+    const pkcs11::PinStatus pin = token ? token->user_pin : pkcs11::PinStatus{};
+    if (pin.locked) throw Error(Errc::pin_locked, "the PIN is locked: unblock it first (kortti pin unblock)");
+    dialog.description = intro + tries_note(pin);
+    pkcs11::Credentials typed;
+    // The dialog said so when this is the last try: typing the PIN is the
+    // user's consent to spend it.
+    typed.final_try = pin.final_try || pin.tries_left == 1;
+    typed.pin = co_await services_.pinentry->ask(dialog, caller.stop);
+    Result<Unit> done = co_await attempt(card(std::move(typed)));
+    if (done.ok()) co_return Unit{};
+    const Error& e = done.error();
+    if (e.code() != Errc::pin_incorrect || round >= rounds) throw e;
+    dialog.error = "Wrong PIN";
+    if (e.tries_left) dialog.error += ": " + std::to_string(*e.tries_left) + " tries left";
+    token = services_.tokens->token(token_id);
+    if (token && e.tries_left) {
+      token->user_pin.tries_left = e.tries_left;
+      token->user_pin.final_try = *e.tries_left == 1;
+    }
+  }
+}
+
+}  // namespace kortti::service
