@@ -30,7 +30,11 @@ Bytes read_file(const std::string& path) {
 
 void PinOptions::add_to(CLI::App* cmd) {
   auto* fd = cmd->add_option("--pin-fd", pin_fd, "read the PIN from this file descriptor")->option_text("N");
-  cmd->add_flag("--pinpad", pinpad, "enter the PIN on the reader's PIN pad")->excludes(fd);
+  auto* pad = cmd->add_flag("--pinpad", pinpad, "enter the PIN on the reader's PIN pad")->excludes(fd);
+  cmd->add_flag("--pin-prompt", pin_prompt,
+                "let korttid ask for the PIN in its own dialog (pinentry), so this program never sees it")
+      ->excludes(fd)
+      ->excludes(pad);
   cmd->add_flag("--final-try", final_try,
                 "spend the PIN's last try when only one is left (a wrong PIN then locks the card)");
 }
@@ -39,6 +43,10 @@ bool PinOptions::apply(Json& params) const {
   if (final_try) params["final_try"] = true;
   if (pinpad) {
     params["pinpad"] = true;
+    return true;
+  }
+  if (pin_prompt) {
+    params["pin_prompt"] = true;
     return true;
   }
   if (pin_fd >= 0) {

@@ -58,6 +58,8 @@ Runner define_tls(CLI::App& cmd);
 // commands_session.cpp
 Runner define_login(CLI::App& cmd);
 Runner define_logout(CLI::App& cmd);
+// commands_pin.cpp
+Runner define_pin(CLI::App& cmd);
 // commands_events.cpp
 Runner define_events(CLI::App& cmd);
 
@@ -67,6 +69,7 @@ Runner define_events(CLI::App& cmd);
 struct PinOptions {
   int pin_fd = -1;
   bool pinpad = false;
+  bool pin_prompt = false;
   bool final_try = false;
 
   void add_to(CLI::App* cmd);
@@ -81,6 +84,8 @@ Json call_with_pin(client::Client& c, const std::string& method, Json params, co
                    const std::string& what, std::string_view attach = {});
 
 std::string text(const Json& j, const char* key);
+// "3 tries left", "locked", ... of a token's user PIN (tokens.list, pin.status).
+std::string pin_state(const Json& token);
 void print_json(const Json& j);
 Bytes read_file(const std::string& path);
 // One "label  value" line per present value.

@@ -1,4 +1,4 @@
-// `kortti events`: reader, card, token and session events as they happen.
+// `kortti events`: reader, card, token, session and PIN events as they happen.
 
 #include <iostream>
 #include <memory>
@@ -13,7 +13,7 @@ namespace {
 using client::Client;
 
 int cmd_events(Client& c, const Globals& g, std::vector<std::string> topics, int count) {
-  if (topics.empty()) topics = {"reader", "card", "token", "session"};
+  if (topics.empty()) topics = {"reader", "card", "token", "session", "pin"};
   Json list = Json::array();
   for (const auto& t : topics) list.push_back(wstr(t));
   c.call("events.subscribe", {{"topics", list}});
@@ -38,8 +38,8 @@ int cmd_events(Client& c, const Globals& g, std::vector<std::string> topics, int
 Runner define_events(CLI::App& cmd) {
   auto topics = std::make_shared<std::vector<std::string>>();
   auto count = std::make_shared<int>(0);
-  cmd.add_option("--topic", *topics, "reader, card, token or session (repeatable; default: all)")
-      ->check(CLI::IsMember({"reader", "card", "token", "session"}));
+  cmd.add_option("--topic", *topics, "reader, card, token, session or pin (repeatable; default: all)")
+      ->check(CLI::IsMember({"reader", "card", "token", "session", "pin"}));
   cmd.add_option("--count", *count, "stop after this many events (default: run until interrupted)");
   return {[topics, count](Client& c, const Globals& g) { return cmd_events(c, g, *topics, *count); }, {}};
 }

@@ -64,6 +64,8 @@ int cmd_readers(Client& c, const Globals& g) {
   return 0;
 }
 
+}  // namespace
+
 std::string pin_state(const Json& token) {
   const Json user = token["pins"]["user"];
   if (user.value("locked", false)) return "locked";
@@ -74,6 +76,8 @@ std::string pin_state(const Json& token) {
   if (user.value("count_low", false)) return "tries low";
   return "ok";
 }
+
+namespace {
 
 int cmd_tokens(Client& c, const Globals& g) {
   const Json list = c.call("tokens.list");

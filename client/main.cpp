@@ -77,8 +77,10 @@ const Command kCommands[] = {
     {"verify-token", "check a Web eID login token as a relying party would", define_verify_token},
     {"tunnels", "list the TLS upstreams and the tunnels open to them", define_tunnels},
     {"tls", "use a TLS tunnel that logs in with the card (tls connect NAME)", define_tls},
-    {"events", "print reader, card, token and session events as they happen", define_events},
+    {"events", "print reader, card, token, session and PIN events as they happen", define_events},
     {"logout", "end this user's session on a token", define_logout},
+    {"pin", "the PIN's state; change it, or unblock it with the activation code (pin status|change|unblock)",
+     define_pin},
 };
 
 }  // namespace

@@ -22,7 +22,9 @@
 // GCC 12 (Debian 12's compiler) destroys twice a lambda or a braced
 // aggregate temporary that is created inside a co_await expression
 // (`co_await f([p] {...})`, `co_await f(Agg{x})`): name it first, then pass
-// the name. Values returned by functions are safe. The ASan build catches a
+// the name. Values returned by functions are safe. Nor may a conditional
+// expression have a co_await in one arm (`x ? co_await f() : T()`): its
+// temporary is destroyed twice too; write an if. The ASan build catches a
 // slip as a heap-use-after-free.
 
 namespace kortti {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "pkcs11/pkcs11.hpp"
 #include "policy/policy.hpp"
 #include "signature/signature.hpp"
 
@@ -47,6 +48,7 @@ struct Config {
 
   struct Pkcs11 {
     std::vector<std::string> modules{"/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"};
+    pkcs11::UnblockStyle unblock_style = pkcs11::UnblockStyle::set_pin_unlogged;
   } pkcs11;
 
   struct Session {

@@ -13,6 +13,7 @@
 #include "common/digest.hpp"
 #include "common/peer.hpp"
 #include "pcsc/pcsc.hpp"
+#include "pkcs11/pkcs11.hpp"
 #include "policy/policy.hpp"
 
 namespace kortti::daemon {
@@ -242,6 +243,8 @@ std::vector<std::pair<std::string, std::string>> check_upstream(const Config& c)
 const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 const std::vector<std::pair<std::string, policy::FailMode>> kFailModes = {{"hard-fail", policy::FailMode::hard},
                                                                           {"soft-fail", policy::FailMode::soft}};
+const std::vector<std::pair<std::string, pkcs11::UnblockStyle>> kUnblockStyles = {
+    {"set_pin_unlogged", pkcs11::UnblockStyle::set_pin_unlogged}, {"so_login", pkcs11::UnblockStyle::so_login}};
 const std::vector<std::pair<std::string, DigestAlgorithm>> kDigests = {
     {"sha256", DigestAlgorithm::sha256}, {"sha384", DigestAlgorithm::sha384}, {"sha512", DigestAlgorithm::sha512}};
 
@@ -303,6 +306,11 @@ std::vector<KeySpec> rows() {
       Row("pkcs11", "modules", Strings, list({"/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"}), Restart,
           "PKCS#11 modules to load, in order")
           .bind([](auto& c) -> auto& { return c.pkcs11.modules; }),
+      Row("pkcs11", "unblock_style", Choice, str("set_pin_unlogged"), Restart,
+          "how pin.unblock reaches the module: C_SetPIN(PUK, new) not logged in (OpenSC), or "
+          "C_Login(CKU_SO, PUK) and C_InitPIN")
+          .words(
+              [](auto& c) -> auto& { return c.pkcs11.unblock_style; }, kUnblockStyles),
 
       // [session]
       Row("session", "lifetime_s", Seconds, num(8 * 3600), Restart,

@@ -257,6 +257,7 @@ int main(int argc, char** argv) {
     token_options.modules = config.pkcs11.modules;
     token_options.session_lifetime = config.session.lifetime;
     token_options.session_idle = config.session.idle_timeout;
+    token_options.unblock_style = config.pkcs11.unblock_style;
     pkcs11::TokenService tokens(io, token_options);
     daemon::AuditLog audit(config.audit.file);
     std::optional<pcsc::Monitor> monitor;

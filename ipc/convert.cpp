@@ -16,13 +16,17 @@ Json to_json(const pkcs11::ModuleStatus& m) {
   return j;
 }
 
-Json to_json(const pkcs11::TokenInfo& t) {
-  Json user = {{"locked", t.user_pin.locked}, {"count_low", t.user_pin.count_low}, {"final_try", t.user_pin.final_try}};
-  if (t.user_pin.tries_left) user["tries_left"] = *t.user_pin.tries_left;
-  if (t.user_pin.max_length > 0) {
-    user["min_length"] = t.user_pin.min_length;
-    user["max_length"] = t.user_pin.max_length;
+Json to_json(const pkcs11::PinStatus& pin) {
+  Json user = {{"locked", pin.locked}, {"count_low", pin.count_low}, {"final_try", pin.final_try}};
+  if (pin.tries_left) user["tries_left"] = *pin.tries_left;
+  if (pin.max_length > 0) {
+    user["min_length"] = pin.min_length;
+    user["max_length"] = pin.max_length;
   }
+  return user;
+}
+
+Json to_json(const pkcs11::TokenInfo& t) {
   Json j = {{"token_id", wstr(t.token_id)},
             {"reader", t.reader ? Json(wstr(*t.reader)) : Json(nullptr)},
             {"label", wstr(t.label)},
@@ -36,7 +40,7 @@ Json to_json(const pkcs11::TokenInfo& t) {
             {"logged_in", t.logged_in},
             {"pinpad", t.pinpad},
             {"rsa_pss", t.rsa_pss},
-            {"pins", {{"user", std::move(user)}}}};
+            {"pins", {{"user", to_json(t.user_pin)}}}};
   if (t.session_expires_at) j["session_expires_at"] = wstr(to_rfc3339(*t.session_expires_at));
   if (t.session_owner) j["session_uid"] = *t.session_owner;
   return j;
@@ -91,10 +95,12 @@ Json event_params(const pcsc::Event& e) {
 
 Json event_params(const pkcs11::TokenEvent& e) {
   using T = pkcs11::TokenEvent::Type;
-  const char* type = e.type == T::present     ? "present"
-                     : e.type == T::absent    ? "absent"
-                     : e.type == T::logged_in ? "logged_in"
-                                              : "logged_out";
+  const char* type = e.type == T::present       ? "present"
+                     : e.type == T::absent      ? "absent"
+                     : e.type == T::logged_in   ? "logged_in"
+                     : e.type == T::logged_out  ? "logged_out"
+                     : e.type == T::pin_changed ? "changed"
+                                                : "unblocked";
   Json j = {{"type", type},
             {"token_id", wstr(e.token.token_id)},
             {"reader", e.token.reader ? Json(wstr(*e.token.reader)) : Json(nullptr)},

@@ -15,6 +15,7 @@
 namespace kortti::ipc {
 
 Json to_json(const pkcs11::ModuleStatus& module);
+Json to_json(const pkcs11::PinStatus& pin);
 Json to_json(const pkcs11::TokenInfo& token);
 Json to_json(const pkcs11::CertificateInfo& certificate);
 Json to_json(const pkcs11::SignResult& result);

@@ -28,6 +28,9 @@ Task<Json> tokens_list(Core& core, std::shared_ptr<Call> call);
 Task<Json> certificates_list(Core& core, std::shared_ptr<Call> call);
 Task<Json> session_login(Core& core, std::shared_ptr<Call> call);
 Task<Json> session_logout(Core& core, std::shared_ptr<Call> call);
+Task<Json> pin_status(Core& core, std::shared_ptr<Call> call);
+Task<Json> pin_change(Core& core, std::shared_ptr<Call> call);
+Task<Json> pin_unblock(Core& core, std::shared_ptr<Call> call);
 
 // methods_auth.cpp: Web eID login tokens
 Task<Json> auth_token(Core& core, std::shared_ptr<Call> call);

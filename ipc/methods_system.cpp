@@ -15,14 +15,15 @@ namespace kortti::ipc {
 
 namespace {
 
-const std::set<std::string> kTopics = {"reader", "card", "token", "session"};
+const std::set<std::string> kTopics = {"reader", "card", "token", "session", "pin"};
 
 std::vector<std::string> topics_of(Call& call) {
   Params params(call.params());
   auto topics = params.string_array("topics");
-  if (topics.empty()) invalid_param("topics", "must list at least one of reader, card, token, session");
+  if (topics.empty()) invalid_param("topics", "must list at least one of reader, card, token, session, pin");
   for (const auto& t : topics)
-    if (kTopics.count(t) == 0) invalid_param("topics", "has unknown topic '" + t + "' (reader, card, token, session)");
+    if (kTopics.count(t) == 0)
+      invalid_param("topics", "has unknown topic '" + t + "' (reader, card, token, session, pin)");
   return topics;
 }
 

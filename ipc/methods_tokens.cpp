@@ -1,4 +1,5 @@
-// Cards and their certificates as korttid sees them, and PIN1 sessions.
+// Cards and their certificates as korttid sees them, PIN1 sessions, and the
+// user PIN's state, change and unblock.
 
 #include <algorithm>
 
@@ -70,6 +71,55 @@ Task<Json> session_logout(Core& core, std::shared_ptr<Call> call) {
   Params params(call->params());
   co_await core.service().logout(call->caller(), params.string("token_id"));
   co_return Json{{"logged_in", false}};
+}
+
+Task<Json> pin_status(Core& core, std::shared_ptr<Call> call) {
+  Params params(call->params());
+  auto token_id = params.optional_string("token_id");
+  co_await after_scan(core);
+  Json list = Json::array();
+  for (const auto& t : core.services.tokens->tokens()) {
+    if (token_id && t.token_id != *token_id) continue;
+    list.push_back({{"token_id", wstr(t.token_id)},
+                    {"label", wstr(t.label)},
+                    {"reader", t.reader ? Json(wstr(*t.reader)) : Json(nullptr)},
+                    {"pinpad", t.pinpad},
+                    {"pins", {{"user", to_json(t.user_pin)}}}});
+  }
+  if (token_id && list.empty())
+    throw Error(Errc::token_not_found, "no card with token id '" + *token_id + "' is present");
+  co_return list;
+}
+
+namespace {
+
+service::NewPin new_pin_params(Params& params, const char* proof) {
+  service::NewPin request;
+  request.prompt = params.boolean("pin_prompt", false);
+  request.final_try = params.boolean("final_try", false);
+  if (params.boolean("pinpad", false))
+    throw Error(Errc::unsupported, "changing or unblocking a PIN on the PIN pad is not supported yet; use pin_prompt");
+  request.proof = params.secret(proof);
+  request.new_pin = params.secret("new_pin");
+  return request;
+}
+
+}  // namespace
+
+Task<Json> pin_change(Core& core, std::shared_ptr<Call> call) {
+  Params params(call->params());
+  std::string token_id = params.string("token_id");
+  service::NewPin request = new_pin_params(params, "pin");
+  co_await core.service().change_pin(call->caller(), std::move(token_id), std::move(request));
+  co_return Json{{"changed", true}};
+}
+
+Task<Json> pin_unblock(Core& core, std::shared_ptr<Call> call) {
+  Params params(call->params());
+  std::string token_id = params.string("token_id");
+  service::NewPin request = new_pin_params(params, "puk");
+  co_await core.service().unblock_pin(call->caller(), std::move(token_id), std::move(request));
+  co_return Json{{"unblocked", true}};
 }
 
 }  // namespace kortti::ipc

@@ -93,22 +93,28 @@ std::optional<pkcs11::Scheme> Params::scheme(std::string_view key) const {
   return s;
 }
 
+std::optional<SecretString> Params::secret(std::string_view key) {
+  auto it = params_.find(key);
+  if (it == params_.end() || it->is_null()) return std::nullopt;
+  if (!it->is_string()) invalid_param(key, "must be a string");
+  auto& text = it->get_ref<WipingString&>();
+  if (text.empty() || text.size() > kMaxPin) {
+    wipe_string(text);
+    invalid_param(key, "must be 1 to " + std::to_string(kMaxPin) + " characters");
+  }
+  SecretString out = SecretString::take(text);
+  params_.erase(it);
+  return out;
+}
+
 pkcs11::Credentials Params::credentials() {
   pkcs11::Credentials c;
   c.pinpad = boolean("pinpad", false);
   c.final_try = boolean("final_try", false);
   c.prompt = boolean("pin_prompt", false);
   if (c.prompt && c.pinpad) throw Error(Errc::invalid_params, "give either 'pinpad' or 'pin_prompt', not both");
-  auto it = params_.find("pin");
-  if (it == params_.end() || it->is_null()) return c;
-  if (!it->is_string()) invalid_param("pin", "must be a string");
-  auto& text = it->get_ref<WipingString&>();
-  if (text.empty() || text.size() > kMaxPin) {
-    wipe_string(text);
-    invalid_param("pin", "must be 1 to " + std::to_string(kMaxPin) + " characters");
-  }
-  c.pin = SecretString::take(text);
-  params_.erase(it);
+  c.pin = secret("pin");
+  if (!c.pin) return c;
   if (c.pinpad) throw Error(Errc::invalid_params, "give either 'pin' or 'pinpad', not both");
   if (c.prompt) throw Error(Errc::invalid_params, "give either 'pin' or 'pin_prompt', not both");
   return c;

@@ -37,6 +37,8 @@ class Params {
 
   // Takes "pin" out of the request (its JSON copy is wiped) and "pinpad".
   [[nodiscard]] pkcs11::Credentials credentials();
+  // A PIN-like member, moved into secure memory and wiped from the request.
+  [[nodiscard]] std::optional<SecretString> secret(std::string_view key);
 
  private:
   Json& params_;

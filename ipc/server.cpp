@@ -101,7 +101,8 @@ Server::Server(asio::io_context& io, ServerOptions options, Services services)
       if (!self) return;
       using T = pkcs11::TokenEvent::Type;
       const bool session = e.type == T::logged_in || e.type == T::logged_out;
-      self->core.publish(session ? "session" : "token", event_params(e));
+      const bool pin = e.type == T::pin_changed || e.type == T::pin_unblocked;
+      self->core.publish(session ? "session" : pin ? "pin" : "token", event_params(e));
     });
   }
   if (services.pcsc != nullptr) {

@@ -131,6 +131,7 @@ Conversation::Reply Conversation::reply(Clock::time_point deadline, std::string*
       if (data == nullptr || !unescape(line.substr(2), *data)) throw broken("unexpected or malformed data");
       continue;
     }
+    if (line == "S PIN_REPEATED" || line.starts_with("S PIN_REPEATED ")) confirmed_ = true;
     if (line.starts_with("S ") || line.starts_with("#") || line == "S") continue;
     // INQUIRE and anything else: korttid asked nothing that calls for them.
     throw broken("an answer Assuan does not have here");
@@ -158,8 +159,9 @@ void Conversation::command(std::string_view verb, std::string_view argument, Clo
   if (!r.ok && !optional) throw broken(std::string(verb) + " was refused (code " + std::to_string(r.code) + ")");
 }
 
-SecretString Conversation::getpin(Clock::time_point deadline) {
+SecretString Conversation::getpin(Clock::time_point deadline, bool repeated) {
   write_all("GETPIN\n");
+  confirmed_ = false;
   std::string pin;
   pin.reserve(kMaxLine);  // no reallocation leaves a copy behind
   Reply r;
@@ -177,6 +179,10 @@ SecretString Conversation::getpin(Clock::time_point deadline) {
     throw broken("GETPIN failed (code " + std::to_string(r.code) + ")");
   }
   if (pin.empty()) throw Error(Errc::pin_entry_cancelled, "the PIN dialog was closed without a PIN");
+  if (repeated && !confirmed_) {
+    wipe_string(pin);
+    throw broken("it did not confirm the new PIN was typed twice (SETREPEAT)");
+  }
   return SecretString::take(pin);
 }
 

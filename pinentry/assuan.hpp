@@ -34,8 +34,9 @@ class Conversation {
   // A command that must be answered OK; an OPTION that the program does
   // not know may be refused (`optional`), as gpg-agent allows.
   void command(std::string_view verb, std::string_view argument, Clock::time_point deadline, bool optional = false);
-  // GETPIN: the PIN typed, or pin_entry_cancelled.
-  SecretString getpin(Clock::time_point deadline);
+  // GETPIN: the PIN typed, or pin_entry_cancelled. `repeated`: the
+  // program must have confirmed it was typed twice alike (SETREPEAT).
+  SecretString getpin(Clock::time_point deadline, bool repeated = false);
   // BYE, without waiting long for its answer.
   void bye() noexcept;
 
@@ -55,7 +56,8 @@ class Conversation {
   int from_;
   std::stop_token stop_;
   std::string line_;
-  std::string pending_;  // read past the end of the last line
+  std::string pending_;     // read past the end of the last line
+  bool confirmed_ = false;  // "S PIN_REPEATED" came with the last reply
 };
 
 }  // namespace kortti::pinentry

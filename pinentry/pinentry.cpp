@@ -132,8 +132,13 @@ SecretString run_dialog(const Options& options, const Dialog& dialog, std::stop_
   if (!dialog.error.empty()) talk.command("SETERROR", dialog.error, setup);
   talk.command("SETOK", dialog.ok, setup);
   talk.command("SETCANCEL", dialog.cancel, setup);
+  const bool repeat = !dialog.repeat.empty();
+  if (repeat) {
+    talk.command("SETREPEAT", dialog.repeat, setup);
+    talk.command("SETREPEATERROR", "The two PINs differ", setup, true);
+  }
   // The program keeps its own time (SETTIMEOUT); this bounds one that does not.
-  SecretString pin = talk.getpin(Clock::now() + options.timeout + 5s);
+  SecretString pin = talk.getpin(Clock::now() + options.timeout + 5s, repeat);
   talk.bye();
   return pin;
 }

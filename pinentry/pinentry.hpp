@@ -39,6 +39,9 @@ class Dialog {
   std::string error;  // why the user is asked again (a wrong PIN and its tries left)
   std::string ok = "OK";
   std::string cancel = "Cancel";
+  // A new PIN: typed twice, the second time after `repeat` (SETREPEAT); the
+  // program itself asks again while the two differ.
+  std::string repeat;
 };
 
 class PinEntry {

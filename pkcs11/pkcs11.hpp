@@ -125,6 +125,25 @@ struct SignRequest {
   bool session_key = false;
 };
 
+// A new PIN for the user PIN, proven by the old PIN (pin.change) or by the
+// PUK / activation code (pin.unblock).
+struct PinChange {
+  SecretString proof;  // the old PIN, or the PUK
+  SecretString new_pin;
+  bool final_try = false;  // pin.change: the caller knows the old PIN has one try left
+};
+
+// Why `pin` cannot be a new user PIN of a token with `status`, or nothing:
+// the token's length range (4 to 8 where it gives none) and digits only, as
+// healthcare and PIV cards take (finland.md). Checked before any card I/O.
+std::optional<std::string> new_pin_problem(const PinStatus& status, std::string_view pin);
+
+// How a module unblocks the user PIN with the PUK. PKCS#11 itself has
+// C_Login(CKU_SO, PUK) and C_InitPIN(new); OpenSC's PIV and most emulated
+// cards take C_SetPIN(PUK, new) in a session not logged in, and only with
+// `user_pin_unblock_style = set_pin_in_unlogged_session` (docs/pins.md).
+enum class UnblockStyle { so_login, set_pin_unlogged };
+
 struct SignResult {
   Bytes signature;  // ECDSA DER-encoded, as X.509 tools expect
   std::string signature_algorithm;
@@ -138,7 +157,7 @@ struct LoginResult {
 };
 
 struct TokenEvent {
-  enum class Type { present, absent, logged_in, logged_out };
+  enum class Type { present, absent, logged_in, logged_out, pin_changed, pin_unblocked };
   Type type;
   TokenInfo token;
 };
@@ -147,6 +166,7 @@ struct Options {
   std::vector<std::string> modules;
   std::chrono::seconds session_lifetime{std::chrono::hours(8)};
   std::chrono::seconds session_idle{std::chrono::minutes(30)};
+  UnblockStyle unblock_style = UnblockStyle::set_pin_unlogged;
 };
 
 class TokenService {
@@ -186,6 +206,13 @@ class TokenService {
   // also after the card was pulled and the batch has already ended.
   Task<Unit> sign_many(std::vector<SignRequest> requests, Credentials credentials, std::stop_token stop,
                        std::function<void(std::size_t index, Result<SignResult>)> each);
+
+  // The user PIN changed (the old PIN as proof) or unblocked (the PUK). A
+  // new PIN outside the token's length range, or not digits, is refused
+  // before the card is asked. A session of another uid refuses both (1040);
+  // an unblock ends the caller's own session.
+  Task<Unit> change_pin(std::string token_id, PinChange change, uid_t uid, std::stop_token stop);
+  Task<Unit> unblock_pin(std::string token_id, PinChange change, uid_t uid, std::stop_token stop);
 
   using EventHandler = std::function<void(const TokenEvent&)>;
   void on_event(EventHandler handler);

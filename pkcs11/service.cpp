@@ -273,6 +273,9 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
              Completion<LoginResult> done);
   void logout(std::string token_id, uid_t uid, Completion<Unit> done);
   void sign(SignRequest request, Credentials credentials, std::stop_token stop, Completion<SignResult> done);
+  // pin.change (unblock: false) or pin.unblock, and its event.
+  void set_pin(bool unblock, std::string token_id, PinChange change, uid_t uid, std::stop_token stop,
+               Completion<Unit> done);
   void sign_many(std::vector<SignRequest> requests, Credentials credentials, std::stop_token stop,
                  std::function<void(std::size_t, Result<SignResult>)> each, Completion<Unit> done);
 
@@ -458,6 +461,30 @@ void TokenService::Impl::logout(std::string token_id, uid_t uid, Completion<Unit
       });
 }
 
+void TokenService::Impl::set_pin(bool unblock, std::string token_id, PinChange change, uid_t uid, std::stop_token stop,
+                                 Completion<Unit> done) {
+  auto token = find_token(token_id);
+  if (!token)
+    return post_error<Unit>(io_, std::move(done),
+                            Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present"));
+  auto held = std::make_shared<PinChange>(std::move(change));
+  const UnblockStyle style = options_.unblock_style;
+  run<Unit>(
+      token, std::move(stop),
+      [held, uid, unblock, style](Token& t) {
+        if (unblock)
+          t.unblock_pin(*held, style, uid);
+        else
+          t.change_pin(*held, uid);
+        return Unit{};
+      },
+      [impl = shared_from_this(), token, unblock, done = std::move(done)](Result<Unit> r) {
+        if (r.ok())
+          impl->emit(unblock ? TokenEvent::Type::pin_unblocked : TokenEvent::Type::pin_changed, token->info());
+        done(std::move(r));
+      });
+}
+
 void TokenService::Impl::sign(SignRequest request, Credentials credentials, std::stop_token stop,
                               Completion<SignResult> done) {
   std::optional<Error> error;
@@ -519,6 +546,22 @@ Task<LoginResult> TokenService::login(std::string token_id, Credentials credenti
 Task<Unit> TokenService::logout(std::string token_id, uid_t uid) {
   return completion<Unit>([impl = impl_, token_id = std::move(token_id), uid](Completion<Unit> done) mutable {
     impl->logout(std::move(token_id), uid, std::move(done));
+  });
+}
+
+Task<Unit> TokenService::change_pin(std::string token_id, PinChange change, uid_t uid, std::stop_token stop) {
+  return completion<Unit>([impl = impl_, token_id = std::move(token_id),
+                           change = std::make_shared<PinChange>(std::move(change)), uid,
+                           stop = std::move(stop)](Completion<Unit> done) mutable {
+    impl->set_pin(false, std::move(token_id), std::move(*change), uid, std::move(stop), std::move(done));
+  });
+}
+
+Task<Unit> TokenService::unblock_pin(std::string token_id, PinChange change, uid_t uid, std::stop_token stop) {
+  return completion<Unit>([impl = impl_, token_id = std::move(token_id),
+                           change = std::make_shared<PinChange>(std::move(change)), uid,
+                           stop = std::move(stop)](Completion<Unit> done) mutable {
+    impl->set_pin(true, std::move(token_id), std::move(*change), uid, std::move(stop), std::move(done));
   });
 }
 

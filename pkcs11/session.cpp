@@ -6,8 +6,8 @@
 
 namespace kortti::pkcs11 {
 
-Session::Session(CK_FUNCTION_LIST* fn, CK_SLOT_ID slot) : fn_(fn) {
-  check(fn_->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &handle_), "C_OpenSession");
+Session::Session(CK_FUNCTION_LIST* fn, CK_SLOT_ID slot, CK_FLAGS flags) : fn_(fn) {
+  check(fn_->C_OpenSession(slot, CKF_SERIAL_SESSION | flags, nullptr, nullptr, &handle_), "C_OpenSession");
 }
 
 Session::~Session() {

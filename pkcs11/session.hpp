@@ -18,7 +18,8 @@ namespace kortti::pkcs11 {
 // Worker of its token.
 class Session {
  public:
-  Session(CK_FUNCTION_LIST* fn, CK_SLOT_ID slot);
+  // `flags` beside CKF_SERIAL_SESSION: CKF_RW_SESSION for a PIN change.
+  Session(CK_FUNCTION_LIST* fn, CK_SLOT_ID slot, CK_FLAGS flags = 0);
   ~Session();
   Session(Session&& other) noexcept;
   Session& operator=(Session&&) = delete;

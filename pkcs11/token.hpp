@@ -71,6 +71,9 @@ class Token {
   void sign_each(const std::vector<SignRequest>& requests, const Credentials& credentials,
                  const std::function<bool()>& stopped,
                  const std::function<void(std::size_t, Result<SignResult>)>& each);
+  // pin.change and pin.unblock (token_pin.cpp).
+  void change_pin(const PinChange& change, uid_t uid);
+  void unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid);
   // Logs out a session past its lifetime or idle time; true if it did.
   bool expire_if_due();
 
@@ -80,6 +83,9 @@ class Token {
   void reset_work_session();
   void refresh_info();
   void check_pin_shape(const Credentials& credentials) const;
+  void check_new_pin(const SecretString& pin) const;
+  // 1040 when another uid holds the card's session.
+  void check_not_anothers(uid_t uid) const;
   [[noreturn]] void throw_pin_failure(const Error& error);
   // error_from_ckr, but a device failure on a card that has just left is
   // card_removed: modules report a broken transmit before anyone has seen

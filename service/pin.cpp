@@ -106,6 +106,42 @@ pinentry::Dialog login_dialog(const Caller& caller, const std::string& subject,
   return d;
 }
 
+namespace {
+
+std::string whose_card(const pkcs11::TokenInfo& token, const std::string& subject) {
+  return subject.empty() ? "the card \"" + token.label + "\"" : holder_of(subject) + "'s card";
+}
+
+}  // namespace
+
+pinentry::Dialog proof_dialog(const Caller& caller, const pkcs11::TokenInfo& token, const std::string& subject,
+                              bool unblock) {
+  if (unblock) {
+    pinentry::Dialog d("kortti: unblock the PIN", "", "PUK:");
+    d.description = who_asks(caller) + " asks to unblock the PIN of " + whose_card(token, subject) +
+                    ".\nType the activation code (PUK); the new PIN comes next.";
+    d.ok = "Next";
+    return d;
+  }
+  pinentry::Dialog d("kortti: change the PIN", "", "Current PIN:");
+  d.description = who_asks(caller) + " asks to change the PIN of " + whose_card(token, subject) +
+                  ".\nType the current PIN; the new PIN comes next." + tries_note(token.user_pin);
+  d.ok = "Next";
+  return d;
+}
+
+pinentry::Dialog new_pin_dialog(const pkcs11::TokenInfo& token, const std::string& subject) {
+  const std::size_t min = token.user_pin.min_length > 0 ? token.user_pin.min_length : 4;
+  const std::size_t max =
+      token.user_pin.max_length > 0 && token.user_pin.max_length < 1024 ? token.user_pin.max_length : 8;
+  pinentry::Dialog d("kortti: the new PIN", "", "New PIN:");
+  d.description = "Type the new PIN of " + whose_card(token, subject) + ": " + std::to_string(min) + " to " +
+                  std::to_string(max) + " digits.";
+  d.repeat = "Repeat:";
+  d.ok = "Change";
+  return d;
+}
+
 void Service::check_pin_source(const Caller& caller, const pkcs11::Credentials& credentials, bool signature_key) const {
   if (credentials.pin) {
     if (signature_key && !options_.pin.client_may_send)

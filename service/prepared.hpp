@@ -50,5 +50,9 @@ pinentry::Dialog signature_dialog(const Caller& caller, const pkcs11::Certificat
                                   const pkcs11::SignRequest& request, std::size_t batch_items = 0);
 pinentry::Dialog login_dialog(const Caller& caller, const std::string& subject,
                               const std::optional<std::string>& origin);
+// pin.change's current PIN or pin.unblock's PUK, then the new PIN (typed twice).
+pinentry::Dialog proof_dialog(const Caller& caller, const pkcs11::TokenInfo& token, const std::string& subject,
+                              bool unblock);
+pinentry::Dialog new_pin_dialog(const pkcs11::TokenInfo& token, const std::string& subject);
 
 }  // namespace kortti::service

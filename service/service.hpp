@@ -149,6 +149,15 @@ struct TokenReport {
   [[nodiscard]] bool valid() const noexcept { return token.valid() && decision && decision->allowed; }
 };
 
+// pin.change and pin.unblock: the PINs sent with the request, or pin_prompt
+// (korttid asks for both in its own dialog, the new one typed twice).
+struct NewPin {
+  std::optional<SecretString> proof;  // the old PIN (change) or the PUK / activation code (unblock)
+  std::optional<SecretString> new_pin;
+  bool prompt = false;
+  bool final_try = false;  // change: the old PIN's last try may be spent
+};
+
 // policy.check names a card's certificate or a registration number alone.
 struct CheckSubject {
   std::optional<std::string> cert_id;
@@ -209,6 +218,10 @@ class Service {
   Task<TokenReport> verify_token(Caller caller, signature::WebEidToken token, Challenge challenge);
 
   Task<pkcs11::LoginResult> login(Caller caller, std::string token_id, pkcs11::Credentials credentials);
+  // A new user PIN, proven by the old one or by the PUK. Each try at the card
+  // is audited (never a PIN); pin_prompt asks again after a wrong PIN or PUK.
+  Task<Unit> change_pin(Caller caller, std::string token_id, NewPin request);
+  Task<Unit> unblock_pin(Caller caller, std::string token_id, NewPin request);
   Task<Unit> logout(Caller caller, std::string token_id);
 
   // A line for what a front end did around these operations (a TLS
@@ -254,6 +267,10 @@ class Service {
   // The subject of a token's authentication certificate, or empty: whose
   // card a login dialog names.
   Task<std::string> holder(const std::string& token_id);
+  Task<Unit> set_pin(Caller caller, std::string token_id, NewPin request, bool unblock);
+  // The PINs of a pin.change or pin.unblock from korttid's dialogs.
+  Task<pkcs11::PinChange> ask_new_pin(const Caller& caller, const pkcs11::TokenInfo& token, const std::string& holder,
+                                      bool unblock, const std::string& error);
   Task<Unit> with_pin(const Caller& caller, const std::string& token_id, pinentry::Dialog dialog,
                       pkcs11::Credentials credentials, int rounds, CardStep card);
 

@@ -67,6 +67,25 @@ TEST_F(Cli, SignWritesASignatureOpensslVerifies) {
   }
 }
 
+TEST_F(Cli, PinStatusAndChangeFromAFileDescriptor) {
+  auto status = kortti({"pin", "status"});
+  ASSERT_EQ(status.status, 0) << status.err;
+  EXPECT_NE(status.out.find("TOKEN ID"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("cardA"), std::string::npos) << status.out;
+  const std::string token = token_ids_.at("cardA");
+  const fs::path pins = daemon_->dir() / "pins";
+  write_file(pins, std::string(kPin) + "\n13572468\n");  // the current PIN, then the new one
+  auto change = kortti({"pin", "change", "--token", token, "--pin-fd", "3"}, {{3, pins}});
+  ASSERT_EQ(change.status, 0) << change.err;
+  EXPECT_NE(change.out.find("changed"), std::string::npos) << change.out;
+  auto c = daemon_->connect();
+  EXPECT_TRUE(c->call("session.login", {{"token_id", wstr(token)}, {"pin", "13572468"}})["logged_in"]);
+  auto bad = kortti({"pin", "change", "--token", token, "--pin-fd", "3"}, {{3, pins}});
+  EXPECT_EQ(bad.status, 1) << "the old PIN no longer works: " << bad.out;
+  EXPECT_NE(bad.err.find("pin_incorrect"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.err.find(kPin), std::string::npos) << "no PIN is echoed";
+}
+
 TEST_F(Cli, WrongPinIsReportedWithItsReason) {
   const fs::path bad = daemon_->dir() / "bad";
   write_file(bad, "000000\n");

@@ -92,6 +92,7 @@ struct DaemonOptions {
   std::optional<fs::path> socket;  // default: korttid.sock in the daemon's directory
   std::string ipc;                 // extra lines for the [ipc] table
   std::string session;             // extra lines for the [session] table
+  std::string pkcs11;              // extra lines for the [pkcs11] table
   // [trust] anchors and intermediates are the test PKI's; [registry] database is
   // registry.sqlite in the daemon's directory. Extra lines for each:
   std::string trust;

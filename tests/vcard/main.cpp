@@ -176,12 +176,13 @@ bool serve(int fd, PivApplet& card, const Bytes& atr, const EventLog& events) {
 int main(int argc, char** argv) {
   CLI::App app{"kortti-vcard - a virtual PIV smart card for vpcd (test bed only)", "kortti-vcard"};
   app.footer(
-      "\nThe PIN comes from $VCARD_PIN (default 123456), never from the command line.\n"
+      "\nThe PIN comes from $VCARD_PIN (default 123456) and the PUK from $VCARD_PUK (default\n"
+      "12345678), never from the command line.\n"
       "Certificates and keys are PEM files from the test PKI (tests/fixtures/make-pki.sh).\n"
       "Ending the process pulls the card; --reconnect re-inserts it whenever vpcd drops the\n"
       "connection (a restarted pcscd).");
   std::string host = "127.0.0.1", atr_hex = kHealthcareAtr, guid_hex = "00112233445566778899aabbccddeeff";
-  int port = 35963, patience_ms = 10000, tries = 3;
+  int port = 35963, patience_ms = 10000, tries = 3, puk_tries = 3;
   std::string auth_cert, auth_key, sign_cert, sign_key, state_file, fail_ins, vanish_ins, events_file;
   std::vector<std::string> delays;
   bool reconnect = false;
@@ -194,6 +195,7 @@ int main(int argc, char** argv) {
   app.add_option("--sign-cert", sign_cert, "certificate for key 9C, PIN always (PEM)");
   app.add_option("--sign-key", sign_key, "private key for key 9C (PEM)");
   app.add_option("--tries", tries, "PIN retry counter");
+  app.add_option("--puk-tries", puk_tries, "PUK retry counter");
   app.add_option("--state", state_file, "file that keeps the retry counter between insertions");
   app.add_option("--delay", delays, "INS:MS, wait MS before answering INS (e.g. 87:2000 slows signing)");
   app.add_option("--fail-ins", fail_ins, "answer 6F00 to this INS (hex)");
@@ -208,6 +210,9 @@ int main(int argc, char** argv) {
   const char* pin = std::getenv("VCARD_PIN");
   config.pin = pin != nullptr ? pin : "123456";
   config.max_tries = tries;
+  const char* puk = std::getenv("VCARD_PUK");
+  config.puk = puk != nullptr ? puk : "12345678";
+  config.max_puk_tries = puk_tries;
   config.guid = from_hex(guid_hex);
   config.guid.resize(16);
   config.state_file = state_file;

@@ -61,17 +61,24 @@ std::optional<Bytes> sign(EVP_PKEY* key, const Bytes& input) {
 
 }  // namespace
 
-PivApplet::PivApplet(CardConfig config) : config_(std::move(config)), tries_left_(config_.max_tries) {
-  if (!config_.state_file.empty()) {
-    std::ifstream in(config_.state_file);
-    int saved = 0;
-    if (in >> saved) tries_left_ = std::clamp(saved, 0, config_.max_tries);
+PivApplet::PivApplet(CardConfig config)
+    : config_(std::move(config)), tries_left_(config_.max_tries), puk_tries_left_(config_.max_puk_tries) {
+  if (config_.state_file.empty()) return;
+  std::ifstream in(config_.state_file);
+  int saved = 0;
+  if (in >> saved) tries_left_ = std::clamp(saved, 0, config_.max_tries);
+  std::ifstream more(config_.state_file + ".pin");
+  std::string pin;
+  if (more >> pin >> saved) {
+    config_.pin = pin;
+    puk_tries_left_ = std::clamp(saved, 0, config_.max_puk_tries);
   }
 }
 
 void PivApplet::save_state() const {
   if (config_.state_file.empty()) return;
   std::ofstream(config_.state_file, std::ios::trunc) << tries_left_ << "\n";
+  std::ofstream(config_.state_file + ".pin", std::ios::trunc) << config_.pin << "\n" << puk_tries_left_ << "\n";
 }
 
 void PivApplet::reset() {
@@ -116,6 +123,10 @@ std::optional<Bytes> PivApplet::process(const Bytes& raw) {
       return get_data(c);
     case 0x20:
       return verify(c);
+    case 0x24:
+      return change_reference_data(c);
+    case 0x2C:
+      return reset_retry_counter(c);
     case 0x87:
       return general_authenticate(c);
     case 0xC0:
@@ -200,6 +211,70 @@ Bytes PivApplet::verify(const Command& c) {
   signature_allowed_ = false;
   save_state();
   return status(static_cast<std::uint16_t>(0x63C0 | tries_left_));
+}
+
+namespace {
+
+// A PIN field of SP 800-73-4: 8 bytes, the digits padded with FF.
+std::string pin_field(const Bytes& data, std::size_t at) {
+  std::string out;
+  for (std::size_t i = at; i < at + 8; ++i)
+    if (data[i] != 0xFF) out.push_back(static_cast<char>(data[i]));
+  return out;
+}
+
+// The new PIN's rule: 4 to 8 digits, as on the healthcare card this card wears.
+bool acceptable_pin(const std::string& pin) {
+  return pin.size() >= 4 && pin.size() <= 8 &&
+         std::all_of(pin.begin(), pin.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+}
+
+}  // namespace
+
+// SP 800-73-4 3.2.2: the old PIN and the new one, 8 bytes each. A wrong old
+// PIN counts as a wrong VERIFY.
+Bytes PivApplet::change_reference_data(const Command& c) {
+  if (c.p1 != 0x00 || c.p2 != 0x80) return status(kWrongP1P2);
+  if (c.data.size() != 16) return status(kWrongLength);
+  if (tries_left_ == 0) return status(kBlocked);
+  const auto old_pin = pin_field(c.data, 0);
+  const auto new_pin = pin_field(c.data, 8);
+  if (old_pin != config_.pin) {
+    --tries_left_;
+    pin_verified_ = false;
+    signature_allowed_ = false;
+    save_state();
+    return status(static_cast<std::uint16_t>(0x63C0 | tries_left_));
+  }
+  if (!acceptable_pin(new_pin)) return status(kWrongData);
+  config_.pin = new_pin;
+  tries_left_ = config_.max_tries;
+  pin_verified_ = true;
+  save_state();
+  return status(kOk);
+}
+
+// SP 800-73-4 3.2.3: the PUK and a new PIN, 8 bytes each; the PIN's counter
+// starts again. A wrong PUK counts down the PUK's own counter.
+Bytes PivApplet::reset_retry_counter(const Command& c) {
+  if (c.p1 != 0x00 || c.p2 != 0x80) return status(kWrongP1P2);
+  if (c.data.size() != 16) return status(kWrongLength);
+  if (puk_tries_left_ == 0) return status(kBlocked);
+  const auto puk = pin_field(c.data, 0);
+  const auto new_pin = pin_field(c.data, 8);
+  if (puk != config_.puk) {
+    --puk_tries_left_;
+    save_state();
+    return status(static_cast<std::uint16_t>(0x63C0 | puk_tries_left_));
+  }
+  if (!acceptable_pin(new_pin)) return status(kWrongData);
+  puk_tries_left_ = config_.max_puk_tries;
+  config_.pin = new_pin;
+  tries_left_ = config_.max_tries;
+  pin_verified_ = false;
+  signature_allowed_ = false;
+  save_state();
+  return status(kOk);
 }
 
 Bytes PivApplet::general_authenticate(const Command& c) {

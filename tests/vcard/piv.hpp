@@ -3,8 +3,9 @@
 // A PIV card application (NIST SP 800-73-4), as much of it as Debian's OpenSC
 // 0.23 uses: SELECT, GET DATA (CHUID, discovery object, certificates 9A and
 // 9C), VERIFY with a retry counter, GENERAL AUTHENTICATE (RSA-2048, ECDSA
-// P-256/P-384), command chaining and GET RESPONSE. Key 9C is "PIN always": a
-// VERIFY must come before each use.
+// P-256/P-384), CHANGE REFERENCE DATA and RESET RETRY COUNTER for the PIN
+// (with the PUK), command chaining and GET RESPONSE. Key 9C is "PIN always":
+// a VERIFY must come before each use.
 
 #include <openssl/evp.h>
 
@@ -32,11 +33,14 @@ struct Faults {
 struct CardConfig {
   std::string pin;
   int max_tries = 3;
+  std::string puk;  // resets the PIN's retry counter (RESET RETRY COUNTER)
+  int max_puk_tries = 3;
   Bytes guid;                             // 16 bytes, the CHUID's GUID (OpenSC's token serial)
   std::optional<KeySlot> authentication;  // 9A
   std::optional<KeySlot> signature;       // 9C
   Faults faults;
-  // Persists the retry counter across "insertions" (process runs).
+  // Persists the retry counter across "insertions" (process runs); a PIN
+  // changed or unblocked, and the PUK's counter, go to `state_file`.pin.
   std::string state_file;
 };
 
@@ -54,12 +58,15 @@ class PivApplet {
   Bytes select(const Command& c);
   Bytes get_data(const Command& c);
   Bytes verify(const Command& c);
+  Bytes change_reference_data(const Command& c);
+  Bytes reset_retry_counter(const Command& c);
   Bytes general_authenticate(const Command& c);
   Bytes get_response(const Command& c);
   void save_state() const;
 
   CardConfig config_;
   int tries_left_;
+  int puk_tries_left_;
   bool pin_verified_ = false;
   bool signature_allowed_ = false;  // one 9C operation after each VERIFY
   Bytes chained_;

@@ -1,0 +1,93 @@
+// pin.change and pin.unblock: a new user PIN, proven by the old PIN or by the
+// PUK (activation code); sent by the client where [pin] allows it, or typed
+// in korttid's own dialogs. The new PIN's rules are checked before the card
+// is touched; each try at the card has its audit line, never a PIN.
+
+#include "service/prepared.hpp"
+
+namespace kortti::service {
+
+Task<Unit> Service::change_pin(Caller caller, std::string token_id, NewPin request) {
+  return set_pin(std::move(caller), std::move(token_id), std::move(request), false);
+}
+
+Task<Unit> Service::unblock_pin(Caller caller, std::string token_id, NewPin request) {
+  return set_pin(std::move(caller), std::move(token_id), std::move(request), true);
+}
+
+Task<pkcs11::PinChange> Service::ask_new_pin(const Caller& caller, const pkcs11::TokenInfo& token,
+                                             const std::string& holder_subject, bool unblock,
+                                             const std::string& error) {
+  pkcs11::PinChange change;
+  pinentry::Dialog proof = proof_dialog(caller, token, holder_subject, unblock);
+  proof.error = error;
+  change.final_try = !unblock && (token.user_pin.final_try || token.user_pin.tries_left == 1);
+  change.proof = co_await services_.pinentry->ask(proof, caller.stop);
+  pinentry::Dialog fresh = new_pin_dialog(token, holder_subject);
+  for (int round = 1;; ++round) {
+    SecretString typed = co_await services_.pinentry->ask(fresh, caller.stop);
+    const auto problem = pkcs11::new_pin_problem(token.user_pin, typed.view());
+    if (!problem) {
+      change.new_pin = std::move(typed);
+      co_return change;
+    }
+    if (round >= options_.pin.prompt_attempts) throw Error(Errc::invalid_params, *problem);
+    fresh.error = *problem;
+  }
+}
+
+Task<Unit> Service::set_pin(Caller caller, std::string token_id, NewPin request, bool unblock) {
+  const char* action = unblock ? "pin.unblock" : "pin.change";
+  const std::optional<pkcs11::TokenInfo> token = services_.tokens->token(token_id);
+  if (!token) throw Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present");
+  if (request.prompt) {
+    if (request.proof || request.new_pin)
+      throw Error(Errc::invalid_params, "give either the PINs or 'pin_prompt', not both");
+    pkcs11::Credentials asked;
+    asked.prompt = true;
+    check_pin_source(caller, asked, false);
+  } else {
+    if (!request.proof || !request.new_pin)
+      throw Error(Errc::invalid_params,
+                  std::string(unblock ? "'puk'" : "'pin'") + " and 'new_pin' are required, or 'pin_prompt': true");
+    if (!options_.pin.client_may_send || !options_.pin.client_may_send_authentication)
+      throw Error(Errc::permission_denied,
+                  "korttid takes no PINs from clients ([pin] client_may_send): ask with \"pin_prompt\": true");
+    if (auto problem = pkcs11::new_pin_problem(token->user_pin, request.new_pin->view()))
+      throw Error(Errc::invalid_params, *problem);
+  }
+  // (Not a conditional expression: GCC 12 destroys the temporary of a
+  // ?: with a co_await in one arm twice.)
+  std::string holder_subject;
+  if (request.prompt) holder_subject = co_await holder(token_id);
+  std::string error;
+  for (int round = 1;; ++round) {
+    pkcs11::PinChange change;
+    if (request.prompt) {
+      const pkcs11::TokenInfo now = services_.tokens->token(token_id).value_or(*token);
+      change = co_await ask_new_pin(caller, now, holder_subject, unblock, error);
+    } else {
+      change.proof = std::move(*request.proof);
+      change.new_pin = std::move(*request.new_pin);
+      change.final_try = request.final_try;
+    }
+    Result<Unit> done = Unit{};
+    if (unblock) {
+      Task<Unit> card = services_.tokens->unblock_pin(token_id, std::move(change), caller.uid, caller.stop);
+      done = co_await attempt(std::move(card));
+    } else {
+      Task<Unit> card = services_.tokens->change_pin(token_id, std::move(change), caller.uid, caller.stop);
+      done = co_await attempt(std::move(card));
+    }
+    // The PIN has changed (or not) whether or not its line could be written;
+    // the audit writer logs a line it could not make durable.
+    (void)co_await audit_session(caller, action, token_id, done.ok() ? nullptr : &done.error());
+    if (done.ok()) co_return Unit{};
+    const Error& e = done.error();
+    if (!request.prompt || e.code() != Errc::pin_incorrect || round >= options_.pin.prompt_attempts) throw e;
+    error = unblock ? "Wrong PUK" : "Wrong PIN";
+    if (e.tries_left) error += ": " + std::to_string(*e.tries_left) + " tries left";
+  }
+}
+
+}  // namespace kortti::service

@@ -1,0 +1,213 @@
+// pin.status, pin.change and pin.unblock on the virtual card through pcscd
+// and OpenSC, whose PIV applet implements CHANGE REFERENCE DATA and RESET
+// RETRY COUNTER and counts the PIN's and the PUK's tries itself; and the
+// PKCS#11 way of unblocking (C_Login(CKU_SO) and C_InitPIN) on SoftHSM2.
+
+#include <fstream>
+
+#include "tests/integration/softhsm_fixture.hpp"
+#include "tests/support/pcsc_fixture.hpp"
+
+namespace kortti::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kNewPin = "24681357";
+constexpr const char* kPuk = "12345678";  // kortti-vcard's default
+
+class PinChange : public PcscDaemonTest {
+ protected:
+  void SetUp() override { start(); }
+
+  // OpenSC unblocks a PIV card's PIN through PKCS#11 only with this style.
+  void start(const std::string& extra = "", std::map<std::string, std::string> env = {}) {
+    {
+      std::ofstream conf(conf_dir_ / "opensc.conf");
+      conf << "app default { framework pkcs15 { use_file_caching = no; } }\n"
+              "app opensc-pkcs11 { pkcs11 { user_pin_unblock_style = set_pin_in_unlogged_session; } }\n";
+    }
+    extra_env_["OPENSC_CONF"] = (conf_dir_ / "opensc.conf").string();
+    DaemonOptions o;
+    o.extra = extra;
+    o.env = std::move(env);
+    start_daemon(std::move(o));
+  }
+  void insert() {
+    std::ofstream(state_ / "tries") << "3\n";  // a fresh card's counter, as the card writes it
+    card_ =
+        std::make_unique<VirtualCard>(pcscd_, card_options("physician", 0, {"--state", (state_ / "tries").string()}));
+    wait_for_token(card_->token_id());
+  }
+  std::string token() const { return card_->token_id(); }
+  Json status(client::Client& c) { return c.call("pin.status", {{"token_id", wstr(token())}}).at(0)["pins"]["user"]; }
+  // The card's own account: PIN tries, then the PIN and the PUK's tries.
+  std::string card_tries() const { return read_file(state_ / "tries"); }
+  std::string card_pin_state() const { return read_file(state_ / "tries.pin"); }
+  int login_code(client::Client& c, const std::string& pin, bool final_try = false) {
+    Json p = {{"token_id", wstr(token())}, {"pin", wstr(pin)}};
+    if (final_try) p["final_try"] = true;
+    try {
+      c.call("session.login", p);
+      c.call("session.logout", {{"token_id", wstr(token())}});
+      return 0;
+    } catch (const client::RpcError& e) {
+      return e.code();
+    }
+  }
+  void expect_no_pin_anywhere() const {
+    const std::string audit = read_file(daemon_->dir() / "audit.log");
+    for (const char* secret : {kPin, kNewPin, kPuk}) {
+      EXPECT_EQ(daemon_->log().find(secret), std::string::npos) << secret << " in korttid's log";
+      EXPECT_EQ(audit.find(secret), std::string::npos) << secret << " in the audit trail";
+    }
+  }
+
+  TempDir conf_dir_;
+  TempDir state_;
+  std::unique_ptr<VirtualCard> card_;
+};
+
+TEST_F(PinChange, TheOldPinStopsWorkingAndTheNewOneWorks) {
+  insert();
+  auto c = daemon_->connect();
+  auto events = watcher();
+  c->call("events.subscribe", {{"topics", Json::array({"pin"})}});
+  const Json before = status(*c);
+  EXPECT_EQ(before.value("tries_left", -1), 3) << before.dump();
+  EXPECT_EQ(before.value("min_length", 0), 4) << before.dump();
+  EXPECT_EQ(before.value("max_length", 0), 8) << before.dump();
+
+  EXPECT_TRUE(c->call("pin.change", {{"token_id", wstr(token())}, {"pin", kPin}, {"new_pin", kNewPin}})["changed"]);
+  const Json e = expect_event(*c, "pin", "changed", 5s);
+  EXPECT_EQ(str(e["token_id"]), token());
+  EXPECT_NE(card_pin_state().find(kNewPin), std::string::npos) << "the card itself holds the new PIN";
+  EXPECT_EQ(login_code(*c, kNewPin), 0);
+  EXPECT_EQ(login_code(*c, kPin), 1011) << "the old PIN no longer works";
+  EXPECT_NE(read_file(daemon_->dir() / "audit.log").find("\"action\":\"pin.change\""), std::string::npos);
+  expect_no_pin_anywhere();
+}
+
+TEST_F(PinChange, ANewPinOutsideTheRulesIsRefusedBeforeTheCardIsTouched) {
+  insert();
+  auto c = daemon_->connect();
+  const int changes = card_->apdus(0x24, Apdu::begun);
+  for (const char* bad : {"123", "123456789", "12ab5678"}) {
+    const auto e = rpc_error([&] {
+      c->call("pin.change", {{"token_id", wstr(token())}, {"pin", kPin}, {"new_pin", bad}});
+    });
+    EXPECT_EQ(e.code(), -32602) << bad << ": " << e.what();
+  }
+  EXPECT_EQ(card_->apdus(0x24, Apdu::begun), changes) << "no CHANGE REFERENCE DATA reached the card";
+  EXPECT_EQ(card_tries(), "3\n");
+  EXPECT_EQ(rpc_error([&] { c->call("pin.change", {{"token_id", wstr(token())}, {"pin", kPin}}); }).code(), -32602);
+}
+
+TEST_F(PinChange, AWrongOldPinCostsOneTryAndChangesNothing) {
+  insert();
+  auto c = daemon_->connect();
+  const auto e = rpc_error([&] {
+    c->call("pin.change", {{"token_id", wstr(token())}, {"pin", "000000"}, {"new_pin", kNewPin}});
+  });
+  EXPECT_EQ(e.code(), 1011) << e.what();
+  EXPECT_EQ(e.data().value("tries_left", -1), 2) << e.data().dump();
+  EXPECT_EQ(card_tries(), "2\n");
+  EXPECT_EQ(login_code(*c, kPin), 0) << "the PIN is still the old one";
+}
+
+TEST_F(PinChange, UnblockWithThePukResetsTheCounterAndAWrongPukCountsDown) {
+  insert();
+  auto c = daemon_->connect();
+  // A PIN that is not locked is changed, not unblocked: no PUK is spent.
+  const int resets = card_->apdus(0x2C, Apdu::begun);
+  EXPECT_EQ(rpc_error([&] {
+              c->call("pin.unblock", {{"token_id", wstr(token())}, {"puk", kPuk}, {"new_pin", kNewPin}});
+            }).code(),
+            -32602);
+  EXPECT_EQ(card_->apdus(0x2C, Apdu::begun), resets);
+
+  EXPECT_EQ(login_code(*c, "000000"), 1011);
+  EXPECT_EQ(login_code(*c, "000001"), 1011);
+  EXPECT_EQ(login_code(*c, "000002", true), 1012);
+  EXPECT_TRUE(status(*c).value("locked", false)) << status(*c).dump();
+  EXPECT_EQ(login_code(*c, kPin), 1012) << "the right PIN does not open a locked card";
+
+  const auto wrong = rpc_error([&] {
+    c->call("pin.unblock", {{"token_id", wstr(token())}, {"puk", "87654321"}, {"new_pin", kNewPin}});
+  });
+  EXPECT_EQ(wrong.code(), 1011) << wrong.what();
+  EXPECT_EQ(card_pin_state(), std::string(kPin) + "\n2\n") << "the PUK's own counter went down";
+
+  auto events = daemon_->connect();
+  events->call("events.subscribe", {{"topics", Json::array({"pin"})}});
+  EXPECT_TRUE(c->call("pin.unblock", {{"token_id", wstr(token())}, {"puk", kPuk}, {"new_pin", kNewPin}})["unblocked"]);
+  expect_event(*events, "pin", "unblocked", 5s);
+  EXPECT_EQ(card_tries(), "3\n") << "the PIN's counter starts again";
+  EXPECT_EQ(card_pin_state(), std::string(kNewPin) + "\n3\n");
+  EXPECT_EQ(status(*c).value("tries_left", -1), 3);
+  EXPECT_EQ(login_code(*c, kNewPin), 0);
+  expect_no_pin_anywhere();
+}
+
+TEST_F(PinChange, WithPinPromptKorttidAsksForTheOldAndTheNewPinTypedTwice) {
+  TempDir dialogs;
+  {
+    std::ofstream answers(dialogs / "answers");
+    answers << "pin:000000\npin:" << kNewPin << "\npin:" << kPin << "\npin:" << kNewPin << "\n";
+  }
+  start("[pin]\npinentry = \"" + (source_dir() / "tests/pinentry/pinentry-double").string() + "\"\n",
+        {{"KORTTI_PINENTRY_DOUBLE", dialogs.path().string()}, {"DISPLAY", ":kortti-test"}});
+  insert();
+  auto c = daemon_->connect();
+  EXPECT_TRUE(c->call("pin.change", {{"token_id", wstr(token())}, {"pin_prompt", true}})["changed"]);
+  const std::string first = read_file(dialogs / "dialog-1.txt");
+  const std::string second = read_file(dialogs / "dialog-2.txt");
+  const std::string third = read_file(dialogs / "dialog-3.txt");
+  EXPECT_NE(first.find("SETPROMPT Current PIN:"), std::string::npos) << first;
+  EXPECT_NE(first.find("asks to change the PIN"), std::string::npos) << first;
+  EXPECT_NE(second.find("SETPROMPT New PIN:"), std::string::npos) << second;
+  EXPECT_NE(second.find("SETREPEAT"), std::string::npos) << "the new PIN is typed twice: " << second;
+  EXPECT_NE(third.find("SETERROR Wrong PIN: 2 tries left"), std::string::npos) << third;
+  EXPECT_EQ(login_code(*c, kNewPin), 0);
+  expect_no_pin_anywhere();
+}
+
+TEST_F(PinChange, AnAdminWhoKeepsPinsFromClientsRefusesThemHereToo) {
+  start("[pin]\nclient_may_send = false\n");
+  insert();
+  auto c = daemon_->connect();
+  const auto e = rpc_error([&] {
+    c->call("pin.change", {{"token_id", wstr(token())}, {"pin", kPin}, {"new_pin", kNewPin}});
+  });
+  EXPECT_EQ(e.code(), 1040) << e.what();
+  EXPECT_EQ(card_tries(), "3\n");
+}
+
+class PinUnblockSoftHsm : public SoftHsmDaemonTest {
+ protected:
+  void SetUp() override {
+    DaemonOptions o;
+    o.pkcs11 = "unblock_style = \"so_login\"\n";
+    start(std::move(o));
+  }
+};
+
+TEST_F(PinUnblockSoftHsm, TheSoLoginStyleSetsANewUserPinWithTheSoPin) {
+  auto c = daemon_->connect();
+  const std::string token = token_ids_.at("cardA");
+  EXPECT_TRUE(c->call("pin.unblock", {{"token_id", wstr(token)}, {"puk", kSoPin}, {"new_pin", kNewPin}})["unblocked"]);
+  c->call("session.login", {{"token_id", wstr(token)}, {"pin", kNewPin}});
+  c->call("session.logout", {{"token_id", wstr(token)}});
+  EXPECT_EQ(rpc_error([&] { c->call("session.login", {{"token_id", wstr(token)}, {"pin", kPin}}); }).code(), 1011);
+  EXPECT_EQ(rpc_error([&] {
+              c->call("pin.unblock", {{"token_id", wstr(token)}, {"puk", "00000000"}, {"new_pin", kPin}});
+            }).code(),
+            1011);
+  // The token still signs after its sessions were closed and opened again.
+  c->call("session.login", {{"token_id", wstr(token)}, {"pin", kNewPin}});
+  const auto [r, digest] = sign_digest(*c, rsa_sign_cert(), "sha256", "", false);
+  EXPECT_TRUE(openssl_verify_digest(b64(r["certificate"]), digest, b64(r["signature"]), "sha256", "pkcs1"));
+}
+
+}  // namespace
+}  // namespace kortti::test
