@@ -48,6 +48,14 @@ void fill_from(TokenInfo& info, const SlotSnapshot& s) {
   if (!info.user_pin.tries_left) info.user_pin.tries_left = tries;
 }
 
+// The card's own counter outranks the module's flags, which OpenSC leaves
+// at "final try" after a right PIN has reset the counter.
+void trust_exact_count(PinStatus& pin) {
+  if (!pin.tries_left) return;
+  pin.final_try = *pin.tries_left == 1;
+  pin.locked = *pin.tries_left == 0;
+}
+
 }  // namespace
 
 Token::Token(std::shared_ptr<Module> module, const SlotSnapshot& slot, std::string token_id,
@@ -80,10 +88,12 @@ bool Token::is_same_token(const SlotSnapshot& slot) const {
 
 void Token::update_from(const SlotSnapshot& slot) {
   std::lock_guard lock(mutex_);
-  fill_from(info_, slot);
   // An exact count from the card stays until the card is asked again (at
   // every login attempt); without one, the flags are all there is.
-  if (!exact_tries_) info_.user_pin.tries_left = pin_status_from(slot.token).tries_left;
+  const std::optional<int> exact = exact_tries_ ? info_.user_pin.tries_left : std::nullopt;
+  fill_from(info_, slot);
+  info_.user_pin.tries_left = exact ? exact : pin_status_from(slot.token).tries_left;
+  if (exact) trust_exact_count(info_.user_pin);
 }
 
 std::shared_ptr<const std::vector<CertificateInfo>> Token::known_certificates() const {
@@ -121,8 +131,8 @@ void Token::open() {
   }
   {
     std::lock_guard lock(mutex_);
-    info_.rsa_pss = mechanisms_.empty() ||
-                    std::find(mechanisms_.begin(), mechanisms_.end(), CKM_RSA_PKCS_PSS) != mechanisms_.end();
+    info_.rsa_pss =
+        mechanisms_.empty() || std::find(mechanisms_.begin(), mechanisms_.end(), CKM_RSA_PKCS_PSS) != mechanisms_.end();
   }
   if (hooks_ && hooks_->reader_resolver) {
     auto reader = hooks_->reader_resolver(info());
@@ -172,6 +182,7 @@ void Token::refresh_info() {
   fill_from(info_, snap);
   exact_tries_ = exact.has_value();
   info_.user_pin.tries_left = exact ? exact : pin_status_from(t).tries_left;
+  if (exact) trust_exact_count(info_.user_pin);
   if (info_.user_pin.tries_left == 0) info_.user_pin.locked = true;
 }
 
