@@ -60,6 +60,8 @@ Runner define_login(CLI::App& cmd);
 Runner define_logout(CLI::App& cmd);
 // commands_pin.cpp
 Runner define_pin(CLI::App& cmd);
+// commands_watch.cpp
+Runner define_watch(CLI::App& cmd);
 // commands_events.cpp
 Runner define_events(CLI::App& cmd);
 

@@ -6,28 +6,13 @@
 
 #include "client/commands.hpp"
 #include "client/table.hpp"
+#include "common/subject.hpp"
 
 namespace kortti::cli {
 
 namespace {
 
 using client::Client;
-
-// The CN of an RFC 2253 subject, for narrow tables.
-std::string common_name(const std::string& subject) {
-  auto pos = subject.find("CN=");
-  if (pos == std::string::npos) return subject;
-  std::string out;
-  for (std::size_t i = pos + 3; i < subject.size(); ++i) {
-    if (subject[i] == '\\' && i + 1 < subject.size()) {
-      out += subject[++i];
-      continue;
-    }
-    if (subject[i] == ',') break;
-    out += subject[i];
-  }
-  return out;
-}
 
 int cmd_status(Client& c, const Globals& g) {
   const Json s = c.call("system.status");

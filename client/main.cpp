@@ -78,6 +78,8 @@ const Command kCommands[] = {
     {"tunnels", "list the TLS upstreams and the tunnels open to them", define_tunnels},
     {"tls", "use a TLS tunnel that logs in with the card (tls connect NAME)", define_tls},
     {"events", "print reader, card, token, session and PIN events as they happen", define_events},
+    {"watch", "desktop notifications: card in or out, PIN about to lock, certificate expiring, stale registry",
+     define_watch},
     {"logout", "end this user's session on a token", define_logout},
     {"pin", "the PIN's state; change it, or unblock it with the activation code (pin status|change|unblock)",
      define_pin},

@@ -11,29 +11,12 @@
 
 #include "common/digest.hpp"
 #include "common/encoding.hpp"
+#include "common/subject.hpp"
 #include "service/prepared.hpp"
 
 namespace kortti::service {
 
 namespace {
-
-// The CN of an RFC 2253 subject, or the whole subject.
-std::string holder_of(const std::string& subject) {
-  for (std::size_t at = 0; at < subject.size();) {
-    if (subject.compare(at, 3, "CN=") == 0) {
-      std::string out;
-      for (std::size_t i = at + 3; i < subject.size() && subject[i] != ','; ++i) {
-        if (subject[i] == '\\' && i + 1 < subject.size()) ++i;
-        out += subject[i];
-      }
-      return out;
-    }
-    const auto comma = subject.find(',', at);
-    if (comma == std::string::npos) break;
-    at = comma + 1;
-  }
-  return subject;
-}
 
 // The caller as the user can judge it: the name it gave itself (its claim),
 // and what the kernel vouches for — its uid and its process.
@@ -92,7 +75,7 @@ pinentry::Dialog signature_dialog(const Caller& caller, const pkcs11::Certificat
   else
     d.description += kind_of(method) + "\nwhose digest begins " + short_digest(request);
   d.description += "\nwith the " + std::string(pin2 ? "signature key (PIN2)" : "authentication key (PIN1)") + " of " +
-                   holder_of(cert.subject) + ".";
+                   common_name(cert.subject) + ".";
   d.ok = "Sign";
   return d;
 }
@@ -101,7 +84,7 @@ pinentry::Dialog login_dialog(const Caller& caller, const std::string& subject,
                               const std::optional<std::string>& origin) {
   pinentry::Dialog d("kortti: PIN1 to log in", "", "PIN1:");
   d.description = who_asks(caller) + " asks to log in" + (origin ? " to " + *origin : std::string()) +
-                  "\nwith the authentication key (PIN1)" + (subject.empty() ? "" : " of " + holder_of(subject)) + ".";
+                  "\nwith the authentication key (PIN1)" + (subject.empty() ? "" : " of " + common_name(subject)) + ".";
   d.ok = "Log in";
   return d;
 }
@@ -109,7 +92,7 @@ pinentry::Dialog login_dialog(const Caller& caller, const std::string& subject,
 namespace {
 
 std::string whose_card(const pkcs11::TokenInfo& token, const std::string& subject) {
-  return subject.empty() ? "the card \"" + token.label + "\"" : holder_of(subject) + "'s card";
+  return subject.empty() ? "the card \"" + token.label + "\"" : common_name(subject) + "'s card";
 }
 
 }  // namespace

@@ -304,6 +304,32 @@ class TlsServer {
   pid_t pid_ = -1;
 };
 
+// A user's desktop as `kortti watch` needs it: a private D-Bus session bus
+// (dbus-daemon) with the notification server's test double on it
+// (tests/notify_double/), and `kortti watch` itself run in the background.
+class Desktop {
+ public:
+  Desktop();
+  ~Desktop();
+  Desktop(const Desktop&) = delete;
+  Desktop& operator=(const Desktop&) = delete;
+  [[nodiscard]] std::map<std::string, std::string> env() const;
+  // The notifications shown so far: "URGENCY\tSUMMARY\tBODY" each.
+  [[nodiscard]] std::vector<std::string> notices() const;
+  // Waits until a notice contains `text`; false at `timeout`.
+  [[nodiscard]] bool wait_for_notice(const std::string& text, std::chrono::milliseconds timeout) const;
+  // `kortti --socket SOCKET watch ARGS...` until stop_watch() or the end.
+  void start_watch(const std::string& socket, const std::vector<std::string>& args);
+  void stop_watch();
+  [[nodiscard]] std::string watch_log() const;
+
+ private:
+  TempDir dir_;
+  pid_t bus_ = -1;
+  pid_t server_ = -1;
+  pid_t watch_ = -1;
+};
+
 inline constexpr const char* kOpenScModule = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 
 // Independent verification with the openssl CLI.
