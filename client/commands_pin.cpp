@@ -20,6 +20,7 @@ struct PinCommand {
   std::string token;
   int pin_fd = -1;
   bool pin_prompt = false;
+  bool pinpad = false;
   bool final_try = false;
   CLI::App* status = nullptr;
   CLI::App* change = nullptr;
@@ -52,6 +53,10 @@ int cmd_status(Client& c, const Globals& g, const PinCommand& o) {
 void collect(Json& params, const PinCommand& o, const char* proof, const std::string& proof_name) {
   if (o.pin_prompt) {
     params["pin_prompt"] = true;
+    return;
+  }
+  if (o.pinpad) {
+    params["pinpad"] = true;
     return;
   }
   if (o.pin_fd >= 0) {
@@ -92,9 +97,11 @@ int cmd_unblock(Client& c, const Globals& g, const PinCommand& o) {
 void add_entry_options(CLI::App* cmd, PinCommand& o, const char* fd_help) {
   cmd->add_option("--token", o.token, "the token whose user PIN it is")->required()->option_text("TOKEN_ID");
   auto* fd = cmd->add_option("--pin-fd", o.pin_fd, fd_help)->option_text("N");
-  cmd->add_flag("--pin-prompt", o.pin_prompt,
-                "let korttid ask for the PINs in its own dialog (pinentry), so this program never sees them")
-      ->excludes(fd);
+  auto* prompt = cmd->add_flag("--pin-prompt", o.pin_prompt,
+                               "let korttid ask for the PINs in its own dialog (pinentry), so this program never "
+                               "sees them")
+                     ->excludes(fd);
+  cmd->add_flag("--pinpad", o.pinpad, "type the PINs on the reader's PIN pad")->excludes(fd)->excludes(prompt);
 }
 
 }  // namespace

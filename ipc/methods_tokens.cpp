@@ -97,8 +97,7 @@ service::NewPin new_pin_params(Params& params, const char* proof) {
   service::NewPin request;
   request.prompt = params.boolean("pin_prompt", false);
   request.final_try = params.boolean("final_try", false);
-  if (params.boolean("pinpad", false))
-    throw Error(Errc::unsupported, "changing or unblocking a PIN on the PIN pad is not supported yet; use pin_prompt");
+  request.pinpad = params.boolean("pinpad", false);
   request.proof = params.secret(proof);
   request.new_pin = params.secret("new_pin");
   return request;

@@ -131,6 +131,9 @@ struct PinChange {
   SecretString proof;  // the old PIN, or the PUK
   SecretString new_pin;
   bool final_try = false;  // pin.change: the caller knows the old PIN has one try left
+  // Both are typed on the reader's PIN pad instead (protected
+  // authentication path): the module asks for them, korttid never sees them.
+  bool pinpad = false;
 };
 
 // Why `pin` cannot be a new user PIN of a token with `status`, or nothing:

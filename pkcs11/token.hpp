@@ -84,6 +84,7 @@ class Token {
   void refresh_info();
   void check_pin_shape(const Credentials& credentials) const;
   void check_new_pin(const SecretString& pin) const;
+  void check_pinpad(const PinChange& change) const;
   // 1040 when another uid holds the card's session.
   void check_not_anothers(uid_t uid) const;
   [[noreturn]] void throw_pin_failure(const Error& error);

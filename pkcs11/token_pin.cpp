@@ -16,6 +16,9 @@ CK_UTF8CHAR_PTR bytes_of(const SecretString& s) {
   return reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(s.data()));
 }
 
+// A PIN for the module, or null: the reader's PIN pad asks for it.
+CK_UTF8CHAR_PTR pad_or(const SecretString& s, bool pinpad) { return pinpad ? nullptr : bytes_of(s); }
+
 }  // namespace
 
 std::optional<std::string> new_pin_problem(const PinStatus& status, std::string_view pin) {
@@ -36,25 +39,36 @@ void Token::check_not_anothers(uid_t uid) const {
   if (owner_ && *owner_ != uid) throw Error(Errc::permission_denied, "the card is logged in by another user");
 }
 
+void Token::check_pinpad(const PinChange& change) const {
+  if (change.pinpad && !info().pinpad)
+    throw Error(Errc::unsupported, "this card's reader has no PIN pad (protected authentication path)");
+}
+
 void Token::change_pin(const PinChange& change, uid_t uid) {
   check_not_anothers(uid);
-  Credentials old;
-  old.pin = SecretString(change.proof.view());
-  old.final_try = change.final_try;
-  check_pin_shape(old);
-  check_new_pin(change.new_pin);
+  check_pinpad(change);
+  if (!change.pinpad) {
+    Credentials old;
+    old.pin = SecretString(change.proof.view());
+    old.final_try = change.final_try;
+    check_pin_shape(old);
+    check_new_pin(change.new_pin);
+  }
   CK_FUNCTION_LIST* fn = module_->fn();
   Session rw(fn, slot_, CKF_RW_SESSION);
   // Logged in first, with the old PIN: a module that unblocks with C_SetPIN
   // in a session not logged in (OpenSC, set_pin_in_unlogged_session) would
-  // otherwise take the old PIN for a PUK.
+  // otherwise take the old PIN for a PUK. On a PIN pad the user types it
+  // there (null PINs: the protected authentication path).
   const bool transient = !rw.user_logged_in();
   if (transient) {
-    const CK_RV rv = fn->C_Login(rw.handle(), CKU_USER, bytes_of(change.proof), change.proof.size());
+    const CK_RV rv = fn->C_Login(rw.handle(), CKU_USER, pad_or(change.proof, change.pinpad),
+                                 change.pinpad ? 0 : change.proof.size());
     if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) throw_pin_failure(failure(rv, "C_Login"));
   }
-  const CK_RV rv = fn->C_SetPIN(rw.handle(), bytes_of(change.proof), change.proof.size(), bytes_of(change.new_pin),
-                                change.new_pin.size());
+  const CK_RV rv =
+      fn->C_SetPIN(rw.handle(), pad_or(change.proof, change.pinpad), change.pinpad ? 0 : change.proof.size(),
+                   pad_or(change.new_pin, change.pinpad), change.pinpad ? 0 : change.new_pin.size());
   if (transient) fn->C_Logout(rw.handle());
   keys_.clear();
   if (rv == CKR_PIN_LEN_RANGE || rv == CKR_PIN_INVALID)
@@ -65,8 +79,13 @@ void Token::change_pin(const PinChange& change, uid_t uid) {
 
 void Token::unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid) {
   check_not_anothers(uid);
-  check_new_pin(change.new_pin);
-  if (change.proof.empty()) throw Error(Errc::invalid_params, "the PUK is empty");
+  check_pinpad(change);
+  if (!change.pinpad) {
+    check_new_pin(change.new_pin);
+    if (change.proof.empty()) throw Error(Errc::invalid_params, "the PUK is empty");
+  }
+  const CK_ULONG proof_size = change.pinpad ? 0 : change.proof.size();
+  const CK_ULONG new_size = change.pinpad ? 0 : change.new_pin.size();
   CK_FUNCTION_LIST* fn = module_->fn();
   if (work().user_logged_in()) {
     fn->C_Logout(anchor_->handle());
@@ -80,17 +99,17 @@ void Token::unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid) 
     if (!info().user_pin.locked)
       throw Error(Errc::invalid_params, "the PIN is not locked: change it with pin.change (the old PIN) instead");
     Session rw(fn, slot_, CKF_RW_SESSION);
-    rv = fn->C_SetPIN(rw.handle(), bytes_of(change.proof), change.proof.size(), bytes_of(change.new_pin),
-                      change.new_pin.size());
+    rv = fn->C_SetPIN(rw.handle(), pad_or(change.proof, change.pinpad), proof_size,
+                      pad_or(change.new_pin, change.pinpad), new_size);
   } else {
     // An SO login needs every read-only session closed (CKR_SESSION_READ_ONLY_EXISTS).
     close();
     keys_.clear();
     {
       Session rw(fn, slot_, CKF_RW_SESSION);
-      rv = fn->C_Login(rw.handle(), CKU_SO, bytes_of(change.proof), change.proof.size());
+      rv = fn->C_Login(rw.handle(), CKU_SO, pad_or(change.proof, change.pinpad), proof_size);
       if (rv == CKR_OK) {
-        rv = fn->C_InitPIN(rw.handle(), bytes_of(change.new_pin), change.new_pin.size());
+        rv = fn->C_InitPIN(rw.handle(), pad_or(change.new_pin, change.pinpad), new_size);
         fn->C_Logout(rw.handle());
       }
     }
@@ -99,6 +118,7 @@ void Token::unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid) 
   }
   if (rv == CKR_PIN_INCORRECT)
     throw Error(Errc::pin_incorrect, "the PUK (activation code) is incorrect").with_detail(ckr_name(rv));
+  if (rv == CKR_FUNCTION_CANCELED) throw failure(rv, "C_SetPIN");
   if (rv == CKR_PIN_LOCKED)
     throw Error(Errc::pin_locked,
                 info().user_pin.locked

@@ -40,7 +40,15 @@ Task<Unit> Service::set_pin(Caller caller, std::string token_id, NewPin request,
   const char* action = unblock ? "pin.unblock" : "pin.change";
   const std::optional<pkcs11::TokenInfo> token = services_.tokens->token(token_id);
   if (!token) throw Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present");
-  if (request.prompt) {
+  if (request.prompt && token->pinpad) {
+    // A PIN pad is preferred to the dialog, as for signatures.
+    request.prompt = false;
+    request.pinpad = true;
+  }
+  if (request.pinpad) {
+    if (request.proof || request.new_pin)
+      throw Error(Errc::invalid_params, "give one of the PINs, 'pinpad' or 'pin_prompt'");
+  } else if (request.prompt) {
     if (request.proof || request.new_pin)
       throw Error(Errc::invalid_params, "give either the PINs or 'pin_prompt', not both");
     pkcs11::Credentials asked;
@@ -48,8 +56,8 @@ Task<Unit> Service::set_pin(Caller caller, std::string token_id, NewPin request,
     check_pin_source(caller, asked, false);
   } else {
     if (!request.proof || !request.new_pin)
-      throw Error(Errc::invalid_params,
-                  std::string(unblock ? "'puk'" : "'pin'") + " and 'new_pin' are required, or 'pin_prompt': true");
+      throw Error(Errc::invalid_params, std::string(unblock ? "'puk'" : "'pin'") +
+                                            " and 'new_pin' are required, or 'pin_prompt' or 'pinpad': true");
     if (!options_.pin.client_may_send || !options_.pin.client_may_send_authentication)
       throw Error(Errc::permission_denied,
                   "korttid takes no PINs from clients ([pin] client_may_send): ask with \"pin_prompt\": true");
@@ -63,10 +71,11 @@ Task<Unit> Service::set_pin(Caller caller, std::string token_id, NewPin request,
   std::string error;
   for (int round = 1;; ++round) {
     pkcs11::PinChange change;
+    change.pinpad = request.pinpad;  // then the reader asks for both
     if (request.prompt) {
       const pkcs11::TokenInfo now = services_.tokens->token(token_id).value_or(*token);
       change = co_await ask_new_pin(caller, now, holder_subject, unblock, error);
-    } else {
+    } else if (!request.pinpad) {
       change.proof = std::move(*request.proof);
       change.new_pin = std::move(*request.new_pin);
       change.final_try = request.final_try;

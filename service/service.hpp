@@ -155,6 +155,7 @@ struct NewPin {
   std::optional<SecretString> proof;  // the old PIN (change) or the PUK / activation code (unblock)
   std::optional<SecretString> new_pin;
   bool prompt = false;
+  bool pinpad = false;     // both typed on the reader's PIN pad
   bool final_try = false;  // change: the old PIN's last try may be spent
 };
 

@@ -209,5 +209,45 @@ TEST_F(PinUnblockSoftHsm, TheSoLoginStyleSetsANewUserPinWithTheSoPin) {
   EXPECT_TRUE(openssl_verify_digest(b64(r["certificate"]), digest, b64(r["signature"]), "sha256", "pkcs1"));
 }
 
+// A PIN-pad reader is what no real part of the test bed has: the PKCS#11
+// shim over SoftHSM2 plays one (tests/p11_shim/), reading what the user
+// "types on the pad" from a file.
+class PinPadChange : public SoftHsmDaemonTest {
+ protected:
+  void SetUp() override {
+    DaemonOptions o = shim_options("KORTTI_SHIM_PINPAD", (pad_ / "typed").string());
+    o.pkcs11 = "unblock_style = \"so_login\"\n";
+    start(std::move(o));
+  }
+  void type_on_pad(const std::vector<std::string>& lines) {
+    std::ofstream out(pad_ / "typed", std::ios::trunc);
+    for (const auto& l : lines) out << l << "\n";
+    fs::remove(pad_ / "typed.read");
+  }
+  TempDir pad_;
+};
+
+TEST_F(PinPadChange, ThePinsAreTypedOnThePadAndKorttidNeverSeesThem) {
+  auto c = daemon_->connect();
+  const std::string token = token_ids_.at("cardA");
+  EXPECT_TRUE(c->call("pin.status", {{"token_id", wstr(token)}}).at(0)["pinpad"].get<bool>());
+  // The login that proves the old PIN, then the module's change: old, new.
+  type_on_pad({kPin, kPin, kNewPin});
+  EXPECT_TRUE(c->call("pin.change", {{"token_id", wstr(token)}, {"pinpad", true}})["changed"]);
+  EXPECT_EQ(read_file(pad_ / "typed.read"), "3\n") << "three entries on the pad";
+  c->call("session.login", {{"token_id", wstr(token)}, {"pin", kNewPin}});
+  c->call("session.logout", {{"token_id", wstr(token)}});
+
+  type_on_pad({"cancel"});
+  EXPECT_EQ(rpc_error([&] { c->call("pin.change", {{"token_id", wstr(token)}, {"pinpad", true}}); }).code(), 1013);
+
+  // pin_prompt on a reader with a PIN pad: the pad asks, not a dialog.
+  type_on_pad({kSoPin, kPin});
+  EXPECT_TRUE(c->call("pin.unblock", {{"token_id", wstr(token)}, {"pin_prompt", true}})["unblocked"]);
+  c->call("session.login", {{"token_id", wstr(token)}, {"pin", kPin}});
+  const std::string log = daemon_->log();
+  for (const char* secret : {kPin, kNewPin, kSoPin}) EXPECT_EQ(log.find(secret), std::string::npos) << secret;
+}
+
 }  // namespace
 }  // namespace kortti::test

@@ -9,6 +9,13 @@
 //   KORTTI_SHIM_FINALIZE_HANG_S=N C_Finalize waits N seconds first, as a
 //                                 module does that is disconnecting a card
 //                                 pcscd is still busy with.
+//   KORTTI_SHIM_PINPAD=FILE       the tokens sit in a PIN-pad reader
+//                                 (CKF_PROTECTED_AUTHENTICATION_PATH): what
+//                                 the user types on the pad is FILE's next
+//                                 line, for each PIN the module asks for
+//                                 (C_Login, C_SetPIN, C_InitPIN without a
+//                                 PIN); a line "cancel" presses Cancel.
+//                                 FILE.read counts the lines used.
 
 #include <p11-kit/pkcs11.h>
 
@@ -18,6 +25,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <optional>
+#include <string>
 #include <string_view>
 
 namespace {
@@ -84,6 +94,55 @@ CK_RV shim_sign_init(CK_SESSION_HANDLE session, CK_MECHANISM* mechanism, CK_OBJE
   return target->C_SignInit(session, mechanism, key);
 }
 
+// The next entry on the PIN pad, or nullopt for Cancel.
+std::optional<std::string> typed_on_pad() {
+  const char* file = std::getenv("KORTTI_SHIM_PINPAD");
+  std::ifstream counter(std::string(file) + ".read");
+  int used = 0;
+  counter >> used;
+  std::ifstream in(file);
+  std::string line;
+  for (int i = 0; i <= used; ++i)
+    if (!std::getline(in, line)) line = "cancel";
+  std::ofstream(std::string(file) + ".read", std::ios::trunc) << used + 1 << "\n";
+  if (line == "cancel") return std::nullopt;
+  return line;
+}
+
+bool pinpad() { return std::getenv("KORTTI_SHIM_PINPAD") != nullptr; }
+
+CK_UTF8CHAR_PTR utf8(std::string& s) { return reinterpret_cast<CK_UTF8CHAR_PTR>(s.data()); }
+
+CK_RV shim_get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO* info) {
+  const CK_RV rv = target->C_GetTokenInfo(slot, info);
+  if (rv == CKR_OK && pinpad()) info->flags |= CKF_PROTECTED_AUTHENTICATION_PATH;
+  return rv;
+}
+
+CK_RV shim_login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG len) {
+  if (!pinpad() || pin != nullptr) return target->C_Login(session, user, pin, len);
+  auto typed = typed_on_pad();
+  if (!typed) return CKR_FUNCTION_CANCELED;
+  return target->C_Login(session, user, utf8(*typed), typed->size());
+}
+
+CK_RV shim_set_pin(CK_SESSION_HANDLE session, CK_UTF8CHAR_PTR old_pin, CK_ULONG old_len, CK_UTF8CHAR_PTR new_pin,
+                   CK_ULONG new_len) {
+  if (!pinpad() || old_pin != nullptr) return target->C_SetPIN(session, old_pin, old_len, new_pin, new_len);
+  auto old_typed = typed_on_pad();
+  if (!old_typed) return CKR_FUNCTION_CANCELED;
+  auto new_typed = typed_on_pad();
+  if (!new_typed) return CKR_FUNCTION_CANCELED;
+  return target->C_SetPIN(session, utf8(*old_typed), old_typed->size(), utf8(*new_typed), new_typed->size());
+}
+
+CK_RV shim_init_pin(CK_SESSION_HANDLE session, CK_UTF8CHAR_PTR pin, CK_ULONG len) {
+  if (!pinpad() || pin != nullptr) return target->C_InitPIN(session, pin, len);
+  auto typed = typed_on_pad();
+  if (!typed) return CKR_FUNCTION_CANCELED;
+  return target->C_InitPIN(session, utf8(*typed), typed->size());
+}
+
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) CK_RV C_GetFunctionList(CK_FUNCTION_LIST** list) {
@@ -98,6 +157,10 @@ extern "C" __attribute__((visibility("default"))) CK_RV C_GetFunctionList(CK_FUN
     shim.C_GetMechanismList = shim_get_mechanism_list;
     shim.C_GetMechanismInfo = shim_get_mechanism_info;
     shim.C_SignInit = shim_sign_init;
+    shim.C_GetTokenInfo = shim_get_token_info;
+    shim.C_Login = shim_login;
+    shim.C_SetPIN = shim_set_pin;
+    shim.C_InitPIN = shim_init_pin;
   }
   *list = &shim;
   return CKR_OK;
