@@ -74,6 +74,24 @@ TEST_F(Watch, WarnsOnceOfAPinAboutToLockAndOfACertificateThatExpires) {
   EXPECT_NE(r.out.find("Card certificate expires: The certificate " + card.token_id()), std::string::npos) << r.out;
 }
 
+TEST_F(Watch, SaysWhenTheRegistryExtractIsStale) {
+  DaemonOptions o;
+  o.registry = "max_age_h = 24\n";
+  start_daemon(std::move(o));
+  import_registry_fixture(*daemon_);
+  Desktop desktop;
+  auto r = watch_once({}, desktop.env());
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(count(desktop, "Registry extract stale"), 0) << "a fresh import";
+  // Age the import, as if made eight days ago.
+  auto aged = run({"sqlite3", daemon_->registry().string(),
+                   "UPDATE provenance SET imported_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-8 days')"});
+  ASSERT_EQ(aged.status, 0) << aged.err;
+  r = watch_once({}, desktop.env());
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(count(desktop, "Registry extract stale"), 1);
+}
+
 TEST_F(Watch, WithoutASessionBusItSaysWhatToDo) {
   auto r = watch_once({}, {{"DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent"}});
   EXPECT_NE(r.status, 0);
