@@ -39,7 +39,8 @@ int g_tty = -1;
 termios g_saved{};
 void restore_and_exit(int signo) {
   if (g_tty >= 0) tcsetattr(g_tty, TCSAFLUSH, &g_saved);
-  ::write(STDERR_FILENO, "\n", 1);
+  // The process ends either way; a lost newline is all that can go wrong.
+  [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, "\n", 1);
   _exit(128 + signo);
 }
 

@@ -8,7 +8,6 @@
 #include <openssl/rsa.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "common/error.hpp"
 #include "common/openssl.hpp"
@@ -52,7 +51,7 @@ Bytes signed_attributes_der(CMS_SignerInfo* si) {
     i2d_X509_ATTRIBUTE(a, &p);
     items.push_back(std::move(item));
   }
-  std::sort(items.begin(), items.end());
+  std::sort(items.begin(), items.end(), BytesLess());
   std::size_t total = 0;
   for (const auto& i : items) total += i.size();
   Bytes out{0x31};

@@ -90,8 +90,12 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     if (!ec) l->acceptor.bind(Local::endpoint(u.listen), ec);
     if (!ec) l->acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) throw std::runtime_error("tls upstream " + u.name + ": cannot listen on " + u.listen + ": " + ec.message());
-    ::chmod(u.listen.c_str(), options.socket_mode);
-    if (options.socket_group) (void)::chown(u.listen.c_str(), static_cast<uid_t>(-1), *options.socket_group);
+    // Who may connect is the socket's mode and group, as for korttid's own
+    // socket: a listener that cannot be given them is not opened.
+    if (::chmod(u.listen.c_str(), options.socket_mode) != 0 ||
+        (options.socket_group && ::chown(u.listen.c_str(), static_cast<uid_t>(-1), *options.socket_group) != 0))
+      throw std::runtime_error("tls upstream " + u.name + ": cannot set the mode and group of " + u.listen + ": " +
+                               std::strerror(errno));
     spdlog::info("tls {}: listening on {} for {}:{}", u.name, u.listen, u.host, u.port);
     accept(l);
     listeners.push_back(std::move(l));

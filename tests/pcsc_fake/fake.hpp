@@ -23,7 +23,7 @@ struct Reader {
   DWORD events = 0;               // pcsc-lite's insert/remove counter
   std::optional<Bytes> features;  // CM_IOCTL_GET_FEATURE_REQUEST answer
   LONG control_error = SCARD_S_SUCCESS;
-  std::map<Bytes, Bytes> apdus;  // command -> response
+  std::map<Bytes, Bytes, BytesLess> apdus;  // command -> response
 
   static Reader named(std::string name) {
     Reader r;
