@@ -169,7 +169,9 @@ struct PinEntry::Impl {
 PinEntry::PinEntry(boost::asio::io_context& /*io*/, Options options)
     : impl_(std::make_shared<Impl>(std::move(options))) {}
 
-PinEntry::~PinEntry() = default;
+// The worker's thread ends before korttid does: a thread still handing its
+// OpenSSL state back while the process exits races OpenSSL's own cleanup.
+PinEntry::~PinEntry() { impl_->worker.stop_and_wait(std::chrono::seconds(2)); }
 
 std::optional<std::string> PinEntry::unavailable() const {
   const Options& o = impl_->options;
