@@ -136,6 +136,14 @@ struct PinChange {
   bool pinpad = false;
 };
 
+// The lengths a new user PIN may have: the token's own range, or 4 to 8
+// (finland.md) where it gives none or an absurd one.
+struct PinLengths {
+  std::size_t min;
+  std::size_t max;
+};
+PinLengths new_pin_lengths(const PinStatus& status);
+
 // Why `pin` cannot be a new user PIN of a token with `status`, or nothing:
 // the token's length range (4 to 8 where it gives none) and digits only, as
 // healthcare and PIV cards take (finland.md). Checked before any card I/O.

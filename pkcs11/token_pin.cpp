@@ -21,9 +21,13 @@ CK_UTF8CHAR_PTR pad_or(const SecretString& s, bool pinpad) { return pinpad ? nul
 
 }  // namespace
 
+PinLengths new_pin_lengths(const PinStatus& status) {
+  return {status.min_length > 0 ? status.min_length : 4,
+          status.max_length > 0 && status.max_length < 1024 ? status.max_length : 8};
+}
+
 std::optional<std::string> new_pin_problem(const PinStatus& status, std::string_view pin) {
-  const std::size_t min = status.min_length > 0 ? status.min_length : 4;
-  const std::size_t max = status.max_length > 0 && status.max_length < 1024 ? status.max_length : 8;
+  const auto [min, max] = new_pin_lengths(status);
   if (pin.size() < min || pin.size() > max)
     return "the new PIN must be " + std::to_string(min) + " to " + std::to_string(max) + " digits long";
   if (!std::all_of(pin.begin(), pin.end(), [](char c) { return c >= '0' && c <= '9'; }))

@@ -60,6 +60,12 @@ std::string tries_note(const pkcs11::PinStatus& pin) {
 
 }  // namespace
 
+std::string wrong(const char* what, const Error& e) {
+  std::string text = std::string("Wrong ") + what;
+  if (e.tries_left) text += ": " + std::to_string(*e.tries_left) + " tries left";
+  return text;
+}
+
 bool is_signature_key(const pkcs11::CertificateInfo& cert) {
   return std::find(cert.purposes.begin(), cert.purposes.end(), pkcs11::Purpose::signature) != cert.purposes.end();
 }
@@ -114,9 +120,7 @@ pinentry::Dialog proof_dialog(const Caller& caller, const pkcs11::TokenInfo& tok
 }
 
 pinentry::Dialog new_pin_dialog(const pkcs11::TokenInfo& token, const std::string& subject) {
-  const std::size_t min = token.user_pin.min_length > 0 ? token.user_pin.min_length : 4;
-  const std::size_t max =
-      token.user_pin.max_length > 0 && token.user_pin.max_length < 1024 ? token.user_pin.max_length : 8;
+  const auto [min, max] = pkcs11::new_pin_lengths(token.user_pin);
   pinentry::Dialog d("kortti: the new PIN", "", "New PIN:");
   d.description = "Type the new PIN of " + whose_card(token, subject) + ": " + std::to_string(min) + " to " +
                   std::to_string(max) + " digits.";
@@ -172,8 +176,7 @@ Task<Unit> Service::with_pin(const Caller& caller, const std::string& token_id, 
     if (done.ok()) co_return Unit{};
     const Error& e = done.error();
     if (e.code() != Errc::pin_incorrect || round >= rounds) throw e;
-    dialog.error = "Wrong PIN";
-    if (e.tries_left) dialog.error += ": " + std::to_string(*e.tries_left) + " tries left";
+    dialog.error = wrong("PIN", e);
     token = services_.tokens->token(token_id);
     if (token && e.tries_left) {
       token->user_pin.tries_left = e.tries_left;

@@ -94,8 +94,7 @@ Task<Unit> Service::set_pin(Caller caller, std::string token_id, NewPin request,
     if (done.ok()) co_return Unit{};
     const Error& e = done.error();
     if (!request.prompt || e.code() != Errc::pin_incorrect || round >= options_.pin.prompt_attempts) throw e;
-    error = unblock ? "Wrong PUK" : "Wrong PIN";
-    if (e.tries_left) error += ": " + std::to_string(*e.tries_left) + " tries left";
+    error = wrong(unblock ? "PUK" : "PIN", e);
   }
 }
 

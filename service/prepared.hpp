@@ -40,6 +40,8 @@ AuditRecord audit_record(const Caller& caller, std::string action, const pkcs11:
 // caller is still there to receive it.
 AuditRecord answered(AuditRecord record, const Result<pkcs11::SignResult>& result);
 
+// What a PIN dialog says after a wrong PIN or PUK: "Wrong PIN: 2 tries left".
+std::string wrong(const char* what, const Error& error);
 // A certificate of the signature key (nonRepudiation): its PIN is PIN2.
 bool is_signature_key(const pkcs11::CertificateInfo& cert);
 // The words of korttid's PIN dialogs: who asks (the name the client gave
