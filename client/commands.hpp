@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "client/client.hpp"
 #include "common/bytes.hpp"
@@ -29,9 +30,12 @@ struct Globals {
 
 // Runs a parsed command against korttid. `check` (optional) refuses a
 // combination of options CLI11 cannot express, before korttid is contacted.
+// `standalone` (instead of run): the command connects by itself, so it can
+// explain a failure to connect (kortti doctor).
 struct Runner {
   std::function<int(client::Client&, const Globals&)> run;
   std::function<std::optional<std::string>()> check;
+  std::function<int(const Globals&)> standalone = {};
 };
 using Define = Runner (*)(CLI::App& cmd);
 
@@ -64,6 +68,8 @@ Runner define_pin(CLI::App& cmd);
 Runner define_watch(CLI::App& cmd);
 // commands_events.cpp
 Runner define_events(CLI::App& cmd);
+// commands_doctor.cpp
+Runner define_doctor(CLI::App& cmd);
 
 // --- shared by the command files (commands.cpp) ---
 
@@ -96,5 +102,17 @@ std::string registry_summary(const Json& r);
 void print_validation(const Json& v);
 void print_reasons(const char* title, const Json& list);
 void print_error(const client::RpcError& e);
+
+// card_conditions.cpp: what is wrong with the cards now that their user
+// should hear of: a PIN locked or with one try left, a certificate that
+// expires within expiry_days, a stale registry extract. kortti watch shows
+// each as a notification, kortti doctor as a finding.
+struct Condition {
+  std::string key;  // the same condition is shown once while it lasts; empty: an event, shown every time
+  std::string summary;
+  std::string body;
+  bool urgent = false;  // the card cannot be used (locked, expired) or will not be after one mistake
+};
+std::vector<Condition> card_conditions(client::Client& c, int expiry_days);
 
 }  // namespace kortti::cli

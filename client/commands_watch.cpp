@@ -8,15 +8,12 @@
 #include <systemd/sd-bus.h>
 
 #include <chrono>
-#include <ctime>
 #include <iostream>
 #include <memory>
 #include <set>
 #include <stdexcept>
 
 #include "client/commands.hpp"
-#include "common/subject.hpp"
-#include "common/time.hpp"
 
 namespace kortti::cli {
 
@@ -25,17 +22,10 @@ namespace {
 using client::Client;
 using namespace std::chrono_literals;
 
-struct Notice {
-  std::string key;  // the same condition is shown once while it lasts; empty: every time
-  std::string summary;
-  std::string body;
-  bool urgent = false;
-};
-
 class Notifier {
  public:
   virtual ~Notifier() = default;
-  virtual void show(const Notice& notice) = 0;
+  virtual void show(const Condition& notice) = 0;
 };
 
 // The desktop's notification server on the user's session bus.
@@ -50,7 +40,7 @@ class DesktopNotifier : public Notifier {
   DesktopNotifier(const DesktopNotifier&) = delete;
   DesktopNotifier& operator=(const DesktopNotifier&) = delete;
 
-  void show(const Notice& n) override {
+  void show(const Condition& n) override {
     sd_bus_error error = SD_BUS_ERROR_NULL;
     sd_bus_message* reply = nullptr;
     // Notify(app_name, replaces_id, app_icon, summary, body, actions, hints, expire_timeout)
@@ -72,7 +62,7 @@ class DesktopNotifier : public Notifier {
 // One line per notice on stdout: for a terminal, a log, or a test.
 class PrintNotifier : public Notifier {
  public:
-  void show(const Notice& n) override { std::cout << n.summary << ": " << n.body << std::endl; }
+  void show(const Condition& n) override { std::cout << n.summary << ": " << n.body << std::endl; }
 };
 
 struct WatchOptions {
@@ -90,33 +80,10 @@ class Watch {
   // the registry. A condition is shown once while it lasts.
   void check() {
     std::set<std::string> now;
-    for (const auto& token : c_.call("tokens.list")) {
-      const Json& pin = token["pins"]["user"];
-      const std::string who = text(token, "label") + " (" + text(token, "token_id") + ")";
-      if (pin.value("locked", false))
-        raise(now,
-              {"locked:" + text(token, "token_id"), "PIN locked",
-               "The PIN of " + who + " is locked: unblock it with the activation code (kortti pin unblock).", true});
-      else if (pin.value("final_try", false) || pin.value("tries_left", 0) == 1)
-        raise(now, {"final:" + text(token, "token_id"), "PIN about to lock",
-                    "The PIN of " + who + " has one try left: a wrong PIN now locks the card.", true});
+    for (const Condition& condition : card_conditions(c_, options_.expiry_days)) {
+      now.insert(condition.key);
+      if (shown_.count(condition.key) == 0) notifier_.show(condition);
     }
-    const auto horizon = std::chrono::system_clock::now() + std::chrono::hours(24) * options_.expiry_days;
-    for (const auto& cert : c_.call("certificates.list")) {
-      const auto not_after = parse_rfc3339(text(cert, "not_after"));
-      if (!not_after || *not_after > horizon) continue;
-      const bool expired = *not_after <= std::chrono::system_clock::now();
-      raise(now, {"expiry:" + text(cert, "cert_id"), expired ? "Card certificate expired" : "Card certificate expires",
-                  "The certificate " + text(cert, "cert_id") + " of " + common_name(text(cert, "subject")) +
-                      (expired ? " expired on " : " expires on ") + text(cert, "not_after").substr(0, 10) + ".",
-                  expired});
-    }
-    const Json status = c_.call("system.status");
-    if (status.contains("registry") && status["registry"].is_object() && status["registry"].value("stale", false))
-      raise(now, {"registry", "Registry extract stale",
-                  "korttid's copy of the Valvira registry is stale: prescriptions may be refused until it is "
-                  "imported again.",
-                  false});
     shown_ = std::move(now);
   }
 
@@ -154,11 +121,6 @@ class Watch {
   }
 
  private:
-  void raise(std::set<std::string>& now, const Notice& n) {
-    now.insert(n.key);
-    if (shown_.count(n.key) == 0) notifier_.show(n);
-  }
-
   Client& c_;
   Notifier& notifier_;
   WatchOptions options_;

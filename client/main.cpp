@@ -63,6 +63,7 @@ struct Command {
 // Every command of `kortti --help`, in its order.
 const Command kCommands[] = {
     {"status", "daemon, PC/SC and PKCS#11 module status", define_status},
+    {"doctor", "find what keeps the card from working, and what to do about it", define_doctor},
     {"readers", "list PC/SC readers, their cards and tokens", define_readers},
     {"tokens", "list tokens (cards) and their PIN state", define_tokens},
     {"certs", "list certificates on the cards", define_certs},
@@ -111,6 +112,7 @@ int main(int argc, char** argv) {
       std::cerr << *problem << "\n";
       return 2;
     }
+  if (runner.standalone) return runner.standalone(g);
   const std::string socket = g.socket.empty() ? Client::default_socket() : g.socket;
   try {
     Client c(socket);

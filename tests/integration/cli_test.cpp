@@ -1,5 +1,10 @@
 // The kortti CLI as a user runs it, against a real daemon.
 
+#include <sys/stat.h>
+
+#include <iterator>
+#include <map>
+
 #include "tests/integration/softhsm_fixture.hpp"
 
 namespace kortti::test {
@@ -155,6 +160,90 @@ TEST_F(Cli, UnreachableDaemonAndUsageErrors) {
   EXPECT_NE(help.out.find("PINS"), std::string::npos);
   auto version = run({kortti_binary().string(), "--version"});
   EXPECT_NE(version.out.find("protocol 1"), std::string::npos);
+}
+
+// The findings of `kortti --json doctor`, by check: {verdict, message} each.
+std::multimap<std::string, std::pair<std::string, std::string>> findings(const std::string& out) {
+  std::multimap<std::string, std::pair<std::string, std::string>> by_check;
+  for (const auto& f : Json::parse(out))
+    by_check.emplace(str(f["check"]), std::pair{str(f["verdict"]), str(f["message"])});
+  return by_check;
+}
+
+TEST_F(Cli, DoctorNamesWhatIsFineAndWarnsOfWhatIsComing) {
+  auto r = kortti({"--json", "doctor"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  auto f = findings(r.out);
+  for (const char* check : {"socket", "daemon", "module", "registry"}) {
+    ASSERT_EQ(f.count(check), 1U) << check << "\n" << r.out;
+    EXPECT_EQ(f.find(check)->second.first, std::string(check) == "registry" ? "warn" : "ok") << check << "\n" << r.out;
+  }
+  // This daemon's registry is empty: prescriptions would be refused.
+  EXPECT_NE(f.find("registry")->second.second.find("no Valvira registry extract is imported"), std::string::npos);
+  EXPECT_NE(f.find("module")->second.second.find("libsofthsm2.so"), std::string::npos) << r.out;
+  // PC/SC is off in this daemon: said, not failed.
+  ASSERT_EQ(f.count("pcsc"), 1U) << r.out;
+  EXPECT_EQ(f.find("pcsc")->second.first, "warn");
+  ASSERT_EQ(f.count("token"), 2U) << r.out;
+  const auto certs = f.equal_range("certificate");
+  ASSERT_EQ(std::distance(certs.first, certs.second), 4) << r.out;
+  for (auto it = certs.first; it != certs.second; ++it) {
+    EXPECT_EQ(it->second.first, "ok") << it->second.second;
+    EXPECT_NE(it->second.second.find("valid until"), std::string::npos) << it->second.second;
+  }
+
+  // The test PKI's card certificates live 730 days: within 3650, a warning each.
+  auto soon = kortti({"--json", "doctor", "--expiry-days", "3650"});
+  ASSERT_EQ(soon.status, 0) << soon.out << soon.err;
+  auto g = findings(soon.out);
+  const auto expiring = g.equal_range("certificate");
+  ASSERT_EQ(std::distance(expiring.first, expiring.second), 4) << soon.out;
+  for (auto it = expiring.first; it != expiring.second; ++it) {
+    EXPECT_EQ(it->second.first, "warn") << it->second.second;
+    EXPECT_NE(it->second.second.find("expires on"), std::string::npos) << it->second.second;
+  }
+
+  // The table a person reads: a verdict word per line.
+  auto table = kortti({"doctor"});
+  EXPECT_EQ(table.status, 0);
+  EXPECT_NE(table.out.find("ok    socket"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("warn  pcsc"), std::string::npos) << table.out;
+}
+
+TEST_F(Cli, DoctorExplainsWhyKorttidCannotBeReached) {
+  auto none = run({kortti_binary().string(), "--socket", "/nonexistent/k.sock", "doctor"});
+  EXPECT_EQ(none.status, 1);
+  EXPECT_NE(none.out.find("FAIL  socket"), std::string::npos) << none.out;
+  EXPECT_NE(none.out.find("no socket at /nonexistent/k.sock"), std::string::npos) << none.out;
+  EXPECT_NE(none.out.find("systemctl status korttid.socket"), std::string::npos) << none.out;
+
+  // The test's folder is closed to others: a user who cannot reach the
+  // socket is told which way to look.
+  const std::string socket = daemon_->socket();
+  const std::vector<std::string> as_nobody = {
+      "setpriv",  "--reuid=65534", "--regid=65534", "--clear-groups", kortti_binary().string(),
+      "--socket", socket,          "doctor"};
+  const fs::path folder = fs::path(socket).parent_path();
+  struct stat folder_st {};
+  ASSERT_EQ(::stat(folder.c_str(), &folder_st), 0);
+  ASSERT_EQ(folder_st.st_mode & 0001, 0U) << "the test's folder is open to others: this shows nothing";
+  auto closed = run(as_nobody);
+  EXPECT_EQ(closed.status, 1) << closed.out << closed.err;
+  EXPECT_NE(closed.out.find("a folder on the way is closed to nobody"), std::string::npos) << closed.out;
+
+  // A user outside the socket's group: told so, and what an admin does.
+  struct stat st {};
+  ASSERT_EQ(::stat(socket.c_str(), &st), 0);
+  ASSERT_EQ(::chmod(folder.c_str(), (folder_st.st_mode & 07777) | 0011), 0);
+  ASSERT_EQ(::chmod(socket.c_str(), 0600), 0);
+  auto denied = run(as_nobody);
+  ASSERT_EQ(::chmod(socket.c_str(), st.st_mode & 07777), 0);
+  ASSERT_EQ(::chmod(folder.c_str(), folder_st.st_mode & 07777), 0);
+  EXPECT_EQ(denied.status, 1) << denied.out << denied.err;
+  EXPECT_NE(denied.out.find("permission denied at " + socket + " (mode 0600"), std::string::npos) << denied.out;
+  EXPECT_NE(denied.out.find("adduser nobody"), std::string::npos) << denied.out;
+  // The daemon serves the others as before.
+  EXPECT_EQ(kortti({"status"}).status, 0);
 }
 
 }  // namespace

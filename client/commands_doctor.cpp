@@ -1,0 +1,268 @@
+// `kortti doctor`: what stands between this user and a working card, found
+// in the order a helpdesk would look (the socket, the daemon, PC/SC, the
+// modules, readers, cards, PINs, certificates, the registry), each finding
+// with what to do about it. It connects by itself, so it can also say why
+// korttid cannot be reached.
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <system_error>
+
+#include "client/commands.hpp"
+#include "common/subject.hpp"
+#include "common/version.hpp"
+
+namespace kortti::cli {
+
+namespace {
+
+using client::Client;
+
+enum class Verdict { ok, warn, fail };
+
+struct Finding {
+  Verdict verdict;
+  std::string check;  // what was looked at: "socket", "reader", ...
+  std::string message;
+  std::string hint;  // what to do; empty when nothing is to be done
+};
+
+class Report {
+ public:
+  explicit Report(bool json) : json_(json) {}
+
+  void add(Verdict verdict, std::string check, std::string message, std::string hint = {}) {
+    findings_.push_back({verdict, std::move(check), std::move(message), std::move(hint)});
+    if (json_) return;
+    const Finding& f = findings_.back();
+    static constexpr const char* kWords[] = {"ok  ", "warn", "FAIL"};
+    std::cout << kWords[static_cast<int>(f.verdict)] << "  " << f.check << std::string(14 - f.check.size(), ' ')
+              << f.message << "\n";
+    if (!f.hint.empty()) std::cout << std::string(20, ' ') << "-> " << f.hint << "\n";
+  }
+
+  // 0 when nothing failed; warnings are for the user to weigh.
+  int finish() const {
+    bool failed = false;
+    Json all = Json::array();
+    for (const Finding& f : findings_) {
+      failed = failed || f.verdict == Verdict::fail;
+      static constexpr const char* kNames[] = {"ok", "warn", "fail"};
+      Json j = {{"check", f.check}, {"verdict", kNames[static_cast<int>(f.verdict)]}, {"message", f.message}};
+      if (!f.hint.empty()) j["hint"] = f.hint;
+      all.push_back(std::move(j));
+    }
+    if (json_) print_json(all);
+    return failed ? kExitError : 0;
+  }
+
+  static constexpr int kExitError = 1;
+
+ private:
+  bool json_;
+  std::vector<Finding> findings_;
+};
+
+std::string user_name() {
+  const passwd* pw = ::getpwuid(::getuid());
+  return pw != nullptr ? pw->pw_name : "uid " + std::to_string(::getuid());
+}
+
+std::string group_name(gid_t gid) {
+  const group* gr = ::getgrgid(gid);
+  return gr != nullptr ? gr->gr_name : "gid " + std::to_string(gid);
+}
+
+// Why connecting failed, in the words of whoever has to mend it.
+void explain_connect_failure(Report& report, const std::string& socket, int error) {
+  if (error == ENOENT) {
+    report.add(Verdict::fail, "socket", "no socket at " + socket + ": korttid is not running there",
+               "system service: systemctl status korttid.socket; per-user instance: systemctl --user status "
+               "korttid-user.socket; another socket: kortti --socket PATH or $KORTTI_SOCKET");
+  } else if (error == EACCES || error == EPERM) {
+    struct stat st {};
+    if (::stat(socket.c_str(), &st) != 0) {
+      report.add(Verdict::fail, "socket",
+                 "permission denied at " + socket + ": a folder on the way is closed to " + user_name(),
+                 "ls -ld each folder of the path; the system socket's folder /run/korttid is 0755");
+      return;
+    }
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    report.add(Verdict::fail, "socket",
+               "permission denied at " + socket + " (mode " + mode + ", group " + group_name(st.st_gid) +
+                   "): " + user_name() + " may not connect",
+               "an admin adds you to the socket's group (adduser " + user_name() + " " + group_name(st.st_gid) +
+                   "), then you log in again");
+  } else if (error == ECONNREFUSED) {
+    report.add(Verdict::fail, "socket", "nothing listens at " + socket + ": korttid stopped and left its socket",
+               "systemctl restart korttid.socket (or start korttid again)");
+  } else {
+    report.add(Verdict::fail, "socket", "cannot connect to " + socket + ": " + std::strerror(error));
+  }
+}
+
+void check_daemon(Report& report, Client& c) {
+  const Json hello = c.call("system.hello", {{"client", "kortti doctor"}, {"version", kVersion}});
+  const int protocol = hello.value("protocol", 0);
+  if (protocol != kProtocolVersion)
+    report.add(Verdict::warn, "daemon",
+               "korttid " + text(hello, "version") + " speaks protocol " + std::to_string(protocol) + ", this kortti " +
+                   std::to_string(kProtocolVersion),
+               "install the same version of kortti and korttid");
+  else
+    report.add(Verdict::ok, "daemon", "korttid " + text(hello, "version") + ", protocol " + std::to_string(protocol));
+}
+
+void check_status(Report& report, const Json& status) {
+  const std::string pcsc = text(status, "pcsc");
+  if (pcsc == "ok")
+    report.add(Verdict::ok, "pcsc", "pcscd answers");
+  else if (pcsc == "disabled")
+    report.add(Verdict::warn, "pcsc", "PC/SC is off in korttid's configuration ([pcsc] enabled = false)",
+               "readers, card events and PIN pads need it on");
+  else
+    report.add(Verdict::fail, "pcsc", "korttid cannot reach pcscd", "systemctl status pcscd.socket");
+  if (status["modules"].empty())
+    report.add(Verdict::fail, "modules", "no PKCS#11 module is configured",
+               "[pkcs11] modules in /etc/korttid/korttid.toml (docs/pkcs11.md)");
+  for (const auto& m : status["modules"]) {
+    if (m.value("loaded", false))
+      report.add(Verdict::ok, "module",
+                 text(m, "path") + ": " + text(m, "manufacturer") + " " + text(m, "description"));
+    else
+      report.add(Verdict::fail, "module", text(m, "path") + " did not load: " + text(m, "error"),
+                 "is its package installed (OpenSC: opensc-pkcs11)? p11-kit list-modules shows what p11-kit finds");
+  }
+}
+
+void check_readers(Report& report, Client& c) {
+  const Json readers = c.call("readers.list");
+  if (readers.empty()) {
+    report.add(Verdict::fail, "reader", "no card reader", "plug one in; pcsc_scan (pcsc-tools) shows what pcscd sees");
+    return;
+  }
+  bool any_card = false;
+  for (const auto& r : readers) {
+    const bool card = r.value("card_present", false);
+    any_card = any_card || card;
+    if (!card)
+      report.add(Verdict::ok, "reader", text(r, "name") + ": no card");
+    else if (r["tokens"].empty())
+      report.add(Verdict::warn, "reader",
+                 text(r, "name") + ": a card (ATR " + text(r, "atr") + ") that no PKCS#11 module knows",
+                 "is it a healthcare professional card, the right way in? docs/cards-and-readers.md lists the cards "
+                 "and their modules");
+    else
+      report.add(Verdict::ok, "reader",
+                 text(r, "name") + ": " + (r["card_type"].is_string() ? text(r, "card_type") : "a card") +
+                     (r.value("pinpad", false) ? ", PIN pad" : ""));
+  }
+  if (!any_card) report.add(Verdict::warn, "card", "no card in any reader", "insert the card, chip first, face up");
+}
+
+// The conditions (card_conditions) by key, so each token, certificate and
+// the registry is reported once: as its condition, or as fine.
+using Conditions = std::map<std::string, Condition>;
+
+void report_condition(Report& report, const std::string& check, const Condition& condition) {
+  report.add(condition.urgent ? Verdict::fail : Verdict::warn, check, condition.body);
+}
+
+void check_tokens(Report& report, Client& c, const Conditions& conditions) {
+  for (const auto& t : c.call("tokens.list")) {
+    const std::string id = text(t, "token_id");
+    if (const auto it = conditions.find("locked:" + id); it != conditions.end())
+      report_condition(report, "pin", it->second);
+    else if (const auto final = conditions.find("final:" + id); final != conditions.end())
+      report_condition(report, "pin", final->second);
+    else
+      report.add(Verdict::ok, "token", id + ": PIN " + pin_state(t));
+  }
+}
+
+void check_certificates(Report& report, Client& c, const Conditions& conditions) {
+  for (const auto& cert : c.call("certificates.list")) {
+    const std::string id = text(cert, "cert_id");
+    const Json answer = c.call("certificates.identity", {{"cert_id", id}});
+    const Json& v = answer["validation"];
+    const std::string who = common_name(text(cert, "subject")) + " (" + id + ", " + text(answer, "action") + ")";
+    const std::string status = text(v, "status");
+    if (status != "valid")
+      report.add(Verdict::fail, "certificate",
+                 who + ": " + status + (v.contains("message") ? " (" + text(v, "message") + ")" : ""),
+                 status == "untrusted"
+                     ? "its root must be in /etc/korttid/trust and intermediates in /etc/korttid/intermediates"
+                     : "docs/policy.md explains each status");
+    else if (const auto it = conditions.find("expiry:" + id); it != conditions.end())
+      report_condition(report, "certificate", it->second);
+    else
+      report.add(Verdict::ok, "certificate", who + ": valid until " + text(cert, "not_after").substr(0, 10));
+  }
+}
+
+void check_registry(Report& report, const Json& registry, const Conditions& conditions) {
+  if (const auto it = conditions.find("registry"); it != conditions.end())
+    report.add(Verdict::warn, "registry", it->second.body, "korttid registry import FILE (korttid(8))");
+  else if (registry.is_object() && !registry.value("imported", false))
+    report.add(Verdict::warn, "registry", "no Valvira registry extract is imported: prescriptions are refused",
+               "korttid registry import FILE (korttid(8))");
+  else
+    report.add(Verdict::ok, "registry", registry_summary(registry));
+}
+
+int diagnose(const Globals& g, int expiry_days) {
+  Report report(g.json);
+  const bool chosen = !g.socket.empty();
+  const std::string socket = chosen ? g.socket : Client::default_socket();
+  std::unique_ptr<Client> c;
+  try {
+    c = std::make_unique<Client>(socket);
+  } catch (const std::system_error& e) {
+    explain_connect_failure(report, socket, e.code().value());
+    return report.finish();
+  }
+  report.add(Verdict::ok, "socket", socket);
+  try {
+    check_daemon(report, *c);
+    const Json status = c->call("system.status");
+    check_status(report, status);
+    if (text(status, "pcsc") == "ok") check_readers(report, *c);
+    Conditions conditions;
+    for (Condition& condition : card_conditions(*c, expiry_days)) conditions.emplace(condition.key, condition);
+    check_tokens(report, *c, conditions);
+    check_certificates(report, *c, conditions);
+    check_registry(report, status["registry"], conditions);
+  } catch (const client::RpcError& e) {
+    report.add(Verdict::fail, "daemon", "korttid refused: " + std::string(e.what()),
+               e.code() == 1040 ? "[access] read in /etc/korttid/korttid.toml decides who may ask" : "");
+  } catch (const std::exception& e) {
+    report.add(Verdict::fail, "daemon", std::string("korttid stopped answering: ") + e.what(),
+               "journalctl -u korttid shows why");
+  }
+  return report.finish();
+}
+
+}  // namespace
+
+Runner define_doctor(CLI::App& cmd) {
+  auto expiry_days = std::make_shared<int>(30);
+  cmd.add_option("--expiry-days", *expiry_days, "warn of a card certificate that expires within this many days")
+      ->check(CLI::Range(1, 3650))
+      ->capture_default_str();
+  cmd.footer(
+      "\nEach check prints ok, warn or FAIL, and what to do about it. Exit status 0 when no check\n"
+      "failed, 1 otherwise; with --json, the findings as a JSON array.");
+  return {{}, {}, [expiry_days](const Globals& g) { return diagnose(g, *expiry_days); }};
+}
+
+}  // namespace kortti::cli
