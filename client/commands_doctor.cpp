@@ -45,8 +45,8 @@ class Report {
     if (json_) return;
     const Finding& f = findings_.back();
     static constexpr const char* kWords[] = {"ok  ", "warn", "FAIL"};
-    std::cout << kWords[static_cast<int>(f.verdict)] << "  " << f.check << std::string(14 - f.check.size(), ' ')
-              << f.message << "\n";
+    std::cout << kWords[static_cast<int>(f.verdict)] << "  " << f.check
+              << std::string(f.check.size() < 14 ? 14 - f.check.size() : 1, ' ') << f.message << "\n";
     if (!f.hint.empty()) std::cout << std::string(20, ' ') << "-> " << f.hint << "\n";
   }
 
