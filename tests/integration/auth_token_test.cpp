@@ -44,7 +44,8 @@ Bytes der_integer(ByteView value) {
   std::size_t skip = 0;
   while (skip + 1 < value.size() && value[skip] == 0) ++skip;
   Bytes body(value.begin() + static_cast<std::ptrdiff_t>(skip), value.end());
-  if (body[0] & 0x80) body.insert(body.begin(), 0);
+  // An empty value is the integer 0; a leading 1 bit would read as negative.
+  if (body.empty() || (body[0] & 0x80) != 0) body.insert(body.begin(), 0);
   Bytes out = {0x02, static_cast<std::uint8_t>(body.size())};
   out.insert(out.end(), body.begin(), body.end());
   return out;
