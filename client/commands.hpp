@@ -111,8 +111,14 @@ struct Condition {
   std::string key;  // the same condition is shown once while it lasts; empty: an event, shown every time
   std::string summary;
   std::string body;
-  bool urgent = false;  // the card cannot be used (locked, expired) or will not be after one mistake
+  bool urgent = false;    // the card cannot be used (locked, expired) or will not be after one mistake
+  bool blocking = false;  // the card cannot be used for this until it is mended (locked, expired)
+  std::string hint = {};  // what to do about it
 };
+// From the answers of tokens.list, certificates.list and system.status.
+std::vector<Condition> card_conditions(const Json& tokens, const Json& certificates, const Json& status,
+                                       int expiry_days);
+// Asks korttid for those answers first.
 std::vector<Condition> card_conditions(client::Client& c, int expiry_days);
 
 }  // namespace kortti::cli

@@ -27,6 +27,8 @@ namespace {
 
 using client::Client;
 
+constexpr int kExitUnreachable = 69;  // as every kortti command: EX_UNAVAILABLE
+
 enum class Verdict { ok, warn, fail };
 
 struct Finding {
@@ -174,24 +176,26 @@ void check_readers(Report& report, Client& c) {
 // the registry is reported once: as its condition, or as fine.
 using Conditions = std::map<std::string, Condition>;
 
+// A condition that keeps the card from its work fails; one that warns of
+// what is coming (one PIN try left, a certificate expiring) is a warning.
 void report_condition(Report& report, const std::string& check, const Condition& condition) {
-  report.add(condition.urgent ? Verdict::fail : Verdict::warn, check, condition.body);
+  report.add(condition.blocking ? Verdict::fail : Verdict::warn, check, condition.body, condition.hint);
 }
 
-void check_tokens(Report& report, Client& c, const Conditions& conditions) {
-  for (const auto& t : c.call("tokens.list")) {
+void check_tokens(Report& report, const Json& tokens, const Conditions& conditions) {
+  for (const auto& t : tokens) {
     const std::string id = text(t, "token_id");
     if (const auto it = conditions.find("locked:" + id); it != conditions.end())
       report_condition(report, "pin", it->second);
     else if (const auto final = conditions.find("final:" + id); final != conditions.end())
       report_condition(report, "pin", final->second);
     else
-      report.add(Verdict::ok, "token", id + ": PIN " + pin_state(t));
+      report.add(Verdict::ok, "pin", id + ": " + pin_state(t));
   }
 }
 
-void check_certificates(Report& report, Client& c, const Conditions& conditions) {
-  for (const auto& cert : c.call("certificates.list")) {
+void check_certificates(Report& report, Client& c, const Json& certificates, const Conditions& conditions) {
+  for (const auto& cert : certificates) {
     const std::string id = text(cert, "cert_id");
     const Json answer = c.call("certificates.identity", {{"cert_id", id}});
     const Json& v = answer["validation"];
@@ -212,8 +216,11 @@ void check_certificates(Report& report, Client& c, const Conditions& conditions)
 
 void check_registry(Report& report, const Json& registry, const Conditions& conditions) {
   if (const auto it = conditions.find("registry"); it != conditions.end())
-    report.add(Verdict::warn, "registry", it->second.body, "korttid registry import FILE (korttid(8))");
-  else if (registry.is_object() && !registry.value("imported", false))
+    report_condition(report, "registry", it->second);
+  else if (!registry.is_object())
+    report.add(Verdict::warn, "registry", "korttid reports no registry: its database cannot be read now",
+               "korttid registry status; journalctl -u korttid");
+  else if (!registry.value("imported", false))
     report.add(Verdict::warn, "registry", "no Valvira registry extract is imported: prescriptions are refused",
                "korttid registry import FILE (korttid(8))");
   else
@@ -222,14 +229,18 @@ void check_registry(Report& report, const Json& registry, const Conditions& cond
 
 int diagnose(const Globals& g, int expiry_days) {
   Report report(g.json);
-  const bool chosen = !g.socket.empty();
-  const std::string socket = chosen ? g.socket : Client::default_socket();
+  const std::string socket = g.socket.empty() ? Client::default_socket() : g.socket;
   std::unique_ptr<Client> c;
   try {
     c = std::make_unique<Client>(socket);
   } catch (const std::system_error& e) {
     explain_connect_failure(report, socket, e.code().value());
-    return report.finish();
+    report.finish();
+    return kExitUnreachable;
+  } catch (const std::exception& e) {
+    report.add(Verdict::fail, "socket", e.what(), "kortti --socket PATH names another socket");
+    report.finish();
+    return kExitUnreachable;
   }
   report.add(Verdict::ok, "socket", socket);
   try {
@@ -237,10 +248,13 @@ int diagnose(const Globals& g, int expiry_days) {
     const Json status = c->call("system.status");
     check_status(report, status);
     if (text(status, "pcsc") == "ok") check_readers(report, *c);
+    const Json tokens = c->call("tokens.list");
+    const Json certificates = c->call("certificates.list");
     Conditions conditions;
-    for (Condition& condition : card_conditions(*c, expiry_days)) conditions.emplace(condition.key, condition);
-    check_tokens(report, *c, conditions);
-    check_certificates(report, *c, conditions);
+    for (Condition& condition : card_conditions(tokens, certificates, status, expiry_days))
+      conditions.emplace(condition.key, std::move(condition));
+    check_tokens(report, tokens, conditions);
+    check_certificates(report, *c, certificates, conditions);
     check_registry(report, status["registry"], conditions);
   } catch (const client::RpcError& e) {
     report.add(Verdict::fail, "daemon", "korttid refused: " + std::string(e.what()),
@@ -261,7 +275,8 @@ Runner define_doctor(CLI::App& cmd) {
       ->capture_default_str();
   cmd.footer(
       "\nEach check prints ok, warn or FAIL, and what to do about it. Exit status 0 when no check\n"
-      "failed, 1 otherwise; with --json, the findings as a JSON array.");
+      "failed, 1 when one did, 69 when korttid cannot be reached; with --json, the findings as a\n"
+      "JSON array.");
   return {{}, {}, [expiry_days](const Globals& g) { return diagnose(g, *expiry_days); }};
 }
 

@@ -184,7 +184,7 @@ TEST_F(Cli, DoctorNamesWhatIsFineAndWarnsOfWhatIsComing) {
   // PC/SC is off in this daemon: said, not failed.
   ASSERT_EQ(f.count("pcsc"), 1U) << r.out;
   EXPECT_EQ(f.find("pcsc")->second.first, "warn");
-  ASSERT_EQ(f.count("token"), 2U) << r.out;
+  ASSERT_EQ(f.count("pin"), 2U) << r.out;
   const auto certs = f.equal_range("certificate");
   ASSERT_EQ(std::distance(certs.first, certs.second), 4) << r.out;
   for (auto it = certs.first; it != certs.second; ++it) {
@@ -212,7 +212,7 @@ TEST_F(Cli, DoctorNamesWhatIsFineAndWarnsOfWhatIsComing) {
 
 TEST_F(Cli, DoctorExplainsWhyKorttidCannotBeReached) {
   auto none = run({kortti_binary().string(), "--socket", "/nonexistent/k.sock", "doctor"});
-  EXPECT_EQ(none.status, 1);
+  EXPECT_EQ(none.status, 69) << "unreachable, as for every kortti command";
   EXPECT_NE(none.out.find("FAIL  socket"), std::string::npos) << none.out;
   EXPECT_NE(none.out.find("no socket at /nonexistent/k.sock"), std::string::npos) << none.out;
   EXPECT_NE(none.out.find("systemctl status korttid.socket"), std::string::npos) << none.out;
@@ -228,7 +228,7 @@ TEST_F(Cli, DoctorExplainsWhyKorttidCannotBeReached) {
   ASSERT_EQ(::stat(folder.c_str(), &folder_st), 0);
   ASSERT_EQ(folder_st.st_mode & 0001, 0U) << "the test's folder is open to others: this shows nothing";
   auto closed = run(as_nobody);
-  EXPECT_EQ(closed.status, 1) << closed.out << closed.err;
+  EXPECT_EQ(closed.status, 69) << closed.out << closed.err;
   EXPECT_NE(closed.out.find("a folder on the way is closed to nobody"), std::string::npos) << closed.out;
 
   // A user outside the socket's group: told so, and what an admin does.
@@ -239,7 +239,7 @@ TEST_F(Cli, DoctorExplainsWhyKorttidCannotBeReached) {
   auto denied = run(as_nobody);
   ASSERT_EQ(::chmod(socket.c_str(), st.st_mode & 07777), 0);
   ASSERT_EQ(::chmod(folder.c_str(), folder_st.st_mode & 07777), 0);
-  EXPECT_EQ(denied.status, 1) << denied.out << denied.err;
+  EXPECT_EQ(denied.status, 69) << denied.out << denied.err;
   EXPECT_NE(denied.out.find("permission denied at " + socket + " (mode 0600"), std::string::npos) << denied.out;
   EXPECT_NE(denied.out.find("adduser nobody"), std::string::npos) << denied.out;
   // The daemon serves the others as before.
