@@ -4,7 +4,7 @@
 # korttid user, /etc/korttid), so it runs only as root and when asked:
 #   tests/package/install_test.sh --on-this-machine [DIST_DIR]
 # CI runs it on its throw-away machine (scripts/test). Each check prints
-# "ok" or "FAIL"; the exit status is the number of failures (0: all held).
+# "ok" or "FAIL"; the exit status is 0 when all held, 1 otherwise.
 set -uo pipefail
 if [ "${1:-}" != --on-this-machine ] || [ "$(id -u)" -ne 0 ]; then
   echo "usage (as root, on a machine you can throw away): $0 --on-this-machine [DIST_DIR]" >&2
@@ -32,27 +32,41 @@ check() {  # check WHAT COMMAND...: ok when the command succeeds
   fi
 }
 absent() { ! [ -e "$1" ]; }
-debs() { ls "$dist"/korttid_*.deb "$dist"/kortti_*.deb | grep -v dbgsym; }
+debs=("$dist"/korttid_*.deb "$dist"/kortti_*.deb)
+# "korttid --check-config" with these arguments exits STATUS and says TEXT.
+check_config() {
+  local status=$1 text=$2 out
+  shift 2
+  out=$(/usr/sbin/korttid --check-config "$@" 2>&1)
+  [ $? -eq "$status" ] && grep -qF -- "$text" <<< "$out" || { echo "$out"; return 1; }
+}
+# The man page renders without a groff warning (zcat's failure counts).
+man_page_clean() {
+  local page=$1 text
+  text=$(zcat "/usr/share/man/man${page##*.}/$page.gz") && [ -n "$text" ] &&
+    [ -z "$(groff -man -ww -z -Tutf8 <<< "$text" 2>&1)" ]
+}
 
 echo "== install"
 # Through apt, so that dependencies come as they would for an admin.
-check "apt installs both packages" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(debs)
+check "apt installs both packages" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${debs[@]}"
 check "korttid is installed" dpkg-query -W -f='${Status}' korttid
 check "the service user exists (sysusers)" getent passwd korttid
 check "the socket's group exists (sysusers)" getent group kortti
 check "/var/lib/korttid belongs to korttid (tmpfiles)" test "$(stat -c %U /var/lib/korttid)" = korttid
 check "the trust anchors' folder exists" test -d /etc/korttid/trust
 check "the shipped configuration is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}' korttid | grep -q /etc/korttid/korttid.toml"
-check "korttid --check-config accepts the shipped file" /usr/sbin/korttid --check-config --config /etc/korttid/korttid.toml
-check "korttid --check-config accepts the default path" /usr/sbin/korttid --check-config
-check "korttid --check-config refuses a bad key" sh -c \
-  "printf '[ipc]\nmax_mesage_bytes = 1\n' > $work/bad.toml; ! /usr/sbin/korttid --check-config --config $work/bad.toml"
+check "korttid --check-config accepts the shipped file" \
+  check_config 0 "configuration OK: /etc/korttid/korttid.toml" --config /etc/korttid/korttid.toml
+check "korttid --check-config reads the shipped file by default" check_config 0 "configuration OK: /etc/korttid/korttid.toml"
+printf '[ipc]\nmax_mesage_bytes = 1\n' > "$work/bad.toml"
+check "korttid --check-config refuses a misspelt key (78, with the right name)" \
+  check_config 78 "did you mean ipc.max_message_bytes?" --config "$work/bad.toml"
 check "the system units verify" systemd-analyze verify /lib/systemd/system/korttid.socket /lib/systemd/system/korttid.service
 check "the user units verify" systemd-analyze verify /usr/lib/systemd/user/korttid-user.socket \
   /usr/lib/systemd/user/korttid-user.service /usr/lib/systemd/user/kortti-watch.service
 for page in kortti.1 korttid.8 korttid.toml.5; do
-  check "man page $page is installed and renders cleanly" sh -c \
-    "f=\$(ls /usr/share/man/man${page##*.}/$page.gz) && zcat \$f | groff -man -ww -z -Tutf8 2>&1 | (! grep .)"
+  check "man page $page is installed and renders cleanly" man_page_clean "$page"
 done
 if [ -d /run/systemd/system ]; then
   check "under systemd, korttid.socket listens after the install" systemctl is-active --quiet korttid.socket
@@ -76,7 +90,7 @@ since=
 [ -d /run/systemd/system ] && since=$(systemctl show -P ActiveEnterTimestampMonotonic korttid.socket)
 echo "# changed by the admin" >> /etc/korttid/korttid.toml
 # The next version of the same package, as an upgrade would bring it.
-for deb in $(debs); do
+for deb in "${debs[@]}"; do
   dpkg-deb -R "$deb" "$work/next"
   sed -i 's/^Version: \(.*\)$/Version: \1+upgrade1/' "$work/next/DEBIAN/control"
   dpkg-deb -b "$work/next" "$work/$(basename "$deb" .deb)+upgrade1.deb" > /dev/null
@@ -106,13 +120,17 @@ dpkg-query -L korttid kortti | sort -u > "$work/files"
 check "dpkg -r removes both" dpkg -r korttid kortti
 check "the programs are gone" sh -c "! [ -e /usr/sbin/korttid ] && ! [ -e /usr/bin/kortti ]"
 check "the configuration stays after remove" test -f /etc/korttid/korttid.toml
+# An audit trail as the service leaves it (systemd's LogsDirectory=).
+mkdir -p /var/log/korttid && echo '{"seq":1}' >> /var/log/korttid/audit.log
 check "dpkg -P purges both" dpkg -P korttid kortti
 check "the configuration is gone after purge" absent /etc/korttid/korttid.toml
 check "the state is gone after purge" absent /var/lib/korttid
+check "the audit trail stays after purge" test -s /var/log/korttid/audit.log
+rm -rf /var/log/korttid
 # Folders may stay (shared ones, and /lib itself on a merged /usr); files not.
 left=$(while read -r f; do if [ -f "$f" ] || { [ -L "$f" ] && ! [ -d "$f" ]; }; then echo "$f"; fi; done < "$work/files")
 check "no file of either package is left" test -z "$left"
 [ -n "$left" ] && echo "$left" | sed 's/^/      left: /'
 
 echo "== $failures failed"
-exit "$failures"
+[ "$failures" -eq 0 ]
