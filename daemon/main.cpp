@@ -54,7 +54,8 @@ CONFIGURATION
 
 SIGNALS
   SIGTERM, SIGINT  stop accepting, let requests in flight finish for up to
-                   ipc.shutdown_grace_s, fail the rest, remove the socket, exit 0
+                   ipc.shutdown_grace_s, fail the rest, remove the socket it
+                   bound (one from systemd stays), exit 0
   SIGHUP           reload the configuration: the keys marked "# SIGHUP" in
                    korttid.toml (log level, access rules, request timeout,
                    shutdown grace, registry age and prescription rules) apply
