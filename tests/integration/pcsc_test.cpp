@@ -255,13 +255,6 @@ struct LoadAnswer {
   std::string unanswered;  // why no answer came, if none did
 };
 
-// Waits for `done`, asking again every 20 ms, up to `timeout`.
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (!done() && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
-  return done();
-}
-
 template <class Counters>
 bool all_positive(const Counters& counters) {
   return std::all_of(counters.begin(), counters.end(), [](const auto& n) { return n > 0; });

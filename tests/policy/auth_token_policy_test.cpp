@@ -15,12 +15,6 @@ namespace {
 
 constexpr const char* kOrigin = "https://sso.example.fi";
 
-// Revocation from the test PKI's CRL file only: no responder, no port.
-std::string crl_only() {
-  return "ocsp = false\ncrl_fetch = false\ncrl_files = [\"" + (pki_dir() / "ca" / "hc-rsa" / "crl.pem").string() +
-         "\"]\n";
-}
-
 Bytes text_bytes(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
 // A DER ECDSA-Sig-Value (short-form lengths) as JWS r||s of `half` bytes each.

@@ -24,6 +24,12 @@ self_prescribing = ["N02A", "N05B", "N05C", "N06B", "N07BC"]
 card_types = ["professional"]
 )";
 
+// Revocation from the test PKI's CRL file only: no responder, no port.
+inline std::string crl_only() {
+  return "ocsp = false\ncrl_fetch = false\ncrl_files = [\"" + (pki_dir() / "ca" / "hc-rsa" / "crl.pem").string() +
+         "\"]\n";
+}
+
 struct PolicyDaemonOptions {
   std::vector<std::string> items;  // SoftHSM token "card": person/purpose, CKA_IDs 01, 02, ...
   std::string revocation;          // lines for [revocation]

@@ -55,6 +55,9 @@ CommandResult run(const std::vector<std::string>& argv, const std::map<std::stri
                   const std::string& input = {}, const std::map<int, fs::path>& fds = {});
 
 void write_file(const fs::path& path, const std::string& content);
+
+// Waits for `done`, asking again every 20 ms, up to `timeout`.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout);
 // `xmlsec1 --verify` of a signed XML document against the test PKI's roots
 // (the ds:Signature with Id `signature_id`, or the first one).
 CommandResult xmlsec_verify(const std::string& document, const std::string& signature_id = {});
