@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -113,6 +114,14 @@ void explain_connect_failure(Report& report, const std::string& socket, int erro
   }
 }
 
+// Which korttid the socket belongs to, and why kortti chose it.
+std::string instance(const Globals& g, const std::string& socket) {
+  if (!g.socket.empty()) return "named by --socket";
+  if (const char* env = std::getenv("KORTTI_SOCKET"); env != nullptr && *env != '\0') return "named by $KORTTI_SOCKET";
+  if (socket == "/run/korttid/korttid.sock") return "the system service";
+  return "the per-user instance";
+}
+
 void check_daemon(Report& report, Client& c) {
   const Json hello = c.call("system.hello", {{"client", "kortti doctor"}, {"version", kVersion}});
   const int protocol = hello.value("protocol", 0);
@@ -133,7 +142,9 @@ void check_status(Report& report, const Json& status) {
     report.add(Verdict::warn, "pcsc", "PC/SC is off in korttid's configuration ([pcsc] enabled = false)",
                "readers, card events and PIN pads need it on");
   else
-    report.add(Verdict::fail, "pcsc", "korttid cannot reach pcscd", "systemctl status pcscd.socket");
+    report.add(Verdict::fail, "pcsc", "korttid cannot reach pcscd",
+               "systemctl status pcscd.socket; if pcscd runs, its polkit policy may refuse user korttid "
+               "(the rule 50-korttid-pcscd.rules allows it; journalctl -u pcscd names refusals)");
   if (status["modules"].empty())
     report.add(Verdict::fail, "modules", "no PKCS#11 module is configured",
                "[pkcs11] modules in /etc/korttid/korttid.toml (docs/pkcs11.md)");
@@ -164,10 +175,14 @@ void check_readers(Report& report, Client& c) {
                  text(r, "name") + ": a card (ATR " + text(r, "atr") + ") that no PKCS#11 module knows",
                  "is it a healthcare professional card, the right way in? docs/cards-and-readers.md lists the cards "
                  "and their modules");
-    else
+    else {
+      std::string tokens;
+      for (const auto& id : r["tokens"])
+        tokens += (tokens.empty() ? "" : ", ") + to_std(id.get_ref<const WipingString&>());
       report.add(Verdict::ok, "reader",
                  text(r, "name") + ": " + (r["card_type"].is_string() ? text(r, "card_type") : "a card") +
-                     (r.value("pinpad", false) ? ", PIN pad" : ""));
+                     (r.value("pinpad", false) ? ", PIN pad" : "") + "; token " + tokens);
+    }
   }
   if (!any_card) report.add(Verdict::warn, "card", "no card in any reader", "insert the card, chip first, face up");
 }
@@ -194,6 +209,24 @@ void check_tokens(Report& report, const Json& tokens, const Conditions& conditio
   }
 }
 
+// What to do about a certificate that does not validate.
+std::string certificate_advice(const std::string& status, const Json& cert) {
+  if (status == "untrusted")
+    return "no root in [trust] anchors (/etc/korttid/trust by default) leads to its issuer \"" +
+           common_name(text(cert, "issuer")) +
+           "\": add that CA's root, and any intermediate to [trust] intermediates; DVV renews its roots, so a "
+           "root that expired or was replaced is the usual cause";
+  if (status == "not_yet_valid")
+    return "is this computer's clock right? (timedatectl) The certificate is valid from " +
+           text(cert, "not_before").substr(0, 10);
+  if (status == "expired") return "the card needs renewing: a new card comes from the registration point";
+  if (status == "revoked")
+    return "the card is revoked: it cannot be used; a new card comes from the registration point";
+  if (status == "revocation_unknown")
+    return "OCSP or CRL could not be reached: is the network up? ([revocation] in korttid.toml)";
+  return "docs/policy.md explains each status";
+}
+
 void check_certificates(Report& report, Client& c, const Json& certificates, const Conditions& conditions) {
   for (const auto& cert : certificates) {
     const std::string id = text(cert, "cert_id");
@@ -201,16 +234,17 @@ void check_certificates(Report& report, Client& c, const Json& certificates, con
     const Json& v = answer["validation"];
     const std::string who = common_name(text(cert, "subject")) + " (" + id + ", " + text(answer, "action") + ")";
     const std::string status = text(v, "status");
+    const Json& revocation = v["revocation"];
+    const std::string checked =
+        revocation.is_object() ? ", revocation " + text(revocation, "method") + " " + text(revocation, "status") : "";
     if (status != "valid")
       report.add(Verdict::fail, "certificate",
                  who + ": " + status + (v.contains("message") ? " (" + text(v, "message") + ")" : ""),
-                 status == "untrusted"
-                     ? "its root must be in /etc/korttid/trust and intermediates in /etc/korttid/intermediates"
-                     : "docs/policy.md explains each status");
+                 certificate_advice(status, cert));
     else if (const auto it = conditions.find("expiry:" + id); it != conditions.end())
       report_condition(report, "certificate", it->second);
     else
-      report.add(Verdict::ok, "certificate", who + ": valid until " + text(cert, "not_after").substr(0, 10));
+      report.add(Verdict::ok, "certificate", who + ": valid until " + text(cert, "not_after").substr(0, 10) + checked);
   }
 }
 
@@ -224,7 +258,8 @@ void check_registry(Report& report, const Json& registry, const Conditions& cond
     report.add(Verdict::warn, "registry", "no Valvira registry extract is imported: prescriptions are refused",
                "korttid registry import FILE (korttid(8))");
   else
-    report.add(Verdict::ok, "registry", registry_summary(registry));
+    report.add(Verdict::ok, "registry",
+               registry_summary(registry) + " (" + std::to_string(registry.value("age_s", 0) / 3600) + " h ago)");
 }
 
 int diagnose(const Globals& g, int expiry_days) {
@@ -242,7 +277,7 @@ int diagnose(const Globals& g, int expiry_days) {
     report.finish();
     return kExitUnreachable;
   }
-  report.add(Verdict::ok, "socket", socket);
+  report.add(Verdict::ok, "socket", socket + " (" + instance(g, socket) + ")");
   try {
     check_daemon(report, *c);
     const Json status = c->call("system.status");
