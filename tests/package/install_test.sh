@@ -71,6 +71,11 @@ done
 if [ -d /run/systemd/system ]; then
   check "under systemd, korttid.socket listens after the install" systemctl is-active --quiet korttid.socket
 fi
+check "the audit trail's logrotate rule is a conffile" sh -c \
+  "dpkg-query -W -f='\${Conffiles}' korttid | grep -q /etc/logrotate.d/korttid"
+if command -v logrotate > /dev/null; then
+  check "logrotate reads the rule" logrotate --debug /etc/logrotate.d/korttid
+fi
 check "the user units are not enabled for every user" sh -c "! ls /etc/systemd/user/*/korttid-user.socket /etc/systemd/user/*/kortti-watch.service 2>/dev/null | grep -q ."
 
 # The installed programs run: korttid serves a socket, kortti asks it.
