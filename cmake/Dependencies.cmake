@@ -26,3 +26,9 @@ endif()
 if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
   add_compile_definitions(BOOST_ASIO_HAS_CO_AWAIT=1)
 endif()
+# libstdc++ 12's <source_location> needs __builtin_source_location, which
+# clang has from 15: for clang 14 a header fills in std::source_location from
+# the builtins it has (pcsc/ uses it for the call site of a PC/SC error).
+if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 15)
+  add_compile_options("SHELL:-include ${PROJECT_SOURCE_DIR}/cmake/compat/source_location.hpp")
+endif()

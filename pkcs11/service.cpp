@@ -174,7 +174,9 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
       std::vector<std::string> gone;
       for (auto& [id, token] : tokens_) {
         if (&token->module() != module) continue;
-        if (std::none_of(slots.begin(), slots.end(), [&](const SlotSnapshot& s) { return token->is_same_token(s); }))
+        // An init-capture: clang before 16 cannot capture a structured binding.
+        if (std::none_of(slots.begin(), slots.end(),
+                         [&held = *token](const SlotSnapshot& s) { return held.is_same_token(s); }))
           gone.push_back(id);
       }
       for (auto& id : gone) remove_token(id);
@@ -262,7 +264,8 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
       auto self = weak.lock();
       if (ec || !self || self->stopping_) return;
       for (auto& [id, token] : self->tokens_)
-        if (token->info().logged_in) token->worker().post([self, token] { self->expire_on_worker(token); });
+        if (token->info().logged_in)
+          token->worker().post([self, held = token] { self->expire_on_worker(held); });
       self->schedule_sweep();
     });
   }

@@ -1,6 +1,6 @@
 #pragma once
 
-// Force-included (-include) in the fuzz build tree only. libstdc++ 12's
+// Force-included (-include) by cmake/Dependencies.cmake for clang 14. libstdc++ 12's
 // <source_location> needs __builtin_source_location, which clang has from
 // version 15: with Debian 12's clang 14 it declares nothing, and pcsc/
 // (std::source_location in check()) does not compile. This fills in the
