@@ -104,14 +104,18 @@ int main() {
                         {"kanta-cda", 1024 * 1024, 3}};
   std::vector<Row> rows;
   const std::string only = std::getenv("KORTTI_BENCH_XML_ONLY") != nullptr ? std::getenv("KORTTI_BENCH_XML_ONLY") : "";
-  for (const auto& [profile, size, base_repeats] : cases) {
+  // Named copies of the bindings, which the lambdas below capture (clang
+  // before 16 cannot capture a structured binding).
+  for (const auto& [profile_name, size, base_repeats] : cases) {
+    const auto profile = profile_name;
     const std::string label =
         std::string(profile) + " " +
         (size >= 1024 * 1024 ? std::to_string(size >> 20) + "MB" : std::to_string(size >> 10) + "KB");
     if (label.find(only) == std::string::npos) continue;
     const std::string document = cda_of_size(size);
     test::write_file(dir / "input.xml", document);
-    for (const auto& [key, id] : keys) {
+    for (const auto& [key, key_id] : keys) {
+      const auto id = key_id;
       const std::string cert_id = token + "/" + id;
       auto korttid = [&](bool attach) {
         Json params = {{"cert_id", wstr(cert_id)}, {"document", wstr(document)}, {"profile", profile}};

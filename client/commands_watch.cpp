@@ -41,7 +41,7 @@ class DesktopNotifier : public Notifier {
   DesktopNotifier& operator=(const DesktopNotifier&) = delete;
 
   void show(const Condition& n) override {
-    sd_bus_error error = SD_BUS_ERROR_NULL;
+    sd_bus_error error{};  // SD_BUS_ERROR_NULL, without its C99 compound literal
     sd_bus_message* reply = nullptr;
     // Notify(app_name, replaces_id, app_icon, summary, body, actions, hints, expire_timeout)
     const int r = sd_bus_call_method(bus_, "org.freedesktop.Notifications", "/org/freedesktop/Notifications",

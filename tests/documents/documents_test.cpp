@@ -333,7 +333,7 @@ TEST_F(Documents, VerifyXmlRefusesWrappedDocumentsAndSaysWhatEachSignatureCovers
   };
   for (const auto& [doc, detail] : refused) {
     SCOPED_TRACE(detail);
-    const auto e = rpc_error([&] { c().call("verify.xml", {{"document", wstr(doc)}}); });
+    const auto e = rpc_error([&, &doc = doc] { c().call("verify.xml", {{"document", wstr(doc)}}); });
     EXPECT_EQ(e.code(), 1051) << e.what();
     EXPECT_EQ(str(e.data().value("detail", Json(""))), detail) << e.what();
   }
@@ -410,7 +410,7 @@ TEST_F(Documents, CostlyOrMalformedSignaturesAreRefusedWhileAnotherClientIsServe
             "relative_namespace"}}) {
     for (const char* profile : {"kanta-cda", "enveloped"}) {
       SCOPED_TRACE(std::string(detail) + " " + profile);
-      const auto e = rpc_error([&] { sign_xml(kPhysician, doc, profile); });
+      const auto e = rpc_error([&, &doc = doc] { sign_xml(kPhysician, doc, profile); });
       EXPECT_EQ(e.code(), 1051) << e.what();
       EXPECT_EQ(str(e.data().value("detail", Json(""))), detail) << e.what();
     }

@@ -507,7 +507,7 @@ TEST_F(Hostile, CmsStructuresThatAreNotSignaturesAreRefusedOrHeldInvalid) {
            {"content and digest",
             {{"cms", base64_encode(detached)}, {"content", base64_encode(content)}, {"digest", content_digest}}}}) {
     SCOPED_TRACE(name);
-    const auto e = rpc_error([&] { c->call("verify.cms", params, std::chrono::seconds(20)); });
+    const auto e = rpc_error([&, &params = params] { c->call("verify.cms", params, std::chrono::seconds(20)); });
     EXPECT_EQ(e.code(), -32602) << e.what();
     EXPECT_EQ(e.reason(), "invalid_params") << e.what();
   }
