@@ -17,7 +17,7 @@ std::string Client::default_socket() {
     const std::string user = std::string(dir) + "/korttid/korttid.sock";
     if (::access(user.c_str(), F_OK) == 0) return user;
   }
-  return "/run/korttid/korttid.sock";
+  return kSystemSocket;
 }
 
 Client::Client(const std::string& socket_path) {

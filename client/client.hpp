@@ -36,8 +36,10 @@ class Client {
   using Timeout = std::chrono::milliseconds;
   static constexpr Timeout kForever{-1};
 
+  // The system service's socket (systemd/korttid.socket).
+  static constexpr const char* kSystemSocket = "/run/korttid/korttid.sock";
   // $KORTTI_SOCKET; else $XDG_RUNTIME_DIR/korttid/korttid.sock if it exists;
-  // else the system socket /run/korttid/korttid.sock.
+  // else the system socket, kSystemSocket.
   static std::string default_socket();
 
   // Connects; throws std::system_error naming the path.

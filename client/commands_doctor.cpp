@@ -118,7 +118,7 @@ void explain_connect_failure(Report& report, const std::string& socket, int erro
 std::string instance(const Globals& g, const std::string& socket) {
   if (!g.socket.empty()) return "named by --socket";
   if (const char* env = std::getenv("KORTTI_SOCKET"); env != nullptr && *env != '\0') return "named by $KORTTI_SOCKET";
-  if (socket == "/run/korttid/korttid.sock") return "the system service";
+  if (socket == Client::kSystemSocket) return "the system service";
   return "the per-user instance";
 }
 
