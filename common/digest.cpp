@@ -1,6 +1,7 @@
 #include "common/digest.hpp"
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include <stdexcept>
 
@@ -53,5 +54,11 @@ Bytes digest(DigestAlgorithm alg, ByteView data) {
 }
 
 std::string sha256_hex(ByteView data) { return hex_encode(digest(DigestAlgorithm::sha256, data)); }
+
+std::string random_hex(std::size_t bytes) {
+  Bytes raw(bytes);
+  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+  return hex_encode(raw);
+}
 
 }  // namespace kortti

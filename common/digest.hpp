@@ -22,4 +22,9 @@ Bytes digest(DigestAlgorithm alg, ByteView data);
 // What the audit log records instead of a document: its SHA-256, hex.
 std::string sha256_hex(ByteView data);
 
+// `bytes` from OpenSSL's generator, hex: ids that name one event (an
+// internal error's log line, a signature's audit lines, an XML element).
+// Throws std::runtime_error when the generator fails.
+std::string random_hex(std::size_t bytes);
+
 }  // namespace kortti

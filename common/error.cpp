@@ -1,15 +1,19 @@
 #include "common/error.hpp"
 
-#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include "common/digest.hpp"
 #include "common/encoding.hpp"
 
 namespace kortti {
 
 Error internal_error(std::string_view where, std::string_view what) {
-  Bytes raw(6);
-  const std::string id = RAND_bytes(raw.data(), static_cast<int>(raw.size())) == 1 ? hex_encode(raw) : "unknown";
+  std::string id = "unknown";
+  try {
+    id = random_hex(6);
+  } catch (const std::exception&) {
+    // The error is still reported, under a name that says its id is lost.
+  }
   spdlog::error("internal error {} in {}: {}", id, where, printable(what, 1024));
   Error error(Errc::internal_error, "internal error; the korttid log has the details under " + id);
   error.correlation_id = id;

@@ -5,7 +5,6 @@
 #include <libxml/parser.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <xmlsec/errors.h>
 #include <xmlsec/openssl/app.h>
 #include <xmlsec/openssl/crypto.h>
@@ -16,6 +15,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "common/digest.hpp"
 #include "common/encoding.hpp"
 #include "common/error.hpp"
 #include "common/names.hpp"
@@ -31,11 +31,7 @@ const xmlChar* x(const char* s) { return reinterpret_cast<const xmlChar*>(s); }
 
 void silent_xmlsec(const char*, int, const char*, const char*, const char*, int, const char*) {}
 
-std::string random_id(const char* prefix) {
-  unsigned char raw[8];
-  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("RAND_bytes failed");
-  return prefix + hex_encode(ByteView(raw, sizeof raw));
-}
+std::string random_id(const char* prefix) { return prefix + random_hex(8); }
 
 struct Algorithms {
   xmlSecTransformId sign;
