@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include "tests/integration/softhsm_fixture.hpp"
 
@@ -43,6 +44,20 @@ Footprint footprint(pid_t pid) {
     if (line.rfind("VmRSS:", 0) == 0) f.rss_kib = std::stol(line.substr(6));
   f.fds = entries("/proc/" + std::to_string(pid) + "/fd");
   f.threads = entries("/proc/" + std::to_string(pid) + "/task");
+  return f;
+}
+
+// Taken when nothing is in flight, and once two readings 50 ms apart agree:
+// a request's tail (a registry lookup's file, an audit line) may hold a
+// descriptor for a moment after its answer.
+Footprint quiet_footprint(pid_t pid) {
+  Footprint f = footprint(pid);
+  for (int i = 0; i < 40; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const Footprint next = footprint(pid);
+    if (next.fds == f.fds && next.threads == f.threads) return next;
+    f = next;
+  }
   return f;
 }
 
@@ -89,8 +104,16 @@ TEST_F(Soak, ManyMixedRequestsLeaveNothingBehind) {
   long errors_unexpected = 0;
   std::map<std::int64_t, std::string> pending;
   long sent = 0;
+  bool measured = false;
   while (answered < total) {
-    while (sent < total && static_cast<int>(pending.size()) < kWindow) {
+    // The warm-up's footprint is taken with nothing in flight, as the end's is.
+    const bool draining = !measured && sent >= warmup;
+    if (draining && pending.empty()) {
+      after_warmup = quiet_footprint(daemon_->pid());
+      measured = true;
+      continue;
+    }
+    while (!draining && sent < total && static_cast<int>(pending.size()) < kWindow) {
       auto [method, params] = request(sent);
       pending[session->send(method, std::move(params))] = method;
       ++sent;
@@ -108,10 +131,11 @@ TEST_F(Soak, ManyMixedRequestsLeaveNothingBehind) {
       }
     }
     pending.erase(it);
-    if (++answered == warmup) after_warmup = footprint(daemon_->pid());
+    ++answered;
     if (errors_unexpected > 5) break;
   }
-  const Footprint end = footprint(daemon_->pid());
+  ASSERT_TRUE(measured);
+  const Footprint end = quiet_footprint(daemon_->pid());
   std::cout << "soak: " << answered << " requests; after warm-up RSS " << after_warmup.rss_kib << " KiB, fds "
             << after_warmup.fds << ", threads " << after_warmup.threads << "; at the end RSS " << end.rss_kib
             << " KiB, fds " << end.fds << ", threads " << end.threads << "\n";
