@@ -7,6 +7,8 @@
 // Error that the work threw.
 
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <type_traits>
 #include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without including it
 
@@ -84,6 +86,50 @@ Task<T> completion(Start start) {
       [&](auto handler) { start(detail::resumer<T>(std::move(handler))); }, boost::asio::use_awaitable);
   co_return detail::value_or_throw(std::move(result));
 }
+
+// Work that starts at once and is awaited later, so that it runs while the
+// awaiting operation does something else (an audit line made durable while
+// the card signs). `start` is called at construction with the Completion the
+// work reports to, from any thread; result() may be awaited once.
+template <class T>
+class Started {
+ public:
+  template <class Start>
+  explicit Started(Start start) : state_(std::make_shared<State>()) {
+    start(Completion<T>([state = state_](Result<T> r) { state->settle(std::move(r)); }));
+  }
+
+  Task<T> result() {
+    return completion<T>([state = state_](Completion<T> resume) { state->wait(std::move(resume)); });
+  }
+
+ private:
+  struct State {
+    std::mutex mutex;
+    std::optional<Result<T>> value;
+    Completion<T> waiter;
+
+    void settle(Result<T> r) {
+      Completion<T> resume;
+      {
+        std::lock_guard lock(mutex);
+        if (!waiter) return void(value.emplace(std::move(r)));
+        resume = std::move(waiter);
+      }
+      resume(std::move(r));
+    }
+    void wait(Completion<T> resume) {
+      std::optional<Result<T>> ready;
+      {
+        std::lock_guard lock(mutex);
+        if (!value) return void(waiter = std::move(resume));
+        ready = std::move(value);
+      }
+      resume(std::move(*ready));
+    }
+  };
+  std::shared_ptr<State> state_;
+};
 
 // The outcome of `task` as a value: for the steps whose failure is itself
 // recorded (an audit line) before it is passed on.
