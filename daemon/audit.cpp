@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <boost/asio/steady_timer.hpp>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -43,8 +45,10 @@ Json to_line(const service::AuditRecord& r) {
                {"gid", r.caller.gid},
                {"pid", r.caller.pid},
                {"connection", r.caller.connection},
-               {"outcome", wstr(r.outcome)},
-               {"delivered", r.delivered}};
+               {"outcome", wstr(r.outcome)}};
+  // A begun line is written before there is anything to deliver.
+  if (r.outcome != service::kAuditBegun) line["delivered"] = r.delivered;
+  if (!r.attempt.empty()) line["attempt"] = wstr(r.attempt);
   if (!r.caller.client.empty()) line["client"] = wstr(r.caller.client);
   if (r.origin) line["origin"] = wstr(*r.origin);
   if (!r.token_id.empty()) line["token_id"] = wstr(r.token_id);
@@ -67,7 +71,7 @@ std::string dump(const Json& line) { return to_std(line.dump(-1, ' ', false, Jso
 struct AuditLog::Chain {
   struct Pending {
     Json line;
-    std::function<void(bool)> done;
+    std::function<void(bool)> done;  // empty: a noted line, nobody waits
   };
 
   explicit Chain(std::string path) : file(std::move(path)) {}
@@ -77,9 +81,11 @@ struct AuditLog::Chain {
   Chain(const Chain&) = delete;
   Chain& operator=(const Chain&) = delete;
 
+  void queue(Pending pending, const std::shared_ptr<Chain>& self);
   bool reopen_if_moved();
-  bool append(const std::string& text, std::size_t lines);
-  void flush();
+  bool append(const std::string& text, std::size_t lines, bool sync);
+  void flush(const std::shared_ptr<Chain>& self);
+  void sync_written();
 
   const std::string file;
   // The writer thread's alone (and the constructor's, before it starts).
@@ -88,11 +94,14 @@ struct AuditLog::Chain {
   ino_t ino = 0;
   std::uint64_t seq = 0;
   std::string prev_hash;  // of the last line on disk, hex
+  bool unsynced = false;  // noted lines written but not yet made durable
   // Shared with record().
   std::mutex mutex;
   std::vector<Pending> pending;
   bool flush_queued = false;
   Worker writer{"audit"};
+  // Declared after the writer: destroyed before the io_context it runs on.
+  boost::asio::steady_timer lazy_sync{writer.executor()};
 };
 
 AuditLog::AuditLog(const std::string& file) {
@@ -127,20 +136,43 @@ void AuditLog::record(service::AuditRecord record, std::function<void(bool)> don
     logger_->info("{}", dump(line));
     return done(true);
   }
-  bool queue = false;
-  {
-    std::lock_guard lock(chain_->mutex);
-    chain_->pending.push_back({std::move(line), std::move(done)});
-    queue = !std::exchange(chain_->flush_queued, true);
-  }
-  if (queue) chain_->writer.post([chain = chain_] { chain->flush(); });
+  chain_->queue({std::move(line), std::move(done)}, chain_);
 }
 
-bool AuditLog::stop(std::chrono::milliseconds timeout) { return !chain_ || chain_->writer.stop_and_wait(timeout); }
+void AuditLog::note(service::AuditRecord record) {
+  Json line = to_line(record);
+  if (logger_) return logger_->info("{}", dump(line));
+  chain_->queue({std::move(line), nullptr}, chain_);
+}
 
-// Everything that arrived since the last flush, chained, written and made
-// durable at once.
-void AuditLog::Chain::flush() {
+void AuditLog::Chain::queue(Pending p, const std::shared_ptr<Chain>& self) {
+  bool first = false;
+  {
+    std::lock_guard lock(mutex);
+    pending.push_back(std::move(p));
+    first = !std::exchange(flush_queued, true);
+  }
+  if (first) writer.post([self] { self->flush(self); });
+}
+
+// Noted lines still waiting for their fdatasync get it before the writer
+// ends. (Weak: a job posted to a writer that has already ended is never run,
+// and a strong pointer in it would keep the chain alive in a cycle.)
+bool AuditLog::stop(std::chrono::milliseconds timeout) {
+  if (!chain_) return true;
+  chain_->writer.post([weak = std::weak_ptr<Chain>(chain_)] {
+    if (auto chain = weak.lock()) {
+      chain->lazy_sync.cancel();
+      chain->sync_written();
+    }
+  });
+  return chain_->writer.stop_and_wait(timeout);
+}
+
+// Everything that arrived since the last flush, chained and written at once;
+// made durable at once if anyone waits for one of the lines, else within
+// kLazySync.
+void AuditLog::Chain::flush(const std::shared_ptr<Chain>& self) {
   std::vector<Pending> batch;
   {
     std::lock_guard lock(mutex);
@@ -148,6 +180,7 @@ void AuditLog::Chain::flush() {
     flush_queued = false;
   }
   if (batch.empty()) return;
+  const bool awaited = std::any_of(batch.begin(), batch.end(), [](const Pending& p) { return p.done != nullptr; });
   bool ok = false;
   try {
     std::uint64_t next = seq;
@@ -161,15 +194,31 @@ void AuditLog::Chain::flush() {
       text += line;
       text += '\n';
     }
-    ok = append(text, batch.size());
+    ok = append(text, batch.size(), awaited);
     if (ok) {
       seq = next;
       prev_hash = std::move(prev);
     }
   } catch (const std::exception& e) {
-    spdlog::error("audit: {}; refusing what needed these lines", e.what());
+    spdlog::error("audit: {}; {} line(s) not written", e.what(), batch.size());
   }
-  for (auto& p : batch) p.done(ok);
+  if (ok && awaited) {
+    unsynced = false;
+  } else if (ok && !std::exchange(unsynced, true)) {
+    lazy_sync.expires_after(kLazySync);
+    lazy_sync.async_wait([weak = std::weak_ptr<Chain>(self)](const boost::system::error_code& ec) {
+      if (auto chain = weak.lock(); chain && !ec) chain->sync_written();
+    });
+  }
+  for (auto& p : batch)
+    if (p.done) p.done(ok);
+}
+
+void AuditLog::Chain::sync_written() {
+  if (!std::exchange(unsynced, false) || fd < 0) return;
+  if (::fdatasync(fd) != 0)
+    spdlog::error("audit: cannot sync {}: {}; the last outcome lines may be lost in a crash", file,
+                  std::strerror(errno));
 }
 
 // logrotate moves the file away; the next line goes to a new file at the
@@ -184,6 +233,7 @@ bool AuditLog::Chain::reopen_if_moved() {
     return false;
   }
   if (fd >= 0) {
+    sync_written();  // the moved file keeps its noted lines, durable
     ::close(fd);
     spdlog::info("audit: {} was moved; continuing the chain in a new file", file);
   }
@@ -194,10 +244,11 @@ bool AuditLog::Chain::reopen_if_moved() {
 }
 
 // All of `text` or none of it: a failed write or sync is cut back off, so a
-// half line never breaks every later check.
-bool AuditLog::Chain::append(const std::string& text, std::size_t lines) {
+// half line never breaks every later check. `sync`: made durable too, with
+// every line written before it.
+bool AuditLog::Chain::append(const std::string& text, std::size_t lines, bool sync) {
   auto fail = [&](const char* what) {
-    spdlog::error("audit: cannot {} {}: {}; refusing what needed {} line(s)", what, file, std::strerror(errno), lines);
+    spdlog::error("audit: cannot {} {}: {}; {} line(s) not written", what, file, std::strerror(errno), lines);
     return false;
   };
   if (!reopen_if_moved()) return fail("open");
@@ -214,7 +265,7 @@ bool AuditLog::Chain::append(const std::string& text, std::size_t lines) {
     }
     written += static_cast<std::size_t>(n);
   }
-  if (::fdatasync(fd) != 0) {
+  if (sync && ::fdatasync(fd) != 0) {
     const int err = errno;
     if (end >= 0 && ::ftruncate(fd, end) != 0) spdlog::error("audit: cannot cut unsynced lines from {}", file);
     errno = err;

@@ -29,7 +29,10 @@ namespace kortti::daemon {
 // The file is written on a thread of its own, never the io thread, and by
 // group commit: the lines that arrive while one fdatasync runs are written
 // together and made durable by the next one. A disk flush costs one
-// signature its latency, not every signature behind it.
+// signature its latency, not every signature behind it. A noted line is
+// written at once and made durable by the next flush someone waits for, or
+// kLazySync after it: a signature's outcome line never puts its own flush
+// in front of the next signature's begun line.
 class AuditLog final : public service::AuditSink {
  public:
   explicit AuditLog(const std::string& file);
@@ -40,6 +43,7 @@ class AuditLog final : public service::AuditSink {
   // `done(false)`, with the reason logged, when the line is not on disk
   // (disk full, file removed and not re-creatable, permissions).
   void record(service::AuditRecord record, std::function<void(bool)> done) override;
+  void note(service::AuditRecord record) override;
 
   // Writes what is queued and ends the writer's thread, waiting at most
   // `timeout`; false if it is still stuck (a disk that does not answer).
@@ -51,6 +55,9 @@ class AuditLog final : public service::AuditSink {
   std::shared_ptr<spdlog::logger> logger_;  // without a file
   std::shared_ptr<Chain> chain_;            // with one
 };
+
+// How long a noted line may wait for its fdatasync when no other line comes.
+inline constexpr std::chrono::milliseconds kLazySync{100};
 
 // The first line of a chain with no predecessor korttid knows of names this
 // instead of a hash (a new trail, or a restart after the file was moved).

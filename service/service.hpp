@@ -56,10 +56,17 @@ struct AuditRecord {
   std::string digest_algorithm;
   std::string digest_hex;             // of what was signed
   std::optional<std::string> origin;  // the web origin served: a browser's, or an auth token's
-  std::string outcome;                // "ok" or the error reason
+  std::string outcome;                // "ok", the error reason, or "begun" (below)
   std::string detail;
   bool delivered = true;  // false when the caller had gone before the answer
+  // One try at the card writes two lines with the same attempt id: "begun"
+  // before the card is asked, and its outcome. A begun line without an
+  // outcome line is a try whose signature may exist (korttid stopped before
+  // it could say how it ended). Empty: a line that stands alone.
+  std::string attempt;
 };
+
+inline constexpr const char* kAuditBegun = "begun";
 
 class AuditSink {
  public:
@@ -69,6 +76,10 @@ class AuditSink {
   // records is then refused (no audit, no signature). Lines are written in
   // the order record() was called.
   virtual void record(AuditRecord record, std::function<void(bool)> done) = 0;
+  // Writes the line with nobody waiting for it (a signature's outcome, once
+  // its begun line is durable): it is made durable with the next line that
+  // is recorded, or soon after on its own; a failure is logged.
+  virtual void note(AuditRecord record) = 0;
 };
 
 // --- what may be signed ---
@@ -252,10 +263,13 @@ class Service {
   [[nodiscard]] policy::PolicyService& policy() const;
   [[nodiscard]] signature::DocumentService& documents() const;
   // Each is false when the line could not be made durable.
-  Task<bool> audit(AuditRecord record, const Result<pkcs11::SignResult>& result) const;
   Task<bool> audit_session(const Caller& caller, const char* action, const std::string& token_id,
                            const Error* error) const;
   Task<bool> write_audit(AuditRecord record) const;
+  // The line is written and made durable while the caller goes on.
+  Started<bool> begin_audit(AuditRecord record) const;
+  // The line is written; its failure is logged, nobody waits for it.
+  void post_audit(AuditRecord record) const;
 
   // [pin]: refuses a PIN the client may not send (1040) and a dialog this
   // korttid cannot show (1050), before any work is done.

@@ -41,12 +41,32 @@ AuditRecord audit_record(const Caller& caller, std::string action, const pkcs11:
   return record;
 }
 
+namespace {
+
+// Hands `record` to `sink` (none: korttid runs without an audit trail, and
+// every line counts as written).
+void send(AuditSink* sink, AuditRecord record, Completion<bool> done) {
+  if (sink == nullptr) return done(true);
+  sink->record(std::move(record), [done = std::move(done)](bool ok) { done(ok); });
+}
+
+}  // namespace
+
 Task<bool> Service::write_audit(AuditRecord record) const {
   // Not a coroutine: the operation starts when awaited and owns the record.
   return completion<bool>([sink = services_.audit, record = std::move(record)](Completion<bool> done) mutable {
-    if (sink == nullptr) return done(true);
-    sink->record(std::move(record), [done = std::move(done)](bool ok) { done(ok); });
+    send(sink, std::move(record), std::move(done));
   });
+}
+
+Started<bool> Service::begin_audit(AuditRecord record) const {
+  return Started<bool>([sink = services_.audit, record = std::move(record)](Completion<bool> done) mutable {
+    send(sink, std::move(record), std::move(done));
+  });
+}
+
+void Service::post_audit(AuditRecord record) const {
+  if (services_.audit != nullptr) services_.audit->note(std::move(record));
 }
 
 AuditRecord answered(AuditRecord record, const Result<pkcs11::SignResult>& result) {
@@ -62,10 +82,6 @@ AuditRecord answered(AuditRecord record, const Result<pkcs11::SignResult>& resul
   return record;
 }
 
-Task<bool> Service::audit(AuditRecord record, const Result<pkcs11::SignResult>& result) const {
-  return write_audit(answered(std::move(record), result));
-}
-
 Task<bool> Service::audit_denial(AuditRecord record, const policy::Decision& decision) const {
   record.outcome = "policy_denied";
   for (const auto& r : decision.reasons) record.detail += (record.detail.empty() ? "" : " ") + r.code;
@@ -73,13 +89,21 @@ Task<bool> Service::audit_denial(AuditRecord record, const policy::Decision& dec
   return write_audit(std::move(record));
 }
 
+// The begun line is made durable while the card signs, and the signature
+// leaves only once it is: no client ever holds a signature the audit trail
+// lacks, and the disk's flush costs the caller nothing the card does not
+// take anyway. The outcome's line follows without being waited for; if
+// korttid stops before it is written, the begun line stands for the try.
 Task<pkcs11::SignResult> Service::sign_audited(AuditRecord record, pkcs11::SignRequest request,
                                                pkcs11::Credentials credentials, std::stop_token stop) {
+  record.attempt = random_hex(8);
+  AuditRecord begun = record;
+  begun.outcome = kAuditBegun;
+  Started<bool> durable = begin_audit(std::move(begun));
   Result<pkcs11::SignResult> card =
       co_await attempt(services_.tokens->sign(std::move(request), std::move(credentials), std::move(stop)));
-  // The line is written before the answer leaves: no client ever holds a
-  // signature the audit trail lacks.
-  const bool audited = co_await audit(std::move(record), card);
+  const bool audited = co_await durable.result();
+  post_audit(answered(std::move(record), card));
   if (!audited && card.ok()) throw audit_unavailable();
   if (!card.ok()) throw card.error();
   co_return std::move(card).value();

@@ -631,10 +631,8 @@ TEST_F(Documents, HostileDocumentsAreRefusedWithTheirReasonWhileAnotherClientIsS
   EXPECT_GT(bystander.stop(), 0);
   // Nothing was signed but the prescription above, and korttid still signs
   // and verifies.
-  std::istringstream audit(read_file(daemon_->daemon().dir() / "audit.log"));
   std::vector<std::string> actions;
-  for (std::string line; std::getline(audit, line);)
-    if (!line.empty()) actions.push_back(str(Json::parse(line)["action"]));
+  for (const Json& line : outcomes(daemon_->daemon().audit())) actions.push_back(str(line["action"]));
   EXPECT_EQ(actions, std::vector<std::string>{"sign.prescription"});
   EXPECT_EQ(xmlsec_verify(str(sign_xml(kPhysician, prescription(), "kanta-cda")["document"])).status, 0);
   EXPECT_TRUE(c().call("verify.xml", {{"document", wstr(signed_doc)}})["valid"].get<bool>());

@@ -14,13 +14,6 @@ namespace {
 
 using Audit = SoftHsmDaemonTest;
 
-std::vector<Json> audit_lines(const Daemon& d) {
-  std::vector<Json> out;
-  std::istringstream in(read_file(d.dir() / "audit.log"));
-  for (std::string line; std::getline(in, line);) out.push_back(Json::parse(line));
-  return out;
-}
-
 std::vector<std::string> raw_lines(const fs::path& file) {
   std::vector<std::string> out;
   std::istringstream in(read_file(file));
@@ -47,7 +40,7 @@ TEST_F(Audit, EachSignatureIsRecordedWithWhoWhatAndOutcome) {
               {"digest", wstr(base64_encode(random_bytes(48)))},
               {"pin", "000000"}};
   EXPECT_THROW(c->call("sign.digest", bad), client::RpcError);
-  const auto lines = audit_lines(*daemon_);
+  const auto lines = outcomes(daemon_->audit());
   ASSERT_EQ(lines.size(), 2U);
   const Json& ok = lines[0];
   EXPECT_EQ(ok["action"], "sign.digest");
@@ -58,6 +51,40 @@ TEST_F(Audit, EachSignatureIsRecordedWithWhoWhatAndOutcome) {
   EXPECT_EQ(ok["outcome"], "ok");
   EXPECT_NE(str(ok["subject"]).find("Testilääkäri"), std::string::npos);
   EXPECT_EQ(lines[1]["outcome"], "pin_incorrect");
+}
+
+// The begun line is on disk before the signature leaves; the outcome's line
+// follows it, with the same attempt id and the same who and what.
+TEST_F(Audit, ATryAtTheCardIsBegunBeforeItsOutcome) {
+  auto c = daemon_->connect();
+  c->call("system.hello", {{"client", "test-ehr"}});
+  auto [answer, digest] = sign_digest(*c, rsa_sign_cert(), "sha256");
+  // What the answer's line holds the moment it arrives: the begun line.
+  const auto at_answer = raw_lines(daemon_->dir() / "audit.log");
+  ASSERT_GE(at_answer.size(), 1U);
+  const Json first = Json::parse(at_answer[0]);
+  EXPECT_EQ(first["outcome"], "begun");
+  const auto lines = daemon_->audit();
+  ASSERT_EQ(lines.size(), 2U);
+  const Json& begun = lines[0];
+  const Json& ok = lines[1];
+  EXPECT_EQ(begun["outcome"], "begun");
+  EXPECT_FALSE(begun.contains("delivered")) << "nothing is delivered before the card signs";
+  EXPECT_EQ(ok["outcome"], "ok");
+  EXPECT_EQ(ok["delivered"], true);
+  ASSERT_TRUE(begun.contains("attempt"));
+  EXPECT_EQ(str(begun["attempt"]).size(), 16U);
+  EXPECT_EQ(begun["attempt"], ok["attempt"]);
+  for (const char* key : {"action", "uid", "pid", "client", "cert_id", "digest_algorithm", "digest"})
+    EXPECT_EQ(begun[key], ok[key]) << key;
+  EXPECT_EQ(begun["digest"], wstr(hex_encode(digest)));
+  EXPECT_LT(begun["seq"], ok["seq"]);
+  // Another signature is another attempt.
+  sign_digest(*c, rsa_sign_cert(), "sha256");
+  const auto more = daemon_->audit();
+  ASSERT_EQ(more.size(), 4U);
+  EXPECT_NE(more[2]["attempt"], begun["attempt"]);
+  EXPECT_EQ(more[2]["attempt"], more[3]["attempt"]);
 }
 
 TEST_F(Audit, NoPinReachesAnyLogEvenAtDebugLevel) {
@@ -81,7 +108,7 @@ TEST_F(Audit, NoPinReachesAnyLogEvenAtDebugLevel) {
 TEST_F(Audit, ASessionLoginIsRecordedWithoutThePin) {
   auto c = daemon_->connect();
   c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}});
-  const auto lines = audit_lines(*daemon_);
+  const auto lines = daemon_->audit();
   ASSERT_EQ(lines.size(), 1U);
   EXPECT_EQ(lines[0]["action"], "session.login");
   EXPECT_EQ(lines[0]["token_id"], wstr(token_ids_.at("cardA")));
@@ -91,8 +118,9 @@ TEST_F(Audit, ASessionLoginIsRecordedWithoutThePin) {
 TEST_F(Audit, EachLineIsChainedToTheOneBefore) {
   auto c = daemon_->connect();
   for (int i = 0; i < 3; ++i) sign_digest(*c, rsa_sign_cert(), "sha256");
+  ASSERT_EQ(daemon_->audit().size(), 6U);  // each: begun, ok
   const auto lines = raw_lines(daemon_->dir() / "audit.log");
-  ASSERT_EQ(lines.size(), 3U);
+  ASSERT_EQ(lines.size(), 6U);
   for (std::size_t i = 0; i < lines.size(); ++i) {
     const Json j = Json::parse(lines[i]);
     EXPECT_EQ(j["seq"], i + 1);
@@ -100,14 +128,15 @@ TEST_F(Audit, EachLineIsChainedToTheOneBefore) {
   }
   const auto ok = verify({daemon_->dir() / "audit.log"});
   EXPECT_EQ(ok.status, 0) << ok.out << ok.err;
-  EXPECT_NE(ok.out.find("OK: 3 lines"), std::string::npos) << ok.out;
+  EXPECT_NE(ok.out.find("OK: 6 lines"), std::string::npos) << ok.out;
 }
 
 TEST_F(Audit, VerifyNamesAChangedOrMissingLine) {
   auto c = daemon_->connect();
   for (int i = 0; i < 4; ++i) sign_digest(*c, rsa_sign_cert(), "sha256");
+  ASSERT_EQ(daemon_->audit().size(), 8U);
   auto lines = raw_lines(daemon_->dir() / "audit.log");
-  ASSERT_EQ(lines.size(), 4U);
+  ASSERT_EQ(lines.size(), 8U);
 
   auto changed = lines;
   const auto at = changed[1].find("\"uid\":");
@@ -134,18 +163,20 @@ TEST_F(Audit, TheChainCarriesOnAcrossRotation) {
   auto c = daemon_->connect();
   sign_digest(*c, rsa_sign_cert(), "sha256");
   sign_digest(*c, rsa_sign_cert(), "sha256");
+  ASSERT_EQ(daemon_->audit().size(), 4U);
   fs::rename(daemon_->dir() / "audit.log", daemon_->dir() / "audit.log.1");
   sign_digest(*c, rsa_sign_cert(), "sha256");
+  ASSERT_EQ(daemon_->audit().size(), 2U);
   const auto old_lines = raw_lines(daemon_->dir() / "audit.log.1");
   const auto new_lines = raw_lines(daemon_->dir() / "audit.log");
-  ASSERT_EQ(old_lines.size(), 2U);
-  ASSERT_EQ(new_lines.size(), 1U);
+  ASSERT_EQ(old_lines.size(), 4U);
+  ASSERT_EQ(new_lines.size(), 2U);
   const Json first = Json::parse(new_lines[0]);
-  EXPECT_EQ(first["seq"], 3);
-  EXPECT_EQ(first["prev"], wstr(sha256_of(old_lines[1])));
+  EXPECT_EQ(first["seq"], 5);
+  EXPECT_EQ(first["prev"], wstr(sha256_of(old_lines[3])));
   const auto both = verify({daemon_->dir() / "audit.log.1", daemon_->dir() / "audit.log"});
   EXPECT_EQ(both.status, 0) << both.out;
-  EXPECT_NE(both.out.find("OK: 3 lines"), std::string::npos) << both.out;
+  EXPECT_NE(both.out.find("OK: 6 lines"), std::string::npos) << both.out;
   // Out of order, the old file's start cannot be linked to what came before.
   const auto reversed = verify({daemon_->dir() / "audit.log", daemon_->dir() / "audit.log.1"});
   EXPECT_EQ(reversed.status, 2) << reversed.out;
@@ -163,10 +194,11 @@ TEST_F(Audit, ARestartCarriesOnTheChainOfTheFile) {
   second.audit_file = keep / "audit.log";
   start(std::move(second));
   sign_digest(*daemon_->connect(), rsa_sign_cert(), "sha256");
+  ASSERT_EQ(daemon_->audit().size(), 4U);
   const auto lines = raw_lines(keep / "audit.log");
-  ASSERT_EQ(lines.size(), 2U);
-  EXPECT_EQ(Json::parse(lines[1])["seq"], 2);
-  EXPECT_EQ(Json::parse(lines[1])["prev"], wstr(sha256_of(lines[0])));
+  ASSERT_EQ(lines.size(), 4U);
+  EXPECT_EQ(Json::parse(lines[2])["seq"], 3);
+  EXPECT_EQ(Json::parse(lines[2])["prev"], wstr(sha256_of(lines[1])));
   const auto r = verify({keep / "audit.log"});
   EXPECT_EQ(r.status, 0) << r.out;
 }
@@ -215,8 +247,9 @@ TEST_F(AuditOnAFullDisk, NoAuditLineNoSignature) {
   // Room again: signing and the chain carry on, with no half line between.
   fs::remove(mount_ / "filler");
   sign_digest(*c, rsa_sign_cert(), "sha256");
+  ASSERT_EQ(daemon_->audit().size(), 2U);
   const auto lines = raw_lines(mount_ / "audit.log");
-  ASSERT_EQ(lines.size(), 1U);
+  ASSERT_EQ(lines.size(), 2U);
   const auto r = verify({mount_ / "audit.log"});
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(Json::parse(lines[0])["seq"], 1);

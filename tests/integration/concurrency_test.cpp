@@ -120,10 +120,11 @@ TEST_F(Concurrency, ThirtyTwoClientsTimesAHundredSignaturesAcrossTwoTokens) {
   auto [answer, digest] = sign_digest(*c, ec_sign_cert(), "sha384");
   EXPECT_TRUE(openssl_verify_digest(b64(answer["certificate"]), digest, b64(answer["signature"]), "sha384", "ecdsa"));
   // The lines of 32 clients, written in groups: one chain, none missing
-  // (the login, 3,200 signatures, the last one).
+  // (the login, then begun and ok for each of 3,200 signatures and the last).
+  ASSERT_EQ(daemon_->audit().size(), 2U * (kClients * kPerClient + 1) + 1);
   const auto chain = run({korttid_binary().string(), "audit", "verify", (daemon_->dir() / "audit.log").string()});
   EXPECT_EQ(chain.status, 0) << chain.out << chain.err;
-  EXPECT_NE(chain.out.find("OK: " + std::to_string(kClients * kPerClient + 2) + " lines"), std::string::npos)
+  EXPECT_NE(chain.out.find("OK: " + std::to_string(2 * (kClients * kPerClient + 1) + 1) + " lines"), std::string::npos)
       << chain.out;
 }
 

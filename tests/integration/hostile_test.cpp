@@ -39,14 +39,6 @@ std::map<std::string, long> memory_kib(pid_t pid) {
   return values;
 }
 
-std::vector<Json> audit_lines(const Daemon& d) {
-  std::vector<Json> lines;
-  std::istringstream in(read_file(d.dir() / "audit.log"));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) lines.push_back(Json::parse(line));
-  return lines;
-}
-
 // Reads until the daemon closes the connection; false if it is still open
 // after `timeout`.
 bool closed_by_daemon(client::Client& c, std::chrono::milliseconds timeout) {
@@ -93,7 +85,7 @@ TEST_F(Hostile, ClientNameCutInsideACharacterIsCutBeforeIt) {
   const auto e = rpc_error([&] { c->call("session.login", {{"token_id", "no-such-token"}, {"pin", "1234"}}); });
   EXPECT_EQ(e.code(), 1002);
   expect_daemon_fine();
-  const auto lines = audit_lines(*daemon_);
+  const auto lines = daemon_->audit();
   ASSERT_EQ(lines.size(), 1U) << daemon_->log();
   EXPECT_EQ(lines[0]["client"], wstr(std::string(63, 'a')));
   EXPECT_EQ(lines[0]["action"], "session.login");
@@ -114,7 +106,7 @@ TEST_F(Hostile, AttachmentThatIsNotUtf8IsInvalidParamsAndTheConnectionCarriesOn)
     EXPECT_EQ((*a)["error"]["code"], -32602) << to_std(a->dump(-1, ' ', false, Json::error_handler_t::replace));
   }
   EXPECT_EQ(c->call("system.hello")["daemon"], "korttid");
-  EXPECT_TRUE(audit_lines(*daemon_).empty());
+  EXPECT_TRUE(daemon_->audit().empty());
   expect_daemon_fine();
   // Valid UTF-8 beyond ASCII still goes through as an attachment.
   const auto e = rpc_error([&] {

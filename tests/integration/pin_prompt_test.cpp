@@ -62,7 +62,11 @@ class PinPrompt : public PcscDaemonTest {
     p["pin_prompt"] = true;
     return p;
   }
-  std::string audit() const { return read_file(daemon_->dir() / "audit.log"); }
+  // Settled first: a signature's outcome line follows its answer.
+  std::string audit() const {
+    (void)daemon_->audit();
+    return read_file(daemon_->audit_file());
+  }
   void expect_no_pin_anywhere() const {
     EXPECT_EQ(daemon_->log().find(kPin), std::string::npos) << "the PIN reached korttid's log";
     EXPECT_EQ(audit().find(kPin), std::string::npos) << "the PIN reached the audit trail";

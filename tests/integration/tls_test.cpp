@@ -90,12 +90,8 @@ class Tls : public SoftHsmDaemonTest {
     daemon_->connect()->call("session.login", {{"token_id", wstr(token_ids_.at(card))}, {"pin", kPin}});
   }
 
-  std::vector<Json> audit_lines() {
-    std::vector<Json> out;
-    std::istringstream in(read_file(daemon_->dir() / "audit.log"));
-    for (std::string line; std::getline(in, line);) out.push_back(Json::parse(line));
-    return out;
-  }
+  // The outcome lines (audit_test pins down the begun line before each).
+  std::vector<Json> audit_lines() { return outcomes(daemon_->audit()); }
 
   // A failed handshake's line is written after the tunnel has closed.
   std::vector<Json> audit_lines_once(std::size_t count) {

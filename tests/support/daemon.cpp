@@ -31,7 +31,9 @@ std::set<const Daemon*> live_daemons;
 
 }  // namespace
 
-Daemon::Daemon(DaemonOptions options) : socket_(options.socket.value_or(dir_ / "korttid.sock")) {
+Daemon::Daemon(DaemonOptions options)
+    : socket_(options.socket.value_or(dir_ / "korttid.sock")),
+      audit_file_(options.audit_file.value_or(dir_ / "audit.log")) {
   std::string modules;
   for (const auto& m : options.modules) modules += (modules.empty() ? "\"" : ", \"") + m + "\"";
   std::ostringstream text;
@@ -43,7 +45,7 @@ Daemon::Daemon(DaemonOptions options) : socket_(options.socket.value_or(dir_ / "
        << "[session]\n"
        << options.session << "\n"
        << "[log]\nlevel = \"" << options.log_level << "\"\n"
-       << "[audit]\nfile = \"" << options.audit_file.value_or(dir_ / "audit.log").string() << "\"\n"
+       << "[audit]\nfile = \"" << audit_file_.string() << "\"\n"
        << "[trust]\nanchors = \"" << (pki_dir() / "trust").string() << "\"\n"
        << "intermediates = \"" << (pki_dir() / "intermediates").string() << "\"\n"
        << options.trust << "\n"
@@ -142,6 +144,41 @@ Daemon::~Daemon() {
 }
 
 std::string Daemon::log() const { return read_file(dir_ / "korttid.log"); }
+
+std::vector<Json> Daemon::audit() const {
+  auto read = [this] {
+    std::vector<Json> lines;
+    std::istringstream in(read_file(audit_file_));
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) lines.push_back(Json::parse(line));
+    return lines;
+  };
+  auto settled = [](const std::vector<Json>& lines) {
+    std::set<std::string> open;
+    for (const Json& l : lines) {
+      if (!l.contains("attempt")) continue;
+      const std::string attempt = str(l["attempt"]);
+      if (l["outcome"] == "begun")
+        open.insert(attempt);
+      else
+        open.erase(attempt);
+    }
+    return open.empty();
+  };
+  std::vector<Json> lines = read();
+  for (int i = 0; i < 500 && !settled(lines); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    lines = read();
+  }
+  return lines;
+}
+
+std::vector<Json> outcomes(const std::vector<Json>& lines) {
+  std::vector<Json> out;
+  for (const Json& l : lines)
+    if (l["outcome"] != "begun") out.push_back(l);
+  return out;
+}
 
 bool Daemon::running() {
   if (status_) return false;

@@ -135,6 +135,11 @@ class Daemon {
   [[nodiscard]] fs::path registry() const { return dir_ / "registry.sqlite"; }
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
   [[nodiscard]] std::string log() const;
+  // The audit trail's lines once settled: korttid answers a signature when
+  // its begun line is on disk and writes the outcome's line after it, so
+  // this waits (up to 10 s) until every begun line has its outcome line.
+  [[nodiscard]] std::vector<Json> audit() const;
+  [[nodiscard]] fs::path audit_file() const { return audit_file_; }
   [[nodiscard]] bool running();
   std::unique_ptr<client::Client> connect() const { return std::make_unique<client::Client>(socket()); }
 
@@ -151,6 +156,7 @@ class Daemon {
  private:
   TempDir dir_;
   fs::path socket_;
+  fs::path audit_file_;
   pid_t pid_ = -1;
   int notify_fd_ = -1;
   std::optional<int> status_;
@@ -168,6 +174,8 @@ std::string sanitizer_reports(const std::string& log);
 // Calls `fn` with the log of every korttid that is running now (the
 // listener in test_main.cpp prints them when a test fails).
 void for_each_daemon_log(const std::function<void(const std::string&)>& fn);
+// An audit trail's lines other than the begun lines: one per outcome.
+std::vector<Json> outcomes(const std::vector<Json>& lines);
 
 // A connection made by a process with other credentials: a child takes
 // `uid`, `gid` and `groups`, connects, and hands the socket back. korttid
