@@ -9,6 +9,8 @@
 #include <spdlog/sinks/systemd_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "common/sanitizers.hpp"
+
 namespace kortti::daemon {
 
 void setup_logging(const Config::Log& log) {
@@ -31,7 +33,7 @@ void harden_process() {
   std::signal(SIGPIPE, SIG_IGN);
   rlimit none{0, 0};
   setrlimit(RLIMIT_CORE, &none);
-#if !defined(__SANITIZE_ADDRESS__)
+#if !KORTTI_ASAN_BUILD
   // LeakSanitizer needs to ptrace its own threads, so sanitizer builds keep
   // the process dumpable; release builds do not.
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/sanitizers.hpp"
 #include "tests/integration/softhsm_fixture.hpp"
 
 namespace kortti::test {
@@ -23,7 +24,7 @@ constexpr uid_t kNobody = 65534;
 // ThreadSanitizer keeps shadow memory for every byte korttid touches (several
 // times as much again, plus its own metadata): a bound on korttid's memory
 // is scaled for it, not dropped.
-#if defined(__SANITIZE_THREAD__)
+#if KORTTI_TSAN_BUILD
 constexpr long kMemoryScale = 8;
 #else
 constexpr long kMemoryScale = 1;
