@@ -40,7 +40,7 @@ std::vector<Condition> card_conditions(const Json& tokens, const Json& certifica
     out.push_back({"registry", "Registry extract stale",
                    "korttid's copy of the Valvira registry is stale: prescriptions may be refused until it is "
                    "imported again.",
-                   false, false, "korttid registry import FILE (korttid(8))"});
+                   false, false, kRegistryImportHint});
   return out;
 }
 

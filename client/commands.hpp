@@ -115,6 +115,8 @@ struct Condition {
   bool blocking = false;  // the card cannot be used for this until it is mended (locked, expired)
   std::string hint = {};  // what to do about it
 };
+// What an admin does about a missing or stale registry extract.
+inline constexpr const char* kRegistryImportHint = "korttid registry import FILE (korttid(8))";
 // From the answers of tokens.list, certificates.list and system.status.
 std::vector<Condition> card_conditions(const Json& tokens, const Json& certificates, const Json& status,
                                        int expiry_days);

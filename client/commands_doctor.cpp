@@ -256,7 +256,7 @@ void check_registry(Report& report, const Json& registry, const Conditions& cond
                "korttid registry status; journalctl -u korttid");
   else if (!registry.value("imported", false))
     report.add(Verdict::warn, "registry", "no Valvira registry extract is imported: prescriptions are refused",
-               "korttid registry import FILE (korttid(8))");
+               kRegistryImportHint);
   else
     report.add(Verdict::ok, "registry",
                registry_summary(registry) + " (" + std::to_string(registry.value("age_s", 0) / 3600) + " h ago)");
