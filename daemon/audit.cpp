@@ -75,8 +75,12 @@ struct AuditLog::Chain {
   };
 
   explicit Chain(std::string path) : file(std::move(path)) {}
+  // Reached with noted lines unsynced only when stop() gave up on a stuck
+  // writer: they get their sync all the same.
   ~Chain() {
-    if (fd >= 0) ::close(fd);
+    if (fd < 0) return;
+    sync_written();
+    ::close(fd);
   }
   Chain(const Chain&) = delete;
   Chain& operator=(const Chain&) = delete;
@@ -86,6 +90,8 @@ struct AuditLog::Chain {
   bool append(const std::string& text, std::size_t lines, bool sync);
   void flush(const std::shared_ptr<Chain>& self);
   void sync_written();
+  void mark_durable();
+  void cut_back_to_durable();
 
   const std::string file;
   // The writer thread's alone (and the constructor's, before it starts).
@@ -93,12 +99,19 @@ struct AuditLog::Chain {
   dev_t dev = 0;
   ino_t ino = 0;
   std::uint64_t seq = 0;
-  std::string prev_hash;  // of the last line on disk, hex
+  std::string prev_hash;  // of the last line written, hex
   bool unsynced = false;  // noted lines written but not yet made durable
+  // Where the file and the chain stood at the last successful fdatasync: a
+  // failed sync cuts the file back to it and the chain goes on from there,
+  // so no line acknowledged as durable ever follows one that may be lost.
+  off_t durable_end = 0;
+  std::uint64_t durable_seq = 0;
+  std::string durable_hash;
   // Shared with record().
   std::mutex mutex;
   std::vector<Pending> pending;
   bool flush_queued = false;
+  bool stopped = false;  // the writer is ending: a line now is refused
   Worker writer{"audit"};
   // Declared after the writer: destroyed before the io_context it runs on.
   boost::asio::steady_timer lazy_sync{writer.executor()};
@@ -146,13 +159,21 @@ void AuditLog::note(service::AuditRecord record) {
 }
 
 void AuditLog::Chain::queue(Pending p, const std::shared_ptr<Chain>& self) {
+  bool queued = false;
   bool first = false;
   {
     std::lock_guard lock(mutex);
-    pending.push_back(std::move(p));
-    first = !std::exchange(flush_queued, true);
+    if (!stopped) {
+      pending.push_back(std::move(p));
+      queued = true;
+      first = !std::exchange(flush_queued, true);
+    }
   }
   if (first) writer.post([self] { self->flush(self); });
+  if (queued) return;
+  // A job posted to a writer that has ended would never run.
+  spdlog::error("audit: a line arrived after the audit writer stopped and is not written");
+  if (p.done) p.done(false);
 }
 
 // Noted lines still waiting for their fdatasync get it before the writer
@@ -160,6 +181,10 @@ void AuditLog::Chain::queue(Pending p, const std::shared_ptr<Chain>& self) {
 // and a strong pointer in it would keep the chain alive in a cycle.)
 bool AuditLog::stop(std::chrono::milliseconds timeout) {
   if (!chain_) return true;
+  {
+    std::lock_guard lock(chain_->mutex);
+    chain_->stopped = true;
+  }
   chain_->writer.post([weak = std::weak_ptr<Chain>(chain_)] {
     if (auto chain = weak.lock()) {
       chain->lazy_sync.cancel();
@@ -203,7 +228,7 @@ void AuditLog::Chain::flush(const std::shared_ptr<Chain>& self) {
     spdlog::error("audit: {}; {} line(s) not written", e.what(), batch.size());
   }
   if (ok && awaited) {
-    unsynced = false;
+    mark_durable();
   } else if (ok && !std::exchange(unsynced, true)) {
     lazy_sync.expires_after(kLazySync);
     lazy_sync.async_wait([weak = std::weak_ptr<Chain>(self)](const boost::system::error_code& ec) {
@@ -215,10 +240,31 @@ void AuditLog::Chain::flush(const std::shared_ptr<Chain>& self) {
 }
 
 void AuditLog::Chain::sync_written() {
-  if (!std::exchange(unsynced, false) || fd < 0) return;
-  if (::fdatasync(fd) != 0)
-    spdlog::error("audit: cannot sync {}: {}; the last outcome lines may be lost in a crash", file,
-                  std::strerror(errno));
+  if (!unsynced || fd < 0) return;
+  if (::fdatasync(fd) == 0) return mark_durable();
+  spdlog::error("audit: cannot sync {}: {}", file, std::strerror(errno));
+  cut_back_to_durable();
+}
+
+void AuditLog::Chain::mark_durable() {
+  durable_end = ::lseek(fd, 0, SEEK_END);
+  durable_seq = seq;
+  durable_hash = prev_hash;
+  unsynced = false;
+}
+
+// After a failed fdatasync nothing written since the last good one is known
+// to be on disk (the kernel reports a writeback error once): those lines —
+// outcome lines, whose begun lines are durable — are cut off, and the chain
+// goes on from the last durable line.
+void AuditLog::Chain::cut_back_to_durable() {
+  if (seq != durable_seq)
+    spdlog::error("audit: lines {} to {} of {} were not made durable and are cut off; the chain goes on from {}",
+                  durable_seq + 1, seq, file, durable_seq);
+  if (::ftruncate(fd, durable_end) != 0) spdlog::error("audit: cannot cut unsynced lines from {}", file);
+  seq = durable_seq;
+  prev_hash = durable_hash;
+  unsynced = false;
 }
 
 // logrotate moves the file away; the next line goes to a new file at the
@@ -240,6 +286,9 @@ bool AuditLog::Chain::reopen_if_moved() {
   fd = opened;
   dev = st.st_dev;
   ino = st.st_ino;
+  // What the file holds is as durable as the chain knows: a new file is
+  // empty, and an old one was synced (or cut back) before it was left.
+  mark_durable();
   return true;
 }
 
@@ -267,7 +316,7 @@ bool AuditLog::Chain::append(const std::string& text, std::size_t lines, bool sy
   }
   if (sync && ::fdatasync(fd) != 0) {
     const int err = errno;
-    if (end >= 0 && ::ftruncate(fd, end) != 0) spdlog::error("audit: cannot cut unsynced lines from {}", file);
+    cut_back_to_durable();
     errno = err;
     return fail("sync");
   }

@@ -31,8 +31,10 @@ namespace kortti::daemon {
 // together and made durable by the next one. A disk flush costs one
 // signature its latency, not every signature behind it. A noted line is
 // written at once and made durable by the next flush someone waits for, or
-// kLazySync after it: a signature's outcome line never puts its own flush
-// in front of the next signature's begun line.
+// kLazySync after it: a signature's outcome line does not put a flush of
+// its own in front of the next signature's begun line (the lazy sync may,
+// at most once per kLazySync). A failed sync cuts the file back to the last
+// durable line and the chain goes on from there.
 class AuditLog final : public service::AuditSink {
  public:
   explicit AuditLog(const std::string& file);

@@ -253,7 +253,8 @@ class Service {
   Task<Prepared> prepare_prescription(const Caller& caller, const pkcs11::CertificateInfo& cert, std::string action,
                                       PrescriptionToSign request);
   Task<Signed> finish(Prepared prepared, pkcs11::SignResult card);
-  // The card's signature, its audit line written before anyone sees it.
+  // The card's signature, its begun line durable before anyone sees it and
+  // its outcome line after.
   Task<pkcs11::SignResult> sign_audited(AuditRecord record, pkcs11::SignRequest request,
                                         pkcs11::Credentials credentials, std::stop_token stop);
   // The line of a request the policy refused before the card was asked.

@@ -100,11 +100,19 @@ Task<pkcs11::SignResult> Service::sign_audited(AuditRecord record, pkcs11::SignR
   AuditRecord begun = record;
   begun.outcome = kAuditBegun;
   Started<bool> durable = begin_audit(std::move(begun));
-  Result<pkcs11::SignResult> card =
-      co_await attempt(services_.tokens->sign(std::move(request), std::move(credentials), std::move(stop)));
+  Result<pkcs11::SignResult> card = Error(Errc::internal_error, "the card was not asked");
+  try {
+    card = co_await attempt(services_.tokens->sign(std::move(request), std::move(credentials), std::move(stop)));
+  } catch (...) {
+    // A bug, not a card's answer: the try still gets its outcome line.
+    post_audit(answered(std::move(record), Error(Errc::internal_error, "failed inside korttid (see its log)")));
+    throw;
+  }
+  // A signature whose begun line is not on disk is withheld, and its
+  // outcome line says so.
   const bool audited = co_await durable.result();
+  if (!audited && card.ok()) card = audit_unavailable();
   post_audit(answered(std::move(record), card));
-  if (!audited && card.ok()) throw audit_unavailable();
   if (!card.ok()) throw card.error();
   co_return std::move(card).value();
 }

@@ -237,10 +237,10 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     const std::string cert_id = plan.cert_id;
     const uid_t uid = plan.uid;
     const auto opened = std::chrono::steady_clock::now();
-    // One audit line per handshake: the card's signature writes it, naming
-    // the upstream, its server name, the version and the algorithm. A
-    // handshake that fails writes one of its own (a second one if the card
-    // had signed).
+    // The card's signature writes the handshake's audit lines (begun, then
+    // the outcome), naming the upstream, its server name, the version and
+    // the algorithm. A handshake that fails writes a line of its own (after
+    // the card's two if the card had signed).
     service::AuditRecord line;
     line.action = "tls.handshake " + name;
     line.caller = caller;

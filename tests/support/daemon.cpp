@@ -146,11 +146,12 @@ Daemon::~Daemon() {
 std::string Daemon::log() const { return read_file(dir_ / "korttid.log"); }
 
 std::vector<Json> Daemon::audit() const {
+  // Whole lines only: the writer may be halfway through one.
   auto read = [this] {
     std::vector<Json> lines;
-    std::istringstream in(read_file(audit_file_));
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) lines.push_back(Json::parse(line));
+    const std::string text = read_file(audit_file_);
+    for (std::size_t at = 0, end; (end = text.find('\n', at)) != std::string::npos; at = end + 1)
+      if (end > at) lines.push_back(Json::parse(text.substr(at, end - at)));
     return lines;
   };
   auto settled = [](const std::vector<Json>& lines) {

@@ -168,4 +168,40 @@ TEST_F(WorkerQueue, AnOperationReportedThroughACompletionIsAwaited) {
 }
 
 }  // namespace
+// Work started before it is awaited: its result is there whether it came
+// before the await (the audit line was faster than the card) or after it,
+// and either way the operation resumes with it.
+TEST_F(WorkerQueue, StartedWorkIsAwaitedWhetherItEndedBeforeOrAfter) {
+  std::promise<void> release_late;
+  auto late_gate = release_late.get_future().share();
+  std::optional<Result<int>> early;
+  std::optional<Result<int>> late;
+  std::atomic<bool> late_running{false};
+  asio::co_spawn(
+      io_,
+      [&]() -> Task<void> {
+        Started<int> done_first([](Completion<int> done) { done(1); });
+        Started<int> done_later([&](Completion<int> done) {
+          std::thread([done, late_gate, &late_running] {
+            late_running = true;
+            late_gate.wait();
+            done(Error(Errc::card_removed, "gone"));
+          }).detach();
+        });
+        early = co_await attempt(done_first.result());
+        late = co_await attempt(done_later.result());
+      },
+      asio::detached);
+  run_until(io_, [&] { return early.has_value() && late_running.load(); });
+  ASSERT_TRUE(early.has_value());
+  EXPECT_FALSE(late.has_value()) << "resumed before its work ended";
+  release_late.set_value();
+  run_until(io_, [&] { return late.has_value(); });
+  ASSERT_TRUE(early->ok());
+  EXPECT_EQ(early->value(), 1);
+  ASSERT_TRUE(late.has_value());
+  ASSERT_FALSE(late->ok());
+  EXPECT_EQ(late->error().code(), Errc::card_removed);
+}
+
 }  // namespace kortti
