@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/encoding.hpp"
+#include "common/origin.hpp"
 #include "common/version.hpp"
 #include "service/prepared.hpp"
 
@@ -13,7 +14,7 @@ namespace kortti::service {
 namespace {
 
 void check_challenge(const Challenge& challenge) {
-  signature::check_web_eid_origin(challenge.origin);
+  check_web_origin(challenge.origin);
   signature::check_web_eid_nonce(challenge.nonce);
 }
 

@@ -213,10 +213,8 @@ const WebEidAlgorithm* parse_web_eid_algorithm(std::string_view name);
 // signs PSS, RS256 where it cannot. Error(unsupported) for another curve.
 const WebEidAlgorithm& web_eid_algorithm_for(KeyType type, std::string_view curve, bool rsa_pss);
 
-// Error(invalid_params) naming the rule: an origin is https://host[:port]
-// (no path, query, user or trailing slash); a nonce is 44 to 1024 base64
-// characters.
-void check_web_eid_origin(std::string_view origin);
+// Error(invalid_params) naming the rule: a nonce is 44 to 1024 base64
+// characters. (The origin's rule: check_web_origin, common/origin.hpp.)
 void check_web_eid_nonce(std::string_view nonce);
 
 // The digest the card signs: the algorithm's hash of hash(origin) || hash(nonce).

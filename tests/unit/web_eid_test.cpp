@@ -9,6 +9,7 @@
 #include "common/encoding.hpp"
 #include "common/error.hpp"
 #include "common/openssl.hpp"
+#include "common/origin.hpp"
 #include "signature/signature.hpp"
 #include "tests/support/support.hpp"
 #include "tests/support/thrown.hpp"
@@ -21,7 +22,7 @@ using namespace signature;
 TEST(WebEid, OriginsAreHttpsHostAndPortOnly) {
   for (const char* good : {"https://a.fi", "https://sso.example.fi:8443", "https://localhost", "https://127.0.0.1:1",
                            "https://[::1]:65535", "https://[2001:db8::1]", "https://xn--sairaala-0za.fi"})
-    EXPECT_NO_THROW(check_web_eid_origin(good)) << good;
+    EXPECT_NO_THROW(check_web_origin(good)) << good;
   for (const char* bad : {"",
                           "https://",
                           "http://a.fi",
@@ -42,7 +43,7 @@ TEST(WebEid, OriginsAreHttpsHostAndPortOnly) {
                           "https://[::g]",
                           "https://a.fi\n",
                           "wss://a.fi"}) {
-    const auto e = thrown<Error>([&] { check_web_eid_origin(bad); });
+    const auto e = thrown<Error>([&] { check_web_origin(bad); });
     ASSERT_TRUE(e) << bad;
     EXPECT_EQ(e->code(), Errc::invalid_params) << bad;
   }
