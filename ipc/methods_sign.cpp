@@ -2,6 +2,7 @@
 // back into each method's result. sign.batch parses each item the same way.
 
 #include "common/encoding.hpp"
+#include "common/origin.hpp"
 #include "ipc/convert.hpp"
 #include "ipc/methods.hpp"
 #include "ipc/params.hpp"
@@ -111,9 +112,17 @@ service::SignItem batch_item(const service::Service& service, Json& item, std::s
 Task<Json> sign_one(Core& core, std::shared_ptr<Call> call) {
   Params params(call->params());
   std::string cert_id = params.string("cert_id");
+  service::Caller caller = call->caller();
+  // A browser front end (kortti-webeid) names the page it signs for, and the
+  // PIN dialog and the audit line say it: as the client states it, since
+  // korttid cannot see the browser.
+  if (auto origin = params.optional_string("origin")) {
+    check_web_origin(*origin);
+    caller.origin = std::move(origin);
+  }
   service::SignItem item = sign_item(core.service(), call->method(), call->params());
   const service::Signed s =
-      co_await core.service().sign(call->caller(), std::move(cert_id), std::move(item), params.credentials());
+      co_await core.service().sign(std::move(caller), std::move(cert_id), std::move(item), params.credentials());
   co_return signed_json(s, call->method());
 }
 

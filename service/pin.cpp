@@ -75,7 +75,8 @@ pinentry::Dialog signature_dialog(const Caller& caller, const pkcs11::Certificat
   const bool pin2 = is_signature_key(cert);
   pinentry::Dialog d("kortti: " + std::string(pin2 ? "PIN2" : "PIN1") + " for a signature", "",
                      pin2 ? "PIN2:" : "PIN1:");
-  d.description = who_asks(caller) + " asks to sign ";
+  d.description =
+      who_asks(caller) + (caller.origin ? " asks, for the page " + *caller.origin + ", to sign " : " asks to sign ");
   if (items > 0)
     d.description += std::to_string(items) + (items == 1 ? " item" : " items") + " in one batch";
   else
