@@ -20,7 +20,7 @@ if(SCDOC AND NOT KORTTI_MAN_PAGES STREQUAL "OFF")
     DEPENDS korttid-config-reference
     COMMENT "Writing korttid.toml(5)'s key reference from the config schema")
   set(pages)
-  foreach(page client/kortti.1 daemon/korttid.8 daemon/korttid.toml.5)
+  foreach(page client/kortti.1 webeid/kortti-webeid.1 daemon/korttid.8 daemon/korttid.toml.5)
     get_filename_component(name ${page} NAME)
     string(REGEX MATCH "[0-9]$" section ${name})
     set(source ${PROJECT_SOURCE_DIR}/${page}.scd)

@@ -31,57 +31,6 @@ class AuthToken : public SoftHsmDaemonTest {
 
 std::string fresh_nonce() { return base64_encode(random_bytes(32)); }
 
-// The openssl CLI's hash of a text, as raw bytes.
-Bytes openssl_hash(const std::string& alg, const std::string& text) {
-  TempDir dir;
-  write_file(dir / "in.txt", text);
-  auto r = run({"openssl", "dgst", "-" + alg, "-binary", (dir / "in.txt").string()});
-  if (r.status != 0) throw std::runtime_error("openssl dgst: " + r.err);
-  return Bytes(r.out.begin(), r.out.end());
-}
-
-Bytes der_integer(ByteView value) {
-  std::size_t skip = 0;
-  while (skip + 1 < value.size() && value[skip] == 0) ++skip;
-  Bytes body(value.begin() + static_cast<std::ptrdiff_t>(skip), value.end());
-  // An empty value is the integer 0; a leading 1 bit would read as negative.
-  if (body.empty() || (body[0] & 0x80) != 0) body.insert(body.begin(), 0);
-  Bytes out = {0x02, static_cast<std::uint8_t>(body.size())};
-  out.insert(out.end(), body.begin(), body.end());
-  return out;
-}
-
-// JWS r||s as the DER ECDSA-Sig-Value openssl verifies (short form lengths:
-// P-384's r and s make at most 102 bytes).
-Bytes ecdsa_raw_as_der(const Bytes& raw) {
-  const std::size_t half = raw.size() / 2;
-  Bytes seq = der_integer(ByteView(raw.data(), half));
-  const Bytes s = der_integer(ByteView(raw.data() + half, half));
-  seq.insert(seq.end(), s.begin(), s.end());
-  Bytes out = {0x30, static_cast<std::uint8_t>(seq.size())};
-  out.insert(out.end(), seq.begin(), seq.end());
-  return out;
-}
-
-// The Web eID rule, independently: does `token` sign this origin and nonce?
-bool web_eid_rule_holds(const Json& token, const std::string& origin, const std::string& nonce) {
-  const std::string algorithm = str(token["algorithm"]);
-  const std::string bits = algorithm.substr(2);
-  const std::string hash = "sha" + bits;
-  Bytes value = openssl_hash(hash, origin);
-  const Bytes second = openssl_hash(hash, nonce);
-  value.insert(value.end(), second.begin(), second.end());
-  Bytes signature = b64(token["signature"]);
-  std::string scheme = "pkcs1";
-  if (algorithm[0] == 'E') {
-    scheme = "ecdsa";
-    signature = ecdsa_raw_as_der(signature);
-  } else if (algorithm[0] == 'P') {
-    scheme = "pss";
-  }
-  return openssl_verify_data(b64(token["unverifiedCertificate"]), value, signature, hash, scheme);
-}
-
 TEST_F(AuthToken, RsaKeyMakesAPs256TokenThatTheWebEidRuleAccepts) {
   auto c = daemon_->connect();
   const std::string nonce = fresh_nonce();

@@ -32,7 +32,7 @@ check() {  # check WHAT COMMAND...: ok when the command succeeds
   fi
 }
 absent() { ! [ -e "$1" ]; }
-debs=("$dist"/korttid_*.deb "$dist"/kortti_*.deb)
+debs=("$dist"/korttid_*.deb "$dist"/kortti_*.deb "$dist"/kortti-webeid_*.deb)
 # "korttid --check-config" with these arguments exits STATUS and says TEXT.
 check_config() {
   local status=$1 text=$2 out
@@ -49,7 +49,7 @@ man_page_clean() {
 
 echo "== install"
 # Through apt, so that dependencies come as they would for an admin.
-check "apt installs both packages" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${debs[@]}"
+check "apt installs the three packages" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${debs[@]}"
 check "korttid is installed" dpkg-query -W -f='${Status}' korttid
 check "the service user exists (sysusers)" getent passwd korttid
 check "the socket's group exists (sysusers)" getent group kortti
@@ -65,9 +65,16 @@ check "korttid --check-config refuses a misspelt key (78, with the right name)" 
 check "the system units verify" systemd-analyze verify /lib/systemd/system/korttid.socket /lib/systemd/system/korttid.service
 check "the user units verify" systemd-analyze verify /usr/lib/systemd/user/korttid-user.socket \
   /usr/lib/systemd/user/korttid-user.service /usr/lib/systemd/user/kortti-watch.service
-for page in kortti.1 korttid.8 korttid.toml.5; do
+for page in kortti.1 kortti-webeid.1 korttid.8 korttid.toml.5; do
   check "man page $page is installed and renders cleanly" man_page_clean "$page"
 done
+for manifest in /etc/chromium/native-messaging-hosts/eu.webeid.json \
+  /usr/lib/mozilla/native-messaging-hosts/eu.webeid.json; do
+  check "$manifest names the installed host" sh -c \
+    "grep -q '\"path\": \"/usr/bin/kortti-webeid\"' $manifest && grep -q '\"name\": \"eu.webeid\"' $manifest"
+done
+check "kortti-webeid runs and names the Web eID version it speaks" sh -c \
+  "/usr/bin/kortti-webeid --version | grep -q 'Web eID 2\.'"
 if [ -d /run/systemd/system ]; then
   check "under systemd, korttid.socket listens after the install" systemctl is-active --quiet korttid.socket
 fi
@@ -121,20 +128,20 @@ else
 fi
 
 echo "== remove and purge"
-dpkg-query -L korttid kortti | sort -u > "$work/files"
-check "dpkg -r removes both" dpkg -r korttid kortti
+dpkg-query -L korttid kortti kortti-webeid | sort -u > "$work/files"
+check "dpkg -r removes the three" dpkg -r korttid kortti kortti-webeid
 check "the programs are gone" sh -c "! [ -e /usr/sbin/korttid ] && ! [ -e /usr/bin/kortti ]"
 check "the configuration stays after remove" test -f /etc/korttid/korttid.toml
 # An audit trail as the service leaves it (systemd's LogsDirectory=).
 mkdir -p /var/log/korttid && echo '{"seq":1}' >> /var/log/korttid/audit.log
-check "dpkg -P purges both" dpkg -P korttid kortti
+check "dpkg -P purges the three" dpkg -P korttid kortti kortti-webeid
 check "the configuration is gone after purge" absent /etc/korttid/korttid.toml
 check "the state is gone after purge" absent /var/lib/korttid
 check "the audit trail stays after purge" test -s /var/log/korttid/audit.log
 rm -rf /var/log/korttid
 # Folders may stay (shared ones, and /lib itself on a merged /usr); files not.
 left=$(while read -r f; do if [ -f "$f" ] || { [ -L "$f" ] && ! [ -d "$f" ]; }; then echo "$f"; fi; done < "$work/files")
-check "no file of either package is left" test -z "$left"
+check "no file of any of the packages is left" test -z "$left"
 [ -n "$left" ] && echo "$left" | sed 's/^/      left: /'
 
 echo "== $failures failed"

@@ -21,6 +21,7 @@ fs::path source_dir() { return KORTTI_SOURCE_DIR; }
 fs::path binary_dir() { return KORTTI_BINARY_DIR; }
 fs::path korttid_binary() { return binary_dir() / "daemon" / "korttid"; }
 fs::path kortti_binary() { return binary_dir() / "client" / "kortti"; }
+fs::path webeid_binary() { return binary_dir() / "webeid" / "kortti-webeid"; }
 
 fs::path pki_dir() {
   const fs::path dir = binary_dir() / "tests" / "pki";

@@ -27,6 +27,7 @@ fs::path source_dir();
 fs::path binary_dir();
 fs::path korttid_binary();
 fs::path kortti_binary();
+fs::path webeid_binary();
 // The test PKI made once per ctest run (tests/fixtures/make-pki.sh).
 fs::path pki_dir();
 
@@ -350,6 +351,15 @@ bool openssl_verify_digest(const Bytes& certificate_der, const Bytes& digest, co
 // Verifies a signature over data (dgst -verify).
 bool openssl_verify_data(const Bytes& certificate_der, const Bytes& data, const Bytes& signature,
                          const std::string& digest_algorithm, const std::string& scheme);
+
+// The Web eID rule, checked with the openssl CLI and never korttid's code:
+// does `token` sign hash(origin) || hash(nonce) with its algorithm's hash,
+// ECDSA as JWS r||s?
+bool web_eid_rule_holds(const Json& token, const std::string& origin, const std::string& nonce);
+// The openssl CLI's hash ("sha256", ...) of a text, as raw bytes.
+Bytes openssl_hash(const std::string& alg, const std::string& text);
+// JWS r||s as the DER ECDSA-Sig-Value openssl verifies.
+Bytes ecdsa_raw_as_der(const Bytes& raw);
 
 Bytes random_bytes(std::size_t n);
 Bytes b64(const Json& value);  // base64 field of an answer

@@ -1,0 +1,289 @@
+// kortti-webeid, the Web eID extension's native messaging host, as a browser
+// drives it: a child process with the frames on its standard input and
+// output, against korttid over SoftHSM2 with the pinentry test double
+// answering korttid's PIN dialog. Tokens are checked by the Web eID rule and
+// signatures by the openssl CLI, never by korttid's own code.
+
+#include <cstring>
+#include <fstream>
+
+#include "tests/integration/softhsm_fixture.hpp"
+
+namespace kortti::test {
+namespace {
+
+constexpr const char* kOrigin = "https://ehr.example.fi";
+
+// One native message: a 32-bit length in this machine's byte order, the text.
+std::string frame_text(const std::string& text) {
+  const auto length = static_cast<std::uint32_t>(text.size());
+  std::string out(sizeof length, '\0');
+  std::memcpy(out.data(), &length, sizeof length);
+  return out + text;
+}
+
+std::string frame(const Json& message) { return frame_text(to_std(message.dump())); }
+
+// The messages in a host's output, in order; throws on a torn frame.
+std::vector<Json> messages(const std::string& out) {
+  std::vector<Json> list;
+  for (std::size_t at = 0; at < out.size();) {
+    std::uint32_t length = 0;
+    if (out.size() - at < sizeof length) throw std::runtime_error("a torn length");
+    std::memcpy(&length, out.data() + at, sizeof length);
+    at += sizeof length;
+    if (out.size() - at < length) throw std::runtime_error("a torn message");
+    list.push_back(Json::parse(out.substr(at, length)));
+    at += length;
+  }
+  return list;
+}
+
+class WebEid : public SoftHsmDaemonTest {
+ protected:
+  void SetUp() override {
+    DaemonOptions o;
+    o.extra = "[pin]\npinentry = \"" + (source_dir() / "tests/pinentry/pinentry-double").string() + "\"\n";
+    o.env = {{"KORTTI_PINENTRY_DOUBLE", double_.path().string()}, {"DISPLAY", ":kortti-test"}};
+    start(std::move(o));
+    answer_dialogs({"pin:" + std::string(kPin)});
+  }
+
+  void answer_dialogs(const std::vector<std::string>& answers) {
+    std::ofstream out(double_ / "answers");
+    for (const auto& a : answers) out << a << "\n";
+  }
+  std::string dialog(int n) const { return read_file(double_ / ("dialog-" + std::to_string(n) + ".txt")); }
+
+  // Runs the host with `input` as the browser's side of the pipe; its
+  // messages, the version announcement first.
+  struct Exchange {
+    int status = -1;
+    std::vector<Json> messages;
+    std::string err;
+  };
+  Exchange host(const std::string& input) {
+    const CommandResult r = run({webeid_binary().string()}, {{"KORTTI_SOCKET", daemon_->socket()}}, input);
+    return {r.status, messages(r.out), r.err};
+  }
+  // One command; the answer after the version announcement.
+  Json command(const std::string& name, const Json& arguments, int want_status = 0) {
+    const Exchange e = host(frame(Json{{"command", wstr(name)}, {"arguments", arguments}}));
+    EXPECT_EQ(e.status, want_status) << e.err;
+    EXPECT_EQ(e.messages.size(), 2U) << e.err;
+    return e.messages.size() == 2 ? e.messages[1] : Json();
+  }
+  static std::string error_code(const Json& answer) {
+    return answer.contains("error") ? str(answer["error"]["code"]) : "(no error)";
+  }
+
+  Json first(const char* purpose) { return daemon_->connect()->call("certificates.list", {{"purpose", purpose}})[0]; }
+
+  TempDir double_;
+};
+
+TEST_F(WebEid, TheHostAnnouncesItsVersionFirstAndQuitEndsIt) {
+  const Exchange e = host(frame(Json{{"command", "quit"}, {"arguments", Json::object()}}));
+  EXPECT_EQ(e.status, 0) << e.err;
+  ASSERT_EQ(e.messages.size(), 2U);
+  const std::string version = str(e.messages[0]["version"]);
+  EXPECT_EQ(version.rfind("2.", 0), 0U) << "the Web eID extension compares the major number: " << version;
+  EXPECT_NE(version.find("+kortti."), std::string::npos) << version;
+  EXPECT_EQ(e.messages[1], Json::object());
+}
+
+TEST_F(WebEid, AuthenticateMakesATokenTheWebEidRuleAcceptsWithThePinFromKorttidsDialog) {
+  const std::string nonce = base64_encode(random_bytes(32));
+  const Json token = command("authenticate", {{"challengeNonce", wstr(nonce)}, {"origin", kOrigin}, {"lang", "fi"}});
+  ASSERT_FALSE(token.contains("error")) << token.dump();
+  EXPECT_EQ(token["format"], "web-eid:1.0");
+  EXPECT_EQ(token["unverifiedCertificate"], first("authentication")["der"]);
+  EXPECT_TRUE(web_eid_rule_holds(token, kOrigin, nonce)) << token.dump();
+  EXPECT_FALSE(web_eid_rule_holds(token, "https://evil.example", nonce));
+  // The PIN was asked by korttid, in a dialog that names the page.
+  EXPECT_NE(dialog(1).find(kOrigin), std::string::npos) << dialog(1);
+  const auto lines = outcomes(daemon_->audit());
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_EQ(lines[0]["action"], "auth.token");
+  EXPECT_EQ(lines[0]["origin"], kOrigin);
+  EXPECT_EQ(lines[0]["client"], "kortti-webeid");
+  EXPECT_EQ(read_file(daemon_->dir() / "korttid.log").find(kPin), std::string::npos);
+}
+
+TEST_F(WebEid, TheSigningCertificateAndItsAlgorithmsThenASignatureOpensslVerifies) {
+  const Json cert = command("get-signing-certificate", {{"origin", kOrigin}});
+  ASSERT_FALSE(cert.contains("error")) << cert.dump();
+  const Json card_cert = first("signature");
+  EXPECT_EQ(cert["certificate"], card_cert["der"]);
+  const bool ec = card_cert["key_type"] == "ec";
+  const auto& algorithms = cert["supportedSignatureAlgorithms"];
+  ASSERT_EQ(algorithms.size(), 3U);
+  for (const Json& a : algorithms) {
+    EXPECT_EQ(a["cryptoAlgorithm"], ec ? "ECC" : "RSA");
+    EXPECT_EQ(a["paddingScheme"], ec ? "NONE" : "PKCS1.5");
+  }
+
+  const Bytes hash = random_bytes(48);
+  const Json s = command("sign", {{"hash", wstr(base64_encode(hash))},
+                                  {"hashFunction", "SHA-384"},
+                                  {"certificate", cert["certificate"]},
+                                  {"origin", kOrigin}});
+  ASSERT_FALSE(s.contains("error")) << s.dump();
+  EXPECT_EQ(s["signatureAlgorithm"]["hashFunction"], "SHA-384");
+  EXPECT_EQ(s["signatureAlgorithm"]["cryptoAlgorithm"], ec ? "ECC" : "RSA");
+  Bytes signature = b64(s["signature"]);
+  if (ec) {
+    EXPECT_EQ(signature.size(), card_cert["curve"] == "P-384" ? 96U : 64U) << "r||s, as Web eID has ECDSA";
+    signature = ecdsa_raw_as_der(signature);
+  }
+  EXPECT_TRUE(openssl_verify_digest(b64(cert["certificate"]), hash, signature, "sha384", ec ? "ecdsa" : "pkcs1"));
+  // korttid's dialog and audit line name the page the signature is for.
+  EXPECT_NE(dialog(1).find(kOrigin), std::string::npos) << dialog(1);
+  const auto lines = outcomes(daemon_->audit());
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_EQ(lines[0]["action"], "sign.digest");
+  EXPECT_EQ(lines[0]["origin"], kOrigin);
+  EXPECT_EQ(lines[0]["outcome"], "ok");
+}
+
+TEST_F(WebEid, CancellingKorttidsDialogIsUserCancelledAndTheCardIsNotAsked) {
+  answer_dialogs({"cancel"});
+  const Json a =
+      command("authenticate", {{"challengeNonce", wstr(base64_encode(random_bytes(32)))}, {"origin", kOrigin}}, 1);
+  EXPECT_EQ(error_code(a), "ERR_WEBEID_USER_CANCELLED") << a.dump();
+  EXPECT_TRUE(outcomes(daemon_->audit()).empty()) << "no try at the card";
+}
+
+TEST_F(WebEid, BadCommandsAreFatalErrorsThatSayWhyAndReachNoCard) {
+  const std::string nonce = base64_encode(random_bytes(32));
+  const Bytes hash = random_bytes(32);
+  const Json cert = first("signature")["der"];
+  struct Case {
+    const char* why;
+    std::string name;
+    Json arguments;
+    const char* says;
+  };
+  const std::vector<Case> cases = {
+      {"unknown command", "status", Json::object(), "not supported"},
+      {"origin with a path", "authenticate", {{"challengeNonce", wstr(nonce)}, {"origin", "https://a.fi/x"}}, "origin"},
+      {"plain http", "get-signing-certificate", {{"origin", "http://a.fi"}}, "origin"},
+      {"short nonce", "authenticate", {{"challengeNonce", "abc"}, {"origin", kOrigin}}, "44 to 128"},
+      {"extra argument", "get-signing-certificate", {{"origin", kOrigin}, {"x", "1"}}, "unexpected argument 'x'"},
+      {"missing argument", "sign", {{"origin", kOrigin}}, "argument 'hash'"},
+      {"SHA-224",
+       "sign",
+       {{"hash", wstr(base64_encode(random_bytes(28)))},
+        {"hashFunction", "SHA-224"},
+        {"certificate", cert},
+        {"origin", kOrigin}},
+       "SHA-224"},
+      {"hash of the wrong length",
+       "sign",
+       {{"hash", wstr(base64_encode(hash))}, {"hashFunction", "SHA-384"}, {"certificate", cert}, {"origin", kOrigin}},
+       "48 bytes"},
+      // The authentication certificate: the signature key's only.
+      {"a certificate no card signs with",
+       "sign",
+       {{"hash", wstr(base64_encode(hash))},
+        {"hashFunction", "SHA-256"},
+        {"certificate", first("authentication")["der"]},
+        {"origin", kOrigin}},
+       "no card present holds"},
+  };
+  ASSERT_EQ(cases.size(), 9U);
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.why);
+    const Json a = command(c.name, c.arguments, 1);
+    EXPECT_EQ(error_code(a), "ERR_WEBEID_NATIVE_FATAL") << a.dump();
+    EXPECT_NE(str(a["error"]["message"]).find(c.says), std::string::npos) << a.dump();
+  }
+  EXPECT_TRUE(outcomes(daemon_->audit()).empty()) << "nothing reached a card";
+  EXPECT_FALSE(fs::exists(double_ / "count")) << "no PIN dialog was shown";
+}
+
+// The frame itself: a browser's pipe may hand the bytes over in pieces; a
+// length out of bounds, a torn message, text that is not a JSON object and
+// an empty input are each answered with a fatal error after the version.
+TEST_F(WebEid, FramesArriveInPiecesAndBadFramesAreAnsweredNotCrashedOn) {
+  TempDir pieces;
+  const std::string whole = frame(Json{{"command", "quit"}, {"arguments", Json::object()}});
+  write_file(pieces / "1", whole.substr(0, 2));
+  write_file(pieces / "2", whole.substr(2, 5));
+  write_file(pieces / "3", whole.substr(7));
+  const CommandResult in_pieces =
+      run({"sh", "-c",
+           "cd '" + pieces.path().string() + "' && { cat 1; sleep 0.2; cat 2; sleep 0.2; cat 3; } | '" +
+               webeid_binary().string() + "'"},
+          {{"KORTTI_SOCKET", daemon_->socket()}});
+  EXPECT_EQ(in_pieces.status, 0) << in_pieces.err;
+  const auto pieced = messages(in_pieces.out);
+  ASSERT_EQ(pieced.size(), 2U);
+  EXPECT_EQ(pieced[1], Json::object());
+
+  std::string too_long(4, '\0');
+  const std::uint32_t big = 8193;
+  std::memcpy(too_long.data(), &big, sizeof big);
+  struct Bad {
+    const char* why;
+    std::string input;
+    const char* says;
+  };
+  const std::vector<Bad> bad = {
+      {"over 8192 bytes", too_long + std::string(8193, ' '), "8193 bytes"},
+      {"under 5 bytes", frame_text("{}"), "2 bytes"},
+      {"torn", frame_text(std::string(100, ' ')).substr(0, 50), "fewer bytes"},
+      {"not JSON", frame_text("{\"command\": quit}"), "not a JSON object"},
+      {"a JSON array", frame_text("[1, 2, 3]"), "not a JSON object"},
+      {"not UTF-8", frame_text("{\"command\":\"\xff\xfe\"}"), "not a JSON object"},
+      {"nothing at all", "", "before sending a command"},
+  };
+  ASSERT_EQ(bad.size(), 7U);
+  for (const auto& b : bad) {
+    SCOPED_TRACE(b.why);
+    const Exchange e = host(b.input);
+    EXPECT_EQ(e.status, 1) << e.err;
+    ASSERT_EQ(e.messages.size(), 2U) << e.err;
+    EXPECT_TRUE(e.messages[0].contains("version"));
+    EXPECT_EQ(error_code(e.messages[1]), "ERR_WEBEID_NATIVE_FATAL");
+    EXPECT_NE(str(e.messages[1]["error"]["message"]).find(b.says), std::string::npos) << e.messages[1].dump();
+    EXPECT_NE(e.err.find("ERR_WEBEID_NATIVE_FATAL"), std::string::npos) << "logged to stderr: " << e.err;
+  }
+}
+
+TEST_F(WebEid, WithoutKorttidTheBrowserHearsWhy) {
+  const CommandResult r =
+      run({webeid_binary().string()}, {{"KORTTI_SOCKET", (double_ / "none.sock").string()}},
+          frame(Json{{"command", "get-signing-certificate"}, {"arguments", {{"origin", kOrigin}}}}));
+  EXPECT_EQ(r.status, 1);
+  const auto m = messages(r.out);
+  ASSERT_EQ(m.size(), 2U);
+  EXPECT_EQ(error_code(m[1]), "ERR_WEBEID_NATIVE_FATAL");
+  EXPECT_NE(str(m[1]["error"]["message"]).find("not reachable"), std::string::npos) << m[1].dump();
+  // The extension's status check (the version, then quit) needs no korttid,
+  // and a malformed command is refused for what it is.
+  const CommandResult quit = run({webeid_binary().string()}, {{"KORTTI_SOCKET", (double_ / "none.sock").string()}},
+                                 frame(Json{{"command", "quit"}, {"arguments", Json::object()}}));
+  EXPECT_EQ(quit.status, 0) << quit.err;
+  const auto q = messages(quit.out);
+  ASSERT_EQ(q.size(), 2U);
+  EXPECT_EQ(q[1], Json::object());
+  const CommandResult bad = run({webeid_binary().string()}, {{"KORTTI_SOCKET", (double_ / "none.sock").string()}},
+                                frame(Json{{"command", "get-signing-certificate"}, {"arguments", Json::object()}}));
+  const auto b = messages(bad.out);
+  ASSERT_EQ(b.size(), 2U);
+  EXPECT_NE(str(b[1]["error"]["message"]).find("argument 'origin'"), std::string::npos) << b[1].dump();
+}
+
+TEST(WebEidHelp, HelpNamesTheCommandsAndVersionBothVersions) {
+  const CommandResult help = run({webeid_binary().string(), "--help"});
+  EXPECT_EQ(help.status, 0);
+  for (const char* word : {"authenticate", "get-signing-certificate", "sign", "eu.webeid", "pin_prompt"})
+    EXPECT_NE(help.out.find(word), std::string::npos) << word;
+  const CommandResult version = run({webeid_binary().string(), "--version"});
+  EXPECT_EQ(version.status, 0);
+  EXPECT_NE(version.out.find("Web eID 2."), std::string::npos) << version.out;
+}
+
+}  // namespace
+}  // namespace kortti::test
