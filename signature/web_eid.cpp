@@ -3,7 +3,6 @@
 // runs on the token itself (docs/authentication.md).
 
 #include <array>
-#include <cctype>
 #include <stdexcept>
 
 #include "common/encoding.hpp"
@@ -54,7 +53,6 @@ std::string_view curve_of(EVP_PKEY* key) {
 [[noreturn]] void bad(const char* param, const std::string& why) {
   throw Error(Errc::invalid_params, std::string("'") + param + "' " + why);
 }
-
 
 bool base64_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '=';

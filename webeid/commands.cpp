@@ -32,8 +32,13 @@ Arguments arguments(const Json& request, std::initializer_list<const char*> name
       throw Failure(kFatal, std::string("argument '") + name + "' must be a non-empty string");
     out[name] = to_std(value->get_ref<const WipingString&>());
   }
-  for (const auto& [key, value] : it->items())
-    if (key != "lang" && !out.contains(to_std(key))) throw Failure(kFatal, "unexpected argument '" + to_std(key) + "'");
+  for (const auto& [key, value] : it->items()) {
+    if (key == "lang") {
+      if (!value.is_string()) throw Failure(kFatal, "argument 'lang' must be a string");
+    } else if (!out.contains(to_std(key))) {
+      throw Failure(kFatal, "unexpected argument '" + printable(to_std(key), 40) + "'");
+    }
+  }
   return out;
 }
 
@@ -51,15 +56,33 @@ std::string text(const Json& object, const char* key) {
   return it != object.end() && it->is_string() ? to_std(it->get_ref<const WipingString&>()) : std::string();
 }
 
-// The card's certificates of this purpose ("authentication" or "signature"),
-// the first token's first. The extension cannot choose among cards, nor can
-// web-eid-app.
+bool has_purpose(const Json& cert, const char* purpose) {
+  const auto it = cert.find("purposes");
+  if (it == cert.end() || !it->is_array()) return false;
+  return std::any_of(it->begin(), it->end(), [&](const Json& p) { return p.is_string() && p == purpose; });
+}
+
+// The certificates `sign` may use: a signature key's (nonRepudiation) that
+// is not also an authentication key's. Signing a page's hash with a key
+// that also logs in would let any page forge a login token for another
+// site: hash(hash(origin) || hash(nonce)) is just a hash.
+Json signing_certificates(Client& korttid) {
+  const Json list = korttid.call("certificates.list", {{"purpose", "signature"}});
+  Json out = Json::array();
+  for (const Json& cert : list)
+    if (!has_purpose(cert, "authentication")) out.push_back(cert);
+  return out;
+}
+
+// The first card's certificate for logging in (authentication) or signing.
+// web-eid-app lets the user choose among several cards; kortti-webeid does
+// not yet (docs/browsers.md).
 Json first_certificate(Client& korttid, const char* purpose) {
-  const Json list = korttid.call("certificates.list", {{"purpose", purpose}});
+  const bool signing = std::string_view(purpose) == "signature";
+  const Json list = signing ? signing_certificates(korttid) : korttid.call("certificates.list", {{"purpose", purpose}});
   if (!list.is_array() || list.empty())
-    throw Failure(kFatal, std::string("no card present has ") +
-                              (std::string_view(purpose) == "signature" ? "a signature" : "an authentication") +
-                              " certificate");
+    throw Failure(kFatal, std::string("no card present has ") + (signing ? "a signature" : "an authentication") +
+                              " certificate" + (signing ? " (of a key that signs only)" : ""));
   return list.front();
 }
 
@@ -76,7 +99,8 @@ constexpr HashFunction kHashFunctions[] = {
 const HashFunction& hash_function(const std::string& name) {
   for (const auto& h : kHashFunctions)
     if (name == h.name) return h;
-  throw Failure(kFatal, "hash function '" + name + "' is not one kortti signs with (SHA-256, SHA-384, SHA-512)");
+  throw Failure(kFatal,
+                "hash function '" + printable(name, 40) + "' is not one kortti signs with (SHA-256, SHA-384, SHA-512)");
 }
 
 bool is_ec(const Json& cert) { return text(cert, "key_type") == "ec"; }
@@ -136,13 +160,15 @@ Json sign(const Json& request, const Connect& korttid) {
                               " bytes long, but is " + std::to_string(hash.size()) + " instead");
   const Bytes wanted = decode("certificate", a.at("certificate"));
   // The page names the certificate it was given: the card must still hold it.
-  const Json list = korttid().call("certificates.list", {{"purpose", "signature"}});
+  const Json list = signing_certificates(korttid());
   const auto cert = std::find_if(list.begin(), list.end(), [&](const Json& c) {
     return base64_decode(text(c, "der")) == std::optional<Bytes>(wanted);
   });
   if (cert == list.end())
     throw Failure(kFatal,
                   "no card present holds the certificate the page asks to sign with as a signature certificate");
+  // Known before the card signs: a PIN2 signature is never made to be thrown away.
+  const std::size_t field = is_ec(*cert) ? field_bytes(text(*cert, "curve")) : 0;
   const Json answer = korttid().call("sign.digest", {{"cert_id", cert->at("cert_id")},
                                                      {"digest_algorithm", wstr(name_of(h.algorithm))},
                                                      {"digest", wstr(base64_encode(hash))},
@@ -152,7 +178,7 @@ Json sign(const Json& request, const Connect& korttid) {
   Bytes signature = decode("signature", text(answer, "signature"));
   if (is_ec(*cert)) {
     // korttid answers ECDSA in DER; Web eID, as the card makes it, r||s.
-    std::optional<Bytes> raw = ecdsa_der_to_raw(signature, field_bytes(text(*cert, "curve")));
+    std::optional<Bytes> raw = ecdsa_der_to_raw(signature, field);
     if (!raw) throw Failure(kFatal, "korttid's ECDSA signature is not DER");
     signature = std::move(*raw);
   }
@@ -172,7 +198,7 @@ Json run_command(const Json& request, const Connect& korttid) {
   if (name == "sign") return sign(request, korttid);
   // The extension's status check: the version was all it wanted.
   if (name == "quit") return Json::object();
-  throw Failure(kFatal, "command '" + name + "' is not supported");
+  throw Failure(kFatal, "command '" + printable(name, 40) + "' is not supported");
 }
 
 }  // namespace kortti::webeid

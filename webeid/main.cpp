@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "client/client.hpp"
+#include "common/encoding.hpp"
 #include "common/version.hpp"
 #include "webeid/commands.hpp"
 #include "webeid/messages.hpp"
@@ -52,7 +53,9 @@ using namespace kortti::webeid;
 
 std::string command_of(const Json& request) {
   const auto it = request.find("command");
-  return it != request.end() && it->is_string() ? kortti::to_std(it->get_ref<const kortti::WipingString&>()) : "?";
+  return it != request.end() && it->is_string()
+             ? kortti::printable(kortti::to_std(it->get_ref<const kortti::WipingString&>()), 40)
+             : "?";
 }
 
 }  // namespace

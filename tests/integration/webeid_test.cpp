@@ -4,6 +4,7 @@
 // answering korttid's PIN dialog. Tokens are checked by the Web eID rule and
 // signatures by the openssl CLI, never by korttid's own code.
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
@@ -110,7 +111,7 @@ TEST_F(WebEid, AuthenticateMakesATokenTheWebEidRuleAcceptsWithThePinFromKorttids
   EXPECT_EQ(read_file(daemon_->dir() / "korttid.log").find(kPin), std::string::npos);
 }
 
-TEST_F(WebEid, TheSigningCertificateAndItsAlgorithmsThenASignatureOpensslVerifies) {
+TEST_F(WebEid, TheSigningCertificateAndItsAlgorithms) {
   const Json cert = command("get-signing-certificate", {{"origin", kOrigin}});
   ASSERT_FALSE(cert.contains("error")) << cert.dump();
   const Json card_cert = first("signature");
@@ -122,28 +123,62 @@ TEST_F(WebEid, TheSigningCertificateAndItsAlgorithmsThenASignatureOpensslVerifie
     EXPECT_EQ(a["cryptoAlgorithm"], ec ? "ECC" : "RSA");
     EXPECT_EQ(a["paddingScheme"], ec ? "NONE" : "PKCS1.5");
   }
+  EXPECT_FALSE(fs::exists(double_ / "count")) << "no dialog, no card";
+}
 
-  const Bytes hash = random_bytes(48);
-  const Json s = command("sign", {{"hash", wstr(base64_encode(hash))},
-                                  {"hashFunction", "SHA-384"},
-                                  {"certificate", cert["certificate"]},
-                                  {"origin", kOrigin}});
-  ASSERT_FALSE(s.contains("error")) << s.dump();
-  EXPECT_EQ(s["signatureAlgorithm"]["hashFunction"], "SHA-384");
-  EXPECT_EQ(s["signatureAlgorithm"]["cryptoAlgorithm"], ec ? "ECC" : "RSA");
-  Bytes signature = b64(s["signature"]);
-  if (ec) {
-    EXPECT_EQ(signature.size(), card_cert["curve"] == "P-384" ? 96U : 64U) << "r||s, as Web eID has ECDSA";
-    signature = ecdsa_raw_as_der(signature);
+// Each card's signature certificate, named by the page: RSA PKCS#1 v1.5
+// and ECDSA P-384 as r||s, each checked by openssl against the certificate
+// named, with korttid's dialog and audit line naming the page.
+TEST_F(WebEid, SignUsesTheCertificateThePageNamesAndOpensslVerifiesIt) {
+  answer_dialogs({"pin:" + std::string(kPin), "pin:" + std::string(kPin)});
+  auto c = daemon_->connect();
+  const std::vector<std::string> certs = {rsa_sign_cert(), ec_sign_cert()};
+  int dialogs = 0;
+  for (const std::string& cert_id : certs) {
+    SCOPED_TRACE(cert_id);
+    Json card_cert;
+    for (const Json& cert : c->call("certificates.list", {{"purpose", "signature"}}))
+      if (str(cert["cert_id"]) == cert_id) card_cert = cert;
+    ASSERT_TRUE(card_cert.is_object());
+    const bool ec = card_cert["key_type"] == "ec";
+    const Bytes hash = random_bytes(48);
+    const Json s = command("sign", {{"hash", wstr(base64_encode(hash))},
+                                    {"hashFunction", "SHA-384"},
+                                    {"certificate", card_cert["der"]},
+                                    {"origin", kOrigin}});
+    ASSERT_FALSE(s.contains("error")) << s.dump();
+    EXPECT_EQ(s["signatureAlgorithm"]["hashFunction"], "SHA-384");
+    EXPECT_EQ(s["signatureAlgorithm"]["cryptoAlgorithm"], ec ? "ECC" : "RSA");
+    EXPECT_EQ(s["signatureAlgorithm"]["paddingScheme"], ec ? "NONE" : "PKCS1.5");
+    Bytes signature = b64(s["signature"]);
+    if (ec) {
+      EXPECT_EQ(signature.size(), 96U) << "r||s of P-384, as Web eID has ECDSA";
+      signature = ecdsa_raw_as_der(signature);
+    }
+    EXPECT_TRUE(openssl_verify_digest(b64(card_cert["der"]), hash, signature, "sha384", ec ? "ecdsa" : "pkcs1"));
+    ++dialogs;
+    EXPECT_NE(dialog(dialogs).find(kOrigin), std::string::npos) << dialog(dialogs);
   }
-  EXPECT_TRUE(openssl_verify_digest(b64(cert["certificate"]), hash, signature, "sha384", ec ? "ecdsa" : "pkcs1"));
-  // korttid's dialog and audit line name the page the signature is for.
-  EXPECT_NE(dialog(1).find(kOrigin), std::string::npos) << dialog(1);
   const auto lines = outcomes(daemon_->audit());
-  ASSERT_EQ(lines.size(), 1U);
-  EXPECT_EQ(lines[0]["action"], "sign.digest");
-  EXPECT_EQ(lines[0]["origin"], kOrigin);
-  EXPECT_EQ(lines[0]["outcome"], "ok");
+  ASSERT_EQ(lines.size(), certs.size());
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_EQ(lines[i]["action"], "sign.digest");
+    EXPECT_EQ(lines[i]["cert_id"], wstr(certs[i]));
+    EXPECT_EQ(lines[i]["origin"], kOrigin);
+    EXPECT_EQ(lines[i]["outcome"], "ok");
+  }
+}
+
+// korttid holds any client to the origin rule.
+TEST_F(WebEid, KorttidRefusesASignatureForAMalformedOrigin) {
+  auto c = daemon_->connect();
+  Json params = {{"cert_id", wstr(rsa_sign_cert())},
+                 {"digest_algorithm", "sha256"},
+                 {"digest", wstr(base64_encode(random_bytes(32)))},
+                 {"pin", kPin},
+                 {"origin", "https://a.fi/path"}};
+  EXPECT_EQ(rpc_error([&] { c->call("sign.digest", params); }).code(), -32602);
+  EXPECT_TRUE(outcomes(daemon_->audit()).empty());
 }
 
 TEST_F(WebEid, CancellingKorttidsDialogIsUserCancelledAndTheCardIsNotAsked) {
@@ -166,8 +201,11 @@ TEST_F(WebEid, BadCommandsAreFatalErrorsThatSayWhyAndReachNoCard) {
   };
   const std::vector<Case> cases = {
       {"unknown command", "status", Json::object(), "not supported"},
-      {"origin with a path", "authenticate", {{"challengeNonce", wstr(nonce)}, {"origin", "https://a.fi/x"}}, "origin"},
-      {"plain http", "get-signing-certificate", {{"origin", "http://a.fi"}}, "origin"},
+      {"origin with a path",
+       "authenticate",
+       {{"challengeNonce", wstr(nonce)}, {"origin", "https://a.fi/x"}},
+       "nothing after the host"},
+      {"plain http", "get-signing-certificate", {{"origin", "http://a.fi"}}, "must be https://"},
       {"short nonce", "authenticate", {{"challengeNonce", "abc"}, {"origin", kOrigin}}, "44 to 128"},
       {"extra argument", "get-signing-certificate", {{"origin", kOrigin}, {"x", "1"}}, "unexpected argument 'x'"},
       {"missing argument", "sign", {{"origin", kOrigin}}, "argument 'hash'"},
@@ -273,6 +311,42 @@ TEST_F(WebEid, WithoutKorttidTheBrowserHearsWhy) {
   const auto b = messages(bad.out);
   ASSERT_EQ(b.size(), 2U);
   EXPECT_NE(str(b[1]["error"]["message"]).find("argument 'origin'"), std::string::npos) << b[1].dump();
+}
+
+// A card whose one key both logs in and signs (keyUsage digitalSignature and
+// nonRepudiation): were `sign` to use it, any page could have it sign
+// hash(hash(origin) || hash(nonce)) for another site, a login token the
+// user never meant. It is not a signing certificate here.
+TEST(WebEidDualPurpose, AKeyThatAlsoLogsInIsNeverUsedToSignAPagesHash) {
+  TempDir dir;
+  SoftHsm hsm(dir.path());
+  hsm.add_token("cardD", {"physician/both"});
+  DaemonOptions o;
+  o.env["SOFTHSM2_CONF"] = hsm.conf().string();
+  o.revocation = "ocsp = false\ncrl = false\n";
+  Daemon d(std::move(o));
+  const Json certs = d.connect()->call("certificates.list");
+  ASSERT_EQ(certs.size(), 1U);
+  const Json& purposes = certs[0]["purposes"];
+  ASSERT_EQ(purposes.size(), 2U) << certs[0].dump();
+  EXPECT_NE(std::find(purposes.begin(), purposes.end(), Json("signature")), purposes.end());
+  EXPECT_NE(std::find(purposes.begin(), purposes.end(), Json("authentication")), purposes.end());
+  auto ask = [&](const Json& request) {
+    const CommandResult r = run({webeid_binary().string()}, {{"KORTTI_SOCKET", d.socket()}}, frame(request));
+    const auto m = messages(r.out);
+    return m.size() == 2 ? m[1] : Json();
+  };
+  const Json cert = ask({{"command", "get-signing-certificate"}, {"arguments", {{"origin", kOrigin}}}});
+  EXPECT_EQ(cert["error"]["code"], "ERR_WEBEID_NATIVE_FATAL") << cert.dump();
+  EXPECT_NE(str(cert["error"]["message"]).find("a key that signs only"), std::string::npos) << cert.dump();
+  const Json s = ask({{"command", "sign"},
+                      {"arguments",
+                       {{"hash", wstr(base64_encode(random_bytes(32)))},
+                        {"hashFunction", "SHA-256"},
+                        {"certificate", certs[0]["der"]},
+                        {"origin", kOrigin}}}});
+  EXPECT_EQ(s["error"]["code"], "ERR_WEBEID_NATIVE_FATAL") << s.dump();
+  EXPECT_TRUE(outcomes(d.audit()).empty()) << "the card was never asked";
 }
 
 TEST(WebEidHelp, HelpNamesTheCommandsAndVersionBothVersions) {

@@ -70,8 +70,8 @@ for page in kortti.1 kortti-webeid.1 korttid.8 korttid.toml.5; do
 done
 for manifest in /etc/chromium/native-messaging-hosts/eu.webeid.json \
   /usr/lib/mozilla/native-messaging-hosts/eu.webeid.json; do
-  check "$manifest names the installed host" sh -c \
-    "grep -q '\"path\": \"/usr/bin/kortti-webeid\"' $manifest && grep -q '\"name\": \"eu.webeid\"' $manifest"
+  check "$manifest names the installed host" python3 -c \
+    "import json, sys; m = json.load(open(sys.argv[1])); sys.exit(not (m['name'] == 'eu.webeid' and m['path'] == '/usr/bin/kortti-webeid' and m['type'] == 'stdio'))" "$manifest"
 done
 check "kortti-webeid runs and names the Web eID version it speaks" sh -c \
   "/usr/bin/kortti-webeid --version | grep -q 'Web eID 2\.'"
