@@ -16,4 +16,11 @@ std::string_view name_of(Scheme scheme) noexcept { return name_in(kSchemes, sche
 std::optional<Scheme> parse_scheme(std::string_view name) { return parse_in(kSchemes, name); }
 Scheme default_scheme(KeyType type) noexcept { return type == KeyType::ec ? Scheme::ecdsa : Scheme::pkcs1; }
 
+std::size_t ec_field_bytes(std::string_view curve) noexcept {
+  if (curve == "P-256") return 32;
+  if (curve == "P-384") return 48;
+  if (curve == "P-521") return 66;
+  return 0;
+}
+
 }  // namespace kortti

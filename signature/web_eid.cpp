@@ -31,14 +31,6 @@ constexpr std::array<WebEidAlgorithm, 9> kAlgorithms{{
 
 const WebEidAlgorithm& named(std::string_view name) { return *parse_web_eid_algorithm(name); }
 
-// r and s of a JWS ECDSA signature are each as long as the curve's field.
-std::size_t field_bytes(std::string_view curve) {
-  if (curve == "P-256") return 32;
-  if (curve == "P-384") return 48;
-  if (curve == "P-521") return 66;
-  return 0;
-}
-
 std::string_view curve_of(EVP_PKEY* key) {
   char group[64] = {};
   std::size_t length = 0;
@@ -91,7 +83,7 @@ Bytes web_eid_digest(const WebEidAlgorithm& algorithm, std::string_view origin, 
 
 Bytes web_eid_signature(const WebEidAlgorithm& algorithm, std::string_view curve, ByteView card_signature) {
   if (algorithm.scheme != Scheme::ecdsa) return Bytes(card_signature.begin(), card_signature.end());
-  auto raw = ecdsa_der_to_raw(card_signature, field_bytes(curve));
+  auto raw = ecdsa_der_to_raw(card_signature, ec_field_bytes(curve));
   if (!raw)
     throw std::runtime_error("the token's ECDSA signature is not DER or does not fit curve " + std::string(curve));
   return std::move(*raw);
@@ -112,7 +104,7 @@ WebEidCheck verify_web_eid_token(const WebEidToken& token, std::string_view orig
   Bytes signature = token.signature;
   if (ec) {
     const std::string_view curve = curve_of(key);
-    const std::size_t field = field_bytes(curve);
+    const std::size_t field = ec_field_bytes(curve);
     // JWS ties each ES algorithm to one curve.
     if (field == 0 || web_eid_algorithm_for(KeyType::ec, curve, false).name != algorithm->name)
       return {"algorithm_mismatch", "the algorithm " + token.algorithm + " does not fit the certificate's curve"};

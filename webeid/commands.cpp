@@ -8,6 +8,7 @@
 #include "common/digest.hpp"
 #include "common/encoding.hpp"
 #include "common/error.hpp"
+#include "common/keys.hpp"
 #include "common/openssl.hpp"
 #include "common/origin.hpp"
 #include "common/version.hpp"
@@ -114,10 +115,9 @@ Json signature_algorithm(const Json& cert, const char* hash) {
 }
 
 std::size_t field_bytes(const std::string& curve) {
-  if (curve == "P-256") return 32;
-  if (curve == "P-384") return 48;
-  if (curve == "P-521") return 66;
-  throw Failure(kFatal, "the card's EC key is on a curve Web eID does not name ('" + curve + "')");
+  const std::size_t field = ec_field_bytes(curve);
+  if (field == 0) throw Failure(kFatal, "the card's EC key is on a curve Web eID does not name ('" + curve + "')");
+  return field;
 }
 
 Bytes decode(const std::string& what, const std::string& base64) {
