@@ -100,10 +100,10 @@ struct AuditLog::Chain {
   ino_t ino = 0;
   std::uint64_t seq = 0;
   std::string prev_hash;  // of the last line written, hex
-  bool unsynced = false;  // noted lines written but not yet made durable
   // Where the file and the chain stood at the last successful fdatasync: a
   // failed sync cuts the file back to it and the chain goes on from there,
   // so no line acknowledged as durable ever follows one that may be lost.
+  // Lines past durable_seq are noted lines waiting for their sync.
   off_t durable_end = 0;
   std::uint64_t durable_seq = 0;
   std::string durable_hash;
@@ -206,6 +206,8 @@ void AuditLog::Chain::flush(const std::shared_ptr<Chain>& self) {
   }
   if (batch.empty()) return;
   const bool awaited = std::any_of(batch.begin(), batch.end(), [](const Pending& p) { return p.done != nullptr; });
+  // Noted lines already waiting have a sync on its way.
+  const bool sync_pending = seq != durable_seq;
   bool ok = false;
   try {
     std::uint64_t next = seq;
@@ -229,7 +231,7 @@ void AuditLog::Chain::flush(const std::shared_ptr<Chain>& self) {
   }
   if (ok && awaited) {
     mark_durable();
-  } else if (ok && !std::exchange(unsynced, true)) {
+  } else if (ok && !sync_pending) {
     lazy_sync.expires_after(kLazySync);
     lazy_sync.async_wait([weak = std::weak_ptr<Chain>(self)](const boost::system::error_code& ec) {
       if (auto chain = weak.lock(); chain && !ec) chain->sync_written();
@@ -240,7 +242,7 @@ void AuditLog::Chain::flush(const std::shared_ptr<Chain>& self) {
 }
 
 void AuditLog::Chain::sync_written() {
-  if (!unsynced || fd < 0) return;
+  if (seq == durable_seq || fd < 0) return;
   if (::fdatasync(fd) == 0) return mark_durable();
   spdlog::error("audit: cannot sync {}: {}", file, std::strerror(errno));
   cut_back_to_durable();
@@ -250,7 +252,6 @@ void AuditLog::Chain::mark_durable() {
   durable_end = ::lseek(fd, 0, SEEK_END);
   durable_seq = seq;
   durable_hash = prev_hash;
-  unsynced = false;
 }
 
 // After a failed fdatasync nothing written since the last good one is known
@@ -264,7 +265,6 @@ void AuditLog::Chain::cut_back_to_durable() {
   if (::ftruncate(fd, durable_end) != 0) spdlog::error("audit: cannot cut unsynced lines from {}", file);
   seq = durable_seq;
   prev_hash = durable_hash;
-  unsynced = false;
 }
 
 // logrotate moves the file away; the next line goes to a new file at the
