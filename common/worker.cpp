@@ -8,13 +8,32 @@
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <thread>
 
 namespace kortti {
 
 namespace asio = boost::asio;
+
+namespace {
+
+// The Worker threads still running. Never destroyed: a thread may end after
+// static destructors have begun.
+struct Running {
+  std::mutex mutex;
+  std::condition_variable ended;
+  std::size_t threads = 0;
+};
+
+Running& running() {
+  static auto* r = new Running;
+  return *r;
+}
+
+}  // namespace
 
 struct Worker::State {
   std::string name;
@@ -32,7 +51,11 @@ Worker::Worker(std::string name) : Worker(std::move(name), Limits{}) {}
 Worker::Worker(std::string name, Limits limits) : state_(std::make_shared<State>()) {
   state_->name = name;
   state_->limits = limits;
-  std::thread thread([state = state_, name = std::move(name)] {
+  {
+    const std::lock_guard lock(running().mutex);
+    ++running().threads;
+  }
+  std::thread thread([state = state_, name = std::move(name)]() mutable {
     pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
     // Jobs catch their own errors (capture); one that escapes is a bug, and
     // it must cost its own request, not the thread and everyone queued here.
@@ -50,6 +73,11 @@ Worker::Worker(std::string name, Limits limits) : state_(std::make_shared<State>
     // it back now, not at a process exit that may come while others run.
     OPENSSL_thread_stop();
     state->finished.set_value();
+    state.reset();
+    Running& r = running();
+    const std::lock_guard lock(r.mutex);
+    --r.threads;
+    r.ended.notify_all();
   });
   thread.detach();
 }
@@ -101,6 +129,12 @@ asio::io_context::executor_type Worker::executor() { return state_->io.get_execu
 bool Worker::stop_and_wait(std::chrono::milliseconds timeout) {
   asio::post(state_->io, [state = state_.get()] { state->guard.reset(); });
   return state_->finished_future.wait_for(timeout) == std::future_status::ready;
+}
+
+bool Worker::all_ended(std::chrono::milliseconds timeout) {
+  Running& r = running();
+  std::unique_lock lock(r.mutex);
+  return r.ended.wait_for(lock, timeout, [&] { return r.threads == 0; });
 }
 
 }  // namespace kortti

@@ -16,6 +16,7 @@
 #include "common/error.hpp"
 #include "common/secret.hpp"
 #include "common/version.hpp"
+#include "common/worker.hpp"
 #include "daemon/audit.hpp"
 #include "daemon/config.hpp"
 #include "daemon/config_schema.hpp"
@@ -39,6 +40,8 @@ namespace asio = boost::asio;
 constexpr int kExitConfig = 78;  // EX_CONFIG
 constexpr const char* kDefaultConfig = "/etc/korttid/korttid.toml";
 constexpr auto kFirstScanPatience = std::chrono::seconds(10);
+// How long a failed start or a settled stop waits for worker threads to end.
+constexpr auto kThreadsEndPatience = std::chrono::seconds(2);
 
 constexpr const char* kFooter = R"(
 korttid reads healthcare professional smart cards over PC/SC, signs with the
@@ -187,6 +190,18 @@ void run_until_stopped(asio::io_context& io) {
       (void)internal_error("the io thread", "an exception of unknown type");
     }
   }
+}
+
+// Exit-time cleanup (OpenSSL's atexit handler, the PKCS#11 modules', static
+// destructors) frees what a thread that is still running may use: a worker
+// stuck in a card, network or document call, or one that is just ending
+// after a failed start. Without it, the process ends at once. Audit lines
+// are already on disk; only the logs need flushing.
+int leave(int code, bool settled) {
+  if (settled && Worker::all_ended(kThreadsEndPatience)) return code;
+  spdlog::warn("a worker is still inside a call; korttid exits without exit-time cleanup");
+  spdlog::default_logger()->flush();
+  std::_Exit(code);
 }
 
 }  // namespace
@@ -345,20 +360,10 @@ int main(int argc, char** argv) {
       spdlog::info("ready: {} token(s) present", tokens.tokens().size());
     });
     run_until_stopped(io);
-    if (!settled) {
-      // A thread is still inside a card, network or document call. Exit-time
-      // cleanup (OpenSSL's, the PKCS#11 modules', our own destructors) would
-      // free what it is using: end the process without it. Audit lines are
-      // already on disk; only the logs need flushing.
-      spdlog::warn("a worker is still inside a call; korttid exits without exit-time cleanup");
-      spdlog::info("korttid stopped");
-      spdlog::default_logger()->flush();
-      std::_Exit(0);
-    }
     spdlog::info("korttid stopped");
-    return 0;
+    return leave(0, settled);
   } catch (const std::exception& e) {
     spdlog::critical("cannot start: {}", e.what());
-    return 1;
+    return leave(1, true);
   }
 }

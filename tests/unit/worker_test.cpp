@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <future>
+#include <memory>
 #include <thread>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -48,6 +49,18 @@ class WorkerQueue : public ::testing::Test {
   asio::executor_work_guard<asio::io_context::executor_type> guard_ = asio::make_work_guard(io_);
   std::promise<void> gate_;
 };
+
+// korttid's main() returns only once every worker thread has ended: exit-time
+// cleanup once freed OpenSSL's thread state under a worker still ending in
+// OPENSSL_thread_stop, after a failed start (a segfault about once in 500).
+TEST_F(WorkerQueue, AllEndedWaitsForAWorkerDroppedWhileBusy) {
+  auto worker = std::make_unique<Worker>("stuck");
+  block(*worker);
+  worker.reset();  // as a token's worker is when its card is pulled mid-command
+  EXPECT_FALSE(Worker::all_ended(std::chrono::milliseconds(100)));
+  release();
+  EXPECT_TRUE(Worker::all_ended(std::chrono::seconds(5)));
+}
 
 TEST_F(WorkerQueue, AJobWhoseRequestIsOverIsNotRun) {
   Worker worker("test");
