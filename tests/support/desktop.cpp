@@ -16,9 +16,9 @@ Desktop::Desktop() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!fs::exists(dir_ / "bus") && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  server_ =
-      spawn_logged({(binary_dir() / "tests/notify_double/kortti-notify-double").string(), (dir_ / "notices").string()},
-                   env(), dir_ / "notify.log");
+  server_ = spawn_logged(
+      {(programs_dir() / "tests/notify_double/kortti-notify-double").string(), (dir_ / "notices").string()}, env(),
+      dir_ / "notify.log");
   while (!fs::exists(dir_ / "notices.ready") && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   if (!fs::exists(dir_ / "notices.ready"))

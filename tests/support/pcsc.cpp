@@ -85,7 +85,7 @@ VirtualCard::VirtualCard(const Pcscd& pcscd, CardOptions options) {
     guid_ = buf;
   }
   const fs::path person = pki_dir() / "people" / options.person;
-  std::vector<std::string> argv = {(binary_dir() / "tests/vcard/kortti-vcard").string(),
+  std::vector<std::string> argv = {(programs_dir() / "tests/vcard/kortti-vcard").string(),
                                    "--port",
                                    std::to_string(pcscd.port(options.reader)),
                                    "--guid",

@@ -19,9 +19,14 @@ namespace kortti::test {
 
 fs::path source_dir() { return KORTTI_SOURCE_DIR; }
 fs::path binary_dir() { return KORTTI_BINARY_DIR; }
-fs::path korttid_binary() { return binary_dir() / "daemon" / "korttid"; }
-fs::path kortti_binary() { return binary_dir() / "client" / "kortti"; }
-fs::path webeid_binary() { return binary_dir() / "webeid" / "kortti-webeid"; }
+fs::path programs_dir() {
+  const char* other = std::getenv("KORTTI_TEST_PROGRAMS");
+  return other != nullptr && *other != '\0' ? fs::path(other) : binary_dir();
+}
+fs::path korttid_binary() { return programs_dir() / "daemon" / "korttid"; }
+fs::path kortti_binary() { return programs_dir() / "client" / "kortti"; }
+fs::path webeid_binary() { return programs_dir() / "webeid" / "kortti-webeid"; }
+std::string SoftHsm::shim() { return (programs_dir() / "tests/p11_shim/p11-shim.so").string(); }
 
 fs::path pki_dir() {
   const fs::path dir = binary_dir() / "tests" / "pki";

@@ -24,7 +24,12 @@ namespace kortti::test {
 namespace fs = std::filesystem;
 
 fs::path source_dir();
+// The tree this suite was built in (its PKI fixture lives there).
 fs::path binary_dir();
+// The tree whose programs it tests: binary_dir(), or the tree named by
+// KORTTI_TEST_PROGRAMS (an absolute path). CI builds the suite once, in the ASan tree, and runs
+// it against the packaged build and the ThreadSanitizer build as well.
+fs::path programs_dir();
 fs::path korttid_binary();
 fs::path kortti_binary();
 fs::path webeid_binary();
@@ -86,7 +91,7 @@ class SoftHsm {
   static constexpr const char* kModule = "/usr/lib/softhsm/libsofthsm2.so";
   // The test double over kModule (tests/p11_shim/shim.cpp): what it changes
   // is switched on by korttid's environment.
-  static constexpr const char* kShim = KORTTI_BINARY_DIR "/tests/p11_shim/p11-shim.so";
+  static std::string shim();
 
  private:
   fs::path dir_;
@@ -111,11 +116,11 @@ struct DaemonOptions {
   bool wait_ready = true;
 };
 
-// Options of a korttid that loads the PKCS#11 test double (SoftHsm::kShim)
+// Options of a korttid that loads the PKCS#11 test double (SoftHsm::shim())
 // instead of SoftHSM2, with the shim's `variable` set to `value`.
 inline DaemonOptions shim_options(const std::string& variable, const std::string& value) {
   DaemonOptions o;
-  o.modules = {SoftHsm::kShim};
+  o.modules = {SoftHsm::shim()};
   o.env[variable] = value;
   return o;
 }
