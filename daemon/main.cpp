@@ -267,6 +267,8 @@ int main(int argc, char** argv) {
     spdlog::warn("cannot lock memory for PINs (RLIMIT_MEMLOCK); they are still wiped after use");
   spdlog::info("korttid {} starting (config: {})", kVersion, config.path.empty() ? "built-in defaults" : config.path);
 
+  bool settled = true;  // every worker thread ended before korttid does
+  int status = 0;
   try {
     asio::io_context io(1);
     pkcs11::Options token_options;
@@ -315,7 +317,6 @@ int main(int argc, char** argv) {
 
     asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
     bool stopping = false;
-    bool settled = true;  // every worker thread ended before korttid does
     std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec,
                                                                                int signo) {
       if (ec) return;
@@ -361,9 +362,11 @@ int main(int argc, char** argv) {
     });
     run_until_stopped(io);
     spdlog::info("korttid stopped");
-    return leave(0, settled);
+    // A thread still inside a call: the components are not destroyed under it.
+    if (!settled) return leave(0, false);
   } catch (const std::exception& e) {
     spdlog::critical("cannot start: {}", e.what());
-    return leave(1, true);
+    status = 1;
   }
+  return leave(status, settled);
 }

@@ -45,6 +45,8 @@ TEST_F(Lifecycle, SigtermLetsRequestsInFlightFinish) {
   }
   EXPECT_GT(answered, 0);
   EXPECT_EQ(daemon_->stop(SIGTERM), 0);
+  // Every thread ended and every component was taken down in order.
+  EXPECT_EQ(daemon_->log().find("without exit-time cleanup"), std::string::npos) << daemon_->log();
 }
 
 TEST_F(Lifecycle, NotifiesStoppingOnSigterm) {
