@@ -55,30 +55,39 @@ Worker::Worker(std::string name, Limits limits) : state_(std::make_shared<State>
     const std::lock_guard lock(running().mutex);
     ++running().threads;
   }
-  std::thread thread([state = state_, name = std::move(name)]() mutable {
-    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
-    // Jobs catch their own errors (capture); one that escapes is a bug, and
-    // it must cost its own request, not the thread and everyone queued here.
-    for (;;) {
-      try {
-        state->io.run();
-        break;
-      } catch (const std::exception& e) {
-        (void)internal_error("worker " + name, e.what());
-      } catch (...) {
-        (void)internal_error("worker " + name, "an exception of unknown type");
-      }
-    }
-    // OpenSSL keeps state per thread (error queue, random generators): give
-    // it back now, not at a process exit that may come while others run.
-    OPENSSL_thread_stop();
-    state->finished.set_value();
-    state.reset();
+  auto uncount = [] {
     Running& r = running();
     const std::lock_guard lock(r.mutex);
     --r.threads;
     r.ended.notify_all();
-  });
+  };
+  std::thread thread;
+  try {
+    thread = std::thread([state = state_, name = std::move(name), uncount]() mutable {
+      pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+      // Jobs catch their own errors (capture); one that escapes is a bug, and
+      // it must cost its own request, not the thread and everyone queued here.
+      for (;;) {
+        try {
+          state->io.run();
+          break;
+        } catch (const std::exception& e) {
+          (void)internal_error("worker " + name, e.what());
+        } catch (...) {
+          (void)internal_error("worker " + name, "an exception of unknown type");
+        }
+      }
+      // OpenSSL keeps state per thread (error queue, random generators): give
+      // it back now, not at a process exit that may come while others run.
+      OPENSSL_thread_stop();
+      state->finished.set_value();
+      state.reset();
+      uncount();
+    });
+  } catch (...) {
+    uncount();  // no thread was started
+    throw;
+  }
   thread.detach();
 }
 

@@ -269,8 +269,10 @@ int main(int argc, char** argv) {
 
   bool settled = true;  // every worker thread ended before korttid does
   int status = 0;
+  // Outlives the components and the wait for their threads: a job that ends
+  // during that wait still has an executor to post its result to.
+  asio::io_context io(1);
   try {
-    asio::io_context io(1);
     pkcs11::Options token_options;
     token_options.modules = config.pkcs11.modules;
     token_options.session_lifetime = config.session.lifetime;
