@@ -1,6 +1,7 @@
 // The tunnels' listeners and admission, on the io thread; each admitted
 // connection becomes a tunnel on its own thread (tunnel.cpp).
 
+#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -279,6 +280,9 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     spdlog::info("tls {}: tunnel {} of uid {} closed after {} s, {} bytes sent, {} received", name, id, uid,
                  std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - opened).count(),
                  state->sent.load(), state->received.load());
+    // This thread's OpenSSL state goes now, as a Worker's does, not at an
+    // exit that may come once stop() has seen the tunnel end.
+    OPENSSL_thread_stop();
     std::lock_guard lock(mutex);
     open.erase(id);
     --running;
