@@ -27,8 +27,9 @@ fs::path source_dir();
 // The tree this suite was built in (its PKI fixture lives there).
 fs::path binary_dir();
 // The tree whose programs it tests: binary_dir(), or the tree named by
-// KORTTI_TEST_PROGRAMS (an absolute path). CI builds the suite once, in the ASan tree, and runs
-// it against the packaged build and the ThreadSanitizer build as well.
+// KORTTI_TEST_PROGRAMS (an absolute path). CI runs the package tree's suite
+// against the ThreadSanitizer tree's programs so (scripts/test); a run by hand
+// against a TSan korttid also sets KORTTI_MEMORY_SCALE=8 (hostile_test.cpp).
 fs::path programs_dir();
 fs::path korttid_binary();
 fs::path kortti_binary();
