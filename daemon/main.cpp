@@ -197,11 +197,15 @@ void run_until_stopped(asio::io_context& io) {
 // stuck in a card, network or document call, or one that is just ending
 // after a failed start. Without it, the process ends at once. Audit lines
 // are already on disk; only the logs need flushing.
-int leave(int code, bool settled) {
-  if (settled && Worker::all_ended(kThreadsEndPatience)) return code;
+[[noreturn]] void end_without_cleanup(int code) {
   spdlog::warn("a worker is still inside a call; korttid exits without exit-time cleanup");
   spdlog::default_logger()->flush();
   std::_Exit(code);
+}
+
+int leave(int code) {
+  if (!Worker::all_ended(kThreadsEndPatience)) end_without_cleanup(code);
+  return code;
 }
 
 }  // namespace
@@ -267,7 +271,6 @@ int main(int argc, char** argv) {
     spdlog::warn("cannot lock memory for PINs (RLIMIT_MEMLOCK); they are still wiped after use");
   spdlog::info("korttid {} starting (config: {})", kVersion, config.path.empty() ? "built-in defaults" : config.path);
 
-  bool settled = true;  // every worker thread ended before korttid does
   int status = 0;
   // Outlives the components and the wait for their threads: a job that ends
   // during that wait still has an executor to post its result to.
@@ -319,6 +322,7 @@ int main(int argc, char** argv) {
 
     asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
     bool stopping = false;
+    bool settled = true;  // every worker thread ended before korttid does
     std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec,
                                                                                int signo) {
       if (ec) return;
@@ -365,10 +369,10 @@ int main(int argc, char** argv) {
     run_until_stopped(io);
     spdlog::info("korttid stopped");
     // A thread still inside a call: the components are not destroyed under it.
-    if (!settled) return leave(0, false);
+    if (!settled) end_without_cleanup(0);
   } catch (const std::exception& e) {
     spdlog::critical("cannot start: {}", e.what());
     status = 1;
   }
-  return leave(status, settled);
+  return leave(status);
 }
