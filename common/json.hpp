@@ -38,6 +38,11 @@ using WipingString = std::basic_string<char, std::char_traits<char>, WipingAlloc
 using Json = nlohmann::basic_json<std::map, std::vector, WipingString, bool, std::int64_t, std::uint64_t, double,
                                   WipingAllocator>;
 
+// Whether brackets nest deeper than `limit` outside strings. A message needs
+// a handful of levels; a million '[' would make the parser build a million
+// nested values (gigabytes) before it saw the text is useless.
+bool nested_deeper_than(std::string_view text, std::size_t limit);
+
 inline WipingString wstr(std::string_view s) { return WipingString(s.data(), s.size()); }
 inline std::string to_std(const WipingString& s) { return std::string(s.data(), s.size()); }
 

@@ -32,32 +32,6 @@ std::string read_attachment(const Json& doc, std::size_t max_bytes, std::string&
   return {};
 }
 
-// Whether brackets nest deeper than `limit` outside strings. A request needs
-// a handful of levels; a line of a million '[' would make the parser build a
-// million nested values (gigabytes) before it saw the line is useless.
-bool nested_deeper_than(std::string_view line, std::size_t limit) {
-  std::size_t depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (const char c : line) {
-    if (in_string) {
-      if (escaped)
-        escaped = false;
-      else if (c == '\\')
-        escaped = true;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return false;
-}
-
 }  // namespace
 
 Incoming parse_request(std::string_view line, std::size_t max_attachment_bytes) {
