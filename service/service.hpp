@@ -111,6 +111,10 @@ struct PrescriptionToSign {
 struct SignItem {
   std::string method;  // how the audit names it: sign.digest, sign.data, sign.xml, sign.cms, sign.prescription
   std::string detail;  // the audit line's note on the occasion (a TLS handshake's name, version and algorithm)
+  // The certificate passes the policy for this action before the card is
+  // asked (a browser front end: validity and revocation for every
+  // signature); a denial is audited and thrown. Prescriptions have their own.
+  std::optional<policy::Action> validate_for;
   std::variant<DigestToSign, XmlToSign, CmsToSign, PrescriptionToSign> what;
 };
 

@@ -9,9 +9,11 @@ namespace kortti::service {
 
 namespace {
 
-// sign.digest and sign.data need nothing of the certificate: they skip
-// fetching it.
-bool needs_certificate(const SignItem& item) { return !std::holds_alternative<DigestToSign>(item.what); }
+// sign.digest and sign.data need nothing of the certificate unless it is to
+// be validated: they skip fetching it.
+bool needs_certificate(const SignItem& item) {
+  return !std::holds_alternative<DigestToSign>(item.what) || item.validate_for.has_value();
+}
 
 }  // namespace
 
@@ -141,6 +143,20 @@ Task<Signed> Service::sign(Caller caller, std::string cert_id, SignItem item, pk
   if (needs_certificate(item) || pin_given) cert = co_await services_.tokens->certificate(cert_id);
   if (pin_given) check_pin_source(caller, credentials, is_signature_key(cert));
   std::string detail = std::move(item.detail);
+  if (item.validate_for) {
+    const policy::Decision decision =
+        co_await policy().identity(cert.der, cert.chain, *item.validate_for, Ticket{caller.stop});
+    if (!decision.allowed) {
+      AuditRecord record;
+      record.action = item.method;
+      record.caller = caller;
+      record.origin = caller.origin;
+      record.cert_id = cert_id;
+      record.subject = cert.subject;
+      (void)co_await audit_denial(std::move(record), decision);
+      throw denial(decision, "a signature with this certificate");
+    }
+  }
   Prepared prepared = co_await prepare(caller, cert, std::move(item));
   prepared.request.cert_id = cert_id;
   prepared.request.uid = caller.uid;
