@@ -44,17 +44,10 @@ class WebEid : public SoftHsmDaemonTest {
  protected:
   void SetUp() override {
     DaemonOptions o;
-    o.extra = "[pin]\npinentry = \"" + (source_dir() / "tests/pinentry/pinentry-double").string() + "\"\n";
-    o.env = {{"KORTTI_PINENTRY_DOUBLE", double_.path().string()}, {"DISPLAY", ":kortti-test"}};
+    dialogs_.use_in(o);
     start(std::move(o));
-    answer_dialogs({"pin:" + std::string(kPin)});
+    dialogs_.answer({"pin:" + std::string(kPin)});
   }
-
-  void answer_dialogs(const std::vector<std::string>& answers) {
-    std::ofstream out(double_ / "answers");
-    for (const auto& a : answers) out << a << "\n";
-  }
-  std::string dialog(int n) const { return read_file(double_ / ("dialog-" + std::to_string(n) + ".txt")); }
 
   // Runs the host with `input` as the browser's side of the pipe; its
   // messages, the version announcement first.
@@ -80,7 +73,7 @@ class WebEid : public SoftHsmDaemonTest {
 
   Json first(const char* purpose) { return daemon_->connect()->call("certificates.list", {{"purpose", purpose}})[0]; }
 
-  TempDir double_;
+  PinentryDouble dialogs_;
 };
 
 TEST_F(WebEid, TheHostAnnouncesItsVersionFirstAndQuitEndsIt) {
@@ -102,7 +95,7 @@ TEST_F(WebEid, AuthenticateMakesATokenTheWebEidRuleAcceptsWithThePinFromKorttids
   EXPECT_TRUE(web_eid_rule_holds(token, kOrigin, nonce)) << token.dump();
   EXPECT_FALSE(web_eid_rule_holds(token, "https://evil.example", nonce));
   // The PIN was asked by korttid, in a dialog that names the page.
-  EXPECT_NE(dialog(1).find(kOrigin), std::string::npos) << dialog(1);
+  EXPECT_NE(dialogs_.dialog(1).find(kOrigin), std::string::npos) << dialogs_.dialog(1);
   const auto lines = outcomes(daemon_->audit());
   ASSERT_EQ(lines.size(), 1U);
   EXPECT_EQ(lines[0]["action"], "auth.token");
@@ -123,14 +116,14 @@ TEST_F(WebEid, TheSigningCertificateAndItsAlgorithms) {
     EXPECT_EQ(a["cryptoAlgorithm"], ec ? "ECC" : "RSA");
     EXPECT_EQ(a["paddingScheme"], ec ? "NONE" : "PKCS1.5");
   }
-  EXPECT_FALSE(fs::exists(double_ / "count")) << "no dialog, no card";
+  EXPECT_FALSE(dialogs_.any_shown()) << "no dialog, no card";
 }
 
 // Each card's signature certificate, named by the page: RSA PKCS#1 v1.5
 // and ECDSA P-384 as r||s, each checked by openssl against the certificate
 // named, with korttid's dialog and audit line naming the page.
 TEST_F(WebEid, SignUsesTheCertificateThePageNamesAndOpensslVerifiesIt) {
-  answer_dialogs({"pin:" + std::string(kPin), "pin:" + std::string(kPin)});
+  dialogs_.answer({"pin:" + std::string(kPin), "pin:" + std::string(kPin)});
   auto c = daemon_->connect();
   const std::vector<std::string> certs = {rsa_sign_cert(), ec_sign_cert()};
   int dialogs = 0;
@@ -157,7 +150,7 @@ TEST_F(WebEid, SignUsesTheCertificateThePageNamesAndOpensslVerifiesIt) {
     }
     EXPECT_TRUE(openssl_verify_digest(b64(card_cert["der"]), hash, signature, "sha384", ec ? "ecdsa" : "pkcs1"));
     ++dialogs;
-    EXPECT_NE(dialog(dialogs).find(kOrigin), std::string::npos) << dialog(dialogs);
+    EXPECT_NE(dialogs_.dialog(dialogs).find(kOrigin), std::string::npos) << dialogs_.dialog(dialogs);
   }
   const auto lines = outcomes(daemon_->audit());
   ASSERT_EQ(lines.size(), certs.size());
@@ -182,7 +175,7 @@ TEST_F(WebEid, KorttidRefusesASignatureForAMalformedOrigin) {
 }
 
 TEST_F(WebEid, CancellingKorttidsDialogIsUserCancelledAndTheCardIsNotAsked) {
-  answer_dialogs({"cancel"});
+  dialogs_.answer({"cancel"});
   const Json a =
       command("authenticate", {{"challengeNonce", wstr(base64_encode(random_bytes(32)))}, {"origin", kOrigin}}, 1);
   EXPECT_EQ(error_code(a), "ERR_WEBEID_USER_CANCELLED") << a.dump();
@@ -237,7 +230,7 @@ TEST_F(WebEid, BadCommandsAreFatalErrorsThatSayWhyAndReachNoCard) {
     EXPECT_NE(str(a["error"]["message"]).find(c.says), std::string::npos) << a.dump();
   }
   EXPECT_TRUE(outcomes(daemon_->audit()).empty()) << "nothing reached a card";
-  EXPECT_FALSE(fs::exists(double_ / "count")) << "no PIN dialog was shown";
+  EXPECT_FALSE(dialogs_.any_shown()) << "no PIN dialog was shown";
 }
 
 // The frame itself: a browser's pipe may hand the bytes over in pieces; a
@@ -291,7 +284,7 @@ TEST_F(WebEid, FramesArriveInPiecesAndBadFramesAreAnsweredNotCrashedOn) {
 
 TEST_F(WebEid, WithoutKorttidTheBrowserHearsWhy) {
   const CommandResult r =
-      run({webeid_binary().string()}, {{"KORTTI_SOCKET", (double_ / "none.sock").string()}},
+      run({webeid_binary().string()}, {{"KORTTI_SOCKET", (dialogs_.dir() / "none.sock").string()}},
           frame(Json{{"command", "get-signing-certificate"}, {"arguments", {{"origin", kOrigin}}}}));
   EXPECT_EQ(r.status, 1);
   const auto m = messages(r.out);
@@ -300,14 +293,16 @@ TEST_F(WebEid, WithoutKorttidTheBrowserHearsWhy) {
   EXPECT_NE(str(m[1]["error"]["message"]).find("not reachable"), std::string::npos) << m[1].dump();
   // The extension's status check (the version, then quit) needs no korttid,
   // and a malformed command is refused for what it is.
-  const CommandResult quit = run({webeid_binary().string()}, {{"KORTTI_SOCKET", (double_ / "none.sock").string()}},
-                                 frame(Json{{"command", "quit"}, {"arguments", Json::object()}}));
+  const CommandResult quit =
+      run({webeid_binary().string()}, {{"KORTTI_SOCKET", (dialogs_.dir() / "none.sock").string()}},
+          frame(Json{{"command", "quit"}, {"arguments", Json::object()}}));
   EXPECT_EQ(quit.status, 0) << quit.err;
   const auto q = messages(quit.out);
   ASSERT_EQ(q.size(), 2U);
   EXPECT_EQ(q[1], Json::object());
-  const CommandResult bad = run({webeid_binary().string()}, {{"KORTTI_SOCKET", (double_ / "none.sock").string()}},
-                                frame(Json{{"command", "get-signing-certificate"}, {"arguments", Json::object()}}));
+  const CommandResult bad =
+      run({webeid_binary().string()}, {{"KORTTI_SOCKET", (dialogs_.dir() / "none.sock").string()}},
+          frame(Json{{"command", "get-signing-certificate"}, {"arguments", Json::object()}}));
   const auto b = messages(bad.out);
   ASSERT_EQ(b.size(), 2U);
   EXPECT_NE(str(b[1]["error"]["message"]).find("argument 'origin'"), std::string::npos) << b[1].dump();

@@ -64,7 +64,9 @@ Daemon::Daemon(DaemonOptions options)
   if (::bind(notify_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("bind notify");
   options.env["NOTIFY_SOCKET"] = notify.string();
 
-  pid_ = spawn_logged({korttid_binary().string(), "--config", config().string()}, options.env, dir_ / "korttid.log");
+  std::vector<std::string> argv = {korttid_binary().string(), "--config", config().string()};
+  argv.insert(argv.end(), options.args.begin(), options.args.end());
+  pid_ = spawn_logged(argv, options.env, dir_ / "korttid.log");
   if (options.wait_ready && !wait_notify("READY=1", std::chrono::seconds(30))) {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
@@ -312,5 +314,19 @@ std::unique_ptr<client::Client> connect_as(const std::string& socket, uid_t uid,
   std::memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
   return client::Client::adopt(fd);
 }
+
+void PinentryDouble::use_in(DaemonOptions& options) const {
+  options.extra += "[pin]\npinentry = \"" + (source_dir() / "tests/pinentry/pinentry-double").string() + "\"\n";
+  options.env["KORTTI_PINENTRY_DOUBLE"] = dir_.path().string();
+  options.env["DISPLAY"] = ":kortti-test";
+}
+
+void PinentryDouble::answer(const std::vector<std::string>& answers) const {
+  std::string text;
+  for (const auto& a : answers) text += a + "\n";
+  write_file(dir_ / "answers", text);
+}
+
+std::string PinentryDouble::dialog(int n) const { return read_file(dir_ / ("dialog-" + std::to_string(n) + ".txt")); }
 
 }  // namespace kortti::test

@@ -114,6 +114,7 @@ struct DaemonOptions {
   bool pcsc = false;
   std::string log_level = "debug";
   std::map<std::string, std::string> env;
+  std::vector<std::string> args;  // korttid's options after --config (e.g. --user-instance)
   bool wait_ready = true;
 };
 
@@ -168,6 +169,25 @@ class Daemon {
   int notify_fd_ = -1;
   std::optional<int> status_;
   bool status_seen_ = false;  // a test looked at the exit status itself
+};
+
+// The pinentry test double (tests/pinentry/pinentry-double) as korttid's
+// PIN dialog: a korttid given use_in() shows its dialogs through it, which
+// answers as scripted and records what each dialog said.
+class PinentryDouble {
+ public:
+  // [pin] pinentry in the config, and the double's folder and a display in
+  // the environment.
+  void use_in(DaemonOptions& options) const;
+  // One line per dialog, in order: "pin:DIGITS", "cancel", "timeout", "stall".
+  void answer(const std::vector<std::string>& answers) const;
+  // Dialog n (from 1), one decoded Assuan command per line.
+  [[nodiscard]] std::string dialog(int n) const;
+  [[nodiscard]] bool any_shown() const { return fs::exists(dir_ / "count"); }
+  [[nodiscard]] const fs::path& dir() const noexcept { return dir_.path(); }
+
+ private:
+  TempDir dir_;
 };
 
 // What every test that runs korttid checks when its Daemon goes away: that it
