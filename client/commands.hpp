@@ -70,6 +70,8 @@ Runner define_watch(CLI::App& cmd);
 Runner define_events(CLI::App& cmd);
 // commands_doctor.cpp
 Runner define_doctor(CLI::App& cmd);
+// commands_scs.cpp
+Runner define_scs(CLI::App& cmd);
 
 // --- shared by the command files (commands.cpp) ---
 

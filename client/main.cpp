@@ -78,6 +78,7 @@ const Command kCommands[] = {
     {"verify-token", "check a Web eID login token as a relying party would", define_verify_token},
     {"tunnels", "list the TLS upstreams and the tunnels open to them", define_tunnels},
     {"tls", "use a TLS tunnel that logs in with the card (tls connect NAME)", define_tls},
+    {"scs", "the browsers' HTTPS interface: its localhost certificate (scs setup|remove)", define_scs},
     {"events", "print reader, card, token, session and PIN events as they happen", define_events},
     {"watch", "desktop notifications: card in or out, PIN about to lock, certificate expiring, stale registry",
      define_watch},
