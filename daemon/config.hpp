@@ -129,6 +129,20 @@ struct Config {
     std::vector<Upstream> upstreams;
   } tls;
 
+  // [scs]: the SCS interface for browser EHRs (per-user instances only)
+  struct Scs {
+    bool enabled = false;
+    std::uint16_t port = 53952;
+    std::vector<std::string> allowed_origins;
+    // As written: ${XDG_DATA_HOME} is expanded when the listener starts.
+    std::string certificate = "${XDG_DATA_HOME}/kortti/scs/localhost.pem";
+    std::string key = "${XDG_DATA_HOME}/kortti/scs/localhost.key";
+    std::size_t max_body_bytes = 8 * 1024 * 1024;
+    std::size_t max_connections = 16;
+    int signatures_per_minute = 20;
+    std::chrono::seconds request_timeout{120};
+  } scs;
+
   static policy::Rules default_rules();
 };
 

@@ -11,6 +11,8 @@
 #include <stdexcept>
 
 #include "common/digest.hpp"
+#include "common/error.hpp"
+#include "common/origin.hpp"
 #include "common/peer.hpp"
 #include "pcsc/pcsc.hpp"
 #include "pkcs11/pkcs11.hpp"
@@ -186,6 +188,20 @@ std::string expand_runtime_dir(std::string value) {
     value.replace(pos, var.size(), dir != nullptr ? dir : "/run/user/" + std::to_string(::getuid()));
   }
   return value;
+}
+
+// A page's origin exactly: never "*" or "null", which would let any page
+// (or a sandboxed one) sign.
+Why web_origins(const ConfigValue& v) {
+  for (const auto& origin : std::get<StringList>(v)) {
+    if (origin == "*" || origin == "null") return "\"" + origin + "\" would let any page sign; list each origin";
+    try {
+      check_web_origin(origin);
+    } catch (const Error& e) {
+      return std::string(e.what()) + " (allowed_origins)";
+    }
+  }
+  return std::nullopt;
 }
 
 Why set_socket(Config& c, const ConfigValue& v) {
@@ -421,6 +437,36 @@ std::vector<KeySpec> rows() {
       Row("tls.upstream", "access", Strings, list({"*"}), Hup, "who may open its tunnels, as [access] entries")
           .bind(
               [](auto& c) -> auto& { return c.tls.upstreams.back().access; }, access_entries),
+
+      // [scs]
+      Row("scs", "enabled", Bool, false, Restart,
+          "the SCS interface for browser EHRs on https://localhost (served by per-user instances: korttid "
+          "--user-instance)")
+          .bind([](auto& c) -> auto& { return c.scs.enabled; }),
+      Row("scs", "port", Int, num(53952), Restart, "its TCP port on 127.0.0.1 and ::1").range(1024, 65535).bind([
+      ](auto& c) -> auto& { return c.scs.port; }),
+      Row("scs", "allowed_origins", Strings, list({}), Restart,
+          "the pages that may use it, each exactly https://host[:port]; empty: none")
+          .bind(
+              [](auto& c) -> auto& { return c.scs.allowed_origins; }, web_origins),
+      Row("scs", "certificate", Path, str("${XDG_DATA_HOME}/kortti/scs/localhost.pem"), Restart,
+          "the listener's certificate (PEM, with its issuer), made by kortti scs setup")
+          .bind([](auto& c) -> auto& { return c.scs.certificate; }),
+      Row("scs", "key", Path, str("${XDG_DATA_HOME}/kortti/scs/localhost.key"), Restart,
+          "the listener's private key (PEM), made by kortti scs setup")
+          .bind([](auto& c) -> auto& { return c.scs.key; }),
+      Row("scs", "max_body_bytes", Int, num(8 * 1024 * 1024), Restart, "the longest request body; longer gets 413")
+          .range(1024, 64LL * 1024 * 1024)
+          .bind([](auto& c) -> auto& { return c.scs.max_body_bytes; }),
+      Row("scs", "max_connections", Int, num(16), Restart, "connections open at once").range(1, 256).bind([
+      ](auto& c) -> auto& { return c.scs.max_connections; }),
+      Row("scs", "signatures_per_minute", Int, num(20), Restart, "signature requests one origin may make a minute")
+          .range(1, 600)
+          .bind([](auto& c) -> auto& { return c.scs.signatures_per_minute; }),
+      Row("scs", "request_timeout_s", Seconds, num(120), Restart,
+          "how long one signature may take, the user's PIN dialog included")
+          .range(5, 3600)
+          .bind([](auto& c) -> auto& { return c.scs.request_timeout; }),
 
       // [audit]
       Row("audit", "file", Path, str(""), Restart, "the audit trail file; empty: the main log").bind([

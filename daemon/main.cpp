@@ -28,6 +28,7 @@
 #include "pinentry/pinentry.hpp"
 #include "pkcs11/pkcs11.hpp"
 #include "policy/policy.hpp"
+#include "scs/scs.hpp"
 #include "service/service.hpp"
 #include "signature/signature.hpp"
 #include "tls/tls.hpp"
@@ -217,9 +218,12 @@ int main(int argc, char** argv) {
   std::string config_path = kDefaultConfig;
   bool check_only = false;
   bool version = false;
+  bool user_instance = false;
   auto* config_opt = app.add_option("-c,--config", config_path, "configuration file (TOML)")->option_text("PATH");
   app.add_flag("--check-config", check_only, "check the configuration file and exit");
   app.add_flag("-V,--version", version, "print the version and protocol number and exit");
+  app.add_flag("--user-instance", user_instance,
+               "this is a user's own instance (korttid-user.service): it serves [scs] when enabled");
   daemon::RegistryCommand registry_command;
   auto* registry = app.add_subcommand("registry", "manage the Valvira registry file (see REGISTRY below)");
   registry->require_subcommand(1);
@@ -319,6 +323,18 @@ int main(int argc, char** argv) {
     else
       server.listen(config.ipc.socket, config.ipc.socket_mode, group);
     tunnels.start();
+    std::optional<scs::Listener> browsers;
+    if (config.scs.enabled && user_instance) {
+      browsers.emplace(io, operations, daemon::scs_options(config), ::getuid());
+      // Browsers go without; the socket's clients need not.
+      try {
+        browsers->start();
+      } catch (const scs::StartError& e) {
+        spdlog::error("{}; the SCS interface is not served", e.what());
+      }
+    } else if (config.scs.enabled) {
+      spdlog::warn("[scs] is enabled, but only a per-user instance (korttid --user-instance) serves it");
+    }
 
     asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
     bool stopping = false;
@@ -332,6 +348,7 @@ int main(int argc, char** argv) {
         stopping = true;
         spdlog::info("signal {}: stopping", signo == SIGTERM ? "SIGTERM" : "SIGINT");
         sd_notify(0, "STOPPING=1");
+        if (browsers) browsers->stop();
         const auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(config.ipc.shutdown_grace);
         server.stop(grace, [&] {
           // Each component gets a bounded wait for its threads; a check

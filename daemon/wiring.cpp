@@ -1,5 +1,7 @@
 #include "daemon/wiring.hpp"
 
+#include <cstdlib>
+
 #include <algorithm>
 #include <cctype>
 
@@ -92,6 +94,38 @@ tls::Options tls_options(const Config& config, std::optional<gid_t> group) {
     out.access = Principals::parse(u.access);  // checked when the file was read
     o.upstreams.push_back(std::move(out));
   }
+  return o;
+}
+
+namespace {
+
+// The per-user data folder, where kortti scs setup writes the listener's
+// certificate: $XDG_DATA_HOME, else ~/.local/share.
+std::string expand_data_home(std::string value) {
+  const std::string var = "${XDG_DATA_HOME}";
+  if (auto pos = value.find(var); pos != std::string::npos) {
+    const char* dir = std::getenv("XDG_DATA_HOME");
+    const char* home = std::getenv("HOME");
+    const std::string base =
+        dir != nullptr && *dir != '\0' ? dir : std::string(home != nullptr ? home : "") + "/.local/share";
+    value.replace(pos, var.size(), base);
+  }
+  return value;
+}
+
+}  // namespace
+
+scs::Options scs_options(const Config& config) {
+  scs::Options o;
+  o.enabled = config.scs.enabled;
+  o.port = config.scs.port;
+  o.allowed_origins = config.scs.allowed_origins;
+  o.certificate = expand_data_home(config.scs.certificate);
+  o.key = expand_data_home(config.scs.key);
+  o.max_body_bytes = config.scs.max_body_bytes;
+  o.max_connections = config.scs.max_connections;
+  o.signatures_per_minute = config.scs.signatures_per_minute;
+  o.request_timeout = config.scs.request_timeout;
   return o;
 }
 

@@ -17,6 +17,7 @@
 #include "daemon/config.hpp"
 #include "pcsc/pcsc.hpp"
 #include "pkcs11/pkcs11.hpp"
+#include "scs/scs.hpp"
 #include "tls/tls.hpp"
 
 namespace kortti::daemon {
@@ -48,5 +49,8 @@ bool is_fineid_family(std::string_view card_type);
 // The tunnels' options from [tls] (checked by load_config), their sockets
 // made like the main one ([ipc] socket_mode, `group`).
 tls::Options tls_options(const Config& config, std::optional<gid_t> group);
+
+// The SCS listener's options from [scs].
+scs::Options scs_options(const Config& config);
 
 }  // namespace kortti::daemon

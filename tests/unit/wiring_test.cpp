@@ -60,5 +60,21 @@ TEST(MonitorOptions, ConfiguredCardTypesAndReaderOverrides) {
   EXPECT_FALSE(is_fineid_family("test_type"));
 }
 
+// The listener's files are the user's: $XDG_DATA_HOME, else ~/.local/share.
+TEST(ScsOptions, TheDefaultFilesAreInTheUsersDataFolder) {
+  const char* saved_data = std::getenv("XDG_DATA_HOME");
+  const std::string saved = saved_data != nullptr ? saved_data : "";
+  Config config;
+  ::setenv("XDG_DATA_HOME", "/home/aino/.data", 1);
+  EXPECT_EQ(scs_options(config).certificate, "/home/aino/.data/kortti/scs/localhost.pem");
+  EXPECT_EQ(scs_options(config).key, "/home/aino/.data/kortti/scs/localhost.key");
+  ::unsetenv("XDG_DATA_HOME");
+  EXPECT_EQ(scs_options(config).certificate,
+            std::string(std::getenv("HOME")) + "/.local/share/kortti/scs/localhost.pem");
+  config.scs.key = "/etc/scs.key";
+  EXPECT_EQ(scs_options(config).key, "/etc/scs.key");
+  if (saved_data != nullptr) ::setenv("XDG_DATA_HOME", saved.c_str(), 1);
+}
+
 }  // namespace
 }  // namespace kortti::daemon

@@ -1,0 +1,296 @@
+#include "scs/handler.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include "common/encoding.hpp"
+#include "common/error.hpp"
+
+namespace kortti::scs {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+
+namespace {
+
+constexpr std::size_t kMaxNesting = 32;
+
+// An SCS failure past the defences: answered 200 with status "failed", as
+// a page written for DigiSign reads it.
+struct Failure {
+  Reason reason;
+  std::string text;
+};
+
+Reason reason_for(Errc code) {
+  switch (code) {
+    case Errc::pin_entry_cancelled:
+      return Reason::cancelled;
+    case Errc::pin_required:
+    case Errc::pin_incorrect:
+    case Errc::pin_locked:
+      return Reason::pin;
+    case Errc::policy_denied:
+    case Errc::certificate_invalid:
+      return Reason::certificate_invalid;
+    case Errc::not_found:
+    case Errc::token_not_found:
+    case Errc::reader_not_found:
+      return Reason::no_certificate;
+    case Errc::invalid_params:
+    case Errc::document_invalid:
+    case Errc::parse_error:
+    case Errc::invalid_request:
+      return Reason::bad_request;
+    case Errc::service_unavailable:
+      return Reason::busy;
+    case Errc::internal_error:
+    case Errc::method_not_found:
+      return Reason::internal;
+    case Errc::card_removed:
+    case Errc::token_busy:
+    case Errc::permission_denied:
+    case Errc::unsupported:
+      return Reason::card_error;
+  }
+  return Reason::internal;
+}
+
+Json failed(Reason reason, const std::string& text) {
+  return {
+      {"version", "1.1"}, {"status", "failed"}, {"reasonCode", static_cast<int>(reason)}, {"reasonText", wstr(text)}};
+}
+
+std::string_view view(boost::beast::string_view s) { return {s.data(), s.size()}; }
+
+std::string_view target_path(boost::beast::string_view target) {
+  return view(target).substr(0, view(target).find('?'));
+}
+
+// What the card signs, as the service core takes it.
+service::SignItem sign_item(const SignRequest& request) {
+  service::SignItem item;
+  item.detail = "scs";
+  item.validate_for = request.selector.purpose == pkcs11::Purpose::authentication ? policy::Action::authenticate
+                                                                                  : policy::Action::sign_document;
+  if (request.type == SignatureType::signature) {
+    service::DigestToSign digest_item;
+    digest_item.algorithm = request.hash;
+    if (request.content_type == ContentType::data) {
+      item.method = "sign.data";
+      digest_item.digest = digest(request.hash, request.content);
+    } else {
+      item.method = "sign.digest";
+      digest_item.digest = request.content;
+    }
+    item.what = std::move(digest_item);
+    return item;
+  }
+  service::CmsToSign cms;
+  cms.digest_algorithm = request.hash;
+  if (request.content_type == ContentType::data) {
+    cms.input.content = request.content;  // cms over data: the content inside
+  } else {
+    cms.input.content_digest = request.content;  // cms over a digest, cms-pades: detached
+    cms.input.detached = true;
+  }
+  item.method = "sign.cms";
+  item.what = std::move(cms);
+  return item;
+}
+
+// The signature through the service core, as SCS answers it.
+Task<Json> perform(service::Service& service, service::Caller caller, SignRequest request) {
+  const std::vector<pkcs11::CertificateInfo> certificates =
+      co_await service.services().tokens->certificates(std::nullopt);
+  const std::optional<pkcs11::CertificateInfo> cert = select_certificate(certificates, request.selector);
+  if (!cert)
+    throw Failure{Reason::no_certificate,
+                  std::string("no card present has a ") +
+                      (request.selector.purpose == pkcs11::Purpose::signature ? "signature (nonrepudiation)"
+                                                                              : "authentication (digitalsignature)") +
+                      " certificate the selector accepts"};
+  service::SignItem item = sign_item(request);
+  pkcs11::Credentials credentials;
+  credentials.prompt = true;  // every signature asks the user, naming the page
+  const service::Signed s =
+      co_await service.sign(std::move(caller), cert->cert_id, std::move(item), std::move(credentials));
+  Json chain = Json::array();
+  chain.push_back(wstr(base64_encode(s.card.certificate.der)));
+  for (const Bytes& issuer : cert->chain) chain.push_back(wstr(base64_encode(issuer)));
+  const Bytes& value = s.cms ? *s.cms : s.card.signature;
+  co_return Json{{"version", "1.1"},
+                 {"status", "ok"},
+                 {"reasonCode", 0},
+                 {"reasonText", ""},
+                 {"signatureType", name_of(request.type)},
+                 {"signatureAlgorithm", wstr(signature_algorithm(request.hash, cert->key_type, s.card.scheme))},
+                 {"signature", wstr(base64_encode(value))},
+                 {"chain", std::move(chain)}};
+}
+
+// Where a signature's answer waits: the request's deadline, or the answer.
+struct Outcome {
+  explicit Outcome(const asio::any_io_executor& executor) : done(executor) {}
+  std::optional<Json> body;
+  bool expired = false;  // the answer went without it
+  asio::steady_timer done;
+};
+
+Task<> run(service::Service& service, service::Caller caller, SignRequest request, std::shared_ptr<Outcome> outcome) {
+  try {
+    outcome->body = co_await perform(service, std::move(caller), std::move(request));
+  } catch (const Failure& f) {
+    outcome->body = failed(f.reason, f.text);
+  } catch (const Error& e) {
+    outcome->body = failed(reason_for(e.code()), e.what());
+  } catch (const std::exception& e) {
+    const Error e2 = internal_error("an SCS signature", e.what());
+    outcome->body = failed(Reason::internal, e2.what());
+  }
+  outcome->done.cancel();
+}
+
+}  // namespace
+
+Handler::Handler(service::Service& service, const Options& options, uid_t owner)
+    : service_(service), options_(options), owner_(owner), rate_(options.signatures_per_minute) {}
+
+std::string Handler::allowed_origin(const Request& request) const {
+  const auto it = request.find(http::field::origin);
+  if (it == request.end()) return {};
+  const std::string origin(it->value());
+  for (const auto& allowed : options_.allowed_origins)
+    if (allowed == origin) return origin;
+  return {};
+}
+
+Response Handler::answer(const Request& request, int status, const Json& body) const {
+  Response response(static_cast<http::status>(status), request.version());
+  response.set(http::field::content_type, "application/json");
+  response.set(http::field::cache_control, "no-store");
+  response.set("X-Content-Type-Options", "nosniff");
+  response.set(http::field::vary, "Origin");
+  if (const std::string origin = allowed_origin(request); !origin.empty())
+    response.set(http::field::access_control_allow_origin, origin);
+  response.keep_alive(request.keep_alive());
+  response.body() = body.is_null() ? std::string() : to_std(body.dump());
+  response.prepare_payload();
+  return response;
+}
+
+Response Handler::refusal(const Request& request, const Refusal& refusal) const {
+  return answer(request, refusal.http_status, failed(refusal.reason, refusal.text));
+}
+
+Task<Response> Handler::handle(Request request) {
+  const auto started = std::chrono::steady_clock::now();
+  const std::string origin(request[http::field::origin]);
+  const bool has_origin = request.find(http::field::origin) != request.end();
+  Response response = co_await respond(request, origin, has_origin);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  spdlog::info("scs: {} {} origin={} -> {} ({} ms)", std::string(request.method_string()),
+               printable(target_path(request.target()), 64), has_origin ? printable(origin, 100) : "(none)",
+               response.result_int(), ms);
+  co_return response;
+}
+
+Task<Response> Handler::respond(const Request& request, const std::string& origin, bool has_origin) {
+  // DNS rebinding: a page of evil.example whose name now points at
+  // 127.0.0.1 sends Host: evil.example.
+  if (!host_allowed(view(request[http::field::host]), options_.port))
+    co_return refusal(request,
+                      {421, Reason::host_not_allowed,
+                       "the Host must be localhost, 127.0.0.1 or [::1] with port " + std::to_string(options_.port)});
+  if (has_origin && allowed_origin(request).empty())
+    co_return refusal(request,
+                      {403, Reason::origin_not_allowed, "the origin is not in [scs] allowed_origins of korttid"});
+  const std::string_view path = target_path(request.target());
+  const bool version = path == "/version";
+  const bool sign = path == "/sign";
+  if (!version && !sign) co_return refusal(request, {404, Reason::not_found, "no such path: /version and /sign"});
+
+  if (request.method() == http::verb::options) {
+    // A preflight: only a listed origin learns what it may send.
+    if (!has_origin) co_return refusal(request, {403, Reason::origin_not_allowed, "a preflight needs an Origin"});
+    Response response = answer(request, 204, Json());
+    response.set(http::field::access_control_allow_methods, version ? "GET" : "POST");
+    response.set(http::field::access_control_allow_headers, "Content-Type");
+    response.set(http::field::access_control_max_age, "600");
+    // Chrome's Local Network Access asks before a public page reaches loopback.
+    if (request["Access-Control-Request-Private-Network"] == "true")
+      response.set("Access-Control-Allow-Private-Network", "true");
+    co_return response;
+  }
+  if (version) {
+    if (request.method() != http::verb::get) co_return refusal(request, {405, Reason::not_found, "/version takes GET"});
+    co_return answer(request, 200, version_document());
+  }
+  if (request.method() != http::verb::post) co_return refusal(request, {405, Reason::not_found, "/sign takes POST"});
+  // No page signs without saying where it is from.
+  if (!has_origin)
+    co_return refusal(request, {403, Reason::origin_not_allowed, "/sign needs an Origin header (a browser sends one)"});
+  // text/plain would make a "simple" request that needs no preflight.
+  if (!is_json_content_type(view(request[http::field::content_type])))
+    co_return refusal(request, {415, Reason::content_type, "/sign takes Content-Type: application/json"});
+  co_return co_await sign_request(request, origin);
+}
+
+Task<Response> Handler::sign_request(const Request& request, const std::string& origin) {
+  const std::string& body = request.body();
+  if (nested_deeper_than(body, kMaxNesting))
+    co_return refusal(request, {400, Reason::bad_request, "the body nests deeper than 32 levels"});
+  const Json json = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) co_return refusal(request, {400, Reason::bad_request, "the body is not JSON (UTF-8)"});
+  auto parsed = parse_sign_request(json);
+  if (const auto* refused = std::get_if<Refusal>(&parsed)) co_return refusal(request, *refused);
+  SignRequest sign = std::move(std::get<SignRequest>(parsed));
+  if (auto refused = check_authentication_use(sign, origin)) co_return refusal(request, *refused);
+  if (!rate_.allow(origin, std::chrono::steady_clock::now()))
+    co_return refusal(request, {429, Reason::rate_limited,
+                                "more than " + std::to_string(options_.signatures_per_minute) +
+                                    " signatures a minute from this origin ([scs] signatures_per_minute)"});
+  if (pending_ >= options_.max_pending_signatures)
+    co_return refusal(request, {503, Reason::busy, "other signatures are waiting for the user; try again"});
+
+  service::Caller caller;
+  caller.uid = owner_;
+  caller.gid = ::getgid();
+  caller.client = "scs";
+  caller.origin = origin;
+  auto stop = std::make_shared<std::stop_source>();
+  caller.stop = stop->get_token();
+  const asio::any_io_executor executor = co_await asio::this_coro::executor;
+  auto outcome = std::make_shared<Outcome>(executor);
+  outcome->done.expires_after(options_.request_timeout);
+  caller.listening = [outcome] { return !outcome->expired; };
+  ++pending_;
+  running_.insert(stop);
+  auto work = run(service_, std::move(caller), std::move(sign), outcome);
+  asio::co_spawn(executor, std::move(work), asio::detached);
+  boost::system::error_code ec;
+  co_await outcome->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  --pending_;
+  running_.erase(stop);
+  if (!outcome->body) {
+    outcome->expired = true;
+    stop->request_stop();
+    co_return answer(request, 200,
+                     failed(Reason::card_error, "the signature did not finish within " +
+                                                    std::to_string(options_.request_timeout.count()) + " s"));
+  }
+  co_return answer(request, 200, *outcome->body);
+}
+
+void Handler::cancel_all() {
+  for (const auto& stop : running_) stop->request_stop();
+}
+
+}  // namespace kortti::scs

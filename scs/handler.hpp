@@ -1,0 +1,55 @@
+#pragma once
+
+// Internal to scs/ (docs/architecture.md, Layering); include scs/scs.hpp.
+#if !defined(KORTTI_COMPONENT_SCS) && !defined(KORTTI_WHITE_BOX)
+#error "scs/handler.hpp is internal to scs/; include scs/scs.hpp"
+#endif
+
+// One HTTP request in, one response out: the defences in the order a
+// request meets them (Host, Origin, method and path, Content-Type, the
+// body, the rate), then /version or a signature through the service core.
+
+#include <map>
+#include <memory>
+#include <set>
+#include <stop_token>
+
+#include <boost/beast/http.hpp>
+
+#include "common/task.hpp"
+#include "scs/rules.hpp"
+#include "scs/scs.hpp"
+#include "service/service.hpp"
+
+namespace kortti::scs {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+class Handler {
+ public:
+  // Signatures are made for `owner`, the only uid the listener admits.
+  Handler(service::Service& service, const Options& options, uid_t owner);
+
+  Task<Response> handle(Request request);
+  // A refusal answered before the request was read whole (413).
+  [[nodiscard]] Response refusal(const Request& request, const Refusal& refusal) const;
+  // Ends the signatures in flight (korttid is stopping).
+  void cancel_all();
+
+ private:
+  Task<Response> respond(const Request& request, const std::string& origin, bool has_origin);
+  Task<Response> sign_request(const Request& request, const std::string& origin);
+  [[nodiscard]] Response answer(const Request& request, int status, const Json& body) const;
+  // The Origin header when it is on the allow-list; empty otherwise.
+  [[nodiscard]] std::string allowed_origin(const Request& request) const;
+
+  service::Service& service_;
+  const Options& options_;
+  uid_t owner_;
+  RateLimit rate_;
+  std::size_t pending_ = 0;
+  std::set<std::shared_ptr<std::stop_source>> running_;
+};
+
+}  // namespace kortti::scs

@@ -1,0 +1,215 @@
+// The HTTPS side of the SCS interface: accepting on the loopback addresses,
+// the TLS handshake, HTTP/1.1 requests (Boost.Beast) and the defences that
+// come before any signature. One coroutine per connection on the io thread.
+
+#include <spdlog/spdlog.h>
+
+#include <unistd.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+#include "scs/handler.hpp"
+#include "scs/peer.hpp"
+#include "scs/scs.hpp"
+
+namespace kortti::scs {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+constexpr auto kReadTimeout = std::chrono::seconds(30);
+constexpr std::size_t kHeaderLimit = 8 * 1024;
+
+using Stream = beast::ssl_stream<beast::tcp_stream>;
+
+}  // namespace
+
+struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
+  Impl(asio::io_context& context, service::Service& service, Options given, uid_t user)
+      : io(context),
+        options(std::move(given)),
+        owner(user),
+        handler(service, options, owner),
+        tls(asio::ssl::context::tls_server) {}
+
+  asio::io_context& io;
+  Options options;
+  uid_t owner;
+  Handler handler;  // holds a reference to `options`
+  asio::ssl::context tls;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::set<std::shared_ptr<Stream>> open;
+  bool stopping = false;
+
+  void load_credentials() {
+    for (const auto& [what, path] : {std::pair{"certificate", &options.certificate}, std::pair{"key", &options.key}})
+      if (::access(path->c_str(), R_OK) != 0)
+        throw StartError("[scs] " + std::string(what) + " " + *path + " cannot be read: " + std::strerror(errno) +
+                         " (kortti scs setup makes it)");
+    boost::system::error_code ec;
+    (void)tls.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                              asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                              asio::ssl::context::no_tlsv1_1,
+                          ec);
+    (void)tls.use_certificate_chain_file(options.certificate, ec);
+    if (ec) throw StartError("[scs] certificate " + options.certificate + " is not a PEM certificate: " + ec.message());
+    (void)tls.use_private_key_file(options.key, asio::ssl::context::pem, ec);
+    if (ec) throw StartError("[scs] key " + options.key + " is not a PEM private key: " + ec.message());
+    if (SSL_CTX_check_private_key(tls.native_handle()) != 1)
+      throw StartError("[scs] key " + options.key + " is not the key of " + options.certificate);
+  }
+
+  void bind(const asio::ip::address& address) {
+    auto acceptor = std::make_unique<tcp::acceptor>(io);
+    const tcp::endpoint endpoint(address, options.port);
+    boost::system::error_code ec;
+    (void)acceptor->open(endpoint.protocol(), ec);
+    if (!ec && address.is_v6()) (void)acceptor->set_option(asio::ip::v6_only(true), ec);
+    if (!ec) (void)acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) (void)acceptor->bind(endpoint, ec);
+    if (!ec) (void)acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      // A machine without IPv6 on loopback still serves 127.0.0.1.
+      if (address.is_v6() &&
+          (ec == asio::error::address_family_not_supported || ec == boost::system::errc::address_not_available)) {
+        spdlog::warn("scs: ::1 is not available ({}); serving 127.0.0.1 only", ec.message());
+        return;
+      }
+      throw StartError("scs: cannot listen on " + endpoint.address().to_string() + " port " +
+                       std::to_string(options.port) + ": " + ec.message());
+    }
+    acceptors.push_back(std::move(acceptor));
+  }
+
+  Task<> accept(tcp::acceptor& acceptor) {
+    auto self = shared_from_this();
+    for (;;) {
+      boost::system::error_code ec;
+      tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      if (stopping) co_return;
+      if (ec) {
+        // EMFILE and its kind pass; the next connection may fit.
+        spdlog::warn("scs: accept failed: {}", ec.message());
+        asio::steady_timer pause(io, std::chrono::milliseconds(100));
+        co_await pause.async_wait(asio::use_awaitable);
+        continue;
+      }
+      if (!admitted(socket)) continue;
+      auto stream = std::make_shared<Stream>(std::move(socket), tls);
+      open.insert(stream);
+      auto session = serve(stream);
+      asio::co_spawn(io, std::move(session), asio::detached);
+    }
+  }
+
+  // The connection's owner is the instance's user, and there is room.
+  bool admitted(tcp::socket& socket) {
+    boost::system::error_code ec;
+    const auto peer = socket.remote_endpoint(ec);
+    const auto local = socket.local_endpoint(ec);
+    if (ec) return false;
+    const auto uid = peer_uid(peer, local);
+    if (!uid || *uid != owner) {
+      spdlog::warn("scs: refused a connection from {} port {}: {}", peer.address().to_string(), peer.port(),
+                   uid ? "uid " + std::to_string(*uid) + " is not this instance's user" : "its owner is unknown");
+      return false;
+    }
+    if (open.size() >= options.max_connections) {
+      spdlog::warn("scs: refused a connection: {} are open ([scs] max_connections)", open.size());
+      return false;
+    }
+    return true;
+  }
+
+  Task<> serve(std::shared_ptr<Stream> stream) {
+    auto self = shared_from_this();
+    try {
+      co_await session(*stream);
+    } catch (const std::exception& e) {
+      spdlog::debug("scs: connection ended: {}", e.what());
+    }
+    open.erase(stream);
+  }
+
+  Task<> session(Stream& stream) {
+    boost::system::error_code ec;
+    beast::get_lowest_layer(stream).expires_after(kHandshakeTimeout);
+    co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      spdlog::debug("scs: TLS handshake failed: {}", ec.message());
+      co_return;
+    }
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(kHeaderLimit);
+      parser.body_limit(options.max_body_bytes);
+      beast::get_lowest_layer(stream).expires_after(kReadTimeout);
+      co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == http::error::body_limit) {
+        Response refused = handler.refusal(parser.get(), Refusal{413, Reason::too_large, too_large_text()});
+        refused.keep_alive(false);
+        beast::get_lowest_layer(stream).expires_after(kReadTimeout);
+        co_await http::async_write(stream, refused, asio::redirect_error(asio::use_awaitable, ec));
+        co_return;
+      }
+      if (ec) co_return;  // closed, timed out, or not HTTP
+      // A signature may wait for the user as long as the request may take.
+      beast::get_lowest_layer(stream).expires_never();
+      Response response = co_await handler.handle(parser.release());
+      beast::get_lowest_layer(stream).expires_after(kReadTimeout);
+      co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec || !response.keep_alive() || stopping) break;
+    }
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+    co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+  }
+
+  [[nodiscard]] std::string too_large_text() const {
+    return "the request is longer than " + std::to_string(options.max_body_bytes) + " bytes ([scs] max_body_bytes)";
+  }
+};
+
+Listener::Listener(asio::io_context& io, service::Service& service, Options options, uid_t owner)
+    : impl_(std::make_shared<Impl>(io, service, std::move(options), owner)) {}
+
+Listener::~Listener() { stop(); }
+
+void Listener::start() {
+  impl_->load_credentials();
+  impl_->bind(asio::ip::make_address("127.0.0.1"));
+  impl_->bind(asio::ip::make_address("::1"));
+  for (auto& acceptor : impl_->acceptors) {
+    auto loop = impl_->accept(*acceptor);
+    asio::co_spawn(impl_->io, std::move(loop), asio::detached);
+  }
+  spdlog::info("scs: serving https://localhost:{} for {} origin(s)", impl_->options.port,
+               impl_->options.allowed_origins.size());
+}
+
+void Listener::stop() {
+  if (impl_->stopping) return;
+  impl_->stopping = true;
+  boost::system::error_code ec;
+  for (auto& acceptor : impl_->acceptors) (void)acceptor->close(ec);
+  for (const auto& stream : impl_->open) (void)beast::get_lowest_layer(*stream).socket().close(ec);
+  impl_->handler.cancel_all();
+}
+
+}  // namespace kortti::scs

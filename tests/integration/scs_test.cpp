@@ -1,0 +1,427 @@
+// The SCS interface as a browser page and an attacker reach it: curl over
+// HTTPS against korttid (--user-instance, [scs] enabled) over SoftHSM2, the
+// pinentry test double answering korttid's PIN dialog. Signatures are
+// checked with the openssl CLI, never with korttid's own code.
+
+#include <fstream>
+
+#include "tests/integration/softhsm_fixture.hpp"
+
+namespace kortti::test {
+namespace {
+
+constexpr const char* kOrigin = "https://ehr.example.fi";
+constexpr const char* kForeign = "https://evil.example";
+
+struct Http {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // names in lower case; the last of a name
+  std::string body;
+  std::string err;
+  [[nodiscard]] Json json() const { return Json::parse(body, nullptr, false); }
+  [[nodiscard]] bool has(const std::string& name) const { return headers.contains(name); }
+  [[nodiscard]] std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+// The listener's certificate as the user makes it: kortti scs setup,
+// leaving the browsers' databases alone.
+void make_listener_certificate(const fs::path& dir) {
+  const CommandResult r = run({kortti_binary().string(), "scs", "setup", "--dir", dir.string(), "--no-nss"});
+  if (r.status != 0) throw std::runtime_error("kortti scs setup: " + r.err);
+}
+
+class Scs : public SoftHsmDaemonTest {
+ protected:
+  void SetUp() override {
+    make_listener_certificate(files_.path());
+    port_ = closed_port();
+    launch("");
+  }
+
+  // korttid with [scs] enabled and `more` lines added to the table.
+  void launch(const std::string& more, std::vector<std::string> args = {"--user-instance"}) {
+    DaemonOptions o;
+    o.extra = "[scs]\nenabled = true\nport = " + std::to_string(port_) + "\nallowed_origins = [\"" + kOrigin +
+              "\", \"https://localhost:8443\"]\ncertificate = \"" + (files_ / "localhost.pem").string() +
+              "\"\nkey = \"" + (files_ / "localhost.key").string() + "\"\n" + more;
+    dialogs_.use_in(o);
+    o.args = std::move(args);
+    start(std::move(o));
+    dialogs_.answer({"pin:" + std::string(kPin)});
+  }
+
+  [[nodiscard]] std::string url(const std::string& path) const {
+    return "https://localhost:" + std::to_string(port_) + path;
+  }
+
+  // One request with curl, trusting only the listener's CA. `headers` as
+  // "Name: value"; a body is POSTed.
+  Http curl(const std::string& method, const std::string& path, const std::vector<std::string>& headers,
+            const std::optional<std::string>& body = std::nullopt, const std::string& host = "localhost") {
+    TempDir tmp;
+    std::vector<std::string> argv = {"curl",       "-sS",
+                                     "--cacert",   (files_ / "ca.pem").string(),
+                                     "-X",         method,
+                                     "-o",         (tmp / "body").string(),
+                                     "-D",         (tmp / "headers").string(),
+                                     "-w",         "%{http_code}",
+                                     "--max-time", "60"};
+    for (const auto& h : headers) argv.insert(argv.end(), {"-H", h});
+    if (body) {
+      write_file(tmp / "request", *body);
+      argv.insert(argv.end(), {"--data-binary", "@" + (tmp / "request").string()});
+    }
+    argv.push_back("https://" + host + ":" + std::to_string(port_) + path);
+    const CommandResult r = run(argv);
+    Http out;
+    out.err = r.err;
+    out.status = std::atoi(r.out.c_str());
+    if (fs::exists(tmp / "body")) out.body = read_file(tmp / "body");
+    if (fs::exists(tmp / "headers")) {
+      std::istringstream lines(read_file(tmp / "headers"));
+      std::string line;
+      while (std::getline(lines, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        const auto colon = line.find(':');
+        if (colon == std::string::npos) continue;
+        std::string name = line.substr(0, colon);
+        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        out.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
+      }
+    }
+    return out;
+  }
+
+  Http sign(const Json& request, const std::string& origin = kOrigin) {
+    return curl("POST", "/sign", {"Origin: " + origin, "Content-Type: application/json"}, to_std(request.dump()));
+  }
+
+  static Json signature_request(const std::string& type, const std::string& content_type, const Bytes& content,
+                                const std::string& hash = "SHA256", const Json& selector = Json()) {
+    Json r = {{"version", "1.1"},
+              {"signatureType", wstr(type)},
+              {"hashAlgorithm", wstr(hash)},
+              {"contentType", wstr(content_type)},
+              {"content", wstr(base64_encode(content))}};
+    if (!selector.is_null()) r["selector"] = selector;
+    return r;
+  }
+
+  static int reason(const Http& h) {
+    const Json j = h.json();
+    return j.is_object() && j.contains("reasonCode") ? j["reasonCode"].get<int>() : -1;
+  }
+
+  TempDir files_;
+  PinentryDouble dialogs_;
+  int port_ = 0;
+};
+
+TEST_F(Scs, VersionAnswersAsDigiSignDoes) {
+  const Http h = curl("GET", "/version", {});
+  ASSERT_EQ(h.status, 200) << h.err << h.body;
+  const Json v = h.json();
+  EXPECT_EQ(v["version"], "1.1");
+  EXPECT_EQ(v["httpMethods"], "GET, POST");
+  EXPECT_EQ(v["contentTypes"], "data, digest");
+  EXPECT_EQ(v["signatureTypes"], "signature,cms,cms-pades");
+  EXPECT_EQ(v["selectorAvailable"], true);
+  EXPECT_NE(str(v["hashAlgorithms"]).find("SHA256"), std::string::npos);
+  EXPECT_EQ(h.header("content-type"), "application/json");
+  EXPECT_FALSE(h.has("access-control-allow-origin"));  // no Origin, no CORS
+  // 127.0.0.1 and [::1] by their addresses as well.
+  EXPECT_EQ(curl("GET", "/version", {}, std::nullopt, "127.0.0.1").status, 200);
+}
+
+TEST_F(Scs, AnAllowedOriginIsEchoedWithVaryAndAForeignOneGetsNothing) {
+  const Http allowed = curl("GET", "/version", {std::string("Origin: ") + kOrigin});
+  EXPECT_EQ(allowed.status, 200);
+  EXPECT_EQ(allowed.header("access-control-allow-origin"), kOrigin);
+  EXPECT_EQ(allowed.header("vary"), "Origin");
+
+  for (const std::string origin : {kForeign, "null", "https://ehr.example.fi.evil.example", "http://ehr.example.fi"}) {
+    const Http foreign = curl("GET", "/version", {"Origin: " + origin});
+    EXPECT_EQ(foreign.status, 403) << origin;
+    EXPECT_FALSE(foreign.has("access-control-allow-origin")) << origin;
+    EXPECT_EQ(foreign.header("vary"), "Origin");
+    EXPECT_EQ(reason(foreign), 102) << foreign.body;
+  }
+  const Http sign_foreign = sign(signature_request("signature", "data", {'x'}), kForeign);
+  EXPECT_EQ(sign_foreign.status, 403);
+  EXPECT_FALSE(sign_foreign.has("access-control-allow-origin"));
+  EXPECT_TRUE(outcomes(daemon_->audit()).empty()) << "nothing reached the service";
+}
+
+TEST_F(Scs, ARebindingHostNameIsRefused) {
+  const Http h = curl("GET", "/version", {"Host: evil.example:" + std::to_string(port_)});
+  EXPECT_EQ(h.status, 421);
+  EXPECT_EQ(reason(h), 103);
+  const Http wrong_port = curl("GET", "/version", {"Host: localhost:1"});
+  EXPECT_EQ(wrong_port.status, 421);
+  const Http s = curl("POST", "/sign",
+                      {"Host: evil.example:" + std::to_string(port_), std::string("Origin: ") + kOrigin,
+                       "Content-Type: application/json"},
+                      to_std(signature_request("signature", "data", {'x'}).dump()));
+  EXPECT_EQ(s.status, 421);
+}
+
+TEST_F(Scs, PreflightIsAnsweredForAllowedOriginsOnly) {
+  const Http allowed =
+      curl("OPTIONS", "/sign",
+           {std::string("Origin: ") + kOrigin, "Access-Control-Request-Method: POST",
+            "Access-Control-Request-Headers: content-type", "Access-Control-Request-Private-Network: true"});
+  EXPECT_EQ(allowed.status, 204);
+  EXPECT_EQ(allowed.header("access-control-allow-origin"), kOrigin);
+  EXPECT_EQ(allowed.header("access-control-allow-methods"), "POST");
+  EXPECT_EQ(allowed.header("access-control-allow-headers"), "Content-Type");
+  EXPECT_EQ(allowed.header("access-control-allow-private-network"), "true");
+  EXPECT_EQ(allowed.header("vary"), "Origin");
+
+  const Http foreign = curl("OPTIONS", "/sign",
+                            {std::string("Origin: ") + kForeign, "Access-Control-Request-Method: POST",
+                             "Access-Control-Request-Headers: content-type"});
+  EXPECT_EQ(foreign.status, 403);
+  EXPECT_FALSE(foreign.has("access-control-allow-origin"));
+  EXPECT_FALSE(foreign.has("access-control-allow-methods"));
+}
+
+TEST_F(Scs, SignRefusesSimpleRequestsAndRequestsWithoutAnOrigin) {
+  const std::string body = to_std(signature_request("signature", "data", {'x'}).dump());
+  const Http plain = curl("POST", "/sign", {std::string("Origin: ") + kOrigin, "Content-Type: text/plain"}, body);
+  EXPECT_EQ(plain.status, 415);
+  EXPECT_EQ(reason(plain), 104);
+  const Http form = curl("POST", "/sign", {std::string("Origin: ") + kOrigin}, body);  // curl's form type
+  EXPECT_EQ(form.status, 415);
+  const Http no_origin = curl("POST", "/sign", {"Content-Type: application/json"}, body);
+  EXPECT_EQ(no_origin.status, 403);
+  EXPECT_EQ(reason(no_origin), 102);
+  EXPECT_EQ(curl("GET", "/sign", {std::string("Origin: ") + kOrigin}).status, 405);
+  EXPECT_EQ(curl("GET", "/admin", {}).status, 404);
+  const Http bad = curl("POST", "/sign", {std::string("Origin: ") + kOrigin, "Content-Type: application/json"},
+                        "{\"signatureType\": ");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(reason(bad), 100);
+  const Http deep = curl("POST", "/sign", {std::string("Origin: ") + kOrigin, "Content-Type: application/json"},
+                         std::string(100000, '['));
+  EXPECT_EQ(deep.status, 400);
+  EXPECT_TRUE(outcomes(daemon_->audit()).empty());
+}
+
+TEST_F(Scs, ABodyOverTheLimitIs413) {
+  launch("max_body_bytes = 4096\n");
+  const Http h = sign(signature_request("signature", "data", Bytes(8000, 'a')));
+  EXPECT_EQ(h.status, 413) << h.err;
+  EXPECT_EQ(reason(h), 105);
+  EXPECT_EQ(curl("GET", "/version", {}).status, 200) << "the listener serves on";
+}
+
+TEST_F(Scs, ARawSignatureOverDataVerifiesWithTheLeafCertificateFirstInTheChain) {
+  const std::string text = "Lääkemääräys 1234";
+  const Bytes data(text.begin(), text.end());
+  const Http h = sign(signature_request("signature", "data", data));
+  ASSERT_EQ(h.status, 200) << h.err << h.body;
+  const Json r = h.json();
+  ASSERT_EQ(r["status"], "ok") << h.body;
+  EXPECT_EQ(r["signatureType"], "signature");
+  EXPECT_EQ(r["signatureAlgorithm"], "SHA256withRSA");
+  EXPECT_EQ(h.header("access-control-allow-origin"), kOrigin);
+  ASSERT_TRUE(r["chain"].is_array() && !r["chain"].empty());
+  const Json card = daemon_->connect()->call("certificates.list", {{"purpose", "signature"}})[0];
+  EXPECT_EQ(r["chain"][0], card["der"]) << "the leaf first";
+  EXPECT_TRUE(openssl_verify_data(b64(r["chain"][0]), data, b64(r["signature"]), "sha256", "pkcs1"));
+  // The user was asked by korttid, in a dialog naming the page.
+  EXPECT_NE(dialogs_.dialog(1).find(kOrigin), std::string::npos) << dialogs_.dialog(1);
+  const auto lines = outcomes(daemon_->audit());
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_EQ(lines[0]["action"], "sign.data");
+  EXPECT_EQ(lines[0]["origin"], kOrigin);
+  EXPECT_EQ(lines[0]["client"], "scs");
+  EXPECT_EQ(lines[0]["outcome"], "ok");
+  EXPECT_EQ(daemon_->log().find(kPin), std::string::npos);
+}
+
+TEST_F(Scs, AnEcSignatureOverADigestByTheSelectorsAlgorithm) {
+  const Bytes digest = random_bytes(48);
+  const Http h = sign(signature_request("signature", "digest", digest, "SHA384", {{"keyalgorithms", {"EC"}}}));
+  ASSERT_EQ(h.status, 200) << h.body;
+  const Json r = h.json();
+  ASSERT_EQ(r["status"], "ok") << h.body;
+  EXPECT_EQ(r["signatureAlgorithm"], "SHA384withECDSA");
+  EXPECT_TRUE(openssl_verify_digest(b64(r["chain"][0]), digest, b64(r["signature"]), "sha384", "ecdsa"));
+}
+
+TEST_F(Scs, CmsOverDataAndDetachedCmsOverAPdfsDigestVerifyWithOpenssl) {
+  const std::string text = "a document";
+  const Bytes data(text.begin(), text.end());
+  const Http attached = sign(signature_request("cms", "data", data));
+  ASSERT_EQ(attached.status, 200) << attached.body;
+  ASSERT_EQ(attached.json()["status"], "ok") << attached.body;
+  const CommandResult inside = cms_verify(b64(attached.json()["signature"]));
+  EXPECT_EQ(inside.status, 0) << inside.err;
+  EXPECT_EQ(inside.out, text);
+
+  dialogs_.answer({"pin:" + std::string(kPin), "pin:" + std::string(kPin)});
+  const std::string pdf = "%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+  const Bytes pdf_bytes(pdf.begin(), pdf.end());
+  const Bytes pdf_digest = openssl_hash("sha256", pdf);
+  const Http pades = sign(signature_request("cms-pades", "digest", pdf_digest));
+  ASSERT_EQ(pades.status, 200) << pades.body;
+  ASSERT_EQ(pades.json()["status"], "ok") << pades.body;
+  EXPECT_EQ(pades.json()["signatureType"], "cms-pades");
+  const CommandResult detached = cms_verify(b64(pades.json()["signature"]), pdf_bytes);
+  EXPECT_EQ(detached.status, 0) << detached.err;
+  const Bytes other(pdf_bytes.begin(), pdf_bytes.end() - 1);
+  EXPECT_NE(cms_verify(b64(pades.json()["signature"]), other).status, 0) << "it is bound to the PDF";
+}
+
+TEST_F(Scs, TheAuthenticationKeySignsOnlyDataThatBeginsWithTheOrigin) {
+  const Json usage = {{"keyusages", {"digitalsignature"}}};
+  const Http digest = sign(signature_request("signature", "digest", random_bytes(32), "SHA256", usage));
+  EXPECT_EQ(digest.status, 403);
+  EXPECT_EQ(reason(digest), 107);
+  const std::string foreign_text = "https://bank.example\nlogin 42";
+  const Http foreign =
+      sign(signature_request("signature", "data", Bytes(foreign_text.begin(), foreign_text.end()), "SHA256", usage));
+  EXPECT_EQ(foreign.status, 403);
+  EXPECT_EQ(reason(foreign), 107);
+  EXPECT_TRUE(outcomes(daemon_->audit()).empty()) << "the card was not asked";
+
+  const std::string text = std::string(kOrigin) + "\nlogin challenge 42";
+  const Bytes data(text.begin(), text.end());
+  const Http ok = sign(signature_request("signature", "data", data, "SHA256", usage));
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  ASSERT_EQ(ok.json()["status"], "ok") << ok.body;
+  const Json auth = daemon_->connect()->call("certificates.list", {{"purpose", "authentication"}})[0];
+  EXPECT_EQ(ok.json()["chain"][0], auth["der"]);
+  EXPECT_TRUE(openssl_verify_data(b64(auth["der"]), data, b64(ok.json()["signature"]), "sha256", "pkcs1"));
+}
+
+TEST_F(Scs, ACancelledDialogIsReasonCancelledAndNothingIsSigned) {
+  dialogs_.answer({"cancel"});
+  const Http h = sign(signature_request("signature", "data", {'x'}));
+  ASSERT_EQ(h.status, 200) << h.body;
+  EXPECT_EQ(h.json()["status"], "failed");
+  EXPECT_EQ(reason(h), 201) << h.body;
+  EXPECT_FALSE(h.json().contains("signature"));
+}
+
+TEST_F(Scs, NoMatchingCertificateIsReasonNoCertificate) {
+  const Http h = sign(signature_request("signature", "data", {'x'}, "SHA256", {{"issuers", {"CN=Nobody,C=FI"}}}));
+  ASSERT_EQ(h.status, 200) << h.body;
+  EXPECT_EQ(h.json()["status"], "failed");
+  EXPECT_EQ(reason(h), 200) << h.body;
+}
+
+TEST_F(Scs, ACertificateThePolicyRefusesIsNeverAskedForThePin) {
+  // A card whose certificate chains to a root korttid does not trust.
+  hsm_->add_token("cardC", {"impostor/sign"});
+  launch("");
+  const std::string issuer = run({"openssl", "x509", "-in", (pki_dir() / "ca/rogue-root.pem").string(), "-noout",
+                                  "-subject", "-nameopt", "RFC2253"})
+                                 .out;
+  const std::string dn = issuer.substr(issuer.find('=') + 1, issuer.find_last_not_of("\n") - issuer.find('='));
+  const Http h = sign(signature_request("signature", "data", {'x'}, "SHA256", {{"issuers", {wstr(dn)}}}));
+  ASSERT_EQ(h.status, 200) << h.body;
+  EXPECT_EQ(h.json()["status"], "failed");
+  EXPECT_EQ(reason(h), 203) << h.body;
+  EXPECT_FALSE(dialogs_.any_shown()) << "no PIN dialog for a refused certificate";
+  const auto lines = outcomes(daemon_->audit());
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_EQ(lines[0]["outcome"], "policy_denied");
+  EXPECT_EQ(lines[0]["origin"], kOrigin);
+}
+
+TEST_F(Scs, AnOriginThatAsksTooOftenIsSlowedAndOthersAreNot) {
+  launch("signatures_per_minute = 2\n");
+  const Json none = signature_request("signature", "data", {'x'}, "SHA256", {{"issuers", {"CN=Nobody,C=FI"}}});
+  EXPECT_EQ(reason(sign(none)), 200);
+  EXPECT_EQ(reason(sign(none)), 200);
+  const Http third = sign(none);
+  EXPECT_EQ(third.status, 429);
+  EXPECT_EQ(reason(third), 106);
+  EXPECT_EQ(reason(sign(none, "https://localhost:8443")), 200) << "another origin has its own share";
+}
+
+TEST_F(Scs, AnotherUsersConnectionIsClosedBeforeTls) {
+  const CommandResult r = run({"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "curl", "-sS",
+                               "--cacert", (files_ / "ca.pem").string(), "--max-time", "20", url("/version")});
+  EXPECT_NE(r.status, 0) << r.out;
+  EXPECT_NE(daemon_->log().find("is not this instance's user"), std::string::npos) << daemon_->log();
+  EXPECT_EQ(curl("GET", "/version", {}).status, 200);
+}
+
+TEST_F(Scs, OnlyAPerUserInstanceServesIt) {
+  launch("", {});
+  EXPECT_NE(curl("GET", "/version", {}).status, 200);
+  EXPECT_NE(daemon_->log().find("only a per-user instance"), std::string::npos) << daemon_->log();
+}
+
+TEST_F(Scs, AMissingCertificateLeavesTheSocketServing) {
+  std::filesystem::remove(files_ / "localhost.key");
+  launch("");
+  EXPECT_NE(daemon_->log().find("the SCS interface is not served"), std::string::npos) << daemon_->log();
+  EXPECT_NE(daemon_->log().find("kortti scs setup"), std::string::npos) << daemon_->log();
+  EXPECT_FALSE(daemon_->connect()->call("tokens.list").empty());
+}
+
+TEST(ScsSetup, ALoopbackOnlyCaWithoutItsKeyTrustedForWebSitesOnlyAndRemovedAgain) {
+  TempDir tmp;
+  const fs::path db = tmp / "nssdb";
+  fs::create_directories(db);
+  ASSERT_EQ(run({"certutil", "-N", "--empty-password", "-d", "sql:" + db.string()}).status, 0);
+  const fs::path files = tmp / "scs";
+  const CommandResult setup =
+      run({kortti_binary().string(), "scs", "setup", "--dir", files.string(), "--nssdb", db.string()});
+  ASSERT_EQ(setup.status, 0) << setup.out << setup.err;
+
+  const CommandResult ca = run({"openssl", "x509", "-in", (files / "ca.pem").string(), "-noout", "-text"});
+  EXPECT_NE(ca.out.find("X509v3 Name Constraints: critical"), std::string::npos) << ca.out;
+  EXPECT_NE(ca.out.find("DNS:localhost"), std::string::npos);
+  EXPECT_NE(ca.out.find("IP:127.0.0.1/255.255.255.255"), std::string::npos);
+  EXPECT_NE(ca.out.find("IP:0:0:0:0:0:0:0:1/FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF"), std::string::npos);
+  EXPECT_EQ(
+      run({"openssl", "verify", "-CAfile", (files / "ca.pem").string(), (files / "localhost.pem").string()}).status, 0);
+  // One private key on disk, the listener's, readable by its owner only.
+  int keys = 0;
+  for (const auto& entry : fs::directory_iterator(files))
+    if (read_file(entry.path()).find("PRIVATE KEY") != std::string::npos) ++keys;
+  EXPECT_EQ(keys, 1);
+  EXPECT_EQ(fs::status(files / "localhost.key").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  const std::string key_public = run({"openssl", "pkey", "-in", (files / "localhost.key").string(), "-pubout"}).out;
+  const std::string leaf_public =
+      run({"openssl", "x509", "-in", (files / "localhost.pem").string(), "-noout", "-pubkey"}).out;
+  const std::string ca_public = run({"openssl", "x509", "-in", (files / "ca.pem").string(), "-noout", "-pubkey"}).out;
+  EXPECT_EQ(key_public, leaf_public);
+  EXPECT_NE(key_public, ca_public);
+
+  const CommandResult listed = run({"certutil", "-L", "-d", "sql:" + db.string()});
+  EXPECT_NE(listed.out.find("kortti local CA"), std::string::npos) << listed.out;
+  EXPECT_NE(listed.out.find("C,,"), std::string::npos) << listed.out;
+  // A second setup replaces the CA: one entry, never two.
+  ASSERT_EQ(run({kortti_binary().string(), "scs", "setup", "--dir", files.string(), "--nssdb", db.string()}).status, 0);
+  const std::string again = run({"certutil", "-L", "-d", "sql:" + db.string()}).out;
+  EXPECT_EQ(again.find("kortti local CA"), again.rfind("kortti local CA")) << again;
+
+  const CommandResult removed =
+      run({kortti_binary().string(), "scs", "remove", "--dir", files.string(), "--nssdb", db.string()});
+  EXPECT_EQ(removed.status, 0) << removed.err;
+  EXPECT_EQ(run({"certutil", "-L", "-d", "sql:" + db.string()}).out.find("kortti local CA"), std::string::npos);
+  EXPECT_FALSE(fs::exists(files));
+}
+
+TEST_F(Scs, CheckConfigRefusesAWildcardOrNullOrigin) {
+  TempDir dir;
+  for (const std::string origin : {"*", "null", "https://ehr.example.fi/", "http://ehr.example.fi"}) {
+    write_file(dir / "k.toml", "[scs]\nenabled = true\nallowed_origins = [\"" + origin + "\"]\n");
+    const CommandResult r = run({korttid_binary().string(), "--config", (dir / "k.toml").string(), "--check-config"});
+    EXPECT_EQ(r.status, 78) << origin << ": " << r.out;
+    EXPECT_NE(r.err.find("allowed_origins"), std::string::npos) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace kortti::test
