@@ -111,6 +111,11 @@ struct Credentials {
   // The service core turns it into a PIN before the card is asked; the
   // token service treats it as no credential.
   bool prompt = false;
+  // The card holder just typed this PIN (or is asked on the PIN pad) in
+  // korttid's own dialog: it is checked at the card even while the user's
+  // PIN1 session is open, so the dialog is never a formality. A wrong PIN
+  // then ends that session.
+  bool check_in_session = false;
 };
 
 struct SignRequest {

@@ -118,6 +118,10 @@ void Token::authorize(uid_t uid, const Credentials& credentials, bool& transient
   if (work().user_logged_in()) {
     if (owner_) {
       if (*owner_ != uid) throw Error(Errc::permission_denied, "the card is logged in by another user");
+      if (credentials.check_in_session && (credentials.pin || credentials.pinpad)) {
+        (void)login(credentials, uid);  // as a second kortti login: the PIN is checked anew
+        return;
+      }
       last_used_ = std::chrono::steady_clock::now();
       return;
     }

@@ -161,6 +161,7 @@ Task<Unit> Service::with_pin(const Caller& caller, const std::string& token_id, 
     // there never reaches the computer at all.
     credentials.prompt = false;
     credentials.pinpad = true;
+    credentials.check_in_session = true;
     co_return co_await card(std::move(credentials));
   }
   const std::string intro = dialog.description;
@@ -172,6 +173,7 @@ Task<Unit> Service::with_pin(const Caller& caller, const std::string& token_id, 
     // The dialog said so when this is the last try: typing the PIN is the
     // user's consent to spend it.
     typed.final_try = pin.final_try || pin.tries_left == 1;
+    typed.check_in_session = true;
     typed.pin = co_await services_.pinentry->ask(dialog, caller.stop);
     Result<Unit> done = co_await attempt(card(std::move(typed)));
     if (done.ok()) co_return Unit{};
