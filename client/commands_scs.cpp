@@ -88,23 +88,42 @@ int certutil(const std::vector<std::string>& args) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+// Written whole under a new name, then renamed over the old file, with its
+// mode set on the descriptor: whatever was left at the new name (and its
+// mode or owner) is not reused.
 void write_private(const fs::path& path, std::string_view text, mode_t mode) {
   const fs::path temporary = path.string() + ".new";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (::unlink(temporary.c_str()) != 0 && errno != ENOENT)
+    throw std::runtime_error("cannot replace " + temporary.string() + ": " + std::strerror(errno));
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) throw std::runtime_error("cannot write " + temporary.string() + ": " + std::strerror(errno));
-  std::size_t done = 0;
-  while (done < text.size()) {
+  bool ok = ::fchmod(fd, mode) == 0;
+  for (std::size_t done = 0; ok && done < text.size();) {
     const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ::close(fd);
-      throw std::runtime_error("cannot write " + temporary.string() + ": " + std::strerror(errno));
-    }
-    done += static_cast<std::size_t>(n);
+    ok = n > 0;
+    if (ok) done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0)
-    throw std::runtime_error("cannot write " + temporary.string() + ": " + std::strerror(errno));
+  ok = ok && ::fsync(fd) == 0;
+  const int saved = errno;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok) {
+    ::unlink(temporary.c_str());
+    throw std::runtime_error("cannot write " + temporary.string() + ": " + std::strerror(saved));
+  }
   fs::rename(temporary, path);
+}
+
+// The folder holds a private key: the user's own, and closed to others.
+void prepare_folder(const fs::path& dir) {
+  fs::create_directories(dir);
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw std::runtime_error(dir.string() + " is not a folder");
+  if (st.st_uid != ::getuid())
+    throw std::runtime_error(dir.string() + " belongs to uid " + std::to_string(st.st_uid) + ", not to you");
+  if (::chmod(dir.c_str(), 0700) != 0)
+    throw std::runtime_error("cannot close " + dir.string() + " to others: " + std::strerror(errno));
 }
 
 std::string user_name() {
@@ -135,12 +154,11 @@ bool for_each_database(const ScsOptions& o, const char* doing, const std::functi
 
 int setup(const ScsOptions& o) {
   const fs::path dir = o.dir;
-  fs::create_directories(dir);
-  ::chmod(dir.c_str(), 0700);
+  prepare_folder(dir);
   const LocalCertificate made = make_local_certificate(user_name(), std::chrono::days(o.days));
-  write_private(dir / "localhost.key", made.key_pem.view(), 0600);
-  write_private(dir / "localhost.pem", made.leaf_pem, 0644);
   write_private(dir / "ca.pem", made.ca_pem, 0644);
+  write_private(dir / "localhost.pem", made.leaf_pem, 0644);
+  write_private(dir / "localhost.key", made.key_pem.view(), 0600);
   std::cout << "made " << (dir / "localhost.pem").string() << " and its key, valid " << o.days
             << " days, under a new CA that may name only localhost, 127.0.0.1 and ::1; the CA's private key is "
                "gone\n";

@@ -3,6 +3,7 @@
 #include <grp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <cstdio>
@@ -200,6 +201,11 @@ Why web_origins(const ConfigValue& v) {
     } catch (const Error& e) {
       return std::string(e.what()) + " (allowed_origins)";
     }
+    // Compared as the browser sends Origin: lower case, no default port.
+    if (std::any_of(origin.begin(), origin.end(), [](char c) { return c >= 'A' && c <= 'Z'; }))
+      return "\"" + origin + "\" must be in lower case, as a browser sends it";
+    if (origin.size() > 4 && origin.compare(origin.size() - 4, 4, ":443") == 0)
+      return "\"" + origin + "\" must leave out :443, as a browser does";
   }
   return std::nullopt;
 }

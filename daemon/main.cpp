@@ -331,6 +331,7 @@ int main(int argc, char** argv) {
         browsers->start();
       } catch (const scs::StartError& e) {
         spdlog::error("{}; the SCS interface is not served", e.what());
+        browsers.reset();  // nor half-served: a listener already bound closes
       }
     } else if (config.scs.enabled) {
       spdlog::warn("[scs] is enabled, but only a per-user instance (korttid --user-instance) serves it");

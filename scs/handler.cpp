@@ -143,7 +143,10 @@ struct Outcome {
   asio::steady_timer done;
 };
 
-Task<> run(service::Service& service, service::Caller caller, SignRequest request, std::shared_ptr<Outcome> outcome) {
+// `pending` counts the signatures running; this one leaves it when it ends,
+// not when its request's deadline passed.
+Task<> run(service::Service& service, service::Caller caller, SignRequest request, std::shared_ptr<Outcome> outcome,
+           std::shared_ptr<std::size_t> pending) {
   try {
     outcome->body = co_await perform(service, std::move(caller), std::move(request));
   } catch (const Failure& f) {
@@ -154,6 +157,7 @@ Task<> run(service::Service& service, service::Caller caller, SignRequest reques
     const Error e2 = internal_error("an SCS signature", e.what());
     outcome->body = failed(Reason::internal, e2.what());
   }
+  --*pending;
   outcome->done.cancel();
 }
 
@@ -186,40 +190,46 @@ Response Handler::answer(const Request& request, int status, const Json& body) c
 }
 
 Response Handler::refusal(const Request& request, const Refusal& refusal) const {
-  return answer(request, refusal.http_status, failed(refusal.reason, refusal.text));
+  Response response = answer(request, refusal.http_status, failed(refusal.reason, refusal.text));
+  // A refused client gets no idle connection to hold a slot with.
+  response.keep_alive(false);
+  return response;
 }
 
-Task<Response> Handler::handle(Request request) {
-  const auto started = std::chrono::steady_clock::now();
-  const std::string origin(request[http::field::origin]);
-  const bool has_origin = request.find(http::field::origin) != request.end();
-  Response response = co_await respond(request, origin, has_origin);
+void Handler::log(const Request& request, const Response& response,
+                  std::chrono::steady_clock::time_point started) const {
+  const auto origin = request.find(http::field::origin);
   const auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
   spdlog::info("scs: {} {} origin={} -> {} ({} ms)", std::string(request.method_string()),
-               printable(target_path(request.target()), 64), has_origin ? printable(origin, 100) : "(none)",
-               response.result_int(), ms);
-  co_return response;
+               printable(target_path(request.target()), 64),
+               origin != request.end() ? printable(view(origin->value()), 100) : "(none)", response.result_int(), ms);
 }
 
-Task<Response> Handler::respond(const Request& request, const std::string& origin, bool has_origin) {
+std::optional<Response> Handler::screen(const Request& request) const {
+  std::optional<Response> response = answer_early(request);
+  if (response) log(request, *response, std::chrono::steady_clock::now());
+  return response;
+}
+
+std::optional<Response> Handler::answer_early(const Request& request) const {
+  const bool has_origin = request.find(http::field::origin) != request.end();
   // DNS rebinding: a page of evil.example whose name now points at
   // 127.0.0.1 sends Host: evil.example.
   if (!host_allowed(view(request[http::field::host]), options_.port))
-    co_return refusal(request,
-                      {421, Reason::host_not_allowed,
-                       "the Host must be localhost, 127.0.0.1 or [::1] with port " + std::to_string(options_.port)});
+    return refusal(request,
+                   {421, Reason::host_not_allowed,
+                    "the Host must be localhost, 127.0.0.1 or [::1] with port " + std::to_string(options_.port)});
   if (has_origin && allowed_origin(request).empty())
-    co_return refusal(request,
-                      {403, Reason::origin_not_allowed, "the origin is not in [scs] allowed_origins of korttid"});
+    return refusal(request, {403, Reason::origin_not_allowed, "the origin is not in [scs] allowed_origins of korttid"});
   const std::string_view path = target_path(request.target());
   const bool version = path == "/version";
   const bool sign = path == "/sign";
-  if (!version && !sign) co_return refusal(request, {404, Reason::not_found, "no such path: /version and /sign"});
+  if (!version && !sign) return refusal(request, {404, Reason::not_found, "no such path: /version and /sign"});
 
   if (request.method() == http::verb::options) {
     // A preflight: only a listed origin learns what it may send.
-    if (!has_origin) co_return refusal(request, {403, Reason::origin_not_allowed, "a preflight needs an Origin"});
+    if (!has_origin) return refusal(request, {403, Reason::origin_not_allowed, "a preflight needs an Origin"});
     Response response = answer(request, 204, Json());
     response.set(http::field::access_control_allow_methods, version ? "GET" : "POST");
     response.set(http::field::access_control_allow_headers, "Content-Type");
@@ -227,20 +237,28 @@ Task<Response> Handler::respond(const Request& request, const std::string& origi
     // Chrome's Local Network Access asks before a public page reaches loopback.
     if (request["Access-Control-Request-Private-Network"] == "true")
       response.set("Access-Control-Allow-Private-Network", "true");
-    co_return response;
+    return response;
   }
   if (version) {
-    if (request.method() != http::verb::get) co_return refusal(request, {405, Reason::not_found, "/version takes GET"});
-    co_return answer(request, 200, version_document());
+    if (request.method() != http::verb::get) return refusal(request, {405, Reason::not_found, "/version takes GET"});
+    return answer(request, 200, version_document());
   }
-  if (request.method() != http::verb::post) co_return refusal(request, {405, Reason::not_found, "/sign takes POST"});
+  if (request.method() != http::verb::post) return refusal(request, {405, Reason::not_found, "/sign takes POST"});
   // No page signs without saying where it is from.
   if (!has_origin)
-    co_return refusal(request, {403, Reason::origin_not_allowed, "/sign needs an Origin header (a browser sends one)"});
+    return refusal(request, {403, Reason::origin_not_allowed, "/sign needs an Origin header (a browser sends one)"});
   // text/plain would make a "simple" request that needs no preflight.
   if (!is_json_content_type(view(request[http::field::content_type])))
-    co_return refusal(request, {415, Reason::content_type, "/sign takes Content-Type: application/json"});
-  co_return co_await sign_request(request, origin);
+    return refusal(request, {415, Reason::content_type, "/sign takes Content-Type: application/json"});
+  return std::nullopt;  // a /sign whose body may now be read
+}
+
+Task<Response> Handler::sign(Request request) {
+  const auto started = std::chrono::steady_clock::now();
+  const std::string origin(request[http::field::origin]);
+  Response response = co_await sign_request(request, origin);
+  log(request, response, started);
+  co_return response;
 }
 
 Task<Response> Handler::sign_request(const Request& request, const std::string& origin) {
@@ -257,7 +275,7 @@ Task<Response> Handler::sign_request(const Request& request, const std::string& 
     co_return refusal(request, {429, Reason::rate_limited,
                                 "more than " + std::to_string(options_.signatures_per_minute) +
                                     " signatures a minute from this origin ([scs] signatures_per_minute)"});
-  if (pending_ >= options_.max_pending_signatures)
+  if (*pending_ >= options_.max_pending_signatures)
     co_return refusal(request, {503, Reason::busy, "other signatures are waiting for the user; try again"});
 
   service::Caller caller;
@@ -271,13 +289,12 @@ Task<Response> Handler::sign_request(const Request& request, const std::string& 
   auto outcome = std::make_shared<Outcome>(executor);
   outcome->done.expires_after(options_.request_timeout);
   caller.listening = [outcome] { return !outcome->expired; };
-  ++pending_;
+  ++*pending_;
   running_.insert(stop);
-  auto work = run(service_, std::move(caller), std::move(sign), outcome);
+  auto work = run(service_, std::move(caller), std::move(sign), outcome, pending_);
   asio::co_spawn(executor, std::move(work), asio::detached);
   boost::system::error_code ec;
   co_await outcome->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  --pending_;
   running_.erase(stop);
   if (!outcome->body) {
     outcome->expired = true;

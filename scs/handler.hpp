@@ -9,8 +9,10 @@
 // request meets them (Host, Origin, method and path, Content-Type, the
 // body, the rate), then /version or a signature through the service core.
 
+#include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <stop_token>
 
@@ -31,15 +33,20 @@ class Handler {
   // Signatures are made for `owner`, the only uid the listener admits.
   Handler(service::Service& service, const Options& options, uid_t owner);
 
-  Task<Response> handle(Request request);
+  // A request seen by its headers alone: the answer, or none for a /sign
+  // whose body may be read (sign() then). Every refusal closes the
+  // connection.
+  [[nodiscard]] std::optional<Response> screen(const Request& request) const;
+  Task<Response> sign(Request request);
   // A refusal answered before the request was read whole (413).
   [[nodiscard]] Response refusal(const Request& request, const Refusal& refusal) const;
   // Ends the signatures in flight (korttid is stopping).
   void cancel_all();
 
  private:
-  Task<Response> respond(const Request& request, const std::string& origin, bool has_origin);
+  [[nodiscard]] std::optional<Response> answer_early(const Request& request) const;
   Task<Response> sign_request(const Request& request, const std::string& origin);
+  void log(const Request& request, const Response& response, std::chrono::steady_clock::time_point started) const;
   [[nodiscard]] Response answer(const Request& request, int status, const Json& body) const;
   // The Origin header when it is on the allow-list; empty otherwise.
   [[nodiscard]] std::string allowed_origin(const Request& request) const;
@@ -48,7 +55,7 @@ class Handler {
   const Options& options_;
   uid_t owner_;
   RateLimit rate_;
-  std::size_t pending_ = 0;
+  std::shared_ptr<std::size_t> pending_ = std::make_shared<std::size_t>(0);
   std::set<std::shared_ptr<std::stop_source>> running_;
 };
 

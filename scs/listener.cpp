@@ -33,7 +33,8 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
-constexpr auto kReadTimeout = std::chrono::seconds(30);
+constexpr auto kReadTimeout = std::chrono::seconds(30);  // a request's headers, its body, an answer's write
+constexpr auto kIdleTimeout = std::chrono::seconds(5);   // a kept-alive connection between requests
 constexpr std::size_t kHeaderLimit = 8 * 1024;
 
 using Stream = beast::ssl_stream<beast::tcp_stream>;
@@ -56,6 +57,8 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::set<std::shared_ptr<Stream>> open;
   bool stopping = false;
+  std::chrono::steady_clock::time_point last_refusal_log{};
+  std::size_t unlogged_refusals = 0;
 
   void load_credentials() {
     for (const auto& [what, path] : {std::pair{"certificate", &options.certificate}, std::pair{"key", &options.key}})
@@ -118,23 +121,39 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
     }
   }
 
-  // The connection's owner is the instance's user, and there is room.
+  // There is room, and the connection's owner is the instance's user (the
+  // room first: it costs nothing, the owner a read of the kernel's table).
   bool admitted(tcp::socket& socket) {
+    if (open.size() >= options.max_connections) {
+      refused(std::to_string(open.size()) + " connections are open ([scs] max_connections)");
+      return false;
+    }
     boost::system::error_code ec;
     const auto peer = socket.remote_endpoint(ec);
     const auto local = socket.local_endpoint(ec);
     if (ec) return false;
     const auto uid = peer_uid(peer, local);
     if (!uid || *uid != owner) {
-      spdlog::warn("scs: refused a connection from {} port {}: {}", peer.address().to_string(), peer.port(),
-                   uid ? "uid " + std::to_string(*uid) + " is not this instance's user" : "its owner is unknown");
-      return false;
-    }
-    if (open.size() >= options.max_connections) {
-      spdlog::warn("scs: refused a connection: {} are open ([scs] max_connections)", open.size());
+      refused(uid ? "uid " + std::to_string(*uid) + " is not this instance's user"
+                  : "its owner is not in the kernel's table");
       return false;
     }
     return true;
+  }
+
+  // A refused connection is logged, at most once a second with a count of
+  // those not logged, so that a flood of them does not flood the log.
+  void refused(const std::string& why) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_refusal_log < std::chrono::seconds(1)) {
+      ++unlogged_refusals;
+      return;
+    }
+    spdlog::warn("scs: refused a connection: {}{}", why,
+                 unlogged_refusals > 0 ? " (and " + std::to_string(unlogged_refusals) + " more since the last line)"
+                                       : std::string());
+    last_refusal_log = now;
+    unlogged_refusals = 0;
   }
 
   Task<> serve(std::shared_ptr<Stream> stream) {
@@ -156,29 +175,50 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
       co_return;
     }
     beast::flat_buffer buffer;
-    for (;;) {
+    for (bool first = true;; first = false) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(kHeaderLimit);
       parser.body_limit(options.max_body_bytes);
+      // The headers first: every check that needs no body is made before
+      // the body is read (or memory is set aside for it).
+      beast::get_lowest_layer(stream).expires_after(first ? kReadTimeout : kIdleTimeout);
+      co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == http::error::body_limit) {
+        co_await refuse_too_large(stream, parser.get());
+        co_return;
+      }
+      if (ec) co_return;  // closed, idle, timed out, or not HTTP
+      std::optional<Response> early = handler.screen(parser.get());
+      if (early) {
+        if (!parser.is_done()) early->keep_alive(false);  // its body was never read
+        beast::get_lowest_layer(stream).expires_after(kReadTimeout);
+        co_await http::async_write(stream, *early, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec || !early->keep_alive() || stopping) break;
+        continue;
+      }
       beast::get_lowest_layer(stream).expires_after(kReadTimeout);
       co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
       if (ec == http::error::body_limit) {
-        Response refused = handler.refusal(parser.get(), Refusal{413, Reason::too_large, too_large_text()});
-        refused.keep_alive(false);
-        beast::get_lowest_layer(stream).expires_after(kReadTimeout);
-        co_await http::async_write(stream, refused, asio::redirect_error(asio::use_awaitable, ec));
+        co_await refuse_too_large(stream, parser.get());
         co_return;
       }
-      if (ec) co_return;  // closed, timed out, or not HTTP
+      if (ec) co_return;
       // A signature may wait for the user as long as the request may take.
       beast::get_lowest_layer(stream).expires_never();
-      Response response = co_await handler.handle(parser.release());
+      Response response = co_await handler.sign(parser.release());
       beast::get_lowest_layer(stream).expires_after(kReadTimeout);
       co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
       if (ec || !response.keep_alive() || stopping) break;
     }
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
     co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+  }
+
+  Task<> refuse_too_large(Stream& stream, const Request& request) {
+    Response refused = handler.refusal(request, Refusal{413, Reason::too_large, too_large_text()});
+    boost::system::error_code ec;
+    beast::get_lowest_layer(stream).expires_after(kReadTimeout);
+    co_await http::async_write(stream, refused, asio::redirect_error(asio::use_awaitable, ec));
   }
 
   [[nodiscard]] std::string too_large_text() const {
