@@ -45,8 +45,8 @@ class Scs : public SoftHsmDaemonTest {
   void launch(const std::string& more, std::vector<std::string> args = {"--user-instance"}) {
     DaemonOptions o;
     o.extra = "[scs]\nenabled = true\nport = " + std::to_string(port_) + "\nallowed_origins = [\"" + kOrigin +
-              "\", \"https://localhost:8443\"]\ncertificate = \"" + (files_ / "localhost.pem").string() +
-              "\"\nkey = \"" + (files_ / "localhost.key").string() + "\"\n" + more;
+              "\", \"" + page_origin_ + "\"]\ncertificate = \"" + (files_ / "localhost.pem").string() + "\"\nkey = \"" +
+              (files_ / "localhost.key").string() + "\"\n" + more;
     dialogs_.use_in(o);
     o.args = std::move(args);
     start(std::move(o));
@@ -110,6 +110,15 @@ class Scs : public SoftHsmDaemonTest {
     return r;
   }
 
+  // The card's certificate (certificates.list) whose DER is `der`; null
+  // when no card has it.
+  Json card_certificate(const Json& der, const char* purpose) {
+    for (const Json& c : daemon_->connect()->call("certificates.list", {{"purpose", purpose}}))
+      if (c["der"] == der) return c;
+    return Json();
+  }
+  static std::string scheme_of(const Json& card_cert) { return card_cert["key_type"] == "ec" ? "ecdsa" : "pkcs1"; }
+
   static int reason(const Http& h) {
     const Json j = h.json();
     return j.is_object() && j.contains("reasonCode") ? j["reasonCode"].get<int>() : -1;
@@ -118,6 +127,7 @@ class Scs : public SoftHsmDaemonTest {
   TempDir files_;
   PinentryDouble dialogs_;
   int port_ = 0;
+  std::string page_origin_ = "https://localhost:8443";
 };
 
 TEST_F(Scs, VersionAnswersAsDigiSignDoes) {
@@ -148,6 +158,7 @@ TEST_F(Scs, AnAllowedOriginIsEchoedWithVaryAndAForeignOneGetsNothing) {
     EXPECT_FALSE(foreign.has("access-control-allow-origin")) << origin;
     EXPECT_EQ(foreign.header("vary"), "Origin");
     EXPECT_EQ(reason(foreign), 102) << foreign.body;
+    EXPECT_EQ(foreign.header("connection"), "close") << "a refused client keeps no connection";
   }
   const Http sign_foreign = sign(signature_request("signature", "data", {'x'}), kForeign);
   EXPECT_EQ(sign_foreign.status, 403);
@@ -221,7 +232,7 @@ TEST_F(Scs, ABodyOverTheLimitIs413) {
 TEST_F(Scs, ARawSignatureOverDataVerifiesWithTheLeafCertificateFirstInTheChain) {
   const std::string text = "Lääkemääräys 1234";
   const Bytes data(text.begin(), text.end());
-  const Http h = sign(signature_request("signature", "data", data));
+  const Http h = sign(signature_request("signature", "data", data, "SHA256", {{"keyalgorithms", {"RSA"}}}));
   ASSERT_EQ(h.status, 200) << h.err << h.body;
   const Json r = h.json();
   ASSERT_EQ(r["status"], "ok") << h.body;
@@ -229,8 +240,9 @@ TEST_F(Scs, ARawSignatureOverDataVerifiesWithTheLeafCertificateFirstInTheChain) 
   EXPECT_EQ(r["signatureAlgorithm"], "SHA256withRSA");
   EXPECT_EQ(h.header("access-control-allow-origin"), kOrigin);
   ASSERT_TRUE(r["chain"].is_array() && !r["chain"].empty());
-  const Json card = daemon_->connect()->call("certificates.list", {{"purpose", "signature"}})[0];
-  EXPECT_EQ(r["chain"][0], card["der"]) << "the leaf first";
+  const Json card = card_certificate(r["chain"][0], "signature");
+  ASSERT_FALSE(card.is_null()) << "the leaf first: a card's signature certificate";
+  EXPECT_EQ(card["key_type"], "rsa");
   EXPECT_TRUE(openssl_verify_data(b64(r["chain"][0]), data, b64(r["signature"]), "sha256", "pkcs1"));
   // The user was asked by korttid, in a dialog naming the page.
   EXPECT_NE(dialogs_.dialog(1).find(kOrigin), std::string::npos) << dialogs_.dialog(1);
@@ -294,9 +306,33 @@ TEST_F(Scs, TheAuthenticationKeySignsOnlyDataThatBeginsWithTheOrigin) {
   const Http ok = sign(signature_request("signature", "data", data, "SHA256", usage));
   ASSERT_EQ(ok.status, 200) << ok.body;
   ASSERT_EQ(ok.json()["status"], "ok") << ok.body;
-  const Json auth = daemon_->connect()->call("certificates.list", {{"purpose", "authentication"}})[0];
-  EXPECT_EQ(ok.json()["chain"][0], auth["der"]);
-  EXPECT_TRUE(openssl_verify_data(b64(auth["der"]), data, b64(ok.json()["signature"]), "sha256", "pkcs1"));
+  const Json auth = card_certificate(ok.json()["chain"][0], "authentication");
+  ASSERT_FALSE(auth.is_null()) << "an authentication certificate signed";
+  EXPECT_TRUE(openssl_verify_data(b64(auth["der"]), data, b64(ok.json()["signature"]), "sha256", scheme_of(auth)));
+}
+
+TEST_F(Scs, WhileAPin1SessionIsOpenTheDialogsPinIsStillCheckedAtTheCard) {
+  // The user logged in (kortti login): the authentication key's session.
+  Json certs = daemon_->connect()->call("certificates.list", {{"purpose", "authentication"}});
+  const auto rsa = std::find_if(certs.begin(), certs.end(), [](const Json& c) { return c["key_type"] == "rsa"; });
+  ASSERT_NE(rsa, certs.end());
+  auto c = daemon_->connect();
+  c->call("session.login", {{"token_id", (*rsa)["token_id"]}, {"pin", kPin}});
+  const std::string text = std::string(kOrigin) + "\nlogin 7";
+  const Json request = signature_request("signature", "data", Bytes(text.begin(), text.end()), "SHA256",
+                                         {{"keyusages", {"digitalsignature"}}, {"keyalgorithms", {"RSA"}}});
+  dialogs_.answer({"pin:99999999", "cancel"});
+  const Http wrong = sign(request);
+  ASSERT_EQ(wrong.status, 200) << wrong.body;
+  EXPECT_EQ(wrong.json()["status"], "failed") << "a wrong PIN is no confirmation: " << wrong.body;
+  EXPECT_FALSE(wrong.json().contains("signature"));
+  EXPECT_NE(dialogs_.dialog(2).find("SETERROR"), std::string::npos) << "asked again: " << dialogs_.dialog(2);
+
+  // The double answers by the dialog's number: the third is the next one.
+  dialogs_.answer({"pin:99999999", "cancel", "pin:" + std::string(kPin)});
+  c->call("session.login", {{"token_id", (*rsa)["token_id"]}, {"pin", kPin}});
+  const Http right = sign(request);
+  ASSERT_EQ(right.json()["status"], "ok") << right.body;
 }
 
 TEST_F(Scs, ACancelledDialogIsReasonCancelledAndNothingIsSigned) {
@@ -346,10 +382,15 @@ TEST_F(Scs, AnOriginThatAsksTooOftenIsSlowedAndOthersAreNot) {
 }
 
 TEST_F(Scs, AnotherUsersConnectionIsClosedBeforeTls) {
-  const CommandResult r = run({"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "curl", "-sS",
-                               "--cacert", (files_ / "ca.pem").string(), "--max-time", "20", url("/version")});
+  // -k: nobody cannot read the test's CA file, and the handshake is never
+  // reached anyway.
+  const CommandResult r = run({"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "curl", "-sSk",
+                               "--max-time", "20", url("/version")});
   EXPECT_NE(r.status, 0) << r.out;
-  EXPECT_NE(daemon_->log().find("is not this instance's user"), std::string::npos) << daemon_->log();
+  EXPECT_NE(r.err.find("curl: (35)"), std::string::npos) << "the connection ends before TLS: " << r.err;
+  EXPECT_TRUE(eventually([&] { return daemon_->log().find("is not this instance's user") != std::string::npos; },
+                         std::chrono::seconds(5)))
+      << daemon_->log();
   EXPECT_EQ(curl("GET", "/version", {}).status, 200);
 }
 
@@ -365,6 +406,94 @@ TEST_F(Scs, AMissingCertificateLeavesTheSocketServing) {
   EXPECT_NE(daemon_->log().find("the SCS interface is not served"), std::string::npos) << daemon_->log();
   EXPECT_NE(daemon_->log().find("kortti scs setup"), std::string::npos) << daemon_->log();
   EXPECT_FALSE(daemon_->connect()->call("tokens.list").empty());
+}
+
+// An EHR page's script, calling /version and /sign as a page written for
+// DigiSign does. Synchronous requests, so that the answers are in the page
+// when the headless browser prints it; a CORS refusal throws NetworkError.
+std::string ehr_page(int scs_port, const std::string& data) {
+  return R"(<!doctype html><html><body><pre id="out">pending</pre><script>
+function call(method, path, body) {
+  const x = new XMLHttpRequest();
+  x.open(method, "https://localhost:)" +
+         std::to_string(scs_port) + R"(" + path, false);
+  if (body) x.setRequestHeader("Content-Type", "application/json");
+  try { x.send(body ? JSON.stringify(body) : null); return x.status + " " + x.responseText; }
+  catch (e) { return "error " + e.name; }
+}
+const version = call("GET", "/version");
+const signed = call("POST", "/sign", {version: "1.1", selector: {keyusages: ["nonrepudiation"]},
+  signatureType: "signature", hashAlgorithm: "SHA256", contentType: "data", content: btoa(")" +
+         data + R"(")});
+document.getElementById("out").textContent = JSON.stringify({version: version, signed: signed});
+</script></body></html>
+)";
+}
+
+TEST_F(Scs, ARealBrowserSignsForAnAllowedPageAndAForeignPageGetsNothing) {
+  ASSERT_EQ(run({"sh", "-c", "command -v chromium"}).status, 0) << "chromium is not installed (scripts/install-deps)";
+  const std::string data = "Resepti 42";
+  TempDir site;
+  write_file(site / "ehr.html", ehr_page(port_, data));
+  PageServer pages(site.path());
+  page_origin_ = "https://localhost:" + std::to_string(pages.port());
+
+  // The user's browser profile: an NSS database that trusts the web site's
+  // CA, and the listener's CA as kortti scs setup puts it there.
+  TempDir home;
+  const fs::path nssdb = home / ".pki/nssdb";
+  fs::create_directories(nssdb);
+  ASSERT_EQ(run({"certutil", "-N", "--empty-password", "-d", "sql:" + nssdb.string()}).status, 0);
+  ASSERT_EQ(run({"certutil", "-A", "-d", "sql:" + nssdb.string(), "-n", "site", "-t", "C,,", "-i", pages.ca().string()})
+                .status,
+            0);
+  const CommandResult setup = run({kortti_binary().string(), "scs", "setup", "--dir", files_.path().string()},
+                                  {{"HOME", home.path().string()}});
+  ASSERT_EQ(setup.status, 0) << setup.out << setup.err;
+  ASSERT_NE(setup.out.find(nssdb.string()), std::string::npos) << "setup found the browser's database: " << setup.out;
+  launch("");  // korttid with the new certificate and the page's origin
+
+  const auto browse = [&](const std::string& url) {
+    const CommandResult r =
+        run({"timeout", "90", "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--no-first-run", "--user-data-dir=" + (home / "profile").string(), "--dump-dom", url},
+            {{"HOME", home.path().string()}});
+    const std::string marker = "<pre id=\"out\">";
+    const auto begin = r.out.find(marker);
+    const auto end = r.out.find("</pre>");
+    if (begin == std::string::npos || end == std::string::npos) {
+      ADD_FAILURE() << "no page from chromium (" << r.status << "): " << r.out << r.err;
+      return Json();
+    }
+    const std::string text = r.out.substr(begin + marker.size(), end - begin - marker.size());
+    Json out = Json::parse(text, nullptr, false);
+    if (!out.is_object()) ADD_FAILURE() << "the page says: " << text;
+    return out;
+  };
+
+  const Json allowed = browse(page_origin_ + "/ehr.html");
+  ASSERT_TRUE(allowed.is_object());
+  EXPECT_EQ(str(allowed["version"]).rfind("200 ", 0), 0U) << allowed.dump();
+  const std::string signed_text = str(allowed["signed"]);
+  ASSERT_EQ(signed_text.rfind("200 ", 0), 0U) << signed_text;
+  const Json answer = Json::parse(signed_text.substr(4));
+  ASSERT_EQ(answer["status"], "ok") << signed_text;
+  const Json card = card_certificate(answer["chain"][0], "signature");
+  ASSERT_FALSE(card.is_null()) << signed_text;
+  EXPECT_TRUE(openssl_verify_data(b64(card["der"]), Bytes(data.begin(), data.end()), b64(answer["signature"]), "sha256",
+                                  scheme_of(card)));
+  EXPECT_NE(dialogs_.dialog(1).find(page_origin_), std::string::npos) << dialogs_.dialog(1);
+  const auto lines = outcomes(daemon_->audit());
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_EQ(lines[0]["origin"], page_origin_);
+
+  // The same page from an origin korttid does not list: the browser hides
+  // every answer from it, and nothing is signed.
+  const Json foreign = browse("https://127.0.0.1:" + std::to_string(pages.port()) + "/ehr.html");
+  ASSERT_TRUE(foreign.is_object());
+  EXPECT_EQ(foreign["version"], "error NetworkError") << foreign.dump();
+  EXPECT_EQ(foreign["signed"], "error NetworkError") << foreign.dump();
+  EXPECT_EQ(outcomes(daemon_->audit()).size(), 1U);
 }
 
 TEST(ScsSetup, ALoopbackOnlyCaWithoutItsKeyTrustedForWebSitesOnlyAndRemovedAgain) {
@@ -415,7 +544,8 @@ TEST(ScsSetup, ALoopbackOnlyCaWithoutItsKeyTrustedForWebSitesOnlyAndRemovedAgain
 
 TEST_F(Scs, CheckConfigRefusesAWildcardOrNullOrigin) {
   TempDir dir;
-  for (const std::string origin : {"*", "null", "https://ehr.example.fi/", "http://ehr.example.fi"}) {
+  for (const std::string origin : {"*", "null", "https://ehr.example.fi/", "http://ehr.example.fi",
+                                   "https://EHR.example.fi", "https://ehr.example.fi:443"}) {
     write_file(dir / "k.toml", "[scs]\nenabled = true\nallowed_origins = [\"" + origin + "\"]\n");
     const CommandResult r = run({korttid_binary().string(), "--config", (dir / "k.toml").string(), "--check-config"});
     EXPECT_EQ(r.status, 78) << origin << ": " << r.out;

@@ -342,6 +342,25 @@ class TlsServer {
   pid_t pid_ = -1;
 };
 
+// `openssl s_server -WWW` serving the files of a folder over HTTPS on
+// 127.0.0.1 (GET /NAME), as a web site a browser opens: its certificate
+// names localhost and 127.0.0.1 and comes from a CA of its own, ca(), which
+// the browser must trust.
+class PageServer {
+ public:
+  explicit PageServer(const fs::path& files);
+  ~PageServer();
+  PageServer(const PageServer&) = delete;
+  PageServer& operator=(const PageServer&) = delete;
+  [[nodiscard]] int port() const noexcept { return port_; }
+  [[nodiscard]] fs::path ca() const { return dir_ / "ca.pem"; }
+
+ private:
+  TempDir dir_;
+  int port_;
+  pid_t pid_ = -1;
+};
+
 // A user's desktop as `kortti watch` needs it: a private D-Bus session bus
 // (dbus-daemon) with the notification server's test double on it
 // (tests/notify_double/), and `kortti watch` itself run in the background.
