@@ -24,6 +24,7 @@ constexpr std::size_t kMaxLine = 1000;  // Assuan's limit, with the LF
 // libgpg-error's codes, as pinentry sends them in the low 16 bits of an ERR.
 constexpr unsigned kTimeout = 62;
 constexpr unsigned kCanceled = 99;
+constexpr unsigned kNotConfirmed = 114;
 constexpr unsigned kFullyCanceled = 198;
 
 Error broken(const std::string& what) {
@@ -184,6 +185,16 @@ SecretString Conversation::getpin(Clock::time_point deadline, bool repeated) {
     throw broken("it did not confirm the new PIN was typed twice (SETREPEAT)");
   }
   return SecretString::take(pin);
+}
+
+void Conversation::confirm(Clock::time_point deadline) {
+  write_all("CONFIRM\n");
+  const Reply r = reply(deadline, nullptr);
+  if (r.ok) return;
+  if (r.code == kCanceled || r.code == kFullyCanceled || r.code == kNotConfirmed)
+    throw Error(Errc::pin_entry_cancelled, "the user did not confirm");
+  if (r.code == kTimeout) throw Error(Errc::pin_entry_cancelled, "the confirmation was not answered in time");
+  throw broken("CONFIRM failed (code " + std::to_string(r.code) + ")");
 }
 
 void Conversation::bye() noexcept {

@@ -37,6 +37,9 @@ class Conversation {
   // GETPIN: the PIN typed, or pin_entry_cancelled. `repeated`: the
   // program must have confirmed it was typed twice alike (SETREPEAT).
   SecretString getpin(Clock::time_point deadline, bool repeated = false);
+  // CONFIRM: returns when the user pressed OK; pin_entry_cancelled when
+  // they cancelled or the time ran out.
+  void confirm(Clock::time_point deadline);
   // BYE, without waiting long for its answer.
   void bye() noexcept;
 

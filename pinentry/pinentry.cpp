@@ -116,9 +116,9 @@ std::string terminal_type() {
   return term != nullptr && *term != '\0' ? term : "vt100";
 }
 
-SecretString run_dialog(const Options& options, const Dialog& dialog, std::stop_token stop) {
-  Program program(options.program);
-  Conversation talk(program.take_stdin(), program.take_stdout(), std::move(stop));
+// The dialog's words, told to a program that has just started; the
+// question (GETPIN or CONFIRM) follows.
+void set_up(const Options& options, const Dialog& dialog, Conversation& talk) {
   const auto setup = Clock::now() + kSetupTime;
   talk.greeting(setup);
   if (!options.tty.empty()) {
@@ -128,10 +128,17 @@ SecretString run_dialog(const Options& options, const Dialog& dialog, std::stop_
   talk.command("SETTIMEOUT", std::to_string(options.timeout.count()), setup);
   if (!dialog.title.empty()) talk.command("SETTITLE", dialog.title, setup);
   talk.command("SETDESC", dialog.description, setup);
-  talk.command("SETPROMPT", dialog.prompt, setup);
+  if (!dialog.prompt.empty()) talk.command("SETPROMPT", dialog.prompt, setup);
   if (!dialog.error.empty()) talk.command("SETERROR", dialog.error, setup);
   talk.command("SETOK", dialog.ok, setup);
   talk.command("SETCANCEL", dialog.cancel, setup);
+}
+
+SecretString run_dialog(const Options& options, const Dialog& dialog, std::stop_token stop) {
+  Program program(options.program);
+  Conversation talk(program.take_stdin(), program.take_stdout(), std::move(stop));
+  set_up(options, dialog, talk);
+  const auto setup = Clock::now() + kSetupTime;
   const bool repeat = !dialog.repeat.empty();
   if (repeat) {
     talk.command("SETREPEAT", dialog.repeat, setup);
@@ -141,6 +148,15 @@ SecretString run_dialog(const Options& options, const Dialog& dialog, std::stop_
   SecretString pin = talk.getpin(Clock::now() + options.timeout + 5s, repeat);
   talk.bye();
   return pin;
+}
+
+Unit run_confirm(const Options& options, const Dialog& dialog, std::stop_token stop) {
+  Program program(options.program);
+  Conversation talk(program.take_stdin(), program.take_stdout(), std::move(stop));
+  set_up(options, dialog, talk);
+  talk.confirm(Clock::now() + options.timeout + 5s);
+  talk.bye();
+  return Unit{};
 }
 
 // The program as posix_spawnp would find it, or empty.
@@ -190,6 +206,13 @@ std::optional<std::string> PinEntry::unavailable() const {
     return "this korttid has no user session to show a PIN dialog in (no DISPLAY or WAYLAND_DISPLAY, "
            "no [pin] tty): use the per-user instance (korttid-user.service) or a PIN pad";
   return std::nullopt;
+}
+
+Task<Unit> PinEntry::confirm(Dialog dialog, std::stop_token stop) {
+  const Options options = impl_->options;
+  auto job = [options, dialog = std::move(dialog), stop]() { return run_confirm(options, dialog, stop); };
+  Ticket ticket(stop);
+  co_return co_await on(impl_->worker, std::move(ticket), std::move(job));
 }
 
 Task<SecretString> PinEntry::ask(Dialog dialog, std::stop_token stop) {

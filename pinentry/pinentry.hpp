@@ -62,6 +62,10 @@ class PinEntry {
   // one; later ones wait their turn, at most kMaxWaiting of them.
   Task<SecretString> ask(Dialog dialog, std::stop_token stop);
 
+  // A question without a PIN (CONFIRM): returns when the user pressed OK;
+  // pin_entry_cancelled, service_unavailable and the waiting as for ask().
+  Task<Unit> confirm(Dialog dialog, std::stop_token stop);
+
   static constexpr std::size_t kMaxWaiting = 8;
 
  private:

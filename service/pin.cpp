@@ -158,7 +158,15 @@ Task<Unit> Service::with_pin(const Caller& caller, const std::string& token_id, 
   std::optional<pkcs11::TokenInfo> token = services_.tokens->token(token_id);
   if (token && token->pinpad) {
     // A PIN pad is preferred where the reader has one: what the user types
-    // there never reaches the computer at all.
+    // there never reaches the computer at all. But the pad cannot say who
+    // asks: for a web page, the screen first names the page and what is
+    // signed, and the pad is asked only once the user has confirmed.
+    if (caller.origin && services_.pinentry != nullptr && !services_.pinentry->unavailable()) {
+      pinentry::Dialog confirmation = dialog;
+      confirmation.prompt.clear();
+      confirmation.description += "\nConfirm, then type the PIN on the reader's PIN pad.";
+      co_await services_.pinentry->confirm(std::move(confirmation), caller.stop);
+    }
     credentials.prompt = false;
     credentials.pinpad = true;
     credentials.check_in_session = true;

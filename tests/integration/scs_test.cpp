@@ -42,8 +42,7 @@ class Scs : public SoftHsmDaemonTest {
   }
 
   // korttid with [scs] enabled and `more` lines added to the table.
-  void launch(const std::string& more, std::vector<std::string> args = {"--user-instance"}) {
-    DaemonOptions o;
+  void launch(const std::string& more, std::vector<std::string> args = {"--user-instance"}, DaemonOptions o = {}) {
     o.extra = "[scs]\nenabled = true\nport = " + std::to_string(port_) + "\nallowed_origins = [\"" + kOrigin +
               "\", \"" + page_origin_ + "\"]\ncertificate = \"" + (files_ / "localhost.pem").string() + "\"\nkey = \"" +
               (files_ / "localhost.key").string() + "\"\n" + more;
@@ -333,6 +332,35 @@ TEST_F(Scs, WhileAPin1SessionIsOpenTheDialogsPinIsStillCheckedAtTheCard) {
   c->call("session.login", {{"token_id", (*rsa)["token_id"]}, {"pin", kPin}});
   const Http right = sign(request);
   ASSERT_EQ(right.json()["status"], "ok") << right.body;
+}
+
+// A PIN pad cannot name the page: the screen does, and the pad is asked
+// only after the user confirmed. The PKCS#11 shim plays the PIN-pad reader
+// (tests/p11_shim/), reading what is "typed on the pad" from a file.
+TEST_F(Scs, OnAPinPadReaderTheScreenNamesThePageBeforeThePadIsAsked) {
+  TempDir pad;
+  launch("", {"--user-instance"}, shim_options("KORTTI_SHIM_PINPAD", (pad / "typed").string()));
+  write_file(pad / "typed", std::string(kPin) + "\n");
+  const std::string text = "a referral";
+  const Json request =
+      signature_request("signature", "data", Bytes(text.begin(), text.end()), "SHA256", {{"keyalgorithms", {"RSA"}}});
+
+  dialogs_.answer({"cancel", "ok"});
+  const Http cancelled = sign(request);
+  EXPECT_EQ(reason(cancelled), 201) << cancelled.body;
+  EXPECT_FALSE(fs::exists(pad / "typed.read")) << "the pad was not asked";
+  EXPECT_NE(dialogs_.dialog(1).find("CONFIRM"), std::string::npos) << dialogs_.dialog(1);
+  EXPECT_NE(dialogs_.dialog(1).find(kOrigin), std::string::npos) << dialogs_.dialog(1);
+  EXPECT_NE(dialogs_.dialog(1).find("PIN pad"), std::string::npos) << dialogs_.dialog(1);
+  EXPECT_EQ(dialogs_.dialog(1).find("GETPIN"), std::string::npos) << "no PIN on the screen";
+
+  const Http signed_ = sign(request);
+  ASSERT_EQ(signed_.json()["status"], "ok") << signed_.body;
+  EXPECT_EQ(read_file(pad / "typed.read"), "1\n") << "the PIN came from the pad, once";
+  const Json card = card_certificate(signed_.json()["chain"][0], "signature");
+  ASSERT_FALSE(card.is_null());
+  EXPECT_TRUE(openssl_verify_data(b64(card["der"]), Bytes(text.begin(), text.end()), b64(signed_.json()["signature"]),
+                                  "sha256", "pkcs1"));
 }
 
 TEST_F(Scs, ACancelledDialogIsReasonCancelledAndNothingIsSigned) {
