@@ -20,6 +20,7 @@ constexpr Method kProtocol[] = {
     {"tokens.list", G::read, N::nothing, tokens_list},
     {"certificates.list", G::read, N::nothing, certificates_list},
     {"certificates.identity", G::read, N::policy, certificates_identity},
+    {"certificates.share", G::sign, N::nothing, certificates_share},
     {"session.login", G::session, N::nothing, session_login},
     {"session.logout", G::session, N::nothing, session_logout},
     {"pin.status", G::read, N::nothing, pin_status},

@@ -26,6 +26,7 @@ Task<Json> readers_list(Core& core, std::shared_ptr<Call> call);
 // methods_tokens.cpp
 Task<Json> tokens_list(Core& core, std::shared_ptr<Call> call);
 Task<Json> certificates_list(Core& core, std::shared_ptr<Call> call);
+Task<Json> certificates_share(Core& core, std::shared_ptr<Call> call);
 Task<Json> session_login(Core& core, std::shared_ptr<Call> call);
 Task<Json> session_logout(Core& core, std::shared_ptr<Call> call);
 Task<Json> pin_status(Core& core, std::shared_ptr<Call> call);

@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "common/origin.hpp"
 #include "ipc/convert.hpp"
 #include "ipc/methods.hpp"
 #include "ipc/params.hpp"
@@ -55,6 +56,18 @@ Task<Json> certificates_list(Core& core, std::shared_ptr<Call> call) {
     list.push_back(to_json(c));
   }
   co_return list;
+}
+
+Task<Json> certificates_share(Core& core, std::shared_ptr<Call> call) {
+  Params params(call->params());
+  const auto purpose = pkcs11::parse_purpose(params.string("purpose"));
+  if (!purpose) invalid_param("purpose", "must be \"authentication\" or \"signature\"");
+  std::string origin = params.string("origin");
+  check_web_origin(origin);
+  service::Caller caller = call->caller();
+  caller.origin = std::move(origin);
+  co_await after_scan(core);
+  co_return to_json(co_await core.service().share_certificate(std::move(caller), *purpose));
 }
 
 Task<Json> session_login(Core& core, std::shared_ptr<Call> call) {

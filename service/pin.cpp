@@ -87,6 +87,17 @@ pinentry::Dialog signature_dialog(const Caller& caller, const pkcs11::Certificat
   return d;
 }
 
+pinentry::Dialog sharing_dialog(const Caller& caller, const pkcs11::CertificateInfo& cert) {
+  const bool signature = is_signature_key(cert);
+  pinentry::Dialog d("kortti: a page asks for your certificate", "", "");
+  d.description = who_asks(caller) + " asks, for the page " + caller.origin.value_or("(none)") + ", for the " +
+                  (signature ? "signature" : "authentication") + " certificate of " + common_name(cert.subject) +
+                  ".\nIt names you and your identifiers. Nothing is signed.";
+  d.ok = "Allow";
+  d.cancel = "Deny";
+  return d;
+}
+
 pinentry::Dialog login_dialog(const Caller& caller, const std::string& subject,
                               const std::optional<std::string>& origin) {
   pinentry::Dialog d("kortti: PIN1 to log in", "", "PIN1:");

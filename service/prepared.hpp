@@ -50,6 +50,8 @@ bool is_signature_key(const pkcs11::CertificateInfo& cert);
 // size (`batch_items`, 0 for one signature); a login's origin.
 pinentry::Dialog signature_dialog(const Caller& caller, const pkcs11::CertificateInfo& cert, std::string_view method,
                                   const pkcs11::SignRequest& request, std::size_t batch_items = 0);
+// A page's request for a certificate (certificates.share).
+pinentry::Dialog sharing_dialog(const Caller& caller, const pkcs11::CertificateInfo& cert);
 pinentry::Dialog login_dialog(const Caller& caller, const std::string& subject,
                               const std::optional<std::string>& origin);
 // pin.change's current PIN or pin.unblock's PUK, then the new PIN (typed twice).

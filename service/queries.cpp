@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "service/service.hpp"
+#include "service/prepared.hpp"
 
 namespace kortti::service {
 
@@ -17,6 +17,26 @@ Task<IdentityReport> Service::identity(Caller caller, std::string cert_id, std::
   report.action = action.value_or(signing ? policy::Action::sign_prescription : policy::Action::authenticate);
   report.decision = co_await policy().identity(cert.der, cert.chain, report.action, Ticket{caller.stop});
   co_return report;
+}
+
+Task<pkcs11::CertificateInfo> Service::share_certificate(Caller caller, pkcs11::Purpose purpose) {
+  if (!caller.origin) throw Error(Errc::invalid_params, "'origin' is required: the page that asks");
+  const bool signing = purpose == pkcs11::Purpose::signature;
+  const pkcs11::Purpose other = signing ? pkcs11::Purpose::authentication : pkcs11::Purpose::signature;
+  const auto has = [](const pkcs11::CertificateInfo& c, pkcs11::Purpose p) {
+    return std::find(c.purposes.begin(), c.purposes.end(), p) != c.purposes.end();
+  };
+  for (auto& cert : co_await services_.tokens->certificates(std::nullopt)) {
+    if (!has(cert, purpose) || has(cert, other)) continue;
+    pkcs11::Credentials dialog_only;
+    dialog_only.prompt = true;
+    check_pin_source(caller, dialog_only, signing);  // a dialog this korttid can show, for its own user
+    co_await services_.pinentry->confirm(sharing_dialog(caller, cert), caller.stop);
+    co_return cert;
+  }
+  throw Error(Errc::not_found, signing ? "no card present has a signature certificate of a key that signs only"
+                                       : "no card present has an authentication certificate of a key that only "
+                                         "logs in");
 }
 
 Task<policy::Decision> Service::check(Caller caller, CheckSubject subject, policy::Action action,

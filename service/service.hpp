@@ -223,6 +223,12 @@ class Service {
   // `action` none: what the key is for (signature key: sign_prescription).
   Task<IdentityReport> identity(Caller caller, std::string cert_id, std::optional<policy::Action> action);
   Task<policy::Decision> check(Caller caller, CheckSubject subject, policy::Action action, policy::Context context);
+  // A page's request for the card holder's certificate of `purpose` (a Web
+  // eID get-signing-certificate): the first one that does that job only
+  // (a signature certificate that also logs in is never given out for
+  // signing), once the user allowed it in korttid's dialog naming the page.
+  // not_found when there is none; pin_entry_cancelled when the user denies.
+  Task<pkcs11::CertificateInfo> share_certificate(Caller caller, pkcs11::Purpose purpose);
   // The professional, or not_found.
   Task<policy::Registry::Lookup> lookup(Caller caller, std::string registration_number);
 

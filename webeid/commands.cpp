@@ -75,15 +75,11 @@ Json signing_certificates(Client& korttid) {
   return out;
 }
 
-// The first card's certificate for logging in (authentication) or signing.
-// web-eid-app lets the user choose among several cards; kortti-webeid does
-// not yet (docs/browsers.md).
-Json first_certificate(Client& korttid, const char* purpose) {
-  const bool signing = std::string_view(purpose) == "signature";
-  const Json list = signing ? signing_certificates(korttid) : korttid.call("certificates.list", {{"purpose", purpose}});
-  if (!list.is_array() || list.empty())
-    throw Failure(kFatal, std::string("no card present has ") + (signing ? "a signature" : "an authentication") +
-                              " certificate" + (signing ? " (of a key that signs only)" : ""));
+// The first card's authentication certificate. web-eid-app lets the user
+// choose among several cards; kortti-webeid does not yet (docs/browsers.md).
+Json first_authentication_certificate(Client& korttid) {
+  const Json list = korttid.call("certificates.list", {{"purpose", "authentication"}});
+  if (!list.is_array() || list.empty()) throw Failure(kFatal, "no card present has an authentication certificate");
   return list.front();
 }
 
@@ -132,7 +128,7 @@ Json authenticate(const Json& request, const Connect& korttid) {
   if (nonce.size() < 44 || nonce.size() > 128)
     throw Failure(kFatal, "the challenge nonce must be 44 to 128 characters, not " + std::to_string(nonce.size()));
   check_origin(a.at("origin"));
-  const Json cert = first_certificate(korttid(), "authentication");
+  const Json cert = first_authentication_certificate(korttid());
   // korttid's dialog names the origin: typing the PIN is the user's consent.
   const Json answer = korttid().call("auth.token", {{"cert_id", cert.at("cert_id")},
                                                     {"origin", wstr(a.at("origin"))},
@@ -144,7 +140,9 @@ Json authenticate(const Json& request, const Connect& korttid) {
 Json signing_certificate(const Json& request, const Connect& korttid) {
   const Arguments a = arguments(request, {"origin"});
   check_origin(a.at("origin"));
-  const Json cert = first_certificate(korttid(), "signature");
+  // The certificate names the user: korttid gives it to the page only after
+  // the user allowed it in korttid's dialog, which names the page.
+  const Json cert = korttid().call("certificates.share", {{"purpose", "signature"}, {"origin", wstr(a.at("origin"))}});
   Json algorithms = Json::array();
   for (const auto& h : kHashFunctions) algorithms.push_back(signature_algorithm(cert, h.name));
   return {{"certificate", cert.at("der")}, {"supportedSignatureAlgorithms", std::move(algorithms)}};

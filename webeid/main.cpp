@@ -28,7 +28,8 @@ one command and exits:
                            challenge nonce, made with the card's
                            authentication key (korttid's auth.token)
   get-signing-certificate  the card's signature certificate and the
-                           algorithms it signs with
+                           algorithms it signs with, once the user allowed
+                           it in korttid's dialog (certificates.share)
   sign                     the page's hash signed with the signature key
                            (korttid's sign.digest)
 

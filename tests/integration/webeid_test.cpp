@@ -116,7 +116,37 @@ TEST_F(WebEid, TheSigningCertificateAndItsAlgorithms) {
     EXPECT_EQ(a["cryptoAlgorithm"], ec ? "ECC" : "RSA");
     EXPECT_EQ(a["paddingScheme"], ec ? "NONE" : "PKCS1.5");
   }
-  EXPECT_FALSE(dialogs_.any_shown()) << "no dialog, no card";
+  // The certificate names the user: korttid asked first, naming the page.
+  EXPECT_NE(dialogs_.dialog(1).find("CONFIRM"), std::string::npos) << dialogs_.dialog(1);
+  EXPECT_NE(dialogs_.dialog(1).find(kOrigin), std::string::npos) << dialogs_.dialog(1);
+  EXPECT_NE(dialogs_.dialog(1).find("signature certificate"), std::string::npos) << dialogs_.dialog(1);
+  EXPECT_EQ(dialogs_.dialog(1).find("GETPIN"), std::string::npos) << "no PIN for a certificate";
+}
+
+// certificates.share itself, as any socket client reaches it.
+TEST_F(WebEid, SharingACertificateNeedsAPageAndAPurpose) {
+  auto c = daemon_->connect();
+  EXPECT_EQ(rpc_error([&] { c->call("certificates.share", {{"purpose", "signature"}}); }).code(), -32602);
+  EXPECT_EQ(rpc_error([&] {
+              c->call("certificates.share", {{"purpose", "signature"}, {"origin", "http://ehr.example.fi"}});
+            }).code(),
+            -32602);
+  EXPECT_EQ(rpc_error([&] {
+              c->call("certificates.share", {{"purpose", "both"}, {"origin", kOrigin}});
+            }).code(),
+            -32602);
+  EXPECT_FALSE(dialogs_.any_shown());
+  const Json auth = c->call("certificates.share", {{"purpose", "authentication"}, {"origin", kOrigin}});
+  EXPECT_NE(std::find(auth["purposes"].begin(), auth["purposes"].end(), Json("authentication")),
+            auth["purposes"].end());
+  EXPECT_NE(dialogs_.dialog(1).find("authentication certificate"), std::string::npos) << dialogs_.dialog(1);
+}
+
+TEST_F(WebEid, ThePageGetsNoCertificateTheUserDenies) {
+  dialogs_.answer({"cancel"});
+  const Json cert = command("get-signing-certificate", {{"origin", kOrigin}}, 1);
+  EXPECT_EQ(error_code(cert), "ERR_WEBEID_USER_CANCELLED") << cert.dump();
+  EXPECT_FALSE(cert.contains("certificate"));
 }
 
 // Each card's signature certificate, named by the page: RSA PKCS#1 v1.5
