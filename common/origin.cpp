@@ -1,6 +1,7 @@
 #include "common/origin.hpp"
 
-#include <cctype>
+#include <arpa/inet.h>
+
 #include <string>
 
 #include "common/encoding.hpp"
@@ -18,6 +19,22 @@ bool host_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
 }
 
+// A DNS name's labels: 1 to 63 characters, neither first nor last a '-'
+// (an IPv4 address passes as four numeric labels).
+void check_labels(std::string_view host) {
+  if (host.size() > 253) bad("origin", "has a host name longer than 253 characters");
+  for (std::size_t start = 0;;) {
+    const auto dot = host.find('.', start);
+    const std::string_view label = host.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    if (label.empty()) bad("origin", "has an empty label in its host name (\"..\", or a dot first or last)");
+    if (label.size() > 63) bad("origin", "has a host name label longer than 63 characters");
+    if (label.front() == '-' || label.back() == '-')
+      bad("origin", "has a host name label that begins or ends with '-'");
+    if (dot == std::string_view::npos) return;
+    start = dot + 1;
+  }
+}
+
 }  // namespace
 
 void check_web_origin(std::string_view origin) {
@@ -32,9 +49,9 @@ void check_web_origin(std::string_view origin) {
     const auto close = rest.find(']');
     if (close == std::string_view::npos) bad("origin", "has an unclosed IPv6 literal");
     host = rest.substr(0, close + 1);
-    for (char c : host.substr(1, host.size() - 2))
-      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.')
-        bad("origin", "has a malformed IPv6 literal");
+    const std::string literal(host.substr(1, host.size() - 2));
+    in6_addr address{};
+    if (::inet_pton(AF_INET6, literal.c_str(), &address) != 1) bad("origin", "has a malformed IPv6 literal");
     rest = rest.substr(close + 1);
     if (!rest.empty() && rest.front() != ':') bad("origin", "must end after the host and port (no path, no slash)");
     port = rest.empty() ? rest : rest.substr(1);
@@ -52,6 +69,7 @@ void check_web_origin(std::string_view origin) {
         bad("origin",
             "must be https://host[:port] with nothing after the host and port (no path, query, user "
             "or trailing slash)");
+    check_labels(host);
   }
   if (!port.empty()) {
     unsigned long value = 0;

@@ -42,6 +42,15 @@ TEST(WebEid, OriginsAreHttpsHostAndPortOnly) {
                           "https://[::1]x",
                           "https://[::g]",
                           "https://a.fi\n",
+                          "https://[]",
+                          "https://[:::]",
+                          "https://[1.2.3.4]",
+                          "https://-.",
+                          "https://-a.fi",
+                          "https://a-.fi",
+                          "https://a..fi",
+                          "https://.a.fi",
+                          "https://a.fi.",
                           "wss://a.fi"}) {
     const auto e = thrown<Error>([&] { check_web_origin(bad); });
     ASSERT_TRUE(e) << bad;
