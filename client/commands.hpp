@@ -72,6 +72,9 @@ Runner define_events(CLI::App& cmd);
 Runner define_doctor(CLI::App& cmd);
 // commands_scs.cpp
 Runner define_scs(CLI::App& cmd);
+// Where kortti scs setup puts the SCS listener's files by default, and
+// korttid's [scs] certificate and key point: $XDG_DATA_HOME/kortti/scs.
+std::string scs_default_dir();
 
 // --- shared by the command files (commands.cpp) ---
 

@@ -18,7 +18,10 @@
 #include <memory>
 #include <system_error>
 
+#include <openssl/pem.h>
+
 #include "client/commands.hpp"
+#include "common/openssl.hpp"
 #include "common/subject.hpp"
 #include "common/version.hpp"
 
@@ -262,6 +265,35 @@ void check_registry(Report& report, const Json& registry, const Conditions& cond
                registry_summary(registry) + " (" + std::to_string(registry.value("age_s", 0) / 3600) + " h ago)");
 }
 
+// The SCS listener's certificate (kortti scs setup), when this user has
+// one: browsers refuse an expired one, and nothing else says so.
+void check_browser_certificate(Report& report, int expiry_days) {
+  const std::string path = scs_default_dir() + "/localhost.pem";
+  FILE* file = std::fopen(path.c_str(), "r");
+  if (file == nullptr) return;  // not set up: nothing to check
+  X509Ptr cert(PEM_read_X509(file, nullptr, nullptr, nullptr));
+  std::fclose(file);
+  const std::string renew = "kortti scs setup, then systemctl --user restart korttid-user";
+  if (!cert) {
+    report.add(Verdict::fail, "scs", path + " is not a PEM certificate", renew);
+    return;
+  }
+  int days = 0;
+  int seconds = 0;
+  if (ASN1_TIME_diff(&days, &seconds, nullptr, X509_get0_notAfter(cert.get())) != 1) {
+    report.add(Verdict::fail, "scs", "the validity of " + path + " cannot be read", renew);
+    return;
+  }
+  if (days < 0 || (days == 0 && seconds <= 0))
+    report.add(Verdict::fail, "scs", "the browsers' localhost certificate (" + path + ") has expired", renew);
+  else if (days < expiry_days)
+    report.add(Verdict::warn, "scs", "the browsers' localhost certificate expires in " + std::to_string(days) + " days",
+               "renew it: " + renew);
+  else
+    report.add(Verdict::ok, "scs",
+               "the browsers' localhost certificate is valid for " + std::to_string(days) + " days");
+}
+
 int diagnose(const Globals& g, int expiry_days) {
   Report report(g.json);
   const std::string socket = g.socket.empty() ? Client::default_socket() : g.socket;
@@ -291,6 +323,7 @@ int diagnose(const Globals& g, int expiry_days) {
     check_tokens(report, tokens, conditions);
     check_certificates(report, *c, certificates, conditions);
     check_registry(report, status["registry"], conditions);
+    check_browser_certificate(report, expiry_days);
   } catch (const client::RpcError& e) {
     report.add(Verdict::fail, "daemon", "korttid refused: " + std::string(e.what()),
                e.code() == 1040 ? "[access] read in /etc/korttid/korttid.toml decides who may ask" : "");
@@ -305,7 +338,9 @@ int diagnose(const Globals& g, int expiry_days) {
 
 Runner define_doctor(CLI::App& cmd) {
   auto expiry_days = std::make_shared<int>(30);
-  cmd.add_option("--expiry-days", *expiry_days, "warn of a card certificate that expires within this many days")
+  cmd.add_option("--expiry-days", *expiry_days,
+                 "warn of a card certificate, or the browsers' localhost certificate (kortti scs setup), that expires "
+                 "within this many days")
       ->check(CLI::Range(1, 3650))
       ->capture_default_str();
   cmd.footer(

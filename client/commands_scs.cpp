@@ -46,11 +46,15 @@ std::string home() {
   return pw != nullptr ? pw->pw_dir : "/";
 }
 
+}  // namespace
+
 // Where korttid's [scs] certificate and key are by default.
-std::string default_dir() {
+std::string scs_default_dir() {
   const char* data = std::getenv("XDG_DATA_HOME");
   return (data != nullptr && *data != '\0' ? std::string(data) : home() + "/.local/share") + "/kortti/scs";
 }
+
+namespace {
 
 // The NSS databases of the user's browsers: Chromium's (and Chrome's)
 // ~/.pki/nssdb, and each Firefox profile's.
@@ -217,7 +221,7 @@ Runner define_scs(CLI::App& cmd) {
       "\n"
       "Exit status: 0 done; 1 a database could not be changed, or certutil is missing.");
   auto o = std::make_shared<ScsOptions>();
-  o->dir = default_dir();
+  o->dir = scs_default_dir();
   auto* setup_cmd = cmd.add_subcommand("setup", "make the listener's certificate and trust its CA in your browsers");
   auto* remove_cmd = cmd.add_subcommand("remove", "take the CA out of your browsers and delete the files");
   for (CLI::App* sub : {setup_cmd, remove_cmd}) {

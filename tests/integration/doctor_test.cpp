@@ -115,5 +115,37 @@ TEST_F(Doctor, EachFailureOnTheTestBedIsDiagnosedWithItsAdvice) {
   pcscd_.start();
 }
 
+// The browsers' localhost certificate (kortti scs setup) is the user's own
+// file: doctor warns before browsers refuse it, and says how to renew.
+TEST_F(Doctor, TheBrowsersLocalhostCertificateIsCheckedForExpiry) {
+  TempDir data;
+  const std::map<std::string, std::string> env = {{"XDG_DATA_HOME", data.path().string()}};
+  const auto scs_findings = [&] {
+    const auto r = run({kortti_binary().string(), "--socket", daemon_->socket(), "--json", "doctor"}, env);
+    std::vector<Json> out;
+    for (const auto& f : Json::parse(r.out))
+      if (f["check"] == "scs") out.push_back(f);
+    return out;
+  };
+  EXPECT_TRUE(scs_findings().empty()) << "no certificate, no finding";
+
+  ASSERT_EQ(run({kortti_binary().string(), "scs", "setup", "--no-nss", "--days", "10"}, env).status, 0);
+  auto f = scs_findings();
+  ASSERT_EQ(f.size(), 1U);
+  EXPECT_EQ(f[0]["verdict"], "warn") << f[0].dump();
+  EXPECT_NE(str(f[0]["message"]).find("expires in"), std::string::npos) << f[0].dump();
+  EXPECT_NE(str(f[0]["hint"]).find("kortti scs setup"), std::string::npos) << f[0].dump();
+
+  ASSERT_EQ(run({kortti_binary().string(), "scs", "setup", "--no-nss", "--days", "397"}, env).status, 0);
+  f = scs_findings();
+  ASSERT_EQ(f.size(), 1U);
+  EXPECT_EQ(f[0]["verdict"], "ok") << f[0].dump();
+
+  write_file(data / "kortti/scs/localhost.pem", "not a certificate\n");
+  f = scs_findings();
+  ASSERT_EQ(f.size(), 1U);
+  EXPECT_EQ(f[0]["verdict"], "fail") << f[0].dump();
+}
+
 }  // namespace
 }  // namespace kortti::test
