@@ -264,8 +264,7 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
       auto self = weak.lock();
       if (ec || !self || self->stopping_) return;
       for (auto& [id, token] : self->tokens_)
-        if (token->info().logged_in)
-          token->worker().post([self, held = token] { self->expire_on_worker(held); });
+        if (token->info().logged_in) token->worker().post([self, held = token] { self->expire_on_worker(held); });
       self->schedule_sweep();
     });
   }

@@ -7,7 +7,6 @@
 
 namespace kortti::pkcs11 {
 
-
 void check_scheme_fits(Scheme scheme, KeyType key) {
   const bool fits = key == KeyType::ec ? scheme == Scheme::ecdsa : scheme != Scheme::ecdsa;
   if (!fits)

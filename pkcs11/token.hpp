@@ -93,7 +93,10 @@ class Token {
   // the removal.
   [[nodiscard]] Error failure(CK_RV rv, const char* call) const;
   void login_user(const Credentials& credentials);
-  void authorize(uid_t uid, const Credentials& credentials, bool& transient_login);
+  // `cert_id`: the key about to sign. One that asks for its PIN at every
+  // signature (CKA_ALWAYS_AUTHENTICATE) has that PIN checked there, not by
+  // a second login into the session (its PIN may not be the session's).
+  void authorize(uid_t uid, const Credentials& credentials, const std::string& cert_id, bool& transient_login);
   SignResult sign_one(const SignRequest& request, const Credentials& credentials);
   void set_session_state(std::optional<uid_t> owner);
   const CertificateInfo& find_certificate(std::string_view cert_id);

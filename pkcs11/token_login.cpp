@@ -113,13 +113,22 @@ bool Token::expire_if_due() {
   return true;
 }
 
-void Token::authorize(uid_t uid, const Credentials& credentials, bool& transient_login) {
+void Token::authorize(uid_t uid, const Credentials& credentials, const std::string& cert_id, bool& transient_login) {
   transient_login = false;
   if (work().user_logged_in()) {
     if (owner_) {
       if (*owner_ != uid) throw Error(Errc::permission_denied, "the card is logged in by another user");
-      if (credentials.check_in_session && (credentials.pin || credentials.pinpad)) {
-        (void)login(credentials, uid);  // as a second kortti login: the PIN is checked anew
+      if (credentials.check_in_session && (credentials.pin || credentials.pinpad) &&
+          !private_key(cert_id).always_authenticate) {
+        // As a second kortti login: the PIN is checked anew. One the card
+        // cannot take costs neither a try nor the session, and the session
+        // keeps the end it had.
+        check_pin_shape(credentials);
+        const SystemTime expires = expires_at_;
+        (void)login(credentials, uid);
+        expires_at_ = expires;
+        std::lock_guard lock(mutex_);
+        info_.session_expires_at = expires_at_;
         return;
       }
       last_used_ = std::chrono::steady_clock::now();

@@ -101,7 +101,7 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
 
 SignResult Token::sign(const SignRequest& request, const Credentials& credentials) {
   bool transient = false;
-  authorize(request.uid, credentials, transient);
+  authorize(request.uid, credentials, request.cert_id, transient);
   Login undo{*this, transient};
   return sign_one(request, credentials);
 }
@@ -112,7 +112,7 @@ void Token::sign_each(const std::vector<SignRequest>& requests, const Credential
   if (requests.empty()) return;
   bool transient = false;
   try {
-    authorize(requests.front().uid, credentials, transient);
+    authorize(requests.front().uid, credentials, requests.front().cert_id, transient);
   } catch (const Error& e) {
     for (std::size_t i = 0; i < requests.size(); ++i) each(i, e);
     return;

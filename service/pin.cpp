@@ -172,7 +172,9 @@ Task<Unit> Service::with_pin(const Caller& caller, const std::string& token_id, 
     // there never reaches the computer at all. But the pad cannot say who
     // asks: for a web page, the screen first names the page and what is
     // signed, and the pad is asked only once the user has confirmed.
-    if (caller.origin && services_.pinentry != nullptr && !services_.pinentry->unavailable()) {
+    if (caller.origin) {
+      if (services_.pinentry == nullptr || services_.pinentry->unavailable())
+        throw Error(Errc::unsupported, "korttid cannot show the confirmation that names the page before the PIN pad");
       pinentry::Dialog confirmation = dialog;
       confirmation.prompt.clear();
       confirmation.description += "\nConfirm, then type the PIN on the reader's PIN pad.";

@@ -4,6 +4,7 @@
 // checked with the openssl CLI, never with korttid's own code.
 
 #include <fstream>
+#include <thread>
 
 #include "tests/integration/softhsm_fixture.hpp"
 
@@ -332,6 +333,36 @@ TEST_F(Scs, WhileAPin1SessionIsOpenTheDialogsPinIsStillCheckedAtTheCard) {
   c->call("session.login", {{"token_id", (*rsa)["token_id"]}, {"pin", kPin}});
   const Http right = sign(request);
   ASSERT_EQ(right.json()["status"], "ok") << right.body;
+}
+
+// The re-check of the dialog's PIN keeps the session's end where it was,
+// and a key that asks for its PIN at every signature (here cardB's P-384
+// signature key) has it checked there, not by a login into the session:
+// on a real card that PIN is PIN2, and the session's is PIN1.
+TEST_F(Scs, TheRecheckNeitherExtendsTheSessionNorSendsAPin2ToTheSessionsLogin) {
+  auto c = daemon_->connect();
+  const auto session_end = [&](const std::string& label) {
+    for (const Json& t : c->call("tokens.list"))
+      if (t["label"] == wstr(label)) return t.contains("session_expires_at") ? str(t["session_expires_at"]) : "";
+    return std::string();
+  };
+  c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}});
+  c->call("session.login", {{"token_id", wstr(token_ids_.at("cardB"))}, {"pin", kPin}});
+  const std::string a_end = session_end("cardA");
+  const std::string b_end = session_end("cardB");
+  ASSERT_FALSE(a_end.empty());
+  // The sessions' ends are in whole seconds: let one pass.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  dialogs_.answer({"pin:" + std::string(kPin), "pin:" + std::string(kPin)});
+  const std::string text = std::string(kOrigin) + "\nlogin 9";
+  const Http auth = sign(signature_request("signature", "data", Bytes(text.begin(), text.end()), "SHA256",
+                                           {{"keyusages", {"digitalsignature"}}, {"keyalgorithms", {"RSA"}}}));
+  ASSERT_EQ(auth.json()["status"], "ok") << auth.body;
+  EXPECT_EQ(session_end("cardA"), a_end) << "the re-check does not extend the session";
+  const Http pin2 =
+      sign(signature_request("signature", "digest", random_bytes(48), "SHA384", {{"keyalgorithms", {"EC"}}}));
+  ASSERT_EQ(pin2.json()["status"], "ok") << pin2.body;
+  EXPECT_EQ(session_end("cardB"), b_end) << "the PIN2 key's PIN went to its own login, not the session's";
 }
 
 // A PIN pad cannot name the page: the screen does, and the pad is asked
