@@ -266,7 +266,8 @@ void check_registry(Report& report, const Json& registry, const Conditions& cond
 }
 
 // The SCS listener's certificate (kortti scs setup), when this user has
-// one: browsers refuse an expired one, and nothing else says so.
+// one: browsers refuse an expired one, and nothing else says so. A warning,
+// not a failure: doctor cannot tell whether korttid serves SCS at all.
 void check_browser_certificate(Report& report, int expiry_days) {
   const std::string path = scs_default_dir() + "/localhost.pem";
   FILE* file = std::fopen(path.c_str(), "r");
@@ -275,17 +276,17 @@ void check_browser_certificate(Report& report, int expiry_days) {
   std::fclose(file);
   const std::string renew = "kortti scs setup, then systemctl --user restart korttid-user";
   if (!cert) {
-    report.add(Verdict::fail, "scs", path + " is not a PEM certificate", renew);
+    report.add(Verdict::warn, "scs", path + " is not a PEM certificate", renew);
     return;
   }
   int days = 0;
   int seconds = 0;
   if (ASN1_TIME_diff(&days, &seconds, nullptr, X509_get0_notAfter(cert.get())) != 1) {
-    report.add(Verdict::fail, "scs", "the validity of " + path + " cannot be read", renew);
+    report.add(Verdict::warn, "scs", "the validity of " + path + " cannot be read", renew);
     return;
   }
   if (days < 0 || (days == 0 && seconds <= 0))
-    report.add(Verdict::fail, "scs", "the browsers' localhost certificate (" + path + ") has expired", renew);
+    report.add(Verdict::warn, "scs", "the browsers' localhost certificate (" + path + ") has expired", renew);
   else if (days < expiry_days)
     report.add(Verdict::warn, "scs", "the browsers' localhost certificate expires in " + std::to_string(days) + " days",
                "renew it: " + renew);
@@ -323,7 +324,6 @@ int diagnose(const Globals& g, int expiry_days) {
     check_tokens(report, tokens, conditions);
     check_certificates(report, *c, certificates, conditions);
     check_registry(report, status["registry"], conditions);
-    check_browser_certificate(report, expiry_days);
   } catch (const client::RpcError& e) {
     report.add(Verdict::fail, "daemon", "korttid refused: " + std::string(e.what()),
                e.code() == 1040 ? "[access] read in /etc/korttid/korttid.toml decides who may ask" : "");
@@ -331,6 +331,7 @@ int diagnose(const Globals& g, int expiry_days) {
     report.add(Verdict::fail, "daemon", std::string("korttid stopped answering: ") + e.what(),
                "journalctl -u korttid shows why");
   }
+  check_browser_certificate(report, expiry_days);
   return report.finish();
 }
 

@@ -141,10 +141,11 @@ TEST_F(Doctor, TheBrowsersLocalhostCertificateIsCheckedForExpiry) {
   ASSERT_EQ(f.size(), 1U);
   EXPECT_EQ(f[0]["verdict"], "ok") << f[0].dump();
 
+  // A warning, not a failure: doctor cannot tell whether korttid serves SCS.
   write_file(data / "kortti/scs/localhost.pem", "not a certificate\n");
   f = scs_findings();
   ASSERT_EQ(f.size(), 1U);
-  EXPECT_EQ(f[0]["verdict"], "fail") << f[0].dump();
+  EXPECT_EQ(f[0]["verdict"], "warn") << f[0].dump();
 }
 
 }  // namespace
