@@ -42,6 +42,9 @@ using Json = nlohmann::basic_json<std::map, std::vector, WipingString, bool, std
 // a handful of levels; a million '[' would make the parser build a million
 // nested values (gigabytes) before it saw the text is useless.
 bool nested_deeper_than(std::string_view text, std::size_t limit);
+// How deep a request (a JSON-RPC line, an SCS body) may nest; deeper ones
+// are refused before parsing.
+inline constexpr std::size_t kMaxJsonNesting = 32;
 
 inline WipingString wstr(std::string_view s) { return WipingString(s.data(), s.size()); }
 inline std::string to_std(const WipingString& s) { return std::string(s.data(), s.size()); }

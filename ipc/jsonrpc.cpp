@@ -35,9 +35,9 @@ std::string read_attachment(const Json& doc, std::size_t max_bytes, std::string&
 }  // namespace
 
 Incoming parse_request(std::string_view line, std::size_t max_attachment_bytes) {
-  if (nested_deeper_than(line, kMaxNesting))
+  if (nested_deeper_than(line, kMaxJsonNesting))
     return {.message = make_error(nullptr, Error(Errc::parse_error, "the message nests arrays or objects deeper than " +
-                                                                        std::to_string(kMaxNesting) + " levels")),
+                                                                        std::to_string(kMaxJsonNesting) + " levels")),
             .framing_lost = true};  // whether an attachment follows is unknown
   Json doc = Json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded())

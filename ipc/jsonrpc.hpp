@@ -40,9 +40,6 @@ struct Incoming {
   bool framing_lost = false;
 };
 
-// Requests nest a few levels; deeper lines are refused before parsing.
-inline constexpr std::size_t kMaxNesting = 32;
-
 Incoming parse_request(std::string_view line, std::size_t max_attachment_bytes);
 
 Json make_result(const Json& id, Json result);

@@ -98,6 +98,12 @@ struct CertificateInfo {
   std::vector<Bytes> chain;  // issuers found on the same token, nearest first
 };
 
+// Whether the certificate's key is for `p` (its keyUsage).
+[[nodiscard]] bool has_purpose(const CertificateInfo& cert, Purpose p) noexcept;
+// For `p` and not the other purpose too: what a page may use. A key that
+// both signs and logs in would let a page's signature stand for a login.
+[[nodiscard]] bool serves_only(const CertificateInfo& cert, Purpose p) noexcept;
+
 // How the card holder proves presence for one request: a PIN, or the reader's
 // PIN pad (protected authentication path). Neither means "use the session".
 struct Credentials {

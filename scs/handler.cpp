@@ -19,15 +19,6 @@ namespace http = boost::beast::http;
 
 namespace {
 
-constexpr std::size_t kMaxNesting = 32;
-
-// An SCS failure past the defences: answered 200 with status "failed", as
-// a page written for DigiSign reads it.
-struct Failure {
-  Reason reason;
-  std::string text;
-};
-
 Reason reason_for(Errc code) {
   switch (code) {
     case Errc::pin_entry_cancelled:
@@ -111,11 +102,11 @@ Task<Json> perform(service::Service& service, service::Caller caller, SignReques
       co_await service.services().tokens->certificates(std::nullopt);
   const std::optional<pkcs11::CertificateInfo> cert = select_certificate(certificates, request.selector);
   if (!cert)
-    throw Failure{Reason::no_certificate,
-                  std::string("no card present has a ") +
-                      (request.selector.purpose == pkcs11::Purpose::signature ? "signature (nonrepudiation)"
-                                                                              : "authentication (digitalsignature)") +
-                      " certificate the selector accepts"};
+    throw Error(Errc::not_found,
+                std::string("no card present has a ") +
+                    (request.selector.purpose == pkcs11::Purpose::signature ? "signature (nonrepudiation)"
+                                                                            : "authentication (digitalsignature)") +
+                    " certificate the selector accepts");
   service::SignItem item = sign_item(request);
   pkcs11::Credentials credentials;
   credentials.prompt = true;  // every signature asks the user, naming the page
@@ -149,9 +140,9 @@ Task<> run(service::Service& service, service::Caller caller, SignRequest reques
            std::shared_ptr<std::size_t> pending) {
   try {
     outcome->body = co_await perform(service, std::move(caller), std::move(request));
-  } catch (const Failure& f) {
-    outcome->body = failed(f.reason, f.text);
   } catch (const Error& e) {
+    // Past the defences every failure is answered 200 with status "failed",
+    // as a page written for DigiSign reads it.
     outcome->body = failed(reason_for(e.code()), e.what());
   } catch (const std::exception& e) {
     const Error e2 = internal_error("an SCS signature", e.what());
@@ -263,8 +254,9 @@ Task<Response> Handler::sign(Request request) {
 
 Task<Response> Handler::sign_request(const Request& request, const std::string& origin) {
   const std::string& body = request.body();
-  if (nested_deeper_than(body, kMaxNesting))
-    co_return refusal(request, {400, Reason::bad_request, "the body nests deeper than 32 levels"});
+  if (nested_deeper_than(body, kMaxJsonNesting))
+    co_return refusal(request, {400, Reason::bad_request,
+                                "the body nests deeper than " + std::to_string(kMaxJsonNesting) + " levels"});
   const Json json = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) co_return refusal(request, {400, Reason::bad_request, "the body is not JSON (UTF-8)"});
   auto parsed = parse_sign_request(json);

@@ -10,7 +10,6 @@
 // body, the rate), then /version or a signature through the service core.
 
 #include <chrono>
-#include <map>
 #include <memory>
 #include <optional>
 #include <set>

@@ -113,10 +113,6 @@ std::vector<std::string> name_parts(std::string_view dn) {
   return parts;
 }
 
-bool has(const std::vector<pkcs11::Purpose>& purposes, pkcs11::Purpose p) {
-  return std::find(purposes.begin(), purposes.end(), p) != purposes.end();
-}
-
 }  // namespace
 
 bool host_allowed(std::string_view host, std::uint16_t port) {
@@ -206,10 +202,8 @@ bool same_name(std::string_view a, std::string_view b) {
 
 std::optional<pkcs11::CertificateInfo> select_certificate(const std::vector<pkcs11::CertificateInfo>& certificates,
                                                           const Selector& selector) {
-  using pkcs11::Purpose;
-  const Purpose other = selector.purpose == Purpose::signature ? Purpose::authentication : Purpose::signature;
   for (const auto& cert : certificates) {
-    if (!has(cert.purposes, selector.purpose) || has(cert.purposes, other)) continue;
+    if (!pkcs11::serves_only(cert, selector.purpose)) continue;
     if (!selector.key_types.empty() &&
         std::find(selector.key_types.begin(), selector.key_types.end(), cert.key_type) == selector.key_types.end())
       continue;

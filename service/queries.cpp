@@ -22,12 +22,8 @@ Task<IdentityReport> Service::identity(Caller caller, std::string cert_id, std::
 Task<pkcs11::CertificateInfo> Service::share_certificate(Caller caller, pkcs11::Purpose purpose) {
   if (!caller.origin) throw Error(Errc::invalid_params, "'origin' is required: the page that asks");
   const bool signing = purpose == pkcs11::Purpose::signature;
-  const pkcs11::Purpose other = signing ? pkcs11::Purpose::authentication : pkcs11::Purpose::signature;
-  const auto has = [](const pkcs11::CertificateInfo& c, pkcs11::Purpose p) {
-    return std::find(c.purposes.begin(), c.purposes.end(), p) != c.purposes.end();
-  };
   for (auto& cert : co_await services_.tokens->certificates(std::nullopt)) {
-    if (!has(cert, purpose) || has(cert, other)) continue;
+    if (!pkcs11::serves_only(cert, purpose)) continue;
     pkcs11::Credentials dialog_only;
     dialog_only.prompt = true;
     check_pin_source(caller, dialog_only, signing);  // a dialog this korttid can show, for its own user
