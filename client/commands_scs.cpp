@@ -19,6 +19,7 @@
 
 #include "client/commands.hpp"
 #include "client/local_ca.hpp"
+#include "common/user_dirs.hpp"
 
 extern char** environ;
 
@@ -36,23 +37,12 @@ struct ScsOptions {
   std::vector<std::string> nssdbs;
   bool no_nss = false;
   int days = 397;
-  bool setup = false;
 };
-
-std::string home() {
-  const char* h = std::getenv("HOME");
-  if (h != nullptr && *h != '\0') return h;
-  const passwd* pw = ::getpwuid(::getuid());
-  return pw != nullptr ? pw->pw_dir : "/";
-}
 
 }  // namespace
 
 // Where korttid's [scs] certificate and key are by default.
-std::string scs_default_dir() {
-  const char* data = std::getenv("XDG_DATA_HOME");
-  return (data != nullptr && *data != '\0' ? std::string(data) : home() + "/.local/share") + "/kortti/scs";
-}
+std::string scs_default_dir() { return user_data_home() + "/kortti/scs"; }
 
 namespace {
 
@@ -60,11 +50,11 @@ namespace {
 // ~/.pki/nssdb, and each Firefox profile's.
 std::vector<std::string> browser_databases() {
   std::vector<std::string> out;
-  const fs::path chromium = fs::path(home()) / ".pki/nssdb";
+  const fs::path chromium = fs::path(user_home()) / ".pki/nssdb";
   if (fs::exists(chromium / "cert9.db")) out.push_back(chromium.string());
   std::error_code ec;
   for (const char* root : {".mozilla/firefox", "snap/firefox/common/.mozilla/firefox"}) {
-    const fs::path dir = fs::path(home()) / root;
+    const fs::path dir = fs::path(user_home()) / root;
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
       if (fs::exists(it->path() / "cert9.db")) out.push_back(it->path().string());
   }

@@ -1,9 +1,9 @@
 #include "daemon/wiring.hpp"
 
-#include <cstdlib>
-
 #include <algorithm>
 #include <cctype>
+
+#include "common/user_dirs.hpp"
 
 namespace kortti::daemon {
 
@@ -104,11 +104,7 @@ namespace {
 std::string expand_data_home(std::string value) {
   const std::string var = "${XDG_DATA_HOME}";
   if (auto pos = value.find(var); pos != std::string::npos) {
-    const char* dir = std::getenv("XDG_DATA_HOME");
-    const char* home = std::getenv("HOME");
-    const std::string base =
-        dir != nullptr && *dir != '\0' ? dir : std::string(home != nullptr ? home : "") + "/.local/share";
-    value.replace(pos, var.size(), base);
+    value.replace(pos, var.size(), user_data_home());
   }
   return value;
 }
