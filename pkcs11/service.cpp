@@ -112,7 +112,13 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
         return;
       }
       self->expire_on_worker(token);
+      // Whatever ends a session tells the watchers, before its answer goes:
+      // a logout, and also a PIN that failed its re-check inside the session
+      // or an unblock (a TLS tunnel on the session must end with it).
+      const bool in_session = token->info().logged_in;
       Result<T> result = capture([&] { return fn(*token); });
+      if (in_session && !token->info().logged_in)
+        asio::post(self->io_, [self, info = token->info()] { self->emit(TokenEvent::Type::logged_out, info); });
       const bool removed = !result.ok() && result.error().code() == Errc::card_removed;
       op->finish(std::move(result));
       if (removed) asio::post(self->io_, [self] { self->rescan({}); });
@@ -456,9 +462,8 @@ void TokenService::Impl::logout(std::string token_id, uid_t uid, Completion<Unit
                             Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present"));
   run<bool>(
       token, {}, [uid](Token& t) { return t.logout(uid); },
-      [impl = shared_from_this(), token, done = std::move(done)](Result<bool> r) {
+      [done = std::move(done)](Result<bool> r) {
         if (!r.ok()) return done(r.error());
-        if (r.value()) impl->emit(TokenEvent::Type::logged_out, token->info());
         done(Unit{});
       });
 }

@@ -218,6 +218,22 @@ TEST_F(Pcsc, RemovalEndsTheSessionWithEvents) {
   expect_event(*w, "token", "absent", 1000ms);
 }
 
+// A second login checks the PIN given now; a wrong one ends the session
+// that was open, and whoever watches (kortti watch, a TLS tunnel) is told.
+TEST_F(Pcsc, AWrongPinInASecondLoginEndsTheSessionWithAnEvent) {
+  VirtualCard card(pcscd_, CardOptions{});
+  wait_for_token(card.token_id());
+  auto w = watcher();
+  auto c = daemon_->connect();
+  c->call("session.login", {{"token_id", wstr(card.token_id())}, {"pin", kPin}});
+  expect_event(*w, "session", "logged_in", 1000ms);
+  const auto e = rpc_error([&] { c->call("session.login", {{"token_id", wstr(card.token_id())}, {"pin", "000000"}}); });
+  EXPECT_EQ(e.code(), 1011) << e.what();
+  const Json out = expect_event(*w, "session", "logged_out", 1000ms);
+  EXPECT_EQ(out["token_id"], card.token_id()) << out.dump();
+  EXPECT_FALSE(c->call("tokens.list")[0]["logged_in"].get<bool>());
+}
+
 TEST_F(Pcsc, PcscdKilledMeansUnavailableAndEverythingReturnsWithIt) {
   VirtualCard card(pcscd_, card_options("physician", 0, {"--reconnect", "--connect-timeout-ms", "30000"}));
   wait_for_token(card.token_id());
