@@ -3,6 +3,9 @@
 
 #include "client/commands.hpp"
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -13,6 +16,11 @@
 namespace kortti::cli {
 
 using client::RpcError;
+
+std::string user_name() {
+  const passwd* pw = ::getpwuid(::getuid());
+  return pw != nullptr ? pw->pw_name : "uid " + std::to_string(::getuid());
+}
 
 std::string text(const Json& j, const char* key) {
   auto it = j.find(key);

@@ -96,6 +96,8 @@ struct PinOptions {
 Json call_with_pin(client::Client& c, const std::string& method, Json params, const PinOptions& pin,
                    const std::string& what, std::string_view attach = {});
 
+// The caller's login name, or "uid N" when it has none.
+std::string user_name();
 std::string text(const Json& j, const char* key);
 // "3 tries left", "locked", ... of a token's user PIN (tokens.list, pin.status).
 std::string pin_state(const Json& token);

@@ -5,7 +5,6 @@
 // korttid cannot be reached.
 
 #include <grp.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,11 +76,6 @@ class Report {
   bool json_;
   std::vector<Finding> findings_;
 };
-
-std::string user_name() {
-  const passwd* pw = ::getpwuid(::getuid());
-  return pw != nullptr ? pw->pw_name : "uid " + std::to_string(::getuid());
-}
 
 std::string group_name(gid_t gid) {
   const group* gr = ::getgrgid(gid);

@@ -39,8 +39,10 @@ int cmd_readers(Client& c, const Globals& g) {
   client::Table t({"READER", "CARD", "CARD TYPE", "PIN PAD", "TOKENS"});
   for (const auto& r : list) {
     std::string tokens;
-    for (const auto& id : r["tokens"])
-      tokens += (tokens.empty() ? "" : ",") + to_std(id.get_ref<const WipingString&>());
+    for (const auto& id : r["tokens"]) {
+      if (!tokens.empty()) tokens += ',';
+      tokens += to_std(id.get_ref<const WipingString&>());
+    }
     t.add({text(r, "name"), r.value("card_present", false) ? "yes" : "no",
            r["card_type"].is_string() ? text(r, "card_type") : (r.value("card_present", false) ? "unknown" : "-"),
            r.value("pinpad", false) ? "yes" : "no", tokens.empty() ? "-" : tokens});

@@ -3,7 +3,6 @@
 // need not run.
 
 #include <fcntl.h>
-#include <pwd.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -118,11 +117,6 @@ void prepare_folder(const fs::path& dir) {
     throw std::runtime_error(dir.string() + " belongs to uid " + std::to_string(st.st_uid) + ", not to you");
   if (::chmod(dir.c_str(), 0700) != 0)
     throw std::runtime_error("cannot close " + dir.string() + " to others: " + std::strerror(errno));
-}
-
-std::string user_name() {
-  const passwd* pw = ::getpwuid(::getuid());
-  return pw != nullptr ? pw->pw_name : "uid " + std::to_string(::getuid());
 }
 
 // Each database's verdict, printed; false when one failed.
