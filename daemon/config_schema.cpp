@@ -306,7 +306,8 @@ std::vector<KeySpec> rows() {
           .range(1, 3600)
           .bind([](auto& c) -> auto& { return c.ipc.request_timeout; }),
       // The stop handler reads the running config, which SIGHUP replaces.
-      Row("ipc", "shutdown_grace_s", Seconds, num(10), Hup, "how long SIGTERM waits for requests in flight")
+      Row("ipc", "shutdown_grace_s", Seconds, num(10), Hup,
+          "how long SIGTERM waits for requests in flight (the socket's and SCS signatures)")
           .range(0, 300)
           .bind([](auto& c) -> auto& { return c.ipc.shutdown_grace; }),
 

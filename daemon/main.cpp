@@ -349,19 +349,25 @@ int main(int argc, char** argv) {
         stopping = true;
         spdlog::info("signal {}: stopping", signo == SIGTERM ? "SIGTERM" : "SIGINT");
         sd_notify(0, "STOPPING=1");
-        if (browsers) browsers->stop();
+        // The browsers' signatures in flight get the socket's grace too.
+        if (browsers) browsers->stop_accepting();
         const auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(config.ipc.shutdown_grace);
-        server.stop(grace, [&] {
-          // Each component gets a bounded wait for its threads; a check
-          // still waiting on a slow responder is not waited out.
-          settled = tunnels.stop(std::chrono::milliseconds(1000));
-          settled = tokens.shutdown(std::chrono::milliseconds(2000)) && settled;
-          settled = policy.stop(std::chrono::milliseconds(1000)) && settled;
-          settled = documents.stop(std::chrono::milliseconds(1000)) && settled;
-          settled = audit.stop(std::chrono::milliseconds(1000)) && settled;
-          signals.cancel();
-          io.stop();
-        });
+        const auto browsers_busy = [&] { return browsers && browsers->signing() > 0; };
+        server.stop(
+            grace,
+            [&] {
+              if (browsers) browsers->stop();
+              // Each component gets a bounded wait for its threads; a check
+              // still waiting on a slow responder is not waited out.
+              settled = tunnels.stop(std::chrono::milliseconds(1000));
+              settled = tokens.shutdown(std::chrono::milliseconds(2000)) && settled;
+              settled = policy.stop(std::chrono::milliseconds(1000)) && settled;
+              settled = documents.stop(std::chrono::milliseconds(1000)) && settled;
+              settled = audit.stop(std::chrono::milliseconds(1000)) && settled;
+              signals.cancel();
+              io.stop();
+            },
+            browsers_busy);
       }
       signals.async_wait(on_signal);
     };

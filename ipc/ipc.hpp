@@ -109,8 +109,9 @@ class Server {
 
   // Stops accepting, lets in-flight requests finish for up to `grace`, fails
   // the rest with service_unavailable, closes every connection and removes
-  // the socket file it created. `done` runs on the io thread.
-  void stop(std::chrono::milliseconds grace, std::function<void()> done);
+  // the socket file it created. `done` runs on the io thread. `others_busy`
+  // (optional): work of another front end that the same grace waits for.
+  void stop(std::chrono::milliseconds grace, std::function<void()> done, std::function<bool()> others_busy = {});
 
   void set_access(AccessPolicy access);
   void set_request_timeout(std::chrono::milliseconds timeout);

@@ -163,7 +163,7 @@ void Server::serve() {
   impl_->accept();
 }
 
-void Server::stop(std::chrono::milliseconds grace, std::function<void()> done) {
+void Server::stop(std::chrono::milliseconds grace, std::function<void()> done, std::function<bool()> others_busy) {
   auto impl = impl_;
   impl->core.stopping = true;
   if (impl->acceptor) {
@@ -177,8 +177,8 @@ void Server::stop(std::chrono::milliseconds grace, std::function<void()> done) {
   for (auto& [id, c] : impl->core.connections) c->stop_reading();
   const auto deadline = std::chrono::steady_clock::now() + grace;
   auto poll = std::make_shared<std::function<void()>>();
-  *poll = [impl, deadline, done = std::move(done), poll]() mutable {
-    const bool idle = impl->inflight() == 0;
+  *poll = [impl, deadline, done = std::move(done), others_busy = std::move(others_busy), poll]() mutable {
+    const bool idle = impl->inflight() == 0 && !(others_busy && others_busy());
     if (!idle && std::chrono::steady_clock::now() < deadline) {
       impl->drain_timer.emplace(impl->core.io, std::chrono::milliseconds(50));
       impl->drain_timer->async_wait([poll](const boost::system::error_code&) { (*poll)(); });

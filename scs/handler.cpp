@@ -131,6 +131,7 @@ struct Outcome {
   explicit Outcome(const asio::any_io_executor& executor) : done(executor) {}
   std::optional<Json> body;
   bool expired = false;  // the answer went without it
+  bool gone = false;     // the page closed its connection first
   asio::steady_timer done;
 };
 
@@ -244,15 +245,15 @@ std::optional<Response> Handler::answer_early(const Request& request) const {
   return std::nullopt;  // a /sign whose body may now be read
 }
 
-Task<Response> Handler::sign(Request request) {
+Task<Response> Handler::sign(Request request, std::stop_token gone) {
   const auto started = std::chrono::steady_clock::now();
   const std::string origin(request[http::field::origin]);
-  Response response = co_await sign_request(request, origin);
+  Response response = co_await sign_request(request, origin, std::move(gone));
   log(request, response, started);
   co_return response;
 }
 
-Task<Response> Handler::sign_request(const Request& request, const std::string& origin) {
+Task<Response> Handler::sign_request(const Request& request, const std::string& origin, std::stop_token gone) {
   const std::string& body = request.body();
   if (nested_deeper_than(body, kMaxJsonNesting))
     co_return refusal(request, {400, Reason::bad_request,
@@ -281,6 +282,11 @@ Task<Response> Handler::sign_request(const Request& request, const std::string& 
   auto outcome = std::make_shared<Outcome>(executor);
   outcome->done.expires_after(options_.request_timeout);
   caller.listening = [outcome] { return !outcome->expired; };
+  // Runs at once if the page is gone already: the wait below then ends at once.
+  const std::stop_callback on_gone(gone, [outcome] {
+    outcome->gone = true;
+    outcome->done.expires_at(asio::steady_timer::time_point::min());
+  });
   ++*pending_;
   running_.insert(stop);
   auto work = run(service_, std::move(caller), std::move(sign), outcome, pending_);
@@ -288,9 +294,13 @@ Task<Response> Handler::sign_request(const Request& request, const std::string& 
   boost::system::error_code ec;
   co_await outcome->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   running_.erase(stop);
-  if (!outcome->body) {
+  if (!outcome->body || outcome->gone) {
     outcome->expired = true;
     stop->request_stop();
+    if (outcome->gone) {
+      spdlog::info("scs: the page of {} closed its connection; its signature is abandoned", printable(origin, 100));
+      co_return answer(request, 200, failed(Reason::cancelled, "the page closed its connection"));
+    }
     co_return answer(request, 200,
                      failed(Reason::card_error, "the signature did not finish within " +
                                                     std::to_string(options_.request_timeout.count()) + " s"));

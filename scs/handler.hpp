@@ -36,7 +36,9 @@ class Handler {
   // whose body may be read (sign() then). Every refusal closes the
   // connection.
   [[nodiscard]] std::optional<Response> screen(const Request& request) const;
-  Task<Response> sign(Request request);
+  // `gone` is requested when the page closed its connection: the signature
+  // is abandoned, its dialog closed, and the answer is for the log only.
+  Task<Response> sign(Request request, std::stop_token gone);
   // A refusal answered before the request was read whole (413).
   [[nodiscard]] Response refusal(const Request& request, const Refusal& refusal) const;
   // Ends the signatures in flight (korttid is stopping).
@@ -44,7 +46,7 @@ class Handler {
 
  private:
   [[nodiscard]] std::optional<Response> answer_early(const Request& request) const;
-  Task<Response> sign_request(const Request& request, const std::string& origin);
+  Task<Response> sign_request(const Request& request, const std::string& origin, std::stop_token gone);
   void log(const Request& request, const Response& response, std::chrono::steady_clock::time_point started) const;
   [[nodiscard]] Response answer(const Request& request, int status, const Json& body) const;
   // The Origin header when it is on the allow-list; empty otherwise.

@@ -39,6 +39,16 @@ constexpr std::size_t kHeaderLimit = 8 * 1024;
 
 using Stream = beast::ssl_stream<beast::tcp_stream>;
 
+// A connection while its signature runs. Nothing is to come from a page
+// that waits for its answer, so a read that ends in an error means the page
+// is gone (its tab or the browser closed).
+struct Watch {
+  explicit Watch(const asio::any_io_executor& executor) : ended(executor, asio::steady_timer::time_point::max()) {}
+  std::stop_source gone;
+  bool reading = true;
+  asio::steady_timer ended;  // cancelled when the read ends
+};
+
 }  // namespace
 
 struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
@@ -56,6 +66,7 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
   asio::ssl::context tls;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::set<std::shared_ptr<Stream>> open;
+  std::set<const Stream*> signing;  // connections whose /sign is not yet answered
   bool stopping = false;
   std::chrono::steady_clock::time_point last_refusal_log{};
   std::size_t unlogged_refusals = 0;
@@ -163,6 +174,7 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
     } catch (const std::exception& e) {
       spdlog::debug("scs: connection ended: {}", e.what());
     }
+    signing.erase(stream.get());
     open.erase(stream);
   }
 
@@ -203,11 +215,27 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
         co_return;
       }
       if (ec) co_return;
-      // A signature may wait for the user as long as the request may take.
+      // A signature may wait for the user as long as the request may take;
+      // a page that goes meanwhile takes its dialog with it.
       beast::get_lowest_layer(stream).expires_never();
-      Response response = co_await handler.sign(parser.release());
+      auto watch = std::make_shared<Watch>(stream.get_executor());
+      stream.async_read_some(buffer.prepare(kHeaderLimit),
+                             [watch, &buffer](boost::system::error_code e, std::size_t n) {
+                               buffer.commit(n);  // a request sent ahead is the next one's start
+                               if (e && e != asio::error::operation_aborted) watch->gone.request_stop();
+                               watch->reading = false;
+                               watch->ended.cancel();
+                             });
+      signing.insert(&stream);
+      Response response = co_await handler.sign(parser.release(), watch->gone.get_token());
+      if (watch->reading) {
+        beast::get_lowest_layer(stream).cancel();
+        co_await watch->ended.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
+      if (watch->gone.stop_requested()) co_return;
       beast::get_lowest_layer(stream).expires_after(kReadTimeout);
       co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
+      signing.erase(&stream);
       if (ec || !response.keep_alive() || stopping) break;
     }
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
@@ -243,11 +271,22 @@ void Listener::start() {
                impl_->options.allowed_origins.size());
 }
 
-void Listener::stop() {
+void Listener::stop_accepting() {
   if (impl_->stopping) return;
   impl_->stopping = true;
   boost::system::error_code ec;
   for (auto& acceptor : impl_->acceptors) (void)acceptor->close(ec);
+  // A connection between requests has nothing to finish; one whose
+  // signature runs ends once it is answered (session()).
+  for (const auto& stream : impl_->open)
+    if (!impl_->signing.contains(stream.get())) (void)beast::get_lowest_layer(*stream).socket().close(ec);
+}
+
+std::size_t Listener::signing() const { return impl_->signing.size(); }
+
+void Listener::stop() {
+  stop_accepting();
+  boost::system::error_code ec;
   for (const auto& stream : impl_->open) (void)beast::get_lowest_layer(*stream).socket().close(ec);
   impl_->handler.cancel_all();
 }

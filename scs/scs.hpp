@@ -60,6 +60,12 @@ class Listener {
 
   // Binds 127.0.0.1 and ::1 (::1 may be missing) and serves. Throws StartError.
   void start();
+  // Takes no more connections and closes those between requests; a
+  // signature in flight carries on and is answered (korttid's stop gives it
+  // [ipc] shutdown_grace_s).
+  void stop_accepting();
+  // Signatures in flight: /sign requests whose answer is not yet written.
+  [[nodiscard]] std::size_t signing() const;
   // Closes the listeners and every connection; a signature in flight is
   // cancelled with its request.
   void stop();

@@ -3,6 +3,8 @@
 // pinentry test double answering korttid's PIN dialog. Signatures are
 // checked with the openssl CLI, never with korttid's own code.
 
+#include <signal.h>
+
 #include <fstream>
 #include <thread>
 
@@ -122,6 +124,31 @@ class Scs : public SoftHsmDaemonTest {
   static int reason(const Http& h) {
     const Json j = h.json();
     return j.is_object() && j.contains("reasonCode") ? j["reasonCode"].get<int>() : -1;
+  }
+
+  // A page's /sign sent by curl in the background (its answer's body to
+  // `body`), once korttid's dialog for it is up (`dialog`: the dialog's pid,
+  // or -1 if none came within 10 s).
+  struct Background {
+    std::unique_ptr<BackgroundCommand> curl;
+    pid_t dialog = -1;
+    fs::path body;
+  };
+  Background sign_in_background(const Json& request, const TempDir& dir) {
+    write_file(dir / "request", to_std(request.dump()));
+    Background b;
+    b.body = dir / "body";
+    b.curl = std::make_unique<BackgroundCommand>(
+        std::vector<std::string>{"curl", "-sS", "--cacert", (files_ / "ca.pem").string(), "-H",
+                                 std::string("Origin: ") + kOrigin, "-H", "Content-Type: application/json",
+                                 "--data-binary", "@" + (dir / "request").string(), "-o", b.body.string(),
+                                 url("/sign")},
+        dir / "curl.log");
+    const fs::path shown = dialogs_.dir() / "pid-1";
+    std::string pid;
+    if (eventually([&] { return fs::exists(shown) && !(pid = read_file(shown)).empty(); }, std::chrono::seconds(10)))
+      b.dialog = std::stoi(pid);
+    return b;
   }
 
   TempDir files_;
@@ -401,6 +428,44 @@ TEST_F(Scs, ACancelledDialogIsReasonCancelledAndNothingIsSigned) {
   EXPECT_EQ(h.json()["status"], "failed");
   EXPECT_EQ(reason(h), 201) << h.body;
   EXPECT_FALSE(h.json().contains("signature"));
+}
+
+// A page that closes while its PIN dialog is up (its tab, the browser)
+// takes the dialog with it: nobody is left to read the answer, and nothing
+// is signed for it. The next page is served as usual.
+TEST_F(Scs, APageThatGoesTakesItsDialogWithItAndNothingIsSigned) {
+  dialogs_.answer({"stall", "pin:" + std::string(kPin)});
+  TempDir tmp;
+  Background page = sign_in_background(signature_request("signature", "data", {'x'}), tmp);
+  ASSERT_GT(page.dialog, 0) << "the dialog never opened";
+  page.curl->kill();
+  EXPECT_TRUE(eventually([&] { return ::kill(page.dialog, 0) != 0; }, std::chrono::seconds(5)))
+      << "the dialog of a page that went is still open";
+  EXPECT_NE(daemon_->log().find("closed its connection; its signature is abandoned"), std::string::npos)
+      << daemon_->log();
+
+  const Http next = sign(signature_request("signature", "data", {'y'}));
+  ASSERT_EQ(next.status, 200) << next.err;
+  EXPECT_EQ(next.json()["status"], "ok") << next.body;
+  std::vector<std::string> results;
+  for (const Json& line : outcomes(daemon_->audit())) results.push_back(str(line["outcome"]));
+  // The abandoned try never reached the card: no audit line of its own.
+  EXPECT_EQ(results, (std::vector<std::string>{"ok"})) << "the next page's signature only";
+}
+
+// korttid's stop gives a browser's signature in flight the socket's grace
+// ([ipc] shutdown_grace_s): the user typing the PIN gets the signature.
+TEST_F(Scs, AtStopASignatureWaitingForItsPinIsMadeAndAnswered) {
+  dialogs_.answer({"late:" + std::string(kPin)});
+  TempDir tmp;
+  const Bytes data = {'s', 't', 'o', 'p'};
+  Background page = sign_in_background(signature_request("signature", "data", data), tmp);
+  ASSERT_GT(page.dialog, 0) << "the dialog never opened";
+  EXPECT_EQ(daemon_->stop(SIGTERM), 0);
+  EXPECT_EQ(page.curl->wait(), 0) << read_file(tmp / "curl.log");
+  const Json r = Json::parse(read_file(page.body), nullptr, false);
+  ASSERT_EQ(r["status"], "ok") << read_file(page.body);
+  EXPECT_TRUE(openssl_verify_data(b64(r["chain"][0]), data, b64(r["signature"]), "sha256", "pkcs1"));
 }
 
 TEST_F(Scs, NoMatchingCertificateIsReasonNoCertificate) {

@@ -90,6 +90,19 @@ void reap(pid_t& pid, int signo) {
   pid = -1;
 }
 
+BackgroundCommand::BackgroundCommand(const std::vector<std::string>& argv, const fs::path& log)
+    : pid_(spawn_logged(argv, {}, log)) {}
+
+void BackgroundCommand::kill() { reap(pid_, SIGKILL); }
+
+int BackgroundCommand::wait() {
+  if (pid_ <= 0) return -1;
+  int status = 0;
+  const pid_t waited = ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return waited > 0 ? decode_status(status) : -1;
+}
+
 CommandResult run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
                   const std::string& input, const std::map<int, fs::path>& fds) {
   int in[2], out[2], err[2];

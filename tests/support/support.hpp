@@ -61,6 +61,24 @@ struct CommandResult {
 CommandResult run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
                   const std::string& input = {}, const std::map<int, fs::path>& fds = {});
 
+// argv[0] run in the background (looked up in PATH), its output to `log`:
+// a client that is still waiting when the test acts. Killed (SIGKILL) and
+// reaped when it goes, unless it was waited for.
+class BackgroundCommand {
+ public:
+  BackgroundCommand(const std::vector<std::string>& argv, const fs::path& log);
+  ~BackgroundCommand() { kill(); }
+  BackgroundCommand(const BackgroundCommand&) = delete;
+  BackgroundCommand& operator=(const BackgroundCommand&) = delete;
+  void kill();
+  // Its exit status (128 + signal if killed); -1 if it was killed or
+  // waited for already.
+  int wait();
+
+ private:
+  pid_t pid_ = -1;
+};
+
 void write_file(const fs::path& path, const std::string& content);
 
 // Waits for `done`, asking again every 20 ms, up to `timeout`.
@@ -179,7 +197,8 @@ class PinentryDouble {
   // [pin] pinentry in the config, and the double's folder and a display in
   // the environment.
   void use_in(DaemonOptions& options) const;
-  // One line per dialog, in order: "pin:DIGITS", "cancel", "timeout", "stall".
+  // One line per dialog, in order: "pin:DIGITS", "late:DIGITS" (after 2 s),
+  // "ok" (a confirmation), "cancel", "timeout", "stall".
   void answer(const std::vector<std::string>& answers) const;
   // Dialog n (from 1), one decoded Assuan command per line.
   [[nodiscard]] std::string dialog(int n) const;
