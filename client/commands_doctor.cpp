@@ -259,16 +259,17 @@ void check_registry(Report& report, const Json& registry, const Conditions& cond
                registry_summary(registry) + " (" + std::to_string(registry.value("age_s", 0) / 3600) + " h ago)");
 }
 
-// The SCS listener's certificate (kortti scs setup), when this user has
-// one: browsers refuse an expired one, and nothing else says so. A warning,
-// not a failure: doctor cannot tell whether korttid serves SCS at all.
-void check_browser_certificate(Report& report, int expiry_days) {
-  const std::string path = scs_default_dir() + "/localhost.pem";
+// The browsers' localhost certificate (kortti scs setup) at `path`:
+// browsers refuse an expired one, and nothing else says so.
+void check_browser_certificate(Report& report, const std::string& path, int expiry_days) {
+  const std::string renew = "kortti scs setup, then systemctl --user restart korttid-user";
   FILE* file = std::fopen(path.c_str(), "r");
-  if (file == nullptr) return;  // not set up: nothing to check
+  if (file == nullptr) {
+    report.add(Verdict::fail, "scs", "the browsers' localhost certificate " + path + " cannot be read", renew);
+    return;
+  }
   X509Ptr cert(PEM_read_X509(file, nullptr, nullptr, nullptr));
   std::fclose(file);
-  const std::string renew = "kortti scs setup, then systemctl --user restart korttid-user";
   if (!cert) {
     report.add(Verdict::warn, "scs", path + " is not a PEM certificate", renew);
     return;
@@ -282,11 +283,39 @@ void check_browser_certificate(Report& report, int expiry_days) {
   if (days < 0 || (days == 0 && seconds <= 0))
     report.add(Verdict::warn, "scs", "the browsers' localhost certificate (" + path + ") has expired", renew);
   else if (days < expiry_days)
-    report.add(Verdict::warn, "scs", "the browsers' localhost certificate expires in " + std::to_string(days) + " days",
+    report.add(Verdict::warn, "scs",
+               "the browsers' localhost certificate (" + path + ") expires in " + std::to_string(days) + " days",
                "renew it: " + renew);
   else
     report.add(Verdict::ok, "scs",
-               "the browsers' localhost certificate is valid for " + std::to_string(days) + " days");
+               "the browsers' localhost certificate (" + path + ") is valid for " + std::to_string(days) + " days");
+}
+
+// The SCS interface for browser EHRs as korttid reports it (system.status
+// "scs"). A korttid that does not serve it (null) is asked nothing more,
+// unless this user has set up a certificate in the default place: then it
+// is checked all the same, since browsers may reach a per-user instance
+// this doctor did not ask.
+void check_browsers(Report& report, const Json& scs, int expiry_days) {
+  const std::string renew = "kortti scs setup, then systemctl --user restart korttid-user";
+  if (!scs.is_object()) {
+    const std::string path = scs_default_dir() + "/localhost.pem";
+    if (::access(path.c_str(), F_OK) == 0) check_browser_certificate(report, path, expiry_days);
+    return;
+  }
+  const std::string state = text(scs, "state");
+  if (state == "not_served") {
+    report.add(Verdict::warn, "scs", "[scs] is enabled, but this is a system instance: it does not serve browsers",
+               "each user's own instance does: systemctl --user enable --now korttid-user");
+    return;
+  }
+  if (state != "listening") {
+    report.add(Verdict::fail, "scs", "the interface for browser EHRs is not served: " + text(scs, "error"), renew);
+    return;
+  }
+  report.add(Verdict::ok, "scs",
+             "browser EHRs are served on https://localhost:" + std::to_string(scs.value("port", 0)));
+  check_browser_certificate(report, text(scs, "certificate"), expiry_days);
 }
 
 int diagnose(const Globals& g, int expiry_days) {
@@ -318,6 +347,7 @@ int diagnose(const Globals& g, int expiry_days) {
     check_tokens(report, tokens, conditions);
     check_certificates(report, *c, certificates, conditions);
     check_registry(report, status["registry"], conditions);
+    check_browsers(report, status.contains("scs") ? status["scs"] : Json(), expiry_days);
   } catch (const client::RpcError& e) {
     report.add(Verdict::fail, "daemon", "korttid refused: " + std::string(e.what()),
                e.code() == 1040 ? "[access] read in /etc/korttid/korttid.toml decides who may ask" : "");
@@ -325,7 +355,6 @@ int diagnose(const Globals& g, int expiry_days) {
     report.add(Verdict::fail, "daemon", std::string("korttid stopped answering: ") + e.what(),
                "journalctl -u korttid shows why");
   }
-  check_browser_certificate(report, expiry_days);
   return report.finish();
 }
 

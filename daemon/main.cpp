@@ -314,16 +314,19 @@ int main(int argc, char** argv) {
     std::optional<gid_t> group;
     if (!config.ipc.socket_group.empty()) group = getgrnam(config.ipc.socket_group.c_str())->gr_gid;
     tls::Tunnels tunnels(io, operations, daemon::tls_options(config, group));
-    ipc::Server server(io, server_options,
-                       ipc::Services{&operations, &tokens, monitor ? &*monitor : nullptr, &policy, true,
-                                     config.tls.enabled ? &tunnels : nullptr});
+    std::optional<scs::Listener> browsers;
+    std::string browsers_error;  // why they are not served, when they are not
+    ipc::Server server(
+        io, server_options,
+        ipc::Services{&operations, &tokens, monitor ? &*monitor : nullptr, &policy, true,
+                      config.tls.enabled ? &tunnels : nullptr,
+                      [&] { return daemon::scs_status(config, user_instance, browsers.has_value(), browsers_error); }});
 
     if (sd_listen_fds(1) >= 1)
       server.adopt(SD_LISTEN_FDS_START);
     else
       server.listen(config.ipc.socket, config.ipc.socket_mode, group);
     tunnels.start();
-    std::optional<scs::Listener> browsers;
     if (config.scs.enabled && user_instance) {
       browsers.emplace(io, operations, daemon::scs_options(config), ::getuid());
       // Browsers go without; the socket's clients need not.
@@ -331,6 +334,7 @@ int main(int argc, char** argv) {
         browsers->start();
       } catch (const scs::StartError& e) {
         spdlog::error("{}; the SCS interface is not served", e.what());
+        browsers_error = e.what();
         browsers.reset();  // nor half-served: a listener already bound closes
       }
     } else if (config.scs.enabled) {

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/json.hpp"
 #include "daemon/config.hpp"
 #include "pcsc/pcsc.hpp"
 #include "pkcs11/pkcs11.hpp"
@@ -52,5 +53,9 @@ tls::Options tls_options(const Config& config, std::optional<gid_t> group);
 
 // The SCS listener's options from [scs].
 scs::Options scs_options(const Config& config);
+// system.status's "scs": null when [scs] is off; else `state` ("listening",
+// "failed" with `error`, or "not_served" by a system instance), `port` and
+// `certificate` (the path, expanded).
+Json scs_status(const Config& config, bool user_instance, bool listening, const std::string& error);
 
 }  // namespace kortti::daemon

@@ -87,6 +87,9 @@ struct Services {
   policy::PolicyService* policy = nullptr;  // null: the policy's methods are not offered
   bool documents = false;                   // whether the document methods are offered
   tls::Tunnels* tunnels = nullptr;          // null: the tls.* methods are not offered
+  // system.status's "scs": the browsers' interface as korttid serves it (a
+  // front end beside this one); empty: null.
+  std::function<Json()> scs_status = {};
 };
 
 class Server {

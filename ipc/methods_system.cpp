@@ -66,7 +66,8 @@ Task<Json> system_status(Core& core, std::shared_ptr<Call>) {
                  {"readers", monitor == nullptr ? 0 : monitor->readers().size()},
                  {"tokens", tokens.tokens().size()},
                  {"connections", core.connections.size()},
-                 {"registry", nullptr}};
+                 {"registry", nullptr},
+                 {"scs", core.services.scs_status ? core.services.scs_status() : Json()}};
   if (core.services.policy != nullptr) {
     // A registry that cannot be read now is reported as unknown, not as an error.
     Result<policy::Provenance> registry = co_await attempt(core.services.policy->status());

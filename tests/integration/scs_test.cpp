@@ -530,6 +530,44 @@ TEST_F(Scs, AMissingCertificateLeavesTheSocketServing) {
   EXPECT_NE(daemon_->log().find("the SCS interface is not served"), std::string::npos) << daemon_->log();
   EXPECT_NE(daemon_->log().find("kortti scs setup"), std::string::npos) << daemon_->log();
   EXPECT_FALSE(daemon_->connect()->call("tokens.list").empty());
+  const Json status = daemon_->connect()->call("system.status")["scs"];
+  EXPECT_EQ(status["state"], "failed") << status.dump();
+  EXPECT_NE(str(status["error"]).find("localhost.key"), std::string::npos) << status.dump();
+}
+
+// kortti doctor asks korttid how its listener stands, and checks the
+// certificate korttid was given, wherever the configuration puts it.
+TEST_F(Scs, DoctorSaysWhetherBrowsersAreServedAndChecksTheListenersCertificate) {
+  std::string said;  // doctor's whole answer, for the failure messages
+  const auto findings = [&] {
+    const auto r = run({kortti_binary().string(), "--socket", daemon_->socket(), "--json", "doctor"});
+    said = r.out;
+    std::vector<Json> out;
+    for (const auto& f : Json::parse(r.out))
+      if (f["check"] == "scs") out.push_back(f);
+    return out;
+  };
+  auto f = findings();
+  ASSERT_EQ(f.size(), 2U) << said;
+  EXPECT_EQ(f[0]["verdict"], "ok") << f[0].dump();
+  EXPECT_NE(str(f[0]["message"]).find("https://localhost:" + std::to_string(port_)), std::string::npos) << f[0].dump();
+  EXPECT_EQ(f[1]["verdict"], "ok") << f[1].dump();
+  EXPECT_NE(str(f[1]["message"]).find((files_ / "localhost.pem").string()), std::string::npos) << f[1].dump();
+
+  std::filesystem::remove(files_ / "localhost.pem");
+  launch("");
+  f = findings();
+  ASSERT_EQ(f.size(), 1U) << said;
+  EXPECT_EQ(f[0]["verdict"], "fail") << f[0].dump();
+  EXPECT_NE(str(f[0]["message"]).find("not served"), std::string::npos) << f[0].dump();
+  EXPECT_NE(str(f[0]["hint"]).find("kortti scs setup"), std::string::npos) << f[0].dump();
+
+  // A system instance does not serve browsers, whatever its [scs] says.
+  launch("", {});
+  f = findings();
+  ASSERT_EQ(f.size(), 1U) << said;
+  EXPECT_EQ(f[0]["verdict"], "warn") << f[0].dump();
+  EXPECT_NE(str(f[0]["hint"]).find("korttid-user"), std::string::npos) << f[0].dump();
 }
 
 // An EHR page's script, calling /version and /sign as a page written for
