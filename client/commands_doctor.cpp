@@ -334,10 +334,12 @@ int diagnose(const Globals& g, int expiry_days) {
     return kExitUnreachable;
   }
   report.add(Verdict::ok, "socket", socket + " (" + instance(g, socket) + ")");
+  Json browsers;  // system.status's "scs", once korttid said it
   try {
     check_daemon(report, *c);
     const Json status = c->call("system.status");
     check_status(report, status);
+    if (status.contains("scs")) browsers = status["scs"];
     if (text(status, "pcsc") == "ok") check_readers(report, *c);
     const Json tokens = c->call("tokens.list");
     const Json certificates = c->call("certificates.list");
@@ -347,7 +349,6 @@ int diagnose(const Globals& g, int expiry_days) {
     check_tokens(report, tokens, conditions);
     check_certificates(report, *c, certificates, conditions);
     check_registry(report, status["registry"], conditions);
-    check_browsers(report, status.contains("scs") ? status["scs"] : Json(), expiry_days);
   } catch (const client::RpcError& e) {
     report.add(Verdict::fail, "daemon", "korttid refused: " + std::string(e.what()),
                e.code() == 1040 ? "[access] read in /etc/korttid/korttid.toml decides who may ask" : "");
@@ -355,6 +356,7 @@ int diagnose(const Globals& g, int expiry_days) {
     report.add(Verdict::fail, "daemon", std::string("korttid stopped answering: ") + e.what(),
                "journalctl -u korttid shows why");
   }
+  check_browsers(report, browsers, expiry_days);
   return report.finish();
 }
 

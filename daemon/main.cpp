@@ -316,11 +316,14 @@ int main(int argc, char** argv) {
     tls::Tunnels tunnels(io, operations, daemon::tls_options(config, group));
     std::optional<scs::Listener> browsers;
     std::string browsers_error;  // why they are not served, when they are not
-    ipc::Server server(
-        io, server_options,
-        ipc::Services{&operations, &tokens, monitor ? &*monitor : nullptr, &policy, true,
-                      config.tls.enabled ? &tunnels : nullptr,
-                      [&] { return daemon::scs_status(config, user_instance, browsers.has_value(), browsers_error); }});
+    ipc::Server server(io, server_options,
+                       ipc::Services{&operations, &tokens, monitor ? &*monitor : nullptr, &policy, true,
+                                     config.tls.enabled ? &tunnels : nullptr,
+                                     // [scs] as the listener was started: its keys take a restart.
+                                     [scs = config.scs, user_instance, &browsers, &browsers_error] {
+                                       return daemon::scs_status(scs, user_instance, browsers.has_value(),
+                                                                 browsers_error);
+                                     }});
 
     if (sd_listen_fds(1) >= 1)
       server.adopt(SD_LISTEN_FDS_START);
@@ -353,10 +356,10 @@ int main(int argc, char** argv) {
         stopping = true;
         spdlog::info("signal {}: stopping", signo == SIGTERM ? "SIGTERM" : "SIGINT");
         sd_notify(0, "STOPPING=1");
-        // The browsers' signatures in flight get the socket's grace too.
+        // The browsers' requests under way get the socket's grace too.
         if (browsers) browsers->stop_accepting();
         const auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(config.ipc.shutdown_grace);
-        const auto browsers_busy = [&] { return browsers && browsers->signing() > 0; };
+        const auto browsers_busy = [&] { return browsers && browsers->requests_in_progress() > 0; };
         server.stop(
             grace,
             [&] {

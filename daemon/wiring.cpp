@@ -111,13 +111,13 @@ std::string expand_data_home(std::string value) {
 
 }  // namespace
 
-Json scs_status(const Config& config, bool user_instance, bool listening, const std::string& error) {
-  if (!config.scs.enabled) return nullptr;
+Json scs_status(const Config::Scs& scs, bool user_instance, bool listening, const std::string& error) {
+  if (!scs.enabled) return nullptr;
   Json status = {{"state", !user_instance ? "not_served"
                            : listening    ? "listening"
                                           : "failed"},
-                 {"port", config.scs.port},
-                 {"certificate", wstr(expand_data_home(config.scs.certificate))}};
+                 {"port", scs.port},
+                 {"certificate", wstr(expand_data_home(scs.certificate))}};
   if (user_instance && !listening) status["error"] = wstr(error);
   return status;
 }

@@ -56,6 +56,6 @@ scs::Options scs_options(const Config& config);
 // system.status's "scs": null when [scs] is off; else `state` ("listening",
 // "failed" with `error`, or "not_served" by a system instance), `port` and
 // `certificate` (the path, expanded).
-Json scs_status(const Config& config, bool user_instance, bool listening, const std::string& error);
+Json scs_status(const Config::Scs& scs, bool user_instance, bool listening, const std::string& error);
 
 }  // namespace kortti::daemon

@@ -81,8 +81,13 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
   std::vector<Completion<Unit>> current_waiters_;
   std::vector<Completion<Unit>> next_waiters_;
   asio::steady_timer sweep_;
+  std::set<std::string> in_session_;  // tokens whose logged_in was told and logged_out not yet (io thread)
 
   void emit(TokenEvent::Type type, TokenInfo info) {
+    // A session's end is told once, by whoever sees it first: the card's
+    // thread (a logout, a failed PIN check) or this one (the card pulled).
+    if (type == TokenEvent::Type::logged_in) in_session_.insert(info.token_id);
+    if (type == TokenEvent::Type::logged_out && in_session_.erase(info.token_id) == 0) return;
     const TokenEvent event{type, std::move(info)};
     for (auto& h : handlers_) h(event);
   }

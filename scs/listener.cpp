@@ -66,7 +66,7 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
   asio::ssl::context tls;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::set<std::shared_ptr<Stream>> open;
-  std::set<const Stream*> signing;  // connections whose /sign is not yet answered
+  std::set<const Stream*> busy;  // connections whose request is not yet answered
   bool stopping = false;
   std::chrono::steady_clock::time_point last_refusal_log{};
   std::size_t unlogged_refusals = 0;
@@ -174,7 +174,7 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
     } catch (const std::exception& e) {
       spdlog::debug("scs: connection ended: {}", e.what());
     }
-    signing.erase(stream.get());
+    busy.erase(stream.get());
     open.erase(stream);
   }
 
@@ -199,12 +199,14 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
         co_await refuse_too_large(stream, parser.get());
         co_return;
       }
-      if (ec) co_return;  // closed, idle, timed out, or not HTTP
+      if (ec) co_return;     // closed, idle, timed out, or not HTTP
+      busy.insert(&stream);  // until its answer is written (serve() on the way out)
       std::optional<Response> early = handler.screen(parser.get());
       if (early) {
         if (!parser.is_done()) early->keep_alive(false);  // its body was never read
         beast::get_lowest_layer(stream).expires_after(kReadTimeout);
         co_await http::async_write(stream, *early, asio::redirect_error(asio::use_awaitable, ec));
+        busy.erase(&stream);
         if (ec || !early->keep_alive() || stopping) break;
         continue;
       }
@@ -226,17 +228,25 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
                                watch->reading = false;
                                watch->ended.cancel();
                              });
-      signing.insert(&stream);
-      Response response = co_await handler.sign(parser.release(), watch->gone.get_token());
-      if (watch->reading) {
+      std::optional<Response> response;
+      try {
+        response = co_await handler.sign(parser.release(), watch->gone.get_token());
+      } catch (const std::exception& e) {
+        // The read below must end before this frame and its buffer do.
+        spdlog::warn("scs: a /sign request failed: {}", e.what());
+      }
+      // A read whose bytes were in flight when it was cancelled may start
+      // another at the socket: cancel until the read has ended.
+      while (watch->reading) {
         beast::get_lowest_layer(stream).cancel();
+        watch->ended.expires_after(std::chrono::milliseconds(100));
         co_await watch->ended.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       }
-      if (watch->gone.stop_requested()) co_return;
+      if (!response || watch->gone.stop_requested()) co_return;
       beast::get_lowest_layer(stream).expires_after(kReadTimeout);
-      co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
-      signing.erase(&stream);
-      if (ec || !response.keep_alive() || stopping) break;
+      co_await http::async_write(stream, *response, asio::redirect_error(asio::use_awaitable, ec));
+      busy.erase(&stream);
+      if (ec || !response->keep_alive() || stopping) break;
     }
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
     co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
@@ -277,12 +287,12 @@ void Listener::stop_accepting() {
   boost::system::error_code ec;
   for (auto& acceptor : impl_->acceptors) (void)acceptor->close(ec);
   // A connection between requests has nothing to finish; one whose
-  // signature runs ends once it is answered (session()).
+  // request is under way ends once it is answered (session()).
   for (const auto& stream : impl_->open)
-    if (!impl_->signing.contains(stream.get())) (void)beast::get_lowest_layer(*stream).socket().close(ec);
+    if (!impl_->busy.contains(stream.get())) (void)beast::get_lowest_layer(*stream).socket().close(ec);
 }
 
-std::size_t Listener::signing() const { return impl_->signing.size(); }
+std::size_t Listener::requests_in_progress() const { return impl_->busy.size(); }
 
 void Listener::stop() {
   stop_accepting();

@@ -60,12 +60,12 @@ class Listener {
 
   // Binds 127.0.0.1 and ::1 (::1 may be missing) and serves. Throws StartError.
   void start();
-  // Takes no more connections and closes those between requests; a
-  // signature in flight carries on and is answered (korttid's stop gives it
-  // [ipc] shutdown_grace_s).
+  // Takes no more connections and closes those between requests; a request
+  // under way (a signature waiting for its user among them) carries on and
+  // is answered (korttid's stop gives it [ipc] shutdown_grace_s).
   void stop_accepting();
-  // Signatures in flight: /sign requests whose answer is not yet written.
-  [[nodiscard]] std::size_t signing() const;
+  // Requests whose headers are in and whose answer is not yet written.
+  [[nodiscard]] std::size_t requests_in_progress() const;
   // Closes the listeners and every connection; a signature in flight is
   // cancelled with its request.
   void stop();

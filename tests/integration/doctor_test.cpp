@@ -148,5 +148,30 @@ TEST_F(Doctor, TheBrowsersLocalhostCertificateIsCheckedForExpiry) {
   EXPECT_EQ(f[0]["verdict"], "warn") << f[0].dump();
 }
 
+// A machine with no reader plugged in: pcscd answers and lists none.
+TEST(DoctorWithoutReaders, NoReaderIsNamedWithItsAdvice) {
+  Pcscd pcscd(Pcscd::NoReaders{});
+  DaemonOptions o;
+  o.pcsc = true;
+  o.modules = {kOpenScModule};
+  o.env = pcscd.env();
+  o.env["OPENSC_CONF"] = "/dev/null";
+  o.revocation = "ocsp = false\ncrl = false\n";
+  Daemon daemon(std::move(o));
+  const auto r = run({kortti_binary().string(), "--socket", daemon.socket(), "--json", "doctor"});
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  std::vector<Json> readers;
+  std::string pcsc;
+  for (const auto& f : Json::parse(r.out)) {
+    if (f["check"] == "reader") readers.push_back(f);
+    if (f["check"] == "pcsc") pcsc = str(f["verdict"]);
+  }
+  EXPECT_EQ(pcsc, "ok") << r.out;
+  ASSERT_EQ(readers.size(), 1U) << r.out;
+  EXPECT_EQ(readers[0]["verdict"], "fail") << r.out;
+  EXPECT_NE(str(readers[0]["message"]).find("no card reader"), std::string::npos) << r.out;
+  EXPECT_NE(str(readers[0]["hint"]).find("pcsc_scan"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace kortti::test

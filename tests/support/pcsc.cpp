@@ -52,16 +52,23 @@ Pcscd::Pcscd() {
   throw std::runtime_error("cannot start a private pcscd; its log:\n" + log());
 }
 
+Pcscd::Pcscd(NoReaders) : readers_(false) {
+  ::setenv("PCSCLITE_CSOCK_NAME", socket().c_str(), 1);
+  fs::create_directories(dir_ / "conf");
+  if (!launch()) throw std::runtime_error("cannot start a private pcscd; its log:\n" + log());
+}
+
 Pcscd::~Pcscd() { kill(); }
 
 bool Pcscd::launch() {
   pid_ = spawn_logged({"systemd-socket-activate", "-l", socket(), "pcscd", "-f", "-c", (dir_ / "conf").string()}, {},
                       dir_ / "pcscd.log");
-  // Ready when both readers are listed (opensc-tool asks through the socket,
-  // which also starts pcscd).
+  // Ready when both readers are listed, or none when it has none
+  // (opensc-tool asks through the socket, which also starts pcscd).
   for (int i = 0; i < 100; ++i) {
     auto r = run({"opensc-tool", "-l"}, env());
-    if (r.out.find("Virtual PCD 00 01") != std::string::npos && !tcp_port_free(base_port_ + 1)) return true;
+    if (!readers_ && r.out.find("No smart card readers found") != std::string::npos) return true;
+    if (readers_ && r.out.find("Virtual PCD 00 01") != std::string::npos && !tcp_port_free(base_port_ + 1)) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return false;

@@ -235,6 +235,9 @@ std::unique_ptr<client::Client> connect_as(const std::string& socket, uid_t uid,
 class Pcscd {
  public:
   Pcscd();
+  // A pcscd with no reader at all, as on a machine with none plugged in.
+  struct NoReaders {};
+  explicit Pcscd(NoReaders);
   ~Pcscd();
   Pcscd(const Pcscd&) = delete;
   Pcscd& operator=(const Pcscd&) = delete;
@@ -249,6 +252,7 @@ class Pcscd {
  private:
   bool launch();
   TempDir dir_;
+  bool readers_ = true;
   int base_port_ = 0;
   pid_t pid_ = -1;
 };
