@@ -259,33 +259,35 @@ void check_registry(Report& report, const Json& registry, const Conditions& cond
                registry_summary(registry) + " (" + std::to_string(registry.value("age_s", 0) / 3600) + " h ago)");
 }
 
+// What makes the browsers' localhost certificate anew and has korttid use it.
+constexpr const char* kRenewScs = "kortti scs setup, then systemctl --user restart korttid-user";
+
 // The browsers' localhost certificate (kortti scs setup) at `path`:
 // browsers refuse an expired one, and nothing else says so.
 void check_browser_certificate(Report& report, const std::string& path, int expiry_days) {
-  const std::string renew = "kortti scs setup, then systemctl --user restart korttid-user";
   FILE* file = std::fopen(path.c_str(), "r");
   if (file == nullptr) {
-    report.add(Verdict::fail, "scs", "the browsers' localhost certificate " + path + " cannot be read", renew);
+    report.add(Verdict::fail, "scs", "the browsers' localhost certificate " + path + " cannot be read", kRenewScs);
     return;
   }
   X509Ptr cert(PEM_read_X509(file, nullptr, nullptr, nullptr));
   std::fclose(file);
   if (!cert) {
-    report.add(Verdict::warn, "scs", path + " is not a PEM certificate", renew);
+    report.add(Verdict::warn, "scs", path + " is not a PEM certificate", kRenewScs);
     return;
   }
   int days = 0;
   int seconds = 0;
   if (ASN1_TIME_diff(&days, &seconds, nullptr, X509_get0_notAfter(cert.get())) != 1) {
-    report.add(Verdict::warn, "scs", "the validity of " + path + " cannot be read", renew);
+    report.add(Verdict::warn, "scs", "the validity of " + path + " cannot be read", kRenewScs);
     return;
   }
   if (days < 0 || (days == 0 && seconds <= 0))
-    report.add(Verdict::warn, "scs", "the browsers' localhost certificate (" + path + ") has expired", renew);
+    report.add(Verdict::warn, "scs", "the browsers' localhost certificate (" + path + ") has expired", kRenewScs);
   else if (days < expiry_days)
     report.add(Verdict::warn, "scs",
                "the browsers' localhost certificate (" + path + ") expires in " + std::to_string(days) + " days",
-               "renew it: " + renew);
+               std::string("renew it: ") + kRenewScs);
   else
     report.add(Verdict::ok, "scs",
                "the browsers' localhost certificate (" + path + ") is valid for " + std::to_string(days) + " days");
@@ -297,7 +299,6 @@ void check_browser_certificate(Report& report, const std::string& path, int expi
 // is checked all the same, since browsers may reach a per-user instance
 // this doctor did not ask.
 void check_browsers(Report& report, const Json& scs, int expiry_days) {
-  const std::string renew = "kortti scs setup, then systemctl --user restart korttid-user";
   if (!scs.is_object()) {
     const std::string path = scs_default_dir() + "/localhost.pem";
     if (::access(path.c_str(), F_OK) == 0) check_browser_certificate(report, path, expiry_days);
@@ -310,7 +311,7 @@ void check_browsers(Report& report, const Json& scs, int expiry_days) {
     return;
   }
   if (state != "listening") {
-    report.add(Verdict::fail, "scs", "the interface for browser EHRs is not served: " + text(scs, "error"), renew);
+    report.add(Verdict::fail, "scs", "the interface for browser EHRs is not served: " + text(scs, "error"), kRenewScs);
     return;
   }
   report.add(Verdict::ok, "scs",

@@ -122,8 +122,11 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
       // or an unblock (a TLS tunnel on the session must end with it).
       const bool in_session = token->info().logged_in;
       Result<T> result = capture([&] { return fn(*token); });
-      if (in_session && !token->info().logged_in)
-        asio::post(self->io_, [self, info = token->info()] { self->emit(TokenEvent::Type::logged_out, info); });
+      if (in_session) {
+        TokenInfo after = token->info();
+        if (!after.logged_in)
+          asio::post(self->io_, [self, info = std::move(after)] { self->emit(TokenEvent::Type::logged_out, info); });
+      }
       const bool removed = !result.ok() && result.error().code() == Errc::card_removed;
       op->finish(std::move(result));
       if (removed) asio::post(self->io_, [self] { self->rescan({}); });

@@ -131,7 +131,6 @@ struct Outcome {
   explicit Outcome(const asio::any_io_executor& executor) : done(executor) {}
   std::optional<Json> body;
   bool expired = false;  // the answer went without it
-  bool gone = false;     // the page closed its connection first
   asio::steady_timer done;
 };
 
@@ -283,10 +282,8 @@ Task<Response> Handler::sign_request(const Request& request, const std::string& 
   outcome->done.expires_after(options_.request_timeout);
   caller.listening = [outcome] { return !outcome->expired; };
   // Runs at once if the page is gone already: the wait below then ends at once.
-  const std::stop_callback on_gone(gone, [outcome] {
-    outcome->gone = true;
-    outcome->done.expires_at(asio::steady_timer::time_point::min());
-  });
+  const std::stop_callback on_gone(gone,
+                                   [outcome] { outcome->done.expires_at(asio::steady_timer::time_point::min()); });
   ++*pending_;
   running_.insert(stop);
   auto work = run(service_, std::move(caller), std::move(sign), outcome, pending_);
@@ -294,10 +291,10 @@ Task<Response> Handler::sign_request(const Request& request, const std::string& 
   boost::system::error_code ec;
   co_await outcome->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   running_.erase(stop);
-  if (!outcome->body || outcome->gone) {
+  if (!outcome->body || gone.stop_requested()) {
     outcome->expired = true;
     stop->request_stop();
-    if (outcome->gone) {
+    if (gone.stop_requested()) {
       spdlog::info("scs: the page of {} closed its connection; its signature is abandoned", printable(origin, 100));
       co_return answer(request, 200, failed(Reason::cancelled, "the page closed its connection"));
     }
