@@ -16,6 +16,8 @@
 #include <openssl/rsa.h>
 
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -373,6 +375,11 @@ struct CardKeys::Impl {
   OSSL_LIB_CTX* context = OSSL_LIB_CTX_new();
   OSSL_PROVIDER* defaults = nullptr;
   OSSL_PROVIDER* cards = nullptr;
+  // Certificates parsed before, by their DER. A workstation sees a handful
+  // of card certificates; the map is emptied if it ever holds more.
+  static constexpr std::size_t kMostCertificates = 32;
+  std::mutex mutex;
+  std::map<Bytes, X509Ptr> certificates;
 
   ~Impl() {
     if (cards != nullptr) OSSL_PROVIDER_unload(cards);
@@ -394,8 +401,22 @@ CardKeys::~CardKeys() = default;
 
 OSSL_LIB_CTX* CardKeys::context() const noexcept { return impl_->context; }
 
+X509Ptr CardKeys::certificate(const Bytes& der) const {
+  std::lock_guard lock(impl_->mutex);
+  auto& known = impl_->certificates;
+  auto it = known.find(der);
+  if (it == known.end()) {
+    X509Ptr parsed = parse_certificate(der);
+    if (!parsed) return parsed;
+    if (known.size() >= Impl::kMostCertificates) known.clear();
+    it = known.emplace(der, std::move(parsed)).first;
+  }
+  X509_up_ref(it->second.get());
+  return X509Ptr(it->second.get());
+}
+
 EvpPkeyPtr CardKeys::key(const Bytes& certificate_der, Signer signer) const {
-  X509Ptr cert = parse_certificate(certificate_der);
+  X509Ptr cert = certificate(certificate_der);
   EVP_PKEY* pub = cert ? X509_get0_pubkey(cert.get()) : nullptr;
   if (pub == nullptr) return EvpPkeyPtr(nullptr);
   const bool ec = EVP_PKEY_is_a(pub, "EC") == 1;

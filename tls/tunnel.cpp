@@ -194,7 +194,7 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeSigner& si
     report.card_asked = true;
     return signer(a, s, digest, std::string(SSL_get_version(ssl.get())) + " " + describe_sigalg(ssl.get()));
   });
-  X509Ptr cert = parse_certificate(plan.certificate);
+  X509Ptr cert = keys.certificate(plan.certificate);
   if (!key || !cert || !ssl) return fail(openssl_error("cannot set up TLS"));
   const bool pkcs1_only = !plan.rsa_pss && EVP_PKEY_is_a(key.get(), "RSA") == 1;
   if (pkcs1_only) {
