@@ -125,6 +125,28 @@ TEST(CardKeys, EcP384KeySignsOnTls13AndTls12) {
   EXPECT_EQ(calls, 2);
 }
 
+// The certificate is parsed once for every handshake that uses it; each
+// key made from it still signs through its own handshake's signer.
+TEST(CardKeys, ACertificateIsParsedOnceAndEachKeyKeepsItsOwnSigner) {
+  tls::CardKeys keys;
+  const Bytes cert = der_of(pki_dir() / "people" / "physician" / "auth.pem");
+  const X509Ptr once = keys.certificate(cert);
+  const X509Ptr again = keys.certificate(cert);
+  ASSERT_TRUE(once);
+  EXPECT_EQ(once.get(), again.get());
+  EXPECT_FALSE(keys.certificate(Bytes{1, 2, 3}));
+
+  TlsServer server({"-tls1_3"});
+  std::atomic<int> first = 0;
+  std::atomic<int> second = 0;
+  const Handshake a = connect(keys, server, "physician", file_signer("physician", first));
+  const Handshake b = connect(keys, server, "physician", file_signer("physician", second));
+  ASSERT_TRUE(a.ok) << a.error;
+  ASSERT_TRUE(b.ok) << b.error;
+  EXPECT_EQ(first, 1);
+  EXPECT_EQ(second, 1);
+}
+
 TEST(CardKeys, ACardThatCannotSignFailsTheHandshakeAndTheServerSeesNoCertificate) {
   tls::CardKeys keys;
   TlsServer server({"-tls1_3"});
