@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/digest.hpp"
 #include "common/error.hpp"
 #include "tls/tls.hpp"
 
@@ -375,11 +376,13 @@ struct CardKeys::Impl {
   OSSL_LIB_CTX* context = OSSL_LIB_CTX_new();
   OSSL_PROVIDER* defaults = nullptr;
   OSSL_PROVIDER* cards = nullptr;
-  // Certificates parsed before, by their DER. A workstation sees a handful
-  // of card certificates; the map is emptied if it ever holds more.
+  // Certificates parsed before, by the SHA-256 of their DER (a map keyed by
+  // the DER itself trips GCC 12's -Wstringop-overread at -O3 in the vector
+  // comparison). A workstation sees a handful of card certificates; the map
+  // is emptied if it ever holds more.
   static constexpr std::size_t kMostCertificates = 32;
   std::mutex mutex;
-  std::map<Bytes, X509Ptr> certificates;
+  std::map<std::string, X509Ptr> certificates;
 
   ~Impl() {
     if (cards != nullptr) OSSL_PROVIDER_unload(cards);
@@ -402,14 +405,15 @@ CardKeys::~CardKeys() = default;
 OSSL_LIB_CTX* CardKeys::context() const noexcept { return impl_->context; }
 
 X509Ptr CardKeys::certificate(const Bytes& der) const {
+  const std::string id = sha256_hex(der);
   std::lock_guard lock(impl_->mutex);
   auto& known = impl_->certificates;
-  auto it = known.find(der);
+  auto it = known.find(id);
   if (it == known.end()) {
     X509Ptr parsed = parse_certificate(der);
     if (!parsed) return parsed;
     if (known.size() >= Impl::kMostCertificates) known.clear();
-    it = known.emplace(der, std::move(parsed)).first;
+    it = known.emplace(id, std::move(parsed)).first;
   }
   X509_up_ref(it->second.get());
   return X509Ptr(it->second.get());
