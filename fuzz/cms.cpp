@@ -3,6 +3,8 @@
 // passes what the client sent. Bytes that are not SignedData are
 // Error(document_invalid); anything else is a finding.
 
+#include <openssl/crypto.h>
+
 #include "common/digest.hpp"
 #include "common/error.hpp"
 #include "fuzz/support.hpp"
@@ -23,5 +25,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       kortti::fuzz::unexpected_exception("cms", e);
     }
   }
+  // OpenSSL keeps the error queue's strings of this input until later
+  // errors reuse their slots: libFuzzer then sees more mallocs than frees
+  // and looks for a leak after most inputs, each look a walk of ASan's whole
+  // quarantine (276 inputs/s instead of 3,800 for identity). Freeing the
+  // thread's OpenSSL state here keeps that check exact and rare.
+  OPENSSL_thread_stop();
   return 0;
 }

@@ -3,6 +3,8 @@
 // DER that is not a certificate is Error(certificate_invalid); anything else
 // is a finding.
 
+#include <openssl/crypto.h>
+
 #include "common/error.hpp"
 #include "fuzz/support.hpp"
 #include "policy/policy.hpp"
@@ -19,5 +21,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const std::exception& e) {
     kortti::fuzz::unexpected_exception("identity", e);
   }
+  // OpenSSL keeps the error queue's strings of this input until later
+  // errors reuse their slots: libFuzzer then sees more mallocs than frees
+  // and looks for a leak after most inputs, each look a walk of ASan's whole
+  // quarantine (276 inputs/s instead of 3,800 for identity). Freeing the
+  // thread's OpenSSL state here keeps that check exact and rare.
+  OPENSSL_thread_stop();
   return 0;
 }
