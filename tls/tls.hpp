@@ -53,7 +53,8 @@ class CardKeys {
   [[nodiscard]] X509Ptr certificate(const Bytes& der) const;
 
   // The certificate's public key, its private operation `signer`. Null for
-  // a certificate that is not RSA or EC.
+  // a certificate that is not RSA or EC, or when OpenSSL cannot make the key
+  // (its error queue says why).
   [[nodiscard]] EvpPkeyPtr key(const Bytes& certificate_der, Signer signer) const;
 
  private:

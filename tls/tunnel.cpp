@@ -19,16 +19,6 @@ namespace kortti::tls {
 
 namespace {
 
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
-
 struct SslCtxFree {
   void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
 };
@@ -95,8 +85,15 @@ void relay(SSL* ssl, int upstream, int local, TunnelState& state) {
     if (!to_local.empty()) p[1].events |= POLLOUT;
     // Records OpenSSL already decrypted are not visible to poll().
     const bool decrypted = upstream_open && room_down && SSL_pending(ssl) > 0;
+    // poll() reports a hang-up whatever was asked: a side nothing is wanted
+    // from is left out, or a server's reset while the client's buffer is
+    // full would wake this loop at once, round after round.
+    if (p[0].events == 0) p[0].fd = -1;
     if (::poll(p, 2, decrypted ? 0 : 200) < 0 && errno != EINTR) return;
     if ((p[1].revents & (POLLERR | POLLNVAL)) != 0) return;
+    // A client gone entirely takes nothing more; what it sent before its
+    // hang-up is read first (below), while it may still send.
+    if ((p[1].revents & POLLHUP) != 0 && !(local_open && room_up)) return;
 
     if (local_open && room_up && (p[1].revents & (POLLIN | POLLHUP)) != 0) {
       const ssize_t n = ::read(local, buf, sizeof buf);
@@ -175,15 +172,15 @@ std::shared_ptr<SSL_CTX> upstream_context(const CardKeys& keys, const Upstream& 
 
 void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeSigner& signer, TunnelState& state,
                 const std::function<void(const HandshakeReport&)>& handshake_done) {
-  Fd local(plan.local_fd);
+  OwnedFd local(plan.local_fd);
   HandshakeReport report;
   auto fail = [&](std::string why) {
     report.error = std::move(why);
     handshake_done(report);
   };
   std::string error;
-  Fd upstream(connect_upstream(plan.upstream, plan.handshake_timeout, error));
-  if (upstream.fd < 0) return fail(error);
+  OwnedFd upstream(connect_upstream(plan.upstream, plan.handshake_timeout, error));
+  if (upstream.get() < 0) return fail(error);
 
   // The upstream's context (its roots, versions, ALPN) is made once, at
   // start; the card's certificate and key go on this connection only.
@@ -210,10 +207,13 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeSigner& si
   X509_VERIFY_PARAM* check = SSL_get0_param(ssl.get());
   if (X509_VERIFY_PARAM_set1_ip_asc(check, name.c_str()) != 1) {
     ERR_clear_error();
-    SSL_ctrl(ssl.get(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(name.c_str()));
-    SSL_set1_host(ssl.get(), name.c_str());
+    // Without the name set nothing would check it: no handshake then.
+    if (SSL_ctrl(ssl.get(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(name.c_str())) !=
+            1 ||
+        SSL_set1_host(ssl.get(), name.c_str()) != 1)
+      return fail(openssl_error("cannot set the server name " + name));
   }
-  SSL_set_fd(ssl.get(), upstream.fd);
+  SSL_set_fd(ssl.get(), upstream.get());
 
   const auto deadline = std::chrono::steady_clock::now() + plan.handshake_timeout;
   for (;;) {
@@ -233,15 +233,15 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeSigner& si
       return fail(openssl_error("the handshake failed"));
     }
     // Wait for what OpenSSL wants, looking at `stop` and the deadline every 200 ms.
-    pollfd p{upstream.fd, static_cast<short>(why == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
+    pollfd p{upstream.get(), static_cast<short>(why == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
     ::poll(&p, 1, static_cast<int>(std::min<long>(left, 200)));
   }
   report.ok = true;
   report.version = SSL_get_version(ssl.get());
   report.signature = describe_sigalg(ssl.get());
   handshake_done(report);
-  ::fcntl(local.fd, F_SETFL, ::fcntl(local.fd, F_GETFL) | O_NONBLOCK);
-  relay(ssl.get(), upstream.fd, local.fd, state);
+  ::fcntl(local.get(), F_SETFL, ::fcntl(local.get(), F_GETFL) | O_NONBLOCK);
+  relay(ssl.get(), upstream.get(), local.get(), state);
   // Whoever ended it, the upstream hears so (close_notify), not a bare reset.
   SSL_shutdown(ssl.get());
 }

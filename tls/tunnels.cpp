@@ -12,6 +12,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
 #include <future>
 #include <map>
@@ -72,9 +73,18 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   // an accepted connection on its way, which is then closed unserved.
   void accept(const std::shared_ptr<Listener>& l) {
     l->acceptor.async_accept([self = shared_from_this(), l](const boost::system::error_code& ec, Local::socket s) {
-      if (ec || self->stopping || !l->acceptor.is_open()) return;
-      const int fd = s.release();
-      asio::co_spawn(self->io, self->admit(l->upstream, l->context, fd), asio::detached);
+      if (ec == asio::error::operation_aborted || self->stopping || !l->acceptor.is_open()) return;
+      if (ec) {
+        // Out of descriptors, most likely: retrying at once would spin, and
+        // not retrying would leave the socket listening with no one accepting.
+        spdlog::warn("tls {}: accept: {}; retrying in 100 ms", l->upstream.name, ec.message());
+        auto pause = std::make_shared<asio::steady_timer>(self->io, std::chrono::milliseconds(100));
+        pause->async_wait([self, l, pause](const boost::system::error_code&) {
+          if (!self->stopping && l->acceptor.is_open()) self->accept(l);
+        });
+        return;
+      }
+      asio::co_spawn(self->io, self->admit(l, s.release()), asio::detached);
       self->accept(l);
     });
   }
@@ -89,14 +99,16 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     l->context = upstream_context(keys, u);
     l->acceptor.open(Local(), ec);
     if (!ec) l->acceptor.bind(Local::endpoint(u.listen), ec);
-    if (!ec) l->acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) throw std::runtime_error("tls upstream " + u.name + ": cannot listen on " + u.listen + ": " + ec.message());
     // Who may connect is the socket's mode and group, as for korttid's own
-    // socket: a listener that cannot be given them is not opened.
+    // socket, set before it listens (until then a connect is refused): a
+    // listener that cannot be given them is not opened.
     if (::chmod(u.listen.c_str(), options.socket_mode) != 0 ||
         (options.socket_group && ::chown(u.listen.c_str(), static_cast<uid_t>(-1), *options.socket_group) != 0))
       throw std::runtime_error("tls upstream " + u.name + ": cannot set the mode and group of " + u.listen + ": " +
                                std::strerror(errno));
+    l->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error("tls upstream " + u.name + ": cannot listen on " + u.listen + ": " + ec.message());
     spdlog::info("tls {}: listening on {} for {}:{}", u.name, u.listen, u.host, u.port);
     accept(l);
     listeners.push_back(std::move(l));
@@ -110,18 +122,29 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
 
   // Who connected, and whether they may: in the upstream's `access`, with
   // their own PIN1 session on a token with an authentication certificate.
-  // Nothing reaches a card otherwise.
-  Task<void> admit(Upstream upstream, std::shared_ptr<SSL_CTX> context, int fd) {
-    const std::optional<PeerCredentials> cred = peer_credentials(fd);
+  // Nothing reaches a card otherwise. Whatever goes wrong here, the
+  // connection is closed and the log says why.
+  Task<void> admit(std::shared_ptr<Listener> l, int fd) {
+    auto self = shared_from_this();
+    OwnedFd client(fd);
+    const std::string name = l->upstream.name;
+    try {
+      co_await admit_owned(l, client);
+    } catch (const std::exception& e) {
+      spdlog::error("tls {}: connection closed: {}", name, e.what());
+    }
+  }
+
+  Task<void> admit_owned(const std::shared_ptr<Listener>& l, OwnedFd& client) {
+    const Upstream& upstream = l->upstream;
+    const std::optional<PeerCredentials> cred = peer_credentials(client.get());
     if (!cred) {
       spdlog::error("tls {}: cannot read the peer's credentials; connection closed", upstream.name);
-      ::close(fd);
       co_return;
     }
     if (!upstream.access.includes(*cred)) {
       spdlog::warn("tls {}: uid {} pid {} is not in the upstream's access (1040 permission_denied); connection closed",
                    upstream.name, cred->uid, cred->pid);
-      ::close(fd);
       co_return;
     }
     std::optional<pkcs11::CertificateInfo> chosen;
@@ -132,8 +155,9 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       std::optional<std::string> token_id = t.token_id;
       const std::vector<pkcs11::CertificateInfo> certs =
           co_await service.services().tokens->certificates(std::move(token_id));
+      // An authentication key only: a non-repudiation key never signs a handshake.
       for (const auto& c : certs)
-        if (std::find(c.purposes.begin(), c.purposes.end(), pkcs11::Purpose::authentication) != c.purposes.end()) {
+        if (pkcs11::serves_only(c, pkcs11::Purpose::authentication)) {
           chosen = c;
           token = t;
           break;
@@ -145,7 +169,12 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
           "tls {}: uid {} pid {} has no PIN1 session on a token with an authentication certificate (1010 "
           "pin_required); connection closed, nothing sent upstream",
           upstream.name, cred->uid, cred->pid);
-      ::close(fd);
+      co_return;
+    }
+    // A reload or stop while the certificates were read: the upstream as
+    // it was is no longer served.
+    if (stopping || !l->acceptor.is_open()) {
+      spdlog::info("tls {}: the upstream was closed meanwhile; connection of uid {} closed", upstream.name, cred->uid);
       co_return;
     }
     std::uint64_t id = 0;
@@ -155,7 +184,6 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       if (running >= options.max_tunnels) {
         spdlog::warn("tls {}: {} tunnels are open, the most [tls] max_tunnels allows; connection of uid {} closed",
                      upstream.name, running, cred->uid);
-        ::close(fd);
         co_return;
       }
       ++running;
@@ -171,9 +199,8 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       state = o.state;
     }
     TunnelPlan plan;
-    plan.local_fd = fd;
-    plan.upstream = std::move(upstream);
-    plan.context = std::move(context);
+    plan.upstream = upstream;
+    plan.context = l->context;  // as the last reload left it
     plan.uid = cred->uid;
     plan.pid = cred->pid;
     plan.cert_id = chosen->cert_id;
@@ -189,7 +216,25 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     caller.gid = cred->gid;
     caller.pid = cred->pid;
     caller.client = "tls upstream " + plan.upstream.name + " (" + plan.upstream.host + ":" + plan.upstream.port + ")";
-    std::thread(&Impl::tunnel, shared_from_this(), id, state, std::move(plan), std::move(caller)).detach();
+    plan.local_fd = client.get();
+    try {
+      std::thread(&Impl::tunnel, shared_from_this(), id, state, std::move(plan), std::move(caller)).detach();
+    } catch (const std::system_error& e) {
+      // No thread (EAGAIN): the slot and the entry go again, the client is closed.
+      spdlog::error("tls {}: cannot start a tunnel for uid {}: {}; connection closed", upstream.name, cred->uid,
+                    e.what());
+      ended_tunnel(id);
+      co_return;
+    }
+    (void)client.release();  // the tunnel's now
+  }
+
+  // A tunnel's slot and entry go; stop() may be waiting for the last one.
+  void ended_tunnel(std::uint64_t id) {
+    std::lock_guard lock(mutex);
+    open.erase(id);
+    --running;
+    ended.notify_all();
   }
 
   // The card's signature for the handshake, through the service core (which
@@ -259,34 +304,36 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
         throw;
       }
     };
-    run_tunnel(keys, std::move(plan), signer, *state, [&](const HandshakeReport& r) {
-      if (!r.ok || !r.card_asked) {
-        line.outcome = r.ok ? "ok" : "handshake_failed";
-        line.detail = where + (r.ok ? ", " + r.version + " " + r.signature : ": " + r.error);
-        line.origin = line.caller.origin;
-        asio::post(io, [self = shared_from_this(), line] {
-          asio::co_spawn(self->io, self->service.record(line), asio::detached);
-        });
-      }
-      if (r.ok) {
-        spdlog::info("tls {}: tunnel open for uid {} with {}: {} {}", name, uid, cert_id, r.version, r.signature);
-        std::lock_guard lock(mutex);
-        open[id].status.version = r.version;
-        open[id].status.signature = r.signature;
-      } else {
-        spdlog::warn("tls {}: no tunnel for uid {} with {}: {}", name, uid, cert_id, r.error);
-      }
-    });
+    // Nothing may end korttid from this thread: a bug here ends this tunnel.
+    try {
+      run_tunnel(keys, std::move(plan), signer, *state, [&](const HandshakeReport& r) {
+        if (!r.ok || !r.card_asked) {
+          line.outcome = r.ok ? "ok" : "handshake_failed";
+          line.detail = where + (r.ok ? ", " + r.version + " " + r.signature : ": " + r.error);
+          line.origin = line.caller.origin;
+          asio::post(io, [self = shared_from_this(), line] {
+            asio::co_spawn(self->io, self->service.record(line), asio::detached);
+          });
+        }
+        if (r.ok) {
+          spdlog::info("tls {}: tunnel open for uid {} with {}: {} {}", name, uid, cert_id, r.version, r.signature);
+          std::lock_guard lock(mutex);
+          open[id].status.version = r.version;
+          open[id].status.signature = r.signature;
+        } else {
+          spdlog::warn("tls {}: no tunnel for uid {} with {}: {}", name, uid, cert_id, r.error);
+        }
+      });
+    } catch (const std::exception& e) {
+      spdlog::error("tls {}: tunnel {} of uid {} failed inside korttid: {}", name, id, uid, e.what());
+    }
     spdlog::info("tls {}: tunnel {} of uid {} closed after {} s, {} bytes sent, {} received", name, id, uid,
                  std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - opened).count(),
                  state->sent.load(), state->received.load());
     // This thread's OpenSSL state goes now, as a Worker's does, not at an
     // exit that may come once stop() has seen the tunnel end.
     OPENSSL_thread_stop();
-    std::lock_guard lock(mutex);
-    open.erase(id);
-    --running;
-    ended.notify_all();
+    ended_tunnel(id);
   }
 };
 

@@ -413,6 +413,28 @@ TEST_F(Tls, AClientThatLeavesEndsItsTunnel) {
   EXPECT_TRUE(c->call("tls.tunnels").empty()) << "the upstream connection outlived its client";
 }
 
+// `kortti tls connect` half-closes at the end of its input, then exits: the
+// tunnel ends then, though the server stays silent (it used to wait for the
+// server, its relay woken at once by the hang-up, round after round).
+TEST_F(Tls, AClientThatHalfClosesThenLeavesEndsItsTunnelWhileTheServerIsSilent) {
+  TlsServer server({"-rev"});
+  start_with(server);
+  login("cardA");
+  auto c = daemon_->connect();
+  const int fd = connect_unix(socket_);
+  const std::string line = "hei\n";
+  ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
+  EXPECT_NE(read_until(fd, "ieh", std::chrono::seconds(10)).find("ieh"), std::string::npos);
+  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  // Time for the relay to read the half-close before the close comes (if
+  // it did not, both arrive together, and the test proves less, not wrongly).
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(c->call("tls.tunnels").size(), 1U) << "a half-closed client still gets the server's answer";
+  ::close(fd);
+  EXPECT_TRUE(eventually([&] { return c->call("tls.tunnels").empty(); }, std::chrono::seconds(5)))
+      << "the tunnel outlived its client" << daemon_->log();
+}
+
 TEST_F(Tls, MaxTunnelsHoldsAndTheOpenTunnelKeepsWorking) {
   TlsServer server({"-rev"});
   start_at(server.port(), server.certificate().string(), "localhost", 10, 1);
