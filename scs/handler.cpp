@@ -142,8 +142,14 @@ Task<> run(service::Service& service, service::Caller caller, SignRequest reques
     outcome->body = co_await perform(service, std::move(caller), std::move(request));
   } catch (const Error& e) {
     // Past the defences every failure is answered 200 with status "failed",
-    // as a page written for DigiSign reads it.
-    outcome->body = failed(reason_for(e.code()), e.what());
+    // as a page written for DigiSign reads it. An internal error's own text
+    // stays in the log; the page gets the line's correlation id.
+    if (e.code() == Errc::internal_error && e.correlation_id.empty()) {
+      const Error logged = internal_error("an SCS signature", e.what());
+      outcome->body = failed(Reason::internal, logged.what());
+    } else {
+      outcome->body = failed(reason_for(e.code()), e.what());
+    }
   } catch (const std::exception& e) {
     const Error e2 = internal_error("an SCS signature", e.what());
     outcome->body = failed(Reason::internal, e2.what());
@@ -174,8 +180,11 @@ Response Handler::answer(const Request& request, int status, const Json& body) c
   response.set(http::field::vary, "Origin");
   if (const std::string origin = allowed_origin(request); !origin.empty())
     response.set(http::field::access_control_allow_origin, origin);
-  response.keep_alive(request.keep_alive());
-  response.body() = body.is_null() ? std::string() : to_std(body.dump());
+  // Only a listed origin's page keeps its connection: any other page (an
+  // image, a no-cors fetch without an Origin) could hold the slots with them.
+  response.keep_alive(request.keep_alive() && !allowed_origin(request).empty());
+  // Text korttid passes on (a token's label) may not be UTF-8: replaced, not thrown.
+  response.body() = body.is_null() ? std::string() : to_std(body.dump(-1, ' ', false, Json::error_handler_t::replace));
   response.prepare_payload();
   return response;
 }
@@ -185,6 +194,10 @@ Response Handler::refusal(const Request& request, const Refusal& refusal) const 
   // A refused client gets no idle connection to hold a slot with.
   response.keep_alive(false);
   return response;
+}
+
+Response Handler::busy(const Request& request) const {
+  return refusal(request, {503, Reason::busy, "other signatures are waiting for the user; try again"});
 }
 
 void Handler::log(const Request& request, const Response& response,
@@ -235,6 +248,7 @@ std::optional<Response> Handler::answer_early(const Request& request) const {
     return answer(request, 200, version_document());
   }
   if (request.method() != http::verb::post) return refusal(request, {405, Reason::not_found, "/sign takes POST"});
+  if (*pending_ >= options_.max_pending_signatures) return busy(request);
   // No page signs without saying where it is from.
   if (!has_origin)
     return refusal(request, {403, Reason::origin_not_allowed, "/sign needs an Origin header (a browser sends one)"});
@@ -263,12 +277,14 @@ Task<Response> Handler::sign_request(const Request& request, const std::string& 
   if (const auto* refused = std::get_if<Refusal>(&parsed)) co_return refusal(request, *refused);
   SignRequest sign = std::move(std::get<SignRequest>(parsed));
   if (auto refused = check_authentication_use(sign, origin)) co_return refusal(request, *refused);
+  // Busy first: a page that retries on 503, as told, does not spend its
+  // signatures a minute on the tries. (Checked again here: others may have
+  // started while this body was read.)
+  if (*pending_ >= options_.max_pending_signatures) co_return busy(request);
   if (!rate_.allow(origin, std::chrono::steady_clock::now()))
     co_return refusal(request, {429, Reason::rate_limited,
                                 "more than " + std::to_string(options_.signatures_per_minute) +
                                     " signatures a minute from this origin ([scs] signatures_per_minute)"});
-  if (*pending_ >= options_.max_pending_signatures)
-    co_return refusal(request, {503, Reason::busy, "other signatures are waiting for the user; try again"});
 
   service::Caller caller;
   caller.uid = owner_;

@@ -49,6 +49,8 @@ class Handler {
   Task<Response> sign_request(const Request& request, const std::string& origin, std::stop_token gone);
   void log(const Request& request, const Response& response, std::chrono::steady_clock::time_point started) const;
   [[nodiscard]] Response answer(const Request& request, int status, const Json& body) const;
+  // 503: as many signatures as may wait for the user already do.
+  [[nodiscard]] Response busy(const Request& request) const;
   // The Origin header when it is on the allow-list; empty otherwise.
   [[nodiscard]] std::string allowed_origin(const Request& request) const;
 

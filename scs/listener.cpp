@@ -16,7 +16,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "scs/handler.hpp"
@@ -33,8 +35,8 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
-constexpr auto kReadTimeout = std::chrono::seconds(30);  // a request's headers, its body, an answer's write
-constexpr auto kIdleTimeout = std::chrono::seconds(5);   // a kept-alive connection between requests
+constexpr auto kReadTimeout = std::chrono::seconds(30);  // a request's body, an answer's write
+constexpr auto kIdleTimeout = std::chrono::seconds(5);   // a request's headers, after the handshake or an answer
 constexpr std::size_t kHeaderLimit = 8 * 1024;
 
 using Stream = beast::ssl_stream<beast::tcp_stream>;
@@ -67,6 +69,8 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::set<std::shared_ptr<Stream>> open;
   std::set<const Stream*> busy;  // connections whose request is not yet answered
+  // Connections waiting for their next request's headers, since when.
+  std::map<const Stream*, std::chrono::steady_clock::time_point> waiting;
   bool stopping = false;
   std::chrono::steady_clock::time_point last_refusal_log{};
   std::size_t unlogged_refusals = 0;
@@ -124,19 +128,44 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
         co_await pause.async_wait(asio::use_awaitable);
         continue;
       }
-      if (!admitted(socket)) continue;
-      auto stream = std::make_shared<Stream>(std::move(socket), tls);
-      open.insert(stream);
-      auto session = serve(stream);
-      asio::co_spawn(io, std::move(session), asio::detached);
+      // A connection that cannot be set up is dropped; the loop goes on
+      // (an exception here would end it, unnoticed, for good).
+      try {
+        if (!admitted(socket)) continue;
+        auto stream = std::make_shared<Stream>(std::move(socket), tls);
+        open.insert(stream);
+        auto session = serve(stream);
+        asio::co_spawn(io, std::move(session), asio::detached);
+      } catch (const std::exception& e) {
+        spdlog::error("scs: cannot set up a connection: {}", e.what());
+      }
     }
+  }
+
+  // The connection that has waited longest for its next request, if one
+  // does: closed to make room, so that connections a page opens and leaves
+  // idle cannot keep another page (or the EHR) out.
+  bool evict_idlest() {
+    std::shared_ptr<Stream> idlest;
+    auto since = std::chrono::steady_clock::time_point::max();
+    for (const auto& stream : open)
+      if (auto it = waiting.find(stream.get()); it != waiting.end() && it->second < since) {
+        since = it->second;
+        idlest = stream;
+      }
+    if (!idlest) return false;
+    waiting.erase(idlest.get());
+    boost::system::error_code ec;
+    (void)beast::get_lowest_layer(*idlest).socket().close(ec);
+    return true;
   }
 
   // There is room, and the connection's owner is the instance's user (the
   // room first: it costs nothing, the owner a read of the kernel's table).
   bool admitted(tcp::socket& socket) {
-    if (open.size() >= options.max_connections) {
-      refused(std::to_string(open.size()) + " connections are open ([scs] max_connections)");
+    if (open.size() >= options.max_connections && !evict_idlest()) {
+      refused(std::to_string(open.size()) +
+              " connections are open, each with a request under way ([scs] max_connections)");
       return false;
     }
     boost::system::error_code ec;
@@ -175,6 +204,7 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
       spdlog::debug("scs: connection ended: {}", e.what());
     }
     busy.erase(stream.get());
+    waiting.erase(stream.get());
     open.erase(stream);
   }
 
@@ -186,15 +216,22 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
       spdlog::debug("scs: TLS handshake failed: {}", ec.message());
       co_return;
     }
-    beast::flat_buffer buffer;
-    for (bool first = true;; first = false) {
+    // Bounded as a request is: chunk extensions and trailers, which the
+    // parser's header and body limits do not count, cannot grow it further.
+    beast::flat_buffer buffer(kHeaderLimit + options.max_body_bytes + kHeaderLimit);
+    for (;;) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(kHeaderLimit);
       parser.body_limit(options.max_body_bytes);
       // The headers first: every check that needs no body is made before
-      // the body is read (or memory is set aside for it).
-      beast::get_lowest_layer(stream).expires_after(first ? kReadTimeout : kIdleTimeout);
+      // the body is read (or memory is set aside for it). They come within
+      // the idle time of the handshake or of the last answer: a connection
+      // opened and left idle holds its slot no longer (and is the first to
+      // go when the slots are full).
+      waiting[&stream] = std::chrono::steady_clock::now();
+      beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
       co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      waiting.erase(&stream);
       if (ec == http::error::body_limit) {
         co_await refuse_too_large(stream, parser.get());
         co_return;

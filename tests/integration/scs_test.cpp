@@ -3,7 +3,14 @@
 // pinentry test double answering korttid's PIN dialog. Signatures are
 // checked with the openssl CLI, never with korttid's own code.
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <thread>
@@ -35,6 +42,55 @@ void make_listener_certificate(const fs::path& dir) {
   const CommandResult r = run({kortti_binary().string(), "scs", "setup", "--dir", dir.string(), "--no-nss"});
   if (r.status != 0) throw std::runtime_error("kortti scs setup: " + r.err);
 }
+
+// A page's connection that makes its TLS handshake and then sends nothing:
+// a browser's preconnect, or a page holding slots.
+class IdleTlsConnection {
+ public:
+  explicit IdleTlsConnection(int port) : ctx_(SSL_CTX_new(TLS_client_method())) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return;
+    ssl_ = SSL_new(ctx_);
+    SSL_set_fd(ssl_, fd_);
+    char name[] = "localhost";
+    SSL_ctrl(ssl_, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, name);
+    open_ = SSL_connect(ssl_) == 1;
+    ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK);
+  }
+  ~IdleTlsConnection() {
+    SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  IdleTlsConnection(const IdleTlsConnection&) = delete;
+  IdleTlsConnection& operator=(const IdleTlsConnection&) = delete;
+
+  // The handshake was made (not refused before TLS).
+  [[nodiscard]] bool handshake_made() const { return open_; }
+  // Whether korttid closed it within `timeout` (session tickets aside,
+  // nothing else ever comes).
+  bool closed_within(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) != 1) continue;
+      char byte = 0;
+      const int n = SSL_read(ssl_, &byte, 1);
+      if (n <= 0 && SSL_get_error(ssl_, n) != SSL_ERROR_WANT_READ) return true;
+    }
+    return false;
+  }
+
+ private:
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  int fd_ = -1;
+  bool open_ = false;
+};
 
 class Scs : public SoftHsmDaemonTest {
  protected:
@@ -503,6 +559,45 @@ TEST_F(Scs, AnOriginThatAsksTooOftenIsSlowedAndOthersAreNot) {
   EXPECT_EQ(third.status, 429);
   EXPECT_EQ(reason(third), 106);
   EXPECT_EQ(reason(sign(none, "https://localhost:8443")), 200) << "another origin has its own share";
+}
+
+// A page cannot keep the EHR out with connections it opens and leaves:
+// when the slots are full, the one idle longest makes room; none waits for
+// its request longer than the idle time; only a listed origin's page keeps
+// its connection after an answer.
+TEST_F(Scs, IdleConnectionsMakeRoomAndNoneOutlivesItsIdleTime) {
+  launch("max_connections = 2\n");
+  IdleTlsConnection first(port_);
+  ASSERT_TRUE(first.handshake_made());
+  IdleTlsConnection second(port_);
+  ASSERT_TRUE(second.handshake_made());
+  const Http ehr = curl("GET", "/version", {std::string("Origin: ") + kOrigin});
+  EXPECT_EQ(ehr.status, 200) << ehr.err << daemon_->log();
+  EXPECT_TRUE(first.closed_within(std::chrono::seconds(2))) << "the idlest connection made room";
+  EXPECT_TRUE(second.closed_within(std::chrono::seconds(10))) << "an idle connection outlived the idle time";
+  EXPECT_NE(ehr.header("connection"), "close") << "a listed origin keeps its connection";
+  const Http no_origin = curl("GET", "/version", {});
+  EXPECT_EQ(no_origin.status, 200);
+  EXPECT_EQ(no_origin.header("connection"), "close") << "a request without a listed origin holds no slot";
+}
+
+TEST_F(Scs, AChunkedBodyIsBoundedAsAnyBodyIs) {
+  launch("max_body_bytes = 1024\n");
+  // Chunk extensions count against neither the header nor the body limit:
+  // a request made of one endless extension is cut at the buffer's bound.
+  std::string request = "POST /sign HTTP/1.1\r\nHost: localhost:" + std::to_string(port_) + "\r\nOrigin: " + kOrigin +
+                        "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1;";
+  request += std::string(64 * 1024, 'a');
+  TempDir tmp;
+  write_file(tmp / "request", request);
+  // s_client -quiet waits for korttid to close; `timeout` ends it at 15 s,
+  // half the 30 s a request's body may take.
+  const CommandResult r = run({"timeout", "15", "sh", "-c",
+                               "openssl s_client -quiet -connect 127.0.0.1:" + std::to_string(port_) +
+                                   " -servername localhost < " + (tmp / "request").string() + " 2>/dev/null"});
+  EXPECT_NE(r.status, 124) << "the connection was held until the request's deadline, its buffer growing";
+  EXPECT_EQ(r.out.find("HTTP/1.1 200"), std::string::npos) << r.out;
+  EXPECT_EQ(curl("GET", "/version", {}).status, 200) << "korttid still serves";
 }
 
 TEST_F(Scs, AnotherUsersConnectionIsClosedBeforeTls) {
