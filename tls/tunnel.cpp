@@ -26,8 +26,11 @@ struct SslFree {
   void operator()(SSL* s) const { SSL_free(s); }
 };
 
-// A TCP connection to host:port within `timeout`; -1 with `error` set.
-int connect_upstream(const Upstream& u, std::chrono::seconds timeout, std::string& error) {
+// A TCP connection to host:port by `deadline` (all addresses together),
+// given up at `stop`; -1 with `error` set. The name is resolved first
+// (getaddrinfo has no time limit: an address in `connect` needs no lookup).
+int connect_upstream(const Upstream& u, std::chrono::steady_clock::time_point deadline, const std::atomic<bool>& stop,
+                     std::string& error) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
@@ -45,15 +48,24 @@ int connect_upstream(const Upstream& u, std::chrono::seconds timeout, std::strin
       fd = -1;
       continue;
     }
+    // Connected, refused, or out of time, looking at `stop` every 200 ms.
     pollfd p{fd, POLLOUT, 0};
+    int ready = 0;
+    while (ready == 0 && !stop) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+      if (left <= 0) break;
+      ready = ::poll(&p, 1, static_cast<int>(std::min<long>(left, 200)));
+      if (ready < 0 && errno == EINTR) ready = 0;
+    }
     int so_error = 0;
     socklen_t len = sizeof so_error;
-    if (::poll(&p, 1, static_cast<int>(timeout.count() * 1000)) != 1 ||
-        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0 || so_error != 0) {
+    if (ready != 1 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0 || so_error != 0) {
       error = "cannot connect to " + u.host + ":" + u.port + ": " +
-              (so_error != 0 ? std::strerror(so_error) : std::string("timed out"));
+              (so_error != 0 ? std::strerror(so_error) : std::string(stop ? "the tunnel was ended" : "timed out"));
       ::close(fd);
       fd = -1;
+      if (stop || std::chrono::steady_clock::now() >= deadline) break;
     }
   }
   ::freeaddrinfo(found);
@@ -179,7 +191,7 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeSigner& si
     handshake_done(report);
   };
   std::string error;
-  OwnedFd upstream(connect_upstream(plan.upstream, plan.handshake_timeout, error));
+  OwnedFd upstream(connect_upstream(plan.upstream, plan.handshake_deadline, state.stop, error));
   if (upstream.get() < 0) return fail(error);
 
   // The upstream's context (its roots, versions, ALPN) is made once, at
@@ -215,7 +227,7 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeSigner& si
   }
   SSL_set_fd(ssl.get(), upstream.get());
 
-  const auto deadline = std::chrono::steady_clock::now() + plan.handshake_timeout;
+  const auto deadline = plan.handshake_deadline;
   for (;;) {
     const int rc = SSL_connect(ssl.get());
     if (rc == 1) break;

@@ -207,7 +207,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     plan.certificate = chosen->der;
     plan.subject = chosen->subject;
     plan.rsa_pss = token->rsa_pss;
-    plan.handshake_timeout = options.handshake_timeout;
+    plan.handshake_deadline = std::chrono::steady_clock::now() + options.handshake_timeout;
     if (!plan.rsa_pss && chosen->key_type == KeyType::rsa)
       spdlog::warn("tls {}: token {} offers no RSA-PSS: at most TLS 1.2 with PKCS#1 signatures", plan.upstream.name,
                    token->token_id);
@@ -241,7 +241,8 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   // checks the session and writes the handshake's audit line before the
   // signature leaves), waited for here.
   Bytes sign(const service::Caller& base, const std::string& cert_id, std::string action, std::string detail,
-             DigestAlgorithm algorithm, Scheme scheme, const Bytes& digest) {
+             DigestAlgorithm algorithm, Scheme scheme, const Bytes& digest,
+             std::chrono::steady_clock::time_point deadline) {
     auto stop = std::make_shared<std::stop_source>();
     auto answer = std::make_shared<std::promise<Result<pkcs11::SignResult>>>();
     auto future = answer->get_future();
@@ -266,7 +267,6 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
                        }
                      });
     });
-    const auto deadline = std::chrono::steady_clock::now() + options.handshake_timeout;
     while (future.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
       if (stopping || std::chrono::steady_clock::now() > deadline) {
         stop->request_stop();
@@ -294,10 +294,11 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     line.cert_id = cert_id;
     line.subject = plan.subject;
     const std::string where = "server_name " + plan.upstream.server_name;
-    auto signer = [this, &line, &where, &name](DigestAlgorithm a, Scheme s, const Bytes& d,
-                                               const std::string& occasion) {
+    const auto deadline = plan.handshake_deadline;  // the card's time is the handshake's
+    auto signer = [this, &line, &where, &name, deadline](DigestAlgorithm a, Scheme s, const Bytes& d,
+                                                         const std::string& occasion) {
       try {
-        return sign(line.caller, line.cert_id, line.action, where + ", " + occasion, a, s, d);
+        return sign(line.caller, line.cert_id, line.action, where + ", " + occasion, a, s, d, deadline);
       } catch (const Error& e) {
         spdlog::warn("tls {}: the card did not sign for uid {}: {} ({})", name, line.caller.uid, e.what(),
                      reason_of(e.code()));

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -56,7 +57,8 @@ struct TunnelPlan {
   Bytes certificate;
   std::string subject;  // the certificate's, RFC 2253
   bool rsa_pss = true;
-  std::chrono::seconds handshake_timeout{30};
+  // Connecting, the handshake and the card's signature, all together.
+  std::chrono::steady_clock::time_point handshake_deadline;
 };
 
 // The card's signature for a handshake. `occasion` names the handshake as it
