@@ -45,7 +45,7 @@ Bytes digest_info(DigestAlgorithm alg, ByteView digest) {
   X509_SIG_getm(sig.get(), &algor, &octets);
   if (X509_ALGOR_set0(algor, OBJ_nid2obj(EVP_MD_get_type(evp_md(alg))), V_ASN1_NULL, nullptr) != 1 ||
       ASN1_OCTET_STRING_set(octets, digest.data(), static_cast<int>(digest.size())) != 1)
-    throw Error(Errc::internal_error, openssl_error("cannot build DigestInfo"));
+    throw internal_error("DigestInfo", openssl_error("cannot build DigestInfo"));
   const int len = i2d_X509_SIG(sig.get(), nullptr);
   Bytes out(static_cast<std::size_t>(len));
   unsigned char* p = out.data();

@@ -142,14 +142,8 @@ Task<> run(service::Service& service, service::Caller caller, SignRequest reques
     outcome->body = co_await perform(service, std::move(caller), std::move(request));
   } catch (const Error& e) {
     // Past the defences every failure is answered 200 with status "failed",
-    // as a page written for DigiSign reads it. An internal error's own text
-    // stays in the log; the page gets the line's correlation id.
-    if (e.code() == Errc::internal_error && e.correlation_id.empty()) {
-      const Error logged = internal_error("an SCS signature", e.what());
-      outcome->body = failed(Reason::internal, logged.what());
-    } else {
-      outcome->body = failed(reason_for(e.code()), e.what());
-    }
+    // as a page written for DigiSign reads it.
+    outcome->body = failed(reason_for(e.code()), e.what());
   } catch (const std::exception& e) {
     const Error e2 = internal_error("an SCS signature", e.what());
     outcome->body = failed(Reason::internal, e2.what());
@@ -178,11 +172,11 @@ Response Handler::answer(const Request& request, int status, const Json& body) c
   response.set(http::field::cache_control, "no-store");
   response.set("X-Content-Type-Options", "nosniff");
   response.set(http::field::vary, "Origin");
-  if (const std::string origin = allowed_origin(request); !origin.empty())
-    response.set(http::field::access_control_allow_origin, origin);
+  const std::string origin = allowed_origin(request);
+  if (!origin.empty()) response.set(http::field::access_control_allow_origin, origin);
   // Only a listed origin's page keeps its connection: any other page (an
   // image, a no-cors fetch without an Origin) could hold the slots with them.
-  response.keep_alive(request.keep_alive() && !allowed_origin(request).empty());
+  response.keep_alive(request.keep_alive() && !origin.empty());
   // Text korttid passes on (a token's label) may not be UTF-8: replaced, not thrown.
   response.body() = body.is_null() ? std::string() : to_std(body.dump(-1, ' ', false, Json::error_handler_t::replace));
   response.prepare_payload();

@@ -24,7 +24,9 @@ using AlgorPtr = Owned<X509_ALGOR, X509_ALGOR_free>;
 using SigningCertPtr = Owned<ESS_SIGNING_CERT, ESS_SIGNING_CERT_free>;
 using SigningCertV2Ptr = Owned<ESS_SIGNING_CERT_V2, ESS_SIGNING_CERT_V2_free>;
 
-[[noreturn]] void fail(const char* what) { throw Error(Errc::internal_error, openssl_error(what)); }
+// OpenSSL failing where it should not: the text goes to the log, the client
+// gets the correlation id.
+[[noreturn]] void fail(const char* what) { throw internal_error("CMS", openssl_error(what)); }
 
 void append_der_length(Bytes& out, std::size_t n) {
   if (n < 0x80) {
