@@ -90,6 +90,19 @@ class Tls : public SoftHsmDaemonTest {
     daemon_->connect()->call("session.login", {{"token_id", wstr(token_ids_.at(card))}, {"pin", kPin}});
   }
 
+  // korttid with `server` (an `s_server -rev`) as "sso", cardA logged in,
+  // and a tunnel through which one line went and came back reversed; `fd`
+  // is the client's end of it. (A void function, so that it may ASSERT:
+  // call it in ASSERT_NO_FATAL_FAILURE.)
+  void open_reversing_tunnel(const TlsServer& server, int& fd) {
+    start_with(server);
+    login("cardA");
+    fd = connect_unix(socket_);
+    const std::string line = "hei\n";
+    ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
+    EXPECT_NE(read_until(fd, "ieh", std::chrono::seconds(10)).find("ieh"), std::string::npos);
+  }
+
   // The outcome lines (audit_test pins down the begun line before each).
   std::vector<Json> audit_lines() { return outcomes(daemon_->audit()); }
 
@@ -399,13 +412,9 @@ TEST_F(Tls, BytesFlowBothWaysUntilTheSessionEndsThenTheTunnelCloses) {
 
 TEST_F(Tls, AClientThatLeavesEndsItsTunnel) {
   TlsServer server({"-rev"});
-  start_with(server);
-  login("cardA");
+  int fd = -1;
+  ASSERT_NO_FATAL_FAILURE(open_reversing_tunnel(server, fd));
   auto c = daemon_->connect();
-  const int fd = connect_unix(socket_);
-  const std::string line = "hei\n";
-  ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
-  EXPECT_NE(read_until(fd, "ieh", std::chrono::seconds(10)).find("ieh"), std::string::npos);
   ASSERT_EQ(c->call("tls.tunnels").size(), 1U);
   ::close(fd);
   for (int i = 0; i < 100 && !c->call("tls.tunnels").empty(); ++i)
@@ -418,13 +427,9 @@ TEST_F(Tls, AClientThatLeavesEndsItsTunnel) {
 // server, its relay woken at once by the hang-up, round after round).
 TEST_F(Tls, AClientThatHalfClosesThenLeavesEndsItsTunnelWhileTheServerIsSilent) {
   TlsServer server({"-rev"});
-  start_with(server);
-  login("cardA");
+  int fd = -1;
+  ASSERT_NO_FATAL_FAILURE(open_reversing_tunnel(server, fd));
   auto c = daemon_->connect();
-  const int fd = connect_unix(socket_);
-  const std::string line = "hei\n";
-  ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
-  EXPECT_NE(read_until(fd, "ieh", std::chrono::seconds(10)).find("ieh"), std::string::npos);
   ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
   // Time for the relay to read the half-close before the close comes (if
   // it did not, both arrive together, and the test proves less, not wrongly).
