@@ -12,12 +12,10 @@
 #include "daemon/config.hpp"
 #include "daemon/config_schema.hpp"
 #include "tests/support/support.hpp"
+#include "tests/unit/config_text.hpp"
 
 namespace kortti::daemon {
 namespace {
-
-using test::TempDir;
-
 std::string read_text(const std::string& relative) {
   std::ifstream in(test::source_dir() / relative);
   std::stringstream text;
@@ -123,22 +121,8 @@ bool written_as_table(const KeySpec& row) {
   return row.type == KeyType::table_array || row.type == KeyType::string_map;
 }
 
-Config load_text(const std::string& toml) {
-  static TempDir dir;
-  static int n = 0;
-  const auto path = dir / ("s" + std::to_string(n++) + ".toml");
-  test::write_file(path, toml);
-  return load_config(path.string());
-}
-
-std::vector<std::string> problems_of(const std::string& toml) {
-  try {
-    (void)load_text(toml);
-  } catch (const ConfigError& e) {
-    return e.problems();
-  }
-  return {};
-}
+using test_config::load_text;
+using test_config::problems_of;
 
 TEST(ConfigSchema, NamesAreUniqueAndRowsComplete) {
   std::set<std::string> names;

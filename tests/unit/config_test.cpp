@@ -4,25 +4,14 @@
 
 #include "daemon/config.hpp"
 #include "tests/support/support.hpp"
+#include "tests/unit/config_text.hpp"
 
 namespace kortti::daemon {
 namespace {
 
 using test::TempDir;
 
-std::vector<std::string> problems_of(const std::string& toml, std::string* file = nullptr) {
-  static TempDir dir;
-  static int n = 0;
-  const auto path = dir / ("c" + std::to_string(n++) + ".toml");
-  test::write_file(path, toml);
-  if (file != nullptr) *file = path.string();
-  try {
-    load_config(path.string());
-  } catch (const ConfigError& e) {
-    return e.problems();
-  }
-  return {};
-}
+using test_config::problems_of;
 
 TEST(Config, EmptyFileMeansDefaults) {
   TempDir dir;
