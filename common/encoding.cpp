@@ -111,7 +111,30 @@ std::size_t utf8_char(std::string_view s) noexcept {
   return 0;
 }
 
+// Whether the well-formed character of `n` bytes at the start of `s` is one
+// that changes how the text around it shows rather than showing itself: C0,
+// DEL, C1 (a terminal takes 0x9B for an escape sequence) and the
+// bidirectional embeddings, overrides and isolates (U+202A-U+202E,
+// U+2066-U+2069), which can make a text read as another.
+bool control_char(std::string_view s, std::size_t n) noexcept {
+  const auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  if (n == 1) return b(0) < 0x20 || b(0) == 0x7F;
+  if (n == 2) return b(0) == 0xC2 && b(1) < 0xA0;
+  if (n == 3 && b(0) == 0xE2 && b(1) == 0x80) return b(2) >= 0xAA && b(2) <= 0xAE;
+  if (n == 3 && b(0) == 0xE2 && b(1) == 0x81) return b(2) >= 0xA6 && b(2) <= 0xA9;
+  return false;
+}
+
 }  // namespace
+
+bool plain_text(std::string_view text) noexcept {
+  while (!text.empty()) {
+    const std::size_t n = utf8_char(text);
+    if (n == 0 || control_char(text, n)) return false;
+    text.remove_prefix(n);
+  }
+  return true;
+}
 
 bool valid_utf8(std::string_view text) noexcept {
   while (!text.empty()) {
@@ -143,7 +166,7 @@ std::string printable(std::string_view text, std::size_t max_bytes) {
       break;
     }
     const std::size_t n = utf8_char(text);
-    if (n == 0 || static_cast<unsigned char>(text[0]) < 0x20 || text[0] == 0x7F) {
+    if (n == 0 || control_char(text, n)) {
       out += kReplacement;
       text.remove_prefix(n == 0 ? 1 : n);
     } else {

@@ -23,8 +23,13 @@ bool valid_utf8(std::string_view text) noexcept;
 // The longest prefix of `text` of at most `max_bytes` that does not split a
 // UTF-8 character.
 std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes) noexcept;
-// `text` made fit for a log line: invalid UTF-8 and control characters
-// become U+FFFD, and it is cut (at a character) to about `max_bytes`.
+// Whether `text` is well-formed UTF-8 without control characters: C0, DEL,
+// C1, and the bidirectional embeddings, overrides and isolates (which can
+// make a text read as another).
+bool plain_text(std::string_view text) noexcept;
+// `text` made fit for a log line or a dialog: invalid UTF-8 and the control
+// characters plain_text() refuses become U+FFFD, and it is cut (at a
+// character) to about `max_bytes`.
 std::string printable(std::string_view text, std::size_t max_bytes = 256);
 
 }  // namespace kortti

@@ -39,8 +39,12 @@ Task<Json> system_hello(Core& core, std::shared_ptr<Call> call) {
   Params params(call->params());
   const auto client = params.optional_string("client");
   (void)params.optional_string("version");
-  // Cut at a character: half of one is not UTF-8, and this name goes into
-  // every log and audit line of the connection.
+  // The name goes into every log and audit line of the connection and into
+  // the PIN dialogs: a control character there could cut a dialog's text
+  // short (before its "LAST try" warning) or redraw a terminal.
+  if (client && !plain_text(*client))
+    throw Error(Errc::invalid_params, "parameter 'client' must be UTF-8 text without control characters");
+  // Cut at a character: half of one is not UTF-8.
   if (auto connection = call->connection(); connection && client)
     connection->peer().client = std::string(utf8_prefix(*client, 64));
   Json capabilities = Json::array();

@@ -18,16 +18,20 @@ namespace kortti::service {
 
 namespace {
 
-// The caller as the user can judge it: the name it gave itself (its claim),
-// and what the kernel vouches for — its uid and its process.
+// The caller as the user can judge it: first what the kernel vouches for,
+// its uid and its process (SO_PEERCRED, /proc/PID/comm; a browser's
+// connection has no process), then the name it gave itself, marked as its
+// claim, so that no name can pass for those facts.
 std::string who_asks(const Caller& caller) {
-  std::string process;
-  std::ifstream comm("/proc/" + std::to_string(caller.pid) + "/comm");
-  std::getline(comm, process);
-  std::string out = caller.client.empty() ? std::string("A program") : "\"" + caller.client + "\"";
-  out += " (uid " + std::to_string(caller.uid) + ", process " + std::to_string(caller.pid);
-  if (!process.empty()) out += " " + process;
-  out += ")";
+  std::string out = "A program";
+  if (caller.pid > 0) {
+    std::string process;
+    std::ifstream comm("/proc/" + std::to_string(caller.pid) + "/comm");
+    std::getline(comm, process);
+    out = "Process " + std::to_string(caller.pid) + (process.empty() ? "" : " " + printable(process, 16));
+  }
+  out += " of uid " + std::to_string(caller.uid);
+  if (!caller.client.empty()) out += ", calling itself \"" + printable(caller.client, 64) + "\",";
   return out;
 }
 

@@ -94,6 +94,30 @@ TEST_F(Hostile, ClientNameCutInsideACharacterIsCutBeforeIt) {
   EXPECT_EQ(lines[0]["action"], "session.login");
 }
 
+// The name a client gives itself goes into log and audit lines and into the
+// PIN dialogs: a NUL would cut pinentry's copy of a dialog's text before its
+// "LAST try" warning, ESC or C1's CSI would redraw a terminal pinentry, a
+// bidirectional override would make the name read backwards.
+TEST_F(Hostile, ClientNameWithControlCharactersIsInvalidParamsAndNothingTakesIt) {
+  start_with({});
+  auto c = daemon_->connect();
+  for (const std::string& name : {std::string("EHR\0", 4), std::string("EHR\x1b[2J"), std::string("EHR\nuid 0"),
+                                  std::string("EHR\xc2\x9b"
+                                              "2J"),
+                                  std::string("\xe2\x80\xae"
+                                              "RHE")}) {
+    const auto e = rpc_error([&] { c->call("system.hello", {{"client", wstr(name)}}); });
+    EXPECT_EQ(e.code(), -32602) << printable(name);
+    EXPECT_NE(std::string(e.what()).find("'client'"), std::string::npos) << e.what();
+  }
+  c->call("system.hello", {{"client", "EHR Testi"}});
+  (void)rpc_error([&] { c->call("session.login", {{"token_id", "no-such-token"}, {"pin", "1234"}}); });
+  expect_daemon_fine();
+  const auto lines = daemon_->audit();
+  ASSERT_EQ(lines.size(), 1U) << daemon_->log();
+  EXPECT_EQ(lines[0]["client"], "EHR Testi") << "a refused name is not the connection's";
+}
+
 // Attachments skip the JSON parser's UTF-8 check; korttid makes it itself.
 TEST_F(Hostile, AttachmentThatIsNotUtf8IsInvalidParamsAndTheConnectionCarriesOn) {
   start_with({});

@@ -90,7 +90,11 @@ TEST_F(PinPrompt, SignsWithThePinTheUserTypedAndTheDialogSaysWhoAsksWithWhichKey
   const std::string d = dialog(1);
   EXPECT_NE(d.find("SETTITLE kortti: PIN2 for a signature"), std::string::npos) << d;
   EXPECT_NE(d.find("SETPROMPT PIN2:"), std::string::npos) << d;
-  EXPECT_NE(d.find("\"EHR Testi\" (uid " + std::to_string(::getuid()) + ", process "), std::string::npos) << d;
+  // What the kernel says first, then the client's own claim to a name.
+  EXPECT_NE(d.find("SETDESC Process " + std::to_string(::getpid()) + " "), std::string::npos) << d;
+  EXPECT_NE(d.find(" of uid " + std::to_string(::getuid()) + ", calling itself \"EHR Testi\", asks to sign"),
+            std::string::npos)
+      << d;
   EXPECT_NE(d.find("a digest"), std::string::npos) << d;
   EXPECT_NE(d.find(upper_hex(digest, 2) + " " + upper_hex(Bytes(digest.begin() + 2, digest.end()), 2)),
             std::string::npos)

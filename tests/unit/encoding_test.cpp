@@ -39,5 +39,39 @@ TEST(Hex, RoundTripsAndRejectsJunk) {
   EXPECT_FALSE(hex_decode("0g").has_value());
 }
 
+// What reaches a log line or a PIN dialog's text must not change how the
+// text around it shows: a NUL ends pinentry's copy of the description, ESC
+// and C1's CSI (0x9B) start terminal escape sequences, a bidirectional
+// override makes a name read backwards.
+TEST(PlainText, RefusesControlCharactersAndBidiOverridesButNotLetters) {
+  EXPECT_TRUE(plain_text("EHR Testi, Lääkäri & Co (v2) \xE2\x82\xAC"));  // euro sign
+  EXPECT_TRUE(plain_text(""));
+  for (std::string_view bad :
+       {std::string_view("a\0b", 3), std::string_view("a\x1B[2Jb"), std::string_view("a\nb"), std::string_view("a\x7F"),
+        std::string_view("a\xC2\x9B"
+                         "2J"),
+        std::string_view("a\xC2\x85"),
+        std::string_view("\xE2\x80\xAE"
+                         "abc"),
+        std::string_view("\xE2\x80\xAA"),
+        std::string_view("\xE2\x81\xA6"
+                         "x"),
+        std::string_view("\xE2\x81\xA9"), std::string_view("a\xFF"), std::string_view("\xC3")})
+    EXPECT_FALSE(plain_text(bad)) << printable(bad);
+  // Neighbours of the refused ranges are ordinary characters.
+  EXPECT_TRUE(plain_text("\xC2\xA0\xE2\x80\xA9\xE2\x80\xAF\xE2\x81\xA5\xE2\x81\xAA"));
+}
+
+TEST(Printable, ReplacesWhatPlainTextRefusesAndCutsAtACharacter) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  const std::string r(kReplacement);
+  EXPECT_EQ(printable(std::string_view("a\0b\x1B\xC2\x9B\xE2\x80\xAEz", 10)), "a" + r + "b" + r + r + r + "z");
+  EXPECT_EQ(printable("Lääkäri"), "Lääkäri");
+  EXPECT_EQ(printable("\xFF"), r);
+  const std::string cut = printable("ääääää", 5);  // 2 bytes each: cut after the third
+  EXPECT_EQ(cut, "äää...");
+  EXPECT_TRUE(plain_text(cut));
+}
+
 }  // namespace
 }  // namespace kortti
