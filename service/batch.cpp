@@ -109,7 +109,11 @@ Task<std::vector<Result<Signed>>> Service::sign_batch(Caller caller, std::string
       all = co_await attempt(services_.tokens->sign_many(std::move(requests), std::move(c), stop->get_token(), each));
       co_return Unit{};
     };
-    co_await with_pin(caller, cert.token_id, std::move(dialog), std::move(credentials), 1, sign_all);
+    // The dialog ends with the batch: at its time limit too, not only when
+    // the caller goes.
+    Caller asking = caller;
+    asking.stop = stop->get_token();
+    co_await with_pin(asking, cert.token_id, std::move(dialog), std::move(credentials), 1, sign_all);
     co_await all_audited(progress);
     for (std::size_t j = 0; j < progress->order.size(); ++j) {
       const std::size_t i = progress->order[j];
