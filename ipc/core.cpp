@@ -1,11 +1,21 @@
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 
 #include "ipc/connection.hpp"
 #include "ipc/core.hpp"
 
 namespace kortti::ipc {
+
+namespace {
+
+// The parameters that hold a secret (docs/protocol.md): pin.change's and
+// pin.unblock's new PIN and activation code as well as every method's PIN.
+constexpr std::array kSecretParams = {"pin", "puk", "new_pin"};
+
+}  // namespace
 
 Core::Core(boost::asio::io_context& context, ServerOptions server_options, Services server_services)
     : io(context),
@@ -38,7 +48,13 @@ void Core::dispatch(const std::shared_ptr<Connection>& connection, Request reque
   auto call = std::make_shared<Call>(*this, connection, std::move(request));
   connection->track(call);
   call->arm_deadline(options.request_timeout);
-  if (auto pin = call->params().find("pin"); pin != call->params().end() && !pin->is_null()) {
+  // Every secret a request carries goes to the locked heap: a PIN, and
+  // pin.unblock's activation code and new PIN.
+  const auto& params = call->params();
+  if (std::any_of(kSecretParams.begin(), kSecretParams.end(), [&](const char* key) {
+        const auto secret = params.find(key);
+        return secret != params.end() && !secret->is_null();
+      })) {
     pin_gate->admit(call);
     return;
   }

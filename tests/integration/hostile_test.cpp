@@ -317,6 +317,32 @@ TEST_F(Hostile, OneUidCannotFillThePinMemory) {
   expect_daemon_fine();
 }
 
+// pin.unblock carries its secrets as `puk` and `new_pin`, not `pin`: they
+// go to the same locked memory, and through the same per-uid turns.
+TEST_F(Hostile, PinUnblockRequestsWaitForTheirUidsPinTurnsToo) {
+  start_with({});
+  constexpr int kRequests = 32;  // max_inflight_per_connection
+  auto attacker = connect_as(daemon_->socket(), kNobody, kNobody);
+  std::string burst;
+  for (int i = 1; i <= kRequests; ++i)
+    burst += R"({"jsonrpc":"2.0","id":)" + std::to_string(i) +
+             R"(,"method":"pin.unblock","params":{"token_id":"no-such-token","puk":"12345678","new_pin":"4321"}})" +
+             "\n";
+  attacker->send_raw(burst);  // one write: korttid reads them all before any is answered
+  for (int i = 0; i < kRequests; ++i) {
+    const auto answer = attacker->receive(std::chrono::seconds(60));
+    ASSERT_TRUE(answer.has_value());
+    EXPECT_EQ((*answer)["error"]["code"], 1002) << to_std(answer->dump());
+  }
+  const std::string log = daemon_->log();
+  std::size_t waits = 0;
+  for (auto at = log.find("waits for a PIN slot"); at != std::string::npos;
+       at = log.find("waits for a PIN slot", at + 1))
+    ++waits;
+  EXPECT_EQ(waits, static_cast<std::size_t>(kRequests - 4)) << "4 run at once; the rest wait";
+  expect_daemon_fine();
+}
+
 // One client's documents used to queue without bound behind a busy
 // documents thread (RSS 51 -> 2,171 MiB). Past max_queued_bytes: 1060 at once.
 TEST_F(Hostile, DocumentsWaitingForTheDocumentsThreadAreBounded) {
