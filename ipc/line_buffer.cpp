@@ -18,7 +18,10 @@ std::span<char> LineBuffer::writable(std::size_t min) {
       begin_ = 0;
       end_ = used;
     }
-    if (data_.size() - end_ < min) data_.resize(std::max(data_.size() * 2, end_ + min));
+    // Doubling, but never past what the largest message and one read need:
+    // a 16 MiB message must not leave a 32 MiB buffer behind it.
+    if (data_.size() - end_ < min)
+      data_.resize(std::max(end_ + min, std::min(data_.size() * 2, max_message_ + 1 + min)));
   }
   return {data_.data() + end_, data_.size() - end_};
 }

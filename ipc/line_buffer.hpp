@@ -38,6 +38,8 @@ class LineBuffer {
   void consume(std::size_t n);
 
   [[nodiscard]] std::size_t buffered() const noexcept { return end_ - begin_; }
+  // The memory it holds.
+  [[nodiscard]] std::size_t capacity() const noexcept { return data_.size(); }
 
  private:
   std::size_t max_message_;

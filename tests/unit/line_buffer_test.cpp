@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "ipc/line_buffer.hpp"
@@ -81,6 +82,28 @@ TEST(LineBuffer, ManySmallReadsOfOneLargeMessage) {
   feed(b, "\n");
   ASSERT_EQ(b.next(line), LineBuffer::Status::line);
   EXPECT_EQ(line.size(), big.size());
+}
+
+// Read as the connection reads (64 KiB at a time), a message of the limit
+// used to double the buffer to twice the limit (16 MiB -> 32 MiB, on each
+// of 64 connections).
+TEST(LineBuffer, AMessageOfTheLimitLeavesNoBufferOfTwiceTheLimit) {
+  constexpr std::size_t kLimit = 1 << 20;
+  constexpr std::size_t kRead = 65536;
+  LineBuffer b(kLimit);
+  for (std::size_t fed = 0; fed < kLimit;) {
+    const auto space = b.writable(kRead);
+    const std::size_t n = std::min(space.size(), kLimit - fed);
+    std::memset(space.data(), 'x', n);
+    b.commit(n);
+    fed += n;
+  }
+  b.writable(kRead)[0] = '\n';
+  b.commit(1);
+  std::string_view line;
+  ASSERT_EQ(b.next(line), LineBuffer::Status::line);
+  EXPECT_EQ(line.size(), kLimit);
+  EXPECT_LE(b.capacity(), kLimit + 1 + kRead);
 }
 
 TEST(LineBuffer, ConsumedBytesAreOverwritten) {
