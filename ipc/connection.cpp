@@ -55,14 +55,15 @@ void Connection::start() {
   if (open >= core_.options.max_connections) {
     spdlog::warn("conn={} uid={} pid={}: refused, {} clients already connected", peer_.connection, peer_.uid, peer_.pid,
                  open);
-    refuse(Error(Errc::service_unavailable, "too many clients are connected; try again later"));
+    refuse(make_error(nullptr, Error(Errc::service_unavailable, "too many clients are connected; try again later")));
     return;
   }
   if (same_uid >= core_.options.max_connections_per_uid) {
     spdlog::warn("conn={} uid={} pid={}: refused, uid {} already has {} connections", peer_.connection, peer_.uid,
                  peer_.pid, peer_.uid, same_uid);
-    refuse(Error(Errc::service_unavailable, "uid " + std::to_string(peer_.uid) + " has " + std::to_string(same_uid) +
-                                                " connections open, the most one user may have; close one and retry"));
+    refuse(make_error(nullptr, Error(Errc::service_unavailable,
+                                     "uid " + std::to_string(peer_.uid) + " has " + std::to_string(same_uid) +
+                                         " connections open, the most one user may have; close one and retry")));
     return;
   }
   spdlog::info("conn={} connected: uid={} gid={} pid={}", peer_.connection, peer_.uid, peer_.gid, peer_.pid);
@@ -71,11 +72,12 @@ void Connection::start() {
   read();
 }
 
-// The refusal must reach a client that has already written its first
-// request: closing at once would fail its write, and it would never read the
-// answer. So the connection stays open for a moment, reading and dropping
-// what comes, then closes. Refusals in that state are bounded too.
-void Connection::refuse(const Error& error) {
+// A refusal must reach a client that is still writing: its first request
+// (too many connections), or the rest of a message over the limit. Closing
+// at once would fail its write, and it would never read the answer. So the
+// connection stays open for a moment, reading and dropping what comes, then
+// closes. Refusals in that state are bounded too.
+void Connection::refuse(const Json& answer) {
   constexpr std::size_t kMaxRefusing = 64;
   constexpr auto kLinger = std::chrono::seconds(1);
   refusing_ = true;
@@ -84,7 +86,7 @@ void Connection::refuse(const Error& error) {
     close();
     return;
   }
-  send(make_error(nullptr, error));
+  send(answer);
   timer_.emplace(core_.io, kLinger);
   timer_->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
     if (!ec) self->close();
@@ -171,9 +173,9 @@ void Connection::handle_lines() {
     if (status == LineBuffer::Status::too_long) {
       spdlog::warn("conn={} uid={}: message over {} bytes, closing", peer_.connection, peer_.uid,
                    core_.options.max_message_bytes);
-      refuse_and_close(make_error(
-          nullptr, Error(Errc::invalid_request, "the message is longer than the limit of " +
-                                                    std::to_string(core_.options.max_message_bytes) + " bytes")));
+      refuse(make_error(nullptr,
+                        Error(Errc::invalid_request, "the message is longer than the limit of " +
+                                                         std::to_string(core_.options.max_message_bytes) + " bytes")));
       return;
     }
     last_request_ = std::chrono::steady_clock::now();
@@ -186,7 +188,7 @@ void Connection::handle_lines() {
     scrub_stack();  // the parser's small-string buffers held copies of short values
     if (incoming.framing_lost) {
       spdlog::warn("conn={} uid={}: unusable attachment header, closing", peer_.connection, peer_.uid);
-      refuse_and_close(std::get<Json>(incoming.message));
+      refuse(std::get<Json>(incoming.message));
       return;
     }
     pending_ = std::move(incoming);
@@ -216,13 +218,6 @@ void Connection::serve(Incoming incoming) {
     return;
   }
   core_.dispatch(shared_from_this(), std::move(std::get<Request>(incoming.message)));
-}
-
-void Connection::refuse_and_close(const Json& error) {
-  send(error);
-  no_more_requests_ = true;
-  close_after_write_ = true;
-  if (!writing_) close();
 }
 
 bool Connection::send(const Json& message, std::string_view attachment) {

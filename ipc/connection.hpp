@@ -51,8 +51,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   // False if the peer cannot be known: the connection is then refused.
   [[nodiscard]] bool read_peer_credentials();
-  // Answers `error` (too many connections) and closes a moment later.
-  void refuse(const Error& error);
+  // Answers with `answer` (too many connections; a message that cannot be
+  // framed) and, reading and dropping what still comes, closes a moment later.
+  void refuse(const Json& answer);
   void discard_input();
   void arm_idle_timer();
   void read();
@@ -61,8 +62,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // request's params (or skipped after an error); then the line is served.
   void take_attachment();
   void serve(Incoming incoming);
-  // Answers `error`, then closes once it is written: the stream cannot be framed.
-  void refuse_and_close(const Json& error);
   void write_next();
 
   Core& core_;

@@ -92,6 +92,22 @@ TEST_F(BadInput, OverSizeMessageIsRefusedAndTheConnectionClosed) {
   expect_daemon_fine();
 }
 
+// A client that writes a message far over the limit in one go must still
+// read why: korttid answers, then reads and drops the rest for a moment
+// before it closes. It used to close at once: the client's write failed
+// (EPIPE) before it could read the answer.
+TEST_F(BadInput, AClientStillWritingAnOverSizeMessageCanFinishAndReadWhy) {
+  auto c = daemon_->connect();
+  const std::string big =
+      R"({"jsonrpc":"2.0","id":1,"method":"system.hello","params":{"x":")" + std::string(4 << 20, 'a') + "\"}}\n";
+  ASSERT_NO_THROW(c->send_raw(big));
+  auto a = c->receive(std::chrono::seconds(10));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ((*a)["error"]["code"], -32600);
+  EXPECT_THROW(c->receive(std::chrono::seconds(10)), std::runtime_error) << "connection should be closed";
+  expect_daemon_fine();
+}
+
 // Attachments (protocol.md): raw bytes after a request line.
 std::string attached(const std::string& line_without_brace, std::size_t bytes) {
   return line_without_brace + R"(,"attachment":{"name":"client","bytes":)" + std::to_string(bytes) + "}}\n";
