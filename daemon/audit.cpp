@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <stdexcept>
 #include <utility>
 
 #include "common/digest.hpp"
@@ -36,6 +37,43 @@ std::string last_line(const std::string& file) {
   while (std::getline(in, line))
     if (!line.empty()) last = line;
   return last;
+}
+
+// A file that does not end with a newline ends in a line half written when
+// the machine stopped (or in the zeros some file systems leave after a power
+// cut). No such line was acknowledged: a line counts once its sync returned,
+// and a failed write or sync is cut back at once. Left there, the next line
+// would be glued to it and the chain would break at both. Cut it off.
+void cut_unfinished_line(const std::string& file) {
+  const int fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return;  // none yet (the writer creates it), or the writer says why not
+  struct stat st {};
+  char last = '\n';
+  if (::fstat(fd, &st) != 0 || st.st_size == 0 || ::pread(fd, &last, 1, st.st_size - 1) != 1 || last == '\n') {
+    ::close(fd);
+    return;
+  }
+  // The last newline, read back from the end a block at a time; none: the
+  // whole file is the unfinished line.
+  off_t keep = -1;
+  off_t end = st.st_size;
+  char buffer[4096];
+  while (keep < 0 && end > 0) {
+    const off_t from = std::max<off_t>(0, end - static_cast<off_t>(sizeof buffer));
+    const ssize_t n = ::pread(fd, buffer, static_cast<std::size_t>(end - from), from);
+    if (n != end - from) break;  // unreadable: leave the file as it is
+    for (ssize_t i = n - 1; i >= 0 && keep < 0; --i)
+      if (buffer[i] == '\n') keep = from + i + 1;
+    end = from;
+  }
+  if (keep < 0 && end == 0) keep = 0;
+  if (keep >= 0 && ::ftruncate(fd, keep) == 0 && ::fsync(fd) == 0)
+    spdlog::warn("audit: {} ended in {} bytes of an unfinished line, never acknowledged; cut off", file,
+                 st.st_size - keep);
+  else
+    spdlog::error("audit: cannot cut the unfinished last line off {}: {}", file,
+                  keep < 0 ? "it cannot be read" : std::strerror(errno));
+  ::close(fd);
 }
 
 Json to_line(const service::AuditRecord& r) {
@@ -123,7 +161,8 @@ AuditLog::AuditLog(const std::string& file) {
     return;
   }
   chain_ = std::make_shared<Chain>(file);
-  // Carry on the chain of the file as it is.
+  // Carry on the chain of the file as it is, from its last whole line.
+  cut_unfinished_line(file);
   const std::string last = last_line(file);
   if (!last.empty()) {
     const Json parsed = Json::parse(last, nullptr, /*allow_exceptions=*/false);
@@ -206,10 +245,14 @@ void AuditLog::Chain::flush(const std::shared_ptr<Chain>& self) {
   }
   if (batch.empty()) return;
   const bool awaited = std::any_of(batch.begin(), batch.end(), [](const Pending& p) { return p.done != nullptr; });
-  // Noted lines already waiting have a sync on its way.
-  const bool sync_pending = seq != durable_seq;
   bool ok = false;
+  bool sync_pending = false;
   try {
+    // A moved file is settled before the lines are numbered and linked: the
+    // old file's last sync, if it fails then, cuts the chain back.
+    if (!reopen_if_moved()) throw std::runtime_error("cannot open " + file + ": " + std::strerror(errno));
+    // Noted lines already waiting have a sync on its way.
+    sync_pending = seq != durable_seq;
     std::uint64_t next = seq;
     std::string prev = prev_hash;
     std::string text;

@@ -203,6 +203,34 @@ TEST_F(Audit, ARestartCarriesOnTheChainOfTheFile) {
   EXPECT_EQ(r.status, 0) << r.out;
 }
 
+// The machine stopped in the middle of a line, and the file system left
+// zeros after it: the next korttid cuts that off (it was never acknowledged)
+// and chains on from the last whole line, instead of gluing its first line
+// to the fragment and breaking the chain there.
+TEST_F(Audit, AnUnfinishedLastLineIsCutOffAtARestartAndTheChainCarriesOn) {
+  TempDir keep;
+  DaemonOptions first;
+  first.audit_file = keep / "audit.log";
+  start(std::move(first));
+  sign_digest(*daemon_->connect(), rsa_sign_cert(), "sha256");
+  EXPECT_EQ(daemon_->stop(), 0);
+  {
+    std::ofstream out(keep / "audit.log", std::ios::app | std::ios::binary);
+    out << R"({"time":"2026-12-03T10:00:00Z","action":"sign.dig)" << std::string(16, '\0');
+  }
+  DaemonOptions second;
+  second.audit_file = keep / "audit.log";
+  start(std::move(second));
+  sign_digest(*daemon_->connect(), rsa_sign_cert(), "sha256");
+  const auto lines = raw_lines(keep / "audit.log");
+  ASSERT_EQ(lines.size(), 4U) << read_file(keep / "audit.log");
+  EXPECT_EQ(Json::parse(lines[2])["seq"], 3);
+  EXPECT_EQ(Json::parse(lines[2])["prev"], wstr(sha256_of(lines[1])));
+  const auto r = verify({keep / "audit.log"});
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(daemon_->log().find("unfinished line"), std::string::npos) << daemon_->log();
+}
+
 // A small tmpfs, filled: the card signs, but without its audit line the
 // signature never leaves korttid.
 class AuditOnAFullDisk : public SoftHsmDaemonTest {
