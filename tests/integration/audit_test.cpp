@@ -183,51 +183,51 @@ TEST_F(Audit, TheChainCarriesOnAcrossRotation) {
   EXPECT_NE(reversed.out.find("audit.log.1:1: note: the chain starts anew"), std::string::npos) << reversed.out;
 }
 
-TEST_F(Audit, ARestartCarriesOnTheChainOfTheFile) {
+// korttid stopped and started again on the same audit file.
+class AuditRestart : public SoftHsmDaemonTest {
+ protected:
+  // korttid started on the audit file `file`, one signature made.
+  void sign_once(const fs::path& file) {
+    DaemonOptions o;
+    o.audit_file = file;
+    start(std::move(o));
+    sign_digest(*daemon_->connect(), rsa_sign_cert(), "sha256");
+  }
+  // Two runs of sign_once: the second run's first line goes on from the
+  // first run's last (seq 3, prev its hash), and verify finds it intact.
+  static void expect_one_chain(const fs::path& file) {
+    const auto lines = raw_lines(file);
+    ASSERT_EQ(lines.size(), 4U) << read_file(file);
+    EXPECT_EQ(Json::parse(lines[2])["seq"], 3);
+    EXPECT_EQ(Json::parse(lines[2])["prev"], wstr(sha256_of(lines[1])));
+    const auto r = verify({file});
+    EXPECT_EQ(r.status, 0) << r.out;
+  }
+};
+
+TEST_F(AuditRestart, ARestartCarriesOnTheChainOfTheFile) {
   TempDir keep;
-  DaemonOptions first;
-  first.audit_file = keep / "audit.log";
-  start(std::move(first));
-  sign_digest(*daemon_->connect(), rsa_sign_cert(), "sha256");
+  sign_once(keep / "audit.log");
   EXPECT_EQ(daemon_->stop(), 0);
-  DaemonOptions second;
-  second.audit_file = keep / "audit.log";
-  start(std::move(second));
-  sign_digest(*daemon_->connect(), rsa_sign_cert(), "sha256");
+  sign_once(keep / "audit.log");
   ASSERT_EQ(daemon_->audit().size(), 4U);
-  const auto lines = raw_lines(keep / "audit.log");
-  ASSERT_EQ(lines.size(), 4U);
-  EXPECT_EQ(Json::parse(lines[2])["seq"], 3);
-  EXPECT_EQ(Json::parse(lines[2])["prev"], wstr(sha256_of(lines[1])));
-  const auto r = verify({keep / "audit.log"});
-  EXPECT_EQ(r.status, 0) << r.out;
+  expect_one_chain(keep / "audit.log");
 }
 
 // The machine stopped in the middle of a line, and the file system left
 // zeros after it: the next korttid cuts that off (it was never acknowledged)
 // and chains on from the last whole line, instead of gluing its first line
 // to the fragment and breaking the chain there.
-TEST_F(Audit, AnUnfinishedLastLineIsCutOffAtARestartAndTheChainCarriesOn) {
+TEST_F(AuditRestart, AnUnfinishedLastLineIsCutOffAndTheChainCarriesOn) {
   TempDir keep;
-  DaemonOptions first;
-  first.audit_file = keep / "audit.log";
-  start(std::move(first));
-  sign_digest(*daemon_->connect(), rsa_sign_cert(), "sha256");
+  sign_once(keep / "audit.log");
   EXPECT_EQ(daemon_->stop(), 0);
   {
     std::ofstream out(keep / "audit.log", std::ios::app | std::ios::binary);
     out << R"({"time":"2026-12-03T10:00:00Z","action":"sign.dig)" << std::string(16, '\0');
   }
-  DaemonOptions second;
-  second.audit_file = keep / "audit.log";
-  start(std::move(second));
-  sign_digest(*daemon_->connect(), rsa_sign_cert(), "sha256");
-  const auto lines = raw_lines(keep / "audit.log");
-  ASSERT_EQ(lines.size(), 4U) << read_file(keep / "audit.log");
-  EXPECT_EQ(Json::parse(lines[2])["seq"], 3);
-  EXPECT_EQ(Json::parse(lines[2])["prev"], wstr(sha256_of(lines[1])));
-  const auto r = verify({keep / "audit.log"});
-  EXPECT_EQ(r.status, 0) << r.out;
+  sign_once(keep / "audit.log");
+  expect_one_chain(keep / "audit.log");
   EXPECT_NE(daemon_->log().find("unfinished line"), std::string::npos) << daemon_->log();
 }
 
