@@ -337,13 +337,12 @@ bool AuditLog::Chain::reopen_if_moved() {
 
 // All of `text` or none of it: a failed write or sync is cut back off, so a
 // half line never breaks every later check. `sync`: made durable too, with
-// every line written before it.
+// every line written before it. To the file flush() found at the path.
 bool AuditLog::Chain::append(const std::string& text, std::size_t lines, bool sync) {
   auto fail = [&](const char* what) {
     spdlog::error("audit: cannot {} {}: {}; {} line(s) not written", what, file, std::strerror(errno), lines);
     return false;
   };
-  if (!reopen_if_moved()) return fail("open");
   const off_t end = ::lseek(fd, 0, SEEK_END);
   std::size_t written = 0;
   while (written < text.size()) {
