@@ -308,11 +308,7 @@ TEST_F(Hostile, OneUidCannotFillThePinMemory) {
     }
   EXPECT_EQ(signed_ok, kConnections * kRequests);
   // They waited: korttid let at most 4 of them hold a PIN at once.
-  const std::string log = daemon_->log();
-  std::size_t waits = 0;
-  for (auto at = log.find("waits for a PIN slot"); at != std::string::npos;
-       at = log.find("waits for a PIN slot", at + 1))
-    ++waits;
+  const std::size_t waits = occurrences(daemon_->log(), "waits for a PIN slot");
   EXPECT_GE(waits, static_cast<std::size_t>(kRequests - 4)) << "a burst of " << kRequests << " on one connection";
   expect_daemon_fine();
 }
@@ -334,11 +330,7 @@ TEST_F(Hostile, PinUnblockRequestsWaitForTheirUidsPinTurnsToo) {
     ASSERT_TRUE(answer.has_value());
     EXPECT_EQ((*answer)["error"]["code"], 1002) << to_std(answer->dump());
   }
-  const std::string log = daemon_->log();
-  std::size_t waits = 0;
-  for (auto at = log.find("waits for a PIN slot"); at != std::string::npos;
-       at = log.find("waits for a PIN slot", at + 1))
-    ++waits;
+  const std::size_t waits = occurrences(daemon_->log(), "waits for a PIN slot");
   EXPECT_EQ(waits, static_cast<std::size_t>(kRequests - 4)) << "4 run at once; the rest wait";
   expect_daemon_fine();
 }

@@ -551,11 +551,7 @@ TEST_F(Pcsc, ABatchOfTwentyWithTheCardPulledMidwayKeepsWhatWasSignedAndFailsTheR
   EXPECT_EQ(r["failed"].get<std::size_t>(), 20 - signed_items);
   // The audit trail has a line for every item, signed or not.
   const std::string audit = read_file(daemon_->dir() / "audit.log");
-  std::size_t lines = 0;
-  for (auto at = audit.find("sign.batch sign.digest"); at != std::string::npos;
-       at = audit.find("sign.batch sign.digest", at + 1))
-    ++lines;
-  EXPECT_EQ(lines, 20U);
+  EXPECT_EQ(occurrences(audit, "sign.batch sign.digest"), 20U);
   EXPECT_EQ(audit.find(kPin), std::string::npos);
 }
 

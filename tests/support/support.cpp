@@ -75,6 +75,12 @@ std::string read_file(const fs::path& path) {
   return s.str();
 }
 
+std::size_t occurrences(std::string_view text, std::string_view needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string_view::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
 Bytes read_bytes(const fs::path& path) {
   const std::string s = read_file(path);
   return Bytes(s.begin(), s.end());

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "client/client.hpp"
@@ -93,6 +94,8 @@ CommandResult cms_verify(const Bytes& cms, const std::optional<Bytes>& content =
 // salt = digest length) for RSA, DER ECDSA for EC.
 Bytes sign_like_a_token(const fs::path& key_pem, DigestAlgorithm alg, const Bytes& digest, bool pss = false);
 std::string read_file(const fs::path& path);
+// How many times `needle` occurs in `text` (a log, an audit file).
+std::size_t occurrences(std::string_view text, std::string_view needle);
 Bytes read_bytes(const fs::path& path);
 void write_bytes(const fs::path& path, ByteView data);
 
