@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 
@@ -74,6 +75,72 @@ void cut_unfinished_line(const std::string& file) {
     spdlog::error("audit: cannot cut the unfinished last line off {}: {}", file,
                   keep < 0 ? "it cannot be read" : std::strerror(errno));
   ::close(fd);
+}
+
+// Where the chain stood when korttid last stopped cleanly, kept beside the
+// file (FILE.head): a file moved away while korttid was stopped leaves a
+// new, empty one, and without the head its first line could not name the
+// old file's last. Removed at start, so that after a crash (no head
+// written) a stale head never links a new file to the wrong line.
+struct Head {
+  std::uint64_t seq = 0;
+  std::string hash;
+};
+
+std::string head_path(const std::string& file) { return file + ".head"; }
+
+std::string directory_of(const std::string& file) {
+  const auto slash = file.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : file.substr(0, slash);
+}
+
+// A rename or unlink is durable once its directory is synced.
+bool sync_directory(const std::string& file) {
+  const int dir = ::open(directory_of(file).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return false;
+  const bool ok = ::fsync(dir) == 0;
+  ::close(dir);
+  return ok;
+}
+
+std::optional<Head> take_head(const std::string& file) {
+  const std::string path = head_path(file);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string text;
+  std::getline(in, text);
+  in.close();
+  if (::unlink(path.c_str()) != 0 || !sync_directory(path))
+    spdlog::error("audit: cannot remove {}: {}; remove it by hand before korttid stops uncleanly", path,
+                  std::strerror(errno));
+  const Json parsed = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_object() && parsed.contains("seq") && parsed["seq"].is_number_unsigned() && parsed.contains("hash") &&
+      parsed["hash"].is_string()) {
+    Head head{parsed["seq"].get<std::uint64_t>(), to_std(parsed["hash"].get<WipingString>())};
+    if (head.hash.size() == 64 && std::all_of(head.hash.begin(), head.hash.end(),
+                                              [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))
+      return head;
+  }
+  spdlog::warn("audit: {} is not a chain head (seq and hash); ignored", path);
+  return std::nullopt;
+}
+
+// Written and synced to a temporary name, then renamed over: a head is
+// whole or absent.
+void write_head(const std::string& file, const Head& head) {
+  const std::string path = head_path(file);
+  const std::string temporary = path + ".new";
+  const std::string text = to_std(Json{{"seq", head.seq}, {"hash", wstr(head.hash)}}.dump()) + "\n";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  bool ok =
+      fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fdatasync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  ok = ok && ::rename(temporary.c_str(), path.c_str()) == 0 && sync_directory(path);
+  if (!ok) {
+    spdlog::error("audit: cannot write {}: {}; if {} is moved before korttid starts again, its chain starts anew", path,
+                  std::strerror(errno), file);
+    ::unlink(temporary.c_str());
+  }
 }
 
 Json to_line(const service::AuditRecord& r) {
@@ -173,6 +240,22 @@ AuditLog::AuditLog(const std::string& file) {
     }
     chain_->prev_hash = hash_of(last);
   }
+  // What the last clean stop left says where the chain really stood. It
+  // wins over the file: lines removed while korttid was stopped then show
+  // as a break in the chain (the first new line names the line they ended
+  // with), not as a chain that quietly goes on from a shorter file.
+  if (const auto head = take_head(file)) {
+    if (last.empty()) {
+      spdlog::info("audit: {} is new; the chain goes on from seq {} of the file before it", file, head->seq);
+    } else if (head->hash != chain_->prev_hash) {
+      spdlog::error(
+          "audit: {} ends at seq {}, but korttid stopped at seq {}: the file was changed or cut while korttid was "
+          "stopped; the chain goes on from seq {}, and `korttid audit verify` will show the break",
+          file, chain_->seq, head->seq, head->seq);
+    }
+    chain_->seq = head->seq;
+    chain_->prev_hash = head->hash;
+  }
   if (!chain_->reopen_if_moved())
     throw std::runtime_error("cannot open the audit file " + file + ": " + std::strerror(errno));
 }
@@ -228,6 +311,8 @@ bool AuditLog::stop(std::chrono::milliseconds timeout) {
     if (auto chain = weak.lock()) {
       chain->lazy_sync.cancel();
       chain->sync_written();
+      // After the sync: a failed one cuts the chain back first.
+      if (!chain->prev_hash.empty()) write_head(chain->file, {chain->seq, chain->prev_hash});
     }
   });
   return chain_->writer.stop_and_wait(timeout);

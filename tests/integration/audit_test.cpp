@@ -3,6 +3,7 @@
 
 #include <sys/mount.h>
 
+#include <csignal>
 #include <cstring>
 #include <fstream>
 
@@ -229,6 +230,71 @@ TEST_F(AuditRestart, AnUnfinishedLastLineIsCutOffAndTheChainCarriesOn) {
   sign_once(keep / "audit.log");
   expect_one_chain(keep / "audit.log");
   EXPECT_NE(daemon_->log().find("unfinished line"), std::string::npos) << daemon_->log();
+}
+
+// logrotate moved the file while korttid was stopped (its monthly run at
+// night, then a reboot): the next start has only an empty path, and the
+// head the clean stop left beside it links the new file to the old one.
+TEST_F(AuditRestart, AFileMovedWhileKorttidWasStoppedIsStillLinked) {
+  TempDir keep;
+  const fs::path file = keep / "audit.log";
+  sign_once(file);
+  EXPECT_EQ(daemon_->stop(), 0);
+  ASSERT_TRUE(fs::exists(keep / "audit.log.head"));
+  fs::rename(file, keep / "audit.log.1");
+  sign_once(file);
+  EXPECT_FALSE(fs::exists(keep / "audit.log.head")) << "a start takes the head away";
+  const auto old_lines = raw_lines(keep / "audit.log.1");
+  const auto new_lines = raw_lines(file);
+  ASSERT_EQ(old_lines.size(), 2U);
+  ASSERT_EQ(new_lines.size(), 2U);
+  EXPECT_EQ(Json::parse(new_lines[0])["seq"], 3);
+  EXPECT_EQ(Json::parse(new_lines[0])["prev"], wstr(sha256_of(old_lines[1])));
+  const auto r = verify({keep / "audit.log.1", file});
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("OK: 4 lines"), std::string::npos) << r.out;
+}
+
+// Lines cut from the file while korttid was stopped: the chain goes on from
+// where korttid stopped, so the cut shows as a break instead of vanishing.
+TEST_F(AuditRestart, LinesCutWhileKorttidWasStoppedShowAsABreak) {
+  TempDir keep;
+  const fs::path file = keep / "audit.log";
+  sign_once(file);
+  EXPECT_EQ(daemon_->stop(), 0);
+  const auto before = raw_lines(file);
+  ASSERT_EQ(before.size(), 2U);
+  write_file(file, before[0] + "\n");
+  sign_once(file);
+  const auto lines = raw_lines(file);
+  ASSERT_EQ(lines.size(), 3U);
+  EXPECT_EQ(Json::parse(lines[1])["seq"], 3);
+  EXPECT_EQ(Json::parse(lines[1])["prev"], wstr(sha256_of(before[1])));
+  EXPECT_NE(daemon_->log().find("but korttid stopped at seq 2"), std::string::npos) << daemon_->log();
+  const auto r = verify({file});
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find(file.string() + ":1: BROKEN"), std::string::npos) << r.out;
+}
+
+// A crash writes no head, and the start before it took the last one away:
+// a file moved while korttid was down starts anew (a link verify reports
+// it cannot check), never linked to a line that is not the last.
+TEST_F(AuditRestart, AfterACrashNoStaleHeadLinksANewFile) {
+  TempDir keep;
+  const fs::path file = keep / "audit.log";
+  sign_once(file);
+  EXPECT_EQ(daemon_->stop(), 0);
+  sign_once(file);
+  EXPECT_EQ(daemon_->stop(SIGKILL), 128 + SIGKILL);
+  EXPECT_FALSE(fs::exists(keep / "audit.log.head"));
+  fs::rename(file, keep / "audit.log.1");
+  sign_once(file);
+  const auto lines = raw_lines(file);
+  ASSERT_EQ(lines.size(), 2U);
+  EXPECT_EQ(Json::parse(lines[0])["seq"], 1);
+  EXPECT_EQ(Json::parse(lines[0])["prev"], "start");
+  const auto r = verify({keep / "audit.log.1", file});
+  EXPECT_EQ(r.status, 2) << r.out;
 }
 
 // A small tmpfs, filled: the card signs, but without its audit line the
