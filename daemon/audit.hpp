@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,11 +66,13 @@ inline constexpr std::chrono::milliseconds kLazySync{100};
 // instead of a hash (a new trail, or a restart after the file was moved).
 inline constexpr const char* kChainStart = "start";
 
-// `korttid audit verify FILE...`: checks the chain through the files in the
-// order given (oldest first). Prints what it found; returns 0 when every line
-// is intact and linked, 1 at the first broken or missing line, 2 when every
+// `korttid audit verify [--last-known HASH] FILE...`: checks the chain
+// through the files in the order given (oldest first). Prints what it
+// found; returns 0 when every line is intact and linked, 1 at the first
+// broken or missing line (or when no line hashes to `last_known`, a last
+// hash an earlier verify printed and someone kept elsewhere), 2 when every
 // line is intact but the chain starts anew after its beginning (a link that
 // cannot be checked), 74 when a file cannot be read.
-int verify_audit_files(const std::vector<std::string>& files);
+int verify_audit_files(const std::vector<std::string>& files, const std::optional<std::string>& last_known);
 
 }  // namespace kortti::daemon

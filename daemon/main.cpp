@@ -12,6 +12,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <iostream>
+#include <optional>
+#include <string>
 
 #include "common/error.hpp"
 #include "common/secret.hpp"
@@ -124,12 +126,16 @@ AUDIT
   is on disk (fdatasync) before the answer it records leaves; when it cannot
   be written, the signature is refused with 1060.
 
-  korttid audit verify FILE...
+  korttid audit verify [--last-known HASH] FILE...
       check the chain through the files, oldest first (audit.log.2
-      audit.log.1 audit.log). Exit status: 0 intact, 1 a line changed or
-      missing (the first one is named), 2 intact but the chain starts anew
-      after its first line (files out of order, or moved while korttid was
-      stopped), 74 a file cannot be read.)";
+      audit.log.1 audit.log), and print the range of seq checked and the
+      last line's hash. A change to the last lines cannot be seen from the
+      files alone: keep that hash elsewhere and give it to a later verify
+      as --last-known, which then fails unless some line hashes to it.
+      Exit status: 0 intact, 1 a line changed or missing (the first one is
+      named) or the last known hash not found, 2 intact but the chain
+      starts anew after its first line (files out of order, or moved while
+      korttid was stopped uncleanly), 74 a file cannot be read.)";
 
 ipc::AccessPolicy access_policy(const daemon::Config& config) {
   ipc::AccessPolicy policy;
@@ -242,6 +248,17 @@ int main(int argc, char** argv) {
   audit_command->footer(kAuditHelp);
   std::vector<std::string> audit_files;
   auto* audit_verify = audit_command->add_subcommand("verify", "check the hash chain of audit files, oldest first");
+  std::optional<std::string> last_known;
+  audit_verify
+      ->add_option("--last-known", last_known,
+                   "a last hash an earlier verify printed, kept elsewhere: some line must hash to it")
+      ->type_name("HASH")
+      ->check(
+          [](const std::string& hash) {
+            const bool hex = hash.size() == 64 && hash.find_first_not_of("0123456789abcdef") == std::string::npos;
+            return hex ? std::string() : std::string("a SHA-256 in 64 lowercase hex digits");
+          },
+          "SHA-256");
   audit_verify->add_option("FILE", audit_files, "audit files, oldest first")->required()->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
@@ -249,7 +266,7 @@ int main(int argc, char** argv) {
     std::cout << "korttid " << kVersion << " (protocol " << kProtocolVersion << ")\n";
     return 0;
   }
-  if (*audit_verify) return daemon::verify_audit_files(audit_files);
+  if (*audit_verify) return daemon::verify_audit_files(audit_files, last_known);
   const bool explicit_path = config_opt->count() > 0;
   auto loaded = read_config(config_path, explicit_path);
   if (!loaded) return kExitConfig;

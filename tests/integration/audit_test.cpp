@@ -159,6 +159,46 @@ TEST_F(Audit, VerifyNamesAChangedOrMissingLine) {
   EXPECT_NE(r2.out.find("missing.log:2: BROKEN"), std::string::npos) << r2.out;
 }
 
+// The last lines of a file cannot be checked by the file itself; a hash
+// kept elsewhere can: verify fails unless some line still hashes to it.
+TEST_F(Audit, VerifyChecksALastKnownHash) {
+  auto c = daemon_->connect();
+  for (int i = 0; i < 2; ++i) sign_digest(*c, rsa_sign_cert(), "sha256");
+  ASSERT_EQ(daemon_->audit().size(), 4U);
+  const auto lines = raw_lines(daemon_->dir() / "audit.log");
+  ASSERT_EQ(lines.size(), 4U);
+  const auto all = verify({daemon_->dir() / "audit.log"});
+  EXPECT_EQ(all.status, 0) << all.out;
+  EXPECT_NE(all.out.find("from seq 1 through seq 4 (last hash " + sha256_of(lines[3]) + ")"), std::string::npos)
+      << all.out;
+
+  auto with_known = [&](const fs::path& file, const std::string& hash) {
+    return run({korttid_binary().string(), "audit", "verify", "--last-known", hash, file.string()});
+  };
+  const auto kept = with_known(daemon_->dir() / "audit.log", sha256_of(lines[1]));
+  EXPECT_EQ(kept.status, 0) << kept.out;
+  EXPECT_NE(kept.out.find("the last known hash is " + (daemon_->dir() / "audit.log").string() + ":2"),
+            std::string::npos)
+      << kept.out;
+
+  // The last two lines cut off: the file alone is still a sound chain.
+  write_file(daemon_->dir() / "cut.log", lines[0] + "\n" + lines[1] + "\n");
+  EXPECT_EQ(verify({daemon_->dir() / "cut.log"}).status, 0);
+  const auto cut = with_known(daemon_->dir() / "cut.log", sha256_of(lines[3]));
+  EXPECT_EQ(cut.status, 1) << cut.out;
+  EXPECT_NE(cut.out.find("BROKEN: no line hashes to " + sha256_of(lines[3])), std::string::npos) << cut.out;
+
+  // The first lines cut off: the range says where the check began.
+  write_file(daemon_->dir() / "head-cut.log", lines[2] + "\n" + lines[3] + "\n");
+  const auto late = verify({daemon_->dir() / "head-cut.log"});
+  EXPECT_EQ(late.status, 0) << late.out;
+  EXPECT_NE(late.out.find("OK: 2 lines, from seq 3 through seq 4"), std::string::npos) << late.out;
+
+  const auto bad = with_known(daemon_->dir() / "audit.log", "not-a-hash");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("SHA-256"), std::string::npos) << bad.err;
+}
+
 // logrotate moves the file; the next line starts a new one, linked to the old.
 TEST_F(Audit, TheChainCarriesOnAcrossRotation) {
   auto c = daemon_->connect();
