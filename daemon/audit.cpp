@@ -30,14 +30,39 @@ std::string hash_of(std::string_view line) {
   return sha256_hex(ByteView(reinterpret_cast<const std::uint8_t*>(line.data()), line.size()));
 }
 
-// The last non-empty line of a file, or empty.
+// Where the line that ends at `end` begins: just after the last newline
+// before `end`, read back from there a block at a time (a trail of years
+// is not read whole at every start); 0 when there is none, -1 when the file
+// cannot be read.
+off_t line_start_before(int fd, off_t end) {
+  char buffer[4096];
+  while (end > 0) {
+    const off_t from = std::max<off_t>(0, end - static_cast<off_t>(sizeof buffer));
+    const ssize_t n = ::pread(fd, buffer, static_cast<std::size_t>(end - from), from);
+    if (n != end - from) return -1;
+    for (ssize_t i = n - 1; i >= 0; --i)
+      if (buffer[i] == '\n') return from + i + 1;
+    end = from;
+  }
+  return 0;
+}
+
+// The last non-empty line of a file that ends with a newline, or empty.
 std::string last_line(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  struct stat st {};
   std::string line;
-  std::string last;
-  while (std::getline(in, line))
-    if (!line.empty()) last = line;
-  return last;
+  off_t end = ::fstat(fd, &st) == 0 ? st.st_size - 1 : 0;  // before the final newline
+  while (line.empty() && end > 0) {
+    const off_t from = line_start_before(fd, end);
+    if (from < 0) break;
+    line.resize(static_cast<std::size_t>(end - from));
+    if (::pread(fd, line.data(), line.size(), from) != static_cast<ssize_t>(line.size())) line.clear();
+    end = from - 1;
+  }
+  ::close(fd);
+  return line;
 }
 
 // A file that does not end with a newline ends in a line half written when
@@ -54,20 +79,7 @@ void cut_unfinished_line(const std::string& file) {
     ::close(fd);
     return;
   }
-  // The last newline, read back from the end a block at a time; none: the
-  // whole file is the unfinished line.
-  off_t keep = -1;
-  off_t end = st.st_size;
-  char buffer[4096];
-  while (keep < 0 && end > 0) {
-    const off_t from = std::max<off_t>(0, end - static_cast<off_t>(sizeof buffer));
-    const ssize_t n = ::pread(fd, buffer, static_cast<std::size_t>(end - from), from);
-    if (n != end - from) break;  // unreadable: leave the file as it is
-    for (ssize_t i = n - 1; i >= 0 && keep < 0; --i)
-      if (buffer[i] == '\n') keep = from + i + 1;
-    end = from;
-  }
-  if (keep < 0 && end == 0) keep = 0;
+  const off_t keep = line_start_before(fd, st.st_size);
   if (keep >= 0 && ::ftruncate(fd, keep) == 0 && ::fsync(fd) == 0)
     spdlog::warn("audit: {} ended in {} bytes of an unfinished line, never acknowledged; cut off", file,
                  st.st_size - keep);
