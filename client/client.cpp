@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <system_error>
@@ -51,7 +52,9 @@ void Client::send_raw(std::string_view bytes) {
     const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw std::system_error(errno, std::generic_category(), "send to korttid");
+      const int err = errno;
+      if (err == EPIPE || err == ECONNRESET) throw_refusal_if_any();
+      throw std::system_error(err, std::generic_category(), "send to korttid");
     }
     sent += static_cast<std::size_t>(n);
   }
@@ -135,10 +138,44 @@ std::optional<Json> Client::read_message(Timeout timeout) {
     char chunk[65536];
     const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw std::system_error(errno, std::generic_category(), "recv from korttid");
-    if (n == 0) throw std::runtime_error("korttid closed the connection");
+    if (n <= 0) {
+      const int err = errno;
+      throw_refusal_if_any();
+      if (n < 0) throw std::system_error(err, std::generic_category(), "recv from korttid");
+      throw std::runtime_error("korttid closed the connection");
+    }
     buffer_.append(chunk, static_cast<std::size_t>(n));
   }
+}
+
+namespace {
+
+// An error without an id answers no request: korttid could not read the
+// one it refuses (a message over the limit), or refuses the connection
+// itself (too many connections). Followed by a close, it says why.
+bool is_refusal(const Json& message) {
+  const auto id = message.find("id");
+  return id != message.end() && id->is_null() && message.contains("error");
+}
+
+}  // namespace
+
+void Client::throw_refusal_if_any() {
+  // What korttid sent before it closed is still queued on this side.
+  char chunk[65536];
+  for (;;) {
+    const ssize_t n = ::recv(fd_, chunk, sizeof chunk, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buffer_.append(chunk, static_cast<std::size_t>(n));
+  }
+  try {
+    while (auto message = take_message()) held_.push_back(std::move(*message));
+  } catch (const std::exception&) {
+    // A line cut by the close: what came before it is held.
+  }
+  const auto refusal = std::find_if(held_.rbegin(), held_.rend(), is_refusal);
+  if (refusal != held_.rend()) (void)result_of(*refusal);  // throws its RpcError
 }
 
 std::optional<Json> Client::receive(Timeout timeout) {

@@ -60,7 +60,9 @@ class Client {
   void send_raw(std::string_view bytes);
 
   // The next message from the daemon, or nullopt at timeout. Throws
-  // std::runtime_error when the daemon closes the connection.
+  // std::runtime_error when the daemon closes the connection, or its
+  // RpcError when it refused the connection before closing it (here and in
+  // every call below).
   std::optional<Json> receive(Timeout timeout = kForever);
 
   // send() and wait for that id's answer; other answers and events that
@@ -80,6 +82,11 @@ class Client {
   std::optional<Json> read_message(Timeout timeout);
   // The next whole message in buffer_ (a line and its attachment), if any.
   std::optional<Json> take_message();
+  // korttid closed the connection (or the send failed because it did):
+  // reads what it said before closing and throws its refusal (an error
+  // without an id: too many connections, a message over the limit) if it
+  // sent one, else returns for the caller to report the close.
+  void throw_refusal_if_any();
 
   int fd_ = -1;
   WipingString buffer_;

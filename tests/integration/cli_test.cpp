@@ -162,6 +162,20 @@ TEST_F(Cli, UnreachableDaemonAndUsageErrors) {
   EXPECT_NE(version.out.find("protocol 1"), std::string::npos);
 }
 
+// korttid refuses a connection too many and closes it a second later: the
+// user reads korttid's reason, not only that the connection was closed.
+TEST_F(Cli, ARefusedConnectionIsReportedWithKorttidsReason) {
+  DaemonOptions o;
+  o.ipc = "max_connections_per_uid = 1\n";
+  start(std::move(o));
+  auto held = daemon_->connect();
+  EXPECT_EQ(held->call("system.hello")["daemon"], "korttid");
+  const auto r = kortti({"tokens"});
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("connections open, the most one user may have"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("closed the connection"), std::string::npos) << r.err;
+}
+
 // The findings of `kortti --json doctor`, by check: {verdict, message} each.
 std::multimap<std::string, std::pair<std::string, std::string>> findings(const std::string& out) {
   std::multimap<std::string, std::pair<std::string, std::string>> by_check;
