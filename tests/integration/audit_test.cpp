@@ -227,12 +227,14 @@ TEST_F(Audit, TheChainCarriesOnAcrossRotation) {
 // korttid stopped and started again on the same audit file.
 class AuditRestart : public SoftHsmDaemonTest {
  protected:
-  // korttid started on the audit file `file`, one signature made.
+  // korttid started on the audit file `file`, one signature made and both
+  // its lines written (the outcome's line follows the answer).
   void sign_once(const fs::path& file) {
     DaemonOptions o;
     o.audit_file = file;
     start(std::move(o));
     sign_digest(*daemon_->connect(), rsa_sign_cert(), "sha256");
+    (void)daemon_->audit();
   }
   // Two runs of sign_once: the second run's first line goes on from the
   // first run's last (seq 3, prev its hash), and verify finds it intact.
