@@ -1,6 +1,7 @@
 #include "daemon/audit.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -92,11 +93,17 @@ void cut_unfinished_line(const std::string& file) {
 // Where the chain stood when korttid last stopped cleanly, kept beside the
 // file (FILE.head): a file moved away while korttid was stopped leaves a
 // new, empty one, and without the head its first line could not name the
-// old file's last. Removed at start, so that after a crash (no head
-// written) a stale head never links a new file to the wrong line.
+// old file's last. The file it was taken from (device, inode, size) tells a
+// file moved away from one cut or emptied in place (logrotate moves; its
+// `copytruncate` is not supported). The head is removed just before the
+// first line after it is written: from then on it is stale, and a crash
+// must not leave it to link a later file to the wrong line.
 struct Head {
   std::uint64_t seq = 0;
   std::string hash;
+  std::uint64_t dev = 0;
+  std::uint64_t ino = 0;
+  std::uint64_t size = 0;
 };
 
 std::string head_path(const std::string& file) { return file + ".head"; }
@@ -115,25 +122,37 @@ bool sync_directory(const std::string& file) {
   return ok;
 }
 
-std::optional<Head> take_head(const std::string& file) {
+bool is_sha256_hex(const std::string& text) {
+  return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// The head the last clean stop left; nullopt when there is none, or when it
+// cannot be used (then the log says why).
+std::optional<Head> read_head(const std::string& file) {
   const std::string path = head_path(file);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::string text;
-  std::getline(in, text);
-  in.close();
-  if (::unlink(path.c_str()) != 0 || !sync_directory(path))
-    spdlog::error("audit: cannot remove {}: {}; remove it by hand before korttid stops uncleanly", path,
-                  std::strerror(errno));
-  const Json parsed = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_object() && parsed.contains("seq") && parsed["seq"].is_number_unsigned() && parsed.contains("hash") &&
-      parsed["hash"].is_string()) {
-    Head head{parsed["seq"].get<std::uint64_t>(), to_std(parsed["hash"].get<WipingString>())};
-    if (head.hash.size() == 64 && std::all_of(head.hash.begin(), head.hash.end(),
-                                              [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))
-      return head;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT)
+      spdlog::error("audit: cannot read {}: {}; if {} was moved while korttid was stopped, its chain starts anew", path,
+                    std::strerror(errno), file);
+    return std::nullopt;
   }
-  spdlog::warn("audit: {} is not a chain head (seq and hash); ignored", path);
+  char buffer[512];
+  const ssize_t n = ::read(fd, buffer, sizeof buffer);
+  ::close(fd);
+  const Json parsed = Json::parse(std::string(buffer, static_cast<std::size_t>(std::max<ssize_t>(n, 0))), nullptr,
+                                  /*allow_exceptions=*/false);
+  auto number = [&](const char* key) {
+    return parsed.is_object() && parsed.contains(key) && parsed[key].is_number_unsigned();
+  };
+  if (number("seq") && number("dev") && number("ino") && number("size") && parsed.contains("hash") &&
+      parsed["hash"].is_string()) {
+    Head head{parsed["seq"].get<std::uint64_t>(), to_std(parsed["hash"].get<WipingString>()),
+              parsed["dev"].get<std::uint64_t>(), parsed["ino"].get<std::uint64_t>(),
+              parsed["size"].get<std::uint64_t>()};
+    if (is_sha256_hex(head.hash)) return head;
+  }
+  spdlog::error("audit: {} is not a chain head; ignored", path);
   return std::nullopt;
 }
 
@@ -142,8 +161,13 @@ std::optional<Head> take_head(const std::string& file) {
 void write_head(const std::string& file, const Head& head) {
   const std::string path = head_path(file);
   const std::string temporary = path + ".new";
-  const std::string text = to_std(Json{{"seq", head.seq}, {"hash", wstr(head.hash)}}.dump()) + "\n";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  const std::string text =
+      to_std(
+          Json{{"seq", head.seq}, {"hash", wstr(head.hash)}, {"dev", head.dev}, {"ino", head.ino}, {"size", head.size}}
+              .dump()) +
+      "\n";
+  ::unlink(temporary.c_str());  // a leftover, or something planted there
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
   bool ok =
       fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fdatasync(fd) == 0;
   if (fd >= 0) ::close(fd);
@@ -153,6 +177,17 @@ void write_head(const std::string& file, const Head& head) {
                   std::strerror(errno), file);
     ::unlink(temporary.c_str());
   }
+}
+
+// Before the first line after a head: the head no longer says where the
+// chain stands.
+void remove_head(const std::string& file) {
+  const std::string path = head_path(file);
+  if (::unlink(path.c_str()) == 0 ? sync_directory(path) : errno == ENOENT) return;
+  spdlog::error(
+      "audit: cannot remove {}: {}; remove it by hand, or a start after a crash links the chain to an old "
+      "line",
+      path, std::strerror(errno));
 }
 
 Json to_line(const service::AuditRecord& r) {
@@ -202,6 +237,14 @@ struct AuditLog::Chain {
   Chain(const Chain&) = delete;
   Chain& operator=(const Chain&) = delete;
 
+  // Where the chain stands, for the next start (at a clean stop).
+  void save_head() {
+    struct stat st {};
+    if (prev_hash.empty() || fd < 0 || ::fstat(fd, &st) != 0) return;
+    write_head(file, {seq, prev_hash, static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+                      static_cast<std::uint64_t>(st.st_size)});
+  }
+
   void queue(Pending pending, const std::shared_ptr<Chain>& self);
   bool reopen_if_moved();
   bool append(const std::string& text, std::size_t lines, bool sync);
@@ -216,7 +259,8 @@ struct AuditLog::Chain {
   dev_t dev = 0;
   ino_t ino = 0;
   std::uint64_t seq = 0;
-  std::string prev_hash;  // of the last line written, hex
+  std::string prev_hash;        // of the last line written, hex
+  bool head_to_remove = false;  // a FILE.head not yet removed (read_head)
   // Where the file and the chain stood at the last successful fdatasync: a
   // failed sync cuts the file back to it and the chain goes on from there,
   // so no line acknowledged as durable ever follows one that may be lost.
@@ -240,6 +284,12 @@ AuditLog::AuditLog(const std::string& file) {
     return;
   }
   chain_ = std::make_shared<Chain>(file);
+  // First the file, locked: a second korttid on the same trail (started by
+  // hand while the service runs) must neither cut its lines nor leave a
+  // head of its own when it gives up.
+  if (!chain_->reopen_if_moved())
+    throw std::runtime_error(errno == EWOULDBLOCK ? "another korttid is writing the audit file " + file
+                                                  : "cannot open the audit file " + file + ": " + std::strerror(errno));
   // Carry on the chain of the file as it is, from its last whole line.
   cut_unfinished_line(file);
   const std::string last = last_line(file);
@@ -256,20 +306,30 @@ AuditLog::AuditLog(const std::string& file) {
   // wins over the file: lines removed while korttid was stopped then show
   // as a break in the chain (the first new line names the line they ended
   // with), not as a chain that quietly goes on from a shorter file.
-  if (const auto head = take_head(file)) {
-    if (last.empty()) {
+  if (const auto head = read_head(file)) {
+    struct stat st {};
+    const bool same_file = ::stat(file.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_dev) == head->dev &&
+                           static_cast<std::uint64_t>(st.st_ino) == head->ino;
+    if (same_file && static_cast<std::uint64_t>(st.st_size) != head->size) {
+      spdlog::error(
+          "audit: {} held {} bytes through seq {} when korttid stopped and holds {} now: it was changed or cut while "
+          "korttid was stopped; the chain goes on from seq {}, and `korttid audit verify` will show the break",
+          file, head->size, head->seq, st.st_size, head->seq);
+    } else if (last.empty()) {
       spdlog::info("audit: {} is new; the chain goes on from seq {} of the file before it", file, head->seq);
     } else if (head->hash != chain_->prev_hash) {
       spdlog::error(
-          "audit: {} ends at seq {}, but korttid stopped at seq {}: the file was changed or cut while korttid was "
-          "stopped; the chain goes on from seq {}, and `korttid audit verify` will show the break",
+          "audit: {} ends at seq {}, but korttid stopped at seq {}: the file was changed or replaced while korttid "
+          "was stopped; the chain goes on from seq {}, and `korttid audit verify` will show the break",
           file, chain_->seq, head->seq, head->seq);
     }
     chain_->seq = head->seq;
     chain_->prev_hash = head->hash;
   }
-  if (!chain_->reopen_if_moved())
-    throw std::runtime_error("cannot open the audit file " + file + ": " + std::strerror(errno));
+  struct stat head_stat {};
+  chain_->head_to_remove = ::lstat(head_path(file).c_str(), &head_stat) == 0;
+  // The file as cut, and the chain as found: what is durable now.
+  chain_->mark_durable();
 }
 
 // The writer's thread ends here at the latest, with its per-thread OpenSSL
@@ -324,7 +384,7 @@ bool AuditLog::stop(std::chrono::milliseconds timeout) {
       chain->lazy_sync.cancel();
       chain->sync_written();
       // After the sync: a failed one cuts the chain back first.
-      if (!chain->prev_hash.empty()) write_head(chain->file, {chain->seq, chain->prev_hash});
+      chain->save_head();
     }
   });
   return chain_->writer.stop_and_wait(timeout);
@@ -361,6 +421,7 @@ void AuditLog::Chain::flush(const std::shared_ptr<Chain>& self) {
       text += line;
       text += '\n';
     }
+    if (std::exchange(head_to_remove, false)) remove_head(file);
     ok = append(text, batch.size(), awaited);
     if (ok) {
       seq = next;
@@ -414,8 +475,11 @@ bool AuditLog::Chain::reopen_if_moved() {
   if (fd >= 0 && ::stat(file.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) return true;
   const int opened = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
   if (opened < 0) return false;
-  if (::fstat(opened, &st) != 0) {
+  if (::flock(opened, LOCK_EX | LOCK_NB) != 0 || ::fstat(opened, &st) != 0) {
+    const int err = errno;
+    if (err == EWOULDBLOCK) spdlog::error("audit: another process holds {} locked: another korttid?", file);
     ::close(opened);
+    errno = err;
     return false;
   }
   if (fd >= 0) {

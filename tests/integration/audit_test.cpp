@@ -285,7 +285,7 @@ TEST_F(AuditRestart, AFileMovedWhileKorttidWasStoppedIsStillLinked) {
   ASSERT_TRUE(fs::exists(keep / "audit.log.head"));
   fs::rename(file, keep / "audit.log.1");
   sign_once(file);
-  EXPECT_FALSE(fs::exists(keep / "audit.log.head")) << "a start takes the head away";
+  EXPECT_FALSE(fs::exists(keep / "audit.log.head")) << "the first line after a start takes the head away";
   const auto old_lines = raw_lines(keep / "audit.log.1");
   const auto new_lines = raw_lines(file);
   ASSERT_EQ(old_lines.size(), 2U);
@@ -303,19 +303,62 @@ TEST_F(AuditRestart, LinesCutWhileKorttidWasStoppedShowAsABreak) {
   TempDir keep;
   const fs::path file = keep / "audit.log";
   sign_once(file);
+  sign_digest(*daemon_->connect(), rsa_sign_cert(), "sha256");
+  ASSERT_EQ(daemon_->audit().size(), 4U);
+  EXPECT_EQ(daemon_->stop(), 0);
+  const auto before = raw_lines(file);
+  ASSERT_EQ(before.size(), 4U);
+  write_file(file, before[0] + "\n" + before[1] + "\n");  // the second signature's lines cut off
+  sign_once(file);
+  const auto lines = raw_lines(file);
+  ASSERT_EQ(lines.size(), 4U);
+  EXPECT_EQ(Json::parse(lines[2])["seq"], 5);
+  EXPECT_EQ(Json::parse(lines[2])["prev"], wstr(sha256_of(before[3])));
+  EXPECT_NE(daemon_->log().find("it was changed or cut while korttid was stopped"), std::string::npos)
+      << daemon_->log();
+  const auto r = verify({file});
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find(file.string() + ":2: BROKEN"), std::string::npos) << r.out;
+}
+
+// Emptied in place, the file alone cannot show what it held; the head can,
+// the log says so, and the chain goes on from where it stood.
+TEST_F(AuditRestart, AFileEmptiedWhileKorttidWasStoppedIsNamedInTheLog) {
+  TempDir keep;
+  const fs::path file = keep / "audit.log";
+  sign_once(file);
   EXPECT_EQ(daemon_->stop(), 0);
   const auto before = raw_lines(file);
   ASSERT_EQ(before.size(), 2U);
-  write_file(file, before[0] + "\n");
+  write_file(file, "");
   sign_once(file);
   const auto lines = raw_lines(file);
-  ASSERT_EQ(lines.size(), 3U);
-  EXPECT_EQ(Json::parse(lines[1])["seq"], 3);
-  EXPECT_EQ(Json::parse(lines[1])["prev"], wstr(sha256_of(before[1])));
-  EXPECT_NE(daemon_->log().find("but korttid stopped at seq 2"), std::string::npos) << daemon_->log();
-  const auto r = verify({file});
-  EXPECT_EQ(r.status, 1) << r.out;
-  EXPECT_NE(r.out.find(file.string() + ":1: BROKEN"), std::string::npos) << r.out;
+  ASSERT_EQ(lines.size(), 2U);
+  EXPECT_EQ(Json::parse(lines[0])["seq"], 3);
+  EXPECT_EQ(Json::parse(lines[0])["prev"], wstr(sha256_of(before[1])));
+  EXPECT_NE(daemon_->log().find("it was changed or cut while korttid was stopped"), std::string::npos)
+      << daemon_->log();
+}
+
+// A second korttid on the same trail (started by hand while the service
+// runs) gives up before it touches the file, and leaves no head behind
+// that a later start would take for the chain's.
+TEST_F(AuditRestart, ASecondKorttidOnTheSameTrailRefusesToStartAndLeavesItAlone) {
+  TempDir keep;
+  const fs::path file = keep / "audit.log";
+  sign_once(file);
+  DaemonOptions o;
+  o.audit_file = file;
+  o.wait_ready = false;
+  o.env["SOFTHSM2_CONF"] = hsm_->conf().string();
+  o.revocation = "ocsp = false\ncrl = false\n";
+  Daemon second(std::move(o));
+  EXPECT_NE(second.exit_status(), std::optional<int>(0));
+  EXPECT_NE(second.log().find("another korttid is writing the audit file"), std::string::npos) << second.log();
+  EXPECT_FALSE(fs::exists(keep / "audit.log.head"));
+  sign_digest(*daemon_->connect(), rsa_sign_cert(), "sha256");
+  ASSERT_EQ(daemon_->audit().size(), 4U);
+  EXPECT_EQ(verify({file}).status, 0);
 }
 
 // A crash writes no head, and the start before it took the last one away:
