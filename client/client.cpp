@@ -5,7 +5,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <system_error>
@@ -94,6 +93,18 @@ std::size_t announced_attachment(const Json& message, WipingString& name) {
 
 }  // namespace
 
+namespace {
+
+// An error without an id answers no request: korttid could not read the
+// one it refuses (a message over the limit), or refuses the connection
+// itself (too many connections). Followed by a close, it says why.
+bool is_refusal(const Json& message) {
+  const auto id = message.find("id");
+  return id != message.end() && id->is_null() && message.contains("error");
+}
+
+}  // namespace
+
 std::optional<Json> Client::take_message() {
   if (!line_) {
     const auto pos = buffer_.find('\n', scanned_);
@@ -112,6 +123,8 @@ std::optional<Json> Client::take_message() {
   if (buffer_.size() < line_->attachment_bytes) return std::nullopt;
   Line line = std::move(*line_);
   line_.reset();
+  last_refusal_.reset();
+  if (is_refusal(line.message)) last_refusal_ = line.message;
   if (line.message.contains("attachment")) {
     line.message["result"][line.attachment_name] = WipingString(buffer_.data(), line.attachment_bytes);
     buffer_.erase(0, line.attachment_bytes);
@@ -148,18 +161,6 @@ std::optional<Json> Client::read_message(Timeout timeout) {
   }
 }
 
-namespace {
-
-// An error without an id answers no request: korttid could not read the
-// one it refuses (a message over the limit), or refuses the connection
-// itself (too many connections). Followed by a close, it says why.
-bool is_refusal(const Json& message) {
-  const auto id = message.find("id");
-  return id != message.end() && id->is_null() && message.contains("error");
-}
-
-}  // namespace
-
 void Client::throw_refusal_if_any() {
   // What korttid sent before it closed is still queued on this side.
   char chunk[65536];
@@ -174,8 +175,9 @@ void Client::throw_refusal_if_any() {
   } catch (const std::exception&) {
     // A line cut by the close: what came before it is held.
   }
-  const auto refusal = std::find_if(held_.rbegin(), held_.rend(), is_refusal);
-  if (refusal != held_.rend()) (void)result_of(*refusal);  // throws its RpcError
+  // Only the last message before the close says why: an error without an
+  // id from earlier (a line korttid could not parse) did not end anything.
+  if (last_refusal_) (void)result_of(*last_refusal_);  // throws its RpcError
 }
 
 std::optional<Json> Client::receive(Timeout timeout) {

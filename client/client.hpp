@@ -99,6 +99,7 @@ class Client {
   std::optional<Line> line_;  // a message whose attachment is still arriving
   std::int64_t next_id_ = 1;
   std::deque<Json> held_;
+  std::optional<Json> last_refusal_;  // the last message taken, if a refusal
 };
 
 // The `result` of an answer, or throws RpcError for an `error` answer.

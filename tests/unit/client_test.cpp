@@ -92,6 +92,26 @@ TEST(ClientRefusal, AnErrorWithoutAnIdOnAnOpenConnectionIsNotTheNextCallsAnswer)
   EXPECT_EQ(p.client->call("system.hello", Json::object(), std::chrono::seconds(5))["daemon"], "korttid");
 }
 
+// An earlier error without an id (a line korttid could not parse), then
+// answers, then a close for another reason: the close is reported, not the
+// old error.
+TEST(ClientRefusal, AnOldErrorWithoutAnIdIsNotTakenForTheReasonOfALaterClose) {
+  Pair p;
+  p.say(R"({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}})"
+        "\n"
+        R"({"jsonrpc":"2.0","id":1,"result":{"daemon":"korttid"}})"
+        "\n");
+  EXPECT_EQ(p.client->call("system.hello", Json::object(), std::chrono::seconds(5))["daemon"], "korttid");
+  std::thread daemon([&] {
+    char request[256];
+    EXPECT_GT(::read(p.daemon, request, sizeof request), 0);
+    p.close_daemon();
+  });
+  const std::string got = outcome_of([&] { (void)p.client->call("system.status", Json::object()); });
+  daemon.join();
+  EXPECT_EQ(got, "other: korttid closed the connection");
+}
+
 // A close with nothing said is reported as a close.
 TEST(ClientRefusal, ACloseWithoutARefusalIsReportedAsAClose) {
   Pair p;
