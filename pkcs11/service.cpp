@@ -430,8 +430,9 @@ Task<LoginResult> TokenService::login(std::string token_id, Credentials credenti
 
 Task<Unit> TokenService::logout(std::string token_id, uid_t uid) {
   const auto impl = impl_;
+  auto token = impl->require_token(token_id);
   auto log_out = [uid](Token& t) { return t.logout(uid); };
-  (void)co_await impl->on_token(impl->require_token(token_id), kNoStop, std::move(log_out));
+  (void)co_await impl->on_token(std::move(token), kNoStop, std::move(log_out));
   co_return Unit{};
 }
 
