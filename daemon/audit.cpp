@@ -122,10 +122,6 @@ bool sync_directory(const std::string& file) {
   return ok;
 }
 
-bool is_sha256_hex(const std::string& text) {
-  return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string::npos;
-}
-
 // The head the last clean stop left; nullopt when there is none, or when it
 // cannot be used (then the log says why).
 std::optional<Head> read_head(const std::string& file) {
@@ -607,6 +603,10 @@ class ChainCheck {
 };
 
 }  // namespace
+
+bool is_sha256_hex(std::string_view text) {
+  return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
 
 int verify_audit_files(const std::vector<std::string>& files, const std::optional<std::string>& last_known) {
   ChainCheck chain(last_known);

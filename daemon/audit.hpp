@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "service/service.hpp"
@@ -74,5 +75,9 @@ inline constexpr const char* kChainStart = "start";
 // line is intact but the chain starts anew after its beginning (a link that
 // cannot be checked), 74 when a file cannot be read.
 int verify_audit_files(const std::vector<std::string>& files, const std::optional<std::string>& last_known);
+
+// A hash as the chain writes it (and --last-known takes it): SHA-256 in 64
+// lowercase hex digits.
+bool is_sha256_hex(std::string_view text);
 
 }  // namespace kortti::daemon

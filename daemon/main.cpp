@@ -255,8 +255,7 @@ int main(int argc, char** argv) {
       ->type_name("HASH")
       ->check(
           [](const std::string& hash) {
-            const bool hex = hash.size() == 64 && hash.find_first_not_of("0123456789abcdef") == std::string::npos;
-            return hex ? std::string() : std::string("a SHA-256 in 64 lowercase hex digits");
+            return daemon::is_sha256_hex(hash) ? std::string() : std::string("a SHA-256 in 64 lowercase hex digits");
           },
           "SHA-256");
   audit_verify->add_option("FILE", audit_files, "audit files, oldest first")->required()->check(CLI::ExistingFile);
