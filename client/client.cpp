@@ -91,10 +91,6 @@ std::size_t announced_attachment(const Json& message, WipingString& name) {
   return (*it)["bytes"].get<std::size_t>();
 }
 
-}  // namespace
-
-namespace {
-
 // An error without an id answers no request: korttid could not read the
 // one it refuses (a message over the limit), or refuses the connection
 // itself (too many connections). Followed by a close, it says why.
