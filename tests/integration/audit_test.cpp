@@ -236,13 +236,19 @@ class AuditRestart : public SoftHsmDaemonTest {
     sign_digest(*daemon_->connect(), rsa_sign_cert(), "sha256");
     (void)daemon_->audit();
   }
+  // `line` goes on from `before`: its seq is `seq` and its prev the hash
+  // of `before`.
+  static void expect_goes_on(const std::string& line, int seq, const std::string& before) {
+    const Json j = Json::parse(line);
+    EXPECT_EQ(j["seq"], seq) << line;
+    EXPECT_EQ(j["prev"], wstr(sha256_of(before))) << line;
+  }
   // Two runs of sign_once: the second run's first line goes on from the
   // first run's last (seq 3, prev its hash), and verify finds it intact.
   static void expect_one_chain(const fs::path& file) {
     const auto lines = raw_lines(file);
     ASSERT_EQ(lines.size(), 4U) << read_file(file);
-    EXPECT_EQ(Json::parse(lines[2])["seq"], 3);
-    EXPECT_EQ(Json::parse(lines[2])["prev"], wstr(sha256_of(lines[1])));
+    expect_goes_on(lines[2], 3, lines[1]);
     const auto r = verify({file});
     EXPECT_EQ(r.status, 0) << r.out;
   }
@@ -290,8 +296,7 @@ TEST_F(AuditRestart, AFileMovedWhileKorttidWasStoppedIsStillLinked) {
   const auto new_lines = raw_lines(file);
   ASSERT_EQ(old_lines.size(), 2U);
   ASSERT_EQ(new_lines.size(), 2U);
-  EXPECT_EQ(Json::parse(new_lines[0])["seq"], 3);
-  EXPECT_EQ(Json::parse(new_lines[0])["prev"], wstr(sha256_of(old_lines[1])));
+  expect_goes_on(new_lines[0], 3, old_lines[1]);
   const auto r = verify({keep / "audit.log.1", file});
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("OK: 4 lines"), std::string::npos) << r.out;
@@ -312,8 +317,7 @@ TEST_F(AuditRestart, LinesCutWhileKorttidWasStoppedShowAsABreak) {
   sign_once(file);
   const auto lines = raw_lines(file);
   ASSERT_EQ(lines.size(), 4U);
-  EXPECT_EQ(Json::parse(lines[2])["seq"], 5);
-  EXPECT_EQ(Json::parse(lines[2])["prev"], wstr(sha256_of(before[3])));
+  expect_goes_on(lines[2], 5, before[3]);
   EXPECT_NE(daemon_->log().find("it was changed or cut while korttid was stopped"), std::string::npos)
       << daemon_->log();
   const auto r = verify({file});
@@ -334,8 +338,7 @@ TEST_F(AuditRestart, AFileEmptiedWhileKorttidWasStoppedIsNamedInTheLog) {
   sign_once(file);
   const auto lines = raw_lines(file);
   ASSERT_EQ(lines.size(), 2U);
-  EXPECT_EQ(Json::parse(lines[0])["seq"], 3);
-  EXPECT_EQ(Json::parse(lines[0])["prev"], wstr(sha256_of(before[1])));
+  expect_goes_on(lines[0], 3, before[1]);
   EXPECT_NE(daemon_->log().find("it was changed or cut while korttid was stopped"), std::string::npos)
       << daemon_->log();
 }

@@ -81,10 +81,9 @@ TEST(ClientRefusal, ASendThatFailsBecauseKorttidClosedStillReadsTheRefusal) {
   EXPECT_EQ(got.rfind("1060 uid 1000", 0), 0U) << got;
 }
 
-// An error without an id that is not followed by a close (a line korttid
-// could not parse) does not end the next call: its own answer does.
-TEST(ClientRefusal, AnErrorWithoutAnIdOnAnOpenConnectionIsNotTheNextCallsAnswer) {
-  Pair p;
+// korttid answers -32700 without an id (a line it could not parse), then
+// the first call's answer; the call gets its own answer.
+void hello_after_a_parse_error(const Pair& p) {
   p.say(R"({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}})"
         "\n"
         R"({"jsonrpc":"2.0","id":1,"result":{"daemon":"korttid"}})"
@@ -92,16 +91,19 @@ TEST(ClientRefusal, AnErrorWithoutAnIdOnAnOpenConnectionIsNotTheNextCallsAnswer)
   EXPECT_EQ(p.client->call("system.hello", Json::object(), std::chrono::seconds(5))["daemon"], "korttid");
 }
 
+// An error without an id that is not followed by a close (a line korttid
+// could not parse) does not end the next call: its own answer does.
+TEST(ClientRefusal, AnErrorWithoutAnIdOnAnOpenConnectionIsNotTheNextCallsAnswer) {
+  Pair p;
+  hello_after_a_parse_error(p);
+}
+
 // An earlier error without an id (a line korttid could not parse), then
 // answers, then a close for another reason: the close is reported, not the
 // old error.
 TEST(ClientRefusal, AnOldErrorWithoutAnIdIsNotTakenForTheReasonOfALaterClose) {
   Pair p;
-  p.say(R"({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}})"
-        "\n"
-        R"({"jsonrpc":"2.0","id":1,"result":{"daemon":"korttid"}})"
-        "\n");
-  EXPECT_EQ(p.client->call("system.hello", Json::object(), std::chrono::seconds(5))["daemon"], "korttid");
+  hello_after_a_parse_error(p);
   std::thread daemon([&] {
     char request[256];
     EXPECT_GT(::read(p.daemon, request, sizeof request), 0);
