@@ -73,6 +73,10 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
   std::shared_ptr<TokenHooks> hooks_;
   std::vector<std::shared_ptr<Module>> modules_;
   std::map<std::string, std::shared_ptr<Token>> tokens_;
+  // Every token made and not yet gone, also those still opening or already
+  // removed: each may hold sessions, and all must be closed before the module
+  // is finalized (io thread).
+  std::vector<std::weak_ptr<Token>> made_;
   std::vector<EventHandler> handlers_;
   bool started_ = false;
   bool stopping_ = false;
@@ -207,6 +211,8 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
           id = base_token_id(slot) + "-" + std::to_string(n);
         reserved.insert(id);
         auto token = std::make_shared<Token>(modules_[i], slot, id, hooks_, options_);
+        std::erase_if(made_, [](const auto& w) { return w.expired(); });
+        made_.push_back(token);
         ++*opening;
         token->worker().post([self = shared_from_this(), token, one_done] {
           Result<Unit> opened = capture([&] {
@@ -332,8 +338,13 @@ void TokenService::start(Completion<Unit> done) {
 bool TokenService::shutdown(std::chrono::milliseconds grace) {
   impl_->stopping_ = true;
   impl_->sweep_.cancel();
+  // Not only the present tokens: one still opening (a scan under way) or
+  // removed with its close still queued holds sessions too, and a session
+  // closed after C_Finalize calls into a module that is gone.
   std::vector<std::shared_ptr<Token>> tokens;
-  for (auto& [id, token] : impl_->tokens_) tokens.push_back(token);
+  for (const auto& made : impl_->made_)
+    if (auto token = made.lock()) tokens.push_back(std::move(token));
+  impl_->made_.clear();
   impl_->tokens_.clear();
   const auto deadline = std::chrono::steady_clock::now() + grace;
   auto left = [&] {

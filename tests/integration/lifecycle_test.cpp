@@ -67,6 +67,24 @@ TEST_F(Lifecycle, AModuleHangingInFinalizeDelaysTheStopByItsBoundOnly) {
   EXPECT_FALSE(fs::exists(daemon_->socket()));
 }
 
+// A token still opening when korttid stops (its first scan under way) has
+// its sessions open already: they are closed before the module is
+// finalized, never after, when the module they would call into is gone.
+TEST_F(Lifecycle, StoppingWhileATokenIsStillOpeningClosesItsSessionsBeforeTheModule) {
+  TempDir dir;
+  const fs::path opening = dir / "opening";
+  DaemonOptions o = shim_options("KORTTI_SHIM_SLOW_OPEN", opening.string());
+  o.env["SOFTHSM2_CONF"] = hsm_->conf().string();
+  o.wait_ready = false;  // nor can it be asked anything: it is not serving yet
+  daemon_ = std::make_unique<Daemon>(std::move(o));
+  ASSERT_TRUE(eventually([&] { return fs::exists(opening); }, std::chrono::seconds(20))) << daemon_->log();
+  EXPECT_EQ(daemon_->stop(SIGTERM, std::chrono::seconds(20)), 0);
+  const std::string log = daemon_->log();
+  EXPECT_NE(log.find("korttid stopped"), std::string::npos) << log;
+  EXPECT_EQ(log.find("did not finish within"), std::string::npos) << "the token's opening was waited for: " << log;
+  EXPECT_EQ(log.find("without exit-time cleanup"), std::string::npos) << log;
+}
+
 TEST_F(Lifecycle, StatusReportsAModuleThatFailedAndTheOthersWork) {
   DaemonOptions o;
   o.modules = {"/nonexistent/libvendor-pkcs11.so", SoftHsm::kModule};

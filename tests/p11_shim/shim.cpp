@@ -16,6 +16,11 @@
 //                                 (C_Login, C_SetPIN, C_InitPIN without a
 //                                 PIN); a line "cancel" presses Cancel.
 //                                 FILE.read counts the lines used.
+//   KORTTI_SHIM_SLOW_OPEN=FILE    a token's opening, after its sessions are
+//                                 open, takes a second: C_GetMechanismList
+//                                 (asked for the count) appends a line to
+//                                 FILE, then waits, so a test can stop
+//                                 korttid while a token is half open.
 
 #include <p11-kit/pkcs11.h>
 
@@ -60,6 +65,10 @@ CK_RV shim_finalize(void* reserved) {
 }
 
 CK_RV shim_get_mechanism_list(CK_SLOT_ID slot, CK_MECHANISM_TYPE* list, CK_ULONG* count) {
+  if (const char* file = std::getenv("KORTTI_SHIM_SLOW_OPEN"); file != nullptr && list == nullptr) {
+    std::ofstream(file, std::ios::app) << "slot " << slot << "\n";
+    ::sleep(1);
+  }
   if (!env_flag("KORTTI_SHIM_NO_PSS") || count == nullptr) return target->C_GetMechanismList(slot, list, count);
   CK_ULONG all = 0;
   CK_RV rv = target->C_GetMechanismList(slot, nullptr, &all);
