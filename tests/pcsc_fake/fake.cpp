@@ -18,6 +18,7 @@ struct World {
   int generation = 0;  // readers added or removed
   int cancels = 0;
   bool cancelled = false;
+  int blocked = 0;
 };
 
 World& world() {
@@ -109,6 +110,12 @@ int cancels() {
   return w.cancels;
 }
 
+int blocked() {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  return w.blocked;
+}
+
 }  // namespace kortti::pcsc_fake
 
 using namespace kortti::pcsc_fake;
@@ -195,7 +202,9 @@ LONG SCardGetStatusChange(SCARDCONTEXT, DWORD, SCARD_READERSTATE* states, DWORD 
       }
     }
     if (any) return SCARD_S_SUCCESS;
+    ++w.blocked;
     w.changed.wait(lock);
+    --w.blocked;
   }
 }
 

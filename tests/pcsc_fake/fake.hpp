@@ -59,5 +59,6 @@ void remove(const std::string& name);
 void swap(const std::string& name, Bytes atr);
 void service(bool up);  // pcscd running or not
 int cancels();          // SCardCancel calls so far
+int blocked();          // threads blocked in SCardGetStatusChange now
 
 }  // namespace kortti::pcsc_fake

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <deque>
+#include <thread>
 
 #include "pcsc/pcsc.hpp"
 #include "tests/pcsc_fake/fake.hpp"
@@ -190,8 +191,14 @@ TEST_F(MonitorTest, StopCancelsTheBlockedWait) {
   pcsc_fake::add_reader(pcsc_fake::Reader::named("R0"));
   Monitor m(io_, {});
   next(m, 2);
+  // Only a wait under way needs cancelling: a monitor between two looks sees
+  // the stop flag itself.
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (pcsc_fake::blocked() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  ASSERT_EQ(pcsc_fake::blocked(), 1);
   m.stop();
   EXPECT_GE(pcsc_fake::cancels(), 1);
+  EXPECT_EQ(pcsc_fake::blocked(), 0);
 }
 
 TEST(AtrTable, ConfiguredPatternsWithMasksComeFirst) {
