@@ -4,7 +4,9 @@
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <iterator>
 #include <set>
+#include <utility>
 
 #include "pkcs11/module.hpp"
 #include "pkcs11/pkcs11.hpp"
@@ -17,22 +19,27 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A token operation's completion, delivered once on the io thread: either the
-// card's answer, or a failure raised from outside (card pulled, shutdown).
+// A token operation's completion, reported once: either the card's answer,
+// or a failure raised from outside (card pulled, shutdown). `done` is the
+// awaiting coroutine's resumer, which takes it to the io thread itself.
 template <class T>
 class Operation final : public PendingOperation {
  public:
-  Operation(asio::io_context& io, Completion<T> done) : io_(io), done_(std::move(done)) {}
+  explicit Operation(Completion<T> done) : done_(std::move(done)) {}
 
   void finish(Result<T> result) {
     if (finished_.exchange(true)) return;
-    asio::post(io_, [done = std::move(done_), result = std::move(result)]() mutable { done(std::move(result)); });
+    // Taken out, not called in place (a moved-from std::function still holds
+    // its target): once its resumption is posted, the awaiting coroutine is
+    // owned by that post alone, never by this operation, which the worker's
+    // job and the token's list of pending operations keep.
+    Completion<T> done = std::exchange(done_, nullptr);
+    done(std::move(result));
   }
   void fail(Error error) override { finish(Result<T>(std::move(error))); }
   [[nodiscard]] bool finished() const noexcept { return finished_.load(); }
 
  private:
-  asio::io_context& io_;
   Completion<T> done_;
   std::atomic<bool> finished_{false};
 };
@@ -49,16 +56,6 @@ std::string base_token_id(const SlotSnapshot& s) {
   if (serial.empty()) serial = "slot" + std::to_string(s.id);
   std::string maker = clean(padded_string(s.token.manufacturerID, sizeof s.token.manufacturerID));
   return maker.empty() ? serial : maker + "-" + serial;
-}
-
-template <class T>
-void post_result(asio::io_context& io, Completion<T> done, T value) {
-  asio::post(io, [done = std::move(done), value = std::move(value)]() mutable { done(std::move(value)); });
-}
-
-template <class T>
-void post_error(asio::io_context& io, Completion<T> done, Error error) {
-  asio::post(io, [done = std::move(done), error = std::move(error)]() mutable { done(std::move(error)); });
 }
 
 }  // namespace
@@ -110,31 +107,40 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
     });
   }
 
-  template <class T>
-  void run(const std::shared_ptr<Token>& token, std::stop_token stop, std::function<T(Token&)> fn, Completion<T> done) {
-    auto op = std::make_shared<Operation<T>>(io_, std::move(done));
-    token->track(op);
-    token->worker().post([self = shared_from_this(), token, op, stop = std::move(stop), fn = std::move(fn)] {
-      if (op->finished()) return;
-      if (stop.stop_requested()) {
-        op->finish(Error(Errc::token_busy, "the card stayed busy past the request's deadline"));
-        return;
-      }
-      self->expire_on_worker(token);
-      // Whatever ends a session tells the watchers, before its answer goes:
-      // a logout, and also a PIN that failed its re-check inside the session
-      // or an unblock (a TLS tunnel on the session must end with it).
-      const bool in_session = token->info().logged_in;
-      Result<T> result = capture([&] { return fn(*token); });
-      if (in_session) {
-        TokenInfo after = token->info();
-        if (!after.logged_in)
-          asio::post(self->io_, [self, info = std::move(after)] { self->emit(TokenEvent::Type::logged_out, info); });
-      }
-      const bool removed = !result.ok() && result.error().code() == Errc::card_removed;
-      op->finish(std::move(result));
-      if (removed) asio::post(self->io_, [self] { self->rescan({}); });
-    });
+  // Runs `fn` on the token's worker and resumes the caller on the io thread
+  // with its value or Error. Unlike common/task.hpp's on(), the operation can
+  // also be ended from outside: a card pulled or korttid stopping fails it
+  // at once (Token::fail_pending), whatever the card call is still doing.
+  template <class Fn>
+  Task<std::invoke_result_t<Fn&, Token&>> on_token(std::shared_ptr<Token> token, std::stop_token stop, Fn fn) {
+    using T = std::invoke_result_t<Fn&, Token&>;
+    auto start = [self = shared_from_this(), token, stop = std::move(stop),
+                  fn = std::move(fn)](Completion<T> done) mutable {
+      auto op = std::make_shared<Operation<T>>(std::move(done));
+      token->track(op);
+      token->worker().post([self, token, op, stop = std::move(stop), fn = std::move(fn)]() mutable {
+        if (op->finished()) return;
+        if (stop.stop_requested()) {
+          op->finish(Error(Errc::token_busy, "the card stayed busy past the request's deadline"));
+          return;
+        }
+        self->expire_on_worker(token);
+        // Whatever ends a session tells the watchers, before its answer goes:
+        // a logout, and also a PIN that failed its re-check inside the session
+        // or an unblock (a TLS tunnel on the session must end with it).
+        const bool in_session = token->info().logged_in;
+        Result<T> result = capture([&] { return fn(*token); });
+        if (in_session) {
+          TokenInfo after = token->info();
+          if (!after.logged_in)
+            asio::post(self->io_, [self, info = std::move(after)] { self->emit(TokenEvent::Type::logged_out, info); });
+        }
+        const bool removed = !result.ok() && result.error().code() == Errc::card_removed;
+        op->finish(std::move(result));
+        if (removed) asio::post(self->io_, [self] { self->rescan({}); });
+      });
+    };
+    return completion<T>(std::move(start));
   }
 
   void rescan(Completion<Unit> done) {
@@ -289,28 +295,17 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
     });
   }
 
-  void certificates(std::optional<std::string> token_id, Completion<std::vector<CertificateInfo>> done);
-  void certificate(std::string cert_id, Completion<CertificateInfo> done);
-  void login(std::string token_id, Credentials credentials, uid_t uid, std::stop_token stop,
-             Completion<LoginResult> done);
-  void logout(std::string token_id, uid_t uid, Completion<Unit> done);
-  void sign(SignRequest request, Credentials credentials, std::stop_token stop, Completion<SignResult> done);
-  // pin.change (unblock: false) or pin.unblock, and its event.
-  void set_pin(bool unblock, std::string token_id, PinChange change, uid_t uid, std::stop_token stop,
-               Completion<Unit> done);
-  void sign_many(std::vector<SignRequest> requests, Credentials credentials, std::stop_token stop,
-                 std::function<void(std::size_t, Result<SignResult>)> each, Completion<Unit> done);
-
-  std::shared_ptr<Token> token_of_cert(const std::string& cert_id, std::optional<Error>& error) const {
-    const auto slash = cert_id.rfind('/');
-    if (slash == std::string::npos || slash == 0 || slash + 1 == cert_id.size()) {
-      error = Error(Errc::invalid_params, "cert_id must look like <token_id>/<CKA_ID in hex>");
-      return nullptr;
-    }
-    auto token = find_token(std::string_view(cert_id).substr(0, slash));
-    if (!token)
-      error = Error(Errc::token_not_found, "no card with token id '" + cert_id.substr(0, slash) + "' is present");
+  std::shared_ptr<Token> require_token(const std::string& token_id) const {
+    auto token = find_token(token_id);
+    if (!token) throw Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present");
     return token;
+  }
+
+  std::shared_ptr<Token> token_of_cert(const std::string& cert_id) const {
+    const auto slash = cert_id.rfind('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == cert_id.size())
+      throw Error(Errc::invalid_params, "cert_id must look like <token_id>/<CKA_ID in hex>");
+    return require_token(cert_id.substr(0, slash));
   }
 };
 
@@ -391,221 +386,124 @@ std::optional<TokenInfo> TokenService::token(std::string_view token_id) const {
 
 void TokenService::rescan(Completion<Unit> done) { impl_->rescan(std::move(done)); }
 
-void TokenService::Impl::certificates(std::optional<std::string> token_id,
-                                      Completion<std::vector<CertificateInfo>> done) {
-  using List = std::vector<CertificateInfo>;
+// For the operations no deadline stops (a logout, a certificate read).
+// Named: GCC 12 may destroy a temporary made inside a co_await twice
+// (common/task.hpp).
+const std::stop_token kNoStop;
+
+// Each operation keeps its own reference to the service's state across its
+// co_awaits: the TokenService may be gone when a card answers at shutdown.
+
+Task<std::vector<CertificateInfo>> TokenService::certificates(std::optional<std::string> token_id) {
+  const auto impl = impl_;
   std::vector<std::shared_ptr<Token>> tokens;
-  if (token_id) {
-    auto token = find_token(*token_id);
-    if (!token)
-      return post_error<List>(io_, std::move(done),
-                              Error(Errc::token_not_found, "no card with token id '" + *token_id + "' is present"));
-    tokens.push_back(std::move(token));
-  } else {
-    for (auto& [id, token] : tokens_) tokens.push_back(token);
-  }
-  // Lists read at open come straight from memory; only a token whose list
-  // could not be read then is asked (on its own worker).
-  struct Gather {
-    std::vector<List> parts;
-    std::size_t remaining = 0;
-    Completion<List> done;
-    void finish_one() {
-      if (--remaining != 0) return;
-      List all;
-      for (auto& part : parts) std::move(part.begin(), part.end(), std::back_inserter(all));
-      done(std::move(all));
-    }
-  };
-  auto gather = std::make_shared<Gather>();
-  gather->parts.resize(tokens.size());
-  gather->remaining = tokens.size() + 1;
-  gather->done = std::move(done);
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    if (auto known = tokens[i]->known_certificates()) {
-      gather->parts[i] = *known;
-      --gather->remaining;
+  if (token_id)
+    tokens.push_back(impl->require_token(*token_id));
+  else
+    for (const auto& [id, token] : impl->tokens_) tokens.push_back(token);
+  std::vector<CertificateInfo> all;
+  for (const auto& token : tokens) {
+    // Lists read at open come straight from memory; only a token whose list
+    // could not be read then is asked (on its own worker).
+    if (const auto known = token->known_certificates()) {
+      all.insert(all.end(), known->begin(), known->end());
       continue;
     }
-    const bool one = token_id.has_value();
-    run<List>(
-        tokens[i], {}, [](Token& t) { return t.certificates(); },
-        [gather, i, one, id = tokens[i]->id()](Result<List> r) {
-          if (r.ok()) {
-            gather->parts[i] = std::move(r).value();
-          } else if (one) {
-            auto failed = std::move(gather->done);
-            gather->done = [](Result<List>) {};
-            return failed(r.error());
-          } else {
-            spdlog::warn("token {}: cannot list certificates: {}", id, r.error().what());
-          }
-          gather->finish_one();
-        });
+    auto list = [](Token& t) { return t.certificates(); };
+    Result<std::vector<CertificateInfo>> read = co_await attempt(impl->on_token(token, kNoStop, list));
+    if (!read.ok()) {
+      if (token_id) throw read.error();
+      spdlog::warn("token {}: cannot list certificates: {}", token->id(), read.error().what());
+      continue;
+    }
+    auto part = std::move(read).value();
+    std::move(part.begin(), part.end(), std::back_inserter(all));
   }
-  asio::post(io_, [gather] { gather->finish_one(); });
+  co_return all;
 }
 
-void TokenService::Impl::certificate(std::string cert_id, Completion<CertificateInfo> done) {
-  std::optional<Error> error;
-  auto token = token_of_cert(cert_id, error);
-  if (!token) return post_error<CertificateInfo>(io_, std::move(done), std::move(*error));
+Task<CertificateInfo> TokenService::certificate(std::string cert_id) {
+  const auto impl = impl_;
+  auto token = impl->token_of_cert(cert_id);
   // What the token listed when it was opened is answered from memory: a
   // lookup does not queue behind another client's card operation.
   if (auto known = token->known_certificates())
     for (const auto& c : *known)
-      if (c.cert_id == cert_id) return post_result<CertificateInfo>(io_, std::move(done), c);
-  run<CertificateInfo>(
-      token, {}, [cert_id](Token& t) { return t.certificate(cert_id); }, std::move(done));
-}
-
-void TokenService::Impl::login(std::string token_id, Credentials credentials, uid_t uid, std::stop_token stop,
-                               Completion<LoginResult> done) {
-  auto token = find_token(token_id);
-  if (!token)
-    return post_error<LoginResult>(io_, std::move(done),
-                                   Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present"));
-  auto held = std::make_shared<Credentials>(std::move(credentials));
-  run<LoginResult>(
-      token, std::move(stop), [held, uid](Token& t) { return t.login(*held, uid); },
-      [impl = shared_from_this(), token, done = std::move(done)](Result<LoginResult> r) {
-        if (r.ok()) impl->emit(TokenEvent::Type::logged_in, token->info());
-        done(std::move(r));
-      });
-}
-
-void TokenService::Impl::logout(std::string token_id, uid_t uid, Completion<Unit> done) {
-  auto token = find_token(token_id);
-  if (!token)
-    return post_error<Unit>(io_, std::move(done),
-                            Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present"));
-  run<bool>(
-      token, {}, [uid](Token& t) { return t.logout(uid); },
-      [done = std::move(done)](Result<bool> r) {
-        if (!r.ok()) return done(r.error());
-        done(Unit{});
-      });
-}
-
-void TokenService::Impl::set_pin(bool unblock, std::string token_id, PinChange change, uid_t uid, std::stop_token stop,
-                                 Completion<Unit> done) {
-  auto token = find_token(token_id);
-  if (!token)
-    return post_error<Unit>(io_, std::move(done),
-                            Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present"));
-  auto held = std::make_shared<PinChange>(std::move(change));
-  const UnblockStyle style = options_.unblock_style;
-  run<Unit>(
-      token, std::move(stop),
-      [held, uid, unblock, style](Token& t) {
-        if (unblock)
-          t.unblock_pin(*held, style, uid);
-        else
-          t.change_pin(*held, uid);
-        return Unit{};
-      },
-      [impl = shared_from_this(), token, unblock, done = std::move(done)](Result<Unit> r) {
-        if (r.ok())
-          impl->emit(unblock ? TokenEvent::Type::pin_unblocked : TokenEvent::Type::pin_changed, token->info());
-        done(std::move(r));
-      });
-}
-
-void TokenService::Impl::sign(SignRequest request, Credentials credentials, std::stop_token stop,
-                              Completion<SignResult> done) {
-  std::optional<Error> error;
-  auto token = token_of_cert(request.cert_id, error);
-  if (!token) return post_error<SignResult>(io_, std::move(done), std::move(*error));
-  auto held = std::make_shared<Credentials>(std::move(credentials));
-  run<SignResult>(
-      token, std::move(stop), [request = std::move(request), held](Token& t) { return t.sign(request, *held); },
-      std::move(done));
-}
-
-void TokenService::Impl::sign_many(std::vector<SignRequest> requests, Credentials credentials, std::stop_token stop,
-                                   std::function<void(std::size_t, Result<SignResult>)> each, Completion<Unit> done) {
-  if (requests.empty()) return post_error<Unit>(io_, std::move(done), Error(Errc::invalid_params, "nothing to sign"));
-  std::optional<Error> error;
-  auto token = token_of_cert(requests.front().cert_id, error);
-  if (!token) return post_error<Unit>(io_, std::move(done), std::move(*error));
-  for (const auto& r : requests)
-    if (r.cert_id.substr(0, r.cert_id.rfind('/')) != token->id())
-      return post_error<Unit>(io_, std::move(done),
-                              Error(Errc::invalid_params, "all items of a batch must use keys of one card"));
-  auto held = std::make_shared<Credentials>(std::move(credentials));
-  auto post_each = [io = &io_, each = std::move(each)](std::size_t i, Result<SignResult> r) {
-    asio::post(*io, [each, i, r = std::move(r)]() mutable { each(i, std::move(r)); });
-  };
-  run<Unit>(
-      token, stop,
-      [requests = std::move(requests), held, stop, post_each](Token& t) {
-        t.sign_each(
-            requests, *held, [stop] { return stop.stop_requested(); }, post_each);
-        return Unit{};
-      },
-      std::move(done));
-}
-
-// The operations start when awaited, so each lambda owns what it needs.
-Task<std::vector<CertificateInfo>> TokenService::certificates(std::optional<std::string> token_id) {
-  return completion<std::vector<CertificateInfo>>(
-      [impl = impl_, token_id = std::move(token_id)](Completion<std::vector<CertificateInfo>> done) mutable {
-        impl->certificates(std::move(token_id), std::move(done));
-      });
-}
-
-Task<CertificateInfo> TokenService::certificate(std::string cert_id) {
-  return completion<CertificateInfo>(
-      [impl = impl_, cert_id = std::move(cert_id)](Completion<CertificateInfo> done) mutable {
-        impl->certificate(std::move(cert_id), std::move(done));
-      });
+      if (c.cert_id == cert_id) co_return c;
+  auto read = [cert_id](Token& t) { return t.certificate(cert_id); };
+  co_return co_await impl->on_token(std::move(token), kNoStop, std::move(read));
 }
 
 Task<LoginResult> TokenService::login(std::string token_id, Credentials credentials, uid_t uid, std::stop_token stop) {
-  return completion<LoginResult>([impl = impl_, token_id = std::move(token_id),
-                                  credentials = std::make_shared<Credentials>(std::move(credentials)), uid,
-                                  stop = std::move(stop)](Completion<LoginResult> done) mutable {
-    impl->login(std::move(token_id), std::move(*credentials), uid, std::move(stop), std::move(done));
-  });
+  const auto impl = impl_;
+  auto token = impl->require_token(token_id);
+  auto log_in = [held = std::make_shared<Credentials>(std::move(credentials)), uid](Token& t) {
+    return t.login(*held, uid);
+  };
+  LoginResult result = co_await impl->on_token(token, std::move(stop), std::move(log_in));
+  impl->emit(TokenEvent::Type::logged_in, token->info());
+  co_return result;
 }
 
 Task<Unit> TokenService::logout(std::string token_id, uid_t uid) {
-  return completion<Unit>([impl = impl_, token_id = std::move(token_id), uid](Completion<Unit> done) mutable {
-    impl->logout(std::move(token_id), uid, std::move(done));
-  });
+  const auto impl = impl_;
+  auto token = impl->require_token(token_id);
+  auto log_out = [uid](Token& t) { return t.logout(uid); };
+  (void)co_await impl->on_token(std::move(token), kNoStop, std::move(log_out));
+  co_return Unit{};
 }
 
 Task<Unit> TokenService::change_pin(std::string token_id, PinChange change, uid_t uid, std::stop_token stop) {
-  return completion<Unit>([impl = impl_, token_id = std::move(token_id),
-                           change = std::make_shared<PinChange>(std::move(change)), uid,
-                           stop = std::move(stop)](Completion<Unit> done) mutable {
-    impl->set_pin(false, std::move(token_id), std::move(*change), uid, std::move(stop), std::move(done));
-  });
+  const auto impl = impl_;
+  auto token = impl->require_token(token_id);
+  auto set = [held = std::make_shared<PinChange>(std::move(change)), uid](Token& t) {
+    t.change_pin(*held, uid);
+    return Unit{};
+  };
+  co_await impl->on_token(token, std::move(stop), std::move(set));
+  impl->emit(TokenEvent::Type::pin_changed, token->info());
+  co_return Unit{};
 }
 
 Task<Unit> TokenService::unblock_pin(std::string token_id, PinChange change, uid_t uid, std::stop_token stop) {
-  return completion<Unit>([impl = impl_, token_id = std::move(token_id),
-                           change = std::make_shared<PinChange>(std::move(change)), uid,
-                           stop = std::move(stop)](Completion<Unit> done) mutable {
-    impl->set_pin(true, std::move(token_id), std::move(*change), uid, std::move(stop), std::move(done));
-  });
+  const auto impl = impl_;
+  auto token = impl->require_token(token_id);
+  auto reset = [held = std::make_shared<PinChange>(std::move(change)), style = impl->options_.unblock_style,
+                uid](Token& t) {
+    t.unblock_pin(*held, style, uid);
+    return Unit{};
+  };
+  co_await impl->on_token(token, std::move(stop), std::move(reset));
+  impl->emit(TokenEvent::Type::pin_unblocked, token->info());
+  co_return Unit{};
 }
 
 Task<SignResult> TokenService::sign(SignRequest request, Credentials credentials, std::stop_token stop) {
-  return completion<SignResult>([impl = impl_, request = std::move(request),
-                                 credentials = std::make_shared<Credentials>(std::move(credentials)),
-                                 stop = std::move(stop)](Completion<SignResult> done) mutable {
-    impl->sign(std::move(request), std::move(*credentials), std::move(stop), std::move(done));
-  });
+  const auto impl = impl_;
+  auto token = impl->token_of_cert(request.cert_id);
+  auto sign_one = [request = std::move(request), held = std::make_shared<Credentials>(std::move(credentials))](
+                      Token& t) { return t.sign(request, *held); };
+  co_return co_await impl->on_token(std::move(token), std::move(stop), std::move(sign_one));
 }
 
 Task<Unit> TokenService::sign_many(std::vector<SignRequest> requests, Credentials credentials, std::stop_token stop,
                                    std::function<void(std::size_t index, Result<SignResult>)> each) {
-  return completion<Unit>([impl = impl_, requests = std::move(requests),
-                           credentials = std::make_shared<Credentials>(std::move(credentials)), stop = std::move(stop),
-                           each = std::move(each)](Completion<Unit> done) mutable {
-    impl->sign_many(std::move(requests), std::move(*credentials), std::move(stop), std::move(each), std::move(done));
-  });
+  const auto impl = impl_;
+  if (requests.empty()) throw Error(Errc::invalid_params, "nothing to sign");
+  auto token = impl->token_of_cert(requests.front().cert_id);
+  for (const auto& r : requests)
+    if (r.cert_id.substr(0, r.cert_id.rfind('/')) != token->id())
+      throw Error(Errc::invalid_params, "all items of a batch must use keys of one card");
+  auto post_each = [io = &impl->io_, each = std::move(each)](std::size_t i, Result<SignResult> r) {
+    asio::post(*io, [each, i, r = std::move(r)]() mutable { each(i, std::move(r)); });
+  };
+  auto sign_all = [requests = std::move(requests), held = std::make_shared<Credentials>(std::move(credentials)), stop,
+                   post_each](Token& t) {
+    t.sign_each(
+        requests, *held, [stop] { return stop.stop_requested(); }, post_each);
+    return Unit{};
+  };
+  co_return co_await impl->on_token(std::move(token), stop, std::move(sign_all));
 }
 
 void TokenService::on_event(EventHandler handler) { impl_->handlers_.push_back(std::move(handler)); }
