@@ -1,5 +1,15 @@
 #include "scs/peer.hpp"
 
+#include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -35,6 +45,33 @@ std::string kernel_text(const boost::asio::ip::tcp::endpoint& e) {
   return out + ":" + port;
 }
 
+// An address into sock_diag's four 32-bit words, in network byte order.
+void put_address(const boost::asio::ip::address& a, std::uint32_t (&words)[4]) {
+  if (a.is_v4()) {
+    const auto bytes = a.to_v4().to_bytes();
+    std::memcpy(words, bytes.data(), bytes.size());
+  } else {
+    const auto bytes = a.to_v6().to_bytes();
+    std::memcpy(words, bytes.data(), bytes.size());
+  }
+}
+
+// The netlink socket, closed however the lookup ends.
+class Socket {
+ public:
+  explicit Socket(int fd) : fd_(fd) {}
+  ~Socket() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+  [[nodiscard]] int get() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
 }  // namespace
 
 std::optional<uid_t> socket_owner(const std::string& table, const boost::asio::ip::tcp::endpoint& peer,
@@ -51,12 +88,86 @@ std::optional<uid_t> socket_owner(const std::string& table, const boost::asio::i
     long long uid = -1;
     if (!(fields >> slot >> local_address >> remote_address >> state >> queues >> timer >> retransmits >> uid))
       continue;
-    if (local_address == want_local && remote_address == want_remote && uid >= 0) return static_cast<uid_t>(uid);
+    if (local_address != want_local || remote_address != want_remote || uid < 0) continue;
+    // A socket in TIME_WAIT has lost its owner and is printed as uid 0.
+    if (state == "06") return std::nullopt;
+    return static_cast<uid_t>(uid);
   }
   return std::nullopt;
 }
 
+DiagAnswer diag_owner(const boost::asio::ip::tcp::endpoint& peer, const boost::asio::ip::tcp::endpoint& local) {
+  const Socket fd(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  if (!fd) return {DiagAnswer::unavailable};
+  // The kernel answers while it handles the request; the bound is for a
+  // kernel that never does.
+  const timeval patience{1, 0};
+  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
+
+  struct {
+    nlmsghdr header;
+    inet_diag_req_v2 body;
+  } request{};
+  request.header.nlmsg_len = sizeof request;
+  request.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  request.header.nlmsg_flags = NLM_F_REQUEST;  // one socket, not a dump
+  request.body.sdiag_family = peer.address().is_v4() ? AF_INET : AF_INET6;
+  request.body.sdiag_protocol = IPPROTO_TCP;
+  request.body.idiag_states = ~0U;
+  // The client's socket: its own end ("src") is the connection's peer.
+  request.body.id.idiag_sport = htons(peer.port());
+  request.body.id.idiag_dport = htons(local.port());
+  put_address(peer.address(), request.body.id.idiag_src);
+  put_address(local.address(), request.body.id.idiag_dst);
+  request.body.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+  request.body.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (::sendto(fd.get(), &request, sizeof request, 0, reinterpret_cast<const sockaddr*>(&kernel), sizeof kernel) !=
+      static_cast<ssize_t>(sizeof request))
+    return {DiagAnswer::unavailable};
+
+  char buffer[8192];
+  ssize_t n = 0;
+  do n = ::recv(fd.get(), buffer, sizeof buffer, 0);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0) return {DiagAnswer::unavailable};
+  // netlink's messages, each a header and its data, 4-byte aligned (read by
+  // copying: the NLMSG_* macros are C casts).
+  constexpr auto align = [](std::size_t v) { return (v + 3) & ~std::size_t{3}; };
+  const std::size_t header_size = align(sizeof(nlmsghdr));
+  std::size_t at = 0;
+  const auto end = static_cast<std::size_t>(n);
+  while (end - at >= header_size) {
+    nlmsghdr h{};
+    std::memcpy(&h, buffer + at, sizeof h);
+    if (h.nlmsg_len < header_size || h.nlmsg_len > end - at) break;
+    const char* data = buffer + at + header_size;
+    const std::size_t data_size = h.nlmsg_len - header_size;
+    if (h.nlmsg_type == NLMSG_ERROR) {
+      if (data_size < sizeof(nlmsgerr)) break;
+      nlmsgerr error{};
+      std::memcpy(&error, data, sizeof error);
+      return {error.error == -ENOENT ? DiagAnswer::none : DiagAnswer::unavailable};
+    }
+    if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY && data_size >= sizeof(inet_diag_msg)) {
+      inet_diag_msg found{};
+      std::memcpy(&found, data, sizeof found);
+      // A socket in TIME_WAIT has lost its owner and is reported as uid 0.
+      if (found.idiag_state == TCP_TIME_WAIT) return {DiagAnswer::none};
+      return {DiagAnswer::found, static_cast<uid_t>(found.idiag_uid)};
+    }
+    at += align(h.nlmsg_len);
+  }
+  return {DiagAnswer::unavailable};
+}
+
 std::optional<uid_t> peer_uid(const boost::asio::ip::tcp::endpoint& peer, const boost::asio::ip::tcp::endpoint& local) {
+  const DiagAnswer asked = diag_owner(peer, local);
+  if (asked.kind == DiagAnswer::found) return asked.uid;
+  if (asked.kind == DiagAnswer::none) return std::nullopt;
+  // Without sock_diag (a kernel built without it), the printed table; it
+  // grows with every TCP socket of the machine.
   std::ifstream in(peer.address().is_v4() ? "/proc/net/tcp" : "/proc/net/tcp6");
   if (!in) return std::nullopt;
   std::ostringstream table;

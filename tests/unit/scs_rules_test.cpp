@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include "common/encoding.hpp"
-#include "scs/peer.hpp"
 #include "scs/rules.hpp"
 
 namespace kortti::scs {
@@ -201,29 +200,6 @@ TEST(ScsRate, AnOriginGetsItsShareInAnyMinute) {
   EXPECT_TRUE(rate.allow("https://b.example", t0 + std::chrono::seconds(3)));  // its own share
   EXPECT_FALSE(rate.allow("https://a.example", t0 + std::chrono::seconds(59)));
   EXPECT_TRUE(rate.allow("https://a.example", t0 + std::chrono::seconds(61)));  // the first has left the minute
-}
-
-TEST(ScsPeer, TheClientsEndOfALoopbackConnectionNamesItsOwner) {
-  using boost::asio::ip::make_address;
-  using Endpoint = boost::asio::ip::tcp::endpoint;
-  // As /proc/net/tcp prints them on a little-endian machine: the listener
-  // (uid 1000) on 127.0.0.1:53952 (D2C0), the client (uid 1001) on port
-  // 40000 (9C40), and the server's end of their connection.
-  const std::string table =
-      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-      "   0: 0100007F:D2C0 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1 1 0\n"
-      "   1: 0100007F:9C40 0100007F:D2C0 01 00000000:00000000 00:00000000 00000000  1001        0 2 1 0\n"
-      "   2: 0100007F:D2C0 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  1000        0 3 1 0\n";
-  const Endpoint listener(make_address("127.0.0.1"), 53952);
-  EXPECT_EQ(socket_owner(table, Endpoint(make_address("127.0.0.1"), 40000), listener), 1001U);
-  EXPECT_FALSE(socket_owner(table, Endpoint(make_address("127.0.0.1"), 40001), listener));
-  const std::string table6 =
-      "  sl  local_address                         remote_address                        st tx_queue rx_queue tr "
-      "tm->when retrnsmt   uid  timeout inode\n"
-      "   0: 00000000000000000000000001000000:9C40 00000000000000000000000001000000:D2C0 01 00000000:00000000 "
-      "00:00000000 00000000  1002        0 4 1 0\n";
-  const Endpoint listener6(make_address("::1"), 53952);
-  EXPECT_EQ(socket_owner(table6, Endpoint(make_address("::1"), 40000), listener6), 1002U);
 }
 
 }  // namespace

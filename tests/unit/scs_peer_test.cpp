@@ -1,0 +1,91 @@
+// Who is at the other end of a loopback TCP connection (scs/peer.hpp):
+// from the kernel's sock_diag on real connections, and from the printed
+// table it falls back to.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "scs/peer.hpp"
+
+namespace kortti::scs {
+namespace {
+
+using boost::asio::ip::make_address;
+using boost::asio::ip::tcp;
+
+// A connection on the loopback address `host`: the server's end, as the
+// listener sees it.
+struct Connection {
+  boost::asio::io_context io;
+  tcp::acceptor acceptor;
+  tcp::socket client{io};
+  tcp::socket server{io};
+
+  explicit Connection(const char* host) : acceptor(io, tcp::endpoint(make_address(host), 0)) {
+    client.connect(acceptor.local_endpoint());
+    acceptor.accept(server);
+  }
+};
+
+TEST(ScsPeer, TheKernelNamesTheOwnerOfTheClientsEnd) {
+  for (const char* host : {"127.0.0.1", "::1"}) {
+    Connection c(host);
+    const auto asked = diag_owner(c.server.remote_endpoint(), c.server.local_endpoint());
+    ASSERT_EQ(asked.kind, DiagAnswer::found) << host << ": this kernel has sock_diag";
+    EXPECT_EQ(asked.uid, ::getuid()) << host;
+    EXPECT_EQ(peer_uid(c.server.remote_endpoint(), c.server.local_endpoint()), ::getuid()) << host;
+    // The server's own end is not the client's: the addresses are the other way round.
+    EXPECT_EQ(diag_owner(c.server.local_endpoint(), c.server.remote_endpoint()).kind, DiagAnswer::found) << host;
+    tcp::endpoint nobody(make_address(host), c.server.remote_endpoint().port() == 1 ? 2 : 1);
+    EXPECT_EQ(diag_owner(nobody, c.server.local_endpoint()).kind, DiagAnswer::none) << host;
+    EXPECT_FALSE(peer_uid(nobody, c.server.local_endpoint())) << host;
+  }
+}
+
+// A client that sends and closes at once keeps its owner while the server's
+// end is open; once both ends have closed, the client's end waits in
+// TIME_WAIT, where the kernel reports uid 0: that is no owner, never root.
+TEST(ScsPeer, AClientsEndInTimeWaitHasNoOwner) {
+  Connection c("127.0.0.1");
+  const auto peer = c.server.remote_endpoint();
+  const auto local = c.server.local_endpoint();
+  c.client.close();
+  const auto half_closed = diag_owner(peer, local);
+  ASSERT_EQ(half_closed.kind, DiagAnswer::found);
+  EXPECT_EQ(half_closed.uid, ::getuid());
+  c.server.close();
+  EXPECT_EQ(diag_owner(peer, local).kind, DiagAnswer::none);
+  EXPECT_FALSE(peer_uid(peer, local));
+}
+
+TEST(ScsPeer, TheClientsEndOfALoopbackConnectionNamesItsOwner) {
+  using boost::asio::ip::make_address;
+  using Endpoint = boost::asio::ip::tcp::endpoint;
+  // As /proc/net/tcp prints them on a little-endian machine: the listener
+  // (uid 1000) on 127.0.0.1:53952 (D2C0), the client (uid 1001) on port
+  // 40000 (9C40), and the server's end of their connection.
+  const std::string table =
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+      "   0: 0100007F:D2C0 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1 1 0\n"
+      "   1: 0100007F:9C40 0100007F:D2C0 01 00000000:00000000 00:00000000 00000000  1001        0 2 1 0\n"
+      "   2: 0100007F:D2C0 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  1000        0 3 1 0\n"
+      // A client's end in TIME_WAIT (06): its owner is gone, printed as 0.
+      "   3: 0100007F:9C41 0100007F:D2C0 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0\n";
+  const Endpoint listener(make_address("127.0.0.1"), 53952);
+  EXPECT_EQ(socket_owner(table, Endpoint(make_address("127.0.0.1"), 40000), listener), 1001U);
+  EXPECT_FALSE(socket_owner(table, Endpoint(make_address("127.0.0.1"), 40001), listener)) << "not root";
+  EXPECT_FALSE(socket_owner(table, Endpoint(make_address("127.0.0.1"), 40002), listener));
+  const std::string table6 =
+      "  sl  local_address                         remote_address                        st tx_queue rx_queue tr "
+      "tm->when retrnsmt   uid  timeout inode\n"
+      "   0: 00000000000000000000000001000000:9C40 00000000000000000000000001000000:D2C0 01 00000000:00000000 "
+      "00:00000000 00000000  1002        0 4 1 0\n";
+  const Endpoint listener6(make_address("::1"), 53952);
+  EXPECT_EQ(socket_owner(table6, Endpoint(make_address("::1"), 40000), listener6), 1002U);
+}
+
+}  // namespace
+}  // namespace kortti::scs
