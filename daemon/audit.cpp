@@ -579,6 +579,11 @@ class ChainCheck {
                    "it was taken from)\n";
       return 1;
     }
+    if (lines_ == 0) {
+      std::cout << "INCOMPLETE: no audit lines in the files given, so nothing is proven (a file logrotate has "
+                   "just started is empty: give the older files first)\n";
+      return 2;
+    }
     const std::string range = std::to_string(lines_) + " lines, from seq " + std::to_string(first_seq_) +
                               " through seq " + std::to_string(seq_) + " (last hash " + prev_ + ")";
     const std::string known = last_known_ ? "; the last known hash is " + known_where_ : "";

@@ -135,7 +135,8 @@ AUDIT
       Exit status: 0 intact, 1 a line changed or missing (the first one is
       named) or the last known hash not found, 2 intact but the chain
       starts anew after its first line (files out of order, or moved while
-      korttid was stopped uncleanly), 74 a file cannot be read.)";
+      korttid was stopped uncleanly) or no line at all in the files (which
+      proves nothing), 74 a file cannot be read.)";
 
 ipc::AccessPolicy access_policy(const daemon::Config& config) {
   ipc::AccessPolicy policy;

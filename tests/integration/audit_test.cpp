@@ -194,6 +194,14 @@ TEST_F(Audit, VerifyChecksALastKnownHash) {
   EXPECT_EQ(late.status, 0) << late.out;
   EXPECT_NE(late.out.find("OK: 2 lines, from seq 3 through seq 4"), std::string::npos) << late.out;
 
+  // An empty file (one logrotate has just started) proves nothing; with the
+  // older file before it, the chain is checked as usual.
+  write_file(daemon_->dir() / "empty.log", "");
+  const auto empty = verify({daemon_->dir() / "empty.log"});
+  EXPECT_EQ(empty.status, 2) << empty.out;
+  EXPECT_NE(empty.out.find("INCOMPLETE: no audit lines"), std::string::npos) << empty.out;
+  EXPECT_EQ(verify({daemon_->dir() / "audit.log", daemon_->dir() / "empty.log"}).status, 0);
+
   const auto bad = with_known(daemon_->dir() / "audit.log", "not-a-hash");
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.err.find("SHA-256"), std::string::npos) << bad.err;
