@@ -168,14 +168,15 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
               " connections are open, each with a request under way ([scs] max_connections)");
       return false;
     }
-    boost::system::error_code ec;
-    const auto peer = socket.remote_endpoint(ec);
-    const auto local = socket.local_endpoint(ec);
-    if (ec) return false;
+    boost::system::error_code peer_error;
+    boost::system::error_code local_error;
+    const auto peer = socket.remote_endpoint(peer_error);
+    const auto local = socket.local_endpoint(local_error);
+    if (peer_error || local_error) return false;
     const auto uid = peer_uid(peer, local);
     if (!uid || *uid != owner) {
       refused(uid ? "uid " + std::to_string(*uid) + " is not this instance's user"
-                  : "its owner is not in the kernel's table");
+                  : "the kernel knows no owner of its client's end (closed already?)");
       return false;
     }
     return true;

@@ -56,6 +56,12 @@ void put_address(const boost::asio::ip::address& a, std::uint32_t (&words)[4]) {
   }
 }
 
+bool same_socket(const inet_diag_sockid& a, const inet_diag_sockid& b) {
+  return a.idiag_sport == b.idiag_sport && a.idiag_dport == b.idiag_dport &&
+         std::memcmp(a.idiag_src, b.idiag_src, sizeof a.idiag_src) == 0 &&
+         std::memcmp(a.idiag_dst, b.idiag_dst, sizeof a.idiag_dst) == 0;
+}
+
 // The netlink socket, closed however the lookup ends.
 class Socket {
  public:
@@ -86,11 +92,15 @@ std::optional<uid_t> socket_owner(const std::string& table, const boost::asio::i
     std::istringstream fields(line);
     std::string slot, local_address, remote_address, state, queues, timer, retransmits;
     long long uid = -1;
-    if (!(fields >> slot >> local_address >> remote_address >> state >> queues >> timer >> retransmits >> uid))
+    long long timeout = 0;
+    unsigned long long inode = 0;
+    if (!(fields >> slot >> local_address >> remote_address >> state >> queues >> timer >> retransmits >> uid >>
+          timeout >> inode))
       continue;
     if (local_address != want_local || remote_address != want_remote || uid < 0) continue;
-    // A socket in TIME_WAIT has lost its owner and is printed as uid 0.
-    if (state == "06") return std::nullopt;
+    // A closed client's end (TIME_WAIT, or FIN_WAIT2 after close()) is kept
+    // by the kernel without its socket: inode 0, printed as uid 0. No owner.
+    if (inode == 0) return std::nullopt;
     return static_cast<uid_t>(uid);
   }
   return std::nullopt;
@@ -153,11 +163,17 @@ DiagAnswer diag_owner(const boost::asio::ip::tcp::endpoint& peer, const boost::a
     if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY && data_size >= sizeof(inet_diag_msg)) {
       inet_diag_msg found{};
       std::memcpy(&found, data, sizeof found);
-      // A socket in TIME_WAIT has lost its owner and is reported as uid 0.
-      if (found.idiag_state == TCP_TIME_WAIT) return {DiagAnswer::none};
-      return {DiagAnswer::found, static_cast<uid_t>(found.idiag_uid)};
+      // The kernel's lookup falls back to a listener on the port when the
+      // client's end is gone: only the very socket asked for counts.
+      if (found.idiag_state == TCP_LISTEN || !same_socket(found.id, request.body.id)) return {DiagAnswer::none};
+      // A closed client's end (TIME_WAIT, or FIN_WAIT2 after close()) is
+      // kept by the kernel without its socket: no inode, uid 0. No owner.
+      if (found.idiag_inode == 0) return {DiagAnswer::none};
+      return {DiagAnswer::found, static_cast<uid_t>(found.idiag_uid), static_cast<ino_t>(found.idiag_inode)};
     }
-    at += align(h.nlmsg_len);
+    const std::size_t step = align(h.nlmsg_len);
+    if (step > end - at) break;
+    at += step;
   }
   return {DiagAnswer::unavailable};
 }

@@ -24,16 +24,18 @@ namespace kortti::scs {
 
 // The uid owning the socket whose local end is `peer` and remote end
 // `local`, from a table in /proc/net/tcp's format; none when it is not there
-// or in TIME_WAIT.
+// or the client has closed it.
 std::optional<uid_t> socket_owner(const std::string& table, const boost::asio::ip::tcp::endpoint& peer,
                                   const boost::asio::ip::tcp::endpoint& local);
 
-// What sock_diag says of the client's end: its owner, that there is no such
-// socket (or one in TIME_WAIT, whose owner is gone: the kernel reports uid
-// 0), or nothing (no sock_diag in this kernel, or it refused).
+// What sock_diag says of the client's end: its owner (and its socket's
+// inode), that there is no such socket (or one the client has closed, which
+// the kernel keeps with no inode and uid 0), or nothing (no sock_diag in
+// this kernel, or it refused).
 struct DiagAnswer {
   enum Kind { found, none, unavailable } kind;
   uid_t uid = 0;
+  ino_t inode = 0;
 };
 DiagAnswer diag_owner(const boost::asio::ip::tcp::endpoint& peer, const boost::asio::ip::tcp::endpoint& local);
 

@@ -3,6 +3,7 @@
 // table it falls back to.
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -30,33 +31,49 @@ struct Connection {
   }
 };
 
+// Both ends of a test connection have one owner, so the socket found is
+// checked by its inode: the client's, not the server's end or the listener.
+ino_t inode_of(tcp::socket& s) {
+  struct stat st {};
+  EXPECT_EQ(::fstat(s.native_handle(), &st), 0);
+  return st.st_ino;
+}
+
 TEST(ScsPeer, TheKernelNamesTheOwnerOfTheClientsEnd) {
   for (const char* host : {"127.0.0.1", "::1"}) {
     Connection c(host);
     const auto asked = diag_owner(c.server.remote_endpoint(), c.server.local_endpoint());
     ASSERT_EQ(asked.kind, DiagAnswer::found) << host << ": this kernel has sock_diag";
     EXPECT_EQ(asked.uid, ::getuid()) << host;
+    EXPECT_EQ(asked.inode, inode_of(c.client)) << host;
     EXPECT_EQ(peer_uid(c.server.remote_endpoint(), c.server.local_endpoint()), ::getuid()) << host;
-    // The server's own end is not the client's: the addresses are the other way round.
-    EXPECT_EQ(diag_owner(c.server.local_endpoint(), c.server.remote_endpoint()).kind, DiagAnswer::found) << host;
-    tcp::endpoint nobody(make_address(host), c.server.remote_endpoint().port() == 1 ? 2 : 1);
+    const auto server_end = diag_owner(c.server.local_endpoint(), c.server.remote_endpoint());
+    ASSERT_EQ(server_end.kind, DiagAnswer::found) << host;
+    EXPECT_EQ(server_end.inode, inode_of(c.server)) << host;
+    // No socket on that port: not the listener either, though the kernel's
+    // lookup would fall back to one on the port asked for.
+    const tcp::endpoint nobody(make_address(host), c.server.remote_endpoint().port() == 1 ? 2 : 1);
     EXPECT_EQ(diag_owner(nobody, c.server.local_endpoint()).kind, DiagAnswer::none) << host;
     EXPECT_FALSE(peer_uid(nobody, c.server.local_endpoint())) << host;
+    EXPECT_EQ(diag_owner(c.acceptor.local_endpoint(), nobody).kind, DiagAnswer::none) << host << ": a listener";
   }
 }
 
-// A client that sends and closes at once keeps its owner while the server's
-// end is open; once both ends have closed, the client's end waits in
-// TIME_WAIT, where the kernel reports uid 0: that is no owner, never root.
-TEST(ScsPeer, AClientsEndInTimeWaitHasNoOwner) {
+// A client may send and close at once. Half closed it still has its owner;
+// closed, its end is kept by the kernel without a socket (FIN_WAIT2 or
+// TIME_WAIT, uid 0): no owner, and never root.
+TEST(ScsPeer, AClientThatHasClosedItsEndHasNoOwner) {
   Connection c("127.0.0.1");
   const auto peer = c.server.remote_endpoint();
   const auto local = c.server.local_endpoint();
-  c.client.close();
+  c.client.shutdown(tcp::socket::shutdown_send);
   const auto half_closed = diag_owner(peer, local);
   ASSERT_EQ(half_closed.kind, DiagAnswer::found);
   EXPECT_EQ(half_closed.uid, ::getuid());
-  c.server.close();
+  c.client.close();
+  EXPECT_EQ(diag_owner(peer, local).kind, DiagAnswer::none);
+  EXPECT_FALSE(peer_uid(peer, local));
+  c.server.close();  // both closed: the client's end in TIME_WAIT
   EXPECT_EQ(diag_owner(peer, local).kind, DiagAnswer::none);
   EXPECT_FALSE(peer_uid(peer, local));
 }
@@ -72,12 +89,15 @@ TEST(ScsPeer, TheClientsEndOfALoopbackConnectionNamesItsOwner) {
       "   0: 0100007F:D2C0 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1 1 0\n"
       "   1: 0100007F:9C40 0100007F:D2C0 01 00000000:00000000 00:00000000 00000000  1001        0 2 1 0\n"
       "   2: 0100007F:D2C0 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  1000        0 3 1 0\n"
-      // A client's end in TIME_WAIT (06): its owner is gone, printed as 0.
-      "   3: 0100007F:9C41 0100007F:D2C0 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0\n";
+      // Client ends closed: in TIME_WAIT (06) and in FIN_WAIT2 (05) after
+      // close(), each without its socket (inode 0, printed as uid 0).
+      "   3: 0100007F:9C41 0100007F:D2C0 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0\n"
+      "   4: 0100007F:9C42 0100007F:D2C0 05 00000000:00000000 03:00001770 00000000     0        0 0 3 0\n";
   const Endpoint listener(make_address("127.0.0.1"), 53952);
   EXPECT_EQ(socket_owner(table, Endpoint(make_address("127.0.0.1"), 40000), listener), 1001U);
   EXPECT_FALSE(socket_owner(table, Endpoint(make_address("127.0.0.1"), 40001), listener)) << "not root";
   EXPECT_FALSE(socket_owner(table, Endpoint(make_address("127.0.0.1"), 40002), listener));
+  EXPECT_FALSE(socket_owner(table, Endpoint(make_address("127.0.0.1"), 40003), listener));
   const std::string table6 =
       "  sl  local_address                         remote_address                        st tx_queue rx_queue tr "
       "tm->when retrnsmt   uid  timeout inode\n"
