@@ -341,6 +341,7 @@ bool TokenService::shutdown(std::chrono::milliseconds grace) {
     if (auto token = made.lock()) tokens.push_back(std::move(token));
   impl_->made_.clear();
   impl_->tokens_.clear();
+  spdlog::debug("stopping: closing the sessions of {} token(s) before the modules finalize", tokens.size());
   const auto deadline = std::chrono::steady_clock::now() + grace;
   auto left = [&] {
     return std::max(0ms,
@@ -403,6 +404,8 @@ Task<std::vector<CertificateInfo>> TokenService::certificates(std::optional<std:
     for (const auto& [id, token] : impl->tokens_) tokens.push_back(token);
   std::vector<CertificateInfo> all;
   for (const auto& token : tokens) {
+    // One pulled while an earlier one was asked is not listed.
+    if (impl->find_token(token->id()) != token) continue;
     // Lists read at open come straight from memory; only a token whose list
     // could not be read then is asked (on its own worker).
     if (const auto known = token->known_certificates()) {

@@ -16,11 +16,14 @@
 //                                 (C_Login, C_SetPIN, C_InitPIN without a
 //                                 PIN); a line "cancel" presses Cancel.
 //                                 FILE.read counts the lines used.
-//   KORTTI_SHIM_SLOW_OPEN=FILE    a token's opening, after its sessions are
-//                                 open, takes a second: C_GetMechanismList
-//                                 (asked for the count) appends a line to
-//                                 FILE, then waits, so a test can stop
-//                                 korttid while a token is half open.
+//   KORTTI_SHIM_SLOW_OPEN=FILE    a token's opening stops after its sessions
+//                                 are open: C_GetMechanismList (asked for the
+//                                 count) appends "opening" to FILE and waits
+//                                 until FILE.go exists (20 s at most). Then
+//                                 C_CloseSession and C_Finalize append
+//                                 "close-session" and "finalize": a test can
+//                                 stop korttid while a token is half open and
+//                                 see the order of the two.
 
 #include <p11-kit/pkcs11.h>
 
@@ -59,15 +62,27 @@ bool is_pss(CK_MECHANISM_TYPE m) {
   }
 }
 
+// A line in KORTTI_SHIM_SLOW_OPEN's file, if it is set.
+void journal(const char* line) {
+  if (const char* file = std::getenv("KORTTI_SHIM_SLOW_OPEN")) std::ofstream(file, std::ios::app) << line << "\n";
+}
+
 CK_RV shim_finalize(void* reserved) {
   if (const char* s = std::getenv("KORTTI_SHIM_FINALIZE_HANG_S")) ::sleep(static_cast<unsigned>(std::atoi(s)));
+  journal("finalize");
   return target->C_Finalize(reserved);
+}
+
+CK_RV shim_close_session(CK_SESSION_HANDLE session) {
+  journal("close-session");
+  return target->C_CloseSession(session);
 }
 
 CK_RV shim_get_mechanism_list(CK_SLOT_ID slot, CK_MECHANISM_TYPE* list, CK_ULONG* count) {
   if (const char* file = std::getenv("KORTTI_SHIM_SLOW_OPEN"); file != nullptr && list == nullptr) {
-    std::ofstream(file, std::ios::app) << "slot " << slot << "\n";
-    ::sleep(1);
+    journal("opening");
+    const std::string go = std::string(file) + ".go";
+    for (int i = 0; i < 2000 && ::access(go.c_str(), F_OK) != 0; ++i) ::usleep(10000);
   }
   if (!env_flag("KORTTI_SHIM_NO_PSS") || count == nullptr) return target->C_GetMechanismList(slot, list, count);
   CK_ULONG all = 0;
@@ -163,6 +178,7 @@ extern "C" __attribute__((visibility("default"))) CK_RV C_GetFunctionList(CK_FUN
     if (get == nullptr || get(&target) != CKR_OK) return CKR_GENERAL_ERROR;
     std::memcpy(&shim, target, sizeof shim);
     shim.C_Finalize = shim_finalize;
+    shim.C_CloseSession = shim_close_session;
     shim.C_GetMechanismList = shim_get_mechanism_list;
     shim.C_GetMechanismInfo = shim_get_mechanism_info;
     shim.C_SignInit = shim_sign_init;
