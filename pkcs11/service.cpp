@@ -172,6 +172,9 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
           slots = module->scan();
         } catch (const Error& e) {
           spdlog::warn("PKCS#11 module {}: cannot list slots: {}", module->status().path, e.detail);
+        } catch (const std::exception& e) {
+          // Anything else too: the scan waits for every module's answer.
+          (void)internal_error("a PKCS#11 slot scan", e.what());
         }
         asio::post(self->io_, [self, i, scan, slots = std::move(slots)]() mutable {
           scan->results[i] = std::move(slots);
