@@ -80,4 +80,7 @@ int verify_audit_files(const std::vector<std::string>& files, const std::optiona
 // lowercase hex digits.
 bool is_sha256_hex(std::string_view text);
 
+// The hash of a line as the next line's `prev` names it.
+std::string line_hash(std::string_view line);
+
 }  // namespace kortti::daemon
