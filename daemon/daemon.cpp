@@ -1,0 +1,300 @@
+#include "daemon/daemon.hpp"
+
+#include <grp.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+
+#include "common/error.hpp"
+#include "common/version.hpp"
+#include "common/worker.hpp"
+#include "daemon/audit.hpp"
+#include "daemon/config_schema.hpp"
+#include "daemon/logging.hpp"
+#include "daemon/wiring.hpp"
+#include "ipc/ipc.hpp"
+#include "pcsc/pcsc.hpp"
+#include "pinentry/pinentry.hpp"
+#include "pkcs11/pkcs11.hpp"
+#include "policy/policy.hpp"
+#include "scs/scs.hpp"
+#include "service/service.hpp"
+#include "signature/signature.hpp"
+#include "tls/tls.hpp"
+
+namespace kortti::daemon {
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+constexpr auto kFirstScanPatience = std::chrono::seconds(10);
+// How long a failed start or a settled stop waits for worker threads to end.
+constexpr auto kThreadsEndPatience = std::chrono::seconds(2);
+
+ipc::AccessPolicy access_policy(const Config& config) {
+  ipc::AccessPolicy policy;
+  policy.set(ipc::MethodGroup::read, config.access.read);
+  policy.set(ipc::MethodGroup::session, config.access.session);
+  policy.set(ipc::MethodGroup::sign, config.access.sign);
+  policy.set(ipc::MethodGroup::admin, config.access.admin);
+  return policy;
+}
+
+ipc::ServerOptions server_options(const Config& config) {
+  ipc::ServerOptions o;
+  o.max_message_bytes = config.ipc.max_message_bytes;
+  o.max_connections = config.ipc.max_connections;
+  o.max_connections_per_uid = config.ipc.max_connections_per_uid;
+  o.idle_timeout = config.ipc.idle_timeout;
+  o.max_inflight_per_connection = config.ipc.max_inflight_per_connection;
+  o.max_pin_requests_per_uid = config.ipc.max_pin_requests_per_uid;
+  o.request_timeout = config.ipc.request_timeout;
+  o.access = access_policy(config);
+  return o;
+}
+
+pkcs11::Options token_options(const Config& config) {
+  pkcs11::Options o;
+  o.modules = config.pkcs11.modules;
+  o.session_lifetime = config.session.lifetime;
+  o.session_idle = config.session.idle_timeout;
+  o.unblock_style = config.pkcs11.unblock_style;
+  return o;
+}
+
+service::Options service_options(const Config& config) {
+  return service::Options{config.batch.max_items, config.batch.max_time,
+                          service::PinOptions{config.pin.prompt_attempts, config.pin.client_may_send,
+                                              config.pin.client_may_send_authentication}};
+}
+
+// The socket's group (checked to exist when the configuration was loaded).
+std::optional<gid_t> socket_group(const Config& config) {
+  if (config.ipc.socket_group.empty()) return std::nullopt;
+  const group* found = ::getgrnam(config.ipc.socket_group.c_str());
+  if (found == nullptr) throw std::runtime_error("no group '" + config.ipc.socket_group + "' ([ipc] socket_group)");
+  return found->gr_gid;
+}
+
+// Handlers answer their own errors; one that escapes is a bug. It costs the
+// request it belonged to (which then meets its deadline), never the daemon,
+// the sessions it holds or the other clients.
+void run_until_stopped(asio::io_context& io) {
+  for (;;) {
+    try {
+      io.run();
+      return;
+    } catch (const std::exception& e) {
+      (void)internal_error("the io thread", e.what());
+    } catch (...) {
+      (void)internal_error("the io thread", "an exception of unknown type");
+    }
+  }
+}
+
+// Exit-time cleanup (OpenSSL's atexit handler, the PKCS#11 modules', static
+// destructors) frees what a thread that is still running may use: a worker
+// stuck in a card, network or document call, or one that is just ending
+// after a failed start. Without it, the process ends at once. Audit lines
+// are already on disk; only the logs need flushing.
+[[noreturn]] void end_without_cleanup(int code) {
+  spdlog::warn("a worker is still inside a call; korttid exits without exit-time cleanup");
+  spdlog::default_logger()->flush();
+  std::_Exit(code);
+}
+
+// The components, as members in the order they are made: each is destroyed
+// after those that use it.
+class Korttid {
+ public:
+  Korttid(asio::io_context& io, Config& config, const Invocation& how)
+      : io_(io),
+        config_(config),
+        how_(how),
+        tokens_(io, token_options(config)),
+        audit_(config.audit.file),
+        monitor_(config.pcsc.enabled ? std::make_unique<pcsc::Monitor>(io, monitor_options(config.pcsc)) : nullptr),
+        policy_(io, policy::Options{config.identity, config.trust, config.revocation, config.registry_database,
+                                    config.rules}),
+        documents_(io, config.signature),
+        pin_dialogs_(io, pinentry::Options{config.pin.pinentry, config.pin.tty, config.pin.timeout}),
+        operations_(service::Services{&tokens_, &audit_, &policy_, &documents_, &pin_dialogs_},
+                    service_options(config)),
+        group_(socket_group(config)),
+        tunnels_(io, operations_, tls_options(config, group_)),
+        server_(io, server_options(config),
+                ipc::Services{&operations_, &tokens_, monitor_.get(), &policy_, true,
+                              config.tls.enabled ? &tunnels_ : nullptr,
+                              // [scs] as the listener was started: its keys take a restart.
+                              [this, scs = config.scs] {
+                                return scs_status(scs, how_.user_instance, browsers_.has_value(), browsers_error_);
+                              }}),
+        signals_(io, SIGTERM, SIGINT, SIGHUP),
+        first_scan_(io, kFirstScanPatience) {
+    if (monitor_) connect_pcsc(*monitor_, tokens_);
+  }
+
+  // Listens, serves browsers and tunnels, and scans the tokens; requests
+  // wait in the socket's backlog until that first scan has answered, so a
+  // `cert_id` of a card present at start is found.
+  void start() {
+    if (sd_listen_fds(1) >= 1)
+      server_.adopt(SD_LISTEN_FDS_START);
+    else
+      server_.listen(config_.ipc.socket, config_.ipc.socket_mode, group_);
+    tunnels_.start();
+    start_browsers();
+    wait_for_signal();
+    // A module that never answers its scan must not keep everyone out.
+    first_scan_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      spdlog::warn("the first token scan is still running after {} s; serving without it",
+                   std::chrono::duration_cast<std::chrono::seconds>(kFirstScanPatience).count());
+      server_.serve();
+    });
+    if (monitor_) monitor_->start();
+    tokens_.start([this](Result<Unit>) {
+      first_scan_.cancel();
+      server_.serve();
+      sd_notify(0, "READY=1\nSTATUS=serving");
+      spdlog::info("ready: {} token(s) present", tokens_.tokens().size());
+    });
+  }
+
+  // Whether every worker thread ended before korttid does.
+  [[nodiscard]] bool settled() const noexcept { return settled_; }
+
+ private:
+  void start_browsers() {
+    if (config_.scs.enabled && !how_.user_instance) {
+      spdlog::warn("[scs] is enabled, but only a per-user instance (korttid --user-instance) serves it");
+      return;
+    }
+    if (!config_.scs.enabled) return;
+    browsers_.emplace(io_, operations_, scs_options(config_), ::getuid());
+    // Browsers go without; the socket's clients need not.
+    try {
+      browsers_->start();
+    } catch (const scs::StartError& e) {
+      spdlog::error("{}; the SCS interface is not served", e.what());
+      browsers_error_ = e.what();
+      browsers_.reset();  // nor half-served: a listener already bound closes
+    }
+  }
+
+  void wait_for_signal() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
+      if (ec) return;
+      if (signo == SIGHUP)
+        reload();
+      else if (!stopping_)
+        stop(signo);
+      wait_for_signal();
+    });
+  }
+
+  void reload() {
+    sd_notify(0, "RELOADING=1");
+    spdlog::info("SIGHUP: reloading {}", how_.config_path);
+    try {
+      Config next = how_.explicit_path || ::access(how_.config_path.c_str(), F_OK) == 0 ? load_config(how_.config_path)
+                                                                                        : Config{};
+      set_log_level(next.log.level);
+      server_.set_access(access_policy(next));
+      server_.set_request_timeout(next.ipc.request_timeout);
+      policy_.set_rules(next.rules);
+      tunnels_.reconfigure(tls_options(next, group_).upstreams);
+      // The schema says which keys a reload applies; name every other one
+      // that changed, so an admin is not left believing it took effect.
+      std::string waiting;
+      for (const auto& row : config_schema())
+        if (row.reload == Reload::restart && !row.in_array && row.get && row.get(next) != row.get(config_))
+          waiting += (waiting.empty() ? "" : ", ") + row.name();
+      if (!waiting.empty()) spdlog::warn("these changes take effect at the next restart: {}", waiting);
+      config_ = std::move(next);
+      spdlog::info("configuration reloaded");
+    } catch (const ConfigError& e) {
+      for (const auto& p : e.problems()) spdlog::error("reload refused: {}", p);
+    }
+    sd_notify(0, "READY=1");
+  }
+
+  // Stops accepting, lets requests in flight finish within the grace, then
+  // gives each component a bounded wait for its threads: a check still
+  // waiting on a slow responder is not waited out.
+  void stop(int signo) {
+    stopping_ = true;
+    spdlog::info("signal {}: stopping", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+    sd_notify(0, "STOPPING=1");
+    // The browsers' requests under way get the socket's grace too.
+    if (browsers_) browsers_->stop_accepting();
+    const auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(config_.ipc.shutdown_grace);
+    server_.stop(
+        grace,
+        [this] {
+          if (browsers_) browsers_->stop();
+          settled_ = tunnels_.stop(1000ms);
+          settled_ = tokens_.shutdown(2000ms) && settled_;
+          settled_ = policy_.stop(1000ms) && settled_;
+          settled_ = documents_.stop(1000ms) && settled_;
+          settled_ = audit_.stop(1000ms) && settled_;
+          signals_.cancel();
+          io_.stop();
+        },
+        [this] { return browsers_ && browsers_->requests_in_progress() > 0; });
+  }
+
+  asio::io_context& io_;
+  Config& config_;
+  const Invocation how_;
+  pkcs11::TokenService tokens_;
+  AuditLog audit_;
+  std::unique_ptr<pcsc::Monitor> monitor_;  // null when [pcsc] enabled = false
+  policy::PolicyService policy_;
+  signature::DocumentService documents_;
+  pinentry::PinEntry pin_dialogs_;
+  service::Service operations_;
+  std::optional<gid_t> group_;
+  tls::Tunnels tunnels_;
+  std::optional<scs::Listener> browsers_;
+  std::string browsers_error_;  // why they are not served, when they are not
+  ipc::Server server_;
+  asio::signal_set signals_;
+  asio::steady_timer first_scan_;
+  bool stopping_ = false;
+  bool settled_ = true;
+};
+
+}  // namespace
+
+int run_daemon(Config& config, const Invocation& how) {
+  int status = 0;
+  // Outlives the components and the wait for their threads: a job that ends
+  // during that wait still has an executor to post its result to.
+  asio::io_context io(1);
+  try {
+    Korttid korttid(io, config, how);
+    korttid.start();
+    run_until_stopped(io);
+    spdlog::info("korttid stopped");
+    // A thread still inside a call: the components are not destroyed under it.
+    if (!korttid.settled()) end_without_cleanup(0);
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot start: {}", e.what());
+    status = 1;
+  }
+  if (!Worker::all_ended(kThreadsEndPatience)) end_without_cleanup(status);
+  return status;
+}
+
+}  // namespace kortti::daemon
