@@ -66,6 +66,59 @@ class Validator::Impl {
   X509StorePtr store_;
   OcspClient ocsp_;
   CrlClient crl_;
+
+  // Revocation of `leaf` (issued by chain[1]): OCSP first, then CRL; with no
+  // answer from either, the action's fail mode decides, and says so.
+  void check_revocation(X509* leaf, STACK_OF(X509) * chain, Action action, SystemTime now, ValidationResult& result) {
+    X509* issuer = sk_X509_value(chain, 1);
+    std::optional<Answer> answer;
+    std::vector<std::string> why;
+    std::string method = "none";
+    if (revocation_.ocsp) {
+      const std::string url = revocation_.ocsp_url.empty() ? ocsp_url_of(leaf) : revocation_.ocsp_url;
+      std::string why_not = "the certificate names no OCSP responder";
+      if (!url.empty()) answer = ocsp_.query(leaf, issuer, url, store_.get(), chain, now, trust_.clock_skew, why_not);
+      if (answer && answer->status != "unknown") {
+        method = "ocsp";
+      } else {
+        why.push_back(answer ? "OCSP responder " + answer->source + " does not know the certificate" : why_not);
+        spdlog::info("revocation of {}: {}", result.chain.front(), why.back());
+        answer.reset();
+      }
+    }
+    if (!answer && revocation_.crl) {
+      std::string why_not;
+      answer = crl_.check(leaf, issuer, now, trust_.clock_skew, why_not);
+      if (answer)
+        method = "crl";
+      else
+        why.push_back(why_not);
+    }
+    if (!revocation_.ocsp && !revocation_.crl) {
+      result.revocation = {"none", "not_checked", "", std::nullopt, "revocation checking is off", false, std::nullopt};
+      return;
+    }
+    if (answer) {
+      result.revocation = {method,         answer->status, answer->source, answer->revoked_at,
+                           answer->reason, answer->cached, std::nullopt};
+      if (answer->status == "revoked") {
+        result.status = "revoked";
+        result.message =
+            "the certificate is revoked" + (answer->reason.empty() ? std::string() : " (" + answer->reason + ")");
+      }
+      return;
+    }
+    // No answer from anyone: the action's fail mode decides, and says so.
+    std::string reasons;
+    for (const auto& w : why) reasons += (reasons.empty() ? "" : "; ") + w;
+    auto mode = revocation_.fail_mode.find(action);
+    const bool hard = mode == revocation_.fail_mode.end() || mode->second == FailMode::hard;
+    result.revocation = {"none", "unavailable", "", std::nullopt, reasons, false, hard ? "hard-fail" : "soft-fail"};
+    if (hard) {
+      result.status = "revocation_unknown";
+      result.message = "revocation status unknown: " + reasons;
+    }
+  }
 };
 
 Validator::Validator(TrustOptions trust, RevocationOptions revocation)
@@ -125,60 +178,12 @@ ValidationResult Validator::validate(ByteView leaf_der, const std::vector<Bytes>
     return r;
   }
 
-  // 4. Revocation of the leaf: OCSP first, then CRL.
+  // 4. Revocation of the leaf.
   if (sk_X509_num(chain.get()) < 2) {
     result.revocation = {"none", "not_checked", "", std::nullopt, "self-signed", false, std::nullopt};
     return result;
   }
-  X509* issuer = sk_X509_value(chain.get(), 1);
-  std::optional<Answer> answer;
-  std::vector<std::string> why;
-  std::string method = "none";
-  if (m.revocation_.ocsp) {
-    const std::string url = m.revocation_.ocsp_url.empty() ? ocsp_url_of(leaf.get()) : m.revocation_.ocsp_url;
-    std::string why_not = "the certificate names no OCSP responder";
-    if (!url.empty())
-      answer = m.ocsp_.query(leaf.get(), issuer, url, m.store_.get(), chain.get(), now, m.trust_.clock_skew, why_not);
-    if (answer && answer->status != "unknown") {
-      method = "ocsp";
-    } else {
-      why.push_back(answer ? "OCSP responder " + answer->source + " does not know the certificate" : why_not);
-      spdlog::info("revocation of {}: {}", result.chain.front(), why.back());
-      answer.reset();
-    }
-  }
-  if (!answer && m.revocation_.crl) {
-    std::string why_not;
-    answer = m.crl_.check(leaf.get(), issuer, now, m.trust_.clock_skew, why_not);
-    if (answer)
-      method = "crl";
-    else
-      why.push_back(why_not);
-  }
-  if (!m.revocation_.ocsp && !m.revocation_.crl) {
-    result.revocation = {"none", "not_checked", "", std::nullopt, "revocation checking is off", false, std::nullopt};
-    return result;
-  }
-  if (answer) {
-    result.revocation = {method,         answer->status, answer->source, answer->revoked_at,
-                         answer->reason, answer->cached, std::nullopt};
-    if (answer->status == "revoked") {
-      result.status = "revoked";
-      result.message =
-          "the certificate is revoked" + (answer->reason.empty() ? std::string() : " (" + answer->reason + ")");
-    }
-    return result;
-  }
-  // No answer from anyone: the action's fail mode decides, and says so.
-  std::string reasons;
-  for (const auto& w : why) reasons += (reasons.empty() ? "" : "; ") + w;
-  auto mode = m.revocation_.fail_mode.find(action);
-  const bool hard = mode == m.revocation_.fail_mode.end() || mode->second == FailMode::hard;
-  result.revocation = {"none", "unavailable", "", std::nullopt, reasons, false, hard ? "hard-fail" : "soft-fail"};
-  if (hard) {
-    result.status = "revocation_unknown";
-    result.message = "revocation status unknown: " + reasons;
-  }
+  m.check_revocation(leaf.get(), chain.get(), action, now, result);
   return result;
 }
 
