@@ -62,6 +62,43 @@ bool same_socket(const inet_diag_sockid& a, const inet_diag_sockid& b) {
          std::memcmp(a.idiag_dst, b.idiag_dst, sizeof a.idiag_dst) == 0;
 }
 
+// The kernel's answer to the request for `asked`: netlink messages, each a
+// header and its data, 4-byte aligned (read by copying: the NLMSG_* macros
+// are C casts).
+DiagAnswer read_answer(const char* buffer, std::size_t end, const inet_diag_sockid& asked) {
+  constexpr auto align = [](std::size_t v) { return (v + 3) & ~std::size_t{3}; };
+  const std::size_t header_size = align(sizeof(nlmsghdr));
+  std::size_t at = 0;
+  while (end - at >= header_size) {
+    nlmsghdr h{};
+    std::memcpy(&h, buffer + at, sizeof h);
+    if (h.nlmsg_len < header_size || h.nlmsg_len > end - at) break;
+    const char* data = buffer + at + header_size;
+    const std::size_t data_size = h.nlmsg_len - header_size;
+    if (h.nlmsg_type == NLMSG_ERROR) {
+      if (data_size < sizeof(nlmsgerr)) break;
+      nlmsgerr error{};
+      std::memcpy(&error, data, sizeof error);
+      return {error.error == -ENOENT ? DiagAnswer::none : DiagAnswer::unavailable};
+    }
+    if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY && data_size >= sizeof(inet_diag_msg)) {
+      inet_diag_msg found{};
+      std::memcpy(&found, data, sizeof found);
+      // The kernel's lookup falls back to a listener on the port when the
+      // client's end is gone: only the very socket asked for counts.
+      if (found.idiag_state == TCP_LISTEN || !same_socket(found.id, asked)) return {DiagAnswer::none};
+      // A closed client's end (TIME_WAIT, or FIN_WAIT2 after close()) is
+      // kept by the kernel without its socket: no inode, uid 0. No owner.
+      if (found.idiag_inode == 0) return {DiagAnswer::none};
+      return {DiagAnswer::found, static_cast<uid_t>(found.idiag_uid), static_cast<ino_t>(found.idiag_inode)};
+    }
+    const std::size_t step = align(h.nlmsg_len);
+    if (step > end - at) break;
+    at += step;
+  }
+  return {DiagAnswer::unavailable};
+}
+
 // The netlink socket, closed however the lookup ends.
 class Socket {
  public:
@@ -142,40 +179,7 @@ DiagAnswer diag_owner(const boost::asio::ip::tcp::endpoint& peer, const boost::a
   do n = ::recv(fd.get(), buffer, sizeof buffer, 0);
   while (n < 0 && errno == EINTR);
   if (n <= 0) return {DiagAnswer::unavailable};
-  // netlink's messages, each a header and its data, 4-byte aligned (read by
-  // copying: the NLMSG_* macros are C casts).
-  constexpr auto align = [](std::size_t v) { return (v + 3) & ~std::size_t{3}; };
-  const std::size_t header_size = align(sizeof(nlmsghdr));
-  std::size_t at = 0;
-  const auto end = static_cast<std::size_t>(n);
-  while (end - at >= header_size) {
-    nlmsghdr h{};
-    std::memcpy(&h, buffer + at, sizeof h);
-    if (h.nlmsg_len < header_size || h.nlmsg_len > end - at) break;
-    const char* data = buffer + at + header_size;
-    const std::size_t data_size = h.nlmsg_len - header_size;
-    if (h.nlmsg_type == NLMSG_ERROR) {
-      if (data_size < sizeof(nlmsgerr)) break;
-      nlmsgerr error{};
-      std::memcpy(&error, data, sizeof error);
-      return {error.error == -ENOENT ? DiagAnswer::none : DiagAnswer::unavailable};
-    }
-    if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY && data_size >= sizeof(inet_diag_msg)) {
-      inet_diag_msg found{};
-      std::memcpy(&found, data, sizeof found);
-      // The kernel's lookup falls back to a listener on the port when the
-      // client's end is gone: only the very socket asked for counts.
-      if (found.idiag_state == TCP_LISTEN || !same_socket(found.id, request.body.id)) return {DiagAnswer::none};
-      // A closed client's end (TIME_WAIT, or FIN_WAIT2 after close()) is
-      // kept by the kernel without its socket: no inode, uid 0. No owner.
-      if (found.idiag_inode == 0) return {DiagAnswer::none};
-      return {DiagAnswer::found, static_cast<uid_t>(found.idiag_uid), static_cast<ino_t>(found.idiag_inode)};
-    }
-    const std::size_t step = align(h.nlmsg_len);
-    if (step > end - at) break;
-    at += step;
-  }
-  return {DiagAnswer::unavailable};
+  return read_answer(buffer, static_cast<std::size_t>(n), request.body.id);
 }
 
 std::optional<uid_t> peer_uid(const boost::asio::ip::tcp::endpoint& peer, const boost::asio::ip::tcp::endpoint& local) {
