@@ -16,6 +16,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/owned_fd.hpp"
+
 namespace kortti::scs {
 
 namespace {
@@ -99,22 +101,6 @@ DiagAnswer read_answer(const char* buffer, std::size_t end, const inet_diag_sock
   return {DiagAnswer::unavailable};
 }
 
-// The netlink socket, closed however the lookup ends.
-class Socket {
- public:
-  explicit Socket(int fd) : fd_(fd) {}
-  ~Socket() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-  [[nodiscard]] int get() const noexcept { return fd_; }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
-
 }  // namespace
 
 std::optional<uid_t> socket_owner(const std::string& table, const boost::asio::ip::tcp::endpoint& peer,
@@ -144,8 +130,8 @@ std::optional<uid_t> socket_owner(const std::string& table, const boost::asio::i
 }
 
 DiagAnswer diag_owner(const boost::asio::ip::tcp::endpoint& peer, const boost::asio::ip::tcp::endpoint& local) {
-  const Socket fd(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-  if (!fd) return {DiagAnswer::unavailable};
+  const OwnedFd fd(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  if (fd.get() < 0) return {DiagAnswer::unavailable};
   // The kernel answers while it handles the request; the bound is for a
   // kernel that never does.
   const timeval patience{1, 0};

@@ -22,26 +22,10 @@
 #include <utility>
 
 #include "common/bytes.hpp"
+#include "common/owned_fd.hpp"
 #include "tls/tls.hpp"
 
 namespace kortti::tls {
-
-// A descriptor this code owns: closed when it goes, unless released.
-class OwnedFd {
- public:
-  explicit OwnedFd(int fd) : fd_(fd) {}
-  ~OwnedFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  OwnedFd(const OwnedFd&) = delete;
-  OwnedFd& operator=(const OwnedFd&) = delete;
-
-  [[nodiscard]] int get() const { return fd_; }
-  [[nodiscard]] int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_ = -1;
-};
 
 // An upstream's TLS context: its roots (ca_file), versions and ALPN. Throws
 // std::runtime_error when ca_file cannot be read.
