@@ -14,7 +14,6 @@
 #include <optional>
 
 #include "common/error.hpp"
-#include "common/version.hpp"
 #include "common/worker.hpp"
 #include "daemon/audit.hpp"
 #include "daemon/config_schema.hpp"
