@@ -220,6 +220,49 @@ Bytes PreparedCms::finish(ByteView signature) const {
   return to_der(cms.get());
 }
 
+namespace {
+
+// One SignerInfo: its value against the signer's key, the content against
+// its messageDigest (or `given_digest`), and signingCertificateV2.
+CmsSignerVerification verify_signer(CMS_SignerInfo* si, STACK_OF(X509) * all, ByteView data,
+                                    const Bytes* given_digest) {
+  CmsSignerVerification v;
+  v.digest_algorithm = digest_name_of(si);
+  v.signing_time = signing_time_of(si);
+  X509* signer = nullptr;
+  CMS_SignerInfo_get0_algs(si, nullptr, &signer, nullptr, nullptr);
+  if (signer == nullptr) {
+    v.message = "the signer's certificate is not in the signature";
+    return v;
+  }
+  v.certificate = certificate_der(signer);
+  const int certificate_count = all != nullptr ? sk_X509_num(all) : 0;
+  for (int c = 0; c < certificate_count; ++c)
+    if (X509_cmp(sk_X509_value(all, c), signer) != 0) v.chain.push_back(certificate_der(sk_X509_value(all, c)));
+  v.signature_value_valid = CMS_SignerInfo_verify(si) == 1;
+  ERR_clear_error();
+  const ASN1_OCTET_STRING* md = message_digest_of(si);
+  const auto alg = parse_digest_algorithm(v.digest_algorithm);
+  if (md != nullptr && alg) {
+    const Bytes want = given_digest != nullptr ? *given_digest : digest(*alg, data);
+    v.content_digest_valid = static_cast<std::size_t>(ASN1_STRING_length(md)) == want.size() &&
+                             std::memcmp(ASN1_STRING_get0_data(md), want.data(), want.size()) == 0;
+  }
+  v.signing_certificate_valid = signing_certificate_matches(si, signer);
+  v.valid = v.signature_value_valid && v.content_digest_valid && v.signing_certificate_valid;
+  if (!v.signature_value_valid)
+    v.message = "the signature value does not verify with the signer's key";
+  else if (md == nullptr || !alg)
+    v.message = "no messageDigest attribute, or a digest algorithm other than SHA-2";
+  else if (!v.content_digest_valid)
+    v.message = "the content does not match the signed messageDigest";
+  else if (!v.signing_certificate_valid)
+    v.message = "signingCertificateV2 does not name the signer's certificate";
+  return v;
+}
+
+}  // namespace
+
 CmsVerification verify_cms(ByteView cms_der, const std::optional<Bytes>& content,
                            const std::optional<Bytes>& content_digest) {
   CmsPtr cms = from_der(cms_der);
@@ -258,43 +301,10 @@ CmsVerification verify_cms(ByteView cms_der, const std::optional<Bytes>& content
   // Which embedded certificate signed which SignerInfo; the trust is the caller's to check.
   CMS_set1_signers_certs(cms.get(), nullptr, 0);
   ERR_clear_error();
-  for (int i = 0; i < signer_count; ++i) {
-    CMS_SignerInfo* si = sk_CMS_SignerInfo_value(signers, i);
-    CmsSignerVerification v;
-    v.digest_algorithm = digest_name_of(si);
-    v.signing_time = signing_time_of(si);
-    X509* signer = nullptr;
-    CMS_SignerInfo_get0_algs(si, nullptr, &signer, nullptr, nullptr);
-    if (signer == nullptr) {
-      v.message = "the signer's certificate is not in the signature";
-      out.signers.push_back(std::move(v));
-      continue;
-    }
-    v.certificate = certificate_der(signer);
-    for (int c = 0; c < certificate_count; ++c)
-      if (X509_cmp(sk_X509_value(all.get(), c), signer) != 0)
-        v.chain.push_back(certificate_der(sk_X509_value(all.get(), c)));
-    v.signature_value_valid = CMS_SignerInfo_verify(si) == 1;
-    ERR_clear_error();
-    const ASN1_OCTET_STRING* md = message_digest_of(si);
-    const auto alg = parse_digest_algorithm(v.digest_algorithm);
-    if (md != nullptr && alg) {
-      const Bytes want = content_digest && out.detached && !content ? *content_digest : digest(*alg, data);
-      v.content_digest_valid = static_cast<std::size_t>(ASN1_STRING_length(md)) == want.size() &&
-                               std::memcmp(ASN1_STRING_get0_data(md), want.data(), want.size()) == 0;
-    }
-    v.signing_certificate_valid = signing_certificate_matches(si, signer);
-    v.valid = v.signature_value_valid && v.content_digest_valid && v.signing_certificate_valid;
-    if (!v.signature_value_valid)
-      v.message = "the signature value does not verify with the signer's key";
-    else if (md == nullptr || !alg)
-      v.message = "no messageDigest attribute, or a digest algorithm other than SHA-2";
-    else if (!v.content_digest_valid)
-      v.message = "the content does not match the signed messageDigest";
-    else if (!v.signing_certificate_valid)
-      v.message = "signingCertificateV2 does not name the signer's certificate";
-    out.signers.push_back(std::move(v));
-  }
+  // A detached signature's content may come as its digest alone.
+  const Bytes* given_digest = content_digest && out.detached && !content ? &*content_digest : nullptr;
+  for (int i = 0; i < signer_count; ++i)
+    out.signers.push_back(verify_signer(sk_CMS_SignerInfo_value(signers, i), all.get(), data, given_digest));
   return out;
 }
 

@@ -149,6 +149,59 @@ std::string PreparedXml::finish(ByteView signature) {
 
 namespace {
 
+// The ds:Signature template under `parent`: the profile's references and
+// transforms, and the signer's certificate in KeyInfo.
+struct Template {
+  xmlNode* signature;
+  xmlNode* body;  // the reference "" to the body or the whole document
+};
+Template signature_template(xmlDoc* doc, xmlNode* parent, Profile profile, const Algorithms& alg, const std::string& id,
+                            const std::string& ts_id, ByteView certificate_der) {
+  xmlNode* sig = xmlSecTmplSignatureCreateNsPref(doc, xmlSecTransformExclC14NId, alg.sign, x(id.c_str()), x("ds"));
+  check(sig != nullptr, "signature template");
+  xmlAddChild(parent, sig);
+  xmlAddID(nullptr, doc, x(id.c_str()), xmlHasProp(sig, x("Id")));
+  xmlNode* body = xmlSecTmplSignatureAddReference(sig, alg.digest, nullptr, x(""), nullptr);
+  check(body != nullptr, "reference");
+  if (profile == Profile::kanta_cda) {
+    check(xmlSecTmplReferenceAddTransform(body, xmlSecTransformExclC14NId) != nullptr, "transform");
+    xmlNode* xpath = xmlSecTmplReferenceAddTransform(body, xmlSecTransformXPathId);
+    const xmlChar* ns[] = {x("hl7"), x(kHl7Ns), nullptr};
+    check(xpath != nullptr && xmlSecTmplTransformAddXPath(xpath, x("ancestor-or-self::hl7:structuredBody"), ns) >= 0,
+          "XPath transform");
+    xmlNode* stamp = xmlSecTmplSignatureAddReference(sig, alg.digest, nullptr, x(("#" + ts_id).c_str()), nullptr);
+    check(stamp != nullptr && xmlSecTmplReferenceAddTransform(stamp, xmlSecTransformExclC14NId) != nullptr,
+          "timestamp reference");
+  } else {
+    check(xmlSecTmplReferenceAddTransform(body, xmlSecTransformEnvelopedId) != nullptr, "transform");
+    check(xmlSecTmplReferenceAddTransform(body, xmlSecTransformExclC14NId) != nullptr, "transform");
+  }
+  xmlNode* x509 = xmlSecTmplKeyInfoAddX509Data(xmlSecTmplSignatureEnsureKeyInfo(sig, nullptr));
+  xmlNode* cert_node = x509 != nullptr ? xmlSecTmplX509DataAddCertificate(x509) : nullptr;
+  check(cert_node != nullptr, "KeyInfo");
+  xmlNodeSetContent(cert_node, x(base64_encode(certificate_der).c_str()));
+  return {sig, body};
+}
+
+// The references' digests, by xmlsec (no key is needed for them), except
+// Kanta's body, whose filter is computed here.
+void digest_references(xmlDoc* doc, const Template& t, Profile profile, DigestAlgorithm algorithm) {
+  const DsigCtxPtr dsig(xmlSecDSigCtxCreate(nullptr));
+  check(dsig != nullptr, "context");
+  dsig->operation = xmlSecTransformOperationSign;
+  xmlNode* signed_info = xmlSecFindChild(t.signature, xmlSecNodeSignedInfo, xmlSecDSigNs);
+  if (profile == Profile::kanta_cda) {
+    xmlNode* value = xmlSecFindChild(t.body, xmlSecNodeDigestValue, xmlSecDSigNs);
+    check(value != nullptr, "DigestValue");
+    xmlNodeSetContent(value, x(base64_encode(kortti::digest(algorithm, kanta_body_octets(doc))).c_str()));
+  }
+  for (xmlNode* ref = signed_info->children; ref != nullptr; ref = ref->next) {
+    if (!is_element(ref, kDsigNs, "Reference") || (profile == Profile::kanta_cda && ref == t.body)) continue;
+    const DsigReferenceCtxPtr ctx(xmlSecDSigReferenceCtxCreate(dsig.get(), xmlSecDSigReferenceOriginSignedInfo));
+    check(ctx != nullptr && xmlSecDSigReferenceCtxProcessNode(ctx.get(), ref) >= 0, "reference digest");
+  }
+}
+
 // The template, the references' digests and SignedInfo's digest, on a
 // document already parsed (and, for the Kanta profile, checked to be a CDA).
 PreparedXml prepare_parsed(XmlDocPtr parsed, Profile profile, ByteView certificate_der, const XmlOptions& options,
@@ -177,46 +230,10 @@ PreparedXml prepare_parsed(XmlDocPtr parsed, Profile profile, ByteView certifica
     parent = kanta_signature_element(doc, options, random_id("SIG-"), ts_id, now);
   }
 
-  xmlNode* sig =
-      xmlSecTmplSignatureCreateNsPref(doc, xmlSecTransformExclC14NId, alg.sign, x(impl->id.c_str()), x("ds"));
-  check(sig != nullptr, "signature template");
-  xmlAddChild(parent, sig);
-  xmlAddID(nullptr, doc, x(impl->id.c_str()), xmlHasProp(sig, x("Id")));
-  xmlNode* body = xmlSecTmplSignatureAddReference(sig, alg.digest, nullptr, x(""), nullptr);
-  check(body != nullptr, "reference");
-  if (profile == Profile::kanta_cda) {
-    check(xmlSecTmplReferenceAddTransform(body, xmlSecTransformExclC14NId) != nullptr, "transform");
-    xmlNode* xpath = xmlSecTmplReferenceAddTransform(body, xmlSecTransformXPathId);
-    const xmlChar* ns[] = {x("hl7"), x(kHl7Ns), nullptr};
-    check(xpath != nullptr && xmlSecTmplTransformAddXPath(xpath, x("ancestor-or-self::hl7:structuredBody"), ns) >= 0,
-          "XPath transform");
-    xmlNode* stamp = xmlSecTmplSignatureAddReference(sig, alg.digest, nullptr, x(("#" + ts_id).c_str()), nullptr);
-    check(stamp != nullptr && xmlSecTmplReferenceAddTransform(stamp, xmlSecTransformExclC14NId) != nullptr,
-          "timestamp reference");
-  } else {
-    check(xmlSecTmplReferenceAddTransform(body, xmlSecTransformEnvelopedId) != nullptr, "transform");
-    check(xmlSecTmplReferenceAddTransform(body, xmlSecTransformExclC14NId) != nullptr, "transform");
-  }
-  xmlNode* x509 = xmlSecTmplKeyInfoAddX509Data(xmlSecTmplSignatureEnsureKeyInfo(sig, nullptr));
-  xmlNode* cert_node = x509 != nullptr ? xmlSecTmplX509DataAddCertificate(x509) : nullptr;
-  check(cert_node != nullptr, "KeyInfo");
-  xmlNodeSetContent(cert_node, x(base64_encode(certificate_der).c_str()));
-
-  // The references' digests, by xmlsec: no key is needed for them.
-  const DsigCtxPtr dsig(xmlSecDSigCtxCreate(nullptr));
-  check(dsig != nullptr, "context");
-  dsig->operation = xmlSecTransformOperationSign;
+  const Template t = signature_template(doc, parent, profile, alg, impl->id, ts_id, certificate_der);
+  digest_references(doc, t, profile, impl->algorithm);
+  xmlNode* sig = t.signature;
   xmlNode* signed_info = xmlSecFindChild(sig, xmlSecNodeSignedInfo, xmlSecDSigNs);
-  if (profile == Profile::kanta_cda) {
-    xmlNode* value = xmlSecFindChild(body, xmlSecNodeDigestValue, xmlSecDSigNs);
-    check(value != nullptr, "DigestValue");
-    xmlNodeSetContent(value, x(base64_encode(kortti::digest(impl->algorithm, kanta_body_octets(doc))).c_str()));
-  }
-  for (xmlNode* ref = signed_info->children; ref != nullptr; ref = ref->next) {
-    if (!is_element(ref, kDsigNs, "Reference") || (profile == Profile::kanta_cda && ref == body)) continue;
-    const DsigReferenceCtxPtr ctx(xmlSecDSigReferenceCtxCreate(dsig.get(), xmlSecDSigReferenceOriginSignedInfo));
-    check(ctx != nullptr && xmlSecDSigReferenceCtxProcessNode(ctx.get(), ref) >= 0, "reference digest");
-  }
   // The one value the card signs: the digest of canonical SignedInfo.
   impl->digest = kortti::digest(impl->algorithm, canonical(doc, signed_info, XML_C14N_EXCLUSIVE_1_0));
   impl->signature_value = xmlSecFindChild(sig, xmlSecNodeSignatureValue, xmlSecDSigNs);

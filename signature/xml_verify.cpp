@@ -221,21 +221,10 @@ PlannedReference plan_reference(xmlNode* ref) {
   return r;
 }
 
-Plan plan_signature(xmlDoc* doc, xmlNode* signature) {
-  Plan p;
-  p.signature = signature;
-  xmlNode* root = xmlDocGetRootElement(doc);
-  xmlNode* holder = kanta_holder(signature, root);
-  const bool enveloped = signature->parent == root;
-  if (holder == nullptr && !enveloped)
-    invalid_document("signature_misplaced",
-                     "a ds:Signature is inside " + local_name(signature->parent) +
-                         ": a kanta-cda signature belongs in ClinicalDocument/hl7fi:localHeader/"
-                         "hl7fi:signatureCollection/hl7fi:signature, an enveloped one is a child of the root element");
-  expect_children(signature, {"SignedInfo", "SignatureValue", "KeyInfo?"});
-  p.signed_info = first_child(signature, kDsigNs, "SignedInfo");
+// SignedInfo: the canonicalization, the signature method and the references,
+// each an algorithm this verifier knows, none with parameters.
+void plan_signed_info(Plan& p) {
   expect_children(p.signed_info, {"CanonicalizationMethod", "SignatureMethod", "Reference+"});
-
   xmlNode* c14n_node = first_child(p.signed_info, kDsigNs, "CanonicalizationMethod");
   const std::string c14n = algorithm_of(c14n_node);
   const auto mode = c14n_mode(c14n);
@@ -249,72 +238,101 @@ Plan plan_signature(xmlDoc* doc, xmlNode* signature) {
   if (!method) unsupported_algorithm("the signature method", method_uri);
   if (!element_children(method_node).empty()) malformed("the ds:SignatureMethod has parameters");
   p.method = *method;
-
   for (xmlNode* ref : element_children(p.signed_info))
     if (is_element(ref, kDsigNs, "Reference")) p.references.push_back(plan_reference(ref));
+}
 
-  if (holder != nullptr) {
-    const std::string profile = "kanta-cda";
-    std::size_t signatures = 0;
-    xmlNode* stamp = nullptr;
-    std::size_t stamps = 0;
-    for (xmlNode* n : element_children(holder)) {
-      signatures += is_element(n, kDsigNs, "Signature");
-      if (is_element(n, kHl7fiNs, "signatureTimestamp")) {
-        stamp = n;
-        ++stamps;
-      }
+// A Kanta signature: one ds:Signature and one timestamp in its hl7fi:signature,
+// references to exactly the body and that timestamp, in that order.
+void plan_kanta_references(Plan& p, xmlDoc* doc, xmlNode* holder) {
+  const std::string profile = "kanta-cda";
+  std::size_t signatures = 0;
+  xmlNode* stamp = nullptr;
+  std::size_t stamps = 0;
+  for (xmlNode* n : element_children(holder)) {
+    signatures += is_element(n, kDsigNs, "Signature");
+    if (is_element(n, kHl7fiNs, "signatureTimestamp")) {
+      stamp = n;
+      ++stamps;
     }
-    if (signatures != 1 || stamps != 1)
-      invalid_document("signature_misplaced",
-                       "an hl7fi:signature must hold exactly one ds:Signature and one "
-                       "hl7fi:signatureTimestamp; this one holds " +
-                           std::to_string(signatures) + " and " + std::to_string(stamps));
-    const std::string stamp_id = attribute(stamp, "ID");
-    if (stamp_id.empty()) malformed("the hl7fi:signatureTimestamp has no ID");
-    require_cda(doc);  // one ClinicalDocument/component/structuredBody, no other
-    if (p.references.size() != 2)
-      reference_not_allowed(profile, p.references.size() > 2 ? p.references[2].uri : "(none)",
-                            "exactly two references, \"\" (structuredBody) and \"#" + stamp_id + "\"");
-    if (!p.references[0].uri.empty())
-      reference_not_allowed(profile, p.references[0].uri, "the first reference is \"\" (structuredBody)");
-    expect_transforms(p.references[0].node, {kExcC14n, kXPath}, profile);
-    if (p.references[1].uri != "#" + stamp_id)
-      reference_not_allowed(
-          profile, p.references[1].uri,
-          "the second reference is the signature's own hl7fi:signatureTimestamp, \"#" + stamp_id + "\"");
-    expect_transforms(p.references[1].node, {kExcC14n}, profile);
-    p.references[0].kind = RefKind::kanta_body;
-    p.references[0].covers = "ClinicalDocument/component/structuredBody: the clinical content";
-    p.references[1].kind = RefKind::kanta_timestamp;
-    p.references[1].covers = "hl7fi:signatureTimestamp " + stamp_id + ": the signing time";
-    p.covers.profile = profile;
-    p.covers.not_covered =
-        "the CDA header is NOT covered: the patient (recordTarget), the author, custodian, document id, dates and "
-        "everything else outside structuredBody, and the other signatures in hl7fi:signatureCollection";
-  } else {
-    const std::string profile = "enveloped";
-    if (p.references.size() != 1)
-      reference_not_allowed(profile, p.references[1].uri, "exactly one reference, \"\" (the whole document)");
-    if (!p.references[0].uri.empty())
-      reference_not_allowed(profile, p.references[0].uri, "only \"\" (the whole document)");
-    expect_transforms(p.references[0].node, {kEnveloped, kExcC14n}, profile);
-    p.references[0].kind = RefKind::whole_document;
-    p.references[0].covers = "the whole document except this ds:Signature";
-    p.covers.profile = profile;
   }
-  for (const auto& r : p.references) p.covers.parts.push_back(r.covers);
+  if (signatures != 1 || stamps != 1)
+    invalid_document("signature_misplaced",
+                     "an hl7fi:signature must hold exactly one ds:Signature and one "
+                     "hl7fi:signatureTimestamp; this one holds " +
+                         std::to_string(signatures) + " and " + std::to_string(stamps));
+  const std::string stamp_id = attribute(stamp, "ID");
+  if (stamp_id.empty()) malformed("the hl7fi:signatureTimestamp has no ID");
+  require_cda(doc);  // one ClinicalDocument/component/structuredBody, no other
+  if (p.references.size() != 2)
+    reference_not_allowed(profile, p.references.size() > 2 ? p.references[2].uri : "(none)",
+                          "exactly two references, \"\" (structuredBody) and \"#" + stamp_id + "\"");
+  if (!p.references[0].uri.empty())
+    reference_not_allowed(profile, p.references[0].uri, "the first reference is \"\" (structuredBody)");
+  expect_transforms(p.references[0].node, {kExcC14n, kXPath}, profile);
+  if (p.references[1].uri != "#" + stamp_id)
+    reference_not_allowed(
+        profile, p.references[1].uri,
+        "the second reference is the signature's own hl7fi:signatureTimestamp, \"#" + stamp_id + "\"");
+  expect_transforms(p.references[1].node, {kExcC14n}, profile);
+  p.references[0].kind = RefKind::kanta_body;
+  p.references[0].covers = "ClinicalDocument/component/structuredBody: the clinical content";
+  p.references[1].kind = RefKind::kanta_timestamp;
+  p.references[1].covers = "hl7fi:signatureTimestamp " + stamp_id + ": the signing time";
+  p.covers.profile = profile;
+  p.covers.not_covered =
+      "the CDA header is NOT covered: the patient (recordTarget), the author, custodian, document id, dates and "
+      "everything else outside structuredBody, and the other signatures in hl7fi:signatureCollection";
+}
 
-  p.value = base64_field(first_child(signature, kDsigNs, "SignatureValue"), "SignatureValue");
-  // Every certificate in KeyInfo; the one whose key verifies is the signer's.
+// An enveloped signature: one reference, to the whole document.
+void plan_enveloped_reference(Plan& p) {
+  const std::string profile = "enveloped";
+  if (p.references.size() != 1)
+    reference_not_allowed(profile, p.references[1].uri, "exactly one reference, \"\" (the whole document)");
+  if (!p.references[0].uri.empty())
+    reference_not_allowed(profile, p.references[0].uri, "only \"\" (the whole document)");
+  expect_transforms(p.references[0].node, {kEnveloped, kExcC14n}, profile);
+  p.references[0].kind = RefKind::whole_document;
+  p.references[0].covers = "the whole document except this ds:Signature";
+  p.covers.profile = profile;
+}
+
+// Every certificate in KeyInfo; the one whose key verifies is the signer's.
+std::vector<Bytes> key_info_certificates(xmlNode* signature) {
+  std::vector<Bytes> certificates;
   for (xmlNode* data : element_children(first_child(signature, kDsigNs, "KeyInfo"))) {
     if (!is_element(data, kDsigNs, "X509Data")) continue;
     for (xmlNode* c : element_children(data))
       if (is_element(c, kDsigNs, "X509Certificate")) {
         Bytes der = base64_field(c, "X509Certificate");
-        if (parse_certificate(der)) p.certificates.push_back(std::move(der));
+        if (parse_certificate(der)) certificates.push_back(std::move(der));
       }
   }
+  return certificates;
+}
+
+Plan plan_signature(xmlDoc* doc, xmlNode* signature) {
+  Plan p;
+  p.signature = signature;
+  xmlNode* root = xmlDocGetRootElement(doc);
+  xmlNode* holder = kanta_holder(signature, root);
+  const bool enveloped = signature->parent == root;
+  if (holder == nullptr && !enveloped)
+    invalid_document("signature_misplaced",
+                     "a ds:Signature is inside " + local_name(signature->parent) +
+                         ": a kanta-cda signature belongs in ClinicalDocument/hl7fi:localHeader/"
+                         "hl7fi:signatureCollection/hl7fi:signature, an enveloped one is a child of the root element");
+  expect_children(signature, {"SignedInfo", "SignatureValue", "KeyInfo?"});
+  p.signed_info = first_child(signature, kDsigNs, "SignedInfo");
+  plan_signed_info(p);
+  if (holder != nullptr)
+    plan_kanta_references(p, doc, holder);
+  else
+    plan_enveloped_reference(p);
+  for (const auto& r : p.references) p.covers.parts.push_back(r.covers);
+  p.value = base64_field(first_child(signature, kDsigNs, "SignatureValue"), "SignatureValue");
+  p.certificates = key_info_certificates(signature);
   return p;
 }
 
