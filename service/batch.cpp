@@ -36,22 +36,54 @@ Task<Unit> all_audited(std::shared_ptr<Progress> progress) {
   });
 }
 
+// What the token is asked to sign: the items that were made ready, in
+// order, each with its audit line waiting in `progress`.
+std::vector<pkcs11::SignRequest> card_requests(std::vector<std::optional<Service::Prepared>>& prepared,
+                                               const std::string& cert_id, const Caller& caller, Progress& progress) {
+  std::vector<pkcs11::SignRequest> requests;
+  for (std::size_t i = 0; i < prepared.size(); ++i) {
+    if (!prepared[i]) continue;
+    prepared[i]->request.cert_id = cert_id;
+    prepared[i]->request.uid = caller.uid;
+    requests.push_back(prepared[i]->request);
+    progress.order.push_back(i);
+    progress.audits.push_back(audit_record(caller, prepared[i]->method, prepared[i]->request));
+  }
+  progress.signed_items.resize(requests.size());
+  return requests;
+}
+
+// The line of every item the token has reported is written before the
+// answer leaves, as for one signature; the card goes on signing meanwhile.
+// An item whose line could not be written is refused. An item the token
+// reports only after the batch has ended (the card was pulled while it was
+// on the card) is audited then, as not delivered.
+std::function<void(std::size_t, Result<pkcs11::SignResult>)> audit_as_reported(std::shared_ptr<Progress> progress,
+                                                                               boost::asio::any_io_executor io,
+                                                                               AuditSink* sink) {
+  return [progress, io, sink](std::size_t j, Result<pkcs11::SignResult> r) {
+    AuditRecord line = answered(progress->audits[j], r);
+    ++progress->audits_pending;
+    auto settle = [progress, j, r = std::move(r)](bool ok) mutable {
+      if (!ok && r.ok()) r = audit_unavailable();
+      progress->signed_items[j] = std::move(r);
+      if (--progress->audits_pending == 0 && progress->all_audited) std::exchange(progress->all_audited, {})(Unit{});
+    };
+    if (sink == nullptr) return settle(true);
+    sink->record(std::move(line), [io, settle = std::move(settle)](bool ok) mutable {
+      boost::asio::post(io, [settle = std::move(settle), ok]() mutable { settle(ok); });
+    });
+  };
+}
+
 }  // namespace
 
-Task<std::vector<Result<Signed>>> Service::sign_batch(Caller caller, std::string cert_id,
-                                                      std::vector<Result<SignItem>> items,
-                                                      pkcs11::Credentials credentials) {
-  // The batch stops at its time limit as when the caller goes away.
-  auto stop = std::make_shared<std::stop_source>();
-  std::stop_callback forward(caller.stop, [stop] { stop->request_stop(); });
-  boost::asio::steady_timer limit(co_await boost::asio::this_coro::executor, options_.batch_max_time);
-  limit.async_wait([stop](const boost::system::error_code& ec) {
-    if (!ec) stop->request_stop();
-  });
-
-  const pkcs11::CertificateInfo cert = co_await services_.tokens->certificate(cert_id);
-  if (credentials.pin || credentials.prompt) check_pin_source(caller, credentials, is_signature_key(cert));
-  std::vector<Result<Signed>> results;
+// Each item made ready on its own; one that cannot be has its error in
+// `results` and no place in the batch.
+Task<std::vector<std::optional<Service::Prepared>>> Service::prepare_items(const Caller& caller,
+                                                                           const pkcs11::CertificateInfo& cert,
+                                                                           std::vector<Result<SignItem>> items,
+                                                                           std::vector<Result<Signed>>& results) {
   std::vector<std::optional<Prepared>> prepared(items.size());
   for (std::size_t i = 0; i < items.size(); ++i) {
     results.emplace_back(Error(Errc::internal_error, "the item was never signed"));
@@ -68,38 +100,29 @@ Task<std::vector<Result<Signed>>> Service::sign_batch(Caller caller, std::string
     }
     prepared[i] = std::move(p).value();
   }
+  co_return prepared;
+}
+
+Task<std::vector<Result<Signed>>> Service::sign_batch(Caller caller, std::string cert_id,
+                                                      std::vector<Result<SignItem>> items,
+                                                      pkcs11::Credentials credentials) {
+  // The batch stops at its time limit as when the caller goes away.
+  auto stop = std::make_shared<std::stop_source>();
+  std::stop_callback forward(caller.stop, [stop] { stop->request_stop(); });
+  boost::asio::steady_timer limit(co_await boost::asio::this_coro::executor, options_.batch_max_time);
+  limit.async_wait([stop](const boost::system::error_code& ec) {
+    if (!ec) stop->request_stop();
+  });
+
+  const pkcs11::CertificateInfo cert = co_await services_.tokens->certificate(cert_id);
+  if (credentials.pin || credentials.prompt) check_pin_source(caller, credentials, is_signature_key(cert));
+  std::vector<Result<Signed>> results;
+  std::vector<std::optional<Prepared>> prepared = co_await prepare_items(caller, cert, std::move(items), results);
 
   auto progress = std::make_shared<Progress>();
-  std::vector<pkcs11::SignRequest> requests;
-  for (std::size_t i = 0; i < prepared.size(); ++i) {
-    if (!prepared[i]) continue;
-    prepared[i]->request.cert_id = cert_id;
-    prepared[i]->request.uid = caller.uid;
-    requests.push_back(prepared[i]->request);
-    progress->order.push_back(i);
-    progress->audits.push_back(audit_record(caller, prepared[i]->method, prepared[i]->request));
-  }
-  progress->signed_items.resize(requests.size());
+  std::vector<pkcs11::SignRequest> requests = card_requests(prepared, cert_id, caller, *progress);
   if (!requests.empty()) {
-    // The line of every item the token has reported is written before the
-    // answer leaves, as for one signature; the card goes on signing
-    // meanwhile. An item whose line could not be written is refused. An item
-    // the token reports only after the batch has ended (the card was pulled
-    // while it was on the card) is audited then, as not delivered.
-    auto io = co_await boost::asio::this_coro::executor;
-    auto each = [progress, io, sink = services_.audit](std::size_t j, Result<pkcs11::SignResult> r) {
-      AuditRecord line = answered(progress->audits[j], r);
-      ++progress->audits_pending;
-      auto settle = [progress, j, r = std::move(r)](bool ok) mutable {
-        if (!ok && r.ok()) r = audit_unavailable();
-        progress->signed_items[j] = std::move(r);
-        if (--progress->audits_pending == 0 && progress->all_audited) std::exchange(progress->all_audited, {})(Unit{});
-      };
-      if (sink == nullptr) return settle(true);
-      sink->record(std::move(line), [io, settle = std::move(settle)](bool ok) mutable {
-        boost::asio::post(io, [settle = std::move(settle), ok]() mutable { settle(ok); });
-      });
-    };
+    auto each = audit_as_reported(progress, co_await boost::asio::this_coro::executor, services_.audit);
     // One dialog for the batch, and no second: a wrong PIN has already
     // failed every item, each with its audit line.
     Result<Unit> all = Unit{};

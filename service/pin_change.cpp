@@ -36,11 +36,12 @@ Task<pkcs11::PinChange> Service::ask_new_pin(const Caller& caller, const pkcs11:
   }
 }
 
-Task<Unit> Service::set_pin(Caller caller, std::string token_id, NewPin request, bool unblock) {
-  const char* action = unblock ? "pin.unblock" : "pin.change";
-  const std::optional<pkcs11::TokenInfo> token = services_.tokens->token(token_id);
-  if (!token) throw Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present");
-  if (request.prompt && token->pinpad) {
+// Where the PINs of a change or unblock come from: the request, the PIN pad
+// (preferred to the dialog when the reader has one), or korttid's dialog;
+// exactly one, and a source [pin] allows.
+void Service::check_pin_sources(const Caller& caller, const pkcs11::TokenInfo& token, NewPin& request,
+                                bool unblock) const {
+  if (request.prompt && token.pinpad) {
     // A PIN pad is preferred to the dialog, as for signatures.
     request.prompt = false;
     request.pinpad = true;
@@ -61,9 +62,16 @@ Task<Unit> Service::set_pin(Caller caller, std::string token_id, NewPin request,
     if (!options_.pin.client_may_send || !options_.pin.client_may_send_authentication)
       throw Error(Errc::permission_denied,
                   "korttid takes no PINs from clients ([pin] client_may_send): ask with \"pin_prompt\": true");
-    if (auto problem = pkcs11::new_pin_problem(token->user_pin, request.new_pin->view()))
+    if (auto problem = pkcs11::new_pin_problem(token.user_pin, request.new_pin->view()))
       throw Error(Errc::invalid_params, *problem);
   }
+}
+
+Task<Unit> Service::set_pin(Caller caller, std::string token_id, NewPin request, bool unblock) {
+  const char* action = unblock ? "pin.unblock" : "pin.change";
+  const std::optional<pkcs11::TokenInfo> token = services_.tokens->token(token_id);
+  if (!token) throw Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present");
+  check_pin_sources(caller, *token, request, unblock);
   // (Not a conditional expression: GCC 12 destroys the temporary of a
   // ?: with a co_await in one arm twice.)
   std::string holder_subject;

@@ -257,12 +257,18 @@ class Service {
   [[nodiscard]] const Options& options() const noexcept { return options_; }
   [[nodiscard]] const Services& services() const noexcept { return services_; }
 
- private:
+  // A signature made ready for the card (service/prepared.hpp, which only the
+  // operations' own files see): public so that their helpers can name it.
   struct Prepared;
+
+ private:
   Task<Prepared> prepare(const Caller& caller, const pkcs11::CertificateInfo& cert, SignItem item);
   Task<Prepared> prepare_prescription(const Caller& caller, const pkcs11::CertificateInfo& cert, std::string action,
                                       PrescriptionToSign request);
   Task<Signed> finish(Prepared prepared, pkcs11::SignResult card);
+  Task<std::vector<std::optional<Prepared>>> prepare_items(const Caller& caller, const pkcs11::CertificateInfo& cert,
+                                                           std::vector<Result<SignItem>> items,
+                                                           std::vector<Result<Signed>>& results);
   // The card's signature, its begun line durable before anyone sees it and
   // its outcome line after.
   Task<pkcs11::SignResult> sign_audited(AuditRecord record, pkcs11::SignRequest request,
@@ -294,6 +300,7 @@ class Service {
   // card a login dialog names.
   Task<std::string> holder(const std::string& token_id);
   Task<Unit> set_pin(Caller caller, std::string token_id, NewPin request, bool unblock);
+  void check_pin_sources(const Caller& caller, const pkcs11::TokenInfo& token, NewPin& request, bool unblock) const;
   // The PINs of a pin.change or pin.unblock from korttid's dialogs.
   Task<pkcs11::PinChange> ask_new_pin(const Caller& caller, const pkcs11::TokenInfo& token, const std::string& holder,
                                       bool unblock, const std::string& error);
