@@ -79,77 +79,103 @@ int connect_upstream(const Upstream& u, std::chrono::steady_clock::time_point de
 // and korttid holds at most kBuffer bytes per direction. A client that has
 // sent all it will (a half-close) still gets the answer until the server
 // closes.
-void relay(SSL* ssl, int upstream, int local, TunnelState& state) {
-  constexpr std::size_t kBuffer = 256 * 1024;
-  SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  std::string to_upstream;
-  std::string to_local;
-  bool local_open = true;     // the client may still send
-  bool upstream_open = true;  // the server may still send
-  char buf[16384];
-  while (!state.stop) {
-    const bool room_up = to_upstream.size() < kBuffer;
-    const bool room_down = to_local.size() < kBuffer;
-    pollfd p[2] = {{upstream, 0, 0}, {local, 0, 0}};
-    if (upstream_open && room_down) p[0].events |= POLLIN;
-    if (!to_upstream.empty()) p[0].events |= POLLOUT;
-    if (local_open && room_up) p[1].events |= POLLIN;
-    if (!to_local.empty()) p[1].events |= POLLOUT;
-    // Records OpenSSL already decrypted are not visible to poll().
-    const bool decrypted = upstream_open && room_down && SSL_pending(ssl) > 0;
-    // poll() reports a hang-up whatever was asked: a side nothing is wanted
-    // from is left out, or a server's reset while the client's buffer is
-    // full would wake this loop at once, round after round.
-    if (p[0].events == 0) p[0].fd = -1;
-    if (::poll(p, 2, decrypted ? 0 : 200) < 0 && errno != EINTR) return;
-    if ((p[1].revents & (POLLERR | POLLNVAL)) != 0) return;
-    // A client gone entirely takes nothing more; what it sent before its
-    // hang-up is read first (below), while it may still send.
-    if ((p[1].revents & POLLHUP) != 0 && !(local_open && room_up)) return;
+class Relay {
+ public:
+  Relay(SSL* ssl, int upstream, int local, TunnelState& state)
+      : ssl_(ssl), upstream_(upstream), local_(local), state_(state) {
+    SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  }
 
-    if (local_open && room_up && (p[1].revents & (POLLIN | POLLHUP)) != 0) {
-      const ssize_t n = ::read(local, buf, sizeof buf);
-      if (n > 0) {
-        to_upstream.append(buf, static_cast<std::size_t>(n));
-      } else if (n == 0) {
-        if ((p[1].revents & POLLHUP) != 0) return;  // gone entirely
-        local_open = false;
-      } else if (errno != EAGAIN && errno != EINTR) {
-        return;
-      }
+  void run() {
+    while (!state_.stop) {
+      pollfd p[2] = {{upstream_, 0, 0}, {local_, 0, 0}};
+      if (upstream_open_ && room_down()) p[0].events |= POLLIN;
+      if (!to_upstream_.empty()) p[0].events |= POLLOUT;
+      if (local_open_ && room_up()) p[1].events |= POLLIN;
+      if (!to_local_.empty()) p[1].events |= POLLOUT;
+      // Records OpenSSL already decrypted are not visible to poll().
+      const bool decrypted = upstream_open_ && room_down() && SSL_pending(ssl_) > 0;
+      // poll() reports a hang-up whatever was asked: a side nothing is wanted
+      // from is left out, or a server's reset while the client's buffer is
+      // full would wake this loop at once, round after round.
+      if (p[0].events == 0) p[0].fd = -1;
+      if (::poll(p, 2, decrypted ? 0 : 200) < 0 && errno != EINTR) return;
+      if ((p[1].revents & (POLLERR | POLLNVAL)) != 0) return;
+      // A client gone entirely takes nothing more; what it sent before its
+      // hang-up is read first (below), while it may still send.
+      if ((p[1].revents & POLLHUP) != 0 && !(local_open_ && room_up())) return;
+      if (!read_local(p[1].revents) || !write_upstream()) return;
+      read_upstream();
+      if (!write_local() || (!upstream_open_ && to_local_.empty())) return;
     }
-    if (!to_upstream.empty()) {
-      std::size_t written = 0;
-      const int rc = SSL_write_ex(ssl, to_upstream.data(), to_upstream.size(), &written);
-      if (rc == 1) {
-        to_upstream.erase(0, written);
-        state.sent += written;
-      } else if (const int why = SSL_get_error(ssl, rc); why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) {
-        return;
-      }
+  }
+
+ private:
+  static constexpr std::size_t kBuffer = 256 * 1024;
+
+  [[nodiscard]] bool room_up() const { return to_upstream_.size() < kBuffer; }
+  [[nodiscard]] bool room_down() const { return to_local_.size() < kBuffer; }
+
+  // Each step is false when the tunnel ends.
+  bool read_local(short revents) {
+    if (!local_open_ || !room_up() || (revents & (POLLIN | POLLHUP)) == 0) return true;
+    const ssize_t n = ::read(local_, buf_, sizeof buf_);
+    if (n > 0) {
+      to_upstream_.append(buf_, static_cast<std::size_t>(n));
+    } else if (n == 0) {
+      if ((revents & POLLHUP) != 0) return false;  // gone entirely
+      local_open_ = false;
+    } else if (errno != EAGAIN && errno != EINTR) {
+      return false;
     }
-    while (upstream_open && to_local.size() < kBuffer) {
+    return true;
+  }
+
+  bool write_upstream() {
+    if (to_upstream_.empty()) return true;
+    std::size_t written = 0;
+    const int rc = SSL_write_ex(ssl_, to_upstream_.data(), to_upstream_.size(), &written);
+    if (rc == 1) {
+      to_upstream_.erase(0, written);
+      state_.sent += written;
+      return true;
+    }
+    const int why = SSL_get_error(ssl_, rc);
+    return why == SSL_ERROR_WANT_READ || why == SSL_ERROR_WANT_WRITE;
+  }
+
+  void read_upstream() {
+    while (upstream_open_ && room_down()) {
       std::size_t got = 0;
-      const int rc = SSL_read_ex(ssl, buf, sizeof buf, &got);
+      const int rc = SSL_read_ex(ssl_, buf_, sizeof buf_, &got);
       if (rc == 1) {
-        to_local.append(buf, got);
-        state.received += got;
+        to_local_.append(buf_, got);
+        state_.received += got;
         continue;
       }
-      const int why = SSL_get_error(ssl, rc);
-      if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) upstream_open = false;  // closed, or an alert
-      break;
+      const int why = SSL_get_error(ssl_, rc);
+      if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) upstream_open_ = false;  // closed, or an alert
+      return;
     }
-    if (!to_local.empty()) {
-      const ssize_t n = ::write(local, to_local.data(), to_local.size());
-      if (n > 0)
-        to_local.erase(0, static_cast<std::size_t>(n));
-      else if (n < 0 && errno != EAGAIN && errno != EINTR)
-        return;
-    }
-    if (!upstream_open && to_local.empty()) return;
   }
-}
+
+  bool write_local() {
+    if (to_local_.empty()) return true;
+    const ssize_t n = ::write(local_, to_local_.data(), to_local_.size());
+    if (n > 0) to_local_.erase(0, static_cast<std::size_t>(n));
+    return n >= 0 || errno == EAGAIN || errno == EINTR;
+  }
+
+  SSL* ssl_;
+  int upstream_;
+  int local_;
+  TunnelState& state_;
+  std::string to_upstream_;
+  std::string to_local_;
+  bool local_open_ = true;     // the client may still send
+  bool upstream_open_ = true;  // the server may still send
+  char buf_[16384];
+};
 
 // Our own CertificateVerify's algorithm as s_server names it: "RSA-PSS+SHA256".
 std::string describe_sigalg(SSL* ssl) {
@@ -182,6 +208,47 @@ std::shared_ptr<SSL_CTX> upstream_context(const CardKeys& keys, const Upstream& 
   return ctx;
 }
 
+namespace {
+
+// A name is sent as SNI and checked against the certificate's DNS names;
+// an address is not sent (RFC 6066) and is checked against its IP names.
+// False when the name could not be set: nothing would check it then.
+bool check_server_name(SSL* ssl, const std::string& name) {
+  X509_VERIFY_PARAM* check = SSL_get0_param(ssl);
+  if (X509_VERIFY_PARAM_set1_ip_asc(check, name.c_str()) == 1) return true;
+  ERR_clear_error();
+  return SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(name.c_str())) == 1 &&
+         SSL_set1_host(ssl, name.c_str()) == 1;
+}
+
+// The handshake on the upstream's socket, by the deadline and until `stop`;
+// empty when it is done, else why not.
+std::string handshake(SSL* ssl, int fd, std::chrono::steady_clock::time_point deadline, const TunnelState& state,
+                      bool pkcs1_only) {
+  for (;;) {
+    const int rc = SSL_connect(ssl);
+    if (rc == 1) return {};
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (state.stop || left <= 0) return "the handshake did not finish in time";
+    const int why = SSL_get_error(ssl, rc);
+    if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) {
+      const long verify = SSL_get_verify_result(ssl);
+      if (verify != X509_V_OK)
+        return std::string("the upstream's certificate is not trusted: ") + X509_verify_cert_error_string(verify);
+      if (pkcs1_only && ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION)
+        return "the upstream wants TLS 1.3, whose RSA signatures are PSS, and the token has no RSA-PSS (" +
+               openssl_error("") + ")";
+      return openssl_error("the handshake failed");
+    }
+    // Wait for what OpenSSL wants, looking at `stop` and the deadline every 200 ms.
+    pollfd p{fd, static_cast<short>(why == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
+    ::poll(&p, 1, static_cast<int>(std::min<long>(left, 200)));
+  }
+}
+
+}  // namespace
+
 void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeSigner& signer, TunnelState& state,
                 const std::function<void(const HandshakeReport&)>& handshake_done) {
   OwnedFd local(plan.local_fd);
@@ -213,47 +280,17 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeSigner& si
   }
   if (SSL_use_certificate(ssl.get(), cert.get()) != 1 || SSL_use_PrivateKey(ssl.get(), key.get()) != 1)
     return fail(openssl_error("the card certificate does not go with its key"));
-  // A name is sent as SNI and checked against the certificate's DNS names;
-  // an address is not sent (RFC 6066) and is checked against its IP names.
-  const std::string& name = plan.upstream.server_name;
-  X509_VERIFY_PARAM* check = SSL_get0_param(ssl.get());
-  if (X509_VERIFY_PARAM_set1_ip_asc(check, name.c_str()) != 1) {
-    ERR_clear_error();
-    // Without the name set nothing would check it: no handshake then.
-    if (SSL_ctrl(ssl.get(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(name.c_str())) !=
-            1 ||
-        SSL_set1_host(ssl.get(), name.c_str()) != 1)
-      return fail(openssl_error("cannot set the server name " + name));
-  }
+  if (!check_server_name(ssl.get(), plan.upstream.server_name))
+    return fail(openssl_error("cannot set the server name " + plan.upstream.server_name));
   SSL_set_fd(ssl.get(), upstream.get());
-
-  const auto deadline = plan.handshake_deadline;
-  for (;;) {
-    const int rc = SSL_connect(ssl.get());
-    if (rc == 1) break;
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (state.stop || left <= 0) return fail("the handshake did not finish in time");
-    const int why = SSL_get_error(ssl.get(), rc);
-    if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) {
-      const long verify = SSL_get_verify_result(ssl.get());
-      if (verify != X509_V_OK)
-        return fail(std::string("the upstream's certificate is not trusted: ") + X509_verify_cert_error_string(verify));
-      if (pkcs1_only && ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION)
-        return fail("the upstream wants TLS 1.3, whose RSA signatures are PSS, and the token has no RSA-PSS (" +
-                    openssl_error("") + ")");
-      return fail(openssl_error("the handshake failed"));
-    }
-    // Wait for what OpenSSL wants, looking at `stop` and the deadline every 200 ms.
-    pollfd p{upstream.get(), static_cast<short>(why == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
-    ::poll(&p, 1, static_cast<int>(std::min<long>(left, 200)));
-  }
+  if (std::string why = handshake(ssl.get(), upstream.get(), plan.handshake_deadline, state, pkcs1_only); !why.empty())
+    return fail(std::move(why));
   report.ok = true;
   report.version = SSL_get_version(ssl.get());
   report.signature = describe_sigalg(ssl.get());
   handshake_done(report);
   ::fcntl(local.get(), F_SETFL, ::fcntl(local.get(), F_GETFL) | O_NONBLOCK);
-  relay(ssl.get(), upstream.get(), local.get(), state);
+  Relay(ssl.get(), upstream.get(), local.get(), state).run();
   // Whoever ended it, the upstream hears so (close_notify), not a bare reset.
   SSL_shutdown(ssl.get());
 }

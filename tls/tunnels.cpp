@@ -135,6 +135,67 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
+  // The caller's authentication key: a certificate that serves
+  // authentication only, on a token where the caller holds the PIN1 session.
+  struct AuthenticationKey {
+    pkcs11::CertificateInfo certificate;
+    pkcs11::TokenInfo token;
+  };
+  Task<std::optional<AuthenticationKey>> authentication_key(uid_t uid) {
+    const std::vector<pkcs11::TokenInfo> tokens = service.services().tokens->tokens();
+    for (const auto& t : tokens) {
+      if (!t.logged_in || t.session_owner != uid) continue;
+      std::optional<std::string> token_id = t.token_id;
+      const std::vector<pkcs11::CertificateInfo> certs =
+          co_await service.services().tokens->certificates(std::move(token_id));
+      // An authentication key only: a non-repudiation key never signs a handshake.
+      for (const auto& c : certs)
+        if (pkcs11::serves_only(c, pkcs11::Purpose::authentication)) co_return AuthenticationKey{c, t};
+    }
+    co_return std::nullopt;
+  }
+
+  // A slot within [tls] max_tunnels and the tunnel's entry, or nothing.
+  std::optional<std::pair<std::uint64_t, std::shared_ptr<TunnelState>>> reserve(const std::string& upstream,
+                                                                                const PeerCredentials& cred,
+                                                                                const AuthenticationKey& key) {
+    std::lock_guard lock(mutex);
+    if (running >= options.max_tunnels) {
+      spdlog::warn("tls {}: {} tunnels are open, the most [tls] max_tunnels allows; connection of uid {} closed",
+                   upstream, running, cred.uid);
+      return std::nullopt;
+    }
+    ++running;
+    const std::uint64_t id = next_id++;
+    Open& o = open[id];
+    o.status.id = id;
+    o.status.upstream = upstream;
+    o.status.uid = cred.uid;
+    o.status.pid = cred.pid;
+    o.status.cert_id = key.certificate.cert_id;
+    o.status.since = std::chrono::system_clock::now();
+    o.token_id = key.token.token_id;
+    return std::pair{id, o.state};
+  }
+
+  TunnelPlan plan_for(const Listener& l, const PeerCredentials& cred, const AuthenticationKey& key, int fd) const {
+    TunnelPlan plan;
+    plan.upstream = l.upstream;
+    plan.context = l.context;  // as the last reload left it
+    plan.uid = cred.uid;
+    plan.pid = cred.pid;
+    plan.cert_id = key.certificate.cert_id;
+    plan.certificate = key.certificate.der;
+    plan.subject = key.certificate.subject;
+    plan.rsa_pss = key.token.rsa_pss;
+    plan.handshake_deadline = std::chrono::steady_clock::now() + options.handshake_timeout;
+    plan.local_fd = fd;
+    if (!plan.rsa_pss && key.certificate.key_type == KeyType::rsa)
+      spdlog::warn("tls {}: token {} offers no RSA-PSS: at most TLS 1.2 with PKCS#1 signatures", plan.upstream.name,
+                   key.token.token_id);
+    return plan;
+  }
+
   Task<void> admit_owned(const std::shared_ptr<Listener>& l, OwnedFd& client) {
     const Upstream& upstream = l->upstream;
     const std::optional<PeerCredentials> cred = peer_credentials(client.get());
@@ -147,24 +208,8 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
                    upstream.name, cred->uid, cred->pid);
       co_return;
     }
-    std::optional<pkcs11::CertificateInfo> chosen;
-    std::optional<pkcs11::TokenInfo> token;
-    const std::vector<pkcs11::TokenInfo> tokens = service.services().tokens->tokens();
-    for (const auto& t : tokens) {
-      if (!t.logged_in || t.session_owner != cred->uid) continue;
-      std::optional<std::string> token_id = t.token_id;
-      const std::vector<pkcs11::CertificateInfo> certs =
-          co_await service.services().tokens->certificates(std::move(token_id));
-      // An authentication key only: a non-repudiation key never signs a handshake.
-      for (const auto& c : certs)
-        if (pkcs11::serves_only(c, pkcs11::Purpose::authentication)) {
-          chosen = c;
-          token = t;
-          break;
-        }
-      if (chosen) break;
-    }
-    if (!chosen) {
+    const std::optional<AuthenticationKey> key = co_await authentication_key(cred->uid);
+    if (!key) {
       spdlog::warn(
           "tls {}: uid {} pid {} has no PIN1 session on a token with an authentication certificate (1010 "
           "pin_required); connection closed, nothing sent upstream",
@@ -177,46 +222,16 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       spdlog::info("tls {}: the upstream was closed meanwhile; connection of uid {} closed", upstream.name, cred->uid);
       co_return;
     }
-    std::uint64_t id = 0;
-    std::shared_ptr<TunnelState> state;
-    {
-      std::lock_guard lock(mutex);
-      if (running >= options.max_tunnels) {
-        spdlog::warn("tls {}: {} tunnels are open, the most [tls] max_tunnels allows; connection of uid {} closed",
-                     upstream.name, running, cred->uid);
-        co_return;
-      }
-      ++running;
-      id = next_id++;
-      Open& o = open[id];
-      o.status.id = id;
-      o.status.upstream = upstream.name;
-      o.status.uid = cred->uid;
-      o.status.pid = cred->pid;
-      o.status.cert_id = chosen->cert_id;
-      o.status.since = std::chrono::system_clock::now();
-      o.token_id = token->token_id;
-      state = o.state;
-    }
-    TunnelPlan plan;
-    plan.upstream = upstream;
-    plan.context = l->context;  // as the last reload left it
-    plan.uid = cred->uid;
-    plan.pid = cred->pid;
-    plan.cert_id = chosen->cert_id;
-    plan.certificate = chosen->der;
-    plan.subject = chosen->subject;
-    plan.rsa_pss = token->rsa_pss;
-    plan.handshake_deadline = std::chrono::steady_clock::now() + options.handshake_timeout;
-    if (!plan.rsa_pss && chosen->key_type == KeyType::rsa)
-      spdlog::warn("tls {}: token {} offers no RSA-PSS: at most TLS 1.2 with PKCS#1 signatures", plan.upstream.name,
-                   token->token_id);
+    auto reserved = reserve(upstream.name, *cred, *key);
+    if (!reserved) co_return;
+    const std::uint64_t id = reserved->first;
+    std::shared_ptr<TunnelState> state = std::move(reserved->second);
+    TunnelPlan plan = plan_for(*l, *cred, *key, client.get());
     service::Caller caller;
     caller.uid = cred->uid;
     caller.gid = cred->gid;
     caller.pid = cred->pid;
     caller.client = "tls upstream " + plan.upstream.name + " (" + plan.upstream.host + ":" + plan.upstream.port + ")";
-    plan.local_fd = client.get();
     try {
       std::thread(&Impl::tunnel, shared_from_this(), id, state, std::move(plan), std::move(caller)).detach();
     } catch (const std::system_error& e) {
