@@ -52,6 +52,34 @@ std::string reason_of(const X509_REVOKED* revoked) {
   return OCSP_crl_reason_str(ASN1_ENUMERATED_get(code.get()));
 }
 
+X509CrlPtr read_crl_file(const std::string& path, const std::string& source, std::string& why_not) {
+  X509CrlPtr crl;
+  BioPtr bio(BIO_new_file(path.c_str(), "rb"));
+  if (bio) crl = parse_crl(bio.get());
+  ERR_clear_error();
+  if (!crl) why_not = "no CRL could be read from " + source;
+  return crl;
+}
+
+// RFC 5280 serves CRLs over HTTP as DER. Asking OpenSSL for ASN.1 makes it
+// read the whole body itself, under the timeout, which then bounds the
+// whole download (connect, request, every byte of the answer): a host that
+// trickles is cut off like one that never answers.
+X509CrlPtr download_crl(const std::string& url, std::chrono::seconds timeout, std::string& why_not) {
+  X509CrlPtr crl;
+  BioPtr body(OSSL_HTTP_get(url.c_str(), nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr, 1,
+                            kMaxCrlBytes, static_cast<int>(timeout.count())));
+  if (body) {
+    crl.reset(d2i_X509_CRL_bio(body.get(), nullptr));
+    if (!crl) why_not = "what " + url + " sent is not a DER CRL";
+  } else {
+    why_not = "no CRL could be downloaded from " + url + " within " + std::to_string(timeout.count()) +
+              " s: " + openssl_error("no answer");
+  }
+  ERR_clear_error();
+  return crl;
+}
+
 }  // namespace
 
 X509CrlPtr CrlClient::load(const std::string& source, SystemTime now, bool& cached, std::string& why_not) {
@@ -83,38 +111,13 @@ X509CrlPtr CrlClient::load(const std::string& source, SystemTime now, bool& cach
       failed_.erase(it);
     }
   }
-  X509CrlPtr crl;
-  if (is_file) {
-    BioPtr bio(BIO_new_file(path.c_str(), "rb"));
-    if (bio) crl = parse_crl(bio.get());
-    ERR_clear_error();
-    if (!crl) {
-      why_not = "no CRL could be read from " + source;
-      return nullptr;
+  X509CrlPtr crl = is_file ? read_crl_file(path, source, why_not) : download_crl(source, options_.timeout, why_not);
+  if (!crl) {
+    if (!is_file && options_.crl_retry_after.count() > 0) {
+      std::lock_guard lock(mutex_);
+      failed_[source] = {why_not, now + options_.crl_retry_after};
     }
-  } else {
-    // RFC 5280 serves CRLs over HTTP as DER. Asking OpenSSL for ASN.1 makes
-    // it read the whole body itself, under the timeout, which then bounds
-    // the whole download (connect, request, every byte of the answer): a
-    // host that trickles is cut off like one that never answers.
-    BIO* body = OSSL_HTTP_get(source.c_str(), nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr,
-                              1, kMaxCrlBytes, static_cast<int>(options_.timeout.count()));
-    if (body != nullptr) {
-      crl.reset(d2i_X509_CRL_bio(body, nullptr));
-      BIO_free_all(body);
-      if (!crl) why_not = "what " + source + " sent is not a DER CRL";
-    } else {
-      why_not = "no CRL could be downloaded from " + source + " within " + std::to_string(options_.timeout.count()) +
-                " s: " + openssl_error("no answer");
-    }
-    ERR_clear_error();
-    if (!crl) {
-      if (options_.crl_retry_after.count() > 0) {
-        std::lock_guard lock(mutex_);
-        failed_[source] = {why_not, now + options_.crl_retry_after};
-      }
-      return nullptr;
-    }
+    return nullptr;
   }
   const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get());
   SystemTime until = next != nullptr ? to_system_time(next) : now + options_.max_cache;

@@ -52,6 +52,67 @@ OcspResponsePtr post(const std::string& url, OCSP_REQUEST* req, std::chrono::sec
 
 std::string reason_name(int reason) { return reason < 0 ? std::string() : OCSP_crl_reason_str(reason); }
 
+// A successful, signed answer about this certificate, fresh, with the
+// nonce as [revocation] ocsp_nonce asks; or nothing, with why.
+struct Checked {
+  Answer answer;
+  std::optional<SystemTime> next_update;
+};
+std::optional<Checked> check_response(OCSP_RESPONSE* response, OCSP_REQUEST* req, OCSP_CERTID* id, OcspNonce nonce_rule,
+                                      X509_STORE* store, STACK_OF(X509) * untrusted, std::chrono::seconds skew,
+                                      const std::string& url, std::string& why_not) {
+  if (OCSP_response_status(response) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+    why_not = std::string("OCSP responder refused: ") + OCSP_response_status_str(OCSP_response_status(response));
+    return std::nullopt;
+  }
+  OcspBasicPtr basic(OCSP_response_get1_basic(response));
+  if (!basic) {
+    why_not = "OCSP response has no basic response";
+    return std::nullopt;
+  }
+  // Without the echoed nonce an answer could be a replay of an older one,
+  // good until its nextUpdate though the certificate was revoked since.
+  // `if_present` takes it anyway, for responders that pre-produce answers;
+  // it is then held to the freshness check below only.
+  if (nonce_rule != OcspNonce::off) {
+    const int nonce = OCSP_check_nonce(req, basic.get());
+    if (nonce == 0) {
+      why_not = "OCSP response nonce does not match the request's";
+      return std::nullopt;
+    }
+    if (nonce == -1 && nonce_rule == OcspNonce::required) {
+      why_not = "OCSP response does not echo the request's nonce (revocation.ocsp_nonce = \"required\")";
+      return std::nullopt;
+    }
+  }
+  if (OCSP_basic_verify(basic.get(), untrusted, store, 0) <= 0) {
+    why_not = "OCSP response signature does not verify: " + openssl_error("untrusted responder");
+    return std::nullopt;
+  }
+  int status = 0, reason = -1;
+  ASN1_GENERALIZEDTIME *revoked = nullptr, *this_update = nullptr, *next_update = nullptr;
+  if (OCSP_resp_find_status(basic.get(), id, &status, &reason, &revoked, &this_update, &next_update) != 1) {
+    why_not = "OCSP response does not cover this certificate";
+    return std::nullopt;
+  }
+  if (OCSP_check_validity(this_update, next_update, static_cast<long>(skew.count()), -1) != 1) {
+    why_not = "OCSP response is not current (thisUpdate/nextUpdate)";
+    ERR_clear_error();
+    return std::nullopt;
+  }
+  Answer a;
+  a.source = url;
+  a.status = status == V_OCSP_CERTSTATUS_GOOD ? "good" : status == V_OCSP_CERTSTATUS_REVOKED ? "revoked" : "unknown";
+  if (status == V_OCSP_CERTSTATUS_REVOKED) {
+    a.revoked_at = to_system_time(revoked);
+    a.reason = reason_name(reason);
+  }
+  Checked checked;
+  checked.answer = std::move(a);
+  if (next_update != nullptr) checked.next_update = to_system_time(next_update);
+  return checked;
+}
+
 }  // namespace
 
 SystemTime to_system_time(const ASN1_TIME* t) { return kortti::to_system_time(t).value_or(SystemTime{}); }
@@ -92,53 +153,11 @@ std::optional<Answer> OcspClient::query(X509* leaf, X509* issuer, const std::str
     down_until_[url] = now + kRetryAfter;
     return std::nullopt;
   }
-  if (OCSP_response_status(response.get()) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-    why_not = std::string("OCSP responder refused: ") + OCSP_response_status_str(OCSP_response_status(response.get()));
-    return std::nullopt;
-  }
-  OcspBasicPtr basic(OCSP_response_get1_basic(response.get()));
-  if (!basic) {
-    why_not = "OCSP response has no basic response";
-    return std::nullopt;
-  }
-  // Without the echoed nonce an answer could be a replay of an older one,
-  // good until its nextUpdate though the certificate was revoked since.
-  // `if_present` takes it anyway, for responders that pre-produce answers;
-  // it is then held to the freshness check below only.
-  if (options_.ocsp_nonce != OcspNonce::off) {
-    const int nonce = OCSP_check_nonce(req.get(), basic.get());
-    if (nonce == 0) {
-      why_not = "OCSP response nonce does not match the request's";
-      return std::nullopt;
-    }
-    if (nonce == -1 && options_.ocsp_nonce == OcspNonce::required) {
-      why_not = "OCSP response does not echo the request's nonce (revocation.ocsp_nonce = \"required\")";
-      return std::nullopt;
-    }
-  }
-  if (OCSP_basic_verify(basic.get(), untrusted, store, 0) <= 0) {
-    why_not = "OCSP response signature does not verify: " + openssl_error("untrusted responder");
-    return std::nullopt;
-  }
-  int status = 0, reason = -1;
-  ASN1_GENERALIZEDTIME *revoked = nullptr, *this_update = nullptr, *next_update = nullptr;
-  if (OCSP_resp_find_status(basic.get(), id.get(), &status, &reason, &revoked, &this_update, &next_update) != 1) {
-    why_not = "OCSP response does not cover this certificate";
-    return std::nullopt;
-  }
-  if (OCSP_check_validity(this_update, next_update, static_cast<long>(skew.count()), -1) != 1) {
-    why_not = "OCSP response is not current (thisUpdate/nextUpdate)";
-    ERR_clear_error();
-    return std::nullopt;
-  }
-  Answer a;
-  a.source = url;
-  a.status = status == V_OCSP_CERTSTATUS_GOOD ? "good" : status == V_OCSP_CERTSTATUS_REVOKED ? "revoked" : "unknown";
-  if (status == V_OCSP_CERTSTATUS_REVOKED) {
-    a.revoked_at = to_system_time(revoked);
-    a.reason = reason_name(reason);
-  }
-  const SystemTime until = next_update != nullptr ? to_system_time(next_update) : now + options_.max_cache;
+  std::optional<Checked> checked =
+      check_response(response.get(), req.get(), id.get(), options_.ocsp_nonce, store, untrusted, skew, url, why_not);
+  if (!checked) return std::nullopt;
+  const Answer& a = checked->answer;
+  const SystemTime until = checked->next_update.value_or(now + options_.max_cache);
   std::lock_guard lock(mutex_);
   cache_[key] = {a, until};
   return a;

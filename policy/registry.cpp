@@ -149,6 +149,40 @@ std::ifstream open_input(const std::string& file) {
   return in;
 }
 
+// A line of a CSV code set as the JSON entry it stands for; nothing for the
+// header, which is the first line and names the columns.
+std::optional<Json> csv_entry(const std::string& text, std::vector<std::string>& header) {
+  auto fields = csv_fields(text);
+  if (header.empty()) {
+    header = std::move(fields);
+    if (std::find(header.begin(), header.end(), "code") == header.end() ||
+        std::find(header.begin(), header.end(), "name") == header.end())
+      throw std::invalid_argument("the header must name at least code and name");
+    return std::nullopt;
+  }
+  if (fields.size() != header.size())
+    throw std::invalid_argument("has " + std::to_string(fields.size()) + " fields, the header " +
+                                std::to_string(header.size()));
+  Json entry = Json::object();
+  for (std::size_t i = 0; i < fields.size(); ++i)
+    if (!fields[i].empty()) entry[wstr(header[i])] = wstr(fields[i]);
+  return entry;
+}
+
+void insert_code(sql::Statement& insert, const std::string& set, const CodeEntry& code) {
+  insert.bind(1, set).bind(2, code.code).bind(3, code.name);
+  if (code.valid.from)
+    insert.bind(4, *code.valid.from);
+  else
+    insert.bind_null(4);
+  if (code.valid.to)
+    insert.bind(5, *code.valid.to);
+  else
+    insert.bind_null(5);
+  insert.step();
+  insert.reset();
+}
+
 }  // namespace
 
 Registry::ImportResult Registry::import_professionals(const std::string& file, const std::string& source) {
@@ -232,35 +266,13 @@ std::size_t Registry::import_codes(const std::string& set, std::istream& in, boo
     Json entry;
     try {
       if (csv) {
-        const auto fields = csv_fields(text);
-        if (header.empty()) {
-          header = fields;
-          if (std::find(header.begin(), header.end(), "code") == header.end() ||
-              std::find(header.begin(), header.end(), "name") == header.end())
-            throw std::invalid_argument("the header must name at least code and name");
-          continue;
-        }
-        if (fields.size() != header.size())
-          throw std::invalid_argument("has " + std::to_string(fields.size()) + " fields, the header " +
-                                      std::to_string(header.size()));
-        entry = Json::object();
-        for (std::size_t i = 0; i < fields.size(); ++i)
-          if (!fields[i].empty()) entry[wstr(header[i])] = wstr(fields[i]);
+        std::optional<Json> fields = csv_entry(text, header);
+        if (!fields) continue;  // the header
+        entry = std::move(*fields);
       } else {
         entry = Json::parse(text);
       }
-      const CodeEntry code = parse_code_entry(entry);
-      insert.bind(1, set).bind(2, code.code).bind(3, code.name);
-      if (code.valid.from)
-        insert.bind(4, *code.valid.from);
-      else
-        insert.bind_null(4);
-      if (code.valid.to)
-        insert.bind(5, *code.valid.to);
-      else
-        insert.bind_null(5);
-      insert.step();
-      insert.reset();
+      insert_code(insert, set, parse_code_entry(entry));
       ++records;
     } catch (const Json::parse_error&) {
       throw std::invalid_argument(at + "not valid JSON");

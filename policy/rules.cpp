@@ -34,8 +34,9 @@ std::vector<std::string> covered(const Restriction& r, const Context& c) {
   return {};
 }
 
-void prescription_rules(const PrescriptionRules& rules, const Professional& p, const Context& c,
-                        const std::string& today, std::vector<Reason>& reasons) {
+// The right to prescribe: full, or limited to the listed ATC prefixes.
+void right_rules(const PrescriptionRules& rules, const Professional& p, const Context& c, const std::string& today,
+                 std::vector<Reason>& reasons) {
   bool full = false, limited = false;
   for (const auto& r : p.rights) {
     if (!r.valid.covers(today)) continue;
@@ -58,47 +59,58 @@ void prescription_rules(const PrescriptionRules& rules, const Professional& p, c
       reasons.push_back({"outside_limited_right",
                          who(p) + " has the limited prescription right, which does not cover " + join(outside)});
   }
+}
 
-  for (const auto& r : p.restrictions) {
-    if (!r.valid.covers(today)) continue;
-    if (r.target == "10") {
-      if (auto hit = covered(r, c); !hit.empty())
-        reasons.push_back(
-            {"prescribing_restricted", who(p) + " may not prescribe " + join(hit) +
-                                           (r.object_system.empty() ? "" : " (restriction on " + r.object_code + ")")});
-    } else if (r.target == "20") {
-      reasons.push_back({"handling_medicines_restricted", who(p) + " may not handle medicines"});
-    } else if (r.target == "30") {
-      if (!c.supervised) reasons.push_back({"supervision_required", who(p) + " may work only under supervision"});
-    } else if (r.target == "40") {
-      if (!r.scope)
-        reasons.push_back({"workplace_restricted", who(p) + " has a workplace restriction that names no workplace"});
-      else if (!c.workplace || *c.workplace != *r.scope)
-        reasons.push_back(
-            {"workplace_restricted", who(p) + " may prescribe only in workplace '" + *r.scope + "'" +
-                                         (c.workplace ? ", not '" + *c.workplace + "'" : ", and none was given")});
-    } else if (r.target == "70") {
-      if (!c.supervised)
-        reasons.push_back({"student_status", who(p) + " is a student and may prescribe only under supervision"});
-    } else if (r.target == "80") {
-      reasons.push_back({"licence_restricted", who(p) + "'s licence is restricted"});
-    }
-    // 50 (procedure), 60 (activity object/method) and 90 (other) do not
-    // govern prescribing; docs/policy.md says how to treat them.
+// One Valvira restriction, by its target code (1.2.246.537.6.143).
+void restriction_rule(const Restriction& r, const Professional& p, const Context& c, std::vector<Reason>& reasons) {
+  if (r.target == "10") {
+    if (auto hit = covered(r, c); !hit.empty())
+      reasons.push_back(
+          {"prescribing_restricted", who(p) + " may not prescribe " + join(hit) +
+                                         (r.object_system.empty() ? "" : " (restriction on " + r.object_code + ")")});
+  } else if (r.target == "20") {
+    reasons.push_back({"handling_medicines_restricted", who(p) + " may not handle medicines"});
+  } else if (r.target == "30") {
+    if (!c.supervised) reasons.push_back({"supervision_required", who(p) + " may work only under supervision"});
+  } else if (r.target == "40") {
+    if (!r.scope)
+      reasons.push_back({"workplace_restricted", who(p) + " has a workplace restriction that names no workplace"});
+    else if (!c.workplace || *c.workplace != *r.scope)
+      reasons.push_back(
+          {"workplace_restricted", who(p) + " may prescribe only in workplace '" + *r.scope + "'" +
+                                       (c.workplace ? ", not '" + *c.workplace + "'" : ", and none was given")});
+  } else if (r.target == "70") {
+    if (!c.supervised)
+      reasons.push_back({"student_status", who(p) + " is a student and may prescribe only under supervision"});
+  } else if (r.target == "80") {
+    reasons.push_back({"licence_restricted", who(p) + "'s licence is restricted"});
   }
+  // 50 (procedure), 60 (activity object/method) and 90 (other) do not
+  // govern prescribing; docs/policy.md says how to treat them.
+}
 
-  if (c.patient_id && !p.hetu.empty() && *c.patient_id == p.hetu) {
-    const bool all =
-        std::find(rules.self_prescribing.begin(), rules.self_prescribing.end(), "*") != rules.self_prescribing.end();
-    std::vector<std::string> hit;
-    for (const auto& atc : c.atc_codes)
-      if (all || std::any_of(rules.self_prescribing.begin(), rules.self_prescribing.end(),
-                             [&](const std::string& prefix) { return starts_with(atc, prefix); }))
-        hit.push_back(atc);
-    if (all && c.atc_codes.empty()) hit.push_back("(any)");
-    if (!hit.empty())
-      reasons.push_back({"self_prescribing", who(p) + " may not prescribe " + join(hit) + " for themself"});
-  }
+// A prescription for the prescriber's own identity code.
+void self_prescribing_rule(const PrescriptionRules& rules, const Professional& p, const Context& c,
+                           std::vector<Reason>& reasons) {
+  if (!c.patient_id || p.hetu.empty() || *c.patient_id != p.hetu) return;
+  const bool all =
+      std::find(rules.self_prescribing.begin(), rules.self_prescribing.end(), "*") != rules.self_prescribing.end();
+  std::vector<std::string> hit;
+  for (const auto& atc : c.atc_codes)
+    if (all || std::any_of(rules.self_prescribing.begin(), rules.self_prescribing.end(),
+                           [&](const std::string& prefix) { return starts_with(atc, prefix); }))
+      hit.push_back(atc);
+  if (all && c.atc_codes.empty()) hit.push_back("(any)");
+  if (!hit.empty())
+    reasons.push_back({"self_prescribing", who(p) + " may not prescribe " + join(hit) + " for themself"});
+}
+
+void prescription_rules(const PrescriptionRules& rules, const Professional& p, const Context& c,
+                        const std::string& today, std::vector<Reason>& reasons) {
+  right_rules(rules, p, c, today, reasons);
+  for (const auto& r : p.restrictions)
+    if (r.valid.covers(today)) restriction_rule(r, p, c, reasons);
+  self_prescribing_rule(rules, p, c, reasons);
 }
 
 }  // namespace
