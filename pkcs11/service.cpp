@@ -220,31 +220,37 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
           id = base_token_id(slot) + "-" + std::to_string(n);
         reserved.insert(id);
         auto token = std::make_shared<Token>(modules_[i], slot, id, hooks_, options_);
-        std::erase_if(made_, [](const auto& w) { return w.expired(); });
-        made_.push_back(token);
         ++*opening;
-        token->worker().post([self = shared_from_this(), token, one_done] {
-          Result<Unit> opened = capture([&] {
-            token->open();
-            return Unit{};
-          });
-          if (!opened.ok()) token->close();
-          asio::post(self->io_, [self, token, opened, one_done] {
-            if (opened.ok() && !self->stopping_) {
-              self->tokens_[token->id()] = token;
-              const TokenInfo info = token->info();
-              spdlog::info("token {} present: '{}' in slot {} ({})", info.token_id, info.label, info.slot_id,
-                           info.reader.value_or(info.slot_description));
-              self->emit(TokenEvent::Type::present, info);
-            } else if (!opened.ok()) {
-              spdlog::warn("token {}: cannot open a session: {}", token->id(), opened.error().detail);
-            }
-            one_done();
-          });
-        });
+        open_token(std::move(token), one_done);
       }
     }
     one_done();
+  }
+
+  // A token found by a scan is opened on its own worker, and published (a
+  // `present` event) once it is; `done` runs on the io thread either way.
+  void open_token(std::shared_ptr<Token> token, std::function<void()> done) {
+    std::erase_if(made_, [](const auto& w) { return w.expired(); });
+    made_.push_back(token);
+    token->worker().post([self = shared_from_this(), token, done = std::move(done)] {
+      Result<Unit> opened = capture([&] {
+        token->open();
+        return Unit{};
+      });
+      if (!opened.ok()) token->close();
+      asio::post(self->io_, [self, token, opened, done] {
+        if (opened.ok() && !self->stopping_) {
+          self->tokens_[token->id()] = token;
+          const TokenInfo info = token->info();
+          spdlog::info("token {} present: '{}' in slot {} ({})", info.token_id, info.label, info.slot_id,
+                       info.reader.value_or(info.slot_description));
+          self->emit(TokenEvent::Type::present, info);
+        } else if (!opened.ok()) {
+          spdlog::warn("token {}: cannot open a session: {}", token->id(), opened.error().detail);
+        }
+        done();
+      });
+    });
   }
 
   void remove_token(const std::string& id) {

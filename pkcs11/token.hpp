@@ -105,6 +105,9 @@ class Token {
     bool always_authenticate = false;
   };
   Key private_key(const std::string& cert_id);
+  // The signature of a C_SignInit made on the work session, after the
+  // key's own PIN where it asks for one.
+  Bytes sign_initialised(const Key& key, const Credentials& credentials, const Bytes& input);
 
   std::shared_ptr<Module> module_;
   CK_SLOT_ID slot_;

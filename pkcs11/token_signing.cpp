@@ -27,24 +27,40 @@ struct Token::Login {
   }
 };
 
-SignResult Token::sign_one(const SignRequest& request, const Credentials& credentials) {
-  const CertificateInfo& cert = find_certificate(request.cert_id);
-  const Scheme scheme = request.scheme.value_or(default_scheme(cert.key_type));
-  check_scheme_fits(scheme, cert.key_type);
-  if (!mechanisms_.empty() &&
-      std::find(mechanisms_.begin(), mechanisms_.end(), mechanism_of(scheme)) == mechanisms_.end())
+namespace {
+
+// What the request asks of this key is possible: a scheme of its kind that
+// the card offers, and a digest of the algorithm's size.
+void check_request(const SignRequest& request, Scheme scheme, KeyType key_type,
+                   const std::vector<CK_MECHANISM_TYPE>& mechanisms) {
+  check_scheme_fits(scheme, key_type);
+  if (!mechanisms.empty() && std::find(mechanisms.begin(), mechanisms.end(), mechanism_of(scheme)) == mechanisms.end())
     throw Error(Errc::unsupported, "this card does not offer " + std::string(name_of(scheme)) + " signatures");
   if (request.digest.size() != digest_size(request.digest_algorithm))
     throw Error(Errc::invalid_params,
                 "the digest is not a " + std::string(name_of(request.digest_algorithm)) + " digest");
+}
 
-  Key key = private_key(cert.cert_id);
-  if (key.always_authenticate && request.session_key)
+// A key that asks for its PIN at every signature (the PIN2 key) gets it with
+// the request, and never signs a TLS handshake.
+void check_key_use(bool always_authenticate, const SignRequest& request, const Credentials& credentials) {
+  if (!always_authenticate) return;
+  if (request.session_key)
     throw Error(Errc::unsupported,
                 "this key asks for the PIN at every signature (a signature PIN key): it does not serve TLS client "
                 "authentication");
-  if (key.always_authenticate && !credentials.pin && !credentials.pinpad)
+  if (!credentials.pin && !credentials.pinpad)
     throw Error(Errc::pin_required, "this key asks for the PIN at every signature");
+}
+
+}  // namespace
+
+SignResult Token::sign_one(const SignRequest& request, const Credentials& credentials) {
+  const CertificateInfo& cert = find_certificate(request.cert_id);
+  const Scheme scheme = request.scheme.value_or(default_scheme(cert.key_type));
+  check_request(request, scheme, cert.key_type, mechanisms_);
+  Key key = private_key(cert.cert_id);
+  check_key_use(key.always_authenticate, request, credentials);
   if (key.always_authenticate) check_pin_shape(credentials);
 
   const Bytes input = scheme == Scheme::pkcs1 ? digest_info(request.digest_algorithm, request.digest) : request.digest;
@@ -54,22 +70,35 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
     mechanism.pParameter = &pss;
     mechanism.ulParameterLen = sizeof pss;
   }
-
-  CK_FUNCTION_LIST* fn = module_->fn();
-  CK_RV rv = fn->C_SignInit(work().handle(), &mechanism, key.handle);
+  CK_RV rv = module_->fn()->C_SignInit(work().handle(), &mechanism, key.handle);
   if (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) {
     // The module renumbered its objects; look the key up once more.
     keys_.erase(cert.cert_id);
     key = private_key(cert.cert_id);
-    rv = fn->C_SignInit(work().handle(), &mechanism, key.handle);
+    rv = module_->fn()->C_SignInit(work().handle(), &mechanism, key.handle);
   }
   if (rv != CKR_OK) throw failure(rv, "C_SignInit");
+  Bytes signature = sign_initialised(key, credentials, input);
+  if (scheme == Scheme::ecdsa) signature = ecdsa_raw_to_der(signature);
+  if (owner_) last_used_ = std::chrono::steady_clock::now();
+
+  SignResult result;
+  result.signature = std::move(signature);
+  result.signature_algorithm = signature_algorithm_name(scheme, request.digest_algorithm);
+  result.scheme = scheme;
+  result.certificate = cert;
+  return result;
+}
+
+Bytes Token::sign_initialised(const Key& key, const Credentials& credentials, const Bytes& input) {
+  CK_FUNCTION_LIST* fn = module_->fn();
   Session& s = work();
   if (key.always_authenticate) {
-    rv = credentials.pinpad ? fn->C_Login(s.handle(), CKU_CONTEXT_SPECIFIC, nullptr, 0)
-                            : fn->C_Login(s.handle(), CKU_CONTEXT_SPECIFIC,
-                                          reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(credentials.pin->data())),
-                                          credentials.pin->size());
+    const CK_RV rv = credentials.pinpad
+                         ? fn->C_Login(s.handle(), CKU_CONTEXT_SPECIFIC, nullptr, 0)
+                         : fn->C_Login(s.handle(), CKU_CONTEXT_SPECIFIC,
+                                       reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(credentials.pin->data())),
+                                       credentials.pin->size());
     if (rv != CKR_OK) {
       reset_work_session();
       throw_pin_failure(failure(rv, "C_Login(CKU_CONTEXT_SPECIFIC)"));
@@ -77,7 +106,7 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
   }
   Bytes signature(kSignatureBuffer);
   CK_ULONG length = signature.size();
-  rv = fn->C_Sign(s.handle(), const_cast<CK_BYTE_PTR>(input.data()), input.size(), signature.data(), &length);
+  CK_RV rv = fn->C_Sign(s.handle(), const_cast<CK_BYTE_PTR>(input.data()), input.size(), signature.data(), &length);
   if (rv == CKR_BUFFER_TOO_SMALL) {
     signature.resize(length);
     rv = fn->C_Sign(s.handle(), const_cast<CK_BYTE_PTR>(input.data()), input.size(), signature.data(), &length);
@@ -88,15 +117,7 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
     throw e;
   }
   signature.resize(length);
-  if (scheme == Scheme::ecdsa) signature = ecdsa_raw_to_der(signature);
-  if (owner_) last_used_ = std::chrono::steady_clock::now();
-
-  SignResult result;
-  result.signature = std::move(signature);
-  result.signature_algorithm = signature_algorithm_name(scheme, request.digest_algorithm);
-  result.scheme = scheme;
-  result.certificate = cert;
-  return result;
+  return signature;
 }
 
 SignResult Token::sign(const SignRequest& request, const Credentials& credentials) {
