@@ -270,6 +270,8 @@ const std::vector<std::pair<std::string, pkcs11::UnblockStyle>> kUnblockStyles =
 const std::vector<std::pair<std::string, DigestAlgorithm>> kDigests = {
     {"sha256", DigestAlgorithm::sha256}, {"sha384", DigestAlgorithm::sha384}, {"sha512", DigestAlgorithm::sha512}};
 
+// The schema itself, one row per key. Long because it is the table, not
+// logic: a key is added or changed here and nowhere else.
 std::vector<KeySpec> rows() {
   using policy::Action;
   return {

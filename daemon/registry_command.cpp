@@ -31,6 +31,51 @@ void become_owner_of(const std::filesystem::path& dir) {
             << dir.string() << "\n";
 }
 
+int import_professionals(policy::Registry& registry, const RegistryCommand& command, std::istream& input,
+                         const std::string& path) {
+  const std::string source =
+      command.source.empty() ? std::filesystem::path(command.file).filename().string() : command.source;
+  const auto r = registry.import_professionals(input, source);
+  std::cout << "imported " << r.records << " professionals from " << command.file << " into " << path << "\n  source "
+            << source << ", sha256 " << r.provenance.sha256 << "\n";
+  auto warn = [](const char* what, const std::set<std::string>& codes) {
+    if (codes.empty()) return;
+    std::cout << "  warning: " << what << " not in the imported code set:";
+    for (const auto& c : codes) std::cout << " " << c;
+    std::cout << "\n";
+  };
+  warn("rights codes", r.unknown_rights);
+  warn("restriction targets", r.unknown_targets);
+  return 0;
+}
+
+int import_codes(policy::Registry& registry, const RegistryCommand& command, std::istream& input) {
+  const bool csv = std::filesystem::path(command.file).extension() == ".csv";
+  const auto n = registry.import_codes(command.code_set, input, csv);
+  std::cout << "imported " << n << " codes of " << command.code_set << " from " << command.file << "\n";
+  return 0;
+}
+
+int print_status(policy::Registry& registry, const Config& config, const std::string& path) {
+  const auto p = registry.provenance();
+  if (!p.imported_at) {
+    std::cout << path << ": no professionals imported yet\n";
+  } else {
+    const auto age = std::chrono::duration_cast<std::chrono::hours>(std::chrono::system_clock::now() - *p.imported_at);
+    const bool stale = age > config.rules.registry.max_age;
+    std::cout << path << ": " << p.records << " professionals from " << p.source << ", imported "
+              << to_rfc3339(*p.imported_at) << " (" << age.count() << " h ago"
+              << (stale ? ", STALE: older than registry.max_age_h" : "") << "), sha256 " << p.sha256 << "\n";
+  }
+  const auto counts = registry.code_counts();
+  for (const auto& set : policy::kCodeSets) {
+    auto it = counts.find(set);
+    std::cout << "  code set " << set << ": "
+              << (it == counts.end() ? std::string("not imported") : std::to_string(it->second) + " codes") << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run_registry_command(const Config& config, const RegistryCommand& command) {
@@ -62,49 +107,12 @@ int run_registry_command(const Config& config, const RegistryCommand& command) {
   }
   try {
     switch (command.kind) {
-      case RegistryCommand::Kind::import_professionals: {
-        const std::string source =
-            command.source.empty() ? std::filesystem::path(command.file).filename().string() : command.source;
-        const auto r = registry->import_professionals(input, source);
-        std::cout << "imported " << r.records << " professionals from " << command.file << " into " << path
-                  << "\n  source " << source << ", sha256 " << r.provenance.sha256 << "\n";
-        auto warn = [](const char* what, const std::set<std::string>& codes) {
-          if (codes.empty()) return;
-          std::cout << "  warning: " << what << " not in the imported code set:";
-          for (const auto& c : codes) std::cout << " " << c;
-          std::cout << "\n";
-        };
-        warn("rights codes", r.unknown_rights);
-        warn("restriction targets", r.unknown_targets);
-        return 0;
-      }
-      case RegistryCommand::Kind::import_codes: {
-        const bool csv = std::filesystem::path(command.file).extension() == ".csv";
-        const auto n = registry->import_codes(command.code_set, input, csv);
-        std::cout << "imported " << n << " codes of " << command.code_set << " from " << command.file << "\n";
-        return 0;
-      }
-      case RegistryCommand::Kind::status: {
-        const auto p = registry->provenance();
-        if (!p.imported_at) {
-          std::cout << path << ": no professionals imported yet\n";
-        } else {
-          const auto age =
-              std::chrono::duration_cast<std::chrono::hours>(std::chrono::system_clock::now() - *p.imported_at);
-          const bool stale = age > config.rules.registry.max_age;
-          std::cout << path << ": " << p.records << " professionals from " << p.source << ", imported "
-                    << to_rfc3339(*p.imported_at) << " (" << age.count() << " h ago"
-                    << (stale ? ", STALE: older than registry.max_age_h" : "") << "), sha256 " << p.sha256 << "\n";
-        }
-        const auto counts = registry->code_counts();
-        for (const auto& set : policy::kCodeSets) {
-          auto it = counts.find(set);
-          std::cout << "  code set " << set << ": "
-                    << (it == counts.end() ? std::string("not imported") : std::to_string(it->second) + " codes")
-                    << "\n";
-        }
-        return 0;
-      }
+      case RegistryCommand::Kind::import_professionals:
+        return import_professionals(*registry, command, input, path);
+      case RegistryCommand::Kind::import_codes:
+        return import_codes(*registry, command, input);
+      case RegistryCommand::Kind::status:
+        return print_status(*registry, config, path);
     }
   } catch (const std::invalid_argument& e) {
     std::cerr << "korttid registry: " << command.file << ": " << e.what() << "\n"

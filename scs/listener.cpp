@@ -255,32 +255,8 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
         co_return;
       }
       if (ec) co_return;
-      // A signature may wait for the user as long as the request may take;
-      // a page that goes meanwhile takes its dialog with it.
-      beast::get_lowest_layer(stream).expires_never();
-      auto watch = std::make_shared<Watch>(stream.get_executor());
-      stream.async_read_some(buffer.prepare(kHeaderLimit),
-                             [watch, &buffer](boost::system::error_code e, std::size_t n) {
-                               buffer.commit(n);  // a request sent ahead is the next one's start
-                               if (e && e != asio::error::operation_aborted) watch->gone.request_stop();
-                               watch->reading = false;
-                               watch->ended.cancel();
-                             });
-      std::optional<Response> response;
-      try {
-        response = co_await handler.sign(parser.release(), watch->gone.get_token());
-      } catch (const std::exception& e) {
-        // The read below must end before this frame and its buffer do.
-        spdlog::warn("scs: a /sign request failed: {}", e.what());
-      }
-      // A read whose bytes were in flight when it was cancelled may start
-      // another at the socket: cancel until the read has ended.
-      while (watch->reading) {
-        beast::get_lowest_layer(stream).cancel();
-        watch->ended.expires_after(std::chrono::milliseconds(100));
-        co_await watch->ended.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      }
-      if (!response || watch->gone.stop_requested()) co_return;
+      std::optional<Response> response = co_await sign_watched(stream, buffer, parser.release());
+      if (!response) co_return;
       beast::get_lowest_layer(stream).expires_after(kReadTimeout);
       co_await http::async_write(stream, *response, asio::redirect_error(asio::use_awaitable, ec));
       busy.erase(&stream);
@@ -288,6 +264,38 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
     }
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
     co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+  }
+
+  // A signature may wait for the user as long as the request may take; a
+  // page that goes meanwhile takes its dialog with it: the connection is
+  // read while the handler works, and its end stops the request. Nothing
+  // when the request failed or the page went.
+  Task<std::optional<Response>> sign_watched(Stream& stream, beast::flat_buffer& buffer, Request request) {
+    beast::get_lowest_layer(stream).expires_never();
+    auto watch = std::make_shared<Watch>(stream.get_executor());
+    stream.async_read_some(buffer.prepare(kHeaderLimit), [watch, &buffer](boost::system::error_code e, std::size_t n) {
+      buffer.commit(n);  // a request sent ahead is the next one's start
+      if (e && e != asio::error::operation_aborted) watch->gone.request_stop();
+      watch->reading = false;
+      watch->ended.cancel();
+    });
+    std::optional<Response> response;
+    try {
+      response = co_await handler.sign(std::move(request), watch->gone.get_token());
+    } catch (const std::exception& e) {
+      // The read below must end before this frame and the buffer do.
+      spdlog::warn("scs: a /sign request failed: {}", e.what());
+    }
+    // A read whose bytes were in flight when it was cancelled may start
+    // another at the socket: cancel until the read has ended.
+    boost::system::error_code ec;
+    while (watch->reading) {
+      beast::get_lowest_layer(stream).cancel();
+      watch->ended.expires_after(std::chrono::milliseconds(100));
+      co_await watch->ended.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (watch->gone.stop_requested()) response.reset();
+    co_return response;
   }
 
   Task<> refuse_too_large(Stream& stream, const Request& request) {
