@@ -73,6 +73,43 @@ void connect_pcsc(pcsc::Monitor& monitor, pkcs11::TokenService& tokens) {
   });
 }
 
+ipc::AccessPolicy access_policy(const Config& config) {
+  ipc::AccessPolicy policy;
+  policy.set(ipc::MethodGroup::read, config.access.read);
+  policy.set(ipc::MethodGroup::session, config.access.session);
+  policy.set(ipc::MethodGroup::sign, config.access.sign);
+  policy.set(ipc::MethodGroup::admin, config.access.admin);
+  return policy;
+}
+
+ipc::ServerOptions server_options(const Config& config) {
+  ipc::ServerOptions o;
+  o.max_message_bytes = config.ipc.max_message_bytes;
+  o.max_connections = config.ipc.max_connections;
+  o.max_connections_per_uid = config.ipc.max_connections_per_uid;
+  o.idle_timeout = config.ipc.idle_timeout;
+  o.max_inflight_per_connection = config.ipc.max_inflight_per_connection;
+  o.max_pin_requests_per_uid = config.ipc.max_pin_requests_per_uid;
+  o.request_timeout = config.ipc.request_timeout;
+  o.access = access_policy(config);
+  return o;
+}
+
+pkcs11::Options token_options(const Config& config) {
+  pkcs11::Options o;
+  o.modules = config.pkcs11.modules;
+  o.session_lifetime = config.session.lifetime;
+  o.session_idle = config.session.idle_timeout;
+  o.unblock_style = config.pkcs11.unblock_style;
+  return o;
+}
+
+service::Options service_options(const Config& config) {
+  return service::Options{config.batch.max_items, config.batch.max_time,
+                          service::PinOptions{config.pin.prompt_attempts, config.pin.client_may_send,
+                                              config.pin.client_may_send_authentication}};
+}
+
 tls::Options tls_options(const Config& config, std::optional<gid_t> group) {
   tls::Options o;
   o.enabled = config.tls.enabled;

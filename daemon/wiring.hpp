@@ -16,9 +16,11 @@
 
 #include "common/json.hpp"
 #include "daemon/config.hpp"
+#include "ipc/ipc.hpp"
 #include "pcsc/pcsc.hpp"
 #include "pkcs11/pkcs11.hpp"
 #include "scs/scs.hpp"
+#include "service/service.hpp"
 #include "tls/tls.hpp"
 
 namespace kortti::daemon {
@@ -46,6 +48,15 @@ std::uint8_t fineid_pin_reference(std::string_view token_label);
 
 // Card types whose PIN counter is read with FINEID's PIN-info GET DATA.
 bool is_fineid_family(std::string_view card_type);
+
+// Who may call which method group, from [access] (also at a reload).
+ipc::AccessPolicy access_policy(const Config& config);
+// The socket server's options from [ipc] and [access].
+ipc::ServerOptions server_options(const Config& config);
+// The token service's from [pkcs11] and [session].
+pkcs11::Options token_options(const Config& config);
+// The service core's from [batch] and [pin].
+service::Options service_options(const Config& config);
 
 // The tunnels' options from [tls] (checked by load_config), their sockets
 // made like the main one ([ipc] socket_mode, `group`).
