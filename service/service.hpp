@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -283,8 +284,9 @@ class Service {
   Task<bool> audit_session(const Caller& caller, const char* action, const std::string& token_id,
                            const Error* error) const;
   Task<bool> write_audit(AuditRecord record) const;
-  // The line is written and made durable while the caller goes on.
-  Started<bool> begin_audit(AuditRecord record) const;
+  // The line is written and made durable while the caller goes on; it is
+  // handed to the audit writer after the io thread's current turn.
+  Started<bool> begin_audit(AuditRecord record, boost::asio::any_io_executor io) const;
   // The line is written; its failure is logged, nobody waits for it.
   void post_audit(AuditRecord record) const;
 

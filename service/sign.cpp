@@ -2,6 +2,9 @@
 // a prescription: its facts and the policy first), the card, the audit line,
 // the result.
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+
 #include "common/encoding.hpp"
 #include "service/prepared.hpp"
 
@@ -61,9 +64,15 @@ Task<bool> Service::write_audit(AuditRecord record) const {
   });
 }
 
-Started<bool> Service::begin_audit(AuditRecord record) const {
-  return Started<bool>([sink = services_.audit, record = std::move(record)](Completion<bool> done) mutable {
-    send(sink, std::move(record), std::move(done));
+// The record reaches the audit writer once the io thread's current turn is
+// over, by which time the card's job is queued: the writer, woken first,
+// would take the free core of two and the card would wait for it (RSA-2048
+// at one client, p50, five runs each: 1.30x direct before, 1.21x after).
+Started<bool> Service::begin_audit(AuditRecord record, boost::asio::any_io_executor io) const {
+  return Started<bool>([sink = services_.audit, record = std::move(record), io](Completion<bool> done) mutable {
+    boost::asio::post(io, [sink, record = std::move(record), done = std::move(done)]() mutable {
+      send(sink, std::move(record), std::move(done));
+    });
   });
 }
 
@@ -101,7 +110,8 @@ Task<pkcs11::SignResult> Service::sign_audited(AuditRecord record, pkcs11::SignR
   record.attempt = random_hex(8);
   AuditRecord begun = record;
   begun.outcome = kAuditBegun;
-  Started<bool> durable = begin_audit(std::move(begun));
+  const auto io = co_await boost::asio::this_coro::executor;
+  Started<bool> durable = begin_audit(std::move(begun), io);
   Result<pkcs11::SignResult> card = Error(Errc::internal_error, "the card was not asked");
   try {
     card = co_await attempt(services_.tokens->sign(std::move(request), std::move(credentials), std::move(stop)));
