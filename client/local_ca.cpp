@@ -31,11 +31,9 @@ EvpPkeyPtr p256_key() {
 void add_extension(X509* cert, X509* issuer, int nid, const char* value) {
   X509V3_CTX ctx;
   X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
-  if (ext == nullptr) failed("X509V3_EXT_conf_nid");
-  const int ok = X509_add_ext(cert, ext, -1);
-  X509_EXTENSION_free(ext);
-  check(ok, "X509_add_ext");
+  const X509ExtensionPtr ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value));
+  if (!ext) failed("X509V3_EXT_conf_nid");
+  check(X509_add_ext(cert, ext.get(), -1), "X509_add_ext");
 }
 
 // A certificate with a random serial, valid from an hour ago (clock skew)

@@ -8,6 +8,8 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
+#include <openssl/params.h>
+#include <openssl/provider.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -38,6 +40,11 @@ using X509CrlPtr = Owned<X509_CRL, X509_CRL_free>;
 using EvpPkeyPtr = Owned<EVP_PKEY, EVP_PKEY_free>;
 using EvpPkeyCtxPtr = Owned<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
 using EvpMdCtxPtr = Owned<EVP_MD_CTX, EVP_MD_CTX_free>;
+using EvpMdPtr = Owned<EVP_MD, EVP_MD_free>;
+using OsslParamPtr = Owned<OSSL_PARAM, OSSL_PARAM_free>;
+using OsslLibCtxPtr = Owned<OSSL_LIB_CTX, OSSL_LIB_CTX_free>;
+using OsslProviderPtr = Owned<OSSL_PROVIDER, OSSL_PROVIDER_unload>;
+using X509ExtensionPtr = Owned<X509_EXTENSION, X509_EXTENSION_free>;
 using BioPtr = Owned<BIO, BIO_free_all>;
 using EcdsaSigPtr = Owned<ECDSA_SIG, ECDSA_SIG_free>;
 using X509SigPtr = Owned<X509_SIG, X509_SIG_free>;

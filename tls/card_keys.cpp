@@ -96,9 +96,8 @@ int key_export(void* key, int selection, OSSL_CALLBACK* callback, void* arg) {
     return 0;
   OSSL_PARAM* params = nullptr;
   if (EVP_PKEY_todata(k->source->public_key.get(), EVP_PKEY_PUBLIC_KEY, &params) != 1) return 0;
-  const int ok = callback(params, arg);
-  OSSL_PARAM_free(params);
-  return ok;
+  const OsslParamPtr owned(params);
+  return callback(params, arg);
 }
 
 const OSSL_PARAM* rsa_export_types(int) {
@@ -193,9 +192,8 @@ int sign_init(void* ctx, const char* mdname, void* key, const OSSL_PARAM params[
 }
 
 std::optional<DigestAlgorithm> digest_named(const std::string& name) {
-  if (EVP_MD* md = EVP_MD_fetch(nullptr, name.c_str(), nullptr)) {
-    const std::string canonical = EVP_MD_get0_name(md);
-    EVP_MD_free(md);
+  if (const EvpMdPtr md{EVP_MD_fetch(nullptr, name.c_str(), nullptr)}) {
+    const std::string canonical = EVP_MD_get0_name(md.get());
     if (canonical == "SHA2-256") return DigestAlgorithm::sha256;
     if (canonical == "SHA2-384") return DigestAlgorithm::sha384;
     if (canonical == "SHA2-512") return DigestAlgorithm::sha512;
@@ -373,9 +371,11 @@ int provider_init(const OSSL_CORE_HANDLE*, const OSSL_DISPATCH*, const OSSL_DISP
 }  // namespace
 
 struct CardKeys::Impl {
-  OSSL_LIB_CTX* context = OSSL_LIB_CTX_new();
-  OSSL_PROVIDER* defaults = nullptr;
-  OSSL_PROVIDER* cards = nullptr;
+  // Declared so that the providers are unloaded, and the certificates
+  // freed, before the context goes.
+  OsslLibCtxPtr context{OSSL_LIB_CTX_new()};
+  OsslProviderPtr defaults;
+  OsslProviderPtr cards;
   // Certificates parsed before, by the SHA-256 of their DER (a map keyed by
   // the DER itself trips GCC 12's -Wstringop-overread at -O3 in the vector
   // comparison). A workstation sees a handful of card certificates; the map
@@ -383,26 +383,20 @@ struct CardKeys::Impl {
   static constexpr std::size_t kMostCertificates = 32;
   std::mutex mutex;
   std::map<std::string, X509Ptr> certificates;
-
-  ~Impl() {
-    if (cards != nullptr) OSSL_PROVIDER_unload(cards);
-    if (defaults != nullptr) OSSL_PROVIDER_unload(defaults);
-    OSSL_LIB_CTX_free(context);
-  }
 };
 
 CardKeys::CardKeys() : impl_(std::make_unique<Impl>()) {
-  const bool ok = impl_->context != nullptr &&
-                  OSSL_PROVIDER_add_builtin(impl_->context, kProvider, provider_init) == 1 &&
-                  (impl_->defaults = OSSL_PROVIDER_load(impl_->context, "default")) != nullptr &&
-                  (impl_->cards = OSSL_PROVIDER_load(impl_->context, kProvider)) != nullptr &&
-                  EVP_set_default_properties(impl_->context, "?provider=default") == 1;
+  OSSL_LIB_CTX* context = impl_->context.get();
+  bool ok = context != nullptr && OSSL_PROVIDER_add_builtin(context, kProvider, provider_init) == 1;
+  if (ok) impl_->defaults.reset(OSSL_PROVIDER_load(context, "default"));
+  if (impl_->defaults) impl_->cards.reset(OSSL_PROVIDER_load(context, kProvider));
+  ok = impl_->cards && EVP_set_default_properties(context, "?provider=default") == 1;
   if (!ok) throw std::runtime_error(openssl_error("cannot set up the card-key provider"));
 }
 
 CardKeys::~CardKeys() = default;
 
-OSSL_LIB_CTX* CardKeys::context() const noexcept { return impl_->context; }
+OSSL_LIB_CTX* CardKeys::context() const noexcept { return impl_->context.get(); }
 
 X509Ptr CardKeys::certificate(const Bytes& der) const {
   const std::string id = sha256_hex(der);
@@ -427,7 +421,7 @@ EvpPkeyPtr CardKeys::key(const Bytes& certificate_der, Signer signer) const {
   if (!ec && EVP_PKEY_is_a(pub, "RSA") != 1) return EvpPkeyPtr(nullptr);
   EVP_PKEY_up_ref(pub);
   auto source = std::make_shared<const Source>(Source{EvpPkeyPtr(pub), std::move(signer), ec});
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(impl_->context, ec ? "EC" : "RSA", "provider=kortti-card"));
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(impl_->context.get(), ec ? "EC" : "RSA", "provider=kortti-card"));
   // The param carries a pointer to `source`; key_import copies it.
   void* handle = &source;
   OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_ptr(kKeyParam, &handle, sizeof source), OSSL_PARAM_construct_end()};

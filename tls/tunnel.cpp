@@ -19,12 +19,7 @@ namespace kortti::tls {
 
 namespace {
 
-struct SslCtxFree {
-  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
-};
-struct SslFree {
-  void operator()(SSL* s) const { SSL_free(s); }
-};
+using SslPtr = Owned<SSL, SSL_free>;
 
 // A TCP connection to host:port by `deadline` (all addresses together),
 // given up at `stop`; -1 with `error` set. The name is resolved first
@@ -189,7 +184,7 @@ std::string describe_sigalg(SSL* ssl) {
 }  // namespace
 
 std::shared_ptr<SSL_CTX> upstream_context(const CardKeys& keys, const Upstream& u) {
-  std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new_ex(keys.context(), nullptr, TLS_client_method()), SslCtxFree{});
+  std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new_ex(keys.context(), nullptr, TLS_client_method()), FreeWith<SSL_CTX_free>{});
   if (!ctx) throw std::runtime_error(openssl_error("cannot make a TLS context"));
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
   if (SSL_CTX_load_verify_locations(ctx.get(), u.ca_file.c_str(), nullptr) != 1)
@@ -263,7 +258,7 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeSigner& si
 
   // The upstream's context (its roots, versions, ALPN) is made once, at
   // start; the card's certificate and key go on this connection only.
-  std::unique_ptr<SSL, SslFree> ssl(plan.context ? SSL_new(plan.context.get()) : nullptr);
+  SslPtr ssl(plan.context ? SSL_new(plan.context.get()) : nullptr);
   // By the time the card is asked, the version and our signature algorithm
   // are settled: the audit line of the signature names them.
   EvpPkeyPtr key = keys.key(plan.certificate, [&](DigestAlgorithm a, Scheme s, const Bytes& digest) {
