@@ -122,7 +122,8 @@ Task<std::vector<Result<Signed>>> Service::sign_batch(Caller caller, std::string
   auto progress = std::make_shared<Progress>();
   std::vector<pkcs11::SignRequest> requests = card_requests(prepared, cert_id, caller, *progress);
   if (!requests.empty()) {
-    auto each = audit_as_reported(progress, co_await boost::asio::this_coro::executor, services_.audit);
+    const auto io = co_await boost::asio::this_coro::executor;
+    auto each = audit_as_reported(progress, io, services_.audit);
     // One dialog for the batch, and no second: a wrong PIN has already
     // failed every item, each with its audit line.
     Result<Unit> all = Unit{};

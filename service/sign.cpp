@@ -71,7 +71,13 @@ Task<bool> Service::write_audit(AuditRecord record) const {
 Started<bool> Service::begin_audit(AuditRecord record, boost::asio::any_io_executor io) const {
   return Started<bool>([sink = services_.audit, record = std::move(record), io](Completion<bool> done) mutable {
     boost::asio::post(io, [sink, record = std::move(record), done = std::move(done)]() mutable {
-      send(sink, std::move(record), std::move(done));
+      // Whoever awaits the line must hear of a failure, or it waits forever.
+      try {
+        send(sink, std::move(record), done);
+      } catch (const std::exception& e) {
+        (void)internal_error("the audit trail", e.what());
+        done(false);
+      }
     });
   });
 }
@@ -116,8 +122,12 @@ Task<pkcs11::SignResult> Service::sign_audited(AuditRecord record, pkcs11::SignR
   try {
     card = co_await attempt(services_.tokens->sign(std::move(request), std::move(credentials), std::move(stop)));
   } catch (...) {
-    // A bug, not a card's answer: the try still gets its outcome line.
-    post_audit(answered(std::move(record), Error(Errc::internal_error, "failed inside korttid (see its log)")));
+    // A bug, not a card's answer: the try still gets its outcome line, after
+    // its begun line, which may still be on its way through the io thread.
+    AuditRecord line = answered(std::move(record), Error(Errc::internal_error, "failed inside korttid (see its log)"));
+    boost::asio::post(io, [sink = services_.audit, line = std::move(line)]() mutable {
+      if (sink != nullptr) sink->note(std::move(line));
+    });
     throw;
   }
   // A signature whose begun line is not on disk is withheld, and its
