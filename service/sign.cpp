@@ -124,10 +124,10 @@ Task<pkcs11::SignResult> Service::sign_audited(AuditRecord record, pkcs11::SignR
   } catch (...) {
     // A bug, not a card's answer: the try still gets its outcome line, after
     // its begun line, which may still be on its way through the io thread.
+    // (The service outlives the io thread's handlers, as this operation's
+    // own resumptions assume.)
     AuditRecord line = answered(std::move(record), Error(Errc::internal_error, "failed inside korttid (see its log)"));
-    boost::asio::post(io, [sink = services_.audit, line = std::move(line)]() mutable {
-      if (sink != nullptr) sink->note(std::move(line));
-    });
+    boost::asio::post(io, [this, line = std::move(line)]() mutable { post_audit(std::move(line)); });
     throw;
   }
   // A signature whose begun line is not on disk is withheld, and its
