@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -181,7 +182,74 @@ std::string describe_sigalg(SSL* ssl) {
   return kind + "+" + OBJ_nid2sn(md);
 }
 
+// Whether `name` is one of `names`.
+bool named(const STACK_OF(X509_NAME) * names, const X509_NAME* name) {
+  for (int i = 0; i < sk_X509_NAME_num(names); ++i)
+    if (X509_NAME_cmp(sk_X509_NAME_value(names, i), name) == 0) return true;
+  return false;
+}
+
+// Puts a certificate and its card key on the connection when the server
+// asks for a client certificate, which of the caller's present() says: the
+// server's CA names come with its request, not before.
+class Presenter {
+ public:
+  Presenter(const CardKeys& keys, const std::vector<ClientCertificate>& certificates, const HandshakeSigner& signer,
+            HandshakeReport& report)
+      : keys_(keys), certificates_(certificates), signer_(signer), report_(report) {}
+
+  void attach(SSL* ssl) { SSL_set_cert_cb(ssl, &Presenter::callback, this); }
+  // Why the certificate could not be put on, or empty.
+  [[nodiscard]] const std::string& error() const { return error_; }
+
+ private:
+  static int callback(SSL* ssl, void* self) { return static_cast<Presenter*>(self)->put(ssl) ? 1 : 0; }
+
+  bool put(SSL* ssl) {
+    // On a client, the CA names of the server's certificate request (TLS
+    // 1.2's list, TLS 1.3's certificate_authorities).
+    const ClientCertificate& c = certificates_.at(present(keys_, certificates_, SSL_get_client_CA_list(ssl)));
+    // By the time the card is asked, the version and our signature algorithm
+    // are settled: the audit line of the signature names them.
+    EvpPkeyPtr key = keys_.key(c.der, [this, &c, ssl](DigestAlgorithm a, Scheme s, const Bytes& digest) {
+      report_.card_asked = true;
+      return signer_(c, a, s, digest, std::string(SSL_get_version(ssl)) + " " + describe_sigalg(ssl));
+    });
+    X509Ptr cert = keys_.certificate(c.der);
+    if (!key || !cert) {
+      error_ = openssl_error("cannot make the card key of " + c.cert_id);
+      return false;
+    }
+    if (SSL_use_certificate(ssl, cert.get()) != 1 || SSL_use_PrivateKey(ssl, key.get()) != 1) {
+      error_ = openssl_error("the card certificate " + c.cert_id + " does not go with its key");
+      return false;
+    }
+    return true;
+  }
+
+  const CardKeys& keys_;
+  const std::vector<ClientCertificate>& certificates_;
+  const HandshakeSigner& signer_;
+  HandshakeReport& report_;
+  std::string error_;
+};
+
 }  // namespace
+
+std::size_t present(const CardKeys& keys, const std::vector<ClientCertificate>& certificates,
+                    const STACK_OF(X509_NAME) * issuer_names) {
+  if (issuer_names == nullptr) return 0;
+  for (std::size_t i = 0; i < certificates.size(); ++i) {
+    const X509Ptr leaf = keys.certificate(certificates[i].der);
+    if (leaf && named(issuer_names, X509_get_issuer_name(leaf.get()))) return i;
+    // A server may name a root or an intermediate above the issuer.
+    for (const Bytes& der : certificates[i].chain) {
+      const X509Ptr ca = keys.certificate(der);
+      if (ca && named(issuer_names, X509_get_issuer_name(ca.get()))) return i;
+    }
+  }
+  return 0;
+}
 
 std::shared_ptr<SSL_CTX> upstream_context(const CardKeys& keys, const Upstream& u) {
   std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new_ex(keys.context(), nullptr, TLS_client_method()), FreeWith<SSL_CTX_free>{});
@@ -259,27 +327,22 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeSigner& si
   // The upstream's context (its roots, versions, ALPN) is made once, at
   // start; the card's certificate and key go on this connection only.
   SslPtr ssl(plan.context ? SSL_new(plan.context.get()) : nullptr);
-  // By the time the card is asked, the version and our signature algorithm
-  // are settled: the audit line of the signature names them.
-  EvpPkeyPtr key = keys.key(plan.certificate, [&](DigestAlgorithm a, Scheme s, const Bytes& digest) {
-    report.card_asked = true;
-    return signer(a, s, digest, std::string(SSL_get_version(ssl.get())) + " " + describe_sigalg(ssl.get()));
-  });
-  X509Ptr cert = keys.certificate(plan.certificate);
-  if (!key || !cert || !ssl) return fail(openssl_error("cannot set up TLS"));
-  const bool pkcs1_only = !plan.rsa_pss && EVP_PKEY_is_a(key.get(), "RSA") == 1;
+  if (!ssl) return fail(openssl_error("cannot set up TLS"));
+  Presenter presenter(keys, plan.certificates, signer, report);
+  presenter.attach(ssl.get());
+  // TLS 1.3 needs RSA-PSS; a token without it signs PKCS#1 on TLS 1.2. The
+  // plan has such keys only when there is nothing else.
+  const bool pkcs1_only = std::all_of(plan.certificates.begin(), plan.certificates.end(),
+                                      [](const auto& c) { return c.key_type == KeyType::rsa && !c.rsa_pss; });
   if (pkcs1_only) {
-    // TLS 1.3 needs RSA-PSS; a token without it signs PKCS#1 on TLS 1.2.
     SSL_set_max_proto_version(ssl.get(), TLS1_2_VERSION);
     SSL_set1_client_sigalgs_list(ssl.get(), "RSA+SHA256:RSA+SHA384:RSA+SHA512");
   }
-  if (SSL_use_certificate(ssl.get(), cert.get()) != 1 || SSL_use_PrivateKey(ssl.get(), key.get()) != 1)
-    return fail(openssl_error("the card certificate does not go with its key"));
   if (!check_server_name(ssl.get(), plan.upstream.server_name))
     return fail(openssl_error("cannot set the server name " + plan.upstream.server_name));
   SSL_set_fd(ssl.get(), upstream.get());
   if (std::string why = handshake(ssl.get(), upstream.get(), plan.handshake_deadline, state, pkcs1_only); !why.empty())
-    return fail(std::move(why));
+    return fail(presenter.error().empty() ? std::move(why) : presenter.error());
   report.ok = true;
   report.version = SSL_get_version(ssl.get());
   report.signature = describe_sigalg(ssl.get());

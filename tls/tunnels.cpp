@@ -135,13 +135,11 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  // The caller's authentication key: a certificate that serves
-  // authentication only, on a token where the caller holds the PIN1 session.
-  struct AuthenticationKey {
-    pkcs11::CertificateInfo certificate;
-    pkcs11::TokenInfo token;
-  };
-  Task<std::optional<AuthenticationKey>> authentication_key(uid_t uid) {
+  // The caller's authentication certificates, in token order: those that
+  // serve authentication only, on tokens where the caller holds the PIN1
+  // session.
+  Task<std::vector<ClientCertificate>> authentication_certificates(uid_t uid) {
+    std::vector<ClientCertificate> out;
     const std::vector<pkcs11::TokenInfo> tokens = service.services().tokens->tokens();
     for (const auto& t : tokens) {
       if (!t.logged_in || t.session_owner != uid) continue;
@@ -150,15 +148,17 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
           co_await service.services().tokens->certificates(std::move(token_id));
       // An authentication key only: a non-repudiation key never signs a handshake.
       for (const auto& c : certs)
-        if (pkcs11::serves_only(c, pkcs11::Purpose::authentication)) co_return AuthenticationKey{c, t};
+        if (pkcs11::serves_only(c, pkcs11::Purpose::authentication))
+          out.push_back({c.cert_id, t.token_id, c.der, c.chain, c.subject, c.key_type, t.rsa_pss});
     }
-    co_return std::nullopt;
+    co_return out;
   }
 
-  // A slot within [tls] max_tunnels and the tunnel's entry, or nothing.
-  std::optional<std::pair<std::uint64_t, std::shared_ptr<TunnelState>>> reserve(const std::string& upstream,
-                                                                                const PeerCredentials& cred,
-                                                                                const AuthenticationKey& key) {
+  // A slot within [tls] max_tunnels and the tunnel's entry, or nothing. The
+  // entry names the certificate and its token once one is chosen (here, if
+  // there is only one; else when the server asks: presented()).
+  std::optional<std::pair<std::uint64_t, std::shared_ptr<TunnelState>>> reserve(
+      const std::string& upstream, const PeerCredentials& cred, const std::vector<ClientCertificate>& certificates) {
     std::lock_guard lock(mutex);
     if (running >= options.max_tunnels) {
       spdlog::warn("tls {}: {} tunnels are open, the most [tls] max_tunnels allows; connection of uid {} closed",
@@ -172,27 +172,42 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     o.status.upstream = upstream;
     o.status.uid = cred.uid;
     o.status.pid = cred.pid;
-    o.status.cert_id = key.certificate.cert_id;
     o.status.since = std::chrono::system_clock::now();
-    o.token_id = key.token.token_id;
+    if (certificates.size() == 1) {
+      o.status.cert_id = certificates.front().cert_id;
+      o.token_id = certificates.front().token_id;
+    }
     return std::pair{id, o.state};
   }
 
-  TunnelPlan plan_for(const Listener& l, const PeerCredentials& cred, const AuthenticationKey& key, int fd) const {
+  // The certificate the handshake presents: from now on the tunnel stands on
+  // its token.
+  void presented(std::uint64_t id, const ClientCertificate& c) {
+    std::lock_guard lock(mutex);
+    auto it = open.find(id);
+    if (it == open.end()) return;
+    it->second.status.cert_id = c.cert_id;
+    it->second.token_id = c.token_id;
+  }
+
+  TunnelPlan plan_for(const Listener& l, const PeerCredentials& cred, std::vector<ClientCertificate> certificates,
+                      int fd) const {
     TunnelPlan plan;
     plan.upstream = l.upstream;
     plan.context = l.context;  // as the last reload left it
     plan.uid = cred.uid;
     plan.pid = cred.pid;
-    plan.cert_id = key.certificate.cert_id;
-    plan.certificate = key.certificate.der;
-    plan.subject = key.certificate.subject;
-    plan.rsa_pss = key.token.rsa_pss;
     plan.handshake_deadline = std::chrono::steady_clock::now() + options.handshake_timeout;
     plan.local_fd = fd;
-    if (!plan.rsa_pss && key.certificate.key_type == KeyType::rsa)
+    // An RSA key whose token lacks PSS limits the handshake to TLS 1.2 with
+    // PKCS#1: it is a candidate only when there is no other.
+    auto pkcs1_only = [](const ClientCertificate& c) { return c.key_type == KeyType::rsa && !c.rsa_pss; };
+    if (!std::all_of(certificates.begin(), certificates.end(), pkcs1_only))
+      std::erase_if(certificates, pkcs1_only);
+    else
       spdlog::warn("tls {}: token {} offers no RSA-PSS: at most TLS 1.2 with PKCS#1 signatures", plan.upstream.name,
-                   key.token.token_id);
+                   certificates.front().token_id);
+    plan.certificates = std::move(certificates);
     return plan;
   }
 
@@ -208,8 +223,8 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
                    upstream.name, cred->uid, cred->pid);
       co_return;
     }
-    const std::optional<AuthenticationKey> key = co_await authentication_key(cred->uid);
-    if (!key) {
+    std::vector<ClientCertificate> certificates = co_await authentication_certificates(cred->uid);
+    if (certificates.empty()) {
       spdlog::warn(
           "tls {}: uid {} pid {} has no PIN1 session on a token with an authentication certificate (1010 "
           "pin_required); connection closed, nothing sent upstream",
@@ -222,11 +237,11 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       spdlog::info("tls {}: the upstream was closed meanwhile; connection of uid {} closed", upstream.name, cred->uid);
       co_return;
     }
-    auto reserved = reserve(upstream.name, *cred, *key);
+    auto reserved = reserve(upstream.name, *cred, certificates);
     if (!reserved) co_return;
     const std::uint64_t id = reserved->first;
     std::shared_ptr<TunnelState> state = std::move(reserved->second);
-    TunnelPlan plan = plan_for(*l, *cred, *key, client.get());
+    TunnelPlan plan = plan_for(*l, *cred, std::move(certificates), client.get());
     service::Caller caller;
     caller.uid = cred->uid;
     caller.gid = cred->gid;
@@ -293,9 +308,33 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     return result.value().signature;
   }
 
+  // The handshake's end: a line of its own unless the card's two tell it (a
+  // failure, or a server that asked for no certificate), the log, and the
+  // tunnel's entry.
+  void handshake_over(std::uint64_t id, const std::string& name, service::AuditRecord line, const std::string& where,
+                      const HandshakeReport& r) {
+    const uid_t uid = line.caller.uid;
+    const std::string cert_id = line.cert_id.empty() ? "no certificate" : line.cert_id;
+    if (!r.ok || !r.card_asked) {
+      line.outcome = r.ok ? "ok" : "handshake_failed";
+      line.detail = where + (r.ok ? ", " + r.version + " " + r.signature : ": " + r.error);
+      line.origin = line.caller.origin;
+      asio::post(io, [self = shared_from_this(), line = std::move(line)] {
+        asio::co_spawn(self->io, self->service.record(line), asio::detached);
+      });
+    }
+    if (!r.ok) {
+      spdlog::warn("tls {}: no tunnel for uid {} with {}: {}", name, uid, cert_id, r.error);
+      return;
+    }
+    spdlog::info("tls {}: tunnel open for uid {} with {}: {} {}", name, uid, cert_id, r.version, r.signature);
+    std::lock_guard lock(mutex);
+    open[id].status.version = r.version;
+    open[id].status.signature = r.signature;
+  }
+
   void tunnel(std::uint64_t id, std::shared_ptr<TunnelState> state, TunnelPlan plan, service::Caller caller) {
     const std::string name = plan.upstream.name;
-    const std::string cert_id = plan.cert_id;
     const uid_t uid = plan.uid;
     const auto opened = std::chrono::steady_clock::now();
     // The card's signature writes the handshake's audit lines (begun, then
@@ -306,12 +345,19 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     line.action = "tls.handshake " + name;
     line.caller = caller;
     line.caller.origin = "tls://" + plan.upstream.host + ":" + plan.upstream.port;
-    line.cert_id = cert_id;
-    line.subject = plan.subject;
+    // The certificate, once the handshake has chosen it (at once if there
+    // is only one).
+    if (plan.certificates.size() == 1) {
+      line.cert_id = plan.certificates.front().cert_id;
+      line.subject = plan.certificates.front().subject;
+    }
     const std::string where = "server_name " + plan.upstream.server_name;
     const auto deadline = plan.handshake_deadline;  // the card's time is the handshake's
-    auto signer = [this, &line, &where, &name, deadline](DigestAlgorithm a, Scheme s, const Bytes& d,
-                                                         const std::string& occasion) {
+    auto signer = [this, id, &line, &where, &name, deadline](const ClientCertificate& c, DigestAlgorithm a, Scheme s,
+                                                             const Bytes& d, const std::string& occasion) {
+      line.cert_id = c.cert_id;
+      line.subject = c.subject;
+      presented(id, c);
       try {
         return sign(line.caller, line.cert_id, line.action, where + ", " + occasion, a, s, d, deadline);
       } catch (const Error& e) {
@@ -322,24 +368,8 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     };
     // Nothing may end korttid from this thread: a bug here ends this tunnel.
     try {
-      run_tunnel(keys, std::move(plan), signer, *state, [&](const HandshakeReport& r) {
-        if (!r.ok || !r.card_asked) {
-          line.outcome = r.ok ? "ok" : "handshake_failed";
-          line.detail = where + (r.ok ? ", " + r.version + " " + r.signature : ": " + r.error);
-          line.origin = line.caller.origin;
-          asio::post(io, [self = shared_from_this(), line] {
-            asio::co_spawn(self->io, self->service.record(line), asio::detached);
-          });
-        }
-        if (r.ok) {
-          spdlog::info("tls {}: tunnel open for uid {} with {}: {} {}", name, uid, cert_id, r.version, r.signature);
-          std::lock_guard lock(mutex);
-          open[id].status.version = r.version;
-          open[id].status.signature = r.signature;
-        } else {
-          spdlog::warn("tls {}: no tunnel for uid {} with {}: {}", name, uid, cert_id, r.error);
-        }
-      });
+      run_tunnel(keys, std::move(plan), signer, *state,
+                 [&](const HandshakeReport& r) { handshake_over(id, name, line, where, r); });
     } catch (const std::exception& e) {
       spdlog::error("tls {}: tunnel {} of uid {} failed inside korttid: {}", name, id, uid, e.what());
     }

@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/bytes.hpp"
 #include "common/owned_fd.hpp"
@@ -31,24 +32,44 @@ namespace kortti::tls {
 // std::runtime_error when ca_file cannot be read.
 std::shared_ptr<SSL_CTX> upstream_context(const CardKeys& keys, const Upstream& upstream);
 
+// One of the caller's authentication certificates, which a handshake may
+// present.
+struct ClientCertificate {
+  std::string cert_id;
+  std::string token_id;
+  Bytes der;
+  std::vector<Bytes> chain;  // its issuers, as pkcs11::CertificateInfo has them
+  std::string subject;       // RFC 2253
+  KeyType key_type = KeyType::rsa;
+  bool rsa_pss = true;  // its token offers RSA-PSS
+};
+
 struct TunnelPlan {
   int local_fd = -1;  // owned: closed when the tunnel ends
   Upstream upstream;
   std::shared_ptr<SSL_CTX> context;  // upstream_context()
   uid_t uid = 0;
   pid_t pid = 0;
-  std::string cert_id;
-  Bytes certificate;
-  std::string subject;  // the certificate's, RFC 2253
-  bool rsa_pss = true;
+  // In token order, at least one. When the server asks for a certificate,
+  // the first whose issuers it names is presented (present()).
+  std::vector<ClientCertificate> certificates;
   // Connecting, the handshake and the card's signature, all together.
   std::chrono::steady_clock::time_point handshake_deadline;
 };
 
-// The card's signature for a handshake. `occasion` names the handshake as it
-// stands when the card is asked, for the audit line: "TLSv1.3 RSA-PSS+SHA256".
-using HandshakeSigner =
-    std::function<Bytes(DigestAlgorithm algorithm, Scheme scheme, const Bytes& digest, const std::string& occasion)>;
+// Which of `certificates` to present to a server that accepts certificates
+// under `issuer_names` (the CA names of its certificate request): the first
+// issued under one of them, directly or higher up its chain; the first of
+// all when the server names none, or none of them fits (the server decides
+// then). `certificates` is not empty.
+std::size_t present(const CardKeys& keys, const std::vector<ClientCertificate>& certificates,
+                    const STACK_OF(X509_NAME) * issuer_names);
+
+// The card's signature for a handshake with `certificate`'s key. `occasion`
+// names the handshake as it stands when the card is asked, for the audit
+// line: "TLSv1.3 RSA-PSS+SHA256".
+using HandshakeSigner = std::function<Bytes(const ClientCertificate& certificate, DigestAlgorithm algorithm,
+                                            Scheme scheme, const Bytes& digest, const std::string& occasion)>;
 
 // What the tunnel reports when the handshake is over (ok or not).
 struct HandshakeReport {

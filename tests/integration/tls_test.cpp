@@ -225,6 +225,36 @@ TEST_F(Tls, EcP384KeyOnTls13AndTls12) {
   EXPECT_NE(again.answer.find("Peer signature type: ECDSA"), std::string::npos) << again.answer;
 }
 
+// A clinician logged in on two cards: each server gets the certificate
+// whose issuer its certificate request names, whichever card comes first.
+TEST_F(Tls, WithTwoCardsTheServerGetsTheCertificateIssuedUnderACaItNames) {
+  struct Case {
+    std::vector<std::string> options;
+    std::string issuer;
+    std::string card;
+    std::string signature;  // what s_server saw
+  };
+  for (const Case& c : {Case{{"-tls1_3"}, "hc-ec", "cardB", "Peer signature type: ECDSA"},
+                        Case{{"-tls1_2"}, "hc-ec", "cardB", "Peer signature type: ECDSA"},
+                        Case{{"-tls1_3"}, "hc-rsa", "cardA", "Peer signature type: RSA-PSS"}}) {
+    SCOPED_TRACE(c.issuer + " " + c.options.front());
+    TlsServer server(c.options, {}, {c.issuer});
+    start_with(server);
+    login("cardA");
+    login("cardB");
+    const Exchange e = through(socket_);
+    EXPECT_NE(e.answer.find(c.signature), std::string::npos) << e.answer << daemon_->log() << server.log();
+    const std::vector<Json> lines = audit_lines_once(3);  // two logins, the handshake
+    ASSERT_EQ(lines.size(), 3U) << daemon_->audit();
+    EXPECT_EQ(lines[2]["cert_id"], wstr(cert_id(c.card, "02"))) << lines[2].dump();
+    EXPECT_EQ(lines[2]["outcome"], "ok") << lines[2].dump();
+    EXPECT_NE(
+        daemon_->log().find("tunnel open for uid " + std::to_string(::getuid()) + " with " + cert_id(c.card, "02")),
+        std::string::npos)
+        << daemon_->log();
+  }
+}
+
 // A key that asks for its PIN at every signature is the signature (PIN2)
 // key, whatever its certificate says: never used for a login.
 TEST_F(Tls, AKeyThatAsksForThePinAtEverySignatureIsRefusedWith1050) {

@@ -346,14 +346,18 @@ int closed_port();
 
 // `openssl s_server -www` on 127.0.0.1 with a fresh self-signed certificate
 // for localhost, demanding a client certificate from the test PKI's CAs
-// (-Verify 2 -verify_return_error); `options` are added (-tls1_3, ...;
-// -rev: an echo server that sends each line back reversed, instead of -www).
-// Its status page (GET /) says what it saw: protocol, peer signature type
-// and digest, the client certificate.
+// (-Verify 2 -verify_return_error), whose names its certificate request
+// carries; `options` are added (-tls1_3, ...; -rev: an echo server that
+// sends each line back reversed, instead of -www). Its status page (GET /)
+// says what it saw: protocol, peer signature type and digest, the client
+// certificate.
 class TlsServer {
  public:
   // `files`: serve that folder's files (GET /NAME) instead of the status page.
-  explicit TlsServer(const std::vector<std::string>& options = {}, const fs::path& files = {});
+  // `client_issuers`: the test CAs (pki_dir()/ca/NAME-chain.pem) it accepts
+  // client certificates from.
+  explicit TlsServer(const std::vector<std::string>& options = {}, const fs::path& files = {},
+                     const std::vector<std::string>& client_issuers = {"hc-rsa", "hc-ec"});
   ~TlsServer();
   TlsServer(const TlsServer&) = delete;
   TlsServer& operator=(const TlsServer&) = delete;

@@ -11,14 +11,17 @@
 
 namespace kortti::test {
 
-TlsServer::TlsServer(const std::vector<std::string>& options, const fs::path& files) : port_(closed_port()) {
+TlsServer::TlsServer(const std::vector<std::string>& options, const fs::path& files,
+                     const std::vector<std::string>& client_issuers)
+    : port_(closed_port()) {
   const auto made = run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
                          (dir_ / "server.key").string(), "-out", certificate().string(), "-subj", "/CN=localhost",
                          "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "2"});
   if (made.status != 0) throw std::runtime_error("openssl req: " + made.err);
-  // The client certificates' issuers: both test CAs and their roots.
-  write_file(dir_ / "clients.pem",
-             read_file(pki_dir() / "ca" / "hc-rsa-chain.pem") + read_file(pki_dir() / "ca" / "hc-ec-chain.pem"));
+  // The client certificates' issuers and their roots.
+  std::string issuers;
+  for (const auto& name : client_issuers) issuers += read_file(pki_dir() / "ca" / (name + "-chain.pem"));
+  write_file(dir_ / "clients.pem", issuers);
   std::vector<std::string> argv = {"openssl",
                                    "s_server",
                                    "-accept",
