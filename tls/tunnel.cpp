@@ -191,12 +191,13 @@ bool named(const STACK_OF(X509_NAME) * names, const X509_NAME* name) {
 
 // Puts a certificate and its card key on the connection when the server
 // asks for a client certificate, which of the caller's present() says: the
-// server's CA names come with its request, not before.
+// server's CA names come with its request, not before. Outlives the
+// connection, whose key calls back into it.
 class Presenter {
  public:
-  Presenter(const CardKeys& keys, const std::vector<ClientCertificate>& certificates, const HandshakeSigner& signer,
+  Presenter(const CardKeys& keys, const std::vector<ClientCertificate>& certificates, const HandshakeHooks& hooks,
             HandshakeReport& report)
-      : keys_(keys), certificates_(certificates), signer_(signer), report_(report) {}
+      : keys_(keys), certificates_(certificates), hooks_(hooks), report_(report) {}
 
   void attach(SSL* ssl) { SSL_set_cert_cb(ssl, &Presenter::callback, this); }
   // Why the certificate could not be put on, or empty.
@@ -209,11 +210,12 @@ class Presenter {
     // On a client, the CA names of the server's certificate request (TLS
     // 1.2's list, TLS 1.3's certificate_authorities).
     const ClientCertificate& c = certificates_.at(present(keys_, certificates_, SSL_get_client_CA_list(ssl)));
+    hooks_.chosen(c);
     // By the time the card is asked, the version and our signature algorithm
     // are settled: the audit line of the signature names them.
-    EvpPkeyPtr key = keys_.key(c.der, [this, &c, ssl](DigestAlgorithm a, Scheme s, const Bytes& digest) {
+    EvpPkeyPtr key = keys_.key(c.der, [this, ssl](DigestAlgorithm a, Scheme s, const Bytes& digest) {
       report_.card_asked = true;
-      return signer_(c, a, s, digest, std::string(SSL_get_version(ssl)) + " " + describe_sigalg(ssl));
+      return hooks_.sign(a, s, digest, std::string(SSL_get_version(ssl)) + " " + describe_sigalg(ssl));
     });
     X509Ptr cert = keys_.certificate(c.der);
     if (!key || !cert) {
@@ -229,7 +231,7 @@ class Presenter {
 
   const CardKeys& keys_;
   const std::vector<ClientCertificate>& certificates_;
-  const HandshakeSigner& signer_;
+  const HandshakeHooks& hooks_;
   HandshakeReport& report_;
   std::string error_;
 };
@@ -260,6 +262,10 @@ std::shared_ptr<SSL_CTX> upstream_context(const CardKeys& keys, const Upstream& 
   SSL_CTX_set_min_proto_version(ctx.get(), u.min_version);
   // Every handshake a full one with the card: no session resumption.
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+  // The card signs in the tunnel's handshake only, within its deadline: a
+  // TLS 1.2 server's later request to renegotiate is declined (the tunnel
+  // goes on; a server that insists closes it).
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION);
   if (!u.alpn.empty()) {
     Bytes wire;
     for (const auto& p : u.alpn) {
@@ -312,13 +318,12 @@ std::string handshake(SSL* ssl, int fd, std::chrono::steady_clock::time_point de
 
 }  // namespace
 
-void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeSigner& signer, TunnelState& state,
-                const std::function<void(const HandshakeReport&)>& handshake_done) {
+void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeHooks& hooks, TunnelState& state) {
   OwnedFd local(plan.local_fd);
   HandshakeReport report;
   auto fail = [&](std::string why) {
     report.error = std::move(why);
-    handshake_done(report);
+    hooks.done(report);
   };
   std::string error;
   OwnedFd upstream(connect_upstream(plan.upstream, plan.handshake_deadline, state.stop, error));
@@ -326,9 +331,9 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeSigner& si
 
   // The upstream's context (its roots, versions, ALPN) is made once, at
   // start; the card's certificate and key go on this connection only.
+  Presenter presenter(keys, plan.certificates, hooks, report);
   SslPtr ssl(plan.context ? SSL_new(plan.context.get()) : nullptr);
   if (!ssl) return fail(openssl_error("cannot set up TLS"));
-  Presenter presenter(keys, plan.certificates, signer, report);
   presenter.attach(ssl.get());
   // TLS 1.3 needs RSA-PSS; a token without it signs PKCS#1 on TLS 1.2. The
   // plan has such keys only when there is nothing else.
@@ -346,7 +351,7 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeSigner& si
   report.ok = true;
   report.version = SSL_get_version(ssl.get());
   report.signature = describe_sigalg(ssl.get());
-  handshake_done(report);
+  hooks.done(report);
   ::fcntl(local.get(), F_SETFL, ::fcntl(local.get(), F_GETFL) | O_NONBLOCK);
   Relay(ssl.get(), upstream.get(), local.get(), state).run();
   // Whoever ended it, the upstream hears so (close_notify), not a bare reset.

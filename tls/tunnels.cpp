@@ -50,7 +50,9 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   // The tunnels open now, by id; guarded by `mutex`.
   struct Open {
     Tunnels::TunnelStatus status;
-    std::string token_id;
+    // The tokens it stands on: every candidate's until the handshake has
+    // chosen a certificate, then that one's.
+    std::vector<std::string> token_ids;
     std::shared_ptr<TunnelState> state = std::make_shared<TunnelState>();
   };
   std::map<std::uint64_t, Open> open;
@@ -65,7 +67,8 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     const char* why = removed ? "the card was removed (1020 card_removed)" : "the PIN1 session ended";
     std::lock_guard lock(mutex);
     for (auto& [id, t] : open)
-      if (t.token_id == e.token.token_id && !t.state->stop.exchange(true))
+      if (std::find(t.token_ids.begin(), t.token_ids.end(), e.token.token_id) != t.token_ids.end() &&
+          !t.state->stop.exchange(true))
         spdlog::info("tls {}: tunnel {} of uid {} ends: {}", t.status.upstream, id, t.status.uid, why);
   }
 
@@ -154,9 +157,23 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     co_return out;
   }
 
+  // Those of `certificates` a handshake can use. An RSA key whose token lacks
+  // PSS limits it to TLS 1.2 with PKCS#1: such keys take part only when
+  // there is no other.
+  static std::vector<ClientCertificate> usable(std::vector<ClientCertificate> certificates,
+                                               const std::string& upstream) {
+    auto pkcs1_only = [](const ClientCertificate& c) { return c.key_type == KeyType::rsa && !c.rsa_pss; };
+    if (!std::all_of(certificates.begin(), certificates.end(), pkcs1_only))
+      std::erase_if(certificates, pkcs1_only);
+    else if (!certificates.empty())
+      spdlog::warn("tls {}: token {} offers no RSA-PSS: at most TLS 1.2 with PKCS#1 signatures", upstream,
+                   certificates.front().token_id);
+    return certificates;
+  }
+
   // A slot within [tls] max_tunnels and the tunnel's entry, or nothing. The
-  // entry names the certificate and its token once one is chosen (here, if
-  // there is only one; else when the server asks: presented()).
+  // entry names the certificate once one is chosen (here, if there is only
+  // one; else when the server asks: presented()).
   std::optional<std::pair<std::uint64_t, std::shared_ptr<TunnelState>>> reserve(
       const std::string& upstream, const PeerCredentials& cred, const std::vector<ClientCertificate>& certificates) {
     std::lock_guard lock(mutex);
@@ -173,10 +190,8 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     o.status.uid = cred.uid;
     o.status.pid = cred.pid;
     o.status.since = std::chrono::system_clock::now();
-    if (certificates.size() == 1) {
-      o.status.cert_id = certificates.front().cert_id;
-      o.token_id = certificates.front().token_id;
-    }
+    if (certificates.size() == 1) o.status.cert_id = certificates.front().cert_id;
+    for (const auto& c : certificates) o.token_ids.push_back(c.token_id);
     return std::pair{id, o.state};
   }
 
@@ -187,7 +202,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     auto it = open.find(id);
     if (it == open.end()) return;
     it->second.status.cert_id = c.cert_id;
-    it->second.token_id = c.token_id;
+    it->second.token_ids = {c.token_id};
   }
 
   TunnelPlan plan_for(const Listener& l, const PeerCredentials& cred, std::vector<ClientCertificate> certificates,
@@ -199,14 +214,6 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     plan.pid = cred.pid;
     plan.handshake_deadline = std::chrono::steady_clock::now() + options.handshake_timeout;
     plan.local_fd = fd;
-    // An RSA key whose token lacks PSS limits the handshake to TLS 1.2 with
-    // PKCS#1: it is a candidate only when there is no other.
-    auto pkcs1_only = [](const ClientCertificate& c) { return c.key_type == KeyType::rsa && !c.rsa_pss; };
-    if (!std::all_of(certificates.begin(), certificates.end(), pkcs1_only))
-      std::erase_if(certificates, pkcs1_only);
-    else
-      spdlog::warn("tls {}: token {} offers no RSA-PSS: at most TLS 1.2 with PKCS#1 signatures", plan.upstream.name,
-                   certificates.front().token_id);
     plan.certificates = std::move(certificates);
     return plan;
   }
@@ -223,7 +230,8 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
                    upstream.name, cred->uid, cred->pid);
       co_return;
     }
-    std::vector<ClientCertificate> certificates = co_await authentication_certificates(cred->uid);
+    std::vector<ClientCertificate> found = co_await authentication_certificates(cred->uid);
+    std::vector<ClientCertificate> certificates = usable(std::move(found), upstream.name);
     if (certificates.empty()) {
       spdlog::warn(
           "tls {}: uid {} pid {} has no PIN1 session on a token with an authentication certificate (1010 "
@@ -353,11 +361,14 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     }
     const std::string where = "server_name " + plan.upstream.server_name;
     const auto deadline = plan.handshake_deadline;  // the card's time is the handshake's
-    auto signer = [this, id, &line, &where, &name, deadline](const ClientCertificate& c, DigestAlgorithm a, Scheme s,
-                                                             const Bytes& d, const std::string& occasion) {
+    HandshakeHooks hooks;
+    hooks.chosen = [this, id, &line](const ClientCertificate& c) {
       line.cert_id = c.cert_id;
       line.subject = c.subject;
       presented(id, c);
+    };
+    hooks.sign = [this, &line, &where, &name, deadline](DigestAlgorithm a, Scheme s, const Bytes& d,
+                                                        const std::string& occasion) {
       try {
         return sign(line.caller, line.cert_id, line.action, where + ", " + occasion, a, s, d, deadline);
       } catch (const Error& e) {
@@ -366,10 +377,10 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
         throw;
       }
     };
+    hooks.done = [&](const HandshakeReport& r) { handshake_over(id, name, line, where, r); };
     // Nothing may end korttid from this thread: a bug here ends this tunnel.
     try {
-      run_tunnel(keys, std::move(plan), signer, *state,
-                 [&](const HandshakeReport& r) { handshake_over(id, name, line, where, r); });
+      run_tunnel(keys, std::move(plan), hooks, *state);
     } catch (const std::exception& e) {
       spdlog::error("tls {}: tunnel {} of uid {} failed inside korttid: {}", name, id, uid, e.what());
     }

@@ -65,11 +65,10 @@ struct TunnelPlan {
 std::size_t present(const CardKeys& keys, const std::vector<ClientCertificate>& certificates,
                     const STACK_OF(X509_NAME) * issuer_names);
 
-// The card's signature for a handshake with `certificate`'s key. `occasion`
-// names the handshake as it stands when the card is asked, for the audit
-// line: "TLSv1.3 RSA-PSS+SHA256".
-using HandshakeSigner = std::function<Bytes(const ClientCertificate& certificate, DigestAlgorithm algorithm,
-                                            Scheme scheme, const Bytes& digest, const std::string& occasion)>;
+// The card's signature for a handshake. `occasion` names the handshake as it
+// stands when the card is asked, for the audit line: "TLSv1.3 RSA-PSS+SHA256".
+using HandshakeSigner =
+    std::function<Bytes(DigestAlgorithm algorithm, Scheme scheme, const Bytes& digest, const std::string& occasion)>;
 
 // What the tunnel reports when the handshake is over (ok or not).
 struct HandshakeReport {
@@ -87,8 +86,18 @@ struct TunnelState {
   std::atomic<std::uint64_t> received{0};  // and back
 };
 
+// What a tunnel tells its owner as its handshake goes, on its own thread.
+struct HandshakeHooks {
+  // The server asked for a certificate, and this one was chosen
+  // (present()); the card is asked next.
+  std::function<void(const ClientCertificate&)> chosen;
+  // The card's signature with the chosen certificate's key.
+  HandshakeSigner sign;
+  // The handshake is over, ok or not.
+  std::function<void(const HandshakeReport&)> done;
+};
+
 // Blocks until the tunnel ends: either side closed, or `state.stop`.
-void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeSigner& signer, TunnelState& state,
-                const std::function<void(const HandshakeReport&)>& handshake_done);
+void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeHooks& hooks, TunnelState& state);
 
 }  // namespace kortti::tls

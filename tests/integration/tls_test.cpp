@@ -226,7 +226,8 @@ TEST_F(Tls, EcP384KeyOnTls13AndTls12) {
 }
 
 // A clinician logged in on two cards: each server gets the certificate
-// whose issuer its certificate request names, whichever card comes first.
+// whose issuer its certificate request names, whichever card comes first
+// (each card is chosen on each version, so one of each pair is not the first).
 TEST_F(Tls, WithTwoCardsTheServerGetsTheCertificateIssuedUnderACaItNames) {
   struct Case {
     std::vector<std::string> options;
@@ -236,7 +237,8 @@ TEST_F(Tls, WithTwoCardsTheServerGetsTheCertificateIssuedUnderACaItNames) {
   };
   for (const Case& c : {Case{{"-tls1_3"}, "hc-ec", "cardB", "Peer signature type: ECDSA"},
                         Case{{"-tls1_2"}, "hc-ec", "cardB", "Peer signature type: ECDSA"},
-                        Case{{"-tls1_3"}, "hc-rsa", "cardA", "Peer signature type: RSA-PSS"}}) {
+                        Case{{"-tls1_3"}, "hc-rsa", "cardA", "Peer signature type: RSA-PSS"},
+                        Case{{"-tls1_2"}, "hc-rsa", "cardA", "Peer signature type: RSA-PSS"}}) {
     SCOPED_TRACE(c.issuer + " " + c.options.front());
     TlsServer server(c.options, {}, {c.issuer});
     start_with(server);
@@ -253,6 +255,30 @@ TEST_F(Tls, WithTwoCardsTheServerGetsTheCertificateIssuedUnderACaItNames) {
         std::string::npos)
         << daemon_->log();
   }
+}
+
+// A server that asks for no certificate leaves the choice open: the tunnel
+// stands on each card whose session let it in, and ends with any of them.
+TEST_F(Tls, WithTwoCardsATunnelThatPresentedNoCertificateEndsWithEitherSession) {
+  TlsServer server({"-rev", "-tls1_3"}, {}, {});
+  start_with(server);
+  login("cardA");
+  login("cardB");
+  auto c = daemon_->connect();
+  const int fd = connect_unix(socket_);
+  const std::string line = "hei\n";
+  ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
+  EXPECT_NE(read_until(fd, "ieh", std::chrono::seconds(10)).find("ieh"), std::string::npos) << daemon_->log();
+  const Json tunnels = c->call("tls.tunnels");
+  ASSERT_EQ(tunnels.size(), 1U) << tunnels.dump();
+  EXPECT_EQ(tunnels[0]["cert_id"], "") << "no certificate was asked for";
+
+  c->call("session.logout", {{"token_id", wstr(token_ids_.at("cardB"))}});
+  bool closed = false;
+  read_until(fd, "", std::chrono::seconds(5), &closed);
+  EXPECT_TRUE(closed) << "the tunnel outlived a session it stood on";
+  ::close(fd);
+  EXPECT_NE(daemon_->log().find("ends: the PIN1 session ended"), std::string::npos) << daemon_->log();
 }
 
 // A key that asks for its PIN at every signature is the signature (PIN2)

@@ -355,7 +355,7 @@ class TlsServer {
  public:
   // `files`: serve that folder's files (GET /NAME) instead of the status page.
   // `client_issuers`: the test CAs (pki_dir()/ca/NAME-chain.pem) it accepts
-  // client certificates from.
+  // client certificates from; none: it asks for no client certificate.
   explicit TlsServer(const std::vector<std::string>& options = {}, const fs::path& files = {},
                      const std::vector<std::string>& client_issuers = {"hc-rsa", "hc-ec"});
   ~TlsServer();

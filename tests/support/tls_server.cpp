@@ -22,19 +22,12 @@ TlsServer::TlsServer(const std::vector<std::string>& options, const fs::path& fi
   std::string issuers;
   for (const auto& name : client_issuers) issuers += read_file(pki_dir() / "ca" / (name + "-chain.pem"));
   write_file(dir_ / "clients.pem", issuers);
-  std::vector<std::string> argv = {"openssl",
-                                   "s_server",
-                                   "-accept",
-                                   "127.0.0.1:" + std::to_string(port_),
-                                   "-cert",
-                                   certificate().string(),
-                                   "-key",
-                                   (dir_ / "server.key").string(),
-                                   "-CAfile",
-                                   (dir_ / "clients.pem").string(),
-                                   "-Verify",
-                                   "2",
-                                   "-verify_return_error"};
+  std::vector<std::string> argv = {"openssl", "s_server",
+                                   "-accept", "127.0.0.1:" + std::to_string(port_),
+                                   "-cert",   certificate().string(),
+                                   "-key",    (dir_ / "server.key").string()};
+  if (!client_issuers.empty())
+    argv.insert(argv.end(), {"-CAfile", (dir_ / "clients.pem").string(), "-Verify", "2", "-verify_return_error"});
   argv.insert(argv.end(), options.begin(), options.end());
   // The status page, unless the test asked for the echo server (-rev) or
   // for files (-WWW serves them from its working directory).

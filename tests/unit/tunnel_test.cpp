@@ -1,6 +1,7 @@
-// tls/: which of a clinician's authentication certificates a tunnel
-// presents, from the CA names of the server's certificate request
-// (tls::present). Through korttid and s_server: tls_test.cpp.
+// tls/: how a tunnel's TLS is set up — which of a clinician's
+// authentication certificates it presents, from the CA names of the
+// server's certificate request (tls::present), and the upstream's context.
+// Through korttid and s_server: tls_test.cpp.
 
 #include <gtest/gtest.h>
 #include <openssl/err.h>
@@ -85,6 +86,19 @@ TEST_F(Present, TheFirstWhenTheServerNamesNoneOrNoneFits) {
   EXPECT_EQ(tls::present(keys_, {ec_, rsa_}, Names().get()), 0U);
   EXPECT_EQ(tls::present(keys_, {ec_, rsa_}, Names().add_stranger().get()), 0U);
   EXPECT_EQ(tls::present(keys_, {rsa_}, Names().add("ca/hc-ec.pem").get()), 0U);
+}
+
+// The card signs in the tunnel's handshake only: a TLS 1.2 server's request
+// to renegotiate (which would ask the card again, past the handshake's
+// deadline) is declined.
+TEST(UpstreamContext, DeclinesRenegotiationAndResumption) {
+  tls::CardKeys keys;
+  tls::Upstream u;
+  u.name = "sso";
+  u.ca_file = (pki_dir() / "ca" / "hc-rsa-chain.pem").string();
+  const std::shared_ptr<SSL_CTX> ctx = tls::upstream_context(keys, u);
+  EXPECT_NE(SSL_CTX_get_options(ctx.get()) & SSL_OP_NO_RENEGOTIATION, 0U);
+  EXPECT_EQ(SSL_CTX_get_session_cache_mode(ctx.get()), SSL_SESS_CACHE_OFF);
 }
 
 }  // namespace
