@@ -94,6 +94,71 @@ std::size_t read_to_end(const std::function<long(char*, std::size_t)>& read) {
   return total;
 }
 
+// korttid with one upstream, `server`, listening on dir/socket, the card's
+// PIN1 session open.
+std::unique_ptr<test::Daemon> tunnel_daemon(const test::SoftHsm& hsm, const test::TlsServer& server,
+                                            const fs::path& dir, const std::string& socket) {
+  test::DaemonOptions o;
+  o.env["SOFTHSM2_CONF"] = hsm.conf().string();
+  o.log_level = "warn";
+  o.revocation = "ocsp = false\ncrl = false\n";
+  // KORTTI_BENCH_AUDIT=DIR puts the audit trail there (a tmpfs shows what
+  // its fdatasync costs each handshake).
+  const char* audit_dir = std::getenv("KORTTI_BENCH_AUDIT");
+  o.audit_file = (audit_dir != nullptr ? fs::path(audit_dir) : dir) / (socket + ".audit");
+  o.extra =
+      "[tls]\nenabled = true\n[[tls.upstream]]\nname = \"b\"\nconnect = \"127.0.0.1:" + std::to_string(server.port()) +
+      "\"\nserver_name = \"localhost\"\nca_file = \"" + server.certificate().string() + "\"\nlisten = \"" +
+      (dir / socket).string() + "\"\n";
+  auto d = std::make_unique<test::Daemon>(std::move(o));
+  auto c = d->connect();
+  const std::string token = test::str(c->call("tokens.list").at(0)["token_id"]);
+  c->call("session.login", {{"token_id", wstr(token)}, {"pin", test::kPin}});
+  return d;
+}
+
+// One request through the tunnel at `socket` (its connection and handshake
+// included): the answer's bytes.
+std::size_t through_tunnel(const fs::path& socket, const std::string& request) {
+  const int fd = unix_connect(socket.string());
+  (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  const std::size_t n = read_to_end([fd](char* d, std::size_t len) -> long { return ::read(fd, d, len); });
+  ::close(fd);
+  return n;
+}
+
+// The same request directly, on a connection of its own.
+std::size_t direct(const Direct& client, int port, const std::string& request) {
+  const int fd = tcp_connect(port);
+  SSL* ssl = client.connect(fd);
+  SSL_write(ssl, request.data(), static_cast<int>(request.size()));
+  const std::size_t n = read_to_end([ssl](char* d, std::size_t len) -> long {
+    std::size_t r = 0;
+    return SSL_read_ex(ssl, d, len, &r) == 1 ? static_cast<long>(r) : -1;
+  });
+  SSL_free(ssl);
+  ::close(fd);
+  return n;
+}
+
+// What `fetch` took, in ms; throws when it answered fewer than `least` bytes.
+double timed(const std::function<std::size_t()>& fetch, std::size_t least, const char* what) {
+  const auto t = Clock::now();
+  const std::size_t n = fetch();
+  const double ms = ms_since(t);
+  if (n < least) throw std::runtime_error(std::string("short answer ") + what + ": " + std::to_string(n) + " bytes");
+  return ms;
+}
+
+// The file s_server -WWW serves for the download.
+void write_bulk_file(const fs::path& files) {
+  fs::create_directories(files);
+  const Bytes chunk = test::random_bytes(1 << 20);
+  std::ofstream big(files / "big.bin", std::ios::binary);
+  for (std::size_t i = 0; i < kBulkBytes / chunk.size(); ++i)
+    big.write(reinterpret_cast<const char*>(chunk.data()), static_cast<std::streamsize>(chunk.size()));
+}
+
 }  // namespace
 
 int main() {
@@ -103,102 +168,34 @@ int main() {
   hsm.add_token("card", {"physician/auth"});
 
   test::TlsServer page;  // -www: one page per connection
-  const fs::path files = dir / "files";
-  fs::create_directories(files);
-  {
-    const Bytes chunk = test::random_bytes(1 << 20);
-    std::ofstream big(files / "big.bin", std::ios::binary);
-    for (std::size_t i = 0; i < kBulkBytes / chunk.size(); ++i)
-      big.write(reinterpret_cast<const char*>(chunk.data()), static_cast<std::streamsize>(chunk.size()));
-  }
-  test::TlsServer echo({}, files);  // GET /big.bin
-  auto daemon_with = [&](const test::TlsServer& server, const std::string& socket) {
-    test::DaemonOptions o;
-    o.env["SOFTHSM2_CONF"] = hsm.conf().string();
-    o.log_level = "warn";
-    o.revocation = "ocsp = false\ncrl = false\n";
-    // KORTTI_BENCH_AUDIT=DIR puts the audit trail there (a tmpfs shows what
-    // its fdatasync costs each handshake).
-    const char* audit_dir = std::getenv("KORTTI_BENCH_AUDIT");
-    o.audit_file = (audit_dir != nullptr ? fs::path(audit_dir) : dir.path()) / (socket + ".audit");
-    o.extra = "[tls]\nenabled = true\n[[tls.upstream]]\nname = \"b\"\nconnect = \"127.0.0.1:" +
-              std::to_string(server.port()) + "\"\nserver_name = \"localhost\"\nca_file = \"" +
-              server.certificate().string() + "\"\nlisten = \"" + (dir / socket).string() + "\"\n";
-    auto d = std::make_unique<test::Daemon>(std::move(o));
-    auto c = d->connect();
-    const std::string token = test::str(c->call("tokens.list").at(0)["token_id"]);
-    c->call("session.login", {{"token_id", wstr(token)}, {"pin", test::kPin}});
-    return d;
-  };
-  auto page_daemon = daemon_with(page, "page.sock");
-  auto echo_daemon = daemon_with(echo, "echo.sock");
+  write_bulk_file(dir / "files");
+  test::TlsServer files({}, dir / "files");  // GET /big.bin
+  auto page_daemon = tunnel_daemon(hsm, page, dir.path(), "page.sock");
+  auto files_daemon = tunnel_daemon(hsm, files, dir.path(), "files.sock");
+  const Direct page_client(person / "auth.pem", person / "auth.key", page.certificate());
+  const Direct files_client(person / "auth.pem", person / "auth.key", files.certificate());
 
-  Direct direct(person / "auth.pem", person / "auth.key", page.certificate());
-  Direct direct_echo(person / "auth.pem", person / "auth.key", echo.certificate());
-  const std::string request = "GET / HTTP/1.0\r\n\r\n";
-
+  const std::string get_page = "GET / HTTP/1.0\r\n\r\n";
   std::vector<double> tunnel_ms, direct_ms;
   for (int i = 0; i < kHandshakes; ++i) {
-    {
-      const auto t = Clock::now();
-      const int fd = unix_connect((dir / "page.sock").string());
-      (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-      const std::size_t n = read_to_end([fd](char* d, std::size_t len) -> long { return ::read(fd, d, len); });
-      ::close(fd);
-      if (n == 0) throw std::runtime_error("no answer through the tunnel");
-      tunnel_ms.push_back(ms_since(t));
-    }
-    {
-      const auto t = Clock::now();
-      const int fd = tcp_connect(page.port());
-      SSL* ssl = direct.connect(fd);
-      SSL_write(ssl, request.data(), static_cast<int>(request.size()));
-      const std::size_t n = read_to_end([ssl](char* d, std::size_t len) -> long {
-        std::size_t r = 0;
-        return SSL_read_ex(ssl, d, len, &r) == 1 ? static_cast<long>(r) : -1;
-      });
-      SSL_free(ssl);
-      ::close(fd);
-      if (n == 0) throw std::runtime_error("no answer directly");
-      direct_ms.push_back(ms_since(t));
-    }
+    tunnel_ms.push_back(timed([&] { return through_tunnel(dir / "page.sock", get_page); }, 1, "through the tunnel"));
+    direct_ms.push_back(timed([&] { return direct(page_client, page.port(), get_page); }, 1, "directly"));
   }
-
   const std::string get_big = "GET /big.bin HTTP/1.0\r\n\r\n";
+  auto mb_per_s = [](double ms) { return static_cast<double>(kBulkBytes) / 1e6 / (ms / 1000); };
   std::vector<double> tunnel_mbs, direct_mbs;
   for (int i = 0; i < kBulkRuns; ++i) {
-    {
-      const auto t = Clock::now();
-      const int fd = unix_connect((dir / "echo.sock").string());
-      (void)::send(fd, get_big.data(), get_big.size(), MSG_NOSIGNAL);
-      const std::size_t n = read_to_end([fd](char* d, std::size_t len) -> long { return ::read(fd, d, len); });
-      ::close(fd);
-      if (n < kBulkBytes) throw std::runtime_error("short download through the tunnel: " + std::to_string(n));
-      tunnel_mbs.push_back(static_cast<double>(n) / 1e6 / (ms_since(t) / 1000));
-    }
-    {
-      const auto t = Clock::now();
-      const int fd = tcp_connect(echo.port());
-      SSL* ssl = direct_echo.connect(fd);
-      SSL_write(ssl, get_big.data(), static_cast<int>(get_big.size()));
-      const std::size_t n = read_to_end([ssl](char* d, std::size_t len) -> long {
-        std::size_t r = 0;
-        return SSL_read_ex(ssl, d, len, &r) == 1 ? static_cast<long>(r) : -1;
-      });
-      SSL_free(ssl);
-      ::close(fd);
-      if (n < kBulkBytes) throw std::runtime_error("short direct download: " + std::to_string(n));
-      direct_mbs.push_back(static_cast<double>(n) / 1e6 / (ms_since(t) / 1000));
-    }
+    tunnel_mbs.push_back(
+        mb_per_s(timed([&] { return through_tunnel(dir / "files.sock", get_big); }, kBulkBytes, "through the tunnel")));
+    direct_mbs.push_back(
+        mb_per_s(timed([&] { return direct(files_client, files.port(), get_big); }, kBulkBytes, "directly")));
   }
 
-  const double hs_ratio = median(tunnel_ms) / median(direct_ms);
-  const double bulk_ratio = median(tunnel_mbs) / median(direct_mbs);
   std::printf("TLS client authentication, korttid tunnel vs direct OpenSSL, same run\n");
   std::printf("%-44s %12s %12s %8s %6s\n", "measure", "tunnel", "direct", "ratio", "goal");
   std::printf("%-44s %10.2f ms %10.2f ms %7.2fx %6s\n", "full handshake + one page, p50 (RSA-2048)", median(tunnel_ms),
-              median(direct_ms), hs_ratio, "<=1.3");
+              median(direct_ms), median(tunnel_ms) / median(direct_ms), "<=1.3");
   std::printf("%-44s %9.0f MB/s %9.0f MB/s %7.2fx %6s\n", "64 MB download from s_server -WWW, median",
-              median(tunnel_mbs), median(direct_mbs), bulk_ratio, ">=0.8");
+              median(tunnel_mbs), median(direct_mbs), median(tunnel_mbs) / median(direct_mbs), ">=0.8");
   return 0;
 }
