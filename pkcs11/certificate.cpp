@@ -51,8 +51,15 @@ void describe_certificate(CertificateInfo& info) {
     std::size_t len = 0;
     if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &len) == 1)
       info.curve = nist_curve_name(group);
-  } else {
+  } else if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA || EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA_PSS) {
     info.key_type = KeyType::rsa;
+  } else {
+    // An Ed25519 key (a PIV token may hold one) was taken for RSA, and every
+    // signature with it failed at the card.
+    const char* type = EVP_PKEY_get0_type_name(key);
+    throw Error(Errc::unsupported, std::string("the certificate's key is ") +
+                                       (type != nullptr ? type : "of no known type") +
+                                       ", neither RSA nor EC: korttid cannot sign with it");
   }
   info.purposes = purposes_from_key_usage(X509_get_key_usage(cert.get()));
 }

@@ -34,6 +34,24 @@ TEST(Certificate, DescribesAnEcAuthenticationCertificate) {
   EXPECT_EQ(c.purposes, std::vector<Purpose>{Purpose::authentication});
 }
 
+// The token skips such a certificate with a warning (Token::certificates).
+TEST(Certificate, RefusesAKeyThatIsNeitherRsaNorEc) {
+  test::TempDir dir;
+  const auto made = test::run({"openssl", "req", "-x509", "-newkey", "ed25519", "-nodes", "-keyout",
+                               (dir / "k.pem").string(), "-subj", "/CN=Ed25519 on a PIV token", "-days", "2",
+                               "-outform", "DER", "-out", (dir / "c.der").string()});
+  ASSERT_EQ(made.status, 0) << made.err;
+  CertificateInfo c;
+  c.der = test::read_bytes(dir / "c.der");
+  try {
+    describe_certificate(c);
+    FAIL() << "taken for " << (c.key_type == KeyType::rsa ? "RSA" : "EC");
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::unsupported);
+    EXPECT_NE(std::string(e.what()).find("ED25519, neither RSA nor EC"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Certificate, RejectsJunk) {
   CertificateInfo c;
   c.der = {0x30, 0x03, 0x02, 0x01, 0x01};
