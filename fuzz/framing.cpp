@@ -42,9 +42,9 @@ void handler(const Json& id, F&& f) {
   }
 }
 
-void use_params(Request& request) {
-  // Each helper on every member it finds, as some handler reads it.
-  const Json original = request.params;
+// Each helper on every member it finds, as some handler reads it.
+void each_helper(const Request& request) {
+  const Json& original = request.params;
   for (const auto& [key, value] : original.items()) {
     const std::string name(key.data(), key.size());
     Json copy = original;
@@ -57,14 +57,17 @@ void use_params(Request& request) {
     handler(request.id, [&] { (void)p.digest_algorithm(name, std::nullopt); });
     handler(request.id, [&] { (void)p.scheme(name); });
   }
-  // The handlers' own sequences of helper calls, for the methods whose
-  // handlers need no token or service. (plan_raw_signature and context_param
-  // live in methods_sign.cpp and methods_policy.cpp, which need the whole of
-  // ipc/ and so pkcs11/, which clang 14 cannot compile: see fuzz/CMakeLists.txt.)
+}
+
+// The handlers' own sequences of helper calls, for the methods whose
+// handlers need no token or service. (plan_raw_signature and context_param
+// live in methods_sign.cpp and methods_policy.cpp, which need the whole of
+// ipc/ and so pkcs11/, which clang 14 cannot compile: see fuzz/CMakeLists.txt.)
+void handler_sequence(const Request& request) {
   const Json& id = request.id;
   const std::string& method = request.method;
   {
-    Json copy = original;
+    Json copy = request.params;
     Params p(copy);
     if (method == "sign.digest" || method == "sign.data") {
       handler(id, [&] {
@@ -125,7 +128,51 @@ void serve(Incoming& incoming) {
   }
   auto& request = std::get<Request>(incoming.message);
   send(make_result(request.id, request.params));
-  use_params(request);
+  each_helper(request);
+  handler_sequence(request);
+}
+
+// A complete attachment taken from the buffer into its request, as
+// Connection::handle_lines does, and the request served.
+void serve_with_attachment(LineBuffer& buffer, Incoming incoming) {
+  if (auto* request = std::get_if<Request>(&incoming.message); request && !request->attachment.empty()) {
+    const std::string_view bytes = buffer.peek(incoming.attachment_bytes);
+    if (!kortti::valid_utf8(bytes))
+      incoming.message = make_error(request->id, Error(kortti::Errc::invalid_params, "not UTF-8"));
+    else
+      request->params[kortti::wstr(request->attachment)] = kortti::WipingString(bytes.data(), bytes.size());
+  }
+  buffer.consume(incoming.attachment_bytes);
+  serve(incoming);
+}
+
+// Connection::handle_lines: every complete line and attachment buffered;
+// false when the connection closes.
+bool handle_lines(LineBuffer& buffer, std::optional<Incoming>& pending) {
+  for (;;) {
+    if (pending) {
+      if (buffer.buffered() < pending->attachment_bytes) return true;
+      Incoming incoming = std::move(*pending);
+      pending.reset();
+      serve_with_attachment(buffer, std::move(incoming));
+      continue;
+    }
+    std::string_view line;
+    const auto status = buffer.next(line);
+    if (status == LineBuffer::Status::incomplete) return true;
+    if (status == LineBuffer::Status::too_long) return false;
+    if (line.find_first_not_of(" \t") == std::string_view::npos) {
+      buffer.consume_line();
+      continue;
+    }
+    Incoming incoming = parse_request(line, kMaxMessage);
+    buffer.consume_line();
+    if (incoming.framing_lost) {
+      send(std::get<Json>(incoming.message));
+      return false;
+    }
+    pending = std::move(incoming);
+  }
 }
 
 }  // namespace
@@ -150,44 +197,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     buffer.commit(n);
     stream.remove_prefix(n);
     eof = stream.empty();
-    // Connection::handle_lines.
-    bool closed = false;
-    for (;;) {
-      if (pending) {
-        if (buffer.buffered() < pending->attachment_bytes) break;
-        Incoming incoming = std::move(*pending);
-        pending.reset();
-        if (auto* request = std::get_if<Request>(&incoming.message); request && !request->attachment.empty()) {
-          const std::string_view bytes = buffer.peek(incoming.attachment_bytes);
-          if (!kortti::valid_utf8(bytes))
-            incoming.message = make_error(request->id, Error(kortti::Errc::invalid_params, "not UTF-8"));
-          else
-            request->params[kortti::wstr(request->attachment)] = kortti::WipingString(bytes.data(), bytes.size());
-        }
-        buffer.consume(incoming.attachment_bytes);
-        serve(incoming);
-        continue;
-      }
-      std::string_view line;
-      const auto status = buffer.next(line);
-      if (status == LineBuffer::Status::incomplete) break;
-      if (status == LineBuffer::Status::too_long) {
-        closed = true;
-        break;
-      }
-      if (line.find_first_not_of(" \t") == std::string_view::npos) {
-        buffer.consume_line();
-        continue;
-      }
-      Incoming incoming = parse_request(line, kMaxMessage);
-      buffer.consume_line();
-      if (incoming.framing_lost) {
-        send(std::get<Json>(incoming.message));
-        closed = true;
-        break;
-      }
-      pending = std::move(incoming);
-    }
+    const bool closed = !handle_lines(buffer, pending);
     if (closed || eof) break;
   }
   return 0;
