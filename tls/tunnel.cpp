@@ -226,7 +226,22 @@ class Presenter {
       error_ = openssl_error("the card certificate " + c.cert_id + " does not go with its key");
       return false;
     }
+    add_issuers(ssl, c);
     return true;
+  }
+
+  // The issuers the token carries go with the certificate, nearest first, up
+  // to a root (which the server has or does not trust anyway): a server
+  // that trusts only the root needs them to build the path.
+  void add_issuers(SSL* ssl, const ClientCertificate& c) const {
+    for (const Bytes& der : c.chain) {
+      const X509Ptr issuer = keys_.certificate(der);
+      if (!issuer || X509_check_issued(issuer.get(), issuer.get()) == X509_V_OK) break;
+      if (SSL_add1_chain_cert(ssl, issuer.get()) != 1) {
+        ERR_clear_error();  // the server may still have it
+        break;
+      }
+    }
   }
 
   const CardKeys& keys_;

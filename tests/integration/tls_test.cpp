@@ -257,6 +257,25 @@ TEST_F(Tls, WithTwoCardsTheServerGetsTheCertificateIssuedUnderACaItNames) {
   }
 }
 
+// A card that carries its certificate's issuer: a server that trusts and
+// names only the root gets the issuer with the certificate, builds the path
+// and accepts it, and is given this card's certificate over another card's.
+TEST_F(Tls, TheIssuerTheCardCarriesGoesWithItsCertificateToAServerThatNamesOnlyTheRoot) {
+  SoftHsm(tokens_dir_.path()).add_token("cardD", {"specialist/auth", "ca/hc-ec"});
+  TlsServer server({"-tls1_3"}, {}, {"trust/g3-root.pem"});
+  start_with(server);
+  ASSERT_TRUE(token_ids_.contains("cardD")) << daemon_->log();
+  login("cardA");
+  login("cardD");
+  const Exchange e = through(socket_);
+  EXPECT_NE(e.answer.find("Peer signature type: ECDSA"), std::string::npos)
+      << e.answer << daemon_->log() << server.log();
+  const std::vector<Json> lines = audit_lines_once(3);  // two logins, the handshake
+  ASSERT_EQ(lines.size(), 3U) << daemon_->audit();
+  EXPECT_EQ(lines[2]["cert_id"], wstr(cert_id("cardD", "01"))) << lines[2].dump();
+  EXPECT_EQ(lines[2]["outcome"], "ok") << lines[2].dump();
+}
+
 // A server that asks for no certificate leaves the choice open: the tunnel
 // stands on each card whose session let it in, and ends with any of them.
 TEST_F(Tls, WithTwoCardsATunnelThatPresentedNoCertificateEndsWithEitherSession) {

@@ -354,8 +354,9 @@ int closed_port();
 class TlsServer {
  public:
   // `files`: serve that folder's files (GET /NAME) instead of the status page.
-  // `client_issuers`: the test CAs (pki_dir()/ca/NAME-chain.pem) it accepts
-  // client certificates from; none: it asks for no client certificate.
+  // `client_issuers`: the test CAs (pki_dir()/ca/NAME-chain.pem, or a PEM
+  // file under pki_dir() where NAME has a '/') it accepts client
+  // certificates from; none: it asks for no client certificate.
   explicit TlsServer(const std::vector<std::string>& options = {}, const fs::path& files = {},
                      const std::vector<std::string>& client_issuers = {"hc-rsa", "hc-ec"});
   ~TlsServer();

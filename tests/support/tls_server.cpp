@@ -20,7 +20,9 @@ TlsServer::TlsServer(const std::vector<std::string>& options, const fs::path& fi
   if (made.status != 0) throw std::runtime_error("openssl req: " + made.err);
   // The client certificates' issuers and their roots.
   std::string issuers;
-  for (const auto& name : client_issuers) issuers += read_file(pki_dir() / "ca" / (name + "-chain.pem"));
+  for (const auto& name : client_issuers)
+    issuers +=
+        read_file(name.find('/') != std::string::npos ? pki_dir() / name : pki_dir() / "ca" / (name + "-chain.pem"));
   write_file(dir_ / "clients.pem", issuers);
   std::vector<std::string> argv = {"openssl", "s_server",
                                    "-accept", "127.0.0.1:" + std::to_string(port_),
