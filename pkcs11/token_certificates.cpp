@@ -16,18 +16,18 @@ namespace kortti::pkcs11 {
 namespace {
 
 // Issuers of `leaf` among `pool`, nearest first, stopping at a self-signed one.
-std::vector<Bytes> chain_of(const Bytes& leaf, const std::vector<CertificateInfo>& pool) {
+std::vector<Bytes> chain_of(const Bytes& leaf, const std::vector<Bytes>& pool) {
   std::vector<Bytes> chain;
   X509Ptr current = parse_certificate(leaf);
   for (int depth = 0; current && depth < 8; ++depth) {
     if (X509_check_issued(current.get(), current.get()) == X509_V_OK) break;
     X509Ptr next;
-    for (const auto& candidate : pool) {
-      if (candidate.der == leaf) continue;
-      X509Ptr c = parse_certificate(candidate.der);
+    for (const Bytes& candidate : pool) {
+      if (candidate == leaf) continue;
+      X509Ptr c = parse_certificate(candidate);
       if (c && X509_check_issued(c.get(), current.get()) == X509_V_OK) {
         next = std::move(c);
-        chain.push_back(candidate.der);
+        chain.push_back(candidate);
         break;
       }
     }
@@ -45,12 +45,16 @@ std::vector<CertificateInfo> Token::certificates() {
   CK_CERTIFICATE_TYPE type = CKC_X_509;
   const auto handles = s.find({{CKA_CLASS, &cls, sizeof cls}, {CKA_CERTIFICATE_TYPE, &type, sizeof type}});
   std::vector<CertificateInfo> out;
+  // Every certificate object may be an issuer, listed or not (a CA whose key
+  // korttid cannot sign with is still a link of a chain).
+  std::vector<Bytes> pool;
   std::map<std::string, int> seen;
   for (CK_OBJECT_HANDLE h : handles) {
     CertificateInfo c;
     c.token_id = id_;
     c.der = s.bytes(h, CKA_VALUE);
     if (c.der.empty()) continue;
+    pool.push_back(c.der);
     const Bytes ck_id = s.bytes(h, CKA_ID);
     const Bytes label = s.bytes(h, CKA_LABEL);
     c.label.assign(label.begin(), label.end());
@@ -66,7 +70,7 @@ std::vector<CertificateInfo> Token::certificates() {
     key_ids_[c.cert_id] = ck_id;
     out.push_back(std::move(c));
   }
-  for (auto& c : out) c.chain = chain_of(c.der, out);
+  for (auto& c : out) c.chain = chain_of(c.der, pool);
   certificates_ = out;
   std::lock_guard lock(mutex_);
   published_certificates_ = std::make_shared<const std::vector<CertificateInfo>>(out);
