@@ -117,7 +117,8 @@ Runner define_tls(CLI::App& cmd) {
       "tunnel: korttid makes the TLS connection and logs in with your card's\n"
       "authentication key (log in first: kortti login). Logged in on several\n"
       "cards, the server gets the certificate issued under a CA its certificate\n"
-      "request names. Use it as an ssh ProxyCommand, or give the socket itself\n"
+      "request names (otherwise the first card's). Use it as an ssh\n"
+      "ProxyCommand, or give the socket itself\n"
       "to a client that can use one:\n"
       "  curl --unix-socket /run/korttid/tls-sso.sock http://sso.example.fi/\n"
       "The data in the tunnel is what the server speaks (plain HTTP above).");

@@ -234,6 +234,7 @@ class Presenter {
   // to a root (which the server has or does not trust anyway): a server
   // that trusts only the root needs them to build the path.
   void add_issuers(SSL* ssl, const ClientCertificate& c) const {
+    SSL_clear_chain_certs(ssl);
     for (const Bytes& der : c.chain) {
       const X509Ptr issuer = keys_.certificate(der);
       if (!issuer || X509_check_issued(issuer.get(), issuer.get()) == X509_V_OK) break;
@@ -281,6 +282,10 @@ std::shared_ptr<SSL_CTX> upstream_context(const CardKeys& keys, const Upstream& 
   // TLS 1.2 server's later request to renegotiate is declined (the tunnel
   // goes on; a server that insists closes it).
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION);
+  // The chain sent is the card's (Presenter::add_issuers): OpenSSL would
+  // otherwise try to build one at every handshake from ca_file, the
+  // upstream's roots, which have nothing to do with the card's.
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_NO_AUTO_CHAIN);
   if (!u.alpn.empty()) {
     Bytes wire;
     for (const auto& p : u.alpn) {

@@ -91,7 +91,7 @@ TEST_F(Present, TheFirstWhenTheServerNamesNoneOrNoneFits) {
 // The card signs in the tunnel's handshake only: a TLS 1.2 server's request
 // to renegotiate (which would ask the card again, past the handshake's
 // deadline) is declined.
-TEST(UpstreamContext, DeclinesRenegotiationAndResumption) {
+TEST(UpstreamContext, DeclinesRenegotiationAndResumptionAndBuildsNoChainOfItsOwn) {
   tls::CardKeys keys;
   tls::Upstream u;
   u.name = "sso";
@@ -99,6 +99,7 @@ TEST(UpstreamContext, DeclinesRenegotiationAndResumption) {
   const std::shared_ptr<SSL_CTX> ctx = tls::upstream_context(keys, u);
   EXPECT_NE(SSL_CTX_get_options(ctx.get()) & SSL_OP_NO_RENEGOTIATION, 0U);
   EXPECT_EQ(SSL_CTX_get_session_cache_mode(ctx.get()), SSL_SESS_CACHE_OFF);
+  EXPECT_NE(SSL_CTX_get_mode(ctx.get()) & SSL_MODE_NO_AUTO_CHAIN, 0U) << "the chain sent is the card's";
 }
 
 }  // namespace
