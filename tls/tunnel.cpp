@@ -358,7 +358,7 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeHooks& hoo
   // TLS 1.3 needs RSA-PSS; a token without it signs PKCS#1 on TLS 1.2. The
   // plan has such keys only when there is nothing else.
   const bool pkcs1_only = std::all_of(plan.certificates.begin(), plan.certificates.end(),
-                                      [](const auto& c) { return c.key_type == KeyType::rsa && !c.rsa_pss; });
+                                      [](const ClientCertificate& c) { return c.pkcs1_only(); });
   if (pkcs1_only) {
     SSL_set_max_proto_version(ssl.get(), TLS1_2_VERSION);
     SSL_set1_client_sigalgs_list(ssl.get(), "RSA+SHA256:RSA+SHA384:RSA+SHA512");

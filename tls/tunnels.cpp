@@ -162,7 +162,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   // there is no other.
   static std::vector<ClientCertificate> usable(std::vector<ClientCertificate> certificates,
                                                const std::string& upstream) {
-    auto pkcs1_only = [](const ClientCertificate& c) { return c.key_type == KeyType::rsa && !c.rsa_pss; };
+    auto pkcs1_only = [](const ClientCertificate& c) { return c.pkcs1_only(); };
     if (!std::all_of(certificates.begin(), certificates.end(), pkcs1_only))
       std::erase_if(certificates, pkcs1_only);
     else if (!certificates.empty())

@@ -42,6 +42,9 @@ struct ClientCertificate {
   std::string subject;       // RFC 2253
   KeyType key_type = KeyType::rsa;
   bool rsa_pss = true;  // its token offers RSA-PSS
+
+  // An RSA key on a token without PSS: TLS 1.2 with PKCS#1 signatures only.
+  [[nodiscard]] bool pkcs1_only() const { return key_type == KeyType::rsa && !rsa_pss; }
 };
 
 struct TunnelPlan {
