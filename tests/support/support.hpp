@@ -93,6 +93,9 @@ CommandResult cms_verify(const Bytes& cms, const std::optional<Bytes>& content =
 // Signs `digest` with a PEM key the way the token does: PKCS#1 v1.5 (or PSS,
 // salt = digest length) for RSA, DER ECDSA for EC.
 Bytes sign_like_a_token(const fs::path& key_pem, DigestAlgorithm alg, const Bytes& digest, bool pss = false);
+// The certificates of a PEM file, DER, in file order; throws when it holds
+// none.
+std::vector<Bytes> pem_certificates(const fs::path& pem);
 std::string read_file(const fs::path& path);
 // How many times `needle` occurs in `text` (a log, an audit file).
 std::size_t occurrences(std::string_view text, std::string_view needle);

@@ -1,5 +1,6 @@
 #include "tests/support/support.hpp"
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
@@ -9,6 +10,19 @@
 #include "common/openssl.hpp"
 
 namespace kortti::test {
+
+std::vector<Bytes> pem_certificates(const fs::path& pem) {
+  BioPtr bio(BIO_new_file(pem.c_str(), "r"));
+  std::vector<Bytes> out;
+  while (bio) {
+    X509Ptr x509(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!x509) break;
+    out.push_back(certificate_der(x509.get()));
+  }
+  ERR_clear_error();  // the end of the file
+  if (out.empty()) throw std::runtime_error("no certificate in " + pem.string());
+  return out;
+}
 
 CommandResult xmlsec_verify(const std::string& document, const std::string& signature_id) {
   TempDir tmp;

@@ -4,7 +4,6 @@
 // through korttid and a token.
 
 #include <gtest/gtest.h>
-#include <openssl/pem.h>
 
 #include "common/error.hpp"
 #include "common/openssl.hpp"
@@ -25,11 +24,7 @@ struct Signer {
 
 Signer signer(const std::string& person) {
   const fs::path dir = pki_dir() / "people" / person;
-  auto der_of = [](const fs::path& pem) {
-    BioPtr bio(BIO_new_file(pem.c_str(), "r"));
-    X509Ptr x509(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-    return certificate_der(x509.get());
-  };
+  auto der_of = [](const fs::path& pem) { return pem_certificates(pem).at(0); };
   const bool ec = person == "specialist";
   return {der_of(dir / "sign.pem"), {der_of(pki_dir() / (ec ? "ca/hc-ec.pem" : "ca/hc-rsa.pem"))}, dir / "sign.key"};
 }

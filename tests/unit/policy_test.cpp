@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include <openssl/pem.h>
 
 #include "common/openssl.hpp"
 #include "ipc/convert.hpp"
@@ -15,12 +14,7 @@
 namespace kortti::policy {
 namespace {
 
-Bytes pem_certificate(const std::string& path) {
-  BioPtr bio(BIO_new_file(path.c_str(), "r"));
-  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-  if (!cert) throw std::runtime_error("no certificate in " + path);
-  return certificate_der(cert.get());
-}
+Bytes pem_certificate(const std::string& path) { return test::pem_certificates(path).at(0); }
 
 Bytes person(const std::string& who, const std::string& purpose = "sign") {
   return pem_certificate((test::pki_dir() / "people" / who / (purpose + ".pem")).string());

@@ -4,8 +4,6 @@
 // Through korttid and s_server: tls_test.cpp.
 
 #include <gtest/gtest.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 
 #include "common/openssl.hpp"
 #include "tests/support/support.hpp"
@@ -14,21 +12,13 @@
 namespace kortti::test {
 namespace {
 
-std::vector<X509Ptr> certificates_in(const fs::path& pem) {
-  BioPtr bio(BIO_new_file(pem.c_str(), "r"));
-  std::vector<X509Ptr> out;
-  while (X509* x = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out.emplace_back(x);
-  ERR_clear_error();  // the end of the file
-  return out;
-}
-
 // `person`'s authentication certificate, and its issuer as a token that
 // carries it has it (or none).
 tls::ClientCertificate client(const std::string& person, const std::string& issuer, bool with_chain = true) {
   tls::ClientCertificate c;
   c.cert_id = person;
-  c.der = certificate_der(certificates_in(pki_dir() / "people" / person / "auth.pem").at(0).get());
-  if (with_chain) c.chain = {certificate_der(certificates_in(pki_dir() / "ca" / (issuer + ".pem")).at(0).get())};
+  c.der = pem_certificates(pki_dir() / "people" / person / "auth.pem").at(0);
+  if (with_chain) c.chain = {pem_certificates(pki_dir() / "ca" / (issuer + ".pem")).at(0)};
   return c;
 }
 
@@ -41,8 +31,8 @@ class Names {
   Names& operator=(const Names&) = delete;
   // The subject of the certificate at `index` in a PEM file of the test PKI.
   Names& add(const std::string& pem, std::size_t index = 0) {
-    const auto all = certificates_in(pki_dir() / pem);
-    sk_X509_NAME_push(names_, X509_NAME_dup(X509_get_subject_name(all.at(index).get())));
+    const X509Ptr cert = parse_certificate(pem_certificates(pki_dir() / pem).at(index));
+    sk_X509_NAME_push(names_, X509_NAME_dup(X509_get_subject_name(cert.get())));
     return *this;
   }
   // A CA of no test certificate.

@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #include "common/error.hpp"
 #include "common/openssl.hpp"
@@ -19,9 +18,7 @@ using signature::Profile;
 
 std::string sign(const std::string& document, Profile profile, const std::string& person) {
   const fs::path dir = pki_dir() / "people" / person;
-  BioPtr bio(BIO_new_file((dir / "sign.pem").c_str(), "r"));
-  X509Ptr x509(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-  const Bytes cert = certificate_der(x509.get());
+  const Bytes cert = pem_certificates(dir / "sign.pem").at(0);
   signature::PreparedXml prepared = signature::prepare_xml(document, profile, cert, signature::XmlOptions{});
   return prepared.finish(sign_like_a_token(dir / "sign.key", prepared.digest_algorithm(), prepared.digest()));
 }
