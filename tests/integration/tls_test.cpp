@@ -90,6 +90,17 @@ class Tls : public SoftHsmDaemonTest {
     daemon_->connect()->call("session.login", {{"token_id", wstr(token_ids_.at(card))}, {"pin", kPin}});
   }
 
+  // Logs `card` out through `c`: the tunnel whose client end is `fd` must
+  // close for it (`fd` is closed here).
+  void expect_logout_ends_tunnel(client::Client& c, const std::string& card, int fd) {
+    c.call("session.logout", {{"token_id", wstr(token_ids_.at(card))}});
+    bool closed = false;
+    read_until(fd, "", std::chrono::seconds(5), &closed);
+    ::close(fd);
+    EXPECT_TRUE(closed) << "the tunnel outlived the session on " << card;
+    EXPECT_NE(daemon_->log().find("ends: the PIN1 session ended"), std::string::npos) << daemon_->log();
+  }
+
   // korttid with `server` (an `s_server -rev`) as "sso", cardA logged in,
   // and a tunnel through which one line went and came back reversed; `fd`
   // is the client's end of it. (A void function, so that it may ASSERT:
@@ -292,12 +303,7 @@ TEST_F(Tls, WithTwoCardsATunnelThatPresentedNoCertificateEndsWithEitherSession) 
   ASSERT_EQ(tunnels.size(), 1U) << tunnels.dump();
   EXPECT_EQ(tunnels[0]["cert_id"], "") << "no certificate was asked for";
 
-  c->call("session.logout", {{"token_id", wstr(token_ids_.at("cardB"))}});
-  bool closed = false;
-  read_until(fd, "", std::chrono::seconds(5), &closed);
-  EXPECT_TRUE(closed) << "the tunnel outlived a session it stood on";
-  ::close(fd);
-  EXPECT_NE(daemon_->log().find("ends: the PIN1 session ended"), std::string::npos) << daemon_->log();
+  expect_logout_ends_tunnel(*c, "cardB", fd);
 }
 
 // A key that asks for its PIN at every signature is the signature (PIN2)
@@ -474,12 +480,7 @@ TEST_F(Tls, BytesFlowBothWaysUntilTheSessionEndsThenTheTunnelCloses) {
   EXPECT_EQ(tunnels[0]["signature_algorithm"], "RSA-PSS+SHA256");
   EXPECT_EQ(tunnels[0]["bytes_sent"], line.size());
 
-  c->call("session.logout", {{"token_id", wstr(token_ids_.at("cardA"))}});
-  bool closed = false;
-  read_until(fd, "", std::chrono::seconds(5), &closed);
-  EXPECT_TRUE(closed) << "the tunnel outlived the session";
-  ::close(fd);
-  EXPECT_NE(daemon_->log().find("ends: the PIN1 session ended"), std::string::npos) << daemon_->log();
+  expect_logout_ends_tunnel(*c, "cardA", fd);
   for (int i = 0; i < 50 && !c->call("tls.tunnels").empty(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_TRUE(c->call("tls.tunnels").empty());
