@@ -53,17 +53,6 @@ Reason reason_for(Errc code) {
   return Reason::internal;
 }
 
-Json failed(Reason reason, const std::string& text) {
-  return {
-      {"version", "1.1"}, {"status", "failed"}, {"reasonCode", static_cast<int>(reason)}, {"reasonText", wstr(text)}};
-}
-
-std::string_view view(boost::beast::string_view s) { return {s.data(), s.size()}; }
-
-std::string_view target_path(boost::beast::string_view target) {
-  return view(target).substr(0, view(target).find('?'));
-}
-
 // What the card signs, as the service core takes it.
 service::SignItem sign_item(const SignRequest& request) {
   service::SignItem item;
@@ -155,101 +144,24 @@ Task<> run(service::Service& service, service::Caller caller, SignRequest reques
 }  // namespace
 
 Handler::Handler(service::Service& service, const Options& options, uid_t owner)
-    : service_(service), options_(options), owner_(owner), rate_(options.signatures_per_minute) {}
+    : service_(service), options_(options), screen_(options), owner_(owner), rate_(options.signatures_per_minute) {}
 
-std::string Handler::allowed_origin(const Request& request) const {
-  const auto it = request.find(http::field::origin);
-  if (it == request.end()) return {};
-  const std::string origin(it->value());
-  for (const auto& allowed : options_.allowed_origins)
-    if (allowed == origin) return origin;
-  return {};
-}
-
-Response Handler::answer(const Request& request, int status, const Json& body) const {
-  Response response(static_cast<http::status>(status), request.version());
-  response.set(http::field::content_type, "application/json");
-  response.set(http::field::cache_control, "no-store");
-  response.set("X-Content-Type-Options", "nosniff");
-  response.set(http::field::vary, "Origin");
-  const std::string origin = allowed_origin(request);
-  if (!origin.empty()) response.set(http::field::access_control_allow_origin, origin);
-  // Only a listed origin's page keeps its connection: any other page (an
-  // image, a no-cors fetch without an Origin) could hold the slots with them.
-  response.keep_alive(request.keep_alive() && !origin.empty());
-  // Text korttid passes on (a token's label) may not be UTF-8: replaced, not thrown.
-  response.body() = body.is_null() ? std::string() : to_std(body.dump(-1, ' ', false, Json::error_handler_t::replace));
-  response.prepare_payload();
-  return response;
-}
-
-Response Handler::refusal(const Request& request, const Refusal& refusal) const {
-  Response response = answer(request, refusal.http_status, failed(refusal.reason, refusal.text));
-  // A refused client gets no idle connection to hold a slot with.
-  response.keep_alive(false);
-  return response;
-}
-
-Response Handler::busy(const Request& request) const {
-  return refusal(request, {503, Reason::busy, "other signatures are waiting for the user; try again"});
-}
+Response Handler::too_large(const Request& request) const { return screen_.too_large(request); }
 
 void Handler::log(const Request& request, const Response& response,
                   std::chrono::steady_clock::time_point started) const {
   const auto origin = request.find(http::field::origin);
   const auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-  spdlog::info("scs: {} {} origin={} -> {} ({} ms)", std::string(request.method_string()),
-               printable(target_path(request.target()), 64),
-               origin != request.end() ? printable(view(origin->value()), 100) : "(none)", response.result_int(), ms);
+  spdlog::info(
+      "scs: {} {} origin={} -> {} ({} ms)", std::string(request.method_string()), printable(target_path(request), 64),
+      origin != request.end() ? printable(std::string(origin->value()), 100) : "(none)", response.result_int(), ms);
 }
 
 std::optional<Response> Handler::screen(const Request& request) const {
-  std::optional<Response> response = answer_early(request);
+  std::optional<Response> response = screen_.headers(request, *pending_);
   if (response) log(request, *response, std::chrono::steady_clock::now());
   return response;
-}
-
-std::optional<Response> Handler::answer_early(const Request& request) const {
-  const bool has_origin = request.find(http::field::origin) != request.end();
-  // DNS rebinding: a page of evil.example whose name now points at
-  // 127.0.0.1 sends Host: evil.example.
-  if (!host_allowed(view(request[http::field::host]), options_.port))
-    return refusal(request,
-                   {421, Reason::host_not_allowed,
-                    "the Host must be localhost, 127.0.0.1 or [::1] with port " + std::to_string(options_.port)});
-  if (has_origin && allowed_origin(request).empty())
-    return refusal(request, {403, Reason::origin_not_allowed, "the origin is not in [scs] allowed_origins of korttid"});
-  const std::string_view path = target_path(request.target());
-  const bool version = path == "/version";
-  const bool sign = path == "/sign";
-  if (!version && !sign) return refusal(request, {404, Reason::not_found, "no such path: /version and /sign"});
-
-  if (request.method() == http::verb::options) {
-    // A preflight: only a listed origin learns what it may send.
-    if (!has_origin) return refusal(request, {403, Reason::origin_not_allowed, "a preflight needs an Origin"});
-    Response response = answer(request, 204, Json());
-    response.set(http::field::access_control_allow_methods, version ? "GET" : "POST");
-    response.set(http::field::access_control_allow_headers, "Content-Type");
-    response.set(http::field::access_control_max_age, "600");
-    // Chrome's Local Network Access asks before a public page reaches loopback.
-    if (request["Access-Control-Request-Private-Network"] == "true")
-      response.set("Access-Control-Allow-Private-Network", "true");
-    return response;
-  }
-  if (version) {
-    if (request.method() != http::verb::get) return refusal(request, {405, Reason::not_found, "/version takes GET"});
-    return answer(request, 200, version_document());
-  }
-  if (request.method() != http::verb::post) return refusal(request, {405, Reason::not_found, "/sign takes POST"});
-  if (*pending_ >= options_.max_pending_signatures) return busy(request);
-  // No page signs without saying where it is from.
-  if (!has_origin)
-    return refusal(request, {403, Reason::origin_not_allowed, "/sign needs an Origin header (a browser sends one)"});
-  // text/plain would make a "simple" request that needs no preflight.
-  if (!is_json_content_type(view(request[http::field::content_type])))
-    return refusal(request, {415, Reason::content_type, "/sign takes Content-Type: application/json"});
-  return std::nullopt;  // a /sign whose body may now be read
 }
 
 Task<Response> Handler::sign(Request request, std::stop_token gone) {
@@ -261,24 +173,17 @@ Task<Response> Handler::sign(Request request, std::stop_token gone) {
 }
 
 Task<Response> Handler::sign_request(const Request& request, const std::string& origin, std::stop_token gone) {
-  const std::string& body = request.body();
-  if (nested_deeper_than(body, kMaxJsonNesting))
-    co_return refusal(request, {400, Reason::bad_request,
-                                "the body nests deeper than " + std::to_string(kMaxJsonNesting) + " levels"});
-  const Json json = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) co_return refusal(request, {400, Reason::bad_request, "the body is not JSON (UTF-8)"});
-  auto parsed = parse_sign_request(json);
-  if (const auto* refused = std::get_if<Refusal>(&parsed)) co_return refusal(request, *refused);
-  SignRequest sign = std::move(std::get<SignRequest>(parsed));
-  if (auto refused = check_authentication_use(sign, origin)) co_return refusal(request, *refused);
+  auto read = screen_.body(request);
+  if (auto* refused = std::get_if<Response>(&read)) co_return std::move(*refused);
+  SignRequest sign = std::move(std::get<SignRequest>(read));
   // Busy first: a page that retries on 503, as told, does not spend its
   // signatures a minute on the tries. (Checked again here: others may have
   // started while this body was read.)
-  if (*pending_ >= options_.max_pending_signatures) co_return busy(request);
+  if (*pending_ >= options_.max_pending_signatures) co_return screen_.busy(request);
   if (!rate_.allow(origin, std::chrono::steady_clock::now()))
-    co_return refusal(request, {429, Reason::rate_limited,
-                                "more than " + std::to_string(options_.signatures_per_minute) +
-                                    " signatures a minute from this origin ([scs] signatures_per_minute)"});
+    co_return screen_.refusal(request, {429, Reason::rate_limited,
+                                        "more than " + std::to_string(options_.signatures_per_minute) +
+                                            " signatures a minute from this origin ([scs] signatures_per_minute)"});
 
   service::Caller caller;
   caller.uid = owner_;
@@ -306,13 +211,13 @@ Task<Response> Handler::sign_request(const Request& request, const std::string& 
     stop->request_stop();
     if (gone.stop_requested()) {
       spdlog::info("scs: the page of {} closed its connection; its signature is abandoned", printable(origin, 100));
-      co_return answer(request, 200, failed(Reason::cancelled, "the page closed its connection"));
+      co_return screen_.answer(request, 200, failed(Reason::cancelled, "the page closed its connection"));
     }
-    co_return answer(request, 200,
-                     failed(Reason::card_error, "the signature did not finish within " +
-                                                    std::to_string(options_.request_timeout.count()) + " s"));
+    co_return screen_.answer(request, 200,
+                             failed(Reason::card_error, "the signature did not finish within " +
+                                                            std::to_string(options_.request_timeout.count()) + " s"));
   }
-  co_return answer(request, 200, *outcome->body);
+  co_return screen_.answer(request, 200, *outcome->body);
 }
 
 void Handler::cancel_all() {

@@ -37,7 +37,6 @@ namespace {
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 constexpr auto kReadTimeout = std::chrono::seconds(30);  // a request's body, an answer's write
 constexpr auto kIdleTimeout = std::chrono::seconds(5);   // a request's headers, after the handshake or an answer
-constexpr std::size_t kHeaderLimit = 8 * 1024;
 
 using Stream = beast::ssl_stream<beast::tcp_stream>;
 
@@ -222,8 +221,7 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
     beast::flat_buffer buffer(kHeaderLimit + options.max_body_bytes + kHeaderLimit);
     for (;;) {
       http::request_parser<http::string_body> parser;
-      parser.header_limit(kHeaderLimit);
-      parser.body_limit(options.max_body_bytes);
+      bound(parser, options);
       // The headers first: every check that needs no body is made before
       // the body is read (or memory is set aside for it). They come within
       // the idle time of the handshake or of the last answer: a connection
@@ -299,14 +297,10 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
   }
 
   Task<> refuse_too_large(Stream& stream, const Request& request) {
-    Response refused = handler.refusal(request, Refusal{413, Reason::too_large, too_large_text()});
+    Response refused = handler.too_large(request);
     boost::system::error_code ec;
     beast::get_lowest_layer(stream).expires_after(kReadTimeout);
     co_await http::async_write(stream, refused, asio::redirect_error(asio::use_awaitable, ec));
-  }
-
-  [[nodiscard]] std::string too_large_text() const {
-    return "the request is longer than " + std::to_string(options.max_body_bytes) + " bytes ([scs] max_body_bytes)";
   }
 };
 

@@ -1,0 +1,72 @@
+#pragma once
+
+// Internal to scs/ (docs/architecture.md, Layering); include scs/scs.hpp.
+#if !defined(KORTTI_COMPONENT_SCS) && !defined(KORTTI_WHITE_BOX)
+#error "scs/screen.hpp is internal to scs/; include scs/scs.hpp"
+#endif
+
+// What the SCS interface answers a request without the card: the request
+// read within bounds, its headers screened in the order a request meets the
+// defences (Host, Origin, method and path, Content-Type), a /sign body read
+// into a SignRequest, and every answer dressed the same way (CORS for a
+// listed origin only, no-store, keep-alive for listed origins only). No
+// state and no service: the handler adds the rate, the signatures waiting
+// and the signature itself.
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include <boost/beast/http.hpp>
+
+#include "common/json.hpp"
+#include "scs/rules.hpp"
+#include "scs/scs.hpp"
+
+namespace kortti::scs {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+// A request's headers: more is refused as HTTP refuses it (the connection closes).
+inline constexpr std::size_t kHeaderLimit = 8 * 1024;
+
+// A request parser bounded as the listener reads: kHeaderLimit of headers,
+// [scs] max_body_bytes of body.
+void bound(boost::beast::http::request_parser<boost::beast::http::string_body>& parser, const Options& options);
+
+// SCS's body of a failure: status "failed", the reason's code and text.
+[[nodiscard]] Json failed(Reason reason, const std::string& text);
+
+// The request's path without its query.
+[[nodiscard]] std::string_view target_path(const Request& request);
+
+class Screen {
+ public:
+  // `options` must outlive this.
+  explicit Screen(const Options& options) : options_(options) {}
+
+  // A request seen by its headers alone: the answer, or none for a /sign
+  // whose body may be read. `pending`: the signatures running now.
+  [[nodiscard]] std::optional<Response> headers(const Request& request, std::size_t pending) const;
+  // A /sign request read whole: what it asks to sign, or the refusal.
+  [[nodiscard]] std::variant<SignRequest, Response> body(const Request& request) const;
+
+  [[nodiscard]] Response answer(const Request& request, int status, const Json& body) const;
+  // Closes the connection after it.
+  [[nodiscard]] Response refusal(const Request& request, const Refusal& refusal) const;
+  // 503: as many signatures as may wait for the user already do.
+  [[nodiscard]] Response busy(const Request& request) const;
+  // 413: the body is over [scs] max_body_bytes.
+  [[nodiscard]] Response too_large(const Request& request) const;
+
+ private:
+  // The Origin header when it is on the allow-list; empty otherwise.
+  [[nodiscard]] std::string allowed_origin(const Request& request) const;
+
+  const Options& options_;
+};
+
+}  // namespace kortti::scs
