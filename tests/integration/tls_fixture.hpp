@@ -1,0 +1,139 @@
+#pragma once
+
+// The TLS tunnels' tests against the real korttid and `openssl s_server`:
+// korttid with one upstream, "sso", SoftHSM2 cards logged in, and a client
+// on the tunnel's socket. Shared by tls_test.cpp (one card, the tunnel's
+// life) and tls_cards_test.cpp (which of several cards is presented).
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/softhsm_fixture.hpp"
+
+namespace kortti::test {
+
+struct Exchange {
+  bool connected = false;
+  std::string answer;  // everything the tunnel sent back before it closed
+};
+
+inline int connect_unix(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("connect " + path);
+  return fd;
+}
+
+// Reads from `fd` until `want` has arrived, the peer closes, or `timeout`.
+// Returns what arrived; `closed` says whether the peer closed.
+inline std::string read_until(int fd, const std::string& want, std::chrono::milliseconds timeout,
+                              bool* closed = nullptr) {
+  std::string got;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < deadline && (want.empty() || got.find(want) == std::string::npos)) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) != 1) continue;
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) {
+      if (closed != nullptr) *closed = true;
+      break;
+    }
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
+// Connects to a tunnel's socket, sends an HTTP request and reads until the
+// tunnel closes (or `timeout`).
+inline Exchange through(const std::string& socket, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  Exchange out;
+  const int fd = connect_unix(socket);
+  out.connected = true;
+  const std::string request = "GET / HTTP/1.0\r\n\r\n";
+  (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  out.answer = read_until(fd, "", timeout);
+  ::close(fd);
+  return out;
+}
+
+class Tls : public SoftHsmDaemonTest {
+ protected:
+  void SetUp() override {}
+
+  // korttid with one upstream, "sso", at `server`.
+  void start_with(const TlsServer& server, const std::string& ca_file = "",
+                  const std::string& server_name = "localhost") {
+    start_at(server.port(), ca_file.empty() ? server.certificate().string() : ca_file, server_name);
+  }
+
+  void start_at(int port, const std::string& ca_file, const std::string& server_name = "localhost",
+                int handshake_timeout_s = 10, int max_tunnels = 16) {
+    socket_ = (tokens_dir_.path() / "sso.sock").string();
+    DaemonOptions o = no_pss_ ? shim_options("KORTTI_SHIM_NO_PSS", "1") : DaemonOptions{};
+    o.extra = "[tls]\nenabled = true\nhandshake_timeout_s = " + std::to_string(handshake_timeout_s) +
+              "\nmax_tunnels = " + std::to_string(max_tunnels) +
+              "\n[[tls.upstream]]\nname = \"sso\"\nconnect = \"127.0.0.1:" + std::to_string(port) +
+              "\"\nserver_name = \"" + server_name + "\"\nca_file = \"" + ca_file + "\"\nlisten = \"" + socket_ +
+              "\"\n" + (access_.empty() ? "" : "access = " + access_ + "\n");
+    start(std::move(o));
+  }
+
+  void login(const std::string& card) {
+    daemon_->connect()->call("session.login", {{"token_id", wstr(token_ids_.at(card))}, {"pin", kPin}});
+  }
+
+  // Logs `card` out through `c`: the tunnel whose client end is `fd` must
+  // close for it (`fd` is closed here).
+  void expect_logout_ends_tunnel(client::Client& c, const std::string& card, int fd) {
+    c.call("session.logout", {{"token_id", wstr(token_ids_.at(card))}});
+    bool closed = false;
+    read_until(fd, "", std::chrono::seconds(5), &closed);
+    ::close(fd);
+    EXPECT_TRUE(closed) << "the tunnel outlived the session on " << card;
+    EXPECT_NE(daemon_->log().find("ends: the PIN1 session ended"), std::string::npos) << daemon_->log();
+  }
+
+  // korttid with `server` (an `s_server -rev`) as "sso", cardA logged in,
+  // and a tunnel through which one line went and came back reversed; `fd`
+  // is the client's end of it. (A void function, so that it may ASSERT:
+  // call it in ASSERT_NO_FATAL_FAILURE.)
+  void open_reversing_tunnel(const TlsServer& server, int& fd) {
+    start_with(server);
+    login("cardA");
+    fd = connect_unix(socket_);
+    const std::string line = "hei\n";
+    ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
+    EXPECT_NE(read_until(fd, "ieh", std::chrono::seconds(10)).find("ieh"), std::string::npos);
+  }
+
+  // The outcome lines (audit_test pins down the begun line before each).
+  std::vector<Json> audit_lines() { return outcomes(daemon_->audit()); }
+
+  // A failed handshake's line is written after the tunnel has closed.
+  std::vector<Json> audit_lines_once(std::size_t count) {
+    std::vector<Json> lines = audit_lines();
+    for (int i = 0; i < 200 && lines.size() < count; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      lines = audit_lines();
+    }
+    return lines;
+  }
+
+  std::string socket_;
+  bool no_pss_ = false;  // the token through the test double that lacks RSA-PSS
+  std::string access_;   // the upstream's `access`, as TOML
+};
+
+}  // namespace kortti::test
