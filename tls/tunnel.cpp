@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
+#include <optional>
 #include <stdexcept>
 
 #include "tls/tunnels.hpp"
@@ -189,6 +191,43 @@ bool named(const STACK_OF(X509_NAME) * names, const X509_NAME* name) {
   return false;
 }
 
+// Whether `c` is issued under a CA of `names`: directly, or higher up, as a
+// server may name a root or an intermediate above the issuer.
+bool issued_under(const CardKeys& keys, const ClientCertificate& c, const STACK_OF(X509_NAME) * names) {
+  if (names == nullptr) return false;
+  const X509Ptr leaf = keys.certificate(c.der);
+  if (leaf && named(names, X509_get_issuer_name(leaf.get()))) return true;
+  for (const Bytes& der : c.chain) {
+    const X509Ptr ca = keys.certificate(der);
+    if (ca && named(names, X509_get_issuer_name(ca.get()))) return true;
+  }
+  return false;
+}
+
+// The signature schemes both the server's request and this connection
+// allow (RFC 8446 4.2.3's code points), as OpenSSL chooses among them.
+std::vector<std::uint16_t> shared_schemes(SSL* ssl) {
+  std::vector<std::uint16_t> schemes;
+  const int n = SSL_get_shared_sigalgs(ssl, 0, nullptr, nullptr, nullptr, nullptr, nullptr);
+  for (int i = 0; i < n; ++i) {
+    unsigned char sig = 0;
+    unsigned char hash = 0;
+    SSL_get_shared_sigalgs(ssl, i, nullptr, nullptr, nullptr, &sig, &hash);
+    schemes.push_back(static_cast<std::uint16_t>(hash << 8 | sig));
+  }
+  return schemes;
+}
+
+// The schemes of RFC 8446 4.2.3 a card key makes (card_keys.cpp signs with
+// SHA-256, -384 and -512).
+constexpr std::uint16_t kRsaPkcs1[] = {0x0401, 0x0501, 0x0601};  // rsa_pkcs1_sha256/384/512
+constexpr std::uint16_t kRsaPss[] = {0x0804, 0x0805, 0x0806};    // rsa_pss_rsae_sha256/384/512
+struct EcdsaScheme {
+  std::uint16_t scheme;
+  const char* curve;  // TLS 1.3's binding; TLS 1.2 names the hash only
+};
+constexpr EcdsaScheme kEcdsa[] = {{0x0403, "P-256"}, {0x0503, "P-384"}, {0x0603, "P-521"}};
+
 // Puts a certificate and its card key on the connection when the server
 // asks for a client certificate, which of the caller's present() says: the
 // server's CA names come with its request, not before. Outlives the
@@ -208,8 +247,11 @@ class Presenter {
 
   bool put(SSL* ssl) {
     // On a client, the CA names of the server's certificate request (TLS
-    // 1.2's list, TLS 1.3's certificate_authorities).
-    const ClientCertificate& c = certificates_.at(present(keys_, certificates_, SSL_get_client_CA_list(ssl)));
+    // 1.2's list, TLS 1.3's certificate_authorities) and its signature
+    // algorithms.
+    const CertificateRequest request{SSL_get_client_CA_list(ssl), shared_schemes(ssl),
+                                     SSL_version(ssl) == TLS1_3_VERSION};
+    const ClientCertificate& c = certificates_.at(present(keys_, certificates_, request));
     hooks_.chosen(c);
     // By the time the card is asked, the version and our signature algorithm
     // are settled: the audit line of the signature names them.
@@ -254,19 +296,31 @@ class Presenter {
 
 }  // namespace
 
+bool ClientCertificate::signs_with(std::uint16_t scheme, bool tls13) const {
+  const auto among = [scheme](const auto& schemes) {
+    return std::find(std::begin(schemes), std::end(schemes), scheme) != std::end(schemes);
+  };
+  if (key_type == KeyType::rsa) return (rsa_pss && among(kRsaPss)) || (!tls13 && among(kRsaPkcs1));
+  return std::any_of(std::begin(kEcdsa), std::end(kEcdsa),
+                     [&](const EcdsaScheme& e) { return e.scheme == scheme && (!tls13 || curve == e.curve); });
+}
+
 std::size_t present(const CardKeys& keys, const std::vector<ClientCertificate>& certificates,
-                    const STACK_OF(X509_NAME) * issuer_names) {
-  if (issuer_names == nullptr) return 0;
+                    const CertificateRequest& request) {
+  const auto signs = [&request](const ClientCertificate& c) {
+    return request.schemes.empty() || std::any_of(request.schemes.begin(), request.schemes.end(),
+                                                  [&](std::uint16_t s) { return c.signs_with(s, request.tls13); });
+  };
+  std::optional<std::size_t> signing;
+  std::optional<std::size_t> issued;
   for (std::size_t i = 0; i < certificates.size(); ++i) {
-    const X509Ptr leaf = keys.certificate(certificates[i].der);
-    if (leaf && named(issuer_names, X509_get_issuer_name(leaf.get()))) return i;
-    // A server may name a root or an intermediate above the issuer.
-    for (const Bytes& der : certificates[i].chain) {
-      const X509Ptr ca = keys.certificate(der);
-      if (ca && named(issuer_names, X509_get_issuer_name(ca.get()))) return i;
-    }
+    const bool can_sign = signs(certificates[i]);
+    const bool named_issuer = issued_under(keys, certificates[i], request.issuers);
+    if (can_sign && named_issuer) return i;
+    if (can_sign && !signing) signing = i;
+    if (named_issuer && !issued) issued = i;
   }
-  return 0;
+  return signing.value_or(issued.value_or(0));
 }
 
 std::shared_ptr<SSL_CTX> upstream_context(const CardKeys& keys, const Upstream& u) {

@@ -152,7 +152,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       // An authentication key only: a non-repudiation key never signs a handshake.
       for (const auto& c : certs)
         if (pkcs11::serves_only(c, pkcs11::Purpose::authentication))
-          out.push_back({c.cert_id, t.token_id, c.der, c.chain, c.subject, c.key_type, t.rsa_pss});
+          out.push_back({c.cert_id, t.token_id, c.der, c.chain, c.subject, c.key_type, c.curve, t.rsa_pss});
     }
     co_return out;
   }

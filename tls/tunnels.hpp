@@ -41,10 +41,16 @@ struct ClientCertificate {
   std::vector<Bytes> chain;  // its issuers, as pkcs11::CertificateInfo has them
   std::string subject;       // RFC 2253
   KeyType key_type = KeyType::rsa;
+  std::string curve;    // "P-256", "P-384", "P-521" for EC keys
   bool rsa_pss = true;  // its token offers RSA-PSS
 
   // An RSA key on a token without PSS: TLS 1.2 with PKCS#1 signatures only.
   [[nodiscard]] bool pkcs1_only() const { return key_type == KeyType::rsa && !rsa_pss; }
+  // Whether the card key makes signatures of the TLS signature scheme
+  // `scheme` (RFC 8446 4.2.3's code point) on TLS 1.3 or on 1.2: RSA-PSS
+  // where the token has it, PKCS#1 on 1.2, ECDSA on the key's own curve on
+  // 1.3 (any curve on 1.2); SHA-256, -384 or -512.
+  [[nodiscard]] bool signs_with(std::uint16_t scheme, bool tls13) const;
 };
 
 struct TunnelPlan {
@@ -54,19 +60,27 @@ struct TunnelPlan {
   uid_t uid = 0;
   pid_t pid = 0;
   // In token order, at least one. When the server asks for a certificate,
-  // the first whose issuers it names is presented (present()).
+  // the one that fits its request is presented (present()).
   std::vector<ClientCertificate> certificates;
   // Connecting, the handshake and the card's signature, all together.
   std::chrono::steady_clock::time_point handshake_deadline;
 };
 
-// Which of `certificates` to present to a server that accepts certificates
-// under `issuer_names` (the CA names of its certificate request): the first
-// issued under one of them, directly or higher up its chain; the first of
-// all when the server names none, or none of them fits (the server decides
-// then). `certificates` is not empty.
+// What a server's certificate request says of the certificates it takes.
+struct CertificateRequest {
+  const STACK_OF(X509_NAME) * issuers = nullptr;  // the CA names it lists; none: it names none
+  std::vector<std::uint16_t> schemes;             // the signature schemes it and korttid share; empty: unknown
+  bool tls13 = true;
+};
+
+// Which of `certificates` to present, in token order: the first whose key
+// signs with a scheme the server takes and that is issued under a CA it
+// names (directly or higher up the chain the card carries); else the first
+// whose key signs with such a scheme (without one OpenSSL would send no
+// certificate at all); else the first issued under a named CA; else the
+// first (the server decides then). `certificates` is not empty.
 std::size_t present(const CardKeys& keys, const std::vector<ClientCertificate>& certificates,
-                    const STACK_OF(X509_NAME) * issuer_names);
+                    const CertificateRequest& request);
 
 // The card's signature for a handshake. `occasion` names the handshake as it
 // stands when the card is asked, for the audit line: "TLSv1.3 RSA-PSS+SHA256".

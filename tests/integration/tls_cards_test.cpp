@@ -1,6 +1,6 @@
 // TLS client authentication through korttid's tunnels for a clinician
 // logged in on several cards: which certificate a server is given, from the
-// CA names of its certificate request, with the
+// CA names and signature algorithms of its certificate request, with the
 // issuers the card carries; and a tunnel that has not chosen yet stands on
 // every card. Through `openssl s_server`, which reports what it saw.
 
@@ -38,6 +38,40 @@ TEST_F(Tls, WithTwoCardsTheServerGetsTheCertificateIssuedUnderACaItNames) {
         daemon_->log().find("tunnel open for uid " + std::to_string(::getuid()) + " with " + cert_id(c.card, "02")),
         std::string::npos)
         << daemon_->log();
+  }
+}
+
+// A clinician logged in on two cards, and a server that names both cards'
+// CAs but takes signatures of one kind: it gets the card whose key makes
+// them, whichever card comes first (OpenSSL would otherwise send the first
+// card's certificate, or none at all, and the server refuse the handshake).
+// On TLS 1.3 an ECDSA scheme is bound to its curve: the P-384 card cannot
+// answer a server that takes P-256 only.
+TEST_F(Tls, WithTwoCardsTheServerGetsACertificateWhoseKeySignsWithAnAlgorithmItTakes) {
+  struct Case {
+    std::vector<std::string> options;
+    std::string card;
+    std::string signature;  // what s_server saw
+  };
+  for (const Case& c :
+       {Case{{"-tls1_3", "-client_sigalgs", "ecdsa_secp384r1_sha384"}, "cardB", "Peer signature type: ECDSA"},
+        Case{{"-tls1_3", "-client_sigalgs", "rsa_pss_rsae_sha256"}, "cardA", "Peer signature type: RSA-PSS"},
+        Case{{"-tls1_3", "-client_sigalgs", "ecdsa_secp256r1_sha256:rsa_pss_rsae_sha384"},
+             "cardA",
+             "Peer signature type: RSA-PSS"},
+        Case{{"-tls1_2", "-client_sigalgs", "ECDSA+SHA256"}, "cardB", "Peer signature type: ECDSA"},
+        Case{{"-tls1_2", "-client_sigalgs", "RSA+SHA256"}, "cardA", "Peer signature type: RSA"}}) {
+    SCOPED_TRACE(c.options.front() + " " + c.options.back());
+    TlsServer server(c.options);  // names both cards' CAs
+    start_with(server);
+    login("cardA");
+    login("cardB");
+    const Exchange e = through(socket_);
+    EXPECT_NE(e.answer.find(c.signature), std::string::npos) << e.answer << daemon_->log() << server.log();
+    const std::vector<Json> lines = audit_lines_once(3);  // two logins, the handshake
+    ASSERT_EQ(lines.size(), 3U) << daemon_->audit();
+    EXPECT_EQ(lines[2]["cert_id"], wstr(cert_id(c.card, "02"))) << lines[2].dump();
+    EXPECT_EQ(lines[2]["outcome"], "ok") << lines[2].dump();
   }
 }
 

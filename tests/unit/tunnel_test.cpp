@@ -1,6 +1,7 @@
 // tls/: how a tunnel's TLS is set up — which of a clinician's
-// authentication certificates it presents, from the CA names of the
-// server's certificate request (tls::present), and the upstream's context.
+// authentication certificates it presents, from the CA names and signature
+// schemes of the server's certificate request (tls::present), and the
+// upstream's context.
 // Through korttid and s_server: tls_test.cpp.
 
 #include <gtest/gtest.h>
@@ -19,8 +20,20 @@ tls::ClientCertificate client(const std::string& person, const std::string& issu
   c.cert_id = person;
   c.der = pem_certificates(pki_dir() / "people" / person / "auth.pem").at(0);
   if (with_chain) c.chain = {pem_certificates(pki_dir() / "ca" / (issuer + ".pem")).at(0)};
+  const X509Ptr cert = parse_certificate(c.der);
+  if (EVP_PKEY_get_base_id(X509_get0_pubkey(cert.get())) == EVP_PKEY_EC) {
+    c.key_type = KeyType::ec;
+    c.curve = "P-384";  // the test PKI's EC keys
+  }
   return c;
 }
+
+// TLS signature schemes (RFC 8446 4.2.3).
+constexpr std::uint16_t kRsaPkcs1Sha256 = 0x0401;
+constexpr std::uint16_t kEcdsaP256Sha256 = 0x0403;
+constexpr std::uint16_t kEcdsaP384Sha384 = 0x0503;
+constexpr std::uint16_t kRsaPssSha256 = 0x0804;
+constexpr std::uint16_t kEd25519 = 0x0807;
 
 // The CA names a server's certificate request carries.
 class Names {
@@ -49,6 +62,9 @@ class Names {
   STACK_OF(X509_NAME) * names_ = sk_X509_NAME_new_null();
 };
 
+// A request that names CAs and says nothing of signature schemes.
+tls::CertificateRequest naming(const STACK_OF(X509_NAME) * issuers) { return {issuers, {}, true}; }
+
 class Present : public ::testing::Test {
  protected:
   tls::CardKeys keys_;
@@ -57,25 +73,62 @@ class Present : public ::testing::Test {
 };
 
 TEST_F(Present, TheCertificateWhoseIssuerTheServerNamesWhateverItsPlace) {
-  EXPECT_EQ(tls::present(keys_, {rsa_, ec_}, Names().add("ca/hc-ec.pem").get()), 1U);
-  EXPECT_EQ(tls::present(keys_, {rsa_, ec_}, Names().add("ca/hc-rsa.pem").get()), 0U);
-  EXPECT_EQ(tls::present(keys_, {ec_, rsa_}, Names().add("ca/hc-rsa.pem").get()), 1U);
-  EXPECT_EQ(tls::present(keys_, {rsa_, ec_}, Names().add_stranger().add("ca/hc-ec.pem").get()), 1U);
+  EXPECT_EQ(tls::present(keys_, {rsa_, ec_}, naming(Names().add("ca/hc-ec.pem").get())), 1U);
+  EXPECT_EQ(tls::present(keys_, {rsa_, ec_}, naming(Names().add("ca/hc-rsa.pem").get())), 0U);
+  EXPECT_EQ(tls::present(keys_, {ec_, rsa_}, naming(Names().add("ca/hc-rsa.pem").get())), 1U);
+  EXPECT_EQ(tls::present(keys_, {rsa_, ec_}, naming(Names().add_stranger().add("ca/hc-ec.pem").get())), 1U);
 }
 
 TEST_F(Present, ARootTheServerNamesCountsThroughTheIssuerTheTokenCarries) {
-  EXPECT_EQ(tls::present(keys_, {rsa_, ec_}, Names().add("ca/hc-ec-chain.pem", 1).get()), 1U) << "g3-root";
+  EXPECT_EQ(tls::present(keys_, {rsa_, ec_}, naming(Names().add("ca/hc-ec-chain.pem", 1).get())), 1U) << "g3-root";
   // Without its issuer on the token, the root says nothing of the certificate.
-  EXPECT_EQ(
-      tls::present(keys_, {rsa_, client("specialist", "hc-ec", false)}, Names().add("ca/hc-ec-chain.pem", 1).get()),
-      0U);
+  EXPECT_EQ(tls::present(keys_, {rsa_, client("specialist", "hc-ec", false)},
+                         naming(Names().add("ca/hc-ec-chain.pem", 1).get())),
+            0U);
 }
 
 TEST_F(Present, TheFirstWhenTheServerNamesNoneOrNoneFits) {
-  EXPECT_EQ(tls::present(keys_, {ec_, rsa_}, nullptr), 0U);
-  EXPECT_EQ(tls::present(keys_, {ec_, rsa_}, Names().get()), 0U);
-  EXPECT_EQ(tls::present(keys_, {ec_, rsa_}, Names().add_stranger().get()), 0U);
-  EXPECT_EQ(tls::present(keys_, {rsa_}, Names().add("ca/hc-ec.pem").get()), 0U);
+  EXPECT_EQ(tls::present(keys_, {ec_, rsa_}, naming(nullptr)), 0U);
+  EXPECT_EQ(tls::present(keys_, {ec_, rsa_}, naming(Names().get())), 0U);
+  EXPECT_EQ(tls::present(keys_, {ec_, rsa_}, naming(Names().add_stranger().get())), 0U);
+  EXPECT_EQ(tls::present(keys_, {rsa_}, naming(Names().add("ca/hc-ec.pem").get())), 0U);
+}
+
+TEST(ClientCertificate, SignsWithTheSchemesOfItsKeyOnTheVersion) {
+  tls::ClientCertificate rsa;
+  EXPECT_TRUE(rsa.signs_with(kRsaPssSha256, true));
+  EXPECT_FALSE(rsa.signs_with(kRsaPkcs1Sha256, true)) << "TLS 1.3 signs a handshake with PSS only";
+  EXPECT_TRUE(rsa.signs_with(kRsaPkcs1Sha256, false));
+  EXPECT_FALSE(rsa.signs_with(kEcdsaP384Sha384, false));
+  rsa.rsa_pss = false;  // a token without PSS
+  EXPECT_FALSE(rsa.signs_with(kRsaPssSha256, false));
+  EXPECT_TRUE(rsa.signs_with(kRsaPkcs1Sha256, false));
+
+  tls::ClientCertificate ec;
+  ec.key_type = KeyType::ec;
+  ec.curve = "P-384";
+  EXPECT_TRUE(ec.signs_with(kEcdsaP384Sha384, true));
+  EXPECT_FALSE(ec.signs_with(kEcdsaP256Sha256, true)) << "TLS 1.3 binds the scheme to the curve";
+  EXPECT_TRUE(ec.signs_with(kEcdsaP256Sha256, false)) << "TLS 1.2 names the hash only";
+  EXPECT_FALSE(ec.signs_with(kRsaPssSha256, false));
+  EXPECT_FALSE(ec.signs_with(kEd25519, true));
+}
+
+TEST_F(Present, ACertificateWhoseKeySignsWithASchemeTheServerTakes) {
+  // The server names no CA: the first that can sign.
+  EXPECT_EQ(tls::present(keys_, {rsa_, ec_}, {nullptr, {kEcdsaP384Sha384}, true}), 1U);
+  EXPECT_EQ(tls::present(keys_, {ec_, rsa_}, {nullptr, {kRsaPssSha256}, true}), 1U);
+  // TLS 1.3's P-256 scheme is not the P-384 key's; on TLS 1.2 it is.
+  EXPECT_EQ(tls::present(keys_, {ec_, rsa_}, {nullptr, {kEcdsaP256Sha256, kRsaPssSha256}, true}), 1U);
+  EXPECT_EQ(tls::present(keys_, {ec_, rsa_}, {nullptr, {kEcdsaP256Sha256, kRsaPssSha256}, false}), 0U);
+  // A named issuer counts among those that can sign; one that cannot sign
+  // would make OpenSSL send no certificate, so one that can goes instead.
+  Names rsa_ca;
+  rsa_ca.add("ca/hc-rsa.pem");
+  EXPECT_EQ(tls::present(keys_, {ec_, rsa_}, {rsa_ca.get(), {kRsaPssSha256, kEcdsaP384Sha384}, true}), 1U);
+  EXPECT_EQ(tls::present(keys_, {rsa_, ec_}, {rsa_ca.get(), {kEcdsaP384Sha384}, true}), 1U);
+  // None can sign: the issuer decides, as without schemes.
+  EXPECT_EQ(tls::present(keys_, {ec_, rsa_}, {rsa_ca.get(), {kEd25519}, true}), 1U);
 }
 
 // The card signs in the tunnel's handshake only: a TLS 1.2 server's request
