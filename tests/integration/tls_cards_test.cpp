@@ -25,19 +25,7 @@ TEST_F(Tls, WithTwoCardsTheServerGetsTheCertificateIssuedUnderACaItNames) {
                         Case{{"-tls1_2"}, "hc-rsa", "cardA", "Peer signature type: RSA-PSS"}}) {
     SCOPED_TRACE(c.issuer + " " + c.options.front());
     TlsServer server(c.options, {}, {c.issuer});
-    start_with(server);
-    login("cardA");
-    login("cardB");
-    const Exchange e = through(socket_);
-    EXPECT_NE(e.answer.find(c.signature), std::string::npos) << e.answer << daemon_->log() << server.log();
-    const std::vector<Json> lines = audit_lines_once(3);  // two logins, the handshake
-    ASSERT_EQ(lines.size(), 3U) << daemon_->audit();
-    EXPECT_EQ(lines[2]["cert_id"], wstr(cert_id(c.card, "02"))) << lines[2].dump();
-    EXPECT_EQ(lines[2]["outcome"], "ok") << lines[2].dump();
-    EXPECT_NE(
-        daemon_->log().find("tunnel open for uid " + std::to_string(::getuid()) + " with " + cert_id(c.card, "02")),
-        std::string::npos)
-        << daemon_->log();
+    expect_two_cards_give(server, c.card, c.signature);
   }
 }
 
@@ -63,15 +51,7 @@ TEST_F(Tls, WithTwoCardsTheServerGetsACertificateWhoseKeySignsWithAnAlgorithmItT
         Case{{"-tls1_2", "-client_sigalgs", "RSA+SHA256"}, "cardA", "Peer signature type: RSA"}}) {
     SCOPED_TRACE(c.options.front() + " " + c.options.back());
     TlsServer server(c.options);  // names both cards' CAs
-    start_with(server);
-    login("cardA");
-    login("cardB");
-    const Exchange e = through(socket_);
-    EXPECT_NE(e.answer.find(c.signature), std::string::npos) << e.answer << daemon_->log() << server.log();
-    const std::vector<Json> lines = audit_lines_once(3);  // two logins, the handshake
-    ASSERT_EQ(lines.size(), 3U) << daemon_->audit();
-    EXPECT_EQ(lines[2]["cert_id"], wstr(cert_id(c.card, "02"))) << lines[2].dump();
-    EXPECT_EQ(lines[2]["outcome"], "ok") << lines[2].dump();
+    expect_two_cards_give(server, c.card, c.signature);
   }
 }
 

@@ -118,6 +118,25 @@ class Tls : public SoftHsmDaemonTest {
     EXPECT_NE(read_until(fd, "ieh", std::chrono::seconds(10)).find("ieh"), std::string::npos);
   }
 
+  // korttid with `server` as "sso", cardA and cardB logged in, and one
+  // exchange through the tunnel: the server saw `signature` (its "Peer
+  // signature type"), and the handshake's audit line and korttid's log name
+  // `card`'s certificate. (Void, so that it may ASSERT.)
+  void expect_two_cards_give(const TlsServer& server, const std::string& card, const std::string& signature) {
+    start_with(server);
+    login("cardA");
+    login("cardB");
+    const Exchange e = through(socket_);
+    EXPECT_NE(e.answer.find(signature), std::string::npos) << e.answer << daemon_->log() << server.log();
+    const std::vector<Json> lines = audit_lines_once(3);  // two logins, the handshake
+    ASSERT_EQ(lines.size(), 3U) << daemon_->audit();
+    EXPECT_EQ(lines[2]["cert_id"], wstr(cert_id(card, "02"))) << lines[2].dump();
+    EXPECT_EQ(lines[2]["outcome"], "ok") << lines[2].dump();
+    EXPECT_NE(daemon_->log().find("tunnel open for uid " + std::to_string(::getuid()) + " with " + cert_id(card, "02")),
+              std::string::npos)
+        << daemon_->log();
+  }
+
   // The outcome lines (audit_test pins down the begun line before each).
   std::vector<Json> audit_lines() { return outcomes(daemon_->audit()); }
 
