@@ -158,9 +158,9 @@ void Handler::log(const Request& request, const Response& response,
       origin != request.end() ? printable(std::string(origin->value()), 100) : "(none)", response.result_int(), ms);
 }
 
-std::optional<Response> Handler::screen(const Request& request) const {
-  std::optional<Response> response = screen_.headers(request, *pending_);
-  if (response) log(request, *response, std::chrono::steady_clock::now());
+std::optional<Response> Handler::screen(const Parser& parser) const {
+  std::optional<Response> response = screen_.headers(parser, *pending_);
+  if (response) log(parser.get(), *response, std::chrono::steady_clock::now());
   return response;
 }
 

@@ -5,10 +5,10 @@
 #error "scs/handler.hpp is internal to scs/; include scs/scs.hpp"
 #endif
 
-// One HTTP request in, one response out: the screening that needs no card
-// (screen.hpp: Host, Origin, method and path, Content-Type, the body), the
-// signatures waiting and the rate per origin, then /version or a signature
-// through the service core.
+// One HTTP request in, one response out: the answers that need no card
+// (screen.hpp: Host, Origin, method and path, /version, Content-Type, the
+// body), then the signatures waiting and the rate per origin, then a
+// signature through the service core.
 
 #include <chrono>
 #include <memory>
@@ -29,10 +29,10 @@ class Handler {
   // Signatures are made for `owner`, the only uid the listener admits.
   Handler(service::Service& service, const Options& options, uid_t owner);
 
-  // A request seen by its headers alone: the answer, or none for a /sign
-  // whose body may be read (sign() then). Every refusal closes the
-  // connection.
-  [[nodiscard]] std::optional<Response> screen(const Request& request) const;
+  // A request seen by its headers alone (`parser` has read them): the
+  // answer, or none for a /sign whose body may be read (sign() then). Every
+  // refusal closes the connection.
+  [[nodiscard]] std::optional<Response> screen(const Parser& parser) const;
   // `gone` is requested when the page closed its connection: the signature
   // is abandoned, its dialog closed, and the answer is for the log only.
   Task<Response> sign(Request request, std::stop_token gone);

@@ -220,7 +220,7 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
     // parser's header and body limits do not count, cannot grow it further.
     beast::flat_buffer buffer(kHeaderLimit + options.max_body_bytes + kHeaderLimit);
     for (;;) {
-      http::request_parser<http::string_body> parser;
+      Parser parser;
       bound(parser, options);
       // The headers first: every check that needs no body is made before
       // the body is read (or memory is set aside for it). They come within
@@ -237,9 +237,8 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
       }
       if (ec) co_return;     // closed, idle, timed out, or not HTTP
       busy.insert(&stream);  // until its answer is written (serve() on the way out)
-      std::optional<Response> early = handler.screen(parser.get());
+      std::optional<Response> early = handler.screen(parser);
       if (early) {
-        if (!parser.is_done()) early->keep_alive(false);  // its body was never read
         beast::get_lowest_layer(stream).expires_after(kReadTimeout);
         co_await http::async_write(stream, *early, asio::redirect_error(asio::use_awaitable, ec));
         busy.erase(&stream);

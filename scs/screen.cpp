@@ -12,7 +12,7 @@ std::string_view view(boost::beast::string_view s) { return {s.data(), s.size()}
 
 }  // namespace
 
-void bound(http::request_parser<http::string_body>& parser, const Options& options) {
+void bound(Parser& parser, const Options& options) {
   parser.header_limit(kHeaderLimit);
   parser.body_limit(options.max_body_bytes);
 }
@@ -70,7 +70,13 @@ Response Screen::too_large(const Request& request) const {
                                " bytes ([scs] max_body_bytes)"});
 }
 
-std::optional<Response> Screen::headers(const Request& request, std::size_t pending) const {
+std::optional<Response> Screen::headers(const Parser& parser, std::size_t pending) const {
+  std::optional<Response> answer = answer_headers(parser.get(), pending);
+  if (answer && !parser.is_done()) answer->keep_alive(false);
+  return answer;
+}
+
+std::optional<Response> Screen::answer_headers(const Request& request, std::size_t pending) const {
   const bool has_origin = request.find(http::field::origin) != request.end();
   // DNS rebinding: a page of evil.example whose name now points at
   // 127.0.0.1 sends Host: evil.example.

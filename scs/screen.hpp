@@ -29,13 +29,14 @@ namespace kortti::scs {
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
+using Parser = boost::beast::http::request_parser<boost::beast::http::string_body>;
 
 // A request's headers: more is refused as HTTP refuses it (the connection closes).
 inline constexpr std::size_t kHeaderLimit = 8 * 1024;
 
 // A request parser bounded as the listener reads: kHeaderLimit of headers,
 // [scs] max_body_bytes of body.
-void bound(boost::beast::http::request_parser<boost::beast::http::string_body>& parser, const Options& options);
+void bound(Parser& parser, const Options& options);
 
 // SCS's body of a failure: status "failed", the reason's code and text.
 [[nodiscard]] Json failed(Reason reason, const std::string& text);
@@ -48,9 +49,11 @@ class Screen {
   // `options` must outlive this.
   explicit Screen(const Options& options) : options_(options) {}
 
-  // A request seen by its headers alone: the answer, or none for a /sign
-  // whose body may be read. `pending`: the signatures running now.
-  [[nodiscard]] std::optional<Response> headers(const Request& request, std::size_t pending) const;
+  // A request seen by its headers alone (`parser` has read them): the
+  // answer, or none for a /sign whose body may be read. `pending`: the
+  // signatures running now. An answer given before the request's body was
+  // read closes the connection: that body would be read as the next request.
+  [[nodiscard]] std::optional<Response> headers(const Parser& parser, std::size_t pending) const;
   // A /sign request read whole: what it asks to sign, or the refusal.
   [[nodiscard]] std::variant<SignRequest, Response> body(const Request& request) const;
 
@@ -63,6 +66,7 @@ class Screen {
   [[nodiscard]] Response too_large(const Request& request) const;
 
  private:
+  [[nodiscard]] std::optional<Response> answer_headers(const Request& request, std::size_t pending) const;
   // The Origin header when it is on the allow-list; empty otherwise.
   [[nodiscard]] std::string allowed_origin(const Request& request) const;
 
