@@ -181,16 +181,6 @@ void* sign_dupctx(void* ctx) { return new (std::nothrow) SignContext(*static_cas
 int sign_init(void* ctx, const char* mdname, void* key, const OSSL_PARAM params[]);
 int sign_set_params(void* ctx, const OSSL_PARAM params[]);
 
-int sign_init(void* ctx, const char* mdname, void* key, const OSSL_PARAM params[]) {
-  auto* c = static_cast<SignContext*>(ctx);
-  if (key != nullptr) c->source = static_cast<KeyData*>(key)->source;
-  if (!c->source || !c->source->signer) return 0;
-  c->digest = mdname != nullptr ? mdname : (c->source->ec ? "SHA384" : "SHA256");
-  c->padding = RSA_PKCS1_PADDING;
-  c->data.clear();
-  return sign_set_params(ctx, params);
-}
-
 std::optional<DigestAlgorithm> digest_named(const std::string& name) {
   if (const EvpMdPtr md{EVP_MD_fetch(nullptr, name.c_str(), nullptr)}) {
     const std::string canonical = EVP_MD_get0_name(md.get());
@@ -199,6 +189,24 @@ std::optional<DigestAlgorithm> digest_named(const std::string& name) {
     if (canonical == "SHA2-512") return DigestAlgorithm::sha512;
   }
   return std::nullopt;
+}
+
+int sign_init(void* ctx, const char* mdname, void* key, const OSSL_PARAM params[]) {
+  auto* c = static_cast<SignContext*>(ctx);
+  if (key != nullptr) c->source = static_cast<KeyData*>(key)->source;
+  if (!c->source || !c->source->signer) return 0;
+  c->digest = mdname != nullptr ? mdname : (c->source->ec ? "SHA384" : "SHA256");
+  // Refused here, not at the card: libssl asks whether a key signs with a
+  // digest (EVP_PKEY_digestsign_supports_digest) before it picks a TLS 1.2
+  // signature algorithm, and a server may list SHA-224 first.
+  if (!digest_named(c->digest)) {
+    ERR_raise_data(ERR_LIB_PROV, ERR_R_UNSUPPORTED, "a card key signs with SHA-256, SHA-384 or SHA-512, not %s",
+                   c->digest.c_str());
+    return 0;
+  }
+  c->padding = RSA_PKCS1_PADDING;
+  c->data.clear();
+  return sign_set_params(ctx, params);
 }
 
 // The one card operation of a handshake. Errors go to OpenSSL's queue, which

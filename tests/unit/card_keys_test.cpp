@@ -106,6 +106,22 @@ TEST(CardKeys, RsaKeyOnTls12AndWithPkcs1SignatureAlgorithmsOnly) {
   EXPECT_EQ(calls, 2);
 }
 
+// A card signs with SHA-256, -384 or -512: a TLS 1.2 server that lists
+// SHA-224 first gets a signature algorithm the card makes, not a failed
+// handshake.
+TEST(CardKeys, ATls12ServerThatListsSha224FirstGetsADigestTheCardSignsWith) {
+  tls::CardKeys keys;
+  std::atomic<int> calls = 0;
+  for (const auto& [person, sigalgs] :
+       {std::pair{"physician", "RSA+SHA224:RSA+SHA256"}, std::pair{"specialist", "ECDSA+SHA224:ECDSA+SHA384"}}) {
+    TlsServer server({"-tls1_2", "-client_sigalgs", sigalgs});
+    const Handshake h = connect(keys, server, person, file_signer(person, calls), TLS1_2_VERSION);
+    ASSERT_TRUE(h.ok) << person << ": " << h.error << "\n" << server.log();
+    EXPECT_EQ(h.page.find("Peer signing digest: SHA224"), std::string::npos) << h.page;
+  }
+  EXPECT_EQ(calls, 2);
+}
+
 TEST(CardKeys, EcP384KeySignsOnTls13AndTls12) {
   tls::CardKeys keys;
   TlsServer server;
