@@ -48,7 +48,11 @@ TEST_F(Tls, WithTwoCardsTheServerGetsACertificateWhoseKeySignsWithAnAlgorithmItT
              "cardA",
              "Peer signature type: RSA-PSS"},
         Case{{"-tls1_2", "-client_sigalgs", "ECDSA+SHA256"}, "cardB", "Peer signature type: ECDSA"},
-        Case{{"-tls1_2", "-client_sigalgs", "RSA+SHA256"}, "cardA", "Peer signature type: RSA"}}) {
+        // On TLS 1.3 an RSA key signs with PSS only.
+        Case{{"-tls1_3", "-client_sigalgs", "rsa_pkcs1_sha256:ecdsa_secp384r1_sha384"},
+             "cardB",
+             "Peer signature type: ECDSA"},
+        Case{{"-tls1_2", "-client_sigalgs", "RSA+SHA256"}, "cardA", "Peer signature type: RSA\n"}}) {
     SCOPED_TRACE(c.options.front() + " " + c.options.back());
     TlsServer server(c.options);  // names both cards' CAs
     expect_two_cards_give(server, c.card, c.signature);
