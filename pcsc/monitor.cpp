@@ -60,6 +60,7 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
   const Context* context = nullptr;
   std::condition_variable wake;
   std::atomic<bool> stopping{false};
+  bool ended = false;  // the thread's run() has returned (under `mutex`)
   std::thread thread;
 
   void emit(Event::Type type, const std::string& reader, const Bytes& atr = {},
@@ -270,17 +271,26 @@ void Monitor::start() {
   impl_->thread = std::thread([impl = impl_] {
     pthread_setname_np(pthread_self(), "pcsc-monitor");
     impl->run();
+    std::lock_guard lock(impl->mutex);
+    impl->ended = true;
+    impl->wake.notify_all();
   });
 }
 
 void Monitor::stop() {
   impl_->stopping = true;
-  {
-    std::lock_guard lock(impl_->mutex);
+  if (!impl_->thread.joinable()) return;
+  // SCardCancel ends a look under way only: one the thread was entering as
+  // the flag was set would miss it and wait for ever. So, until the thread
+  // has ended, cancel again every 50 ms.
+  std::unique_lock lock(impl_->mutex);
+  while (!impl_->ended) {
     if (impl_->context != nullptr) impl_->context->cancel();
+    impl_->wake.notify_all();
+    impl_->wake.wait_for(lock, std::chrono::milliseconds(50), [this] { return impl_->ended; });
   }
-  impl_->wake.notify_all();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  lock.unlock();
+  impl_->thread.join();
 }
 
 bool Monitor::available() const {

@@ -19,6 +19,8 @@ struct World {
   int cancels = 0;
   bool cancelled = false;
   int blocked = 0;
+  bool hold = false;  // hold_next_wait()
+  bool held = false;  // a call waits at the entry
 };
 
 World& world() {
@@ -49,6 +51,7 @@ void reset() {
   w.generation = 0;
   w.cancels = 0;
   w.cancelled = false;
+  w.hold = false;
   touch(w);
 }
 
@@ -116,6 +119,25 @@ int blocked() {
   return w.blocked;
 }
 
+void hold_next_wait() {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  w.hold = true;
+}
+
+bool wait_held() {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  return w.held;
+}
+
+void release_wait() {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  w.hold = false;
+  touch(w);
+}
+
 }  // namespace kortti::pcsc_fake
 
 using namespace kortti::pcsc_fake;
@@ -142,7 +164,8 @@ LONG SCardCancel(SCARDCONTEXT) {
   World& w = world();
   std::lock_guard lock(w.mutex);
   ++w.cancels;
-  w.cancelled = true;
+  // As pcsc-lite: only a call under way is cancelled; otherwise nothing.
+  if (w.blocked > 0) w.cancelled = true;
   touch(w);
   return SCARD_S_SUCCESS;
 }
@@ -168,6 +191,11 @@ LONG SCardListReaders(SCARDCONTEXT, LPCSTR, LPSTR out, LPDWORD size) {
 LONG SCardGetStatusChange(SCARDCONTEXT, DWORD, SCARD_READERSTATE* states, DWORD count) {
   World& w = world();
   std::unique_lock lock(w.mutex);
+  if (w.hold) {
+    w.held = true;
+    w.changed.wait(lock, [&w] { return !w.hold; });
+    w.held = false;
+  }
   for (;;) {
     if (!w.service) return SCARD_E_NO_SERVICE;
     if (w.cancelled) {

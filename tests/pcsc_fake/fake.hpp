@@ -60,5 +60,11 @@ void swap(const std::string& name, Bytes atr);
 void service(bool up);  // pcscd running or not
 int cancels();          // SCardCancel calls so far
 int blocked();          // threads blocked in SCardGetStatusChange now
+// The next SCardGetStatusChange waits at its entry, before a cancel can
+// reach it, until release_wait(): a thread about to look, as pcsc-lite's
+// SCardCancel misses it (it ends a call under way only).
+void hold_next_wait();
+bool wait_held();  // a call waits at the entry now
+void release_wait();
 
 }  // namespace kortti::pcsc_fake

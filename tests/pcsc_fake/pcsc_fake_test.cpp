@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
+
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <deque>
@@ -199,6 +201,34 @@ TEST_F(MonitorTest, StopCancelsTheBlockedWait) {
   m.stop();
   EXPECT_GE(pcsc_fake::cancels(), 1);
   EXPECT_EQ(pcsc_fake::blocked(), 0);
+}
+
+// The race a stop can meet: the monitor has seen no stop yet and is
+// entering its next look when stop() sets the flag and cancels. That cancel
+// finds no call under way and is lost (pcsc-lite's SCardCancel ends a call
+// under way only), so the look would wait for ever and stop() with it.
+TEST_F(MonitorTest, StopEndsALookTheMonitorWasEnteringAsItCancelled) {
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("R0"));
+  Monitor m(io_, {});
+  next(m, 2);
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (pcsc_fake::blocked() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  ASSERT_EQ(pcsc_fake::blocked(), 1);
+  pcsc_fake::hold_next_wait();         // the look after this one
+  pcsc_fake::insert("R0", kOtherAtr);  // ends this one
+  EXPECT_EQ(next(m, 1), std::vector<std::string>{"card inserted R0"});
+  deadline = std::chrono::steady_clock::now() + 5s;
+  while (!pcsc_fake::wait_held() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(pcsc_fake::wait_held());
+  auto stopped = std::async(std::launch::async, [&m] { m.stop(); });
+  deadline = std::chrono::steady_clock::now() + 5s;
+  while (pcsc_fake::cancels() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  ASSERT_GE(pcsc_fake::cancels(), 1);
+  pcsc_fake::release_wait();  // the look goes on, its cancel missed
+  const bool ended = stopped.wait_for(5s) == std::future_status::ready;
+  EXPECT_TRUE(ended) << "stop() waits for a look nobody cancels";
+  if (!ended) pcsc_fake::service(false);  // ends the look, so that the test can end
+  stopped.wait();
 }
 
 TEST(AtrTable, ConfiguredPatternsWithMasksComeFirst) {
