@@ -169,7 +169,7 @@ const char* ec_operation_name(int) { return "ECDSA"; }
 
 struct SignContext {
   std::shared_ptr<const Source> source;
-  std::string digest;  // the md name libssl asked for
+  DigestAlgorithm digest = DigestAlgorithm::sha256;  // the one libssl asked for
   int padding = RSA_PKCS1_PADDING;
   Bytes data;  // what digest_sign_update gathered
 };
@@ -195,15 +195,16 @@ int sign_init(void* ctx, const char* mdname, void* key, const OSSL_PARAM params[
   auto* c = static_cast<SignContext*>(ctx);
   if (key != nullptr) c->source = static_cast<KeyData*>(key)->source;
   if (!c->source || !c->source->signer) return 0;
-  c->digest = mdname != nullptr ? mdname : (c->source->ec ? "SHA384" : "SHA256");
+  const char* name = mdname != nullptr ? mdname : (c->source->ec ? "SHA384" : "SHA256");
   // Refused here, not at the card: libssl asks whether a key signs with a
   // digest (EVP_PKEY_digestsign_supports_digest) before it picks a TLS 1.2
   // signature algorithm, and a server may list SHA-224 first.
-  if (!digest_named(c->digest)) {
-    ERR_raise_data(ERR_LIB_PROV, ERR_R_UNSUPPORTED, "a card key signs with SHA-256, SHA-384 or SHA-512, not %s",
-                   c->digest.c_str());
+  const std::optional<DigestAlgorithm> algorithm = digest_named(name);
+  if (!algorithm) {
+    ERR_raise_data(ERR_LIB_PROV, ERR_R_UNSUPPORTED, "a card key signs with SHA-256, SHA-384 or SHA-512, not %s", name);
     return 0;
   }
+  c->digest = *algorithm;
   c->padding = RSA_PKCS1_PADDING;
   c->data.clear();
   return sign_set_params(ctx, params);
@@ -217,17 +218,11 @@ int sign_now(SignContext* c, unsigned char* sig, std::size_t* siglen, std::size_
     *siglen = max;
     return 1;
   }
-  const auto algorithm = digest_named(c->digest);
-  if (!algorithm) {
-    ERR_raise_data(ERR_LIB_PROV, ERR_R_UNSUPPORTED, "a card key signs with SHA-256, SHA-384 or SHA-512, not %s",
-                   c->digest.c_str());
-    return 0;
-  }
   const Scheme scheme = c->source->ec                         ? Scheme::ecdsa
                         : c->padding == RSA_PKCS1_PSS_PADDING ? Scheme::pss
                                                               : Scheme::pkcs1;
   try {
-    const Bytes signature = c->source->signer(*algorithm, scheme, digest(*algorithm, tbs));
+    const Bytes signature = c->source->signer(c->digest, scheme, digest(c->digest, tbs));
     if (signature.size() > sigsize) return 0;
     std::memcpy(sig, signature.data(), signature.size());
     *siglen = signature.size();
@@ -275,10 +270,7 @@ int sign_set_params(void* ctx, const OSSL_PARAM params[]) {
     int saltlen = 0;
     const char* name = nullptr;
     if (OSSL_PARAM_get_int(p, &saltlen) == 1) {
-      if (saltlen != RSA_PSS_SALTLEN_DIGEST) {
-        const auto algorithm = digest_named(c->digest);
-        if (!algorithm || saltlen != static_cast<int>(digest_size(*algorithm))) return 0;
-      }
+      if (saltlen != RSA_PSS_SALTLEN_DIGEST && saltlen != static_cast<int>(digest_size(c->digest))) return 0;
     } else if (OSSL_PARAM_get_utf8_string_ptr(p, &name) != 1 ||
                std::strcmp(name, OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST) != 0) {
       return 0;
@@ -286,7 +278,7 @@ int sign_set_params(void* ctx, const OSSL_PARAM params[]) {
   }
   if (const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_MGF1_DIGEST)) {
     const char* name = nullptr;
-    if (OSSL_PARAM_get_utf8_string_ptr(p, &name) != 1 || digest_named(name) != digest_named(c->digest)) return 0;
+    if (OSSL_PARAM_get_utf8_string_ptr(p, &name) != 1 || digest_named(name) != c->digest) return 0;
   }
   return 1;
 }
