@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/owned_fd.hpp"
 #include "fuzz/support.hpp"
 #include "webeid/commands.hpp"
 #include "webeid/messages.hpp"
@@ -22,22 +23,14 @@ namespace {
 // command's own arguments has passed by then.
 struct KorttidAsked {};
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {
-    if (fd_ < 0) {
-      std::perror("fuzz webeid: open");
-      std::abort();
-    }
+// An open the harness cannot go on without.
+int opened(int fd) {
+  if (fd < 0) {
+    std::perror("fuzz webeid: open");
+    std::abort();
   }
-  ~Fd() { ::close(fd_); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  [[nodiscard]] int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+  return fd;
+}
 
 // The host's answer to a failed command, written where nobody reads it.
 void answer_failure(const kortti::webeid::Failure& failure, int out) {
@@ -54,8 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   using namespace kortti::webeid;
   const kortti::fuzz::MemoryFile file(data, size);
   // A second open of the memory file reads it from its start.
-  const Fd in(::open(file.path().c_str(), O_RDONLY | O_CLOEXEC));
-  static const Fd out(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+  const kortti::OwnedFd in(opened(::open(file.path().c_str(), O_RDONLY | O_CLOEXEC)));
+  static const kortti::OwnedFd out(opened(::open("/dev/null", O_WRONLY | O_CLOEXEC)));
   const Connect korttid = []() -> kortti::client::Client& { throw KorttidAsked{}; };
   for (;;) {
     kortti::Json message;
