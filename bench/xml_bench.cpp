@@ -75,11 +75,148 @@ struct Row {
   double xmlsec_ms = 0;
 };
 
+struct Case {
+  const char* profile;
+  std::size_t size;
+  int repeats;
+};
+
+struct Key {
+  const char* name;
+  const char* id;  // its CKA_ID, and the stem of its PEM files in the run's folder
+};
+
+std::string label_of(const Case& c) {
+  return std::string(c.profile) + " " +
+         (c.size >= 1024 * 1024 ? std::to_string(c.size >> 20) + "MB" : std::to_string(c.size >> 10) + "KB");
+}
+
+// One document signed with one key, korttid's two ways against xmlsec1's,
+// after checking that every side's result verifies.
+class Measure {
+ public:
+  Measure(client::Client& c, const fs::path& dir, const std::string& token, const Case& kase, const Key& key,
+          const std::string& document)
+      : c_(c),
+        dir_(dir),
+        cert_id_(token + "/" + key.id),
+        profile_(kase.profile),
+        key_(key),
+        document_(document),
+        cert_der_(test::read_bytes(pem("der"))),
+        xmlsec_{"xmlsec1",
+                "--sign",
+                "--privkey-pem",
+                pem("key").string() + "," + pem("pem").string(),
+                "--id-attr:ID",
+                "urn:hl7finland:signatureTimestamp",
+                "--output",
+                (dir / "out.xml").string(),
+                (dir / "template.xml").string()} {}
+
+  Row run(int repeats) {
+    check_both_sides();
+    std::vector<double> attached, json, alone, theirs;
+    for (int i = 0; i < repeats; ++i) {
+      // Rotate which side goes first, so none always finds warm caches.
+      for (int side = 0; side < 3; ++side) {
+        const auto start = Clock::now();
+        switch ((side + i) % 3) {
+          case 0:
+            (void)korttid(true);
+            attached.push_back(ms_since(start));
+            break;
+          case 1: {
+            (void)korttid(false);
+            json.push_back(ms_since(start));
+            const auto in_process = Clock::now();
+            (void)documents_thread_work();
+            alone.push_back(ms_since(in_process));
+            break;
+          }
+          default:
+            if (test::run(xmlsec_).status != 0) throw std::runtime_error("xmlsec1 --sign failed");
+            theirs.push_back(ms_since(start));
+        }
+      }
+    }
+    return {profile_, key_.name, document_.size(), median(attached), median(json), median(alone), median(theirs)};
+  }
+
+ private:
+  fs::path pem(const char* extension) const { return dir_ / (std::string(key_.id) + "." + extension); }
+
+  std::string korttid(bool attach) {
+    Json params = {{"cert_id", wstr(cert_id_)}, {"document", wstr(document_)}, {"profile", profile_}};
+    return test::str((attach ? c_.call_attached("sign.xml", std::move(params), "document")
+                             : c_.call("sign.xml", params))["document"]);
+  }
+
+  // Both results must verify: the same work, done right, on both sides.
+  void check_both_sides() {
+    const std::string signed_doc = korttid(true);
+    test::write_file(dir_ / "template.xml", template_of(signed_doc));
+    auto signed_by_xmlsec = test::run(xmlsec_);
+    if (signed_by_xmlsec.status != 0) throw std::runtime_error("xmlsec1 --sign: " + signed_by_xmlsec.err);
+    test::write_file(dir_ / "korttid.xml", signed_doc);
+    test::write_file(dir_ / "korttid-json.xml", korttid(false));
+    for (const fs::path& p : {dir_ / "out.xml", dir_ / "korttid.xml", dir_ / "korttid-json.xml"}) {
+      auto v = test::run({"xmlsec1", "--verify", "--id-attr:ID", "urn:hl7finland:signatureTimestamp", "--trusted-pem",
+                          pem("pem").string(), p.string()});
+      if (v.status != 0) throw std::runtime_error("xmlsec1 --verify " + p.string() + ": " + v.err);
+    }
+  }
+
+  // The documents thread's part alone, in this process: parse, template,
+  // digest, the PEM key's signature (as SoftHSM's), serialise.
+  std::string documents_thread_work() const {
+    signature::PreparedXml p = signature::prepare_xml(document_, *signature::parse_profile(profile_), cert_der_,
+                                                      signature::XmlOptions{.limits = {.max_bytes = 16 * 1024 * 1024}});
+    return p.finish(test::sign_like_a_token(pem("key"), p.digest_algorithm(), p.digest()));
+  }
+
+  client::Client& c_;
+  const fs::path dir_;
+  const std::string cert_id_;
+  const std::string profile_;
+  const Key key_;
+  const std::string& document_;
+  const Bytes cert_der_;
+  const std::vector<std::string> xmlsec_;
+};
+
+double xmlsec_start_ms() {
+  std::vector<double> start_only;
+  for (int i = 0; i < 20; ++i) {
+    const auto start = Clock::now();
+    (void)test::run({"xmlsec1", "--version"});
+    start_only.push_back(ms_since(start));
+  }
+  return median(start_only);
+}
+
+void print(const std::vector<Row>& rows, double xmlsec_start) {
+  std::printf("\nXML signing, median ms; same run\n\n");
+  std::printf("%-10s %-8s %10s %9s %9s %7s %9s %7s %9s %7s\n", "profile", "key", "document", "xmlsec1", "attached",
+              "ratio", "json", "ratio", "doc work", "ratio");
+  for (const auto& r : rows)
+    std::printf("%-10s %-8s %7.2f MB %9.1f %9.1f %6.2fx %9.1f %6.2fx %9.1f %6.2fx\n", r.profile.c_str(), r.key.c_str(),
+                static_cast<double>(r.bytes) / 1e6, r.xmlsec_ms, r.attached_ms, r.attached_ms / r.xmlsec_ms, r.json_ms,
+                r.json_ms / r.xmlsec_ms, r.work_ms, r.work_ms / r.xmlsec_ms);
+  std::printf("xmlsec1 process start alone (xmlsec1 --version): %.2f ms\n", xmlsec_start);
+  std::printf("korttid sign.xml through the socket: attached (the document as an attachment both ways) and json\n");
+  std::printf("(a JSON string both ways); doc work: the documents thread's part, in-process\n");
+  std::printf("goal: korttid <= 1.2x xmlsec1 --sign\n");
+}
+
 }  // namespace
 
 int main() {
   double scale = 1.0;
   if (const char* s = std::getenv("KORTTI_BENCH_XML_REPEATS")) scale = std::max(0.1, std::atof(s));
+  const char* only_env = std::getenv("KORTTI_BENCH_XML_ONLY");
+  const std::string only = only_env != nullptr ? only_env : "";
+
   test::TempDir dir;
   bench::make_token(dir.path(), {{"01", "-newkey rsa:2048"}, {"02", "-newkey ec -pkeyopt ec_paramgen_curve:P-384"}});
   test::DaemonOptions options;
@@ -91,113 +228,20 @@ int main() {
   const std::string token = test::str(c->call("tokens.list").at(0)["token_id"]);
   c->call("session.login", {{"token_id", wstr(token)}, {"pin", test::kPin}});
 
-  const std::pair<const char*, const char*> keys[] = {{"rsa2048", "01"}, {"p384", "02"}};
-  struct Case {
-    const char* profile;
-    std::size_t size;
-    int repeats;
-  };
+  const Key keys[] = {{"rsa2048", "01"}, {"p384", "02"}};
   const Case cases[] = {{"enveloped", 10 * 1024, 40},
                         {"enveloped", 1024 * 1024, 10},
                         {"enveloped", 10 * 1024 * 1024, 4},
                         {"kanta-cda", 10 * 1024, 40},
                         {"kanta-cda", 1024 * 1024, 3}};
   std::vector<Row> rows;
-  const std::string only = std::getenv("KORTTI_BENCH_XML_ONLY") != nullptr ? std::getenv("KORTTI_BENCH_XML_ONLY") : "";
-  // Named copies of the bindings, which the lambdas below capture (clang
-  // before 16 cannot capture a structured binding).
-  for (const auto& [profile_name, size, base_repeats] : cases) {
-    const auto profile = profile_name;
-    const std::string label =
-        std::string(profile) + " " +
-        (size >= 1024 * 1024 ? std::to_string(size >> 20) + "MB" : std::to_string(size >> 10) + "KB");
-    if (label.find(only) == std::string::npos) continue;
-    const std::string document = cda_of_size(size);
-    test::write_file(dir / "input.xml", document);
-    for (const auto& [key, key_id] : keys) {
-      const auto id = key_id;
-      const std::string cert_id = token + "/" + id;
-      auto korttid = [&](bool attach) {
-        Json params = {{"cert_id", wstr(cert_id)}, {"document", wstr(document)}, {"profile", profile}};
-        return test::str((attach ? c->call_attached("sign.xml", std::move(params), "document")
-                                 : c->call("sign.xml", params))["document"]);
-      };
-      const std::string signed_doc = korttid(true);
-      test::write_file(dir / "template.xml", template_of(signed_doc));
-      const std::vector<std::string> xmlsec = {
-          "xmlsec1",
-          "--sign",
-          "--privkey-pem",
-          (dir / (std::string(id) + ".key")).string() + "," + (dir / (std::string(id) + ".pem")).string(),
-          "--id-attr:ID",
-          "urn:hl7finland:signatureTimestamp",
-          "--output",
-          (dir / "out.xml").string(),
-          (dir / "template.xml").string()};
-      // Both results must verify: the same work, done right, on both sides.
-      auto signed_by_xmlsec = test::run(xmlsec);
-      if (signed_by_xmlsec.status != 0) throw std::runtime_error("xmlsec1 --sign: " + signed_by_xmlsec.err);
-      test::write_file(dir / "korttid.xml", signed_doc);
-      test::write_file(dir / "korttid-json.xml", korttid(false));
-      for (const fs::path& p : {dir / "out.xml", dir / "korttid.xml", dir / "korttid-json.xml"}) {
-        auto v = test::run({"xmlsec1", "--verify", "--id-attr:ID", "urn:hl7finland:signatureTimestamp", "--trusted-pem",
-                            (dir / (std::string(id) + ".pem")).string(), p.string()});
-        if (v.status != 0) throw std::runtime_error("xmlsec1 --verify " + p.string() + ": " + v.err);
-      }
-      // The documents thread's part alone, in this process: parse, template,
-      // digest, the PEM key's signature (as SoftHSM's), serialise.
-      const Bytes cert_der = test::read_bytes(dir / (std::string(id) + ".der"));
-      auto work = [&] {
-        signature::PreparedXml p =
-            signature::prepare_xml(document, *signature::parse_profile(profile), cert_der,
-                                   signature::XmlOptions{.limits = {.max_bytes = 16 * 1024 * 1024}});
-        return p.finish(test::sign_like_a_token(dir / (std::string(id) + ".key"), p.digest_algorithm(), p.digest()));
-      };
-      std::vector<double> attached, json, alone, theirs;
-      const int repeats = std::max(2, static_cast<int>(base_repeats * scale));
-      for (int i = 0; i < repeats; ++i) {
-        // Rotate which side goes first, so none always finds warm caches.
-        for (int side = 0; side < 3; ++side) {
-          const auto start = Clock::now();
-          switch ((side + i) % 3) {
-            case 0:
-              (void)korttid(true);
-              attached.push_back(ms_since(start));
-              break;
-            case 1: {
-              (void)korttid(false);
-              json.push_back(ms_since(start));
-              const auto in_process = Clock::now();
-              (void)work();
-              alone.push_back(ms_since(in_process));
-              break;
-            }
-            default:
-              if (test::run(xmlsec).status != 0) throw std::runtime_error("xmlsec1 --sign failed");
-              theirs.push_back(ms_since(start));
-          }
-        }
-      }
-      rows.push_back({profile, key, document.size(), median(attached), median(json), median(alone), median(theirs)});
-    }
+  for (const Case& kase : cases) {
+    if (label_of(kase).find(only) == std::string::npos) continue;
+    const std::string document = cda_of_size(kase.size);
+    for (const Key& key : keys)
+      rows.push_back(
+          Measure(*c, dir.path(), token, kase, key, document).run(std::max(2, static_cast<int>(kase.repeats * scale))));
   }
-  std::vector<double> start_only;
-  for (int i = 0; i < 20; ++i) {
-    const auto start = Clock::now();
-    (void)test::run({"xmlsec1", "--version"});
-    start_only.push_back(ms_since(start));
-  }
-
-  std::printf("\nXML signing, median ms; same run\n\n");
-  std::printf("%-10s %-8s %10s %9s %9s %7s %9s %7s %9s %7s\n", "profile", "key", "document", "xmlsec1", "attached",
-              "ratio", "json", "ratio", "doc work", "ratio");
-  for (const auto& r : rows)
-    std::printf("%-10s %-8s %7.2f MB %9.1f %9.1f %6.2fx %9.1f %6.2fx %9.1f %6.2fx\n", r.profile.c_str(), r.key.c_str(),
-                static_cast<double>(r.bytes) / 1e6, r.xmlsec_ms, r.attached_ms, r.attached_ms / r.xmlsec_ms, r.json_ms,
-                r.json_ms / r.xmlsec_ms, r.work_ms, r.work_ms / r.xmlsec_ms);
-  std::printf("xmlsec1 process start alone (xmlsec1 --version): %.2f ms\n", median(start_only));
-  std::printf("korttid sign.xml through the socket: attached (the document as an attachment both ways) and json\n");
-  std::printf("(a JSON string both ways); doc work: the documents thread's part, in-process\n");
-  std::printf("goal: korttid <= 1.2x xmlsec1 --sign\n");
+  print(rows, xmlsec_start_ms());
   return 0;
 }
