@@ -476,6 +476,14 @@ bool AuditLog::Chain::reopen_if_moved() {
     errno = err;
     return false;
   }
+  // A file just created is durable only once its directory entry is: else a
+  // power cut could take the whole file, lines already answered for with it.
+  if (!sync_directory(file)) {
+    const int err = errno;
+    ::close(opened);
+    errno = err;
+    return false;
+  }
   if (fd >= 0) {
     sync_written();  // the moved file keeps its noted lines, durable
     ::close(fd);
