@@ -185,6 +185,10 @@ struct CmsVerification {
 // too_many_certificates before any signer is checked.
 inline constexpr std::size_t kMaxCmsSigners = 16;
 inline constexpr std::size_t kMaxCmsCertificates = 64;
+// What verify_xml() takes: more is 1051 too_many_signatures before any is
+// computed. Each enveloped signature canonicalises and digests the whole
+// document again; a Kanta document carries one or a few.
+inline constexpr std::size_t kMaxXmlSignatures = 16;
 
 // A detached signature needs `content` or `content_digest`; an attached one
 // neither. Throws Error(document_invalid, "not_cms") for bytes that are not

@@ -429,6 +429,10 @@ std::vector<XmlVerification> verify_xml(std::string_view document, const Documen
   std::vector<xmlNode*> signatures;
   collect_signatures(xmlDocGetRootElement(doc.get()), signatures);
   if (signatures.empty()) invalid_document("no_signature", "the document has no ds:Signature element");
+  if (signatures.size() > kMaxXmlSignatures)
+    invalid_document("too_many_signatures", "the document has " + std::to_string(signatures.size()) +
+                                                " ds:Signature elements; korttid checks at most " +
+                                                std::to_string(kMaxXmlSignatures));
   // Every signature is read and its shape checked before any is computed.
   std::vector<Plan> plans;
   for (xmlNode* s : signatures) plans.push_back(plan_signature(doc.get(), s));

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
+#include <regex>
 
 #include "common/error.hpp"
 #include "common/openssl.hpp"
@@ -166,7 +167,8 @@ TEST_F(XmlSignatureChecks, ASecondStructuredBodyIsRefusedAsXmlsecRefusesIt) {
 // a colon is only a warning to libxml2; signed, the document failed korttid's
 // own verification. Namespace errors are refused before signing now.
 TEST_F(XmlSignatureChecks, DocumentsWhoseNamespacesAreNotWellFormedAreRefused) {
-  for (const std::string& decl : {std::string(R"(xmlns:hl7:fi="urn:hl7finland")"), std::string(R"(undeclared:x="1")")}) {
+  for (const std::string& decl :
+       {std::string(R"(xmlns:hl7:fi="urn:hl7finland")"), std::string(R"(undeclared:x="1")")}) {
     SCOPED_TRACE(decl);
     std::string doc = prescription();
     const auto at = doc.find("<ClinicalDocument ");
@@ -423,6 +425,39 @@ TEST_F(XmlSignatureChecks, AnUnsignedDocumentIsNamedSo) {
   const auto e = thrown<Error>([&] { (void)signature::verify_xml(prescription(), {}); }, "accepted");
   ASSERT_TRUE(e);
   EXPECT_EQ(e->detail, "no_signature");
+}
+
+// Each enveloped signature digests the whole document again: a document
+// of many is refused before the first is computed.
+TEST_F(XmlSignatureChecks, ADocumentWithMoreSignaturesThanKorttidChecksIsRefusedBeforeAnyIsComputed) {
+  const std::string signed_doc = sign(prescription(), Profile::enveloped, "physician");
+  const auto begin = signed_doc.find("<ds:Signature");
+  const auto end = signed_doc.find("</ds:Signature>") + std::string_view("</ds:Signature>").size();
+  ASSERT_NE(begin, std::string::npos);
+  const std::string signature = signed_doc.substr(begin, end - begin);
+  // Each copy with IDs of its own (two of one value are refused as such).
+  static const std::regex id(R"re(Id="([^"]+)")re");
+  std::vector<std::string> ids;
+  for (std::sregex_iterator it(signature.begin(), signature.end(), id), none; it != none; ++it) ids.push_back((*it)[1]);
+  auto with = [&](std::size_t count) {
+    std::string doc = signed_doc;
+    for (std::size_t i = 1; i < count; ++i) {
+      std::string copy = signature;
+      for (const std::string& value : ids)
+        for (auto at = copy.find(value); at != std::string::npos; at = copy.find(value, at + value.size() + 4))
+          copy.insert(at + value.size(), "-" + std::to_string(100 + i));
+      doc.insert(end, copy);
+    }
+    return doc;
+  };
+  // At the limit each is checked (the copies make every digest differ).
+  const auto checked = signature::verify_xml(with(signature::kMaxXmlSignatures), {});
+  EXPECT_EQ(checked.size(), signature::kMaxXmlSignatures);
+  const auto e =
+      thrown<Error>([&] { (void)signature::verify_xml(with(signature::kMaxXmlSignatures + 1), {}); }, "accepted");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code(), Errc::document_invalid);
+  EXPECT_EQ(e->detail, "too_many_signatures");
 }
 
 INSTANTIATE_TEST_SUITE_P(Profiles, XmlSignature,
