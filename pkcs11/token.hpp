@@ -16,6 +16,7 @@
 
 #include "common/worker.hpp"
 #include "pkcs11/module.hpp"
+#include "pkcs11/pin_guard.hpp"
 #include "pkcs11/pkcs11.hpp"
 #include "pkcs11/session.hpp"
 
@@ -31,6 +32,7 @@ class PendingOperation {
 struct TokenHooks {
   TokenService::ReaderResolver reader_resolver;
   TokenService::PinCounter pin_counter;
+  std::shared_ptr<PinGuard> pin_guard = std::make_shared<PinGuard>();
 };
 
 // One token in one slot of one module. Everything that touches the card runs on
@@ -82,17 +84,21 @@ class Token {
   [[nodiscard]] Session& work();
   void reset_work_session();
   void refresh_info();
-  void check_pin_shape(const Credentials& credentials) const;
+  // Before a typed PIN reaches the card: its length, and the last try
+  // (final_try, and PinGuard for `uid`).
+  void check_pin_shape(const Credentials& credentials, uid_t uid) const;
   void check_new_pin(const SecretString& pin) const;
   void check_pinpad(const PinChange& change) const;
   // 1040 when another uid holds the card's session.
   void check_not_anothers(uid_t uid) const;
-  [[noreturn]] void throw_pin_failure(const Error& error);
+  // `typed_by`: the uid whose typed PIN the card refused (none for a PIN pad).
+  [[noreturn]] void throw_pin_failure(const Error& error, std::optional<uid_t> typed_by);
+  void pin_accepted(const Credentials& credentials, uid_t uid);
   // error_from_ckr, but a device failure on a card that has just left is
   // card_removed: modules report a broken transmit before anyone has seen
   // the removal.
   [[nodiscard]] Error failure(CK_RV rv, const char* call) const;
-  void login_user(const Credentials& credentials);
+  void login_user(const Credentials& credentials, uid_t uid);
   // `cert_id`: the key about to sign. One that asks for its PIN at every
   // signature (CKA_ALWAYS_AUTHENTICATE) has that PIN checked there, not by
   // a second login into the session (its PIN may not be the session's).
@@ -107,7 +113,7 @@ class Token {
   Key private_key(const std::string& cert_id);
   // The signature of a C_SignInit made on the work session, after the
   // key's own PIN where it asks for one.
-  Bytes sign_initialised(const Key& key, const Credentials& credentials, const Bytes& input);
+  Bytes sign_initialised(const Key& key, const Credentials& credentials, uid_t uid, const Bytes& input);
 
   std::shared_ptr<Module> module_;
   CK_SLOT_ID slot_;

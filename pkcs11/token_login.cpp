@@ -8,7 +8,7 @@
 
 namespace kortti::pkcs11 {
 
-void Token::check_pin_shape(const Credentials& credentials) const {
+void Token::check_pin_shape(const Credentials& credentials, uid_t uid) const {
   if (!credentials.pin) return;
   const std::size_t n = credentials.pin->size();
   const PinStatus pin = info().user_pin;
@@ -21,16 +21,21 @@ void Token::check_pin_shape(const Credentials& credentials) const {
   // Anyone allowed to sign could otherwise lock a clinician's card with three
   // wrong PINs. The last try is spent only when the request says it knows:
   // the client has told its user that a wrong PIN now locks the card.
-  if (!credentials.final_try && (pin.final_try || pin.tries_left == 1))
+  const bool last_try = pin.final_try || pin.tries_left == 1;
+  if (!credentials.final_try && last_try)
     throw Error(Errc::permission_denied,
                 "the PIN has one try left; korttid spends it only for a request with final_try: true, after the "
                 "user was told a wrong PIN locks the card")
         .with_detail("final_try_not_confirmed")
         .with_tries_left(1);
+  // Any client can say final_try: that word alone would not stop an account
+  // that spent the other tries from spending the last one too.
+  if (last_try) hooks_->pin_guard->check_last_try(id_, uid);
 }
 
-void Token::throw_pin_failure(const Error& error) {
+void Token::throw_pin_failure(const Error& error, std::optional<uid_t> typed_by) {
   Error e = error;
+  if (e.code() == Errc::pin_incorrect && typed_by) hooks_->pin_guard->wrong(id_, *typed_by);
   if (e.code() == Errc::pin_incorrect || e.code() == Errc::pin_locked) {
     refresh_info();
     const PinStatus pin = info().user_pin;
@@ -42,8 +47,17 @@ void Token::throw_pin_failure(const Error& error) {
   throw e;
 }
 
-void Token::login_user(const Credentials& credentials) {
-  check_pin_shape(credentials);
+// A PIN pad's success clears the wrong PINs (the card's counter is full
+// again) but names no account: whoever asked, the holder typed it.
+void Token::pin_accepted(const Credentials& credentials, uid_t uid) {
+  if (credentials.pinpad)
+    hooks_->pin_guard->right(id_, std::nullopt);
+  else if (credentials.pin)
+    hooks_->pin_guard->right(id_, uid);
+}
+
+void Token::login_user(const Credentials& credentials, uid_t uid) {
+  check_pin_shape(credentials, uid);
   CK_FUNCTION_LIST* fn = module_->fn();
   CK_RV rv = CKR_OK;
   if (credentials.pinpad) {
@@ -58,10 +72,11 @@ void Token::login_user(const Credentials& credentials) {
     throw Error(Errc::pin_required, "the card is not logged in; give the PIN or use the PIN pad");
   }
   if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+    if (rv == CKR_OK) pin_accepted(credentials, uid);
     refresh_info();
     return;
   }
-  throw_pin_failure(failure(rv, "C_Login"));
+  throw_pin_failure(failure(rv, "C_Login"), credentials.pinpad ? std::nullopt : std::optional(uid));
 }
 
 void Token::set_session_state(std::optional<uid_t> owner) {
@@ -85,7 +100,7 @@ LoginResult Token::login(const Credentials& credentials, uid_t uid) {
     module_->fn()->C_Logout(anchor_->handle());
     set_session_state(std::nullopt);
   }
-  login_user(credentials);
+  login_user(credentials, uid);
   set_session_state(uid);
   return {true, expires_at_};
 }
@@ -123,7 +138,7 @@ void Token::authorize(uid_t uid, const Credentials& credentials, const std::stri
         // As a second kortti login: the PIN is checked anew. One the card
         // cannot take costs neither a try nor the session, and the session
         // keeps the end it had.
-        check_pin_shape(credentials);
+        check_pin_shape(credentials, uid);
         const SystemTime expires = expires_at_;
         (void)login(credentials, uid);
         expires_at_ = expires;
@@ -141,7 +156,7 @@ void Token::authorize(uid_t uid, const Credentials& credentials, const std::stri
   if (!info().login_required) return;
   if (!credentials.pin && !credentials.pinpad)
     throw Error(Errc::pin_required, "the card is not logged in; give the PIN or use the PIN pad");
-  login_user(credentials);
+  login_user(credentials, uid);
   keys_.clear();
   transient_login = true;
 }

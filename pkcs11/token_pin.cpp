@@ -55,7 +55,7 @@ void Token::change_pin(const PinChange& change, uid_t uid) {
     Credentials old;
     old.pin = SecretString(change.proof.view());
     old.final_try = change.final_try;
-    check_pin_shape(old);
+    check_pin_shape(old, uid);
     check_new_pin(change.new_pin);
   }
   CK_FUNCTION_LIST* fn = module_->fn();
@@ -68,7 +68,8 @@ void Token::change_pin(const PinChange& change, uid_t uid) {
   if (transient) {
     const CK_RV rv = fn->C_Login(rw.handle(), CKU_USER, pad_or(change.proof, change.pinpad),
                                  change.pinpad ? 0 : change.proof.size());
-    if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) throw_pin_failure(failure(rv, "C_Login"));
+    if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
+      throw_pin_failure(failure(rv, "C_Login"), change.pinpad ? std::nullopt : std::optional(uid));
   }
   const CK_RV rv =
       fn->C_SetPIN(rw.handle(), pad_or(change.proof, change.pinpad), change.pinpad ? 0 : change.proof.size(),
@@ -77,7 +78,8 @@ void Token::change_pin(const PinChange& change, uid_t uid) {
   keys_.clear();
   if (rv == CKR_PIN_LEN_RANGE || rv == CKR_PIN_INVALID)
     throw Error(Errc::invalid_params, "the card refused the new PIN").with_detail(ckr_name(rv));
-  if (rv != CKR_OK) throw_pin_failure(failure(rv, "C_SetPIN"));
+  if (rv != CKR_OK) throw_pin_failure(failure(rv, "C_SetPIN"), change.pinpad ? std::nullopt : std::optional(uid));
+  hooks_->pin_guard->right(id_, change.pinpad ? std::nullopt : std::optional(uid));
   refresh_info();
 }
 
@@ -133,6 +135,8 @@ void Token::unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid) 
   if (rv == CKR_PIN_LEN_RANGE || rv == CKR_PIN_INVALID)
     throw Error(Errc::invalid_params, "the card refused the new PIN").with_detail(ckr_name(rv));
   if (rv != CKR_OK) throw failure(rv, style == UnblockStyle::so_login ? "C_Login(CKU_SO)/C_InitPIN" : "C_SetPIN");
+  // A new PIN with full tries, set by whoever knew the PUK.
+  hooks_->pin_guard->right(id_, std::nullopt);
   refresh_info();
 }
 

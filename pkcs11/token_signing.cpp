@@ -61,7 +61,7 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
   check_request(request, scheme, cert.key_type, mechanisms_);
   Key key = private_key(cert.cert_id);
   check_key_use(key.always_authenticate, request, credentials);
-  if (key.always_authenticate) check_pin_shape(credentials);
+  if (key.always_authenticate) check_pin_shape(credentials, request.uid);
 
   const Bytes input = scheme == Scheme::pkcs1 ? digest_info(request.digest_algorithm, request.digest) : request.digest;
   CK_RSA_PKCS_PSS_PARAMS pss = pss_params(request.digest_algorithm);
@@ -78,7 +78,7 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
     rv = module_->fn()->C_SignInit(work().handle(), &mechanism, key.handle);
   }
   if (rv != CKR_OK) throw failure(rv, "C_SignInit");
-  Bytes signature = sign_initialised(key, credentials, input);
+  Bytes signature = sign_initialised(key, credentials, request.uid, input);
   if (scheme == Scheme::ecdsa) signature = ecdsa_raw_to_der(signature);
   if (owner_) last_used_ = std::chrono::steady_clock::now();
 
@@ -90,7 +90,7 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
   return result;
 }
 
-Bytes Token::sign_initialised(const Key& key, const Credentials& credentials, const Bytes& input) {
+Bytes Token::sign_initialised(const Key& key, const Credentials& credentials, uid_t uid, const Bytes& input) {
   CK_FUNCTION_LIST* fn = module_->fn();
   Session& s = work();
   if (key.always_authenticate) {
@@ -101,8 +101,10 @@ Bytes Token::sign_initialised(const Key& key, const Credentials& credentials, co
                                        credentials.pin->size());
     if (rv != CKR_OK) {
       reset_work_session();
-      throw_pin_failure(failure(rv, "C_Login(CKU_CONTEXT_SPECIFIC)"));
+      throw_pin_failure(failure(rv, "C_Login(CKU_CONTEXT_SPECIFIC)"),
+                        credentials.pinpad ? std::nullopt : std::optional(uid));
     }
+    pin_accepted(credentials, uid);
   }
   Bytes signature(kSignatureBuffer);
   CK_ULONG length = signature.size();

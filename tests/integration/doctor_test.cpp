@@ -75,8 +75,9 @@ TEST_F(Doctor, EachFailureOnTheTestBedIsDiagnosedWithItsAdvice) {
   EXPECT_EQ(one(f, "registry").verdict, "warn") << "nothing imported yet";
   EXPECT_NE(one(f, "registry").hint.find("korttid registry import"), std::string::npos);
 
-  // Two wrong PINs: one try left is a warning with advice; a third locks the
-  // PIN, which fails the run and names the way out.
+  // Two wrong PINs: one try left is a warning with advice; a third (from
+  // another account: the first may not spend the last) locks the PIN, which
+  // fails the run and names the way out.
   auto c = daemon_->connect();
   auto wrong_pin = [&] {
     return rpc_error([&] {
@@ -86,6 +87,7 @@ TEST_F(Doctor, EachFailureOnTheTestBedIsDiagnosedWithItsAdvice) {
   };
   EXPECT_EQ(wrong_pin(), 1011);
   EXPECT_EQ(wrong_pin(), 1011);
+  c = connect_as(daemon_->socket(), 4242, 4242);
   f = diagnose(0);
   EXPECT_EQ(one(f, "pin").verdict, "warn");
   EXPECT_NE(one(f, "pin").message.find("one try left"), std::string::npos) << last_;

@@ -181,8 +181,16 @@ TEST_F(Pcsc, WrongPinThreeTimesCountsDownThenLocks) {
   EXPECT_EQ(guarded.data()["detail"], "final_try_not_confirmed");
   EXPECT_EQ(guarded.data()["tries_left"], 1);
   EXPECT_EQ(c->call("tokens.list")[0]["pins"]["user"]["tries_left"], 1) << "read from the card";
+  // Any client can say final_try: the account that gave the wrong PINs
+  // still may not spend the last try, and the card is not touched.
   p["final_try"] = true;
-  auto locked = rpc_error([&] { c->call("sign.digest", p); });
+  const auto not_yours = rpc_error([&] { c->call("sign.digest", p); });
+  EXPECT_EQ(not_yours.code(), 1040) << not_yours.what();
+  EXPECT_EQ(not_yours.data()["detail"], "last_try_not_yours");
+  EXPECT_EQ(c->call("tokens.list")[0]["pins"]["user"]["tries_left"], 1) << "read from the card";
+  // Another account may (so it takes two to lock a card this way).
+  auto other = connect_as(daemon_->socket(), 4242, 4242);
+  auto locked = rpc_error([&] { other->call("sign.digest", p); });
   EXPECT_EQ(locked.code(), 1012);
   EXPECT_EQ(locked.reason(), "pin_locked");
   // Locked stays locked, even with the right PIN, and says so.
@@ -194,6 +202,37 @@ TEST_F(Pcsc, WrongPinThreeTimesCountsDownThenLocks) {
     EXPECT_TRUE(t["pins"]["user"]["locked"].get<bool>());
     EXPECT_EQ(t["pins"]["user"]["tries_left"], 0);
   }
+}
+
+// The card holder mistypes too: an account that has given this card's right
+// PIN before may spend the last try after its own wrong ones, and the right
+// PIN then makes the card's counter full again for everyone.
+TEST_F(Pcsc, TheAccountThatGaveTheRightPinBeforeMaySpendTheLastTry) {
+  VirtualCard card(pcscd_, CardOptions{});
+  wait_for_token(card.token_id());
+  auto c = daemon_->connect();
+  Bytes digest;
+  Json p = sign_params(card.token_id() + "/02", "sha256", digest);
+  p["pin"] = kPin;
+  c->call("sign.digest", p);
+  p["pin"] = "000000";
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(rpc_error([&] { c->call("sign.digest", p); }).code(), 1011);
+  p["pin"] = kPin;
+  p["final_try"] = true;
+  EXPECT_FALSE(c->call("sign.digest", p)["signature"].get<std::string>().empty());
+  EXPECT_EQ(c->call("tokens.list")[0]["pins"]["user"]["tries_left"], 3) << "read from the card";
+  // The right PIN forgave the other accounts' wrong ones too: the guard is
+  // about tries spent since the card last took a right PIN.
+  auto other = connect_as(daemon_->socket(), 4242, 4242);
+  p["pin"] = "000000";
+  p.erase("final_try");
+  EXPECT_EQ(rpc_error([&] { other->call("sign.digest", p); }).code(), 1011);
+  EXPECT_EQ(rpc_error([&] { other->call("sign.digest", p); }).code(), 1011);
+  p["final_try"] = true;
+  const auto not_yours = rpc_error([&] { other->call("sign.digest", p); });
+  EXPECT_EQ(not_yours.data()["detail"], "last_try_not_yours") << not_yours.what();
+  p["pin"] = kPin;
+  EXPECT_FALSE(c->call("sign.digest", p)["signature"].get<std::string>().empty()) << "the holder's account still may";
 }
 
 TEST_F(Pcsc, PinPadOnAReaderWithoutOneIsUnsupported) {

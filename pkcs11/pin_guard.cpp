@@ -1,0 +1,40 @@
+#include "pkcs11/pin_guard.hpp"
+
+#include "common/error.hpp"
+
+namespace kortti::pkcs11 {
+
+namespace {
+
+bool holds(const std::map<std::string, std::set<uid_t>>& uids, const std::string& token_id, uid_t uid) {
+  const auto it = uids.find(token_id);
+  return it != uids.end() && it->second.count(uid) != 0;
+}
+
+}  // namespace
+
+void PinGuard::check_last_try(const std::string& token_id, uid_t uid) const {
+  std::lock_guard lock(mutex_);
+  // The card's holder has given its right PIN before; an account that only
+  // ever gave wrong ones is where an attack on the card would come from.
+  if (!holds(wrong_, token_id, uid) || holds(known_, token_id, uid)) return;
+  throw Error(Errc::permission_denied,
+              "the PIN has one try left and this account gave wrong PINs for this card: korttid does not let one "
+              "account spend all of a card's tries. The card holder can use the last try from an account that has "
+              "given this card's right PIN before, or on the reader's PIN pad; or unblock the PIN with the PUK")
+      .with_detail("last_try_not_yours")
+      .with_tries_left(1);
+}
+
+void PinGuard::wrong(const std::string& token_id, uid_t uid) {
+  std::lock_guard lock(mutex_);
+  wrong_[token_id].insert(uid);
+}
+
+void PinGuard::right(const std::string& token_id, std::optional<uid_t> uid) {
+  std::lock_guard lock(mutex_);
+  wrong_.erase(token_id);
+  if (uid) known_[token_id].insert(*uid);
+}
+
+}  // namespace kortti::pkcs11

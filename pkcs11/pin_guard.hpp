@@ -1,0 +1,43 @@
+// Who spent a card's PIN tries: what keeps one local account from locking a
+// clinician's card with wrong PINs (docs/protocol.md, "The last try").
+#pragma once
+
+// Internal to pkcs11/ (docs/architecture.md, Layering).
+#if !defined(KORTTI_COMPONENT_PKCS11) && !defined(KORTTI_WHITE_BOX)
+#error "pkcs11/pin_guard.hpp is internal to pkcs11/; include pkcs11/pkcs11.hpp"
+#endif
+
+#include <sys/types.h>
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+
+namespace kortti::pkcs11 {
+
+// Keyed by token id, not held by a Token: a card taken out and put back is
+// the same card with the same tries left, and an account that spent the
+// others must not get the last one by waiting for that. Forgotten when
+// korttid stops. Thread-safe.
+class PinGuard {
+ public:
+  // Throws 1040 last_try_not_yours when `uid` may not spend the last try of
+  // `token_id`: it gave wrong PINs since the card last took a right one, and
+  // has never given this card's right PIN itself. A PIN pad's user is at the
+  // reader and is not asked.
+  void check_last_try(const std::string& token_id, uid_t uid) const;
+  // The card refused a PIN that `uid` gave.
+  void wrong(const std::string& token_id, uid_t uid);
+  // The card took a PIN (`uid`'s, or none for a PIN pad): its counter is
+  // full again.
+  void right(const std::string& token_id, std::optional<uid_t> uid);
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, std::set<uid_t>> wrong_;  // since the card last took a right PIN
+  std::map<std::string, std::set<uid_t>> known_;  // gave the right PIN at least once
+};
+
+}  // namespace kortti::pkcs11
