@@ -32,6 +32,7 @@ struct Config {
     std::size_t max_message_bytes = 16 * 1024 * 1024;
     std::size_t max_connections = 64;
     std::size_t max_connections_per_uid = 16;
+    std::size_t log_lines_per_second_per_uid = 20;
     std::chrono::seconds idle_timeout{300};
     std::size_t max_inflight_per_connection = 32;
     std::size_t max_pin_requests_per_uid = 4;

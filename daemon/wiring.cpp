@@ -87,6 +87,7 @@ ipc::ServerOptions server_options(const Config& config) {
   o.max_message_bytes = config.ipc.max_message_bytes;
   o.max_connections = config.ipc.max_connections;
   o.max_connections_per_uid = config.ipc.max_connections_per_uid;
+  o.log_lines_per_second_per_uid = config.ipc.log_lines_per_second_per_uid;
   o.idle_timeout = config.ipc.idle_timeout;
   o.max_inflight_per_connection = config.ipc.max_inflight_per_connection;
   o.max_pin_requests_per_uid = config.ipc.max_pin_requests_per_uid;

@@ -71,8 +71,9 @@ bool Call::finish(const Json& message, std::string_view outcome, std::string_vie
   const bool delivered = connection && connection->is_open() && connection->send(message, attachment);
   const auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_).count();
-  spdlog::info("conn={} uid={} pid={} {} id={} -> {}{} ({} ms)", peer_.connection, peer_.uid, peer_.pid,
-               request_.method, short_id(request_.id), outcome, delivered ? "" : " (client gone)", ms);
+  if (core_.log_budget.allow(peer_.uid))
+    spdlog::info("conn={} uid={} pid={} {} id={} -> {}{} ({} ms)", peer_.connection, peer_.uid, peer_.pid,
+                 request_.method, short_id(request_.id), outcome, delivered ? "" : " (client gone)", ms);
   if (connection) connection->call_done(this);
   return delivered;
 }

@@ -53,20 +53,23 @@ void Connection::start() {
     if (other->peer_.uid == peer_.uid) ++same_uid;
   }
   if (open >= core_.options.max_connections) {
-    spdlog::warn("conn={} uid={} pid={}: refused, {} clients already connected", peer_.connection, peer_.uid, peer_.pid,
-                 open);
+    if (core_.log_budget.allow(peer_.uid))
+      spdlog::warn("conn={} uid={} pid={}: refused, {} clients already connected", peer_.connection, peer_.uid,
+                   peer_.pid, open);
     refuse(make_error(nullptr, Error(Errc::service_unavailable, "too many clients are connected; try again later")));
     return;
   }
   if (same_uid >= core_.options.max_connections_per_uid) {
-    spdlog::warn("conn={} uid={} pid={}: refused, uid {} already has {} connections", peer_.connection, peer_.uid,
-                 peer_.pid, peer_.uid, same_uid);
+    if (core_.log_budget.allow(peer_.uid))
+      spdlog::warn("conn={} uid={} pid={}: refused, uid {} already has {} connections", peer_.connection, peer_.uid,
+                   peer_.pid, peer_.uid, same_uid);
     refuse(make_error(nullptr, Error(Errc::service_unavailable,
                                      "uid " + std::to_string(peer_.uid) + " has " + std::to_string(same_uid) +
                                          " connections open, the most one user may have; close one and retry")));
     return;
   }
-  spdlog::info("conn={} connected: uid={} gid={} pid={}", peer_.connection, peer_.uid, peer_.gid, peer_.pid);
+  if (core_.log_budget.allow(peer_.uid))
+    spdlog::info("conn={} connected: uid={} gid={} pid={}", peer_.connection, peer_.uid, peer_.gid, peer_.pid);
   last_request_ = std::chrono::steady_clock::now();
   arm_idle_timer();
   read();
@@ -118,8 +121,9 @@ void Connection::arm_idle_timer() {
     // A request in flight or a subscription is not idleness: the client is
     // waiting for korttid.
     if (idle >= limit && self->inflight_.empty() && self->topics_.empty()) {
-      spdlog::info("conn={} uid={}: no request for {} s, closing", self->peer_.connection, self->peer_.uid,
-                   std::chrono::duration_cast<std::chrono::seconds>(idle).count());
+      if (self->core_.log_budget.allow(self->peer_.uid))
+        spdlog::info("conn={} uid={}: no request for {} s, closing", self->peer_.connection, self->peer_.uid,
+                     std::chrono::duration_cast<std::chrono::seconds>(idle).count());
       self->close();
       return;
     }
@@ -171,8 +175,9 @@ void Connection::handle_lines() {
     const auto status = buffer_.next(line);
     if (status == LineBuffer::Status::incomplete) return;
     if (status == LineBuffer::Status::too_long) {
-      spdlog::warn("conn={} uid={}: message over {} bytes, closing", peer_.connection, peer_.uid,
-                   core_.options.max_message_bytes);
+      if (core_.log_budget.allow(peer_.uid))
+        spdlog::warn("conn={} uid={}: message over {} bytes, closing", peer_.connection, peer_.uid,
+                     core_.options.max_message_bytes);
       refuse(make_error(nullptr,
                         Error(Errc::invalid_request, "the message is longer than the limit of " +
                                                          std::to_string(core_.options.max_message_bytes) + " bytes")));
@@ -187,7 +192,8 @@ void Connection::handle_lines() {
     buffer_.consume_line();
     scrub_stack();  // the parser's small-string buffers held copies of short values
     if (incoming.framing_lost) {
-      spdlog::warn("conn={} uid={}: unusable attachment header, closing", peer_.connection, peer_.uid);
+      if (core_.log_budget.allow(peer_.uid))
+        spdlog::warn("conn={} uid={}: unusable attachment header, closing", peer_.connection, peer_.uid);
       refuse(std::get<Json>(incoming.message));
       return;
     }
@@ -229,7 +235,8 @@ bool Connection::send(const Json& message, std::string_view attachment) {
   out_bytes_ += text.size();
   // A client that stops reading must not make the daemon buffer without bound.
   if (out_bytes_ > 2 * core_.options.max_message_bytes + 1024 * 1024) {
-    spdlog::warn("conn={} uid={}: client is not reading its answers, closing", peer_.connection, peer_.uid);
+    if (core_.log_budget.allow(peer_.uid))
+      spdlog::warn("conn={} uid={}: client is not reading its answers, closing", peer_.connection, peer_.uid);
     close();
     return false;
   }
@@ -286,7 +293,7 @@ void Connection::close() {
   socket_.shutdown(asio::socket_base::shutdown_both, ignored);
   socket_.close(ignored);
   out_.clear();
-  if (!refusing_) spdlog::info("conn={} closed", peer_.connection);
+  if (!refusing_ && core_.log_budget.allow(peer_.uid)) spdlog::info("conn={} closed", peer_.connection);
   core_.connections.erase(peer_.connection);  // may drop the last reference: nothing after this
 }
 

@@ -22,7 +22,8 @@ Core::Core(boost::asio::io_context& context, ServerOptions server_options, Servi
       options(std::move(server_options)),
       services(server_services),
       pin_gate(std::make_shared<PinGate>(io, options.max_pin_requests_per_uid,
-                                         [this](const std::shared_ptr<Call>& call) { run(call); })) {
+                                         [this](const std::shared_ptr<Call>& call) { run(call); })),
+      log_budget(options.log_lines_per_second_per_uid) {
   for (const Method& m : protocol()) {
     if (m.needs == Needs::policy && services.policy == nullptr) continue;
     if (m.needs == Needs::documents && !services.documents) continue;
@@ -39,8 +40,9 @@ void Core::dispatch(const std::shared_ptr<Connection>& connection, Request reque
   }
   const Peer& peer = connection->peer();
   if (!options.access.allows(peer, it->second->group)) {
-    spdlog::warn("conn={} uid={} pid={}: {} refused (group '{}')", peer.connection, peer.uid, peer.pid, request.method,
-                 name_of(it->second->group));
+    if (log_budget.allow(peer.uid))
+      spdlog::warn("conn={} uid={} pid={}: {} refused (group '{}')", peer.connection, peer.uid, peer.pid,
+                   request.method, name_of(it->second->group));
     connection->send(make_error(request.id, Error(Errc::permission_denied, "uid " + std::to_string(peer.uid) +
                                                                                " may not call " + request.method)));
     return;

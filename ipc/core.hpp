@@ -21,6 +21,7 @@
 #include "common/task.hpp"
 #include "ipc/ipc.hpp"
 #include "ipc/jsonrpc.hpp"
+#include "ipc/log_budget.hpp"
 #include "ipc/pin_gate.hpp"
 #include "service/service.hpp"
 
@@ -107,6 +108,7 @@ class Core {
   std::uint64_t next_connection = 1;
   std::size_t refusing = 0;  // connections being told "too many" before they close
   std::shared_ptr<PinGate> pin_gate;
+  LogBudget log_budget;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   bool stopping = false;
 

@@ -185,6 +185,25 @@ TEST_F(Hostile, OneUidCannotTakeEveryConnection) {
   expect_daemon_fine();
 }
 
+// journald drops lines past its rate limit, everyone's: one uid's flood of
+// requests must not take the others' lines with it.
+TEST_F(Hostile, AUidsFloodOfRequestsFillsOnlyItsOwnShareOfTheLog) {
+  DaemonOptions o;
+  o.ipc = "log_lines_per_second_per_uid = 1\n";
+  start_with(std::move(o));
+  auto flood = connect_as(daemon_->socket(), kNobody, kNobody);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(flood->call("system.hello")["daemon"], "korttid");
+  EXPECT_EQ(daemon_->connect()->call("system.hello")["daemon"], "korttid");
+  const std::string log = daemon_->log();
+  std::size_t flood_lines = 0;
+  for (auto at = log.find("uid=65534"); at != std::string::npos; at = log.find("uid=65534", at + 1)) ++flood_lines;
+  EXPECT_LE(flood_lines, 10U) << "10 lines in 10 s, the connection's included";
+  EXPECT_NE(log.find("uid=" + std::to_string(::getuid()) + " pid=" + std::to_string(::getpid()) + " system.hello"),
+            std::string::npos)
+      << "another uid's request is still logged";
+  expect_daemon_fine();
+}
+
 TEST_F(Hostile, IdleConnectionsAreClosedButSubscribersAndBusyOnesStay) {
   DaemonOptions o;
   o.ipc = "idle_timeout_s = 1\n";
