@@ -57,15 +57,19 @@ inline std::string read_until(int fd, const std::string& want, std::chrono::mill
 
 // Connects to a tunnel's socket, sends an HTTP request and reads until the
 // tunnel closes (or `timeout`).
-inline Exchange through(const std::string& socket, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+// One request on a connected tunnel `fd`, which it closes.
+inline Exchange through_fd(int fd, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
   Exchange out;
-  const int fd = connect_unix(socket);
   out.connected = true;
   const std::string request = "GET / HTTP/1.0\r\n\r\n";
   (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
   out.answer = read_until(fd, "", timeout);
   ::close(fd);
   return out;
+}
+
+inline Exchange through(const std::string& socket, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  return through_fd(connect_unix(socket), timeout);
 }
 
 class Tls : public SoftHsmDaemonTest {

@@ -249,6 +249,25 @@ TEST_F(Tls, WithoutASessionTheConnectionClosesAndNothingReachesTheCard) {
       << daemon_->log();
 }
 
+// A session is its owner's: another uid connecting to the tunnel while this
+// one is logged in gets nothing, and the card is not asked.
+TEST_F(Tls, AnotherUidsSessionIsNotUsed) {
+  TlsServer server;
+  start_with(server);
+  login("cardA");
+  const Exchange e = through_fd(connect_fd_as(socket_, 4242, 4242));
+  EXPECT_EQ(e.answer, "");
+  for (const Json& line : audit_lines())
+    EXPECT_EQ(str(line["action"]).rfind("tls.", 0), std::string::npos) << "no handshake was tried: " << line.dump();
+  const std::string log = daemon_->log();
+  const auto refused = log.find("uid 4242 pid ");
+  ASSERT_NE(refused, std::string::npos) << log;
+  EXPECT_NE(log.substr(refused, log.find('\n', refused) - refused).find("has no PIN1 session"), std::string::npos)
+      << log;
+  // The owner's own tunnel works.
+  EXPECT_NE(through(socket_).answer.find("Client certificate"), std::string::npos) << daemon_->log();
+}
+
 TEST_F(Tls, AnUntrustedOrMisnamedServerIsRefusedBeforeTheCardSigns) {
   TlsServer server;
   // The test PKI's root did not issue the server's certificate.

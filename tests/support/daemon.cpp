@@ -261,8 +261,7 @@ void import_registry_fixture(const Daemon& daemon) {
   }
 }
 
-std::unique_ptr<client::Client> connect_as(const std::string& socket, uid_t uid, gid_t gid,
-                                           const std::vector<gid_t>& groups) {
+int connect_fd_as(const std::string& socket, uid_t uid, gid_t gid, const std::vector<gid_t>& groups) {
   // The other user must be able to reach the socket (its mode is the test
   // daemon's 0666): let anyone through the folder it is in.
   fs::permissions(fs::path(socket).parent_path(), fs::perms::others_exec | fs::perms::group_exec,
@@ -312,7 +311,12 @@ std::unique_ptr<client::Client> connect_as(const std::string& socket, uid_t uid,
                              " (exit status " + std::to_string(WEXITSTATUS(status)) + ")");
   int fd = -1;
   std::memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
-  return client::Client::adopt(fd);
+  return fd;
+}
+
+std::unique_ptr<client::Client> connect_as(const std::string& socket, uid_t uid, gid_t gid,
+                                           const std::vector<gid_t>& groups) {
+  return client::Client::adopt(connect_fd_as(socket, uid, gid, groups));
 }
 
 void PinentryDouble::use_in(DaemonOptions& options) const {

@@ -235,6 +235,8 @@ std::vector<Json> outcomes(const std::vector<Json>& lines);
 // another user without running as one.
 std::unique_ptr<client::Client> connect_as(const std::string& socket, uid_t uid, gid_t gid,
                                            const std::vector<gid_t>& groups = {});
+// The same, for any Unix socket: the connected descriptor, the caller's to close.
+int connect_fd_as(const std::string& socket, uid_t uid, gid_t gid, const std::vector<gid_t>& groups = {});
 
 // A private pcscd with vpcd's two virtual readers on free TCP ports, reached
 // through its own socket (PCSCLITE_CSOCK_NAME); set for this process too.
