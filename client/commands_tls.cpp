@@ -56,8 +56,9 @@ bool write_all(int fd, const char* data, std::size_t size, bool socket) {
 }
 
 // Standard input to the tunnel and the tunnel to standard output, until the
-// tunnel closes; end of input is passed on as a half-close.
-int relay(int tunnel) {
+// tunnel closes; end of input is passed on as a half-close. `heard`: whether
+// any byte came from the tunnel.
+int relay(int tunnel, bool& heard) {
   char buf[16384];
   bool input_open = true;
   for (;;) {
@@ -69,6 +70,7 @@ int relay(int tunnel) {
     if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
       const ssize_t n = ::read(tunnel, buf, sizeof buf);
       if (n <= 0) return 0;
+      heard = true;
       if (!write_all(STDOUT_FILENO, buf, static_cast<std::size_t>(n), false)) return 1;
     }
     if (input_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
@@ -96,8 +98,17 @@ int cmd_connect(Client& c, const std::string& name) {
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
     throw std::runtime_error("cannot connect to " + path + ": " + std::strerror(errno));
-  const int rc = relay(fd);
+  bool heard = false;
+  const int rc = relay(fd, heard);
   ::close(fd);
+  // korttid closes a tunnel it will not open without a word on it (the
+  // bytes belong to the server); the reason is in its log.
+  if (rc == 0 && !heard) {
+    std::cerr << "kortti: the tunnel closed before the server sent anything. korttid closes it when you have no\n"
+                 "PIN1 session (kortti login), the server cannot be reached or is not trusted, or the handshake\n"
+                 "fails; its log says which (journalctl -u korttid).\n";
+    return 1;
+  }
   return rc;
 }
 
@@ -118,11 +129,19 @@ Runner define_tls(CLI::App& cmd) {
       "authentication key (log in first: kortti login). Logged in on several\n"
       "cards, the server gets the first whose key signs with an algorithm its\n"
       "certificate request takes, issued under a CA it names if one is (more in\n"
-      "docs/authentication.md). Use it as an ssh\n"
-      "ProxyCommand, or give the socket itself\n"
-      "to a client that can use one:\n"
-      "  curl --unix-socket /run/korttid/tls-sso.sock http://sso.example.fi/\n"
-      "The data in the tunnel is what the server speaks (plain HTTP above).");
+      "docs/authentication.md).\n"
+      "\n"
+      "The data in the tunnel is what the server speaks, in the clear: korttid\n"
+      "does the TLS. Use it as an ssh ProxyCommand:\n"
+      "  ssh -o ProxyCommand='kortti tls connect git' git@git.example.fi\n"
+      "or give the upstream's socket (the LISTEN column of kortti tunnels) to\n"
+      "a client that can use one:\n"
+      "  curl --unix-socket /run/korttid/tls/sso.sock http://sso.example.fi/\n"
+      "\n"
+      "Exit status: 0 when the tunnel ends after the server sent something; 1\n"
+      "when it closed before the server sent anything (no PIN1 session, the\n"
+      "server unreachable or untrusted, a failed handshake: korttid's log says\n"
+      "which) or the connection broke.");
   auto name = std::make_shared<std::string>();
   auto* connect = cmd.add_subcommand("connect", "join standard input and output to an upstream's tunnel");
   connect->add_option("NAME", *name, "the upstream (kortti tunnels)")->required();

@@ -247,6 +247,13 @@ TEST_F(Tls, WithoutASessionTheConnectionClosesAndNothingReachesTheCard) {
   EXPECT_NE(daemon_->log().find("has no PIN1 session on a token with an authentication certificate (1010"),
             std::string::npos)
       << daemon_->log();
+  // kortti says so, and fails, rather than ending as if the server had
+  // nothing to say.
+  const auto r = run({kortti_binary().string(), "--socket", daemon_->socket(), "tls", "connect", "sso"}, {},
+                     "GET / HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("the tunnel closed before the server sent anything"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("kortti login"), std::string::npos) << r.err;
 }
 
 // A session is its owner's: another uid connecting to the tunnel while this
