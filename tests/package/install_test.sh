@@ -97,6 +97,31 @@ stopped=$?
 korttid_pid=
 check "korttid stops cleanly on SIGTERM" test "$stopped" -eq 0
 
+# A tunnel's socket where docs/authentication.md puts it, with korttid run as
+# the unit runs it: user korttid in group kortti (SupplementaryGroups=), and
+# /run/korttid/tls made for it (RuntimeDirectory=).
+tunnel_socket_as_the_unit_makes_it() {
+  local dir=/run/korttid/tls conf=$work/tls/korttid.toml pid status=0
+  grep -q '^RuntimeDirectory=korttid/tls$' /lib/systemd/system/korttid.service &&
+    grep -q '^SupplementaryGroups=kortti$' /lib/systemd/system/korttid.service || return 1
+  chmod 0755 "$work"  # the service user reads its configuration there
+  install -d -m 0755 /run/korttid && install -d -o korttid -g korttid -m 0755 "$dir" && install -d -m 0755 "$work/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=upstream-ca -days 1 \
+    -keyout /dev/null -out "$work/tls/ca.pem" 2> /dev/null || return 1
+  printf '[ipc]\nsocket = "%s/main.sock"\nsocket_group = "kortti"\n[pcsc]\nenabled = false\n[pkcs11]\nmodules = []\n[tls]\nenabled = true\n[[tls.upstream]]\nname = "sso"\nconnect = "127.0.0.1:9"\nca_file = "%s/tls/ca.pem"\nlisten = "%s/sso.sock"\n' \
+    "$dir" "$work" "$dir" > "$conf"
+  setpriv --reuid=korttid --regid=korttid --groups=kortti /usr/sbin/korttid --config "$conf" > "$work/tls/korttid.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 50); do [ -S "$dir/sso.sock" ] && break; sleep 0.1; done
+  [ "$(stat -c '%G %a' "$dir/sso.sock" 2> /dev/null)" = "kortti 660" ] || status=1
+  kill "$pid" && wait "$pid" || status=1
+  [ $status -eq 0 ] || cat "$work/tls/korttid.log"
+  rm -rf "$dir"
+  return $status
+}
+check "a tunnel's socket in /run/korttid/tls is made with group kortti by korttid as the unit runs it" \
+  tunnel_socket_as_the_unit_makes_it
+
 echo "== upgrade"
 since=
 [ -d /run/systemd/system ] && since=$(systemctl show -P ActiveEnterTimestampMonotonic korttid.socket)
