@@ -103,7 +103,7 @@ class Tunnels {
   Tunnels(const Tunnels&) = delete;
   Tunnels& operator=(const Tunnels&) = delete;
 
-  // Binds every upstream's socket (mode 0600, owned by korttid's user);
+  // Binds every upstream's socket (with [ipc] socket_mode and socket_group);
   // throws std::runtime_error naming the one that cannot be bound.
   void start();
   // SIGHUP's new list of upstreams, on the io thread: a removed or changed
