@@ -1,6 +1,7 @@
 // The daemon as admins run it: config checking, readiness, signals, the
 // socket file, socket activation, module failures.
 
+#include <gtest/gtest-spi.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -241,6 +242,15 @@ TEST(LifecycleNoDaemon, CheckConfigExitCodesAndMessages) {
       << bad.err;
   auto missing = run({korttid_binary().string(), "--config", (dir / "none.toml").string(), "--check-config"});
   EXPECT_EQ(missing.status, 78);
+}
+
+// A short run of korttid is checked as a Daemon's log is: a sanitizer's
+// report fails the test even where the exit status is one the test expects.
+// (Here the marker is the file name korttid's error repeats.)
+TEST(LifecycleNoDaemon, ASanitizerReportInAShortRunFailsTheTest) {
+  EXPECT_NONFATAL_FAILURE(
+      (void)run({korttid_binary().string(), "--config", "/nonexistent/runtime error: here.toml", "--check-config"}),
+      "sanitizer reports in the output of");
 }
 
 TEST(LifecycleNoDaemon, HelpAndVersion) {

@@ -96,6 +96,12 @@ std::string tail(const std::string& text, std::size_t bytes) {
 
 }  // namespace
 
+void check_output_of(const std::string& program, const std::string& output) {
+  if (const std::string reports = sanitizer_reports(output); !reports.empty())
+    report_problem("sanitizer reports in the output of " + program + ":\n" + reports + "the output:\n" +
+                   tail(output, 8000));
+}
+
 void set_problem_reporter(std::function<void(const std::string&)> reporter) {
   std::lock_guard lock(registry_mutex);
   problem_reporter = std::move(reporter);

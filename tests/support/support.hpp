@@ -221,6 +221,10 @@ class PinentryDouble {
 // ThreadSanitizer report. Problems go to the reporter (a gtest failure in
 // the test programs: tests/support/test_main.cpp), or stderr without one.
 void set_problem_reporter(std::function<void(const std::string&)> reporter);
+// A sanitizer report in what one of our programs printed is a problem
+// (reported as above), whatever its exit status said: run() checks every
+// program of this build tree with it.
+void check_output_of(const std::string& program, const std::string& output);
 // The sanitizer reports in a log, or empty.
 std::string sanitizer_reports(const std::string& log);
 // Calls `fn` with the log of every korttid that is running now (the
