@@ -122,7 +122,8 @@ struct Config {
       std::string connect;      // host:port
       std::string server_name;  // empty: the host of connect
       std::string ca_file;
-      std::string listen;  // a Unix socket path
+      bool system_roots = false;  // the system's roots too (OpenSSL's default paths)
+      std::string listen;         // a Unix socket path
       std::string min_version = "1.2";
       std::vector<std::string> alpn;
       std::vector<std::string> access{"*"};  // as [access] entries

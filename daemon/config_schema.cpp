@@ -257,6 +257,9 @@ std::vector<std::pair<std::string, std::string>> check_upstream(const Config& c)
   if (!u.listen.empty() && u.listen.front() != '/') problems.emplace_back("listen", "must be an absolute path");
   if (!u.ca_file.empty() && ::access(u.ca_file.c_str(), R_OK) != 0)
     problems.emplace_back("ca_file", "cannot be read: " + u.ca_file);
+  // The system's roots are many CAs an admin did not choose: only if asked.
+  if (u.ca_file.empty() && !u.system_roots)
+    problems.emplace_back("ca_file", "is required (or system_roots = true to trust the system's roots)");
   for (const auto& p : u.alpn)
     if (p.empty() || p.size() > 255) problems.emplace_back("alpn", "entries must be 1 to 255 bytes");
   return problems;
@@ -437,9 +440,11 @@ std::vector<KeySpec> rows() {
           "SNI and the name its certificate must carry; empty: the host of connect")
           .bind([](auto& c) -> auto& { return c.tls.upstreams.back().server_name; }),
       Row("tls.upstream", "ca_file", Path, str(""), Hup,
-          "PEM roots the server's certificate is checked against (only these)")
-          .required()
+          "PEM roots the server's certificate is checked against; required unless system_roots")
           .bind([](auto& c) -> auto& { return c.tls.upstreams.back().ca_file; }),
+      Row("tls.upstream", "system_roots", Bool, false, Hup,
+          "trust the system's roots too (OpenSSL's default paths), as well as ca_file")
+          .bind([](auto& c) -> auto& { return c.tls.upstreams.back().system_roots; }),
       Row("tls.upstream", "listen", Path, str(""), Hup, "the local Unix socket clients connect to").required().bind([
       ](auto& c) -> auto& { return c.tls.upstreams.back().listen; }),
       Row("tls.upstream", "min_version", Choice, str("1.2"), Hup, "the lowest TLS version accepted")

@@ -126,6 +126,7 @@ tls::Options tls_options(const Config& config, std::optional<gid_t> group) {
     out.port = host_port ? host_port->second : "443";
     out.server_name = u.server_name.empty() ? out.host : u.server_name;
     out.ca_file = u.ca_file;
+    out.system_roots = u.system_roots;
     out.listen = u.listen;
     out.min_version = u.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
     out.alpn = u.alpn;

@@ -70,9 +70,10 @@ struct Upstream {
   std::string name;
   std::string host;  // of `connect`
   std::string port;
-  std::string server_name;  // SNI and the name checked in its certificate
-  std::string ca_file;      // the only roots its certificate is checked against
-  std::string listen;       // the local Unix socket
+  std::string server_name;    // SNI and the name checked in its certificate
+  std::string ca_file;        // roots its certificate is checked against; may be empty with system_roots
+  bool system_roots = false;  // the system's roots too: only when the admin asks
+  std::string listen;         // the local Unix socket
   int min_version = TLS1_2_VERSION;
   std::vector<std::string> alpn;
   Principals access = Principals::anyone();  // who may open its tunnels

@@ -327,8 +327,12 @@ std::shared_ptr<SSL_CTX> upstream_context(const CardKeys& keys, const Upstream& 
   std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new_ex(keys.context(), nullptr, TLS_client_method()), FreeWith<SSL_CTX_free>{});
   if (!ctx) throw std::runtime_error(openssl_error("cannot make a TLS context"));
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-  if (SSL_CTX_load_verify_locations(ctx.get(), u.ca_file.c_str(), nullptr) != 1)
+  if (!u.ca_file.empty() && SSL_CTX_load_verify_locations(ctx.get(), u.ca_file.c_str(), nullptr) != 1)
     throw std::runtime_error(openssl_error("tls upstream " + u.name + ": cannot read ca_file " + u.ca_file));
+  // OpenSSL's default paths, in korttid's library context: the system's
+  // store (/etc/ssl/certs), or what SSL_CERT_FILE and SSL_CERT_DIR name.
+  if (u.system_roots && SSL_CTX_set_default_verify_paths(ctx.get()) != 1)
+    throw std::runtime_error(openssl_error("tls upstream " + u.name + ": cannot read the system's roots"));
   SSL_CTX_set_min_proto_version(ctx.get(), u.min_version);
   // Every handshake a full one with the card: no session resumption.
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -89,8 +90,10 @@ class Tls : public SoftHsmDaemonTest {
     o.extra = "[tls]\nenabled = true\nhandshake_timeout_s = " + std::to_string(handshake_timeout_s) +
               "\nmax_tunnels = " + std::to_string(max_tunnels) +
               "\n[[tls.upstream]]\nname = \"sso\"\nconnect = \"127.0.0.1:" + std::to_string(port) +
-              "\"\nserver_name = \"" + server_name + "\"\nca_file = \"" + ca_file + "\"\nlisten = \"" + socket_ +
-              "\"\n" + (access_.empty() ? "" : "access = " + access_ + "\n");
+              "\"\nserver_name = \"" + server_name + "\"\n" +
+              (ca_file.empty() ? "" : "ca_file = \"" + ca_file + "\"\n") + "listen = \"" + socket_ + "\"\n" +
+              (access_.empty() ? "" : "access = " + access_ + "\n") + upstream_extra_;
+    o.env.insert(env_.begin(), env_.end());
     start(std::move(o));
   }
 
@@ -155,8 +158,10 @@ class Tls : public SoftHsmDaemonTest {
   }
 
   std::string socket_;
-  bool no_pss_ = false;  // the token through the test double that lacks RSA-PSS
-  std::string access_;   // the upstream's `access`, as TOML
+  bool no_pss_ = false;                     // the token through the test double that lacks RSA-PSS
+  std::string access_;                      // the upstream's `access`, as TOML
+  std::string upstream_extra_;              // more of the upstream's keys, as TOML lines
+  std::map<std::string, std::string> env_;  // korttid's environment
 };
 
 }  // namespace kortti::test

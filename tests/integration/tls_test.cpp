@@ -275,6 +275,35 @@ TEST_F(Tls, AnotherUidsSessionIsNotUsed) {
   EXPECT_NE(through(socket_).answer.find("Client certificate"), std::string::npos) << daemon_->log();
 }
 
+// The system's roots only when the admin asks (system_roots); then OpenSSL's
+// default paths, here SSL_CERT_FILE naming the server's own certificate.
+TEST_F(Tls, TheSystemsRootsAreTrustedOnlyWhenAsked) {
+  TlsServer server;
+  upstream_extra_ = "system_roots = true\n";
+  env_["SSL_CERT_FILE"] = server.certificate().string();
+  start_at(server.port(), "");
+  login("cardA");
+  EXPECT_NE(through(socket_).answer.find("Client certificate"), std::string::npos) << daemon_->log();
+  // The same server, the system's store without it: refused, the card not asked.
+  env_.clear();
+  start_at(server.port(), "");
+  login("cardA");
+  EXPECT_EQ(through(socket_).answer, "");
+  EXPECT_NE(daemon_->log().find("the upstream's certificate is not trusted"), std::string::npos) << daemon_->log();
+  for (const Json& line : audit_lines_once(2))
+    EXPECT_FALSE(line.contains("digest")) << "the card signed: " << line.dump();
+}
+
+TEST(TlsConfig, AnUpstreamNeedsItsRootsNamed) {
+  TempDir dir;
+  write_file(dir / "k.toml",
+             "[tls]\nenabled = true\n[[tls.upstream]]\nname = \"sso\"\nconnect = \"sso.example.fi:443\"\n"
+             "listen = \"/run/korttid/tls/sso.sock\"\n");
+  const auto r = run({korttid_binary().string(), "--config", (dir / "k.toml").string(), "--check-config"});
+  EXPECT_EQ(r.status, 78);
+  EXPECT_NE(r.err.find("ca_file: is required (or system_roots = true"), std::string::npos) << r.err;
+}
+
 TEST_F(Tls, AnUntrustedOrMisnamedServerIsRefusedBeforeTheCardSigns) {
   TlsServer server;
   // The test PKI's root did not issue the server's certificate.
