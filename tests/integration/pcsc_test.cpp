@@ -477,6 +477,27 @@ TEST_F(Pcsc, PcscdKilledUnderLoadAnswersEveryRequestAndSigningComesBack) {
   EXPECT_EQ(tokens[0]["pins"]["user"].value("tries_left", -1), 3) << "read from the card";
 }
 
+// The same when the client leaves: its queued card work is dropped before
+// it runs, well inside the deadline.
+TEST_F(Pcsc, AClientThatLeavesHasItsQueuedCardWorkDropped) {
+  VirtualCard card(pcscd_, card_options("physician", 0, {"--delay", "87:3000"}));
+  wait_for_token(card.token_id());
+  {
+    auto leaving = daemon_->connect();
+    Bytes d1, d2;
+    (void)leaving->send("sign.digest", sign_params(card.token_id() + "/01", "sha256", d1));
+    (void)leaving->send("sign.digest", sign_params(card.token_id() + "/01", "sha256", d2));
+    ASSERT_TRUE(card.wait_for_apdu(0x87, 1, Apdu::begun, 10000ms)) << card.events();
+  }  // gone while the first is at the card and the second waits for it
+  ASSERT_TRUE(card.wait_for_apdu(0x87, 1, Apdu::answered, 10000ms)) << card.events();
+  // A login is card work queued behind whatever was left of the second
+  // request: once it is answered, the second would have reached the card.
+  auto c = daemon_->connect();
+  c->call("session.login", {{"token_id", wstr(card.token_id())}, {"pin", kPin}});
+  EXPECT_EQ(card.apdus(0x87, Apdu::begun), 1) << card.events();
+  EXPECT_NE(daemon_->log().find("(client gone)"), std::string::npos) << daemon_->log();
+}
+
 TEST_F(Pcsc, ARequestPastItsDeadlineIsTokenBusyAndQueuedWorkIsDropped) {
   DaemonOptions o;
   o.ipc = "request_timeout_s = 2\n";
