@@ -189,6 +189,8 @@ void Connection::handle_lines() {
       continue;
     }
     auto incoming = parse_request(line, core_.options.max_message_bytes);
+    if (auto* request = std::get_if<Request>(&incoming.message))
+      request->bytes = line.size() + incoming.attachment_bytes;
     buffer_.consume_line();
     scrub_stack();  // the parser's small-string buffers held copies of short values
     if (incoming.framing_lost) {

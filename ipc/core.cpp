@@ -21,7 +21,7 @@ Core::Core(boost::asio::io_context& context, ServerOptions server_options, Servi
     : io(context),
       options(std::move(server_options)),
       services(server_services),
-      pin_gate(std::make_shared<PinGate>(io, options.max_pin_requests_per_uid,
+      pin_gate(std::make_shared<PinGate>(io, options.max_pin_requests_per_uid, 2 * options.max_message_bytes,
                                          [this](const std::shared_ptr<Call>& call) { run(call); })),
       log_budget(options.log_lines_per_second_per_uid) {
   for (const Method& m : protocol()) {

@@ -38,6 +38,7 @@ class Call : public std::enable_shared_from_this<Call> {
 
   [[nodiscard]] const Json& id() const noexcept { return request_.id; }
   [[nodiscard]] const std::string& method() const noexcept { return request_.method; }
+  [[nodiscard]] std::size_t bytes() const noexcept { return request_.bytes; }
   [[nodiscard]] Json& params() noexcept { return request_.params; }
   [[nodiscard]] const Peer& peer() const noexcept { return peer_; }
   [[nodiscard]] Core& core() noexcept { return core_; }

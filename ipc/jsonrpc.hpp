@@ -24,6 +24,9 @@ struct Request {
   // The params member sent as raw bytes after the line (protocol.md,
   // attachments); the result member of that name goes back the same way.
   std::string attachment;
+  // What it took on the wire, its attachment included: what it holds in
+  // memory while it waits (the PIN gate's bound).
+  std::size_t bytes = 0;
 };
 
 // One line from a client, parsed.

@@ -16,9 +16,17 @@ void PinGate::admit(const std::shared_ptr<Call>& call) {
     run_(call);
     return;
   }
+  if (!uid.waiting.empty() && uid.waiting_bytes + call->bytes() > max_waiting_bytes_) {
+    (void)call->fail(Error(Errc::service_unavailable,
+                           "uid " + std::to_string(call->peer().uid) + " has " + std::to_string(uid.waiting.size()) +
+                               " requests with a PIN waiting (" + std::to_string(uid.waiting_bytes) +
+                               " bytes, the most korttid holds for one user); try again when they have finished"));
+    return;
+  }
   spdlog::debug("conn={} uid={}: {} waits for a PIN slot ({} running)", call->peer().connection, call->peer().uid,
                 call->method(), uid.running);
-  uid.waiting.push_back(call);
+  uid.waiting.push_back({call, call->bytes()});
+  uid.waiting_bytes += call->bytes();
 }
 
 void PinGate::release(uid_t uid) {
@@ -36,7 +44,8 @@ void PinGate::run_next(uid_t uid) {
   if (it == uids_.end()) return;
   PerUid& state = it->second;
   while (state.running < limit_ && !state.waiting.empty()) {
-    std::shared_ptr<Call> call = state.waiting.front().lock();
+    std::shared_ptr<Call> call = state.waiting.front().call.lock();
+    state.waiting_bytes -= state.waiting.front().bytes;
     state.waiting.pop_front();
     // Answered meanwhile (its deadline passed, its client left): it never runs.
     if (!call || call->answered()) continue;

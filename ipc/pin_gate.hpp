@@ -23,11 +23,15 @@ class Call;
 // (their PINs then sit in the small locked heap every user shares); the rest
 // wait in order, their PIN still in the request's wiped memory. So one uid
 // cannot fill the locked heap and lock everyone else out of signing, and a
-// burst of legitimate requests still gets through, only later.
+// burst of legitimate requests still gets through, only later. What waits
+// holds its request (a document of up to the message limit): at most
+// `max_waiting_bytes` of them per uid (one always may), beyond that 1060 at
+// once.
 class PinGate : public std::enable_shared_from_this<PinGate> {
  public:
   using Run = std::function<void(const std::shared_ptr<Call>&)>;
-  PinGate(boost::asio::io_context& io, std::size_t limit, Run run) : io_(io), limit_(limit), run_(std::move(run)) {}
+  PinGate(boost::asio::io_context& io, std::size_t limit, std::size_t max_waiting_bytes, Run run)
+      : io_(io), limit_(limit), max_waiting_bytes_(max_waiting_bytes), run_(std::move(run)) {}
 
   void set_limit(std::size_t limit) { limit_ = limit; }
   // Runs `call` now if its uid has a free slot; else it waits for one.
@@ -38,14 +42,20 @@ class PinGate : public std::enable_shared_from_this<PinGate> {
   [[nodiscard]] std::size_t waiting(uid_t uid) const;
 
  private:
+  struct Waiting {
+    std::weak_ptr<Call> call;
+    std::size_t bytes = 0;
+  };
   struct PerUid {
     std::size_t running = 0;
-    std::deque<std::weak_ptr<Call>> waiting;
+    std::deque<Waiting> waiting;
+    std::size_t waiting_bytes = 0;  // of every entry, answered or not, until it is taken off
   };
   void run_next(uid_t uid);
 
   boost::asio::io_context& io_;
   std::size_t limit_;
+  std::size_t max_waiting_bytes_;
   Run run_;
   std::map<uid_t, PerUid> uids_;
 };

@@ -477,6 +477,41 @@ TEST_F(Pcsc, PcscdKilledUnderLoadAnswersEveryRequestAndSigningComesBack) {
   EXPECT_EQ(tokens[0]["pins"]["user"].value("tries_left", -1), 3) << "read from the card";
 }
 
+// Requests with a PIN beyond a uid's running ones wait holding their
+// documents: only so many bytes of them (twice the message limit), the rest
+// are refused at once, while the card is still busy with the first.
+TEST_F(Pcsc, RequestsWithAPinWaitingForTheirTurnAreBoundedInBytes) {
+  DaemonOptions o;
+  o.ipc = "max_pin_requests_per_uid = 1\nmax_message_bytes = 1048576\n";
+  start_daemon(std::move(o));
+  VirtualCard card(pcscd_, card_options("physician", 0, {"--delay", "87:3000"}));
+  wait_for_token(card.token_id());
+  auto c = daemon_->connect();
+  Bytes digest;
+  Json p = sign_params(card.token_id() + "/02", "sha256", digest);
+  p["pin"] = kPin;
+  const auto running = c->send("sign.digest", p);
+  ASSERT_TRUE(card.wait_for_apdu(0x87, 1, Apdu::begun, 10000ms)) << card.events();
+  // 900 KB each: two fit in the 2 MiB a uid may have waiting, the third not.
+  p["padding"] = wstr(std::string(900 * 1000, 'x'));
+  std::vector<std::int64_t> waiting;
+  for (int i = 0; i < 3; ++i) waiting.push_back(c->send("sign.digest", p));
+  const auto refused = rpc_error([&] { c->wait_for(waiting[2], 2000ms); });
+  EXPECT_EQ(refused.code(), 1060) << refused.what();
+  EXPECT_NE(std::string(refused.what()).find("requests with a PIN waiting"), std::string::npos) << refused.what();
+  EXPECT_EQ(card.apdus(0x87, Apdu::begun), 1) << "refused while the card was still busy with the first";
+  // The first and the two that waited are served (the padding is then refused as an unknown member, or
+  // ignored: either way an answer, not a wait without end).
+  EXPECT_FALSE(c->wait_for(running, 20000ms)["signature"].get<std::string>().empty());
+  for (int i = 0; i < 2; ++i) {
+    try {
+      (void)c->wait_for(waiting[static_cast<std::size_t>(i)], 20000ms);
+    } catch (const client::RpcError& e) {
+      EXPECT_NE(e.code(), 1060) << e.what();
+    }
+  }
+}
+
 // The same when the client leaves: its queued card work is dropped before
 // it runs, well inside the deadline.
 TEST_F(Pcsc, AClientThatLeavesHasItsQueuedCardWorkDropped) {
