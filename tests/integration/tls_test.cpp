@@ -27,6 +27,7 @@ TEST_F(Tls, RsaKeyLogsInOverTls13WithPssThroughATunnel) {
   EXPECT_NE(e.answer.find("Client certificate"), std::string::npos) << e.answer << daemon_->log() << server.log();
   EXPECT_NE(e.answer.find("Protocol  : TLSv1.3"), std::string::npos) << e.answer;
   EXPECT_NE(e.answer.find("Peer signature type: RSA-PSS"), std::string::npos) << e.answer;
+  EXPECT_NE(e.answer.find("Peer signing digest: SHA256"), std::string::npos) << e.answer;
   EXPECT_NE(e.answer.find("Testil"), std::string::npos) << "the physician's certificate";
   // The handshake's line is written before the card's signature leaves;
   // give a second line, were there one, time to show.
@@ -38,6 +39,7 @@ TEST_F(Tls, RsaKeyLogsInOverTls13WithPssThroughATunnel) {
   EXPECT_EQ(lines[1]["outcome"], "ok");
   EXPECT_EQ(lines[1]["origin"], wstr("tls://127.0.0.1:" + std::to_string(server.port())));
   EXPECT_EQ(lines[1]["uid"], ::getuid());
+  EXPECT_EQ(lines[1]["pid"], ::getpid()) << "the process that connected to the tunnel";
   EXPECT_NE(str(lines[1]["subject"]).find("Testil"), std::string::npos);
   EXPECT_EQ(str(lines[1]["digest_algorithm"]), "sha256");
   EXPECT_EQ(lines[1]["detail"], "server_name localhost, TLSv1.3 RSA-PSS+SHA256") << lines[1].dump();
@@ -45,6 +47,9 @@ TEST_F(Tls, RsaKeyLogsInOverTls13WithPssThroughATunnel) {
                                 cert_id("cardA", "02") + ": TLSv1.3 RSA-PSS+SHA256"),
             std::string::npos)
       << daemon_->log();
+  // The login's PIN reached neither the log nor the audit trail.
+  EXPECT_EQ(daemon_->log().find(kPin), std::string::npos);
+  for (const Json& line : daemon_->audit()) EXPECT_EQ(line.dump().find(kPin), std::string::npos) << line.dump();
 }
 
 TEST_F(Tls, KorttiTlsConnectJoinsStandardInputAndOutputToATunnel) {
@@ -74,6 +79,9 @@ TEST_F(Tls, RsaKeyOnTls12) {
   const Exchange e = through(socket_);
   EXPECT_NE(e.answer.find("Protocol  : TLSv1.2"), std::string::npos) << e.answer << daemon_->log();
   EXPECT_NE(e.answer.find("Client certificate"), std::string::npos);
+  // What the server saw: PSS on 1.2 too, where the token offers it.
+  EXPECT_NE(e.answer.find("Peer signature type: RSA-PSS"), std::string::npos) << e.answer;
+  EXPECT_NE(e.answer.find("Peer signing digest: SHA256"), std::string::npos) << e.answer;
 }
 
 // TLS 1.3 allows RSA client keys only with PSS: a token without it signs
@@ -87,6 +95,7 @@ TEST_F(Tls, AnRsaTokenWithoutPssUsesPkcs1OnTls12AndCannotMeetTls13) {
   const Exchange e = through(socket_);
   EXPECT_NE(e.answer.find("Protocol  : TLSv1.2"), std::string::npos) << e.answer << daemon_->log();
   EXPECT_NE(e.answer.find("Peer signature type: RSA\n"), std::string::npos) << e.answer;
+  EXPECT_NE(e.answer.find("Peer signing digest: SHA256"), std::string::npos) << e.answer;
   EXPECT_NE(daemon_->log().find("offers no RSA-PSS: at most TLS 1.2"), std::string::npos) << daemon_->log();
 
   TlsServer v13({"-tls1_3"});
@@ -120,6 +129,7 @@ TEST_F(Tls, EcP384KeyOnTls13AndTls12) {
   const Exchange again = through(socket_);
   EXPECT_NE(again.answer.find("Protocol  : TLSv1.2"), std::string::npos) << again.answer << daemon_->log();
   EXPECT_NE(again.answer.find("Peer signature type: ECDSA"), std::string::npos) << again.answer;
+  EXPECT_NE(again.answer.find("Peer signing digest: SHA"), std::string::npos) << again.answer;
 }
 
 // A key that asks for its PIN at every signature is the signature (PIN2)
@@ -487,7 +497,10 @@ TEST_F(TlsOnCard, TheCardPulledMidHandshakeFailsThatHandshakeOnly) {
   c->call("session.login", {{"token_id", wstr(card.token_id())}, {"pin", kPin}});
   EXPECT_EQ(through(socket).answer, "");
   const std::string log = daemon_->log();
-  EXPECT_NE(log.find("tls sso: the card did not sign for uid " + std::to_string(::getuid())), std::string::npos) << log;
+  const auto refused = log.find("tls sso: the card did not sign for uid " + std::to_string(::getuid()));
+  ASSERT_NE(refused, std::string::npos) << log;
+  EXPECT_NE(log.substr(refused, log.find('\n', refused) - refused).find("(card_removed)"), std::string::npos)
+      << "1020: " << log;
   EXPECT_NE(log.find("tls sso: no tunnel for uid"), std::string::npos) << log;
   EXPECT_EQ(c->call("system.hello")["daemon"], "korttid");
   // The client's socket closes as the handshake fails; the tunnel's entry
