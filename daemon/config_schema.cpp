@@ -254,7 +254,10 @@ std::vector<std::pair<std::string, std::string>> check_upstream(const Config& c)
     if (c.tls.upstreams[i].listen == u.listen) problems.emplace_back("listen", "is already another upstream's");
   }
   if (!split_host_port(u.connect)) problems.emplace_back("connect", "must be host:port (an IPv6 address in [])");
-  if (!u.listen.empty() && u.listen.front() != '/') problems.emplace_back("listen", "must be an absolute path");
+  if (!u.listen.empty() && u.listen.front() != '/')
+    problems.emplace_back("listen",
+                          "must be an absolute path: a Unix socket (loopback TCP is not offered; "
+                          "docs/authentication.md says why)");
   if (!u.ca_file.empty() && ::access(u.ca_file.c_str(), R_OK) != 0)
     problems.emplace_back("ca_file", "cannot be read: " + u.ca_file);
   // The system's roots are many CAs an admin did not choose: only if asked.

@@ -177,7 +177,7 @@ listen = "/run/k/b.sock"
   EXPECT_TRUE(has(":6: tls.upstream.min_version: must be one of")) << testing::PrintToString(p);
   EXPECT_TRUE(has(":1: tls.upstream.name: must be lower-case letters")) << testing::PrintToString(p);
   EXPECT_TRUE(has(":1: tls.upstream.connect: must be host:port")) << testing::PrintToString(p);
-  EXPECT_TRUE(has(":1: tls.upstream.listen: must be an absolute path")) << testing::PrintToString(p);
+  EXPECT_TRUE(has(":1: tls.upstream.listen: must be an absolute path: a Unix socket")) << testing::PrintToString(p);
   EXPECT_TRUE(has(":1: tls.upstream.ca_file: cannot be read: /nonexistent/ca.pem")) << testing::PrintToString(p);
   EXPECT_TRUE(has(":12: tls.upstream.access: no such group 'no-such-group-here'")) << testing::PrintToString(p);
   EXPECT_TRUE(has(":13: tls.upstream.name: is already another upstream's")) << testing::PrintToString(p);
