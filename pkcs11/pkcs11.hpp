@@ -235,6 +235,10 @@ class TokenService {
   // an unblock ends the caller's own session.
   Task<Unit> change_pin(std::string token_id, PinChange change, uid_t uid, std::stop_token stop);
   Task<Unit> unblock_pin(std::string token_id, PinChange change, uid_t uid, std::stop_token stop);
+  // Throws what a typed PIN from `uid` on the last try of `token_id` would
+  // get (1040 last_try_not_yours, docs/protocol.md): korttid's dialog asks
+  // before it asks the user. Any thread.
+  void check_last_try(const std::string& token_id, uid_t uid) const;
 
   using EventHandler = std::function<void(const TokenEvent&)>;
   void on_event(EventHandler handler);

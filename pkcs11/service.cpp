@@ -525,6 +525,10 @@ void TokenService::set_reader_resolver(ReaderResolver resolver) {
   impl_->hooks_->reader_resolver = std::move(resolver);
 }
 
+void TokenService::check_last_try(const std::string& token_id, uid_t uid) const {
+  impl_->hooks_->pin_guard->check_last_try(token_id, uid);
+}
+
 void TokenService::set_pin_counter(PinCounter counter) {
   if (impl_->started_) throw std::logic_error("set_pin_counter after start");
   impl_->hooks_->pin_counter = std::move(counter);

@@ -193,6 +193,8 @@ Task<Unit> Service::with_pin(const Caller& caller, const std::string& token_id, 
   for (int round = 1;; ++round) {
     const pkcs11::PinStatus pin = token ? token->user_pin : pkcs11::PinStatus{};
     if (pin.locked) throw Error(Errc::pin_locked, "the PIN is locked: unblock it first (kortti pin unblock)");
+    // Not a dialog whose answer the card would then be spared.
+    if (pin.final_try || pin.tries_left == 1) services_.tokens->check_last_try(token_id, caller.uid);
     dialog.description = intro + tries_note(pin);
     pkcs11::Credentials typed;
     // The dialog said so when this is the last try: typing the PIN is the

@@ -165,6 +165,22 @@ TEST_F(PinPrompt, OnTheLastTryTheDialogSaysSoAndNoFurtherDialogFollowsALock) {
   EXPECT_EQ(dialog(3).find("LAST try"), std::string::npos) << dialog(3);
 }
 
+// An account that gave only wrong PINs may not spend the last try: the
+// dialog is not shown for it at all.
+TEST_F(PinPrompt, NoDialogAsksForALastTryTheAccountMayNotSpend) {
+  start("prompt_attempts = 5\n");
+  script({"pin:000000", "pin:000001", "pin:000002"});
+  VirtualCard card(pcscd_, card_options("physician", 0));
+  wait_for_token(card.token_id());
+  auto c = daemon_->connect();
+  Bytes digest;
+  const auto e = rpc_error([&] { c->call("sign.digest", prompt_params(card.token_id() + "/02", digest)); });
+  EXPECT_EQ(e.code(), 1040) << e.what();
+  EXPECT_EQ(e.data()["detail"], "last_try_not_yours") << e.data().dump();
+  EXPECT_EQ(dialogs(), 2) << "two wrong PINs, and no dialog for the last try";
+  EXPECT_EQ(c->call("tokens.list")[0]["pins"]["user"]["tries_left"], 1) << "read from the card";
+}
+
 TEST_F(PinPrompt, ClientMayNotSendThePin2WhenTheAdminSaysSo) {
   start("client_may_send = false\n");
   script({std::string("pin:") + kPin});
