@@ -17,6 +17,12 @@
 
 namespace kortti::pkcs11 {
 
+// The account whose typed PIN the card took or refused; none for a PIN pad,
+// whose user is at the reader whoever asked.
+[[nodiscard]] inline std::optional<uid_t> typed_by(bool pinpad, uid_t uid) {
+  return pinpad ? std::nullopt : std::optional(uid);
+}
+
 // Keyed by token id, not held by a Token: a card taken out and put back is
 // the same card with the same tries left, and an account that spent the
 // others must not get the last one by waiting for that. Forgotten when

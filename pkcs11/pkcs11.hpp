@@ -58,6 +58,8 @@ struct PinStatus {
   bool locked = false;
   std::size_t min_length = 0;
   std::size_t max_length = 0;
+  // The module's flag, or the card's own count: the next wrong PIN locks it.
+  [[nodiscard]] bool on_last_try() const { return final_try || tries_left == 1; }
 };
 
 struct TokenInfo {

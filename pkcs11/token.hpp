@@ -91,9 +91,8 @@ class Token {
   void check_pinpad(const PinChange& change) const;
   // 1040 when another uid holds the card's session.
   void check_not_anothers(uid_t uid) const;
-  // `typed_by`: the uid whose typed PIN the card refused (none for a PIN pad).
-  [[noreturn]] void throw_pin_failure(const Error& error, std::optional<uid_t> typed_by);
-  void pin_accepted(const Credentials& credentials, uid_t uid);
+  // `typist`: the uid whose typed PIN the card refused (typed_by()).
+  [[noreturn]] void throw_pin_failure(const Error& error, std::optional<uid_t> typist);
   // error_from_ckr, but a device failure on a card that has just left is
   // card_removed: modules report a broken transmit before anyone has seen
   // the removal.

@@ -21,8 +21,7 @@ void Token::check_pin_shape(const Credentials& credentials, uid_t uid) const {
   // Anyone allowed to sign could otherwise lock a clinician's card with three
   // wrong PINs. The last try is spent only when the request says it knows:
   // the client has told its user that a wrong PIN now locks the card.
-  const bool last_try = pin.final_try || pin.tries_left == 1;
-  if (!credentials.final_try && last_try)
+  if (!credentials.final_try && pin.on_last_try())
     throw Error(Errc::permission_denied,
                 "the PIN has one try left; korttid spends it only for a request with final_try: true, after the "
                 "user was told a wrong PIN locks the card")
@@ -30,12 +29,12 @@ void Token::check_pin_shape(const Credentials& credentials, uid_t uid) const {
         .with_tries_left(1);
   // Any client can say final_try: that word alone would not stop an account
   // that spent the other tries from spending the last one too.
-  if (last_try) hooks_->pin_guard->check_last_try(id_, uid);
+  if (pin.on_last_try()) hooks_->pin_guard->check_last_try(id_, uid);
 }
 
-void Token::throw_pin_failure(const Error& error, std::optional<uid_t> typed_by) {
+void Token::throw_pin_failure(const Error& error, std::optional<uid_t> typist) {
   Error e = error;
-  if (e.code() == Errc::pin_incorrect && typed_by) hooks_->pin_guard->wrong(id_, *typed_by);
+  if (e.code() == Errc::pin_incorrect && typist) hooks_->pin_guard->wrong(id_, *typist);
   if (e.code() == Errc::pin_incorrect || e.code() == Errc::pin_locked) {
     refresh_info();
     const PinStatus pin = info().user_pin;
@@ -45,15 +44,6 @@ void Token::throw_pin_failure(const Error& error, std::optional<uid_t> typed_by)
     if (e.code() == Errc::pin_incorrect) e.tries_left = pin.tries_left;
   }
   throw e;
-}
-
-// A PIN pad's success clears the wrong PINs (the card's counter is full
-// again) but names no account: whoever asked, the holder typed it.
-void Token::pin_accepted(const Credentials& credentials, uid_t uid) {
-  if (credentials.pinpad)
-    hooks_->pin_guard->right(id_, std::nullopt);
-  else if (credentials.pin)
-    hooks_->pin_guard->right(id_, uid);
 }
 
 void Token::login_user(const Credentials& credentials, uid_t uid) {
@@ -72,11 +62,11 @@ void Token::login_user(const Credentials& credentials, uid_t uid) {
     throw Error(Errc::pin_required, "the card is not logged in; give the PIN or use the PIN pad");
   }
   if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
-    if (rv == CKR_OK) pin_accepted(credentials, uid);
+    if (rv == CKR_OK) hooks_->pin_guard->right(id_, typed_by(credentials.pinpad, uid));
     refresh_info();
     return;
   }
-  throw_pin_failure(failure(rv, "C_Login"), credentials.pinpad ? std::nullopt : std::optional(uid));
+  throw_pin_failure(failure(rv, "C_Login"), typed_by(credentials.pinpad, uid));
 }
 
 void Token::set_session_state(std::optional<uid_t> owner) {

@@ -69,7 +69,7 @@ void Token::change_pin(const PinChange& change, uid_t uid) {
     const CK_RV rv = fn->C_Login(rw.handle(), CKU_USER, pad_or(change.proof, change.pinpad),
                                  change.pinpad ? 0 : change.proof.size());
     if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
-      throw_pin_failure(failure(rv, "C_Login"), change.pinpad ? std::nullopt : std::optional(uid));
+      throw_pin_failure(failure(rv, "C_Login"), typed_by(change.pinpad, uid));
   }
   const CK_RV rv =
       fn->C_SetPIN(rw.handle(), pad_or(change.proof, change.pinpad), change.pinpad ? 0 : change.proof.size(),
@@ -78,8 +78,8 @@ void Token::change_pin(const PinChange& change, uid_t uid) {
   keys_.clear();
   if (rv == CKR_PIN_LEN_RANGE || rv == CKR_PIN_INVALID)
     throw Error(Errc::invalid_params, "the card refused the new PIN").with_detail(ckr_name(rv));
-  if (rv != CKR_OK) throw_pin_failure(failure(rv, "C_SetPIN"), change.pinpad ? std::nullopt : std::optional(uid));
-  hooks_->pin_guard->right(id_, change.pinpad ? std::nullopt : std::optional(uid));
+  if (rv != CKR_OK) throw_pin_failure(failure(rv, "C_SetPIN"), typed_by(change.pinpad, uid));
+  hooks_->pin_guard->right(id_, typed_by(change.pinpad, uid));
   refresh_info();
 }
 

@@ -101,10 +101,9 @@ Bytes Token::sign_initialised(const Key& key, const Credentials& credentials, ui
                                        credentials.pin->size());
     if (rv != CKR_OK) {
       reset_work_session();
-      throw_pin_failure(failure(rv, "C_Login(CKU_CONTEXT_SPECIFIC)"),
-                        credentials.pinpad ? std::nullopt : std::optional(uid));
+      throw_pin_failure(failure(rv, "C_Login(CKU_CONTEXT_SPECIFIC)"), typed_by(credentials.pinpad, uid));
     }
-    pin_accepted(credentials, uid);
+    hooks_->pin_guard->right(id_, typed_by(credentials.pinpad, uid));
   }
   Bytes signature(kSignatureBuffer);
   CK_ULONG length = signature.size();

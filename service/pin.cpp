@@ -56,7 +56,7 @@ std::string short_digest(const pkcs11::SignRequest& request) {
 }
 
 std::string tries_note(const pkcs11::PinStatus& pin) {
-  if (pin.final_try || pin.tries_left == 1) return "\n\nThis is the LAST try: a wrong PIN locks it.";
+  if (pin.on_last_try()) return "\n\nThis is the LAST try: a wrong PIN locks it.";
   if (pin.tries_left) return "\n\n" + std::to_string(*pin.tries_left) + " tries left.";
   if (pin.count_low) return "\n\nFew tries are left.";
   return "";
@@ -194,12 +194,12 @@ Task<Unit> Service::with_pin(const Caller& caller, const std::string& token_id, 
     const pkcs11::PinStatus pin = token ? token->user_pin : pkcs11::PinStatus{};
     if (pin.locked) throw Error(Errc::pin_locked, "the PIN is locked: unblock it first (kortti pin unblock)");
     // Not a dialog whose answer the card would then be spared.
-    if (pin.final_try || pin.tries_left == 1) services_.tokens->check_last_try(token_id, caller.uid);
+    if (pin.on_last_try()) services_.tokens->check_last_try(token_id, caller.uid);
     dialog.description = intro + tries_note(pin);
     pkcs11::Credentials typed;
     // The dialog said so when this is the last try: typing the PIN is the
     // user's consent to spend it.
-    typed.final_try = pin.final_try || pin.tries_left == 1;
+    typed.final_try = pin.on_last_try();
     typed.check_in_session = true;
     typed.pin = co_await services_.pinentry->ask(dialog, caller.stop);
     Result<Unit> done = co_await attempt(card(std::move(typed)));

@@ -21,7 +21,7 @@ Task<pkcs11::PinChange> Service::ask_new_pin(const Caller& caller, const pkcs11:
   pkcs11::PinChange change;
   pinentry::Dialog proof = proof_dialog(caller, token, holder_subject, unblock);
   proof.error = error;
-  change.final_try = !unblock && (token.user_pin.final_try || token.user_pin.tries_left == 1);
+  change.final_try = !unblock && token.user_pin.on_last_try();
   change.proof = co_await services_.pinentry->ask(proof, caller.stop);
   pinentry::Dialog fresh = new_pin_dialog(token, holder_subject);
   for (int round = 1;; ++round) {
