@@ -9,12 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "common/secret.hpp"
 #include "common/version.hpp"
 #include "daemon/audit.hpp"
 #include "daemon/config.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/logging.hpp"
+#include "daemon/pin_memory.hpp"
 #include "daemon/registry_command.hpp"
 
 namespace {
@@ -211,11 +211,7 @@ int main(int argc, char** argv) {
 
   daemon::harden_process();
   daemon::setup_logging(config.log);
-  // 1 MiB holds some 8,000 PINs (128-byte blocks); requests with a PIN are
-  // also capped per uid (ipc.max_pin_requests_per_uid). 64 KiB is the old
-  // default RLIMIT_MEMLOCK: the fallback.
-  if (!init_secure_heap(1024 * 1024) && !init_secure_heap(64 * 1024))
-    spdlog::warn("cannot lock memory for PINs (RLIMIT_MEMLOCK); they are still wiped after use");
+  (void)daemon::make_pin_memory(config.ipc.max_connections * config.ipc.max_pin_requests_per_uid);
   spdlog::info("korttid {} starting (config: {})", kVersion, config.path.empty() ? "built-in defaults" : config.path);
   return daemon::run_daemon(config, how);
 }

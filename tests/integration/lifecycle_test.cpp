@@ -3,6 +3,7 @@
 
 #include <gtest/gtest-spi.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -24,6 +25,25 @@ TEST_F(Lifecycle, SigtermStopsCleanlyAndRemovesTheSocket) {
   EXPECT_EQ(daemon_->stop(SIGTERM), 0);
   EXPECT_FALSE(fs::exists(daemon_->socket()));
   EXPECT_NE(daemon_->log().find("korttid stopped"), std::string::npos);
+}
+
+// As root (CAP_IPC_LOCK, as CI runs) or under Linux's default RLIMIT_MEMLOCK
+// of 8 MiB, the kernel locks what korttid asks for, so the size is the
+// limits'. The fallback under a lower limit is pinned down in
+// tests/unit/pin_memory_test.cpp.
+TEST_F(Lifecycle, ItLocksMemoryForThePinsItsLimitsLetRunAtOnce) {
+  rlimit memlock{};
+  ASSERT_EQ(::getrlimit(RLIMIT_MEMLOCK, &memlock), 0);
+  if (::geteuid() != 0 && memlock.rlim_cur < 8 * 1024 * 1024)
+    GTEST_SKIP() << "RLIMIT_MEMLOCK is below 8 MiB: korttid would rightly lock less";
+  EXPECT_NE(daemon_->log().find("PIN memory: 1024 KiB locked, for 256 requests with PINs at once"), std::string::npos)
+      << daemon_->log();
+  DaemonOptions o;
+  o.ipc = "max_connections = 1024\nmax_pin_requests_per_uid = 8\n";
+  start(std::move(o));
+  // 8,192 requests x three 128-byte blocks, twice over: 6 MiB, so 8.
+  EXPECT_NE(daemon_->log().find("PIN memory: 8192 KiB locked, for 8192 requests with PINs at once"), std::string::npos)
+      << daemon_->log();
 }
 
 TEST_F(Lifecycle, SigtermLetsRequestsInFlightFinish) {
