@@ -106,6 +106,7 @@ struct Config {
 
   // [signature]
   signature::XmlOptions signature;
+  std::size_t max_held_bytes = 128 * 1024 * 1024;
   struct Batch {
     std::size_t max_items = 50;
     std::chrono::seconds max_time{std::chrono::minutes(5)};

@@ -608,6 +608,10 @@ std::vector<KeySpec> rows() {
           "bytes of documents waiting for the documents thread")
           .range(1024, 4096LL * 1024 * 1024)
           .bind([](auto& c) -> auto& { return c.signature.max_queued_bytes; }),
+      Row("signature", "max_held_bytes", Int, num(128 * 1024 * 1024), Restart,
+          "bytes of documents held from their preparation until their answer (waiting for the card)")
+          .range(1024, 4096LL * 1024 * 1024)
+          .bind([](auto& c) -> auto& { return c.max_held_bytes; }),
       Row("signature", "kanta_signature_code", String, str("1"), Restart,
           "hl7fi:signatureDescription code of a Kanta CDA signature (an assumption)")
           .bind([](auto& c) -> auto& { return c.signature.signature_code; }),

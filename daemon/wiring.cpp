@@ -106,9 +106,14 @@ pkcs11::Options token_options(const Config& config) {
 }
 
 service::Options service_options(const Config& config) {
-  return service::Options{config.batch.max_items, config.batch.max_time,
-                          service::PinOptions{config.pin.prompt_attempts, config.pin.client_may_send,
-                                              config.pin.client_may_send_authentication}};
+  service::Options o{config.batch.max_items, config.batch.max_time,
+                     service::PinOptions{config.pin.prompt_attempts, config.pin.client_may_send,
+                                         config.pin.client_may_send_authentication}};
+  o.max_held_bytes = config.max_held_bytes;
+  // As for requests with a PIN waiting for their turn (ipc.max_message_bytes):
+  // one uid cannot take every other user's room.
+  o.max_held_bytes_per_uid = 2 * config.ipc.max_message_bytes;
+  return o;
 }
 
 tls::Options tls_options(const Config& config, std::optional<gid_t> group) {

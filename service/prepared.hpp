@@ -15,6 +15,7 @@
 
 #include "pkcs11/pkcs11.hpp"
 #include "policy/policy.hpp"
+#include "service/held_documents.hpp"
 #include "service/service.hpp"
 #include "signature/signature.hpp"
 
@@ -26,6 +27,7 @@ struct Service::Prepared {
   // Nothing (a raw digest), the XML waiting for its SignatureValue, or the
   // CMS waiting for its signature.
   std::variant<std::monostate, std::shared_ptr<signature::PreparedXml>, signature::PreparedCms> document;
+  HeldDocuments::Hold held;                  // the document's bytes, until the answer
   std::optional<policy::Decision> decision;  // a prescription's
 };
 

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -192,7 +193,13 @@ struct Options {
   std::size_t batch_max_items = 50;
   std::chrono::seconds batch_max_time{std::chrono::minutes(5)};
   PinOptions pin;
+  // Documents held from their preparation until their answer (waiting for
+  // the card among others), in all and for one uid; past either, 1060.
+  std::size_t max_held_bytes = 128 * 1024 * 1024;
+  std::size_t max_held_bytes_per_uid = 32 * 1024 * 1024;
 };
+
+class HeldDocuments;
 
 // Non-owning; each must outlive the Service. `documents` and `policy` may be
 // null (korttid without document signing); `pinentry` null: no PIN dialog.
@@ -206,7 +213,7 @@ struct Services {
 
 class Service {
  public:
-  Service(Services services, Options options) : services_(services), options_(options) {}
+  Service(Services services, Options options);
 
   // One signature: for a prescription, the document's facts and the policy
   // come first, so a denial never reaches the PIN.
@@ -311,6 +318,7 @@ class Service {
 
   Services services_;
   Options options_;
+  std::shared_ptr<HeldDocuments> held_;
 };
 
 // The error that replaces an answer whose audit line could not be written.

@@ -195,6 +195,11 @@ Task<Signed> Service::sign(Caller caller, std::string cert_id, SignItem item, pk
   co_return co_await finish(std::move(prepared), std::move(card));
 }
 
+Service::Service(Services services, Options options)
+    : services_(services),
+      options_(options),
+      held_(std::make_shared<HeldDocuments>(options.max_held_bytes, options.max_held_bytes_per_uid)) {}
+
 Task<Service::Prepared> Service::prepare(const Caller& caller, const pkcs11::CertificateInfo& cert, SignItem item) {
   if (auto* p = std::get_if<PrescriptionToSign>(&item.what))
     co_return co_await prepare_prescription(caller, cert, std::move(item.method), std::move(*p));
@@ -207,6 +212,7 @@ Task<Service::Prepared> Service::prepare(const Caller& caller, const pkcs11::Cer
     out.request.session_key = d->session_key;
   } else if (auto* x = std::get_if<XmlToSign>(&item.what)) {
     const std::size_t bytes = x->document.size();
+    out.held = held_->hold(caller.uid, bytes);
     auto xml = co_await documents().prepare(std::move(x->document), x->profile, cert.der, Ticket{caller.stop, bytes});
     out.request.digest_algorithm = xml->digest_algorithm();
     out.request.digest = xml->digest();
@@ -219,6 +225,7 @@ Task<Service::Prepared> Service::prepare(const Caller& caller, const pkcs11::Cer
     c->input.digest_algorithm =
         c->digest_algorithm.value_or(cert.key_type == pkcs11::KeyType::ec ? options.ec_digest : options.rsa_digest);
     const std::size_t bytes = c->input.content ? c->input.content->size() : 0;
+    out.held = held_->hold(caller.uid, bytes);
     signature::PreparedCms cms =
         co_await documents().prepare_cms(std::move(c->input), cert.der, cert.chain, Ticket{caller.stop, bytes});
     out.request.digest_algorithm = cms.digest_algorithm;
@@ -235,6 +242,7 @@ Task<Service::Prepared> Service::prepare(const Caller& caller, const pkcs11::Cer
 Task<Service::Prepared> Service::prepare_prescription(const Caller& caller, const pkcs11::CertificateInfo& cert,
                                                       std::string action, PrescriptionToSign request) {
   const std::size_t bytes = request.document.size();
+  HeldDocuments::Hold held = held_->hold(caller.uid, bytes);
   signature::PreparedPrescription document =
       co_await documents().prepare_prescription(std::move(request.document), cert.der, Ticket{caller.stop, bytes});
   // The document's facts replace the client's: it is what is signed.
@@ -261,6 +269,7 @@ Task<Service::Prepared> Service::prepare_prescription(const Caller& caller, cons
   out.request.digest = document.xml->digest();
   out.request.scheme = pkcs11::default_scheme(cert.key_type);
   out.document = std::move(document.xml);
+  out.held = std::move(held);
   out.decision = std::move(decision);
   co_return out;
 }
