@@ -40,5 +40,21 @@ TEST(HeldDocuments, AHoldGivesItsBytesBackOnceWhenItEndsMovedOrNot) {
   EXPECT_EQ(refusal(held, 3, 1), Errc::service_unavailable);
 }
 
+TEST(HeldDocuments, AHoldMayOutliveWhatMadeIt) {
+  HeldDocuments::Hold kept;
+  {
+    HeldDocuments held(1000, 600);
+    kept = held.hold(1, 10);
+  }
+  kept = HeldDocuments::Hold();  // the state ends here (ASan: no use after free)
+}
+
+TEST(HeldDocuments, NothingHeldIsNeverRefused) {
+  HeldDocuments held(1000, 600);
+  HeldDocuments::Hold a = held.hold(1, 2000);  // the first always gets in
+  EXPECT_EQ(refusal(held, 1, 0), Errc{});
+  EXPECT_EQ(refusal(held, 2, 0), Errc{});
+}
+
 }  // namespace
 }  // namespace kortti::service
