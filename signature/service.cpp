@@ -3,6 +3,22 @@
 
 namespace kortti::signature {
 
+namespace {
+
+// The last step of a document the card has signed: run, never refused for a
+// full queue nor dropped, or a signature made would be lost. Its document's
+// bytes are already counted (service/held_documents.hpp), and what waits for
+// this worker is bounded by the requests that may be in flight.
+template <class Fn>
+Task<std::invoke_result_t<Fn&>> always_on(Worker& worker, Fn fn) {
+  using T = std::invoke_result_t<Fn&>;
+  return completion<T>([&worker, fn = std::move(fn)](Completion<T> done) mutable {
+    worker.post([fn = std::move(fn), done = std::move(done)]() mutable { done(capture(fn)); });
+  });
+}
+
+}  // namespace
+
 class DocumentService::Impl : public std::enable_shared_from_this<Impl> {
  public:
   Impl(boost::asio::io_context& io_context, XmlOptions xml_options)
@@ -45,9 +61,10 @@ Task<PreparedPrescription> DocumentService::prepare_prescription(std::string doc
             });
 }
 
-Task<std::string> DocumentService::finish(std::shared_ptr<PreparedXml> prepared, Bytes signature, Ticket ticket) {
-  return on(impl_->worker, std::move(ticket),
-            [prepared = std::move(prepared), signature = std::move(signature)] { return prepared->finish(signature); });
+Task<std::string> DocumentService::finish(std::shared_ptr<PreparedXml> prepared, Bytes signature) {
+  return always_on(impl_->worker, [prepared = std::move(prepared), signature = std::move(signature)] {
+    return prepared->finish(signature);
+  });
 }
 
 Task<PreparedCms> DocumentService::prepare_cms(CmsInput input, Bytes certificate_der, std::vector<Bytes> chain,
@@ -58,9 +75,10 @@ Task<PreparedCms> DocumentService::prepare_cms(CmsInput input, Bytes certificate
             });
 }
 
-Task<Bytes> DocumentService::finish_cms(PreparedCms prepared, Bytes signature, Ticket ticket) {
-  return on(impl_->worker, std::move(ticket),
-            [prepared = std::move(prepared), signature = std::move(signature)] { return prepared.finish(signature); });
+Task<Bytes> DocumentService::finish_cms(PreparedCms prepared, Bytes signature) {
+  return always_on(impl_->worker, [prepared = std::move(prepared), signature = std::move(signature)] {
+    return prepared.finish(signature);
+  });
 }
 
 Task<std::vector<XmlVerification>> DocumentService::verify_xml(std::string document, Ticket ticket) {

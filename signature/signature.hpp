@@ -258,14 +258,16 @@ class DocumentService {
 
   // Each job may carry the request's Ticket: it is not run once its request
   // is over, and its bytes count against XmlOptions::max_queued_bytes (a job
-  // past that is refused at once with service_unavailable).
+  // past that is refused at once with service_unavailable). finish and
+  // finish_cms carry none: the card has signed, so they are neither refused
+  // nor dropped, and a signature made is not lost to a queue full of others'.
   [[nodiscard]] const XmlOptions& options() const;
   Task<std::shared_ptr<PreparedXml>> prepare(std::string document, Profile profile, Bytes certificate_der,
                                              Ticket ticket = {});
   Task<PreparedPrescription> prepare_prescription(std::string document, Bytes certificate_der, Ticket ticket = {});
-  Task<std::string> finish(std::shared_ptr<PreparedXml> prepared, Bytes signature, Ticket ticket = {});
+  Task<std::string> finish(std::shared_ptr<PreparedXml> prepared, Bytes signature);
   Task<PreparedCms> prepare_cms(CmsInput input, Bytes certificate_der, std::vector<Bytes> chain, Ticket ticket = {});
-  Task<Bytes> finish_cms(PreparedCms prepared, Bytes signature, Ticket ticket = {});
+  Task<Bytes> finish_cms(PreparedCms prepared, Bytes signature);
   Task<std::vector<XmlVerification>> verify_xml(std::string document, Ticket ticket = {});
   Task<CmsVerification> verify_cms(Bytes cms, std::optional<Bytes> content, std::optional<Bytes> content_digest,
                                    Ticket ticket = {});

@@ -582,6 +582,46 @@ TEST_F(HeldDocuments, AllUidsTogetherHoldAtMostMaxHeldBytes) {
   EXPECT_FALSE(str(c->wait_for(small, 30000ms)["document"]).empty());
 }
 
+// The card has signed: the document is finished however full the documents
+// thread's queue is with other work, or a signature made (and audited as
+// delivered) would be lost to a 1060. Another client keeps the queue past
+// its bound with documents over it (one always gets in) while the card signs.
+TEST_F(HeldDocuments, WhatTheCardSignedIsFinishedHoweverFullTheDocumentsQueue) {
+  DaemonOptions o;
+  o.extra = "[signature]\nmax_queued_bytes = 1048576\n";
+  auto c = first_at_the_card(std::move(o));
+  std::string big = "<a>";
+  while (big.size() < 1536 * 1024) big += "<b c=\"d\">text text text</b>";
+  big += "</a>";
+  std::atomic<bool> stop{false};
+  std::atomic<int> queue_full{0};
+  std::thread flood([&] {
+    auto f = daemon_->connect();
+    while (!stop) {
+      std::vector<std::int64_t> ids;
+      for (int i = 0; i < 4; ++i) ids.push_back(f->send("verify.xml", {{"document", wstr(big)}}));
+      for (const auto id : ids) {
+        try {
+          (void)f->wait_for(id, 60000ms);
+        } catch (const client::RpcError& e) {
+          if (e.code() == 1060) ++queue_full;
+        }
+      }
+    }
+  });
+  std::string signed_document, error;
+  try {
+    signed_document = str(c->wait_for(first_, 30000ms)["document"]);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  stop = true;
+  flood.join();
+  EXPECT_TRUE(error.empty()) << error;
+  EXPECT_FALSE(signed_document.empty());
+  EXPECT_GT(queue_full.load(), 0) << "the queue was never full: the test showed nothing";
+}
+
 // The same when the client leaves: its queued card work is dropped before
 // it runs, well inside the deadline.
 TEST_F(Pcsc, AClientThatLeavesHasItsQueuedCardWorkDropped) {
