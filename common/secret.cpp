@@ -10,15 +10,6 @@
 
 namespace kortti {
 
-bool init_secure_heap(std::size_t bytes) {
-  if (CRYPTO_secure_malloc_initialized()) return true;
-  // OpenSSL answers 2 when it made the heap but the kernel would not lock it
-  // (RLIMIT_MEMLOCK): that is undone, so that the caller may ask for less.
-  const int answer = CRYPTO_secure_malloc_init(bytes, 16);
-  if (answer == 2) CRYPTO_secure_malloc_done();
-  return answer == 1;
-}
-
 void wipe(void* data, std::size_t size) noexcept {
   if (data != nullptr && size != 0) OPENSSL_cleanse(data, size);
 }

@@ -6,11 +6,6 @@
 
 namespace kortti {
 
-// Sets up OpenSSL's secure heap: locked in RAM, guard pages, excluded from core
-// dumps. Returns false when the kernel refuses (RLIMIT_MEMLOCK); secrets then
-// live in ordinary memory, still wiped after use.
-bool init_secure_heap(std::size_t bytes);
-
 // Overwrites memory in a way the optimiser may not remove.
 void wipe(void* data, std::size_t size) noexcept;
 
@@ -26,7 +21,8 @@ void wipe_string(String& s) noexcept {
 // may carry a PIN.
 void scrub_stack() noexcept;
 
-// A PIN or other secret: kept on the secure heap, never copied implicitly,
+// A PIN or other secret: kept on OpenSSL's secure heap (korttid makes it at
+// start, daemon/pin_memory.hpp; without one, ordinary memory), never copied implicitly,
 // wiped when destroyed. It has no operator<< and no conversion to std::string
 // on purpose, so it cannot end up in a log line by accident.
 class SecretString {

@@ -15,7 +15,8 @@ namespace kortti::daemon {
 
 struct PinMemory {
   std::size_t wanted = 0;  // what the limits need
-  std::size_t locked = 0;  // what the kernel locked; 0: none, PINs are in ordinary memory (wiped after use)
+  std::size_t bytes = 0;   // what was made; 0: none, PINs are in ordinary memory (wiped after use)
+  bool locked = false;     // false: the kernel would not lock even 64 KiB, so it may be swapped out
 };
 
 // For `requests` holding up to three secrets each (pin, puk, new_pin), twice
@@ -26,7 +27,8 @@ struct PinMemory {
 
 // Makes it, once per process, and logs what it got: what `requests` need if
 // the kernel locks that much (RLIMIT_MEMLOCK), else the largest power of two
-// down to 64 KiB that it locks. Memory that cannot be locked is not used.
+// down to 64 KiB that it locks; if it locks none, 64 KiB unlocked (still
+// between guard pages and out of core dumps).
 PinMemory make_pin_memory(std::size_t requests);
 
 }  // namespace kortti::daemon
