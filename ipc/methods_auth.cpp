@@ -53,7 +53,7 @@ signature::WebEidToken token_param(Params& params) {
 
 Task<Json> auth_token(Core& core, std::shared_ptr<Call> call) {
   Params params(call->params());
-  std::string cert_id = params.string("cert_id");
+  std::string cert_id = params.identifier("cert_id");
   service::Challenge challenge = challenge_param(params);
   const signature::WebEidToken t = co_await core.service().authenticate(call->caller(), std::move(cert_id),
                                                                         std::move(challenge), params.credentials());

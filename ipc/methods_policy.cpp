@@ -45,7 +45,7 @@ policy::Context context_param(Json& params) {
 
 Task<Json> certificates_identity(Core& core, std::shared_ptr<Call> call) {
   Params params(call->params());
-  std::string cert_id = params.string("cert_id");
+  std::string cert_id = params.identifier("cert_id");
   const std::optional<policy::Action> action = action_param(params);
   const service::IdentityReport r = co_await core.service().identity(call->caller(), std::move(cert_id), action);
   const policy::Decision& d = r.decision;
@@ -59,7 +59,7 @@ Task<Json> certificates_identity(Core& core, std::shared_ptr<Call> call) {
 
 Task<Json> policy_check(Core& core, std::shared_ptr<Call> call) {
   Params params(call->params());
-  service::CheckSubject subject{params.optional_string("cert_id"), params.optional_string("registration_number")};
+  service::CheckSubject subject{params.optional_identifier("cert_id"), params.optional_string("registration_number")};
   if (subject.cert_id.has_value() == subject.registration_number.has_value())
     throw Error(Errc::invalid_params, "give either 'cert_id' or 'registration_number'");
   const std::optional<policy::Action> action = action_param(params);

@@ -111,7 +111,7 @@ service::SignItem batch_item(const service::Service& service, Json& item, std::s
 
 Task<Json> sign_one(Core& core, std::shared_ptr<Call> call) {
   Params params(call->params());
-  std::string cert_id = params.string("cert_id");
+  std::string cert_id = params.identifier("cert_id");
   service::Caller caller = call->caller();
   // A browser front end (kortti-webeid) names the page it signs for, and the
   // PIN dialog and the audit line say it: as the client states it, since
@@ -128,7 +128,7 @@ Task<Json> sign_one(Core& core, std::shared_ptr<Call> call) {
 
 Task<Json> sign_batch(Core& core, std::shared_ptr<Call> call) {
   Params params(call->params());
-  std::string cert_id = params.string("cert_id");
+  std::string cert_id = params.identifier("cert_id");
   const Json* items = params.find("items");
   const std::size_t max = core.service().options().batch_max_items;
   if (items == nullptr || !items->is_array() || items->empty())

@@ -43,7 +43,7 @@ Task<Json> tokens_list(Core& core, std::shared_ptr<Call> call) {
 
 Task<Json> certificates_list(Core& core, std::shared_ptr<Call> call) {
   Params params(call->params());
-  auto token_id = params.optional_string("token_id");
+  auto token_id = params.optional_identifier("token_id");
   std::optional<pkcs11::Purpose> purpose;
   if (auto name = params.optional_string("purpose")) {
     purpose = pkcs11::parse_purpose(*name);
@@ -72,7 +72,7 @@ Task<Json> certificates_share(Core& core, std::shared_ptr<Call> call) {
 
 Task<Json> session_login(Core& core, std::shared_ptr<Call> call) {
   Params params(call->params());
-  std::string token_id = params.string("token_id");
+  std::string token_id = params.identifier("token_id");
   const pkcs11::LoginResult r =
       co_await core.service().login(call->caller(), std::move(token_id), params.credentials());
   Json result = {{"logged_in", r.logged_in}};
@@ -82,13 +82,13 @@ Task<Json> session_login(Core& core, std::shared_ptr<Call> call) {
 
 Task<Json> session_logout(Core& core, std::shared_ptr<Call> call) {
   Params params(call->params());
-  co_await core.service().logout(call->caller(), params.string("token_id"));
+  co_await core.service().logout(call->caller(), params.identifier("token_id"));
   co_return Json{{"logged_in", false}};
 }
 
 Task<Json> pin_status(Core& core, std::shared_ptr<Call> call) {
   Params params(call->params());
-  auto token_id = params.optional_string("token_id");
+  auto token_id = params.optional_identifier("token_id");
   co_await after_scan(core);
   Json list = Json::array();
   for (const auto& t : core.services.tokens->tokens()) {
@@ -120,7 +120,7 @@ service::NewPin new_pin_params(Params& params, const char* proof) {
 
 Task<Json> pin_change(Core& core, std::shared_ptr<Call> call) {
   Params params(call->params());
-  std::string token_id = params.string("token_id");
+  std::string token_id = params.identifier("token_id");
   service::NewPin request = new_pin_params(params, "pin");
   co_await core.service().change_pin(call->caller(), std::move(token_id), std::move(request));
   co_return Json{{"changed", true}};
@@ -128,7 +128,7 @@ Task<Json> pin_change(Core& core, std::shared_ptr<Call> call) {
 
 Task<Json> pin_unblock(Core& core, std::shared_ptr<Call> call) {
   Params params(call->params());
-  std::string token_id = params.string("token_id");
+  std::string token_id = params.identifier("token_id");
   service::NewPin request = new_pin_params(params, "puk");
   co_await core.service().unblock_pin(call->caller(), std::move(token_id), std::move(request));
   co_return Json{{"unblocked", true}};

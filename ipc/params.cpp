@@ -1,5 +1,7 @@
 #include "ipc/params.hpp"
 
+#include <algorithm>
+
 #include "common/encoding.hpp"
 
 namespace kortti::ipc {
@@ -28,6 +30,26 @@ std::optional<std::string> Params::optional_string(std::string_view key) const {
   if (v == nullptr) return std::nullopt;
   if (!v->is_string()) invalid_param(key, "must be a string");
   return to_std(v->get_ref<const WipingString&>());
+}
+
+std::string Params::identifier(std::string_view key) const {
+  auto v = optional_identifier(key);
+  if (!v) invalid_param(key, "is required");
+  return *v;
+}
+
+std::optional<std::string> Params::optional_identifier(std::string_view key) const {
+  constexpr std::size_t kMaxIdentifier = 512;
+  auto v = optional_string(key);
+  if (!v) return v;
+  const bool fits = !v->empty() && v->size() <= kMaxIdentifier && std::all_of(v->begin(), v->end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-' || c == '/';
+  });
+  if (!fits)
+    invalid_param(key, "must be an identifier as tokens.list and certificates.list give them (1 to " +
+                           std::to_string(kMaxIdentifier) + " of A-Z a-z 0-9 . _ - /)");
+  return v;
 }
 
 bool Params::boolean(std::string_view key, bool fallback) const {

@@ -26,6 +26,11 @@ class Params {
   [[nodiscard]] const Json* find(std::string_view key) const;
   [[nodiscard]] std::string string(std::string_view key) const;
   [[nodiscard]] std::optional<std::string> optional_string(std::string_view key) const;
+  // A token_id or cert_id (docs/protocol.md, Identifiers): 1 to 512 of
+  // [A-Za-z0-9._/-]. Checked before anything is looked up, so that no
+  // log or audit line carries what a client made up beyond that.
+  [[nodiscard]] std::string identifier(std::string_view key) const;
+  [[nodiscard]] std::optional<std::string> optional_identifier(std::string_view key) const;
   [[nodiscard]] bool boolean(std::string_view key, bool fallback) const;
   [[nodiscard]] std::int64_t integer(std::string_view key, std::int64_t fallback, std::int64_t min,
                                      std::int64_t max) const;

@@ -180,6 +180,29 @@ TEST_F(BadInput, UnknownMethodIsMethodNotFound) {
   expect_daemon_fine();
 }
 
+// An identifier a client made up goes no further than the parser: it used
+// to reach the audit trail whole (two lines of up to 16 MiB each per
+// sign.digest, written and synced), and any log line.
+TEST_F(BadInput, IdentifiersAreCheckedBeforeAnythingIsLookedUpOrAudited) {
+  const auto audited = fs::file_size(daemon_->audit_file());
+  Json p = sign_params();
+  p.erase("pin");
+  p["cert_id"] = wstr(std::string(60 * 1000, 'a') + "/01");
+  EXPECT_EQ(code_for(p), -32602);
+  p["cert_id"] = wstr(rsa_sign_cert() + "\n{\"forged\": 1}");
+  EXPECT_EQ(code_for(p), -32602);
+  p["cert_id"] = "";
+  EXPECT_EQ(code_for(p), -32602);
+  EXPECT_EQ(code_for({{"token_id", wstr(std::string(600, 'x'))}}, "session.logout"), -32602);
+  EXPECT_EQ(code_for({{"token_id", "a b"}}, "certificates.list"), -32602);
+  EXPECT_EQ(fs::file_size(daemon_->audit_file()), audited);
+  EXPECT_LT(daemon_->log().size(), 16 * 1024U);
+  // What tokens.list gives still works.
+  p = sign_params();
+  EXPECT_FALSE(daemon_->connect()->call("sign.digest", p)["signature"].get<WipingString>().empty());
+  expect_daemon_fine();
+}
+
 TEST_F(BadInput, MissingAndIllTypedParamsAreInvalidParamsNamingTheParam) {
   auto c = daemon_->connect();
   Json p = sign_params();
