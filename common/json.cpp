@@ -2,8 +2,9 @@
 
 namespace kortti {
 
-bool nested_deeper_than(std::string_view text, std::size_t limit) {
+JsonCost json_cost(std::string_view text, std::size_t max_depth, std::size_t max_values) {
   std::size_t depth = 0;
+  std::size_t values = 0;
   bool in_string = false;
   bool escaped = false;
   for (const char c : text) {
@@ -17,12 +18,15 @@ bool nested_deeper_than(std::string_view text, std::size_t limit) {
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
+      if (++depth > max_depth) return JsonCost::too_deep;
+      if (++values > max_values) return JsonCost::too_many_values;
+    } else if (c == ',' || c == ':') {
+      if (++values > max_values) return JsonCost::too_many_values;
     } else if ((c == ']' || c == '}') && depth > 0) {
       --depth;
     }
   }
-  return false;
+  return JsonCost::fine;
 }
 
 }  // namespace kortti

@@ -38,13 +38,19 @@ using WipingString = std::basic_string<char, std::char_traits<char>, WipingAlloc
 using Json = nlohmann::basic_json<std::map, std::vector, WipingString, bool, std::int64_t, std::uint64_t, double,
                                   WipingAllocator>;
 
-// Whether brackets nest deeper than `limit` outside strings. A message needs
-// a handful of levels; a million '[' would make the parser build a million
-// nested values (gigabytes) before it saw the text is useless.
-bool nested_deeper_than(std::string_view text, std::size_t limit);
-// How deep a request (a JSON-RPC line, an SCS body) may nest; deeper ones
-// are refused before parsing.
+// What would make a JSON text too costly to parse, seen in one pass over it
+// (outside strings) before the parser builds anything: nesting deeper than
+// `max_depth` (a million '[' are a million nested values, gigabytes), or
+// more than `max_values` values, counted by the brackets, commas and colons
+// that begin them (a parsed value costs some 30 times its text: 16 MiB of
+// "[{},{},…]" made 450 MiB). A message needs a handful of levels and a few
+// thousand values.
+enum class JsonCost { fine, too_deep, too_many_values };
+[[nodiscard]] JsonCost json_cost(std::string_view text, std::size_t max_depth, std::size_t max_values);
+// The bounds for a request (a JSON-RPC line, an SCS body); one past either
+// is refused before parsing.
 inline constexpr std::size_t kMaxJsonNesting = 32;
+inline constexpr std::size_t kMaxJsonValues = 100000;
 
 inline WipingString wstr(std::string_view s) { return WipingString(s.data(), s.size()); }
 inline std::string to_std(const WipingString& s) { return std::string(s.data(), s.size()); }

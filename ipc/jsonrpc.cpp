@@ -35,10 +35,14 @@ std::string read_attachment(const Json& doc, std::size_t max_bytes, std::string&
 }  // namespace
 
 Incoming parse_request(std::string_view line, std::size_t max_attachment_bytes) {
-  if (nested_deeper_than(line, kMaxJsonNesting))
-    return {.message = make_error(nullptr, Error(Errc::parse_error, "the message nests arrays or objects deeper than " +
-                                                                        std::to_string(kMaxJsonNesting) + " levels")),
+  if (const JsonCost cost = json_cost(line, kMaxJsonNesting, kMaxJsonValues); cost != JsonCost::fine) {
+    const std::string why =
+        cost == JsonCost::too_deep
+            ? "the message nests arrays or objects deeper than " + std::to_string(kMaxJsonNesting) + " levels"
+            : "the message has more than " + std::to_string(kMaxJsonValues) + " values";
+    return {.message = make_error(nullptr, Error(Errc::parse_error, why)),
             .framing_lost = true};  // whether an attachment follows is unknown
+  }
   Json doc = Json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded())
     return {.message = make_error(nullptr, Error(Errc::parse_error, "the message is not valid JSON"))};

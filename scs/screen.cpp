@@ -120,9 +120,11 @@ std::optional<Response> Screen::answer_headers(const Request& request, std::size
 
 std::variant<SignRequest, Response> Screen::body(const Request& request) const {
   const std::string& body = request.body();
-  if (nested_deeper_than(body, kMaxJsonNesting))
+  if (const JsonCost cost = json_cost(body, kMaxJsonNesting, kMaxJsonValues); cost != JsonCost::fine)
     return refusal(request, {400, Reason::bad_request,
-                             "the body nests deeper than " + std::to_string(kMaxJsonNesting) + " levels"});
+                             cost == JsonCost::too_deep
+                                 ? "the body nests deeper than " + std::to_string(kMaxJsonNesting) + " levels"
+                                 : "the body has more than " + std::to_string(kMaxJsonValues) + " values"});
   const Json json = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) return refusal(request, {400, Reason::bad_request, "the body is not JSON (UTF-8)"});
   auto parsed = parse_sign_request(json);

@@ -131,6 +131,31 @@ TEST_F(Hostile, DeeplyNestedLineIsRefusedWithoutBuildingIt) {
   expect_daemon_fine();
 }
 
+// The same across: 8 MiB of "[{},{},…]" in a member the method ignores
+// parsed into some 225 MiB of values, held for the whole call.
+TEST_F(Hostile, AWideLineIsRefusedWithoutBuildingIt) {
+  start_with({});
+  const long before = memory_kib(daemon_->pid())["VmHWM"];
+  auto c = daemon_->connect();
+  std::string line = R"({"jsonrpc":"2.0","id":1,"method":"tokens.list","params":{"padding":[{})";
+  while (line.size() < 8 * 1024 * 1024) line += ",{}";
+  c->send_raw(line + "]}}\n");
+  const auto a = c->receive(std::chrono::seconds(30));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ((*a)["error"]["code"], -32700);
+  EXPECT_NE(to_std((*a)["error"]["message"].get<WipingString>()).find("more than 100000 values"), std::string::npos)
+      << a->dump();
+  EXPECT_TRUE(closed_by_daemon(*c, std::chrono::seconds(5)));
+  const long peak = memory_kib(daemon_->pid())["VmHWM"];
+  EXPECT_LT(peak - before, memory_scale() * 64 * 1024) << "peak RSS grew by " << (peak - before) << " KiB";
+  // What a request needs is accepted: a batch of many items, each with its params.
+  Json items = Json::array();
+  for (int i = 0; i < 1000; ++i) items.push_back({{"method", "sign.digest"}, {"params", {{"digest", "x"}}}});
+  const auto e = rpc_error([&] { bystander_->call("sign.batch", {{"cert_id", "none/01"}, {"items", items}}); });
+  EXPECT_NE(e.code(), -32700) << e.what();
+  expect_daemon_fine();
+}
+
 // A header announcing 16 MiB used to reserve 16 MiB at once, per connection.
 TEST_F(Hostile, AttachmentHeaderDoesNotReserveWhatItAnnounces) {
   start_with({});
