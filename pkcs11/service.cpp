@@ -118,27 +118,35 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
                   fn = std::move(fn)](Completion<T> done) mutable {
       auto op = std::make_shared<Operation<T>>(std::move(done));
       token->track(op);
-      token->worker().post([self, token, op, stop = std::move(stop), fn = std::move(fn)]() mutable {
-        if (op->finished()) return;
-        if (stop.stop_requested()) {
-          op->finish(Error(Errc::token_busy, "the card stayed busy past the request's deadline"));
-          return;
-        }
-        self->expire_on_worker(token);
-        // Whatever ends a session tells the watchers, before its answer goes:
-        // a logout, and also a PIN that failed its re-check inside the session
-        // or an unblock (a TLS tunnel on the session must end with it).
-        const bool in_session = token->info().logged_in;
-        Result<T> result = capture([&] { return fn(*token); });
-        if (in_session) {
-          TokenInfo after = token->info();
-          if (!after.logged_in)
-            asio::post(self->io_, [self, info = std::move(after)] { self->emit(TokenEvent::Type::logged_out, info); });
-        }
-        const bool removed = !result.ok() && result.error().code() == Errc::card_removed;
-        op->finish(std::move(result));
-        if (removed) asio::post(self->io_, [self] { self->rescan({}); });
-      });
+      if (!token->worker().admit(0)) {
+        op->finish(Error(Errc::service_unavailable, "the card has " + std::to_string(Token::kMaxQueuedJobs) +
+                                                        " operations waiting; try again when it has caught up"));
+        return;
+      }
+      token->worker().post_admitted(
+          [self, token, op, stop = std::move(stop), fn = std::move(fn)]() mutable {
+            if (op->finished()) return;
+            if (stop.stop_requested()) {
+              op->finish(Error(Errc::token_busy, "the card stayed busy past the request's deadline"));
+              return;
+            }
+            self->expire_on_worker(token);
+            // Whatever ends a session tells the watchers, before its answer goes:
+            // a logout, and also a PIN that failed its re-check inside the session
+            // or an unblock (a TLS tunnel on the session must end with it).
+            const bool in_session = token->info().logged_in;
+            Result<T> result = capture([&] { return fn(*token); });
+            if (in_session) {
+              TokenInfo after = token->info();
+              if (!after.logged_in)
+                asio::post(self->io_,
+                           [self, info = std::move(after)] { self->emit(TokenEvent::Type::logged_out, info); });
+            }
+            const bool removed = !result.ok() && result.error().code() == Errc::card_removed;
+            op->finish(std::move(result));
+            if (removed) asio::post(self->io_, [self] { self->rescan({}); });
+          },
+          0);
     };
     return completion<T>(std::move(start));
   }

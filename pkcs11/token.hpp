@@ -45,6 +45,9 @@ class Token {
   Token(const Token&) = delete;
   Token& operator=(const Token&) = delete;
 
+  // Card operations that may wait for a token at once (its worker's queue).
+  static constexpr std::size_t kMaxQueuedJobs = 4096;
+
   // --- any thread ---
   [[nodiscard]] TokenInfo info() const;
   [[nodiscard]] const std::string& id() const noexcept { return id_; }

@@ -622,6 +622,47 @@ TEST_F(HeldDocuments, WhatTheCardSignedIsFinishedHoweverFullTheDocumentsQueue) {
   EXPECT_GT(queue_full.load(), 0) << "the queue was never full: the test showed nothing";
 }
 
+// Card work waits for its token in the token's queue: at most
+// Token::kMaxQueuedJobs (4096), more is refused at once. At the defaults
+// (64 connections x 32 in flight) the queue holds what is in flight, but
+// not with limits raised, nor once requests answered at their deadline
+// leave their jobs queued (dropped unrun at their turn) and make room for
+// more: a card stuck in a call would otherwise let them pile up without end.
+TEST_F(Pcsc, CardWorkWaitingForATokenIsBounded) {
+  DaemonOptions o;
+  o.ipc = "max_inflight_per_connection = 1024\n";
+  start_daemon(std::move(o));
+  VirtualCard card(pcscd_, card_options("physician", 0, {"--delay", "87:10000"}));
+  wait_for_token(card.token_id());
+  auto c = daemon_->connect();
+  c->call("session.login", {{"token_id", wstr(card.token_id())}, {"pin", kPin}});
+  Bytes digest;
+  Json p = sign_params(card.token_id() + "/01", "sha256", digest);
+  p.erase("pin");
+  const auto first = c->send("sign.digest", p);
+  ASSERT_TRUE(card.wait_for_apdu(0x87, 1, Apdu::begun, 10000ms)) << card.events();
+  std::string burst;
+  for (int i = 1; i <= 1000; ++i)
+    burst += R"({"jsonrpc":"2.0","id":)" + std::to_string(i) + R"(,"method":"sign.digest","params":)" +
+             to_std(p.dump()) + "}\n";
+  std::vector<std::unique_ptr<client::Client>> waiting;
+  for (int i = 0; i < 5; ++i) {
+    waiting.push_back(daemon_->connect());
+    waiting.back()->send_raw(burst);
+  }
+  // The first answers are the refusals of what passed the bound.
+  const auto answer = waiting.back()->receive(std::chrono::seconds(8));
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ((*answer)["error"]["code"], 1060) << to_std(answer->dump());
+  EXPECT_NE(to_std((*answer)["error"]["message"].get<WipingString>()).find("4096 operations waiting"),
+            std::string::npos)
+      << to_std(answer->dump());
+  EXPECT_EQ(card.apdus(0x87, Apdu::begun), 1) << "refused while the card was still busy with the first";
+  waiting.clear();  // the rest is dropped unrun at its turn
+  EXPECT_FALSE(str(c->wait_for(first, 30000ms)["signature"]).empty());
+  EXPECT_EQ(daemon_->connect()->call("system.hello")["daemon"], "korttid");
+}
+
 // The same when the client leaves: its queued card work is dropped before
 // it runs, well inside the deadline.
 TEST_F(Pcsc, AClientThatLeavesHasItsQueuedCardWorkDropped) {
