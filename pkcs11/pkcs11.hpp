@@ -241,6 +241,13 @@ class TokenService {
   // get (1040 last_try_not_yours, docs/protocol.md): korttid's dialog asks
   // before it asks the user. Any thread.
   void check_last_try(const std::string& token_id, uid_t uid) const;
+  // Throws what a signature with `cert_id` by `uid` with `credentials` would
+  // get before the card is asked: its card is not present (1002), another
+  // uid's session holds it (1040), or it needs a PIN the request does not
+  // bring (1010; pin_prompt counts as bringing one). Checked before the
+  // request is queued or audited, so that requests no card would take leave
+  // no trace but the request log. On the io thread.
+  void check_may_sign(const std::string& cert_id, uid_t uid, const Credentials& credentials) const;
 
   using EventHandler = std::function<void(const TokenEvent&)>;
   void on_event(EventHandler handler);

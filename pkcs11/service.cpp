@@ -537,6 +537,12 @@ void TokenService::check_last_try(const std::string& token_id, uid_t uid) const 
   impl_->hooks_->pin_guard->check_last_try(token_id, uid);
 }
 
+void TokenService::check_may_sign(const std::string& cert_id, uid_t uid, const Credentials& credentials) const {
+  const TokenInfo info = impl_->token_of_cert(cert_id)->info();
+  check_may_use(info.logged_in ? info.session_owner : std::nullopt, info.login_required, uid,
+                credentials.pin || credentials.pinpad || credentials.prompt);
+}
+
 void TokenService::set_pin_counter(PinCounter counter) {
   if (impl_->started_) throw std::logic_error("set_pin_counter after start");
   impl_->hooks_->pin_counter = std::move(counter);

@@ -35,6 +35,14 @@ struct TokenHooks {
   std::shared_ptr<PinGuard> pin_guard = std::make_shared<PinGuard>();
 };
 
+// Who may use a card's keys. Another uid's PIN1 session refuses everyone
+// else, PIN or not (1040); a card that asks for a login and has no session
+// needs a PIN or the PIN pad with the request (1010). `session_owner`: the
+// uid whose session is open, if one is. The one rule for both checks: the
+// io thread's, before a request is queued or audited (from info()), and
+// the card thread's, against the card's own state.
+void check_may_use(std::optional<uid_t> session_owner, bool login_required, uid_t uid, bool pin_given);
+
 // One token in one slot of one module. Everything that touches the card runs on
 // worker(); info() and the pending list may be used from any thread.
 class Token {

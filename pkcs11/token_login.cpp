@@ -84,7 +84,7 @@ void Token::set_session_state(std::optional<uid_t> owner) {
 
 LoginResult Token::login(const Credentials& credentials, uid_t uid) {
   if (work().user_logged_in()) {
-    if (owner_ && *owner_ != uid) throw Error(Errc::permission_denied, "the card is logged in by another user");
+    check_not_anothers(uid);
     // The same user logging in again: check the PIN given now, do not just
     // extend the old session.
     module_->fn()->C_Logout(anchor_->handle());
@@ -118,34 +118,42 @@ bool Token::expire_if_due() {
   return true;
 }
 
+void check_may_use(std::optional<uid_t> session_owner, bool login_required, uid_t uid, bool pin_given) {
+  if (session_owner && *session_owner != uid)
+    throw Error(Errc::permission_denied, "the card is logged in by another user");
+  if (!session_owner && login_required && !pin_given)
+    throw Error(Errc::pin_required, "the card is not logged in; give the PIN or use the PIN pad");
+}
+
 void Token::authorize(uid_t uid, const Credentials& credentials, const std::string& cert_id, bool& transient_login) {
   transient_login = false;
-  if (work().user_logged_in()) {
-    if (owner_) {
-      if (*owner_ != uid) throw Error(Errc::permission_denied, "the card is logged in by another user");
-      if (credentials.check_in_session && (credentials.pin || credentials.pinpad) &&
-          !private_key(cert_id).always_authenticate) {
-        // As a second kortti login: the PIN is checked anew. One the card
-        // cannot take costs neither a try nor the session, and the session
-        // keeps the end it had.
-        check_pin_shape(credentials, uid);
-        const SystemTime expires = expires_at_;
-        (void)login(credentials, uid);
-        expires_at_ = expires;
-        std::lock_guard lock(mutex_);
-        info_.session_expires_at = expires_at_;
-        return;
-      }
-      last_used_ = std::chrono::steady_clock::now();
-      return;
-    }
+  const bool logged_in = work().user_logged_in();
+  if (logged_in && !owner_) {
     // Logged in without an owner can only be a leftover; start clean.
     module_->fn()->C_Logout(anchor_->handle());
     keys_.clear();
   }
-  if (!info().login_required) return;
-  if (!credentials.pin && !credentials.pinpad)
-    throw Error(Errc::pin_required, "the card is not logged in; give the PIN or use the PIN pad");
+  const std::optional<uid_t> session_owner = logged_in ? owner_ : std::nullopt;
+  const bool login_required = info().login_required;
+  check_may_use(session_owner, login_required, uid, credentials.pin || credentials.pinpad);
+  if (session_owner) {
+    if (credentials.check_in_session && (credentials.pin || credentials.pinpad) &&
+        !private_key(cert_id).always_authenticate) {
+      // As a second kortti login: the PIN is checked anew. One the card
+      // cannot take costs neither a try nor the session, and the session
+      // keeps the end it had.
+      check_pin_shape(credentials, uid);
+      const SystemTime expires = expires_at_;
+      (void)login(credentials, uid);
+      expires_at_ = expires;
+      std::lock_guard lock(mutex_);
+      info_.session_expires_at = expires_at_;
+      return;
+    }
+    last_used_ = std::chrono::steady_clock::now();
+    return;
+  }
+  if (!login_required) return;
   login_user(credentials, uid);
   keys_.clear();
   transient_login = true;

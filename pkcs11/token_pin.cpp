@@ -39,9 +39,7 @@ void Token::check_new_pin(const SecretString& pin) const {
   if (auto problem = new_pin_problem(info().user_pin, pin.view())) throw Error(Errc::invalid_params, *problem);
 }
 
-void Token::check_not_anothers(uid_t uid) const {
-  if (owner_ && *owner_ != uid) throw Error(Errc::permission_denied, "the card is logged in by another user");
-}
+void Token::check_not_anothers(uid_t uid) const { check_may_use(owner_, false, uid, true); }
 
 void Token::check_pinpad(const PinChange& change) const {
   if (change.pinpad && !info().pinpad)

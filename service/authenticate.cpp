@@ -22,12 +22,14 @@ std::string app_version() { return std::string("https://kortti.invalid/korttid/"
 
 }  // namespace
 
-// 1. the challenge's form, 2. the key is an authentication key, 3. the
-// certificate through the policy, and only then 4. the card: a refusal never
-// reaches the PIN.
+// 1. the challenge's form, 2. the caller may use the card (its session, or a
+// PIN with the request), 3. the key is an authentication key, 4. the
+// certificate through the policy, and only then 5. the card: a refusal never
+// reaches the PIN, and one of the first two leaves no audit line.
 Task<signature::WebEidToken> Service::authenticate(Caller caller, std::string cert_id, Challenge challenge,
                                                    pkcs11::Credentials credentials) {
   check_challenge(challenge);
+  services_.tokens->check_may_sign(cert_id, caller.uid, credentials);
   const pkcs11::CertificateInfo cert = co_await services_.tokens->certificate(cert_id);
   if (std::find(cert.purposes.begin(), cert.purposes.end(), pkcs11::Purpose::authentication) == cert.purposes.end())
     throw Error(Errc::unsupported, "certificate " + cert.cert_id +

@@ -216,7 +216,9 @@ class Service {
   Service(Services services, Options options);
 
   // One signature: for a prescription, the document's facts and the policy
-  // come first, so a denial never reaches the PIN.
+  // come first, so a denial never reaches the PIN. Before anything, the
+  // caller must be one who may use the card (TokenService::check_may_sign):
+  // a request no card would take is answered before it is audited.
   Task<Signed> sign(Caller caller, std::string cert_id, SignItem item, pkcs11::Credentials credentials);
   // Items refused while parsing come in as their Error and go out as it.
   // One credential for all; a card pulled midway keeps what was signed.

@@ -203,6 +203,44 @@ TEST_F(BadInput, IdentifiersAreCheckedBeforeAnythingIsLookedUpOrAudited) {
   expect_daemon_fine();
 }
 
+// A signature no card would take (no session and no PIN, a card not
+// present, another uid's session) is answered before it is audited: a
+// local user cannot fill the audit trail's disk, after which every
+// signature is refused, with requests that never reach a card.
+TEST_F(BadInput, ASignatureNoCardWouldTakeIsRefusedBeforeItIsAudited) {
+  const auto audited = fs::file_size(daemon_->audit_file());
+  Json p = sign_params();
+  p.erase("pin");
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(code_for(p), 1010);
+  Json items = Json::array();
+  for (int i = 0; i < 50; ++i)
+    items.push_back({{"method", "sign.digest"}, {"params", {{"digest_algorithm", "sha256"}, {"digest", p["digest"]}}}});
+  EXPECT_EQ(code_for({{"cert_id", p["cert_id"]}, {"items", items}}, "sign.batch"), 1010);
+  EXPECT_EQ(code_for({{"cert_id", wstr(rsa_auth_cert())},
+                      {"origin", "https://sso.example.fi"},
+                      {"challenge_nonce", wstr(base64_encode(random_bytes(33)))}},
+                     "auth.token"),
+            1010);
+  Json absent = sign_params();
+  absent["cert_id"] = "no-such-card/01";
+  EXPECT_EQ(code_for(absent), 1002);
+  EXPECT_EQ(fs::file_size(daemon_->audit_file()), audited);
+
+  // The card holder's session: another uid is refused, even with the PIN.
+  auto holder = daemon_->connect();
+  holder->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}});
+  const auto logged_in = fs::file_size(daemon_->audit_file());
+  auto other = connect_as(daemon_->socket(), 4242, 4242);
+  const auto e = rpc_error([&] { other->call("sign.digest", sign_params()); });
+  EXPECT_EQ(e.code(), 1040) << e.what();
+  EXPECT_EQ(fs::file_size(daemon_->audit_file()), logged_in);
+  // The holder signs with the session's key without a PIN, audited as ever.
+  p["cert_id"] = wstr(rsa_auth_cert());
+  EXPECT_FALSE(holder->call("sign.digest", p)["signature"].get<WipingString>().empty());
+  EXPECT_GT(fs::file_size(daemon_->audit_file()), logged_in);
+  expect_daemon_fine();
+}
+
 TEST_F(BadInput, MissingAndIllTypedParamsAreInvalidParamsNamingTheParam) {
   auto c = daemon_->connect();
   Json p = sign_params();
