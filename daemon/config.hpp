@@ -15,6 +15,7 @@
 
 #include "pkcs11/pkcs11.hpp"
 #include "policy/policy.hpp"
+#include "service/service.hpp"
 #include "signature/signature.hpp"
 
 namespace kortti::daemon {
@@ -64,6 +65,7 @@ struct Config {
     int prompt_attempts = 3;
     bool client_may_send = true;
     bool client_may_send_authentication = true;
+    service::PinpadFor pinpad_for = service::PinpadFor::seat;
   } pin;
 
   struct Pcsc {

@@ -273,6 +273,8 @@ const std::vector<std::pair<std::string, policy::FailMode>> kFailModes = {{"hard
                                                                           {"soft-fail", policy::FailMode::soft}};
 const std::vector<std::pair<std::string, pkcs11::UnblockStyle>> kUnblockStyles = {
     {"set_pin_unlogged", pkcs11::UnblockStyle::set_pin_unlogged}, {"so_login", pkcs11::UnblockStyle::so_login}};
+const std::vector<std::pair<std::string, service::PinpadFor>> kPinpadFor = {{"seat", service::PinpadFor::seat},
+                                                                            {"anyone", service::PinpadFor::anyone}};
 const std::vector<std::pair<std::string, DigestAlgorithm>> kDigests = {
     {"sha256", DigestAlgorithm::sha256}, {"sha384", DigestAlgorithm::sha384}, {"sha512", DigestAlgorithm::sha512}};
 
@@ -374,6 +376,11 @@ std::vector<KeySpec> rows() {
       Row("pin", "client_may_send_authentication", Bool, true, Restart,
           "take an authentication PIN (PIN1) sent in a request")
           .bind([](auto& c) -> auto& { return c.pin.client_may_send_authentication; }),
+      Row("pin", "pinpad_for", Choice, str("seat"), Restart,
+          "whose requests may make a reader's PIN pad ask: seat (a uid with an active session at this machine's "
+          "seat, or root) or anyone")
+          .words(
+              [](auto& c) -> auto& { return c.pin.pinpad_for; }, kPinpadFor),
 
       // [pcsc]
       Row("pcsc", "enabled", Bool, true, Restart, "watch readers and cards through pcscd").bind([](auto& c) -> auto& {

@@ -108,7 +108,7 @@ pkcs11::Options token_options(const Config& config) {
 service::Options service_options(const Config& config) {
   service::Options o{config.batch.max_items, config.batch.max_time,
                      service::PinOptions{config.pin.prompt_attempts, config.pin.client_may_send,
-                                         config.pin.client_may_send_authentication}};
+                                         config.pin.client_may_send_authentication, config.pin.pinpad_for}};
   o.max_held_bytes = config.max_held_bytes;
   // As for requests with a PIN waiting for their turn (ipc.max_message_bytes):
   // one uid cannot take every other user's room.

@@ -116,7 +116,8 @@ Task<std::vector<Result<Signed>>> Service::sign_batch(Caller caller, std::string
   });
 
   const pkcs11::CertificateInfo cert = co_await services_.tokens->certificate(cert_id);
-  if (credentials.pin || credentials.prompt) check_pin_source(caller, credentials, is_signature_key(cert));
+  if (credentials.pin || credentials.prompt || credentials.pinpad)
+    check_pin_source(caller, credentials, is_signature_key(cert));
   std::vector<Result<Signed>> results;
   std::vector<std::optional<Prepared>> prepared = co_await prepare_items(caller, cert, std::move(items), results);
 

@@ -3,6 +3,7 @@
 // never see the card holder's PIN. And what that dialog says: who asks,
 // with which key of whose card, for what.
 
+#include <systemd/sd-login.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -145,7 +146,26 @@ pinentry::Dialog new_pin_dialog(const pkcs11::TokenInfo& token, const std::strin
   return d;
 }
 
+namespace {
+
+// Whether `uid` has an active session at a seat of this machine (logind's
+// own files; none without logind): the person at the keyboard and the
+// reader.
+bool at_a_seat(uid_t uid) { return sd_uid_get_seats(uid, 1, nullptr) > 0; }
+
+}  // namespace
+
+void Service::check_pinpad_user(const Caller& caller) const {
+  // Root could take the reader for itself anyway.
+  if (options_.pin.pinpad_for == PinpadFor::anyone || caller.uid == 0 || at_a_seat(caller.uid)) return;
+  throw Error(Errc::permission_denied,
+              "the PIN pad asks whoever is at the reader, and uid " + std::to_string(caller.uid) +
+                  " has no active session at this machine's seat (logind); [pin] pinpad_for = \"anyone\" lets "
+                  "every permitted uid use it");
+}
+
 void Service::check_pin_source(const Caller& caller, const pkcs11::Credentials& credentials, bool signature_key) const {
+  if (credentials.pinpad) check_pinpad_user(caller);
   if (credentials.pin) {
     if (signature_key && !options_.pin.client_may_send)
       throw Error(Errc::permission_denied,

@@ -41,6 +41,9 @@ Task<pkcs11::PinChange> Service::ask_new_pin(const Caller& caller, const pkcs11:
 // exactly one, and a source [pin] allows.
 void Service::check_pin_sources(const Caller& caller, const pkcs11::TokenInfo& token, NewPin& request,
                                 bool unblock) const {
+  // Asked for by the client; not where korttid's own dialog gives way to
+  // the pad below, which asks only for korttid's own user.
+  if (request.pinpad) check_pinpad_user(caller);
   if (request.prompt && token.pinpad) {
     // A PIN pad is preferred to the dialog, as for signatures.
     request.prompt = false;

@@ -182,11 +182,18 @@ struct CheckSubject {
   std::optional<std::string> registration_number;
 };
 
+// [pin] pinpad_for: whose requests may make a reader's PIN pad ask.
+enum class PinpadFor {
+  seat,    // a uid with an active session at a seat of this machine (logind), or root
+  anyone,  // every uid [access] lets in
+};
+
 // [pin]: where a PIN may come from.
 struct PinOptions {
   int prompt_attempts = 3;                     // dialogs per request before a wrong PIN is the answer
   bool client_may_send = true;                 // a PIN for the signature key (PIN2) inside a request
   bool client_may_send_authentication = true;  // one for the authentication key (PIN1)
+  PinpadFor pinpad_for = PinpadFor::seat;
 };
 
 struct Options {
@@ -299,9 +306,15 @@ class Service {
   // The line is written; its failure is logged, nobody waits for it.
   void post_audit(AuditRecord record) const;
 
-  // [pin]: refuses a PIN the client may not send (1040) and a dialog this
+  // [pin]: refuses a PIN the client may not send (1040), a PIN pad the
+  // caller may not make ask (1040, check_pinpad_user) and a dialog this
   // korttid cannot show (1050), before any work is done.
   void check_pin_source(const Caller& caller, const pkcs11::Credentials& credentials, bool signature_key) const;
+  // The reader's PIN pad asks whoever stands at the reader, and it cannot
+  // say who asks: a request with "pinpad": true must come from that person
+  // ([pin] pinpad_for), or another local user could have the card holder
+  // type the PIN for them.
+  void check_pinpad_user(const Caller& caller) const;
   // Runs `card` with the caller's credentials; or, for pin_prompt, with the
   // PIN the card holder types in korttid's own dialog, asked again after a
   // wrong PIN (with the tries left) for up to `rounds` dialogs. A reader

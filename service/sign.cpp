@@ -160,7 +160,7 @@ signature::DocumentService& Service::documents() const {
 Task<Signed> Service::sign(Caller caller, std::string cert_id, SignItem item, pkcs11::Credentials credentials) {
   services_.tokens->check_may_sign(cert_id, caller.uid, credentials);
   pkcs11::CertificateInfo cert;
-  const bool pin_given = credentials.pin || credentials.prompt;
+  const bool pin_given = credentials.pin || credentials.prompt || credentials.pinpad;
   if (needs_certificate(item) || pin_given) cert = co_await services_.tokens->certificate(cert_id);
   if (pin_given) check_pin_source(caller, credentials, is_signature_key(cert));
   std::string detail = std::move(item.detail);

@@ -219,8 +219,10 @@ class PinPadChange : public SoftHsmDaemonTest {
   void SetUp() override {
     DaemonOptions o = shim_options("KORTTI_SHIM_PINPAD", (pad_ / "typed").string());
     o.pkcs11 = "unblock_style = \"so_login\"\n";
+    o.extra = extra_tables();
     start(std::move(o));
   }
+  virtual std::string extra_tables() const { return ""; }
   void type_on_pad(const std::vector<std::string>& lines) {
     std::ofstream out(pad_ / "typed", std::ios::trunc);
     for (const auto& l : lines) out << l << "\n";
@@ -249,6 +251,71 @@ TEST_F(PinPadChange, ThePinsAreTypedOnThePadAndKorttidNeverSeesThem) {
   c->call("session.login", {{"token_id", wstr(token)}, {"pin", kPin}});
   const std::string log = daemon_->log();
   for (const char* secret : {kPin, kNewPin, kSoPin}) EXPECT_EQ(log.find(secret), std::string::npos) << secret;
+}
+
+// What logind says of one uid: an active session at seat0, in the file
+// sd_uid_get_seats() reads (/run/systemd/users/UID). A double of logind,
+// named as such: no test machine can open a real seat session for a test
+// uid. Root only (the directory is root's); removed again at the end.
+class SeatSession {
+ public:
+  explicit SeatSession(uid_t uid) : file_(fs::path("/run/systemd/users") / std::to_string(uid)) {
+    made_dir_ = !fs::exists(file_.parent_path());
+    fs::create_directories(file_.parent_path());
+    if (fs::exists(file_)) throw std::runtime_error(file_.string() + " exists: a real session of that uid");
+    std::ofstream(file_) << "STATE=active\nACTIVE_SEATS=seat0\nONLINE_SEATS=seat0\n";
+  }
+  ~SeatSession() {
+    std::error_code ignored;
+    fs::remove(file_, ignored);
+    if (made_dir_) fs::remove(file_.parent_path(), ignored);
+  }
+  SeatSession(const SeatSession&) = delete;
+  SeatSession& operator=(const SeatSession&) = delete;
+
+ private:
+  fs::path file_;
+  bool made_dir_ = false;
+};
+
+// The pad asks whoever stands at the reader and cannot say who asks: a uid
+// with no active session at the seat may not make it ask (1040, before the
+// pad), or another local user could have the card holder type the PIN for
+// them. Root may. [pin] pinpad_for = "anyone" lifts the rule.
+TEST_F(PinPadChange, OnlyTheUidAtTheSeatMayMakeThePadAsk) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: it writes logind's state file for a test uid";
+  constexpr uid_t kUser = 4243;
+  const std::string token = token_ids_.at("cardA");
+  const Json sign = {{"cert_id", wstr(rsa_sign_cert())},
+                     {"digest_algorithm", "sha256"},
+                     {"digest", wstr(base64_encode(random_bytes(32)))},
+                     {"pinpad", true}};
+  type_on_pad({kPin});
+  {
+    auto away = connect_as(daemon_->socket(), kUser, kUser);
+    const auto e = rpc_error([&] { away->call("session.login", {{"token_id", wstr(token)}, {"pinpad", true}}); });
+    EXPECT_EQ(e.code(), 1040) << e.what();
+    EXPECT_NE(std::string(e.what()).find("pinpad_for"), std::string::npos) << e.what();
+    EXPECT_EQ(rpc_error([&] { away->call("sign.digest", sign); }).code(), 1040);
+    EXPECT_EQ(rpc_error([&] { away->call("pin.change", {{"token_id", wstr(token)}, {"pinpad", true}}); }).code(), 1040);
+    EXPECT_FALSE(fs::exists(pad_ / "typed.read")) << "the pad was not asked";
+  }
+  SeatSession at_the_seat(kUser);
+  auto here = connect_as(daemon_->socket(), kUser, kUser);
+  EXPECT_TRUE(here->call("session.login", {{"token_id", wstr(token)}, {"pinpad", true}})["logged_in"]);
+  EXPECT_EQ(read_file(pad_ / "typed.read"), "1\n");
+}
+
+class PinPadForAnyone : public PinPadChange {
+ protected:
+  std::string extra_tables() const override { return "[pin]\npinpad_for = \"anyone\"\n"; }
+};
+
+TEST_F(PinPadForAnyone, EveryPermittedUidMayMakeThePadAsk) {
+  type_on_pad({kPin});
+  auto c = connect_as(daemon_->socket(), 4243, 4243);
+  EXPECT_TRUE(c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pinpad", true}})["logged_in"]);
+  EXPECT_EQ(read_file(pad_ / "typed.read"), "1\n");
 }
 
 }  // namespace
