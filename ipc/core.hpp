@@ -18,10 +18,10 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/error.hpp"
+#include "common/log_budget.hpp"
 #include "common/task.hpp"
 #include "ipc/ipc.hpp"
 #include "ipc/jsonrpc.hpp"
-#include "ipc/log_budget.hpp"
 #include "ipc/pin_gate.hpp"
 #include "service/service.hpp"
 

@@ -74,7 +74,7 @@ struct ServerOptions {
   // running): PINs live in a small locked heap shared by everyone.
   std::size_t max_pin_requests_per_uid = 4;
   // Request and connection log lines one uid may cause a second, averaged
-  // over 10 s (log_budget.hpp); 0: no limit.
+  // over 10 s (common/log_budget.hpp); 0: no limit.
   std::size_t log_lines_per_second_per_uid = 20;
   std::chrono::milliseconds request_timeout{std::chrono::seconds(120)};
   AccessPolicy access;

@@ -20,6 +20,7 @@
 #include <stop_token>
 #include <thread>
 
+#include "common/log_budget.hpp"
 #include "service/service.hpp"
 #include "tls/tunnels.hpp"
 
@@ -35,11 +36,13 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     std::shared_ptr<SSL_CTX> context;
   };
 
-  Impl(asio::io_context& i, service::Service& s, Options o) : io(i), service(s), options(std::move(o)) {}
+  Impl(asio::io_context& i, service::Service& s, Options o)
+      : io(i), service(s), options(std::move(o)), log_budget(options.log_lines_per_second_per_uid) {}
 
   asio::io_context& io;
   service::Service& service;
   Options options;
+  LogBudget log_budget;  // the io thread's: refused connections
   CardKeys keys;
   std::vector<std::shared_ptr<Listener>> listeners;
   std::atomic<bool> stopping{false};
@@ -178,8 +181,9 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       const std::string& upstream, const PeerCredentials& cred, const std::vector<ClientCertificate>& certificates) {
     std::lock_guard lock(mutex);
     if (running >= options.max_tunnels) {
-      spdlog::warn("tls {}: {} tunnels are open, the most [tls] max_tunnels allows; connection of uid {} closed",
-                   upstream, running, cred.uid);
+      if (log_budget.allow(cred.uid))
+        spdlog::warn("tls {}: {} tunnels are open, the most [tls] max_tunnels allows; connection of uid {} closed",
+                     upstream, running, cred.uid);
       return std::nullopt;
     }
     ++running;
@@ -226,23 +230,28 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       co_return;
     }
     if (!upstream.access.includes(*cred)) {
-      spdlog::warn("tls {}: uid {} pid {} is not in the upstream's access (1040 permission_denied); connection closed",
-                   upstream.name, cred->uid, cred->pid);
+      if (log_budget.allow(cred->uid))
+        spdlog::warn(
+            "tls {}: uid {} pid {} is not in the upstream's access (1040 permission_denied); connection closed",
+            upstream.name, cred->uid, cred->pid);
       co_return;
     }
     std::vector<ClientCertificate> found = co_await authentication_certificates(cred->uid);
     std::vector<ClientCertificate> certificates = usable(std::move(found), upstream.name);
     if (certificates.empty()) {
-      spdlog::warn(
-          "tls {}: uid {} pid {} has no PIN1 session on a token with an authentication certificate (1010 "
-          "pin_required); connection closed, nothing sent upstream",
-          upstream.name, cred->uid, cred->pid);
+      if (log_budget.allow(cred->uid))
+        spdlog::warn(
+            "tls {}: uid {} pid {} has no PIN1 session on a token with an authentication certificate (1010 "
+            "pin_required); connection closed, nothing sent upstream",
+            upstream.name, cred->uid, cred->pid);
       co_return;
     }
     // A reload or stop while the certificates were read: the upstream as
     // it was is no longer served.
     if (stopping || !l->acceptor.is_open()) {
-      spdlog::info("tls {}: the upstream was closed meanwhile; connection of uid {} closed", upstream.name, cred->uid);
+      if (log_budget.allow(cred->uid))
+        spdlog::info("tls {}: the upstream was closed meanwhile; connection of uid {} closed", upstream.name,
+                     cred->uid);
       co_return;
     }
     auto reserved = reserve(upstream.name, *cred, certificates);

@@ -93,6 +93,7 @@ class Tls : public SoftHsmDaemonTest {
               "\"\nserver_name = \"" + server_name + "\"\n" +
               (ca_file.empty() ? "" : "ca_file = \"" + ca_file + "\"\n") + "listen = \"" + socket_ + "\"\n" +
               (access_.empty() ? "" : "access = " + access_ + "\n") + upstream_extra_;
+    o.ipc = ipc_extra_;
     o.env.insert(env_.begin(), env_.end());
     start(std::move(o));
   }
@@ -161,6 +162,7 @@ class Tls : public SoftHsmDaemonTest {
   bool no_pss_ = false;                     // the token through the test double that lacks RSA-PSS
   std::string access_;                      // the upstream's `access`, as TOML
   std::string upstream_extra_;              // more of the upstream's keys, as TOML lines
+  std::string ipc_extra_;                   // lines for the [ipc] table
   std::map<std::string, std::string> env_;  // korttid's environment
 };
 

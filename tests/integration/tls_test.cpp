@@ -266,6 +266,31 @@ TEST_F(Tls, WithoutASessionTheConnectionClosesAndNothingReachesTheCard) {
   EXPECT_NE(r.err.find("kortti login"), std::string::npos) << r.err;
 }
 
+// A uid that may connect but holds no session cannot flood the log: the
+// listeners' lines of one uid have a budget ([ipc]
+// log_lines_per_second_per_uid, a budget of their own), and another uid's
+// lines are not taken with them.
+TEST_F(Tls, TheRefusedConnectionsOfOneUidHaveALogBudget) {
+  TlsServer server;
+  ipc_extra_ = "log_lines_per_second_per_uid = 1\n";  // 10 lines in 10 s
+  start_with(server);
+  auto refused = [&](const std::string& who) {
+    const std::string log = daemon_->log();
+    std::size_t n = 0;
+    for (auto at = log.find(who); at != std::string::npos; at = log.find(who, at + 1)) ++n;
+    return n;
+  };
+  for (int i = 0; i < 60; ++i) ::close(connect_fd_as(socket_, 4242, 4242));
+  for (int i = 0; i < 50 && refused("uid 4242 pid ") < 10; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the rest of the 60 have been served
+  // Ten a window; twenty if the connections spanned the start of a new one.
+  EXPECT_GE(refused("uid 4242 pid "), 10U) << daemon_->log();
+  EXPECT_LE(refused("uid 4242 pid "), 20U) << daemon_->log();
+  EXPECT_EQ(through(socket_).answer, "");
+  EXPECT_EQ(refused("uid 0 pid "), 1U) << daemon_->log();
+}
+
 // A session is its owner's: another uid connecting to the tunnel while this
 // one is logged in gets nothing, and the card is not asked.
 TEST_F(Tls, AnotherUidsSessionIsNotUsed) {

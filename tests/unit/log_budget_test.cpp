@@ -2,9 +2,9 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "ipc/log_budget.hpp"
+#include "common/log_budget.hpp"
 
-namespace kortti::ipc {
+namespace kortti {
 namespace {
 
 using namespace std::chrono_literals;
@@ -60,4 +60,4 @@ TEST_F(LogBudgetTest, ZeroMeansNoLimit) {
 }
 
 }  // namespace
-}  // namespace kortti::ipc
+}  // namespace kortti

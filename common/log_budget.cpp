@@ -1,8 +1,8 @@
-#include "ipc/log_budget.hpp"
+#include "common/log_budget.hpp"
 
 #include <spdlog/spdlog.h>
 
-namespace kortti::ipc {
+namespace kortti {
 
 namespace {
 
@@ -46,4 +46,4 @@ void LogBudget::close_windows(Clock::time_point now) {
   }
 }
 
-}  // namespace kortti::ipc
+}  // namespace kortti

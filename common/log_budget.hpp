@@ -1,20 +1,17 @@
 #pragma once
 
-// Internal to ipc/ (docs/architecture.md, Layering); include ipc/ipc.hpp.
-#if !defined(KORTTI_COMPONENT_IPC) && !defined(KORTTI_WHITE_BOX)
-#error "ipc/log_budget.hpp is internal to ipc/; include ipc/ipc.hpp"
-#endif
-
 #include <sys/types.h>
 
 #include <chrono>
 #include <cstddef>
 #include <map>
 
-namespace kortti::ipc {
+namespace kortti {
 
-// The request and connection lines one uid may put in the log. A client
-// that floods korttid with requests would otherwise flood the journal, and
+// The request and connection lines one uid may put in the log: of korttid's
+// socket (ipc/) and of the TLS tunnels' listeners (tls/), each its own
+// budget. A client that floods korttid with requests or connections would
+// otherwise flood the journal, and
 // journald's own rate limit would then drop everyone's lines, the audit
 // trail's too where it goes to the log. Past a uid's budget for a window
 // its lines are counted instead, and one line says how many were left out
@@ -45,4 +42,4 @@ class LogBudget {
   Clock::time_point last_sweep_{};
 };
 
-}  // namespace kortti::ipc
+}  // namespace kortti
