@@ -179,6 +179,10 @@ void Service::check_pin_source(const Caller& caller, const pkcs11::Credentials& 
   if (!credentials.prompt) return;
   if (services_.pinentry == nullptr) throw Error(Errc::unsupported, "this korttid has no PIN dialog");
   if (auto why = services_.pinentry->unavailable()) throw Error(Errc::unsupported, *why);
+  check_dialog_user(caller);
+}
+
+void Service::check_dialog_user(const Caller& caller) const {
   // The dialog appears in korttid's user's session: nobody else's request
   // may make it ask that user for a PIN.
   if (caller.uid != ::getuid())

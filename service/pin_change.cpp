@@ -41,9 +41,19 @@ Task<pkcs11::PinChange> Service::ask_new_pin(const Caller& caller, const pkcs11:
 // exactly one, and a source [pin] allows.
 void Service::check_pin_sources(const Caller& caller, const pkcs11::TokenInfo& token, NewPin& request,
                                 bool unblock) const {
-  // Asked for by the client; not where korttid's own dialog gives way to
-  // the pad below, which asks only for korttid's own user.
   if (request.pinpad) check_pinpad_user(caller);
+  // korttid's dialog, or the pad in its stead: for korttid's own user only.
+  if (request.prompt) {
+    if (request.proof || request.new_pin)
+      throw Error(Errc::invalid_params, "give either the PINs or 'pin_prompt', not both");
+    if (token.pinpad) {
+      check_dialog_user(caller);
+    } else {
+      pkcs11::Credentials asked;
+      asked.prompt = true;
+      check_pin_source(caller, asked, false);
+    }
+  }
   if (request.prompt && token.pinpad) {
     // A PIN pad is preferred to the dialog, as for signatures.
     request.prompt = false;
@@ -52,13 +62,7 @@ void Service::check_pin_sources(const Caller& caller, const pkcs11::TokenInfo& t
   if (request.pinpad) {
     if (request.proof || request.new_pin)
       throw Error(Errc::invalid_params, "give one of the PINs, 'pinpad' or 'pin_prompt'");
-  } else if (request.prompt) {
-    if (request.proof || request.new_pin)
-      throw Error(Errc::invalid_params, "give either the PINs or 'pin_prompt', not both");
-    pkcs11::Credentials asked;
-    asked.prompt = true;
-    check_pin_source(caller, asked, false);
-  } else {
+  } else if (!request.prompt) {
     if (!request.proof || !request.new_pin)
       throw Error(Errc::invalid_params, std::string(unblock ? "'puk'" : "'pin'") +
                                             " and 'new_pin' are required, or 'pin_prompt' or 'pinpad': true");

@@ -315,6 +315,9 @@ class Service {
   // ([pin] pinpad_for), or another local user could have the card holder
   // type the PIN for them.
   void check_pinpad_user(const Caller& caller) const;
+  // pin_prompt asks korttid's own user, in its session: 1040 for another
+  // uid, where the PIN pad asks in the dialog's stead too.
+  void check_dialog_user(const Caller& caller) const;
   // Runs `card` with the caller's credentials; or, for pin_prompt, with the
   // PIN the card holder types in korttid's own dialog, asked again after a
   // wrong PIN (with the tries left) for up to `rounds` dialogs. A reader

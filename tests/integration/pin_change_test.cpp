@@ -298,6 +298,11 @@ TEST_F(PinPadChange, OnlyTheUidAtTheSeatMayMakeThePadAsk) {
     EXPECT_NE(std::string(e.what()).find("pinpad_for"), std::string::npos) << e.what();
     EXPECT_EQ(rpc_error([&] { away->call("sign.digest", sign); }).code(), 1040);
     EXPECT_EQ(rpc_error([&] { away->call("pin.change", {{"token_id", wstr(token)}, {"pinpad", true}}); }).code(), 1040);
+    // korttid's dialog would give way to the pad: the dialog's rule holds, its own user only.
+    EXPECT_EQ(rpc_error([&] {
+                away->call("pin.change", {{"token_id", wstr(token)}, {"pin_prompt", true}});
+              }).code(),
+              1040);
     EXPECT_FALSE(fs::exists(pad_ / "typed.read")) << "the pad was not asked";
   }
   SeatSession at_the_seat(kUser);
