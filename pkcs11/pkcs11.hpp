@@ -244,10 +244,19 @@ class TokenService {
   // Throws what a signature with `cert_id` by `uid` with `credentials` would
   // get before the card is asked: its card is not present (1002), another
   // uid's session holds it (1040), or it needs a PIN the request does not
-  // bring (1010; pin_prompt counts as bringing one). Checked before the
+  // bring (1010; pin_prompt counts as bringing one), or a PIN the card
+  // would not try (a locked PIN, its length, its last try: 1012, -32602,
+  // 1040; a PIN pad it lacks: 1050). Checked before the
   // request is queued or audited, so that requests no card would take leave
   // no trace but the request log. On the io thread.
   void check_may_sign(const std::string& cert_id, uid_t uid, const Credentials& credentials) const;
+  // The same for session.login: the card is present (1002), no other uid's
+  // session holds it (1040), and the PIN is one the card would try.
+  void check_may_login(const std::string& token_id, uid_t uid, const Credentials& credentials) const;
+  // For session.logout: whether `token_id` has a session to end, which
+  // `uid` may end (its owner, or root; else 1040); 1002 for no such card.
+  // On the io thread.
+  [[nodiscard]] bool has_session_to_end(const std::string& token_id, uid_t uid) const;
 
   using EventHandler = std::function<void(const TokenEvent&)>;
   void on_event(EventHandler handler);

@@ -537,10 +537,40 @@ void TokenService::check_last_try(const std::string& token_id, uid_t uid) const 
   impl_->hooks_->pin_guard->check_last_try(token_id, uid);
 }
 
+namespace {
+
+// A login the card would refuse without counting a try: what it last said
+// of its PIN, then the token's own checks.
+void check_login_of(const Token& token, const TokenInfo& info, const Credentials& credentials, uid_t uid) {
+  if (info.user_pin.locked)
+    throw Error(Errc::pin_locked, "the PIN is locked; unblock it with the card's PUK or activation code");
+  token.check_login(credentials, uid);
+}
+
+}  // namespace
+
 void TokenService::check_may_sign(const std::string& cert_id, uid_t uid, const Credentials& credentials) const {
-  const TokenInfo info = impl_->token_of_cert(cert_id)->info();
-  check_may_use(info.logged_in ? info.session_owner : std::nullopt, info.login_required, uid,
-                credentials.pin || credentials.pinpad || credentials.prompt);
+  const std::shared_ptr<Token> token = impl_->token_of_cert(cert_id);
+  const TokenInfo info = token->info();
+  const std::optional<uid_t> owner = info.logged_in ? info.session_owner : std::nullopt;
+  check_may_use(owner, info.login_required, uid, credentials.pin || credentials.pinpad || credentials.prompt);
+  // The card logs in for this request alone (a PIN2 key's own login comes
+  // later, on the worker).
+  if (!owner && info.login_required) check_login_of(*token, info, credentials, uid);
+}
+
+void TokenService::check_may_login(const std::string& token_id, uid_t uid, const Credentials& credentials) const {
+  const std::shared_ptr<Token> token = impl_->require_token(token_id);
+  const TokenInfo info = token->info();
+  check_may_use(info.logged_in ? info.session_owner : std::nullopt, false, uid, true);
+  check_login_of(*token, info, credentials, uid);
+}
+
+bool TokenService::has_session_to_end(const std::string& token_id, uid_t uid) const {
+  const TokenInfo info = impl_->require_token(token_id)->info();
+  if (!info.logged_in) return false;
+  check_may_log_out(info.session_owner, uid);
+  return true;
 }
 
 void TokenService::set_pin_counter(PinCounter counter) {

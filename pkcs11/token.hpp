@@ -42,6 +42,8 @@ struct TokenHooks {
 // io thread's, before a request is queued or audited (from info()), and
 // the card thread's, against the card's own state.
 void check_may_use(std::optional<uid_t> session_owner, bool login_required, uid_t uid, bool pin_given);
+// Who may end a card's session: its owner, or root (1040).
+void check_may_log_out(std::optional<uid_t> session_owner, uid_t uid);
 
 // One token in one slot of one module. Everything that touches the card runs on
 // worker(); info() and the pending list may be used from any thread.
@@ -70,6 +72,12 @@ class Token {
 
   void track(const std::shared_ptr<PendingOperation>& op);
   void fail_pending(const Error& error);
+
+  // What the card would be spared of a login with `credentials` by `uid`:
+  // a PIN pad the reader lacks (1050), a PIN of a length it cannot take,
+  // its last try (1040). Checked on the io thread before a request is
+  // queued or audited, and on the worker before C_Login.
+  void check_login(const Credentials& credentials, uid_t uid) const;
 
   // --- worker thread only ---
   void open();

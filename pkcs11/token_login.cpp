@@ -46,13 +46,17 @@ void Token::throw_pin_failure(const Error& error, std::optional<uid_t> typist) {
   throw e;
 }
 
-void Token::login_user(const Credentials& credentials, uid_t uid) {
+void Token::check_login(const Credentials& credentials, uid_t uid) const {
+  if (credentials.pinpad && !info().pinpad)
+    throw Error(Errc::unsupported, "this card's reader has no PIN pad (protected authentication path)");
   check_pin_shape(credentials, uid);
+}
+
+void Token::login_user(const Credentials& credentials, uid_t uid) {
+  check_login(credentials, uid);
   CK_FUNCTION_LIST* fn = module_->fn();
   CK_RV rv = CKR_OK;
   if (credentials.pinpad) {
-    if (!info().pinpad)
-      throw Error(Errc::unsupported, "this card's reader has no PIN pad (protected authentication path)");
     rv = fn->C_Login(anchor_->handle(), CKU_USER, nullptr, 0);
   } else if (credentials.pin) {
     rv = fn->C_Login(anchor_->handle(), CKU_USER,
@@ -100,8 +104,7 @@ bool Token::logout(uid_t uid) {
     set_session_state(std::nullopt);
     return false;
   }
-  if (owner_ && *owner_ != uid && uid != 0)
-    throw Error(Errc::permission_denied, "only the user who logged in, or root, can log this card out");
+  check_may_log_out(owner_, uid);
   const CK_RV rv = module_->fn()->C_Logout(anchor_->handle());
   if (rv != CKR_OK && rv != CKR_USER_NOT_LOGGED_IN) throw error_from_ckr(rv, "C_Logout");
   set_session_state(std::nullopt);
@@ -116,6 +119,11 @@ bool Token::expire_if_due() {
   if (anchor_) module_->fn()->C_Logout(anchor_->handle());
   set_session_state(std::nullopt);
   return true;
+}
+
+void check_may_log_out(std::optional<uid_t> session_owner, uid_t uid) {
+  if (session_owner && *session_owner != uid && uid != 0)
+    throw Error(Errc::permission_denied, "only the user who logged in, or root, can log this card out");
 }
 
 void check_may_use(std::optional<uid_t> session_owner, bool login_required, uid_t uid, bool pin_given) {

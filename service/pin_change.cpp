@@ -79,6 +79,17 @@ Task<Unit> Service::set_pin(Caller caller, std::string token_id, NewPin request,
   const std::optional<pkcs11::TokenInfo> token = services_.tokens->token(token_id);
   if (!token) throw Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present");
   check_pin_sources(caller, *token, request, unblock);
+  if (!unblock) {
+    // The old PIN proves the change as a login would: what the card would
+    // refuse untried is refused before the audit trail (an unblock's PUK
+    // has no such checks here).
+    pkcs11::Credentials old;
+    if (request.proof) old.pin = SecretString(request.proof->view());
+    old.pinpad = request.pinpad;
+    old.prompt = request.prompt;
+    old.final_try = request.final_try;
+    services_.tokens->check_may_login(token_id, caller.uid, old);
+  }
   // (Not a conditional expression: GCC 12 destroys the temporary of a
   // ?: with a co_await in one arm twice.)
   std::string holder_subject;

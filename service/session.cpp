@@ -26,6 +26,7 @@ Task<pkcs11::LoginResult> Service::login(Caller caller, std::string token_id, pk
   if (!credentials.pin && !credentials.pinpad && !credentials.prompt)
     throw Error(Errc::pin_required, "session.login needs 'pin', 'pinpad': true or 'pin_prompt': true");
   check_pin_source(caller, credentials, false);
+  services_.tokens->check_may_login(token_id, caller.uid, credentials);
   pinentry::Dialog dialog;
   if (credentials.prompt) dialog = login_dialog(caller, co_await holder(token_id), std::nullopt);
   pkcs11::LoginResult out;
@@ -60,6 +61,8 @@ Task<std::string> Service::holder(const std::string& token_id) {
 }
 
 Task<Unit> Service::logout(Caller caller, std::string token_id) {
+  // No session, nothing changes, and no line: anyone may ask.
+  if (!services_.tokens->has_session_to_end(token_id, caller.uid)) co_return Unit{};
   Result<Unit> result = co_await attempt(services_.tokens->logout(token_id, caller.uid));
   if (!result.ok()) {
     (void)co_await audit_session(caller, "session.logout", token_id, &result.error());

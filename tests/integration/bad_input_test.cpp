@@ -241,6 +241,40 @@ TEST_F(BadInput, ASignatureNoCardWouldTakeIsRefusedBeforeItIsAudited) {
   expect_daemon_fine();
 }
 
+// The same for sessions and PIN changes: what changes nothing, and what
+// the card would refuse untried, leaves no audit line.
+TEST_F(BadInput, ASessionRequestNoCardWouldTakeIsRefusedBeforeItIsAudited) {
+  const auto card = wstr(token_ids_.at("cardA"));
+  const auto audited = fs::file_size(daemon_->audit_file());
+  EXPECT_EQ(code_for({{"token_id", "no-such-card"}}, "session.logout"), 1002);
+  EXPECT_EQ(code_for({{"token_id", "no-such-card"}, {"pin", kPin}}, "session.login"), 1002);
+  auto c = daemon_->connect();
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(c->call("session.logout", {{"token_id", card}})["logged_in"].get<bool>());
+  // The token has no PIN pad: the module would refuse at once.
+  Json pad = sign_params();
+  pad.erase("pin");
+  pad["pinpad"] = true;
+  EXPECT_EQ(code_for(pad), 1050);
+  EXPECT_EQ(code_for({{"token_id", card}, {"pinpad", true}}, "session.login"), 1050);
+  EXPECT_EQ(fs::file_size(daemon_->audit_file()), audited);
+
+  // Another uid's session: neither its login, its logout nor a PIN change.
+  c->call("session.login", {{"token_id", card}, {"pin", kPin}});
+  const auto logged_in = fs::file_size(daemon_->audit_file());
+  auto other = connect_as(daemon_->socket(), 4242, 4242);
+  EXPECT_EQ(rpc_error([&] { other->call("session.login", {{"token_id", card}, {"pin", kPin}}); }).code(), 1040);
+  EXPECT_EQ(rpc_error([&] { other->call("session.logout", {{"token_id", card}}); }).code(), 1040);
+  EXPECT_EQ(rpc_error([&] {
+              other->call("pin.change", {{"token_id", card}, {"pin", kPin}, {"new_pin", "87654321"}});
+            }).code(),
+            1040);
+  EXPECT_EQ(fs::file_size(daemon_->audit_file()), logged_in);
+  // The owner's logout is a session change, with its line.
+  EXPECT_FALSE(c->call("session.logout", {{"token_id", card}})["logged_in"].get<bool>());
+  EXPECT_GT(fs::file_size(daemon_->audit_file()), logged_in);
+  expect_daemon_fine();
+}
+
 TEST_F(BadInput, MissingAndIllTypedParamsAreInvalidParamsNamingTheParam) {
   auto c = daemon_->connect();
   Json p = sign_params();

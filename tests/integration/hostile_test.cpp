@@ -56,8 +56,11 @@ TEST_F(Hostile, ClientNameCutInsideACharacterIsCutBeforeIt) {
   auto c = daemon_->connect();
   const std::string name = std::string(63, 'a') + "\xc3\xa4";
   c->call("system.hello", {{"client", wstr(name)}});
-  const auto e = rpc_error([&] { c->call("session.login", {{"token_id", "no-such-token"}, {"pin", "1234"}}); });
-  EXPECT_EQ(e.code(), 1002);
+  // A wrong PIN: a try at the card, with its audit line.
+  const auto e = rpc_error([&] {
+    c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", "9999"}});
+  });
+  EXPECT_EQ(e.code(), 1011) << e.what();
   expect_daemon_fine();
   const auto lines = daemon_->audit();
   ASSERT_EQ(lines.size(), 1U) << daemon_->log();
@@ -82,7 +85,7 @@ TEST_F(Hostile, ClientNameWithControlCharactersIsInvalidParamsAndNothingTakesIt)
     EXPECT_NE(std::string(e.what()).find("'client'"), std::string::npos) << e.what();
   }
   c->call("system.hello", {{"client", "EHR Testi"}});
-  (void)rpc_error([&] { c->call("session.login", {{"token_id", "no-such-token"}, {"pin", "1234"}}); });
+  (void)rpc_error([&] { c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", "9999"}}); });
   expect_daemon_fine();
   const auto lines = daemon_->audit();
   ASSERT_EQ(lines.size(), 1U) << daemon_->log();
