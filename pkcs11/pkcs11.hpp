@@ -218,7 +218,8 @@ class TokenService {
   Task<CertificateInfo> certificate(std::string cert_id);
 
   Task<LoginResult> login(std::string token_id, Credentials credentials, uid_t uid, std::stop_token stop);
-  Task<Unit> logout(std::string token_id, uid_t uid);
+  // True if it ended a session (the card was logged in).
+  Task<bool> logout(std::string token_id, uid_t uid);
 
   // One signature. A queued request whose stop token fires is never started.
   Task<SignResult> sign(SignRequest request, Credentials credentials, std::stop_token stop);
@@ -245,18 +246,17 @@ class TokenService {
   // get before the card is asked: its card is not present (1002), another
   // uid's session holds it (1040), or it needs a PIN the request does not
   // bring (1010; pin_prompt counts as bringing one), or a PIN the card
-  // would not try (a locked PIN, its length, its last try: 1012, -32602,
-  // 1040; a PIN pad it lacks: 1050). Checked before the
+  // would not try (its length, its last try: -32602, 1040; a PIN pad it
+  // lacks: 1050). Checked before the
   // request is queued or audited, so that requests no card would take leave
   // no trace but the request log. On the io thread.
   void check_may_sign(const std::string& cert_id, uid_t uid, const Credentials& credentials) const;
   // The same for session.login: the card is present (1002), no other uid's
   // session holds it (1040), and the PIN is one the card would try.
   void check_may_login(const std::string& token_id, uid_t uid, const Credentials& credentials) const;
-  // For session.logout: whether `token_id` has a session to end, which
-  // `uid` may end (its owner, or root; else 1040); 1002 for no such card.
-  // On the io thread.
-  [[nodiscard]] bool has_session_to_end(const std::string& token_id, uid_t uid) const;
+  // For session.logout: the card is present (1002), and a session on it is
+  // one `uid` may end (its owner, or root; else 1040). On the io thread.
+  void check_may_log_out(const std::string& token_id, uid_t uid) const;
 
   using EventHandler = std::function<void(const TokenEvent&)>;
   void on_event(EventHandler handler);

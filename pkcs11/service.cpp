@@ -465,12 +465,11 @@ Task<LoginResult> TokenService::login(std::string token_id, Credentials credenti
   co_return result;
 }
 
-Task<Unit> TokenService::logout(std::string token_id, uid_t uid) {
+Task<bool> TokenService::logout(std::string token_id, uid_t uid) {
   const auto impl = impl_;
   auto token = impl->require_token(token_id);
   auto log_out = [uid](Token& t) { return t.logout(uid); };
-  (void)co_await impl->on_token(std::move(token), kNoStop, std::move(log_out));
-  co_return Unit{};
+  co_return co_await impl->on_token(std::move(token), kNoStop, std::move(log_out));
 }
 
 Task<Unit> TokenService::change_pin(std::string token_id, PinChange change, uid_t uid, std::stop_token stop) {
@@ -537,18 +536,6 @@ void TokenService::check_last_try(const std::string& token_id, uid_t uid) const 
   impl_->hooks_->pin_guard->check_last_try(token_id, uid);
 }
 
-namespace {
-
-// A login the card would refuse without counting a try: what it last said
-// of its PIN, then the token's own checks.
-void check_login_of(const Token& token, const TokenInfo& info, const Credentials& credentials, uid_t uid) {
-  if (info.user_pin.locked)
-    throw Error(Errc::pin_locked, "the PIN is locked; unblock it with the card's PUK or activation code");
-  token.check_login(credentials, uid);
-}
-
-}  // namespace
-
 void TokenService::check_may_sign(const std::string& cert_id, uid_t uid, const Credentials& credentials) const {
   const std::shared_ptr<Token> token = impl_->token_of_cert(cert_id);
   const TokenInfo info = token->info();
@@ -556,21 +543,19 @@ void TokenService::check_may_sign(const std::string& cert_id, uid_t uid, const C
   check_may_use(owner, info.login_required, uid, credentials.pin || credentials.pinpad || credentials.prompt);
   // The card logs in for this request alone (a PIN2 key's own login comes
   // later, on the worker).
-  if (!owner && info.login_required) check_login_of(*token, info, credentials, uid);
+  if (!owner && info.login_required) token->check_login(credentials, uid);
 }
 
 void TokenService::check_may_login(const std::string& token_id, uid_t uid, const Credentials& credentials) const {
   const std::shared_ptr<Token> token = impl_->require_token(token_id);
   const TokenInfo info = token->info();
   check_may_use(info.logged_in ? info.session_owner : std::nullopt, false, uid, true);
-  check_login_of(*token, info, credentials, uid);
+  token->check_login(credentials, uid);
 }
 
-bool TokenService::has_session_to_end(const std::string& token_id, uid_t uid) const {
+void TokenService::check_may_log_out(const std::string& token_id, uid_t uid) const {
   const TokenInfo info = impl_->require_token(token_id)->info();
-  if (!info.logged_in) return false;
-  check_may_log_out(info.session_owner, uid);
-  return true;
+  if (info.logged_in) pkcs11::check_may_log_out(info.session_owner, uid);
 }
 
 void TokenService::set_pin_counter(PinCounter counter) {

@@ -61,15 +61,16 @@ Task<std::string> Service::holder(const std::string& token_id) {
 }
 
 Task<Unit> Service::logout(Caller caller, std::string token_id) {
-  // No session, nothing changes, and no line: anyone may ask.
-  if (!services_.tokens->has_session_to_end(token_id, caller.uid)) co_return Unit{};
-  Result<Unit> result = co_await attempt(services_.tokens->logout(token_id, caller.uid));
-  if (!result.ok()) {
-    (void)co_await audit_session(caller, "session.logout", token_id, &result.error());
-    throw result.error();
+  services_.tokens->check_may_log_out(token_id, caller.uid);
+  // Queued behind the card's work, a login on its way included.
+  Result<bool> ended = co_await attempt(services_.tokens->logout(token_id, caller.uid));
+  if (!ended.ok()) {
+    (void)co_await audit_session(caller, "session.logout", token_id, &ended.error());
+    throw ended.error();
   }
-  // The session is over either way; the line is what may be missing.
-  (void)co_await audit_session(caller, "session.logout", token_id, nullptr);
+  // No session, nothing changed, and no line: anyone may ask. Else the
+  // session is over either way; the line is what may be missing.
+  if (ended.value()) (void)co_await audit_session(caller, "session.logout", token_id, nullptr);
   co_return Unit{};
 }
 
