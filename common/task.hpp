@@ -66,12 +66,13 @@ Task<std::invoke_result_t<Fn&>> on(Worker& worker, Ticket ticket, Fn fn) {
   Result<T> result = co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, void(Result<T>)>(
       [&](auto handler) {
         Completion<T> resume = detail::resumer<T>(std::move(handler));
-        if (!worker.admit(ticket.bytes)) return resume(queue_full(worker));
+        const Worker::Admission admission = worker.admit(ticket.bytes, ticket.owner);
+        if (admission != Worker::Admission::admitted) return resume(queue_full(worker, admission, ticket.owner));
         worker.post_admitted(
             [fn = std::move(fn), stop = ticket.stop, resume]() mutable {
               resume(stop.stop_requested() ? Result<T>(dropped_before_running()) : capture(fn));
             },
-            ticket.bytes);
+            ticket.bytes, ticket.owner);
       },
       boost::asio::use_awaitable);
   co_return detail::value_or_throw(std::move(result));

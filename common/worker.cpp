@@ -10,6 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <condition_variable>
 #include <future>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -40,6 +41,12 @@ struct Worker::State {
   Limits limits;
   std::atomic<std::size_t> jobs{0};
   std::atomic<std::size_t> bytes{0};
+  struct Share {
+    std::size_t jobs = 0;
+    std::size_t bytes = 0;
+  };
+  std::mutex owners_mutex;
+  std::map<uid_t, Share> shares;  // queued or running, by owner; guarded by owners_mutex
   asio::io_context io{1};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard{io.get_executor()};
   std::promise<void> finished;
@@ -101,29 +108,50 @@ Worker::~Worker() {
 
 void Worker::post(std::function<void()> job) { asio::post(state_->io, std::move(job)); }
 
-bool Worker::admit(std::size_t bytes) {
+Worker::Admission Worker::admit(std::size_t bytes, Owner owner) {
   const Limits& l = state_->limits;
   const std::size_t jobs = state_->jobs.load();
   if (jobs > 0 &&
       ((l.max_jobs != 0 && jobs >= l.max_jobs) || (l.max_bytes != 0 && state_->bytes.load() + bytes > l.max_bytes)))
-    return false;
+    return Admission::queue_full;
+  if (owner) {
+    // As for the whole queue, an owner's first job always gets in.
+    const std::lock_guard lock(state_->owners_mutex);
+    State::Share& mine = state_->shares[*owner];
+    if (mine.jobs > 0 && ((l.max_jobs_per_owner != 0 && mine.jobs >= l.max_jobs_per_owner) ||
+                          (l.max_bytes_per_owner != 0 && mine.bytes + bytes > l.max_bytes_per_owner)))
+      return Admission::share_full;
+    mine.jobs += 1;
+    mine.bytes += bytes;
+  }
   state_->jobs += 1;
   state_->bytes += bytes;
-  return true;
+  return Admission::admitted;
 }
 
-void Worker::post_admitted(std::function<void()> job, std::size_t bytes) {
-  asio::post(state_->io, [state = state_.get(), job = std::move(job), bytes]() mutable {
+void Worker::post_admitted(std::function<void()> job, std::size_t bytes, Owner owner) {
+  asio::post(state_->io, [state = state_.get(), job = std::move(job), bytes, owner]() mutable {
     job();
     job = nullptr;  // what it held goes now, not when the queue is next used
     state->jobs -= 1;
     state->bytes -= bytes;
+    if (owner) {
+      const std::lock_guard lock(state->owners_mutex);
+      auto it = state->shares.find(*owner);
+      if (it == state->shares.end()) return;
+      it->second.jobs -= 1;
+      it->second.bytes -= bytes;
+      if (it->second.jobs == 0) state->shares.erase(it);
+    }
   });
 }
 
 const std::string& Worker::name() const noexcept { return state_->name; }
 
-Error queue_full(const Worker& worker) {
+Error queue_full(const Worker& worker, Worker::Admission why, Worker::Owner owner) {
+  if (why == Worker::Admission::share_full && owner)
+    return Error(Errc::service_unavailable, "uid " + std::to_string(*owner) + " has its share of korttid's " +
+                                                worker.name() + " worker's queue waiting; try again shortly");
   return Error(Errc::service_unavailable,
                "korttid's " + worker.name() + " worker has too much work queued; try again shortly");
 }

@@ -1,8 +1,11 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 
@@ -24,10 +27,16 @@ class Worker {
   // Bounds on what may wait in the queue (0: none). A job that would pass
   // one is refused, so a worker busy with one client's costly work cannot
   // make korttid hold every later request's document in memory.
+  // The `_per_owner` bounds are one owner's (a uid's) share of the queue,
+  // so that one user's flood leaves room for everyone else's work.
   struct Limits {
     std::size_t max_jobs = 0;
     std::size_t max_bytes = 0;
+    std::size_t max_jobs_per_owner = 0;
+    std::size_t max_bytes_per_owner = 0;
   };
+  // Whose job it is; none: nobody's share (korttid's own work).
+  using Owner = std::optional<uid_t>;
   explicit Worker(std::string name);
   Worker(std::string name, Limits limits);
   ~Worker();
@@ -35,11 +44,12 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   void post(std::function<void()> job);
-  // Counts a job of `bytes` in the queue if the limits allow it (a single job
-  // is always let into an empty queue); post_admitted() queues it and uncounts
-  // it when it has run.
-  [[nodiscard]] bool admit(std::size_t bytes);
-  void post_admitted(std::function<void()> job, std::size_t bytes);
+  // Counts a job of `bytes` by `owner` in the queue if the limits allow it (a
+  // single job is always let into an empty queue) and says which one did
+  // not; post_admitted() queues it and uncounts it when it has run.
+  enum class Admission { admitted, queue_full, share_full };
+  [[nodiscard]] Admission admit(std::size_t bytes, Owner owner = std::nullopt);
+  void post_admitted(std::function<void()> job, std::size_t bytes, Owner owner = std::nullopt);
   [[nodiscard]] const std::string& name() const noexcept;
   [[nodiscard]] boost::asio::io_context::executor_type executor();
 
@@ -64,14 +74,17 @@ class Worker {
 // in a co_await expression twice; common/task.hpp.)
 struct Ticket {
   Ticket() = default;
-  explicit Ticket(std::stop_token request_stop, std::size_t request_bytes = 0)
-      : stop(std::move(request_stop)), bytes(request_bytes) {}
+  explicit Ticket(std::stop_token request_stop, std::size_t request_bytes = 0, Worker::Owner request_owner = {})
+      : stop(std::move(request_stop)), bytes(request_bytes), owner(request_owner) {}
   std::stop_token stop;
   std::size_t bytes = 0;
+  Worker::Owner owner;  // the uid whose request it is
 };
 
-// The error of a job the worker's queue has no room for.
-Error queue_full(const Worker& worker);
+// The error of a job the worker's queue (or `owner`'s share of it) has no
+// room for.
+Error queue_full(const Worker& worker, Worker::Admission why = Worker::Admission::queue_full,
+                 Worker::Owner owner = std::nullopt);
 // The error of a job dropped before it ran (nobody waits for its result).
 Error dropped_before_running();
 

@@ -118,7 +118,7 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
                   fn = std::move(fn)](Completion<T> done) mutable {
       auto op = std::make_shared<Operation<T>>(std::move(done));
       token->track(op);
-      if (!token->worker().admit(0)) {
+      if (token->worker().admit(0) != Worker::Admission::admitted) {
         op->finish(Error(Errc::service_unavailable, "the card has " + std::to_string(Token::kMaxQueuedJobs) +
                                                         " operations waiting; try again when it has caught up"));
         return;

@@ -320,7 +320,8 @@ class PolicyService {
 
   // A certificate's identity, validation for `action`, and registry record.
   // Checks may wait on a responder: the ticket's request being over drops a
-  // check not yet started, and at most kMaxQueuedChecks wait (more: 1060).
+  // check not yet started, and at most kMaxQueuedChecks wait (more: 1060),
+  // a quarter of them one uid's (the ticket's owner).
   Task<Decision> identity(Bytes certificate_der, std::vector<Bytes> chain, Action action, Ticket ticket = {});
   // The whole decision for a certificate, or for a registration number alone
   // (no certificate checks then).

@@ -55,8 +55,11 @@ class PolicyService::Impl : public std::enable_shared_from_this<Impl> {
         rules(options.rules),
         checks(options.registry_path),
         reads(options.registry_path),
-        worker("policy", Worker::Limits{PolicyService::kMaxQueuedChecks, 0}),
-        registry_worker("registry", Worker::Limits{PolicyService::kMaxQueuedChecks, 0}) {}
+        worker("policy", kQueue),
+        registry_worker("registry", kQueue) {}
+
+  // A quarter of each queue is one uid's.
+  static constexpr Worker::Limits kQueue{PolicyService::kMaxQueuedChecks, 0, PolicyService::kMaxQueuedChecks / 4, 0};
 
   asio::io_context& io;
   Options options;

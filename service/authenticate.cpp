@@ -44,7 +44,7 @@ Task<signature::WebEidToken> Service::authenticate(Caller caller, std::string ce
   record.cert_id = cert.cert_id;
   record.subject = cert.subject;
   const policy::Decision decision =
-      co_await policy().identity(cert.der, cert.chain, policy::Action::authenticate, Ticket{caller.stop});
+      co_await policy().identity(cert.der, cert.chain, policy::Action::authenticate, caller.ticket());
   if (!decision.allowed) {
     // The refusal stands whether or not its line could be written.
     (void)co_await audit_denial(std::move(record), decision);
@@ -89,8 +89,8 @@ Task<TokenReport> Service::verify_token(Caller caller, signature::WebEidToken to
   // The certificate came with the token: whatever chain it needs is the
   // trust configuration's, never the token's.
   std::vector<Bytes> no_chain;
-  report.decision = co_await policy().identity(token.certificate, std::move(no_chain), policy::Action::authenticate,
-                                               Ticket{caller.stop});
+  report.decision =
+      co_await policy().identity(token.certificate, std::move(no_chain), policy::Action::authenticate, caller.ticket());
   co_return report;
 }
 

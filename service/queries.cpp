@@ -15,7 +15,7 @@ Task<IdentityReport> Service::identity(Caller caller, std::string cert_id, std::
   IdentityReport report;
   report.cert_id = cert.cert_id;
   report.action = action.value_or(signing ? policy::Action::sign_prescription : policy::Action::authenticate);
-  report.decision = co_await policy().identity(cert.der, cert.chain, report.action, Ticket{caller.stop});
+  report.decision = co_await policy().identity(cert.der, cert.chain, report.action, caller.ticket());
   co_return report;
 }
 
@@ -45,15 +45,14 @@ Task<policy::Decision> Service::check(Caller caller, CheckSubject subject, polic
   if (subject.registration_number) {
     std::vector<Bytes> no_chain;
     co_return co_await policy().check(std::nullopt, std::move(no_chain), std::move(subject.registration_number), action,
-                                      std::move(context), Ticket{caller.stop});
+                                      std::move(context), caller.ticket());
   }
   const pkcs11::CertificateInfo cert = co_await services_.tokens->certificate(*subject.cert_id);
-  co_return co_await policy().check(cert.der, cert.chain, std::nullopt, action, std::move(context),
-                                    Ticket{caller.stop});
+  co_return co_await policy().check(cert.der, cert.chain, std::nullopt, action, std::move(context), caller.ticket());
 }
 
 Task<policy::Registry::Lookup> Service::lookup(Caller caller, std::string registration_number) {
-  policy::Registry::Lookup found = co_await policy().lookup(registration_number, Ticket{caller.stop});
+  policy::Registry::Lookup found = co_await policy().lookup(registration_number, caller.ticket());
   if (!found.professional)
     throw Error(Errc::not_found, "no professional " + registration_number + " in the Valvira registry");
   co_return found;

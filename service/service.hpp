@@ -45,6 +45,10 @@ struct Caller {
   std::stop_token stop;               // the request is over: deadline passed, or the client left
   // Whether an answer sent now would still reach the caller (for the audit).
   std::function<bool()> listening = [] { return true; };
+
+  // A worker's ticket for this request: its stop token, the bytes it holds,
+  // and the uid whose share of the worker's queue it takes.
+  [[nodiscard]] Ticket ticket(std::size_t bytes = 0) const { return Ticket{stop, bytes, uid}; }
 };
 
 // One line of the audit trail: who did what with which key, the digest of

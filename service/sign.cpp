@@ -166,7 +166,7 @@ Task<Signed> Service::sign(Caller caller, std::string cert_id, SignItem item, pk
   std::string detail = std::move(item.detail);
   if (item.validate_for) {
     const policy::Decision decision =
-        co_await policy().identity(cert.der, cert.chain, *item.validate_for, Ticket{caller.stop});
+        co_await policy().identity(cert.der, cert.chain, *item.validate_for, caller.ticket());
     if (!decision.allowed) {
       AuditRecord record;
       record.action = item.method;
@@ -214,7 +214,7 @@ Task<Service::Prepared> Service::prepare(const Caller& caller, const pkcs11::Cer
   } else if (auto* x = std::get_if<XmlToSign>(&item.what)) {
     const std::size_t bytes = x->document.size();
     out.held = held_->hold(caller.uid, bytes);
-    auto xml = co_await documents().prepare(std::move(x->document), x->profile, cert.der, Ticket{caller.stop, bytes});
+    auto xml = co_await documents().prepare(std::move(x->document), x->profile, cert.der, caller.ticket(bytes));
     out.request.digest_algorithm = xml->digest_algorithm();
     out.request.digest = xml->digest();
     out.request.scheme = pkcs11::default_scheme(cert.key_type);
@@ -228,7 +228,7 @@ Task<Service::Prepared> Service::prepare(const Caller& caller, const pkcs11::Cer
     const std::size_t bytes = c->input.content ? c->input.content->size() : 0;
     out.held = held_->hold(caller.uid, bytes);
     signature::PreparedCms cms =
-        co_await documents().prepare_cms(std::move(c->input), cert.der, cert.chain, Ticket{caller.stop, bytes});
+        co_await documents().prepare_cms(std::move(c->input), cert.der, cert.chain, caller.ticket(bytes));
     out.request.digest_algorithm = cms.digest_algorithm;
     out.request.digest = cms.digest;
     out.request.scheme = scheme;
@@ -245,7 +245,7 @@ Task<Service::Prepared> Service::prepare_prescription(const Caller& caller, cons
   const std::size_t bytes = request.document.size();
   HeldDocuments::Hold held = held_->hold(caller.uid, bytes);
   signature::PreparedPrescription document =
-      co_await documents().prepare_prescription(std::move(request.document), cert.der, Ticket{caller.stop, bytes});
+      co_await documents().prepare_prescription(std::move(request.document), cert.der, caller.ticket(bytes));
   // The document's facts replace the client's: it is what is signed.
   policy::Context context = std::move(request.context);
   context.atc_codes = document.facts.atc_codes;
@@ -253,7 +253,7 @@ Task<Service::Prepared> Service::prepare_prescription(const Caller& caller, cons
   context.author_registration_number = document.facts.author_registration_number;
   context.author_prescriber_id = document.facts.author_prescriber_id;
   policy::Decision decision = co_await policy().check(
-      cert.der, cert.chain, std::nullopt, policy::Action::sign_prescription, std::move(context), Ticket{caller.stop});
+      cert.der, cert.chain, std::nullopt, policy::Action::sign_prescription, std::move(context), caller.ticket());
   if (!decision.allowed) {
     AuditRecord record;
     record.action = std::move(action);

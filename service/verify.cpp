@@ -10,8 +10,8 @@ Task<std::vector<SignerCheck>> Service::check_signers(const Caller& caller, std:
                                                       const std::vector<std::vector<Bytes>>& chains) {
   for (std::size_t i = 0; i < signers.size(); ++i) {
     if (signers[i].certificate.empty()) continue;
-    signers[i].decision = co_await policy().identity(signers[i].certificate, chains[i], policy::Action::sign_document,
-                                                     Ticket{caller.stop});
+    signers[i].decision =
+        co_await policy().identity(signers[i].certificate, chains[i], policy::Action::sign_document, caller.ticket());
   }
   co_return signers;
 }
@@ -19,7 +19,7 @@ Task<std::vector<SignerCheck>> Service::check_signers(const Caller& caller, std:
 Task<XmlReport> Service::verify_xml(Caller caller, std::string document) {
   const std::size_t bytes = document.size();
   XmlReport report;
-  report.signatures = co_await documents().verify_xml(std::move(document), Ticket{caller.stop, bytes});
+  report.signatures = co_await documents().verify_xml(std::move(document), caller.ticket(bytes));
   std::vector<SignerCheck> signers;
   std::vector<std::vector<Bytes>> chains;
   for (const auto& v : report.signatures) {
@@ -37,7 +37,7 @@ Task<CmsReport> Service::verify_cms(Caller caller, Bytes cms, std::optional<Byte
   check_document_size(bytes, "signature with its content");
   CmsReport report;
   report.cms = co_await documents().verify_cms(std::move(cms), std::move(content), std::move(content_digest),
-                                               Ticket{caller.stop, bytes});
+                                               caller.ticket(bytes));
   std::vector<SignerCheck> signers;
   std::vector<std::vector<Bytes>> chains;
   for (const auto& s : report.cms.signers) {

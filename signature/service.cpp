@@ -24,9 +24,11 @@ class DocumentService::Impl : public std::enable_shared_from_this<Impl> {
   Impl(boost::asio::io_context& io_context, XmlOptions xml_options)
       : io(io_context),
         options(std::move(xml_options)),
-        worker("documents", Worker::Limits{kMaxQueuedJobs, options.max_queued_bytes}) {}
+        worker("documents", Worker::Limits{kMaxQueuedJobs, options.max_queued_bytes, kMaxQueuedJobs / 4,
+                                           options.max_queued_bytes / 2}) {}
 
-  // Jobs waiting at once, whatever their size.
+  // Jobs waiting at once, whatever their size; a quarter of them, and half
+  // the bytes, one uid's.
   static constexpr std::size_t kMaxQueuedJobs = 256;
 
   boost::asio::io_context& io;

@@ -258,7 +258,8 @@ class DocumentService {
 
   // Each job may carry the request's Ticket: it is not run once its request
   // is over, and its bytes count against XmlOptions::max_queued_bytes (a job
-  // past that is refused at once with service_unavailable). finish and
+  // past that is refused at once with service_unavailable); one uid (the
+  // ticket's owner) may have a quarter of the jobs and half the bytes. finish and
   // finish_cms carry none: the card has signed, so they are neither refused
   // nor dropped, and a signature made is not lost to a queue full of others'.
   [[nodiscard]] const XmlOptions& options() const;

@@ -2,6 +2,7 @@
 // the real korttid: one request must not kill it, and no one client may
 // starve the others of memory or connections.
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -352,23 +353,32 @@ TEST_F(Hostile, PinUnblockRequestsWaitForTheirUidsPinTurnsToo) {
   expect_daemon_fine();
 }
 
+// An XML document of about `bytes` with no signature in it.
+std::string unsigned_document(std::size_t bytes) {
+  std::string document = "<a>";
+  while (document.size() < bytes) document += "<b c=\"d\">text text text</b>";
+  return document + "</a>";
+}
+
+// A burst of `n` verify.xml requests of `document`, as attachments.
+std::string verify_burst(const std::string& document, int n) {
+  std::string burst;
+  for (int i = 1; i <= n; ++i)
+    burst += R"({"jsonrpc":"2.0","id":)" + std::to_string(i) +
+             R"(,"method":"verify.xml","attachment":{"name":"document","bytes":)" + std::to_string(document.size()) +
+             "}}\n" + document;
+  return burst;
+}
+
 // One client's documents used to queue without bound behind a busy
 // documents thread (RSS 51 -> 2,171 MiB). Past max_queued_bytes: 1060 at once.
 TEST_F(Hostile, DocumentsWaitingForTheDocumentsThreadAreBounded) {
   DaemonOptions o;
   o.extra = "[signature]\nmax_queued_bytes = 1048576\n";
   start_with(std::move(o));
-  std::string document = "<a>";
-  while (document.size() < 600 * 1024) document += "<b c=\"d\">text text text</b>";
-  document += "</a>";
   auto c = daemon_->connect();
   constexpr int kRequests = 24;
-  std::string burst;
-  for (int i = 1; i <= kRequests; ++i)
-    burst += R"({"jsonrpc":"2.0","id":)" + std::to_string(i) +
-             R"(,"method":"verify.xml","attachment":{"name":"document","bytes":)" + std::to_string(document.size()) +
-             "}}\n" + document;
-  c->send_raw(burst);
+  c->send_raw(verify_burst(unsigned_document(600 * 1024), kRequests));
   int queue_full = 0;
   int answered = 0;
   for (int i = 0; i < kRequests; ++i) {
@@ -384,6 +394,40 @@ TEST_F(Hostile, DocumentsWaitingForTheDocumentsThreadAreBounded) {
   }
   EXPECT_EQ(answered, kRequests);
   EXPECT_GT(queue_full, 0) << "24 documents of 600 KiB against a 1 MiB queue";
+  expect_daemon_fine();
+}
+
+// One uid's flood takes its share of the documents queue (a quarter of the
+// jobs, half the bytes), not all of it: another uid's document still gets
+// in. Without shares, two of the flood's 400 KiB documents queued left no
+// room in 1 MiB for a third.
+TEST_F(Hostile, OneUidsDocumentsLeaveRoomForAnothersInTheQueue) {
+  DaemonOptions o;
+  o.extra = "[signature]\nmax_queued_bytes = 1048576\n";
+  start_with(std::move(o));
+  const std::string document = unsigned_document(400 * 1024);
+  std::atomic<bool> stop{false};
+  std::atomic<int> flood_refused{0};
+  std::thread flood([&] {
+    auto f = connect_as(daemon_->socket(), kNobody, kNobody);
+    while (!stop) {
+      f->send_raw(verify_burst(document, 8));
+      for (int i = 0; i < 8; ++i) {
+        const auto a = f->receive(std::chrono::seconds(60));
+        if (a && (*a)["error"]["code"] == 1060) ++flood_refused;
+      }
+    }
+  });
+  auto c = daemon_->connect();
+  for (int i = 0; i < 20; ++i) {
+    c->send_raw(verify_burst(document, 1));
+    const auto a = c->receive(std::chrono::seconds(60));
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ((*a)["error"]["code"], 1051) << "a document without a signature, not a full queue: " << a->dump();
+  }
+  stop = true;
+  flood.join();
+  EXPECT_GT(flood_refused.load(), 0) << "the flood never met its share: the test showed nothing";
   expect_daemon_fine();
 }
 

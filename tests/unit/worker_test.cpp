@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <future>
+#include <map>
 #include <memory>
 #include <thread>
 
@@ -114,6 +115,45 @@ TEST_F(WorkerQueue, BytesAndJobsPastTheLimitsAreRefusedAtOnceAndFreedWhenRun) {
   run_until(io_, [&] { return results.size() >= 6; });
   ASSERT_EQ(results.size(), 6U);
   EXPECT_TRUE(results[5].ok());
+}
+
+// One uid's flood leaves room for everyone else's work: each owner has a
+// share of the queue, in jobs and in bytes, and gets its first job in.
+TEST_F(WorkerQueue, EachOwnerHasAShareOfTheQueue) {
+  Worker worker("documents", Worker::Limits{10, 0, 2, 1000});
+  std::map<int, Result<int>> results;
+  int next = 0;
+  auto submit = [&](Worker::Owner owner, std::size_t bytes) {
+    const int id = next++;
+    submit_to(
+        io_, worker, Ticket{{}, bytes, owner}, [] { return 7; },
+        [&results, id](Result<int> r) { results.emplace(id, std::move(r)); });
+    return id;
+  };
+  block(worker);
+  const int first = submit(1000, 500);          // in
+  const int second = submit(1000, 0);           // in: 2 jobs
+  const int third = submit(1000, 0);            // out: past its share of jobs
+  const int other = submit(1001, 900);          // in: another uid's share
+  const int over = submit(1001, 200);           // out: 1100 bytes > its 1000
+  const int big = submit(1002, 5000);           // in: its first job, however big
+  const int korttid = submit(std::nullopt, 0);  // in: nobody's share
+  run_until(io_, [&] { return results.size() >= 2; });
+  ASSERT_EQ(results.size(), 2U) << "the refusals come at once";
+  for (int refused : {third, over}) {
+    ASSERT_TRUE(results.count(refused)) << refused;
+    ASSERT_FALSE(results.at(refused).ok());
+    EXPECT_EQ(results.at(refused).error().code(), Errc::service_unavailable);
+    EXPECT_NE(std::string(results.at(refused).error().what()).find("has its share"), std::string::npos);
+  }
+  EXPECT_NE(std::string(results.at(third).error().what()).find("uid 1000"), std::string::npos);
+  release();
+  run_until(io_, [&] { return results.size() >= 7; });
+  for (int in : {first, second, other, big, korttid}) EXPECT_TRUE(results.at(in).ok()) << in;
+  // Its jobs run, the owner's share is free again.
+  const int again = submit(1000, 0);
+  run_until(io_, [&] { return results.size() >= 8; });
+  EXPECT_TRUE(results.at(again).ok());
 }
 
 TEST_F(WorkerQueue, OneJobAlwaysGetsIntoAnEmptyQueue) {
