@@ -51,6 +51,19 @@ struct Worker::State {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard{io.get_executor()};
   std::promise<void> finished;
   std::shared_future<void> finished_future = finished.get_future().share();
+
+  // A job admitted with `bytes` for `owner` has run (or thrown).
+  void uncount(std::size_t job_bytes, Owner owner) {
+    jobs -= 1;
+    bytes -= job_bytes;
+    if (!owner) return;
+    const std::lock_guard lock(owners_mutex);
+    auto it = shares.find(*owner);
+    if (it == shares.end()) return;
+    it->second.jobs -= 1;
+    it->second.bytes -= job_bytes;
+    if (it->second.jobs == 0) shares.erase(it);
+  }
 };
 
 Worker::Worker(std::string name) : Worker(std::move(name), Limits{}) {}
@@ -131,18 +144,17 @@ Worker::Admission Worker::admit(std::size_t bytes, Owner owner) {
 
 void Worker::post_admitted(std::function<void()> job, std::size_t bytes, Owner owner) {
   asio::post(state_->io, [state = state_.get(), job = std::move(job), bytes, owner]() mutable {
+    // Uncounted however the job ends: one that throws (a bug; the thread
+    // logs it and goes on) must not keep its place, or its owner's share,
+    // for as long as korttid runs.
+    struct Uncount {
+      State* state;
+      std::size_t bytes;
+      Owner owner;
+      ~Uncount() { state->uncount(bytes, owner); }
+    } uncount{state, bytes, owner};
     job();
     job = nullptr;  // what it held goes now, not when the queue is next used
-    state->jobs -= 1;
-    state->bytes -= bytes;
-    if (owner) {
-      const std::lock_guard lock(state->owners_mutex);
-      auto it = state->shares.find(*owner);
-      if (it == state->shares.end()) return;
-      it->second.jobs -= 1;
-      it->second.bytes -= bytes;
-      if (it->second.jobs == 0) state->shares.erase(it);
-    }
   });
 }
 

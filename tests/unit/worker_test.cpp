@@ -6,6 +6,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <thread>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -154,6 +155,28 @@ TEST_F(WorkerQueue, EachOwnerHasAShareOfTheQueue) {
   const int again = submit(1000, 0);
   run_until(io_, [&] { return results.size() >= 8; });
   EXPECT_TRUE(results.at(again).ok());
+}
+
+// A job that throws (a bug: the worker logs it and goes on) gives back its
+// place and its owner's share, or they would stay taken for good.
+TEST_F(WorkerQueue, AJobThatThrowsGivesItsPlaceBack) {
+  Worker worker("documents", Worker::Limits{1, 0, 1, 0});
+  ASSERT_EQ(worker.admit(0, 1000), Worker::Admission::admitted);
+  std::promise<void> ran;
+  worker.post_admitted(
+      [&ran] {
+        ran.set_value();
+        throw std::runtime_error("a bug");
+      },
+      0, 1000);
+  ran.get_future().wait();
+  Worker::Admission again = Worker::Admission::queue_full;
+  for (int i = 0; i < 500 && again != Worker::Admission::admitted; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    again = worker.admit(0, 1000);  // a refusal counts nothing
+  }
+  EXPECT_EQ(again, Worker::Admission::admitted);
+  worker.post_admitted([] {}, 0, 1000);
 }
 
 TEST_F(WorkerQueue, OneJobAlwaysGetsIntoAnEmptyQueue) {
