@@ -120,6 +120,7 @@ struct Config {
     bool enabled = false;
     std::chrono::seconds handshake_timeout{30};
     std::size_t max_tunnels = 16;
+    std::size_t max_tunnels_per_uid = 8;
     struct Upstream {
       std::string name;
       std::string connect;      // host:port

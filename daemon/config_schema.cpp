@@ -435,6 +435,10 @@ std::vector<KeySpec> rows() {
       Row("tls", "max_tunnels", Int, num(16), Restart, "tunnels open at once, all upstreams together")
           .range(1, 1024)
           .bind([](auto& c) -> auto& { return c.tls.max_tunnels; }),
+      Row("tls", "max_tunnels_per_uid", Int, num(8), Restart,
+          "tunnels one uid may have open at once, all upstreams together")
+          .range(1, 1024)
+          .bind([](auto& c) -> auto& { return c.tls.max_tunnels_per_uid; }),
       Row("tls", "upstream", KeyType::table_array, num(0), Hup, "a server the card may log in to")
           .custom(
               [](Config& c, const ConfigValue&) -> Why {

@@ -121,6 +121,7 @@ tls::Options tls_options(const Config& config, std::optional<gid_t> group) {
   o.enabled = config.tls.enabled;
   o.handshake_timeout = config.tls.handshake_timeout;
   o.max_tunnels = config.tls.max_tunnels;
+  o.max_tunnels_per_uid = config.tls.max_tunnels_per_uid;
   o.log_lines_per_second_per_uid = config.ipc.log_lines_per_second_per_uid;
   o.socket_mode = config.ipc.socket_mode;
   o.socket_group = group;

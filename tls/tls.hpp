@@ -88,6 +88,9 @@ struct Options {
   std::optional<gid_t> socket_group;
   std::chrono::seconds handshake_timeout{30};
   std::size_t max_tunnels = 16;
+  // One uid's share of them: a session holder who opens tunnels in a loop
+  // leaves room for the other users' cards.
+  std::size_t max_tunnels_per_uid = 8;
   // The connection lines of one uid a second, over 10 s, as for korttid's
   // socket ([ipc] log_lines_per_second_per_uid; a budget of its own): a
   // uid that may connect but not tunnel cannot flood the log.

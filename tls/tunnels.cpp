@@ -174,7 +174,8 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     return certificates;
   }
 
-  // A slot within [tls] max_tunnels and the tunnel's entry, or nothing. The
+  // A slot within [tls] max_tunnels and the uid's share of them
+  // (max_tunnels_per_uid), and the tunnel's entry, or nothing. The
   // entry names the certificate once one is chosen (here, if there is only
   // one; else when the server asks: presented()).
   std::optional<std::pair<std::uint64_t, std::shared_ptr<TunnelState>>> reserve(
@@ -184,6 +185,14 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       if (log_budget.allow(cred.uid))
         spdlog::warn("tls {}: {} tunnels are open, the most [tls] max_tunnels allows; connection of uid {} closed",
                      upstream, running, cred.uid);
+      return std::nullopt;
+    }
+    const auto own = static_cast<std::size_t>(std::count_if(
+        open.begin(), open.end(), [&](const auto& entry) { return entry.second.status.uid == cred.uid; }));
+    if (own >= options.max_tunnels_per_uid) {
+      if (log_budget.allow(cred.uid))
+        spdlog::warn("tls {}: uid {} has {} tunnels open, the most [tls] max_tunnels_per_uid allows; connection closed",
+                     upstream, cred.uid, own);
       return std::nullopt;
     }
     ++running;

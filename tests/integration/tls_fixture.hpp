@@ -88,8 +88,8 @@ class Tls : public SoftHsmDaemonTest {
     socket_ = (tokens_dir_.path() / "sso.sock").string();
     DaemonOptions o = no_pss_ ? shim_options("KORTTI_SHIM_NO_PSS", "1") : DaemonOptions{};
     o.extra = "[tls]\nenabled = true\nhandshake_timeout_s = " + std::to_string(handshake_timeout_s) +
-              "\nmax_tunnels = " + std::to_string(max_tunnels) +
-              "\n[[tls.upstream]]\nname = \"sso\"\nconnect = \"127.0.0.1:" + std::to_string(port) +
+              "\nmax_tunnels = " + std::to_string(max_tunnels) + "\n" + tls_extra_ +
+              "[[tls.upstream]]\nname = \"sso\"\nconnect = \"127.0.0.1:" + std::to_string(port) +
               "\"\nserver_name = \"" + server_name + "\"\n" +
               (ca_file.empty() ? "" : "ca_file = \"" + ca_file + "\"\n") + "listen = \"" + socket_ + "\"\n" +
               (access_.empty() ? "" : "access = " + access_ + "\n") + upstream_extra_;
@@ -111,6 +111,24 @@ class Tls : public SoftHsmDaemonTest {
     ::close(fd);
     EXPECT_TRUE(closed) << "the tunnel outlived the session on " << card;
     EXPECT_NE(daemon_->log().find("ends: the PIN1 session ended"), std::string::npos) << daemon_->log();
+  }
+
+  // A line through the tunnel `fd` to an `s_server -rev` comes back reversed.
+  void expect_reversed(int fd) {
+    const std::string line = "yksi\n";
+    ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
+    EXPECT_NE(read_until(fd, "isky", std::chrono::seconds(10)).find("isky"), std::string::npos) << daemon_->log();
+  }
+
+  // A connection to the tunnel's socket is closed at once, nothing coming
+  // back, and the log says `why`.
+  void expect_closed_at_once(const std::string& why) {
+    bool closed = false;
+    const int fd = connect_unix(socket_);
+    EXPECT_EQ(read_until(fd, "", std::chrono::seconds(5), &closed), "");
+    EXPECT_TRUE(closed);
+    ::close(fd);
+    EXPECT_NE(daemon_->log().find(why), std::string::npos) << daemon_->log();
   }
 
   // korttid with `server` (an `s_server -rev`) as "sso", cardA logged in,
@@ -163,6 +181,7 @@ class Tls : public SoftHsmDaemonTest {
   std::string access_;                      // the upstream's `access`, as TOML
   std::string upstream_extra_;              // more of the upstream's keys, as TOML lines
   std::string ipc_extra_;                   // lines for the [ipc] table
+  std::string tls_extra_;                   // more of the [tls] table's keys, as TOML lines
   std::map<std::string, std::string> env_;  // korttid's environment
 };
 
