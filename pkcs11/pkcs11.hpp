@@ -247,13 +247,16 @@ class TokenService {
   // uid's session holds it (1040), or it needs a PIN the request does not
   // bring (1010; pin_prompt counts as bringing one), or a PIN the card
   // would not try (its length, its last try: -32602, 1040; a PIN pad it
-  // lacks: 1050). Checked before the
+  // lacks: 1050), or a PIN that is locked (1012). Checked before the
   // request is queued or audited, so that requests no card would take leave
-  // no trace but the request log. On the io thread.
-  void check_may_sign(const std::string& cert_id, uid_t uid, const Credentials& credentials) const;
+  // no trace but the request log. On the io thread; only a PIN the last
+  // look found locked is looked at again, on the card's worker (another
+  // program may have unblocked it), so a locked card costs one look a
+  // request and never an audit line. `credentials` must outlive the check.
+  Task<Unit> check_may_sign(std::string cert_id, uid_t uid, const Credentials& credentials, std::stop_token stop);
   // The same for session.login: the card is present (1002), no other uid's
   // session holds it (1040), and the PIN is one the card would try.
-  void check_may_login(const std::string& token_id, uid_t uid, const Credentials& credentials) const;
+  Task<Unit> check_may_login(std::string token_id, uid_t uid, const Credentials& credentials, std::stop_token stop);
   // For session.logout: the card is present (1002), and a session on it is
   // one `uid` may end (its owner, or root; else 1040). On the io thread.
   void check_may_log_out(const std::string& token_id, uid_t uid) const;

@@ -312,6 +312,16 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
     });
   }
 
+  // 1012 if the token's PIN is locked. The flag korttid last read is not
+  // trusted to say so (another program may have unblocked the card since):
+  // a PIN it shows locked is looked at again on the card's worker.
+  Task<Unit> check_not_locked(std::shared_ptr<Token> token, std::stop_token stop) {
+    if (!token->info().user_pin.locked) co_return Unit{};
+    if (co_await on_token(token, std::move(stop), [](Token& t) { return t.pin_locked_now(); }))
+      throw Error(Errc::pin_locked, "the PIN is locked: unblock it first (kortti pin unblock)");
+    co_return Unit{};
+  }
+
   std::shared_ptr<Token> require_token(const std::string& token_id) const {
     auto token = find_token(token_id);
     if (!token) throw Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present");
@@ -536,21 +546,28 @@ void TokenService::check_last_try(const std::string& token_id, uid_t uid) const 
   impl_->hooks_->pin_guard->check_last_try(token_id, uid);
 }
 
-void TokenService::check_may_sign(const std::string& cert_id, uid_t uid, const Credentials& credentials) const {
+Task<Unit> TokenService::check_may_sign(std::string cert_id, uid_t uid, const Credentials& credentials,
+                                        std::stop_token stop) {
   const std::shared_ptr<Token> token = impl_->token_of_cert(cert_id);
   const TokenInfo info = token->info();
   const std::optional<uid_t> owner = info.logged_in ? info.session_owner : std::nullopt;
-  check_may_use(owner, info.login_required, uid, credentials.pin || credentials.pinpad || credentials.prompt);
+  const bool pin_given = credentials.pin || credentials.pinpad || credentials.prompt;
+  check_may_use(owner, info.login_required, uid, pin_given);
   // The card logs in for this request alone (a PIN2 key's own login comes
   // later, on the worker).
   if (!owner && info.login_required) token->check_login(credentials, uid);
+  if (pin_given) co_await impl_->check_not_locked(token, std::move(stop));
+  co_return Unit{};
 }
 
-void TokenService::check_may_login(const std::string& token_id, uid_t uid, const Credentials& credentials) const {
+Task<Unit> TokenService::check_may_login(std::string token_id, uid_t uid, const Credentials& credentials,
+                                         std::stop_token stop) {
   const std::shared_ptr<Token> token = impl_->require_token(token_id);
   const TokenInfo info = token->info();
   check_may_use(info.logged_in ? info.session_owner : std::nullopt, false, uid, true);
   token->check_login(credentials, uid);
+  co_await impl_->check_not_locked(token, std::move(stop));
+  co_return Unit{};
 }
 
 void TokenService::check_may_log_out(const std::string& token_id, uid_t uid) const {

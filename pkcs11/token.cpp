@@ -190,6 +190,11 @@ void Token::refresh_info() {
   if (info_.user_pin.tries_left == 0) info_.user_pin.locked = true;
 }
 
+bool Token::pin_locked_now() {
+  refresh_info();
+  return info().user_pin.locked;
+}
+
 Error Token::failure(CK_RV rv, const char* call) const {
   Error e = error_from_ckr(rv, call);
   if (e.code() != Errc::service_unavailable) return e;

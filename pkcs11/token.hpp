@@ -97,6 +97,9 @@ class Token {
   void unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid);
   // Logs out a session past its lifetime or idle time; true if it did.
   bool expire_if_due();
+  // Whether the card says its PIN is locked now (its flags read again: a
+  // PIN unblocked by another program is seen).
+  bool pin_locked_now();
 
  private:
   struct Login;  // undoes a login made only for one request

@@ -29,7 +29,7 @@ std::string app_version() { return std::string("https://kortti.invalid/korttid/"
 Task<signature::WebEidToken> Service::authenticate(Caller caller, std::string cert_id, Challenge challenge,
                                                    pkcs11::Credentials credentials) {
   check_challenge(challenge);
-  services_.tokens->check_may_sign(cert_id, caller.uid, credentials);
+  co_await services_.tokens->check_may_sign(cert_id, caller.uid, credentials, caller.stop);
   const pkcs11::CertificateInfo cert = co_await services_.tokens->certificate(cert_id);
   if (std::find(cert.purposes.begin(), cert.purposes.end(), pkcs11::Purpose::authentication) == cert.purposes.end())
     throw Error(Errc::unsupported, "certificate " + cert.cert_id +

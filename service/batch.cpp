@@ -106,7 +106,7 @@ Task<std::vector<std::optional<Service::Prepared>>> Service::prepare_items(const
 Task<std::vector<Result<Signed>>> Service::sign_batch(Caller caller, std::string cert_id,
                                                       std::vector<Result<SignItem>> items,
                                                       pkcs11::Credentials credentials) {
-  services_.tokens->check_may_sign(cert_id, caller.uid, credentials);
+  co_await services_.tokens->check_may_sign(cert_id, caller.uid, credentials, caller.stop);
   // The batch stops at its time limit as when the caller goes away.
   auto stop = std::make_shared<std::stop_source>();
   std::stop_callback forward(caller.stop, [stop] { stop->request_stop(); });

@@ -215,8 +215,8 @@ Task<Unit> Service::with_pin(const Caller& caller, const std::string& token_id, 
   }
   const std::string intro = dialog.description;
   for (int round = 1;; ++round) {
+    // (A locked PIN was refused before: TokenService::check_may_sign, check_may_login.)
     const pkcs11::PinStatus pin = token ? token->user_pin : pkcs11::PinStatus{};
-    if (pin.locked) throw Error(Errc::pin_locked, "the PIN is locked: unblock it first (kortti pin unblock)");
     // Not a dialog whose answer the card would then be spared.
     if (pin.on_last_try()) services_.tokens->check_last_try(token_id, caller.uid);
     dialog.description = intro + tries_note(pin);

@@ -88,7 +88,7 @@ Task<Unit> Service::set_pin(Caller caller, std::string token_id, NewPin request,
     old.pinpad = request.pinpad;
     old.prompt = request.prompt;
     old.final_try = request.final_try;
-    services_.tokens->check_may_login(token_id, caller.uid, old);
+    co_await services_.tokens->check_may_login(token_id, caller.uid, old, caller.stop);
   }
   // (Not a conditional expression: GCC 12 destroys the temporary of a
   // ?: with a co_await in one arm twice.)

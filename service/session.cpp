@@ -26,7 +26,7 @@ Task<pkcs11::LoginResult> Service::login(Caller caller, std::string token_id, pk
   if (!credentials.pin && !credentials.pinpad && !credentials.prompt)
     throw Error(Errc::pin_required, "session.login needs 'pin', 'pinpad': true or 'pin_prompt': true");
   check_pin_source(caller, credentials, false);
-  services_.tokens->check_may_login(token_id, caller.uid, credentials);
+  co_await services_.tokens->check_may_login(token_id, caller.uid, credentials, caller.stop);
   pinentry::Dialog dialog;
   if (credentials.prompt) dialog = login_dialog(caller, co_await holder(token_id), std::nullopt);
   pkcs11::LoginResult out;

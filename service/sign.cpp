@@ -158,7 +158,7 @@ signature::DocumentService& Service::documents() const {
 }
 
 Task<Signed> Service::sign(Caller caller, std::string cert_id, SignItem item, pkcs11::Credentials credentials) {
-  services_.tokens->check_may_sign(cert_id, caller.uid, credentials);
+  co_await services_.tokens->check_may_sign(cert_id, caller.uid, credentials, caller.stop);
   pkcs11::CertificateInfo cert;
   const bool pin_given = credentials.pin || credentials.prompt || credentials.pinpad;
   if (needs_certificate(item) || pin_given) cert = co_await services_.tokens->certificate(cert_id);

@@ -151,6 +151,40 @@ TEST_F(PinChange, UnblockWithThePukResetsTheCounterAndAWrongPukCountsDown) {
   expect_no_pin_anywhere();
 }
 
+// A locked card takes no PIN: requests that bring one are refused before
+// the audit trail, however many come, so no uid can fill the trail's disk
+// with them. The flag korttid read is looked at again for each (a PIN
+// unblocked by another program works at once).
+TEST_F(PinChange, ALockedPinIsRefusedBeforeTheAuditTrailUntilAnotherProgramUnblocksIt) {
+  insert();
+  auto c = daemon_->connect();
+  EXPECT_EQ(login_code(*c, "000000"), 1011);
+  EXPECT_EQ(login_code(*c, "000001"), 1011);
+  auto other = connect_as(daemon_->socket(), 4242, 4242);
+  EXPECT_EQ(login_code(*other, "000002", true), 1012);
+  const std::size_t lines = daemon_->audit().size();
+  Bytes digest;
+  Json sign = sign_params(token() + "/02", "sha256", digest);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(login_code(*other, kPin), 1012);
+    EXPECT_EQ(rpc_error([&] { other->call("sign.digest", sign); }).code(), 1012);
+    EXPECT_EQ(rpc_error([&] {
+                other->call("pin.change", {{"token_id", wstr(token())}, {"pin", kPin}, {"new_pin", kNewPin}});
+              }).code(),
+              1012);
+  }
+  EXPECT_EQ(daemon_->audit().size(), lines) << "a request a locked PIN refuses left audit lines";
+
+  // pkcs11-tool through the same pcscd: korttid is not told.
+  const CommandResult unblocked =
+      run({"pkcs11-tool", "--module", kOpenScModule, "--unlock-pin", "--puk", kPuk, "--new-pin", kNewPin},
+          {{"OPENSC_CONF", (conf_dir_ / "opensc.conf").string()}});
+  ASSERT_EQ(unblocked.status, 0) << unblocked.out << unblocked.err;
+  sign["pin"] = kNewPin;
+  EXPECT_FALSE(c->call("sign.digest", sign)["signature"].get<std::string>().empty()) << daemon_->log();
+  EXPECT_EQ(login_code(*c, kNewPin), 0);
+}
+
 TEST_F(PinChange, WithPinPromptKorttidAsksForTheOldAndTheNewPinTypedTwice) {
   TempDir dialogs;
   {
