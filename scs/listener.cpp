@@ -159,14 +159,10 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
     return true;
   }
 
-  // There is room, and the connection's owner is the instance's user (the
-  // room first: it costs nothing, the owner a read of the kernel's table).
+  // The connection's owner is the instance's user, and there is room (the
+  // owner first: another user's connection must not close one of ours to
+  // make room it is then refused).
   bool admitted(tcp::socket& socket) {
-    if (open.size() >= options.max_connections && !evict_idlest()) {
-      refused(std::to_string(open.size()) +
-              " connections are open, each with a request under way ([scs] max_connections)");
-      return false;
-    }
     boost::system::error_code peer_error;
     boost::system::error_code local_error;
     const auto peer = socket.remote_endpoint(peer_error);
@@ -176,6 +172,11 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
     if (!uid || *uid != owner) {
       refused(uid ? "uid " + std::to_string(*uid) + " is not this instance's user"
                   : "the kernel knows no owner of its client's end (closed already?)");
+      return false;
+    }
+    if (open.size() >= options.max_connections && !evict_idlest()) {
+      refused(std::to_string(open.size()) +
+              " connections are open, each with a request under way ([scs] max_connections)");
       return false;
     }
     return true;

@@ -157,16 +157,27 @@ TEST_F(Scs, AChunkedBodyIsBoundedAsAnyBodyIs) {
 }
 
 TEST_F(Scs, AnotherUsersConnectionIsClosedBeforeTls) {
-  // -k: nobody cannot read the test's CA file, and the handshake is never
-  // reached anyway.
-  const CommandResult r = run({"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "curl", "-sSk",
-                               "--max-time", "20", url("/version")});
+  const CommandResult r = curl_as_nobody();
   EXPECT_NE(r.status, 0) << r.out;
   EXPECT_NE(r.err.find("curl: (35)"), std::string::npos) << "the connection ends before TLS: " << r.err;
   EXPECT_TRUE(eventually([&] { return daemon_->log().find("is not this instance's user") != std::string::npos; },
                          std::chrono::seconds(5)))
       << daemon_->log();
   EXPECT_EQ(curl("GET", "/version", {}).status, 200);
+}
+
+// Another user's connection is refused before it could make room: the
+// user's own idle connection stays.
+TEST_F(Scs, AnotherUsersConnectionClosesNoneOfTheUsersOwn) {
+  launch("max_connections = 1\n");
+  IdleTlsConnection mine(port_);
+  ASSERT_TRUE(mine.handshake_made());
+  const CommandResult r = curl_as_nobody();
+  EXPECT_NE(r.status, 0) << r.out;
+  EXPECT_TRUE(eventually([&] { return daemon_->log().find("is not this instance's user") != std::string::npos; },
+                         std::chrono::seconds(5)))
+      << daemon_->log();
+  EXPECT_FALSE(mine.closed_within(std::chrono::seconds(1))) << "another user's connection closed the user's own";
 }
 
 TEST_F(Scs, OnlyAPerUserInstanceServesIt) {
