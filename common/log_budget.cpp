@@ -6,13 +6,19 @@ namespace kortti {
 
 namespace {
 
-void report(uid_t uid, std::size_t left_out, std::chrono::steady_clock::duration over) {
-  if (left_out > 0)
-    spdlog::warn("uid={}: {} request and connection log lines left out in {} s (ipc.log_lines_per_second_per_uid)", uid,
-                 left_out, std::chrono::duration_cast<std::chrono::seconds>(over).count());
+void warn(uid_t uid, std::size_t left_out, std::chrono::steady_clock::duration over) {
+  spdlog::warn("uid={}: {} request and connection log lines left out in {} s (ipc.log_lines_per_second_per_uid)", uid,
+               left_out, std::chrono::duration_cast<std::chrono::seconds>(over).count());
 }
 
 }  // namespace
+
+LogBudget::LogBudget(std::size_t per_second, Report report)
+    : per_window_(per_second * kWindow.count()), report_(report ? std::move(report) : Report(warn)) {}
+
+void LogBudget::report(uid_t uid, std::size_t left_out, Clock::duration over) const {
+  if (left_out > 0) report_(uid, left_out, over);
+}
 
 bool LogBudget::allow(uid_t uid, Clock::time_point now) {
   if (per_window_ == 0) return true;

@@ -93,6 +93,7 @@ struct Config {
 
   struct Audit {
     std::string file;  // empty: audit lines go to the main log
+    std::size_t denial_lines_per_second_per_uid = 1;
   } audit;
 
   // [identity], [identity.card_types]

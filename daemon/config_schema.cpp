@@ -504,6 +504,10 @@ std::vector<KeySpec> rows() {
       // [audit]
       Row("audit", "file", Path, str(""), Restart, "the audit trail file; empty: the main log").bind([
       ](auto& c) -> auto& { return c.audit.file; }),
+      Row("audit", "denial_lines_per_second_per_uid", Int, num(1), Restart,
+          "audit lines of one uid's policy denials a second, over 10 s; past it they are counted; 0: no budget")
+          .range(0, 1000)
+          .bind([](auto& c) -> auto& { return c.audit.denial_lines_per_second_per_uid; }),
 
       // [identity]
       Row("identity", "given_name", String, str("subject:GN"), Restart, "where the given name sits in the certificate")

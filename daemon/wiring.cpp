@@ -113,6 +113,7 @@ service::Options service_options(const Config& config) {
   // As for requests with a PIN waiting for their turn (ipc.max_message_bytes):
   // one uid cannot take every other user's room.
   o.max_held_bytes_per_uid = 2 * config.ipc.max_message_bytes;
+  o.denial_lines_per_second_per_uid = config.audit.denial_lines_per_second_per_uid;
   return o;
 }
 

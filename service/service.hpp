@@ -25,6 +25,7 @@
 
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
+#include "common/log_budget.hpp"
 #include "common/result.hpp"
 #include "common/task.hpp"
 #include "pinentry/pinentry.hpp"
@@ -208,6 +209,11 @@ struct Options {
   // the card among others), in all and for one uid; past either, 1060.
   std::size_t max_held_bytes = 128 * 1024 * 1024;
   std::size_t max_held_bytes_per_uid = 32 * 1024 * 1024;
+  // The audit lines of one uid's policy denials a second, over 10 s (0: no
+  // budget): any uid may ask for what the policy refuses, and an audit
+  // disk it filled would stop every signature. Past it a denial is
+  // answered all the same, and one line says how many were left out.
+  std::size_t denial_lines_per_second_per_uid = 1;
 };
 
 class HeldDocuments;
@@ -341,6 +347,7 @@ class Service {
   Services services_;
   Options options_;
   std::shared_ptr<HeldDocuments> held_;
+  std::shared_ptr<LogBudget> denials_;  // of audit_denial's lines (io thread)
 };
 
 // The error that replaces an answer whose audit line could not be written.

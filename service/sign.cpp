@@ -2,6 +2,8 @@
 // a prescription: its facts and the policy first), the card, the audit line,
 // the result.
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 
@@ -100,6 +102,9 @@ AuditRecord answered(AuditRecord record, const Result<pkcs11::SignResult>& resul
 }
 
 Task<bool> Service::audit_denial(AuditRecord record, const policy::Decision& decision) const {
+  // Past the uid's budget the denial stands all the same; its line is
+  // counted, and the count is a line of its own (above).
+  if (!denials_->allow(record.caller.uid)) return completion<bool>([](Completion<bool> done) { done(true); });
   record.outcome = "policy_denied";
   for (const auto& r : decision.reasons) record.detail += (record.detail.empty() ? "" : " ") + r.code;
   record.delivered = record.caller.listening();
@@ -199,7 +204,20 @@ Task<Signed> Service::sign(Caller caller, std::string cert_id, SignItem item, pk
 Service::Service(Services services, Options options)
     : services_(services),
       options_(options),
-      held_(std::make_shared<HeldDocuments>(options.max_held_bytes, options.max_held_bytes_per_uid)) {}
+      held_(std::make_shared<HeldDocuments>(options.max_held_bytes, options.max_held_bytes_per_uid)),
+      denials_(std::make_shared<LogBudget>(
+          options.denial_lines_per_second_per_uid,
+          [this](uid_t uid, std::size_t left_out, LogBudget::Clock::duration over) {
+            AuditRecord line;
+            line.action = "audit.left_out";
+            line.caller.uid = uid;
+            line.outcome = "policy_denied";
+            line.detail = std::to_string(left_out) + " policy denials of this uid left out in " +
+                          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(over).count()) +
+                          " s ([audit] denial_lines_per_second_per_uid)";
+            spdlog::warn("uid={}: {}", uid, line.detail);
+            post_audit(std::move(line));
+          })) {}
 
 Task<Service::Prepared> Service::prepare(const Caller& caller, const pkcs11::CertificateInfo& cert, SignItem item) {
   if (auto* p = std::get_if<PrescriptionToSign>(&item.what))

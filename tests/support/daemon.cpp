@@ -46,6 +46,7 @@ Daemon::Daemon(DaemonOptions options)
        << options.session << "\n"
        << "[log]\nlevel = \"" << options.log_level << "\"\n"
        << "[audit]\nfile = \"" << audit_file_.string() << "\"\n"
+       << options.audit << "\n"
        << "[trust]\nanchors = \"" << (pki_dir() / "trust").string() << "\"\n"
        << "intermediates = \"" << (pki_dir() / "intermediates").string() << "\"\n"
        << options.trust << "\n"

@@ -35,6 +35,7 @@ struct PolicyDaemonOptions {
   std::string revocation;          // lines for [revocation]
   std::string registry;            // lines for [registry]
   std::string ipc;                 // lines for [ipc]
+  std::string audit;               // lines for [audit]
   std::string rules = kPolicyRules;
   bool import_registry = true;
 };
@@ -53,6 +54,7 @@ class PolicyDaemon {
     options.revocation = o.revocation;
     options.registry = o.registry;
     options.ipc = o.ipc;
+    options.audit = o.audit;
     options.extra = o.rules;
     daemon_ = std::make_unique<Daemon>(std::move(options));
     if (o.import_registry) import_registry_fixture(*daemon_);

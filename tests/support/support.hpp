@@ -134,6 +134,7 @@ struct DaemonOptions {
   std::string registry;
   std::string extra;                   // further tables, appended as they are
   std::optional<fs::path> audit_file;  // default: audit.log in the daemon's directory
+  std::string audit;                   // extra lines for the [audit] table
   std::vector<std::string> modules{SoftHsm::kModule};
   bool pcsc = false;
   std::string log_level = "debug";

@@ -53,6 +53,19 @@ TEST_F(LogBudgetTest, AUidThatFallsSilentHasItsCountLoggedWithAnotherUidsNextLin
   EXPECT_NE(said[0].find("uid=65534: 5 request"), std::string::npos) << said[0];
 }
 
+// The audit trail's budget of denials reports to a line of its own.
+TEST_F(LogBudgetTest, AReportOfItsOwnTakesTheCountInsteadOfTheLog) {
+  std::vector<std::pair<uid_t, std::size_t>> reports;
+  LogBudget budget(
+      1, [&](uid_t uid, std::size_t left_out, LogBudget::Clock::duration) { reports.emplace_back(uid, left_out); });
+  const auto t0 = LogBudget::Clock::now();
+  EXPECT_EQ(allowed(budget, 4242, 12, t0), 10U);
+  EXPECT_TRUE(budget.allow(4242, t0 + 10s));
+  ASSERT_EQ(reports.size(), 1U);
+  EXPECT_EQ(reports[0], std::make_pair(uid_t{4242}, std::size_t{2}));
+  EXPECT_TRUE(warnings().empty());
+}
+
 TEST_F(LogBudgetTest, ZeroMeansNoLimit) {
   LogBudget budget(0);
   EXPECT_EQ(allowed(budget, 1000, 100000, LogBudget::Clock::now()), 100000U);
