@@ -115,6 +115,7 @@ X509CrlPtr CrlClient::load(const std::string& source, SystemTime now, bool& cach
   if (!crl) {
     if (!is_file && options_.crl_retry_after.count() > 0) {
       std::lock_guard lock(mutex_);
+      make_room(failed_, kMaxFailed, now, [](const Failed& f) { return f.until; });
       failed_[source] = {why_not, now + options_.crl_retry_after};
     }
     return nullptr;
@@ -125,9 +126,17 @@ X509CrlPtr CrlClient::load(const std::string& source, SystemTime now, bool& cach
   // every check either.
   if (!is_file && until <= now) until = now + options_.crl_retry_after;
   std::lock_guard lock(mutex_);
+  // A file's earlier contents (keyed by its earlier mtime) are not asked for again.
+  if (is_file) std::erase_if(cache_, [&](const auto& entry) { return entry.first.rfind(source + "@", 0) == 0; });
+  make_room(cache_, kMaxCrls, now, [](const Cached& c) { return c.until; });
   cache_[key] = {X509CrlPtr(X509_CRL_dup(crl.get())), until};
   cached = false;
   return crl;
+}
+
+std::size_t CrlClient::cached() {
+  std::lock_guard lock(mutex_);
+  return cache_.size();
 }
 
 std::optional<Answer> CrlClient::check(X509* leaf, X509* issuer, SystemTime now, std::chrono::seconds skew,

@@ -150,6 +150,7 @@ std::optional<Answer> OcspClient::query(X509* leaf, X509* issuer, const std::str
   OcspResponsePtr response = post(url, req.get(), options_.timeout, why_not);
   if (!response) {
     std::lock_guard lock(mutex_);
+    make_room(down_until_, kMaxResponders, now, [](SystemTime until) { return until; });
     down_until_[url] = now + kRetryAfter;
     return std::nullopt;
   }
@@ -159,6 +160,7 @@ std::optional<Answer> OcspClient::query(X509* leaf, X509* issuer, const std::str
   const Answer& a = checked->answer;
   const SystemTime until = checked->next_update.value_or(now + options_.max_cache);
   std::lock_guard lock(mutex_);
+  make_room(cache_, kMaxAnswers, now, [](const Cached& c) { return c.until; });
   cache_[key] = {a, until};
   return a;
 }

@@ -10,6 +10,7 @@
 
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -30,12 +31,29 @@ struct Answer {
   bool cached = false;
 };
 
+// Makes room for one more entry in a cache of `most` entries: those whose
+// `until` has passed go, then, while it is still full, the one that would
+// expire first. The caches are keyed by what certificates name (responders,
+// distribution points, certificates), so over months without a bound they
+// would only grow.
+template <class Map, class Until>
+void make_room(Map& map, std::size_t most, SystemTime now, Until until) {
+  std::erase_if(map, [&](const auto& entry) { return until(entry.second) <= now; });
+  while (!map.empty() && map.size() >= most)
+    map.erase(std::min_element(map.begin(), map.end(),
+                               [&](const auto& a, const auto& b) { return until(a.second) < until(b.second); }));
+}
+
 // Loads every certificate in the PEM files of a folder (a missing or empty
 // path gives none).
 std::vector<X509Ptr> load_certificates(const std::string& folder);
 
 class OcspClient {
  public:
+  // Answers kept, and responders remembered as down.
+  static constexpr std::size_t kMaxAnswers = 16384;
+  static constexpr std::size_t kMaxResponders = 256;
+
   explicit OcspClient(const RevocationOptions& options) : options_(options) {}
   // `store` verifies the responder's signature; `untrusted` helps build its chain.
   std::optional<Answer> query(X509* leaf, X509* issuer, const std::string& url, X509_STORE* store,
@@ -57,11 +75,17 @@ class OcspClient {
 
 class CrlClient {
  public:
+  // CRLs kept (each may be megabytes), and hosts remembered as failed.
+  static constexpr std::size_t kMaxCrls = 64;
+  static constexpr std::size_t kMaxFailed = 256;
+
   explicit CrlClient(const RevocationOptions& options) : options_(options) {}
   // Looks through the configured files and the certificate's distribution
   // points for a CRL of `issuer`, signed by it and current.
   std::optional<Answer> check(X509* leaf, X509* issuer, SystemTime now, std::chrono::seconds skew,
                               std::string& why_not);
+  // The CRLs kept now.
+  [[nodiscard]] std::size_t cached();
 
  private:
   X509CrlPtr load(const std::string& source, SystemTime now, bool& cached, std::string& why_not);
