@@ -267,16 +267,17 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     if (!reserved) co_return;
     const std::uint64_t id = reserved->first;
     std::shared_ptr<TunnelState> state = std::move(reserved->second);
-    TunnelPlan plan = plan_for(*l, *cred, std::move(certificates), client.get());
-    service::Caller caller;
-    caller.uid = cred->uid;
-    caller.gid = cred->gid;
-    caller.pid = cred->pid;
-    caller.client = "tls upstream " + plan.upstream.name + " (" + plan.upstream.host + ":" + plan.upstream.port + ")";
     try {
+      TunnelPlan plan = plan_for(*l, *cred, std::move(certificates), client.get());
+      service::Caller caller;
+      caller.uid = cred->uid;
+      caller.gid = cred->gid;
+      caller.pid = cred->pid;
+      caller.client = "tls upstream " + plan.upstream.name + " (" + plan.upstream.host + ":" + plan.upstream.port + ")";
       std::thread(&Impl::tunnel, shared_from_this(), id, state, std::move(plan), std::move(caller)).detach();
-    } catch (const std::system_error& e) {
-      // No thread (EAGAIN): the slot and the entry go again, the client is closed.
+    } catch (const std::exception& e) {
+      // No thread (EAGAIN), or no memory for its plan: the slot and the
+      // entry go again (they would be lost for good), the client is closed.
       spdlog::error("tls {}: cannot start a tunnel for uid {}: {}; connection closed", upstream.name, cred->uid,
                     e.what());
       ended_tunnel(id);
