@@ -127,7 +127,12 @@ X509CrlPtr CrlClient::load(const std::string& source, SystemTime now, bool& cach
   if (!is_file && until <= now) until = now + options_.crl_retry_after;
   std::lock_guard lock(mutex_);
   // A file's earlier contents (keyed by its earlier mtime) are not asked for again.
-  if (is_file) std::erase_if(cache_, [&](const auto& entry) { return entry.first.rfind(source + "@", 0) == 0; });
+  // (The mtime after the last '@' holds none: a path may.)
+  if (is_file)
+    std::erase_if(cache_, [&](const auto& entry) {
+      const std::size_t at = entry.first.rfind('@');
+      return at == source.size() && entry.first.compare(0, at, source) == 0;
+    });
   make_room(cache_, kMaxCrls, now, [](const Cached& c) { return c.until; });
   cache_[key] = {X509CrlPtr(X509_CRL_dup(crl.get())), until};
   cached = false;
