@@ -548,7 +548,8 @@ void TokenService::check_last_try(const std::string& token_id, uid_t uid) const 
 
 Task<Unit> TokenService::check_may_sign(std::string cert_id, uid_t uid, const Credentials& credentials,
                                         std::stop_token stop) {
-  const std::shared_ptr<Token> token = impl_->token_of_cert(cert_id);
+  const auto impl = impl_;
+  const std::shared_ptr<Token> token = impl->token_of_cert(cert_id);
   const TokenInfo info = token->info();
   const std::optional<uid_t> owner = info.logged_in ? info.session_owner : std::nullopt;
   const bool pin_given = credentials.pin || credentials.pinpad || credentials.prompt;
@@ -556,17 +557,18 @@ Task<Unit> TokenService::check_may_sign(std::string cert_id, uid_t uid, const Cr
   // The card logs in for this request alone (a PIN2 key's own login comes
   // later, on the worker).
   if (!owner && info.login_required) token->check_login(credentials, uid);
-  if (pin_given) co_await impl_->check_not_locked(token, std::move(stop));
+  if (pin_given) co_await impl->check_not_locked(token, std::move(stop));
   co_return Unit{};
 }
 
 Task<Unit> TokenService::check_may_login(std::string token_id, uid_t uid, const Credentials& credentials,
                                          std::stop_token stop) {
-  const std::shared_ptr<Token> token = impl_->require_token(token_id);
+  const auto impl = impl_;
+  const std::shared_ptr<Token> token = impl->require_token(token_id);
   const TokenInfo info = token->info();
   check_may_use(info.logged_in ? info.session_owner : std::nullopt, false, uid, true);
   token->check_login(credentials, uid);
-  co_await impl_->check_not_locked(token, std::move(stop));
+  co_await impl->check_not_locked(token, std::move(stop));
   co_return Unit{};
 }
 

@@ -116,14 +116,15 @@ class Scs : public SoftHsmDaemonTest {
     return "https://localhost:" + std::to_string(port_) + path;
   }
 
-  // One request with curl, trusting only the listener's CA. `headers` as
-  // "Name: value"; a body is POSTed.
   // GET /version as uid nobody. -k: nobody cannot read the test's CA file,
   // and the handshake is never reached anyway.
   [[nodiscard]] CommandResult curl_as_nobody() const {
     return run({"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "curl", "-sSk", "--max-time", "20",
                 url("/version")});
   }
+
+  // One request with curl, trusting only the listener's CA. `headers` as
+  // "Name: value"; a body is POSTed.
 
   Http curl(const std::string& method, const std::string& path, const std::vector<std::string>& headers,
             const std::optional<std::string>& body = std::nullopt, const std::string& host = "localhost") {
