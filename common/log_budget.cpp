@@ -40,6 +40,11 @@ bool LogBudget::allow(uid_t uid, Clock::time_point now) {
   return false;
 }
 
+void LogBudget::flush(Clock::time_point now) {
+  for (const auto& [uid, w] : windows_) report(uid, w.left_out, now - w.began);
+  windows_.clear();
+}
+
 void LogBudget::close_windows(Clock::time_point now) {
   for (auto it = windows_.begin(); it != windows_.end();) {
     const Window& w = it->second;

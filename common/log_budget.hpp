@@ -32,6 +32,9 @@ class LogBudget {
 
   // Whether `uid`'s next line may be written now.
   [[nodiscard]] bool allow(uid_t uid, Clock::time_point now = Clock::now());
+  // Reports what every window has left out so far, and forgets them:
+  // korttid is stopping, and no later line would bring the count.
+  void flush(Clock::time_point now = Clock::now());
 
  private:
   struct Window {

@@ -209,6 +209,7 @@ class Korttid {
           settled_ = tokens_.shutdown(2000ms) && settled_;
           settled_ = policy_.stop(1000ms) && settled_;
           settled_ = documents_.stop(1000ms) && settled_;
+          operations_.stop();
           settled_ = audit_.stop(1000ms) && settled_;
           signals_.cancel();
           io_.stop();

@@ -231,6 +231,13 @@ struct Services {
 class Service {
  public:
   Service(Services services, Options options);
+  // The denial budget's report holds the service.
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  // korttid stops: what was left out of the audit trail is counted in it
+  // (audit.left_out lines) before the trail closes. On the io thread.
+  void stop();
 
   // One signature: for a prescription, the document's facts and the policy
   // come first, so a denial never reaches the PIN. Before anything, the

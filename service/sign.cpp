@@ -101,6 +101,8 @@ AuditRecord answered(AuditRecord record, const Result<pkcs11::SignResult>& resul
   return record;
 }
 
+void Service::stop() { denials_->flush(); }
+
 Task<bool> Service::audit_denial(AuditRecord record, const policy::Decision& decision) const {
   // Past the uid's budget the denial stands all the same; its line is
   // counted, and the count is a line of its own (above).

@@ -64,6 +64,12 @@ TEST_F(LogBudgetTest, AReportOfItsOwnTakesTheCountInsteadOfTheLog) {
   ASSERT_EQ(reports.size(), 1U);
   EXPECT_EQ(reports[0], std::make_pair(uid_t{4242}, std::size_t{2}));
   EXPECT_TRUE(warnings().empty());
+  // korttid stopping: what the open windows left out is reported once.
+  EXPECT_EQ(allowed(budget, 4242, 13, t0 + 10s), 9U);
+  budget.flush(t0 + 11s);
+  budget.flush(t0 + 12s);
+  ASSERT_EQ(reports.size(), 2U);
+  EXPECT_EQ(reports[1], std::make_pair(uid_t{4242}, std::size_t{4}));
 }
 
 TEST_F(LogBudgetTest, ZeroMeansNoLimit) {
