@@ -69,8 +69,10 @@ Task<std::invoke_result_t<Fn&>> on(Worker& worker, Ticket ticket, Fn fn) {
         const Worker::Admission admission = worker.admit(ticket.bytes, ticket.owner);
         if (admission != Worker::Admission::admitted) return resume(queue_full(worker, admission, ticket.owner));
         worker.post_admitted(
-            [fn = std::move(fn), stop = ticket.stop, resume]() mutable {
-              resume(stop.stop_requested() ? Result<T>(dropped_before_running()) : capture(fn));
+            [fn = std::move(fn), stop = ticket.stop, resume]() mutable -> Worker::Delivery {
+              auto answer = std::make_shared<Result<T>>(stop.stop_requested() ? Result<T>(dropped_before_running())
+                                                                              : capture(fn));
+              return [resume, answer] { resume(std::move(*answer)); };
             },
             ticket.bytes, ticket.owner);
       },

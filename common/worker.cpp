@@ -142,19 +142,23 @@ Worker::Admission Worker::admit(std::size_t bytes, Owner owner) {
   return Admission::admitted;
 }
 
-void Worker::post_admitted(std::function<void()> job, std::size_t bytes, Owner owner) {
+void Worker::post_admitted(std::function<Delivery()> job, std::size_t bytes, Owner owner) {
   asio::post(state_->io, [state = state_.get(), job = std::move(job), bytes, owner]() mutable {
-    // Uncounted however the job ends: one that throws (a bug; the thread
-    // logs it and goes on) must not keep its place, or its owner's share,
-    // for as long as korttid runs.
-    struct Uncount {
-      State* state;
-      std::size_t bytes;
-      Owner owner;
-      ~Uncount() { state->uncount(bytes, owner); }
-    } uncount{state, bytes, owner};
-    job();
-    job = nullptr;  // what it held goes now, not when the queue is next used
+    Delivery deliver;
+    {
+      // Uncounted however the job ends: one that throws (a bug; the thread
+      // logs it and goes on) must not keep its place, or its owner's share,
+      // for as long as korttid runs.
+      struct Uncount {
+        State* state;
+        std::size_t bytes;
+        Owner owner;
+        ~Uncount() { state->uncount(bytes, owner); }
+      } uncount{state, bytes, owner};
+      deliver = job();
+      job = nullptr;  // what it held goes now, not when the queue is next used
+    }
+    if (deliver) deliver();
   });
 }
 

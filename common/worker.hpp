@@ -49,7 +49,11 @@ class Worker {
   // not; post_admitted() queues it and uncounts it when it has run.
   enum class Admission { admitted, queue_full, share_full };
   [[nodiscard]] Admission admit(std::size_t bytes, Owner owner = std::nullopt);
-  void post_admitted(std::function<void()> job, std::size_t bytes, Owner owner = std::nullopt);
+  // A job returns how its result is delivered (or nothing), which runs once
+  // the job no longer counts: a client that has its answer and asks again
+  // at once must not find its earlier job still taking its share.
+  using Delivery = std::function<void()>;
+  void post_admitted(std::function<Delivery()> job, std::size_t bytes, Owner owner = std::nullopt);
   [[nodiscard]] const std::string& name() const noexcept;
   [[nodiscard]] boost::asio::io_context::executor_type executor();
 

@@ -124,11 +124,13 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
         return;
       }
       token->worker().post_admitted(
-          [self, token, op, stop = std::move(stop), fn = std::move(fn)]() mutable {
-            if (op->finished()) return;
+          // Answered from the job itself: the card's queue has no per-uid
+          // share to give back first.
+          [self, token, op, stop = std::move(stop), fn = std::move(fn)]() mutable -> Worker::Delivery {
+            if (op->finished()) return {};
             if (stop.stop_requested()) {
               op->finish(Error(Errc::token_busy, "the card stayed busy past the request's deadline"));
-              return;
+              return {};
             }
             self->expire_on_worker(token);
             // Whatever ends a session tells the watchers, before its answer goes:
@@ -145,6 +147,7 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
             const bool removed = !result.ok() && result.error().code() == Errc::card_removed;
             op->finish(std::move(result));
             if (removed) asio::post(self->io_, [self] { self->rescan({}); });
+            return {};
           },
           0);
     };
