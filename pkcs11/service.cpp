@@ -125,7 +125,7 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
       }
       token->worker().post_admitted(
           // Answered from the job itself: the card's queue has no per-uid
-          // share to give back first.
+          // share to give back first (only its bound of 4096 jobs).
           [self, token, op, stop = std::move(stop), fn = std::move(fn)]() mutable -> Worker::Delivery {
             if (op->finished()) return {};
             if (stop.stop_requested()) {
