@@ -85,19 +85,20 @@ X509CrlPtr download_crl(const std::string& url, std::chrono::seconds timeout, st
 X509CrlPtr CrlClient::load(const std::string& source, SystemTime now, bool& cached, std::string& why_not) {
   const bool is_file = source.rfind(kFileScheme, 0) == 0 || source.find("://") == std::string::npos;
   const std::string path = source.rfind(kFileScheme, 0) == 0 ? source.substr(kFileScheme.size()) : source;
-  // Files are read again when they change; URLs are kept until nextUpdate.
-  std::string key = source;
+  // Files are read again when they change (their mtime is the version);
+  // URLs are kept until nextUpdate.
+  std::string version;
   if (is_file) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
       why_not = "no CRL file " + path;
       return nullptr;
     }
-    key += "@" + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+    version = std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
   }
   {
     std::lock_guard lock(mutex_);
-    if (auto it = cache_.find(key); it != cache_.end() && now < it->second.until) {
+    if (auto it = cache_.find(source); it != cache_.end() && it->second.version == version && now < it->second.until) {
       cached = true;
       return X509CrlPtr(X509_CRL_dup(it->second.crl.get()));
     }
@@ -126,15 +127,10 @@ X509CrlPtr CrlClient::load(const std::string& source, SystemTime now, bool& cach
   // every check either.
   if (!is_file && until <= now) until = now + options_.crl_retry_after;
   std::lock_guard lock(mutex_);
-  // A file's earlier contents (keyed by its earlier mtime) are not asked for again.
-  // (The mtime after the last '@' holds none: a path may.)
-  if (is_file)
-    std::erase_if(cache_, [&](const auto& entry) {
-      const std::size_t at = entry.first.rfind('@');
-      return at == source.size() && entry.first.compare(0, at, source) == 0;
-    });
+  // One entry a source: a file's earlier contents go with it.
+  cache_.erase(source);
   make_room(cache_, kMaxCrls, now, [](const Cached& c) { return c.until; });
-  cache_[key] = {X509CrlPtr(X509_CRL_dup(crl.get())), until};
+  cache_[source] = {X509CrlPtr(X509_CRL_dup(crl.get())), until, std::move(version)};
   cached = false;
   return crl;
 }

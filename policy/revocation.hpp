@@ -95,8 +95,9 @@ class CrlClient {
   struct Cached {
     X509CrlPtr crl;
     SystemTime until;
+    std::string version;  // a file's mtime when it was read; empty for a URL
   };
-  std::map<std::string, Cached> cache_;  // by URL
+  std::map<std::string, Cached> cache_;  // by source (file or URL)
   struct Failed {
     std::string why;
     SystemTime until;
