@@ -354,7 +354,7 @@ class Service {
   Services services_;
   Options options_;
   std::shared_ptr<HeldDocuments> held_;
-  std::shared_ptr<LogBudget> denials_;  // of audit_denial's lines (io thread)
+  std::unique_ptr<LogBudget> denials_;  // of audit_denial's lines (io thread)
 };
 
 // The error that replaces an answer whose audit line could not be written.

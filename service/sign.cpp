@@ -207,7 +207,7 @@ Service::Service(Services services, Options options)
     : services_(services),
       options_(options),
       held_(std::make_shared<HeldDocuments>(options.max_held_bytes, options.max_held_bytes_per_uid)),
-      denials_(std::make_shared<LogBudget>(
+      denials_(std::make_unique<LogBudget>(
           options.denial_lines_per_second_per_uid,
           [this](uid_t uid, std::size_t left_out, LogBudget::Clock::duration over) {
             AuditRecord line;
