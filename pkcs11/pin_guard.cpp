@@ -37,4 +37,14 @@ void PinGuard::right(const std::string& token_id, std::optional<uid_t> uid) {
   if (uid) known_[token_id].insert(*uid);
 }
 
+void PinGuard::puk_locked(const std::string& token_id) {
+  std::lock_guard lock(mutex_);
+  puk_locked_.insert(token_id);
+}
+
+bool PinGuard::puk_known_locked(const std::string& token_id) const {
+  std::lock_guard lock(mutex_);
+  return puk_locked_.count(token_id) != 0;
+}
+
 }  // namespace kortti::pkcs11

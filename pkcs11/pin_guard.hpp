@@ -40,10 +40,19 @@ class PinGuard {
   // full again.
   void right(const std::string& token_id, std::optional<uid_t> uid);
 
+  // The card refused an unblock as locked: its PUK (or the security
+  // officer's PIN) has no tries left, or the module is not configured to
+  // unblock (docs/pins.md). Either holds until korttid restarts (a module's
+  // configuration is read at start), so later unblocks are refused before
+  // the card and the audit trail see them.
+  void puk_locked(const std::string& token_id);
+  [[nodiscard]] bool puk_known_locked(const std::string& token_id) const;
+
  private:
   mutable std::mutex mutex_;
   std::map<std::string, std::set<uid_t>> wrong_;  // since the card last took a right PIN
   std::map<std::string, std::set<uid_t>> known_;  // gave the right PIN at least once
+  std::set<std::string> puk_locked_;
 };
 
 }  // namespace kortti::pkcs11

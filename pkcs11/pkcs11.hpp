@@ -257,6 +257,12 @@ class TokenService {
   // The same for session.login: the card is present (1002), no other uid's
   // session holds it (1040), and the PIN is one the card would try.
   Task<Unit> check_may_login(std::string token_id, uid_t uid, const Credentials& credentials, std::stop_token stop);
+  // The same for pin.unblock: the card is present (1002), no other uid's
+  // session holds it (1040), its PUK is not known to be locked (1012: an
+  // earlier unblock found it so), and, with unblock_style
+  // set_pin_unlogged, its PIN is locked (-32602: a PIN with tries left is
+  // changed, not unblocked), as the card's worker reads it now.
+  Task<Unit> check_may_unblock(std::string token_id, uid_t uid, std::stop_token stop);
   // For session.logout: the card is present (1002), and a session on it is
   // one `uid` may end (its owner, or root; else 1040). On the io thread.
   void check_may_log_out(const std::string& token_id, uid_t uid) const;

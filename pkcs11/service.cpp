@@ -575,6 +575,21 @@ Task<Unit> TokenService::check_may_login(std::string token_id, uid_t uid, const 
   co_return Unit{};
 }
 
+Task<Unit> TokenService::check_may_unblock(std::string token_id, uid_t uid, std::stop_token stop) {
+  const auto impl = impl_;
+  const std::shared_ptr<Token> token = impl->require_token(token_id);
+  const TokenInfo info = token->info();
+  check_may_use(info.logged_in ? info.session_owner : std::nullopt, false, uid, true);
+  if (impl->hooks_->pin_guard->puk_known_locked(token_id))
+    throw Error(Errc::pin_locked,
+                "an earlier pin.unblock found this card's PUK locked, or the module not configured to unblock "
+                "(docs/pins.md); korttid does not try again until it restarts");
+  if (impl->options_.unblock_style != UnblockStyle::set_pin_unlogged) co_return Unit{};
+  const bool locked = co_await impl->on_token(token, std::move(stop), [](Token& t) { return t.pin_locked_now(); });
+  if (!locked) throw Error(Errc::invalid_params, kPinNotLocked);
+  co_return Unit{};
+}
+
 void TokenService::check_may_log_out(const std::string& token_id, uid_t uid) const {
   const TokenInfo info = impl_->require_token(token_id)->info();
   if (info.logged_in) pkcs11::check_may_log_out(info.session_owner, uid);

@@ -100,8 +100,7 @@ void Token::unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid) 
     // In this style a PUK sent while the PIN still has tries would be taken
     // by a module without the style configured as a wrong old PIN, costing
     // a try: unblocking is for a locked PIN only.
-    if (!info().user_pin.locked)
-      throw Error(Errc::invalid_params, "the PIN is not locked: change it with pin.change (the old PIN) instead");
+    if (!info().user_pin.locked) throw Error(Errc::invalid_params, kPinNotLocked);
     Session rw(fn, slot_, CKF_RW_SESSION);
     rv = fn->C_SetPIN(rw.handle(), pad_or(change.proof, change.pinpad), proof_size,
                       pad_or(change.new_pin, change.pinpad), new_size);
@@ -123,13 +122,15 @@ void Token::unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid) 
   if (rv == CKR_PIN_INCORRECT)
     throw Error(Errc::pin_incorrect, "the PUK (activation code) is incorrect").with_detail(ckr_name(rv));
   if (rv == CKR_FUNCTION_CANCELED) throw failure(rv, "C_SetPIN");
-  if (rv == CKR_PIN_LOCKED)
+  if (rv == CKR_PIN_LOCKED) {
+    hooks_->pin_guard->puk_locked(id_);
     throw Error(Errc::pin_locked,
                 info().user_pin.locked
                     ? "the module did not unblock the PIN: the PUK is locked, or the module needs configuring "
                       "(OpenSC: user_pin_unblock_style = set_pin_in_unlogged_session; docs/pins.md)"
                     : "the PUK is locked")
         .with_detail(ckr_name(rv));
+  }
   if (rv == CKR_PIN_LEN_RANGE || rv == CKR_PIN_INVALID)
     throw Error(Errc::invalid_params, "the card refused the new PIN").with_detail(ckr_name(rv));
   if (rv != CKR_OK) throw failure(rv, style == UnblockStyle::so_login ? "C_Login(CKU_SO)/C_InitPIN" : "C_SetPIN");

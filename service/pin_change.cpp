@@ -79,10 +79,13 @@ Task<Unit> Service::set_pin(Caller caller, std::string token_id, NewPin request,
   const std::optional<pkcs11::TokenInfo> token = services_.tokens->token(token_id);
   if (!token) throw Error(Errc::token_not_found, "no card with token id '" + token_id + "' is present");
   check_pin_sources(caller, *token, request, unblock);
-  if (!unblock) {
+  if (unblock) {
+    // What the card would refuse, or korttid would not send it, is refused
+    // before the audit trail: any uid may ask, and ask again.
+    co_await services_.tokens->check_may_unblock(token_id, caller.uid, caller.stop);
+  } else {
     // The old PIN proves the change as a login would: what the card would
-    // refuse untried is refused before the audit trail (an unblock's PUK
-    // has no such checks here).
+    // refuse untried is refused before the audit trail.
     pkcs11::Credentials old;
     if (request.proof) old.pin = SecretString(request.proof->view());
     old.pinpad = request.pinpad;

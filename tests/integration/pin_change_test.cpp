@@ -185,6 +185,42 @@ TEST_F(PinChange, ALockedPinIsRefusedBeforeTheAuditTrailUntilAnotherProgramUnblo
   EXPECT_EQ(login_code(*c, kNewPin), 0);
 }
 
+// An unblock the card would refuse untried, or that korttid will not send,
+// leaves no audit line however often any uid asks: a PIN with tries left,
+// and a PUK the card said was locked.
+TEST_F(PinChange, AnUnblockThatCannotWorkIsRefusedBeforeTheAuditTrail) {
+  insert();
+  auto c = daemon_->connect();
+  auto other = connect_as(daemon_->socket(), 4242, 4242);
+  const Json unblock = {{"token_id", wstr(token())}, {"puk", kPuk}, {"new_pin", kNewPin}};
+  const std::size_t lines = daemon_->audit().size();
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(rpc_error([&] { other->call("pin.unblock", unblock); }).code(), -32602);
+  EXPECT_EQ(daemon_->audit().size(), lines) << "an unblock of a PIN with tries left left audit lines";
+
+  EXPECT_EQ(login_code(*c, "000000"), 1011);
+  EXPECT_EQ(login_code(*c, "000001"), 1011);
+  EXPECT_EQ(login_code(*other, "000002", true), 1012);
+  Json wrong = unblock;
+  wrong["puk"] = "87654321";
+  int code = 0;
+  for (int i = 0; i < 4 && code != 1012; ++i) {
+    code = rpc_error([&] { other->call("pin.unblock", wrong); }).code();
+    EXPECT_TRUE(code == 1011 || code == 1012) << code;
+  }
+  ASSERT_EQ(code, 1012) << "the PUK's tries ran out";
+  EXPECT_EQ(card_pin_state(), std::string(kPin) + "\n0\n");
+
+  const std::size_t before = daemon_->audit().size();
+  const int resets = card_->apdus(0x2C, Apdu::begun);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(rpc_error([&] { other->call("pin.unblock", wrong); }).code(), 1012);
+    EXPECT_EQ(rpc_error([&] { c->call("pin.unblock", unblock); }).code(), 1012);
+  }
+  EXPECT_EQ(daemon_->audit().size(), before) << "an unblock of a card with a locked PUK left audit lines";
+  EXPECT_EQ(card_->apdus(0x2C, Apdu::begun), resets) << "the card was asked again";
+  expect_no_pin_anywhere();
+}
+
 TEST_F(PinChange, WithPinPromptKorttidAsksForTheOldAndTheNewPinTypedTwice) {
   TempDir dialogs;
   {
