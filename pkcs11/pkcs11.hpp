@@ -76,11 +76,23 @@ struct TokenInfo {
   bool logged_in = false;
   std::optional<uid_t> session_owner;
   std::optional<SystemTime> session_expires_at;
+  // Unused until then, the session ends ([pkcs11] session_idle_timeout_s).
+  std::optional<std::chrono::steady_clock::time_point> session_idle_until;
   bool pinpad = false;  // CKF_PROTECTED_AUTHENTICATION_PATH
   // CKM_RSA_PKCS_PSS is in the token's mechanism list (or it gave none):
   // what TLS 1.3 and a PS256 token need of an RSA key.
   bool rsa_pss = true;
   PinStatus user_pin;
+
+  // Whose session the card's next operation would find: its owner's, unless
+  // the session is past its lifetime or idle time, which its worker ends
+  // before that operation even if the sweep has not ended it yet.
+  [[nodiscard]] std::optional<uid_t> live_session_owner() const {
+    if (!logged_in) return std::nullopt;
+    if (session_expires_at && std::chrono::system_clock::now() >= *session_expires_at) return std::nullopt;
+    if (session_idle_until && std::chrono::steady_clock::now() >= *session_idle_until) return std::nullopt;
+    return session_owner;
+  }
 };
 
 struct CertificateInfo {

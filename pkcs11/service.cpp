@@ -554,7 +554,7 @@ Task<Unit> TokenService::check_may_sign(std::string cert_id, uid_t uid, const Cr
   const auto impl = impl_;
   const std::shared_ptr<Token> token = impl->token_of_cert(cert_id);
   const TokenInfo info = token->info();
-  const std::optional<uid_t> owner = info.logged_in ? info.session_owner : std::nullopt;
+  const std::optional<uid_t> owner = info.live_session_owner();
   const bool pin_given = credentials.pin || credentials.pinpad || credentials.prompt;
   check_may_use(owner, info.login_required, uid, pin_given);
   // The card logs in for this request alone (a PIN2 key's own login comes
@@ -569,7 +569,7 @@ Task<Unit> TokenService::check_may_login(std::string token_id, uid_t uid, const 
   const auto impl = impl_;
   const std::shared_ptr<Token> token = impl->require_token(token_id);
   const TokenInfo info = token->info();
-  check_may_use(info.logged_in ? info.session_owner : std::nullopt, false, uid, true);
+  check_may_use(info.live_session_owner(), false, uid, true);
   token->check_login(credentials, uid);
   co_await impl->check_not_locked(token, std::move(stop));
   co_return Unit{};
@@ -579,7 +579,7 @@ Task<Unit> TokenService::check_may_unblock(std::string token_id, uid_t uid, std:
   const auto impl = impl_;
   const std::shared_ptr<Token> token = impl->require_token(token_id);
   const TokenInfo info = token->info();
-  check_may_use(info.logged_in ? info.session_owner : std::nullopt, false, uid, true);
+  check_may_use(info.live_session_owner(), false, uid, true);
   if (impl->hooks_->pin_guard->puk_known_locked(token_id))
     throw Error(Errc::pin_locked,
                 "an earlier pin.unblock found this card's PUK locked, or the module not configured to unblock "
@@ -592,7 +592,7 @@ Task<Unit> TokenService::check_may_unblock(std::string token_id, uid_t uid, std:
 
 void TokenService::check_may_log_out(const std::string& token_id, uid_t uid) const {
   const TokenInfo info = impl_->require_token(token_id)->info();
-  if (info.logged_in) pkcs11::check_may_log_out(info.session_owner, uid);
+  pkcs11::check_may_log_out(info.live_session_owner(), uid);
 }
 
 void TokenService::set_pin_counter(PinCounter counter) {

@@ -129,6 +129,8 @@ class Token {
   void authorize(uid_t uid, const Credentials& credentials, const std::string& cert_id, bool& transient_login);
   SignResult sign_one(const SignRequest& request, const Credentials& credentials);
   void set_session_state(std::optional<uid_t> owner);
+  // The session was used: its idle time starts again.
+  void used_now();
   const CertificateInfo& find_certificate(std::string_view cert_id);
   struct Key {
     CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;

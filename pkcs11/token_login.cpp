@@ -76,14 +76,21 @@ void Token::login_user(const Credentials& credentials, uid_t uid) {
 void Token::set_session_state(std::optional<uid_t> owner) {
   owner_ = owner;
   keys_.clear();
-  if (owner) {
-    expires_at_ = std::chrono::system_clock::now() + lifetime_;
-    last_used_ = std::chrono::steady_clock::now();
+  if (owner) expires_at_ = std::chrono::system_clock::now() + lifetime_;
+  {
+    std::lock_guard lock(mutex_);
+    info_.logged_in = owner.has_value();
+    info_.session_owner = owner;
+    info_.session_expires_at = owner ? std::optional(expires_at_) : std::nullopt;
+    info_.session_idle_until.reset();
   }
+  if (owner) used_now();
+}
+
+void Token::used_now() {
+  last_used_ = std::chrono::steady_clock::now();
   std::lock_guard lock(mutex_);
-  info_.logged_in = owner.has_value();
-  info_.session_owner = owner;
-  info_.session_expires_at = owner ? std::optional(expires_at_) : std::nullopt;
+  info_.session_idle_until = last_used_ + idle_;
 }
 
 LoginResult Token::login(const Credentials& credentials, uid_t uid) {
@@ -158,7 +165,7 @@ void Token::authorize(uid_t uid, const Credentials& credentials, const std::stri
       info_.session_expires_at = expires_at_;
       return;
     }
-    last_used_ = std::chrono::steady_clock::now();
+    used_now();
     return;
   }
   if (!login_required) return;

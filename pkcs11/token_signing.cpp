@@ -80,7 +80,7 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
   if (rv != CKR_OK) throw failure(rv, "C_SignInit");
   Bytes signature = sign_initialised(key, credentials, request.uid, input);
   if (scheme == Scheme::ecdsa) signature = ecdsa_raw_to_der(signature);
-  if (owner_) last_used_ = std::chrono::steady_clock::now();
+  if (owner_) used_now();
 
   SignResult result;
   result.signature = std::move(signature);

@@ -148,7 +148,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     std::vector<ClientCertificate> out;
     const std::vector<pkcs11::TokenInfo> tokens = service.services().tokens->tokens();
     for (const auto& t : tokens) {
-      if (!t.logged_in || t.session_owner != uid) continue;
+      if (t.live_session_owner() != uid) continue;
       std::optional<std::string> token_id = t.token_id;
       const std::vector<pkcs11::CertificateInfo> certs =
           co_await service.services().tokens->certificates(std::move(token_id));

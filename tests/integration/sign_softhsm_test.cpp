@@ -1,6 +1,8 @@
 // Signing through the socket with SoftHSM2 keys, each signature verified by
 // the openssl CLI, never by korttid's own code.
 
+#include <thread>
+
 #include "tests/integration/softhsm_fixture.hpp"
 
 namespace kortti::test {
@@ -94,6 +96,37 @@ TEST_F(SignSoftHsm, SessionLetsTheOwnerSignWithoutPinUntilLogout) {
   EXPECT_EQ(seen, 1U) << "cardA is listed";
   c->call("session.logout", {{"token_id", wstr(token_ids_.at("cardA"))}});
   EXPECT_EQ(rpc_error([&] { sign_digest(*c, rsa_auth_cert(), "sha256", "", false); }).code(), 1010);
+}
+
+// A session ends at its lifetime and after its idle time ([session]); a
+// request that comes after the end, before the sweep has logged the card
+// out, is answered as the card would answer it (1010: no PIN) and leaves no
+// audit line. The sweep runs every half of the shorter time here, so a
+// request just past the end is almost always ahead of it.
+TEST_F(SignSoftHsm, ASessionPastItsLifetimeOrIdleTimeIsOverForTheChecksBeforeTheAuditTrail) {
+  for (const std::string times : {"lifetime_s = 1\n", "idle_timeout_s = 1\n"}) {
+    DaemonOptions o;
+    o.session = times;
+    start(std::move(o));
+    auto c = daemon_->connect();
+    c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}});
+    (void)sign_digest(*c, rsa_auth_cert(), "sha256", "", false);  // the session's last use
+    const auto used = std::chrono::steady_clock::now();
+    const std::size_t lines = daemon_->audit().size();
+    std::this_thread::sleep_until(used + std::chrono::milliseconds(1010));
+    EXPECT_EQ(rpc_error([&] { sign_digest(*c, rsa_auth_cert(), "sha256", "", false); }).code(), 1010) << times;
+    EXPECT_EQ(daemon_->audit().size(), lines) << times << "a request after the session's end left audit lines";
+    // And the sweep ends it: the card is logged out.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    bool out = false;
+    while (!out && std::chrono::steady_clock::now() < deadline) {
+      out = true;
+      for (const auto& t : c->call("tokens.list"))
+        if (t["label"] == "cardA") out = !t["logged_in"].get<bool>();
+      if (!out) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_TRUE(out) << times << "the session was not ended";
+  }
 }
 
 TEST_F(SignSoftHsm, APinGivenWithARequestDoesNotLeaveTheCardLoggedIn) {
