@@ -34,12 +34,18 @@ void PinGuard::wrong(const std::string& token_id, uid_t uid) {
 void PinGuard::right(const std::string& token_id, std::optional<uid_t> uid) {
   std::lock_guard lock(mutex_);
   wrong_.erase(token_id);
+  puk_locked_.erase(token_id);
   if (uid) known_[token_id].insert(*uid);
 }
 
 void PinGuard::puk_locked(const std::string& token_id) {
   std::lock_guard lock(mutex_);
   puk_locked_.insert(token_id);
+}
+
+void PinGuard::forget_puk_locked(const std::string& token_id) {
+  std::lock_guard lock(mutex_);
+  puk_locked_.erase(token_id);
 }
 
 bool PinGuard::puk_known_locked(const std::string& token_id) const {

@@ -42,11 +42,13 @@ class PinGuard {
 
   // The card refused an unblock as locked: its PUK (or the security
   // officer's PIN) has no tries left, or the module is not configured to
-  // unblock (docs/pins.md). Either holds until korttid restarts (a module's
-  // configuration is read at start), so later unblocks are refused before
-  // the card and the audit trail see them.
+  // unblock (docs/pins.md). Either holds while the card stays in (a
+  // module's configuration is read at start), so later unblocks are
+  // refused before the card and the audit trail see them. Forgotten when
+  // the card is taken out, and when it takes a right PIN (right()).
   void puk_locked(const std::string& token_id);
   [[nodiscard]] bool puk_known_locked(const std::string& token_id) const;
+  void forget_puk_locked(const std::string& token_id);
 
  private:
   mutable std::mutex mutex_;

@@ -76,7 +76,7 @@ struct TokenInfo {
   bool logged_in = false;
   std::optional<uid_t> session_owner;
   std::optional<SystemTime> session_expires_at;
-  // Unused until then, the session ends ([pkcs11] session_idle_timeout_s).
+  // Unused until then, the session ends ([session] idle_timeout_s).
   std::optional<std::chrono::steady_clock::time_point> session_idle_until;
   bool pinpad = false;  // CKF_PROTECTED_AUTHENTICATION_PATH
   // CKM_RSA_PKCS_PSS is in the token's mechanism list (or it gave none):

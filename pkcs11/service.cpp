@@ -269,6 +269,10 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
     if (it == tokens_.end()) return;
     std::shared_ptr<Token> token = it->second;
     tokens_.erase(it);
+    // A card put in again is a physical act, which no local uid can repeat
+    // to flood the audit trail: its PUK is asked again (it may have been
+    // reset, or be another card with the same id).
+    hooks_->pin_guard->forget_puk_locked(id);
     TokenInfo info = token->info();
     token->fail_pending(Error(Errc::card_removed, "the card was removed during the operation"));
     // Close on the token's own thread: that is where its last reference goes,
@@ -583,7 +587,7 @@ Task<Unit> TokenService::check_may_unblock(std::string token_id, uid_t uid, std:
   if (impl->hooks_->pin_guard->puk_known_locked(token_id))
     throw Error(Errc::pin_locked,
                 "an earlier pin.unblock found this card's PUK locked, or the module not configured to unblock "
-                "(docs/pins.md); korttid does not try again until it restarts");
+                "(docs/pins.md); korttid does not try again until the card is taken out and put back");
   if (impl->options_.unblock_style != UnblockStyle::set_pin_unlogged) co_return Unit{};
   const bool locked = co_await impl->on_token(token, std::move(stop), [](Token& t) { return t.pin_locked_now(); });
   if (!locked) throw Error(Errc::invalid_params, kPinNotLocked);

@@ -123,6 +123,8 @@ void Token::unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid) 
     throw Error(Errc::pin_incorrect, "the PUK (activation code) is incorrect").with_detail(ckr_name(rv));
   if (rv == CKR_FUNCTION_CANCELED) throw failure(rv, "C_SetPIN");
   if (rv == CKR_PIN_LOCKED) {
+    // Unblocks already past TokenService::check_may_unblock still reach the
+    // card, each with its audit line: at most a uid's PIN turns.
     hooks_->pin_guard->puk_locked(id_);
     throw Error(Errc::pin_locked,
                 info().user_pin.locked

@@ -221,6 +221,22 @@ TEST_F(PinChange, AnUnblockThatCannotWorkIsRefusedBeforeTheAuditTrail) {
   expect_no_pin_anywhere();
 }
 
+// A PIN locked by another program through the same pcscd: korttid's last
+// look said it had tries, but an unblock asks the card, and unblocks it.
+TEST_F(PinChange, AnUnblockAsksTheCardWhetherItsPinIsLocked) {
+  insert();
+  auto c = daemon_->connect();
+  EXPECT_EQ(status(*c).value("tries_left", -1), 3);
+  for (const char* wrong : {"000000", "000001", "000002"})
+    (void)run({"pkcs11-tool", "--module", kOpenScModule, "--login", "--pin", wrong, "--list-objects"},
+              {{"OPENSC_CONF", (conf_dir_ / "opensc.conf").string()}});
+  ASSERT_EQ(card_tries(), "0\n") << "pkcs11-tool locked the PIN";
+  EXPECT_TRUE(c->call("pin.unblock", {{"token_id", wstr(token())}, {"puk", kPuk}, {"new_pin", kNewPin}})["unblocked"])
+      << daemon_->log();
+  EXPECT_EQ(card_tries(), "3\n");
+  EXPECT_EQ(login_code(*c, kNewPin), 0);
+}
+
 TEST_F(PinChange, WithPinPromptKorttidAsksForTheOldAndTheNewPinTypedTwice) {
   TempDir dialogs;
   {
