@@ -102,9 +102,10 @@ TEST_F(SignSoftHsm, SessionLetsTheOwnerSignWithoutPinUntilLogout) {
 // request that comes after the end, before the sweep has logged the card
 // out, is answered as the card would answer it (1010: no PIN) and leaves no
 // audit line. The sweep runs every half of the shorter time here, so a
-// request just past the end is almost always ahead of it.
+// request just past the end is almost always ahead of it. (Two seconds:
+// the login and a signature must fit in them on a loaded machine.)
 TEST_F(SignSoftHsm, ASessionPastItsLifetimeOrIdleTimeIsOverForTheChecksBeforeTheAuditTrail) {
-  for (const std::string times : {"lifetime_s = 1\n", "idle_timeout_s = 1\n"}) {
+  for (const std::string times : {"lifetime_s = 2\n", "idle_timeout_s = 2\n"}) {
     DaemonOptions o;
     o.session = times;
     start(std::move(o));
@@ -113,7 +114,7 @@ TEST_F(SignSoftHsm, ASessionPastItsLifetimeOrIdleTimeIsOverForTheChecksBeforeThe
     (void)sign_digest(*c, rsa_auth_cert(), "sha256", "", false);  // the session's last use
     const auto used = std::chrono::steady_clock::now();
     const std::size_t lines = daemon_->audit().size();
-    std::this_thread::sleep_until(used + std::chrono::milliseconds(1010));
+    std::this_thread::sleep_until(used + std::chrono::milliseconds(2010));
     EXPECT_EQ(rpc_error([&] { sign_digest(*c, rsa_auth_cert(), "sha256", "", false); }).code(), 1010) << times;
     EXPECT_EQ(daemon_->audit().size(), lines) << times << "a request after the session's end left audit lines";
     // And the sweep ends it: the card is logged out.
