@@ -76,15 +76,15 @@ void Token::login_user(const Credentials& credentials, uid_t uid) {
 void Token::set_session_state(std::optional<uid_t> owner) {
   owner_ = owner;
   keys_.clear();
-  if (owner) expires_at_ = std::chrono::system_clock::now() + lifetime_;
-  {
-    std::lock_guard lock(mutex_);
-    info_.logged_in = owner.has_value();
-    info_.session_owner = owner;
-    info_.session_expires_at = owner ? std::optional(expires_at_) : std::nullopt;
-    info_.session_idle_until.reset();
+  if (owner) {
+    expires_at_ = std::chrono::system_clock::now() + lifetime_;
+    last_used_ = std::chrono::steady_clock::now();
   }
-  if (owner) used_now();
+  std::lock_guard lock(mutex_);
+  info_.logged_in = owner.has_value();
+  info_.session_owner = owner;
+  info_.session_expires_at = owner ? std::optional(expires_at_) : std::nullopt;
+  info_.session_idle_until = owner ? std::optional(last_used_ + idle_) : std::nullopt;
 }
 
 void Token::used_now() {
