@@ -47,8 +47,8 @@ void check_key_use(bool always_authenticate, const SignRequest& request, const C
   if (!always_authenticate) return;
   if (request.session_key)
     throw Error(Errc::unsupported,
-                "this key asks for the PIN at every signature (a signature PIN key): it does not serve TLS client "
-                "authentication");
+                "this key asks for the PIN at every signature (a signature PIN key): it does not serve logins (TLS "
+                "client authentication, login tokens)");
   if (!credentials.pin && !credentials.pinpad)
     throw Error(Errc::pin_required, "this key asks for the PIN at every signature");
 }

@@ -2,8 +2,6 @@
 // a relying party's challenge (auth.token), and the relying party's own check
 // of such a token (auth.verify).
 
-#include <algorithm>
-
 #include "common/encoding.hpp"
 #include "common/origin.hpp"
 #include "common/version.hpp"
@@ -31,10 +29,16 @@ Task<signature::WebEidToken> Service::authenticate(Caller caller, std::string ce
   check_challenge(challenge);
   co_await services_.tokens->check_may_sign(cert_id, caller.uid, credentials, caller.stop);
   const pkcs11::CertificateInfo cert = co_await services_.tokens->certificate(cert_id);
-  if (std::find(cert.purposes.begin(), cert.purposes.end(), pkcs11::Purpose::authentication) == cert.purposes.end())
-    throw Error(Errc::unsupported, "certificate " + cert.cert_id +
-                                       " is not an authentication certificate (keyUsage digitalSignature); a login "
-                                       "token is made with the card's authentication key");
+  // A key that signs as well would make a login token stand for a signature
+  // (and take the signature key's PIN), as in the tunnels.
+  if (!pkcs11::serves_only(cert, pkcs11::Purpose::authentication))
+    throw Error(Errc::unsupported,
+                "certificate " + cert.cert_id +
+                    (pkcs11::has_purpose(cert, pkcs11::Purpose::authentication)
+                         ? " serves signatures as well (keyUsage nonRepudiation); a login token is made only with a "
+                           "key that does nothing else"
+                         : " is not an authentication certificate (keyUsage digitalSignature); a login token is made "
+                           "with the card's authentication key"));
   check_pin_source(caller, credentials, false);
 
   AuditRecord record;
@@ -60,6 +64,9 @@ Task<signature::WebEidToken> Service::authenticate(Caller caller, std::string ce
   request.digest_algorithm = algorithm.digest;
   request.digest = signature::web_eid_digest(algorithm, challenge.origin, challenge.nonce);
   request.scheme = algorithm.scheme;
+  // The PIN1 key: one that asks for a PIN at every signature is the PIN2 key,
+  // refused (1050) before a PIN reaches it.
+  request.session_key = true;
   record.digest_algorithm = name_of(algorithm.digest);
   record.digest_hex = hex_encode(request.digest);
   pkcs11::SignResult card;

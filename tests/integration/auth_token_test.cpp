@@ -157,6 +157,30 @@ TEST_F(AuthToken, OnlyAnAuthenticationKeyMakesTokens) {
   EXPECT_NE(std::string(e.what()).find("authentication"), std::string::npos) << e.what();
 }
 
+// A key that signs as well, or one that asks for its PIN at every signature
+// (the PIN2 key, whatever its certificate says), makes no login token: the
+// token would stand for a signature, and the PIN typed for a login would go
+// to the signature key.
+TEST_F(AuthToken, AKeyThatAlsoSignsOrAsksForThePinAtEverySignatureMakesNoToken) {
+  SoftHsm(tokens_dir_.path()).add_token("cardD", {"physician/both"});
+  SoftHsm(tokens_dir_.path()).add_token("cardE", {"physician/auth/always-auth"});
+  start({});
+  auto c = daemon_->connect();
+  const std::size_t lines = daemon_->audit().size();
+  const auto both = rpc_error([&] { token(*c, cert_id("cardD", "01"), kOrigin, fresh_nonce()); });
+  EXPECT_EQ(both.code(), 1050);
+  EXPECT_NE(std::string(both.what()).find("serves signatures as well"), std::string::npos) << both.what();
+  EXPECT_EQ(daemon_->audit().size(), lines) << "refused before the audit trail";
+
+  const auto pin2 = rpc_error([&] { token(*c, cert_id("cardE", "01"), kOrigin, fresh_nonce()); });
+  EXPECT_EQ(pin2.code(), 1050);
+  EXPECT_NE(std::string(pin2.what()).find("asks for the PIN at every signature"), std::string::npos) << pin2.what();
+  const std::vector<Json> tries = outcomes(daemon_->audit());
+  ASSERT_EQ(tries.size(), 1U);
+  EXPECT_EQ(tries[0]["action"], "auth.token");
+  EXPECT_EQ(tries[0]["outcome"], "unsupported");
+}
+
 TEST_F(AuthToken, UsesTheCallersSessionOrAsksForThePin) {
   auto c = daemon_->connect();
   const std::string nonce = fresh_nonce();

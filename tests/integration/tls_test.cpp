@@ -143,8 +143,8 @@ TEST_F(Tls, AKeyThatAsksForThePinAtEverySignatureIsRefusedWith1050) {
   EXPECT_EQ(through(socket_).answer, "");
   const std::string log = daemon_->log();
   EXPECT_NE(log.find("the card did not sign for uid " + std::to_string(::getuid()) +
-                     ": this key asks for the PIN at every signature (a signature PIN key): it does not serve TLS "
-                     "client authentication (unsupported)"),
+                     ": this key asks for the PIN at every signature (a signature PIN key): it does not serve logins "
+                     "(TLS client authentication, login tokens) (unsupported)"),
             std::string::npos)
       << log;
   bool refused = false;
