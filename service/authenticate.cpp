@@ -91,7 +91,11 @@ Task<signature::WebEidToken> Service::authenticate(Caller caller, std::string ce
 Task<TokenReport> Service::verify_token(Caller caller, signature::WebEidToken token, Challenge challenge) {
   check_challenge(challenge);
   TokenReport report;
-  report.token = signature::verify_web_eid_token(token, challenge.origin, challenge.nonce);
+  // On the documents' worker, in the caller's share: the key, and so the
+  // cost of its check, is the caller's choice (an RSA exponent of thousands
+  // of bits), which the io thread must not pay for everyone.
+  const std::size_t bytes = token.certificate.size() + token.signature.size();
+  report.token = co_await documents().verify_web_eid(token, challenge.origin, challenge.nonce, caller.ticket(bytes));
   if (!report.token.valid()) co_return report;
   // The certificate came with the token: whatever chain it needs is the
   // trust configuration's, never the token's.

@@ -97,4 +97,12 @@ Task<CmsVerification> DocumentService::verify_cms(Bytes cms, std::optional<Bytes
             });
 }
 
+Task<WebEidCheck> DocumentService::verify_web_eid(WebEidToken token, std::string origin, std::string nonce,
+                                                  Ticket ticket) {
+  return on(impl_->worker, std::move(ticket),
+            [token = std::move(token), origin = std::move(origin), nonce = std::move(nonce)] {
+              return signature::verify_web_eid_token(token, origin, nonce);
+            });
+}
+
 }  // namespace kortti::signature

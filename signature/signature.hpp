@@ -272,6 +272,9 @@ class DocumentService {
   Task<std::vector<XmlVerification>> verify_xml(std::string document, Ticket ticket = {});
   Task<CmsVerification> verify_cms(Bytes cms, std::optional<Bytes> content, std::optional<Bytes> content_digest,
                                    Ticket ticket = {});
+  // verify_web_eid_token here: the key is the caller's, and so is what its
+  // signature check costs.
+  Task<WebEidCheck> verify_web_eid(WebEidToken token, std::string origin, std::string nonce, Ticket ticket = {});
   // Lets queued work finish and waits up to `timeout` for the thread to end
   // (shutdown). False if it is still busy.
   bool stop(std::chrono::milliseconds timeout);

@@ -181,6 +181,33 @@ TEST_F(AuthToken, AKeyThatAlsoSignsOrAsksForThePinAtEverySignatureMakesNoToken) 
   EXPECT_EQ(tries[0]["outcome"], "unsupported");
 }
 
+// auth.verify's signature check waits its turn on the documents thread,
+// behind the XML work queued before it, in the caller's share: the key is
+// the caller's, and an RSA exponent of thousands of bits costs milliseconds
+// a check, which the io thread would otherwise pay for every client.
+TEST_F(AuthToken, AuthVerifyChecksTheSignatureOnTheDocumentsThread) {
+  auto c = daemon_->connect();
+  const std::string nonce = fresh_nonce();
+  const Json t = token(*c, rsa_auth(), kOrigin, nonce);
+  std::string document = "<a>";
+  while (document.size() < 4 * 1024 * 1024) document += "<b c=\"d\">text text text</b>";
+  document += "</a>";
+  const Json params = {{"token", t}, {"origin", kOrigin}, {"challenge_nonce", wstr(nonce)}};
+  c->send_raw(R"({"jsonrpc":"2.0","id":1,"method":"verify.xml","attachment":{"name":"document","bytes":)" +
+              std::to_string(document.size()) + "}}\n" + document +
+              R"({"jsonrpc":"2.0","id":2,"method":"auth.verify","params":)" + to_std(params.dump()) + "}\n");
+  std::vector<Json> answers;
+  for (int i = 0; i < 2; ++i) {
+    const auto a = c->receive(std::chrono::seconds(60));
+    ASSERT_TRUE(a.has_value());
+    answers.push_back(*a);
+  }
+  EXPECT_EQ(answers[0]["id"], 1) << "the token was checked before the document queued ahead of it";
+  EXPECT_EQ(answers[0]["error"]["code"], 1051) << answers[0].dump();
+  EXPECT_EQ(answers[1]["id"], 2);
+  EXPECT_TRUE(answers[1]["result"]["valid"].get<bool>()) << answers[1].dump();
+}
+
 TEST_F(AuthToken, UsesTheCallersSessionOrAsksForThePin) {
   auto c = daemon_->connect();
   const std::string nonce = fresh_nonce();
