@@ -111,45 +111,50 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
   // with its value or Error. Unlike common/task.hpp's on(), the operation can
   // also be ended from outside: a card pulled or korttid stopping fails it
   // at once (Token::fail_pending), whatever the card call is still doing.
+  // The job counts against `owner`'s share of the card's queue (a uid's:
+  // one user's flood of work that waits for a busy card, answered or not,
+  // leaves room for everyone else's) until its answer goes.
   template <class Fn>
-  Task<std::invoke_result_t<Fn&, Token&>> on_token(std::shared_ptr<Token> token, std::stop_token stop, Fn fn) {
+  Task<std::invoke_result_t<Fn&, Token&>> on_token(std::shared_ptr<Token> token, Worker::Owner owner,
+                                                   std::stop_token stop, Fn fn) {
     using T = std::invoke_result_t<Fn&, Token&>;
-    auto start = [self = shared_from_this(), token, stop = std::move(stop),
+    auto start = [self = shared_from_this(), token, owner, stop = std::move(stop),
                   fn = std::move(fn)](Completion<T> done) mutable {
       auto op = std::make_shared<Operation<T>>(std::move(done));
       token->track(op);
-      if (token->worker().admit(0) != Worker::Admission::admitted) {
-        op->finish(Error(Errc::service_unavailable, "the card has " + std::to_string(Token::kMaxQueuedJobs) +
-                                                        " operations waiting; try again when it has caught up"));
+      if (const Worker::Admission a = token->worker().admit(0, owner); a != Worker::Admission::admitted) {
+        op->finish(a == Worker::Admission::share_full
+                       ? Error(Errc::service_unavailable,
+                               "uid " + std::to_string(owner.value_or(0)) + " has " +
+                                   std::to_string(Token::kMaxQueuedJobsPerUid) +
+                                   " operations waiting for this card, its share; try again when it has caught up")
+                       : Error(Errc::service_unavailable, "the card has " + std::to_string(Token::kMaxQueuedJobs) +
+                                                              " operations waiting; try again when it has caught up"));
         return;
       }
       token->worker().post_admitted(
-          // Answered from the job itself: the card's queue has no per-uid
-          // share to give back first (only its bound of 4096 jobs).
           [self, token, op, stop = std::move(stop), fn = std::move(fn)]() mutable -> Worker::Delivery {
             if (op->finished()) return {};
-            if (stop.stop_requested()) {
-              op->finish(Error(Errc::token_busy, "the card stayed busy past the request's deadline"));
-              return {};
-            }
+            if (stop.stop_requested())
+              return [op] { op->finish(Error(Errc::token_busy, "the card stayed busy past the request's deadline")); };
             self->expire_on_worker(token);
             // Whatever ends a session tells the watchers, before its answer goes:
             // a logout, and also a PIN that failed its re-check inside the session
             // or an unblock (a TLS tunnel on the session must end with it).
             const bool in_session = token->info().logged_in;
-            Result<T> result = capture([&] { return fn(*token); });
+            auto result = std::make_shared<Result<T>>(capture([&] { return fn(*token); }));
             if (in_session) {
               TokenInfo after = token->info();
               if (!after.logged_in)
                 asio::post(self->io_,
                            [self, info = std::move(after)] { self->emit(TokenEvent::Type::logged_out, info); });
             }
-            const bool removed = !result.ok() && result.error().code() == Errc::card_removed;
-            op->finish(std::move(result));
+            const bool removed = !result->ok() && result->error().code() == Errc::card_removed;
             if (removed) asio::post(self->io_, [self] { self->rescan({}); });
-            return {};
+            // Answered once the job no longer counts against its owner's share.
+            return [op, result] { op->finish(std::move(*result)); };
           },
-          0);
+          0, owner);
     };
     return completion<T>(std::move(start));
   }
@@ -322,9 +327,9 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
   // 1012 if the token's PIN is locked. The flag korttid last read is not
   // trusted to say so (another program may have unblocked the card since):
   // a PIN it shows locked is looked at again on the card's worker.
-  Task<Unit> check_not_locked(std::shared_ptr<Token> token, std::stop_token stop) {
+  Task<Unit> check_not_locked(std::shared_ptr<Token> token, uid_t uid, std::stop_token stop) {
     if (!token->info().user_pin.locked) co_return Unit{};
-    if (co_await on_token(token, std::move(stop), [](Token& t) { return t.pin_locked_now(); }))
+    if (co_await on_token(token, uid, std::move(stop), [](Token& t) { return t.pin_locked_now(); }))
       throw Error(Errc::pin_locked, "the PIN is locked: unblock it first (kortti pin unblock)");
     co_return Unit{};
   }
@@ -447,7 +452,7 @@ Task<std::vector<CertificateInfo>> TokenService::certificates(std::optional<std:
       continue;
     }
     auto list = [](Token& t) { return t.certificates(); };
-    Result<std::vector<CertificateInfo>> read = co_await attempt(impl->on_token(token, kNoStop, list));
+    Result<std::vector<CertificateInfo>> read = co_await attempt(impl->on_token(token, std::nullopt, kNoStop, list));
     if (!read.ok()) {
       if (token_id) throw read.error();
       spdlog::warn("token {}: cannot list certificates: {}", token->id(), read.error().what());
@@ -464,11 +469,14 @@ Task<CertificateInfo> TokenService::certificate(std::string cert_id) {
   auto token = impl->token_of_cert(cert_id);
   // What the token listed when it was opened is answered from memory: a
   // lookup does not queue behind another client's card operation.
-  if (auto known = token->known_certificates())
+  // Nor does an id the list lacks: the list is the card's, read whole.
+  if (auto known = token->known_certificates()) {
     for (const auto& c : *known)
       if (c.cert_id == cert_id) co_return c;
+    throw certificate_not_found(cert_id);
+  }
   auto read = [cert_id](Token& t) { return t.certificate(cert_id); };
-  co_return co_await impl->on_token(std::move(token), kNoStop, std::move(read));
+  co_return co_await impl->on_token(std::move(token), std::nullopt, kNoStop, std::move(read));
 }
 
 Task<LoginResult> TokenService::login(std::string token_id, Credentials credentials, uid_t uid, std::stop_token stop) {
@@ -477,7 +485,7 @@ Task<LoginResult> TokenService::login(std::string token_id, Credentials credenti
   auto log_in = [held = std::make_shared<Credentials>(std::move(credentials)), uid](Token& t) {
     return t.login(*held, uid);
   };
-  LoginResult result = co_await impl->on_token(token, std::move(stop), std::move(log_in));
+  LoginResult result = co_await impl->on_token(token, uid, std::move(stop), std::move(log_in));
   impl->emit(TokenEvent::Type::logged_in, token->info());
   co_return result;
 }
@@ -486,7 +494,7 @@ Task<bool> TokenService::logout(std::string token_id, uid_t uid) {
   const auto impl = impl_;
   auto token = impl->require_token(token_id);
   auto log_out = [uid](Token& t) { return t.logout(uid); };
-  co_return co_await impl->on_token(std::move(token), kNoStop, std::move(log_out));
+  co_return co_await impl->on_token(std::move(token), uid, kNoStop, std::move(log_out));
 }
 
 Task<Unit> TokenService::change_pin(std::string token_id, PinChange change, uid_t uid, std::stop_token stop) {
@@ -496,7 +504,7 @@ Task<Unit> TokenService::change_pin(std::string token_id, PinChange change, uid_
     t.change_pin(*held, uid);
     return Unit{};
   };
-  co_await impl->on_token(token, std::move(stop), std::move(set));
+  co_await impl->on_token(token, uid, std::move(stop), std::move(set));
   impl->emit(TokenEvent::Type::pin_changed, token->info());
   co_return Unit{};
 }
@@ -509,7 +517,7 @@ Task<Unit> TokenService::unblock_pin(std::string token_id, PinChange change, uid
     t.unblock_pin(*held, style, uid);
     return Unit{};
   };
-  co_await impl->on_token(token, std::move(stop), std::move(reset));
+  co_await impl->on_token(token, uid, std::move(stop), std::move(reset));
   impl->emit(TokenEvent::Type::pin_unblocked, token->info());
   co_return Unit{};
 }
@@ -517,9 +525,10 @@ Task<Unit> TokenService::unblock_pin(std::string token_id, PinChange change, uid
 Task<SignResult> TokenService::sign(SignRequest request, Credentials credentials, std::stop_token stop) {
   const auto impl = impl_;
   auto token = impl->token_of_cert(request.cert_id);
+  const uid_t uid = request.uid;
   auto sign_one = [request = std::move(request), held = std::make_shared<Credentials>(std::move(credentials))](
                       Token& t) { return t.sign(request, *held); };
-  co_return co_await impl->on_token(std::move(token), std::move(stop), std::move(sign_one));
+  co_return co_await impl->on_token(std::move(token), uid, std::move(stop), std::move(sign_one));
 }
 
 Task<Unit> TokenService::sign_many(std::vector<SignRequest> requests, Credentials credentials, std::stop_token stop,
@@ -533,13 +542,14 @@ Task<Unit> TokenService::sign_many(std::vector<SignRequest> requests, Credential
   auto post_each = [io = &impl->io_, each = std::move(each)](std::size_t i, Result<SignResult> r) {
     asio::post(*io, [each, i, r = std::move(r)]() mutable { each(i, std::move(r)); });
   };
+  const uid_t uid = requests.front().uid;
   auto sign_all = [requests = std::move(requests), held = std::make_shared<Credentials>(std::move(credentials)), stop,
                    post_each](Token& t) {
     t.sign_each(
         requests, *held, [stop] { return stop.stop_requested(); }, post_each);
     return Unit{};
   };
-  co_return co_await impl->on_token(std::move(token), stop, std::move(sign_all));
+  co_return co_await impl->on_token(std::move(token), uid, stop, std::move(sign_all));
 }
 
 void TokenService::on_event(EventHandler handler) { impl_->handlers_.push_back(std::move(handler)); }
@@ -564,7 +574,7 @@ Task<Unit> TokenService::check_may_sign(std::string cert_id, uid_t uid, const Cr
   // The card logs in for this request alone (a PIN2 key's own login comes
   // later, on the worker).
   if (!owner && info.login_required) token->check_login(credentials, uid);
-  if (pin_given) co_await impl->check_not_locked(token, std::move(stop));
+  if (pin_given) co_await impl->check_not_locked(token, uid, std::move(stop));
   co_return Unit{};
 }
 
@@ -575,7 +585,7 @@ Task<Unit> TokenService::check_may_login(std::string token_id, uid_t uid, const 
   const TokenInfo info = token->info();
   check_may_use(info.live_session_owner(), false, uid, true);
   token->check_login(credentials, uid);
-  co_await impl->check_not_locked(token, std::move(stop));
+  co_await impl->check_not_locked(token, uid, std::move(stop));
   co_return Unit{};
 }
 
@@ -589,7 +599,7 @@ Task<Unit> TokenService::check_may_unblock(std::string token_id, uid_t uid, std:
                 "an earlier pin.unblock found this card's PUK locked, or the module not configured to unblock "
                 "(docs/pins.md); korttid does not try again until the card is taken out and put back");
   if (impl->options_.unblock_style != UnblockStyle::set_pin_unlogged) co_return Unit{};
-  const bool locked = co_await impl->on_token(token, std::move(stop), [](Token& t) { return t.pin_locked_now(); });
+  const bool locked = co_await impl->on_token(token, uid, std::move(stop), [](Token& t) { return t.pin_locked_now(); });
   if (!locked) throw Error(Errc::invalid_params, kPinNotLocked);
   co_return Unit{};
 }

@@ -70,7 +70,7 @@ Token::Token(std::shared_ptr<Module> module, const SlotSnapshot& slot, std::stri
       // queued until their turn, where they are dropped unrun; without a
       // bound, a client that kept connecting, sending and closing while the
       // card was busy could queue them without end.
-      worker_("p11-token", Worker::Limits{kMaxQueuedJobs, 0}) {
+      worker_("p11-token", Worker::Limits{kMaxQueuedJobs, 0, kMaxQueuedJobsPerUid, 0}) {
   info_.token_id = id_;
   info_.module = module_->status().path;
   fill_from(info_, slot);

@@ -48,6 +48,9 @@ inline constexpr const char* kPinNotLocked = "the PIN is not locked: change it w
 // Who may end a card's session: its owner, or root (1040).
 void check_may_log_out(std::optional<uid_t> session_owner, uid_t uid);
 
+// 1003: the card has no certificate `cert_id`.
+[[nodiscard]] Error certificate_not_found(std::string_view cert_id);
+
 // One token in one slot of one module. Everything that touches the card runs on
 // worker(); info() and the pending list may be used from any thread.
 class Token {
@@ -58,8 +61,10 @@ class Token {
   Token(const Token&) = delete;
   Token& operator=(const Token&) = delete;
 
-  // Card operations that may wait for a token at once (its worker's queue).
+  // Card operations that may wait for a token at once (its worker's queue),
+  // and one uid's share of them.
   static constexpr std::size_t kMaxQueuedJobs = 4096;
+  static constexpr std::size_t kMaxQueuedJobsPerUid = kMaxQueuedJobs / 4;
 
   // --- any thread ---
   [[nodiscard]] TokenInfo info() const;

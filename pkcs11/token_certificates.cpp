@@ -81,7 +81,11 @@ const CertificateInfo& Token::find_certificate(std::string_view cert_id) {
   if (!certificates_) certificates();
   for (const auto& c : *certificates_)
     if (c.cert_id == cert_id) return c;
-  throw Error(Errc::not_found, "no certificate '" + std::string(cert_id) + "' on this card");
+  throw certificate_not_found(cert_id);
+}
+
+Error certificate_not_found(std::string_view cert_id) {
+  return Error(Errc::not_found, "no certificate '" + std::string(cert_id) + "' on this card");
 }
 
 CertificateInfo Token::certificate(std::string_view cert_id) { return find_certificate(cert_id); }

@@ -623,43 +623,87 @@ TEST_F(HeldDocuments, WhatTheCardSignedIsFinishedHoweverFullTheDocumentsQueue) {
 }
 
 // Card work waits for its token in the token's queue: at most
-// Token::kMaxQueuedJobs (4096), more is refused at once. At the defaults
-// (64 connections x 32 in flight) the queue holds what is in flight, but
-// not with limits raised, nor once requests answered at their deadline
-// leave their jobs queued (dropped unrun at their turn) and make room for
-// more: a card stuck in a call would otherwise let them pile up without end.
-TEST_F(Pcsc, CardWorkWaitingForATokenIsBounded) {
-  DaemonOptions o;
-  o.ipc = "max_inflight_per_connection = 1024\n";
-  start_daemon(std::move(o));
-  VirtualCard card(pcscd_, card_options("physician", 0, {"--delay", "87:10000"}));
-  wait_for_token(card.token_id());
-  auto c = daemon_->connect();
-  c->call("session.login", {{"token_id", wstr(card.token_id())}, {"pin", kPin}});
-  Bytes digest;
-  Json p = sign_params(card.token_id() + "/01", "sha256", digest);
-  p.erase("pin");
-  const auto first = c->send("sign.digest", p);
-  ASSERT_TRUE(card.wait_for_apdu(0x87, 1, Apdu::begun, 10000ms)) << card.events();
-  std::string burst;
-  for (int i = 1; i <= 1000; ++i)
-    burst += R"({"jsonrpc":"2.0","id":)" + std::to_string(i) + R"(,"method":"sign.digest","params":)" +
-             to_std(p.dump()) + "}\n";
-  std::vector<std::unique_ptr<client::Client>> waiting;
-  for (int i = 0; i < 5; ++i) {
-    waiting.push_back(daemon_->connect());
-    waiting.back()->send_raw(burst);
+// Token::kMaxQueuedJobs (4096), more is refused at once, and one uid may
+// have a quarter of it. At the defaults (16 connections of a uid, 64 in
+// all, x 32 in flight) the queue holds what is in flight, but not with
+// limits raised, nor once requests answered at their deadline leave their
+// jobs queued (dropped unrun at their turn) and make room for more: a card
+// stuck in a call would otherwise let them pile up without end.
+class PcscCardQueue : public PcscDaemonTest {
+ protected:
+  void SetUp() override {
+    DaemonOptions o;
+    o.ipc = "max_inflight_per_connection = 1024\n";
+    start_daemon(std::move(o));
+    card_ = std::make_unique<VirtualCard>(pcscd_, card_options("physician", 0, {"--delay", "87:3000"}));
+    wait_for_token(card_->token_id());
+    c_ = daemon_->connect();
+    first_ = c_->send("sign.digest", sign_params(card_->token_id() + "/01", "sha256", digest_));
+    ASSERT_TRUE(card_->wait_for_apdu(0x87, 1, Apdu::begun, 10000ms)) << card_->events();
   }
-  // The first answers are the refusals of what passed the bound.
-  const auto answer = waiting.back()->receive(std::chrono::seconds(8));
-  ASSERT_TRUE(answer.has_value());
-  EXPECT_EQ((*answer)["error"]["code"], 1060) << to_std(answer->dump());
-  EXPECT_NE(to_std((*answer)["error"]["message"].get<WipingString>()).find("4096 operations waiting"),
-            std::string::npos)
-      << to_std(answer->dump());
-  EXPECT_EQ(card.apdus(0x87, Apdu::begun), 1) << "refused while the card was still busy with the first";
+
+  // `n` session.logout requests of `uid` on one connection, kept open. A
+  // uid without a session gets that far: the card is asked (a login may be
+  // on its way).
+  std::unique_ptr<client::Client> logouts(uid_t uid, int n) {
+    std::string burst;
+    for (int i = 1; i <= n; ++i)
+      burst += R"({"jsonrpc":"2.0","id":)" + std::to_string(i) +
+               R"(,"method":"session.logout","params":{"token_id":")" + card_->token_id() + "\"}}\n";
+    auto client = connect_as(daemon_->socket(), uid, uid);
+    client->send_raw(burst);
+    return client;
+  }
+
+  // The first answer on `client`: the refusal of what passed a bound.
+  static std::string first_refusal(client::Client& client) {
+    const auto answer = client.receive(std::chrono::seconds(8));
+    if (!answer) return "no answer";
+    if ((*answer)["error"]["code"] != 1060) return "not 1060: " + to_std(answer->dump());
+    return to_std((*answer)["error"]["message"].get<WipingString>());
+  }
+
+  std::unique_ptr<VirtualCard> card_;
+  std::unique_ptr<client::Client> c_;
+  Bytes digest_;
+  std::int64_t first_ = 0;
+};
+
+TEST_F(PcscCardQueue, CardWorkWaitingForATokenIsBounded) {
+  std::vector<std::unique_ptr<client::Client>> waiting;
+  for (uid_t uid = 4201; uid <= 4205; ++uid) waiting.push_back(logouts(uid, 1000));
+  EXPECT_NE(first_refusal(*waiting.back()).find("the card has 4096 operations waiting"), std::string::npos);
+  EXPECT_EQ(card_->apdus(0x87, Apdu::begun), 1) << "refused while the card was still busy with the first";
   waiting.clear();  // the rest is dropped unrun at its turn
-  EXPECT_FALSE(str(c->wait_for(first, 30000ms)["signature"]).empty());
+  EXPECT_FALSE(str(c_->wait_for(first_, 30000ms)["signature"]).empty());
+  EXPECT_EQ(daemon_->connect()->call("system.hello")["daemon"], "korttid");
+}
+
+// An id the card's certificate list (read when it was put in) lacks is not
+// looked for on the card: the answer does not wait behind its work, nor
+// does it add to it.
+TEST_F(PcscCardQueue, AnUnknownCertificateIsAnsweredWithoutWaitingForTheCard) {
+  auto other = connect_as(daemon_->socket(), 4242, 4242);
+  const auto e = rpc_error([&] {
+    other->call("certificates.identity", {{"cert_id", wstr(card_->token_id() + "/ff")}});
+  });
+  EXPECT_EQ(e.code(), 1003) << e.what();
+  EXPECT_EQ(card_->apdus(0x87, Apdu::answered), 0) << "answered only once the card was done";
+  EXPECT_FALSE(str(c_->wait_for(first_, 30000ms)["signature"]).empty());
+}
+
+// One uid's flood of card work behind a busy card takes its share of the
+// queue, not the whole of it: another user's signature still gets in.
+TEST_F(PcscCardQueue, OneUidsCardWorkLeavesRoomInTheCardsQueueForAnothers) {
+  std::vector<std::unique_ptr<client::Client>> flood;
+  for (int i = 0; i < 5; ++i) flood.push_back(logouts(4242, 1000));
+  EXPECT_NE(first_refusal(*flood.back()).find("uid 4242 has 1024 operations waiting for this card, its share"),
+            std::string::npos);
+  Bytes digest;
+  const auto second = c_->send("sign.digest", sign_params(card_->token_id() + "/01", "sha256", digest));
+  EXPECT_FALSE(str(c_->wait_for(first_, 30000ms)["signature"]).empty());
+  const Json r = c_->wait_for(second, 60000ms);
+  EXPECT_TRUE(openssl_verify_digest(b64(r["certificate"]), digest, b64(r["signature"]), "sha256", "pkcs1"));
   EXPECT_EQ(daemon_->connect()->call("system.hello")["daemon"], "korttid");
 }
 
