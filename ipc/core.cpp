@@ -35,7 +35,8 @@ Core::Core(boost::asio::io_context& context, ServerOptions server_options, Servi
 void Core::dispatch(const std::shared_ptr<Connection>& connection, Request request) {
   auto it = methods.find(request.method);
   if (it == methods.end()) {
-    connection->send(make_error(request.id, Error(Errc::method_not_found, "unknown method '" + request.method + "'")));
+    connection->send(
+        make_error(request.id, Error(Errc::method_not_found, "unknown method '" + echo(request.method) + "'")));
     return;
   }
   const Peer& peer = connection->peer();

@@ -1,12 +1,16 @@
 #include "ipc/jsonrpc.hpp"
 
+#include "common/encoding.hpp"
+
 #include <cstdint>
 
 namespace kortti::ipc {
 
 namespace {
 
-bool valid_id(const Json& id) { return id.is_number_integer() || id.is_string(); }
+bool valid_id(const Json& id) {
+  return id.is_number_integer() || (id.is_string() && id.get_ref<const WipingString&>().size() <= kMaxIdBytes);
+}
 
 Json invalid(const Json& id, const std::string& message) {
   return make_error(id, Error(Errc::invalid_request, message));
@@ -63,7 +67,9 @@ Incoming parse_request(std::string_view line, std::size_t max_attachment_bytes) 
     return refuse(id, "\"jsonrpc\" must be \"2.0\"");
   auto raw_id = doc.find("id");
   if (raw_id == doc.end()) return refuse(nullptr, "\"id\" is required (korttid does not take notifications)");
-  if (!valid_id(*raw_id)) return refuse(nullptr, "\"id\" must be an integer or a string");
+  if (!valid_id(*raw_id))
+    return refuse(nullptr,
+                  "\"id\" must be an integer or a string of at most " + std::to_string(kMaxIdBytes) + " bytes");
   auto method = doc.find("method");
   if (method == doc.end() || !method->is_string() || method->get_ref<const WipingString&>().empty())
     return refuse(id, "\"method\" must be a non-empty string");
@@ -79,9 +85,14 @@ Incoming parse_request(std::string_view line, std::size_t max_attachment_bytes) 
     return refuse(request.id, "\"params\" must be an object");
   }
   if (!attachment.empty() && request.params.contains(wstr(attachment)))
-    return refuse(request.id, "\"params\" has \"" + attachment + "\", which the attachment carries");
+    return refuse(request.id, "\"params\" has \"" + echo(attachment) + "\", which the attachment carries");
   request.attachment = std::move(attachment);
   return {.message = std::move(request), .attachment_bytes = bytes};
+}
+
+std::string echo(std::string_view name) {
+  const std::string_view kept = utf8_prefix(name, kMaxEchoBytes);
+  return std::string(kept) + (kept.size() < name.size() ? "..." : "");
 }
 
 Json make_result(const Json& id, Json result) {

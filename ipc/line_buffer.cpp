@@ -56,7 +56,11 @@ void LineBuffer::consume(std::size_t n) {
   wipe(data_.data() + begin_, n);
   begin_ += n;
   scanned_ = begin_;
-  if (begin_ == end_) begin_ = end_ = scanned_ = 0;
+  if (begin_ != end_) return;
+  begin_ = end_ = scanned_ = 0;
+  // A large message's room goes with it (wiped as it is given back): a
+  // connection that waits, or does not read its answers, holds little.
+  if (data_.size() > kKeptBytes) decltype(data_)().swap(data_);
 }
 
 }  // namespace kortti::ipc

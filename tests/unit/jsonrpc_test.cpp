@@ -59,6 +59,25 @@ TEST(JsonRpc, InvalidRequestKeepsAReadableId) {
   EXPECT_TRUE(id_of(parse(R"({"jsonrpc":"2.0","id":[9],"method":"x"})")).is_null());
 }
 
+// An answer repeats the id and, in some errors, a name the client sent: a
+// 16 MiB id or name made a 16 MiB answer, held for a client that need not
+// read it.
+TEST(JsonRpc, LongIdsAreRefusedAndLongNamesAreCutInAnswers) {
+  const std::string id(kMaxIdBytes, 'i');
+  EXPECT_TRUE(std::holds_alternative<Request>(parse(R"({"jsonrpc":"2.0","id":")" + id + R"(","method":"x"})")));
+  const auto too_long = parse(R"({"jsonrpc":"2.0","id":")" + id + R"(i","method":"x"})");
+  EXPECT_EQ(code_of(too_long), -32600);
+  EXPECT_TRUE(id_of(too_long).is_null());
+
+  EXPECT_EQ(echo("tokens.list"), "tokens.list");
+  const std::string name = std::string(63, 'm') + "\xc3\xa4" + std::string(1 << 20, 'm');
+  EXPECT_EQ(echo(name), std::string(63, 'm') + "...") << "cut before the character the limit splits";
+  const auto both = parse(R"({"jsonrpc":"2.0","id":1,"method":"x","attachment":{"name":")" + name +
+                          R"(","bytes":1},"params":{")" + name + R"(":1}})");
+  EXPECT_EQ(code_of(both), -32600);
+  EXPECT_LT(std::get<Json>(both).dump().size(), 512U);
+}
+
 TEST(JsonRpc, AnAttachmentNamesAParamsMemberAndItsLength) {
   auto in = parse_request(R"({"jsonrpc":"2.0","id":1,"method":"sign.xml","params":{"profile":"enveloped"},)"
                           R"("attachment":{"name":"document","bytes":1024}})",

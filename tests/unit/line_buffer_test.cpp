@@ -106,6 +106,19 @@ TEST(LineBuffer, AMessageOfTheLimitLeavesNoBufferOfTwiceTheLimit) {
   EXPECT_LE(b.capacity(), kLimit + 1 + kRead);
 }
 
+// Once a large message is handled, its room goes: a connection that then
+// waits (or never reads its answers) held 17 MiB of buffer for good.
+TEST(LineBuffer, ALargeMessageLeavesNoLargeBufferOnceHandled) {
+  constexpr std::size_t kLimit = 1 << 20;
+  LineBuffer b(kLimit);
+  feed(b, std::string(kLimit, 'x') + "\n");
+  EXPECT_GT(b.capacity(), kLimit);
+  ASSERT_EQ(drain(b).size(), 1U);
+  EXPECT_LE(b.capacity(), LineBuffer::kKeptBytes);
+  feed(b, "{}\n");
+  EXPECT_EQ(drain(b), std::vector<std::string>{"{}"});
+}
+
 TEST(LineBuffer, ConsumedBytesAreOverwritten) {
   LineBuffer b(64);
   feed(b, "{\"pin\":\"917364\"}\nnext");
