@@ -157,11 +157,13 @@ class Korttid {
   void wait_for_signal() {
     signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
       if (ec) return;
+      // Armed again first: whatever the handling throws, the next SIGTERM
+      // or SIGHUP is still heard (stop() cancels the wait).
+      wait_for_signal();
       if (signo == SIGHUP)
         reload();
       else if (!stopping_)
         stop(signo);
-      wait_for_signal();
     });
   }
 
@@ -171,11 +173,16 @@ class Korttid {
     try {
       Config next = how_.explicit_path || ::access(how_.config_path.c_str(), F_OK) == 0 ? load_config(how_.config_path)
                                                                                         : Config{};
+      // Everything made from the file before any of it is applied: a
+      // failure here (a user or group name the name service no longer
+      // resolves) leaves the running configuration whole.
+      auto access = access_policy(next);
+      auto upstreams = tls_options(next, group_).upstreams;
       set_log_level(next.log.level);
-      server_.set_access(access_policy(next));
+      server_.set_access(std::move(access));
       server_.set_request_timeout(next.ipc.request_timeout);
       policy_.set_rules(next.rules);
-      tunnels_.reconfigure(tls_options(next, group_).upstreams);
+      tunnels_.reconfigure(std::move(upstreams));
       // The schema says which keys a reload applies; name every other one
       // that changed, so an admin is not left believing it took effect.
       std::string waiting;
@@ -187,6 +194,8 @@ class Korttid {
       spdlog::info("configuration reloaded");
     } catch (const ConfigError& e) {
       for (const auto& p : e.problems()) spdlog::error("reload refused: {}", p);
+    } catch (const std::exception& e) {
+      spdlog::error("reload failed: {}; the configuration korttid runs with is unchanged", e.what());
     }
     sd_notify(0, "READY=1");
   }
