@@ -103,6 +103,7 @@ class Relay {
       // hang-up is read first (below), while it may still send.
       if ((p[1].revents & POLLHUP) != 0 && !(local_open_ && room_up())) return;
       if (!read_local(p[1].revents) || !write_upstream()) return;
+      pass_on_half_close();
       read_upstream();
       if (!write_local() || (!upstream_open_ && to_local_.empty())) return;
     }
@@ -142,6 +143,22 @@ class Relay {
     return why == SSL_ERROR_WANT_READ || why == SSL_ERROR_WANT_WRITE;
   }
 
+  // The client's end of input, once all it sent is written, goes on as
+  // close_notify: a server that answers at the end of its input (or reads
+  // until it) gets it, and the server's answer still comes back.
+  void pass_on_half_close() {
+    if (local_open_ || close_sent_ || !to_upstream_.empty()) return;
+    if (SSL_shutdown(ssl_) >= 0) {
+      close_sent_ = true;
+      return;
+    }
+    // Not written yet (the socket's buffer is full): tried again next round;
+    // anything else is the upstream gone, which its read will say.
+    const int why = SSL_get_error(ssl_, -1);
+    if (why != SSL_ERROR_WANT_WRITE && why != SSL_ERROR_WANT_READ) close_sent_ = true;
+    ERR_clear_error();
+  }
+
   void read_upstream() {
     while (upstream_open_ && room_down()) {
       std::size_t got = 0;
@@ -172,6 +189,7 @@ class Relay {
   std::string to_local_;
   bool local_open_ = true;     // the client may still send
   bool upstream_open_ = true;  // the server may still send
+  bool close_sent_ = false;    // the client's half-close went on as close_notify
   char buf_[16384];
 };
 
