@@ -505,7 +505,8 @@ std::vector<KeySpec> rows() {
       Row("audit", "file", Path, str(""), Restart, "the audit trail file; empty: the main log").bind([
       ](auto& c) -> auto& { return c.audit.file; }),
       Row("audit", "denial_lines_per_second_per_uid", Int, num(1), Restart,
-          "audit lines of one uid's policy denials a second, over 10 s; past it they are counted; 0: no budget")
+          "audit lines of one uid's policy denials a second, over 10 s (and as many of its TLS handshakes "
+          "without the card); past it they are counted; 0: no budget")
           .range(0, 1000)
           .bind([](auto& c) -> auto& { return c.audit.denial_lines_per_second_per_uid; }),
 

@@ -282,8 +282,12 @@ class Service {
 
   // A line for what a front end did around these operations (a TLS
   // handshake's outcome, after its card signature's own line); false when
-  // it could not be made durable.
-  Task<bool> record(AuditRecord record) const { return write_audit(std::move(record)); }
+  // it could not be made durable. One the card had no part in (a handshake
+  // that failed before the card, or a server that asked for no certificate)
+  // is within its uid's budget of such lines ([audit]
+  // denial_lines_per_second_per_uid), past which it is counted, not
+  // written: a session holder can open tunnels at network speed.
+  Task<bool> record(AuditRecord record, bool card_free = false) const;
 
   // Error(document_invalid, "too_large") when `size` bytes of `what` pass
   // [signature] max_document_bytes: transports check before they copy.
@@ -354,7 +358,10 @@ class Service {
   Services services_;
   Options options_;
   std::shared_ptr<HeldDocuments> held_;
-  std::unique_ptr<LogBudget> denials_;  // of audit_denial's lines (io thread)
+  // Budgets of audit lines a uid causes without the card (io thread).
+  std::unique_ptr<LogBudget> audit_budget(std::string what, std::string outcome) const;
+  std::unique_ptr<LogBudget> denials_;    // audit_denial's
+  std::unique_ptr<LogBudget> card_free_;  // record()'s card-free lines
 };
 
 // The error that replaces an answer whose audit line could not be written.

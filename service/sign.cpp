@@ -101,7 +101,16 @@ AuditRecord answered(AuditRecord record, const Result<pkcs11::SignResult>& resul
   return record;
 }
 
-void Service::stop() { denials_->flush(); }
+void Service::stop() {
+  denials_->flush();
+  card_free_->flush();
+}
+
+Task<bool> Service::record(AuditRecord record, bool card_free) const {
+  if (card_free && !card_free_->allow(record.caller.uid))
+    return completion<bool>([](Completion<bool> done) { done(true); });
+  return write_audit(std::move(record));
+}
 
 Task<bool> Service::audit_denial(AuditRecord record, const policy::Decision& decision) const {
   // Past the uid's budget the denial stands all the same; its line is
@@ -207,19 +216,27 @@ Service::Service(Services services, Options options)
     : services_(services),
       options_(options),
       held_(std::make_shared<HeldDocuments>(options.max_held_bytes, options.max_held_bytes_per_uid)),
-      denials_(std::make_unique<LogBudget>(
-          options.denial_lines_per_second_per_uid,
-          [this](uid_t uid, std::size_t left_out, LogBudget::Clock::duration over) {
-            AuditRecord line;
-            line.action = "audit.left_out";
-            line.caller.uid = uid;
-            line.outcome = "policy_denied";
-            line.detail = std::to_string(left_out) + " policy denials of this uid left out in " +
-                          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(over).count()) +
-                          " s ([audit] denial_lines_per_second_per_uid)";
-            spdlog::warn("uid={}: {}", uid, line.detail);
-            post_audit(std::move(line));
-          })) {}
+      denials_(audit_budget("policy denials", "policy_denied")),
+      card_free_(audit_budget("TLS handshakes without the card", "handshake_without_card")) {}
+
+// Past the budget a line is counted; the count is a line of its own, made
+// when the uid's next such line comes (or another uid's after the window,
+// or at stop).
+std::unique_ptr<LogBudget> Service::audit_budget(std::string what, std::string outcome) const {
+  return std::make_unique<LogBudget>(
+      options_.denial_lines_per_second_per_uid, [this, what = std::move(what), outcome = std::move(outcome)](
+                                                    uid_t uid, std::size_t left_out, LogBudget::Clock::duration over) {
+        AuditRecord line;
+        line.action = "audit.left_out";
+        line.caller.uid = uid;
+        line.outcome = outcome;
+        line.detail = std::to_string(left_out) + " " + what + " of this uid left out in " +
+                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(over).count()) +
+                      " s ([audit] denial_lines_per_second_per_uid)";
+        spdlog::warn("uid={}: {}", uid, line.detail);
+        post_audit(std::move(line));
+      });
+}
 
 Task<Service::Prepared> Service::prepare(const Caller& caller, const pkcs11::CertificateInfo& cert, SignItem item) {
   if (auto* p = std::get_if<PrescriptionToSign>(&item.what))

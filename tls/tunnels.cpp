@@ -351,8 +351,8 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       line.outcome = r.ok ? "ok" : "handshake_failed";
       line.detail = where + (r.ok ? ", " + r.version + " " + r.signature : ": " + r.error);
       line.origin = line.caller.origin;
-      asio::post(io, [self = shared_from_this(), line = std::move(line)] {
-        asio::co_spawn(self->io, self->service.record(line), asio::detached);
+      asio::post(io, [self = shared_from_this(), line = std::move(line), card_asked = r.card_asked] {
+        asio::co_spawn(self->io, self->service.record(line, !card_asked), asio::detached);
       });
     }
     if (!r.ok) {

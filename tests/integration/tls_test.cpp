@@ -432,6 +432,42 @@ TEST_F(Tls, AClientsHalfCloseReachesTheServerAfterWhatItSent) {
   EXPECT_TRUE(eventually([&] { return c->call("tls.tunnels").empty(); }, std::chrono::seconds(5))) << daemon_->log();
 }
 
+// A session holder can open tunnels as fast as the network lets it. Where
+// the card has no part in them (here: a server that asks for no
+// certificate), their audit lines are within the uid's budget ([audit]
+// denial_lines_per_second_per_uid) and the rest counted: a full audit disk
+// stops every signature.
+TEST_F(Tls, HandshakesWithoutTheCardHaveAnAuditBudget) {
+  TlsServer server({"-rev", "-tls1_3"}, {}, {});
+  start_with(server);
+  login("cardA");
+  constexpr std::size_t kTunnels = 40;
+  for (std::size_t i = 0; i < kTunnels; ++i) {
+    const int fd = connect_unix(socket_);
+    const std::string line = "hei\n";
+    ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
+    ASSERT_NE(read_until(fd, "ieh", std::chrono::seconds(10)).find("ieh"), std::string::npos) << daemon_->log();
+    ::close(fd);
+  }
+  EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+  std::size_t written = 0;
+  std::size_t counted = 0;
+  for (const Json& line : daemon_->audit()) {
+    if (line["action"] == "tls.handshake sso") {
+      EXPECT_EQ(line["outcome"], "ok") << line.dump();
+      ++written;
+    }
+    if (line["action"] == "audit.left_out") {
+      EXPECT_EQ(line["outcome"], "handshake_without_card") << line.dump();
+      counted += std::stoul(str(line["detail"]));
+    }
+  }
+  // Ten a window (twenty, had the tunnels spanned the start of a new one).
+  EXPECT_GE(written, 10U);
+  EXPECT_LE(written, 20U);
+  EXPECT_EQ(written + counted, kTunnels) << "every handshake is written or counted";
+}
+
 TEST_F(Tls, MaxTunnelsHoldsAndTheOpenTunnelKeepsWorking) {
   TlsServer server({"-rev"});
   start_at(server.port(), server.certificate().string(), "localhost", 10, 1);
