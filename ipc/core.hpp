@@ -94,6 +94,8 @@ struct Method {
 // The whole protocol, one line per method (methods.cpp).
 std::span<const Method> protocol();
 
+struct ScanWaiters;  // methods_tokens.cpp
+
 class Core {
  public:
   Core(boost::asio::io_context& context, ServerOptions server_options, Services server_services);
@@ -109,6 +111,7 @@ class Core {
   std::uint64_t next_connection = 1;
   std::size_t refusing = 0;  // connections being told "too many" before they close
   std::shared_ptr<PinGate> pin_gate;
+  std::shared_ptr<ScanWaiters> scan_waiters;
   LogBudget log_budget;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   bool stopping = false;

@@ -14,7 +14,29 @@
 
 namespace kortti::ipc {
 
+// The listings waiting for a slot scan. One scan is asked for however many
+// wait: a scan stuck in a module (OpenSC behind a PIN pad, a wedged pcscd)
+// used to gather one completion per tokens.list for as long as it hung.
+// Those that come while a scan they did not ask for runs wait for the next.
+struct ScanWaiters {
+  using Timers = std::vector<std::weak_ptr<boost::asio::steady_timer>>;
+  Timers asked;  // woken when the scan asked for ends
+  Timers next;   // then asked for again
+  bool scanning = false;
+};
+
 namespace {
+
+void ask_for_scan(pkcs11::TokenService& tokens, const std::shared_ptr<ScanWaiters>& w) {
+  w->scanning = true;
+  tokens.rescan([&tokens, w](Result<Unit>) {
+    for (const auto& t : std::exchange(w->asked, std::move(w->next)))
+      if (auto timer = t.lock()) timer->cancel();
+    w->next.clear();
+    w->scanning = false;
+    if (!w->asked.empty()) ask_for_scan(tokens, w);
+  });
+}
 
 // A fresh slot scan, or what is known after `patience`: a module can be
 // stuck behind a busy card (OpenSC runs one call at a time for all its
@@ -22,7 +44,16 @@ namespace {
 Task<Unit> after_scan(Core& core) {
   constexpr auto kPatience = std::chrono::milliseconds(300);
   auto timer = std::make_shared<boost::asio::steady_timer>(core.io, kPatience);
-  core.services.tokens->rescan([timer](Result<Unit>) { timer->cancel(); });
+  if (!core.scan_waiters) core.scan_waiters = std::make_shared<ScanWaiters>();
+  const std::shared_ptr<ScanWaiters>& w = core.scan_waiters;
+  if (!w->scanning) {
+    w->asked.push_back(timer);
+    ask_for_scan(*core.services.tokens, w);
+  } else {
+    // Those whose patience ran out are gone: they go from the list first.
+    if (w->next.size() >= 64) std::erase_if(w->next, [](const auto& t) { return t.expired(); });
+    w->next.push_back(timer);
+  }
   boost::system::error_code ignored;
   co_await timer->async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
   co_return Unit{};

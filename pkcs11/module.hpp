@@ -43,6 +43,10 @@ class Module {
 
   // Slots with an initialised token present. Blocking: run on worker().
   std::vector<SlotSnapshot> scan();
+  // Why the last scan failed (empty: it did not), on worker(): a failure is
+  // logged when it begins or changes, not at each of the scans that every
+  // tokens.list asks for.
+  std::string scan_failure;
 
   // Finalises the module. Skipped (not called) when a card call is stuck.
   void finalize() noexcept;

@@ -186,8 +186,13 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
         std::optional<std::vector<SlotSnapshot>> slots;
         try {
           slots = module->scan();
+          if (!std::exchange(module->scan_failure, {}).empty())
+            spdlog::info("PKCS#11 module {}: lists its slots again", module->status().path);
         } catch (const Error& e) {
-          spdlog::warn("PKCS#11 module {}: cannot list slots: {}", module->status().path, e.detail);
+          if (e.detail != module->scan_failure)
+            spdlog::warn("PKCS#11 module {}: cannot list slots: {} (said once until it changes)", module->status().path,
+                         e.detail);
+          module->scan_failure = e.detail;
         } catch (const std::exception& e) {
           // Anything else too: the scan waits for every module's answer.
           (void)internal_error("a PKCS#11 slot scan", e.what());

@@ -1,6 +1,7 @@
 // Signing through the socket with SoftHSM2 keys, each signature verified by
 // the openssl CLI, never by korttid's own code.
 
+#include <fstream>
 #include <thread>
 
 #include "tests/integration/softhsm_fixture.hpp"
@@ -28,6 +29,27 @@ TEST_F(SignSoftHsm, ListsTokensAndCertificatesWithPurposes) {
   EXPECT_EQ(signature_only.size(), 2U);
   const Json one_token = c->call("certificates.list", {{"token_id", wstr(token_ids_.at("cardA"))}});
   EXPECT_EQ(one_token.size(), 2U);
+}
+
+// Every tokens.list asks for a slot scan. A module that cannot list its
+// slots (its reader service gone) is named in the log when that begins and
+// when it ends, not at each of a client's thousands of listings (journald's
+// rate limit would then drop other users' lines); meanwhile the tokens known
+// are listed as they were.
+TEST_F(SignSoftHsm, AModuleThatCannotListItsSlotsIsLoggedOnceNotAtEachListing) {
+  TempDir dir;
+  const fs::path failing = dir / "failing";
+  start(shim_options("KORTTI_SHIM_SLOT_LIST", failing.string()));
+  auto c = daemon_->connect();
+  const std::size_t tokens = c->call("tokens.list").size();
+  ASSERT_GE(tokens, 2U);
+  std::ofstream(failing) << "";
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(c->call("tokens.list").size(), tokens);
+  fs::remove(failing);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c->call("tokens.list").size(), tokens);
+  const std::string log = daemon_->log();
+  EXPECT_EQ(occurrences(log, "cannot list slots"), 1U) << log;
+  EXPECT_EQ(occurrences(log, "lists its slots again"), 1U) << log;
 }
 
 TEST_F(SignSoftHsm, RsaPkcs1WithEachDigestVerifiesWithOpenssl) {

@@ -24,6 +24,9 @@
 //                                 "close-session" and "finalize": a test can
 //                                 stop korttid while a token is half open and
 //                                 see the order of the two.
+//   KORTTI_SHIM_SLOT_LIST=FILE    while FILE exists, C_GetSlotList fails
+//                                 (CKR_DEVICE_ERROR), as a module does whose
+//                                 reader service is gone.
 
 #include <p11-kit/pkcs11.h>
 
@@ -167,6 +170,12 @@ CK_RV shim_init_pin(CK_SESSION_HANDLE session, CK_UTF8CHAR_PTR pin, CK_ULONG len
   return target->C_InitPIN(session, utf8(*typed), typed->size());
 }
 
+CK_RV shim_get_slot_list(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR count) {
+  if (const char* file = std::getenv("KORTTI_SHIM_SLOT_LIST"); file != nullptr && ::access(file, F_OK) == 0)
+    return CKR_DEVICE_ERROR;
+  return target->C_GetSlotList(present, list, count);
+}
+
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) CK_RV C_GetFunctionList(CK_FUNCTION_LIST** list) {
@@ -186,6 +195,7 @@ extern "C" __attribute__((visibility("default"))) CK_RV C_GetFunctionList(CK_FUN
     shim.C_Login = shim_login;
     shim.C_SetPIN = shim_set_pin;
     shim.C_InitPIN = shim_init_pin;
+    shim.C_GetSlotList = shim_get_slot_list;
   }
   *list = &shim;
   return CKR_OK;
