@@ -211,8 +211,9 @@ void Connection::take_attachment() {
     // The attachment stands for a JSON string, which the parser would have
     // checked: check it here, or its bytes reach logs and answers unchecked.
     if (!valid_utf8(bytes))
-      incoming.message = make_error(request->id, Error(Errc::invalid_params, "the attachment \"" + request->attachment +
-                                                                                 "\" is not valid UTF-8 text"));
+      incoming.message = make_error(
+          request->id,
+          Error(Errc::invalid_params, "the attachment \"" + echo(request->attachment) + "\" is not valid UTF-8 text"));
     else
       request->params[wstr(request->attachment)] = WipingString(bytes.data(), bytes.size());
   }

@@ -56,11 +56,17 @@ void LineBuffer::consume(std::size_t n) {
   wipe(data_.data() + begin_, n);
   begin_ += n;
   scanned_ = begin_;
-  if (begin_ != end_) return;
-  begin_ = end_ = scanned_ = 0;
-  // A large message's room goes with it (wiped as it is given back): a
-  // connection that waits, or does not read its answers, holds little.
-  if (data_.size() > kKeptBytes) decltype(data_)().swap(data_);
+  if (begin_ == end_) begin_ = end_ = scanned_ = 0;
+  // A large message's room goes with it (wiped as it is given back), the
+  // start of a next one moved to a small buffer: a connection that waits,
+  // or does not read its answers, holds little.
+  if (data_.size() <= kKeptBytes || end_ - begin_ > kKeptBytes / 2) return;
+  const std::size_t left = end_ - begin_;
+  decltype(data_) smaller(left == 0 ? 0 : kKeptBytes);
+  if (left > 0) std::memcpy(smaller.data(), data_.data() + begin_, left);
+  data_.swap(smaller);
+  begin_ = scanned_ = 0;
+  end_ = left;
 }
 
 }  // namespace kortti::ipc

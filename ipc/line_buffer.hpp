@@ -38,8 +38,8 @@ class LineBuffer {
   void consume(std::size_t n);
 
   [[nodiscard]] std::size_t buffered() const noexcept { return end_ - begin_; }
-  // The memory it holds: once every byte is consumed, at most kKeptBytes
-  // (a read's worth).
+  // The memory it holds: once at most half of kKeptBytes (a read's worth)
+  // is left unconsumed, at most kKeptBytes.
   [[nodiscard]] std::size_t capacity() const noexcept { return data_.size(); }
   static constexpr std::size_t kKeptBytes = 64 * 1024;
 

@@ -15,7 +15,8 @@ std::optional<policy::Action> action_param(Params& params) {
   auto name = params.optional_string("action");
   if (!name) return std::nullopt;
   auto action = policy::parse_action(*name);
-  if (!action) invalid_param("action", "must be sign.prescription, sign.document or authenticate, not '" + *name + "'");
+  if (!action)
+    invalid_param("action", "must be sign.prescription, sign.document or authenticate, not '" + echo(*name) + "'");
   return action;
 }
 
@@ -35,7 +36,7 @@ policy::Context context_param(Json& params) {
   Params p(*it);
   c.atc_codes = p.string_array("atc_codes");
   for (const auto& atc : c.atc_codes)
-    if (!is_atc(atc)) invalid_param("context.atc_codes", "has '" + atc + "', which is not an ATC code");
+    if (!is_atc(atc)) invalid_param("context.atc_codes", "has '" + echo(atc) + "', which is not an ATC code");
   c.medicine_classes = p.string_array("medicine_classes");
   c.patient_id = p.optional_string("patient_id");
   c.workplace = p.optional_string("workplace");

@@ -40,7 +40,7 @@ service::DigestToSign digest_item(std::string_view method, Params& params) {
 service::XmlToSign xml_item(const service::Service& service, Params& params) {
   const std::string profile_name = params.string("profile");
   auto profile = signature::parse_profile(profile_name);
-  if (!profile) invalid_param("profile", "must be kanta-cda or enveloped, not '" + profile_name + "'");
+  if (!profile) invalid_param("profile", "must be kanta-cda or enveloped, not '" + echo(profile_name) + "'");
   return {document_param(service, params), *profile};
 }
 

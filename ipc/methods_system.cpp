@@ -23,7 +23,7 @@ std::vector<std::string> topics_of(Call& call) {
   if (topics.empty()) invalid_param("topics", "must list at least one of reader, card, token, session, pin");
   for (const auto& t : topics)
     if (kTopics.count(t) == 0)
-      invalid_param("topics", "has unknown topic '" + t + "' (reader, card, token, session, pin)");
+      invalid_param("topics", "has unknown topic '" + echo(t) + "' (reader, card, token, session, pin)");
   return topics;
 }
 

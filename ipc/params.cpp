@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/encoding.hpp"
+#include "ipc/jsonrpc.hpp"
 
 namespace kortti::ipc {
 
@@ -103,7 +104,7 @@ DigestAlgorithm Params::digest_algorithm(std::string_view key, std::optional<Dig
     invalid_param(key, "is required (sha256, sha384 or sha512)");
   }
   auto alg = parse_digest_algorithm(*name);
-  if (!alg) invalid_param(key, "must be sha256, sha384 or sha512, not '" + *name + "'");
+  if (!alg) invalid_param(key, "must be sha256, sha384 or sha512, not '" + echo(*name) + "'");
   return *alg;
 }
 
@@ -111,7 +112,7 @@ std::optional<pkcs11::Scheme> Params::scheme(std::string_view key) const {
   auto name = optional_string(key);
   if (!name) return std::nullopt;
   auto s = pkcs11::parse_scheme(*name);
-  if (!s) invalid_param(key, "must be pkcs1, pss or ecdsa, not '" + *name + "'");
+  if (!s) invalid_param(key, "must be pkcs1, pss or ecdsa, not '" + echo(*name) + "'");
   return s;
 }
 

@@ -117,6 +117,13 @@ TEST(LineBuffer, ALargeMessageLeavesNoLargeBufferOnceHandled) {
   EXPECT_LE(b.capacity(), LineBuffer::kKeptBytes);
   feed(b, "{}\n");
   EXPECT_EQ(drain(b), std::vector<std::string>{"{}"});
+
+  // So it does when the start of a next message has come with it.
+  feed(b, std::string(kLimit, 'y') + "\n{\"a\":");
+  ASSERT_EQ(drain(b).size(), 1U);
+  EXPECT_LE(b.capacity(), LineBuffer::kKeptBytes);
+  feed(b, "1}\n");
+  EXPECT_EQ(drain(b), std::vector<std::string>{"{\"a\":1}"});
 }
 
 TEST(LineBuffer, ConsumedBytesAreOverwritten) {
