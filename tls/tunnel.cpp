@@ -88,7 +88,7 @@ class Relay {
     while (!state_.stop) {
       pollfd p[2] = {{upstream_, 0, 0}, {local_, 0, 0}};
       if (upstream_open_ && room_down()) p[0].events |= POLLIN;
-      if (!to_upstream_.empty()) p[0].events |= POLLOUT;
+      if (!to_upstream_.empty() || half_close_due()) p[0].events |= POLLOUT;
       if (local_open_ && room_up()) p[1].events |= POLLIN;
       if (!to_local_.empty()) p[1].events |= POLLOUT;
       // Records OpenSSL already decrypted are not visible to poll().
@@ -144,10 +144,15 @@ class Relay {
   }
 
   // The client's end of input, once all it sent is written, goes on as
-  // close_notify: a server that answers at the end of its input (or reads
-  // until it) gets it, and the server's answer still comes back.
+  // close_notify on TLS 1.3: a server that answers at the end of its input
+  // (or reads until it) gets it, and its answer still comes back. TLS 1.2
+  // has no half-close (a close_notify there makes the server drop what it
+  // has not sent yet): the server hears of the end when the client leaves.
+  [[nodiscard]] bool half_close_due() const {
+    return !local_open_ && !close_sent_ && to_upstream_.empty() && SSL_version(ssl_) == TLS1_3_VERSION;
+  }
   void pass_on_half_close() {
-    if (local_open_ || close_sent_ || !to_upstream_.empty()) return;
+    if (!half_close_due()) return;
     if (SSL_shutdown(ssl_) >= 0) {
       close_sent_ = true;
       return;
