@@ -152,16 +152,18 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       std::optional<std::string> token_id = t.token_id;
       const std::vector<pkcs11::CertificateInfo> certs =
           co_await service.services().tokens->certificates(std::move(token_id));
-      // The list may have come from the card, which takes a while: a session
-      // that ended meanwhile (its logout's event came before this tunnel
-      // was registered to hear it) serves no tunnel.
-      const std::optional<pkcs11::TokenInfo> now = service.services().tokens->token(t.token_id);
-      if (!now || now->live_session_owner() != uid) continue;
       // An authentication key only: a non-repudiation key never signs a handshake.
       for (const auto& c : certs)
         if (pkcs11::serves_only(c, pkcs11::Purpose::authentication))
           out.push_back({c.cert_id, t.token_id, c.der, c.chain, c.subject, c.key_type, c.curve, t.rsa_pss});
     }
+    // A list may have come from the card, which takes a while: a session
+    // that ended meanwhile (its logout's event came before this tunnel was
+    // registered to hear it) serves no tunnel.
+    std::erase_if(out, [&](const ClientCertificate& c) {
+      const std::optional<pkcs11::TokenInfo> now = service.services().tokens->token(c.token_id);
+      return !now || now->live_session_owner() != uid;
+    });
     co_return out;
   }
 
