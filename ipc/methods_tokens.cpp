@@ -27,9 +27,13 @@ struct ScanWaiters {
 
 namespace {
 
-void ask_for_scan(pkcs11::TokenService& tokens, const std::shared_ptr<ScanWaiters>& w) {
-  w->scanning = true;
-  tokens.rescan([&tokens, w](Result<Unit>) {
+// The waiters are the Core's, whose services outlive it: a scan that ends
+// after the Core is gone (a test's io_context that runs on) touches nothing.
+void ask_for_scan(pkcs11::TokenService& tokens, const std::shared_ptr<ScanWaiters>& waiters) {
+  waiters->scanning = true;
+  tokens.rescan([&tokens, weak = std::weak_ptr<ScanWaiters>(waiters)](Result<Unit>) {
+    const std::shared_ptr<ScanWaiters> w = weak.lock();
+    if (!w) return;
     for (const auto& t : std::exchange(w->asked, std::move(w->next)))
       if (auto timer = t.lock()) timer->cancel();
     w->next.clear();

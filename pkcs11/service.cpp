@@ -334,7 +334,8 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
   // a PIN it shows locked is looked at again on the card's worker.
   Task<Unit> check_not_locked(std::shared_ptr<Token> token, uid_t uid, std::stop_token stop) {
     if (!token->info().user_pin.locked) co_return Unit{};
-    if (co_await on_token(token, uid, std::move(stop), [](Token& t) { return t.pin_locked_now(); }))
+    auto locked_now = [](Token& t) { return t.pin_locked_now(); };
+    if (co_await on_token(token, uid, std::move(stop), locked_now))
       throw Error(Errc::pin_locked, "the PIN is locked: unblock it first (kortti pin unblock)");
     co_return Unit{};
   }
@@ -604,7 +605,8 @@ Task<Unit> TokenService::check_may_unblock(std::string token_id, uid_t uid, std:
                 "an earlier pin.unblock found this card's PUK locked, or the module not configured to unblock "
                 "(docs/pins.md); korttid does not try again until the card is taken out and put back");
   if (impl->options_.unblock_style != UnblockStyle::set_pin_unlogged) co_return Unit{};
-  const bool locked = co_await impl->on_token(token, uid, std::move(stop), [](Token& t) { return t.pin_locked_now(); });
+  auto locked_now = [](Token& t) { return t.pin_locked_now(); };
+  const bool locked = co_await impl->on_token(token, uid, std::move(stop), locked_now);
   if (!locked) throw Error(Errc::invalid_params, kPinNotLocked);
   co_return Unit{};
 }
