@@ -87,12 +87,16 @@ class Relay {
   void run() {
     while (!state_.stop) {
       pollfd p[2] = {{upstream_, 0, 0}, {local_, 0, 0}};
-      if (upstream_open_ && room_down()) p[0].events |= POLLIN;
-      if (!to_upstream_.empty() || half_close_due()) p[0].events |= POLLOUT;
+      // A read that must write first (OpenSSL answering a key update) waits
+      // for room to write, not for bytes it cannot take yet: a server that
+      // sent them and stopped reading would wake this loop round after round.
+      const bool reading = upstream_open_ && room_down() && !read_wants_write_;
+      if (reading) p[0].events |= POLLIN;
+      if (!to_upstream_.empty() || half_close_due() || read_wants_write_) p[0].events |= POLLOUT;
       if (local_open_ && room_up()) p[1].events |= POLLIN;
       if (!to_local_.empty()) p[1].events |= POLLOUT;
       // Records OpenSSL already decrypted are not visible to poll().
-      const bool decrypted = upstream_open_ && room_down() && SSL_pending(ssl_) > 0;
+      const bool decrypted = reading && SSL_pending(ssl_) > 0;
       // poll() reports a hang-up whatever was asked: a side nothing is wanted
       // from is left out, or a server's reset while the client's buffer is
       // full would wake this loop at once, round after round.
@@ -165,6 +169,7 @@ class Relay {
   }
 
   void read_upstream() {
+    read_wants_write_ = false;
     while (upstream_open_ && room_down()) {
       std::size_t got = 0;
       const int rc = SSL_read_ex(ssl_, buf_, sizeof buf_, &got);
@@ -174,7 +179,10 @@ class Relay {
         continue;
       }
       const int why = SSL_get_error(ssl_, rc);
-      if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) upstream_open_ = false;  // closed, or an alert
+      if (why == SSL_ERROR_WANT_WRITE)
+        read_wants_write_ = true;
+      else if (why != SSL_ERROR_WANT_READ)
+        upstream_open_ = false;  // closed, or an alert
       return;
     }
   }
@@ -192,9 +200,10 @@ class Relay {
   TunnelState& state_;
   std::string to_upstream_;
   std::string to_local_;
-  bool local_open_ = true;     // the client may still send
-  bool upstream_open_ = true;  // the server may still send
-  bool close_sent_ = false;    // the client's half-close went on as close_notify
+  bool local_open_ = true;         // the client may still send
+  bool upstream_open_ = true;      // the server may still send
+  bool close_sent_ = false;        // the client's half-close went on as close_notify
+  bool read_wants_write_ = false;  // the last read waits to write (SSL_ERROR_WANT_WRITE)
   char buf_[16384];
 };
 
