@@ -133,15 +133,20 @@ class Tls : public SoftHsmDaemonTest {
 
   // korttid with `server` (an `s_server -rev`) as "sso", cardA logged in,
   // and a tunnel through which one line went and came back reversed; `fd`
-  // is the client's end of it. (A void function, so that it may ASSERT:
-  // call it in ASSERT_NO_FATAL_FAILURE.)
-  void open_reversing_tunnel(const TlsServer& server, int& fd) {
+  // is the client's end of it, half-closed after the line if `half_close`.
+  // (A void function, so that it may ASSERT: call it in
+  // ASSERT_NO_FATAL_FAILURE.)
+  void open_reversing_tunnel(const TlsServer& server, int& fd, bool half_close = false) {
     start_with(server);
     login("cardA");
     fd = connect_unix(socket_);
     const std::string line = "hei\n";
     ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
-    EXPECT_NE(read_until(fd, "ieh", std::chrono::seconds(10)).find("ieh"), std::string::npos);
+    if (half_close) {
+      ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+    }
+    EXPECT_NE(read_until(fd, "ieh", std::chrono::seconds(10)).find("ieh"), std::string::npos)
+        << (half_close ? "a half-closed client still gets the server's answer" : "");
   }
 
   // korttid with `server` as "sso", cardA and cardB logged in, and one

@@ -411,14 +411,8 @@ TEST_F(Tls, AClientThatLeavesEndsItsTunnel) {
 // (`kortti tls connect` half-closes at the end of its input.)
 TEST_F(Tls, AClientsHalfCloseReachesTheServerAfterWhatItSent) {
   TlsServer server({"-rev"});
-  start_with(server);
-  login("cardA");
-  const int fd = connect_unix(socket_);
-  const std::string line = "hei\n";
-  ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
-  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
-  EXPECT_NE(read_until(fd, "ieh", std::chrono::seconds(10)).find("ieh"), std::string::npos)
-      << "a half-closed client still gets the server's answer";
+  int fd = -1;
+  ASSERT_NO_FATAL_FAILURE(open_reversing_tunnel(server, fd, true));
   pollfd p{fd, POLLIN, 0};
   ASSERT_EQ(::poll(&p, 1, 10000), 1) << "the server never heard the client's end of input" << server.log();
   char rest[64];
@@ -432,23 +426,13 @@ TEST_F(Tls, AClientsHalfCloseReachesTheServerAfterWhatItSent) {
   EXPECT_TRUE(eventually([&] { return c->call("tls.tunnels").empty(); }, std::chrono::seconds(5))) << daemon_->log();
 }
 
-// A session holder can open tunnels as fast as the network lets it. Where
-// the card has no part in them (here: a server that asks for no
-// certificate), their audit lines are within the uid's budget ([audit]
-// denial_lines_per_second_per_uid) and the rest counted: a full audit disk
-// stops every signature.
 // TLS 1.2 has no half-close: a close_notify there makes the server drop
 // what it has not sent yet. The client's end of input is kept from the
 // server, the answer comes, and the tunnel ends when the client leaves.
 TEST_F(Tls, OnTls12AClientsHalfCloseIsKeptFromTheServer) {
   TlsServer server({"-rev", "-tls1_2"});
-  start_with(server);
-  login("cardA");
-  const int fd = connect_unix(socket_);
-  const std::string line = "hei\n";
-  ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
-  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
-  EXPECT_NE(read_until(fd, "ieh", std::chrono::seconds(10)).find("ieh"), std::string::npos);
+  int fd = -1;
+  ASSERT_NO_FATAL_FAILURE(open_reversing_tunnel(server, fd, true));
   pollfd p{fd, POLLIN, 0};
   EXPECT_EQ(::poll(&p, 1, 500), 0) << "the server ended: it was sent a close_notify";
   EXPECT_EQ(server.log().find("CONNECTION CLOSED"), std::string::npos) << server.log();
@@ -458,6 +442,11 @@ TEST_F(Tls, OnTls12AClientsHalfCloseIsKeptFromTheServer) {
   EXPECT_TRUE(eventually([&] { return c->call("tls.tunnels").empty(); }, std::chrono::seconds(5))) << daemon_->log();
 }
 
+// A session holder can open tunnels as fast as the network lets it. Where
+// the card has no part in them (here: a server that asks for no
+// certificate), their audit lines are within the uid's budget ([audit]
+// denial_lines_per_second_per_uid) and the rest counted: a full audit disk
+// stops every signature.
 TEST_F(Tls, HandshakesWithoutTheCardHaveAnAuditBudget) {
   TlsServer server({"-rev", "-tls1_3"}, {}, {});
   start_with(server);
