@@ -360,6 +360,7 @@ class Service {
   std::shared_ptr<HeldDocuments> held_;
   // Budgets of audit lines a uid causes without the card (io thread).
   std::unique_ptr<LogBudget> audit_budget(std::string what, std::string outcome) const;
+  Task<bool> write_within(LogBudget& budget, AuditRecord record) const;
   std::unique_ptr<LogBudget> denials_;    // audit_denial's
   std::unique_ptr<LogBudget> card_free_;  // record()'s card-free lines
 };

@@ -106,20 +106,23 @@ void Service::stop() {
   card_free_->flush();
 }
 
+// Past its uid's budget a line is counted, not written (audit_budget()
+// writes the count); what it stood for stands all the same.
+Task<bool> Service::write_within(LogBudget& budget, AuditRecord record) const {
+  if (!budget.allow(record.caller.uid)) return completion<bool>([](Completion<bool> done) { done(true); });
+  return write_audit(std::move(record));
+}
+
 Task<bool> Service::record(AuditRecord record, bool card_free) const {
-  if (card_free && !card_free_->allow(record.caller.uid))
-    return completion<bool>([](Completion<bool> done) { done(true); });
+  if (card_free) return write_within(*card_free_, std::move(record));
   return write_audit(std::move(record));
 }
 
 Task<bool> Service::audit_denial(AuditRecord record, const policy::Decision& decision) const {
-  // Past the uid's budget the denial stands all the same; its line is
-  // counted, and the count is a line of its own (above).
-  if (!denials_->allow(record.caller.uid)) return completion<bool>([](Completion<bool> done) { done(true); });
   record.outcome = "policy_denied";
   for (const auto& r : decision.reasons) record.detail += (record.detail.empty() ? "" : " ") + r.code;
   record.delivered = record.caller.listening();
-  return write_audit(std::move(record));
+  return write_within(*denials_, std::move(record));
 }
 
 // The begun line is made durable while the card signs, and the signature
