@@ -1,8 +1,8 @@
 #include "ipc/jsonrpc.hpp"
 
-#include "common/encoding.hpp"
-
 #include <cstdint>
+
+#include "common/encoding.hpp"
 
 namespace kortti::ipc {
 

@@ -48,11 +48,11 @@ Incoming parse_request(std::string_view line, std::size_t max_attachment_bytes);
 // A string id of at most this many bytes is taken (and repeated in each
 // answer to its request); a longer one is invalid_request without an id.
 inline constexpr std::size_t kMaxIdBytes = 256;
-inline constexpr std::size_t kMaxEchoBytes = 64;
 // What an answer repeats of a name the client sent (an unknown method, an
-// attachment's member): at most 64 bytes, cut before a character, "..."
-// marking a cut. A 16 MiB name must not make a 16 MiB answer that waits in
-// memory for a client that does not read.
+// attachment's member): at most kMaxEchoBytes, cut before a character,
+// "..." marking a cut. A 16 MiB name must not make a 16 MiB answer that
+// waits in memory for a client that does not read.
+inline constexpr std::size_t kMaxEchoBytes = 64;
 std::string echo(std::string_view name);
 
 Json make_result(const Json& id, Json result);

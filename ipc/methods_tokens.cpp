@@ -20,9 +20,8 @@ namespace kortti::ipc {
 // Those that come while a scan they did not ask for runs wait for the next.
 struct ScanWaiters {
   using Timers = std::vector<std::weak_ptr<boost::asio::steady_timer>>;
-  Timers asked;  // woken when the scan asked for ends
+  Timers asked;  // woken when the scan asked for ends; empty: none is asked for
   Timers next;   // then asked for again
-  bool scanning = false;
 };
 
 namespace {
@@ -30,14 +29,12 @@ namespace {
 // The waiters are the Core's, whose services outlive it: a scan that ends
 // after the Core is gone (a test's io_context that runs on) touches nothing.
 void ask_for_scan(pkcs11::TokenService& tokens, const std::shared_ptr<ScanWaiters>& waiters) {
-  waiters->scanning = true;
   tokens.rescan([&tokens, weak = std::weak_ptr<ScanWaiters>(waiters)](Result<Unit>) {
     const std::shared_ptr<ScanWaiters> w = weak.lock();
     if (!w) return;
     for (const auto& t : std::exchange(w->asked, std::move(w->next)))
       if (auto timer = t.lock()) timer->cancel();
     w->next.clear();
-    w->scanning = false;
     if (!w->asked.empty()) ask_for_scan(tokens, w);
   });
 }
@@ -50,7 +47,7 @@ Task<Unit> after_scan(Core& core) {
   auto timer = std::make_shared<boost::asio::steady_timer>(core.io, kPatience);
   if (!core.scan_waiters) core.scan_waiters = std::make_shared<ScanWaiters>();
   const std::shared_ptr<ScanWaiters>& w = core.scan_waiters;
-  if (!w->scanning) {
+  if (w->asked.empty()) {
     w->asked.push_back(timer);
     ask_for_scan(*core.services.tokens, w);
   } else {
