@@ -137,26 +137,39 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
             if (op->finished()) return {};
             if (stop.stop_requested())
               return [op] { op->finish(Error(Errc::token_busy, "the card stayed busy past the request's deadline")); };
-            self->expire_on_worker(token);
-            // Whatever ends a session tells the watchers, before its answer goes:
-            // a logout, and also a PIN that failed its re-check inside the session
-            // or an unblock (a TLS tunnel on the session must end with it).
-            const bool in_session = token->info().logged_in;
-            auto result = std::make_shared<Result<T>>(capture([&] { return fn(*token); }));
-            if (in_session) {
-              TokenInfo after = token->info();
-              if (!after.logged_in)
-                asio::post(self->io_,
-                           [self, info = std::move(after)] { self->emit(TokenEvent::Type::logged_out, info); });
+            // What throws around the card's call (no memory) still answers:
+            // the caller would otherwise wait until the card is pulled.
+            try {
+              return self->run_on_worker(token, op, fn);
+            } catch (const std::exception& e) {
+              auto failed = std::make_shared<Error>(internal_error("a card's worker", e.what()));
+              return [op, failed] { op->finish(*failed); };
             }
-            const bool removed = !result->ok() && result->error().code() == Errc::card_removed;
-            if (removed) asio::post(self->io_, [self] { self->rescan({}); });
-            // Answered once the job no longer counts against its owner's share.
-            return [op, result] { op->finish(std::move(*result)); };
           },
           0, owner);
     };
     return completion<T>(std::move(start));
+  }
+
+  template <class T, class Fn>
+  Worker::Delivery run_on_worker(const std::shared_ptr<Token>& token, const std::shared_ptr<Operation<T>>& op, Fn& fn) {
+    expire_on_worker(token);
+    // Whatever ends a session tells the watchers, before its answer goes:
+    // a logout, and also a PIN that failed its re-check inside the session
+    // or an unblock (a TLS tunnel on the session must end with it).
+    const bool in_session = token->info().logged_in;
+    auto result = std::make_shared<Result<T>>(capture([&] { return fn(*token); }));
+    if (in_session) {
+      TokenInfo after = token->info();
+      if (!after.logged_in)
+        asio::post(io_, [self = shared_from_this(), info = std::move(after)] {
+          self->emit(TokenEvent::Type::logged_out, info);
+        });
+    }
+    const bool removed = !result->ok() && result->error().code() == Errc::card_removed;
+    if (removed) asio::post(io_, [self = shared_from_this()] { self->rescan({}); });
+    // Answered once the job no longer counts against its owner's share.
+    return [op, result] { op->finish(std::move(*result)); };
   }
 
   void rescan(Completion<Unit> done) {
