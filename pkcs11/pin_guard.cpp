@@ -31,9 +31,30 @@ void PinGuard::wrong(const std::string& token_id, uid_t uid) {
   wrong_[token_id].insert(uid);
 }
 
+void PinGuard::check_puk(const std::string& token_id, uid_t uid) const {
+  std::lock_guard lock(mutex_);
+  if (holds(known_, token_id, uid)) return;
+  const auto card = wrong_puks_.find(token_id);
+  if (card == wrong_puks_.end()) return;
+  const auto given = card->second.find(uid);
+  if (given == card->second.end() || given->second < kWrongPuksPerAccount) return;
+  throw Error(Errc::permission_denied,
+              "this account gave " + std::to_string(given->second) +
+                  " wrong PUKs for this card: korttid does not let one account spend a card's PUK tries (a locked "
+                  "PUK means a new card). The card holder can unblock from an account that has given this card's "
+                  "right PIN before, or on the reader's PIN pad")
+      .with_detail("puk_not_yours");
+}
+
+void PinGuard::wrong_puk(const std::string& token_id, uid_t uid) {
+  std::lock_guard lock(mutex_);
+  ++wrong_puks_[token_id][uid];
+}
+
 void PinGuard::right(const std::string& token_id, std::optional<uid_t> uid) {
   std::lock_guard lock(mutex_);
   wrong_.erase(token_id);
+  wrong_puks_.erase(token_id);
   puk_locked_.erase(token_id);
   if (uid) known_[token_id].insert(*uid);
 }

@@ -40,6 +40,16 @@ class PinGuard {
   // full again.
   void right(const std::string& token_id, std::optional<uid_t> uid);
 
+  // The PUK (or the security officer's PIN) of a card, guarded as the PIN
+  // is, though a card seldom says how many tries its PUK has left: an
+  // account that has not given this card's right PIN may give it at most
+  // kWrongPuksPerAccount wrong PUKs until the card takes a right PIN or PUK.
+  // Locked for good, a PUK means a new card: with three tries or more it
+  // takes two accounts. Throws 1040 puk_not_yours past that.
+  static constexpr int kWrongPuksPerAccount = 2;
+  void check_puk(const std::string& token_id, uid_t uid) const;
+  void wrong_puk(const std::string& token_id, uid_t uid);
+
   // The card refused an unblock as locked: its PUK (or the security
   // officer's PIN) has no tries left, or the module is not configured to
   // unblock (docs/pins.md). Either holds while the card stays in (a
@@ -52,8 +62,9 @@ class PinGuard {
 
  private:
   mutable std::mutex mutex_;
-  std::map<std::string, std::set<uid_t>> wrong_;  // since the card last took a right PIN
-  std::map<std::string, std::set<uid_t>> known_;  // gave the right PIN at least once
+  std::map<std::string, std::set<uid_t>> wrong_;            // since the card last took a right PIN
+  std::map<std::string, std::set<uid_t>> known_;            // gave the right PIN at least once
+  std::map<std::string, std::map<uid_t, int>> wrong_puks_;  // since the card last took a right PIN or PUK
   std::set<std::string> puk_locked_;
 };
 

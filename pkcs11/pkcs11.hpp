@@ -273,8 +273,10 @@ class TokenService {
   // session holds it (1040), its PUK is not known to be locked (1012: an
   // earlier unblock found it so), and, with unblock_style
   // set_pin_unlogged, its PIN is locked (-32602: a PIN with tries left is
-  // changed, not unblocked), as the card's worker reads it now.
-  Task<Unit> check_may_unblock(std::string token_id, uid_t uid, std::stop_token stop);
+  // changed, not unblocked), as the card's worker reads it now; and a PUK
+  // typed by `uid` (not on a PIN pad) is one it may still give (1040
+  // puk_not_yours: PinGuard::check_puk).
+  Task<Unit> check_may_unblock(std::string token_id, uid_t uid, bool pinpad, std::stop_token stop);
   // For session.logout: the card is present (1002), and a session on it is
   // one `uid` may end (its owner, or root; else 1040). On the io thread.
   void check_may_log_out(const std::string& token_id, uid_t uid) const;

@@ -608,7 +608,7 @@ Task<Unit> TokenService::check_may_login(std::string token_id, uid_t uid, const 
   co_return Unit{};
 }
 
-Task<Unit> TokenService::check_may_unblock(std::string token_id, uid_t uid, std::stop_token stop) {
+Task<Unit> TokenService::check_may_unblock(std::string token_id, uid_t uid, bool pinpad, std::stop_token stop) {
   const auto impl = impl_;
   const std::shared_ptr<Token> token = impl->require_token(token_id);
   const TokenInfo info = token->info();
@@ -617,6 +617,7 @@ Task<Unit> TokenService::check_may_unblock(std::string token_id, uid_t uid, std:
     throw Error(Errc::pin_locked,
                 "an earlier pin.unblock found this card's PUK locked, or the module not configured to unblock "
                 "(docs/pins.md); korttid does not try again until the card is taken out and put back");
+  if (!pinpad) impl->hooks_->pin_guard->check_puk(token_id, uid);
   if (impl->options_.unblock_style != UnblockStyle::set_pin_unlogged) co_return Unit{};
   auto locked_now = [](Token& t) { return t.pin_locked_now(); };
   const bool locked = co_await impl->on_token(token, uid, std::move(stop), locked_now);

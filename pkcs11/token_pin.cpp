@@ -84,6 +84,9 @@ void Token::change_pin(const PinChange& change, uid_t uid) {
 void Token::unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid) {
   check_not_anothers(uid);
   check_pinpad(change);
+  // Again here: a dialog's next round, or requests that passed the check
+  // before the trail side by side.
+  if (!change.pinpad) hooks_->pin_guard->check_puk(id_, uid);
   if (!change.pinpad) {
     check_new_pin(change.new_pin);
     if (change.proof.empty()) throw Error(Errc::invalid_params, "the PUK is empty");
@@ -119,8 +122,10 @@ void Token::unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid) 
     anchor_.emplace(fn, slot_);
     work_.emplace(fn, slot_);
   }
-  if (rv == CKR_PIN_INCORRECT)
+  if (rv == CKR_PIN_INCORRECT) {
+    if (!change.pinpad) hooks_->pin_guard->wrong_puk(id_, uid);
     throw Error(Errc::pin_incorrect, "the PUK (activation code) is incorrect").with_detail(ckr_name(rv));
+  }
   if (rv == CKR_FUNCTION_CANCELED) throw failure(rv, "C_SetPIN");
   if (rv == CKR_PIN_LOCKED) {
     // Unblocks already past TokenService::check_may_unblock still reach the

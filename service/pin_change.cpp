@@ -82,7 +82,7 @@ Task<Unit> Service::set_pin(Caller caller, std::string token_id, NewPin request,
   if (unblock) {
     // What the card would refuse, or korttid would not send it, is refused
     // before the audit trail: any uid may ask, and ask again.
-    co_await services_.tokens->check_may_unblock(token_id, caller.uid, caller.stop);
+    co_await services_.tokens->check_may_unblock(token_id, caller.uid, request.pinpad, caller.stop);
   } else {
     // The old PIN proves the change as a login would: what the card would
     // refuse untried is refused before the audit trail.

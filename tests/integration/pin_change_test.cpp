@@ -202,10 +202,13 @@ TEST_F(PinChange, AnUnblockThatCannotWorkIsRefusedBeforeTheAuditTrail) {
   EXPECT_EQ(login_code(*other, "000002", true), 1012);
   Json wrong = unblock;
   wrong["puk"] = "87654321";
+  // Two accounts, as one may not spend all of the PUK's tries.
+  auto third = connect_as(daemon_->socket(), 4243, 4243);
   int code = 0;
-  for (int i = 0; i < 4 && code != 1012; ++i) {
-    code = rpc_error([&] { other->call("pin.unblock", wrong); }).code();
+  for (client::Client* who : {other.get(), other.get(), third.get(), third.get()}) {
+    code = rpc_error([&] { who->call("pin.unblock", wrong); }).code();
     EXPECT_TRUE(code == 1011 || code == 1012) << code;
+    if (code == 1012) break;
   }
   ASSERT_EQ(code, 1012) << "the PUK's tries ran out";
   EXPECT_EQ(card_pin_state(), std::string(kPin) + "\n0\n");
@@ -218,6 +221,40 @@ TEST_F(PinChange, AnUnblockThatCannotWorkIsRefusedBeforeTheAuditTrail) {
   }
   EXPECT_EQ(daemon_->audit().size(), before) << "an unblock of a card with a locked PUK left audit lines";
   EXPECT_EQ(card_->apdus(0x2C, Apdu::begun), resets) << "the card was asked again";
+  expect_no_pin_anywhere();
+}
+
+// The PUK is guarded as the last PIN try is: one account that is not the
+// holder's may not lock it (a locked PUK means a new card). Its third wrong
+// PUK is refused before the card and the audit trail; the holder, from
+// another account, still unblocks.
+TEST_F(PinChange, OneAccountMayNotSpendAllOfThePuksTries) {
+  insert();
+  auto c = daemon_->connect();
+  EXPECT_EQ(login_code(*c, "000000"), 1011);
+  EXPECT_EQ(login_code(*c, "000001"), 1011);
+  auto other = connect_as(daemon_->socket(), 4242, 4242);
+  EXPECT_EQ(login_code(*other, "000002", true), 1012);
+  const Json wrong = {{"token_id", wstr(token())}, {"puk", "87654321"}, {"new_pin", kNewPin}};
+  EXPECT_EQ(rpc_error([&] { other->call("pin.unblock", wrong); }).code(), 1011);
+  EXPECT_EQ(rpc_error([&] { other->call("pin.unblock", wrong); }).code(), 1011);
+  ASSERT_EQ(card_pin_state(), std::string(kPin) + "\n1\n") << "the PUK has one try left";
+
+  const std::size_t lines = daemon_->audit().size();
+  const int resets = card_->apdus(0x2C, Apdu::begun);
+  for (int i = 0; i < 5; ++i) {
+    const auto e = rpc_error([&] { other->call("pin.unblock", wrong); });
+    EXPECT_EQ(e.code(), 1040) << e.what();
+    EXPECT_EQ(e.data().value("detail", ""), "puk_not_yours") << e.data().dump();
+  }
+  EXPECT_EQ(card_->apdus(0x2C, Apdu::begun), resets) << "the card was asked";
+  EXPECT_EQ(daemon_->audit().size(), lines) << "a refused PUK left audit lines";
+  EXPECT_EQ(card_pin_state(), std::string(kPin) + "\n1\n");
+
+  EXPECT_TRUE(c->call("pin.unblock", {{"token_id", wstr(token())}, {"puk", kPuk}, {"new_pin", kNewPin}})["unblocked"]);
+  EXPECT_EQ(card_pin_state(), std::string(kNewPin) + "\n3\n");
+  // The card took the PUK: every account starts again.
+  EXPECT_EQ(login_code(*other, kNewPin), 0);
   expect_no_pin_anywhere();
 }
 
