@@ -64,10 +64,28 @@ bool same_socket(const inet_diag_sockid& a, const inet_diag_sockid& b) {
          std::memcmp(a.idiag_dst, b.idiag_dst, sizeof a.idiag_dst) == 0;
 }
 
-// The kernel's answer to the request for `asked`: netlink messages, each a
-// header and its data, 4-byte aligned (read by copying: the NLMSG_* macros
-// are C casts).
-DiagAnswer read_answer(const char* buffer, std::size_t end, const inet_diag_sockid& asked) {
+// `id`'s two IPv4 addresses as IPv6 ones (::ffff:a.b.c.d): a dual-stack
+// client (Java's and .NET's sockets by default) reaching 127.0.0.1 is an
+// IPv6 socket, which the kernel names so.
+inet_diag_sockid v4_mapped(inet_diag_sockid id) {
+  for (std::uint32_t* words : {id.idiag_src, id.idiag_dst}) {
+    const std::uint32_t v4 = words[0];
+    words[0] = 0;
+    words[1] = 0;
+    words[2] = htonl(0xffff);
+    words[3] = v4;
+  }
+  return id;
+}
+
+boost::asio::ip::tcp::endpoint v4_mapped(const boost::asio::ip::tcp::endpoint& e) {
+  return {boost::asio::ip::make_address_v6(boost::asio::ip::v4_mapped, e.address().to_v4()), e.port()};
+}
+
+// The kernel's answer to the request for `asked` (IPv4 addresses when
+// `v4`): netlink messages, each a header and its data, 4-byte aligned (read
+// by copying: the NLMSG_* macros are C casts).
+DiagAnswer read_answer(const char* buffer, std::size_t end, const inet_diag_sockid& asked, bool v4) {
   constexpr auto align = [](std::size_t v) { return (v + 3) & ~std::size_t{3}; };
   const std::size_t header_size = align(sizeof(nlmsghdr));
   std::size_t at = 0;
@@ -88,7 +106,9 @@ DiagAnswer read_answer(const char* buffer, std::size_t end, const inet_diag_sock
       std::memcpy(&found, data, sizeof found);
       // The kernel's lookup falls back to a listener on the port when the
       // client's end is gone: only the very socket asked for counts.
-      if (found.idiag_state == TCP_LISTEN || !same_socket(found.id, asked)) return {DiagAnswer::none};
+      const bool asked_for = same_socket(found.id, asked) ||
+                             (v4 && found.idiag_family == AF_INET6 && same_socket(found.id, v4_mapped(asked)));
+      if (found.idiag_state == TCP_LISTEN || !asked_for) return {DiagAnswer::none};
       // A closed client's end (TIME_WAIT, or FIN_WAIT2 after close()) is
       // kept by the kernel without its socket: no inode, uid 0. No owner.
       if (found.idiag_inode == 0) return {DiagAnswer::none};
@@ -165,7 +185,7 @@ DiagAnswer diag_owner(const boost::asio::ip::tcp::endpoint& peer, const boost::a
   do n = ::recv(fd.get(), buffer, sizeof buffer, 0);
   while (n < 0 && errno == EINTR);
   if (n <= 0) return {DiagAnswer::unavailable};
-  return read_answer(buffer, static_cast<std::size_t>(n), request.body.id);
+  return read_answer(buffer, static_cast<std::size_t>(n), request.body.id, peer.address().is_v4());
 }
 
 std::optional<uid_t> peer_uid(const boost::asio::ip::tcp::endpoint& peer, const boost::asio::ip::tcp::endpoint& local) {
@@ -174,11 +194,15 @@ std::optional<uid_t> peer_uid(const boost::asio::ip::tcp::endpoint& peer, const 
   if (asked.kind == DiagAnswer::none) return std::nullopt;
   // Without sock_diag (a kernel built without it), the printed table; it
   // grows with every TCP socket of the machine.
-  std::ifstream in(peer.address().is_v4() ? "/proc/net/tcp" : "/proc/net/tcp6");
-  if (!in) return std::nullopt;
-  std::ostringstream table;
-  table << in.rdbuf();
-  return socket_owner(table.str(), peer, local);
+  const auto table = [](const char* path) {
+    std::ifstream in(path);
+    std::ostringstream text;
+    if (in) text << in.rdbuf();
+    return text.str();
+  };
+  if (!peer.address().is_v4()) return socket_owner(table("/proc/net/tcp6"), peer, local);
+  if (auto owner = socket_owner(table("/proc/net/tcp"), peer, local)) return owner;
+  return socket_owner(table("/proc/net/tcp6"), v4_mapped(peer), v4_mapped(local));
 }
 
 }  // namespace kortti::scs

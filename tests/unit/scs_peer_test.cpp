@@ -8,6 +8,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
 
 #include "scs/peer.hpp"
 
@@ -59,6 +60,26 @@ TEST(ScsPeer, TheKernelNamesTheOwnerOfTheClientsEnd) {
   }
 }
 
+// A dual-stack client (an IPv6 socket, as Java's and .NET's are by default)
+// reaching the IPv4 listener: the kernel names its socket in IPv6 terms
+// (::ffff:127.0.0.1), and it is the same socket.
+TEST(ScsPeer, ADualStackClientOn127001HasItsOwner) {
+  boost::asio::io_context io;
+  tcp::acceptor acceptor(io, tcp::endpoint(make_address("127.0.0.1"), 0));
+  tcp::socket client(io);
+  client.open(tcp::v6());
+  client.set_option(boost::asio::ip::v6_only(false));
+  client.connect(tcp::endpoint(make_address("::ffff:127.0.0.1"), acceptor.local_endpoint().port()));
+  tcp::socket server(io);
+  acceptor.accept(server);
+  ASSERT_TRUE(server.remote_endpoint().address().is_v4());
+  const auto asked = diag_owner(server.remote_endpoint(), server.local_endpoint());
+  ASSERT_EQ(asked.kind, DiagAnswer::found);
+  EXPECT_EQ(asked.uid, ::getuid());
+  EXPECT_EQ(asked.inode, inode_of(client));
+  EXPECT_EQ(peer_uid(server.remote_endpoint(), server.local_endpoint()), ::getuid());
+}
+
 // A client may send and close at once. Half closed it still has its owner;
 // closed, its end is kept by the kernel without a socket (FIN_WAIT2 or
 // TIME_WAIT, uid 0): no owner, and never root.
@@ -105,6 +126,15 @@ TEST(ScsPeer, TheClientsEndOfALoopbackConnectionNamesItsOwner) {
       "00:00000000 00000000  1002        0 4 1 0\n";
   const Endpoint listener6(make_address("::1"), 53952);
   EXPECT_EQ(socket_owner(table6, Endpoint(make_address("::1"), 40000), listener6), 1002U);
+  // A dual-stack client of 127.0.0.1 is listed in tcp6, both ends mapped.
+  const std::string mapped =
+      "  sl  local_address                         remote_address                        st tx_queue rx_queue tr "
+      "tm->when retrnsmt   uid  timeout inode\n"
+      "   0: 0000000000000000FFFF00000100007F:9C40 0000000000000000FFFF00000100007F:D2C0 01 00000000:00000000 "
+      "00:00000000 00000000  1003        0 5 1 0\n";
+  EXPECT_EQ(socket_owner(mapped, Endpoint(make_address("::ffff:127.0.0.1"), 40000),
+                         Endpoint(make_address("::ffff:127.0.0.1"), 53952)),
+            1003U);
 }
 
 }  // namespace
