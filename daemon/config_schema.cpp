@@ -313,8 +313,8 @@ std::vector<KeySpec> rows() {
           .range(1, 256)
           .bind([](auto& c) -> auto& { return c.ipc.max_pin_requests_per_uid; }),
       Row("ipc", "log_lines_per_second_per_uid", Int, num(20), Restart,
-          "request and connection log lines one uid may cause a second, over 10 s (the TLS listeners: a budget of its "
-          "own); more are counted; 0: no limit")
+          "request and connection log lines one uid may cause a second, over 10 s (the TLS listeners and the SCS "
+          "port: a budget each of their own); more are counted; 0: no limit")
           .range(0, 100000)
           .bind([](auto& c) -> auto& { return c.ipc.log_lines_per_second_per_uid; }),
       Row("ipc", "request_timeout_s", Seconds, num(120), Hup, "deadline of every request, PIN-pad entry included")

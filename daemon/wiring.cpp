@@ -180,6 +180,7 @@ scs::Options scs_options(const Config& config) {
   o.max_connections = config.scs.max_connections;
   o.signatures_per_minute = config.scs.signatures_per_minute;
   o.request_timeout = config.scs.request_timeout;
+  o.log_lines_per_second_per_uid = config.ipc.log_lines_per_second_per_uid;
   return o;
 }
 

@@ -144,18 +144,27 @@ Task<> run(service::Service& service, service::Caller caller, SignRequest reques
 }  // namespace
 
 Handler::Handler(service::Service& service, const Options& options, uid_t owner)
-    : service_(service), options_(options), screen_(options), owner_(owner), rate_(options.signatures_per_minute) {}
+    : service_(service),
+      options_(options),
+      screen_(options),
+      owner_(owner),
+      rate_(options.signatures_per_minute),
+      log_budget_(options.log_lines_per_second_per_uid) {}
 
 Response Handler::too_large(const Request& request) const { return screen_.too_large(request); }
 
 void Handler::log(const Request& request, const Response& response,
                   std::chrono::steady_clock::time_point started) const {
+  // Past the budget a line is counted, not written; a signature's is in the
+  // audit trail all the same.
+  if (!log_budget_.allow(owner_)) return;
   const auto origin = request.find(http::field::origin);
   const auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-  spdlog::info(
-      "scs: {} {} origin={} -> {} ({} ms)", std::string(request.method_string()), printable(target_path(request), 64),
-      origin != request.end() ? printable(std::string(origin->value()), 100) : "(none)", response.result_int(), ms);
+  spdlog::info("scs: {} {} origin={} -> {} ({} ms)", printable(std::string(request.method_string()), 16),
+               printable(target_path(request), 64),
+               origin != request.end() ? printable(std::string(origin->value()), 100) : "(none)", response.result_int(),
+               ms);
 }
 
 std::optional<Response> Handler::screen(const Parser& parser) const {
@@ -222,6 +231,7 @@ Task<Response> Handler::sign_request(const Request& request, const std::string& 
 
 void Handler::cancel_all() {
   for (const auto& stop : running_) stop->request_stop();
+  log_budget_.flush();  // no later line would bring the count
 }
 
 }  // namespace kortti::scs

@@ -16,6 +16,7 @@
 #include <set>
 #include <stop_token>
 
+#include "common/log_budget.hpp"
 #include "common/task.hpp"
 #include "scs/rules.hpp"
 #include "scs/screen.hpp"
@@ -38,7 +39,8 @@ class Handler {
   Task<Response> sign(Request request, std::stop_token gone);
   // 413, answered before the request was read whole.
   [[nodiscard]] Response too_large(const Request& request) const;
-  // Ends the signatures in flight (korttid is stopping).
+  // Ends the signatures in flight (korttid is stopping), and logs how many
+  // request lines the budget left out.
   void cancel_all();
 
  private:
@@ -50,6 +52,7 @@ class Handler {
   Screen screen_;
   uid_t owner_;
   RateLimit rate_;
+  mutable LogBudget log_budget_;  // the log's, not the answers'
   std::shared_ptr<std::size_t> pending_ = std::make_shared<std::size_t>(0);
   std::set<std::shared_ptr<std::stop_source>> running_;
 };

@@ -40,6 +40,11 @@ struct Options {
   std::size_t max_pending_signatures = 2;  // /sign requests running at once (each may wait on a dialog)
   int signatures_per_minute = 20;          // per origin
   std::chrono::seconds request_timeout{120};
+  // The port's request lines per second ([ipc] log_lines_per_second_per_uid;
+  // a budget of its own): any page the browser lets reach the port can send
+  // requests at network speed, and journald's rate limit would then drop
+  // other lines, the audit's among them where it goes to the journal.
+  std::size_t log_lines_per_second_per_uid = 20;
 };
 
 // Thrown by start() when the listener cannot serve: its certificate or key

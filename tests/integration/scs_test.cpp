@@ -43,6 +43,31 @@ TEST_F(Scs, AnAllowedOriginIsEchoedWithVaryAndAForeignOneGetsNothing) {
   EXPECT_TRUE(outcomes(daemon_->audit()).empty()) << "nothing reached the service";
 }
 
+// Any page the browser lets reach the port can send refused requests at
+// network speed: their log lines have a budget ([ipc]
+// log_lines_per_second_per_uid, the port's own), and every request is
+// still answered.
+TEST_F(Scs, RequestLinesHaveALogBudget) {
+  DaemonOptions o;
+  o.ipc = "log_lines_per_second_per_uid = 1\n";  // 10 lines in 10 s
+  launch("", {"--user-instance"}, std::move(o));
+  const CommandResult r =
+      run({"curl", "-sS", "--cacert", (files_ / "ca.pem").string(), "-H", std::string("Origin: ") + kForeign, "-o",
+           "/dev/null", "-w", "%{http_code}\n", url("/version?[1-60]")});
+  std::size_t refused = 0;
+  for (std::size_t at = r.out.find("403"); at != std::string::npos; at = r.out.find("403", at + 1)) ++refused;
+  EXPECT_EQ(refused, 60U) << r.out << r.err;
+  const std::string log = daemon_->log();
+  std::size_t lines = 0;
+  for (std::size_t at = log.find("scs: GET"); at != std::string::npos; at = log.find("scs: GET", at + 1)) ++lines;
+  // Ten a window; twenty if the requests spanned the start of a new one.
+  EXPECT_GE(lines, 10U) << log;
+  EXPECT_LE(lines, 20U) << log;
+  // What was left out is counted, at the latest when korttid stops.
+  EXPECT_EQ(daemon_->stop(), 0);
+  EXPECT_NE(daemon_->log().find("log lines left out"), std::string::npos) << daemon_->log();
+}
+
 TEST_F(Scs, ARebindingHostNameIsRefused) {
   const Http h = curl("GET", "/version", {"Host: evil.example:" + std::to_string(port_)});
   EXPECT_EQ(h.status, 421);
