@@ -117,6 +117,11 @@ class Token {
   // Before a typed PIN reaches the card: its length, and the last try
   // (final_try, and PinGuard for `uid`).
   void check_pin_shape(const Credentials& credentials, uid_t uid) const;
+  // check_login() on the worker, with the card's counter read first: another
+  // program (a browser's PKCS#11 module, the vendor's client) may have
+  // spent tries since korttid last looked, and the guards of the last try
+  // must not go by an old count.
+  void check_typed_pin(const Credentials& credentials, uid_t uid);
   void check_new_pin(const SecretString& pin) const;
   void check_pinpad(const PinChange& change) const;
   // 1040 when another uid holds the card's session.

@@ -32,6 +32,11 @@ void Token::check_pin_shape(const Credentials& credentials, uid_t uid) const {
   if (pin.on_last_try()) hooks_->pin_guard->check_last_try(id_, uid);
 }
 
+void Token::check_typed_pin(const Credentials& credentials, uid_t uid) {
+  if (credentials.pin) refresh_info();
+  check_login(credentials, uid);
+}
+
 void Token::throw_pin_failure(const Error& error, std::optional<uid_t> typist) {
   Error e = error;
   if (e.code() == Errc::pin_incorrect && typist) hooks_->pin_guard->wrong(id_, *typist);
@@ -53,7 +58,7 @@ void Token::check_login(const Credentials& credentials, uid_t uid) const {
 }
 
 void Token::login_user(const Credentials& credentials, uid_t uid) {
-  check_login(credentials, uid);
+  check_typed_pin(credentials, uid);
   CK_FUNCTION_LIST* fn = module_->fn();
   CK_RV rv = CKR_OK;
   if (credentials.pinpad) {
@@ -157,7 +162,7 @@ void Token::authorize(uid_t uid, const Credentials& credentials, const std::stri
       // As a second kortti login: the PIN is checked anew. One the card
       // cannot take costs neither a try nor the session, and the session
       // keeps the end it had.
-      check_pin_shape(credentials, uid);
+      check_typed_pin(credentials, uid);
       const SystemTime expires = expires_at_;
       (void)login(credentials, uid);
       expires_at_ = expires;

@@ -53,7 +53,7 @@ void Token::change_pin(const PinChange& change, uid_t uid) {
     Credentials old;
     old.pin = SecretString(change.proof.view());
     old.final_try = change.final_try;
-    check_pin_shape(old, uid);
+    check_typed_pin(old, uid);
     check_new_pin(change.new_pin);
   }
   CK_FUNCTION_LIST* fn = module_->fn();

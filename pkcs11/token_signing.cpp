@@ -61,7 +61,7 @@ SignResult Token::sign_one(const SignRequest& request, const Credentials& creden
   check_request(request, scheme, cert.key_type, mechanisms_);
   Key key = private_key(cert.cert_id);
   check_key_use(key.always_authenticate, request, credentials);
-  if (key.always_authenticate) check_pin_shape(credentials, request.uid);
+  if (key.always_authenticate) check_typed_pin(credentials, request.uid);
 
   const Bytes input = scheme == Scheme::pkcs1 ? digest_info(request.digest_algorithm, request.digest) : request.digest;
   CK_RSA_PKCS_PSS_PARAMS pss = pss_params(request.digest_algorithm);

@@ -258,6 +258,23 @@ TEST_F(PinChange, OneAccountMayNotSpendAllOfThePuksTries) {
   expect_no_pin_anywhere();
 }
 
+// Tries spent by another program (a browser's own PKCS#11 module) are not
+// seen by korttid until it asks the card: it asks before each typed PIN
+// goes to it, so the last try is guarded by the card's count, not by the
+// count korttid read before.
+TEST_F(PinChange, TriesSpentByAnotherProgramAreCountedBeforeTheNextPin) {
+  insert();
+  auto c = daemon_->connect();
+  for (const char* wrong : {"000000", "000001"})
+    (void)run({"pkcs11-tool", "--module", kOpenScModule, "--login", "--pin", wrong, "--list-objects"},
+              {{"OPENSC_CONF", (conf_dir_ / "opensc.conf").string()}});
+  ASSERT_EQ(card_tries(), "1\n") << "pkcs11-tool spent two tries";
+  EXPECT_EQ(login_code(*c, "000002"), 1040) << "the last try, without final_try";
+  EXPECT_EQ(card_tries(), "1\n") << "the card kept its last try";
+  EXPECT_EQ(login_code(*c, kPin, true), 0);
+  EXPECT_EQ(card_tries(), "3\n");
+}
+
 // A PIN locked by another program through the same pcscd: korttid's last
 // look said it had tries, but an unblock asks the card, and unblocks it.
 TEST_F(PinChange, AnUnblockAsksTheCardWhetherItsPinIsLocked) {
