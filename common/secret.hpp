@@ -36,12 +36,15 @@ class SecretString {
   SecretString(const SecretString&) = delete;
   SecretString& operator=(const SecretString&) = delete;
 
-  // Copies `source` into secure memory and wipes `source`.
+  // Copies `source` into secure memory and wipes `source`, also when the
+  // secure memory has no room (the copy throws).
   template <class String>
   static SecretString take(String& source) {
-    SecretString s(std::string_view(source.data(), source.size()));
-    wipe_string(source);
-    return s;
+    struct Wipe {
+      String& source;
+      ~Wipe() { wipe_string(source); }
+    } wipe{source};
+    return SecretString(std::string_view(source.data(), source.size()));
   }
 
   [[nodiscard]] std::string_view view() const noexcept { return {data_, size_}; }

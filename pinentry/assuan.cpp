@@ -21,6 +21,7 @@ namespace kortti::pinentry {
 namespace {
 
 constexpr std::size_t kMaxLine = 1000;  // Assuan's limit, with the LF
+constexpr std::size_t kReadSize = 512;  // one read from the pinentry
 // libgpg-error's codes, as pinentry sends them in the low 16 bits of an ERR.
 constexpr unsigned kTimeout = 62;
 constexpr unsigned kCanceled = 99;
@@ -73,6 +74,13 @@ std::string assuan_escape(std::string_view text) {
   return out;
 }
 
+// Both buffers hold the PIN's line on its way: room for the longest at
+// once, so that no reallocation frees a copy that was never wiped.
+Conversation::Conversation(int to, int from, std::stop_token stop) : to_(to), from_(from), stop_(std::move(stop)) {
+  line_.reserve(kMaxLine + kReadSize);
+  pending_.reserve(kMaxLine + kReadSize);
+}
+
 Conversation::~Conversation() {
   wipe_string(line_);
   wipe_string(pending_);
@@ -106,7 +114,7 @@ void Conversation::read_line(Clock::time_point deadline) {
     const int ready = ::poll(&p, 1, static_cast<int>(std::min<long>(left, 100)));
     if (ready < 0 && errno != EINTR) throw broken(std::string("poll: ") + std::strerror(errno));
     if (ready <= 0) continue;
-    char buffer[512];
+    char buffer[kReadSize];
     const ssize_t n = ::read(from_, buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {

@@ -24,7 +24,7 @@ using Clock = std::chrono::steady_clock;
 class Conversation {
  public:
   // Takes the parent's ends of the program's stdin (`to`) and stdout (`from`).
-  Conversation(int to, int from, std::stop_token stop) : to_(to), from_(from), stop_(std::move(stop)) {}
+  Conversation(int to, int from, std::stop_token stop);
   ~Conversation();
   Conversation(const Conversation&) = delete;
   Conversation& operator=(const Conversation&) = delete;

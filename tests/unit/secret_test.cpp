@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
+#include <openssl/crypto.h>
 
+#include <vector>
+
+#include "common/error.hpp"
 #include "common/json.hpp"
 #include "common/secret.hpp"
 
@@ -14,6 +18,27 @@ TEST(SecretString, TakeCopiesThenWipesTheSource) {
   EXPECT_TRUE(source.empty());
   // The old buffer (small-string storage inside `source`) holds no digits.
   for (int i = 0; i < 6; ++i) EXPECT_EQ(where[i], '\0');
+}
+
+// With the locked heap full the copy throws, and the source is wiped all
+// the same: it is ordinary memory, freed by its owner after the throw.
+TEST(SecretString, TakeWipesTheSourceWhenTheLockedHeapIsFull) {
+  if (CRYPTO_secure_malloc_initialized() == 0) {
+    ASSERT_NE(CRYPTO_secure_malloc_init(4096, 16), 0);
+  }
+  std::vector<SecretString> filler;
+  try {
+    for (int i = 0; i < 10000; ++i) filler.emplace_back(std::string_view("0123456789abcdef0123456789abcde"));
+    FAIL() << "the locked heap never filled";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::service_unavailable);
+  }
+  std::string source = "917364";
+  const char* where = source.data();
+  EXPECT_THROW((void)SecretString::take(source), Error);
+  EXPECT_TRUE(source.empty());
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(where[i], '\0');
+  filler.clear();  // room again for whatever runs next in this process
 }
 
 TEST(SecretString, MovesWithoutCopying) {
