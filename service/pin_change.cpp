@@ -103,6 +103,8 @@ Task<Unit> Service::set_pin(Caller caller, std::string token_id, NewPin request,
     change.pinpad = request.pinpad;  // then the reader asks for both
     if (request.prompt) {
       const pkcs11::TokenInfo now = services_.tokens->token(token_id).value_or(*token);
+      // Not three dialogs whose answers the card would then be spared.
+      if (!unblock && now.user_pin.on_last_try()) services_.tokens->check_last_try(token_id, caller.uid);
       change = co_await ask_new_pin(caller, now, holder_subject, unblock, error);
     } else if (!request.pinpad) {
       change.proof = std::move(*request.proof);

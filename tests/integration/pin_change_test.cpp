@@ -314,6 +314,24 @@ TEST_F(PinChange, WithPinPromptKorttidAsksForTheOldAndTheNewPinTypedTwice) {
   expect_no_pin_anywhere();
 }
 
+// On the last try an account that gave wrong PINs is refused before its
+// three dialogs, not after them.
+TEST_F(PinChange, OnTheLastTryNoDialogAsksAnAccountThatMayNotSpendIt) {
+  TempDir dialogs;
+  std::ofstream(dialogs / "answers") << "pin:" << kPin << "\npin:" << kNewPin << "\npin:" << kNewPin << "\n";
+  start("[pin]\npinentry = \"" + (source_dir() / "tests/pinentry/pinentry-double").string() + "\"\n",
+        {{"KORTTI_PINENTRY_DOUBLE", dialogs.path().string()}, {"DISPLAY", ":kortti-test"}});
+  insert();
+  auto c = daemon_->connect();
+  EXPECT_EQ(login_code(*c, "000000"), 1011);
+  EXPECT_EQ(login_code(*c, "000001"), 1011);
+  const auto e = rpc_error([&] { c->call("pin.change", {{"token_id", wstr(token())}, {"pin_prompt", true}}); });
+  EXPECT_EQ(e.code(), 1040) << e.what();
+  EXPECT_EQ(e.data().value("detail", ""), "last_try_not_yours") << e.data().dump();
+  EXPECT_FALSE(fs::exists(dialogs / "dialog-1.txt")) << "a dialog was shown";
+  EXPECT_EQ(card_tries(), "1\n");
+}
+
 TEST_F(PinChange, AnAdminWhoKeepsPinsFromClientsRefusesThemHereToo) {
   start("[pin]\nclient_may_send = false\n");
   insert();
