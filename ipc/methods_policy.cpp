@@ -1,8 +1,7 @@
 // Who a certificate belongs to, what the policy would decide, and the
 // Valvira registry, as protocol.md has them.
 
-#include <regex>
-
+#include "common/codes.hpp"
 #include "ipc/convert.hpp"
 #include "ipc/methods.hpp"
 #include "ipc/params.hpp"
@@ -20,12 +19,6 @@ std::optional<policy::Action> action_param(Params& params) {
   return action;
 }
 
-// ATC codes: a letter, two digits, then up to two letters and two digits.
-bool is_atc(const std::string& code) {
-  static const std::regex pattern("^[A-Z]([0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?)?$");
-  return std::regex_match(code, pattern);
-}
-
 }  // namespace
 
 policy::Context context_param(Json& params) {
@@ -36,7 +29,7 @@ policy::Context context_param(Json& params) {
   Params p(*it);
   c.atc_codes = p.string_array("atc_codes");
   for (const auto& atc : c.atc_codes)
-    if (!is_atc(atc)) invalid_param("context.atc_codes", "has '" + echo(atc) + "', which is not an ATC code");
+    if (!is_atc_code(atc)) invalid_param("context.atc_codes", "has '" + echo(atc) + "', which is not an ATC code");
   c.medicine_classes = p.string_array("medicine_classes");
   c.patient_id = p.optional_string("patient_id");
   c.workplace = p.optional_string("workplace");

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cctype>
 
 #include "policy/policy.hpp"
 
@@ -7,6 +8,21 @@ namespace kortti::policy {
 namespace {
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+// Whether a prescription's code and a rule's code share medicines: the
+// code is inside the rule's group, or is a group that holds the rule's
+// code (N02A prescribed against a restriction on N02AA01).
+bool overlaps(const std::string& prescribed, const std::string& rule) {
+  return starts_with(prescribed, rule) || starts_with(rule, prescribed);
+}
+
+// Identity codes compared as the registry writes them: the check character
+// and the century sign are capitals (010101A900R, not 010101a900r).
+bool same_hetu(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::toupper(static_cast<unsigned char>(x)) == std::toupper(static_cast<unsigned char>(y));
+         });
+}
 
 std::string join(const std::vector<std::string>& v) {
   std::string out;
@@ -24,7 +40,7 @@ std::vector<std::string> covered(const Restriction& r, const Context& c) {
   if (r.object_system == "ATC") {
     std::vector<std::string> hit;
     for (const auto& atc : c.atc_codes)
-      if (starts_with(atc, r.object_code)) hit.push_back(atc);
+      if (overlaps(atc, r.object_code)) hit.push_back(atc);
     return hit;
   }
   // Medicine classes (1.2.246.537.6.141.2008): 20 is "all medicines".
@@ -92,13 +108,13 @@ void restriction_rule(const Restriction& r, const Professional& p, const Context
 // A prescription for the prescriber's own identity code.
 void self_prescribing_rule(const PrescriptionRules& rules, const Professional& p, const Context& c,
                            std::vector<Reason>& reasons) {
-  if (!c.patient_id || p.hetu.empty() || *c.patient_id != p.hetu) return;
+  if (!c.patient_id || p.hetu.empty() || !same_hetu(*c.patient_id, p.hetu)) return;
   const bool all =
       std::find(rules.self_prescribing.begin(), rules.self_prescribing.end(), "*") != rules.self_prescribing.end();
   std::vector<std::string> hit;
   for (const auto& atc : c.atc_codes)
     if (all || std::any_of(rules.self_prescribing.begin(), rules.self_prescribing.end(),
-                           [&](const std::string& prefix) { return starts_with(atc, prefix); }))
+                           [&](const std::string& prefix) { return overlaps(atc, prefix); }))
       hit.push_back(atc);
   if (all && c.atc_codes.empty()) hit.push_back("(any)");
   if (!hit.empty())

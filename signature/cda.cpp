@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/codes.hpp"
+#include "common/encoding.hpp"
 #include "signature/xml_document.hpp"
 
 namespace kortti::signature {
@@ -18,6 +20,11 @@ void collect_atc(xmlNode* node, std::vector<std::string>& out) {
     if (is_element(n, kHl7Ns, "code") && attribute(n, "codeSystem") == kAtc) {
       const std::string code = attribute(n, "code");
       if (code.empty()) invalid_document("missing_atc", "an ATC code element (1.2.246.537.6.32.2007) has no code");
+      // The rules compare codes by their standard form: 'n02aa01' or
+      // ' N02AA01' would pass a restriction on N02AA01 unseen.
+      if (!is_atc_code(code))
+        invalid_document("invalid_atc", "an ATC code element (1.2.246.537.6.32.2007) has code '" + printable(code, 64) +
+                                            "', which is not an ATC code (capital letters and digits, as N02AA01)");
       if (std::find(out.begin(), out.end(), code) == out.end()) out.push_back(code);
     }
     collect_atc(n->children, out);

@@ -431,5 +431,17 @@ TEST_F(Documents, APrescriptionWithoutAtcCodesOrAuthorIsInvalid) {
   EXPECT_EQ(str(e.data()["detail"]), "missing_author");
 }
 
+// A rule looking for J01CA04 would not see j01ca04 or " J01CA04": an ATC
+// code in another form is refused before the policy and the card.
+TEST_F(Documents, APrescriptionsAtcCodeMustBeInItsStandardForm) {
+  for (const std::string code : {"j01ca04", " J01CA04", "J01CA0", "J01CA04 "}) {
+    const std::string doc =
+        std::regex_replace(prescription(), std::regex(R"(code="J01CA04")"), "code=\"" + code + "\"");
+    const auto e = rpc_error([&] { sign_prescription(kPhysician, doc); });
+    EXPECT_EQ(e.code(), 1051) << code << ": " << e.what();
+    EXPECT_EQ(str(e.data()["detail"]), "invalid_atc") << code;
+  }
+}
+
 }  // namespace
 }  // namespace kortti::test

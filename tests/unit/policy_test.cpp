@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-
 #include "common/openssl.hpp"
 #include "ipc/convert.hpp"
 #include "policy/policy.hpp"
@@ -370,6 +369,31 @@ TEST(Rules, SelfPrescribingStarMeansEveryMedicine) {
   EXPECT_TRUE(
       evaluate(r, Action::sign_prescription, std::nullopt, std::nullopt, imported(physician()), c, kNow, "2026-01-01")
           .allowed);
+}
+
+// A group code shares medicines with a restriction on one of its
+// substances, and an identity code is the same in small letters.
+TEST(Rules, AGroupCodeMeetsARestrictionInsideItAndAHetuIsComparedWithoutCase) {
+  Professional p = physician();
+  Restriction opioid;
+  opioid.target = "10";
+  opioid.object_system = "ATC";
+  opioid.object_code = "N02AA01";
+  p.restrictions = {opioid};
+  auto reasons = [&](Context c) {
+    return codes(
+        evaluate(rules(), Action::sign_prescription, std::nullopt, std::nullopt, imported(p), c, kNow, "2026-01-01")
+            .reasons);
+  };
+  for (const char* code : {"N02AA01", "N02AA", "N02A", "N02", "N"})
+    EXPECT_EQ(reasons(atc({code})), std::vector<std::string>{"prescribing_restricted"}) << code;
+  EXPECT_TRUE(reasons(atc({"N02AB03"})).empty());
+  EXPECT_TRUE(reasons(atc({"J01CA04"})).empty());
+
+  p.restrictions.clear();
+  Context own = atc({"N02"});  // a group holding self_prescribing's N02A
+  own.patient_id = "010101-900r";
+  EXPECT_EQ(reasons(own), std::vector<std::string>{"self_prescribing"});
 }
 
 TEST(Rules, CardTypesOnlyWhenConfiguredAndOnlyForPrescriptions) {
