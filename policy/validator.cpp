@@ -54,7 +54,11 @@ class Validator::Impl {
         ocsp_(revocation_),
         crl_(revocation_) {
     store_.reset(X509_STORE_new());
-    for (auto& a : anchors_) X509_STORE_add_cert(store_.get(), a.get());
+    ocsp_store_.reset(X509_STORE_new());
+    for (auto& a : anchors_) {
+      X509_STORE_add_cert(store_.get(), a.get());
+      X509_STORE_add_cert(ocsp_store_.get(), a.get());
+    }
     // Validity is checked below with the configured clock skew.
     X509_STORE_set_flags(store_.get(), X509_V_FLAG_NO_CHECK_TIME);
   }
@@ -64,6 +68,10 @@ class Validator::Impl {
   std::vector<X509Ptr> anchors_;
   std::vector<X509Ptr> intermediates_;
   X509StorePtr store_;
+  // The OCSP responder's chain is checked by OpenSSL, times included: an
+  // expired responder (a retired one, whose key may be anyone's now) is no
+  // responder.
+  X509StorePtr ocsp_store_;
   OcspClient ocsp_;
   CrlClient crl_;
 
@@ -77,7 +85,8 @@ class Validator::Impl {
     if (revocation_.ocsp) {
       const std::string url = revocation_.ocsp_url.empty() ? ocsp_url_of(leaf) : revocation_.ocsp_url;
       std::string why_not = "the certificate names no OCSP responder";
-      if (!url.empty()) answer = ocsp_.query(leaf, issuer, url, store_.get(), chain, now, trust_.clock_skew, why_not);
+      if (!url.empty())
+        answer = ocsp_.query(leaf, issuer, url, ocsp_store_.get(), chain, now, trust_.clock_skew, why_not);
       if (answer && answer->status != "unknown") {
         method = "ocsp";
       } else {

@@ -176,6 +176,20 @@ TEST_F(Revocation, OcspSignedByAResponderOfAnotherCaIsRejected) {
   EXPECT_EQ(wrong.requests(), 1);
 }
 
+// A responder whose certificate has expired (a retired responder, whose key
+// may be anyone's now) says "good": not an answer. (The certificates
+// checked are held to the clock skew by korttid itself; the responder's
+// chain is OpenSSL's to check, at the time of the check.)
+TEST_F(Revocation, OcspSignedByAnExpiredResponderIsRejected) {
+  OcspResponder retired("hc-rsa", closed_port(), std::nullopt, "hc-rsa-expired");
+  auto& d = start({"physician/sign"}, "crl = false\nocsp_url = \"" + retired.url() + "\"\n");
+  const Json j = d.check_cert(1, "sign.prescription", prescription());
+  EXPECT_EQ(codes(j["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << j.dump(2);
+  EXPECT_NE(str(j["certificate"]["revocation"]["reason"]).find("signature does not verify"), std::string::npos)
+      << j.dump(2);
+  EXPECT_EQ(retired.requests(), 1);
+}
+
 // An answer `openssl ocsp` made, as a responder for the RSA CA, to a request
 // for `person`'s signing certificate that carried no nonce, or a nonce of
 // its own (not the one korttid will send).
