@@ -292,8 +292,9 @@ class TokenService {
   void set_reader_resolver(ReaderResolver resolver);
   void set_pin_counter(PinCounter counter);
 
-  // A card left `reader`: operations in flight on its token fail with
-  // card_removed at once, and slots are scanned again.
+  // A card left `reader`: its tokens go at once (operations in flight fail
+  // with card_removed, a session ends, events logged_out and absent), and
+  // slots are scanned again.
   void card_removed(const std::string& reader);
 
  private:

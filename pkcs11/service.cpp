@@ -636,9 +636,15 @@ void TokenService::set_pin_counter(PinCounter counter) {
 }
 
 void TokenService::card_removed(const std::string& reader) {
-  for (auto& [id, token] : impl_->tokens_)
-    if (token->info().reader == reader)
-      token->fail_pending(Error(Errc::card_removed, "the card was removed during the operation"));
+  // The removal PC/SC saw ends the card's tokens here, not at the next scan:
+  // a card put back before that scan has run (one waiting behind another
+  // card's opening, or a module that cannot list its slots) would be the
+  // same token to the scan, and keep the session that pulling the card
+  // ends.
+  std::vector<std::string> gone;
+  for (const auto& [id, token] : impl_->tokens_)
+    if (token->info().reader == reader) gone.push_back(id);
+  for (const auto& id : gone) impl_->remove_token(id);
   impl_->rescan({});
 }
 

@@ -257,6 +257,38 @@ TEST_F(Pcsc, RemovalEndsTheSessionWithEvents) {
   expect_event(*w, "token", "absent", 1000ms);
 }
 
+// Pulling the card ends its session even when the card is back before the
+// next slot scan: here the scan waits behind another card whose opening is
+// slow, and the same card (same token id) is put back meanwhile.
+TEST_F(Pcsc, ACardPutBackBeforeTheNextScanDoesNotKeepItsSession) {
+  auto card = std::make_unique<VirtualCard>(pcscd_, CardOptions{});
+  const std::string token = card->token_id();
+  wait_for_token(token);
+  auto w = watcher();
+  auto c = daemon_->connect();
+  c->call("session.login", {{"token_id", wstr(token)}, {"pin", kPin}});
+  expect_event(*w, "session", "logged_in", 1000ms);
+  // Each GET DATA of the second card (its certificates, read at its first
+  // scan) takes half a second.
+  VirtualCard slow(pcscd_, card_options("specialist", 1, {"--delay", "CB:500"}));
+  ASSERT_TRUE(slow.wait_for_apdu(0xCB, 1, Apdu::begun, 5000ms)) << slow.events();
+  card.reset();
+  expect_event(*w, "card", "removed", 2000ms);
+  expect_event(*w, "session", "logged_out", 2000ms);
+  card = std::make_unique<VirtualCard>(pcscd_, CardOptions{});
+  ASSERT_EQ(card->token_id(), token);
+  wait_for_token(slow.token_id());
+  wait_for_token(token);
+  for (const auto& t : c->call("tokens.list"))
+    if (str(t["token_id"]) == token) {
+      EXPECT_FALSE(t["logged_in"].get<bool>()) << t.dump();
+    }
+  Bytes digest;
+  Json no_pin = sign_params(token + "/02", "sha256", digest);
+  no_pin.erase("pin");
+  EXPECT_EQ(rpc_error([&] { c->call("sign.digest", no_pin); }).code(), 1010) << "no session: the PIN is asked for";
+}
+
 // A second login checks the PIN given now; a wrong one ends the session
 // that was open, and whoever watches (kortti watch, a TLS tunnel) is told.
 TEST_F(Pcsc, AWrongPinInASecondLoginEndsTheSessionWithAnEvent) {
