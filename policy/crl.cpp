@@ -80,10 +80,22 @@ X509CrlPtr download_crl(const std::string& url, std::chrono::seconds timeout, st
   return crl;
 }
 
+bool is_file_source(const std::string& source) {
+  return source.rfind(kFileScheme, 0) == 0 || source.find("://") == std::string::npos;
+}
+
 }  // namespace
 
+void CrlClient::reject(const std::string& source, const std::string& why, SystemTime now) {
+  std::lock_guard lock(mutex_);
+  cache_.erase(source);
+  if (is_file_source(source) || options_.crl_retry_after.count() <= 0) return;
+  make_room(failed_, kMaxFailed, now, [](const Failed& f) { return f.until; });
+  failed_[source] = {why, now + options_.crl_retry_after};
+}
+
 X509CrlPtr CrlClient::load(const std::string& source, SystemTime now, bool& cached, std::string& why_not) {
-  const bool is_file = source.rfind(kFileScheme, 0) == 0 || source.find("://") == std::string::npos;
+  const bool is_file = is_file_source(source);
   const std::string path = source.rfind(kFileScheme, 0) == 0 ? source.substr(kFileScheme.size()) : source;
   // Files are read again when they change (their mtime is the version);
   // URLs are kept until nextUpdate.
@@ -163,6 +175,7 @@ std::optional<Answer> CrlClient::check(X509* leaf, X509* issuer, SystemTime now,
     if (X509_CRL_verify(crl.get(), issuer_key) != 1) {
       ERR_clear_error();
       why_not = "the CRL from " + source + " does not verify with its issuer's key";
+      reject(source, why_not, now);
       continue;
     }
     const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get());

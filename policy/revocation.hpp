@@ -89,6 +89,10 @@ class CrlClient {
 
  private:
   X509CrlPtr load(const std::string& source, SystemTime now, bool& cached, std::string& why_not);
+  // A CRL of the issuer that did not verify is not kept: a download is then
+  // a failed one (asked again after crl_retry_after), not a CRL that would
+  // stand until its own nextUpdate.
+  void reject(const std::string& source, const std::string& why, SystemTime now);
 
   const RevocationOptions& options_;
   std::mutex mutex_;

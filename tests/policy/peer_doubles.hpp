@@ -89,6 +89,12 @@ class PeerDouble {
     changed_.wait_for(lock, limit, [&] { return hung_up_ >= n || finished_ == connections_; });
     return hung_up_;
   }
+  // What a replaying double answers from now on.
+  void replay(Bytes body) {
+    std::lock_guard lock(mutex_);
+    body_ = std::move(body);
+  }
+
   // The body of the last request (an OCSP request: DER).
   [[nodiscard]] Bytes last_request() const {
     std::lock_guard lock(mutex_);
@@ -156,9 +162,14 @@ class PeerDouble {
       case Behaviour::silent:
         return until_hung_up(fd, -1);
       case Behaviour::replay: {
+        Bytes body;
+        {
+          std::lock_guard lock(mutex_);
+          body = body_;
+        }
         const std::string head = "HTTP/1.0 200 OK\r\nContent-Type: " + content_type_ +
-                                 "\r\nContent-Length: " + std::to_string(body_.size()) + "\r\n\r\n";
-        return !send_all(fd, head) || !send_all(fd, std::string(body_.begin(), body_.end()));
+                                 "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+        return !send_all(fd, head) || !send_all(fd, std::string(body.begin(), body.end()));
       }
       case Behaviour::trickle: {
         // A DER SEQUENCE announcing 4092 bytes of content, never delivered.

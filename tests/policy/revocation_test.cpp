@@ -363,6 +363,30 @@ TEST_F(Revocation, CrlHostThatTricklesIsCutOffByTheTotalBudget) {
   EXPECT_EQ(host.connections(), 1);
 }
 
+// A CRL of the issuer that does not verify (a forgery on the way, a broken
+// file on the host) is not kept until its own nextUpdate: the host is asked
+// again after crl_retry_after_s, and the good CRL it serves then decides.
+TEST_F(Revocation, ACrlThatDoesNotVerifyIsNotKept) {
+  const CommandResult der =
+      run({"openssl", "crl", "-in", (pki_dir() / "ca" / "hc-rsa" / "crl.pem").string(), "-outform", "DER"});
+  ASSERT_EQ(der.status, 0) << der.err;
+  const Bytes good(der.out.begin(), der.out.end());
+  Bytes forged = good;
+  forged.back() ^= 0x01;  // the signature's last byte
+  PeerDouble host(PeerDouble::Behaviour::replay, forged, "application/pkix-crl");
+  auto& d = start({"revoked/sign"}, "ocsp = false\ncrl_fetch = false\ncrl_retry_after_s = 1\ncrl_files = [\"" +
+                                        host.url("/hc-rsa.crl") + "\"]\n");
+  const Json first = d.check_cert(1, "sign.prescription", prescription());
+  EXPECT_EQ(codes(first["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << first.dump(2);
+  EXPECT_NE(str(first["certificate"]["revocation"]["reason"]).find("does not verify"), std::string::npos)
+      << first.dump(2);
+  host.replay(good);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  const Json second = d.check_cert(1, "sign.prescription", prescription());
+  EXPECT_EQ(codes(second["reasons"]), std::vector<std::string>{"certificate_revoked"}) << second.dump(2);
+  EXPECT_EQ(host.connections(), 2);
+}
+
 TEST_F(Revocation, CrlRetryAfterZeroTriesAFailedHostAgainAtOnce) {
   PeerDouble host(PeerDouble::Behaviour::silent);
   auto& d = start({"physician/sign"},
