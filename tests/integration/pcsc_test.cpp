@@ -269,8 +269,8 @@ TEST_F(Pcsc, ACardPutBackBeforeTheNextScanDoesNotKeepItsSession) {
   c->call("session.login", {{"token_id", wstr(token)}, {"pin", kPin}});
   expect_event(*w, "session", "logged_in", 1000ms);
   // Each GET DATA of the second card (its certificates, read at its first
-  // scan) takes half a second.
-  VirtualCard slow(pcscd_, card_options("specialist", 1, {"--delay", "CB:500"}));
+  // scan; some thirty of them) takes 0.2 s.
+  VirtualCard slow(pcscd_, card_options("specialist", 1, {"--delay", "CB:200"}));
   ASSERT_TRUE(slow.wait_for_apdu(0xCB, 1, Apdu::begun, 5000ms)) << slow.events();
   card.reset();
   expect_event(*w, "card", "removed", 2000ms);
