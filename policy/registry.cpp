@@ -205,6 +205,9 @@ Registry::ImportResult Registry::import_professionals(std::istream& in, const st
   db.exec("DELETE FROM professional");
   sql::Statement insert(db, "INSERT INTO professional(registration_number, satu, record) VALUES (?, ?, ?)");
   std::map<std::string, std::size_t> first_line;
+  // A SATU names one person: two records with it would make a certificate
+  // that carries only its SATU one person's or the other's by chance.
+  std::map<std::string, std::size_t> first_satu;
   std::set<std::string> rights_used, targets_used;
   std::size_t records = 0;
   for (auto batch = reader.next(); !batch.empty(); batch = reader.next()) {
@@ -214,6 +217,12 @@ Registry::ImportResult Registry::import_professionals(std::istream& in, const st
       if (!fresh)
         throw std::invalid_argument("line " + std::to_string(line.number) + ": registration_number " +
                                     p.registration_number + " already on line " + std::to_string(it->second));
+      if (!p.satu.empty()) {
+        auto [at, unique] = first_satu.emplace(p.satu, line.number);
+        if (!unique)
+          throw std::invalid_argument("line " + std::to_string(line.number) + ": identifiers.satu " + p.satu +
+                                      " already on line " + std::to_string(at->second));
+      }
       for (const auto& r : p.rights) rights_used.insert(r.code);
       for (const auto& r : p.restrictions) targets_used.insert(r.target);
       insert.bind(1, p.registration_number);

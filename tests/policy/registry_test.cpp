@@ -167,6 +167,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadFile{"RepeatedRegistrationNumber",
                 professional_line("55500001", "x") + "\n" + professional_line("55500001", "y") + "\n",
                 "line 2: registration_number 55500001 already on line 1"},
+        BadFile{"RepeatedSatu",
+                R"({"registration_number":"1","identifiers":{"satu":"99900001A"}})"
+                "\n"
+                R"({"registration_number":"2","identifiers":{"satu":"99900001A"}})"
+                "\n",
+                "line 2: identifiers.satu 99900001A already on line 1"},
         BadFile{"NotAnObject", professional_line("55500001", "x") + "\n[1,2]\n", "line 2: line: must be a JSON object"},
         BadFile{"Empty", "\n\n", "the extract has no professionals"}),
     [](const ::testing::TestParamInfo<BadFile>& file) { return std::string(file.param.name); });
