@@ -567,7 +567,9 @@ std::vector<KeySpec> rows() {
       Row("revocation", "timeout_s", Seconds, num(5), Restart, "the whole of one OCSP request or CRL download")
           .range(1, 120)
           .bind([](auto& c) -> auto& { return c.revocation.timeout; }),
-      Row("revocation", "max_cache_s", Seconds, num(3600), Restart, "how long an answer without nextUpdate is reused")
+      Row("revocation", "max_cache_s", Seconds, num(3600), Restart,
+          "how long an answer without nextUpdate is reused, and how old one without nextUpdate or the echoed nonce "
+          "may be")
           .range(0, 7 * 86400)
           .bind([](auto& c) -> auto& { return c.revocation.max_cache; }),
       Row("revocation", "crl_files", Strings, list({}), Restart, "CRL files (DER or PEM) or http:// URLs to consult")

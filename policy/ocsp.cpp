@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "common/encoding.hpp"
+#include "common/time.hpp"
 #include "policy/revocation.hpp"
 
 namespace kortti::policy {
@@ -60,7 +61,7 @@ struct Checked {
 };
 std::optional<Checked> check_response(OCSP_RESPONSE* response, OCSP_REQUEST* req, OCSP_CERTID* id, OcspNonce nonce_rule,
                                       X509_STORE* store, STACK_OF(X509) * untrusted, std::chrono::seconds skew,
-                                      const std::string& url, std::string& why_not) {
+                                      std::chrono::seconds max_age, const std::string& url, std::string& why_not) {
   if (OCSP_response_status(response) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
     why_not = std::string("OCSP responder refused: ") + OCSP_response_status_str(OCSP_response_status(response));
     return std::nullopt;
@@ -74,8 +75,10 @@ std::optional<Checked> check_response(OCSP_RESPONSE* response, OCSP_REQUEST* req
   // good until its nextUpdate though the certificate was revoked since.
   // `if_present` takes it anyway, for responders that pre-produce answers;
   // it is then held to the freshness check below only.
+  bool echoed = false;
   if (nonce_rule != OcspNonce::off) {
     const int nonce = OCSP_check_nonce(req, basic.get());
+    echoed = nonce == 1;
     if (nonce == 0) {
       why_not = "OCSP response nonce does not match the request's";
       return std::nullopt;
@@ -95,7 +98,11 @@ std::optional<Checked> check_response(OCSP_RESPONSE* response, OCSP_REQUEST* req
     why_not = "OCSP response does not cover this certificate";
     return std::nullopt;
   }
-  if (OCSP_check_validity(this_update, next_update, static_cast<long>(skew.count()), -1) != 1) {
+  // An answer that neither echoes the nonce nor says until when it holds
+  // could be years old: it is taken only as new as an answer is kept
+  // ([revocation] max_cache_s).
+  const long max_seconds = !echoed && next_update == nullptr ? static_cast<long>(max_age.count()) : -1;
+  if (OCSP_check_validity(this_update, next_update, static_cast<long>(skew.count()), max_seconds) != 1) {
     why_not = "OCSP response is not current (thisUpdate/nextUpdate)";
     ERR_clear_error();
     return std::nullopt;
@@ -140,23 +147,28 @@ std::optional<Answer> OcspClient::query(X509* leaf, X509* issuer, const std::str
   {
     std::lock_guard lock(mutex_);
     if (auto it = down_until_.find(url); it != down_until_.end() && now < it->second) {
-      why_not = "OCSP responder " + url + " did not answer a moment ago";
+      why_not = "OCSP responder " + url + " gave no usable answer a moment ago; not asked again before " +
+                to_rfc3339(it->second);
       return std::nullopt;
     }
   }
   OcspRequestPtr req(OCSP_REQUEST_new());
   OCSP_request_add0_id(req.get(), OCSP_CERTID_dup(id.get()));
   if (options_.ocsp_nonce != OcspNonce::off) OCSP_request_add1_nonce(req.get(), nullptr, -1);
-  OcspResponsePtr response = post(url, req.get(), options_.timeout, why_not);
-  if (!response) {
+  // A responder that gave no usable answer (none, a refusal such as
+  // tryLater, one unsigned, stale or about something else) is not asked
+  // again for a while: each check would otherwise wait on it again.
+  const auto down = [&] {
     std::lock_guard lock(mutex_);
     make_room(down_until_, kMaxResponders, now, [](SystemTime until) { return until; });
     down_until_[url] = now + kRetryAfter;
     return std::nullopt;
-  }
-  std::optional<Checked> checked =
-      check_response(response.get(), req.get(), id.get(), options_.ocsp_nonce, store, untrusted, skew, url, why_not);
-  if (!checked) return std::nullopt;
+  };
+  OcspResponsePtr response = post(url, req.get(), options_.timeout, why_not);
+  if (!response) return down();
+  std::optional<Checked> checked = check_response(response.get(), req.get(), id.get(), options_.ocsp_nonce, store,
+                                                  untrusted, skew, options_.max_cache, url, why_not);
+  if (!checked) return down();
   const Answer& a = checked->answer;
   const SystemTime until = checked->next_update.value_or(now + options_.max_cache);
   std::lock_guard lock(mutex_);

@@ -193,17 +193,23 @@ TEST_F(Revocation, OcspSignedByAnExpiredResponderIsRejected) {
 // An answer `openssl ocsp` made, as a responder for the RSA CA, to a request
 // for `person`'s signing certificate that carried no nonce, or a nonce of
 // its own (not the one korttid will send).
-Bytes prepared_ocsp_answer(const std::string& person, bool with_nonce) {
+Bytes prepared_ocsp_answer(const std::string& person, bool with_nonce, bool with_next_update = true) {
   TempDir dir;
   const fs::path pki = pki_dir();
   auto r = run({"openssl", "ocsp", "-issuer", (pki / "ca" / "hc-rsa.pem").string(), "-cert",
                 (pki / "people" / person / "sign.pem").string(), with_nonce ? "-nonce" : "-no_nonce", "-reqout",
                 (dir / "request.der").string()});
   if (r.status != 0) throw std::runtime_error("openssl ocsp -reqout: " + r.err);
-  r = run({"openssl", "ocsp", "-index", (pki / "ca" / "hc-rsa" / "index.txt").string(), "-CA",
-           (pki / "ca" / "hc-rsa.pem").string(), "-rsigner", (pki / "ocsp" / "hc-rsa.pem").string(), "-rkey",
-           (pki / "ocsp" / "hc-rsa.key").string(), "-reqin", (dir / "request.der").string(), "-respout",
-           (dir / "response.der").string(), "-nmin", "10"});
+  std::vector<std::string> respond = {"openssl",  "ocsp",
+                                      "-index",   (pki / "ca" / "hc-rsa" / "index.txt").string(),
+                                      "-CA",      (pki / "ca" / "hc-rsa.pem").string(),
+                                      "-rsigner", (pki / "ocsp" / "hc-rsa.pem").string(),
+                                      "-rkey",    (pki / "ocsp" / "hc-rsa.key").string(),
+                                      "-reqin",   (dir / "request.der").string(),
+                                      "-respout", (dir / "response.der").string()};
+  // Without -nmin (or -ndays) the answer has no nextUpdate.
+  if (with_next_update) respond.insert(respond.end(), {"-nmin", "10"});
+  r = run(respond);
   if (r.status != 0) throw std::runtime_error("openssl ocsp -respout: " + r.err);
   return read_bytes(dir / "response.der");
 }
@@ -243,6 +249,23 @@ TEST_F(Revocation, OcspAnswerWithoutTheNonceIsTakenWhenTheNonceIsOnlyCheckedIfPr
   EXPECT_EQ(str(j["certificate"]["revocation"]["status"]), "good");
   ASSERT_EQ(responder.connections(), 1);
   EXPECT_TRUE(has_nonce(responder.last_request()));
+}
+
+// An answer without the nonce and without nextUpdate could be a replay of
+// any age: it is taken only as new as max_cache_s. And a responder whose
+// answer could not be used is not asked again at once.
+TEST_F(Revocation, OcspAnswerWithNeitherNonceNorNextUpdateIsHeldToMaxCacheAndItsResponderRests) {
+  PeerDouble responder(PeerDouble::Behaviour::replay, prepared_ocsp_answer("physician", false, false));
+  auto& d = start({"physician/sign"}, "crl = false\nocsp_nonce = \"if_present\"\nmax_cache_s = 1\nocsp_url = \"" +
+                                          responder.url() + "\"\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // the answer is two seconds old
+  const Json j = d.check_cert(1, "sign.prescription", prescription());
+  EXPECT_EQ(codes(j["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << j.dump(2);
+  EXPECT_NE(str(j["certificate"]["revocation"]["reason"]).find("not current"), std::string::npos) << j.dump(2);
+  const Json again = d.check_cert(1, "sign.prescription", prescription());
+  EXPECT_NE(str(again["certificate"]["revocation"]["reason"]).find("no usable answer a moment ago"), std::string::npos)
+      << again.dump(2);
+  EXPECT_EQ(responder.connections(), 1);
 }
 
 TEST_F(Revocation, OcspAnswerWithAnotherNonceIsRefusedUnlessNoncesAreOff) {
