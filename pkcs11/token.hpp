@@ -120,7 +120,10 @@ class Token {
   // check_login() on the worker, with the card's counter read first: another
   // program (a browser's PKCS#11 module, the vendor's client) may have
   // spent tries since korttid last looked, and the guards of the last try
-  // must not go by an old count.
+  // must not go by an old count. Not again within kRecountAfter of the
+  // last PIN korttid sent: a burst of requests, each with the PIN, reads
+  // it once (and korttid's own tries are counted as they are answered).
+  static constexpr std::chrono::seconds kRecountAfter{1};
   void check_typed_pin(const Credentials& credentials, uid_t uid);
   void check_new_pin(const SecretString& pin) const;
   void check_pinpad(const PinChange& change) const;
@@ -178,6 +181,8 @@ class Token {
   std::optional<uid_t> owner_;
   SystemTime expires_at_{};
   std::chrono::steady_clock::time_point last_used_{};
+  // When korttid last sent a typed PIN to the card (check_typed_pin).
+  std::chrono::steady_clock::time_point last_pin_sent_{};
 
   Worker worker_;
 };

@@ -33,8 +33,10 @@ void Token::check_pin_shape(const Credentials& credentials, uid_t uid) const {
 }
 
 void Token::check_typed_pin(const Credentials& credentials, uid_t uid) {
-  if (credentials.pin) refresh_info();
+  const auto now = std::chrono::steady_clock::now();
+  if (credentials.pin && now - last_pin_sent_ >= kRecountAfter) refresh_info();
   check_login(credentials, uid);
+  if (credentials.pin) last_pin_sent_ = now;
 }
 
 void Token::throw_pin_failure(const Error& error, std::optional<uid_t> typist) {
