@@ -55,6 +55,15 @@ class PinChange : public PcscDaemonTest {
       return e.code();
     }
   }
+  // The PIN locked as the guard of the last try lets it be: two wrong PINs
+  // from `c`, the last from another account (uid 4242), which is returned.
+  std::unique_ptr<client::Client> lock_pin(client::Client& c) {
+    EXPECT_EQ(login_code(c, "000000"), 1011);
+    EXPECT_EQ(login_code(c, "000001"), 1011);
+    auto other = connect_as(daemon_->socket(), 4242, 4242);
+    EXPECT_EQ(login_code(*other, "000002", true), 1012);
+    return other;
+  }
   void expect_no_pin_anywhere() const {
     const std::string audit = read_file(daemon_->dir() / "audit.log");
     for (const char* secret : {kPin, kNewPin, kPuk}) {
@@ -126,11 +135,8 @@ TEST_F(PinChange, UnblockWithThePukResetsTheCounterAndAWrongPukCountsDown) {
             -32602);
   EXPECT_EQ(card_->apdus(0x2C, Apdu::begun), resets);
 
-  EXPECT_EQ(login_code(*c, "000000"), 1011);
-  EXPECT_EQ(login_code(*c, "000001"), 1011);
   // The last try from another account: the one that spent the others may not.
-  auto other = connect_as(daemon_->socket(), 4242, 4242);
-  EXPECT_EQ(login_code(*other, "000002", true), 1012);
+  auto other = lock_pin(*c);
   EXPECT_TRUE(status(*c).value("locked", false)) << status(*c).dump();
   EXPECT_EQ(login_code(*c, kPin), 1012) << "the right PIN does not open a locked card";
 
@@ -158,10 +164,7 @@ TEST_F(PinChange, UnblockWithThePukResetsTheCounterAndAWrongPukCountsDown) {
 TEST_F(PinChange, ALockedPinIsRefusedBeforeTheAuditTrailUntilAnotherProgramUnblocksIt) {
   insert();
   auto c = daemon_->connect();
-  EXPECT_EQ(login_code(*c, "000000"), 1011);
-  EXPECT_EQ(login_code(*c, "000001"), 1011);
-  auto other = connect_as(daemon_->socket(), 4242, 4242);
-  EXPECT_EQ(login_code(*other, "000002", true), 1012);
+  auto other = lock_pin(*c);
   const std::size_t lines = daemon_->audit().size();
   Bytes digest;
   Json sign = sign_params(token() + "/02", "sha256", digest);
@@ -197,9 +200,7 @@ TEST_F(PinChange, AnUnblockThatCannotWorkIsRefusedBeforeTheAuditTrail) {
   for (int i = 0; i < 10; ++i) EXPECT_EQ(rpc_error([&] { other->call("pin.unblock", unblock); }).code(), -32602);
   EXPECT_EQ(daemon_->audit().size(), lines) << "an unblock of a PIN with tries left left audit lines";
 
-  EXPECT_EQ(login_code(*c, "000000"), 1011);
-  EXPECT_EQ(login_code(*c, "000001"), 1011);
-  EXPECT_EQ(login_code(*other, "000002", true), 1012);
+  other = lock_pin(*c);
   Json wrong = unblock;
   wrong["puk"] = "87654321";
   // Two accounts, as one may not spend all of the PUK's tries.
@@ -231,10 +232,7 @@ TEST_F(PinChange, AnUnblockThatCannotWorkIsRefusedBeforeTheAuditTrail) {
 TEST_F(PinChange, OneAccountMayNotSpendAllOfThePuksTries) {
   insert();
   auto c = daemon_->connect();
-  EXPECT_EQ(login_code(*c, "000000"), 1011);
-  EXPECT_EQ(login_code(*c, "000001"), 1011);
-  auto other = connect_as(daemon_->socket(), 4242, 4242);
-  EXPECT_EQ(login_code(*other, "000002", true), 1012);
+  auto other = lock_pin(*c);
   const Json wrong = {{"token_id", wstr(token())}, {"puk", "87654321"}, {"new_pin", kNewPin}};
   EXPECT_EQ(rpc_error([&] { other->call("pin.unblock", wrong); }).code(), 1011);
   EXPECT_EQ(rpc_error([&] { other->call("pin.unblock", wrong); }).code(), 1011);
