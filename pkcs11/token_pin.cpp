@@ -84,10 +84,10 @@ void Token::change_pin(const PinChange& change, uid_t uid) {
 void Token::unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid) {
   check_not_anothers(uid);
   check_pinpad(change);
-  // Again here: a dialog's next round, or requests that passed the check
-  // before the trail side by side.
-  if (!change.pinpad) hooks_->pin_guard->check_puk(id_, uid);
   if (!change.pinpad) {
+    // Again here: a dialog's next round, or requests that passed the check
+    // before the trail side by side.
+    hooks_->pin_guard->check_puk(id_, uid);
     check_new_pin(change.new_pin);
     if (change.proof.empty()) throw Error(Errc::invalid_params, "the PUK is empty");
   }

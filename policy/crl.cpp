@@ -86,12 +86,16 @@ bool is_file_source(const std::string& source) {
 
 }  // namespace
 
-void CrlClient::reject(const std::string& source, const std::string& why, SystemTime now) {
-  std::lock_guard lock(mutex_);
-  cache_.erase(source);
+void CrlClient::remember_failed(const std::string& source, const std::string& why, SystemTime now) {
   if (is_file_source(source) || options_.crl_retry_after.count() <= 0) return;
   make_room(failed_, kMaxFailed, now, [](const Failed& f) { return f.until; });
   failed_[source] = {why, now + options_.crl_retry_after};
+}
+
+void CrlClient::reject(const std::string& source, const std::string& why, SystemTime now) {
+  std::lock_guard lock(mutex_);
+  cache_.erase(source);
+  remember_failed(source, why, now);
 }
 
 X509CrlPtr CrlClient::load(const std::string& source, SystemTime now, bool& cached, std::string& why_not) {
@@ -126,11 +130,8 @@ X509CrlPtr CrlClient::load(const std::string& source, SystemTime now, bool& cach
   }
   X509CrlPtr crl = is_file ? read_crl_file(path, source, why_not) : download_crl(source, options_.timeout, why_not);
   if (!crl) {
-    if (!is_file && options_.crl_retry_after.count() > 0) {
-      std::lock_guard lock(mutex_);
-      make_room(failed_, kMaxFailed, now, [](const Failed& f) { return f.until; });
-      failed_[source] = {why_not, now + options_.crl_retry_after};
-    }
+    std::lock_guard lock(mutex_);
+    remember_failed(source, why_not, now);
     return nullptr;
   }
   const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get());

@@ -93,6 +93,9 @@ class CrlClient {
   // a failed one (asked again after crl_retry_after), not a CRL that would
   // stand until its own nextUpdate.
   void reject(const std::string& source, const std::string& why, SystemTime now);
+  // A download that gave no CRL is not tried again for crl_retry_after (a
+  // file is read again at once). The caller holds mutex_.
+  void remember_failed(const std::string& source, const std::string& why, SystemTime now);
 
   const RevocationOptions& options_;
   std::mutex mutex_;

@@ -27,6 +27,18 @@ class Revocation : public ::testing::Test {
     return *daemon_;
   }
   static Json prescription() { return {{"atc_codes", Json::array({"J01CA04"})}}; }
+  // `person`'s check against a responder for the RSA CA that signs as
+  // `signer` (ocsp/<signer>.pem): no answer, since its signature does not
+  // verify, after one request.
+  void expect_responder_refused(const std::string& person, const std::string& signer) {
+    OcspResponder responder("hc-rsa", closed_port(), std::nullopt, signer);
+    auto& d = start({person + "/sign"}, "crl = false\nocsp_url = \"" + responder.url() + "\"\n");
+    const Json j = d.check_cert(1, "sign.prescription", prescription());
+    EXPECT_EQ(codes(j["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << j.dump(2);
+    EXPECT_NE(str(j["certificate"]["revocation"]["reason"]).find("signature does not verify"), std::string::npos)
+        << j.dump(2);
+    EXPECT_EQ(responder.requests(), 1);
+  }
 
   std::unique_ptr<PolicyDaemon> daemon_;
 };
@@ -167,13 +179,7 @@ TEST_F(Revocation, ACrlOfAnotherCaIsNotTakenAsAnAnswer) {
 TEST_F(Revocation, OcspSignedByAResponderOfAnotherCaIsRejected) {
   // A responder that chains to a trusted root, but was delegated by another
   // CA, says "good" about a revoked certificate: not an answer.
-  OcspResponder wrong("hc-rsa", closed_port(), std::nullopt, "hc-ec");
-  auto& d = start({"revoked/sign"}, "crl = false\nocsp_url = \"" + wrong.url() + "\"\n");
-  const Json j = d.check_cert(1, "sign.prescription", prescription());
-  EXPECT_EQ(codes(j["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << j.dump(2);
-  EXPECT_NE(str(j["certificate"]["revocation"]["reason"]).find("signature does not verify"), std::string::npos)
-      << j.dump(2);
-  EXPECT_EQ(wrong.requests(), 1);
+  expect_responder_refused("revoked", "hc-ec");
 }
 
 // A responder whose certificate has expired (a retired responder, whose key
@@ -181,13 +187,7 @@ TEST_F(Revocation, OcspSignedByAResponderOfAnotherCaIsRejected) {
 // checked are held to the clock skew by korttid itself; the responder's
 // chain is OpenSSL's to check, at the time of the check.)
 TEST_F(Revocation, OcspSignedByAnExpiredResponderIsRejected) {
-  OcspResponder retired("hc-rsa", closed_port(), std::nullopt, "hc-rsa-expired");
-  auto& d = start({"physician/sign"}, "crl = false\nocsp_url = \"" + retired.url() + "\"\n");
-  const Json j = d.check_cert(1, "sign.prescription", prescription());
-  EXPECT_EQ(codes(j["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << j.dump(2);
-  EXPECT_NE(str(j["certificate"]["revocation"]["reason"]).find("signature does not verify"), std::string::npos)
-      << j.dump(2);
-  EXPECT_EQ(retired.requests(), 1);
+  expect_responder_refused("physician", "hc-rsa-expired");
 }
 
 // An answer `openssl ocsp` made, as a responder for the RSA CA, to a request
