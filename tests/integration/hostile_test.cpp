@@ -353,23 +353,6 @@ TEST_F(Hostile, PinUnblockRequestsWaitForTheirUidsPinTurnsToo) {
   expect_daemon_fine();
 }
 
-// An XML document of about `bytes` with no signature in it.
-std::string unsigned_document(std::size_t bytes) {
-  std::string document = "<a>";
-  while (document.size() < bytes) document += "<b c=\"d\">text text text</b>";
-  return document + "</a>";
-}
-
-// A burst of `n` verify.xml requests of `document`, as attachments.
-std::string verify_burst(const std::string& document, int n) {
-  std::string burst;
-  for (int i = 1; i <= n; ++i)
-    burst += R"({"jsonrpc":"2.0","id":)" + std::to_string(i) +
-             R"(,"method":"verify.xml","attachment":{"name":"document","bytes":)" + std::to_string(document.size()) +
-             "}}\n" + document;
-  return burst;
-}
-
 // One client's documents used to queue without bound behind a busy
 // documents thread (RSS 51 -> 2,171 MiB). Past max_queued_bytes: 1060 at once.
 TEST_F(Hostile, DocumentsWaitingForTheDocumentsThreadAreBounded) {

@@ -81,6 +81,21 @@ std::size_t occurrences(std::string_view text, std::string_view needle) {
   return n;
 }
 
+std::string unsigned_document(std::size_t bytes) {
+  std::string document = "<a>";
+  while (document.size() < bytes) document += "<b c=\"d\">text text text</b>";
+  return document + "</a>";
+}
+
+std::string verify_burst(const std::string& document, int n) {
+  std::string burst;
+  for (int i = 1; i <= n; ++i)
+    burst += R"({"jsonrpc":"2.0","id":)" + std::to_string(i) +
+             R"(,"method":"verify.xml","attachment":{"name":"document","bytes":)" + std::to_string(document.size()) +
+             "}}\n" + document;
+  return burst;
+}
+
 Bytes read_bytes(const fs::path& path) {
   const std::string s = read_file(path);
   return Bytes(s.begin(), s.end());

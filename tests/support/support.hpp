@@ -99,6 +99,11 @@ std::vector<Bytes> pem_certificates(const fs::path& pem);
 std::string read_file(const fs::path& path);
 // How many times `needle` occurs in `text` (a log, an audit file).
 std::size_t occurrences(std::string_view text, std::string_view needle);
+// An XML document of about `bytes` with no signature in it.
+std::string unsigned_document(std::size_t bytes);
+// A burst of `n` verify.xml requests of `document` as attachments, ids 1..n,
+// for one write: korttid reads them all before it answers any.
+std::string verify_burst(const std::string& document, int n);
 Bytes read_bytes(const fs::path& path);
 void write_bytes(const fs::path& path, ByteView data);
 
