@@ -74,6 +74,15 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
   // removed: each may hold sessions, and all must be closed before the module
   // is finalized (io thread).
   std::vector<std::weak_ptr<Token>> made_;
+  // Tokens a scan found that are still opening (io thread). A later scan
+  // neither waits for them nor opens their slot again; one that saw the
+  // slot again, or a card's removal meanwhile, has the slot looked at anew
+  // if the opening fails (the card may have been pulled and put back).
+  struct Opening {
+    std::shared_ptr<Token> token;
+    bool look_again_if_it_fails = false;
+  };
+  std::vector<Opening> opening_;
   std::vector<EventHandler> handlers_;
   bool started_ = false;
   bool stopping_ = false;
@@ -179,6 +188,11 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
       return;
     }
     if (done) current_waiters_.push_back(std::move(done));
+    scan();
+  }
+
+  // A scan for current_waiters_; none may be under way.
+  void scan() {
     scanning_ = true;
     struct Scan {
       std::vector<std::optional<std::vector<SlotSnapshot>>> results;
@@ -189,7 +203,7 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
     for (auto& m : modules_)
       if (m->loaded()) ++scan->remaining;
     if (scan->remaining == 0 || stopping_) {
-      finish_scan();
+      apply_scan(scan->results);
       return;
     }
     for (std::size_t i = 0; i < modules_.size(); ++i) {
@@ -218,47 +232,65 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
     }
   }
 
+  // What the modules listed, applied. The scan's waiters are answered once
+  // the tokens it found have opened (a `cert_id` of a card present at start
+  // is then found), but the next scan does not wait for them: one card slow
+  // to open (a PC/SC transaction another program holds, a card with many
+  // certificates) would keep every other card out until it had.
   void apply_scan(const std::vector<std::optional<std::vector<SlotSnapshot>>>& results) {
-    if (stopping_) {
-      finish_scan();
-      return;
-    }
+    auto waiters = std::make_shared<std::vector<Completion<Unit>>>(std::exchange(current_waiters_, {}));
     auto opening = std::make_shared<std::size_t>(1);
-    auto one_done = [self = shared_from_this(), opening] {
-      if (--*opening == 0) self->finish_scan();
+    auto one_done = [opening, waiters] {
+      if (--*opening == 0)
+        for (auto& w : *waiters) w(Unit{});
     };
-    std::set<std::string> reserved;
-    for (std::size_t i = 0; i < results.size(); ++i) {
+    for (std::size_t i = 0; i < results.size() && !stopping_; ++i) {
       if (!results[i]) continue;  // the module could not answer; keep what we had
       const auto& slots = *results[i];
       const Module* module = modules_[i].get();
+      auto listed = [&slots](const Token& held) {
+        return std::any_of(slots.begin(), slots.end(),
+                           [&held](const SlotSnapshot& s) { return held.is_same_token(s); });
+      };
       std::vector<std::string> gone;
-      for (auto& [id, token] : tokens_) {
-        if (&token->module() != module) continue;
-        // An init-capture: clang before 16 cannot capture a structured binding.
-        if (std::none_of(slots.begin(), slots.end(),
-                         [&held = *token](const SlotSnapshot& s) { return held.is_same_token(s); }))
-          gone.push_back(id);
-      }
+      for (auto& [id, token] : tokens_)
+        if (&token->module() == module && !listed(*token)) gone.push_back(id);
       for (auto& id : gone) remove_token(id);
+      // One still opening whose slot is gone is closed when its opening ends.
+      std::erase_if(opening_, [&](const Opening& o) { return &o.token->module() == module && !listed(*o.token); });
       for (const SlotSnapshot& slot : slots) {
-        auto existing = std::find_if(tokens_.begin(), tokens_.end(), [&](const auto& kv) {
-          return &kv.second->module() == module && kv.second->is_same_token(slot);
-        });
+        auto same = [&](const std::shared_ptr<Token>& t) { return &t->module() == module && t->is_same_token(slot); };
+        auto existing = std::find_if(tokens_.begin(), tokens_.end(), [&](const auto& kv) { return same(kv.second); });
         if (existing != tokens_.end()) {
           existing->second->update_from(slot);
           continue;
         }
-        std::string id = base_token_id(slot);
-        for (int n = 2; tokens_.count(id) != 0 || reserved.count(id) != 0; ++n)
-          id = base_token_id(slot) + "-" + std::to_string(n);
-        reserved.insert(id);
-        auto token = std::make_shared<Token>(modules_[i], slot, id, hooks_, options_);
+        auto half_open =
+            std::find_if(opening_.begin(), opening_.end(), [&](const Opening& o) { return same(o.token); });
+        if (half_open != opening_.end()) {
+          half_open->look_again_if_it_fails = true;
+          continue;
+        }
+        auto token = std::make_shared<Token>(modules_[i], slot, unused_token_id(base_token_id(slot)), hooks_, options_);
+        opening_.push_back(Opening{token});
         ++*opening;
         open_token(std::move(token), one_done);
       }
     }
     one_done();
+    end_scan();
+  }
+
+  // `base`, or base-2, base-3, ...: the first that no token present or
+  // opening has.
+  std::string unused_token_id(const std::string& base) const {
+    auto taken = [&](const std::string& id) {
+      return tokens_.count(id) != 0 ||
+             std::any_of(opening_.begin(), opening_.end(), [&](const Opening& o) { return o.token->id() == id; });
+    };
+    std::string id = base;
+    for (int n = 2; taken(id); ++n) id = base + "-" + std::to_string(n);
+    return id;
   }
 
   // A token found by a scan is opened on its own worker, and published (a
@@ -273,14 +305,27 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
       });
       if (!opened.ok()) token->close();
       asio::post(self->io_, [self, token, opened, done] {
-        if (opened.ok() && !self->stopping_) {
+        std::optional<Opening> wanted;
+        if (auto it = std::find_if(self->opening_.begin(), self->opening_.end(),
+                                   [&](const Opening& o) { return o.token == token; });
+            it != self->opening_.end()) {
+          wanted = *it;
+          self->opening_.erase(it);
+        }
+        if (!opened.ok()) {
+          spdlog::warn("token {}: cannot open a session: {}", token->id(), opened.error().detail);
+          if (wanted && wanted->look_again_if_it_fails && !self->stopping_) self->rescan({});
+        } else if (self->stopping_) {
+          // shutdown() closes it with the others
+        } else if (!wanted) {
+          spdlog::info("token {}: gone while it was opening", token->id());
+          token->worker().post([token] { token->close(); });
+        } else {
           self->tokens_[token->id()] = token;
           const TokenInfo info = token->info();
           spdlog::info("token {} present: '{}' in slot {} ({})", info.token_id, info.label, info.slot_id,
                        info.reader.value_or(info.slot_description));
           self->emit(TokenEvent::Type::present, info);
-        } else if (!opened.ok()) {
-          spdlog::warn("token {}: cannot open a session: {}", token->id(), opened.error().detail);
         }
         done();
       });
@@ -309,21 +354,13 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
     emit(TokenEvent::Type::absent, info);
   }
 
-  void finish_scan() {
+  // The scan under way has been applied: the one asked for meanwhile, if
+  // any, starts with its waiters.
+  void end_scan() {
     scanning_ = false;
-    auto waiters = std::move(current_waiters_);
-    current_waiters_.clear();
-    if (scan_again_ && !stopping_) {
-      scan_again_ = false;
-      auto next = std::move(next_waiters_);
-      next_waiters_.clear();
-      rescan({});
-      current_waiters_ = std::move(next);
-    } else {
-      for (auto& w : next_waiters_) waiters.push_back(std::move(w));
-      next_waiters_.clear();
-    }
-    for (auto& w : waiters) w(Unit{});
+    if (!std::exchange(scan_again_, false)) return;
+    current_waiters_ = std::exchange(next_waiters_, {});
+    scan();
   }
 
   std::chrono::milliseconds sweep_interval() const {
@@ -399,6 +436,7 @@ bool TokenService::shutdown(std::chrono::milliseconds grace) {
     if (auto token = made.lock()) tokens.push_back(std::move(token));
   impl_->made_.clear();
   impl_->tokens_.clear();
+  impl_->opening_.clear();
   spdlog::debug("stopping: closing the sessions of {} token(s) before the modules finalize", tokens.size());
   const auto deadline = std::chrono::steady_clock::now() + grace;
   auto left = [&] {
@@ -645,6 +683,9 @@ void TokenService::card_removed(const std::string& reader) {
   for (const auto& [id, token] : impl_->tokens_)
     if (token->info().reader == reader) gone.push_back(id);
   for (const auto& id : gone) impl_->remove_token(id);
+  // A token still opening has no reader yet: if its opening fails, this
+  // card may be back in by then, and its slot is looked at again.
+  for (auto& o : impl_->opening_) o.look_again_if_it_fails = true;
   impl_->rescan({});
 }
 

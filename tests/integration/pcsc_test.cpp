@@ -258,8 +258,9 @@ TEST_F(Pcsc, RemovalEndsTheSessionWithEvents) {
 }
 
 // Pulling the card ends its session even when the card is back before the
-// next slot scan: here the scan waits behind another card whose opening is
-// slow, and the same card (same token id) is put back meanwhile.
+// next slot scan: here the scan waits inside OpenSC (one lock for the whole
+// module) while another card opens slowly, and the same card (same token
+// id) is put back meanwhile.
 TEST_F(Pcsc, ACardPutBackBeforeTheNextScanDoesNotKeepItsSession) {
   auto card = std::make_unique<VirtualCard>(pcscd_, CardOptions{});
   const std::string token = card->token_id();
@@ -822,6 +823,47 @@ TEST_F(Pcsc, ASlowCardHoldsUpNeitherTheSocketLoopNorListingNorAnotherModulesToke
 
   const Json r = busy->wait_for(slow_id, 15000ms);
   EXPECT_TRUE(openssl_verify_digest(b64(r["certificate"]), slow_digest, b64(r["signature"]), "sha256", "pkcs1"));
+}
+
+// A token slow to open (here the test double's, held until journal.go
+// exists) keeps no other card out: the next scan does not wait for it, and
+// does not open its slot a second time. Slot scans used to wait for every
+// token a scan had found to open, so a card put in meanwhile was seen only
+// once the slow one had opened.
+TEST_F(Pcsc, ACardPutInWhileAnotherTokenIsStillOpeningIsNotKeptWaiting) {
+  TempDir dir;
+  SoftHsm hsm(dir.path());
+  hsm.add_token("slow", {"nurse/sign"});
+  const fs::path journal = dir / "journal";
+  DaemonOptions o;
+  o.env["SOFTHSM2_CONF"] = hsm.conf().string();
+  o.env["KORTTI_SHIM_SLOW_OPEN"] = journal.string();
+  o.wait_ready = false;  // the first scan waits for its tokens to open, or 10 s
+  start_daemon(std::move(o), {SoftHsm::shim()});
+  ASSERT_TRUE(eventually([&] { return fs::exists(journal); }, 20000ms)) << daemon_->log();
+  auto c = daemon_->connect();
+  EXPECT_EQ(c->call("system.hello", Json::object(), 20000ms)["daemon"], "korttid");
+
+  VirtualCard card(pcscd_, CardOptions{});
+  Json tokens;
+  const bool card_seen = eventually(
+      [&] {
+        tokens = c->call("tokens.list");
+        return std::any_of(tokens.begin(), tokens.end(),
+                           [&](const Json& t) { return str(t["token_id"]) == card.token_id(); });
+      },
+      8000ms);
+  EXPECT_TRUE(card_seen) << "the card waited for the slow token: " << tokens.dump();
+  EXPECT_EQ(tokens.size(), 1U) << "only the card: the slow token is still opening: " << tokens.dump();
+  EXPECT_FALSE(fs::exists(dir / "journal.go"));
+
+  write_file(dir / "journal.go", "");
+  EXPECT_TRUE(eventually([&] { return c->call("tokens.list").size() == 2U; }, 10000ms))
+      << c->call("tokens.list").dump();
+  for (int i = 0; i < 3; ++i) (void)c->call("tokens.list");  // scans more, with the slow token open now
+  tokens = c->call("tokens.list");
+  EXPECT_EQ(tokens.size(), 2U) << tokens.dump();
+  EXPECT_EQ(occurrences(read_file(journal), "opening"), 1U) << "its slot was opened once:\n" << read_file(journal);
 }
 
 TEST_F(Pcsc, ABatchOfTwentyWithTheCardPulledMidwayKeepsWhatWasSignedAndFailsTheRest) {
