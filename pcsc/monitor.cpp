@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 #include <thread>
+#include <utility>
 
 #include "pcsc/pcsc.hpp"
 
@@ -34,6 +35,9 @@ std::string_view name_of(Event::Type type) noexcept {
 namespace {
 
 constexpr const char* kPnp = R"(\\?PnP?\Notification)";
+// What one SCardGetStatusChange takes (pcsc-lite refuses more: "Invalid
+// parameter given"), and the most readers pcscd serves.
+constexpr std::size_t kMaxStates = PCSCLITE_MAX_READERS_CONTEXTS;
 
 // pcsc-lite counts insertions and removals of each reader in the upper 16
 // bits of dwEventState.
@@ -206,7 +210,9 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
   void watch(const Context& ctx) {
     std::deque<std::string> names;  // stable c_str() for the reader states
     std::vector<SCARD_READERSTATE> states;
+    std::size_t first = 1;  // states[0] is PnP's, but with 16 readers
     DWORD pnp_state = 0;
+    bool warned_of_many = false;
     auto relist = [&] {
       const auto current = ctx.readers();
       std::vector<std::string> known_names;
@@ -219,12 +225,23 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
       for (const auto& name : current)
         if (std::find(known_names.begin(), known_names.end(), name) == known_names.end()) add_reader(ctx, name);
       names.assign(current.begin(), current.end());
-      states.assign(names.size() + 1, SCARD_READERSTATE{});
-      states[0].szReader = kPnp;
-      states[0].dwCurrentState = pnp_state;
+      if (names.size() > kMaxStates) {
+        if (!std::exchange(warned_of_many, true))
+          spdlog::warn("PC/SC: {} readers; card events are watched in the first {} only", names.size(), kMaxStates);
+        names.resize(kMaxStates);
+      }
+      // pcsc-lite takes at most 16 states a call, and pcscd serves at most 16
+      // readers: with that many, PnP is left out. No reader can come then,
+      // and one that goes shows in its own state.
+      first = names.size() < kMaxStates ? 1 : 0;
+      states.assign(first + names.size(), SCARD_READERSTATE{});
+      if (first == 1) {
+        states[0].szReader = kPnp;
+        states[0].dwCurrentState = pnp_state;
+      }
       for (std::size_t i = 0; i < names.size(); ++i) {
-        states[i + 1].szReader = names[i].c_str();
-        states[i + 1].dwCurrentState = SCARD_STATE_UNAWARE;
+        states[first + i].szReader = names[i].c_str();
+        states[first + i].dwCurrentState = SCARD_STATE_UNAWARE;
       }
     };
     relist();
@@ -241,7 +258,7 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
       }
       check(rv, "SCardGetStatusChange");
       bool again = false;
-      for (std::size_t i = 1; i < states.size(); ++i) {
+      for (std::size_t i = first; i < states.size(); ++i) {
         SCARD_READERSTATE& s = states[i];
         if ((s.dwEventState & (SCARD_STATE_UNKNOWN | SCARD_STATE_IGNORE)) != 0) {
           again = true;
@@ -250,7 +267,7 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
         if ((s.dwEventState & SCARD_STATE_CHANGED) != 0) update(s);
         s.dwCurrentState = s.dwEventState & ~static_cast<DWORD>(SCARD_STATE_CHANGED);
       }
-      if ((states[0].dwEventState & SCARD_STATE_CHANGED) != 0) {
+      if (first == 1 && (states[0].dwEventState & SCARD_STATE_CHANGED) != 0) {
         pnp_state = states[0].dwEventState & ~static_cast<DWORD>(SCARD_STATE_CHANGED);
         again = true;
       }

@@ -306,6 +306,31 @@ TEST_F(Pcsc, AWrongPinInASecondLoginEndsTheSessionWithAnEvent) {
   EXPECT_FALSE(c->call("tokens.list")[0]["logged_in"].get<bool>());
 }
 
+// pcsc-lite takes at most 16 reader states a call, and pcscd serves up to
+// 16 readers: with the PnP state that made 17, which it refused ("Invalid
+// parameter given") every 100 ms, and no card event came from any reader.
+TEST(PcscReaders, SixteenReadersAllSendCardEvents) {
+  Pcscd pcscd(16);
+  DaemonOptions o;
+  o.pcsc = true;
+  o.modules = {kOpenScModule};
+  for (const auto& [k, v] : pcscd.env()) o.env[k] = v;
+  o.env["OPENSC_CONF"] = "/dev/null";
+  Daemon daemon(std::move(o));
+  auto c = daemon.connect();
+  c->call("events.subscribe", {{"topics", Json::array({"card"})}});
+  EXPECT_EQ(c->call("readers.list").size(), 16U);
+  for (const int reader : {15, 0}) {
+    VirtualCard card(pcscd, card_options("physician", reader));
+    std::optional<Json> event;
+    while ((event = c->next_event(10000ms)) && (*event)["params"]["type"] != "inserted") {
+    }
+    ASSERT_TRUE(event.has_value()) << "no card event from reader " << reader << "\n" << daemon.log();
+  }
+  EXPECT_EQ(daemon.log().find("SCardGetStatusChange"), std::string::npos) << daemon.log();
+  EXPECT_EQ(daemon.stop(SIGTERM), 0);
+}
+
 TEST_F(Pcsc, PcscdKilledMeansUnavailableAndEverythingReturnsWithIt) {
   VirtualCard card(pcscd_, card_options("physician", 0, {"--reconnect", "--connect-timeout-ms", "30000"}));
   wait_for_token(card.token_id());

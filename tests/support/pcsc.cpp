@@ -19,6 +19,8 @@ namespace kortti::test {
 
 namespace {
 
+constexpr const char* kVpcdDriver = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
+
 bool tcp_port_free(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
@@ -33,26 +35,44 @@ bool tcp_port_free(int port) {
 
 }  // namespace
 
-Pcscd::Pcscd() {
+Pcscd::Pcscd(int readers) : readers_(readers) {
+  if (readers < 2 || readers > 16 || readers % 2 != 0) throw std::invalid_argument("Pcscd: 2, 4, ... 16 readers");
   ::setenv("PCSCLITE_CSOCK_NAME", socket().c_str(), 1);
   fs::create_directories(dir_ / "conf");
+  auto ports_free = [&] {
+    for (int i = 0; i < readers; ++i)
+      if (!tcp_port_free(base_port_ + i)) return false;
+    return true;
+  };
   for (int attempt = 0; attempt < 8; ++attempt) {
-    // An even base port in a range of our own; vpcd takes it and the next.
+    // An even base port in a range of our own; each vpcd takes a port and
+    // the next, so reader n listens on base + n.
     base_port_ = 20000 + 2 * static_cast<int>((::getpid() * 7919 + attempt * 104729) % 15000);
-    if (!tcp_port_free(base_port_) || !tcp_port_free(base_port_ + 1)) continue;
-    char conf[256];
-    std::snprintf(conf, sizeof conf,
-                  "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME   /dev/null:0x%X\n"
-                  "LIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID    0x%X\n",
-                  base_port_, base_port_);
-    write_file(dir_ / "conf" / "vpcd", conf);
+    if (!ports_free()) continue;
+    for (int pair = 0; pair < readers / 2; ++pair) {
+      // pcscd names readers of one name alike ("Virtual PCD 00 00"), and
+      // vpcd keeps one pair's state per loaded library: each further pair
+      // has a name and a copy of the driver of its own.
+      std::string name = "Virtual PCD";
+      fs::path driver = kVpcdDriver;
+      if (pair > 0) {
+        name += " " + std::string(1, static_cast<char>('A' + pair));
+        driver = dir_ / ("libifdvpcd-" + std::to_string(pair) + ".so");
+        fs::copy_file(kVpcdDriver, driver, fs::copy_options::overwrite_existing);
+      }
+      char conf[512];
+      std::snprintf(conf, sizeof conf,
+                    "FRIENDLYNAME \"%s\"\nDEVICENAME   /dev/null:0x%X\nLIBPATH      %s\nCHANNELID    0x%X\n",
+                    name.c_str(), base_port_ + 2 * pair, driver.c_str(), base_port_ + 2 * pair);
+      write_file(dir_ / "conf" / ("vpcd" + (pair == 0 ? std::string() : "-" + std::to_string(pair))), conf);
+    }
     if (launch()) return;
     kill();
   }
   throw std::runtime_error("cannot start a private pcscd; its log:\n" + log());
 }
 
-Pcscd::Pcscd(NoReaders) : readers_(false) {
+Pcscd::Pcscd(NoReaders) : readers_(0) {
   ::setenv("PCSCLITE_CSOCK_NAME", socket().c_str(), 1);
   fs::create_directories(dir_ / "conf");
   if (!launch()) throw std::runtime_error("cannot start a private pcscd; its log:\n" + log());
@@ -63,12 +83,14 @@ Pcscd::~Pcscd() { kill(); }
 bool Pcscd::launch() {
   pid_ = spawn_logged({"systemd-socket-activate", "-l", socket(), "pcscd", "-f", "-c", (dir_ / "conf").string()}, {},
                       dir_ / "pcscd.log");
-  // Ready when both readers are listed, or none when it has none
-  // (opensc-tool asks through the socket, which also starts pcscd).
+  // Ready when every reader is listed and listening, or none when it has
+  // none (opensc-tool asks through the socket, which also starts pcscd).
   for (int i = 0; i < 100; ++i) {
     auto r = run({"opensc-tool", "-l"}, env());
-    if (!readers_ && r.out.find("No smart card readers found") != std::string::npos) return true;
-    if (readers_ && r.out.find("Virtual PCD 00 01") != std::string::npos && !tcp_port_free(base_port_ + 1)) return true;
+    if (readers_ == 0 && r.out.find("No smart card readers found") != std::string::npos) return true;
+    if (readers_ > 0 && occurrences(r.out, "Virtual PCD") == static_cast<std::size_t>(readers_) &&
+        !tcp_port_free(base_port_ + readers_ - 1))
+      return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return false;

@@ -252,7 +252,9 @@ int connect_fd_as(const std::string& socket, uid_t uid, gid_t gid, const std::ve
 // through its own socket (PCSCLITE_CSOCK_NAME); set for this process too.
 class Pcscd {
  public:
-  Pcscd();
+  // Two virtual readers, or `readers` (an even number up to 16, pcscd's
+  // most: vpcd serves two readers per pair of ports).
+  explicit Pcscd(int readers = 2);
   // A pcscd with no reader at all, as on a machine with none plugged in.
   struct NoReaders {};
   explicit Pcscd(NoReaders);
@@ -270,7 +272,7 @@ class Pcscd {
  private:
   bool launch();
   TempDir dir_;
-  bool readers_ = true;
+  int readers_ = 2;
   int base_port_ = 0;
   pid_t pid_ = -1;
 };
