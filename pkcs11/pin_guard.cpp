@@ -6,18 +6,18 @@ namespace kortti::pkcs11 {
 
 namespace {
 
-bool holds(const std::map<std::string, std::set<uid_t>>& uids, const std::string& token_id, uid_t uid) {
-  const auto it = uids.find(token_id);
+bool holds(const std::map<std::string, std::set<uid_t>>& uids, const std::string& key, uid_t uid) {
+  const auto it = uids.find(key);
   return it != uids.end() && it->second.count(uid) != 0;
 }
 
 }  // namespace
 
-void PinGuard::check_last_try(const std::string& token_id, uid_t uid) const {
+void PinGuard::check_last_try(const PinKey& key, uid_t uid) const {
   std::lock_guard lock(mutex_);
   // The card's holder has given its right PIN before; an account that only
   // ever gave wrong ones is where an attack on the card would come from.
-  if (!holds(wrong_, token_id, uid) || holds(known_, token_id, uid)) return;
+  if (!holds(wrong_, key.pin, uid) || holds(known_, key.card, uid)) return;
   throw Error(Errc::permission_denied,
               "the PIN has one try left and this account gave wrong PINs for this card: korttid does not let one "
               "account spend all of a card's tries. The card holder can use the last try from an account that has "
@@ -26,15 +26,15 @@ void PinGuard::check_last_try(const std::string& token_id, uid_t uid) const {
       .with_tries_left(1);
 }
 
-void PinGuard::wrong(const std::string& token_id, uid_t uid) {
+void PinGuard::wrong(const PinKey& key, uid_t uid) {
   std::lock_guard lock(mutex_);
-  wrong_[token_id].insert(uid);
+  wrong_[key.pin].insert(uid);
 }
 
-void PinGuard::check_puk(const std::string& token_id, uid_t uid) const {
+void PinGuard::check_puk(const PinKey& key, uid_t uid) const {
   std::lock_guard lock(mutex_);
-  if (holds(known_, token_id, uid)) return;
-  const auto card = wrong_puks_.find(token_id);
+  if (holds(known_, key.card, uid)) return;
+  const auto card = wrong_puks_.find(key.card);
   if (card == wrong_puks_.end()) return;
   const auto given = card->second.find(uid);
   if (given == card->second.end() || given->second < kWrongPuksPerAccount) return;
@@ -46,32 +46,32 @@ void PinGuard::check_puk(const std::string& token_id, uid_t uid) const {
       .with_detail("puk_not_yours");
 }
 
-void PinGuard::wrong_puk(const std::string& token_id, uid_t uid) {
+void PinGuard::wrong_puk(const PinKey& key, uid_t uid) {
   std::lock_guard lock(mutex_);
-  ++wrong_puks_[token_id][uid];
+  ++wrong_puks_[key.card][uid];
 }
 
-void PinGuard::right(const std::string& token_id, std::optional<uid_t> uid) {
+void PinGuard::right(const PinKey& key, std::optional<uid_t> uid) {
   std::lock_guard lock(mutex_);
-  wrong_.erase(token_id);
-  wrong_puks_.erase(token_id);
-  puk_locked_.erase(token_id);
-  if (uid) known_[token_id].insert(*uid);
+  wrong_.erase(key.pin);
+  wrong_puks_.erase(key.card);
+  puk_locked_.erase(key.card);
+  if (uid) known_[key.card].insert(*uid);
 }
 
-void PinGuard::puk_locked(const std::string& token_id) {
+void PinGuard::puk_locked(const PinKey& key) {
   std::lock_guard lock(mutex_);
-  puk_locked_.insert(token_id);
+  puk_locked_.insert(key.card);
 }
 
-void PinGuard::forget_puk_locked(const std::string& token_id) {
+void PinGuard::forget_puk_locked(const PinKey& key) {
   std::lock_guard lock(mutex_);
-  puk_locked_.erase(token_id);
+  puk_locked_.erase(key.card);
 }
 
-bool PinGuard::puk_known_locked(const std::string& token_id) const {
+bool PinGuard::puk_known_locked(const PinKey& key) const {
   std::lock_guard lock(mutex_);
-  return puk_locked_.count(token_id) != 0;
+  return puk_locked_.count(key.card) != 0;
 }
 
 }  // namespace kortti::pkcs11

@@ -340,7 +340,7 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
     // A card put in again is a physical act, which no local uid can repeat
     // to flood the audit trail: its PUK is asked again (it may have been
     // reset, or be another card with the same id).
-    hooks_->pin_guard->forget_puk_locked(id);
+    hooks_->pin_guard->forget_puk_locked(token->pin_key());
     TokenInfo info = token->info();
     token->fail_pending(Error(Errc::card_removed, "the card was removed during the operation"));
     // Close on the token's own thread: that is where its last reference goes,
@@ -617,7 +617,7 @@ void TokenService::set_reader_resolver(ReaderResolver resolver) {
 }
 
 void TokenService::check_last_try(const std::string& token_id, uid_t uid) const {
-  impl_->hooks_->pin_guard->check_last_try(token_id, uid);
+  if (const auto token = impl_->find_token(token_id)) impl_->hooks_->pin_guard->check_last_try(token->pin_key(), uid);
 }
 
 Task<Unit> TokenService::check_may_sign(std::string cert_id, uid_t uid, const Credentials& credentials,
@@ -651,11 +651,11 @@ Task<Unit> TokenService::check_may_unblock(std::string token_id, uid_t uid, bool
   const std::shared_ptr<Token> token = impl->require_token(token_id);
   const TokenInfo info = token->info();
   check_may_use(info.live_session_owner(), false, uid, true);
-  if (impl->hooks_->pin_guard->puk_known_locked(token_id))
+  if (impl->hooks_->pin_guard->puk_known_locked(token->pin_key()))
     throw Error(Errc::pin_locked,
                 "an earlier pin.unblock found this card's PUK locked, or the module not configured to unblock "
                 "(docs/pins.md); korttid does not try again until the card is taken out and put back");
-  if (!pinpad) impl->hooks_->pin_guard->check_puk(token_id, uid);
+  if (!pinpad) impl->hooks_->pin_guard->check_puk(token->pin_key(), uid);
   if (impl->options_.unblock_style != UnblockStyle::set_pin_unlogged) co_return Unit{};
   auto locked_now = [](Token& t) { return t.pin_locked_now(); };
   const bool locked = co_await impl->on_token(token, uid, std::move(stop), locked_now);

@@ -79,6 +79,12 @@ Token::Token(std::shared_ptr<Module> module, const SlotSnapshot& slot, std::stri
 
 Token::~Token() = default;
 
+PinKey Token::pin_key() const {
+  std::lock_guard lock(mutex_);
+  if (info_.serial.empty()) return {id_, id_};
+  return {info_.serial + "\n" + info_.label, info_.serial};
+}
+
 TokenInfo Token::info() const {
   std::lock_guard lock(mutex_);
   return info_;

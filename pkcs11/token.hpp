@@ -68,6 +68,8 @@ class Token {
 
   // --- any thread ---
   [[nodiscard]] TokenInfo info() const;
+  // This token's PIN and card to the PinGuard.
+  [[nodiscard]] PinKey pin_key() const;
   [[nodiscard]] const std::string& id() const noexcept { return id_; }
   [[nodiscard]] const Module& module() const noexcept { return *module_; }
   [[nodiscard]] Worker& worker() noexcept { return worker_; }

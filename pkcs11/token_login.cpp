@@ -29,7 +29,7 @@ void Token::check_pin_shape(const Credentials& credentials, uid_t uid) const {
         .with_tries_left(1);
   // Any client can say final_try: that word alone would not stop an account
   // that spent the other tries from spending the last one too.
-  if (pin.on_last_try()) hooks_->pin_guard->check_last_try(id_, uid);
+  if (pin.on_last_try()) hooks_->pin_guard->check_last_try(pin_key(), uid);
 }
 
 void Token::check_typed_pin(const Credentials& credentials, uid_t uid) {
@@ -41,7 +41,7 @@ void Token::check_typed_pin(const Credentials& credentials, uid_t uid) {
 
 void Token::throw_pin_failure(const Error& error, std::optional<uid_t> typist) {
   Error e = error;
-  if (e.code() == Errc::pin_incorrect && typist) hooks_->pin_guard->wrong(id_, *typist);
+  if (e.code() == Errc::pin_incorrect && typist) hooks_->pin_guard->wrong(pin_key(), *typist);
   if (e.code() == Errc::pin_incorrect || e.code() == Errc::pin_locked) {
     refresh_info();
     const PinStatus pin = info().user_pin;
@@ -73,7 +73,7 @@ void Token::login_user(const Credentials& credentials, uid_t uid) {
     throw Error(Errc::pin_required, "the card is not logged in; give the PIN or use the PIN pad");
   }
   if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
-    if (rv == CKR_OK) hooks_->pin_guard->right(id_, typed_by(credentials.pinpad, uid));
+    if (rv == CKR_OK) hooks_->pin_guard->right(pin_key(), typed_by(credentials.pinpad, uid));
     refresh_info();
     return;
   }

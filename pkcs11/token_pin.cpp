@@ -77,7 +77,7 @@ void Token::change_pin(const PinChange& change, uid_t uid) {
   if (rv == CKR_PIN_LEN_RANGE || rv == CKR_PIN_INVALID)
     throw Error(Errc::invalid_params, "the card refused the new PIN").with_detail(ckr_name(rv));
   if (rv != CKR_OK) throw_pin_failure(failure(rv, "C_SetPIN"), typed_by(change.pinpad, uid));
-  hooks_->pin_guard->right(id_, typed_by(change.pinpad, uid));
+  hooks_->pin_guard->right(pin_key(), typed_by(change.pinpad, uid));
   refresh_info();
 }
 
@@ -87,7 +87,7 @@ void Token::unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid) 
   if (!change.pinpad) {
     // Again here: a dialog's next round, or requests that passed the check
     // before the trail side by side.
-    hooks_->pin_guard->check_puk(id_, uid);
+    hooks_->pin_guard->check_puk(pin_key(), uid);
     check_new_pin(change.new_pin);
     if (change.proof.empty()) throw Error(Errc::invalid_params, "the PUK is empty");
   }
@@ -123,14 +123,14 @@ void Token::unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid) 
     work_.emplace(fn, slot_);
   }
   if (rv == CKR_PIN_INCORRECT) {
-    if (!change.pinpad) hooks_->pin_guard->wrong_puk(id_, uid);
+    if (!change.pinpad) hooks_->pin_guard->wrong_puk(pin_key(), uid);
     throw Error(Errc::pin_incorrect, "the PUK (activation code) is incorrect").with_detail(ckr_name(rv));
   }
   if (rv == CKR_FUNCTION_CANCELED) throw failure(rv, "C_SetPIN");
   if (rv == CKR_PIN_LOCKED) {
     // Unblocks already past TokenService::check_may_unblock still reach the
     // card, each with its audit line: at most a uid's PIN turns.
-    hooks_->pin_guard->puk_locked(id_);
+    hooks_->pin_guard->puk_locked(pin_key());
     throw Error(Errc::pin_locked,
                 info().user_pin.locked
                     ? "the module did not unblock the PIN: the PUK is locked, or the module needs configuring "
@@ -142,7 +142,7 @@ void Token::unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid) 
     throw Error(Errc::invalid_params, "the card refused the new PIN").with_detail(ckr_name(rv));
   if (rv != CKR_OK) throw failure(rv, style == UnblockStyle::so_login ? "C_Login(CKU_SO)/C_InitPIN" : "C_SetPIN");
   // A new PIN with full tries, set by whoever knew the PUK.
-  hooks_->pin_guard->right(id_, std::nullopt);
+  hooks_->pin_guard->right(pin_key(), std::nullopt);
   refresh_info();
 }
 

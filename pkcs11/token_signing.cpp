@@ -103,7 +103,7 @@ Bytes Token::sign_initialised(const Key& key, const Credentials& credentials, ui
       reset_work_session();
       throw_pin_failure(failure(rv, "C_Login(CKU_CONTEXT_SPECIFIC)"), typed_by(credentials.pinpad, uid));
     }
-    hooks_->pin_guard->right(id_, typed_by(credentials.pinpad, uid));
+    hooks_->pin_guard->right(pin_key(), typed_by(credentials.pinpad, uid));
   }
   Bytes signature(kSignatureBuffer);
   CK_ULONG length = signature.size();

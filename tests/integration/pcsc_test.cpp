@@ -235,6 +235,26 @@ TEST_F(Pcsc, TheAccountThatGaveTheRightPinBeforeMaySpendTheLastTry) {
   EXPECT_FALSE(c->call("sign.digest", p)["signature"].get<std::string>().empty()) << "the holder's account still may";
 }
 
+// The same card through two modules is two token ids (X and X-2) but one
+// card: the wrong PINs an account gave through one count through the other,
+// or it could spend two tries through one id and the last through the other.
+TEST_F(Pcsc, TheLastTryGuardKnowsTheCardThroughAnotherModule) {
+  start_daemon({}, {"/usr/lib/x86_64-linux-gnu/onepin-opensc-pkcs11.so"});
+  VirtualCard card(pcscd_, CardOptions{});
+  wait_for_token(card.token_id());
+  wait_for_token(card.token_id() + "-2");
+  auto c = daemon_->connect();
+  Bytes digest;
+  Json p = sign_params(card.token_id() + "/02", "sha256", digest);
+  p["pin"] = "000000";
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(rpc_error([&] { c->call("sign.digest", p); }).code(), 1011);
+  p["cert_id"] = wstr(card.token_id() + "-2/02");
+  p["final_try"] = true;
+  const auto not_yours = rpc_error([&] { c->call("sign.digest", p); });
+  EXPECT_EQ(not_yours.data().value("detail", ""), "last_try_not_yours") << not_yours.what();
+  for (const auto& t : c->call("tokens.list")) EXPECT_EQ(t["pins"]["user"]["tries_left"], 1) << t.dump();
+}
+
 TEST_F(Pcsc, PinPadOnAReaderWithoutOneIsUnsupported) {
   VirtualCard card(pcscd_, CardOptions{});
   wait_for_token(card.token_id());
