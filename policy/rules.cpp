@@ -135,7 +135,10 @@ namespace {
 
 // The author a prescription names must be the holder of the signing
 // certificate: by registration number (the certificate's or the registry's
-// record), or by prescriber ID (the record's). Only when the document named one.
+// record), or by prescriber ID (the record's). With both named, each must be
+// the holder's: a prescriber ID the record has must match it too, or the
+// document could name another prescriber beside the signer's number. Only
+// when the document named one.
 void author_is_signer(const std::optional<Identity>& identity, const Registry::Lookup& lookup, const Context& context,
                       std::vector<Reason>& reasons) {
   if (!context.author_registration_number && !context.author_prescriber_id) return;
@@ -143,12 +146,18 @@ void author_is_signer(const std::optional<Identity>& identity, const Registry::L
   const std::string record_number = lookup.professional ? lookup.professional->registration_number : "";
   const std::string record_prescriber = lookup.professional ? lookup.professional->prescriber_id : "";
   bool same = false;
-  if (context.author_registration_number)
+  if (context.author_registration_number) {
     same = *context.author_registration_number == signer_number || *context.author_registration_number == record_number;
-  else
+    if (context.author_prescriber_id && !record_prescriber.empty())
+      same = same && *context.author_prescriber_id == record_prescriber;
+  } else {
     same = !record_prescriber.empty() && *context.author_prescriber_id == record_prescriber;
+  }
   if (same) return;
-  const std::string author = context.author_registration_number.value_or(context.author_prescriber_id.value_or("?"));
+  std::string author = context.author_registration_number.value_or(context.author_prescriber_id.value_or("?"));
+  if (context.author_registration_number && context.author_prescriber_id)
+    author = "registration number " + *context.author_registration_number + ", prescriber ID " +
+             *context.author_prescriber_id;
   reasons.push_back({"author_not_signer", "the prescription's author (" + author +
                                               ") is not the holder of the signing certificate (" +
                                               (signer_number.empty() ? record_number : signer_number) + ")"});

@@ -309,8 +309,18 @@ TEST(Rules, ThePrescriptionsAuthorMustBeTheSigner) {
   EXPECT_EQ(codes(other.reasons), std::vector<std::string>{"author_not_signer"});
   EXPECT_NE(other.reasons.at(0).message.find("(2)"), std::string::npos) << other.reasons.at(0).message;
   EXPECT_EQ(codes(decide(std::nullopt, "P2").reasons), std::vector<std::string>{"author_not_signer"});
-  // A registration number decides when both are there.
+  // With both named, both must be the signer's: another's prescriber ID
+  // beside the signer's number is refused too. One the record lacks cannot
+  // be compared, and the number decides.
   EXPECT_EQ(codes(decide("2", "P1").reasons), std::vector<std::string>{"author_not_signer"});
+  EXPECT_TRUE(decide("1", "P1").allowed);
+  const Decision wrong_prescriber = decide("1", "P2");
+  EXPECT_EQ(codes(wrong_prescriber.reasons), std::vector<std::string>{"author_not_signer"});
+  EXPECT_NE(wrong_prescriber.reasons.at(0).message.find("prescriber ID P2"), std::string::npos)
+      << wrong_prescriber.reasons.at(0).message;
+  p.prescriber_id.clear();
+  EXPECT_TRUE(decide("1", "P2").allowed);
+  p.prescriber_id = "P1";
   // No author named (a check without a document): the rule does not apply.
   EXPECT_TRUE(decide(std::nullopt, std::nullopt).allowed);
   // Only prescriptions carry the rule.
