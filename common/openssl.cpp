@@ -3,6 +3,7 @@
 #include <openssl/ecdsa.h>
 #include <openssl/err.h>
 #include <openssl/rsa.h>
+#include <openssl/x509v3.h>
 
 #include <new>
 
@@ -100,6 +101,11 @@ std::optional<SystemTime> to_system_time(const ASN1_TIME* t) {
   std::tm tm{};
   if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return std::nullopt;
   return from_utc_tm(tm);
+}
+
+std::uint32_t key_usage_or_none(X509* cert) {
+  if ((X509_get_extension_flags(cert) & EXFLAG_KUSAGE) == 0) return 0;
+  return X509_get_key_usage(cert);
 }
 
 }  // namespace kortti

@@ -102,4 +102,9 @@ std::string name_rfc2253(const X509_NAME* name);
 // the clock's range (9999-12-31 is a valid notAfter); nullopt if unreadable.
 std::optional<SystemTime> to_system_time(const ASN1_TIME* t);
 
+// A certificate's keyUsage bits (KU_*), none when it has no keyUsage
+// extension: RFC 5280 would then allow every use, and a login certificate
+// could sign prescriptions. DVV's certificates all carry one.
+std::uint32_t key_usage_or_none(X509* cert);
+
 }  // namespace kortti

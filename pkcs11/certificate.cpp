@@ -61,7 +61,7 @@ void describe_certificate(CertificateInfo& info) {
                                        (type != nullptr ? type : "of no known type") +
                                        ", neither RSA nor EC: korttid cannot sign with it");
   }
-  info.purposes = purposes_from_key_usage(X509_get_key_usage(cert.get()));
+  info.purposes = purposes_from_key_usage(key_usage_or_none(cert.get()));
 }
 
 }  // namespace kortti::pkcs11

@@ -115,8 +115,7 @@ Identity read_identity(ByteView der, const IdentityMapping& m) {
       break;
     }
   }
-  // A certificate without keyUsage allows every use (RFC 5280).
-  const std::uint32_t usage = X509_get_key_usage(cert.get());
+  const std::uint32_t usage = key_usage_or_none(cert.get());
   id.non_repudiation = (usage & KU_NON_REPUDIATION) != 0;
   id.digital_signature = (usage & KU_DIGITAL_SIGNATURE) != 0;
   return id;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/names.hpp"
+#include "common/openssl.hpp"
 #include "policy/policy.hpp"
 #include "policy/revocation.hpp"
 
@@ -174,13 +175,15 @@ ValidationResult Validator::validate(ByteView leaf_der, const std::vector<Bytes>
       return failed("expired", who + " has expired");
   }
 
-  // 3. The key's usage for this action.
-  const std::uint32_t usage = X509_get_key_usage(leaf.get());
+  // 3. The key's usage for this action (none without the extension).
+  const std::uint32_t usage = key_usage_or_none(leaf.get());
   const bool fits =
       action == Action::authenticate ? (usage & KU_DIGITAL_SIGNATURE) != 0 : (usage & KU_NON_REPUDIATION) != 0;
   if (!fits) {
     ValidationResult r =
-        failed("wrong_key_usage", action == Action::authenticate
+        failed("wrong_key_usage", (X509_get_extension_flags(leaf.get()) & EXFLAG_KUSAGE) == 0
+                                      ? "the certificate has no keyUsage extension: korttid takes it for no action"
+                                  : action == Action::authenticate
                                       ? "the certificate's key is not for authentication (digitalSignature)"
                                       : "the certificate's key is not for signatures (nonRepudiation)");
     r.chain = result.chain;

@@ -131,10 +131,10 @@ SystemTime not_before(const Bytes& der) {
 }
 
 // A one-day certificate from the RSA test CA, so that both ends of its
-// validity lie inside the CA's.
-Bytes one_day_certificate(const test::TempDir& dir) {
+// validity lie inside the CA's, with the extensions `ext` (a -extfile).
+Bytes one_day_certificate(const test::TempDir& dir, const std::string& ext = "keyUsage = critical, nonRepudiation\n") {
   const auto pki = test::pki_dir();
-  test::write_file(dir / "ext", "keyUsage = critical, nonRepudiation\n");
+  test::write_file(dir / "ext", ext);
   auto r = test::run({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                       "-subj", "/CN=one day", "-keyout", (dir / "k.pem").string(), "-out", (dir / "csr.pem").string()});
   if (r.status == 0)
@@ -165,6 +165,17 @@ TEST(Validator, KeyUsagePerAction) {
   EXPECT_TRUE(v.validate(person("physician", "auth"), {}, Action::authenticate).valid());
   EXPECT_EQ(v.validate(person("physician", "auth"), {}, Action::sign_document).status, "wrong_key_usage");
   EXPECT_EQ(v.validate(person("physician", "sign"), {}, Action::authenticate).status, "wrong_key_usage");
+  // Without keyUsage RFC 5280 allows every use: a login certificate could
+  // sign. korttid takes it for none.
+  test::TempDir dir;
+  const Bytes bare = one_day_certificate(dir, "basicConstraints = CA:FALSE\n");
+  for (const Action a : {Action::authenticate, Action::sign_document, Action::sign_prescription}) {
+    const ValidationResult r = v.validate(bare, {}, a);
+    EXPECT_EQ(r.status, "wrong_key_usage");
+    EXPECT_NE(r.message.find("no keyUsage"), std::string::npos) << r.message;
+  }
+  X509Ptr parsed = parse_certificate(bare);
+  EXPECT_EQ(key_usage_or_none(parsed.get()), 0U);
 }
 
 TEST(Record, ParsesTheIssueFormatAndWritesItBack) {
