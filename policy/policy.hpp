@@ -232,6 +232,9 @@ class Registry {
   struct Lookup {
     std::optional<Professional> professional;
     Provenance provenance;  // of the same snapshot
+    // Why the registry file, which is there, could not be read (a corrupt
+    // file, no permission); empty when it was read or has not been made.
+    std::string unreadable;
   };
   [[nodiscard]] Lookup by_registration_number(const std::string& number);
   [[nodiscard]] Lookup by_satu(const std::string& satu);

@@ -184,7 +184,11 @@ Decision evaluate(const Rules& rules, Action action, const std::optional<Identit
   }
 
   const bool needs_registry = action == Action::sign_prescription;
-  if (!lookup.provenance.imported_at) {
+  if (!lookup.unreadable.empty()) {
+    if (needs_registry)
+      d.reasons.push_back(
+          {"registry_unreadable", "the Valvira registry could not be read (" + lookup.unreadable + "); see the log"});
+  } else if (!lookup.provenance.imported_at) {
     if (needs_registry) d.reasons.push_back({"registry_empty", "the Valvira registry has not been imported"});
   } else if (now - *lookup.provenance.imported_at > rules.registry.max_age) {
     d.registry_stale = true;

@@ -11,8 +11,9 @@ namespace kortti::policy {
 namespace asio = boost::asio;
 
 // One thread's connection to the registry file, opened on first use. A file
-// that is not there yet (nothing imported) or cannot be opened is an empty
-// registry, which denies prescriptions; the next use tries again.
+// that is not there yet (nothing imported) is an empty registry; one that
+// cannot be read says why. Either denies prescriptions; the next use tries
+// again.
 class RegistryHandle {
  public:
   explicit RegistryHandle(std::string path) : path_(std::move(path)) {}
@@ -36,6 +37,8 @@ class RegistryHandle {
     } catch (const std::exception& e) {
       spdlog::error("registry {}: {}", path_, e.what());
       registry_.reset();
+      out = {};
+      out.unreadable = e.what();
     }
     return out;
   }

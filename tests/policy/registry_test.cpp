@@ -73,6 +73,30 @@ TEST(Registry, NothingImportedDeniesPrescriptionsAndSaysWhy) {
   EXPECT_FALSE(j["registry"]["imported"].get<bool>());
 }
 
+// A registry file that is there but cannot be read (here: not a database)
+// is not "not imported": prescriptions are denied saying what is wrong, and
+// a lookup is 1060, not "no such professional".
+TEST(Registry, AnUnreadableRegistrySaysSoNotThatNothingWasImported) {
+  PolicyDaemon d(without_import());
+  write_file(d.daemon().registry(), std::string(4096, 'x'));
+  const Json j = d.check_number("10000001", "sign.prescription", {{"atc_codes", Json::array({"J01CA04"})}});
+  EXPECT_FALSE(j["allowed"].get<bool>());
+  ASSERT_EQ(codes(j["reasons"]), std::vector<std::string>{"registry_unreadable"}) << j.dump();
+  EXPECT_NE(str(j["reasons"][0]["message"]).find("could not be read"), std::string::npos) << j.dump();
+  const auto e = rpc_error([&] { d.client().call("registry.lookup", {{"registration_number", "10000001"}}); });
+  EXPECT_EQ(e.code(), 1060) << e.what();
+  EXPECT_NE(std::string(e.what()).find("could not be read"), std::string::npos) << e.what();
+  // The import refuses to touch a file that is not a registry; the admin
+  // removes it, imports, and all is well again.
+  const auto r = registry_command(d.daemon(), {"status"});
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("not a database"), std::string::npos) << r.err;
+  fs::remove(d.daemon().registry());
+  import_registry_fixture(d.daemon());
+  EXPECT_TRUE(d.check_number("10000001", "sign.prescription", {{"atc_codes", Json::array({"J01CA04"})}})["allowed"]
+                  .get<bool>());
+}
+
 TEST(Registry, ImportWarnsAboutCodesTheCodeSetsDoNotList) {
   PolicyDaemon d(PolicyDaemonOptions{});
   TempDir dir;
