@@ -50,6 +50,9 @@ Response Screen::answer(const Request& request, int status, const Json& body) co
   // Text korttid passes on (a token's label) may not be UTF-8: replaced, not thrown.
   response.body() = body.is_null() ? std::string() : to_std(body.dump(-1, ' ', false, Json::error_handler_t::replace));
   response.prepare_payload();
+  // The answer to a HEAD is a GET's without its body (RFC 9110, 9.3.2): a
+  // body after it would be read as the start of the next answer.
+  if (request.method() == http::verb::head) response.body().clear();
   return response;
 }
 
@@ -104,7 +107,8 @@ std::optional<Response> Screen::answer_headers(const Request& request, std::size
     return response;
   }
   if (version) {
-    if (request.method() != http::verb::get) return refusal(request, {405, Reason::not_found, "/version takes GET"});
+    if (request.method() != http::verb::get && request.method() != http::verb::head)
+      return refusal(request, {405, Reason::not_found, "/version takes GET"});
     return answer(request, 200, version_document());
   }
   if (request.method() != http::verb::post) return refusal(request, {405, Reason::not_found, "/sign takes POST"});

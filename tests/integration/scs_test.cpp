@@ -23,6 +23,23 @@ TEST_F(Scs, VersionAnswersAsDigiSignDoes) {
   EXPECT_EQ(curl("GET", "/version", {}, std::nullopt, "127.0.0.1").status, 200);
 }
 
+// HEAD is GET's answer without its body (RFC 9110), refusals too: a body
+// after the headers would be read as the start of the next answer.
+TEST_F(Scs, HeadGetsTheHeadersAndNoBody) {
+  for (const auto& [path, status] : {std::pair{"/version", "200"}, std::pair{"/nothing", "404"}}) {
+    const std::string request = std::string("HEAD ") + path + " HTTP/1.1\r\nHost: localhost:" + std::to_string(port_) +
+                                "\r\nConnection: close\r\n\r\n";
+    const CommandResult r = run({"openssl", "s_client", "-quiet", "-connect", "127.0.0.1:" + std::to_string(port_),
+                                 "-servername", "localhost", "-CAfile", (files_ / "ca.pem").string()},
+                                {}, request);
+    EXPECT_EQ(r.out.rfind(std::string("HTTP/1.1 ") + status, 0), 0U) << r.out << r.err;
+    EXPECT_NE(r.out.find("Content-Length: "), std::string::npos) << r.out;
+    const auto end = r.out.find("\r\n\r\n");
+    ASSERT_NE(end, std::string::npos) << r.out << r.err;
+    EXPECT_EQ(r.out.substr(end + 4), "") << "a body after the answer to HEAD " << path;
+  }
+}
+
 TEST_F(Scs, AnAllowedOriginIsEchoedWithVaryAndAForeignOneGetsNothing) {
   const Http allowed = curl("GET", "/version", {std::string("Origin: ") + kOrigin});
   EXPECT_EQ(allowed.status, 200);
