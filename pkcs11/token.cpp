@@ -97,6 +97,15 @@ bool Token::is_same_token(const SlotSnapshot& slot) const {
 }
 
 void Token::update_from(const SlotSnapshot& slot) {
+  // A reader not known at the opening (pcscd was restarting, and the
+  // monitor had not listed its readers again yet) is looked for at each
+  // scan: without it the card's removal is seen only at the next scan, and
+  // a FINEID card's counter is not read.
+  if (hooks_ && hooks_->reader_resolver && !info().reader) {
+    auto reader = hooks_->reader_resolver(info());
+    std::lock_guard lock(mutex_);
+    if (!info_.reader) info_.reader = std::move(reader);
+  }
   std::lock_guard lock(mutex_);
   // An exact count from the card stays until the card is asked again (at
   // every login attempt); without one, the flags are all there is.
