@@ -132,8 +132,13 @@ Task<Registry::Lookup> PolicyService::lookup(std::string number, Ticket ticket) 
 }
 
 Task<Provenance> PolicyService::status() {
-  return on(impl_->registry_worker, {},
-            [impl = impl_] { return impl->find(impl->reads, std::nullopt, "").provenance; });
+  return on(impl_->registry_worker, {}, [impl = impl_] {
+    Registry::Lookup found = impl->find(impl->reads, std::nullopt, "");
+    // Not "nothing imported": system.status shows the registry as unknown.
+    if (!found.unreadable.empty())
+      throw Error(Errc::service_unavailable, "the Valvira registry could not be read (" + found.unreadable + ")");
+    return found.provenance;
+  });
 }
 
 Provenance PolicyService::provenance() const {

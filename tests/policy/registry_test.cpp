@@ -86,6 +86,7 @@ TEST(Registry, AnUnreadableRegistrySaysSoNotThatNothingWasImported) {
   const auto e = rpc_error([&] { d.client().call("registry.lookup", {{"registration_number", "10000001"}}); });
   EXPECT_EQ(e.code(), 1060) << e.what();
   EXPECT_NE(std::string(e.what()).find("could not be read"), std::string::npos) << e.what();
+  EXPECT_TRUE(d.client().call("system.status")["registry"].is_null()) << "unknown, not \"imported\": false";
   // The import refuses to touch a file that is not a registry; the admin
   // removes it, imports, and all is well again.
   const auto r = registry_command(d.daemon(), {"status"});
