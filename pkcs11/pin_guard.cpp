@@ -54,9 +54,15 @@ void PinGuard::wrong_puk(const PinKey& key, uid_t uid) {
 void PinGuard::right(const PinKey& key, std::optional<uid_t> uid) {
   std::lock_guard lock(mutex_);
   wrong_.erase(key.pin);
-  wrong_puks_.erase(key.card);
   puk_locked_.erase(key.card);
   if (uid) known_[key.card].insert(*uid);
+}
+
+void PinGuard::right_puk(const PinKey& key) {
+  std::lock_guard lock(mutex_);
+  wrong_.erase(key.pin);
+  wrong_puks_.erase(key.card);
+  puk_locked_.erase(key.card);
 }
 
 void PinGuard::puk_locked(const PinKey& key) {

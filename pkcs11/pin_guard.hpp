@@ -54,12 +54,17 @@ class PinGuard {
   // The PUK (or the security officer's PIN) of a card, guarded as the PIN
   // is, though a card seldom says how many tries its PUK has left: an
   // account that has not given this card's right PIN may give it at most
-  // kWrongPuksPerAccount wrong PUKs until the card takes a right PIN or PUK.
-  // Locked for good, a PUK means a new card: with three tries or more it
-  // takes two accounts. Throws 1040 puk_not_yours past that.
+  // kWrongPuksPerAccount wrong PUKs until the card takes a right PUK (a
+  // right PIN leaves the card's PUK counter as it was, so the holder's
+  // daily login does not give an account its PUK tries again). Locked for
+  // good, a PUK means a new card: with three tries or more it takes two
+  // accounts. Throws 1040 puk_not_yours past that.
   static constexpr int kWrongPuksPerAccount = 2;
   void check_puk(const PinKey& key, uid_t uid) const;
   void wrong_puk(const PinKey& key, uid_t uid);
+  // The card took the PUK: its PUK counter is full again, and so is the
+  // PIN's (set anew); no account has given a right PIN by it.
+  void right_puk(const PinKey& key);
 
   // The card refused an unblock as locked: its PUK (or the security
   // officer's PIN) has no tries left, or the module is not configured to
@@ -75,7 +80,7 @@ class PinGuard {
   mutable std::mutex mutex_;
   std::map<std::string, std::set<uid_t>> wrong_;            // by PIN: since it last took a right PIN
   std::map<std::string, std::set<uid_t>> known_;            // by card: gave a right PIN at least once
-  std::map<std::string, std::map<uid_t, int>> wrong_puks_;  // by card: since it last took a right PIN or PUK
+  std::map<std::string, std::map<uid_t, int>> wrong_puks_;  // by card: since it last took a right PUK
   std::set<std::string> puk_locked_;                        // by card
 };
 

@@ -339,8 +339,12 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
     tokens_.erase(it);
     // A card put in again is a physical act, which no local uid can repeat
     // to flood the audit trail: its PUK is asked again (it may have been
-    // reset, or be another card with the same id).
-    hooks_->pin_guard->forget_puk_locked(token->pin_key());
+    // reset, or be another card). Not while another token of the card (a
+    // second module's, another PIN's slot) is still there.
+    const PinKey key = token->pin_key();
+    if (std::none_of(tokens_.begin(), tokens_.end(),
+                     [&](const auto& kv) { return kv.second->pin_key().card == key.card; }))
+      hooks_->pin_guard->forget_puk_locked(key);
     TokenInfo info = token->info();
     token->fail_pending(Error(Errc::card_removed, "the card was removed during the operation"));
     // Close on the token's own thread: that is where its last reference goes,
@@ -617,7 +621,7 @@ void TokenService::set_reader_resolver(ReaderResolver resolver) {
 }
 
 void TokenService::check_last_try(const std::string& token_id, uid_t uid) const {
-  if (const auto token = impl_->find_token(token_id)) impl_->hooks_->pin_guard->check_last_try(token->pin_key(), uid);
+  impl_->hooks_->pin_guard->check_last_try(impl_->require_token(token_id)->pin_key(), uid);
 }
 
 Task<Unit> TokenService::check_may_sign(std::string cert_id, uid_t uid, const Credentials& credentials,
@@ -683,9 +687,13 @@ void TokenService::card_removed(const std::string& reader) {
   for (const auto& [id, token] : impl_->tokens_)
     if (token->info().reader == reader) gone.push_back(id);
   for (const auto& id : gone) impl_->remove_token(id);
-  // A token still opening has no reader yet: if its opening fails, this
-  // card may be back in by then, and its slot is looked at again.
-  for (auto& o : impl_->opening_) o.look_again_if_it_fails = true;
+  // One still opening on this reader (or on one not known yet) is dropped
+  // too: its sessions may be the pulled card's, and this card may be back
+  // before the scan below lists the slot, which then opens it afresh.
+  std::erase_if(impl_->opening_, [&](const Impl::Opening& o) {
+    const std::optional<std::string> at = o.token->info().reader;
+    return !at || *at == reader;
+  });
   impl_->rescan({});
 }
 

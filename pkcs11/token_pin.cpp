@@ -142,7 +142,7 @@ void Token::unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid) 
     throw Error(Errc::invalid_params, "the card refused the new PIN").with_detail(ckr_name(rv));
   if (rv != CKR_OK) throw failure(rv, style == UnblockStyle::so_login ? "C_Login(CKU_SO)/C_InitPIN" : "C_SetPIN");
   // A new PIN with full tries, set by whoever knew the PUK.
-  hooks_->pin_guard->right(pin_key(), std::nullopt);
+  hooks_->pin_guard->right_puk(pin_key());
   refresh_info();
 }
 

@@ -53,7 +53,10 @@ TEST(PinGuardPuk, AnAccountThatGaveWrongPuksMayNotSpendTheRest) {
   guard.wrong(card("card-a"), 1000);
   EXPECT_THROW(guard.check_puk(card("card-a"), 1000), Error) << "a wrong PIN does not start the PUK's count again";
   guard.right(card("card-a"), std::nullopt);
-  EXPECT_NO_THROW(guard.check_puk(card("card-a"), 1000)) << "a right PUK (or PIN) starts it again";
+  EXPECT_THROW(guard.check_puk(card("card-a"), 1000), Error)
+      << "a right PIN (the holder's daily login) leaves the card's PUK counter, and the count, as they were";
+  guard.right_puk(card("card-a"));
+  EXPECT_NO_THROW(guard.check_puk(card("card-a"), 1000)) << "a right PUK starts it again";
 
   guard.right(card("card-c"), 1002);  // the holder's account
   for (int i = 0; i < 2 * PinGuard::kWrongPuksPerAccount; ++i) guard.wrong_puk(card("card-c"), 1002);
