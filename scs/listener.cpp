@@ -236,8 +236,9 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
         co_await refuse_too_large(stream, parser.get());
         co_return;
       }
-      if (ec) co_return;     // closed, idle, timed out, or not HTTP
-      busy.insert(&stream);  // until its answer is written (serve() on the way out)
+      if (ec) co_return;                                 // closed, idle, timed out, or not HTTP
+      if (probe_from_another_site(parser.get())) break;  // unanswered
+      busy.insert(&stream);                              // until its answer is written (serve() on the way out)
       std::optional<Response> early = handler.screen(parser);
       if (early) {
         beast::get_lowest_layer(stream).expires_after(kReadTimeout);

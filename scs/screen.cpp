@@ -63,6 +63,14 @@ Response Screen::refusal(const Request& request, const Refusal& refusal) const {
   return response;
 }
 
+bool probe_from_another_site(const Request& request) {
+  if (request.find(http::field::origin) != request.end()) return false;
+  const auto site = request.find("Sec-Fetch-Site");
+  if (site == request.end()) return false;
+  const std::string_view value = view(site->value());
+  return value == "cross-site" || value == "same-site";
+}
+
 Response Screen::busy(const Request& request) const {
   return refusal(request, {503, Reason::busy, "other signatures are waiting for the user; try again"});
 }

@@ -44,6 +44,15 @@ void bound(Parser& parser, const Options& options);
 // The request's path without its query.
 [[nodiscard]] std::string_view target_path(const Request& request);
 
+// A page of another site asking without CORS (a no-cors fetch, an image, a
+// script tag): no Origin header, and the browser's Sec-Fetch-Site says the
+// request is not the user's own (cross-site or same-site). Any answer to it,
+// a refusal too, would tell the page that korttid runs here: it is closed
+// unanswered, as if nothing listened. A browser's own navigation
+// (Sec-Fetch-Site: none) and clients that send no Sec-Fetch-Site (curl, an
+// EHR's own code) are answered.
+[[nodiscard]] bool probe_from_another_site(const Request& request);
+
 class Screen {
  public:
   // `options` must outlive this.

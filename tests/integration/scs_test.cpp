@@ -40,6 +40,23 @@ TEST_F(Scs, HeadGetsTheHeadersAndNoBody) {
   }
 }
 
+// A page of another site may ask without CORS (a no-cors fetch): no
+// Origin, and Sec-Fetch-Site says so. Any answer, a refusal too, would tell
+// it korttid runs: it gets none, as from a closed port. The user's own
+// navigation and non-browser clients are answered.
+TEST_F(Scs, APageOfAnotherSiteAskingWithoutCorsGetsNoAnswer) {
+  for (const std::string site : {"cross-site", "same-site"}) {
+    const Http probe = curl("GET", "/version", {"Sec-Fetch-Site: " + site});
+    EXPECT_EQ(probe.status, 0) << site << ": " << probe.body;
+    EXPECT_TRUE(probe.body.empty()) << probe.body;
+  }
+  EXPECT_EQ(curl("GET", "/version", {"Sec-Fetch-Site: none"}).status, 200);
+  EXPECT_EQ(curl("GET", "/version", {}).status, 200);
+  const Http cors = curl("GET", "/version", {"Sec-Fetch-Site: cross-site", std::string("Origin: ") + kOrigin});
+  EXPECT_EQ(cors.status, 200);
+  EXPECT_EQ(cors.header("access-control-allow-origin"), kOrigin);
+}
+
 TEST_F(Scs, AnAllowedOriginIsEchoedWithVaryAndAForeignOneGetsNothing) {
   const Http allowed = curl("GET", "/version", {std::string("Origin: ") + kOrigin});
   EXPECT_EQ(allowed.status, 200);
