@@ -75,9 +75,9 @@ class TokenService::Impl : public std::enable_shared_from_this<Impl> {
   // is finalized (io thread).
   std::vector<std::weak_ptr<Token>> made_;
   // Tokens a scan found that are still opening (io thread). A later scan
-  // neither waits for them nor opens their slot again; one that saw the
-  // slot again, or a card's removal meanwhile, has the slot looked at anew
-  // if the opening fails (the card may have been pulled and put back).
+  // neither waits for them nor opens their slot again; if one that saw the
+  // slot again fails to open, the slots are looked at anew (the card may
+  // have been pulled and put back). A card's removal drops them instead.
   struct Opening {
     std::shared_ptr<Token> token;
     bool look_again_if_it_fails = false;

@@ -101,10 +101,12 @@ void Token::update_from(const SlotSnapshot& slot) {
   // monitor had not listed its readers again yet) is looked for at each
   // scan: without it the card's removal is seen only at the next scan, and
   // a FINEID card's counter is not read.
-  if (hooks_ && hooks_->reader_resolver && !info().reader) {
-    auto reader = hooks_->reader_resolver(info());
-    std::lock_guard lock(mutex_);
-    if (!info_.reader) info_.reader = std::move(reader);
+  if (hooks_ && hooks_->reader_resolver) {
+    if (const TokenInfo now = info(); !now.reader) {
+      auto reader = hooks_->reader_resolver(now);
+      std::lock_guard lock(mutex_);
+      if (!info_.reader) info_.reader = std::move(reader);
+    }
   }
   std::lock_guard lock(mutex_);
   // An exact count from the card stays until the card is asked again (at

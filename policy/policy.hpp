@@ -332,6 +332,8 @@ class PolicyService {
                        std::optional<std::string> registration_number, Action action, Context context,
                        Ticket ticket = {});
   static constexpr std::size_t kMaxQueuedChecks = 256;
+  // These two throw 1060 when the registry file is there but cannot be
+  // read: not "nothing imported", nor "no such professional".
   Task<Registry::Lookup> lookup(std::string registration_number, Ticket ticket = {});
   // The registry's provenance, read now (an import may have run since).
   Task<Provenance> status();

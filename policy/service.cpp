@@ -126,19 +126,26 @@ Task<Decision> PolicyService::check(std::optional<Bytes> der, std::vector<Bytes>
              context = std::move(context)] { return impl->decide(der, chain, number, action, context); });
 }
 
+namespace {
+
+// A lookup's or status's answer, unless the registry could not be read.
+Registry::Lookup readable(Registry::Lookup found) {
+  if (!found.unreadable.empty())
+    throw Error(Errc::service_unavailable, "the Valvira registry could not be read (" + found.unreadable + ")");
+  return found;
+}
+
+}  // namespace
+
 Task<Registry::Lookup> PolicyService::lookup(std::string number, Ticket ticket) {
   return on(impl_->registry_worker, std::move(ticket),
-            [impl = impl_, number = std::move(number)] { return impl->find(impl->reads, number, ""); });
+            [impl = impl_, number = std::move(number)] { return readable(impl->find(impl->reads, number, "")); });
 }
 
 Task<Provenance> PolicyService::status() {
-  return on(impl_->registry_worker, {}, [impl = impl_] {
-    Registry::Lookup found = impl->find(impl->reads, std::nullopt, "");
-    // Not "nothing imported": system.status shows the registry as unknown.
-    if (!found.unreadable.empty())
-      throw Error(Errc::service_unavailable, "the Valvira registry could not be read (" + found.unreadable + ")");
-    return found.provenance;
-  });
+  // system.status shows an unreadable registry as unknown.
+  return on(impl_->registry_worker, {},
+            [impl = impl_] { return readable(impl->find(impl->reads, std::nullopt, "")).provenance; });
 }
 
 Provenance PolicyService::provenance() const {

@@ -53,8 +53,6 @@ Task<policy::Decision> Service::check(Caller caller, CheckSubject subject, polic
 
 Task<policy::Registry::Lookup> Service::lookup(Caller caller, std::string registration_number) {
   policy::Registry::Lookup found = co_await policy().lookup(registration_number, caller.ticket());
-  if (!found.unreadable.empty())
-    throw Error(Errc::service_unavailable, "the Valvira registry could not be read (" + found.unreadable + ")");
   if (!found.professional)
     throw Error(Errc::not_found, "no professional " + registration_number + " in the Valvira registry");
   co_return found;
