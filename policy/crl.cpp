@@ -45,6 +45,90 @@ std::vector<std::string> distribution_points(X509* cert) {
   return out;
 }
 
+// The URIs and other names of a distribution point's full name.
+const GENERAL_NAMES* full_name(const DIST_POINT_NAME* name) {
+  return name != nullptr && name->type == 0 ? name->name.fullname : nullptr;
+}
+
+bool share_a_name(const GENERAL_NAMES* a, const GENERAL_NAMES* b) {
+  for (int i = 0; i < sk_GENERAL_NAME_num(a); ++i)
+    for (int j = 0; j < sk_GENERAL_NAME_num(b); ++j)
+      if (GENERAL_NAME_cmp(sk_GENERAL_NAME_value(a, i), sk_GENERAL_NAME_value(b, j)) == 0) return true;
+  return false;
+}
+
+std::string oid_of(const X509_EXTENSION* e) {
+  char text[128];
+  OBJ_obj2txt(text, sizeof text, X509_EXTENSION_get_object(const_cast<X509_EXTENSION*>(e)), 1);
+  return text;
+}
+
+// Why nothing of `crl` may be taken at all, whoever it is asked about
+// (RFC 5280 5.2, 5.3): a delta CRL lists only what changed since its base,
+// an indirect one speaks for other issuers, and an extension korttid does
+// not know that is marked critical changes what the list means. Empty if
+// none of these.
+std::string unusable(const X509_CRL* crl) {
+  for (int i = 0; i < X509_CRL_get_ext_count(crl); ++i) {
+    const X509_EXTENSION* e = X509_CRL_get_ext(crl, i);
+    const int nid = OBJ_obj2nid(X509_EXTENSION_get_object(const_cast<X509_EXTENSION*>(e)));
+    if (nid == NID_delta_crl) return "is a delta CRL, which lists only what changed since a base CRL";
+    const bool known = nid == NID_issuing_distribution_point || nid == NID_authority_key_identifier ||
+                       nid == NID_crl_number || nid == NID_freshest_crl;
+    if (!known && X509_EXTENSION_get_critical(e) != 0)
+      return "has a critical extension korttid does not know (" + oid_of(e) + ")";
+  }
+  const STACK_OF(X509_REVOKED)* entries = X509_CRL_get_REVOKED(const_cast<X509_CRL*>(crl));
+  for (int i = 0; i < sk_X509_REVOKED_num(entries); ++i) {
+    const STACK_OF(X509_EXTENSION)* exts = X509_REVOKED_get0_extensions(sk_X509_REVOKED_value(entries, i));
+    for (int j = 0; j < sk_X509_EXTENSION_num(exts); ++j) {
+      const X509_EXTENSION* e = sk_X509_EXTENSION_value(exts, j);
+      const int nid = OBJ_obj2nid(X509_EXTENSION_get_object(const_cast<X509_EXTENSION*>(e)));
+      if (nid == NID_certificate_issuer) return "is an indirect CRL (its entries name other issuers)";
+      const bool known = nid == NID_crl_reason || nid == NID_invalidity_date || nid == NID_hold_instruction_code;
+      if (!known && X509_EXTENSION_get_critical(e) != 0)
+        return "has an entry with a critical extension korttid does not know (" + oid_of(e) + ")";
+    }
+  }
+  return {};
+}
+
+// Why `crl` does not cover `leaf` (RFC 5280 6.3.3 b), or empty. A CRL of
+// some revocation reasons only sets `partial`: a "revoked" from it
+// stands, its silence does not say "good".
+std::string not_covering(const X509_CRL* crl, X509* leaf, bool& partial) {
+  int critical = -1;
+  const Owned<ISSUING_DIST_POINT, ISSUING_DIST_POINT_free> idp(
+      static_cast<ISSUING_DIST_POINT*>(X509_CRL_get_ext_d2i(crl, NID_issuing_distribution_point, &critical, nullptr)));
+  if (!idp) {
+    // Absent (-1) is a complete CRL of the issuer; anything else is one
+    // that cannot be read.
+    ERR_clear_error();
+    return critical == -1 ? std::string() : "has an issuingDistributionPoint that cannot be read";
+  }
+  if (idp->indirectCRL > 0) return "is an indirect CRL (its entries name other issuers)";
+  if (idp->onlyattr > 0) return "lists attribute certificates only";
+  const bool ca = X509_check_ca(leaf) != 0;
+  if (idp->onlyCA > 0 && !ca) return "lists CA certificates only";
+  if (idp->onlyuser > 0 && ca) return "lists end-entity certificates only";
+  if (idp->distpoint != nullptr) {
+    // A partitioned CRL: its name must be one the certificate names.
+    const GENERAL_NAMES* scope = full_name(idp->distpoint);
+    if (scope == nullptr) return "names its scope relative to its issuer, which korttid does not match";
+    const CrlDistPointsPtr points(
+        static_cast<CRL_DIST_POINTS*>(X509_get_ext_d2i(leaf, NID_crl_distribution_points, nullptr, nullptr)));
+    bool named = false;
+    for (int i = 0; points && i < sk_DIST_POINT_num(points.get()) && !named; ++i) {
+      const GENERAL_NAMES* names = full_name(sk_DIST_POINT_value(points.get(), i)->distpoint);
+      named = names != nullptr && share_a_name(names, scope);
+    }
+    ERR_clear_error();
+    if (!named) return "covers a distribution point the certificate does not name";
+  }
+  partial = idp->onlysomereasons != nullptr;
+  return {};
+}
+
 std::string reason_of(const X509_REVOKED* revoked) {
   const Asn1EnumeratedPtr code(
       static_cast<ASN1_ENUMERATED*>(X509_REVOKED_get_ext_d2i(revoked, NID_crl_reason, nullptr, nullptr)));
@@ -171,8 +255,13 @@ std::optional<Answer> CrlClient::check(X509* leaf, X509* issuer, SystemTime now,
       why_not = why;
       continue;
     }
-    // Only a CRL of this issuer, signed by it and current, may decide.
+    // Only a CRL of this issuer, signed by it, current, and covering the
+    // certificate may decide.
     if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(issuer)) != 0) continue;
+    if ((X509_get_extension_flags(issuer) & EXFLAG_KUSAGE) != 0 && (X509_get_key_usage(issuer) & KU_CRL_SIGN) == 0) {
+      why_not = "the CRL from " + source + " is signed by a CA whose certificate does not allow signing CRLs";
+      continue;
+    }
     if (X509_CRL_verify(crl.get(), issuer_key) != 1) {
       ERR_clear_error();
       why_not = "the CRL from " + source + " does not verify with its issuer's key";
@@ -184,6 +273,17 @@ std::optional<Answer> CrlClient::check(X509* leaf, X509* issuer, SystemTime now,
       why_not = "the CRL from " + source + " is past its nextUpdate";
       continue;
     }
+    if (to_system_time(X509_CRL_get0_lastUpdate(crl.get())) > now + skew) {
+      why_not = "the CRL from " + source + " is dated in the future (thisUpdate)";
+      continue;
+    }
+    bool partial = false;
+    why = unusable(crl.get());
+    if (why.empty()) why = not_covering(crl.get(), leaf, partial);
+    if (!why.empty()) {
+      why_not = "the CRL from " + source + " " + why;
+      continue;
+    }
     Answer a;
     a.source = source;
     a.cached = cached;
@@ -192,6 +292,9 @@ std::optional<Answer> CrlClient::check(X509* leaf, X509* issuer, SystemTime now,
       a.status = "revoked";
       a.revoked_at = to_system_time(X509_REVOKED_get0_revocationDate(revoked));
       a.reason = reason_of(revoked);
+    } else if (partial) {
+      why_not = "the CRL from " + source + " covers some revocation reasons only, and does not list the certificate";
+      continue;
     } else {
       a.status = "good";
     }
