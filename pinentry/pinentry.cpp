@@ -57,9 +57,17 @@ class Program {
     posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
     // Nothing of korttid's — sockets, the card's connections — reaches it.
     posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
+    // A session of its own, whose id is the program's: what it starts (a
+    // wrapper's real pinentry, a dialog helper) ends with it (end()). Not
+    // a process group in korttid's session: one in the background of
+    // korttid's terminal would be stopped when it used that terminal.
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID);
     std::string name = path;
     char* argv[] = {name.data(), nullptr};
-    const int error = ::posix_spawnp(&pid_, path.c_str(), &actions, nullptr, argv, environ);
+    const int error = ::posix_spawnp(&pid_, path.c_str(), &actions, &attributes, argv, environ);
+    posix_spawnattr_destroy(&attributes);
     posix_spawn_file_actions_destroy(&actions);
     ::close(in[0]);
     ::close(out[1]);
@@ -85,23 +93,28 @@ class Program {
   int take_stdout() { return std::exchange(from_, -1); }
 
  private:
+  // Whether the program has exited, left unreaped (WNOWAIT): until it is
+  // reaped its id cannot be another process's, nor its session's group
+  // another group's.
   bool exited_within(std::chrono::milliseconds time) {
     for (auto left = time; left > 0ms; left -= 20ms) {
-      int status = 0;
-      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_ || (r < 0 && errno == ECHILD)) return true;
+      siginfo_t info{};
+      if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0) return true;
+      if (info.si_pid == pid_) return true;
       std::this_thread::sleep_for(20ms);
     }
     return false;
   }
 
   // With its pipes closed a pinentry exits at once; one that stalls (a
-  // dialog still open on the screen) is told, then killed.
+  // dialog still open on the screen) is told, then killed. Whatever it
+  // started and left behind is killed with its group before it is reaped.
   void end() noexcept {
-    if (exited_within(500ms)) return;
-    ::kill(pid_, SIGTERM);
-    if (exited_within(500ms)) return;
-    ::kill(pid_, SIGKILL);
+    if (!exited_within(500ms)) {
+      ::kill(-pid_, SIGTERM);
+      if (!exited_within(500ms)) ::kill(-pid_, SIGKILL);
+    }
+    ::kill(-pid_, SIGKILL);
     int status = 0;
     ::waitpid(pid_, &status, 0);
   }

@@ -67,6 +67,20 @@ class PinPrompt : public PcscDaemonTest {
     (void)daemon_->audit();
     return read_file(daemon_->audit_file());
   }
+  // Whether process `pid` still runs (a zombie has ended).
+  static bool running(pid_t pid) {
+    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+    const auto state = stat.rfind(") ");
+    return state != std::string::npos && stat.size() > state + 2 && stat[state + 2] != 'Z';
+  }
+  // Waits up to `time` for dialog N's program and what it started to end.
+  [[nodiscard]] bool dialog_ended(int n, std::chrono::milliseconds time) const {
+    const pid_t program = std::stoi(read_file(double_ / ("pid-" + std::to_string(n))));
+    const pid_t helper = std::stoi(read_file(double_ / ("child-" + std::to_string(n))));
+    const auto deadline = Clock::now() + time;
+    while ((running(program) || running(helper)) && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    return !running(program) && !running(helper);
+  }
   void expect_no_pin_anywhere() const {
     EXPECT_EQ(daemon_->log().find(kPin), std::string::npos) << "the PIN reached korttid's log";
     EXPECT_EQ(audit().find(kPin), std::string::npos) << "the PIN reached the audit trail";
@@ -249,7 +263,8 @@ TEST_F(PinPrompt, ABrokenOrMissingPinentryIsAClearErrorAndNothingElse) {
 
 TEST_F(PinPrompt, ADialogLeftOpenEndsWhenItsClientGoesAndTheNextDialogComes) {
   start();
-  script({"stall", std::string("pin:") + kPin});
+  // The stalled program started a helper: it ends with the dialog too.
+  script({"child+stall", std::string("pin:") + kPin});
   VirtualCard card(pcscd_, card_options("physician", 0));
   wait_for_token(card.token_id());
   {
@@ -260,15 +275,24 @@ TEST_F(PinPrompt, ADialogLeftOpenEndsWhenItsClientGoesAndTheNextDialogComes) {
     while (dialogs() < 1 && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
     ASSERT_EQ(dialogs(), 1) << "the dialog never opened";
   }
-  const pid_t stalled = std::stoi(read_file(double_ / "pid-1"));
-  const auto deadline = Clock::now() + 5s;
-  while (::kill(stalled, 0) == 0 && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
-  EXPECT_NE(::kill(stalled, 0), 0) << "the dialog of a client that left is still open";
+  EXPECT_TRUE(dialog_ended(1, 5s)) << "the dialog of a client that left, or what it started, is still open";
 
   auto c = daemon_->connect();
   Bytes digest;
   const Json r = c->call("sign.digest", prompt_params(card.token_id() + "/02", digest));
   EXPECT_TRUE(openssl_verify_digest(b64(r["certificate"]), digest, b64(r["signature"]), "sha256", str(r["scheme"])));
+}
+
+TEST_F(PinPrompt, WhatADialogStartedEndsWithItWhenTheUserHasAnswered) {
+  start();
+  script({std::string("child+pin:") + kPin});
+  VirtualCard card(pcscd_, card_options("physician", 0));
+  wait_for_token(card.token_id());
+  auto c = daemon_->connect();
+  const Json login = c->call("session.login", {{"token_id", wstr(card.token_id())}, {"pin_prompt", true}});
+  EXPECT_TRUE(login["logged_in"].get<bool>());
+  ASSERT_EQ(dialogs(), 1);
+  EXPECT_TRUE(dialog_ended(1, 2s)) << "a process the PIN dialog started outlived it";
 }
 
 TEST_F(PinPrompt, LoginAndABatchAskOnce) {
