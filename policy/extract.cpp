@@ -18,11 +18,29 @@ HashingReader::HashingReader(std::istream& in) : in_(in), md_(EVP_MD_CTX_new()) 
 }
 
 bool HashingReader::line(std::string& out) {
-  if (!std::getline(in_, out)) return false;
+  // The buffer has room for one byte past the limit and getline's
+  // terminator: a longer line fills it and stops there (failbit, no eofbit).
+  in_.getline(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
+  const auto n = static_cast<std::size_t>(in_.gcount());
+  if (n == 0 && in_.eof()) {
+    out.clear();
+    return false;
+  }
+  if (in_.fail() && !in_.eof()) {
+    out.assign(buffer_.data(), n);  // kMaxLineBytes + 1: check_length refuses it
+    return true;
+  }
+  const bool ended = !in_.eof();  // its \n was read (and counted)
+  out.assign(buffer_.data(), ended ? n - 1 : n);
   EVP_DigestUpdate(md_.get(), out.data(), out.size());
-  if (!in_.eof()) EVP_DigestUpdate(md_.get(), "\n", 1);
+  if (ended) EVP_DigestUpdate(md_.get(), "\n", 1);
   if (!out.empty() && out.back() == '\r') out.pop_back();
   return true;
+}
+
+void HashingReader::check_length(const std::string& line) {
+  if (line.size() > kMaxLineBytes)
+    throw std::invalid_argument("longer than " + std::to_string(kMaxLineBytes) + " bytes");
 }
 
 std::string HashingReader::sha256() {
@@ -67,8 +85,7 @@ void ExtractReader::run() {
     ParsedLine parsed;
     parsed.number = number;
     try {
-      if (text.size() > kMaxLineBytes)
-        throw std::invalid_argument("longer than " + std::to_string(kMaxLineBytes) + " bytes");
+      HashingReader::check_length(text);
       parsed.professional = parse_professional(std::string_view(text));
     } catch (const std::invalid_argument& e) {
       error = "line " + std::to_string(number) + ": " + e.what();

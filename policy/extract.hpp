@@ -27,14 +27,22 @@ bool blank_line(const std::string& line);
 
 class HashingReader {
  public:
+  // A line of one professional or one code; a file is refused at a longer one.
+  static constexpr std::size_t kMaxLineBytes = 64 * 1024;
+
   explicit HashingReader(std::istream& in);
-  // The next line without its end (\n or \r\n); false at the end.
+  // The next line without its end (\n or \r\n); false at the end. Of a
+  // line longer than kMaxLineBytes only the first kMaxLineBytes + 1 bytes
+  // are read (what comes after it is not read at all): check_length throws.
   bool line(std::string& out);
   std::string sha256();  // hex, of everything read
+  // std::invalid_argument for a line longer than kMaxLineBytes.
+  static void check_length(const std::string& line);
 
  private:
   std::istream& in_;
   EvpMdCtxPtr md_;
+  std::vector<char> buffer_ = std::vector<char>(kMaxLineBytes + 2);
 };
 
 struct ParsedLine {
@@ -46,8 +54,6 @@ struct ParsedLine {
 // Parses the extract on its own thread, a bounded number of batches ahead.
 class ExtractReader {
  public:
-  static constexpr std::size_t kMaxLineBytes = 64 * 1024;  // one professional
-
   explicit ExtractReader(std::istream& in);
   ~ExtractReader();  // stops the thread
   ExtractReader(const ExtractReader&) = delete;

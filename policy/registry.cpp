@@ -274,6 +274,7 @@ std::size_t Registry::import_codes(const std::string& set, std::istream& in, boo
     const std::string at = "line " + std::to_string(number) + ": ";
     Json entry;
     try {
+      HashingReader::check_length(text);
       if (csv) {
         std::optional<Json> fields = csv_entry(text, header);
         if (!fields) continue;  // the header
