@@ -30,9 +30,17 @@ std::optional<std::string> reader_for_slot(const std::vector<pcsc::ReaderState>&
   for (const auto& r : readers)
     if (slot_description.rfind(r.name, 0) == 0 && (best == nullptr || r.name.size() > best->name.size())) best = &r;
   if (best != nullptr) return best->name;
+  // A description cut at 64 characters: two readers of one long-named
+  // model differ only at the end (" 00 00", " 01 00"), past the cut. A
+  // reader guessed wrong would end this card's sessions when the other
+  // card is pulled; none leaves the slot scans to notice its removal.
+  std::optional<std::string> found;
   for (const auto& r : readers)
-    if (std::string_view(r.name).rfind(slot_description, 0) == 0) return r.name;
-  return std::nullopt;
+    if (std::string_view(r.name).rfind(slot_description, 0) == 0) {
+      if (found) return std::nullopt;
+      found = r.name;
+    }
+  return found;
 }
 
 std::uint8_t fineid_pin_reference(std::string_view token_label) {

@@ -32,6 +32,15 @@ TEST(ReaderForSlot, DescriptionsCutAt64CharactersStillMatch) {
   EXPECT_EQ(reader_for_slot(r, long_name.substr(0, 64)), long_name);
 }
 
+TEST(ReaderForSlot, TwoReadersThatACutDescriptionCannotTellApartGetNeither) {
+  const std::string model = "Identiv uTrust 3700 F CL Reader with a very long product name [CCID Interface]";
+  const std::string first = model + " 00 00";
+  const std::string second = model + " 01 00";
+  const auto r = readers({first.c_str(), second.c_str()});
+  EXPECT_EQ(reader_for_slot(r, first.substr(0, 64)), std::nullopt);
+  EXPECT_EQ(reader_for_slot(r, first), first) << "a whole name still matches";
+}
+
 TEST(ReaderForSlot, NoReaderForSoftwareTokens) {
   const auto r = readers({"Virtual PCD 00 00"});
   EXPECT_EQ(reader_for_slot(r, "SoftHSM slot ID 0x2576892f"), std::nullopt);
