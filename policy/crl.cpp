@@ -145,20 +145,19 @@ X509CrlPtr read_crl_file(const std::string& path, const std::string& source, std
   return crl;
 }
 
-// RFC 5280 serves CRLs over HTTP as DER. Asking OpenSSL for ASN.1 makes it
+// RFC 5280 serves CRLs over HTTP as DER. Asking for ASN.1 makes OpenSSL
 // read the whole body itself, under the timeout, which then bounds the
-// whole download (connect, request, every byte of the answer): a host that
-// trickles is cut off like one that never answers.
+// whole download (the name's lookup, connect, request, every byte of the
+// answer): a host that trickles is cut off like one that never answers.
 X509CrlPtr download_crl(const std::string& url, std::chrono::seconds timeout, std::string& why_not) {
   X509CrlPtr crl;
-  BioPtr body(OSSL_HTTP_get(url.c_str(), nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr, 1,
-                            kMaxCrlBytes, static_cast<int>(timeout.count())));
+  std::string why;
+  BioPtr body = http_exchange(url, HttpRequest{nullptr, nullptr, nullptr, kMaxCrlBytes}, timeout, why);
   if (body) {
     crl.reset(d2i_X509_CRL_bio(body.get(), nullptr));
     if (!crl) why_not = "what " + url + " sent is not a DER CRL";
   } else {
-    why_not = "no CRL could be downloaded from " + url + " within " + std::to_string(timeout.count()) +
-              " s: " + openssl_error("no answer");
+    why_not = "no CRL could be downloaded from " + url + " within " + std::to_string(timeout.count()) + " s: " + why;
   }
   ERR_clear_error();
   return crl;

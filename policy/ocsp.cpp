@@ -23,26 +23,16 @@ std::string certid_key(OCSP_CERTID* id) {
 }
 
 // POSTs the request; the response, or null with why. The timeout bounds the
-// whole exchange: OSSL_HTTP_transfer sets it when opening the connection and
-// reads the ASN.1 answer itself, so a responder that accepts and never
-// answers, or answers a byte at a time, is cut off at `timeout`.
+// whole exchange (http_exchange), so a responder whose name does not
+// resolve in time, or that accepts and never answers, or answers a byte at
+// a time, is cut off at `timeout`.
 OcspResponsePtr post(const std::string& url, OCSP_REQUEST* req, std::chrono::seconds timeout, std::string& why_not) {
-  char *host = nullptr, *port = nullptr, *path = nullptr;
-  int ssl = 0;
-  const int parsed_url =
-      OSSL_HTTP_parse_url(url.c_str(), &ssl, nullptr, &host, &port, nullptr, &path, nullptr, nullptr);
-  const OpensslString owned_host(host), owned_port(port), owned_path(path);
-  if (parsed_url != 1) {
-    why_not = "cannot parse OCSP URL " + url;
-    ERR_clear_error();
-    return nullptr;
-  }
   BioPtr body(ASN1_item_i2d_mem_bio(ASN1_ITEM_rptr(OCSP_REQUEST), reinterpret_cast<const ASN1_VALUE*>(req)));
-  BioPtr response(OSSL_HTTP_transfer(nullptr, host, port, path, ssl, nullptr, nullptr, nullptr, nullptr, nullptr,
-                                     nullptr, 0, nullptr, "application/ocsp-request", body.get(),
-                                     "application/ocsp-response", 1, 100 * 1024, static_cast<int>(timeout.count()), 0));
+  const HttpRequest request{"application/ocsp-request", body.get(), "application/ocsp-response", 100 * 1024};
+  std::string why;
+  BioPtr response = http_exchange(url, request, timeout, why);
   if (!response) {
-    why_not = "OCSP responder " + url + " did not answer: " + openssl_error("no response");
+    why_not = "OCSP responder " + url + " did not answer: " + why;
     return nullptr;
   }
   OcspResponsePtr parsed(d2i_OCSP_RESPONSE_bio(response.get(), nullptr));

@@ -3,7 +3,6 @@
 // `stop`, which the relay loop looks at every 200 ms.
 
 #include <fcntl.h>
-#include <netdb.h>
 #include <openssl/err.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -16,6 +15,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "common/connect.hpp"
 #include "tls/tunnels.hpp"
 
 namespace kortti::tls {
@@ -23,52 +23,6 @@ namespace kortti::tls {
 namespace {
 
 using SslPtr = Owned<SSL, SSL_free>;
-
-// A TCP connection to host:port by `deadline` (all addresses together),
-// given up at `stop`; -1 with `error` set. The name is resolved first
-// (getaddrinfo has no time limit: an address in `connect` needs no lookup).
-int connect_upstream(const Upstream& u, std::chrono::steady_clock::time_point deadline, const std::atomic<bool>& stop,
-                     std::string& error) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (const int rc = ::getaddrinfo(u.host.c_str(), u.port.c_str(), &hints, &found); rc != 0) {
-    error = "cannot resolve " + u.host + ": " + ::gai_strerror(rc);
-    return -1;
-  }
-  int fd = -1;
-  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
-    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
-    if (fd < 0) continue;
-    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno != EINPROGRESS) {
-      error = "cannot connect to " + u.host + ":" + u.port + ": " + std::strerror(errno);
-      ::close(fd);
-      fd = -1;
-      continue;
-    }
-    // Connected, refused, or out of time, looking at `stop` every 200 ms.
-    pollfd p{fd, POLLOUT, 0};
-    int ready = 0;
-    while (ready == 0 && !stop) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-      if (left <= 0) break;
-      ready = ::poll(&p, 1, static_cast<int>(std::min<long>(left, 200)));
-      if (ready < 0 && errno == EINTR) ready = 0;
-    }
-    int so_error = 0;
-    socklen_t len = sizeof so_error;
-    if (ready != 1 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0 || so_error != 0) {
-      error = "cannot connect to " + u.host + ":" + u.port + ": " +
-              (so_error != 0 ? std::strerror(so_error) : std::string(stop ? "the tunnel was ended" : "timed out"));
-      ::close(fd);
-      fd = -1;
-      if (stop || std::chrono::steady_clock::now() >= deadline) break;
-    }
-  }
-  ::freeaddrinfo(found);
-  return fd;
-}
 
 // Bytes both ways until either side closes or `stop`, full duplex: a server
 // that answers while it still reads (an echo) must never wait for us while
@@ -436,7 +390,9 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeHooks& hoo
     hooks.done(report);
   };
   std::string error;
-  OwnedFd upstream(connect_upstream(plan.upstream, plan.handshake_deadline, state.stop, error));
+  // One deadline for the name's lookup, every address, the handshake and the card.
+  OwnedFd upstream(connect_within(plan.upstream.host, plan.upstream.port, plan.handshake_deadline, error,
+                                  [&state] { return state.stop.load(); }));
   if (upstream.get() < 0) return fail(error);
 
   // The upstream's context (its roots, versions, ALPN) is made once, at

@@ -89,12 +89,13 @@ class Tls : public SoftHsmDaemonTest {
     DaemonOptions o = no_pss_ ? shim_options("KORTTI_SHIM_NO_PSS", "1") : DaemonOptions{};
     o.extra = "[tls]\nenabled = true\nhandshake_timeout_s = " + std::to_string(handshake_timeout_s) +
               "\nmax_tunnels = " + std::to_string(max_tunnels) + "\n" + tls_extra_ +
-              "[[tls.upstream]]\nname = \"sso\"\nconnect = \"127.0.0.1:" + std::to_string(port) +
+              "[[tls.upstream]]\nname = \"sso\"\nconnect = \"" + upstream_host_ + ":" + std::to_string(port) +
               "\"\nserver_name = \"" + server_name + "\"\n" +
               (ca_file.empty() ? "" : "ca_file = \"" + ca_file + "\"\n") + "listen = \"" + socket_ + "\"\n" +
               (access_.empty() ? "" : "access = " + access_ + "\n") + upstream_extra_;
     o.ipc = ipc_extra_;
     o.env.insert(env_.begin(), env_.end());
+    o.wrapper = wrapper_;
     start(std::move(o));
   }
 
@@ -182,12 +183,14 @@ class Tls : public SoftHsmDaemonTest {
   }
 
   std::string socket_;
-  bool no_pss_ = false;                     // the token through the test double that lacks RSA-PSS
-  std::string access_;                      // the upstream's `access`, as TOML
-  std::string upstream_extra_;              // more of the upstream's keys, as TOML lines
-  std::string ipc_extra_;                   // lines for the [ipc] table
-  std::string tls_extra_;                   // more of the [tls] table's keys, as TOML lines
-  std::map<std::string, std::string> env_;  // korttid's environment
+  bool no_pss_ = false;                      // the token through the test double that lacks RSA-PSS
+  std::string access_;                       // the upstream's `access`, as TOML
+  std::string upstream_extra_;               // more of the upstream's keys, as TOML lines
+  std::string ipc_extra_;                    // lines for the [ipc] table
+  std::string tls_extra_;                    // more of the [tls] table's keys, as TOML lines
+  std::map<std::string, std::string> env_;   // korttid's environment
+  std::string upstream_host_ = "127.0.0.1";  // the upstream's host in `connect`
+  std::vector<std::string> wrapper_;         // DaemonOptions::wrapper
 };
 
 }  // namespace kortti::test

@@ -535,6 +535,24 @@ TEST_F(Tls, AServerThatNeverAnswersEndsAtTheHandshakeDeadline) {
   ::close(silent);
 }
 
+// An upstream named by a name the name server never answers for: the
+// lookup is held to the handshake's deadline like the rest (it was bounded
+// only by the resolver's own timeout, here 30 s), and the card never signs.
+TEST_F(Tls, AnUpstreamWhoseNameDoesNotResolveEndsAtTheHandshakeDeadline) {
+  SilentNameServer dns;
+  ASSERT_TRUE(dns.bound()) << "cannot listen on 127.0.0.2:53 (the test needs root, as CI has)";
+  upstream_host_ = "sso.kortti-test.invalid";
+  wrapper_ = dns.wrapper();
+  start_at(443, (pki_dir() / "trust" / "g2-root.pem").string(), "localhost", 2);
+  login("cardA");
+  const auto began = std::chrono::steady_clock::now();
+  EXPECT_EQ(through(socket_, std::chrono::seconds(20)).answer, "");
+  EXPECT_LT(std::chrono::steady_clock::now() - began, std::chrono::seconds(8)) << "the tunnel waited for the resolver";
+  EXPECT_NE(daemon_->log().find("cannot look up sso.kortti-test.invalid"), std::string::npos) << daemon_->log();
+  EXPECT_GT(dns.questions(), 0) << "korttid did not ask the name server: the test showed nothing";
+  for (const Json& line : daemon_->audit()) EXPECT_FALSE(line.contains("digest")) << "the card signed: " << line.dump();
+}
+
 // The same tunnel on a real card stack: OpenSC, pcscd and the virtual PIV
 // card; the card pulled while the tunnel is open.
 class TlsOnCard : public PcscDaemonTest {

@@ -313,6 +313,37 @@ TEST_F(Revocation, OcspResponderThatNeverAnswersIsCutOffAndNotAskedAgain) {
   EXPECT_EQ(responder.connections(), 1);
 }
 
+// getaddrinfo has no time limit of its own: with a name server that does
+// not answer it waits the resolver's timeout (here 30 s) while every check
+// waits behind it. The responder's name is now looked up within timeout_s,
+// like the rest of the exchange, and the responder is not asked again.
+TEST_F(Revocation, AResponderWhoseNameDoesNotResolveInTimeCostsOneTimeout) {
+  using Clock = std::chrono::steady_clock;
+  using namespace std::chrono_literals;
+  SilentNameServer dns;
+  ASSERT_TRUE(dns.bound()) << "cannot listen on 127.0.0.2:53 (the test needs root, as CI has)";
+  PolicyDaemonOptions o;
+  o.items = {"physician/sign"};
+  o.revocation = "crl = false\ntimeout_s = 2\nocsp_url = \"http://ocsp.kortti-test.invalid:8080/\"\n";
+  o.wrapper = dns.wrapper();
+  daemon_ = std::make_unique<PolicyDaemon>(std::move(o));
+  auto& d = *daemon_;
+  const auto began = Clock::now();
+  const Json first = d.check_cert(1, "sign.prescription", prescription());
+  const auto took = Clock::now() - began;
+  EXPECT_EQ(codes(first["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << first.dump(2);
+  EXPECT_NE(str(first["certificate"]["revocation"]["reason"]).find("cannot look up ocsp.kortti-test.invalid"),
+            std::string::npos)
+      << first.dump(2);
+  EXPECT_LT(took, 10s) << "the check waited for the name server, not for timeout_s";
+  EXPECT_GT(dns.questions(), 0) << "korttid did not ask the name server: the test showed nothing";
+
+  const auto again = Clock::now();
+  const Json second = d.check_cert(1, "sign.prescription", prescription());
+  EXPECT_EQ(codes(second["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << second.dump(2);
+  EXPECT_LT(Clock::now() - again, 1s) << "the responder whose name did not resolve was asked again at once";
+}
+
 // SIGTERM while the policy thread waits on a responder: korttid does not
 // wait out the revocation timeout, and does not run exit-time cleanup (which
 // frees OpenSSL's state) under the thread still inside OpenSSL.

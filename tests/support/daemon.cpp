@@ -65,7 +65,9 @@ Daemon::Daemon(DaemonOptions options)
   if (::bind(notify_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("bind notify");
   options.env["NOTIFY_SOCKET"] = notify.string();
 
-  std::vector<std::string> argv = {korttid_binary().string(), "--config", config().string()};
+  std::vector<std::string> argv = options.wrapper;
+  for (const std::string& a : {korttid_binary().string(), std::string("--config"), config().string()})
+    argv.push_back(a);
   argv.insert(argv.end(), options.args.begin(), options.args.end());
   pid_ = spawn_logged(argv, options.env, dir_ / "korttid.log");
   if (options.wait_ready && !wait_notify("READY=1", std::chrono::seconds(30))) {

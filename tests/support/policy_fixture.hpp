@@ -38,6 +38,7 @@ struct PolicyDaemonOptions {
   std::string audit;               // lines for [audit]
   std::string rules = kPolicyRules;
   bool import_registry = true;
+  std::vector<std::string> wrapper;  // DaemonOptions::wrapper
 };
 
 // korttid with the test PKI's roots, a registry imported from the fixture,
@@ -56,6 +57,7 @@ class PolicyDaemon {
     options.ipc = o.ipc;
     options.audit = o.audit;
     options.extra = o.rules;
+    options.wrapper = std::move(o.wrapper);
     daemon_ = std::make_unique<Daemon>(std::move(options));
     if (o.import_registry) import_registry_fixture(*daemon_);
     client_ = daemon_->connect();

@@ -1,7 +1,10 @@
 #include "tests/support/support.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -166,6 +169,41 @@ Bytes b64(const Json& value) {
   auto bytes = base64_decode(str(value));
   if (!bytes) throw std::runtime_error("not base64: " + str(value));
   return *bytes;
+}
+
+}  // namespace kortti::test
+
+namespace kortti::test {
+
+SilentNameServer::SilentNameServer() : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(53);
+  a.sin_addr.s_addr = htonl(0x7F000002);
+  bound_ = fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  write_file(etc_ / "resolv.conf", "nameserver 127.0.0.2\noptions timeout:30 attempts:1\n");
+}
+
+SilentNameServer::~SilentNameServer() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int SilentNameServer::questions() const {
+  int n = 0;
+  char buf[512];
+  while (::recv(fd_, buf, sizeof buf, MSG_DONTWAIT) > 0) ++n;
+  return n;
+}
+
+std::vector<std::string> SilentNameServer::wrapper() const {
+  return {"unshare",
+          "--mount",
+          "--propagation",
+          "private",
+          "sh",
+          "-c",
+          "mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"",
+          (etc_ / "resolv.conf").string()};
 }
 
 }  // namespace kortti::test

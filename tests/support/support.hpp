@@ -145,6 +145,9 @@ struct DaemonOptions {
   std::string log_level = "debug";
   std::map<std::string, std::string> env;
   std::vector<std::string> args;  // korttid's options after --config (e.g. --user-instance)
+  // A command korttid's own is appended to, which ends by exec'ing it (so
+  // the process is korttid's): e.g. unshare(1) for a namespace of its own.
+  std::vector<std::string> wrapper;
   bool wait_ready = true;
 };
 
@@ -436,6 +439,29 @@ class Desktop {
 };
 
 inline constexpr const char* kOpenScModule = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+
+// A name server that takes every question and never answers: UDP on
+// 127.0.0.2:53 (port 53 needs root, as CI has). wrapper() runs korttid in a
+// mount namespace of its own whose /etc/resolv.conf names only this server
+// (resolver timeout 30 s, one attempt): what the rest of the machine sees
+// is unchanged.
+class SilentNameServer {
+ public:
+  SilentNameServer();
+  ~SilentNameServer();
+  SilentNameServer(const SilentNameServer&) = delete;
+  SilentNameServer& operator=(const SilentNameServer&) = delete;
+  [[nodiscard]] bool bound() const { return bound_; }
+  // Questions it was asked (and left unanswered) since the last call.
+  [[nodiscard]] int questions() const;
+  // DaemonOptions::wrapper for a korttid that asks this server.
+  [[nodiscard]] std::vector<std::string> wrapper() const;
+
+ private:
+  int fd_;
+  bool bound_ = false;
+  TempDir etc_;
+};
 
 // Independent verification with the openssl CLI.
 // Verifies a signature over a digest (pkeyutl) with the certificate's key.

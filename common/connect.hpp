@@ -1,0 +1,25 @@
+#pragma once
+// A TCP connection made within a deadline, name lookup included: for the
+// revocation checks' responders and CRL hosts and for the TLS upstreams.
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <string>
+
+namespace kortti {
+
+// A non-blocking socket connected to host:port by `deadline`, or -1 with
+// `error` set. An address is used as it is; a name is looked up on a thread
+// of its own, since getaddrinfo has no time limit of its own (a name server
+// that does not answer holds it for the resolver's timeout times its
+// attempts, per server), and a lookup still going at the deadline is left
+// to end there, unwaited for. At most kMaxLookupsLeft of those at a time:
+// past that, names are not looked up until one ends. `stopped`, if given,
+// is asked every 200 ms, and ends the wait at once.
+int connect_within(const std::string& host, const std::string& port, std::chrono::steady_clock::time_point deadline,
+                   std::string& error, const std::function<bool()>& stopped = {});
+
+inline constexpr std::size_t kMaxLookupsLeft = 8;
+
+}  // namespace kortti
