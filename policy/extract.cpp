@@ -22,25 +22,23 @@ bool HashingReader::line(std::string& out) {
   // terminator: a longer line fills it and stops there (failbit, no eofbit).
   in_.getline(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
   const auto n = static_cast<std::size_t>(in_.gcount());
+  if (in_.bad() || (in_.fail() && !in_.eof() && n == 0)) throw std::invalid_argument("the file cannot be read further");
   if (n == 0 && in_.eof()) {
     out.clear();
     return false;
   }
-  if (in_.fail() && !in_.eof()) {
-    out.assign(buffer_.data(), n);  // kMaxLineBytes + 1: check_length refuses it
-    return true;
-  }
   const bool ended = !in_.eof();  // its \n was read (and counted)
-  out.assign(buffer_.data(), ended ? n - 1 : n);
+  const std::size_t length = ended ? n - 1 : n;
+  const bool cr = length > 0 && buffer_[length - 1] == '\r';
+  // A full buffer with more of the line behind it sets failbit; a line of
+  // kMaxLineBytes + 1 that ends right there does not.
+  if (in_.fail() || length - (cr ? 1 : 0) > kMaxLineBytes)
+    throw std::invalid_argument("longer than " + std::to_string(kMaxLineBytes) + " bytes");
+  out.assign(buffer_.data(), length);
   EVP_DigestUpdate(md_.get(), out.data(), out.size());
   if (ended) EVP_DigestUpdate(md_.get(), "\n", 1);
   if (!out.empty() && out.back() == '\r') out.pop_back();
   return true;
-}
-
-void HashingReader::check_length(const std::string& line) {
-  if (line.size() > kMaxLineBytes)
-    throw std::invalid_argument("longer than " + std::to_string(kMaxLineBytes) + " bytes");
 }
 
 std::string HashingReader::sha256() {
@@ -79,13 +77,20 @@ void ExtractReader::run() {
     changed_.notify_all();
     return !stop;
   };
-  while (reader_.line(text)) {
+  for (;;) {
+    bool more = false;
+    try {
+      more = reader_.line(text);
+    } catch (const std::invalid_argument& e) {
+      error = "line " + std::to_string(number + 1) + ": " + e.what();
+      break;
+    }
+    if (!more) break;
     ++number;
     if (blank_line(text)) continue;
     ParsedLine parsed;
     parsed.number = number;
     try {
-      HashingReader::check_length(text);
       parsed.professional = parse_professional(std::string_view(text));
     } catch (const std::invalid_argument& e) {
       error = "line " + std::to_string(number) + ": " + e.what();

@@ -31,13 +31,12 @@ class HashingReader {
   static constexpr std::size_t kMaxLineBytes = 64 * 1024;
 
   explicit HashingReader(std::istream& in);
-  // The next line without its end (\n or \r\n); false at the end. Of a
-  // line longer than kMaxLineBytes only the first kMaxLineBytes + 1 bytes
-  // are read (what comes after it is not read at all): check_length throws.
+  // The next line without its end (\n or \r\n); false at the end.
+  // std::invalid_argument for a line longer than kMaxLineBytes (no more of
+  // it is read than that) or a file that cannot be read further: the file
+  // is refused, and no line after it is read.
   bool line(std::string& out);
   std::string sha256();  // hex, of everything read
-  // std::invalid_argument for a line longer than kMaxLineBytes.
-  static void check_length(const std::string& line);
 
  private:
   std::istream& in_;

@@ -268,13 +268,17 @@ std::size_t Registry::import_codes(const std::string& set, std::istream& in, boo
   std::string text;
   std::size_t number = 0, records = 0;
   std::vector<std::string> header;
-  while (reader.line(text)) {
+  for (;;) {
+    try {
+      if (!reader.line(text)) break;
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("line " + std::to_string(number + 1) + ": " + e.what());
+    }
     ++number;
     if (blank_line(text)) continue;
     const std::string at = "line " + std::to_string(number) + ": ";
     Json entry;
     try {
-      HashingReader::check_length(text);
       if (csv) {
         std::optional<Json> fields = csv_entry(text, header);
         if (!fields) continue;  // the header

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <istream>
+#include <sstream>
 #include <streambuf>
 
 #include "policy/policy.hpp"
@@ -70,6 +71,30 @@ TEST(RegistryLine, AnEndlessCodeSetLineIsRefusedHavingReadLittleOfIt) {
   const std::string why = refusal([&] { (void)registry.import_codes("rights", in, false); });
   EXPECT_EQ(why, "line 1: longer than 65536 bytes");
   EXPECT_LT(file.taken(), 1U << 20) << "the import read the line whole before refusing it";
+}
+
+// A line of blanks past the limit is not a blank line to skip: the file is
+// refused there, and nothing after it is read (it was read on as empty
+// lines, for ever).
+TEST(RegistryLine, ABlankLinePastTheLimitIsRefusedNotSkipped) {
+  policy::Registry registry(":memory:");
+  std::istringstream in(std::string(70000, ' ') + "\nmore\n");
+  EXPECT_EQ(refusal([&] { (void)registry.import_professionals(in, "test"); }), "line 1: longer than 65536 bytes");
+  std::istringstream codes(std::string(70000, '\t') + "\n");
+  EXPECT_EQ(refusal([&] { (void)registry.import_codes("rights", codes, false); }), "line 1: longer than 65536 bytes");
+}
+
+TEST(RegistryLine, ALineOfExactlyTheLimitIsReadAndOneByteMoreIsNot) {
+  policy::Registry registry(":memory:");
+  for (const std::string end : {"\n", "\r\n", ""}) {
+    // Read, and refused as what it is (not a professional), not for its length.
+    std::istringstream at_limit(std::string(65536, 'x') + end);
+    const std::string a = refusal([&] { (void)registry.import_professionals(at_limit, "test"); });
+    EXPECT_EQ(a.rfind("line 1: ", 0), 0U) << a;
+    EXPECT_EQ(a.find("longer than"), std::string::npos) << a;
+    std::istringstream over(std::string(65537, 'x') + end);
+    EXPECT_EQ(refusal([&] { (void)registry.import_professionals(over, "test"); }), "line 1: longer than 65536 bytes");
+  }
 }
 
 }  // namespace
