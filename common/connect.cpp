@@ -26,15 +26,22 @@ struct AddrinfoFree {
 };
 using Addresses = std::unique_ptr<addrinfo, AddrinfoFree>;
 
-// Lookups given up on and still running.
-std::atomic<std::size_t> lookups_left{0};
+// Lookup threads running now: each started after taking a place here, and
+// gives it back when its getaddrinfo returns, waited for or not.
+std::atomic<std::size_t> lookups_running{0};
+
+bool take_a_place() {
+  std::size_t now = lookups_running.load();
+  while (now < kMaxLookups)
+    if (lookups_running.compare_exchange_weak(now, now + 1)) return true;
+  return false;
+}
 
 // One lookup, shared by its thread and the caller that may give up on it.
 struct Lookup {
   std::mutex mutex;
   std::condition_variable done_cv;
   bool done = false;
-  bool given_up = false;
   int rc = 0;
   Addresses found;
 };
@@ -48,9 +55,9 @@ Addresses look_up(const std::string& host, const std::string& port, Clock::time_
   hints.ai_flags = AI_NUMERICHOST;
   addrinfo* found = nullptr;
   if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &found) == 0) return Addresses(found);
-  if (lookups_left >= kMaxLookupsLeft) {
-    error = "cannot look up " + host + ": " + std::to_string(kMaxLookupsLeft) +
-            " earlier lookups have not ended (the name servers do not answer)";
+  if (!take_a_place()) {
+    error = "cannot look up " + host + ": " + std::to_string(kMaxLookups) +
+            " lookups are under way already (the name servers do not answer)";
     return nullptr;
   }
   auto lookup = std::make_shared<Lookup>();
@@ -64,10 +71,11 @@ Addresses look_up(const std::string& host, const std::string& port, Clock::time_
       lookup->rc = rc;
       lookup->found.reset(a);
       lookup->done = true;
-      if (lookup->given_up) --lookups_left;
+      --lookups_running;
       lookup->done_cv.notify_all();
     }).detach();
   } catch (const std::system_error& e) {
+    --lookups_running;
     error = "cannot look up " + host + ": " + e.what();
     return nullptr;
   }
@@ -75,8 +83,6 @@ Addresses look_up(const std::string& host, const std::string& port, Clock::time_
   while (!lookup->done) {
     const auto now = Clock::now();
     if (now >= deadline || (stopped && stopped())) {
-      lookup->given_up = true;
-      ++lookups_left;
       error = "cannot look up " + host + ": " +
               (now >= deadline ? std::string("no answer in time") : std::string("given up"));
       return nullptr;
@@ -100,7 +106,10 @@ int connect_within(const std::string& host, const std::string& port, Clock::time
   int fd = -1;
   for (const addrinfo* a = found.get(); a != nullptr && fd < 0; a = a->ai_next) {
     fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
-    if (fd < 0) continue;
+    if (fd < 0) {
+      error = "cannot connect to " + host + ":" + port + ": " + std::strerror(errno);
+      continue;
+    }
     if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno != EINPROGRESS) {
       error = "cannot connect to " + host + ":" + port + ": " + std::strerror(errno);
       ::close(fd);

@@ -14,12 +14,12 @@ namespace kortti {
 // of its own, since getaddrinfo has no time limit of its own (a name server
 // that does not answer holds it for the resolver's timeout times its
 // attempts, per server), and a lookup still going at the deadline is left
-// to end there, unwaited for. At most kMaxLookupsLeft of those at a time:
-// past that, names are not looked up until one ends. `stopped`, if given,
-// is asked every 200 ms, and ends the wait at once.
+// to end there, unwaited for. At most kMaxLookups lookups run at a time,
+// waited for or not: past that, names are not looked up until one ends.
+// `stopped`, if given, is asked every 200 ms, and ends the wait at once.
 int connect_within(const std::string& host, const std::string& port, std::chrono::steady_clock::time_point deadline,
                    std::string& error, const std::function<bool()>& stopped = {});
 
-inline constexpr std::size_t kMaxLookupsLeft = 8;
+inline constexpr std::size_t kMaxLookups = 16;
 
 }  // namespace kortti

@@ -108,7 +108,8 @@ std::string not_covering(const X509_CRL* crl, X509* leaf, bool& partial) {
   }
   if (idp->indirectCRL > 0) return "is an indirect CRL (its entries name other issuers)";
   if (idp->onlyattr > 0) return "lists attribute certificates only";
-  const bool ca = X509_check_ca(leaf) != 0;
+  // RFC 5280's test: basicConstraints with cA set.
+  const bool ca = (X509_get_extension_flags(leaf) & EXFLAG_CA) != 0;
   if (idp->onlyCA > 0 && !ca) return "lists CA certificates only";
   if (idp->onlyuser > 0 && ca) return "lists end-entity certificates only";
   if (idp->distpoint != nullptr) {
@@ -152,7 +153,7 @@ X509CrlPtr read_crl_file(const std::string& path, const std::string& source, std
 X509CrlPtr download_crl(const std::string& url, std::chrono::seconds timeout, std::string& why_not) {
   X509CrlPtr crl;
   std::string why;
-  BioPtr body = http_exchange(url, HttpRequest{nullptr, nullptr, nullptr, kMaxCrlBytes}, timeout, why);
+  BioPtr body = http_exchange(url, HttpRequest{nullptr, nullptr, nullptr, nullptr, kMaxCrlBytes}, timeout, why);
   if (body) {
     crl.reset(d2i_X509_CRL_bio(body.get(), nullptr));
     if (!crl) why_not = "what " + url + " sent is not a DER CRL";

@@ -27,8 +27,8 @@ std::string certid_key(OCSP_CERTID* id) {
 // resolve in time, or that accepts and never answers, or answers a byte at
 // a time, is cut off at `timeout`.
 OcspResponsePtr post(const std::string& url, OCSP_REQUEST* req, std::chrono::seconds timeout, std::string& why_not) {
-  BioPtr body(ASN1_item_i2d_mem_bio(ASN1_ITEM_rptr(OCSP_REQUEST), reinterpret_cast<const ASN1_VALUE*>(req)));
-  const HttpRequest request{"application/ocsp-request", body.get(), "application/ocsp-response", 100 * 1024};
+  const HttpRequest request{"application/ocsp-request", ASN1_ITEM_rptr(OCSP_REQUEST),
+                            reinterpret_cast<const ASN1_VALUE*>(req), "application/ocsp-response", 100 * 1024};
   std::string why;
   BioPtr response = http_exchange(url, request, timeout, why);
   if (!response) {

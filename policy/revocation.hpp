@@ -114,17 +114,20 @@ class CrlClient {
 
 SystemTime to_system_time(const ASN1_TIME* t);
 
-// One HTTP request: a POST of `body` (a GET without one), its answer
-// expected as ASN.1 of `expected_type`, at most `max_bytes` long.
+// One HTTP request: a POST of `value`, DER as `item` says (a GET without
+// one), its answer expected as ASN.1 of `expected_type`, at most
+// `max_bytes` long.
 struct HttpRequest {
   const char* content_type = nullptr;
-  BIO* body = nullptr;
+  const ASN1_ITEM* item = nullptr;
+  const ASN1_VALUE* value = nullptr;
   const char* expected_type = nullptr;
   std::size_t max_bytes = 0;
 };
-// The answer to `request` from the host of `url` (http), the whole exchange
-// within `timeout`: the name's lookup, the connection, the request and
-// every byte of the answer. Null with why not.
+// The answer to `request` from the host of `url` (http://; through the
+// http_proxy the environment names for it, if any; up to 5 redirects), the
+// whole exchange within `timeout`: each name's lookup, the connections, the
+// requests and every byte of the answer. Null with why not.
 BioPtr http_exchange(const std::string& url, const HttpRequest& request, std::chrono::seconds timeout,
                      std::string& why_not);
 
