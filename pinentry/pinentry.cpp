@@ -112,7 +112,7 @@ class Program {
   void end() noexcept {
     if (!exited_within(500ms)) {
       ::kill(-pid_, SIGTERM);
-      if (!exited_within(500ms)) ::kill(-pid_, SIGKILL);
+      (void)exited_within(500ms);
     }
     ::kill(-pid_, SIGKILL);
     int status = 0;
