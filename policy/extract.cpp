@@ -22,7 +22,10 @@ bool HashingReader::line(std::string& out) {
   // terminator: a longer line fills it and stops there (failbit, no eofbit).
   in_.getline(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
   const auto n = static_cast<std::size_t>(in_.gcount());
-  if (in_.bad() || (in_.fail() && !in_.eof() && n == 0)) throw std::invalid_argument("the file cannot be read further");
+  const auto refused = [this](const std::string& why) {
+    return std::invalid_argument("line " + std::to_string(number_ + 1) + ": " + why);
+  };
+  if (in_.bad() || (in_.fail() && !in_.eof() && n == 0)) throw refused("the file cannot be read further");
   if (n == 0 && in_.eof()) {
     out.clear();
     return false;
@@ -33,7 +36,8 @@ bool HashingReader::line(std::string& out) {
   // A full buffer with more of the line behind it sets failbit; a line of
   // kMaxLineBytes + 1 that ends right there does not.
   if (in_.fail() || length - (cr ? 1 : 0) > kMaxLineBytes)
-    throw std::invalid_argument("longer than " + std::to_string(kMaxLineBytes) + " bytes");
+    throw refused("longer than " + std::to_string(kMaxLineBytes) + " bytes");
+  ++number_;
   out.assign(buffer_.data(), length);
   EVP_DigestUpdate(md_.get(), out.data(), out.size());
   if (ended) EVP_DigestUpdate(md_.get(), "\n", 1);
@@ -62,7 +66,6 @@ ExtractReader::~ExtractReader() {
 void ExtractReader::run() {
   std::vector<ParsedLine> batch;
   std::string text, error;
-  std::size_t number = 0;
   auto hand_over = [&](bool last) {
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [&] { return stopping_ || ready_.size() < kBatchesAhead; });
@@ -82,18 +85,17 @@ void ExtractReader::run() {
     try {
       more = reader_.line(text);
     } catch (const std::invalid_argument& e) {
-      error = "line " + std::to_string(number + 1) + ": " + e.what();
+      error = e.what();
       break;
     }
     if (!more) break;
-    ++number;
     if (blank_line(text)) continue;
     ParsedLine parsed;
-    parsed.number = number;
+    parsed.number = reader_.number();
     try {
       parsed.professional = parse_professional(std::string_view(text));
     } catch (const std::invalid_argument& e) {
-      error = "line " + std::to_string(number) + ": " + e.what();
+      error = "line " + std::to_string(parsed.number) + ": " + e.what();
       break;
     }
     parsed.text = std::move(text);

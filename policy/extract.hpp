@@ -32,16 +32,19 @@ class HashingReader {
 
   explicit HashingReader(std::istream& in);
   // The next line without its end (\n or \r\n); false at the end.
-  // std::invalid_argument for a line longer than kMaxLineBytes (no more of
-  // it is read than that) or a file that cannot be read further: the file
-  // is refused, and no line after it is read.
+  // std::invalid_argument "line N: ..." for a line longer than
+  // kMaxLineBytes (no more of it is read than that) or a file that cannot
+  // be read further: the file is refused, and no line after it is read.
   bool line(std::string& out);
+  // The number of the line line() gave last, from 1.
+  [[nodiscard]] std::size_t number() const { return number_; }
   std::string sha256();  // hex, of everything read
 
  private:
   std::istream& in_;
   EvpMdCtxPtr md_;
   std::vector<char> buffer_ = std::vector<char>(kMaxLineBytes + 2);
+  std::size_t number_ = 0;
 };
 
 struct ParsedLine {

@@ -266,17 +266,11 @@ std::size_t Registry::import_codes(const std::string& set, std::istream& in, boo
   clear.step();
   sql::Statement insert(db, "INSERT INTO code(code_set, code, name, valid_from, valid_to) VALUES (?, ?, ?, ?, ?)");
   std::string text;
-  std::size_t number = 0, records = 0;
+  std::size_t records = 0;
   std::vector<std::string> header;
-  for (;;) {
-    try {
-      if (!reader.line(text)) break;
-    } catch (const std::invalid_argument& e) {
-      throw std::invalid_argument("line " + std::to_string(number + 1) + ": " + e.what());
-    }
-    ++number;
+  while (reader.line(text)) {
     if (blank_line(text)) continue;
-    const std::string at = "line " + std::to_string(number) + ": ";
+    const std::string at = "line " + std::to_string(reader.number()) + ": ";
     Json entry;
     try {
       if (csv) {
