@@ -47,12 +47,19 @@ std::string address_of(const std::string& host) {
   return host.size() > 2 && host.front() == '[' && host.back() == ']' ? host.substr(1, host.size() - 2) : host;
 }
 
-// host:port of the http_proxy the environment names for `host` (no_proxy
-// taken into account, as OpenSSL's own client does), or nothing.
-std::optional<std::pair<std::string, std::string>> proxy_for(const std::string& host, std::string& why_not,
-                                                             bool& unusable) {
+// Where a request for `url` goes: its host, or the http_proxy the
+// environment names for that host (no_proxy taken into account, as
+// OpenSSL's own client does). Nothing, with why not, for a proxy that
+// cannot be parsed.
+struct Route {
+  std::string host;  // to connect to: an address without brackets, or a name
+  std::string port;
+  bool proxied = false;
+};
+std::optional<Route> route_to(const Url& url, std::string& why_not) {
+  const std::string host = address_of(url.host);
   const char* proxy = OSSL_HTTP_adapt_proxy(nullptr, nullptr, host.c_str(), 0);
-  if (proxy == nullptr) return std::nullopt;
+  if (proxy == nullptr) return Route{host, url.port, false};
   char *proxy_host = nullptr, *proxy_port = nullptr;
   const int parsed =
       OSSL_HTTP_parse_url(proxy, nullptr, nullptr, &proxy_host, &proxy_port, nullptr, nullptr, nullptr, nullptr);
@@ -60,22 +67,18 @@ std::optional<std::pair<std::string, std::string>> proxy_for(const std::string& 
   if (parsed != 1) {
     ERR_clear_error();
     why_not = std::string("the http_proxy ") + proxy + " cannot be parsed";
-    unusable = true;
     return std::nullopt;
   }
-  return std::pair{std::string(proxy_host), std::string(proxy_port)};
+  return Route{address_of(proxy_host), proxy_port, true};
 }
 
 // One request to `url` on a connection of its own; the answer, or null
 // with why not, or with `redirect` set to where the server sent it.
 BioPtr exchange_once(const Url& url, const HttpRequest& request, Clock::time_point deadline, std::string& redirect,
                      std::string& why_not) {
-  bool unusable = false;
-  const auto proxy = proxy_for(address_of(url.host), why_not, unusable);
-  if (unusable) return nullptr;
-  const std::string host = proxy ? address_of(proxy->first) : address_of(url.host);
-  const std::string port = proxy ? proxy->second : url.port;
-  const int fd = connect_within(host, port, deadline, why_not);
+  const std::optional<Route> route = route_to(url, why_not);
+  if (!route) return nullptr;
+  const int fd = connect_within(route->host, route->port, deadline, why_not);
   if (fd < 0) return nullptr;
   BioPtr connection(BIO_new_socket(fd, BIO_CLOSE));
   if (!connection) {
@@ -93,8 +96,8 @@ BioPtr exchange_once(const Url& url, const HttpRequest& request, Clock::time_poi
   const bool ready =
       rctx && left > 0 &&
       OSSL_HTTP_REQ_CTX_set_request_line(rctx.get(), request.item != nullptr ? 1 : 0,
-                                         proxy ? url.host.c_str() : nullptr, proxy ? url.port.c_str() : nullptr,
-                                         url.path.c_str()) == 1 &&
+                                         route->proxied ? url.host.c_str() : nullptr,
+                                         route->proxied ? url.port.c_str() : nullptr, url.path.c_str()) == 1 &&
       OSSL_HTTP_REQ_CTX_add1_header(rctx.get(), "Host", url.host.c_str()) == 1 &&
       OSSL_HTTP_REQ_CTX_set_expected(rctx.get(), request.expected_type, 1, static_cast<int>(left), 0) == 1 &&
       OSSL_HTTP_REQ_CTX_set1_req(rctx.get(), request.content_type, request.item, request.value) == 1;
