@@ -57,9 +57,14 @@ bool share_a_name(const GENERAL_NAMES* a, const GENERAL_NAMES* b) {
   return false;
 }
 
+// OpenSSL 3.0 takes the extension as non-const, though it only reads it.
+const ASN1_OBJECT* object_of(const X509_EXTENSION* e) {
+  return X509_EXTENSION_get_object(const_cast<X509_EXTENSION*>(e));
+}
+
 std::string oid_of(const X509_EXTENSION* e) {
   char text[128];
-  OBJ_obj2txt(text, sizeof text, X509_EXTENSION_get_object(const_cast<X509_EXTENSION*>(e)), 1);
+  OBJ_obj2txt(text, sizeof text, object_of(e), 1);
   return text;
 }
 
@@ -71,7 +76,7 @@ std::string oid_of(const X509_EXTENSION* e) {
 std::string unusable(const X509_CRL* crl) {
   for (int i = 0; i < X509_CRL_get_ext_count(crl); ++i) {
     const X509_EXTENSION* e = X509_CRL_get_ext(crl, i);
-    const int nid = OBJ_obj2nid(X509_EXTENSION_get_object(const_cast<X509_EXTENSION*>(e)));
+    const int nid = OBJ_obj2nid(object_of(e));
     if (nid == NID_delta_crl) return "is a delta CRL, which lists only what changed since a base CRL";
     const bool known = nid == NID_issuing_distribution_point || nid == NID_authority_key_identifier ||
                        nid == NID_crl_number || nid == NID_freshest_crl;
@@ -83,7 +88,7 @@ std::string unusable(const X509_CRL* crl) {
     const STACK_OF(X509_EXTENSION)* exts = X509_REVOKED_get0_extensions(sk_X509_REVOKED_value(entries, i));
     for (int j = 0; j < sk_X509_EXTENSION_num(exts); ++j) {
       const X509_EXTENSION* e = sk_X509_EXTENSION_value(exts, j);
-      const int nid = OBJ_obj2nid(X509_EXTENSION_get_object(const_cast<X509_EXTENSION*>(e)));
+      const int nid = OBJ_obj2nid(object_of(e));
       if (nid == NID_certificate_issuer) return "is an indirect CRL (its entries name other issuers)";
       const bool known = nid == NID_crl_reason || nid == NID_invalidity_date || nid == NID_hold_instruction_code;
       if (!known && X509_EXTENSION_get_critical(e) != 0)
