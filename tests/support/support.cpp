@@ -171,10 +171,6 @@ Bytes b64(const Json& value) {
   return *bytes;
 }
 
-}  // namespace kortti::test
-
-namespace kortti::test {
-
 SilentNameServer::SilentNameServer() : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
