@@ -157,8 +157,7 @@ TEST_F(Documents, VerifyCmsChecksTheSignersCertificateThroughThePolicy) {
   // A mathematically sound signature by a revoked certificate (its key is
   // in the test PKI, not on a token).
   const fs::path dir = pki_dir() / "people/revoked";
-  BioPtr bio(BIO_new_file((dir / "sign.pem").c_str(), "r"));
-  X509Ptr x509(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  const X509Ptr x509 = read_pem_certificate(dir / "sign.pem");
   signature::CmsInput input;
   input.content = kReport;
   const auto prepared = signature::prepare_cms(input, certificate_der(x509.get()), {});

@@ -36,9 +36,7 @@ Bytes der_as_raw(const Bytes& der, std::size_t half) {
 // relying party might be handed by a card korttid never saw.
 Json token_from_key_file(const std::string& person, const std::string& purpose, const std::string& nonce) {
   const fs::path dir = pki_dir() / "people" / person;
-  const std::string pem = read_file(dir / (purpose + ".pem"));
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  const X509Ptr cert = read_pem_certificate(dir / (purpose + ".pem"));
   const Bytes der = certificate_der(cert.get());
   const bool ec = EVP_PKEY_is_a(X509_get0_pubkey(cert.get()), "EC") == 1;
   const DigestAlgorithm alg = ec ? DigestAlgorithm::sha384 : DigestAlgorithm::sha256;

@@ -19,6 +19,7 @@
 #include "client/client.hpp"
 #include "common/bytes.hpp"
 #include "common/digest.hpp"
+#include "common/openssl.hpp"
 
 namespace kortti::test {
 
@@ -96,6 +97,10 @@ Bytes sign_like_a_token(const fs::path& key_pem, DigestAlgorithm alg, const Byte
 // The certificates of a PEM file, DER, in file order; throws when it holds
 // none.
 std::vector<Bytes> pem_certificates(const fs::path& pem);
+// The first certificate, or the private key, of a PEM file; null when it
+// holds none.
+X509Ptr read_pem_certificate(const fs::path& pem);
+EvpPkeyPtr read_pem_key(const fs::path& pem);
 std::string read_file(const fs::path& path);
 // How many times `needle` occurs in `text` (a log, an audit file).
 std::size_t occurrences(std::string_view text, std::string_view needle);

@@ -74,9 +74,22 @@ CommandResult cms_verify(const Bytes& cms, const std::optional<Bytes>& content) 
   return r;
 }
 
+X509Ptr read_pem_certificate(const fs::path& pem) {
+  BioPtr bio(BIO_new_file(pem.c_str(), "r"));
+  X509Ptr cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  ERR_clear_error();
+  return cert;
+}
+
+EvpPkeyPtr read_pem_key(const fs::path& pem) {
+  BioPtr bio(BIO_new_file(pem.c_str(), "r"));
+  EvpPkeyPtr key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  ERR_clear_error();
+  return key;
+}
+
 Bytes sign_like_a_token(const fs::path& key_pem, DigestAlgorithm alg, const Bytes& digest, bool pss) {
-  BioPtr bio(BIO_new_file(key_pem.c_str(), "r"));
-  EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  const EvpPkeyPtr key = read_pem_key(key_pem);
   if (!key) throw std::runtime_error("cannot read " + key_pem.string());
   EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(key.get(), nullptr));
   EVP_PKEY_sign_init(ctx.get());

@@ -19,16 +19,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-X509Ptr read_certificate(const fs::path& file) {
-  BioPtr bio(BIO_new_file(file.c_str(), "r"));
-  return X509Ptr(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr);
-}
-
-EvpPkeyPtr read_key(const fs::path& file) {
-  BioPtr bio(BIO_new_file(file.c_str(), "r"));
-  return EvpPkeyPtr(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
-}
-
 GENERAL_NAMES* uri_names(const std::string& uri) {
   GENERAL_NAMES* names = sk_GENERAL_NAME_new_null();
   GENERAL_NAME* name = GENERAL_NAME_new();
@@ -56,9 +46,9 @@ X509_EXTENSION* unknown_extension(bool critical) {
 
 class CrlScope : public ::testing::Test {
  protected:
-  const X509Ptr leaf = read_certificate(pki_dir() / "people" / "physician" / "sign.pem");
-  const X509Ptr issuer = read_certificate(pki_dir() / "ca" / "hc-rsa.pem");
-  const EvpPkeyPtr issuer_key = read_key(pki_dir() / "ca" / "hc-rsa.key");
+  const X509Ptr leaf = read_pem_certificate(pki_dir() / "people" / "physician" / "sign.pem");
+  const X509Ptr issuer = read_pem_certificate(pki_dir() / "ca" / "hc-rsa.pem");
+  const EvpPkeyPtr issuer_key = read_pem_key(pki_dir() / "ca" / "hc-rsa.key");
   TempDir dir;
   int made = 0;
 

@@ -13,12 +13,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-X509Ptr read_pem_certificate(const fs::path& file) {
-  const std::string pem = read_file(file);
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  return X509Ptr(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-}
-
 TEST(RevocationCache, MakingRoomDropsTheExpiredThenTheFirstToExpire) {
   const SystemTime now = std::chrono::system_clock::now();
   std::map<std::string, SystemTime> cache{{"gone", now - 1s}, {"soon", now + 1min}, {"late", now + 1h}};
