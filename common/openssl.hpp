@@ -52,6 +52,7 @@ using BignumPtr = Owned<BIGNUM, BN_free>;
 using Asn1ObjectPtr = Owned<ASN1_OBJECT, ASN1_OBJECT_free>;
 using Asn1TimePtr = Owned<ASN1_TIME, ASN1_TIME_free>;
 using Asn1EnumeratedPtr = Owned<ASN1_ENUMERATED, ASN1_ENUMERATED_free>;
+using Asn1IntegerPtr = Owned<ASN1_INTEGER, ASN1_INTEGER_free>;
 using GeneralNamesPtr = Owned<GENERAL_NAMES, GENERAL_NAMES_free>;
 using CertificatePoliciesPtr = Owned<CERTIFICATEPOLICIES, CERTIFICATEPOLICIES_free>;
 using CrlDistPointsPtr = Owned<CRL_DIST_POINTS, CRL_DIST_POINTS_free>;

@@ -187,7 +187,8 @@ void CrlClient::reject(const std::string& source, const std::string& why, System
   remember_failed(source, why, now);
 }
 
-X509CrlPtr CrlClient::load(const std::string& source, SystemTime now, bool& cached, std::string& why_not) {
+std::shared_ptr<CrlClient::Loaded> CrlClient::load(const std::string& source, SystemTime now, bool& cached,
+                                                   std::string& why_not) {
   const bool is_file = is_file_source(source);
   const std::string path = source.rfind(kFileScheme, 0) == 0 ? source.substr(kFileScheme.size()) : source;
   // Files are read again when they change (their mtime is the version);
@@ -205,7 +206,7 @@ X509CrlPtr CrlClient::load(const std::string& source, SystemTime now, bool& cach
     std::lock_guard lock(mutex_);
     if (auto it = cache_.find(source); it != cache_.end() && it->second.version == version && now < it->second.until) {
       cached = true;
-      return X509CrlPtr(X509_CRL_dup(it->second.crl.get()));
+      return it->second.crl;
     }
     // Checks run one after another on the policy thread: a host that failed
     // a moment ago would make each of them wait out the timeout again.
@@ -228,13 +229,37 @@ X509CrlPtr CrlClient::load(const std::string& source, SystemTime now, bool& cach
   // A host still serving a CRL past its nextUpdate is not asked again at
   // every check either.
   if (!is_file && until <= now) until = now + options_.crl_retry_after;
+  auto loaded = std::make_shared<Loaded>();
+  loaded->unusable = unusable(crl.get());
+  // OpenSSL sorts a CRL's entries at its first lookup: done here, before
+  // the CRL is shared, every later lookup only reads it.
+  X509_REVOKED* none = nullptr;
+  const Asn1IntegerPtr zero(ASN1_INTEGER_new());
+  if (zero) (void)X509_CRL_get0_by_serial(crl.get(), &none, zero.get());
+  ERR_clear_error();
+  loaded->crl = std::move(crl);
   std::lock_guard lock(mutex_);
   // One entry a source: a file's earlier contents go with it.
   cache_.erase(source);
   make_room(cache_, kMaxCrls, now, [](const Cached& c) { return c.until; });
-  cache_[source] = {X509CrlPtr(X509_CRL_dup(crl.get())), until, std::move(version)};
+  cache_[source] = {loaded, until, std::move(version)};
   cached = false;
-  return crl;
+  return loaded;
+}
+
+bool CrlClient::verifies(Loaded& loaded, X509* issuer) {
+  {
+    std::lock_guard lock(mutex_);
+    if (loaded.verified_by && X509_cmp(loaded.verified_by.get(), issuer) == 0) return true;
+  }
+  if (X509_CRL_verify(loaded.crl.get(), X509_get0_pubkey(issuer)) != 1) {
+    ERR_clear_error();
+    return false;
+  }
+  X509_up_ref(issuer);
+  std::lock_guard lock(mutex_);
+  loaded.verified_by.reset(issuer);
+  return true;
 }
 
 std::size_t CrlClient::cached() {
@@ -251,40 +276,39 @@ std::optional<Answer> CrlClient::check(X509* leaf, X509* issuer, SystemTime now,
     why_not = "no CRL configured and none named by the certificate";
     return std::nullopt;
   }
-  EVP_PKEY* issuer_key = X509_get0_pubkey(issuer);
   for (const auto& source : sources) {
     bool cached = false;
     std::string why;
-    X509CrlPtr crl = load(source, now, cached, why);
-    if (!crl) {
+    const std::shared_ptr<Loaded> loaded = load(source, now, cached, why);
+    if (!loaded) {
       why_not = why;
       continue;
     }
+    X509_CRL* crl = loaded->crl.get();
     // Only a CRL of this issuer, signed by it, current, and covering the
     // certificate may decide.
-    if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(issuer)) != 0) continue;
+    if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(issuer)) != 0) continue;
     if ((X509_get_extension_flags(issuer) & EXFLAG_KUSAGE) != 0 && (X509_get_key_usage(issuer) & KU_CRL_SIGN) == 0) {
       why_not = "the CRL from " + source + " is signed by a CA whose certificate does not allow signing CRLs";
       continue;
     }
-    if (X509_CRL_verify(crl.get(), issuer_key) != 1) {
-      ERR_clear_error();
+    if (!verifies(*loaded, issuer)) {
       why_not = "the CRL from " + source + " does not verify with its issuer's key";
       reject(source, why_not, now);
       continue;
     }
-    const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get());
+    const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl);
     if (next != nullptr && to_system_time(next) + skew < now) {
       why_not = "the CRL from " + source + " is past its nextUpdate";
       continue;
     }
-    if (to_system_time(X509_CRL_get0_lastUpdate(crl.get())) > now + skew) {
+    if (to_system_time(X509_CRL_get0_lastUpdate(crl)) > now + skew) {
       why_not = "the CRL from " + source + " is dated in the future (thisUpdate)";
       continue;
     }
     bool partial = false;
-    why = unusable(crl.get());
-    if (why.empty()) why = not_covering(crl.get(), leaf, partial);
+    why = loaded->unusable;
+    if (why.empty()) why = not_covering(crl, leaf, partial);
     if (!why.empty()) {
       why_not = "the CRL from " + source + " " + why;
       continue;
@@ -293,7 +317,7 @@ std::optional<Answer> CrlClient::check(X509* leaf, X509* issuer, SystemTime now,
     a.source = source;
     a.cached = cached;
     X509_REVOKED* revoked = nullptr;
-    if (X509_CRL_get0_by_cert(crl.get(), &revoked, leaf) == 1) {
+    if (X509_CRL_get0_by_cert(crl, &revoked, leaf) == 1) {
       a.status = "revoked";
       a.revoked_at = to_system_time(X509_REVOKED_get0_revocationDate(revoked));
       a.reason = reason_of(revoked);

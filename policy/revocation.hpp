@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -88,7 +89,18 @@ class CrlClient {
   [[nodiscard]] std::size_t cached();
 
  private:
-  X509CrlPtr load(const std::string& source, SystemTime now, bool& cached, std::string& why_not);
+  // A CRL as read, with what does not change while it is kept: whether it
+  // may decide at all, and the issuer certificate whose key verified it. A
+  // CRL of 100,000 entries takes milliseconds to copy, verify or scan;
+  // each is done once per CRL, not at every check.
+  struct Loaded {
+    X509CrlPtr crl;        // its entries sorted: lookups only read it
+    std::string unusable;  // why it decides for no one (unusable()), or empty
+    X509Ptr verified_by;   // guarded by mutex_
+  };
+  std::shared_ptr<Loaded> load(const std::string& source, SystemTime now, bool& cached, std::string& why_not);
+  // Whether `issuer`'s key verifies the CRL, known after the first check.
+  bool verifies(Loaded& loaded, X509* issuer);
   // A CRL of the issuer that did not verify is not kept: a download is then
   // a failed one (asked again after crl_retry_after), not a CRL that would
   // stand until its own nextUpdate.
@@ -100,7 +112,7 @@ class CrlClient {
   const RevocationOptions& options_;
   std::mutex mutex_;
   struct Cached {
-    X509CrlPtr crl;
+    std::shared_ptr<Loaded> crl;
     SystemTime until;
     std::string version;  // a file's mtime when it was read; empty for a URL
   };

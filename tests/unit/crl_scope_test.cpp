@@ -228,5 +228,33 @@ TEST_F(CrlScope, ACrlOfACaWhoseCertificateDoesNotAllowCrlSigningSaysNothing) {
   EXPECT_NE(a.find("does not allow signing CRLs"), std::string::npos) << a;
 }
 
+// A CRL is verified once and kept so: what is kept is which issuer
+// certificate verified it. A certificate of the same name with another
+// key (a rogue CA named as the real one) gets no answer from it.
+TEST_F(CrlScope, AVerifiedCrlIsVerifiedAgainForAnotherKeyOfTheSameName) {
+  const EvpPkeyPtr rogue_key = read_pem_key(pki_dir() / "ca" / "rogue-root.key");
+  ASSERT_TRUE(rogue_key);
+  X509Ptr rogue(X509_dup(issuer.get()));
+  ASSERT_EQ(X509_set_pubkey(rogue.get(), rogue_key.get()), 1);
+  ASSERT_GT(X509_sign(rogue.get(), rogue_key.get(), EVP_sha256()), 0);
+  policy::RevocationOptions options;
+  options.ocsp = false;
+  options.crl_fetch = false;
+  options.crl_files = {crl(true).string()};
+  policy::CrlClient client(options);
+  const auto check = [&](X509* signer) {
+    std::string why_not;
+    const auto a = client.check(leaf.get(), signer, std::chrono::system_clock::now(), 0s, why_not);
+    return a ? a->status + (a->cached ? " (cached)" : "") : "none: " + why_not;
+  };
+  EXPECT_EQ(check(issuer.get()), "revoked");
+  EXPECT_EQ(check(issuer.get()), "revoked (cached)");
+  const std::string a = check(rogue.get());
+  EXPECT_NE(a.find("does not verify with its issuer's key"), std::string::npos) << a;
+  // The CRL that did not verify is dropped; read again, the real issuer's
+  // key verifies it.
+  EXPECT_EQ(check(issuer.get()), "revoked");
+}
+
 }  // namespace
 }  // namespace kortti::test
