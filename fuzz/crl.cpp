@@ -12,6 +12,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <cstdio>
+
 #include "common/openssl.hpp"
 #include "fuzz/support.hpp"
 #include "policy/revocation.hpp"
@@ -86,9 +88,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   X509* leaf = (mode & 2) ? pki().revoked.get() : pki().leaf.get();
   // A fixed "now" inside the test CRL's validity keeps runs reproducible.
   const SystemTime now = std::chrono::system_clock::from_time_t(1796169600);  // 2026-12-02T00:00:00Z
-  std::string why_not;
+  // Asked twice: the second answer comes from what the first kept (the
+  // CRL, its verdict, the key that verified it) and must be the same.
   try {
-    (void)client.check(leaf, pki().issuer.get(), now, std::chrono::seconds(300), why_not);
+    std::string why_first, why_kept;
+    const auto first = client.check(leaf, pki().issuer.get(), now, std::chrono::seconds(300), why_first);
+    const auto kept = client.check(leaf, pki().issuer.get(), now, std::chrono::seconds(300), why_kept);
+    const auto status = [](const std::optional<policy::Answer>& a) { return a ? a->status : std::string(); };
+    if (status(first) != status(kept) || why_first != why_kept) {
+      std::fprintf(stderr, "crl: the kept CRL answered \"%s\" (%s), the first check \"%s\" (%s)\n",
+                   status(kept).c_str(), why_kept.c_str(), status(first).c_str(), why_first.c_str());
+      std::abort();
+    }
   } catch (const std::exception& e) {
     fuzz::unexpected_exception("crl", e);
   }
