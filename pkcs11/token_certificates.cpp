@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 
 #include "common/encoding.hpp"
@@ -71,6 +72,11 @@ std::vector<CertificateInfo> Token::certificates() {
     out.push_back(std::move(c));
   }
   for (auto& c : out) c.chain = chain_of(c.der, pool);
+  // In the order of their ids, not the module's (SoftHSM2's changes from
+  // one start to the next): a client, or a front end that takes the first
+  // of a purpose, sees the same list every time.
+  std::stable_sort(out.begin(), out.end(),
+                   [](const CertificateInfo& a, const CertificateInfo& b) { return a.cert_id < b.cert_id; });
   certificates_ = out;
   std::lock_guard lock(mutex_);
   published_certificates_ = std::make_shared<const std::vector<CertificateInfo>>(out);
