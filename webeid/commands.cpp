@@ -63,23 +63,27 @@ bool has_purpose(const Json& cert, const char* purpose) {
   return std::any_of(it->begin(), it->end(), [&](const Json& p) { return p.is_string() && p == purpose; });
 }
 
-// The certificates `sign` may use: a signature key's (nonRepudiation) that
-// is not also an authentication key's. Signing a page's hash with a key
-// that also logs in would let any page forge a login token for another
-// site: hash(hash(origin) || hash(nonce)) is just a hash.
-Json signing_certificates(Client& korttid) {
-  const Json list = korttid.call("certificates.list", {{"purpose", "signature"}});
+// The certificates of `purpose` whose key serves no other: a key that both
+// logs in and signs is used for neither. `sign` signs a page's hash, and
+// with a key that also logs in any page could forge a login token for
+// another site (hash(hash(origin) || hash(nonce)) is just a hash); korttid's
+// auth.token refuses such a key, so `authenticate` passes it by.
+Json certificates_only_for(Client& korttid, const char* purpose, const char* other) {
+  const Json list = korttid.call("certificates.list", {{"purpose", purpose}});
   Json out = Json::array();
   for (const Json& cert : list)
-    if (!has_purpose(cert, "authentication")) out.push_back(cert);
+    if (!has_purpose(cert, other)) out.push_back(cert);
   return out;
 }
+
+Json signing_certificates(Client& korttid) { return certificates_only_for(korttid, "signature", "authentication"); }
 
 // The first card's authentication certificate. web-eid-app lets the user
 // choose among several cards; kortti-webeid does not yet (docs/browsers.md).
 Json first_authentication_certificate(Client& korttid) {
-  const Json list = korttid.call("certificates.list", {{"purpose", "authentication"}});
-  if (!list.is_array() || list.empty()) throw Failure(kFatal, "no card present has an authentication certificate");
+  const Json list = certificates_only_for(korttid, "authentication", "signature");
+  if (list.empty())
+    throw Failure(kFatal, "no card present has a key that logs in only (an authentication certificate)");
   return list.front();
 }
 

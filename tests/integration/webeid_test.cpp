@@ -374,6 +374,37 @@ TEST(WebEidDualPurpose, AKeyThatAlsoLogsInIsNeverUsedToSignAPagesHash) {
   EXPECT_TRUE(outcomes(d.audit()).empty()) << "the card was never asked";
 }
 
+// Such a key listed first (a token lists its certificates in the order of
+// their ids), a login-only key after it: `authenticate` takes the one
+// auth.token accepts, not the first listed.
+TEST(WebEidDualPurpose, AuthenticatePassesByAKeyThatAlsoSigns) {
+  TempDir dir;
+  SoftHsm hsm(dir.path());
+  hsm.add_token("cardD", {"physician/both", "nurse/auth"});
+  PinentryDouble dialogs;
+  DaemonOptions o;
+  o.env["SOFTHSM2_CONF"] = hsm.conf().string();
+  o.revocation = "ocsp = false\ncrl = false\n";
+  dialogs.use_in(o);
+  Daemon d(std::move(o));
+  dialogs.answer({"pin:" + std::string(kPin)});
+  const Json listed = d.connect()->call("certificates.list", {{"purpose", "authentication"}});
+  ASSERT_EQ(listed.size(), 2U) << listed.dump();
+  const auto login_only = std::find_if(listed.begin(), listed.end(),
+                                       [](const Json& c) { return c["purposes"] == Json::array({"authentication"}); });
+  ASSERT_NE(login_only, listed.end()) << listed.dump();
+  ASSERT_NE(listed[0]["der"], (*login_only)["der"]) << "the key that also signs must be listed first";
+  const std::string nonce = base64_encode(random_bytes(32));
+  const CommandResult r = run(
+      {webeid_binary().string()}, {{"KORTTI_SOCKET", d.socket()}},
+      frame(Json{{"command", "authenticate"}, {"arguments", {{"challengeNonce", wstr(nonce)}, {"origin", kOrigin}}}}));
+  const auto m = messages(r.out);
+  ASSERT_EQ(m.size(), 2U) << r.err;
+  ASSERT_FALSE(m[1].contains("error")) << m[1].dump();
+  EXPECT_EQ(m[1]["unverifiedCertificate"], (*login_only)["der"]);
+  EXPECT_TRUE(web_eid_rule_holds(m[1], kOrigin, nonce)) << m[1].dump();
+}
+
 TEST(WebEidHelp, HelpNamesTheCommandsAndVersionBothVersions) {
   const CommandResult help = run({webeid_binary().string(), "--help"});
   EXPECT_EQ(help.status, 0);
