@@ -151,7 +151,12 @@ Handler::Handler(service::Service& service, const Options& options, uid_t owner)
       rate_(options.signatures_per_minute),
       log_budget_(options.log_lines_per_second_per_uid) {}
 
-Response Handler::too_large(const Request& request) const { return screen_.too_large(request); }
+Response Handler::too_large(const Parser& parser) const {
+  if (std::optional<Response> refused = screen(parser)) return std::move(*refused);
+  Response response = screen_.too_large(parser.get());
+  log(parser.get(), response, std::chrono::steady_clock::now());
+  return response;
+}
 
 void Handler::log(const Request& request, const Response& response,
                   std::chrono::steady_clock::time_point started) const {

@@ -37,8 +37,11 @@ class Handler {
   // `gone` is requested when the page closed its connection: the signature
   // is abandoned, its dialog closed, and the answer is for the log only.
   Task<Response> sign(Request request, std::stop_token gone);
-  // 413, answered before the request was read whole.
-  [[nodiscard]] Response too_large(const Request& request) const;
+  // Closed unanswered: Screen::probe.
+  [[nodiscard]] bool probe(const Request& request) const { return screen_.probe(request); }
+  // A request longer than [scs] max_body_bytes (`parser` has read its
+  // headers): refused as its headers are (screen()), else 413; logged.
+  [[nodiscard]] Response too_large(const Parser& parser) const;
   // Ends the signatures in flight (korttid is stopping), and logs how many
   // request lines the budget left out.
   void cancel_all();

@@ -232,13 +232,15 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
       beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
       co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
       waiting.erase(&stream);
+      // A length declared over the limit ends the headers' read: they are
+      // screened all the same, a probe first.
       if (ec == http::error::body_limit) {
-        co_await refuse_too_large(stream, parser.get());
+        if (!handler.probe(parser.get())) co_await refuse_too_large(stream, parser);
         co_return;
       }
-      if (ec) co_return;                                 // closed, idle, timed out, or not HTTP
-      if (probe_from_another_site(parser.get())) break;  // unanswered
-      busy.insert(&stream);                              // until its answer is written (serve() on the way out)
+      if (ec) co_return;                       // closed, idle, timed out, or not HTTP
+      if (handler.probe(parser.get())) break;  // unanswered
+      busy.insert(&stream);                    // until its answer is written (serve() on the way out)
       std::optional<Response> early = handler.screen(parser);
       if (early) {
         beast::get_lowest_layer(stream).expires_after(kReadTimeout);
@@ -250,7 +252,7 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
       beast::get_lowest_layer(stream).expires_after(kReadTimeout);
       co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
       if (ec == http::error::body_limit) {
-        co_await refuse_too_large(stream, parser.get());
+        co_await refuse_too_large(stream, parser);
         co_return;
       }
       if (ec) co_return;
@@ -297,8 +299,8 @@ struct Listener::Impl : std::enable_shared_from_this<Listener::Impl> {
     co_return response;
   }
 
-  Task<> refuse_too_large(Stream& stream, const Request& request) {
-    Response refused = handler.too_large(request);
+  Task<> refuse_too_large(Stream& stream, const Parser& parser) {
+    Response refused = handler.too_large(parser);
     boost::system::error_code ec;
     beast::get_lowest_layer(stream).expires_after(kReadTimeout);
     co_await http::async_write(stream, refused, asio::redirect_error(asio::use_awaitable, ec));

@@ -63,8 +63,8 @@ Response Screen::refusal(const Request& request, const Refusal& refusal) const {
   return response;
 }
 
-bool probe_from_another_site(const Request& request) {
-  if (request.find(http::field::origin) != request.end()) return false;
+bool Screen::probe(const Request& request) const {
+  if (!allowed_origin(request).empty()) return false;
   const auto site = request.find("Sec-Fetch-Site");
   if (site == request.end()) return false;
   const std::string_view value = view(site->value());

@@ -44,15 +44,6 @@ void bound(Parser& parser, const Options& options);
 // The request's path without its query.
 [[nodiscard]] std::string_view target_path(const Request& request);
 
-// A page of another site asking without CORS (a no-cors fetch, an image, a
-// script tag): no Origin header, and the browser's Sec-Fetch-Site says the
-// request is not the user's own (cross-site or same-site). Any answer to it,
-// a refusal too, would tell the page that korttid runs here: it is closed
-// unanswered, as if nothing listened. A browser's own navigation
-// (Sec-Fetch-Site: none) and clients that send no Sec-Fetch-Site (curl, an
-// EHR's own code) are answered.
-[[nodiscard]] bool probe_from_another_site(const Request& request);
-
 class Screen {
  public:
   // `options` must outlive this.
@@ -63,6 +54,17 @@ class Screen {
   // signatures running now. An answer given before the request's body was
   // read closes the connection: that body would be read as the next request.
   [[nodiscard]] std::optional<Response> headers(const Parser& parser, std::size_t pending) const;
+  // A page of another site asking as a page may without CORS (a no-cors
+  // fetch, which may be a POST, an image, a script tag): the browser's
+  // Sec-Fetch-Site says the request is not the user's own (cross-site or
+  // same-site), and its Origin, if it sends one, is not on the allow-list.
+  // Any answer to it, a refusal too, would tell the page that korttid runs
+  // here: it is closed unanswered, as if nothing listened. (A CORS request
+  // of such a page learns nothing either way: the browser hides a refusal
+  // as it hides a closed port.) A listed origin's requests, the browser's
+  // own navigation (Sec-Fetch-Site: none) and clients that send no
+  // Sec-Fetch-Site (curl, an EHR's own code) are answered.
+  [[nodiscard]] bool probe(const Request& request) const;
   // A /sign request read whole: what it asks to sign, or the refusal.
   [[nodiscard]] std::variant<SignRequest, Response> body(const Request& request) const;
 

@@ -50,6 +50,15 @@ TEST_F(Scs, APageOfAnotherSiteAskingWithoutCorsGetsNoAnswer) {
     EXPECT_EQ(probe.status, 0) << site << ": " << probe.body;
     EXPECT_TRUE(probe.body.empty()) << probe.body;
   }
+  // A no-cors POST carries the page's Origin (null under no-referrer), and
+  // a browser sends it whatever it is: a probe all the same.
+  for (const char* origin : {kForeign, "null"}) {
+    const Http post = curl("POST", "/version",
+                           {"Sec-Fetch-Site: cross-site", "Sec-Fetch-Mode: no-cors", std::string("Origin: ") + origin,
+                            "Content-Type: text/plain"},
+                           std::string("x"));
+    EXPECT_EQ(post.status, 0) << origin << ": " << post.body;
+  }
   EXPECT_EQ(curl("GET", "/version", {"Sec-Fetch-Site: none"}).status, 200);
   EXPECT_EQ(curl("GET", "/version", {}).status, 200);
   const Http cors = curl("GET", "/version", {"Sec-Fetch-Site: cross-site", std::string("Origin: ") + kOrigin});
@@ -162,6 +171,22 @@ TEST_F(Scs, ABodyOverTheLimitIs413) {
   const Http h = sign(signature_request("signature", "data", Bytes(8000, 'a')));
   EXPECT_EQ(h.status, 413) << h.err;
   EXPECT_EQ(reason(h), 105);
+  EXPECT_NE(read_file(daemon_->dir() / "korttid.log").find("/sign origin=" + std::string(kOrigin) + " -> 413"),
+            std::string::npos)
+      << "a 413 is logged as any answer";
+  // Over the limit, a request's headers are screened all the same: a
+  // wrong Host is 421, not 413, and a probe gets no answer.
+  const std::string big(8000, 'a');
+  const Http rebound = curl("POST", "/sign",
+                            {"Host: evil.example:" + std::to_string(port_), "Content-Type: application/json",
+                             std::string("Origin: ") + kOrigin},
+                            big);
+  EXPECT_EQ(rebound.status, 421) << rebound.body;
+  const Http probe = curl("POST", "/sign",
+                          {"Sec-Fetch-Site: cross-site", "Sec-Fetch-Mode: no-cors", std::string("Origin: ") + kForeign,
+                           "Content-Type: text/plain"},
+                          big);
+  EXPECT_EQ(probe.status, 0) << probe.body;
   EXPECT_EQ(curl("GET", "/version", {}).status, 200) << "the listener serves on";
 }
 
