@@ -42,8 +42,8 @@ SIGNALS
                    bound (one from systemd stays), exit 0
   SIGHUP           reload the configuration: the keys marked "# SIGHUP" in
                    korttid.toml (log level, access rules, request timeout,
-                   shutdown grace, registry age and prescription rules) apply
-                   at once; korttid logs every other changed key, which waits
+                   shutdown grace, registry age, prescription rules, TLS
+                   upstreams) apply at once; korttid logs every other changed key, which waits
                    for a restart
 
 SYSTEMD
