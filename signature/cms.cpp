@@ -272,8 +272,13 @@ CmsVerification verify_cms(ByteView cms_der, const std::optional<Bytes>& content
   CmsVerification out;
   ASN1_OCTET_STRING** embedded = CMS_get0_content(cms.get());
   out.detached = embedded == nullptr || *embedded == nullptr;
+  // What is sent is what the answer speaks for: nothing sent is left unchecked.
   if (!out.detached && content)
     throw Error(Errc::invalid_params, "the signature carries its content; do not send it again");
+  if (!out.detached && content_digest)
+    throw Error(Errc::invalid_params,
+                "the signature carries its content; a digest sent beside it would not be checked: send none");
+  if (content && content_digest) throw Error(Errc::invalid_params, "send the content or its digest, not both");
   if (out.detached && !content && !content_digest)
     throw Error(Errc::invalid_params, "the signature is detached: send the content or its digest");
   ByteView data;

@@ -84,7 +84,20 @@ TEST_P(CmsSignature, OpensslVerifiesItAndBothDetectTampering) {
     EXPECT_FALSE(bad.signers[0].content_digest_valid);
     // The digest alone verifies too.
     EXPECT_TRUE(signature::verify_cms(cms, {}, digest(c.digest, kContent)).signers[0].valid);
+    // Both: one would go unchecked.
+    const auto both = thrown<Error>([&] { (void)signature::verify_cms(cms, other, digest(c.digest, kContent)); },
+                                    "verify_cms took content and digest");
+    ASSERT_TRUE(both);
+    EXPECT_EQ(both->code(), Errc::invalid_params);
   } else {
+    // A digest beside a signature that carries its content would not be
+    // checked: a digest of other content must not come back valid.
+    Bytes other = kContent;
+    other.back() = '3';
+    const auto beside = thrown<Error>([&] { (void)signature::verify_cms(cms, {}, digest(c.digest, other)); },
+                                      "verify_cms ignored the digest");
+    ASSERT_TRUE(beside);
+    EXPECT_EQ(beside->code(), Errc::invalid_params);
     // The attached content, changed in place (same length).
     Bytes tampered = cms;
     const auto at = std::search(tampered.begin(), tampered.end(), kContent.begin(), kContent.end());
