@@ -21,34 +21,68 @@ int visible_in(void* subtree, xmlNode* node, xmlNode* parent) {
 
 int visible_all(void*, xmlNode*, xmlNode*) { return 1; }
 
-}  // namespace
+// Where c14n writes: the octets (or only their count), no more than `limit`.
+// Past it the write fails, and c14n with it.
+struct Sink {
+  Bytes* bytes;  // null: counted only
+  std::size_t written = 0;
+  std::size_t limit;
+  bool over = false;
+};
 
-Bytes canonical(xmlDoc* doc, xmlNode* element, int mode) {
-  const XmlOutputBufferPtr out(xmlAllocOutputBuffer(nullptr));
+int write_to(void* context, const char* data, int length) {
+  auto* sink = static_cast<Sink*>(context);
+  const auto n = static_cast<std::size_t>(length);
+  if (n > sink->limit - sink->written) {
+    sink->over = true;
+    return -1;
+  }
+  sink->written += n;
+  if (sink->bytes != nullptr) sink->bytes->insert(sink->bytes->end(), data, data + n);
+  return length;
+}
+
+void run_c14n(xmlDoc* doc, xmlNode* element, int mode, Sink& sink) {
+  const XmlOutputBufferPtr out(xmlOutputBufferCreateIO(write_to, nullptr, &sink, nullptr));
   if (!out) throw std::bad_alloc();
   const int rc =
       xmlC14NExecute(doc, element != nullptr ? visible_in : visible_all, element, mode, nullptr, 0, out.get());
-  Bytes bytes;
-  if (rc >= 0) {
-    const auto* p = xmlOutputBufferGetContent(out.get());
-    bytes.assign(p, p + xmlOutputBufferGetSize(out.get()));
-  }
+  if (sink.over)
+    invalid_document("canonical_too_large",
+                     "the document's canonical form (c14n) passes " + std::to_string(sink.limit) +
+                         " bytes, four times its size and 1 MiB: a namespace declared far from where it is used is "
+                         "written again at every use");
   if (rc < 0) throw std::runtime_error("c14n failed");
+}
+
+}  // namespace
+
+std::size_t canonical_limit(std::size_t document_bytes) { return 4 * document_bytes + 1024 * 1024; }
+
+Bytes canonical(xmlDoc* doc, xmlNode* element, int mode, std::size_t limit) {
+  Bytes bytes;
+  Sink sink{&bytes, 0, limit};
+  run_c14n(doc, element, mode, sink);
   return bytes;
+}
+
+void check_canonical_size(xmlDoc* doc, std::size_t limit) {
+  Sink sink{nullptr, 0, limit};
+  run_c14n(doc, nullptr, XML_C14N_EXCLUSIVE_1_0, sink);
 }
 
 // The same steps as the transforms, in the same order: the canonical octets
 // are parsed again, as the XPath transform's input is; each node's membership
 // in structuredBody is a walk up its ancestors.
-Bytes kanta_body_octets(xmlDoc* doc) {
-  const Bytes exclusive = canonical(doc, nullptr, XML_C14N_EXCLUSIVE_1_0);
+Bytes kanta_body_octets(xmlDoc* doc, std::size_t limit) {
+  const Bytes exclusive = canonical(doc, nullptr, XML_C14N_EXCLUSIVE_1_0, limit);
   XmlDocPtr reparsed(xmlReadMemory(reinterpret_cast<const char*>(exclusive.data()), static_cast<int>(exclusive.size()),
                                    nullptr, "UTF-8", XML_PARSE_NONET));
   if (!reparsed) throw std::runtime_error("the canonical document does not parse again");
   xmlNode* component = first_child(xmlDocGetRootElement(reparsed.get()), kHl7Ns, "component");
   xmlNode* body = component != nullptr ? first_child(component, kHl7Ns, "structuredBody") : nullptr;
   if (body == nullptr) throw std::runtime_error("structuredBody vanished in canonicalisation");
-  return canonical(reparsed.get(), body, XML_C14N_1_0);
+  return canonical(reparsed.get(), body, XML_C14N_1_0, limit);
 }
 
 }  // namespace kortti::signature

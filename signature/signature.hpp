@@ -189,6 +189,9 @@ inline constexpr std::size_t kMaxCmsCertificates = 64;
 // computed. Each enveloped signature canonicalises and digests the whole
 // document again; a Kanta document carries one or a few.
 inline constexpr std::size_t kMaxXmlSignatures = 16;
+// Certificates in one signature's ds:KeyInfo: more is 1051
+// malformed_signature. Each is tried as the signer.
+inline constexpr std::size_t kMaxKeyInfoCertificates = 8;
 
 // A detached signature needs `content` or `content_digest`; an attached one
 // neither. Throws Error(document_invalid, "not_cms") for bytes that are not

@@ -63,15 +63,26 @@ xmlNode* first_child(xmlNode* parent, const char* ns, const char* name);
 std::string attribute(const xmlNode* node, const char* name);
 std::string text_of(const xmlNode* node);
 
+// How long a document's canonical form may grow: four times the document
+// and 1 MiB. c14n writes a namespace declaration again on every element
+// that uses it below one that does not (exc-c14n) or on the subtree's top
+// (c14n): a long declaration used by many elements would otherwise make a
+// 1 MB document gigabytes. Honest documents stay within twice their size.
+std::size_t canonical_limit(std::size_t document_bytes);
+
 // c14n without comments (libxml2 xmlC14NMode `mode`) of one element and its
-// subtree, or of the whole document when `element` is null.
-Bytes canonical(xmlDoc* doc, xmlNode* element, int mode);
+// subtree, or of the whole document when `element` is null; past `limit`
+// bytes the document is invalid (canonical_too_large).
+Bytes canonical(xmlDoc* doc, xmlNode* element, int mode, std::size_t limit);
+// The same for the whole document's exc-c14n, counted and not kept: before
+// xmlsec, which streams it into a digest, computes a reference.
+void check_canonical_size(xmlDoc* doc, std::size_t limit);
 
 // The octets the Kanta body reference digests: URI="", exc-c14n, the XPath
 // filter ancestor-or-self::hl7:structuredBody, then (the result being a node
 // set) inclusive c14n. xmlsec evaluates such a filter as a node set searched
 // linearly for every node — seconds at 1 MB, hours at 10 MB; this is linear.
-Bytes kanta_body_octets(xmlDoc* doc);
+Bytes kanta_body_octets(xmlDoc* doc, std::size_t limit);
 
 // The facts of a parsed e-prescription (checked to be a CDA first).
 PrescriptionFacts read_prescription(xmlDoc* doc);

@@ -185,7 +185,8 @@ Template signature_template(xmlDoc* doc, xmlNode* parent, Profile profile, const
 
 // The references' digests, by xmlsec (no key is needed for them), except
 // Kanta's body, whose filter is computed here.
-void digest_references(xmlDoc* doc, const Template& t, Profile profile, DigestAlgorithm algorithm) {
+void digest_references(xmlDoc* doc, const Template& t, Profile profile, DigestAlgorithm algorithm,
+                       std::size_t canonical_bytes) {
   const DsigCtxPtr dsig(xmlSecDSigCtxCreate(nullptr));
   check(dsig != nullptr, "context");
   dsig->operation = xmlSecTransformOperationSign;
@@ -193,7 +194,10 @@ void digest_references(xmlDoc* doc, const Template& t, Profile profile, DigestAl
   if (profile == Profile::kanta_cda) {
     xmlNode* value = xmlSecFindChild(t.body, xmlSecNodeDigestValue, xmlSecDSigNs);
     check(value != nullptr, "DigestValue");
-    xmlNodeSetContent(value, x(base64_encode(kortti::digest(algorithm, kanta_body_octets(doc))).c_str()));
+    xmlNodeSetContent(value,
+                      x(base64_encode(kortti::digest(algorithm, kanta_body_octets(doc, canonical_bytes))).c_str()));
+  } else {
+    check_canonical_size(doc, canonical_bytes);  // before xmlsec makes it, unbounded
   }
   for (xmlNode* ref = signed_info->children; ref != nullptr; ref = ref->next) {
     if (!is_element(ref, kDsigNs, "Reference") || (profile == Profile::kanta_cda && ref == t.body)) continue;
@@ -204,8 +208,9 @@ void digest_references(xmlDoc* doc, const Template& t, Profile profile, DigestAl
 
 // The template, the references' digests and SignedInfo's digest, on a
 // document already parsed (and, for the Kanta profile, checked to be a CDA).
-PreparedXml prepare_parsed(XmlDocPtr parsed, Profile profile, ByteView certificate_der, const XmlOptions& options,
-                           SystemTime now) {
+PreparedXml prepare_parsed(XmlDocPtr parsed, std::size_t document_bytes, Profile profile, ByteView certificate_der,
+                           const XmlOptions& options, SystemTime now) {
+  const std::size_t canonical_bytes = canonical_limit(document_bytes);
   initialise();
   const SignerKey signer = signer_key(certificate_der, "XML signatures");
 
@@ -231,11 +236,11 @@ PreparedXml prepare_parsed(XmlDocPtr parsed, Profile profile, ByteView certifica
   }
 
   const Template t = signature_template(doc, parent, profile, alg, impl->id, ts_id, certificate_der);
-  digest_references(doc, t, profile, impl->algorithm);
+  digest_references(doc, t, profile, impl->algorithm, canonical_bytes);
   xmlNode* sig = t.signature;
   xmlNode* signed_info = xmlSecFindChild(sig, xmlSecNodeSignedInfo, xmlSecDSigNs);
   // The one value the card signs: the digest of canonical SignedInfo.
-  impl->digest = kortti::digest(impl->algorithm, canonical(doc, signed_info, XML_C14N_EXCLUSIVE_1_0));
+  impl->digest = kortti::digest(impl->algorithm, canonical(doc, signed_info, XML_C14N_EXCLUSIVE_1_0, canonical_bytes));
   impl->signature_value = xmlSecFindChild(sig, xmlSecNodeSignatureValue, xmlSecDSigNs);
   check(impl->signature_value != nullptr, "SignatureValue");
   return PreparedXml(std::move(impl));
@@ -248,7 +253,8 @@ PreparedXml prepare_xml(std::string_view document, Profile profile, ByteView cer
   // The key first: a certificate the profile cannot use is refused before
   // the document costs anything.
   (void)signer_key(certificate_der, "XML signatures");
-  return prepare_parsed(parse_document(document, options.limits), profile, certificate_der, options, now);
+  return prepare_parsed(parse_document(document, options.limits), document.size(), profile, certificate_der, options,
+                        now);
 }
 
 PreparedPrescription prepare_prescription(std::string_view document, ByteView certificate_der,
@@ -257,8 +263,8 @@ PreparedPrescription prepare_prescription(std::string_view document, ByteView ce
   XmlDocPtr doc = parse_document(document, options.limits);
   PreparedPrescription out;
   out.facts = read_prescription(doc.get());
-  out.xml =
-      std::make_shared<PreparedXml>(prepare_parsed(std::move(doc), Profile::kanta_cda, certificate_der, options, now));
+  out.xml = std::make_shared<PreparedXml>(
+      prepare_parsed(std::move(doc), document.size(), Profile::kanta_cda, certificate_der, options, now));
   return out;
 }
 

@@ -263,6 +263,11 @@ void plan_kanta_references(Plan& p, xmlDoc* doc, xmlNode* holder) {
                          std::to_string(signatures) + " and " + std::to_string(stamps));
   const std::string stamp_id = attribute(stamp, "ID");
   if (stamp_id.empty()) malformed("the hl7fi:signatureTimestamp has no ID");
+  // xmlsec reads "#xpointer(...)" and "#xmlns(...)" as XPointer, and a
+  // name with a space as several ids: an ID that is not an NCName would make
+  // the reference an XPath program, or point at other elements.
+  if (xmlValidateNCName(reinterpret_cast<const xmlChar*>(stamp_id.c_str()), 0) != 0)
+    malformed("the hl7fi:signatureTimestamp's ID is not an XML name (NCName): " + printable(stamp_id, 64));
   require_cda(doc);  // one ClinicalDocument/component/structuredBody, no other
   if (p.references.size() != 2)
     reference_not_allowed(profile, p.references.size() > 2 ? p.references[2].uri : "(none)",
@@ -299,12 +304,18 @@ void plan_enveloped_reference(Plan& p) {
 }
 
 // Every certificate in KeyInfo; the one whose key verifies is the signer's.
+// At most kMaxKeyInfoCertificates: each is a signature check, and the rest
+// a chain for the policy to build (a signer, its CA and roots need few).
 std::vector<Bytes> key_info_certificates(xmlNode* signature) {
   std::vector<Bytes> certificates;
+  std::size_t listed = 0;
   for (xmlNode* data : element_children(first_child(signature, kDsigNs, "KeyInfo"))) {
     if (!is_element(data, kDsigNs, "X509Data")) continue;
     for (xmlNode* c : element_children(data))
       if (is_element(c, kDsigNs, "X509Certificate")) {
+        if (++listed > kMaxKeyInfoCertificates)
+          malformed("a ds:KeyInfo holds more than " + std::to_string(kMaxKeyInfoCertificates) +
+                    " certificates; korttid takes at most that many");
         Bytes der = base64_field(c, "X509Certificate");
         if (parse_certificate(der)) certificates.push_back(std::move(der));
       }
@@ -320,7 +331,9 @@ Plan plan_signature(xmlDoc* doc, xmlNode* signature) {
   const bool enveloped = signature->parent == root;
   if (holder == nullptr && !enveloped)
     invalid_document("signature_misplaced",
-                     "a ds:Signature is inside " + local_name(signature->parent) +
+                     "a ds:Signature is " +
+                         (signature->parent->type == XML_ELEMENT_NODE ? "inside " + local_name(signature->parent)
+                                                                      : std::string("the root element")) +
                          ": a kanta-cda signature belongs in ClinicalDocument/hl7fi:localHeader/"
                          "hl7fi:signatureCollection/hl7fi:signature, an enveloped one is a child of the root element");
   expect_children(signature, {"SignedInfo", "SignatureValue", "KeyInfo?"});
@@ -363,7 +376,8 @@ bool verify_value(EVP_PKEY* key, const SignatureMethod& method, const Bytes& dig
 
 class Verifier {
  public:
-  explicit Verifier(xmlDoc* doc) : doc_(doc), ctx_(reference_context()) {}
+  Verifier(xmlDoc* doc, std::size_t canonical_bytes)
+      : doc_(doc), canonical_bytes_(canonical_bytes), ctx_(reference_context()) {}
 
   XmlVerification verify(Plan& p) {
     XmlVerification v;
@@ -380,7 +394,7 @@ class Verifier {
     if (p.certificates.empty()) {
       v.message = "no certificate in KeyInfo";
     } else {
-      const Bytes signed_digest = digest(p.method.digest, canonical(doc_, p.signed_info, p.c14n));
+      const Bytes signed_digest = digest(p.method.digest, canonical(doc_, p.signed_info, p.c14n, canonical_bytes_));
       for (std::size_t i = 0; i < p.certificates.size() && !signer; ++i) {
         X509Ptr cert = parse_certificate(p.certificates[i]);
         if (verify_value(X509_get0_pubkey(cert.get()), p.method, signed_digest, p.value)) signer = i;
@@ -404,10 +418,17 @@ class Verifier {
     if (r.kind == RefKind::kanta_body) {
       // The same octets for every Kanta signature in the document.
       if (!have_body_) {
-        body_ = kanta_body_octets(doc_);
+        body_ = kanta_body_octets(doc_, canonical_bytes_);
         have_body_ = true;
       }
       return digest(r.algorithm, body_) == r.digest_value;
+    }
+    // xmlsec streams a reference's c14n into its digest without a bound:
+    // the whole document's is counted first, once (a subtree's is as long as
+    // its part of it, and its top element's declarations).
+    if (!size_checked_) {
+      check_canonical_size(doc_, canonical_bytes_);
+      size_checked_ = true;
     }
     const DsigReferenceCtxPtr ctx(xmlSecDSigReferenceCtxCreate(ctx_.get(), xmlSecDSigReferenceOriginSignedInfo));
     if (!ctx) throw std::runtime_error("xmlsec reference context");
@@ -415,6 +436,8 @@ class Verifier {
   }
 
   xmlDoc* doc_;
+  std::size_t canonical_bytes_;
+  bool size_checked_ = false;
   DsigCtxPtr ctx_;
   // Not std::optional: GCC 12 warns (maybe-uninitialized) on optional<vector>.
   Bytes body_;
@@ -436,7 +459,7 @@ std::vector<XmlVerification> verify_xml(std::string_view document, const Documen
   // Every signature is read and its shape checked before any is computed.
   std::vector<Plan> plans;
   for (xmlNode* s : signatures) plans.push_back(plan_signature(doc.get(), s));
-  Verifier verifier(doc.get());
+  Verifier verifier(doc.get(), canonical_limit(document.size()));
   std::vector<XmlVerification> out;
   for (Plan& p : plans) out.push_back(verifier.verify(p));
   return out;

@@ -227,6 +227,86 @@ TEST_F(XmlSignatureChecks, ASignatureMovedOutOfItsPlaceIsRefused) {
   }
 }
 
+// A ds:Signature that is the document itself has no element around it to
+// name: signature_misplaced, not an internal error.
+TEST_F(XmlSignatureChecks, ASignatureThatIsTheRootIsMisplaced) {
+  const auto e =
+      refusal(R"(<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo/></ds:Signature>)");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code(), Errc::document_invalid);
+  EXPECT_EQ(e->detail, "signature_misplaced") << e->what();
+}
+
+// xmlsec reads "#xpointer(...)" as XPath and "#A B" as two IDs: a
+// timestamp ID of either kind, with the reference to match, is refused
+// before xmlsec sees it.
+TEST_F(XmlSignatureChecks, ATimestampIdThatIsNotAnXmlNameIsRefused) {
+  const std::string doc = sign(prescription(), Profile::kanta_cda, "physician");
+  const std::string id = value_after(doc, "signatureTimestamp", "ID");
+  ASSERT_EQ(id.substr(0, 3), "TS-");
+  for (const std::string& other : std::vector<std::string>{"xpointer(//*[count(//node()) &gt; 0])", id + " " + id}) {
+    SCOPED_TRACE(other);
+    std::string changed = replace_first(doc, "ID=\"" + id + "\"", "ID=\"" + other + "\"");
+    changed = replace_first(changed, "URI=\"#" + id + "\"", "URI=\"#" + other + "\"");
+    const auto e = refusal(changed);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->detail, "malformed_signature") << e->what();
+    EXPECT_NE(std::string(e->what()).find("NCName"), std::string::npos) << e->what();
+  }
+}
+
+// A long namespace declared on the root and used by many elements below
+// one that does not use it: exc-c14n writes the declaration at each, so a
+// small document's canonical form would be gigabytes. Refused at four times
+// the document's size and 1 MiB, when signing and when verifying, in both
+// profiles.
+TEST_F(XmlSignatureChecks, ADocumentWhoseCanonicalFormWouldExplodeIsRefused) {
+  const std::string uri = "urn:" + std::string(4000, 'n');
+  std::string uses;
+  for (int i = 0; i < 2000; ++i) uses += "<a:x/>";
+  // 8 MB of canonical form from a document of some 20 KB.
+  const std::string doc =
+      insert_before(replace_first(prescription(), "<ClinicalDocument ", "<ClinicalDocument xmlns:a=\"" + uri + "\" "),
+                    "<component>", "<hl7fi:padding xmlns:hl7fi=\"urn:hl7finland\">" + uses + "</hl7fi:padding>");
+  for (const Profile profile : {Profile::kanta_cda, Profile::enveloped}) {
+    const auto e = thrown<Error>([&] { (void)sign(doc, profile, "physician"); }, "prepare_xml accepted it");
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->detail, "canonical_too_large") << e->what();
+  }
+  // Signed before the padding went in, verified after: the references are
+  // computed on the padded document.
+  for (const Profile profile : {Profile::kanta_cda, Profile::enveloped}) {
+    const std::string signed_doc = sign(prescription(), profile, "physician");
+    const std::string padded =
+        insert_before(replace_first(signed_doc, "<ClinicalDocument ", "<ClinicalDocument xmlns:a=\"" + uri + "\" "),
+                      "<component>", "<hl7fi:padding xmlns:hl7fi=\"urn:hl7finland\">" + uses + "</hl7fi:padding>");
+    const auto e = refusal(padded);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->detail, "canonical_too_large") << e->what();
+  }
+  // The same elements under one that uses the namespace it declares sign.
+  const std::string honest =
+      insert_before(prescription(), "<component>", "<a:padding xmlns:a=\"" + uri + "\">" + uses + "</a:padding>");
+  EXPECT_TRUE(signature::verify_xml(sign(honest, Profile::enveloped, "physician"), {})[0].valid);
+}
+
+// Each certificate of a KeyInfo is tried as the signer: at most 8.
+TEST_F(XmlSignatureChecks, AKeyInfoOfMoreThanEightCertificatesIsRefused) {
+  const std::string doc = sign(prescription(), Profile::enveloped, "physician");
+  const auto begin = doc.find("<ds:X509Certificate>");
+  const auto end = doc.find("</ds:X509Certificate>", begin) + std::string("</ds:X509Certificate>").size();
+  ASSERT_NE(begin, std::string::npos);
+  const std::string one = doc.substr(begin, end - begin);
+  std::string eight = doc, nine = doc;
+  for (int i = 0; i < 7; ++i) eight.insert(end, one);
+  for (int i = 0; i < 8; ++i) nine.insert(end, one);
+  EXPECT_TRUE(signature::verify_xml(eight, {})[0].valid);
+  const auto e = refusal(nine);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->detail, "malformed_signature") << e->what();
+  EXPECT_NE(std::string(e->what()).find("more than 8 certificates"), std::string::npos) << e->what();
+}
+
 TEST_F(XmlSignatureChecks, OnlyTheProfilesReferencesAreFollowed) {
   const std::string kanta = sign(prescription(), Profile::kanta_cda, "physician");
   const std::string enveloped = sign(prescription(), Profile::enveloped, "physician");
