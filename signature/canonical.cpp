@@ -77,7 +77,7 @@ void check_canonical_size(xmlDoc* doc, std::size_t limit) {
 Bytes kanta_body_octets(xmlDoc* doc, std::size_t limit) {
   const Bytes exclusive = canonical(doc, nullptr, XML_C14N_EXCLUSIVE_1_0, limit);
   XmlDocPtr reparsed(xmlReadMemory(reinterpret_cast<const char*>(exclusive.data()), static_cast<int>(exclusive.size()),
-                                   nullptr, "UTF-8", XML_PARSE_NONET));
+                                   nullptr, nullptr, XML_PARSE_NONET));  // UTF-8 (named, it stops at 10 MB)
   if (!reparsed) throw std::runtime_error("the canonical document does not parse again");
   xmlNode* component = first_child(xmlDocGetRootElement(reparsed.get()), kHl7Ns, "component");
   xmlNode* body = component != nullptr ? first_child(component, kHl7Ns, "structuredBody") : nullptr;

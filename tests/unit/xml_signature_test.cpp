@@ -307,6 +307,32 @@ TEST_F(XmlSignatureChecks, AKeyInfoOfMoreThanEightCertificatesIsRefused) {
   EXPECT_NE(std::string(e->what()).find("more than 8 certificates"), std::string::npos) << e->what();
 }
 
+// Up to the documented 16 MiB, long text nodes too (attachments in
+// base64): libxml2 2.9.14 stops at 10,000,000 bytes of input when it is
+// told the encoding (its converter's "Huge input lookup").
+TEST_F(XmlSignatureChecks, ADocumentOf12MBWithLongTextNodesIsSignedAndVerified) {
+  std::string data;
+  const std::string line = "<hl7fi:data>" + std::string(1024, 'Q') + "</hl7fi:data>\n";
+  while (data.size() < 12 * 1024 * 1024) data += line;
+  const std::string doc =
+      insert_before(prescription(), "<component>", "<hl7fi:attachments>" + data + "</hl7fi:attachments>");
+  ASSERT_GT(doc.size(), 12U * 1024 * 1024);
+  const auto v = signature::verify_xml(sign(doc, Profile::enveloped, "physician"), {});
+  ASSERT_EQ(v.size(), 1U);
+  EXPECT_TRUE(v[0].valid) << v[0].message;
+}
+
+// NUL is no XML character, and would make the parser read the bytes as
+// UTF-16 or UCS-4.
+TEST_F(XmlSignatureChecks, ANulByteIsRefused) {
+  // "<a></a>" in UTF-16BE: every other byte NUL.
+  const std::string doc("\0<\0a\0>\0<\0/\0a\0>", 14);
+  const auto e = thrown<Error>([&] { (void)signature::verify_xml(doc, {}); }, "verify_xml took a NUL");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code(), Errc::document_invalid);
+  EXPECT_EQ(e->detail, "not_well_formed") << e->what();
+}
+
 TEST_F(XmlSignatureChecks, OnlyTheProfilesReferencesAreFollowed) {
   const std::string kanta = sign(prescription(), Profile::kanta_cda, "physician");
   const std::string enveloped = sign(prescription(), Profile::enveloped, "physician");
