@@ -17,23 +17,15 @@
 #include <chrono>
 #include <cstdio>
 
+#include "bench/timing.hpp"
 #include "policy/revocation.hpp"
 #include "tests/support/support.hpp"
 
 namespace {
 
 using namespace kortti;
+using namespace kortti::bench;
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-
-double us_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
 int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);

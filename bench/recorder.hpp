@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-namespace kortti::bench {
+#include "bench/timing.hpp"
 
-using Clock = std::chrono::steady_clock;
+namespace kortti::bench {
 
 struct Series {
   std::vector<double> latencies_us;

@@ -85,11 +85,6 @@ double seconds_of(const std::function<void()>& fn) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 struct ImportTimes {
   std::vector<double> korttid, shell;
 };

@@ -30,25 +30,19 @@
 #include <functional>
 #include <vector>
 
+#include "bench/timing.hpp"
 #include "common/openssl.hpp"
 #include "tests/support/support.hpp"
 
 namespace {
 
 using namespace kortti;
+using namespace kortti::bench;
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 constexpr int kHandshakes = 60;
 constexpr std::size_t kBulkBytes = 64U * 1024 * 1024;
 constexpr int kBulkRuns = 9;  // a download takes ~0.1 s: the median of three swung 0.64-1.14x
-
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
 int tcp_connect(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <regex>
 
+#include "bench/timing.hpp"
 #include "bench/token.hpp"
 #include "common/encoding.hpp"
 #include "signature/signature.hpp"
@@ -34,17 +35,8 @@
 namespace {
 
 using namespace kortti;
+using namespace kortti::bench;
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
 // The fixture, its section repeated until the document is at least `bytes`.
 std::string cda_of_size(std::size_t bytes) {
