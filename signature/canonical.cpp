@@ -3,7 +3,9 @@
 
 #include <libxml/c14n.h>
 #include <libxml/parser.h>
+#include <libxml/xmlerror.h>
 
+#include <exception>
 #include <stdexcept>
 
 #include "signature/xml_document.hpp"
@@ -28,25 +30,54 @@ struct Sink {
   std::size_t written = 0;
   std::size_t limit;
   bool over = false;
+  std::exception_ptr failed;  // nothing may be thrown through libxml2
 };
 
 int write_to(void* context, const char* data, int length) {
   auto* sink = static_cast<Sink*>(context);
   const auto n = static_cast<std::size_t>(length);
+  if (sink->over || sink->failed) return -1;
   if (n > sink->limit - sink->written) {
     sink->over = true;
     return -1;
   }
+  try {
+    if (sink->bytes != nullptr) sink->bytes->insert(sink->bytes->end(), data, data + n);
+  } catch (...) {
+    sink->failed = std::current_exception();
+    return -1;
+  }
   sink->written += n;
-  if (sink->bytes != nullptr) sink->bytes->insert(sink->bytes->end(), data, data + n);
   return length;
 }
 
+void quiet(void*, const char*, ...) {}
+
+// libxml2 reports a failed write on stderr (korttid's journal, outside
+// any log budget): not while c14n runs here. Its handler is per thread.
+class QuietErrors {
+ public:
+  QuietErrors() : handler_(xmlGenericError), context_(xmlGenericErrorContext) {
+    xmlSetGenericErrorFunc(nullptr, quiet);
+  }
+  ~QuietErrors() { xmlSetGenericErrorFunc(context_, handler_); }
+  QuietErrors(const QuietErrors&) = delete;
+  QuietErrors& operator=(const QuietErrors&) = delete;
+
+ private:
+  xmlGenericErrorFunc handler_;
+  void* context_;
+};
+
 void run_c14n(xmlDoc* doc, xmlNode* element, int mode, Sink& sink) {
-  const XmlOutputBufferPtr out(xmlOutputBufferCreateIO(write_to, nullptr, &sink, nullptr));
-  if (!out) throw std::bad_alloc();
-  const int rc =
-      xmlC14NExecute(doc, element != nullptr ? visible_in : visible_all, element, mode, nullptr, 0, out.get());
+  const QuietErrors quiet_errors;
+  int rc = -1;
+  {
+    const XmlOutputBufferPtr out(xmlOutputBufferCreateIO(write_to, nullptr, &sink, nullptr));
+    if (!out) throw std::bad_alloc();
+    rc = xmlC14NExecute(doc, element != nullptr ? visible_in : visible_all, element, mode, nullptr, 0, out.get());
+  }  // closed (flushed) while errors are quiet
+  if (sink.failed) std::rethrow_exception(sink.failed);
   if (sink.over)
     invalid_document("canonical_too_large",
                      "the document's canonical form (c14n) passes " + std::to_string(sink.limit) +
@@ -61,14 +92,14 @@ std::size_t canonical_limit(std::size_t document_bytes) { return 4 * document_by
 
 Bytes canonical(xmlDoc* doc, xmlNode* element, int mode, std::size_t limit) {
   Bytes bytes;
-  Sink sink{&bytes, 0, limit};
+  Sink sink{&bytes, 0, limit, false, nullptr};
   run_c14n(doc, element, mode, sink);
   return bytes;
 }
 
-void check_canonical_size(xmlDoc* doc, std::size_t limit) {
-  Sink sink{nullptr, 0, limit};
-  run_c14n(doc, nullptr, XML_C14N_EXCLUSIVE_1_0, sink);
+void check_canonical_size(xmlDoc* doc, xmlNode* element, std::size_t limit) {
+  Sink sink{nullptr, 0, limit, false, nullptr};
+  run_c14n(doc, element, XML_C14N_EXCLUSIVE_1_0, sink);
 }
 
 // The same steps as the transforms, in the same order: the canonical octets

@@ -52,6 +52,8 @@ bool valid_utf8(std::string_view s) {
 
 // The encoding named in the XML declaration, if any.
 std::string declared_encoding(std::string_view text) {
+  // After a UTF-8 byte order mark too: libxml2 reads the declaration there.
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.remove_prefix(3);
   if (text.rfind("<?xml", 0) != 0) return {};
   const auto end = text.find("?>");
   const std::string_view decl = text.substr(0, end);

@@ -74,9 +74,12 @@ std::size_t canonical_limit(std::size_t document_bytes);
 // subtree, or of the whole document when `element` is null; past `limit`
 // bytes the document is invalid (canonical_too_large).
 Bytes canonical(xmlDoc* doc, xmlNode* element, int mode, std::size_t limit);
-// The same for the whole document's exc-c14n, counted and not kept: before
-// xmlsec, which streams it into a digest, computes a reference.
-void check_canonical_size(xmlDoc* doc, std::size_t limit);
+// The same for exc-c14n of `element` (the whole document when null),
+// counted and not kept: before xmlsec, which streams it into a digest,
+// computes a reference to it. A subtree's exc-c14n may be far longer than
+// its part of the whole document's: a namespace its ancestors use is
+// written again at each of its elements that use it.
+void check_canonical_size(xmlDoc* doc, xmlNode* element, std::size_t limit);
 
 // The octets the Kanta body reference digests: URI="", exc-c14n, the XPath
 // filter ancestor-or-self::hl7:structuredBody, then (the result being a node

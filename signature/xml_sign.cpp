@@ -197,7 +197,7 @@ void digest_references(xmlDoc* doc, const Template& t, Profile profile, DigestAl
     xmlNodeSetContent(value,
                       x(base64_encode(kortti::digest(algorithm, kanta_body_octets(doc, canonical_bytes))).c_str()));
   } else {
-    check_canonical_size(doc, canonical_bytes);  // before xmlsec makes it, unbounded
+    check_canonical_size(doc, nullptr, canonical_bytes);  // before xmlsec makes it, unbounded
   }
   for (xmlNode* ref = signed_info->children; ref != nullptr; ref = ref->next) {
     if (!is_element(ref, kDsigNs, "Reference") || (profile == Profile::kanta_cda && ref == t.body)) continue;

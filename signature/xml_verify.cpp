@@ -126,6 +126,7 @@ enum class RefKind { kanta_body, kanta_timestamp, whole_document };
 
 struct PlannedReference {
   xmlNode* node = nullptr;
+  xmlNode* target = nullptr;  // what it points at; null: the whole document
   std::string uri;
   RefKind kind = RefKind::whole_document;
   DigestAlgorithm algorithm = DigestAlgorithm::sha256;
@@ -283,6 +284,7 @@ void plan_kanta_references(Plan& p, xmlDoc* doc, xmlNode* holder) {
   p.references[0].kind = RefKind::kanta_body;
   p.references[0].covers = "ClinicalDocument/component/structuredBody: the clinical content";
   p.references[1].kind = RefKind::kanta_timestamp;
+  p.references[1].target = stamp;
   p.references[1].covers = "hl7fi:signatureTimestamp " + stamp_id + ": the signing time";
   p.covers.profile = profile;
   p.covers.not_covered =
@@ -424,12 +426,10 @@ class Verifier {
       return digest(r.algorithm, body_) == r.digest_value;
     }
     // xmlsec streams a reference's c14n into its digest without a bound:
-    // the whole document's is counted first, once (a subtree's is as long as
-    // its part of it, and its top element's declarations).
-    if (!size_checked_) {
-      check_canonical_size(doc_, canonical_bytes_);
-      size_checked_ = true;
-    }
+    // what it points at is counted first (the enveloped reference's is the
+    // whole document's less the signature).
+    if (r.target != nullptr || !document_counted_) check_canonical_size(doc_, r.target, canonical_bytes_);
+    if (r.target == nullptr) document_counted_ = true;
     const DsigReferenceCtxPtr ctx(xmlSecDSigReferenceCtxCreate(ctx_.get(), xmlSecDSigReferenceOriginSignedInfo));
     if (!ctx) throw std::runtime_error("xmlsec reference context");
     return xmlSecDSigReferenceCtxProcessNode(ctx.get(), r.node) >= 0 && ctx->status == xmlSecDSigStatusSucceeded;
@@ -437,7 +437,7 @@ class Verifier {
 
   xmlDoc* doc_;
   std::size_t canonical_bytes_;
-  bool size_checked_ = false;
+  bool document_counted_ = false;
   DsigCtxPtr ctx_;
   // Not std::optional: GCC 12 warns (maybe-uninitialized) on optional<vector>.
   Bytes body_;

@@ -284,6 +284,20 @@ TEST_F(XmlSignatureChecks, ADocumentWhoseCanonicalFormWouldExplodeIsRefused) {
     ASSERT_TRUE(e);
     EXPECT_EQ(e->detail, "canonical_too_large") << e->what();
   }
+  // A namespace the root itself uses is written once in the whole
+  // document's canonical form, and at every element that uses it in a
+  // subtree's: the timestamp's, which its reference digests.
+  {
+    const std::string signed_doc = sign(prescription(), Profile::kanta_cda, "physician");
+    std::string in_stamp;
+    for (int i = 0; i < 2000; ++i) in_stamp += "<a:y/>";
+    const std::string padded = insert_before(
+        replace_first(signed_doc, "<ClinicalDocument ", "<ClinicalDocument xmlns:a=\"" + uri + "\" a:z=\"1\" "),
+        "</hl7fi:signatureTimestamp>", in_stamp);
+    const auto e = refusal(padded);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->detail, "canonical_too_large") << e->what();
+  }
   // The same elements under one that uses the namespace it declares sign.
   const std::string honest =
       insert_before(prescription(), "<component>", "<a:padding xmlns:a=\"" + uri + "\">" + uses + "</a:padding>");
@@ -582,6 +596,12 @@ TEST(XmlDocument, BytesThatAreNotUtf8AreRefused) {
   ASSERT_TRUE(e);
   EXPECT_EQ(e->code(), Errc::document_invalid);
   EXPECT_EQ(e->detail, "not_utf8");
+  // Another encoding declared after a UTF-8 byte order mark: libxml2 reads
+  // the declaration there, and would decode the rest as Latin-1.
+  const std::string declared = "\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<a>\xC3\xA4</a>";
+  const auto d = thrown<Error>([&] { (void)signature::verify_xml(declared, {}); }, "accepted");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->detail, "not_utf8") << d->what();
 }
 
 TEST(XmlDocument, PrescriptionFactsAreRead) {
