@@ -151,9 +151,24 @@ Handler::Handler(service::Service& service, const Options& options, uid_t owner)
       rate_(options.signatures_per_minute),
       log_budget_(options.log_lines_per_second_per_uid) {}
 
+bool Handler::probe(const Request& request) const {
+  if (!screen_.probe(request)) return false;
+  if (log_budget_.allow(owner_)) {
+    const auto origin = request.find(http::field::origin);
+    spdlog::info(
+        "scs: {} {} origin={} -> no answer (another site's request, by its Sec-Fetch-Site; its origin is not "
+        "in [scs] allowed_origins)",
+        printable(std::string(request.method_string()), 16), printable(target_path(request), 64),
+        origin != request.end() ? printable(std::string(origin->value()), 100) : "(none)");
+  }
+  return true;
+}
+
 Response Handler::too_large(const Parser& parser) const {
-  if (std::optional<Response> refused = screen(parser)) return std::move(*refused);
-  Response response = screen_.too_large(parser.get());
+  // A refusal of its headers first; an answer they would get (a /version,
+  // a preflight) is not given to a request over the limit.
+  std::optional<Response> refused = screen_.headers(parser, *pending_);
+  Response response = refused && refused->result_int() >= 400 ? std::move(*refused) : screen_.too_large(parser.get());
   log(parser.get(), response, std::chrono::steady_clock::now());
   return response;
 }

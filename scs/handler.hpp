@@ -37,8 +37,10 @@ class Handler {
   // `gone` is requested when the page closed its connection: the signature
   // is abandoned, its dialog closed, and the answer is for the log only.
   Task<Response> sign(Request request, std::stop_token gone);
-  // Closed unanswered: Screen::probe.
-  [[nodiscard]] bool probe(const Request& request) const { return screen_.probe(request); }
+  // Closed unanswered (Screen::probe), and logged as such: an origin left
+  // out of [scs] allowed_origins looks to the page like a closed port, and
+  // the log is where the admin learns why.
+  [[nodiscard]] bool probe(const Request& request) const;
   // A request longer than [scs] max_body_bytes (`parser` has read its
   // headers): refused as its headers are (screen()), else 413; logged.
   [[nodiscard]] Response too_large(const Parser& parser) const;

@@ -59,6 +59,11 @@ TEST_F(Scs, APageOfAnotherSiteAskingWithoutCorsGetsNoAnswer) {
                            std::string("x"));
     EXPECT_EQ(post.status, 0) << origin << ": " << post.body;
   }
+  // The page sees a closed port; the log says why (an origin left out of
+  // allowed_origins looks the same to it).
+  EXPECT_NE(read_file(daemon_->dir() / "korttid.log")
+                .find(std::string("origin=") + kForeign + " -> no answer (another site's request"),
+            std::string::npos);
   EXPECT_EQ(curl("GET", "/version", {"Sec-Fetch-Site: none"}).status, 200);
   EXPECT_EQ(curl("GET", "/version", {}).status, 200);
   const Http cors = curl("GET", "/version", {"Sec-Fetch-Site: cross-site", std::string("Origin: ") + kOrigin});
