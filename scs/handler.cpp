@@ -153,14 +153,8 @@ Handler::Handler(service::Service& service, const Options& options, uid_t owner)
 
 bool Handler::probe(const Request& request) const {
   if (!screen_.probe(request)) return false;
-  if (log_budget_.allow(owner_)) {
-    const auto origin = request.find(http::field::origin);
-    spdlog::info(
-        "scs: {} {} origin={} -> no answer (another site's request, by its Sec-Fetch-Site; its origin is not "
-        "in [scs] allowed_origins)",
-        printable(std::string(request.method_string()), 16), printable(target_path(request), 64),
-        origin != request.end() ? printable(std::string(origin->value()), 100) : "(none)");
-  }
+  log_line(request,
+           "no answer (another site's request, by its Sec-Fetch-Site; its origin is not in [scs] allowed_origins)");
   return true;
 }
 
@@ -175,16 +169,19 @@ Response Handler::too_large(const Parser& parser) const {
 
 void Handler::log(const Request& request, const Response& response,
                   std::chrono::steady_clock::time_point started) const {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  log_line(request, std::to_string(response.result_int()) + " (" + std::to_string(ms) + " ms)");
+}
+
+void Handler::log_line(const Request& request, const std::string& outcome) const {
   // Past the budget a line is counted, not written; a signature's is in the
   // audit trail all the same.
   if (!log_budget_.allow(owner_)) return;
   const auto origin = request.find(http::field::origin);
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-  spdlog::info("scs: {} {} origin={} -> {} ({} ms)", printable(std::string(request.method_string()), 16),
+  spdlog::info("scs: {} {} origin={} -> {}", printable(std::string(request.method_string()), 16),
                printable(target_path(request), 64),
-               origin != request.end() ? printable(std::string(origin->value()), 100) : "(none)", response.result_int(),
-               ms);
+               origin != request.end() ? printable(std::string(origin->value()), 100) : "(none)", outcome);
 }
 
 std::optional<Response> Handler::screen(const Parser& parser) const {

@@ -51,6 +51,8 @@ class Handler {
  private:
   Task<Response> sign_request(const Request& request, const std::string& origin, std::stop_token gone);
   void log(const Request& request, const Response& response, std::chrono::steady_clock::time_point started) const;
+  // "scs: METHOD PATH origin=... -> OUTCOME", within the log budget.
+  void log_line(const Request& request, const std::string& outcome) const;
 
   service::Service& service_;
   const Options& options_;
