@@ -26,11 +26,11 @@ int visible_all(void*, xmlNode*, xmlNode*) { return 1; }
 // Where c14n writes: the octets (or only their count), no more than `limit`.
 // Past it the write fails, and c14n with it.
 struct Sink {
-  Bytes* bytes;  // null: counted only
+  Bytes* bytes = nullptr;  // null: counted only
   std::size_t written = 0;
-  std::size_t limit;
+  std::size_t limit = 0;
   bool over = false;
-  std::exception_ptr failed;  // nothing may be thrown through libxml2
+  std::exception_ptr failed{};  // nothing may be thrown through libxml2
 };
 
 int write_to(void* context, const char* data, int length) {
@@ -69,6 +69,9 @@ class QuietErrors {
   void* context_;
 };
 
+constexpr std::size_t kCanonicalTimes = 4;
+constexpr std::size_t kCanonicalSlack = 1024 * 1024;
+
 void run_c14n(xmlDoc* doc, xmlNode* element, int mode, Sink& sink) {
   const QuietErrors quiet_errors;
   int rc = -1;
@@ -80,25 +83,26 @@ void run_c14n(xmlDoc* doc, xmlNode* element, int mode, Sink& sink) {
   if (sink.failed) std::rethrow_exception(sink.failed);
   if (sink.over)
     invalid_document("canonical_too_large",
-                     "the document's canonical form (c14n) passes " + std::to_string(sink.limit) +
-                         " bytes, four times its size and 1 MiB: a namespace declared far from where it is used is "
-                         "written again at every use");
+                     "the document's canonical form (c14n) passes " + std::to_string(sink.limit) + " bytes, " +
+                         std::to_string(kCanonicalTimes) + " times its size and " +
+                         std::to_string(kCanonicalSlack >> 20) +
+                         " MiB: a namespace declared far from where it is used is written again at every use");
   if (rc < 0) throw std::runtime_error("c14n failed");
 }
 
 }  // namespace
 
-std::size_t canonical_limit(std::size_t document_bytes) { return 4 * document_bytes + 1024 * 1024; }
+std::size_t canonical_limit(std::size_t document_bytes) { return kCanonicalTimes * document_bytes + kCanonicalSlack; }
 
 Bytes canonical(xmlDoc* doc, xmlNode* element, int mode, std::size_t limit) {
   Bytes bytes;
-  Sink sink{&bytes, 0, limit, false, nullptr};
+  Sink sink{.bytes = &bytes, .limit = limit};
   run_c14n(doc, element, mode, sink);
   return bytes;
 }
 
 void check_canonical_size(xmlDoc* doc, xmlNode* element, std::size_t limit) {
-  Sink sink{nullptr, 0, limit, false, nullptr};
+  Sink sink{.limit = limit};
   run_c14n(doc, element, XML_C14N_EXCLUSIVE_1_0, sink);
 }
 
