@@ -43,8 +43,8 @@ SIGNALS
   SIGHUP           reload the configuration: the keys marked "# SIGHUP" in
                    korttid.toml (log level, access rules, request timeout,
                    shutdown grace, registry age, prescription rules, TLS
-                   upstreams) apply at once; korttid logs every other changed key, which waits
-                   for a restart
+                   upstreams) apply at once; korttid logs every other
+                   changed key, which waits for a restart
 
 SYSTEMD
   Type=notify: READY=1 once the socket is served, STOPPING=1 at shutdown.
