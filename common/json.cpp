@@ -2,6 +2,8 @@
 
 namespace kortti {
 
+void json_check_failed() { throw std::out_of_range("a JSON message lacks a member or element read from it"); }
+
 JsonCost json_cost(std::string_view text, std::size_t max_depth, std::size_t max_values) {
   std::size_t depth = 0;
   std::size_t values = 0;

@@ -2,10 +2,25 @@
 
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+// nlohmann's checks of its callers (a member read through a const reference
+// that the value lacks, an iterator of another value) are assert()s, gone
+// under NDEBUG: reading a member a peer's message left out would be
+// undefined behaviour. Here they throw. Every file takes nlohmann through
+// this header, so the library is the same in all of them.
+#ifdef INCLUDE_NLOHMANN_JSON_HPP_
+#error "include common/json.hpp, not nlohmann/json.hpp"
+#endif
+namespace kortti {
+// Throws std::out_of_range. (Where nlohmann checks inside a noexcept
+// function, the program ends there, as the assert() would.)
+[[noreturn]] void json_check_failed();
+}  // namespace kortti
+#define JSON_ASSERT(condition) ((condition) ? static_cast<void>(0) : ::kortti::json_check_failed())
 #include <nlohmann/json.hpp>
 
 #include "common/secret.hpp"
