@@ -347,6 +347,9 @@ class Service {
   // The subject of a token's authentication certificate, or empty: whose
   // card a login dialog names.
   Task<std::string> holder(const std::string& token_id);
+  // Throws 1050 for a token whose certificates all serve signatures (the
+  // card's PIN2 slot): a session there would hold the signature PIN.
+  Task<Unit> check_not_signature_pin(const std::string& token_id);
   Task<Unit> set_pin(Caller caller, std::string token_id, NewPin request, bool unblock);
   void check_pin_sources(const Caller& caller, const pkcs11::TokenInfo& token, NewPin& request, bool unblock) const;
   // The PINs of a pin.change or pin.unblock from korttid's dialogs.

@@ -25,6 +25,7 @@ Task<bool> Service::audit_session(const Caller& caller, const char* action, cons
 Task<pkcs11::LoginResult> Service::login(Caller caller, std::string token_id, pkcs11::Credentials credentials) {
   if (!credentials.pin && !credentials.pinpad && !credentials.prompt)
     throw Error(Errc::pin_required, "session.login needs 'pin', 'pinpad': true or 'pin_prompt': true");
+  co_await check_not_signature_pin(token_id);
   check_pin_source(caller, credentials, false);
   co_await services_.tokens->check_may_login(token_id, caller.uid, credentials, caller.stop);
   pinentry::Dialog dialog;
@@ -58,6 +59,26 @@ Task<std::string> Service::holder(const std::string& token_id) {
       if (std::find(cert.purposes.begin(), cert.purposes.end(), pkcs11::Purpose::authentication) != cert.purposes.end())
         co_return cert.subject;
   co_return std::string();
+}
+
+// A healthcare card shows one token per PIN. session.login is PIN1's: on
+// the PIN2 token it would take the signature PIN from a client that
+// `client_may_send = false` keeps it from, ask for it in a dialog titled
+// PIN1, and keep the card logged in with it for the session's hours.
+Task<Unit> Service::check_not_signature_pin(const std::string& token_id) {
+  Result<std::vector<pkcs11::CertificateInfo>> certs = co_await attempt(services_.tokens->certificates(token_id));
+  if (!certs.ok()) co_return Unit{};  // an unknown token: check_may_login says so
+  auto serves = [&](pkcs11::Purpose purpose) {
+    return std::any_of(certs.value().begin(), certs.value().end(), [&](const pkcs11::CertificateInfo& c) {
+      return std::find(c.purposes.begin(), c.purposes.end(), purpose) != c.purposes.end();
+    });
+  };
+  if (serves(pkcs11::Purpose::signature) && !serves(pkcs11::Purpose::authentication))
+    throw Error(Errc::unsupported,
+                "this token's PIN is the signature PIN (PIN2), which korttid takes for one signature at a time: "
+                "session.login logs in with PIN1, on the token of the card's authentication certificate")
+        .with_detail("signature_pin");
+  co_return Unit{};
 }
 
 Task<Unit> Service::logout(Caller caller, std::string token_id) {

@@ -100,6 +100,34 @@ TEST_F(SignSoftHsm, AlwaysAuthenticateKeyNeedsThePinEvenInASession) {
   EXPECT_TRUE(openssl_verify_digest(b64(answer["certificate"]), digest, b64(answer["signature"]), "sha384", "ecdsa"));
 }
 
+// A card's PIN2 token (its keys all sign) takes no session.login, whatever
+// [pin] says: the session would keep the signature PIN, and here take it
+// from a client that client_may_send = false keeps it from.
+TEST_F(SignSoftHsm, TheSignaturePinsTokenTakesNoSessionLogin) {
+  SoftHsm(tokens_dir_.path()).add_token("cardP", {"physician/sign/always-auth"});
+  DaemonOptions o;
+  o.extra = "[pin]\nclient_may_send = false\n";
+  start(std::move(o));
+  auto c = daemon_->connect();
+  const std::size_t lines = daemon_->audit().size();
+  const auto e = rpc_error([&] {
+    c->call("session.login", {{"token_id", wstr(token_ids_.at("cardP"))}, {"pin", kPin}});
+  });
+  EXPECT_EQ(e.code(), 1050) << e.what();
+  EXPECT_EQ(e.data()["detail"], "signature_pin") << e.data().dump();
+  EXPECT_NE(std::string(e.what()).find("PIN2"), std::string::npos) << e.what();
+  for (const auto& t : c->call("tokens.list")) {
+    if (t["label"] == "cardP") {
+      EXPECT_FALSE(t["logged_in"].get<bool>());
+    }
+  }
+  EXPECT_EQ(daemon_->audit().size(), lines) << "refused before the card and the audit trail";
+
+  // PIN1 still logs in where the card's authentication key is.
+  EXPECT_TRUE(
+      c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}})["logged_in"].get<bool>());
+}
+
 TEST_F(SignSoftHsm, SessionLetsTheOwnerSignWithoutPinUntilLogout) {
   auto c = daemon_->connect();
   EXPECT_EQ(rpc_error([&] { sign_digest(*c, rsa_auth_cert(), "sha256", "", false); }).code(), 1010);
