@@ -1,9 +1,15 @@
 #include "common/secret.hpp"
 
 #include <openssl/crypto.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "common/error.hpp"
+#include "common/sanitizers.hpp"
 
+#include <malloc.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <utility>
@@ -19,6 +25,23 @@ void scrub_stack() noexcept {
   char region[kDepth];
   OPENSSL_cleanse(region, sizeof region);
   asm volatile("" : : "r"(region) : "memory");
+}
+
+namespace {
+
+thread_local int t_wipe_frees = 0;
+
+}  // namespace
+
+WipeFrees::WipeFrees() noexcept { ++t_wipe_frees; }
+WipeFrees::~WipeFrees() { --t_wipe_frees; }
+
+void keep_out_of_core_dumps() noexcept {
+  const rlimit none{0, 0};
+  setrlimit(RLIMIT_CORE, &none);
+#if !KORTTI_ASAN_BUILD
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
 }
 
 SecretString::SecretString(std::string_view value) : size_(value.size()) {
@@ -54,3 +77,20 @@ void SecretString::release() noexcept {
 }
 
 }  // namespace kortti
+
+#if !KORTTI_ASAN_BUILD && !KORTTI_TSAN_BUILD
+// The replaceable global deallocation functions ([new.delete]), for
+// WipeFrees; libstdc++'s operator new takes its memory from malloc.
+void operator delete(void* p) noexcept {
+  if (p != nullptr && kortti::t_wipe_frees > 0) OPENSSL_cleanse(p, malloc_usable_size(p));
+  std::free(p);
+}
+
+void operator delete(void* p, std::size_t size) noexcept {
+  if (p != nullptr && kortti::t_wipe_frees > 0) OPENSSL_cleanse(p, size);
+  std::free(p);
+}
+
+void operator delete[](void* p) noexcept { ::operator delete(p); }
+void operator delete[](void* p, std::size_t size) noexcept { ::operator delete(p, size); }
+#endif

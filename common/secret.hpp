@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/sanitizers.hpp"
+
 namespace kortti {
 
 // Overwrites memory in a way the optimiser may not remove.
@@ -20,6 +22,27 @@ void wipe_string(String& s) noexcept {
 // short strings in small-string buffers. Call it after parsing a request that
 // may carry a PIN.
 void scrub_stack() noexcept;
+
+// While one lives on a thread, what that thread frees through operator
+// delete is overwritten first. For what a library copies where the wiping
+// allocator cannot reach: the JSON lexer keeps each token's raw text, a
+// PIN's too, in a std::vector of its own, and builds its error messages
+// from it. Release builds only: the sanitizers bring their own allocator,
+// and theirs are test builds. Scopes nest.
+class WipeFrees {
+ public:
+  WipeFrees() noexcept;
+  ~WipeFrees();
+  WipeFrees(const WipeFrees&) = delete;
+  WipeFrees& operator=(const WipeFrees&) = delete;
+  // Whether this build overwrites the frees in a scope.
+  static constexpr bool kWorks = (KORTTI_ASAN_BUILD || KORTTI_TSAN_BUILD) == 0;
+};
+
+// No core dump of this process from here on, and no other process of its
+// uid reading its memory (ptrace, /proc/PID/mem): it holds PINs. Sanitizer
+// builds stay dumpable, as LeakSanitizer ptraces its own threads.
+void keep_out_of_core_dumps() noexcept;
 
 // A PIN or other secret: kept on OpenSSL's secure heap (korttid makes it at
 // start, daemon/pin_memory.hpp; without one, ordinary memory), never copied implicitly,

@@ -1,15 +1,12 @@
 #include "daemon/logging.hpp"
 
-#include <sys/prctl.h>
-#include <sys/resource.h>
-
 #include <csignal>
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/systemd_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "common/sanitizers.hpp"
+#include "common/secret.hpp"
 
 namespace kortti::daemon {
 
@@ -31,13 +28,7 @@ void set_log_level(const std::string& level) { spdlog::set_level(spdlog::level::
 
 void harden_process() {
   std::signal(SIGPIPE, SIG_IGN);
-  rlimit none{0, 0};
-  setrlimit(RLIMIT_CORE, &none);
-#if !KORTTI_ASAN_BUILD
-  // LeakSanitizer needs to ptrace its own threads, so sanitizer builds keep
-  // the process dumpable; release builds do not.
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-#endif
+  keep_out_of_core_dumps();
 }
 
 }  // namespace kortti::daemon

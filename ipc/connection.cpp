@@ -100,7 +100,9 @@ void Connection::refuse(const Json& answer) {
 void Connection::discard_input() {
   if (closed_) return;
   socket_.async_read_some(asio::buffer(discard_),
-                          [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                          [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                            // What a refused client sends may hold a PIN.
+                            wipe(self->discard_.data(), n);
                             if (self->closed_) return;
                             if (ec) {
                               if (!self->writing_) self->close();
@@ -203,6 +205,21 @@ void Connection::handle_lines() {
   }
 }
 
+namespace {
+
+// A short value (a PIN sent as an attachment) is a string on this
+// function's stack, whose bytes stay there after the move into params.
+[[gnu::noinline]] void put_value(Json& params, std::string_view name, std::string_view bytes) {
+  params[wstr(name)] = WipingString(bytes.data(), bytes.size());
+}
+
+void put_attachment(Json& params, std::string_view name, std::string_view bytes) {
+  put_value(params, name, bytes);
+  scrub_stack();
+}
+
+}  // namespace
+
 void Connection::take_attachment() {
   Incoming incoming = std::move(*pending_);
   pending_.reset();
@@ -215,7 +232,7 @@ void Connection::take_attachment() {
           request->id,
           Error(Errc::invalid_params, "the attachment \"" + echo(request->attachment) + "\" is not valid UTF-8 text"));
     else
-      request->params[wstr(request->attachment)] = WipingString(bytes.data(), bytes.size());
+      put_attachment(request->params, request->attachment, bytes);
   }
   buffer_.consume(incoming.attachment_bytes);
   serve(std::move(incoming));

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "common/encoding.hpp"
+#include "common/secret.hpp"
 
 namespace kortti::ipc {
 
@@ -47,7 +48,12 @@ Incoming parse_request(std::string_view line, std::size_t max_attachment_bytes) 
     return {.message = make_error(nullptr, Error(Errc::parse_error, why)),
             .framing_lost = true};  // whether an attachment follows is unknown
   }
-  Json doc = Json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+  Json doc;
+  {
+    // The lexer's copies of each token (a PIN's) and its error's text.
+    WipeFrees wiped;
+    doc = Json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+  }
   if (doc.is_discarded())
     return {.message = make_error(nullptr, Error(Errc::parse_error, "the message is not valid JSON"))};
   if (!doc.is_object()) return {.message = invalid(nullptr, "a request must be a JSON object")};

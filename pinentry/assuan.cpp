@@ -21,6 +21,7 @@ namespace kortti::pinentry {
 namespace {
 
 constexpr std::size_t kMaxLine = 1000;  // Assuan's limit, with the LF
+constexpr std::size_t kMaxPin = 64;     // protocol.md: a PIN is 1-64 characters
 constexpr std::size_t kReadSize = 512;  // one read from the pinentry
 // libgpg-error's codes, as pinentry sends them in the low 16 bits of an ERR.
 constexpr unsigned kTimeout = 62;
@@ -39,9 +40,12 @@ int hex_digit(char c) {
   return -1;
 }
 
-// Appends the unescaped `text` to `out`; false on a broken escape.
-bool unescape(std::string_view text, std::string& out) {
+// Appends the unescaped `text` to `out`; false on a broken escape, or when
+// `out` would pass `max` bytes (it never grows past its reserve then, so no
+// copy is left behind unwiped).
+bool unescape(std::string_view text, std::string& out, std::size_t max) {
   for (std::size_t i = 0; i < text.size(); ++i) {
+    if (out.size() == max) return false;
     if (text[i] != '%') {
       out.push_back(text[i]);
       continue;
@@ -137,7 +141,14 @@ Conversation::Reply Conversation::reply(Clock::time_point deadline, std::string*
       return {false, code & 0xFFFF};
     }
     if (line.starts_with("D ")) {
-      if (data == nullptr || !unescape(line.substr(2), *data)) throw broken("unexpected or malformed data");
+      if (data == nullptr) throw broken("unexpected data");
+      if (!unescape(line.substr(2), *data, kMaxPin)) {
+        // Data lines follow one another: the PIN may already be too long.
+        const bool long_pin = data->size() == kMaxPin;
+        wipe_string(*data);
+        if (long_pin) throw Error(Errc::invalid_params, "the PIN typed is longer than 64 characters");
+        throw broken("malformed data");
+      }
       continue;
     }
     if (line == "S PIN_REPEATED" || line.starts_with("S PIN_REPEATED ")) confirmed_ = true;

@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 #include <openssl/crypto.h>
 
+#include <cstring>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "common/error.hpp"
@@ -60,6 +63,38 @@ TEST(WipingJson, ParsedStringsAreStoredWithTheWipingAllocator) {
   EXPECT_TRUE(j["pin"].get_ref<WipingString&>().empty());
   EXPECT_EQ(s.view(), "123456");
 }
+
+#if !KORTTI_ASAN_BUILD && !KORTTI_TSAN_BUILD
+// What a thread frees in a WipeFrees scope is overwritten first. glibc's
+// allocator gives the chunk just freed to the next request of its size on
+// the same thread (its tcache), and uses its first 16 bytes itself. (The
+// sanitizer builds, whose allocator is their own, have no such scope.)
+TEST(WipeFrees, WhatIsFreedInTheScopeIsOverwritten) {
+  constexpr std::size_t kSize = 200;
+  auto after_free = [&](bool scoped, bool sized) {
+    void* block = ::operator new(kSize);
+    std::memset(block, 'P', kSize);
+    asm volatile("" : : "r"(block) : "memory");
+    {
+      std::optional<WipeFrees> scope;
+      if (scoped) scope.emplace();
+      if (sized)
+        ::operator delete(block, kSize);
+      else
+        ::operator delete(block);
+    }
+    void* again = ::operator new(kSize);
+    asm volatile("" : : "r"(again) : "memory");
+    EXPECT_EQ(again, block) << "the allocator gave another chunk";
+    std::string tail(static_cast<const char*>(again) + 16, kSize - 16);
+    ::operator delete(again);
+    return tail;
+  };
+  EXPECT_EQ(after_free(false, true), std::string(kSize - 16, 'P')) << "outside a scope, nothing is overwritten";
+  EXPECT_EQ(after_free(true, true).find('P'), std::string::npos);
+  EXPECT_EQ(after_free(true, false).find('P'), std::string::npos);
+}
+#endif
 
 }  // namespace
 }  // namespace kortti
