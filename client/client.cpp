@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
+#include <string_view>
 #include <system_error>
 
 namespace kortti::client {
@@ -71,14 +73,30 @@ std::int64_t Client::send(std::string_view method, Json params, std::string_view
   }
   Json request = {{"jsonrpc", "2.0"}, {"id", id}, {"method", wstr(method)}, {"params", std::move(params)}};
   if (!attach.empty()) request["attachment"] = {{"name", wstr(attach)}, {"bytes", attachment.size()}};
-  WipingString line = request.dump();
+  WipingString line;
+  try {
+    line = request.dump();
+  } catch (const Json::exception&) {
+    // Its text names the offending byte, which may be a PIN's.
+    throw std::invalid_argument("a request to korttid holds text that is not UTF-8");
+  }
   line.push_back('\n');
+  // dump() wrote the request, PIN and all, through a buffer on the stack.
+  scrub_stack();
   send_raw(std::string_view(line.data(), line.size()));
   send_raw(std::string_view(attachment.data(), attachment.size()));
   return id;
 }
 
 namespace {
+
+// What kortti takes of one message: korttid's largest answer is a signed
+// document of its 16 MiB limit, escaped as a JSON string or attached; the
+// bounds keep a peer that is not korttid from filling memory.
+constexpr std::size_t kMaxLine = std::size_t{128} << 20;
+constexpr std::size_t kMaxAttachment = std::size_t{128} << 20;
+constexpr std::size_t kMaxNesting = 64;
+constexpr std::size_t kMaxValues = 1000000;
 
 // The length an answer's "attachment" announces (0 without one); its name in `name`.
 std::size_t announced_attachment(const Json& message, WipingString& name) {
@@ -88,7 +106,9 @@ std::size_t announced_attachment(const Json& message, WipingString& name) {
       !(*it)["bytes"].is_number_unsigned() || !message.contains("result") || !message["result"].is_object())
     throw std::runtime_error("korttid sent an attachment header that cannot be read");
   name = (*it)["name"].get_ref<const WipingString&>();
-  return (*it)["bytes"].get<std::size_t>();
+  const auto bytes = (*it)["bytes"].get<std::uint64_t>();
+  if (bytes > kMaxAttachment) throw std::runtime_error("korttid announced an attachment larger than kortti takes");
+  return static_cast<std::size_t>(bytes);
 }
 
 // An error without an id answers no request: korttid could not read the
@@ -105,11 +125,16 @@ std::optional<Json> Client::take_message() {
   if (!line_) {
     const auto pos = buffer_.find('\n', scanned_);
     if (pos == WipingString::npos) {
+      if (buffer_.size() > kMaxLine) throw std::runtime_error("korttid sent a line longer than kortti takes");
       scanned_ = buffer_.size();
       return std::nullopt;
     }
+    const std::string_view text(buffer_.data(), pos);
+    if (json_cost(text, kMaxNesting, kMaxValues) != JsonCost::fine)
+      throw std::runtime_error("korttid sent a message nested deeper or holding more values than kortti takes");
     Line line;
-    line.message = Json::parse(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(pos));
+    line.message = Json::parse(text.begin(), text.end());
+    if (!line.message.is_object()) throw std::runtime_error("korttid sent a line that is not a JSON-RPC message");
     buffer_.erase(0, pos + 1);
     scanned_ = 0;
     line.attachment_bytes = announced_attachment(line.message, line.attachment_name);
@@ -233,13 +258,32 @@ std::optional<Json> Client::next_event(Timeout timeout) {
   }
 }
 
+namespace {
+
+// The member `key` of `object` if it is there and of the type `is` asks.
+template <class Is>
+const Json* member(const Json& object, const char* key, Is is) {
+  if (!object.is_object()) return nullptr;
+  const auto it = object.find(key);
+  return it != object.end() && ((*it).*is)() ? &*it : nullptr;
+}
+
+}  // namespace
+
 Json result_of(const Json& answer) {
   if (auto error = answer.find("error"); error != answer.end()) {
-    const Json data = error->value("data", Json::object());
-    throw RpcError(error->value("code", 0), to_std(data.value("reason", WipingString("unknown"))),
-                   to_std(error->value("message", WipingString("error"))), data);
+    // Whatever the error holds, it is reported: parts missing or of
+    // another type are left out, not a second failure.
+    const Json* code = member(*error, "code", &Json::is_number_integer);
+    const Json* message = member(*error, "message", &Json::is_string);
+    const Json* data = member(*error, "data", &Json::is_object);
+    const Json* reason = data != nullptr ? member(*data, "reason", &Json::is_string) : nullptr;
+    throw RpcError(code != nullptr ? code->get<int>() : 0,
+                   reason != nullptr ? to_std(reason->get_ref<const WipingString&>()) : "unknown",
+                   message != nullptr ? to_std(message->get_ref<const WipingString&>()) : "error",
+                   data != nullptr ? *data : Json::object());
   }
-  return answer.value("result", Json());
+  return answer.is_object() ? answer.value("result", Json()) : Json();
 }
 
 }  // namespace kortti::client

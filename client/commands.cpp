@@ -6,6 +6,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -28,7 +29,14 @@ std::string text(const Json& j, const char* key) {
   return to_std(it->get_ref<const WipingString&>());
 }
 
-void print_json(const Json& j) { std::cout << to_std(j.dump(2)) << "\n"; }
+std::string required_text(const Json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) throw std::runtime_error(std::string("korttid's answer lacks '") + key + "'");
+  return to_std(it->get_ref<const WipingString&>());
+}
+
+// Text that is not UTF-8 (a card's label may hold any bytes) is shown as U+FFFD.
+void print_json(const Json& j) { std::cout << to_std(j.dump(2, ' ', false, Json::error_handler_t::replace)) << "\n"; }
 
 Bytes read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -37,7 +45,9 @@ Bytes read_file(const std::string& path) {
 }
 
 void PinOptions::add_to(CLI::App* cmd) {
-  auto* fd = cmd->add_option("--pin-fd", pin_fd, "read the PIN from this file descriptor")->option_text("N");
+  auto* fd = cmd->add_option("--pin-fd", pin_fd, "read the PIN from this file descriptor")
+                 ->option_text("N")
+                 ->check(CLI::NonNegativeNumber);
   auto* pad = cmd->add_flag("--pinpad", pinpad, "enter the PIN on the reader's PIN pad")->excludes(fd);
   cmd->add_flag("--pin-prompt", pin_prompt,
                 "let korttid ask for the PIN in its own dialog (pinentry), so this program never sees it")
@@ -58,8 +68,7 @@ bool PinOptions::apply(Json& params) const {
     return true;
   }
   if (pin_fd >= 0) {
-    SecretString pin = client::read_pin_from_fd(pin_fd);
-    params["pin"] = wstr(pin.view());
+    put_secret(params, "pin", client::read_pin_from_fd(pin_fd));
     return true;
   }
   return false;
@@ -94,19 +103,35 @@ void print_reasons(const char* title, const Json& list) {
   for (const auto& r : list) std::cout << "  - " << text(r, "code") << ": " << text(r, "message") << "\n";
 }
 
+// Total: it reports what an error answer holds, however malformed, as
+// main's last word.
 void print_error(const RpcError& e) {
+  const Json& data = e.data();
   std::cerr << "kortti: " << e.what() << " (" << e.reason();
-  if (e.data().contains("tries_left")) {
-    const int n = e.data()["tries_left"].get<int>();
-    std::cerr << ", " << n << (n == 1 ? " try left" : " tries left");
-  }
+  if (const auto n = data.find("tries_left"); n != data.end() && n->is_number_integer())
+    std::cerr << ", " << n->get<std::int64_t>() << (*n == 1 ? " try left" : " tries left");
   std::cerr << ")\n";
-  if (e.data().value("detail", WipingString()) == "final_try_not_confirmed")
+  if (text(data, "detail") == "final_try_not_confirmed")
     std::cerr << "kortti: a wrong PIN now locks the card; if you are sure of the PIN, run the command again "
                  "with --final-try\n";
-  if (e.data().contains("reasons"))
-    for (const auto& r : e.data()["reasons"])
-      std::cerr << "  - " << text(r, "code") << ": " << text(r, "message") << "\n";
+  if (const auto reasons = data.find("reasons"); reasons != data.end() && reasons->is_array())
+    for (const auto& r : *reasons)
+      if (r.is_object()) std::cerr << "  - " << text(r, "code") << ": " << text(r, "message") << "\n";
+}
+
+namespace {
+
+// A short PIN's string is made on this function's stack; its bytes stay
+// there after the move into params, until put_secret's scrub.
+[[gnu::noinline]] void put(Json& params, const char* key, const SecretString& secret) {
+  params[key] = wstr(secret.view());
+}
+
+}  // namespace
+
+void put_secret(Json& params, const char* key, const SecretString& secret) {
+  put(params, key, secret);
+  scrub_stack();
 }
 
 Json call_with_pin(client::Client& c, const std::string& method, Json params, const PinOptions& pin,
@@ -117,8 +142,7 @@ Json call_with_pin(client::Client& c, const std::string& method, Json params, co
   } catch (const client::RpcError& e) {
     if (given || e.reason() != "pin_required") throw;
   }
-  SecretString secret = client::prompt_pin("PIN for " + what + ": ");
-  params["pin"] = wstr(secret.view());
+  put_secret(params, "pin", client::prompt_pin("PIN for " + what + ": "));
   return c.call_attached(method, params, attach);
 }
 

@@ -18,6 +18,7 @@
 #include "client/client.hpp"
 #include "common/bytes.hpp"
 #include "common/json.hpp"
+#include "common/secret.hpp"
 
 namespace kortti::cli {
 
@@ -90,6 +91,9 @@ struct PinOptions {
   bool apply(Json& params) const;
 };
 
+// params[key] = the PIN (or PUK), and the stack its copies passed scrubbed.
+void put_secret(Json& params, const char* key, const SecretString& secret);
+
 // Calls `method`; when the daemon says a PIN is needed and none was given,
 // asks for it once on the terminal and tries again.
 // `attach`: a params member to send as an attachment (documents).
@@ -99,6 +103,9 @@ Json call_with_pin(client::Client& c, const std::string& method, Json params, co
 // The caller's login name, or "uid N" when it has none.
 std::string user_name();
 std::string text(const Json& j, const char* key);
+// text(), for a member the answer must have: throws when it is missing or
+// not a string (nothing half-made gets written).
+std::string required_text(const Json& j, const char* key);
 // "3 tries left", "locked", ... of a token's user PIN (tokens.list, pin.status).
 std::string pin_state(const Json& token);
 void print_json(const Json& j);

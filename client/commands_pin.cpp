@@ -63,16 +63,16 @@ void collect(Json& params, const PinCommand& o, const char* proof, const std::st
     // Two lines: the old PIN (or PUK), then the new PIN.
     SecretString old_pin = client::read_pin_from_fd(o.pin_fd);
     SecretString new_pin = client::read_pin_from_fd(o.pin_fd);
-    params[proof] = wstr(old_pin.view());
-    params["new_pin"] = wstr(new_pin.view());
+    put_secret(params, proof, old_pin);
+    put_secret(params, "new_pin", new_pin);
     return;
   }
   SecretString old_pin = client::prompt_pin(proof_name + " for " + o.token + ": ");
   SecretString new_pin = client::prompt_pin("new PIN: ");
   SecretString again = client::prompt_pin("new PIN again: ");
   if (new_pin.view() != again.view()) throw std::runtime_error("the two new PINs differ; nothing was changed");
-  params[proof] = wstr(old_pin.view());
-  params["new_pin"] = wstr(new_pin.view());
+  put_secret(params, proof, old_pin);
+  put_secret(params, "new_pin", new_pin);
 }
 
 int cmd_change(Client& c, const Globals& g, const PinCommand& o) {
@@ -96,7 +96,7 @@ int cmd_unblock(Client& c, const Globals& g, const PinCommand& o) {
 
 void add_entry_options(CLI::App* cmd, PinCommand& o, const char* fd_help) {
   cmd->add_option("--token", o.token, "the token whose user PIN it is")->required()->option_text("TOKEN_ID");
-  auto* fd = cmd->add_option("--pin-fd", o.pin_fd, fd_help)->option_text("N");
+  auto* fd = cmd->add_option("--pin-fd", o.pin_fd, fd_help)->option_text("N")->check(CLI::NonNegativeNumber);
   auto* prompt = cmd->add_flag("--pin-prompt", o.pin_prompt,
                                "let korttid ask for the PINs in its own dialog (pinentry), so this program never "
                                "sees them")

@@ -48,14 +48,14 @@ struct SignOptions {
 
 int cmd_sign(Client& c, const Globals& g, const SignOptions& o) {
   const auto alg = parse_digest_algorithm(o.digest);
-  if (!alg) throw CLI::ValidationError("--digest", "must be sha256, sha384 or sha512");
+  if (!alg) throw std::runtime_error("--digest must be sha256, sha384 or sha512");
   // The file is hashed here; only its digest goes to the daemon.
   const Bytes hash = digest(*alg, read_file(o.in));
   Json params = {
       {"cert_id", wstr(o.cert)}, {"digest_algorithm", wstr(o.digest)}, {"digest", wstr(base64_encode(hash))}};
   if (!o.scheme.empty()) params["scheme"] = wstr(o.scheme);
   const Json r = call_with_pin(c, "sign.digest", std::move(params), o.pin, o.cert);
-  const auto signature = base64_decode(text(r, "signature"));
+  const auto signature = base64_decode(required_text(r, "signature"));
   if (!signature) throw std::runtime_error("korttid returned a signature that is not base64");
   write_file(o.out, *signature);
   if (!o.cert_out.empty()) write_pem_certificate(o.cert_out, base64_decode(text(r, "certificate")).value_or(Bytes{}));
@@ -87,7 +87,7 @@ int cmd_prescribe(Client& c, const Globals& g, const PrescribeOptions& o) {
     std::cerr << "nothing was signed; the PIN was not used\n";
     return kExitDenied;
   }
-  const std::string signed_doc = text(r, "document");
+  const std::string signed_doc = required_text(r, "document");
   write_file(o.out, ByteView(reinterpret_cast<const unsigned char*>(signed_doc.data()), signed_doc.size()));
   if (g.json) return print_json(r), 0;
   const Json& d = r["decision"];

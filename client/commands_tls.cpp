@@ -57,10 +57,17 @@ bool write_all(int fd, const char* data, std::size_t size, bool socket) {
 
 // Standard input to the tunnel and the tunnel to standard output, until the
 // tunnel closes; end of input is passed on as a half-close. `heard`: whether
-// any byte came from the tunnel.
+// any byte came from the tunnel. 1 when a side broke: the tunnel, standard
+// output, or standard input (whose end so far is passed on all the same).
 int relay(int tunnel, bool& heard) {
   char buf[16384];
   bool input_open = true;
+  int status = 0;
+  auto end_input = [&](int why) {
+    input_open = false;
+    ::shutdown(tunnel, SHUT_WR);
+    if (why != 0) status = 1;
+  };
   for (;;) {
     pollfd p[2] = {{tunnel, POLLIN, 0}, {STDIN_FILENO, static_cast<short>(input_open ? POLLIN : 0), 0}};
     if (::poll(p, input_open ? 2 : 1, -1) < 0) {
@@ -69,17 +76,23 @@ int relay(int tunnel, bool& heard) {
     }
     if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
       const ssize_t n = ::read(tunnel, buf, sizeof buf);
-      if (n <= 0) return 0;
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      // korttid refuses a tunnel (no session, say) by closing it unread:
+      // a reset, before anything came, which the caller explains.
+      if (n < 0) return errno == ECONNRESET && !heard ? 0 : 1;
+      if (n == 0) return status;
       heard = true;
       if (!write_all(STDOUT_FILENO, buf, static_cast<std::size_t>(n), false)) return 1;
     }
     if (input_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
       const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (n <= 0) {
-        input_open = false;
-        ::shutdown(tunnel, SHUT_WR);
+        end_input(n < 0 ? errno : 0);
       } else if (!write_all(tunnel, buf, static_cast<std::size_t>(n), true)) {
-        return 1;
+        // The server stopped reading (or the tunnel broke): what it sent
+        // before, an error page say, is still read to its end.
+        end_input(EPIPE);
       }
     }
   }
@@ -89,15 +102,17 @@ int cmd_connect(Client& c, const std::string& name) {
   std::string path;
   for (const auto& u : c.call("tls.upstreams"))
     if (text(u, "name") == name) path = text(u, "listen");
-  if (path.empty())
-    throw CLI::ValidationError("NAME", "no upstream '" + name + "' in korttid's [tls] (kortti tunnels)");
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (path.empty()) throw std::runtime_error("no upstream '" + name + "' in korttid's [tls] (kortti tunnels)");
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) throw std::runtime_error("socket path too long: " + path);
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    throw std::runtime_error("cannot connect to " + path + ": " + std::strerror(errno));
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const std::string why = std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    throw std::runtime_error("cannot connect to " + path + ": " + why);
+  }
   bool heard = false;
   const int rc = relay(fd, heard);
   ::close(fd);
@@ -109,6 +124,7 @@ int cmd_connect(Client& c, const std::string& name) {
                  "fails; its log says which (journalctl -u korttid).\n";
     return 1;
   }
+  if (rc != 0) std::cerr << "kortti: the tunnel to " << name << " broke (a reset, or a read or write error)\n";
   return rc;
 }
 

@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "client/commands.hpp"
+#include "common/encoding.hpp"
 
 namespace kortti::cli {
 
@@ -27,6 +28,29 @@ class Notifier {
   virtual ~Notifier() = default;
   virtual void show(const Condition& notice) = 0;
 };
+
+// A body for the notification server, which may read markup in it (the
+// Desktop Notifications Specification's body-markup: links, images): a
+// card's label or a reader's name is shown as the text it is.
+std::string notification_body(const std::string& text) {
+  std::string out;
+  for (const char c : displayable(text)) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
 
 // The desktop's notification server on the user's session bus.
 class DesktopNotifier : public Notifier {
@@ -43,11 +67,13 @@ class DesktopNotifier : public Notifier {
   void show(const Condition& n) override {
     sd_bus_error error{};  // SD_BUS_ERROR_NULL, without its C99 compound literal
     sd_bus_message* reply = nullptr;
+    const std::string summary = displayable(n.summary);
+    const std::string body = notification_body(n.body);
     // Notify(app_name, replaces_id, app_icon, summary, body, actions, hints, expire_timeout)
     const int r = sd_bus_call_method(bus_, "org.freedesktop.Notifications", "/org/freedesktop/Notifications",
                                      "org.freedesktop.Notifications", "Notify", &error, &reply, "susssasa{sv}i",
-                                     "kortti", 0U, "security-high", n.summary.c_str(), n.body.c_str(), 0, 1, "urgency",
-                                     "y", static_cast<unsigned char>(n.urgent ? 2 : 1), -1);
+                                     "kortti", 0U, "security-high", summary.c_str(), body.c_str(), 0, 1, "urgency", "y",
+                                     static_cast<unsigned char>(n.urgent ? 2 : 1), -1);
     if (r < 0)
       std::cerr << "kortti watch: the notification could not be shown (" << (error.message ? error.message : "D-Bus")
                 << "): " << n.summary << "\n";

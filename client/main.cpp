@@ -4,12 +4,15 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <iostream>
+#include <memory>
 #include <system_error>
 #include <utility>
 #include <vector>
 
 #include "client/client.hpp"
 #include "client/commands.hpp"
+#include "client/safe_output.hpp"
+#include "common/secret.hpp"
 #include "common/version.hpp"
 
 namespace {
@@ -20,6 +23,7 @@ using client::Client;
 using client::RpcError;
 
 constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
 constexpr int kExitUnavailable = 69;  // EX_UNAVAILABLE
 
 constexpr const char* kFooter = R"(
@@ -39,9 +43,10 @@ SOCKET
   if it exists, else /run/korttid/korttid.sock.
 
 EXIT STATUS
-  0 success; 1 the daemon refused or failed (its reason is printed);
-  2 usage error; 3 `kortti check` or `kortti prescribe`: denied,
-  `kortti verify`: not valid; 69 korttid is not reachable.
+  0 success; 1 the daemon refused or failed, or its answer could not be
+  read (the reason is printed); 2 usage error; 3 `kortti check` or
+  `kortti prescribe`: denied, `kortti verify`: not valid; 69 korttid is
+  not reachable.
 
 EXAMPLES
   kortti tokens
@@ -90,6 +95,9 @@ const Command kCommands[] = {
 }  // namespace
 
 int main(int argc, char** argv) {
+  make_output_safe();
+  // The PIN it reads must not end up in a core file.
+  keep_out_of_core_dumps();
   CLI::App app{"kortti - client for korttid, the Finnish healthcare smart-card daemon", "kortti"};
   app.footer(kFooter);
   app.require_subcommand(1);
@@ -103,28 +111,41 @@ int main(int argc, char** argv) {
     CLI::App* sub = app.add_subcommand(command.name, command.help);
     commands.emplace_back(sub, command.define(*sub));
   }
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version end here too, with 0.
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
 
   const auto chosen = std::find_if(commands.begin(), commands.end(), [](const auto& c) { return bool(*c.first); });
-  if (chosen == commands.end()) return kExitError;
+  if (chosen == commands.end()) return kExitUsage;
   const Runner& runner = chosen->second;
   if (runner.check)
     if (auto problem = runner.check()) {
       std::cerr << *problem << "\n";
-      return 2;
+      return kExitUsage;
     }
-  if (runner.standalone) return runner.standalone(g);
-  const std::string socket = g.socket.empty() ? Client::default_socket() : g.socket;
   try {
-    Client c(socket);
-    c.call("system.hello", {{"client", "kortti"}, {"version", kVersion}});
-    return runner.run(c, g);
+    if (runner.standalone) return runner.standalone(g);
+    const std::string socket = g.socket.empty() ? Client::default_socket() : g.socket;
+    std::unique_ptr<Client> c;
+    try {
+      c = std::make_unique<Client>(socket);
+    } catch (const std::system_error& e) {
+      std::cerr << "kortti: " << e.what() << "\n";
+      return kExitUnavailable;
+    }
+    c->call("system.hello", {{"client", "kortti"}, {"version", kVersion}});
+    return runner.run(*c, g);
   } catch (const RpcError& e) {
     print_error(e);
     return kExitError;
-  } catch (const std::system_error& e) {
-    std::cerr << "kortti: " << e.what() << "\n";
-    return kExitUnavailable;
+  } catch (const Json::exception& e) {
+    // A member missing or of another type, in an answer of korttid's (or
+    // of whatever listens on the socket) or a file given to read.
+    std::cerr << "kortti: unexpected JSON: " << e.what() << "\n";
+    return kExitError;
   } catch (const std::exception& e) {
     std::cerr << "kortti: " << e.what() << "\n";
     return kExitError;

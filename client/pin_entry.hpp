@@ -11,7 +11,9 @@
 
 namespace kortti::client {
 
-// Reads one line (the PIN) from an open file descriptor, at most 64 bytes.
+// Reads one line (the PIN) from an open file descriptor, at most 64 bytes of
+// text; throws on a read error, an empty line, bytes that are not text, or
+// a terminal (which would echo it).
 SecretString read_pin_from_fd(int fd);
 
 // Asks on the controlling terminal with echo off. Throws std::runtime_error

@@ -156,7 +156,10 @@ std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes) noexc
   return text.substr(0, end);
 }
 
-std::string printable(std::string_view text, std::size_t max_bytes) {
+namespace {
+
+// printable() and displayable(), which keeps line breaks and tabs.
+std::string replace_controls(std::string_view text, std::size_t max_bytes, bool keep_lines) {
   static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
   std::string out;
   out.reserve(std::min(text.size(), max_bytes) + 3);
@@ -166,7 +169,8 @@ std::string printable(std::string_view text, std::size_t max_bytes) {
       break;
     }
     const std::size_t n = utf8_char(text);
-    if (n == 0 || control_char(text, n)) {
+    const bool line = keep_lines && n == 1 && (text[0] == '\n' || text[0] == '\t');
+    if (n == 0 || (control_char(text, n) && !line)) {
       out += kReplacement;
       text.remove_prefix(n == 0 ? 1 : n);
     } else {
@@ -175,6 +179,23 @@ std::string printable(std::string_view text, std::size_t max_bytes) {
     }
   }
   return out;
+}
+
+}  // namespace
+
+std::string printable(std::string_view text, std::size_t max_bytes) { return replace_controls(text, max_bytes, false); }
+
+std::string displayable(std::string_view text) { return replace_controls(text, std::string::npos, true); }
+
+std::size_t utf8_incomplete_tail(std::string_view text) noexcept {
+  // A lead byte among the last three whose character needs more bytes than follow it.
+  for (std::size_t back = 1; back <= 3 && back <= text.size(); ++back) {
+    const auto b = static_cast<unsigned char>(text[text.size() - back]);
+    if ((b & 0xC0) == 0x80) continue;  // a continuation byte: look further back
+    const std::size_t need = (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 ? 4 : 1;
+    return need > back ? back : 0;
+  }
+  return 0;
 }
 
 }  // namespace kortti
