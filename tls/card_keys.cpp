@@ -15,6 +15,7 @@
 #include <openssl/provider.h>
 #include <openssl/rsa.h>
 
+#include <charconv>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -29,6 +30,19 @@
 namespace kortti::tls {
 
 namespace {
+
+// OpenSSL calls the provider's functions from C: nothing may be thrown
+// through its frames (an allocation that fails is a 0 or a null to it, as
+// to its own).
+template <class Result, class Body>
+Result in_c(Result failed, Body body) noexcept {
+  try {
+    return body();
+  } catch (...) {
+    ERR_raise(ERR_LIB_PROV, ERR_R_MALLOC_FAILURE);
+    return failed;
+  }
+}
 
 constexpr const char* kProvider = "kortti-card";
 constexpr const char* kKeyParam = "kortti-card-key";
@@ -72,8 +86,10 @@ int key_import(void* key, int, const OSSL_PARAM params[]) {
   if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
       EVP_PKEY_fromdata(ctx.get(), &pub, EVP_PKEY_PUBLIC_KEY, const_cast<OSSL_PARAM*>(params)) != 1)
     return 0;
-  k->source = std::make_shared<const Source>(Source{EvpPkeyPtr(pub), nullptr, ec});
-  return 1;
+  return in_c(0, [&] {
+    k->source = std::make_shared<const Source>(Source{EvpPkeyPtr(pub), nullptr, ec});
+    return 1;
+  });
 }
 
 const OSSL_PARAM* key_import_types(int) {
@@ -176,7 +192,9 @@ struct SignContext {
 
 void* sign_newctx(void*, const char*) { return new (std::nothrow) SignContext; }
 void sign_freectx(void* ctx) { delete static_cast<SignContext*>(ctx); }
-void* sign_dupctx(void* ctx) { return new (std::nothrow) SignContext(*static_cast<SignContext*>(ctx)); }
+void* sign_dupctx(void* ctx) {
+  return in_c<void*>(nullptr, [&] { return new SignContext(*static_cast<SignContext*>(ctx)); });
+}
 
 int sign_init(void* ctx, const char* mdname, void* key, const OSSL_PARAM params[]);
 int sign_set_params(void* ctx, const OSSL_PARAM params[]);
@@ -192,22 +210,25 @@ std::optional<DigestAlgorithm> digest_named(const std::string& name) {
 }
 
 int sign_init(void* ctx, const char* mdname, void* key, const OSSL_PARAM params[]) {
-  auto* c = static_cast<SignContext*>(ctx);
-  if (key != nullptr) c->source = static_cast<KeyData*>(key)->source;
-  if (!c->source || !c->source->signer) return 0;
-  const char* name = mdname != nullptr ? mdname : (c->source->ec ? "SHA384" : "SHA256");
-  // Refused here, not at the card: libssl asks whether a key signs with a
-  // digest (EVP_PKEY_digestsign_supports_digest) before it picks a TLS 1.2
-  // signature algorithm, and a server may list SHA-224 first.
-  const std::optional<DigestAlgorithm> algorithm = digest_named(name);
-  if (!algorithm) {
-    ERR_raise_data(ERR_LIB_PROV, ERR_R_UNSUPPORTED, "a card key signs with SHA-256, SHA-384 or SHA-512, not %s", name);
-    return 0;
-  }
-  c->digest = *algorithm;
-  c->padding = RSA_PKCS1_PADDING;
-  c->data.clear();
-  return sign_set_params(ctx, params);
+  return in_c(0, [&] {
+    auto* c = static_cast<SignContext*>(ctx);
+    if (key != nullptr) c->source = static_cast<KeyData*>(key)->source;
+    if (!c->source || !c->source->signer) return 0;
+    const char* name = mdname != nullptr ? mdname : (c->source->ec ? "SHA384" : "SHA256");
+    // Refused here, not at the card: libssl asks whether a key signs with a
+    // digest (EVP_PKEY_digestsign_supports_digest) before it picks a TLS 1.2
+    // signature algorithm, and a server may list SHA-224 first.
+    const std::optional<DigestAlgorithm> algorithm = digest_named(name);
+    if (!algorithm) {
+      ERR_raise_data(ERR_LIB_PROV, ERR_R_UNSUPPORTED, "a card key signs with SHA-256, SHA-384 or SHA-512, not %s",
+                     name);
+      return 0;
+    }
+    c->digest = *algorithm;
+    c->padding = RSA_PKCS1_PADDING;
+    c->data.clear();
+    return sign_set_params(ctx, params);
+  });
 }
 
 // The one card operation of a handshake. Errors go to OpenSSL's queue, which
@@ -223,20 +244,29 @@ int sign_now(SignContext* c, unsigned char* sig, std::size_t* siglen, std::size_
                                                               : Scheme::pkcs1;
   try {
     const Bytes signature = c->source->signer(c->digest, scheme, digest(c->digest, tbs));
-    if (signature.size() > sigsize) return 0;
+    if (signature.size() > sigsize) {
+      ERR_raise_data(ERR_LIB_PROV, ERR_R_OPERATION_FAIL, "the card's signature is %zu bytes, more than the %zu asked",
+                     signature.size(), sigsize);
+      return 0;
+    }
     std::memcpy(sig, signature.data(), signature.size());
     *siglen = signature.size();
     return 1;
   } catch (const std::exception& e) {
     ERR_raise_data(ERR_LIB_PROV, ERR_R_OPERATION_FAIL, "the card did not sign: %s", e.what());
     return 0;
+  } catch (...) {
+    ERR_raise_data(ERR_LIB_PROV, ERR_R_OPERATION_FAIL, "the card did not sign");
+    return 0;
   }
 }
 
 int sign_update(void* ctx, const unsigned char* data, std::size_t size) {
-  auto* c = static_cast<SignContext*>(ctx);
-  c->data.insert(c->data.end(), data, data + size);
-  return 1;
+  return in_c(0, [&] {
+    auto* c = static_cast<SignContext*>(ctx);
+    c->data.insert(c->data.end(), data, data + size);
+    return 1;
+  });
 }
 
 int sign_final(void* ctx, unsigned char* sig, std::size_t* siglen, std::size_t sigsize) {
@@ -250,37 +280,54 @@ int sign_oneshot(void* ctx, unsigned char* sig, std::size_t* siglen, std::size_t
 }
 
 // PKCS#1 or PSS for RSA. PSS is always MGF1 with the signature's digest and
-// a salt as long as the digest, as TLS 1.3 and the card both do.
+// a salt as long as the digest, as TLS 1.3 and the card both do. Each
+// parameter is read by the type it comes as: libssl sends the padding as a
+// number and the salt length as text ("digest"); EVP_PKEY_CTX_set_* helpers
+// send both as text. Anything else is refused.
+int set_padding(SignContext& c, const OSSL_PARAM& p) {
+  int mode = 0;
+  const char* name = nullptr;
+  if (p.data_type == OSSL_PARAM_INTEGER && OSSL_PARAM_get_int(&p, &mode) == 1) {
+    // Its value is checked below.
+  } else if (p.data_type == OSSL_PARAM_UTF8_STRING && OSSL_PARAM_get_utf8_string_ptr(&p, &name) == 1) {
+    mode = std::strcmp(name, OSSL_PKEY_RSA_PAD_MODE_PSS) == 0       ? RSA_PKCS1_PSS_PADDING
+           : std::strcmp(name, OSSL_PKEY_RSA_PAD_MODE_PKCSV15) == 0 ? RSA_PKCS1_PADDING
+                                                                    : 0;
+  } else {
+    return 0;
+  }
+  if (mode != RSA_PKCS1_PADDING && mode != RSA_PKCS1_PSS_PADDING) return 0;
+  c.padding = mode;
+  return 1;
+}
+
+int check_salt_length(const SignContext& c, const OSSL_PARAM& p) {
+  const int digest_length = static_cast<int>(digest_size(c.digest));
+  int length = 0;
+  const char* name = nullptr;
+  if (p.data_type == OSSL_PARAM_INTEGER && OSSL_PARAM_get_int(&p, &length) == 1)
+    return length == RSA_PSS_SALTLEN_DIGEST || length == digest_length ? 1 : 0;
+  if (p.data_type != OSSL_PARAM_UTF8_STRING || OSSL_PARAM_get_utf8_string_ptr(&p, &name) != 1) return 0;
+  if (std::strcmp(name, OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST) == 0) return 1;
+  const std::string_view text(name);
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), length);
+  return ec == std::errc() && end == text.data() + text.size() && length == digest_length ? 1 : 0;
+}
+
 int sign_set_params(void* ctx, const OSSL_PARAM params[]) {
   auto* c = static_cast<SignContext*>(ctx);
   if (params == nullptr) return 1;
-  if (const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PAD_MODE)) {
-    int mode = 0;
-    const char* name = nullptr;
-    if (OSSL_PARAM_get_int(p, &mode) == 1) {
-      c->padding = mode;
-    } else if (OSSL_PARAM_get_utf8_string_ptr(p, &name) == 1) {
-      c->padding = std::strcmp(name, OSSL_PKEY_RSA_PAD_MODE_PSS) == 0 ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING;
-    } else {
-      return 0;
+  return in_c(0, [&] {
+    if (const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PAD_MODE))
+      if (set_padding(*c, *p) != 1) return 0;
+    if (const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PSS_SALTLEN))
+      if (check_salt_length(*c, *p) != 1) return 0;
+    if (const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_MGF1_DIGEST)) {
+      const char* name = nullptr;
+      if (OSSL_PARAM_get_utf8_string_ptr(p, &name) != 1 || digest_named(name) != c->digest) return 0;
     }
-    if (c->padding != RSA_PKCS1_PADDING && c->padding != RSA_PKCS1_PSS_PADDING) return 0;
-  }
-  if (const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PSS_SALTLEN)) {
-    int saltlen = 0;
-    const char* name = nullptr;
-    if (OSSL_PARAM_get_int(p, &saltlen) == 1) {
-      if (saltlen != RSA_PSS_SALTLEN_DIGEST && saltlen != static_cast<int>(digest_size(c->digest))) return 0;
-    } else if (OSSL_PARAM_get_utf8_string_ptr(p, &name) != 1 ||
-               std::strcmp(name, OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST) != 0) {
-      return 0;
-    }
-  }
-  if (const OSSL_PARAM* p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_MGF1_DIGEST)) {
-    const char* name = nullptr;
-    if (OSSL_PARAM_get_utf8_string_ptr(p, &name) != 1 || digest_named(name) != c->digest) return 0;
-  }
-  return 1;
+    return 1;
+  });
 }
 
 const OSSL_PARAM* sign_settable_params(void*, void*) {

@@ -91,6 +91,8 @@ class Relay {
   bool write_upstream() {
     if (to_upstream_.empty()) return true;
     std::size_t written = 0;
+    // SSL_get_error reads the thread's error queue: empty before each call.
+    ERR_clear_error();
     const int rc = SSL_write_ex(ssl_, to_upstream_.data(), to_upstream_.size(), &written);
     if (rc == 1) {
       to_upstream_.erase(0, written);
@@ -111,6 +113,7 @@ class Relay {
   }
   void pass_on_half_close() {
     if (!half_close_due()) return;
+    ERR_clear_error();
     if (SSL_shutdown(ssl_) >= 0) {
       close_sent_ = true;
       return;
@@ -126,6 +129,7 @@ class Relay {
     read_wants_write_ = false;
     while (upstream_open_ && room_down()) {
       std::size_t got = 0;
+      ERR_clear_error();
       const int rc = SSL_read_ex(ssl_, buf_, sizeof buf_, &got);
       if (rc == 1) {
         to_local_.append(buf_, got);
@@ -359,6 +363,7 @@ bool check_server_name(SSL* ssl, const std::string& name) {
 std::string handshake(SSL* ssl, int fd, std::chrono::steady_clock::time_point deadline, const TunnelState& state,
                       bool pkcs1_only) {
   for (;;) {
+    ERR_clear_error();
     const int rc = SSL_connect(ssl);
     if (rc == 1) return {};
     const auto left =

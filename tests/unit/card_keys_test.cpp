@@ -7,12 +7,16 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <utility>
+#include <vector>
 
 #include "common/error.hpp"
 #include "common/openssl.hpp"
@@ -169,6 +173,39 @@ TEST(CardKeys, ACardThatCannotSignFailsTheHandshakeAndTheServerSeesNoCertificate
   EXPECT_NE(h.error.find("the card did not sign: the card left during the operation"), std::string::npos) << h.error;
   // Not a certificate, or a key that is not RSA or EC: no key at all.
   EXPECT_FALSE(keys.key(Bytes{1, 2, 3}, {}));
+}
+
+// The padding and the PSS salt length come as text through the EVP helpers
+// (libssl sends the padding as a number): a name other than pkcs1 or pss,
+// or a salt other than the digest's length, is refused, not taken for
+// PKCS#1 or refused when it is right.
+TEST(CardKeys, ARsaKeyTakesPkcs1OrPssWithTheDigestsSaltOnly) {
+  tls::CardKeys keys;
+  std::atomic<int> signatures = 0;
+  const EvpPkeyPtr key =
+      keys.key(der_of(pki_dir() / "people" / "physician" / "auth.pem"), file_signer("physician", signatures));
+  ASSERT_TRUE(key);
+  auto taken = [&](std::vector<std::pair<const char*, std::string>> set) {
+    const EvpMdCtxPtr md(EVP_MD_CTX_new());
+    EVP_PKEY_CTX* context = nullptr;
+    if (EVP_DigestSignInit_ex(md.get(), &context, "SHA256", keys.context(), nullptr, key.get(), nullptr) != 1)
+      throw std::runtime_error("no signature context for the card key");
+    std::vector<OSSL_PARAM> params;
+    for (auto& [name, value] : set) params.push_back(OSSL_PARAM_construct_utf8_string(name, value.data(), 0));
+    params.push_back(OSSL_PARAM_construct_end());
+    const bool ok = EVP_PKEY_CTX_set_params(context, params.data()) == 1;
+    ERR_clear_error();
+    return ok;
+  };
+  EXPECT_TRUE(taken({{OSSL_SIGNATURE_PARAM_PAD_MODE, "pkcs1"}}));
+  EXPECT_TRUE(taken({{OSSL_SIGNATURE_PARAM_PAD_MODE, "pss"}, {OSSL_SIGNATURE_PARAM_PSS_SALTLEN, "digest"}}));
+  EXPECT_TRUE(taken({{OSSL_SIGNATURE_PARAM_PAD_MODE, "pss"}, {OSSL_SIGNATURE_PARAM_PSS_SALTLEN, "32"}}));
+  EXPECT_FALSE(taken({{OSSL_SIGNATURE_PARAM_PAD_MODE, "none"}}));
+  EXPECT_FALSE(taken({{OSSL_SIGNATURE_PARAM_PAD_MODE, "x931"}}));
+  EXPECT_FALSE(taken({{OSSL_SIGNATURE_PARAM_PAD_MODE, "pss"}, {OSSL_SIGNATURE_PARAM_PSS_SALTLEN, "20"}}));
+  EXPECT_FALSE(taken({{OSSL_SIGNATURE_PARAM_PAD_MODE, "pss"}, {OSSL_SIGNATURE_PARAM_PSS_SALTLEN, "max"}}));
+  EXPECT_FALSE(taken({{OSSL_SIGNATURE_PARAM_PAD_MODE, "pss"}, {OSSL_SIGNATURE_PARAM_PSS_SALTLEN, "32x"}}));
+  EXPECT_EQ(signatures, 0) << "nothing was signed";
 }
 
 }  // namespace
