@@ -68,7 +68,7 @@ bool PinOptions::apply(Json& params) const {
     return true;
   }
   if (pin_fd >= 0) {
-    put_secret(params, "pin", client::read_pin_from_fd(pin_fd));
+    put_scrubbed(params, "pin", client::read_pin_from_fd(pin_fd).view());
     return true;
   }
   return false;
@@ -119,21 +119,6 @@ void print_error(const RpcError& e) {
       if (r.is_object()) std::cerr << "  - " << text(r, "code") << ": " << text(r, "message") << "\n";
 }
 
-namespace {
-
-// A short PIN's string is made on this function's stack; its bytes stay
-// there after the move into params, until put_secret's scrub.
-[[gnu::noinline]] void put(Json& params, const char* key, const SecretString& secret) {
-  params[key] = wstr(secret.view());
-}
-
-}  // namespace
-
-void put_secret(Json& params, const char* key, const SecretString& secret) {
-  put(params, key, secret);
-  scrub_stack();
-}
-
 Json call_with_pin(client::Client& c, const std::string& method, Json params, const PinOptions& pin,
                    const std::string& what, std::string_view attach) {
   const bool given = pin.apply(params);
@@ -142,7 +127,7 @@ Json call_with_pin(client::Client& c, const std::string& method, Json params, co
   } catch (const client::RpcError& e) {
     if (given || e.reason() != "pin_required") throw;
   }
-  put_secret(params, "pin", client::prompt_pin("PIN for " + what + ": "));
+  put_scrubbed(params, "pin", client::prompt_pin("PIN for " + what + ": ").view());
   return c.call_attached(method, params, attach);
 }
 

@@ -18,7 +18,6 @@
 #include "client/client.hpp"
 #include "common/bytes.hpp"
 #include "common/json.hpp"
-#include "common/secret.hpp"
 
 namespace kortti::cli {
 
@@ -90,9 +89,6 @@ struct PinOptions {
   // Adds pin/pinpad to params if given up front; returns whether it did.
   bool apply(Json& params) const;
 };
-
-// params[key] = the PIN (or PUK), and the stack its copies passed scrubbed.
-void put_secret(Json& params, const char* key, const SecretString& secret);
 
 // Calls `method`; when the daemon says a PIN is needed and none was given,
 // asks for it once on the terminal and tries again.

@@ -63,16 +63,16 @@ void collect(Json& params, const PinCommand& o, const char* proof, const std::st
     // Two lines: the old PIN (or PUK), then the new PIN.
     SecretString old_pin = client::read_pin_from_fd(o.pin_fd);
     SecretString new_pin = client::read_pin_from_fd(o.pin_fd);
-    put_secret(params, proof, old_pin);
-    put_secret(params, "new_pin", new_pin);
+    put_scrubbed(params, proof, old_pin.view());
+    put_scrubbed(params, "new_pin", new_pin.view());
     return;
   }
   SecretString old_pin = client::prompt_pin(proof_name + " for " + o.token + ": ");
   SecretString new_pin = client::prompt_pin("new PIN: ");
   SecretString again = client::prompt_pin("new PIN again: ");
   if (new_pin.view() != again.view()) throw std::runtime_error("the two new PINs differ; nothing was changed");
-  put_secret(params, proof, old_pin);
-  put_secret(params, "new_pin", new_pin);
+  put_scrubbed(params, proof, old_pin.view());
+  put_scrubbed(params, "new_pin", new_pin.view());
 }
 
 int cmd_change(Client& c, const Globals& g, const PinCommand& o) {

@@ -15,7 +15,7 @@ using client::Client;
 int cmd_login(Client& c, const Globals& g, const std::string& token, const PinOptions& pin) {
   Json params = {{"token_id", wstr(token)}};
   if (!pin.apply(params)) {
-    put_secret(params, "pin", client::prompt_pin("PIN for " + token + ": "));
+    put_scrubbed(params, "pin", client::prompt_pin("PIN for " + token + ": ").view());
   }
   const Json r = c.call("session.login", params);
   if (g.json) return print_json(r), 0;

@@ -4,6 +4,19 @@ namespace kortti {
 
 void json_check_failed() { throw std::out_of_range("a JSON message lacks a member or element read from it"); }
 
+namespace {
+
+[[gnu::noinline]] void put(Json& object, std::string_view key, std::string_view value) {
+  object[wstr(key)] = wstr(value);
+}
+
+}  // namespace
+
+void put_scrubbed(Json& object, std::string_view key, std::string_view value) {
+  put(object, key, value);
+  scrub_stack();
+}
+
 JsonCost json_cost(std::string_view text, std::size_t max_depth, std::size_t max_values) {
   std::size_t depth = 0;
   std::size_t values = 0;

@@ -68,6 +68,10 @@ inline constexpr std::size_t kMaxJsonNesting = 32;
 inline constexpr std::size_t kMaxJsonValues = 100000;
 
 inline WipingString wstr(std::string_view s) { return WipingString(s.data(), s.size()); }
+// object[key] = value, for a value that may be a PIN: a short one becomes a
+// string on the stack, whose bytes stay there after the move into the
+// object, so the stack is scrubbed after.
+void put_scrubbed(Json& object, std::string_view key, std::string_view value);
 inline std::string to_std(const WipingString& s) { return std::string(s.data(), s.size()); }
 
 }  // namespace kortti

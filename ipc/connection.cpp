@@ -205,21 +205,6 @@ void Connection::handle_lines() {
   }
 }
 
-namespace {
-
-// A short value (a PIN sent as an attachment) is a string on this
-// function's stack, whose bytes stay there after the move into params.
-[[gnu::noinline]] void put_value(Json& params, std::string_view name, std::string_view bytes) {
-  params[wstr(name)] = WipingString(bytes.data(), bytes.size());
-}
-
-void put_attachment(Json& params, std::string_view name, std::string_view bytes) {
-  put_value(params, name, bytes);
-  scrub_stack();
-}
-
-}  // namespace
-
 void Connection::take_attachment() {
   Incoming incoming = std::move(*pending_);
   pending_.reset();
@@ -232,7 +217,7 @@ void Connection::take_attachment() {
           request->id,
           Error(Errc::invalid_params, "the attachment \"" + echo(request->attachment) + "\" is not valid UTF-8 text"));
     else
-      put_attachment(request->params, request->attachment, bytes);
+      put_scrubbed(request->params, request->attachment, bytes);  // it may be a PIN
   }
   buffer_.consume(incoming.attachment_bytes);
   serve(std::move(incoming));
