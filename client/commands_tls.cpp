@@ -63,10 +63,10 @@ int relay(int tunnel, bool& heard) {
   char buf[16384];
   bool input_open = true;
   int status = 0;
-  auto end_input = [&](int why) {
+  auto end_input = [&](bool broke) {
     input_open = false;
     ::shutdown(tunnel, SHUT_WR);
-    if (why != 0) status = 1;
+    if (broke) status = 1;
   };
   for (;;) {
     pollfd p[2] = {{tunnel, POLLIN, 0}, {STDIN_FILENO, static_cast<short>(input_open ? POLLIN : 0), 0}};
@@ -88,11 +88,11 @@ int relay(int tunnel, bool& heard) {
       const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
       if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (n <= 0) {
-        end_input(n < 0 ? errno : 0);
+        end_input(n < 0);
       } else if (!write_all(tunnel, buf, static_cast<std::size_t>(n), true)) {
         // The server stopped reading (or the tunnel broke): what it sent
         // before, an error page say, is still read to its end.
-        end_input(EPIPE);
+        end_input(true);
       }
     }
   }

@@ -1,18 +1,17 @@
 #include "common/secret.hpp"
 
+#include <malloc.h>
 #include <openssl/crypto.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-
-#include "common/error.hpp"
-#include "common/sanitizers.hpp"
-
-#include <malloc.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <utility>
+
+#include "common/error.hpp"
+#include "common/sanitizers.hpp"
 
 namespace kortti {
 

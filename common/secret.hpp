@@ -4,8 +4,6 @@
 #include <string>
 #include <string_view>
 
-#include "common/sanitizers.hpp"
-
 namespace kortti {
 
 // Overwrites memory in a way the optimiser may not remove.
@@ -35,8 +33,6 @@ class WipeFrees {
   ~WipeFrees();
   WipeFrees(const WipeFrees&) = delete;
   WipeFrees& operator=(const WipeFrees&) = delete;
-  // Whether this build overwrites the frees in a scope.
-  static constexpr bool kWorks = (KORTTI_ASAN_BUILD || KORTTI_TSAN_BUILD) == 0;
 };
 
 // No core dump of this process from here on, and no other process of its

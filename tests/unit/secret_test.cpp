@@ -8,6 +8,7 @@
 
 #include "common/error.hpp"
 #include "common/json.hpp"
+#include "common/sanitizers.hpp"
 #include "common/secret.hpp"
 
 namespace kortti {
