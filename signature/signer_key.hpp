@@ -11,7 +11,6 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "common/error.hpp"
 #include "common/openssl.hpp"
 #include "signature/signature.hpp"
 
@@ -24,15 +23,6 @@ struct SignerKey {
 };
 
 // `what` names the signatures in the error ("XML signatures").
-inline SignerKey signer_key(ByteView certificate_der, const char* what) {
-  SignerKey s{parse_certificate(certificate_der)};
-  if (!s.certificate) throw Error(Errc::unsupported, "the signing certificate is not DER");
-  s.key = X509_get0_pubkey(s.certificate.get());
-  const int type = s.key != nullptr ? EVP_PKEY_get_base_id(s.key) : 0;
-  if (type != EVP_PKEY_RSA && type != EVP_PKEY_EC)
-    throw Error(Errc::unsupported, std::string(what) + " need an RSA or EC key");
-  s.kind = type == EVP_PKEY_RSA ? KeyType::rsa : KeyType::ec;
-  return s;
-}
+SignerKey signer_key(ByteView certificate_der, const char* what);
 
 }  // namespace kortti::signature

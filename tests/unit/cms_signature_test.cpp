@@ -145,6 +145,31 @@ TEST(CmsSignature, ASchemeThatDoesNotFitTheKeyIsRefused) {
   EXPECT_EQ(e->code(), Errc::unsupported);
 }
 
+TEST(CmsSignature, SignersTakingTurnsOnOneThreadEachGetTheirOwnCertificate) {
+  // signature/ keeps the certificate it parsed last: a signer after another
+  // must not sign under the one before (or with its key type).
+  const Signer rsa = signer("physician");
+  const Signer ec = signer("specialist");
+  const Signer nurse = signer("nurse");
+  for (const Signer* s : {&rsa, &ec, &nurse, &rsa, &ec}) {
+    CmsInput input;
+    input.content = kContent;
+    input.scheme = s == &ec ? Scheme::ecdsa : Scheme::pkcs1;
+    input.digest_algorithm = s == &ec ? DigestAlgorithm::sha384 : DigestAlgorithm::sha256;
+    const auto v = signature::verify_cms(sign(input, *s), {}, {});
+    ASSERT_EQ(v.signers.size(), 1U);
+    EXPECT_TRUE(v.signers[0].valid) << v.signers[0].message;
+    EXPECT_EQ(v.signers[0].certificate, s->certificate);
+  }
+  // And a certificate that is not one, after a good one, is refused.
+  CmsInput input;
+  input.content = kContent;
+  const Bytes broken(rsa.certificate.begin(), rsa.certificate.begin() + 100);
+  const auto e = thrown<Error>([&] { (void)signature::prepare_cms(input, broken, {}); }, "a cut certificate was taken");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code(), Errc::unsupported);
+}
+
 TEST(CmsSignature, AnAttachedSignatureFromADigestIsRefused) {
   CmsInput input;
   input.content_digest = digest(DigestAlgorithm::sha256, kContent);
