@@ -208,11 +208,10 @@ void digest_references(xmlDoc* doc, const Template& t, Profile profile, DigestAl
 
 // The template, the references' digests and SignedInfo's digest, on a
 // document already parsed (and, for the Kanta profile, checked to be a CDA).
-PreparedXml prepare_parsed(XmlDocPtr parsed, std::size_t document_bytes, Profile profile, ByteView certificate_der,
-                           const XmlOptions& options, SystemTime now) {
+PreparedXml prepare_parsed(XmlDocPtr parsed, std::size_t document_bytes, Profile profile, const SignerKey& signer,
+                           ByteView certificate_der, const XmlOptions& options, SystemTime now) {
   const std::size_t canonical_bytes = canonical_limit(document_bytes);
   initialise();
-  const SignerKey signer = signer_key(certificate_der, "XML signatures");
 
   auto impl = std::make_unique<PreparedXml::Impl>();
   impl->kind = signer.kind;
@@ -252,19 +251,19 @@ PreparedXml prepare_xml(std::string_view document, Profile profile, ByteView cer
                         SystemTime now) {
   // The key first: a certificate the profile cannot use is refused before
   // the document costs anything.
-  (void)signer_key(certificate_der, "XML signatures");
-  return prepare_parsed(parse_document(document, options.limits), document.size(), profile, certificate_der, options,
-                        now);
+  const SignerKey signer = signer_key(certificate_der, "XML signatures");
+  return prepare_parsed(parse_document(document, options.limits), document.size(), profile, signer, certificate_der,
+                        options, now);
 }
 
 PreparedPrescription prepare_prescription(std::string_view document, ByteView certificate_der,
                                           const XmlOptions& options, SystemTime now) {
-  (void)signer_key(certificate_der, "XML signatures");
+  const SignerKey signer = signer_key(certificate_der, "XML signatures");
   XmlDocPtr doc = parse_document(document, options.limits);
   PreparedPrescription out;
   out.facts = read_prescription(doc.get());
   out.xml = std::make_shared<PreparedXml>(
-      prepare_parsed(std::move(doc), document.size(), Profile::kanta_cda, certificate_der, options, now));
+      prepare_parsed(std::move(doc), document.size(), Profile::kanta_cda, signer, certificate_der, options, now));
   return out;
 }
 
