@@ -15,6 +15,7 @@
 #include "common/error.hpp"
 #include "common/origin.hpp"
 #include "common/peer.hpp"
+#include "common/user_dirs.hpp"
 #include "pcsc/pcsc.hpp"
 #include "pkcs11/pkcs11.hpp"
 #include "policy/policy.hpp"
@@ -185,8 +186,7 @@ Why existing_group(const ConfigValue& v) {
 std::string expand_runtime_dir(std::string value) {
   const std::string var = "${XDG_RUNTIME_DIR}";
   if (auto pos = value.find(var); pos != std::string::npos) {
-    const char* dir = std::getenv("XDG_RUNTIME_DIR");
-    value.replace(pos, var.size(), dir != nullptr ? dir : "/run/user/" + std::to_string(::getuid()));
+    value.replace(pos, var.size(), user_runtime_dir());
   }
   return value;
 }

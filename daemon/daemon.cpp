@@ -18,6 +18,7 @@
 #include "daemon/audit.hpp"
 #include "daemon/config_schema.hpp"
 #include "daemon/logging.hpp"
+#include "daemon/user_instance.hpp"
 #include "daemon/wiring.hpp"
 #include "ipc/ipc.hpp"
 #include "pcsc/pcsc.hpp"
@@ -173,6 +174,7 @@ class Korttid {
     try {
       Config next = how_.explicit_path || ::access(how_.config_path.c_str(), F_OK) == 0 ? load_config(how_.config_path)
                                                                                         : Config{};
+      if (how_.user_instance) make_user_folders(move_to_user_folders(next));
       // Everything made from the file before any of it is applied: a
       // failure here (a user or group name the name service no longer
       // resolves) leaves the running configuration whole.

@@ -16,12 +16,14 @@
 #include "daemon/logging.hpp"
 #include "daemon/pin_memory.hpp"
 #include "daemon/registry_command.hpp"
+#include "daemon/user_instance.hpp"
 
 namespace {
 
 using namespace kortti;
 
-constexpr int kExitConfig = 78;  // EX_CONFIG
+constexpr int kExitConfig = 78;      // EX_CONFIG
+constexpr int kExitCantCreate = 73;  // EX_CANTCREAT
 constexpr const char* kDefaultConfig = "/etc/korttid/korttid.toml";
 
 constexpr const char* kFooter = R"(
@@ -35,6 +37,7 @@ CONFIGURATION
   that works; the shipped file documents each one. Unknown keys and bad values
   stop the daemon at start with the file, line and key named. A missing
   default file means built-in defaults; a missing --config file is an error.
+  A per-user instance reads its user's own file first (PER-USER INSTANCE).
 
 SIGNALS
   SIGTERM, SIGINT  stop accepting, let requests in flight finish for up to
@@ -59,12 +62,27 @@ SECURITY
 
 constexpr const char* kFooterEnd = R"(
 
+PER-USER INSTANCE
+  korttid --user-instance runs as its user, who may not write the system
+  service's folders. It reads $XDG_CONFIG_HOME/korttid/korttid.toml
+  (~/.config/korttid/korttid.toml) when that exists and no --config is
+  given, else the system's file. Whichever it reads, ipc.socket and tunnel
+  listen sockets under /run/korttid/ move to $XDG_RUNTIME_DIR/korttid/,
+  and [audit] file under /var/log/korttid/ to $XDG_STATE_HOME/korttid/
+  (~/.local/state/korttid/), the rest of each path kept; the log names
+  each move at start, --check-config prints them, and folders made there
+  are mode 0700. The registry stays: the system's cannot be read by users,
+  so prescriptions are refused (registry_unreadable) unless the file names
+  a registry the user can read.
+
 EXIT STATUS
-  0 stopped cleanly; 1 could not start; 78 configuration error;
-  registry commands: see REGISTRY.
+  0 stopped cleanly; 1 could not start; 73 --user-instance: a folder for a
+  moved path cannot be made; 78 configuration error; registry commands: see
+  REGISTRY.
 
 FILES
   /etc/korttid/korttid.toml     configuration
+  ~/.config/korttid/korttid.toml  a per-user instance's own configuration
   /run/korttid/korttid.sock     socket of the system service
   /var/lib/korttid/registry.sqlite  the Valvira registry
   /etc/korttid/trust/           trust anchors (PEM roots)
@@ -150,7 +168,9 @@ void declare(CLI::App& app, CommandLine& c) {
   app.add_flag("--check-config", c.check_only, "check the configuration file and exit");
   app.add_flag("-V,--version", c.version, "print the version and protocol number and exit");
   app.add_flag("--user-instance", c.user_instance,
-               "this is a user's own instance (korttid-user.service): it serves [scs] when enabled");
+               "this is a user's own instance (korttid-user.service): it reads ~/.config/korttid/korttid.toml "
+               "when there is one, moves the system service's folders to the user's, and serves [scs] when "
+               "enabled (see PER-USER INSTANCE below)");
   c.registry = app.add_subcommand("registry", "manage the Valvira registry file (see REGISTRY below)");
   c.registry->require_subcommand(1);
   c.registry->footer(kRegistryHelp);
@@ -194,10 +214,14 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*c.audit_verify) return daemon::verify_audit_files(c.audit_files, c.last_known);
-  const daemon::Invocation how{c.config_path, c.config_option->count() > 0, c.user_instance};
+  daemon::Invocation how{c.config_path, c.config_option->count() > 0, c.user_instance};
+  // A user's own file, when there is one, before the system's.
+  if (how.user_instance && !how.explicit_path && ::access(daemon::user_config_file().c_str(), F_OK) == 0)
+    how.config_path = daemon::user_config_file();
   auto loaded = read_config(how.config_path, how.explicit_path);
   if (!loaded) return kExitConfig;
   daemon::Config config = std::move(*loaded);
+  const auto moved = how.user_instance ? daemon::move_to_user_folders(config) : std::vector<daemon::MovedPath>{};
   if (*c.registry) {
     c.registry_command.kind = *c.import         ? daemon::RegistryCommand::Kind::import_professionals
                               : *c.import_codes ? daemon::RegistryCommand::Kind::import_codes
@@ -206,6 +230,8 @@ int main(int argc, char** argv) {
   }
   if (c.check_only) {
     std::cout << "korttid: configuration OK: " << (config.path.empty() ? "(built-in defaults)" : config.path) << "\n";
+    for (const auto& m : moved)
+      std::cout << "korttid: per-user instance: " << m.key << " " << m.from << " -> " << m.to << "\n";
     return 0;
   }
 
@@ -213,5 +239,13 @@ int main(int argc, char** argv) {
   daemon::setup_logging(config.log);
   (void)daemon::make_pin_memory(config.ipc.max_connections * config.ipc.max_pin_requests_per_uid);
   spdlog::info("korttid {} starting (config: {})", kVersion, config.path.empty() ? "built-in defaults" : config.path);
+  for (const auto& m : moved)
+    spdlog::info("per-user instance: {} is {}, not the system service's {}", m.key, m.to, m.from);
+  try {
+    daemon::make_user_folders(moved);
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return kExitCantCreate;
+  }
   return daemon::run_daemon(config, how);
 }
