@@ -265,7 +265,10 @@ class TokenService {
   // look found locked is looked at again, on the card's worker (another
   // program may have unblocked it), so a locked card costs one look a
   // request and never an audit line. `credentials` must outlive the check.
-  Task<Unit> check_may_sign(std::string cert_id, uid_t uid, const Credentials& credentials, std::stop_token stop);
+  // `use`: a signature with a signature key (nonRepudiation) needs its PIN
+  // even in a session (1010); a login token's key is checked by its caller.
+  Task<Unit> check_may_sign(std::string cert_id, uid_t uid, const Credentials& credentials, std::stop_token stop,
+                            Purpose use = Purpose::signature);
   // The same for session.login: the card is present (1002), no other uid's
   // session holds it (1040), and the PIN is one the card would try.
   Task<Unit> check_may_login(std::string token_id, uid_t uid, const Credentials& credentials, std::stop_token stop);

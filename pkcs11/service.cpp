@@ -625,13 +625,19 @@ void TokenService::check_last_try(const std::string& token_id, uid_t uid) const 
 }
 
 Task<Unit> TokenService::check_may_sign(std::string cert_id, uid_t uid, const Credentials& credentials,
-                                        std::stop_token stop) {
+                                        std::stop_token stop, Purpose use) {
   const auto impl = impl_;
   const std::shared_ptr<Token> token = impl->token_of_cert(cert_id);
   const TokenInfo info = token->info();
   const std::optional<uid_t> owner = info.live_session_owner();
   const bool pin_given = credentials.pin || credentials.pinpad || credentials.prompt;
   check_may_use(owner, info.login_required, uid, pin_given);
+  // Refused before the policy and the documents' work, where the token's
+  // list is known; the worker checks again (Token::authorize).
+  if (use == Purpose::signature && owner && !pin_given)
+    if (const auto known = token->known_certificates())
+      for (const auto& c : *known)
+        if (c.cert_id == cert_id && has_purpose(c, Purpose::signature)) throw signature_pin_required();
   // The card logs in for this request alone (a PIN2 key's own login comes
   // later, on the worker).
   if (!owner && info.login_required) token->check_login(credentials, uid);

@@ -42,6 +42,9 @@ struct TokenHooks {
 // io thread's, before a request is queued or audited (from info()), and
 // the card thread's, against the card's own state.
 void check_may_use(std::optional<uid_t> session_owner, bool login_required, uid_t uid, bool pin_given);
+// 1010 for a signature with a signature key (nonRepudiation) that carries
+// no PIN: a PIN1 session does not stand in for it.
+[[nodiscard]] Error signature_pin_required();
 // pin.unblock of a PIN with tries left, in the unblock style that would
 // spend a PUK try on it (docs/pins.md).
 inline constexpr const char* kPinNotLocked = "the PIN is not locked: change it with pin.change (the old PIN) instead";

@@ -140,6 +140,11 @@ void check_may_log_out(std::optional<uid_t> session_owner, uid_t uid) {
     throw Error(Errc::permission_denied, "only the user who logged in, or root, can log this card out");
 }
 
+Error signature_pin_required() {
+  return Error(Errc::pin_required,
+               "a signature key (nonRepudiation) needs its PIN at every signature, a PIN1 session notwithstanding");
+}
+
 void check_may_use(std::optional<uid_t> session_owner, bool login_required, uid_t uid, bool pin_given) {
   if (session_owner && *session_owner != uid)
     throw Error(Errc::permission_denied, "the card is logged in by another user");
@@ -159,8 +164,16 @@ void Token::authorize(uid_t uid, const Credentials& credentials, const std::stri
   const bool login_required = info().login_required;
   check_may_use(session_owner, login_required, uid, credentials.pin || credentials.pinpad);
   if (session_owner) {
-    if (credentials.check_in_session && (credentials.pin || credentials.pinpad) &&
-        !private_key(cert_id).always_authenticate) {
+    // A key that asks for its PIN at every signature has it checked by its
+    // own login (sign_initialised); the rest are the session's.
+    const bool session_key = !private_key(cert_id).always_authenticate;
+    const bool pin_given = credentials.pin || credentials.pinpad;
+    // A signature key (nonRepudiation) the token leaves to the session, as
+    // a single-PIN token does, still needs its PIN at every signature: the
+    // session never stands in for PIN2 (docs/pins.md).
+    const bool signature_key = session_key && has_purpose(find_certificate(cert_id), Purpose::signature);
+    if (signature_key && !pin_given) throw signature_pin_required();
+    if ((credentials.check_in_session || signature_key) && pin_given && session_key) {
       // As a second kortti login: the PIN is checked anew. One the card
       // cannot take costs neither a try nor the session, and the session
       // keeps the end it had.

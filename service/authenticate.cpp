@@ -27,7 +27,8 @@ std::string app_version() { return std::string("https://kortti.invalid/korttid/"
 Task<signature::WebEidToken> Service::authenticate(Caller caller, std::string cert_id, Challenge challenge,
                                                    pkcs11::Credentials credentials) {
   check_challenge(challenge);
-  co_await services_.tokens->check_may_sign(cert_id, caller.uid, credentials, caller.stop);
+  co_await services_.tokens->check_may_sign(cert_id, caller.uid, credentials, caller.stop,
+                                            pkcs11::Purpose::authentication);
   const pkcs11::CertificateInfo cert = co_await services_.tokens->certificate(cert_id);
   // A key that signs as well would make a login token stand for a signature
   // (and take the signature key's PIN), as in the tunnels.

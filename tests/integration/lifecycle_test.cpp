@@ -252,7 +252,7 @@ TEST_F(Lifecycle, SighupUnderLoadLosesNoRequestAndNoSession) {
   EXPECT_GT(listed.load(), 0);
   EXPECT_EQ(daemon_->log().find("reload refused"), std::string::npos) << daemon_->log();
   // The session opened before the storm still signs without a PIN.
-  EXPECT_NO_THROW(sign_digest(*holder, rsa_sign_cert(), "sha256", "", false));
+  EXPECT_NO_THROW(sign_digest(*holder, rsa_auth_cert(), "sha256", "", false));
 }
 
 TEST(LifecycleNoDaemon, CheckConfigExitCodesAndMessages) {

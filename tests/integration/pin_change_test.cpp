@@ -363,7 +363,7 @@ TEST_F(PinUnblockSoftHsm, TheSoLoginStyleSetsANewUserPinWithTheSoPin) {
             1011);
   // The token still signs after its sessions were closed and opened again.
   c->call("session.login", {{"token_id", wstr(token)}, {"pin", kNewPin}});
-  const auto [r, digest] = sign_digest(*c, rsa_sign_cert(), "sha256", "", false);
+  const auto [r, digest] = sign_digest(*c, rsa_auth_cert(), "sha256", "", false);
   EXPECT_TRUE(openssl_verify_digest(b64(r["certificate"]), digest, b64(r["signature"]), "sha256", "pkcs1"));
 }
 

@@ -100,6 +100,36 @@ TEST_F(SignSoftHsm, AlwaysAuthenticateKeyNeedsThePinEvenInASession) {
   EXPECT_TRUE(openssl_verify_digest(b64(answer["certificate"]), digest, b64(answer["signature"]), "sha384", "ecdsa"));
 }
 
+// cardA is a single-PIN token: its signature key (nonRepudiation) has no
+// CKA_ALWAYS_AUTHENTICATE, so the token would sign with it in the session.
+// korttid does not: the PIN comes with every signature, checked at the card.
+TEST_F(SignSoftHsm, ASessionDoesNotStandInForTheSignatureKeysPinOnASinglePinToken) {
+  auto c = daemon_->connect();
+  c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}});
+  const std::size_t lines = daemon_->audit().size();
+  auto e = rpc_error([&] { sign_digest(*c, rsa_sign_cert(), "sha256", "", /*with_pin=*/false); });
+  EXPECT_EQ(e.code(), 1010);
+  EXPECT_NE(std::string(e.what()).find("signature key"), std::string::npos) << e.what();
+  EXPECT_EQ(daemon_->audit().size(), lines) << "refused before the policy, the card and the audit trail";
+  // The same in a batch.
+  const Json item = {{"method", "sign.digest"},
+                     {"params", {{"digest_algorithm", "sha256"}, {"digest", wstr(base64_encode(random_bytes(32)))}}}};
+  const Json batch = {{"cert_id", wstr(rsa_sign_cert())}, {"items", Json::array({item})}};
+  EXPECT_EQ(rpc_error([&] { c->call("sign.batch", batch); }).code(), 1010);
+
+  // The PIN is checked at the card, not taken on the session's word.
+  Json wrong = {{"cert_id", wstr(rsa_sign_cert())},
+                {"digest_algorithm", "sha256"},
+                {"digest", wstr(base64_encode(random_bytes(32)))},
+                {"pin", "999999"}};
+  EXPECT_EQ(rpc_error([&] { c->call("sign.digest", wrong); }).code(), 1011);
+  c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}});
+  auto [answer, digest] = sign_digest(*c, rsa_sign_cert(), "sha256");
+  EXPECT_TRUE(openssl_verify_digest(b64(answer["certificate"]), digest, b64(answer["signature"]), "sha256", "pkcs1"));
+  // The authentication key is the session's, and the session is still open.
+  EXPECT_NO_THROW(sign_digest(*c, rsa_auth_cert(), "sha256", "", false));
+}
+
 // A card's PIN2 token (its keys all sign) takes no session.login, whatever
 // [pin] says: the session would keep the signature PIN, and here take it
 // from a client that client_may_send = false keeps it from.
