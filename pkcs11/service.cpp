@@ -19,6 +19,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// `cert_id` in a token's list as it was read when the token opened; null
+// when the list lacks it.
+const CertificateInfo* find_listed(const std::vector<CertificateInfo>& listed, const std::string& cert_id) {
+  const auto it = std::find_if(listed.begin(), listed.end(), [&](const auto& c) { return c.cert_id == cert_id; });
+  return it != listed.end() ? &*it : nullptr;
+}
+
 // A token operation's completion, reported once: either the card's answer,
 // or a failure raised from outside (card pulled, shutdown). `done` is the
 // awaiting coroutine's resumer, which takes it to the io thread itself.
@@ -532,8 +539,7 @@ Task<CertificateInfo> TokenService::certificate(std::string cert_id) {
   // lookup does not queue behind another client's card operation.
   // Nor does an id the list lacks: the list is the card's, read whole.
   if (auto known = token->known_certificates()) {
-    for (const auto& c : *known)
-      if (c.cert_id == cert_id) co_return c;
+    if (const CertificateInfo* c = find_listed(*known, cert_id)) co_return *c;
     throw certificate_not_found(cert_id);
   }
   auto read = [cert_id](Token& t) { return t.certificate(cert_id); };
@@ -636,8 +642,8 @@ Task<Unit> TokenService::check_may_sign(std::string cert_id, uid_t uid, const Cr
   // list is known; the worker checks again (Token::authorize).
   if (use == Purpose::signature && owner && !pin_given)
     if (const auto known = token->known_certificates())
-      for (const auto& c : *known)
-        if (c.cert_id == cert_id && has_purpose(c, Purpose::signature)) throw signature_pin_required();
+      if (const CertificateInfo* c = find_listed(*known, cert_id); c && has_purpose(*c, Purpose::signature))
+        throw signature_pin_required();
   // The card logs in for this request alone (a PIN2 key's own login comes
   // later, on the worker).
   if (!owner && info.login_required) token->check_login(credentials, uid);
