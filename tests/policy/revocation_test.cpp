@@ -332,16 +332,23 @@ TEST_F(Revocation, AResponderWhoseNameDoesNotResolveInTimeCostsOneTimeout) {
   const Json first = d.check_cert(1, "sign.prescription", prescription());
   const auto took = Clock::now() - began;
   EXPECT_EQ(codes(first["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << first.dump(2);
-  EXPECT_NE(str(first["certificate"]["revocation"]["reason"]).find("cannot look up ocsp.kortti-test.invalid"),
+  // korttid's own deadline, not the resolver's failure, ended the lookup.
+  EXPECT_NE(str(first["certificate"]["revocation"]["reason"])
+                .find("cannot look up ocsp.kortti-test.invalid: no answer in time"),
             std::string::npos)
       << first.dump(2);
-  EXPECT_LT(took, 10s) << "the check waited for the name server, not for timeout_s";
+  // timeout_s is 2 and the resolver's own timeout 30 s: the bound is wide
+  // enough for a loaded machine and still tells the two apart.
+  EXPECT_LT(took, 20s) << "the check waited for the name server, not for timeout_s";
   EXPECT_GT(dns.questions(), 0) << "korttid did not ask the name server: the test showed nothing";
 
-  const auto again = Clock::now();
+  // Not asked again: the answer says so (a wall-clock bound here failed on
+  // a loaded machine without telling which).
   const Json second = d.check_cert(1, "sign.prescription", prescription());
   EXPECT_EQ(codes(second["reasons"]), std::vector<std::string>{"certificate_revocation_unknown"}) << second.dump(2);
-  EXPECT_LT(Clock::now() - again, 1s) << "the responder whose name did not resolve was asked again at once";
+  EXPECT_NE(str(second["certificate"]["revocation"]["reason"]).find("gave no usable answer a moment ago"),
+            std::string::npos)
+      << "the responder whose name did not resolve was asked again at once: " << second.dump(2);
 }
 
 // SIGTERM while the policy thread waits on a responder: korttid does not
