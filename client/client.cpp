@@ -2,9 +2,11 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -12,6 +14,14 @@
 #include <system_error>
 
 namespace kortti::client {
+
+namespace {
+
+std::string duration_text(Client::Timeout t) {
+  return t.count() % 1000 == 0 ? std::to_string(t.count() / 1000) + " s" : std::to_string(t.count()) + " ms";
+}
+
+}  // namespace
 
 std::string Client::default_socket() {
   if (const char* env = std::getenv("KORTTI_SOCKET"); env != nullptr && *env != '\0') return env;
@@ -22,9 +32,21 @@ std::string Client::default_socket() {
   return kSystemSocket;
 }
 
-Client::Client(const std::string& socket_path) {
+Client::Client(const std::string& socket_path, Timeout timeout) : timeout_(timeout) {
   fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "socket");
+  if (timeout_ != kForever) {
+    // Bounds connect() (a listener whose queue is full) and every send():
+    // both then fail with EAGAIN.
+    const auto ms = std::max<std::int64_t>(timeout_.count(), 1);
+    const timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+    if (::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
+      const int err = errno;
+      ::close(fd_);
+      fd_ = -1;
+      throw std::system_error(err, std::generic_category(), "setsockopt SO_SNDTIMEO");
+    }
+  }
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket_path.size() >= sizeof addr.sun_path) throw std::invalid_argument("socket path too long: " + socket_path);
@@ -54,6 +76,8 @@ void Client::send_raw(std::string_view bytes) {
     if (n < 0) {
       if (errno == EINTR) continue;
       const int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK)
+        throw NoAnswer("korttid took no more of the request in " + duration_text(timeout_));
       if (err == EPIPE || err == ECONNRESET) throw_refusal_if_any();
       throw std::system_error(err, std::generic_category(), "send to korttid");
     }
@@ -210,7 +234,9 @@ std::optional<Json> Client::receive(Timeout timeout) {
   return read_message(timeout);
 }
 
-Json Client::wait_for(std::int64_t id, Timeout timeout) {
+Json Client::wait_for(std::int64_t id, std::optional<Timeout> given) {
+  const Timeout timeout = given.value_or(timeout_);
+  const auto late = [&] { return NoAnswer("no answer from korttid in " + duration_text(timeout)); };
   for (auto it = held_.begin(); it != held_.end(); ++it) {
     if (it->contains("id") && (*it)["id"] == id) {
       Json answer = std::move(*it);
@@ -222,19 +248,20 @@ Json Client::wait_for(std::int64_t id, Timeout timeout) {
   for (;;) {
     Timeout left = kForever;
     if (timeout != kForever) left = std::chrono::duration_cast<Timeout>(deadline - std::chrono::steady_clock::now());
-    if (timeout != kForever && left.count() <= 0) throw std::runtime_error("no answer from korttid in time");
+    if (timeout != kForever && left.count() <= 0) throw late();
     auto message = read_message(left);
-    if (!message) throw std::runtime_error("no answer from korttid in time");
+    if (!message) throw late();
     if (message->contains("id") && (*message)["id"] == id) return result_of(*message);
     held_.push_back(std::move(*message));
   }
 }
 
-Json Client::call(std::string_view method, Json params, Timeout timeout) {
+Json Client::call(std::string_view method, Json params, std::optional<Timeout> timeout) {
   return wait_for(send(method, std::move(params)), timeout);
 }
 
-Json Client::call_attached(std::string_view method, Json params, std::string_view attach, Timeout timeout) {
+Json Client::call_attached(std::string_view method, Json params, std::string_view attach,
+                           std::optional<Timeout> timeout) {
   return wait_for(send(method, std::move(params), attach), timeout);
 }
 

@@ -31,6 +31,13 @@ class RpcError : public std::runtime_error {
   Json data_;
 };
 
+// korttid did not take a request, or did not answer it, within the
+// client's timeout: it may be stopped, or stuck.
+class NoAnswer : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class Client {
  public:
   using Timeout = std::chrono::milliseconds;
@@ -42,8 +49,12 @@ class Client {
   // else the system socket, kSystemSocket.
   static std::string default_socket();
 
-  // Connects; throws std::system_error naming the path.
-  explicit Client(const std::string& socket_path);
+  // Connects; throws std::system_error naming the path. `timeout` bounds
+  // each wait on korttid: the connection (its queue full), a request it
+  // does not take (NoAnswer), and, unless call() is given its own, each
+  // answer (NoAnswer). korttid answers every request within its own
+  // deadline (ipc.request_timeout_s): this is for a korttid that cannot.
+  explicit Client(const std::string& socket_path, Timeout timeout = kForever);
   // Takes over a socket already connected to korttid.
   static std::unique_ptr<Client> adopt(int connected_fd);
   ~Client();
@@ -66,12 +77,15 @@ class Client {
   std::optional<Json> receive(Timeout timeout = kForever);
 
   // send() and wait for that id's answer; other answers and events that
-  // arrive meanwhile are kept for later receive()/next_event().
-  Json call(std::string_view method, Json params = Json::object(), Timeout timeout = kForever);
+  // arrive meanwhile are kept for later receive()/next_event(). Without a
+  // timeout, the client's (see the constructor).
+  Json call(std::string_view method, Json params = Json::object(), std::optional<Timeout> timeout = {});
   // call(), sending params[attach] as an attachment (none if attach is empty).
-  Json call_attached(std::string_view method, Json params, std::string_view attach, Timeout timeout = kForever);
-  // Waits for the answer to `id` (throws RpcError for an error answer).
-  Json wait_for(std::int64_t id, Timeout timeout = kForever);
+  Json call_attached(std::string_view method, Json params, std::string_view attach,
+                     std::optional<Timeout> timeout = {});
+  // Waits for the answer to `id` (throws RpcError for an error answer,
+  // NoAnswer when the timeout passes first).
+  Json wait_for(std::int64_t id, std::optional<Timeout> timeout = {});
 
   std::optional<Json> next_event(Timeout timeout = kForever);
 
@@ -89,6 +103,7 @@ class Client {
   void throw_refusal_if_any();
 
   int fd_ = -1;
+  Timeout timeout_ = kForever;
   WipingString buffer_;
   std::size_t scanned_ = 0;  // no newline in buffer_[0, scanned_)
   struct Line {

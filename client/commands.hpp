@@ -26,6 +26,14 @@ constexpr int kExitDenied = 3;  // `kortti check`: the policy says no
 struct Globals {
   std::string socket;
   bool json = false;
+  // --timeout: how long kortti waits on korttid at each step, in seconds;
+  // 0 waits as long as it takes. Above korttid's own request deadline (120 s
+  // by default), so it ends only a korttid that cannot answer.
+  unsigned timeout_s = 300;
+
+  [[nodiscard]] client::Client::Timeout timeout() const {
+    return timeout_s == 0 ? client::Client::kForever : client::Client::Timeout(std::int64_t{timeout_s} * 1000);
+  }
 };
 
 // Runs a parsed command against korttid. `check` (optional) refuses a

@@ -103,6 +103,10 @@ void explain_connect_failure(Report& report, const std::string& socket, int erro
                    "): " + user_name() + " may not connect",
                "an admin adds you to the socket's group (adduser " + user_name() + " " + group_name(st.st_gid) +
                    "), then you log in again");
+  } else if (error == EAGAIN) {
+    report.add(Verdict::fail, "socket",
+               "korttid takes no new connections at " + socket + ": its queue of them is full (stopped or stuck)",
+               "systemctl status korttid, or journalctl -u korttid, shows why");
   } else if (error == ECONNREFUSED) {
     report.add(Verdict::fail, "socket", "nothing listens at " + socket + ": korttid stopped and left its socket",
                "systemctl restart korttid.socket (or start korttid again)");
@@ -324,7 +328,7 @@ int diagnose(const Globals& g, int expiry_days) {
   const std::string socket = g.socket.empty() ? Client::default_socket() : g.socket;
   std::unique_ptr<Client> c;
   try {
-    c = std::make_unique<Client>(socket);
+    c = std::make_unique<Client>(socket, g.timeout());
   } catch (const std::system_error& e) {
     explain_connect_failure(report, socket, e.code().value());
     report.finish();

@@ -42,11 +42,17 @@ SOCKET
   --socket PATH, else $KORTTI_SOCKET, else $XDG_RUNTIME_DIR/korttid/korttid.sock
   if it exists, else /run/korttid/korttid.sock.
 
+TIMEOUT
+  korttid answers every request within its own deadline (ipc.request_timeout_s,
+  120 s unless the admin changed it), PIN dialogs included. --timeout (300 s)
+  is for a korttid that cannot: stopped, or stuck. kortti then gives up on the
+  connection, the request or the answer it waited for, and exits 69.
+
 EXIT STATUS
   0 success; 1 the daemon refused or failed, or its answer could not be
   read (the reason is printed); 2 usage error; 3 `kortti check` or
   `kortti prescribe`: denied, `kortti verify`: not valid; 69 korttid is
-  not reachable.
+  not reachable, or did not answer within --timeout.
 
 EXAMPLES
   kortti tokens
@@ -104,6 +110,10 @@ int main(int argc, char** argv) {
   Globals g;
   app.add_option("--socket", g.socket, "korttid's socket")->option_text("PATH");
   app.add_flag("--json", g.json, "print the daemon's answer as JSON");
+  app.add_option("--timeout", g.timeout_s,
+                 "give up on a korttid that takes longer than this at any step (default 300; 0: wait)")
+      ->option_text("SECONDS")
+      ->check(CLI::Range(0U, 86400U));
   app.set_version_flag("-V,--version",
                        std::string("kortti ") + kVersion + " (protocol " + std::to_string(kProtocolVersion) + ")");
   std::vector<std::pair<CLI::App*, Runner>> commands;
@@ -131,13 +141,17 @@ int main(int argc, char** argv) {
     const std::string socket = g.socket.empty() ? Client::default_socket() : g.socket;
     std::unique_ptr<Client> c;
     try {
-      c = std::make_unique<Client>(socket);
+      c = std::make_unique<Client>(socket, g.timeout());
     } catch (const std::system_error& e) {
       std::cerr << "kortti: " << e.what() << "\n";
       return kExitUnavailable;
     }
     c->call("system.hello", {{"client", "kortti"}, {"version", kVersion}});
     return runner.run(*c, g);
+  } catch (const client::NoAnswer& e) {
+    std::cerr << "kortti: " << e.what() << " (--timeout): korttid may be stopped or stuck; "
+              << "systemctl status korttid, or journalctl -u korttid, shows why\n";
+    return kExitUnavailable;
   } catch (const RpcError& e) {
     print_error(e);
     return kExitError;

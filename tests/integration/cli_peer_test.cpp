@@ -33,10 +33,13 @@ int listen_on(const fs::path& path) {
   return fd;
 }
 
+// The script of a method after which the peer neither answers nor reads on.
+constexpr const char* kStall = "STALL";
+
 // A test double for korttid, for what no real korttid sends: it answers
 // each request with the line scripted for its method ("ID" in it replaced
-// by the request's id; an unscripted method gets an empty result) and
-// records the methods it was asked.
+// by the request's id; an unscripted method gets an empty result; kStall:
+// nothing, and nothing more is read) and records the methods it was asked.
 class ScriptedKorttid {
  public:
   ScriptedKorttid(fs::path socket, std::map<std::string, std::string> answers)
@@ -82,6 +85,10 @@ class ScriptedKorttid {
           methods_.push_back(method);
         }
         auto scripted = answers_.find(method);
+        if (scripted != answers_.end() && scripted->second == kStall) {
+          while (!stop_) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          break;
+        }
         std::string answer = scripted != answers_.end() ? scripted->second : R"({"jsonrpc":"2.0","id":ID,"result":{}})";
         if (const auto at = answer.find("ID"); at != std::string::npos)
           answer.replace(at, 2, std::to_string(request.value("id", 0)));
@@ -272,6 +279,25 @@ TEST_F(CliPeer, UsageErrorsExitTwo) {
   EXPECT_EQ(kortti({}, {"--help"}).status, 0);
   EXPECT_EQ(kortti({}, {"--version"}).status, 0);
   EXPECT_TRUE(methods_.empty()) << "a usage error reaches no korttid";
+}
+
+// A korttid that takes a request and never answers it, or stops reading
+// one half sent: kortti gives up after --timeout, says where and exits 69,
+// as for a korttid it cannot reach.
+TEST_F(CliPeer, AKorttidThatStopsAnsweringOrReadingIsGivenUpAfterTheTimeout) {
+  const auto answer = kortti({{"tokens.list", kStall}}, {"--timeout", "1", "tokens"});
+  EXPECT_EQ(answer.status, 69) << answer.err;
+  EXPECT_NE(answer.err.find("no answer from korttid in 1 s (--timeout)"), std::string::npos) << answer.err;
+  EXPECT_TRUE(asked("tokens.list"));
+
+  // The document goes after its request's line, which the peer reads; the
+  // rest is more than the socket holds.
+  const fs::path document = file("large.xml", "<a>" + std::string(std::size_t{8} << 20, 'x') + "</a>");
+  const auto request = kortti({{"verify.xml", kStall}}, {"--timeout", "1", "verify", "--in", document.string()});
+  EXPECT_EQ(request.status, 69) << request.err;
+  EXPECT_NE(request.err.find("korttid took no more of the request in 1 s (--timeout)"), std::string::npos)
+      << request.err;
+  EXPECT_TRUE(asked("verify.xml"));
 }
 
 // `kortti tls connect`: a tunnel the server resets after its answer (it

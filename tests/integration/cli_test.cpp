@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <csignal>
 #include <iterator>
 #include <map>
 
@@ -160,6 +161,24 @@ TEST_F(Cli, UnreachableDaemonAndUsageErrors) {
   EXPECT_NE(help.out.find("PINS"), std::string::npos);
   auto version = run({kortti_binary().string(), "--version"});
   EXPECT_NE(version.out.find("protocol 1"), std::string::npos);
+}
+
+// A korttid that is stopped takes the connection (the kernel queues it)
+// and never answers: kortti gives up after --timeout, exit 69, and doctor
+// says korttid stopped answering. Continued, it serves as before.
+TEST_F(Cli, AStoppedKorttidIsGivenUpAfterTheTimeout) {
+  daemon_->signal(SIGSTOP);
+  const auto status = kortti({"--timeout", "1", "status"});
+  const auto doctor = kortti({"--timeout", "1", "doctor"});
+  daemon_->signal(SIGCONT);
+  EXPECT_EQ(status.status, 69) << status.err;
+  EXPECT_NE(status.err.find("no answer from korttid in 1 s (--timeout): korttid may be stopped or stuck"),
+            std::string::npos)
+      << status.err;
+  EXPECT_EQ(doctor.status, 1) << doctor.out << doctor.err;
+  EXPECT_NE(doctor.out.find("korttid stopped answering: no answer from korttid in 1 s"), std::string::npos)
+      << doctor.out;
+  EXPECT_EQ(kortti({"status"}).status, 0);
 }
 
 // korttid refuses a connection too many and closes it a second later: the
