@@ -93,7 +93,8 @@ class ScriptedKorttid {
         if (const auto at = answer.find("ID"); at != std::string::npos)
           answer.replace(at, 2, std::to_string(request.value("id", 0)));
         answer += '\n';
-        (void)!::write(conn, answer.data(), answer.size());
+        // kortti may hang up part way through a long answer.
+        (void)!::send(conn, answer.data(), answer.size(), MSG_NOSIGNAL);
       }
     }
     ::close(conn);
@@ -231,6 +232,21 @@ TEST_F(CliPeer, AnAnswerWithoutTheMembersKorttiReadsIsAnErrorNotACrash) {
   EXPECT_NE(deep.err.find("nested deeper"), std::string::npos) << deep.err;
   const auto not_a_message = kortti({{"system.status", "[1,2,3]"}}, {"status"});
   EXPECT_EQ(not_a_message.status, 1) << not_a_message.err;
+}
+
+// korttid's largest answer is a signed document of its 16 MiB limit: a
+// peer's line or attachment past kortti's 128 MiB is refused there, not
+// read to its end into memory.
+TEST_F(CliPeer, AnAnswerLongerThanAnyOfKorttidsIsRefusedAtTheBound) {
+  const auto line = kortti({{"system.status", std::string((std::size_t{128} << 20) + 65536, 'x')}}, {"status"});
+  EXPECT_EQ(line.status, 1) << line.err;
+  EXPECT_NE(line.err.find("korttid sent a line longer than kortti takes"), std::string::npos) << line.err;
+  const auto attachment = kortti({{"system.status", R"({"jsonrpc":"2.0","id":ID,"result":{},)"
+                                                    R"("attachment":{"name":"document","bytes":134217729}})"}},
+                                 {"status"});
+  EXPECT_EQ(attachment.status, 1) << attachment.err;
+  EXPECT_NE(attachment.err.find("korttid announced an attachment larger than kortti takes"), std::string::npos)
+      << attachment.err;
 }
 
 // A signature or a signed document the answer lacks is an error, not an
