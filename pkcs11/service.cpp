@@ -634,16 +634,19 @@ Task<Unit> TokenService::check_may_sign(std::string cert_id, uid_t uid, const Cr
                                         std::stop_token stop, Purpose use) {
   const auto impl = impl_;
   const std::shared_ptr<Token> token = impl->token_of_cert(cert_id);
+  // Where the token's list is known, an id it lacks is answered now: no
+  // audit line, no place in the card's queue. The worker checks again.
+  const auto known = token->known_certificates();
+  const CertificateInfo* listed = known ? find_listed(*known, cert_id) : nullptr;
+  if (known && !listed) throw certificate_not_found(cert_id);
   const TokenInfo info = token->info();
   const std::optional<uid_t> owner = info.live_session_owner();
   const bool pin_given = credentials.pin || credentials.pinpad || credentials.prompt;
   check_may_use(owner, info.login_required, uid, pin_given);
-  // Refused before the policy and the documents' work, where the token's
-  // list is known; the worker checks again (Token::authorize).
-  if (use == Purpose::signature && owner && !pin_given)
-    if (const auto known = token->known_certificates())
-      if (const CertificateInfo* c = find_listed(*known, cert_id); c && has_purpose(*c, Purpose::signature))
-        throw signature_pin_required();
+  // Refused before the policy and the documents' work; the worker checks
+  // again (Token::authorize).
+  if (use == Purpose::signature && owner && !pin_given && listed && has_purpose(*listed, Purpose::signature))
+    throw signature_pin_required();
   // The card logs in for this request alone (a PIN2 key's own login comes
   // later, on the worker).
   if (!owner && info.login_required) token->check_login(credentials, uid);

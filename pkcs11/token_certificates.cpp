@@ -98,6 +98,9 @@ CertificateInfo Token::certificate(std::string_view cert_id) { return find_certi
 
 Token::Key Token::private_key(const std::string& cert_id) {
   if (auto it = keys_.find(cert_id); it != keys_.end()) return it->second;
+  // 1003 for an id the card's list lacks; reads the list, and with it
+  // key_ids_, when it has not been read.
+  (void)find_certificate(cert_id);
   Session& s = work();
   CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
   Bytes ck_id = key_ids_.at(cert_id);

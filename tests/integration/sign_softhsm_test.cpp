@@ -130,6 +130,32 @@ TEST_F(SignSoftHsm, ASessionDoesNotStandInForTheSignatureKeysPinOnASinglePinToke
   EXPECT_NO_THROW(sign_digest(*c, rsa_auth_cert(), "sha256", "", false));
 }
 
+// An id the card's list lacks is 1003 before anything else: not an
+// internal error from the card's worker after an audit line and an error
+// line per request, which let a session holder fill both.
+TEST_F(SignSoftHsm, AnUnknownCertificateInASessionIsNotFoundBeforeTheAuditTrail) {
+  auto c = daemon_->connect();
+  c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}});
+  const std::size_t lines = daemon_->audit().size();
+  for (const char* method : {"sign.digest", "sign.data"}) {
+    Json params = {{"cert_id", wstr(token_ids_.at("cardA") + "/ff")}, {"digest_algorithm", "sha256"}};
+    params[std::string(method) == "sign.digest" ? "digest" : "data"] = wstr(base64_encode(random_bytes(32)));
+    const auto e = rpc_error([&] { c->call(method, params); });
+    EXPECT_EQ(e.code(), 1003) << method << ": " << e.what();
+    EXPECT_NE(std::string(e.what()).find("/ff"), std::string::npos) << e.what();
+  }
+  const auto e = rpc_error([&] {
+    c->call("auth.token", {{"cert_id", wstr(token_ids_.at("cardA") + "/ff")},
+                           {"origin", "https://ehr.example.fi"},
+                           {"challenge_nonce", std::string(44, 'A')}});
+  });
+  EXPECT_EQ(e.code(), 1003) << e.what();
+  EXPECT_EQ(daemon_->audit().size(), lines) << "answered before the audit trail";
+  EXPECT_EQ(daemon_->log().find("internal"), std::string::npos) << daemon_->log();
+  // The session signs as before.
+  EXPECT_NO_THROW(sign_digest(*c, rsa_auth_cert(), "sha256", "", false));
+}
+
 // A card's PIN2 token (its keys all sign) takes no session.login, whatever
 // [pin] says: the session would keep the signature PIN, and here take it
 // from a client that client_may_send = false keeps it from.
