@@ -81,6 +81,15 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
       bool service_gone = true;
       try {
         const Context ctx;
+        // Unpublished before ctx ends, also when watch() throws: stop()
+        // cancels, under the mutex, only a context that is still there.
+        struct Unpublish {
+          Impl& self;
+          ~Unpublish() {
+            std::lock_guard lock(self.mutex);
+            self.context = nullptr;
+          }
+        } const unpublish{*this};
         {
           std::lock_guard lock(mutex);
           context = &ctx;
@@ -98,10 +107,6 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
       } catch (const std::exception& e) {
         service_gone = false;
         spdlog::error("PC/SC monitor: {}; starting over", e.what());
-      }
-      {
-        std::lock_guard lock(mutex);
-        context = nullptr;
       }
       if (stopping) break;
       if (service_gone) set_available(false);
