@@ -175,6 +175,27 @@ TEST_F(Lifecycle, SighupReloadsAccessRules) {
   EXPECT_EQ(e.reason(), "permission_denied");
 }
 
+// A subscriber the reloaded rules no longer let read gets no more events:
+// the rules apply at once, to connections already open too.
+TEST_F(Lifecycle, SighupTakingReadAwayEndsTheEventsOfThoseAlreadySubscribed) {
+  auto watcher = connect_as(daemon_->socket(), 4242, 4242);
+  watcher->call("events.subscribe", {{"topics", Json::array({"session"})}});
+  auto holder = daemon_->connect();
+  const Json card = wstr(token_ids_.at("cardA"));
+  holder->call("session.login", {{"token_id", card}, {"pin", kPin}});
+  ASSERT_TRUE(watcher->next_event(std::chrono::seconds(10))) << "the subscription showed nothing";
+  const fs::path config = daemon_->dir() / "korttid.toml";
+  write_file(config, read_file(config) + "[access]\nread = [\"uid:0\"]\n");
+  daemon_->signal(SIGHUP);
+  ASSERT_TRUE(daemon_->wait_notify("READY=1", std::chrono::seconds(10)));
+  holder->call("session.logout", {{"token_id", card}});
+  // An event still sent would be on its way before this answer.
+  EXPECT_EQ(holder->call("system.hello")["daemon"], "korttid");
+  const auto late = watcher->next_event(std::chrono::seconds(2));
+  EXPECT_FALSE(late) << late->dump();
+  EXPECT_EQ(rpc_error([&] { watcher->call("tokens.list"); }).code(), 1040);
+}
+
 TEST_F(Lifecycle, SighupNamesEveryChangedKeyThatWaitsForARestart) {
   const fs::path config = daemon_->dir() / "korttid.toml";
   write_file(config, read_file(config) + "[signature]\nmax_document_bytes = 1048576\nrsa_digest = \"sha512\"\n");
