@@ -83,6 +83,7 @@ class Korttid {
   Korttid(asio::io_context& io, Config& config, const Invocation& how)
       : io_(io),
         config_(config),
+        started_(config),
         how_(how),
         tokens_(io, token_options(config)),
         audit_(config.audit.file),
@@ -186,10 +187,11 @@ class Korttid {
       policy_.set_rules(next.rules);
       tunnels_.reconfigure(std::move(upstreams));
       // The schema says which keys a reload applies; name every other one
-      // that changed, so an admin is not left believing it took effect.
+      // that differs from what runs (the file at start), at every reload
+      // until the restart, so an admin is not left believing it took effect.
       std::string waiting;
       for (const auto& row : config_schema())
-        if (row.reload == Reload::restart && !row.in_array && row.get && row.get(next) != row.get(config_))
+        if (row.reload == Reload::restart && !row.in_array && row.get && row.get(next) != row.get(started_))
           waiting += (waiting.empty() ? "" : ", ") + row.name();
       if (!waiting.empty()) spdlog::warn("these changes take effect at the next restart: {}", waiting);
       config_ = std::move(next);
@@ -229,7 +231,8 @@ class Korttid {
   }
 
   asio::io_context& io_;
-  Config& config_;
+  Config& config_;        // the file as last read
+  const Config started_;  // as korttid started: what runs of the keys a reload does not apply
   const Invocation how_;
   pkcs11::TokenService tokens_;
   AuditLog audit_;

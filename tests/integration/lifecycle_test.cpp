@@ -198,7 +198,8 @@ TEST_F(Lifecycle, SighupTakingReadAwayEndsTheEventsOfThoseAlreadySubscribed) {
 
 TEST_F(Lifecycle, SighupNamesEveryChangedKeyThatWaitsForARestart) {
   const fs::path config = daemon_->dir() / "korttid.toml";
-  write_file(config, read_file(config) + "[signature]\nmax_document_bytes = 1048576\nrsa_digest = \"sha512\"\n");
+  const std::string original = read_file(config);
+  write_file(config, original + "[signature]\nmax_document_bytes = 1048576\nrsa_digest = \"sha512\"\n");
   daemon_->signal(SIGHUP);
   ASSERT_TRUE(daemon_->wait_notify("READY=1", std::chrono::seconds(10)));
   const std::string log = daemon_->log();
@@ -208,6 +209,28 @@ TEST_F(Lifecycle, SighupNamesEveryChangedKeyThatWaitsForARestart) {
   EXPECT_NE(warning.find("signature.max_document_bytes"), std::string::npos) << warning;
   EXPECT_NE(warning.find("signature.rsa_digest"), std::string::npos) << warning;
   EXPECT_EQ(warning.find("log.level"), std::string::npos) << "a key SIGHUP applies is not listed: " << warning;
+
+  // Still waiting at the next reload; put back, nothing waits.
+  const auto warnings = [&] {
+    std::size_t n = 0;
+    const std::string text = daemon_->log();
+    for (auto at = text.find("take effect at the next restart"); at != std::string::npos;
+         at = text.find("take effect at the next restart", at + 1))
+      ++n;
+    return n;
+  };
+  const auto reloaded = [&] {
+    const std::size_t before = daemon_->log().size();
+    daemon_->signal(SIGHUP);
+    for (int i = 0; i < 200 && daemon_->log().find("configuration reloaded", before) == std::string::npos; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return daemon_->log().find("configuration reloaded", before) != std::string::npos;
+  };
+  ASSERT_TRUE(reloaded());
+  EXPECT_EQ(warnings(), 2U) << daemon_->log();
+  write_file(config, original);
+  ASSERT_TRUE(reloaded());
+  EXPECT_EQ(warnings(), 2U) << "the file is as korttid runs it again: " << daemon_->log();
 }
 
 TEST_F(Lifecycle, SighupWithABadFileKeepsTheOldConfiguration) {
