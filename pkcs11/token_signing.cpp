@@ -150,6 +150,15 @@ void Token::sign_each(const std::vector<SignRequest>& requests, const Credential
       each(i, Error(Errc::token_busy, "the batch's deadline passed before this item was signed"));
       continue;
     }
+    // The session's lifetime holds inside a batch too: one that ends there
+    // is logged out, and the rest of the batch is not signed.
+    if (i > 0 && expire_if_due()) {
+      stop_all = Error(Errc::pin_required,
+                       "the PIN1 session reached its lifetime ([session] lifetime_s) during the batch: it is logged "
+                       "out, and the items after it are not signed");
+      each(i, *stop_all);
+      continue;
+    }
     Result<SignResult> r = capture([&] { return sign_one(requests[i], credentials); });
     if (!r.ok()) {
       const Errc code = r.error().code();
