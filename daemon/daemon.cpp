@@ -210,9 +210,11 @@ class Korttid {
   void stop(int signo) {
     stopping_ = true;
     spdlog::info("signal {}: stopping", signo == SIGTERM ? "SIGTERM" : "SIGINT");
-    sd_notify(0, "STOPPING=1");
-    // The browsers' requests under way get the socket's grace too.
+    // The browsers' requests under way get the socket's grace too, and the
+    // tunnels open carry on through it; neither takes new ones.
     if (browsers_) browsers_->stop_accepting();
+    tunnels_.stop_accepting();
+    sd_notify(0, "STOPPING=1");
     const auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(config_.ipc.shutdown_grace);
     server_.stop(
         grace,

@@ -143,6 +143,10 @@ class Tunnels {
   [[nodiscard]] std::vector<UpstreamStatus> upstreams() const;
   [[nodiscard]] std::vector<TunnelStatus> tunnels() const;
 
+  // SIGTERM's first step, with the main socket's: the listeners close and
+  // no reload opens one again; the tunnels already open carry on until
+  // stop(). On the io thread.
+  void stop_accepting();
   // Closes the listeners and ends every tunnel; waits at most `grace`.
   // False when a tunnel thread did not end in time.
   [[nodiscard]] bool stop(std::chrono::milliseconds grace);

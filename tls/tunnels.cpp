@@ -45,6 +45,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   LogBudget log_budget;  // the io thread's: refused connections
   CardKeys keys;
   std::vector<std::shared_ptr<Listener>> listeners;
+  bool accepting = true;  // io thread only; false from stop_accepting() on
   std::atomic<bool> stopping{false};
   mutable std::mutex mutex;
   std::condition_variable ended;
@@ -457,7 +458,7 @@ void Tunnels::start() {
 }
 
 void Tunnels::reconfigure(std::vector<Upstream> upstreams) {
-  if (!impl_->options.enabled || impl_->stopping) return;
+  if (!impl_->options.enabled || impl_->stopping || !impl_->accepting) return;
   auto& listeners = impl_->listeners;
   const auto kept = [&](const Upstream& u) {
     return std::find(upstreams.begin(), upstreams.end(), u) != upstreams.end();
@@ -495,10 +496,15 @@ void Tunnels::reconfigure(std::vector<Upstream> upstreams) {
   impl_->options.upstreams = std::move(upstreams);
 }
 
-bool Tunnels::stop(std::chrono::milliseconds grace) {
-  impl_->stopping = true;
+void Tunnels::stop_accepting() {
+  impl_->accepting = false;
   for (auto& l : impl_->listeners) impl_->close_listener(l);
   impl_->listeners.clear();
+}
+
+bool Tunnels::stop(std::chrono::milliseconds grace) {
+  impl_->stopping = true;
+  stop_accepting();
   std::unique_lock lock(impl_->mutex);
   for (auto& [id, t] : impl_->open) t.state->stop = true;
   return impl_->ended.wait_for(lock, grace, [&] { return impl_->running == 0; });

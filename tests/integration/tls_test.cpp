@@ -515,6 +515,35 @@ TEST_F(Tls, OneUidsTunnelsLeaveRoomForAnothers) {
   ::close(other);
 }
 
+// SIGTERM closes the tunnels' listeners with the main socket, not after
+// the grace that requests in flight are given (here a PIN dialog nobody
+// answers): no new tunnel gets a card signature while korttid stops.
+TEST_F(Tls, SigtermClosesTheListenersAtOnceNotAfterTheGrace) {
+  TlsServer server;
+  PinentryDouble dialog;
+  dialog.answer({"stall"});
+  DaemonOptions with_dialog;
+  dialog.use_in(with_dialog);
+  tls_extra_ = with_dialog.extra;
+  env_ = with_dialog.env;
+  ipc_extra_ = "shutdown_grace_s = 5\n";
+  start_with(server);
+  login("cardA");
+  auto c = daemon_->connect();
+  (void)c->send("sign.digest", {{"cert_id", wstr(rsa_sign_cert())},
+                                {"digest_algorithm", "sha256"},
+                                {"digest", wstr(base64_encode(random_bytes(32)))},
+                                {"pin_prompt", true}});
+  for (int i = 0; i < 200 && !dialog.any_shown(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(dialog.any_shown()) << daemon_->log();
+  const std::size_t handshakes = audit_lines().size();
+  daemon_->signal(SIGTERM);
+  ASSERT_TRUE(daemon_->wait_notify("STOPPING=1", std::chrono::seconds(10)));
+  EXPECT_THROW(::close(connect_unix(socket_)), std::runtime_error) << "the listener still takes connections";
+  EXPECT_EQ(daemon_->stop(SIGTERM, std::chrono::seconds(30)), 0);
+  EXPECT_EQ(audit_lines().size(), handshakes) << daemon_->audit();
+}
+
 TEST_F(Tls, AServerThatNeverAnswersEndsAtTheHandshakeDeadline) {
   // A listener that never accepts: the connection completes in its backlog
   // and no TLS answer ever comes.
