@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <string_view>
 #include <system_error>
 
@@ -32,13 +33,17 @@ std::string Client::default_socket() {
   return kSystemSocket;
 }
 
-Client::Client(const std::string& socket_path, Timeout timeout) : timeout_(timeout) {
+Client::Client(const std::string& socket_path, Timeout timeout) : timeout_(timeout.count() > 0 ? timeout : kForever) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof addr.sun_path) throw std::invalid_argument("socket path too long: " + socket_path);
+  socket_path.copy(addr.sun_path, sizeof addr.sun_path - 1);
   fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "socket");
   if (timeout_ != kForever) {
     // Bounds connect() (a listener whose queue is full) and every send():
     // both then fail with EAGAIN.
-    const auto ms = std::max<std::int64_t>(timeout_.count(), 1);
+    const std::int64_t ms = timeout_.count();
     const timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
     if (::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
       const int err = errno;
@@ -47,10 +52,6 @@ Client::Client(const std::string& socket_path, Timeout timeout) : timeout_(timeo
       throw std::system_error(err, std::generic_category(), "setsockopt SO_SNDTIMEO");
     }
   }
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof addr.sun_path) throw std::invalid_argument("socket path too long: " + socket_path);
-  socket_path.copy(addr.sun_path, sizeof addr.sun_path - 1);
   if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     const int err = errno;
     ::close(fd_);
@@ -186,7 +187,7 @@ std::optional<Json> Client::read_message(Timeout timeout) {
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return std::nullopt;
-      wait_ms = static_cast<int>(left.count());
+      wait_ms = static_cast<int>(std::min<std::int64_t>(left.count(), std::numeric_limits<int>::max()));
     }
     pollfd p{fd_, POLLIN, 0};
     const int ready = ::poll(&p, 1, wait_ms);

@@ -52,8 +52,10 @@ class Client {
   // Connects; throws std::system_error naming the path. `timeout` bounds
   // each wait on korttid: the connection (its queue full), a request it
   // does not take (NoAnswer), and, unless call() is given its own, each
-  // answer (NoAnswer). korttid answers every request within its own
-  // deadline (ipc.request_timeout_s): this is for a korttid that cannot.
+  // answer (NoAnswer); kForever, or any value not above zero, waits as long
+  // as it takes. korttid answers a request within its deadline
+  // (ipc.request_timeout_s; a sign.batch's is batch_max_s longer): this is
+  // for a korttid that cannot.
   explicit Client(const std::string& socket_path, Timeout timeout = kForever);
   // Takes over a socket already connected to korttid.
   static std::unique_ptr<Client> adopt(int connected_fd);

@@ -357,6 +357,13 @@ int diagnose(const Globals& g, int expiry_days) {
   } catch (const client::RpcError& e) {
     report.add(Verdict::fail, "daemon", "korttid refused: " + std::string(e.what()),
                e.code() == 1040 ? "[access] read in /etc/korttid/korttid.toml decides who may ask" : "");
+  } catch (const client::NoAnswer& e) {
+    // As for every command: a korttid that does not answer is not reachable.
+    report.add(Verdict::fail, "daemon", std::string("korttid stopped answering: ") + e.what() + " (--timeout)",
+               "systemctl status korttid, or journalctl -u korttid, shows why");
+    check_browsers(report, browsers, expiry_days);
+    report.finish();
+    return kExitUnreachable;
   } catch (const std::exception& e) {
     report.add(Verdict::fail, "daemon", std::string("korttid stopped answering: ") + e.what(),
                "journalctl -u korttid shows why");

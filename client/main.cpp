@@ -43,10 +43,11 @@ SOCKET
   if it exists, else /run/korttid/korttid.sock.
 
 TIMEOUT
-  korttid answers every request within its own deadline (ipc.request_timeout_s,
-  120 s unless the admin changed it), PIN dialogs included. --timeout (300 s)
-  is for a korttid that cannot: stopped, or stuck. kortti then gives up on the
-  connection, the request or the answer it waited for, and exits 69.
+  korttid answers each request kortti sends within its own deadline
+  (ipc.request_timeout_s, 120 s unless the admin changed it), PIN dialogs
+  included. --timeout (300 s) is for a korttid that cannot: stopped, or stuck.
+  kortti then gives up on the connection, the request or the answer it waited
+  for, and exits 69.
 
 EXIT STATUS
   0 success; 1 the daemon refused or failed, or its answer could not be

@@ -93,8 +93,8 @@ void Core::publish(std::string_view topic, Json params) {
   }
   for (auto& [id, connection] : std::map(connections)) {
     if (connection->topics().count(std::string(topic)) == 0) continue;
-    // The rules of now, not those of the subscription: a reload that takes
-    // `read` from a uid ends its events at once.
+    // The rules of now, not those at the subscription: a reload that takes
+    // `read` from a uid stops its events until the rules give it back.
     if (!options.access.allows(connection->peer(), MethodGroup::read)) continue;
     const bool full = !owner || may_see_session_owner(connection->peer(), *owner);
     connection->send(full ? event : *anonymous);

@@ -3,6 +3,8 @@
 
 #include "pkcs11/token.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 #include "common/digest.hpp"
@@ -150,12 +152,14 @@ void Token::sign_each(const std::vector<SignRequest>& requests, const Credential
       each(i, Error(Errc::token_busy, "the batch's deadline passed before this item was signed"));
       continue;
     }
-    // The session's lifetime holds inside a batch too: one that ends there
-    // is logged out, and the rest of the batch is not signed.
+    // The session's bounds hold inside a batch too: one that ends there is
+    // logged out, and the rest of the batch is not signed. (The first item
+    // was checked with the job, as every job is.)
     if (i > 0 && expire_if_due()) {
+      spdlog::info("token {}: session expired during a batch, logged out", id_);
       stop_all = Error(Errc::pin_required,
-                       "the PIN1 session reached its lifetime ([session] lifetime_s) during the batch: it is logged "
-                       "out, and the items after it are not signed");
+                       "the PIN1 session ended during the batch ([session] lifetime_s or idle_timeout_s): it is "
+                       "logged out, and the items after it are not signed");
       each(i, *stop_all);
       continue;
     }

@@ -175,7 +175,7 @@ TEST_F(Cli, AStoppedKorttidIsGivenUpAfterTheTimeout) {
   EXPECT_NE(status.err.find("no answer from korttid in 1 s (--timeout): korttid may be stopped or stuck"),
             std::string::npos)
       << status.err;
-  EXPECT_EQ(doctor.status, 1) << doctor.out << doctor.err;
+  EXPECT_EQ(doctor.status, 69) << doctor.out << doctor.err;
   EXPECT_NE(doctor.out.find("korttid stopped answering: no answer from korttid in 1 s"), std::string::npos)
       << doctor.out;
   EXPECT_EQ(kortti({"status"}).status, 0);

@@ -92,7 +92,7 @@ class Tls : public SoftHsmDaemonTest {
               "[[tls.upstream]]\nname = \"sso\"\nconnect = \"" + upstream_host_ + ":" + std::to_string(port) +
               "\"\nserver_name = \"" + server_name + "\"\n" +
               (ca_file.empty() ? "" : "ca_file = \"" + ca_file + "\"\n") + "listen = \"" + socket_ + "\"\n" +
-              (access_.empty() ? "" : "access = " + access_ + "\n") + upstream_extra_;
+              (access_.empty() ? "" : "access = " + access_ + "\n") + upstream_extra_ + "\n" + tables_;
     o.ipc = ipc_extra_;
     o.env.insert(env_.begin(), env_.end());
     o.wrapper = wrapper_;
@@ -188,6 +188,7 @@ class Tls : public SoftHsmDaemonTest {
   std::string upstream_extra_;               // more of the upstream's keys, as TOML lines
   std::string ipc_extra_;                    // lines for the [ipc] table
   std::string tls_extra_;                    // more of the [tls] table's keys, as TOML lines
+  std::string tables_;                       // further tables, after the upstream
   std::map<std::string, std::string> env_;   // korttid's environment
   std::string upstream_host_ = "127.0.0.1";  // the upstream's host in `connect`
   std::vector<std::string> wrapper_;         // DaemonOptions::wrapper

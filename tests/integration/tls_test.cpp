@@ -524,7 +524,7 @@ TEST_F(Tls, SigtermClosesTheListenersAtOnceNotAfterTheGrace) {
   dialog.answer({"stall"});
   DaemonOptions with_dialog;
   dialog.use_in(with_dialog);
-  tls_extra_ = with_dialog.extra;
+  tables_ = with_dialog.extra;
   env_ = with_dialog.env;
   ipc_extra_ = "shutdown_grace_s = 5\n";
   start_with(server);
