@@ -340,6 +340,8 @@ int diagnose(const Globals& g, int expiry_days) {
   }
   report.add(Verdict::ok, "socket", socket + " (" + instance(g, socket) + ")");
   Json browsers;  // system.status's "scs", once korttid said it
+  // As for every command: a korttid that does not answer is not reachable.
+  bool unanswered = false;
   try {
     check_daemon(report, *c);
     const Json status = c->call("system.status");
@@ -358,18 +360,16 @@ int diagnose(const Globals& g, int expiry_days) {
     report.add(Verdict::fail, "daemon", "korttid refused: " + std::string(e.what()),
                e.code() == 1040 ? "[access] read in /etc/korttid/korttid.toml decides who may ask" : "");
   } catch (const client::NoAnswer& e) {
-    // As for every command: a korttid that does not answer is not reachable.
+    unanswered = true;
     report.add(Verdict::fail, "daemon", std::string("korttid stopped answering: ") + e.what() + " (--timeout)",
                "systemctl status korttid, or journalctl -u korttid, shows why");
-    check_browsers(report, browsers, expiry_days);
-    report.finish();
-    return kExitUnreachable;
   } catch (const std::exception& e) {
     report.add(Verdict::fail, "daemon", std::string("korttid stopped answering: ") + e.what(),
                "journalctl -u korttid shows why");
   }
   check_browsers(report, browsers, expiry_days);
-  return report.finish();
+  const int status = report.finish();
+  return unanswered ? kExitUnreachable : status;
 }
 
 }  // namespace

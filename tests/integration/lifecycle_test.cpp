@@ -220,11 +220,8 @@ TEST_F(Lifecycle, SighupNamesEveryChangedKeyThatWaitsForARestart) {
     return n;
   };
   const auto reloaded = [&] {
-    const std::size_t before = daemon_->log().size();
     daemon_->signal(SIGHUP);
-    for (int i = 0; i < 200 && daemon_->log().find("configuration reloaded", before) == std::string::npos; ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    return daemon_->log().find("configuration reloaded", before) != std::string::npos;
+    return daemon_->wait_notify("READY=1", std::chrono::seconds(10));
   };
   ASSERT_TRUE(reloaded());
   EXPECT_EQ(warnings(), 2U) << daemon_->log();

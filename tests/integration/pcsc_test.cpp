@@ -15,6 +15,15 @@ namespace {
 using namespace std::chrono_literals;
 using Pcsc = PcscDaemonTest;
 
+// `n` sign.batch items, each a fresh SHA-256 digest.
+Json digest_items(int n) {
+  Json items = Json::array();
+  for (int i = 0; i < n; ++i)
+    items.push_back({{"method", "sign.digest"},
+                     {"params", {{"digest_algorithm", "sha256"}, {"digest", wstr(base64_encode(random_bytes(32)))}}}});
+  return items;
+}
+
 TEST_F(Pcsc, InsertAndRemoveGiveReaderCardTokenEventsInOrderWithinASecond) {
   auto w = watcher();
   auto t0 = Clock::now();
@@ -971,11 +980,7 @@ TEST_F(Pcsc, ASessionThatReachesItsLifetimeDuringABatchEndsThere) {
   wait_for_token(card.token_id());
   auto c = daemon_->connect();
   c->call("session.login", {{"token_id", wstr(card.token_id())}, {"pin", kPin}});
-  Json items = Json::array();
-  for (int i = 0; i < 12; ++i)
-    items.push_back({{"method", "sign.digest"},
-                     {"params", {{"digest_algorithm", "sha256"}, {"digest", wstr(base64_encode(random_bytes(32)))}}}});
-  const Json r = c->call("sign.batch", {{"cert_id", wstr(card.token_id() + "/01")}, {"items", items}},
+  const Json r = c->call("sign.batch", {{"cert_id", wstr(card.token_id() + "/01")}, {"items", digest_items(12)}},
                          std::chrono::milliseconds(60000));
   ASSERT_EQ(r["items"].size(), 12U) << r.dump();
   std::size_t signed_items = 0;
@@ -1002,12 +1007,8 @@ TEST_F(Pcsc, ABatchWithAWrongPinCostsOneTryNotOnePerItem) {
   VirtualCard card(pcscd_, CardOptions{});
   wait_for_token(card.token_id());
   auto c = daemon_->connect();
-  Json items = Json::array();
-  for (int i = 0; i < 5; ++i)
-    items.push_back({{"method", "sign.digest"},
-                     {"params", {{"digest_algorithm", "sha256"}, {"digest", wstr(base64_encode(random_bytes(32)))}}}});
-  const Json r =
-      c->call("sign.batch", {{"cert_id", wstr(card.token_id() + "/02")}, {"items", items}, {"pin", "000000"}});
+  const Json r = c->call("sign.batch",
+                         {{"cert_id", wstr(card.token_id() + "/02")}, {"items", digest_items(5)}, {"pin", "000000"}});
   ASSERT_EQ(r["items"].size(), 5U) << r.dump();
   for (const auto& item : r["items"]) EXPECT_EQ(item["error"]["code"], 1011) << item.dump();
   EXPECT_EQ(r["items"][0]["error"]["data"]["tries_left"], 2) << r.dump();
