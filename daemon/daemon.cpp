@@ -1,6 +1,8 @@
 #include "daemon/daemon.hpp"
 
 #include <grp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -80,8 +82,9 @@ void run_until_stopped(asio::io_context& io) {
 // after those that use it.
 class Korttid {
  public:
-  Korttid(asio::io_context& io, Config& config, const Invocation& how)
+  Korttid(asio::io_context& io, asio::signal_set& signals, Config& config, const Invocation& how)
       : io_(io),
+        signals_(signals),
         config_(config),
         started_(config),
         how_(how),
@@ -103,7 +106,6 @@ class Korttid {
                               [this, scs = config.scs] {
                                 return scs_status(scs, how_.user_instance, browsers_.has_value(), browsers_error_);
                               }}),
-        signals_(io, SIGTERM, SIGINT, SIGHUP),
         first_scan_(io, kFirstScanPatience) {
     if (monitor_) connect_pcsc(*monitor_, tokens_);
   }
@@ -233,6 +235,7 @@ class Korttid {
   }
 
   asio::io_context& io_;
+  asio::signal_set& signals_;
   Config& config_;        // the file as last read
   const Config started_;  // as korttid started: what runs of the keys a reload does not apply
   const Invocation how_;
@@ -248,7 +251,6 @@ class Korttid {
   std::optional<scs::Listener> browsers_;
   std::string browsers_error_;  // why they are not served, when they are not
   ipc::Server server_;
-  asio::signal_set signals_;
   asio::steady_timer first_scan_;
   bool stopping_ = false;
   bool settled_ = true;
@@ -256,13 +258,30 @@ class Korttid {
 
 }  // namespace
 
+void hold_reloads() {
+  sigset_t hup;
+  sigemptyset(&hup);
+  sigaddset(&hup, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &hup, nullptr);
+}
+
 int run_daemon(Config& config, const Invocation& how) {
   int status = 0;
   // Outlives the components and the wait for their threads: a job that ends
   // during that wait still has an executor to post its result to.
   asio::io_context io(1);
+  // The signals korttid acts on, heard from before the components are made
+  // until after their threads end: none meets its default action (for
+  // SIGHUP, the end of the process) while korttid runs. Each may have been
+  // blocked until now, by hold_reloads() or by the mask a parent passed
+  // down; one sent meanwhile is taken now, and acted on once korttid serves.
+  asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  sigset_t handled;
+  sigemptyset(&handled);
+  for (const int signo : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&handled, signo);
+  pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
   try {
-    Korttid korttid(io, config, how);
+    Korttid korttid(io, signals, config, how);
     korttid.start();
     run_until_stopped(io);
     spdlog::info("korttid stopped");

@@ -22,6 +22,12 @@ struct Invocation {
   bool user_instance = false;
 };
 
+// SIGHUP's default action ends a process. Called before korttid starts its
+// components, this blocks it in the calling thread (so in every thread made
+// from it) until run_daemon() listens for signals: a reload asked for in
+// between then happens once korttid serves.
+void hold_reloads();
+
 // Serves until SIGTERM or SIGINT; the exit status. `config` is the one
 // loaded at start, and after each reload the one in force.
 int run_daemon(Config& config, const Invocation& how);

@@ -47,7 +47,8 @@ SIGNALS
                    korttid.toml (log level, access rules, request timeout,
                    shutdown grace, registry age, prescription rules, TLS
                    upstreams) apply at once; korttid logs every other
-                   changed key, which waits for a restart
+                   changed key, which waits for a restart. One sent while
+                   korttid starts is held until it serves (korttid(8))
 
 SYSTEMD
   Type=notify: READY=1 once the socket is served, STOPPING=1 at shutdown.
@@ -235,6 +236,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  daemon::hold_reloads();
   daemon::harden_process();
   daemon::setup_logging(config.log);
   (void)daemon::make_pin_memory(config.ipc.max_connections * config.ipc.max_pin_requests_per_uid);

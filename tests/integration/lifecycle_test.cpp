@@ -2,6 +2,7 @@
 // socket file, socket activation, module failures.
 
 #include <gtest/gtest-spi.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -238,6 +239,27 @@ TEST_F(Lifecycle, SighupWithABadFileKeepsTheOldConfiguration) {
   auto c = daemon_->connect();
   EXPECT_NO_THROW(sign_digest(*c, rsa_sign_cert(), "sha256"));
   EXPECT_NE(daemon_->log().find("reload refused"), std::string::npos);
+}
+
+// A parent's blocked signals are inherited, and korttid holds SIGHUP
+// blocked itself while it starts (its default action ends the process): it
+// takes the signals it acts on once it listens for them, and a SIGHUP sent
+// while they were blocked is a reload.
+TEST_F(Lifecycle, SignalsItsParentBlockedAreActedOn) {
+  sigset_t held;
+  sigemptyset(&held);
+  sigaddset(&held, SIGHUP);
+  sigaddset(&held, SIGTERM);
+  sigset_t before;
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &held, &before), 0);
+  start({});
+  ASSERT_EQ(::pthread_sigmask(SIG_SETMASK, &before, nullptr), 0);
+  daemon_->signal(SIGHUP);
+  EXPECT_TRUE(daemon_->wait_notify("READY=1", std::chrono::seconds(10))) << "no reload";
+  EXPECT_NE(daemon_->log().find("configuration reloaded"), std::string::npos) << daemon_->log();
+  EXPECT_EQ(daemon_->connect()->call("system.hello")["daemon"], "korttid");
+  EXPECT_EQ(daemon_->stop(SIGTERM, std::chrono::seconds(10)), 0);
+  EXPECT_NE(daemon_->log().find("korttid stopped"), std::string::npos) << daemon_->log();
 }
 
 TEST_F(Lifecycle, SighupUnderLoadLosesNoRequestAndNoSession) {
