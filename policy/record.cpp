@@ -27,6 +27,8 @@ std::string text(const J& j, const char* key, const std::string& field, bool req
     return {};
   }
   if (!it->is_string()) bad(field, "must be a string");
+  // An empty registration number or code is a broken export, as a missing one is.
+  if (required && it->template get_ref<const typename J::string_t&>().empty()) bad(field, "must not be empty");
   return as_string(*it);
 }
 

@@ -151,6 +151,11 @@ INSTANTIATE_TEST_SUITE_P(
                 "line 2: not valid JSON"},
         BadFile{"MissingRegistrationNumber", professional_line("55500001", "x") + "\n\n" + R"({"name":{"given":"A"}})",
                 "line 3: registration_number: is required"},
+        BadFile{"EmptyRegistrationNumber", professional_line("55500001", "x") + "\n" + R"({"registration_number":""})",
+                "line 2: registration_number: must not be empty"},
+        BadFile{"RightWithEmptyCode",
+                professional_line("55500001", "x") + "\n" + R"({"registration_number":"2","rights":[{"code":""}]})",
+                "line 2: rights[0].code: must not be empty"},
         BadFile{"RightWithoutCode",
                 professional_line("55500001", "x") + "\n" +
                     R"({"registration_number":"2","rights":[{"valid_from":"2020-01-01"}]})",
