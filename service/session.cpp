@@ -67,11 +67,18 @@ Task<std::string> Service::holder(const std::string& token_id) {
 // PIN1, and keep the card logged in with it for the session's hours.
 Task<Unit> Service::check_not_signature_pin(const std::string& token_id) {
   Result<std::vector<pkcs11::CertificateInfo>> certs = co_await attempt(services_.tokens->certificates(token_id));
-  if (!certs.ok()) co_return Unit{};  // an unknown token: check_may_login says so
+  if (!certs.ok()) {
+    // An unknown token: check_may_login says so. A present one whose list
+    // cannot be read may be the PIN2 token: no login until it can be.
+    const auto present = services_.tokens->tokens();
+    if (std::none_of(present.begin(), present.end(),
+                     [&](const pkcs11::TokenInfo& t) { return t.token_id == token_id; }))
+      co_return Unit{};
+    throw certs.error();
+  }
   auto serves = [&](pkcs11::Purpose purpose) {
-    return std::any_of(certs.value().begin(), certs.value().end(), [&](const pkcs11::CertificateInfo& c) {
-      return std::find(c.purposes.begin(), c.purposes.end(), purpose) != c.purposes.end();
-    });
+    return std::any_of(certs.value().begin(), certs.value().end(),
+                       [&](const pkcs11::CertificateInfo& c) { return pkcs11::has_purpose(c, purpose); });
   };
   if (serves(pkcs11::Purpose::signature) && !serves(pkcs11::Purpose::authentication))
     throw Error(Errc::unsupported,

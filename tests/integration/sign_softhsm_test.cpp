@@ -184,6 +184,31 @@ TEST_F(SignSoftHsm, TheSignaturePinsTokenTakesNoSessionLogin) {
       c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}})["logged_in"].get<bool>());
 }
 
+// Which PIN a token takes is read from its certificates: one whose list
+// cannot be read (a card that fails its reads) takes no session.login
+// either, or a PIN2 token would be logged in with the signature PIN.
+TEST_F(SignSoftHsm, ATokenWhoseCertificatesCannotBeReadTakesNoSessionLogin) {
+  SoftHsm(tokens_dir_.path()).add_token("cardP", {"physician/sign/always-auth"});
+  const fs::path unreadable = tokens_dir_.path() / "unreadable";
+  write_file(unreadable, "");
+  start(shim_options("KORTTI_SHIM_FIND_OBJECTS", unreadable.string()));
+  auto c = daemon_->connect();
+  for (const char* card : {"cardP", "cardA"}) {
+    const auto e = rpc_error([&] {
+      c->call("session.login", {{"token_id", wstr(token_ids_.at(card))}, {"pin", kPin}});
+    });
+    EXPECT_EQ(e.code(), 1060) << card << ": " << e.what();
+  }
+  for (const auto& t : c->call("tokens.list")) EXPECT_FALSE(t["logged_in"].get<bool>()) << t.dump();
+  // Once the card reads again, its certificates say which PIN it takes.
+  fs::remove(unreadable);
+  EXPECT_EQ(rpc_error([&] {
+              c->call("session.login", {{"token_id", wstr(token_ids_.at("cardP"))}, {"pin", kPin}});
+            }).data()["detail"],
+            "signature_pin");
+  EXPECT_NO_THROW(c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}}));
+}
+
 TEST_F(SignSoftHsm, SessionLetsTheOwnerSignWithoutPinUntilLogout) {
   auto c = daemon_->connect();
   EXPECT_EQ(rpc_error([&] { sign_digest(*c, rsa_auth_cert(), "sha256", "", false); }).code(), 1010);
