@@ -140,7 +140,8 @@ class Token {
   // card_removed: modules report a broken transmit before anyone has seen
   // the removal.
   [[nodiscard]] Error failure(CK_RV rv, const char* call) const;
-  void login_user(const Credentials& credentials, uid_t uid);
+  // C_Login with the PIN or the pad, which check_typed_pin() has passed.
+  void send_login(const Credentials& credentials, uid_t uid);
   // `cert_id`: the key about to sign. One that asks for its PIN at every
   // signature (CKA_ALWAYS_AUTHENTICATE) has that PIN checked there, not by
   // a second login into the session (its PIN may not be the session's).

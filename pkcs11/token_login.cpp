@@ -59,8 +59,7 @@ void Token::check_login(const Credentials& credentials, uid_t uid) const {
   check_pin_shape(credentials, uid);
 }
 
-void Token::login_user(const Credentials& credentials, uid_t uid) {
-  check_typed_pin(credentials, uid);
+void Token::send_login(const Credentials& credentials, uid_t uid) {
   CK_FUNCTION_LIST* fn = module_->fn();
   CK_RV rv = CKR_OK;
   if (credentials.pinpad) {
@@ -101,14 +100,18 @@ void Token::used_now() {
 }
 
 LoginResult Token::login(const Credentials& credentials, uid_t uid) {
-  if (work().user_logged_in()) {
-    check_not_anothers(uid);
+  const bool again = work().user_logged_in();
+  if (again) check_not_anothers(uid);
+  // Before a session ends for the new login: a PIN the card cannot take, or
+  // a last try the request may not spend, costs neither a try nor it.
+  check_typed_pin(credentials, uid);
+  if (again) {
     // The same user logging in again: check the PIN given now, do not just
     // extend the old session.
     module_->fn()->C_Logout(anchor_->handle());
     set_session_state(std::nullopt);
   }
-  login_user(credentials, uid);
+  send_login(credentials, uid);
   set_session_state(uid);
   return {true, expires_at_};
 }
@@ -175,9 +178,8 @@ void Token::authorize(uid_t uid, const Credentials& credentials, const std::stri
     if (signature_key && !pin_given) throw signature_pin_required();
     if ((credentials.check_in_session || signature_key) && pin_given && session_key) {
       // As a second kortti login: the PIN is checked anew. One the card
-      // cannot take costs neither a try nor the session, and the session
-      // keeps the end it had.
-      check_typed_pin(credentials, uid);
+      // cannot take costs neither a try nor the session (login()), and the
+      // session keeps the end it had.
       const SystemTime expires = expires_at_;
       (void)login(credentials, uid);
       expires_at_ = expires;
@@ -189,7 +191,8 @@ void Token::authorize(uid_t uid, const Credentials& credentials, const std::stri
     return;
   }
   if (!login_required) return;
-  login_user(credentials, uid);
+  check_typed_pin(credentials, uid);
+  send_login(credentials, uid);
   keys_.clear();
   transient_login = true;
 }

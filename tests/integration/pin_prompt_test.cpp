@@ -295,6 +295,30 @@ TEST_F(PinPrompt, WhatADialogStartedEndsWithItWhenTheUserHasAnswered) {
   EXPECT_TRUE(dialog_ended(1, 2s)) << "a process the PIN dialog started outlived it";
 }
 
+// A second login by the holder checks the PIN anew, and the card is
+// logged out for it; but a PIN the card cannot take is refused before
+// that, and costs neither a try nor the session.
+TEST_F(PinPrompt, APinTheCardCannotTakeAtASecondLoginKeepsTheSession) {
+  start();
+  script({"pin:12"});
+  VirtualCard card(pcscd_, card_options("physician", 0));
+  wait_for_token(card.token_id());
+  auto c = daemon_->connect();
+  c->call("session.login", {{"token_id", wstr(card.token_id())}, {"pin", kPin}});
+  const auto e = rpc_error([&] {
+    c->call("session.login", {{"token_id", wstr(card.token_id())}, {"pin_prompt", true}});
+  });
+  EXPECT_EQ(e.code(), -32602) << e.what();
+  ASSERT_EQ(dialogs(), 1);
+  const Json token = c->call("tokens.list")[0];
+  EXPECT_TRUE(token["logged_in"].get<bool>()) << token.dump();
+  EXPECT_EQ(token["pins"]["user"]["tries_left"], 3) << token.dump();
+  Bytes digest;
+  Json p = sign_params(card.token_id() + "/01", "sha256", digest);
+  p.erase("pin");
+  EXPECT_NO_THROW(c->call("sign.digest", p)) << "the session signs as before";
+}
+
 TEST_F(PinPrompt, LoginAndABatchAskOnce) {
   start();
   script({std::string("pin:") + kPin, std::string("pin:") + kPin});
