@@ -134,6 +134,8 @@ class Korttid {
       server_.serve();
       sd_notify(0, "READY=1\nSTATUS=serving");
       spdlog::info("ready: {} token(s) present", tokens_.tokens().size());
+      ready_ = true;
+      if (std::exchange(reload_waiting_, false)) reload();
     });
   }
 
@@ -164,9 +166,14 @@ class Korttid {
       // Armed again first: whatever the handling throws, the next SIGTERM
       // or SIGHUP is still heard (stop() cancels the wait).
       wait_for_signal();
-      if (signo == SIGHUP)
-        reload();
-      else if (!stopping_)
+      if (signo == SIGHUP) {
+        // One asked for while korttid starts waits until it is ready: the
+        // reload's READY=1 would tell systemd it serves before it does.
+        if (ready_)
+          reload();
+        else
+          reload_waiting_ = true;
+      } else if (!stopping_)
         stop(signo);
     });
   }
@@ -253,7 +260,27 @@ class Korttid {
   ipc::Server server_;
   asio::steady_timer first_scan_;
   bool stopping_ = false;
+  bool ready_ = false;           // READY=1 sent
+  bool reload_waiting_ = false;  // a SIGHUP came before it was
   bool settled_ = true;
+};
+
+// Once korttid no longer serves (or failed to start), a second SIGTERM or
+// SIGINT ends a shutdown that hangs: their default action again. SIGHUP
+// stays taken, and ignored.
+class StopSignalsEndAtOnce {
+ public:
+  explicit StopSignalsEndAtOnce(asio::signal_set& signals) : signals_(signals) {}
+  StopSignalsEndAtOnce(const StopSignalsEndAtOnce&) = delete;
+  StopSignalsEndAtOnce& operator=(const StopSignalsEndAtOnce&) = delete;
+  ~StopSignalsEndAtOnce() {
+    boost::system::error_code ignored;
+    signals_.remove(SIGTERM, ignored);
+    signals_.remove(SIGINT, ignored);
+  }
+
+ private:
+  asio::signal_set& signals_;
 };
 
 }  // namespace
@@ -274,7 +301,8 @@ int run_daemon(Config& config, const Invocation& how) {
   // until after their threads end: none meets its default action (for
   // SIGHUP, the end of the process) while korttid runs. Each may have been
   // blocked until now, by hold_reloads() or by the mask a parent passed
-  // down; one sent meanwhile is taken now, and acted on once korttid serves.
+  // down; one sent meanwhile is taken now, and acted on once korttid is
+  // ready.
   asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   sigset_t handled;
   sigemptyset(&handled);
@@ -282,6 +310,7 @@ int run_daemon(Config& config, const Invocation& how) {
   pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
   try {
     Korttid korttid(io, signals, config, how);
+    const StopSignalsEndAtOnce after_serving(signals);
     korttid.start();
     run_until_stopped(io);
     spdlog::info("korttid stopped");

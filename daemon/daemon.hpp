@@ -25,7 +25,7 @@ struct Invocation {
 // SIGHUP's default action ends a process. Called before korttid starts its
 // components, this blocks it in the calling thread (so in every thread made
 // from it) until run_daemon() listens for signals: a reload asked for in
-// between then happens once korttid serves.
+// between then happens once korttid is ready (READY=1).
 void hold_reloads();
 
 // Serves until SIGTERM or SIGINT; the exit status. `config` is the one

@@ -48,7 +48,7 @@ SIGNALS
                    shutdown grace, registry age, prescription rules, TLS
                    upstreams) apply at once; korttid logs every other
                    changed key, which waits for a restart. One sent while
-                   korttid starts is held until it serves (korttid(8))
+                   korttid starts waits until it is ready (korttid(8))
 
 SYSTEMD
   Type=notify: READY=1 once the socket is served, STOPPING=1 at shutdown.

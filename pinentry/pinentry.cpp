@@ -63,7 +63,16 @@ class Program {
     // korttid's terminal would be stopped when it used that terminal.
     posix_spawnattr_t attributes;
     posix_spawnattr_init(&attributes);
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID);
+    // Nor korttid's signal dispositions: it ignores SIGPIPE, and its threads
+    // may block what a parent blocked (pinentry's --timeout is a SIGALRM).
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attributes, &defaults);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     std::string name = path;
     char* argv[] = {name.data(), nullptr};
     const int error = ::posix_spawnp(&pid_, path.c_str(), &actions, &attributes, argv, environ);

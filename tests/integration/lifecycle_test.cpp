@@ -9,7 +9,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -241,25 +243,83 @@ TEST_F(Lifecycle, SighupWithABadFileKeepsTheOldConfiguration) {
   EXPECT_NE(daemon_->log().find("reload refused"), std::string::npos);
 }
 
-// A parent's blocked signals are inherited, and korttid holds SIGHUP
-// blocked itself while it starts (its default action ends the process): it
-// takes the signals it acts on once it listens for them, and a SIGHUP sent
-// while they were blocked is a reload.
+// Blocks signals in this thread, and so in a korttid started from it,
+// until it goes.
+class BlockedSignals {
+ public:
+  explicit BlockedSignals(std::initializer_list<int> signals) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (const int signo : signals) sigaddset(&set, signo);
+    if (::pthread_sigmask(SIG_BLOCK, &set, &before_) != 0) throw std::runtime_error("pthread_sigmask");
+  }
+  BlockedSignals(const BlockedSignals&) = delete;
+  BlockedSignals& operator=(const BlockedSignals&) = delete;
+  ~BlockedSignals() { ::pthread_sigmask(SIG_SETMASK, &before_, nullptr); }
+
+ private:
+  sigset_t before_{};
+};
+
+// A parent's blocked signals are inherited: korttid takes those it acts on
+// once it listens for them, and one sent while they were blocked is acted
+// on then.
 TEST_F(Lifecycle, SignalsItsParentBlockedAreActedOn) {
-  sigset_t held;
-  sigemptyset(&held);
-  sigaddset(&held, SIGHUP);
-  sigaddset(&held, SIGTERM);
-  sigset_t before;
-  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &held, &before), 0);
-  start({});
-  ASSERT_EQ(::pthread_sigmask(SIG_SETMASK, &before, nullptr), 0);
+  {
+    const BlockedSignals held({SIGHUP, SIGTERM, SIGINT});
+    start({});
+  }
   daemon_->signal(SIGHUP);
   EXPECT_TRUE(daemon_->wait_notify("READY=1", std::chrono::seconds(10))) << "no reload";
   EXPECT_NE(daemon_->log().find("configuration reloaded"), std::string::npos) << daemon_->log();
   EXPECT_EQ(daemon_->connect()->call("system.hello")["daemon"], "korttid");
-  EXPECT_EQ(daemon_->stop(SIGTERM, std::chrono::seconds(10)), 0);
+  EXPECT_EQ(daemon_->stop(SIGINT, std::chrono::seconds(10)), 0);
   EXPECT_NE(daemon_->log().find("korttid stopped"), std::string::npos) << daemon_->log();
+}
+
+// A SIGHUP while korttid starts (here held back by the mask korttid
+// inherits, so that it comes before korttid listens) is a reload once
+// korttid is ready, and not before: systemd takes the reload's READY=1 as
+// the start's.
+TEST_F(Lifecycle, ASighupWhileKorttidStartsIsAReloadOnceItIsReady) {
+  DaemonOptions o;
+  o.env["SOFTHSM2_CONF"] = hsm_->conf().string();
+  o.revocation = "ocsp = false\ncrl = false\n";
+  o.wait_ready = false;
+  std::optional<Daemon> starting;
+  {
+    const BlockedSignals held({SIGHUP});
+    starting.emplace(std::move(o));
+  }
+  starting->signal(SIGHUP);
+  ASSERT_TRUE(starting->wait_notify("READY=1", std::chrono::seconds(20))) << starting->log();
+  ASSERT_TRUE(starting->wait_notify("READY=1", std::chrono::seconds(10))) << "no reload: " << starting->log();
+  const std::string log = starting->log();
+  const auto ready = log.find("ready: ");
+  const auto reload = log.find("SIGHUP: reloading");
+  ASSERT_NE(reload, std::string::npos) << log;
+  EXPECT_LT(ready, reload) << "reloaded before it was ready: " << log;
+  EXPECT_EQ(starting->connect()->call("system.hello")["daemon"], "korttid");
+  EXPECT_EQ(starting->stop(SIGTERM), 0);
+}
+
+// A PIN dialog program starts with no signal blocked, whatever korttid's
+// threads inherited (pinentry's own --timeout is a SIGALRM).
+TEST_F(Lifecycle, APinDialogStartsWithNoSignalBlocked) {
+  PinentryDouble dialog;
+  dialog.answer({std::string("pin:") + kPin});
+  DaemonOptions o;
+  dialog.use_in(o);
+  {
+    const BlockedSignals held({SIGALRM, SIGUSR1});
+    start(std::move(o));
+  }
+  auto c = daemon_->connect();
+  c->call("sign.digest", {{"cert_id", wstr(rsa_sign_cert())},
+                          {"digest_algorithm", "sha256"},
+                          {"digest", wstr(base64_encode(random_bytes(32)))},
+                          {"pin_prompt", true}});
+  EXPECT_EQ(read_file(dialog.dir() / "signals-1"), "SigBlk:\t0000000000000000\n");
 }
 
 TEST_F(Lifecycle, SighupUnderLoadLosesNoRequestAndNoSession) {
