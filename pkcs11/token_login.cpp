@@ -71,11 +71,15 @@ void Token::send_login(const Credentials& credentials, uid_t uid) {
   } else {
     throw Error(Errc::pin_required, "the card is not logged in; give the PIN or use the PIN pad");
   }
-  if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
-    if (rv == CKR_OK) hooks_->pin_guard->right(pin_key(), typed_by(credentials.pinpad, uid));
+  if (rv == CKR_OK) {
+    hooks_->pin_guard->right(pin_key(), typed_by(credentials.pinpad, uid));
     refresh_info();
     return;
   }
+  // The module never looked at the PIN: no login, and no signature, on it.
+  if (rv == CKR_USER_ALREADY_LOGGED_IN)
+    throw Error(Errc::service_unavailable, "the card was logged in already, so the PIN could not be checked; try again")
+        .with_detail("CKR_USER_ALREADY_LOGGED_IN from C_Login");
   throw_pin_failure(failure(rv, "C_Login"), typed_by(credentials.pinpad, uid));
 }
 
@@ -107,8 +111,10 @@ LoginResult Token::login(const Credentials& credentials, uid_t uid) {
   check_typed_pin(credentials, uid);
   if (again) {
     // The same user logging in again: check the PIN given now, do not just
-    // extend the old session.
-    module_->fn()->C_Logout(anchor_->handle());
+    // extend the old session. A card that stays logged in would take any
+    // PIN; the session then stays as it was.
+    const CK_RV rv = module_->fn()->C_Logout(anchor_->handle());
+    if (rv != CKR_OK && rv != CKR_USER_NOT_LOGGED_IN) throw failure(rv, "C_Logout");
     set_session_state(std::nullopt);
   }
   send_login(credentials, uid);

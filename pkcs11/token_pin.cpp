@@ -93,6 +93,11 @@ void Token::unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid) 
   }
   const CK_ULONG proof_size = change.pinpad ? 0 : change.proof.size();
   const CK_ULONG new_size = change.pinpad ? 0 : change.new_pin.size();
+  // In this style a PUK sent while the PIN still has tries would be taken
+  // by a module without the style configured as a wrong old PIN, costing a
+  // try: unblocking is for a locked PIN only. Refused before a session ends.
+  if (style == UnblockStyle::set_pin_unlogged && !info().user_pin.locked)
+    throw Error(Errc::invalid_params, kPinNotLocked);
   CK_FUNCTION_LIST* fn = module_->fn();
   if (work().user_logged_in()) {
     fn->C_Logout(anchor_->handle());
@@ -100,10 +105,6 @@ void Token::unblock_pin(const PinChange& change, UnblockStyle style, uid_t uid) 
   }
   CK_RV rv = CKR_OK;
   if (style == UnblockStyle::set_pin_unlogged) {
-    // In this style a PUK sent while the PIN still has tries would be taken
-    // by a module without the style configured as a wrong old PIN, costing
-    // a try: unblocking is for a locked PIN only.
-    if (!info().user_pin.locked) throw Error(Errc::invalid_params, kPinNotLocked);
     Session rw(fn, slot_, CKF_RW_SESSION);
     rv = fn->C_SetPIN(rw.handle(), pad_or(change.proof, change.pinpad), proof_size,
                       pad_or(change.new_pin, change.pinpad), new_size);

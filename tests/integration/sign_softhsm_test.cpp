@@ -184,6 +184,37 @@ TEST_F(SignSoftHsm, TheSignaturePinsTokenTakesNoSessionLogin) {
       c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}})["logged_in"].get<bool>());
 }
 
+// A PIN is checked anew by logging the card out and in again (a second
+// session.login, a signature key's PIN in a session). A card that stays
+// logged in (its C_Logout fails) would take any PIN: the check fails
+// instead, and the session stays as it was.
+TEST_F(SignSoftHsm, APinIsNotTakenAsCheckedWhenTheCardCannotBeLoggedOut) {
+  const fs::path stuck = tokens_dir_.path() / "logout-fails";
+  start(shim_options("KORTTI_SHIM_LOGOUT_FAILS", stuck.string()));
+  auto c = daemon_->connect();
+  const Json card = wstr(token_ids_.at("cardA"));
+  c->call("session.login", {{"token_id", card}, {"pin", kPin}});
+  write_file(stuck, "");
+  const auto again = rpc_error([&] { c->call("session.login", {{"token_id", card}, {"pin", "000000"}}); });
+  EXPECT_EQ(again.code(), 1060) << again.what();
+  // The signature key needs its PIN at every signature, in a session too.
+  const auto sign = rpc_error([&] {
+    c->call("sign.digest", {{"cert_id", wstr(rsa_sign_cert())},
+                            {"digest_algorithm", "sha256"},
+                            {"digest", wstr(base64_encode(random_bytes(32)))},
+                            {"pin", "000000"}});
+  });
+  EXPECT_EQ(sign.code(), 1060) << sign.what();
+  for (const auto& t : c->call("tokens.list")) {
+    if (t["label"] == "cardA") {
+      EXPECT_TRUE(t["logged_in"].get<bool>()) << t.dump();
+    }
+  }
+  EXPECT_NO_THROW(sign_digest(*c, rsa_auth_cert(), "sha256", "", false)) << "the session signs as before";
+  fs::remove(stuck);
+  EXPECT_EQ(rpc_error([&] { c->call("session.login", {{"token_id", card}, {"pin", "000000"}}); }).code(), 1011);
+}
+
 // Which PIN a token takes is read from its certificates: one whose list
 // cannot be read (a card that fails its reads) takes no session.login
 // either, or a PIN2 token would be logged in with the signature PIN.

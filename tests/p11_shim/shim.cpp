@@ -27,6 +27,9 @@
 //   KORTTI_SHIM_SLOT_LIST=FILE    while FILE exists, C_GetSlotList fails
 //                                 (CKR_DEVICE_ERROR), as a module does whose
 //                                 reader service is gone.
+//   KORTTI_SHIM_LOGOUT_FAILS=FILE while FILE exists, C_Logout fails
+//                                 (CKR_DEVICE_ERROR) and the token stays
+//                                 logged in.
 //   KORTTI_SHIM_FIND_OBJECTS=FILE while FILE exists, C_FindObjectsInit fails
 //                                 (CKR_DEVICE_ERROR), as a card does that
 //                                 cannot be read: its certificates are not
@@ -180,6 +183,12 @@ CK_RV shim_get_slot_list(CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR cou
   return target->C_GetSlotList(present, list, count);
 }
 
+CK_RV shim_logout(CK_SESSION_HANDLE session) {
+  if (const char* file = std::getenv("KORTTI_SHIM_LOGOUT_FAILS"); file != nullptr && ::access(file, F_OK) == 0)
+    return CKR_DEVICE_ERROR;
+  return target->C_Logout(session);
+}
+
 CK_RV shim_find_objects_init(CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR templ, CK_ULONG count) {
   if (const char* file = std::getenv("KORTTI_SHIM_FIND_OBJECTS"); file != nullptr && ::access(file, F_OK) == 0)
     return CKR_DEVICE_ERROR;
@@ -207,6 +216,7 @@ extern "C" __attribute__((visibility("default"))) CK_RV C_GetFunctionList(CK_FUN
     shim.C_InitPIN = shim_init_pin;
     shim.C_GetSlotList = shim_get_slot_list;
     shim.C_FindObjectsInit = shim_find_objects_init;
+    shim.C_Logout = shim_logout;
   }
   *list = &shim;
   return CKR_OK;
