@@ -80,12 +80,18 @@ Task<Unit> Service::check_not_signature_pin(const std::string& token_id) {
     return std::any_of(certs.value().begin(), certs.value().end(),
                        [&](const pkcs11::CertificateInfo& c) { return pkcs11::has_purpose(c, purpose); });
   };
-  if (serves(pkcs11::Purpose::signature) && !serves(pkcs11::Purpose::authentication))
+  if (serves(pkcs11::Purpose::authentication)) co_return Unit{};
+  if (serves(pkcs11::Purpose::signature))
     throw Error(Errc::unsupported,
                 "this token's PIN is the signature PIN (PIN2), which korttid takes for one signature at a time: "
                 "session.login logs in with PIN1, on the token of the card's authentication certificate")
         .with_detail("signature_pin");
-  co_return Unit{};
+  // Nothing listed to tell (a certificate object that cannot be read is
+  // left out of the list): this may be the PIN2 token too.
+  throw Error(Errc::unsupported,
+              "this token lists no authentication certificate, so which PIN it takes is not known: session.login "
+              "logs in with PIN1, on the token of the card's authentication certificate")
+      .with_detail("no_authentication_certificate");
 }
 
 Task<Unit> Service::logout(Caller caller, std::string token_id) {

@@ -215,6 +215,21 @@ TEST_F(SignSoftHsm, APinIsNotTakenAsCheckedWhenTheCardCannotBeLoggedOut) {
   EXPECT_EQ(rpc_error([&] { c->call("session.login", {{"token_id", card}, {"pin", "000000"}}); }).code(), 1011);
 }
 
+// A token that lists no authentication certificate (here none at all; a
+// certificate object that cannot be read is left out of the list the same
+// way) may be the PIN2 token: it takes no session either.
+TEST_F(SignSoftHsm, ATokenThatListsNoAuthenticationCertificateTakesNoSessionLogin) {
+  SoftHsm(tokens_dir_.path()).add_token("cardE", {});
+  start({});
+  auto c = daemon_->connect();
+  const auto e = rpc_error([&] {
+    c->call("session.login", {{"token_id", wstr(token_ids_.at("cardE"))}, {"pin", kPin}});
+  });
+  EXPECT_EQ(e.code(), 1050) << e.what();
+  EXPECT_EQ(e.data()["detail"], "no_authentication_certificate") << e.data().dump();
+  for (const auto& t : c->call("tokens.list")) EXPECT_FALSE(t["logged_in"].get<bool>()) << t.dump();
+}
+
 // Which PIN a token takes is read from its certificates: one whose list
 // cannot be read (a card that fails its reads) takes no session.login
 // either, or a PIN2 token would be logged in with the signature PIN.
