@@ -251,6 +251,33 @@ TEST(Record, CodeSetEntriesHaveTheSameStrictDates) {
   EXPECT_NO_THROW((void)parse_code_entry(Json::parse(R"({"code":"1","name":"x","valid_to":"2026-02-28"})")));
 }
 
+// A required field given empty is refused as a missing one is: an empty
+// registration number or code is a broken export.
+TEST(Record, RequiredFieldsAreNotEmpty) {
+  const auto error = [](auto parse) -> std::string {
+    try {
+      parse();
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_EQ(error([] { (void)parse_code_entry(Json::parse(R"({"code":"","name":"x"})")); }), "code: must not be empty");
+  EXPECT_EQ(error([] { (void)parse_code_entry(Json::parse(R"({"code":"1","name":""})")); }), "name: must not be empty");
+  EXPECT_EQ(
+      error([] {
+        (void)parse_professional(std::string_view(
+            R"({"registration_number":"1","restrictions":[{"target":"10","object":{"system":"ATC","code":""}}]})"));
+      }),
+      "restrictions[0].object.code: must not be empty");
+  EXPECT_EQ(error([] { (void)parse_professional(std::string_view(R"({"registration_number":""})")); }),
+            "registration_number: must not be empty");
+  // Optional ones may be empty.
+  EXPECT_EQ(
+      error([] { (void)parse_professional(std::string_view(R"({"registration_number":"1","prescriber_id":""})")); }),
+      "no error");
+}
+
 // --- the rules, for what the daemon tests cannot arrange ---
 
 const SystemTime kNow = std::chrono::system_clock::now();
