@@ -52,9 +52,10 @@ std::string HashingReader::sha256() {
   return hex_encode(ByteView(digest, n));
 }
 
-ExtractReader::ExtractReader(std::istream& in) : reader_(in), thread_([this] { run(); }) {}
+ExtractReader::ExtractReader(std::istream& in) : reader_(in) {}
 
 ExtractReader::~ExtractReader() {
+  if (!thread_.joinable()) return;
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
@@ -63,32 +64,15 @@ ExtractReader::~ExtractReader() {
   thread_.join();
 }
 
-void ExtractReader::run() {
-  std::vector<ParsedLine> batch;
-  std::string text, error;
-  auto hand_over = [&](bool last) {
-    std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return stopping_ || ready_.size() < kBatchesAhead; });
-    if (!batch.empty()) ready_.push_back(std::move(batch));
-    batch.clear();
-    if (last) {
-      finished_ = true;
-      error_ = error;
-    }
-    const bool stop = stopping_;
-    lock.unlock();
-    changed_.notify_all();
-    return !stop;
-  };
-  for (;;) {
-    bool more = false;
+bool ExtractReader::fill(std::vector<ParsedLine>& batch, std::string& error) {
+  std::string text;
+  while (batch.size() < kBatch) {
     try {
-      more = reader_.line(text);
+      if (!reader_.line(text)) return false;
     } catch (const std::invalid_argument& e) {
       error = e.what();
-      break;
+      return false;
     }
-    if (!more) break;
     if (blank_line(text)) continue;
     ParsedLine parsed;
     parsed.number = reader_.number();
@@ -96,18 +80,56 @@ void ExtractReader::run() {
       parsed.professional = parse_professional(std::string_view(text));
     } catch (const std::invalid_argument& e) {
       error = "line " + std::to_string(parsed.number) + ": " + e.what();
-      break;
+      return false;
     }
     parsed.text = std::move(text);
     text.clear();
     batch.push_back(std::move(parsed));
-    if (batch.size() == kBatch && !hand_over(false)) return;
   }
+  return true;
+}
+
+void ExtractReader::finish(std::vector<ParsedLine> batch, const std::string& error) {
+  if (!batch.empty()) ready_.push_back(std::move(batch));
   if (error.empty()) sha256_ = reader_.sha256();
-  hand_over(true);
+  error_ = error;
+  finished_ = true;
+}
+
+void ExtractReader::run() {
+  for (;;) {
+    std::vector<ParsedLine> batch;
+    std::string error;
+    const bool more = fill(batch, error);
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return stopping_ || ready_.size() < kBatchesAhead; });
+    if (stopping_) return;
+    if (!more) {
+      finish(std::move(batch), error);
+    } else {
+      ready_.push_back(std::move(batch));
+    }
+    lock.unlock();
+    changed_.notify_all();
+    if (!more) return;
+  }
 }
 
 std::vector<ParsedLine> ExtractReader::next() {
+  if (!started_) {
+    // The first batch here: a file of no more (most code-set sized
+    // extracts, a test's) needs no thread. A longer one is parsed on a
+    // thread of its own from its second batch, ahead of the inserts.
+    started_ = true;
+    std::vector<ParsedLine> first;
+    std::string error;
+    if (!fill(first, error)) {
+      finish(std::move(first), error);
+    } else {
+      ready_.push_back(std::move(first));
+      thread_ = std::thread([this] { run(); });
+    }
+  }
   std::unique_lock lock(mutex_);
   changed_.wait(lock, [&] { return !ready_.empty() || finished_; });
   if (ready_.empty()) {

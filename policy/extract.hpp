@@ -53,11 +53,12 @@ struct ParsedLine {
   Professional professional;
 };
 
-// Parses the extract on its own thread, a bounded number of batches ahead.
+// Parses the extract in batches: the first when it is asked for, the rest
+// (if any) on a thread of its own, a bounded number of batches ahead.
 class ExtractReader {
  public:
   explicit ExtractReader(std::istream& in);
-  ~ExtractReader();  // stops the thread
+  ~ExtractReader();  // stops the thread, if one started
   ExtractReader(const ExtractReader&) = delete;
   ExtractReader& operator=(const ExtractReader&) = delete;
 
@@ -67,9 +68,15 @@ class ExtractReader {
   [[nodiscard]] std::string sha256() const { return sha256_; }  // at the end
 
  private:
+  // Parses lines into `batch` until it is full (true) or the file ends or a
+  // line is bad (false; `error` then says which).
+  bool fill(std::vector<ParsedLine>& batch, std::string& error);
+  // The last batch and how the file ended; under mutex_ once the thread runs.
+  void finish(std::vector<ParsedLine> batch, const std::string& error);
   void run();
 
   HashingReader reader_;
+  bool started_ = false;  // next() was asked once
   std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<std::vector<ParsedLine>> ready_;
