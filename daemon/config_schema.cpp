@@ -135,6 +135,19 @@ class Row {
     return *this;
   }
 
+  // An array of tables: `ref` reaches its vector. Each [[table.key]] adds
+  // an entry, whose fields are the rows of table "table.key".
+  template <class Ref>
+  Row& entries(Ref ref) {
+    spec_.set = [ref](Config& c, const ConfigValue&) -> Why {
+      ref(c).emplace_back();
+      return std::nullopt;
+    };
+    spec_.get = [ref](const Config& c) { return value_of(ref(c).size()); };
+    spec_.keep_first = [ref](Config& c, std::size_t n) { ref(c).resize(std::min(n, ref(c).size())); };
+    return *this;
+  }
+
   Row& entry_check(decltype(KeySpec::check_entry) check) {
     spec_.check_entry = std::move(check);
     return *this;
@@ -387,24 +400,14 @@ std::vector<KeySpec> rows() {
       Row("pcsc", "enabled", Bool, true, Restart, "watch readers and cards through pcscd").bind([](auto& c) -> auto& {
         return c.pcsc.enabled;
       }),
-      Row("pcsc", "reader", KeyType::table_array, num(0), Restart, "a reader whose PIN-pad report is wrong")
-          .custom(
-              [](Config& c, const ConfigValue&) -> Why {
-                c.pcsc.readers.emplace_back();
-                return std::nullopt;
-              },
-              [](const Config& c) { return value_of(c.pcsc.readers.size()); }),
+      Row("pcsc", "reader", KeyType::table_array, num(0), Restart, "a reader whose PIN-pad report is wrong").entries([
+      ](auto& c) -> auto& { return c.pcsc.readers; }),
       Row("pcsc.reader", "name", String, str(""), Restart, "a prefix of the PC/SC reader name").required().bind([
       ](auto& c) -> auto& { return c.pcsc.readers.back().name; }),
       Row("pcsc.reader", "pinpad", Bool, {}, Restart, "whether it has a PIN pad; unset: what the reader reports").bind([
       ](auto& c) -> auto& { return c.pcsc.readers.back().pinpad; }),
       Row("pcsc", "card_type", KeyType::table_array, num(0), Restart, "a card to know by ATR, before the built-in ones")
-          .custom(
-              [](Config& c, const ConfigValue&) -> Why {
-                c.pcsc.card_types.emplace_back();
-                return std::nullopt;
-              },
-              [](const Config& c) { return value_of(c.pcsc.card_types.size()); })
+          .entries([](auto& c) -> auto& { return c.pcsc.card_types; })
           .entry_check(check_card_type),
       Row("pcsc.card_type", "atr", String, str(""), Restart, "the ATR in hex").required().bind([](auto& c) -> auto& {
         return c.pcsc.card_types.back().atr;
@@ -440,12 +443,7 @@ std::vector<KeySpec> rows() {
           .range(1, 1024)
           .bind([](auto& c) -> auto& { return c.tls.max_tunnels_per_uid; }),
       Row("tls", "upstream", KeyType::table_array, num(0), Hup, "a server the card may log in to")
-          .custom(
-              [](Config& c, const ConfigValue&) -> Why {
-                c.tls.upstreams.emplace_back();
-                return std::nullopt;
-              },
-              [](const Config& c) { return value_of(c.tls.upstreams.size()); })
+          .entries([](auto& c) -> auto& { return c.tls.upstreams; })
           .entry_check(check_upstream),
       Row("tls.upstream", "name", String, str(""), Hup, "how logs, audit lines and clients name it").required().bind([
       ](auto& c) -> auto& { return c.tls.upstreams.back().name; }),
@@ -722,6 +720,32 @@ std::string_view type_name(KeyType type) noexcept {
       return "array of tables";
   }
   return "?";
+}
+
+std::vector<std::string> changed_keys(const Config& a, const Config& b, Reload reload) {
+  const auto& schema = config_schema();
+  std::vector<std::string> out;
+  for (const auto& row : schema) {
+    if (row.reload != reload || row.in_array || !row.get) continue;
+    const bool differs = row.get(a) != row.get(b);
+    if (row.type != KeyType::table_array || differs || !row.keep_first) {
+      if (differs) out.push_back(row.name());
+      continue;
+    }
+    // As many entries in both: each one's fields, read from copies that end
+    // with it (a field's get reads the last entry).
+    const auto count = static_cast<std::size_t>(std::get<std::int64_t>(row.get(a)));
+    for (std::size_t n = 1; n <= count; ++n) {
+      Config first_a = a;
+      Config first_b = b;
+      row.keep_first(first_a, n);
+      row.keep_first(first_b, n);
+      for (const auto& field : schema)
+        if (field.in_array && field.table == row.name() && field.get && field.get(first_a) != field.get(first_b))
+          out.push_back(row.name() + "[" + std::to_string(n - 1) + "]." + field.key);
+    }
+  }
+  return out;
 }
 
 std::string_view reload_name(Reload reload) noexcept { return reload == Reload::sighup ? "SIGHUP" : "restart"; }

@@ -65,6 +65,8 @@ struct KeySpec {
   // table_array row's set appends an entry.
   std::function<std::optional<std::string>(Config&, const ConfigValue&)> set;
   std::function<ConfigValue(const Config&)> get;
+  // table_array: drops the entries after the first n.
+  std::function<void(Config&, std::size_t)> keep_first;
   // table_array: the problems of the entry just read, as {key, what}.
   std::function<std::vector<std::pair<std::string, std::string>>(const Config&)> check_entry;
 
@@ -78,5 +80,10 @@ const std::vector<KeySpec>& config_schema();
 std::string toml_text(const ConfigValue& value);
 std::string_view type_name(KeyType type) noexcept;
 std::string_view reload_name(Reload reload) noexcept;  // "SIGHUP" or "restart"
+
+// The keys `reload` applies to whose values differ in `a` and `b`, in the
+// schema's order; a field of an array of tables as "pcsc.card_type[0].atr",
+// an array whose number of entries differs by its own name.
+std::vector<std::string> changed_keys(const Config& a, const Config& b, Reload reload);
 
 }  // namespace kortti::daemon

@@ -199,9 +199,8 @@ class Korttid {
       // that differs from what runs (the file at start), at every reload
       // until the restart, so an admin is not left believing it took effect.
       std::string waiting;
-      for (const auto& row : config_schema())
-        if (row.reload == Reload::restart && !row.in_array && row.get && row.get(next) != row.get(started_))
-          waiting += (waiting.empty() ? "" : ", ") + row.name();
+      for (const auto& key : changed_keys(started_, next, Reload::restart))
+        waiting += (waiting.empty() ? "" : ", ") + key;
       if (!waiting.empty()) spdlog::warn("these changes take effect at the next restart: {}", waiting);
       config_ = std::move(next);
       spdlog::info("configuration reloaded");

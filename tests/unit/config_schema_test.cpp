@@ -252,5 +252,26 @@ TEST(ConfigSchema, TablesInArraysAndMapsAreNotPlainKeys) {
   }
 }
 
+// What a reload names as waiting for a restart: a plain key, an array of
+// tables whose number of entries changed, a field of one of its entries,
+// and nothing for a key a reload applies.
+TEST(ConfigSchema, ChangedKeysNameTheEntryOfAnArrayOfTables) {
+  const std::string readers = "[[pcsc.reader]]\nname = \"A\"\n[[pcsc.reader]]\nname = \"B\"\n";
+  const Config started = load_text(readers);
+  EXPECT_TRUE(changed_keys(started, load_text(readers), Reload::restart).empty());
+  EXPECT_EQ(changed_keys(started, load_text("[[pcsc.reader]]\nname = \"A\"\n[[pcsc.reader]]\nname = \"C\"\n"),
+                         Reload::restart),
+            std::vector<std::string>{"pcsc.reader[1].name"});
+  EXPECT_EQ(
+      changed_keys(started, load_text("[[pcsc.reader]]\nname = \"A\"\npinpad = false\n[[pcsc.reader]]\nname = \"B\"\n"),
+                   Reload::restart),
+      std::vector<std::string>{"pcsc.reader[0].pinpad"});
+  EXPECT_EQ(changed_keys(started, load_text("[[pcsc.reader]]\nname = \"A\"\n"), Reload::restart),
+            std::vector<std::string>{"pcsc.reader"});
+  EXPECT_EQ(changed_keys(started, load_text("[pcsc]\nenabled = false\n" + readers + "[log]\nlevel = \"debug\"\n"),
+                         Reload::restart),
+            std::vector<std::string>{"pcsc.enabled"});
+}
+
 }  // namespace
 }  // namespace kortti::daemon
