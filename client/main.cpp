@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <iostream>
 #include <memory>
 #include <system_error>
@@ -144,7 +145,12 @@ int main(int argc, char** argv) {
     try {
       c = std::make_unique<Client>(socket, g.timeout());
     } catch (const std::system_error& e) {
-      std::cerr << "kortti: " << e.what() << "\n";
+      if (e.code().value() == EAGAIN)
+        std::cerr << "kortti: korttid takes no new connections at " << socket
+                  << " (its queue of them stayed full for --timeout): korttid may be stopped or stuck; "
+                  << "systemctl status korttid, or journalctl -u korttid, shows why\n";
+      else
+        std::cerr << "kortti: " << e.what() << "\n";
       return kExitUnavailable;
     }
     c->call("system.hello", {{"client", "kortti"}, {"version", kVersion}});

@@ -316,6 +316,24 @@ TEST_F(CliPeer, AKorttidThatStopsAnsweringOrReadingIsGivenUpAfterTheTimeout) {
   EXPECT_TRUE(asked("verify.xml"));
 }
 
+// A korttid that takes no connections (their queue full: it is stopped, or
+// its io thread stuck) is given up after the timeout too.
+TEST_F(CliPeer, AFullQueueOfConnectionsIsGivenUpAfterTheTimeout) {
+  const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  socket().string().copy(addr.sun_path, sizeof addr.sun_path - 1);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 0), 0);  // one waiting connection fills it
+  const int waiting = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(::connect(waiting, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const auto r = run({kortti_binary().string(), "--socket", socket().string(), "--timeout", "1", "status"});
+  ::close(waiting);
+  ::close(listener);
+  EXPECT_EQ(r.status, 69) << r.err;
+  EXPECT_NE(r.err.find("takes no new connections"), std::string::npos) << r.err;
+}
+
 // `kortti tls connect`: a tunnel the server resets after its answer (it
 // closed without reading what kortti sent) gives the answer, then exit 1
 // with a message; it used to end 0, as if all had gone well.
