@@ -26,6 +26,9 @@ using client::RpcError;
 constexpr int kExitError = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitUnavailable = 69;  // EX_UNAVAILABLE
+// What kortti says when korttid takes no connection or gives no answer in time.
+constexpr const char* kStoppedOrStuck =
+    "korttid may be stopped or stuck; systemctl status korttid, or journalctl -u korttid, shows why";
 
 constexpr const char* kFooter = R"(
 kortti talks to korttid, the local smart-card daemon, over its Unix socket.
@@ -147,8 +150,7 @@ int main(int argc, char** argv) {
     } catch (const std::system_error& e) {
       if (e.code().value() == EAGAIN)
         std::cerr << "kortti: korttid takes no new connections at " << socket
-                  << " (its queue of them stayed full for --timeout): korttid may be stopped or stuck; "
-                  << "systemctl status korttid, or journalctl -u korttid, shows why\n";
+                  << " (its queue of them stayed full for --timeout): " << kStoppedOrStuck << "\n";
       else
         std::cerr << "kortti: " << e.what() << "\n";
       return kExitUnavailable;
@@ -156,8 +158,7 @@ int main(int argc, char** argv) {
     c->call("system.hello", {{"client", "kortti"}, {"version", kVersion}});
     return runner.run(*c, g);
   } catch (const client::NoAnswer& e) {
-    std::cerr << "kortti: " << e.what() << " (--timeout): korttid may be stopped or stuck; "
-              << "systemctl status korttid, or journalctl -u korttid, shows why\n";
+    std::cerr << "kortti: " << e.what() << " (--timeout): " << kStoppedOrStuck << "\n";
     return kExitUnavailable;
   } catch (const RpcError& e) {
     print_error(e);

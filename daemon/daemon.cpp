@@ -12,6 +12,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdlib>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 
@@ -284,12 +285,19 @@ class StopSignalsEndAtOnce {
 
 }  // namespace
 
-void hold_reloads() {
-  sigset_t hup;
-  sigemptyset(&hup);
-  sigaddset(&hup, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &hup, nullptr);
+namespace {
+
+// SIG_BLOCK or SIG_UNBLOCK `signals` in the calling thread.
+void mask(int how, std::initializer_list<int> signals) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (const int signo : signals) sigaddset(&set, signo);
+  pthread_sigmask(how, &set, nullptr);
 }
+
+}  // namespace
+
+void hold_reloads() { mask(SIG_BLOCK, {SIGHUP}); }
 
 int run_daemon(Config& config, const Invocation& how) {
   int status = 0;
@@ -303,10 +311,7 @@ int run_daemon(Config& config, const Invocation& how) {
   // down; one sent meanwhile is taken now, and acted on once korttid is
   // ready.
   asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
-  sigset_t handled;
-  sigemptyset(&handled);
-  for (const int signo : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&handled, signo);
-  pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
+  mask(SIG_UNBLOCK, {SIGTERM, SIGINT, SIGHUP});
   try {
     Korttid korttid(io, signals, config, how);
     const StopSignalsEndAtOnce after_serving(signals);

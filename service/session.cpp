@@ -56,8 +56,7 @@ Task<std::string> Service::holder(const std::string& token_id) {
   Result<std::vector<pkcs11::CertificateInfo>> certs = co_await attempt(services_.tokens->certificates(token_id));
   if (certs.ok())
     for (const auto& cert : certs.value())
-      if (std::find(cert.purposes.begin(), cert.purposes.end(), pkcs11::Purpose::authentication) != cert.purposes.end())
-        co_return cert.subject;
+      if (pkcs11::has_purpose(cert, pkcs11::Purpose::authentication)) co_return cert.subject;
   co_return std::string();
 }
 
@@ -70,10 +69,7 @@ Task<Unit> Service::check_not_signature_pin(const std::string& token_id) {
   if (!certs.ok()) {
     // An unknown token: check_may_login says so. A present one whose list
     // cannot be read may be the PIN2 token: no login until it can be.
-    const auto present = services_.tokens->tokens();
-    if (std::none_of(present.begin(), present.end(),
-                     [&](const pkcs11::TokenInfo& t) { return t.token_id == token_id; }))
-      co_return Unit{};
+    if (!services_.tokens->token(token_id)) co_return Unit{};
     throw certs.error();
   }
   auto serves = [&](pkcs11::Purpose purpose) {
