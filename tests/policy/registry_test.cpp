@@ -156,6 +156,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadFile{"RightWithEmptyCode",
                 professional_line("55500001", "x") + "\n" + R"({"registration_number":"2","rights":[{"code":""}]})",
                 "line 2: rights[0].code: must not be empty"},
+        BadFile{"BlankRegistrationNumber",
+                professional_line("55500001", "x") + "\n" + R"({"registration_number":"  "})",
+                "line 2: registration_number: must not begin or end with white space"},
         BadFile{"RightWithoutCode",
                 professional_line("55500001", "x") + "\n" +
                     R"({"registration_number":"2","rights":[{"valid_from":"2020-01-01"}]})",

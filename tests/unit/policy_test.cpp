@@ -272,6 +272,19 @@ TEST(Record, RequiredFieldsAreNotEmpty) {
       "restrictions[0].object.code: must not be empty");
   EXPECT_EQ(error([] { (void)parse_professional(std::string_view(R"({"registration_number":""})")); }),
             "registration_number: must not be empty");
+  // A code with white space around it would never match what it names.
+  EXPECT_EQ(error([] { (void)parse_professional(std::string_view(R"({"registration_number":" "})")); }),
+            "registration_number: must not begin or end with white space");
+  EXPECT_EQ(error([] { (void)parse_professional(std::string_view(R"({"registration_number":"1\t"})")); }),
+            "registration_number: must not begin or end with white space");
+  EXPECT_EQ(error([] { (void)parse_code_entry(Json::parse(R"({"code":" 1","name":"x"})")); }),
+            "code: must not begin or end with white space");
+  EXPECT_EQ(error([] {
+              (void)parse_professional(std::string_view(R"({"registration_number":"1","rights":[{"code":"001 "}]})"));
+            }),
+            "rights[0].code: must not begin or end with white space");
+  // A name is only shown, and may have any.
+  EXPECT_EQ(error([] { (void)parse_code_entry(Json::parse(R"({"code":"1","name":" x "})")); }), "no error");
   // Optional ones may be empty.
   EXPECT_EQ(
       error([] { (void)parse_professional(std::string_view(R"({"registration_number":"1","prescriber_id":""})")); }),
