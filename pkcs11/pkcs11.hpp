@@ -226,6 +226,18 @@ class TokenService {
   void rescan(Completion<Unit> done);
 
   Task<std::vector<CertificateInfo>> certificates(std::optional<std::string> token_id);
+  // Every present token's certificates. A token whose list cannot be read is
+  // left out (and logged); `unreadable` keeps why, so a caller that finds
+  // nothing fit can say that a card could not be read rather than that no
+  // card has what it looked for.
+  struct Listing {
+    std::vector<CertificateInfo> certificates;
+    std::optional<Error> unreadable;
+    // The error for finding none of `certificates` fit: not_found, "no card
+    // present has `what`", or the unreadable token's own error.
+    [[nodiscard]] Error none_fit(const std::string& what) const;
+  };
+  Task<Listing> all_certificates();
   // From what the token listed when it was opened, where it could.
   Task<CertificateInfo> certificate(std::string cert_id);
 

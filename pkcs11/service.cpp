@@ -503,33 +503,54 @@ const std::stop_token kNoStop;
 // co_awaits: the TokenService may be gone when a card answers at shutdown.
 
 Task<std::vector<CertificateInfo>> TokenService::certificates(std::optional<std::string> token_id) {
+  if (!token_id) {
+    Listing all = co_await all_certificates();
+    co_return std::move(all.certificates);
+  }
+  const auto impl = impl_;
+  auto token = impl->require_token(*token_id);
+  if (const auto known = token->known_certificates()) co_return *known;
+  auto list = [](Token& t) { return t.certificates(); };
+  co_return co_await impl->on_token(std::move(token), std::nullopt, kNoStop, std::move(list));
+}
+
+Task<TokenService::Listing> TokenService::all_certificates() {
   const auto impl = impl_;
   std::vector<std::shared_ptr<Token>> tokens;
-  if (token_id)
-    tokens.push_back(impl->require_token(*token_id));
-  else
-    for (const auto& [id, token] : impl->tokens_) tokens.push_back(token);
-  std::vector<CertificateInfo> all;
+  for (const auto& [id, token] : impl->tokens_) tokens.push_back(token);
+  Listing all;
   for (const auto& token : tokens) {
     // One pulled while an earlier one was asked is not listed.
     if (impl->find_token(token->id()) != token) continue;
     // Lists read at open come straight from memory; only a token whose list
     // could not be read then is asked (on its own worker).
     if (const auto known = token->known_certificates()) {
-      all.insert(all.end(), known->begin(), known->end());
+      all.certificates.insert(all.certificates.end(), known->begin(), known->end());
       continue;
     }
     auto list = [](Token& t) { return t.certificates(); };
     Result<std::vector<CertificateInfo>> read = co_await attempt(impl->on_token(token, std::nullopt, kNoStop, list));
     if (!read.ok()) {
-      if (token_id) throw read.error();
       spdlog::warn("token {}: cannot list certificates: {}", token->id(), read.error().what());
+      if (!all.unreadable) {
+        Error why(read.error().code(),
+                  "the certificates of token " + token->id() + " cannot be read: " + read.error().what());
+        why.detail = read.error().detail;
+        all.unreadable = std::move(why);
+      }
       continue;
     }
     auto part = std::move(read).value();
-    std::move(part.begin(), part.end(), std::back_inserter(all));
+    std::move(part.begin(), part.end(), std::back_inserter(all.certificates));
   }
   co_return all;
+}
+
+Error TokenService::Listing::none_fit(const std::string& what) const {
+  if (!unreadable) return Error(Errc::not_found, "no card present has " + what);
+  Error e(unreadable->code(), "no card korttid could read has " + what + "; " + unreadable->what());
+  e.detail = unreadable->detail;
+  return e;
 }
 
 Task<CertificateInfo> TokenService::certificate(std::string cert_id) {

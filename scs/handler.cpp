@@ -39,11 +39,13 @@ Reason reason_for(Errc code) {
     case Errc::parse_error:
     case Errc::invalid_request:
       return Reason::bad_request;
-    case Errc::service_unavailable:
-      return Reason::busy;
     case Errc::internal_error:
     case Errc::method_not_found:
       return Reason::internal;
+    // A card or module error, a dialog program that cannot start, a full
+    // queue for the card, korttid stopping: the page's 109 is only SCS's
+    // own limit of signatures waiting for the user.
+    case Errc::service_unavailable:
     case Errc::card_removed:
     case Errc::token_busy:
     case Errc::permission_denied:
@@ -87,15 +89,14 @@ service::SignItem sign_item(const SignRequest& request) {
 
 // The signature through the service core, as SCS answers it.
 Task<Json> perform(service::Service& service, service::Caller caller, SignRequest request) {
-  const std::vector<pkcs11::CertificateInfo> certificates =
-      co_await service.services().tokens->certificates(std::nullopt);
-  const std::optional<pkcs11::CertificateInfo> cert = select_certificate(certificates, request.selector);
+  const pkcs11::TokenService::Listing listed = co_await service.services().tokens->all_certificates();
+  const std::optional<pkcs11::CertificateInfo> cert = select_certificate(listed.certificates, request.selector);
   if (!cert)
-    throw Error(Errc::not_found,
-                std::string("no card present has a ") +
-                    (request.selector.purpose == pkcs11::Purpose::signature ? "signature (nonrepudiation)"
-                                                                            : "authentication (digitalsignature)") +
-                    " certificate the selector accepts");
+    throw listed.none_fit(std::string("a ") +
+                          (request.selector.purpose == pkcs11::Purpose::signature
+                               ? "signature (nonrepudiation)"
+                               : "authentication (digitalsignature)") +
+                          " certificate the selector accepts");
   service::SignItem item = sign_item(request);
   pkcs11::Credentials credentials;
   credentials.prompt = true;  // every signature asks the user, naming the page

@@ -22,7 +22,8 @@ Task<IdentityReport> Service::identity(Caller caller, std::string cert_id, std::
 Task<pkcs11::CertificateInfo> Service::share_certificate(Caller caller, pkcs11::Purpose purpose) {
   if (!caller.origin) throw Error(Errc::invalid_params, "'origin' is required: the page that asks");
   const bool signing = purpose == pkcs11::Purpose::signature;
-  for (auto& cert : co_await services_.tokens->certificates(std::nullopt)) {
+  pkcs11::TokenService::Listing listed = co_await services_.tokens->all_certificates();
+  for (auto& cert : listed.certificates) {
     if (!pkcs11::serves_only(cert, purpose)) continue;
     pkcs11::Credentials dialog_only;
     dialog_only.prompt = true;
@@ -30,9 +31,8 @@ Task<pkcs11::CertificateInfo> Service::share_certificate(Caller caller, pkcs11::
     co_await services_.pinentry->confirm(sharing_dialog(caller, cert), caller.stop);
     co_return cert;
   }
-  throw Error(Errc::not_found, signing ? "no card present has a signature certificate of a key that signs only"
-                                       : "no card present has an authentication certificate of a key that only "
-                                         "logs in");
+  throw listed.none_fit(signing ? "a signature certificate of a key that signs only"
+                                : "an authentication certificate of a key that only logs in");
 }
 
 Task<policy::Decision> Service::check(Caller caller, CheckSubject subject, policy::Action action,

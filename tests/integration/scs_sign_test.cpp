@@ -227,6 +227,20 @@ TEST_F(Scs, NoMatchingCertificateIsReasonNoCertificate) {
   EXPECT_EQ(reason(h), 200) << h.body;
 }
 
+// The card is there but its certificates cannot be read: the page is not
+// told that no card has one.
+TEST_F(Scs, ACardWhoseCertificatesCannotBeReadIsNotReasonNoCertificate) {
+  const fs::path unreadable = files_ / "unreadable";
+  write_file(unreadable, "");
+  launch("", {"--user-instance"}, shim_options("KORTTI_SHIM_FIND_OBJECTS", unreadable.string()));
+  const Http h = sign(signature_request("signature", "data", {'x'}, "SHA256"));
+  ASSERT_EQ(h.status, 200) << h.body;
+  EXPECT_EQ(h.json()["status"], "failed");
+  EXPECT_EQ(reason(h), 204) << h.body;  // the card failed (docs/browsers.md)
+  EXPECT_NE(h.json()["reasonText"].get<std::string>().find("cannot be read"), std::string::npos) << h.body;
+  EXPECT_FALSE(dialogs_.any_shown());
+}
+
 TEST_F(Scs, ACertificateThePolicyRefusesIsNeverAskedForThePin) {
   // A card whose certificate chains to a root korttid does not trust.
   hsm_->add_token("cardC", {"impostor/sign"});

@@ -255,6 +255,22 @@ TEST_F(SignSoftHsm, ATokenWhoseCertificatesCannotBeReadTakesNoSessionLogin) {
   EXPECT_NO_THROW(c->call("session.login", {{"token_id", wstr(token_ids_.at("cardA"))}, {"pin", kPin}}));
 }
 
+// A page asking for a certificate while no card's list can be read is told
+// that, not that no card has one: the card is there, and may have it.
+TEST_F(SignSoftHsm, ACardWhoseCertificatesCannotBeReadIsNotTakenForOneWithout) {
+  const fs::path unreadable = tokens_dir_.path() / "unreadable";
+  write_file(unreadable, "");
+  start(shim_options("KORTTI_SHIM_FIND_OBJECTS", unreadable.string()));
+  auto c = daemon_->connect();
+  const auto e = rpc_error([&] {
+    c->call("certificates.share", {{"purpose", "authentication"}, {"origin", "https://ehr.example.fi"}});
+  });
+  EXPECT_EQ(e.code(), 1060) << e.what();
+  EXPECT_NE(std::string(e.what()).find("cannot be read"), std::string::npos) << e.what();
+  // A listing still lists what it can, and nothing here.
+  EXPECT_TRUE(c->call("certificates.list").empty());
+}
+
 TEST_F(SignSoftHsm, SessionLetsTheOwnerSignWithoutPinUntilLogout) {
   auto c = daemon_->connect();
   EXPECT_EQ(rpc_error([&] { sign_digest(*c, rsa_auth_cert(), "sha256", "", false); }).code(), 1010);
