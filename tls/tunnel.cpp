@@ -30,7 +30,9 @@ using SslPtr = Owned<SSL, SSL_free>;
 // reading from its source (back-pressure), so a slow side slows the other
 // and korttid holds at most kBuffer bytes per direction. A client that has
 // sent all it will (a half-close) still gets the answer until the server
-// closes.
+// closes. A client that leaves entirely still has all it sent before it
+// left written upstream (what the server says meanwhile has nowhere to go
+// and is dropped); then the tunnel ends.
 class Relay {
  public:
   Relay(SSL* ssl, int upstream, int local, TunnelState& state)
@@ -53,25 +55,42 @@ class Relay {
       const bool decrypted = reading && SSL_pending(ssl_) > 0;
       // poll() reports a hang-up whatever was asked: a side nothing is wanted
       // from is left out, or a server's reset while the client's buffer is
-      // full would wake this loop at once, round after round.
+      // full (or a client gone while the server's is) would wake this loop
+      // at once, round after round.
       if (p[0].events == 0) p[0].fd = -1;
+      if (p[1].events == 0 && client_left_) p[1].fd = -1;
       if (::poll(p, 2, decrypted ? 0 : 200) < 0 && errno != EINTR) return;
       if ((p[1].revents & (POLLERR | POLLNVAL)) != 0) return;
-      // A client gone entirely takes nothing more; what it sent before its
-      // hang-up is read first (below), while it may still send.
-      if ((p[1].revents & POLLHUP) != 0 && !(local_open_ && room_up())) return;
+      if ((p[1].revents & POLLHUP) != 0) left();
       if (!read_local(p[1].revents) || !write_upstream()) return;
       pass_on_half_close();
       read_upstream();
-      if (!write_local() || (!upstream_open_ && to_local_.empty())) return;
+      if (!write_local()) return;
+      if (!upstream_open_ && to_local_.empty()) return;
+      // A client gone, and all it sent passed on: the end (close_notify).
+      if (client_left_ && !local_open_ && to_upstream_.empty()) return;
     }
   }
+
+  // Whether the client's bytes were cut short: some it sent never reached
+  // the server. The server must then not get a close_notify, which would
+  // tell it the stream was whole.
+  [[nodiscard]] bool cut() const { return !to_upstream_.empty() || (client_left_ && local_open_); }
+  // The alert the server sent to end the connection, if it did (OpenSSL's
+  // words); empty otherwise.
+  [[nodiscard]] const std::string& alert() const { return alert_; }
 
  private:
   static constexpr std::size_t kBuffer = 256 * 1024;
 
   [[nodiscard]] bool room_up() const { return to_upstream_.size() < kBuffer; }
   [[nodiscard]] bool room_down() const { return to_local_.size() < kBuffer; }
+
+  // The client reads nothing more: what the server sends is dropped from now on.
+  void left() {
+    client_left_ = true;
+    to_local_.clear();
+  }
 
   // Each step is false when the tunnel ends.
   bool read_local(short revents) {
@@ -80,7 +99,6 @@ class Relay {
     if (n > 0) {
       to_upstream_.append(buf_, static_cast<std::size_t>(n));
     } else if (n == 0) {
-      if ((revents & POLLHUP) != 0) return false;  // gone entirely
       local_open_ = false;
     } else if (errno != EAGAIN && errno != EINTR) {
       return false;
@@ -132,21 +150,28 @@ class Relay {
       ERR_clear_error();
       const int rc = SSL_read_ex(ssl_, buf_, sizeof buf_, &got);
       if (rc == 1) {
-        to_local_.append(buf_, got);
+        if (!client_left_) to_local_.append(buf_, got);
         state_.received += got;
         continue;
       }
       const int why = SSL_get_error(ssl_, rc);
-      if (why == SSL_ERROR_WANT_WRITE)
+      if (why == SSL_ERROR_WANT_WRITE) {
         read_wants_write_ = true;
-      else if (why != SSL_ERROR_WANT_READ)
+      } else if (why != SSL_ERROR_WANT_READ) {
         upstream_open_ = false;  // closed, or an alert
+        const unsigned long e = ERR_peek_last_error();
+        // OpenSSL's reasons for an alert received are the alert's number
+        // past SSL_AD_REASON_OFFSET.
+        if (why == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) > SSL_AD_REASON_OFFSET)
+          alert_ = openssl_error("an alert");
+        ERR_clear_error();
+      }
       return;
     }
   }
 
   bool write_local() {
-    if (to_local_.empty()) return true;
+    if (to_local_.empty() || client_left_) return true;
     const ssize_t n = ::write(local_, to_local_.data(), to_local_.size());
     if (n > 0) to_local_.erase(0, static_cast<std::size_t>(n));
     return n >= 0 || errno == EAGAIN || errno == EINTR;
@@ -159,6 +184,8 @@ class Relay {
   std::string to_upstream_;
   std::string to_local_;
   bool local_open_ = true;         // the client may still send
+  bool client_left_ = false;       // the client reads nothing more (hung up)
+  std::string alert_;              // the server's alert that ended it
   bool upstream_open_ = true;      // the server may still send
   bool close_sent_ = false;        // the client's half-close went on as close_notify
   bool read_wants_write_ = false;  // the last read waits to write (SSL_ERROR_WANT_WRITE)
@@ -233,7 +260,16 @@ class Presenter {
   [[nodiscard]] const std::string& error() const { return error_; }
 
  private:
-  static int callback(SSL* ssl, void* self) { return static_cast<Presenter*>(self)->put(ssl) ? 1 : 0; }
+  // Called inside libssl's C frames: nothing may be thrown through them.
+  static int callback(SSL* ssl, void* self) noexcept {
+    auto* presenter = static_cast<Presenter*>(self);
+    try {
+      return presenter->put(ssl) ? 1 : 0;
+    } catch (const std::exception& e) {
+      presenter->error_ = std::string("cannot present the card certificate: ") + e.what();
+      return 0;
+    }
+  }
 
   bool put(SSL* ssl) {
     // On a client, the CA names of the server's certificate request (TLS
@@ -368,7 +404,8 @@ std::string handshake(SSL* ssl, int fd, std::chrono::steady_clock::time_point de
     if (rc == 1) return {};
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (state.stop || left <= 0) return "the handshake did not finish in time";
+    if (state.stop) return "the tunnel was ended during the handshake (the log says why)";
+    if (left <= 0) return "the handshake did not finish in time";
     const int why = SSL_get_error(ssl, rc);
     if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) {
       const long verify = SSL_get_verify_result(ssl);
@@ -424,9 +461,21 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeHooks& hoo
   report.signature = describe_sigalg(ssl.get());
   hooks.done(report);
   ::fcntl(local.get(), F_SETFL, ::fcntl(local.get(), F_GETFL) | O_NONBLOCK);
-  Relay(ssl.get(), upstream.get(), local.get(), state).run();
-  // Whoever ended it, the upstream hears so (close_notify), not a bare reset.
-  SSL_shutdown(ssl.get());
+  Relay relay(ssl.get(), upstream.get(), local.get(), state);
+  relay.run();
+  // On TLS 1.3 the server checks the card's certificate after our Finished,
+  // which is where SSL_connect ended: its refusal is an alert, the first
+  // thing read.
+  if (report.card_asked && SSL_version(ssl.get()) == TLS1_3_VERSION && state.received == 0 && !relay.alert().empty()) {
+    HandshakeReport refused = report;
+    refused.ok = false;
+    refused.error = "the server refused the handshake: " + relay.alert();
+    hooks.done(refused);
+  }
+  // Whoever ended it, the upstream hears so (close_notify), not a bare
+  // reset; unless bytes the client sent are lost, when a close_notify would
+  // tell the server it had them all.
+  if (!relay.cut()) SSL_shutdown(ssl.get());
 }
 
 }  // namespace kortti::tls

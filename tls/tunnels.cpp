@@ -307,12 +307,15 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   // signature leaves), waited for here.
   Bytes sign(const service::Caller& base, const std::string& cert_id, std::string action, std::string detail,
              DigestAlgorithm algorithm, Scheme scheme, const Bytes& digest,
-             std::chrono::steady_clock::time_point deadline) {
+             std::chrono::steady_clock::time_point deadline, const TunnelState& tunnel) {
     auto stop = std::make_shared<std::stop_source>();
     auto answer = std::make_shared<std::promise<Result<pkcs11::SignResult>>>();
     auto future = answer->get_future();
     service::Caller caller = base;
     caller.stop = stop->get_token();
+    // A signature the tunnel gave up on never leaves korttid: its outcome
+    // line says it was not delivered.
+    caller.listening = [stop] { return !stop->stop_requested(); };
     service::SignItem item;
     item.method = std::move(action);
     item.detail = std::move(detail);
@@ -333,9 +336,16 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
                      });
     });
     while (future.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
-      if (stopping || std::chrono::steady_clock::now() > deadline) {
+      std::optional<Error> over;
+      if (stopping)
+        over = Error(Errc::service_unavailable, "korttid is stopping");
+      else if (tunnel.stop)
+        over = Error(Errc::service_unavailable, "the tunnel was ended while the card signed (the log says why)");
+      else if (std::chrono::steady_clock::now() > deadline)
+        over = Error(Errc::token_busy, "the card did not sign within the handshake timeout");
+      if (over) {
         stop->request_stop();
-        throw Error(Errc::token_busy, "the card did not sign within the handshake timeout");
+        throw *over;
       }
     }
     Result<pkcs11::SignResult> result = future.get();
@@ -394,10 +404,10 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       line.subject = c.subject;
       presented(id, c);
     };
-    hooks.sign = [this, &line, &where, &name, deadline](DigestAlgorithm a, Scheme s, const Bytes& d,
-                                                        const std::string& occasion) {
+    hooks.sign = [this, &line, &where, &name, deadline, &tunnel = *state](DigestAlgorithm a, Scheme s, const Bytes& d,
+                                                                          const std::string& occasion) {
       try {
-        return sign(line.caller, line.cert_id, line.action, where + ", " + occasion, a, s, d, deadline);
+        return sign(line.caller, line.cert_id, line.action, where + ", " + occasion, a, s, d, deadline, tunnel);
       } catch (const Error& e) {
         spdlog::warn("tls {}: the card did not sign for uid {}: {} ({})", name, line.caller.uid, e.what(),
                      reason_of(e.code()));

@@ -404,6 +404,97 @@ TEST_F(Tls, AClientThatLeavesEndsItsTunnel) {
   EXPECT_TRUE(c->call("tls.tunnels").empty()) << "the upstream connection outlived its client";
 }
 
+// Writes into the tunnel `fd` until nothing more goes in for half a second
+// (the server reads nothing: its socket, korttid's buffer and the client's
+// socket are full); returns how much went in.
+std::uint64_t fill(int fd) {
+  const std::string chunk(64 * 1024, 'k');
+  std::uint64_t sent = 0;
+  for (;;) {
+    const ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent += static_cast<std::uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN) return sent;
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, 500) == 0) return sent;
+  }
+}
+
+class TlsHeld : public Tls {
+ protected:
+  // A tunnel to a server that has read nothing yet, filled by its client
+  // (`fd_`, `sent_` bytes) past korttid's own buffer. (Void, so that it may
+  // ASSERT.)
+  void open_filled_tunnel() {
+    start_at(server_.port(), server_.certificate().string());
+    login("cardA");
+    fd_ = connect_unix(socket_);
+    sent_ = fill(fd_);
+    ASSERT_GT(sent_, 256U * 1024U) << "korttid's buffer alone holds 256 KiB" << daemon_->log();
+  }
+
+  HoldingServer server_;
+  int fd_ = -1;
+  std::uint64_t sent_ = 0;
+};
+
+// A client that sends and leaves at once (`cat file | ...`, a fire-and-forget
+// message) has all it sent written upstream before the tunnel ends, even
+// when the server reads it only later; then the server gets close_notify.
+TEST_F(TlsHeld, AClientThatLeavesAtOnceHasAllItSentReachTheServer) {
+  ASSERT_NO_FATAL_FAILURE(open_filled_tunnel());
+  ::close(fd_);
+  // The tunnel stays until the server has read all; let it see the client gone.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  server_.release();
+  const auto got = server_.result();
+  ASSERT_TRUE(got.has_value()) << server_.log() << daemon_->log();
+  EXPECT_EQ(got->first, sent_) << "bytes the client sent were lost" << server_.log();
+  EXPECT_TRUE(got->second) << "the server was not told the end with close_notify" << server_.log();
+  auto c = daemon_->connect();
+  EXPECT_TRUE(eventually([&] { return c->call("tls.tunnels").empty(); }, std::chrono::seconds(5))) << daemon_->log();
+}
+
+// A tunnel ended while bytes the client sent still wait for the server (here:
+// the session logged out) cannot pass them on: the server gets no
+// close_notify, so that it does not take what it read for the whole stream.
+TEST_F(TlsHeld, ATunnelEndedWithBytesStillToSendGivesTheServerNoCloseNotify) {
+  ASSERT_NO_FATAL_FAILURE(open_filled_tunnel());
+  auto c = daemon_->connect();
+  c->call("session.logout", {{"token_id", wstr(token_ids_.at("cardA"))}});
+  EXPECT_TRUE(eventually([&] { return c->call("tls.tunnels").empty(); }, std::chrono::seconds(5))) << daemon_->log();
+  server_.release();
+  const auto got = server_.result();
+  ASSERT_TRUE(got.has_value()) << server_.log() << daemon_->log();
+  EXPECT_LT(got->first, sent_);
+  EXPECT_FALSE(got->second) << "a close_notify after a cut stream" << server_.log();
+  ::close(fd_);
+}
+
+// On TLS 1.3 the server checks the client's certificate after the client's
+// Finished, where the client's handshake is over: its refusal comes as an
+// alert, the first thing the tunnel reads. Both versions end in a
+// handshake_failed line after the card's, naming the server's alert.
+TEST_F(Tls, AServerThatRefusesTheCardsCertificateIsAFailedHandshakeOnBothVersions) {
+  for (const char* version : {"-tls1_3", "-tls1_2"}) {
+    SCOPED_TRACE(version);
+    // The server trusts the EC cards' CA only; cardA's key is RSA.
+    TlsServer server({version}, {}, {"hc-ec"});
+    start_with(server);
+    login("cardA");
+    EXPECT_EQ(through(socket_).answer, "");
+    const std::vector<Json> lines = audit_lines_once(3);  // the login, the card's signature, the failure
+    ASSERT_EQ(lines.size(), 3U) << daemon_->audit();
+    EXPECT_EQ(lines[1]["outcome"], "ok") << "the card signed";
+    EXPECT_EQ(lines[2]["action"], "tls.handshake sso");
+    EXPECT_EQ(lines[2]["outcome"], "handshake_failed") << lines[2].dump();
+    EXPECT_NE(str(lines[2]["detail"]).find("alert"), std::string::npos) << lines[2].dump();
+    EXPECT_NE(daemon_->log().find("alert"), std::string::npos) << daemon_->log();
+  }
+}
+
 // The client's end of input goes on to the server as close_notify (a
 // half-close), after what the client sent before it: the server's answer
 // still comes back, and a server that ends when its input does (s_server

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "client/client.hpp"
@@ -391,6 +392,31 @@ class TlsServer {
   [[nodiscard]] fs::path certificate() const { return dir_ / "server.pem"; }
   [[nodiscard]] std::string log() const;
   void stop();
+
+ private:
+  TempDir dir_;
+  int port_;
+  pid_t pid_ = -1;
+};
+
+// A TLS 1.3 server that asks for the test CAs' RSA client certificates and
+// reads nothing until told to (release()), then everything until the
+// connection ends, and writes down how many bytes it read and whether the
+// end was a close_notify (Python's ssl: s_server cannot hold off reading).
+// One connection.
+class HoldingServer {
+ public:
+  HoldingServer();
+  ~HoldingServer();
+  HoldingServer(const HoldingServer&) = delete;
+  HoldingServer& operator=(const HoldingServer&) = delete;
+  [[nodiscard]] int port() const noexcept { return port_; }
+  [[nodiscard]] fs::path certificate() const { return dir_ / "server.pem"; }
+  void release() const;
+  // What it read: {bytes, whether the end was a close_notify}; nullopt if it
+  // has not finished within 20 s.
+  [[nodiscard]] std::optional<std::pair<std::uint64_t, bool>> result() const;
+  [[nodiscard]] std::string log() const;
 
  private:
   TempDir dir_;

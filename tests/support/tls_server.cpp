@@ -1,9 +1,10 @@
-// `openssl s_server -www` demanding a client certificate: the TLS peer of the
-// card-key tests. Its status page is the server's own account of the
-// handshake.
+// The TLS peers of the card-key tests: `openssl s_server -www` demanding a
+// client certificate (its status page is the server's own account of the
+// handshake), a server that holds off reading, and a page server.
 
 #include <algorithm>
 #include <csignal>
+#include <sstream>
 #include <thread>
 
 #include "tests/support/process.hpp"
@@ -45,6 +46,56 @@ TlsServer::TlsServer(const std::vector<std::string>& options, const fs::path& fi
 TlsServer::~TlsServer() { stop(); }
 void TlsServer::stop() { reap(pid_, SIGTERM); }
 std::string TlsServer::log() const { return read_file(dir_ / "s_server.log"); }
+
+HoldingServer::HoldingServer() : port_(closed_port()) {
+  const auto made = run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                         "-keyout", (dir_ / "server.key").string(), "-out", certificate().string(), "-subj",
+                         "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "2"});
+  if (made.status != 0) throw std::runtime_error("openssl req: " + made.err);
+  write_file(dir_ / "server.py", R"(import os, socket, ssl, sys, time
+port, cert, key, clients, go, out = sys.argv[1:7]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+ctx.load_cert_chain(cert, key)
+ctx.verify_mode = ssl.CERT_REQUIRED
+ctx.load_verify_locations(clients)
+conn, _ = socket.create_server(("127.0.0.1", int(port))).accept()
+tls = ctx.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
+while not os.path.exists(go):
+    time.sleep(0.05)
+total, clean = 0, 0
+try:
+    while True:
+        data = tls.recv(65536)
+        if not data:
+            clean = 1
+            break
+        total += len(data)
+except (ssl.SSLError, OSError) as e:
+    print("ended:", e, flush=True)
+with open(out + ".part", "w") as f:
+    f.write(f"{total} {clean}\n")
+os.rename(out + ".part", out)
+)");
+  pid_ = spawn_listening({"python3", (dir_ / "server.py").string(), std::to_string(port_), certificate().string(),
+                          (dir_ / "server.key").string(), (pki_dir() / "ca" / "hc-rsa-chain.pem").string(),
+                          (dir_ / "go").string(), (dir_ / "result").string()},
+                         dir_ / "server.log", port_);
+}
+
+HoldingServer::~HoldingServer() { reap(pid_, SIGTERM); }
+void HoldingServer::release() const { write_file(dir_ / "go", ""); }
+std::string HoldingServer::log() const { return read_file(dir_ / "server.log"); }
+
+std::optional<std::pair<std::uint64_t, bool>> HoldingServer::result() const {
+  const fs::path result = dir_ / "result";
+  if (!eventually([&] { return fs::exists(result); }, std::chrono::seconds(20))) return std::nullopt;
+  std::istringstream in(read_file(result));
+  std::uint64_t bytes = 0;
+  int clean = 0;
+  in >> bytes >> clean;
+  return std::pair{bytes, clean == 1};
+}
 
 PageServer::PageServer(const fs::path& files) : port_(closed_port()) {
   write_file(dir_ / "x509.cnf",
