@@ -31,17 +31,17 @@ using SslPtr = Owned<SSL, SSL_free>;
 // and korttid holds at most kBuffer bytes per direction. A client that has
 // sent all it will (a half-close) still gets the answer until the server
 // closes. A client that leaves entirely still has all it sent before it
-// left written upstream (what the server says meanwhile has nowhere to go
-// and is dropped); then the tunnel ends.
+// left written upstream, within `drain` (what the server says meanwhile has
+// nowhere to go and is dropped); then the tunnel ends.
 class Relay {
  public:
-  Relay(SSL* ssl, int upstream, int local, TunnelState& state)
-      : ssl_(ssl), upstream_(upstream), local_(local), state_(state) {
+  Relay(SSL* ssl, int upstream, int local, TunnelState& state, std::chrono::milliseconds drain)
+      : ssl_(ssl), upstream_(upstream), local_(local), state_(state), drain_(drain) {
     SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   }
 
   void run() {
-    while (!state_.stop) {
+    while (!state_.stop && !(client_left_ && std::chrono::steady_clock::now() > drained_by_)) {
       pollfd p[2] = {{upstream_, 0, 0}, {local_, 0, 0}};
       // A read that must write first (OpenSSL answering a key update) waits
       // for room to write, not for bytes it cannot take yet: a server that
@@ -60,8 +60,10 @@ class Relay {
       if (p[0].events == 0) p[0].fd = -1;
       if (p[1].events == 0 && client_left_) p[1].fd = -1;
       if (::poll(p, 2, decrypted ? 0 : 200) < 0 && errno != EINTR) return;
-      if ((p[1].revents & (POLLERR | POLLNVAL)) != 0) return;
-      if ((p[1].revents & POLLHUP) != 0) left();
+      if ((p[1].revents & POLLNVAL) != 0) return;
+      // A client that closed with our answer unread is reset (POLLERR), one
+      // that read it hung up: either way what it sent is still to be read.
+      if ((p[1].revents & (POLLHUP | POLLERR)) != 0) left();
       if (!read_local(p[1].revents) || !write_upstream()) return;
       pass_on_half_close();
       read_upstream();
@@ -76,8 +78,8 @@ class Relay {
   // the server. The server must then not get a close_notify, which would
   // tell it the stream was whole.
   [[nodiscard]] bool cut() const { return !to_upstream_.empty() || (client_left_ && local_open_); }
-  // The alert the server sent to end the connection, if it did (OpenSSL's
-  // words); empty otherwise.
+  // The alert the server ended the connection with, if it is one that
+  // refuses a handshake (OpenSSL's words); empty otherwise.
   [[nodiscard]] const std::string& alert() const { return alert_; }
 
  private:
@@ -88,17 +90,20 @@ class Relay {
 
   // The client reads nothing more: what the server sends is dropped from now on.
   void left() {
+    if (client_left_) return;
     client_left_ = true;
+    drained_by_ = std::chrono::steady_clock::now() + drain_;
     to_local_.clear();
   }
 
   // Each step is false when the tunnel ends.
   bool read_local(short revents) {
-    if (!local_open_ || !room_up() || (revents & (POLLIN | POLLHUP)) == 0) return true;
+    if (!local_open_ || !room_up() || (revents & (POLLIN | POLLHUP | POLLERR)) == 0) return true;
     const ssize_t n = ::read(local_, buf_, sizeof buf_);
     if (n > 0) {
       to_upstream_.append(buf_, static_cast<std::size_t>(n));
-    } else if (n == 0) {
+    } else if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+      // The reset comes once what the client sent is read: its end too.
       local_open_ = false;
     } else if (errno != EAGAIN && errno != EINTR) {
       return false;
@@ -159,14 +164,32 @@ class Relay {
         read_wants_write_ = true;
       } else if (why != SSL_ERROR_WANT_READ) {
         upstream_open_ = false;  // closed, or an alert
-        const unsigned long e = ERR_peek_last_error();
-        // OpenSSL's reasons for an alert received are the alert's number
-        // past SSL_AD_REASON_OFFSET.
-        if (why == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) > SSL_AD_REASON_OFFSET)
-          alert_ = openssl_error("an alert");
+        if (why == SSL_ERROR_SSL && refusal(ERR_peek_last_error())) alert_ = openssl_error("an alert");
         ERR_clear_error();
       }
       return;
+    }
+  }
+
+  // Whether OpenSSL's error `e` is an alert received that refuses a
+  // handshake: a certificate or its signature not taken. (OpenSSL's reason
+  // for an alert received is its number past SSL_AD_REASON_OFFSET.)
+  static bool refusal(unsigned long e) {
+    if (ERR_GET_LIB(e) != ERR_LIB_SSL || ERR_GET_REASON(e) <= SSL_AD_REASON_OFFSET) return false;
+    switch (ERR_GET_REASON(e) - SSL_AD_REASON_OFFSET) {
+      case SSL_AD_HANDSHAKE_FAILURE:
+      case SSL_AD_BAD_CERTIFICATE:
+      case SSL_AD_UNSUPPORTED_CERTIFICATE:
+      case SSL_AD_CERTIFICATE_REVOKED:
+      case SSL_AD_CERTIFICATE_EXPIRED:
+      case SSL_AD_CERTIFICATE_UNKNOWN:
+      case SSL_AD_UNKNOWN_CA:
+      case SSL_AD_ACCESS_DENIED:
+      case SSL_AD_DECRYPT_ERROR:
+      case SSL_AD_CERTIFICATE_REQUIRED:
+        return true;
+      default:
+        return false;
     }
   }
 
@@ -183,12 +206,14 @@ class Relay {
   TunnelState& state_;
   std::string to_upstream_;
   std::string to_local_;
-  bool local_open_ = true;         // the client may still send
-  bool client_left_ = false;       // the client reads nothing more (hung up)
-  std::string alert_;              // the server's alert that ended it
-  bool upstream_open_ = true;      // the server may still send
-  bool close_sent_ = false;        // the client's half-close went on as close_notify
-  bool read_wants_write_ = false;  // the last read waits to write (SSL_ERROR_WANT_WRITE)
+  bool local_open_ = true;    // the client may still send
+  bool client_left_ = false;  // the client reads nothing more (hung up)
+  std::chrono::milliseconds drain_;
+  std::chrono::steady_clock::time_point drained_by_;  // what it sent has gone upstream by then, or is cut
+  std::string alert_;                                 // the server's alert that refused the handshake
+  bool upstream_open_ = true;                         // the server may still send
+  bool close_sent_ = false;                           // the client's half-close went on as close_notify
+  bool read_wants_write_ = false;                     // the last read waits to write (SSL_ERROR_WANT_WRITE)
   char buf_[16384];
 };
 
@@ -422,6 +447,24 @@ std::string handshake(SSL* ssl, int fd, std::chrono::steady_clock::time_point de
   }
 }
 
+// The close_notify, given up to a second to leave when the socket's
+// buffer is full, unless the tunnel was ended (then one try: korttid may be
+// stopping, within its grace).
+void send_close_notify(SSL* ssl, int fd, const TunnelState& state) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  for (;;) {
+    ERR_clear_error();
+    const int rc = SSL_shutdown(ssl);
+    if (rc >= 0 || SSL_get_error(ssl, rc) != SSL_ERROR_WANT_WRITE || state.stop) break;
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
+    if (left <= 0) break;
+    pollfd p{fd, POLLOUT, 0};
+    ::poll(&p, 1, static_cast<int>(std::min<long>(left, 200)));
+  }
+  ERR_clear_error();
+}
+
 }  // namespace
 
 void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeHooks& hooks, TunnelState& state) {
@@ -461,7 +504,7 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeHooks& hoo
   report.signature = describe_sigalg(ssl.get());
   hooks.done(report);
   ::fcntl(local.get(), F_SETFL, ::fcntl(local.get(), F_GETFL) | O_NONBLOCK);
-  Relay relay(ssl.get(), upstream.get(), local.get(), state);
+  Relay relay(ssl.get(), upstream.get(), local.get(), state, plan.drain_timeout);
   relay.run();
   // On TLS 1.3 the server checks the card's certificate after our Finished,
   // which is where SSL_connect ended: its refusal is an alert, the first
@@ -475,7 +518,7 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeHooks& hoo
   // Whoever ended it, the upstream hears so (close_notify), not a bare
   // reset; unless bytes the client sent are lost, when a close_notify would
   // tell the server it had them all.
-  if (!relay.cut()) SSL_shutdown(ssl.get());
+  if (!relay.cut()) send_close_notify(ssl.get(), upstream.get(), state);
 }
 
 }  // namespace kortti::tls

@@ -234,6 +234,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     plan.uid = cred.uid;
     plan.pid = cred.pid;
     plan.handshake_deadline = std::chrono::steady_clock::now() + options.handshake_timeout;
+    plan.drain_timeout = options.handshake_timeout;
     plan.local_fd = fd;
     plan.certificates = std::move(certificates);
     return plan;

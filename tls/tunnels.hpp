@@ -64,6 +64,9 @@ struct TunnelPlan {
   std::vector<ClientCertificate> certificates;
   // Connecting, the handshake and the card's signature, all together.
   std::chrono::steady_clock::time_point handshake_deadline;
+  // How long what a client sent before it left may take to reach a server
+  // that reads slowly (the handshake timeout).
+  std::chrono::milliseconds drain_timeout{30000};
 };
 
 // What a server's certificate request says of the certificates it takes.

@@ -399,8 +399,8 @@ class TlsServer {
   pid_t pid_ = -1;
 };
 
-// A TLS 1.3 server that asks for the test CAs' RSA client certificates and
-// reads nothing until told to (release()), then everything until the
+// A TLS 1.3 server that asks for the test CAs' RSA client certificates,
+// sends a line, and reads nothing until told to (release()), then everything until the
 // connection ends, and writes down how many bytes it read and whether the
 // end was a close_notify (Python's ssl: s_server cannot hold off reading).
 // One connection.

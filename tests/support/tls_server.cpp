@@ -61,6 +61,7 @@ ctx.verify_mode = ssl.CERT_REQUIRED
 ctx.load_verify_locations(clients)
 conn, _ = socket.create_server(("127.0.0.1", int(port))).accept()
 tls = ctx.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
+tls.sendall(b"hei\n")  # which the client never reads
 while not os.path.exists(go):
     time.sleep(0.05)
 total, clean = 0, 0
