@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -77,7 +78,14 @@ class Relay {
   // Whether the client's bytes were cut short: some it sent never reached
   // the server. The server must then not get a close_notify, which would
   // tell it the stream was whole.
-  [[nodiscard]] bool cut() const { return !to_upstream_.empty() || (client_left_ && local_open_); }
+  [[nodiscard]] bool cut() const {
+    if (!to_upstream_.empty()) return true;
+    if (!local_open_) return false;
+    // Ended while the client may send more (korttid stopping, the card
+    // pulled): cut if bytes it sent wait unread, or it is gone with them.
+    int unread = 0;
+    return client_left_ || (::ioctl(local_, FIONREAD, &unread) == 0 && unread > 0);
+  }
   // The alert the server ended the connection with, if it is one that
   // refuses a handshake (OpenSSL's words); empty otherwise.
   [[nodiscard]] const std::string& alert() const { return alert_; }
@@ -197,7 +205,9 @@ class Relay {
     if (to_local_.empty() || client_left_) return true;
     const ssize_t n = ::write(local_, to_local_.data(), to_local_.size());
     if (n > 0) to_local_.erase(0, static_cast<std::size_t>(n));
-    return n >= 0 || errno == EAGAIN || errno == EINTR;
+    // A client that closed since the poll: what it sent is still to be read.
+    if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) left();
+    return n >= 0 || errno == EAGAIN || errno == EINTR || client_left_;
   }
 
   SSL* ssl_;

@@ -477,10 +477,10 @@ TEST_F(TlsHeld, AClientThatLeavesAtOnceHasAllItSentReachTheServer) {
 // hold the tunnel: it ends handshake_timeout_s after the client left, and
 // the server, which never got those bytes, gets no close_notify.
 TEST_F(TlsHeld, WhatALeftClientSentThatTheServerDoesNotReadEndsAtTheTimeout) {
-  ASSERT_NO_FATAL_FAILURE(open_filled_tunnel(2, true));
+  ASSERT_NO_FATAL_FAILURE(open_filled_tunnel(4, true));
   ::close(fd_);
   auto c = daemon_->connect();
-  EXPECT_TRUE(eventually([&] { return c->call("tls.tunnels").empty(); }, std::chrono::seconds(8))) << daemon_->log();
+  EXPECT_TRUE(eventually([&] { return c->call("tls.tunnels").empty(); }, std::chrono::seconds(15))) << daemon_->log();
   server_.release();
   const auto got = server_.result();
   ASSERT_TRUE(got.has_value()) << server_.log() << daemon_->log();
