@@ -288,6 +288,10 @@ class Service {
   // denial_lines_per_second_per_uid), past which it is counted, not
   // written: a session holder can open tunnels at network speed.
   Task<bool> record(AuditRecord record, bool card_free = false) const;
+  // The line is written; its failure is logged, nobody waits for it. Any
+  // thread: a front end's own thread may write its line while the io thread
+  // is busy stopping.
+  void post_audit(AuditRecord record) const;
 
   // Error(document_invalid, "too_large") when `size` bytes of `what` pass
   // [signature] max_document_bytes: transports check before they copy.
@@ -324,8 +328,6 @@ class Service {
   // The line is written and made durable while the caller goes on; it is
   // handed to the audit writer after the io thread's current turn.
   Started<bool> begin_audit(AuditRecord record, boost::asio::any_io_executor io) const;
-  // The line is written; its failure is logged, nobody waits for it.
-  void post_audit(AuditRecord record) const;
 
   // [pin]: refuses a PIN the client may not send (1040), a PIN pad the
   // caller may not make ask (1040, check_pinpad_user) and a dialog this

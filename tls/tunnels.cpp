@@ -365,9 +365,16 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       line.outcome = r.ok ? "ok" : "handshake_failed";
       line.detail = where + (r.ok ? ", " + r.version + " " + r.signature : ": " + r.error);
       line.origin = line.caller.origin;
-      asio::post(io, [self = shared_from_this(), line = std::move(line), card_asked = r.card_asked] {
-        asio::co_spawn(self->io, self->service.record(line, !card_asked), asio::detached);
-      });
+      // After the card's lines, it is written from here: it has no budget to
+      // keep on the io thread, which may be stopping korttid and would never
+      // get to it. One the card had no part in goes through the io thread's
+      // budget.
+      if (r.card_asked)
+        service.post_audit(line);
+      else
+        asio::post(io, [self = shared_from_this(), line = std::move(line)] {
+          asio::co_spawn(self->io, self->service.record(line, true), asio::detached);
+        });
     }
     if (!r.ok) {
       spdlog::warn("tls {}: no tunnel for uid {} with {}: {}", name, uid, cert_id, r.error);
