@@ -98,6 +98,17 @@ Addresses look_up(const std::string& host, const std::string& port, Clock::time_
 
 }  // namespace
 
+long ms_left(Clock::time_point deadline) {
+  return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+}
+
+int poll_slice(int fd, short events, Clock::time_point deadline) {
+  const long left = ms_left(deadline);
+  if (left <= 0) return 0;
+  pollfd p{fd, events, 0};
+  return ::poll(&p, 1, static_cast<int>(std::min<long>(left, 200)));
+}
+
 int connect_within(const std::string& host, const std::string& port, Clock::time_point deadline, std::string& error,
                    const std::function<bool()>& stopped) {
   const Addresses found = look_up(host, port, deadline, error, stopped);
@@ -117,12 +128,9 @@ int connect_within(const std::string& host, const std::string& port, Clock::time
       continue;
     }
     // Connected, refused, or out of time, looking at `stopped` every 200 ms.
-    pollfd p{fd, POLLOUT, 0};
     int ready = 0;
-    while (ready == 0 && !is_stopped()) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      if (left <= 0) break;
-      ready = ::poll(&p, 1, static_cast<int>(std::min<long>(left, 200)));
+    while (ready == 0 && !is_stopped() && ms_left(deadline) > 0) {
+      ready = poll_slice(fd, POLLOUT, deadline);
       if (ready < 0 && errno == EINTR) ready = 0;
     }
     int so_error = 0;

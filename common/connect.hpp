@@ -1,6 +1,7 @@
 #pragma once
 // A TCP connection made within a deadline, name lookup included: for the
-// revocation checks' responders and CRL hosts and for the TLS upstreams.
+// revocation checks' responders and CRL hosts and for the TLS upstreams;
+// and the bounded wait on a socket its users share.
 
 #include <chrono>
 #include <cstddef>
@@ -21,5 +22,13 @@ int connect_within(const std::string& host, const std::string& port, std::chrono
                    std::string& error, const std::function<bool()>& stopped = {});
 
 inline constexpr std::size_t kMaxLookups = 16;
+
+// Milliseconds left until `deadline`: 0 or less once it has passed.
+long ms_left(std::chrono::steady_clock::time_point deadline);
+
+// poll() for `events` on `fd` for at most 200 ms and never past `deadline`,
+// so that a caller can look at its stop flag between waits: poll()'s
+// result, 0 at once when the deadline has passed.
+int poll_slice(int fd, short events, std::chrono::steady_clock::time_point deadline);
 
 }  // namespace kortti

@@ -437,10 +437,8 @@ std::string handshake(SSL* ssl, int fd, std::chrono::steady_clock::time_point de
     ERR_clear_error();
     const int rc = SSL_connect(ssl);
     if (rc == 1) return {};
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
     if (state.stop) return "the tunnel was ended during the handshake (the log says why)";
-    if (left <= 0) return "the handshake did not finish in time";
+    if (ms_left(deadline) <= 0) return "the handshake did not finish in time";
     const int why = SSL_get_error(ssl, rc);
     if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) {
       const long verify = SSL_get_verify_result(ssl);
@@ -452,8 +450,7 @@ std::string handshake(SSL* ssl, int fd, std::chrono::steady_clock::time_point de
       return openssl_error("the handshake failed");
     }
     // Wait for what OpenSSL wants, looking at `stop` and the deadline every 200 ms.
-    pollfd p{fd, static_cast<short>(why == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
-    ::poll(&p, 1, static_cast<int>(std::min<long>(left, 200)));
+    poll_slice(fd, why == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline);
   }
 }
 
@@ -465,12 +462,8 @@ void send_close_notify(SSL* ssl, int fd, const TunnelState& state) {
   for (;;) {
     ERR_clear_error();
     const int rc = SSL_shutdown(ssl);
-    if (rc >= 0 || SSL_get_error(ssl, rc) != SSL_ERROR_WANT_WRITE || state.stop) break;
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
-    if (left <= 0) break;
-    pollfd p{fd, POLLOUT, 0};
-    ::poll(&p, 1, static_cast<int>(std::min<long>(left, 200)));
+    if (rc >= 0 || SSL_get_error(ssl, rc) != SSL_ERROR_WANT_WRITE || state.stop || ms_left(until) <= 0) break;
+    poll_slice(fd, POLLOUT, until);
   }
   ERR_clear_error();
 }
