@@ -12,13 +12,24 @@
 
 namespace kortti::test {
 
+namespace {
+
+// A self-signed certificate for localhost and 127.0.0.1, dir/server.pem,
+// and its key, dir/server.key: what the tunnels' tests trust as their
+// upstream's (ca_file).
+void make_localhost_certificate(const fs::path& dir) {
+  const auto made = run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                         (dir / "server.key").string(), "-out", (dir / "server.pem").string(), "-subj", "/CN=localhost",
+                         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "2"});
+  if (made.status != 0) throw std::runtime_error("openssl req: " + made.err);
+}
+
+}  // namespace
+
 TlsServer::TlsServer(const std::vector<std::string>& options, const fs::path& files,
                      const std::vector<std::string>& client_issuers)
     : port_(closed_port()) {
-  const auto made = run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                         (dir_ / "server.key").string(), "-out", certificate().string(), "-subj", "/CN=localhost",
-                         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "2"});
-  if (made.status != 0) throw std::runtime_error("openssl req: " + made.err);
+  make_localhost_certificate(dir_.path());
   // The client certificates' issuers and their roots.
   std::string issuers;
   for (const auto& name : client_issuers)
@@ -48,10 +59,7 @@ void TlsServer::stop() { reap(pid_, SIGTERM); }
 std::string TlsServer::log() const { return read_file(dir_ / "s_server.log"); }
 
 HoldingServer::HoldingServer() : port_(closed_port()) {
-  const auto made = run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                         "-keyout", (dir_ / "server.key").string(), "-out", certificate().string(), "-subj",
-                         "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "2"});
-  if (made.status != 0) throw std::runtime_error("openssl req: " + made.err);
+  make_localhost_certificate(dir_.path());
   write_file(dir_ / "server.py", R"(import os, socket, ssl, sys, time
 port, cert, key, clients, go, out = sys.argv[1:7]
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
