@@ -10,6 +10,8 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -176,7 +178,15 @@ SilentNameServer::SilentNameServer() : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_C
   a.sin_family = AF_INET;
   a.sin_port = htons(53);
   a.sin_addr.s_addr = htonl(0x7F000002);
-  bound_ = fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  // One name server at a time on the machine: a test of another binary (the
+  // revocation checks' and the tunnels' both have one) may hold the port for
+  // the few seconds its lookup takes to time out.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    bound_ = fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    if (bound_ || errno != EADDRINUSE || std::chrono::steady_clock::now() > until) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   write_file(etc_ / "resolv.conf", "nameserver 127.0.0.2\noptions timeout:30 attempts:1\n");
 }
 

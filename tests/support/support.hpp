@@ -475,7 +475,8 @@ inline constexpr const char* kOpenScModule = "/usr/lib/x86_64-linux-gnu/opensc-p
 // 127.0.0.2:53 (port 53 needs root, as CI has). wrapper() runs korttid in a
 // mount namespace of its own whose /etc/resolv.conf names only this server
 // (resolver timeout 30 s, one attempt): what the rest of the machine sees
-// is unchanged.
+// is unchanged. One at a time: it waits up to 60 s for another test's to
+// free the port.
 class SilentNameServer {
  public:
   SilentNameServer();
