@@ -23,90 +23,7 @@
 namespace kortti::test {
 namespace {
 
-int listen_on(const fs::path& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  path.string().copy(addr.sun_path, sizeof addr.sun_path - 1);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 4) != 0)
-    throw std::runtime_error("cannot listen on " + path.string());
-  return fd;
-}
-
-// The script of a method after which the peer neither answers nor reads on.
-constexpr const char* kStall = "STALL";
-
-// A test double for korttid, for what no real korttid sends: it answers
-// each request with the line scripted for its method ("ID" in it replaced
-// by the request's id; an unscripted method gets an empty result; kStall:
-// nothing, and nothing more is read) and records the methods it was asked.
-class ScriptedKorttid {
- public:
-  ScriptedKorttid(fs::path socket, std::map<std::string, std::string> answers)
-      : listener_(listen_on(socket)), answers_(std::move(answers)), thread_([this] { serve(); }) {}
-  ~ScriptedKorttid() {
-    stop_ = true;
-    thread_.join();
-    ::close(listener_);
-  }
-  ScriptedKorttid(const ScriptedKorttid&) = delete;
-  ScriptedKorttid& operator=(const ScriptedKorttid&) = delete;
-
-  std::vector<std::string> methods() const {
-    std::lock_guard lock(mutex_);
-    return methods_;
-  }
-
- private:
-  void serve() {
-    while (!stop_) {
-      pollfd p{listener_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      const int conn = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (conn >= 0) converse(conn);
-    }
-  }
-  void converse(int conn) {
-    std::string buffer;
-    char chunk[4096];
-    while (!stop_) {
-      pollfd p{conn, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      const ssize_t n = ::read(conn, chunk, sizeof chunk);
-      if (n <= 0) break;
-      buffer.append(chunk, static_cast<std::size_t>(n));
-      for (auto nl = buffer.find('\n'); nl != std::string::npos; nl = buffer.find('\n')) {
-        const Json request = Json::parse(buffer.substr(0, nl), nullptr, false);
-        buffer.erase(0, nl + 1);
-        if (!request.is_object()) continue;
-        const std::string method = str(request.value("method", Json("")));
-        {
-          std::lock_guard lock(mutex_);
-          methods_.push_back(method);
-        }
-        auto scripted = answers_.find(method);
-        if (scripted != answers_.end() && scripted->second == kStall) {
-          while (!stop_) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-          break;
-        }
-        std::string answer = scripted != answers_.end() ? scripted->second : R"({"jsonrpc":"2.0","id":ID,"result":{}})";
-        if (const auto at = answer.find("ID"); at != std::string::npos)
-          answer.replace(at, 2, std::to_string(request.value("id", 0)));
-        answer += '\n';
-        // kortti may hang up part way through a long answer.
-        (void)!::send(conn, answer.data(), answer.size(), MSG_NOSIGNAL);
-      }
-    }
-    ::close(conn);
-  }
-
-  int listener_;
-  std::map<std::string, std::string> answers_;
-  std::atomic<bool> stop_{false};
-  mutable std::mutex mutex_;
-  std::vector<std::string> methods_;
-  std::thread thread_;
-};
+constexpr const char* kStall = ScriptedKorttid::kStall;
 
 class CliPeer : public ::testing::Test {
  protected:
@@ -339,7 +256,7 @@ TEST_F(CliPeer, AFullQueueOfConnectionsIsGivenUpAfterTheTimeout) {
 // with a message; it used to end 0, as if all had gone well.
 TEST_F(CliPeer, ATunnelThatBreaksExitsOneAfterPassingOnWhatCame) {
   const fs::path tunnel = dir_.path() / "tunnel.sock";
-  const int listener = listen_on(tunnel);
+  const int listener = listen_unix(tunnel);
   std::thread server([listener] {
     const int conn = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
     pollfd p{conn, POLLIN, 0};

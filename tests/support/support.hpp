@@ -424,6 +424,28 @@ class HoldingServer {
   pid_t pid_ = -1;
 };
 
+// A listening Unix socket at `path` (backlog 4); throws if it cannot be.
+int listen_unix(const fs::path& path);
+
+// A test double for korttid, for what no real korttid sends: on a Unix
+// socket, it answers each request with the line scripted for its method
+// ("ID" in it replaced by the request's id; an unscripted method gets an
+// empty result; kStall: nothing, and nothing more is read) and records the
+// methods it was asked. One connection at a time.
+class ScriptedKorttid {
+ public:
+  static constexpr const char* kStall = "STALL";
+  ScriptedKorttid(const fs::path& socket, std::map<std::string, std::string> answers);
+  ~ScriptedKorttid();
+  ScriptedKorttid(const ScriptedKorttid&) = delete;
+  ScriptedKorttid& operator=(const ScriptedKorttid&) = delete;
+  [[nodiscard]] std::vector<std::string> methods() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // `openssl s_server -WWW` serving the files of a folder over HTTPS on
 // 127.0.0.1 (GET /NAME), as a web site a browser opens: its certificate
 // names localhost and 127.0.0.1 and comes from a CA of its own, ca(), which
