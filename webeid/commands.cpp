@@ -126,6 +126,26 @@ Bytes decode(const std::string& what, const std::string& base64) {
   return std::move(*bytes);
 }
 
+// korttid's answers are checked as the page's arguments are: the page gets
+// only what Web eID defines, and nothing korttid's answer may hold besides
+// (an "error" member in a token would read as this host's failure).
+std::string korttid_text(const Json& object, const char* what, const char* key) {
+  const auto it = object.find(key);
+  if (it == object.end() || !it->is_string() || it->get_ref<const WipingString&>().empty())
+    throw Failure(kFatal, std::string("korttid's ") + what + " has no '" + key + "'");
+  return to_std(it->get_ref<const WipingString&>());
+}
+
+// The Web eID token (format web-eid:1.0): these five members, each text.
+Json web_eid_token(const Json& answer) {
+  const auto token = answer.find("token");
+  if (token == answer.end() || !token->is_object()) throw Failure(kFatal, "korttid's answer has no 'token'");
+  Json out = Json::object();
+  for (const char* key : {"unverifiedCertificate", "algorithm", "signature", "format", "appVersion"})
+    out[key] = wstr(korttid_text(*token, "token", key));
+  return out;
+}
+
 Json authenticate(const Json& request, const Connect& korttid) {
   const Arguments a = arguments(request, {"challengeNonce", "origin"});
   const std::string& nonce = a.at("challengeNonce");
@@ -138,7 +158,7 @@ Json authenticate(const Json& request, const Connect& korttid) {
                                                     {"origin", wstr(a.at("origin"))},
                                                     {"challenge_nonce", wstr(nonce)},
                                                     {"pin_prompt", true}});
-  return answer.at("token");
+  return web_eid_token(answer);
 }
 
 Json signing_certificate(const Json& request, const Connect& korttid) {
@@ -149,7 +169,8 @@ Json signing_certificate(const Json& request, const Connect& korttid) {
   const Json cert = korttid().call("certificates.share", {{"purpose", "signature"}, {"origin", wstr(a.at("origin"))}});
   Json algorithms = Json::array();
   for (const auto& h : kHashFunctions) algorithms.push_back(signature_algorithm(cert, h.name));
-  return {{"certificate", cert.at("der")}, {"supportedSignatureAlgorithms", std::move(algorithms)}};
+  return {{"certificate", wstr(korttid_text(cert, "certificate", "der"))},
+          {"supportedSignatureAlgorithms", std::move(algorithms)}};
 }
 
 Json sign(const Json& request, const Connect& korttid) {
@@ -177,14 +198,14 @@ Json sign(const Json& request, const Connect& korttid) {
                                                      {"scheme", is_ec(*cert) ? "ecdsa" : "pkcs1"},
                                                      {"origin", wstr(a.at("origin"))},
                                                      {"pin_prompt", true}});
-  Bytes signature = decode("signature", text(answer, "signature"));
+  std::optional<Bytes> signature = base64_decode(korttid_text(answer, "answer", "signature"));
+  if (!signature) throw Failure(kFatal, "korttid's signature is not base64");
   if (is_ec(*cert)) {
     // korttid answers ECDSA in DER; Web eID, as the card makes it, r||s.
-    std::optional<Bytes> raw = ecdsa_der_to_raw(signature, field);
-    if (!raw) throw Failure(kFatal, "korttid's ECDSA signature is not DER");
-    signature = std::move(*raw);
+    signature = ecdsa_der_to_raw(*signature, field);
+    if (!signature) throw Failure(kFatal, "korttid's ECDSA signature is not DER");
   }
-  return {{"signature", wstr(base64_encode(signature))}, {"signatureAlgorithm", signature_algorithm(*cert, h.name)}};
+  return {{"signature", wstr(base64_encode(*signature))}, {"signatureAlgorithm", signature_algorithm(*cert, h.name)}};
 }
 
 }  // namespace

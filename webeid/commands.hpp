@@ -6,7 +6,7 @@
 #endif
 
 // The Web eID extension's commands, carried out by korttid: authenticate
-// (auth.token), get-signing-certificate (certificates.list) and sign
+// (auth.token), get-signing-certificate (certificates.share) and sign
 // (sign.digest with the signature key), each for the page's origin, the PIN
 // always asked by korttid's own dialog (pin_prompt), never seen here.
 

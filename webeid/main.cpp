@@ -3,9 +3,11 @@
 // command, has korttid carry it out and answers, then exits (docs/browsers.md).
 
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <system_error>
 
@@ -34,9 +36,10 @@ one command and exits:
                            (korttid's sign.digest)
 
 korttid asks for the PIN itself, in a dialog naming the page's origin
-(pin_prompt): no PIN passes through this program or the browser. The socket
-is $KORTTI_SOCKET, else the per-user instance's
-$XDG_RUNTIME_DIR/korttid/korttid.sock, else /run/korttid/korttid.sock.
+(pin_prompt): no PIN passes through this program or the browser. It asks
+the user's own korttid (korttid-user.service), whose dialogs appear in the
+user's session: $KORTTI_SOCKET, else $XDG_RUNTIME_DIR/korttid/korttid.sock.
+The system instance shows no dialog for other users, so is never asked.
 
 Each message is a 32-bit length in this machine's byte order and that many
 bytes of UTF-8 JSON; a command is 5 to 8192 bytes. A failure is answered as
@@ -44,13 +47,26 @@ bytes of UTF-8 JSON; a command is 5 to 8192 bytes. A failure is answered as
 "message": ...}} and logged to standard error, which the browser keeps.
 
 Exit status: 0 when the command was carried out, 1 when its answer is an
-error, 2 when the browser could not be answered at all.
+error (also an answer over 1 MiB, which no browser reads: the error says
+so), 2 when the browser could not be answered at all. A browser ends the
+host when the page goes; korttid then closes its dialog.
 
 See docs/browsers.md, kortti(1), korttid(8).
 )";
 
 using kortti::Json;
 using namespace kortti::webeid;
+
+// The user's own korttid: only it shows this user's dialogs (a system
+// instance refuses them for any uid but its own), and every command that
+// reaches korttid needs one.
+std::string user_socket() {
+  if (const char* socket = std::getenv("KORTTI_SOCKET"); socket != nullptr && *socket != '\0') return socket;
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  if (runtime == nullptr || *runtime == '\0')
+    throw Failure(kFatal, "XDG_RUNTIME_DIR is not set: the user's korttid (korttid-user.service) cannot be found");
+  return std::string(runtime) + "/korttid/korttid.sock";
+}
 
 std::string command_of(const Json& request) {
   const auto it = request.find("command");
@@ -76,40 +92,42 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string command = "?";
-  Json reply;
+  std::optional<Failure> failure;
   try {
     const Json request = read_message(0);
     command = command_of(request);
     std::unique_ptr<kortti::client::Client> korttid;
     auto connect = [&korttid]() -> kortti::client::Client& {
       if (!korttid) {
-        korttid = std::make_unique<kortti::client::Client>(kortti::client::Client::default_socket());
+        korttid = std::make_unique<kortti::client::Client>(user_socket());
         korttid->call("system.hello", {{"client", "kortti-webeid"}});
       }
       return *korttid;
     };
-    reply = run_command(request, connect);
+    const Json reply = run_command(request, connect);
+    // An answer too long for a browser fails as a whole, and is answered so.
+    write_message(1, reply);
+    return 0;
   } catch (const Failure& f) {
-    reply = error_message(f.code(), f.what());
+    failure = f;
   } catch (const kortti::client::RpcError& e) {
     // 1013: the user cancelled korttid's PIN dialog, or let it time out.
-    reply = error_message(e.code() == 1013 ? kCancelled : kFatal,
-                          std::string("korttid: ") + e.what() + " (" + e.reason() + ")");
+    failure.emplace(e.code() == 1013 ? kCancelled : kFatal,
+                    std::string("korttid: ") + e.what() + " (" + e.reason() + ")");
   } catch (const std::system_error& e) {
-    reply = error_message(kFatal, std::string("korttid is not reachable: ") + e.what());
+    failure.emplace(kFatal, std::string("korttid is not reachable: ") + e.what() +
+                                " (the user's korttid: systemctl --user status korttid-user)");
   } catch (const std::exception& e) {
-    reply = error_message(kFatal, e.what());
+    failure.emplace(kFatal, e.what());
   }
-  const bool failed = reply.contains("error");
-  if (failed)
-    std::cerr << "kortti-webeid: " << command << ": "
-              << kortti::to_std(reply["error"]["code"].get_ref<const kortti::WipingString&>()) << ": "
-              << kortti::to_std(reply["error"]["message"].get_ref<const kortti::WipingString&>()) << "\n";
+  // What korttid or the page said is made fit for the browser's log.
+  std::cerr << "kortti-webeid: " << command << ": " << failure->code() << ": " << kortti::printable(failure->what())
+            << "\n";
   try {
-    write_message(1, reply);
+    write_message(1, error_message(failure->code(), failure->what()));
   } catch (const std::exception& e) {
-    std::cerr << "kortti-webeid: " << e.what() << "\n";
+    std::cerr << "kortti-webeid: " << kortti::printable(e.what()) << "\n";
     return 2;
   }
-  return failed ? 1 : 0;
+  return 1;
 }

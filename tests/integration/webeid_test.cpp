@@ -405,6 +405,112 @@ TEST(WebEidDualPurpose, AuthenticatePassesByAKeyThatAlsoSigns) {
   EXPECT_TRUE(web_eid_rule_holds(m[1], kOrigin, nonce)) << m[1].dump();
 }
 
+// The host against a korttid double that answers what no korttid sends:
+// the page must get only what Web eID defines, and the host must answer
+// every time, never crash.
+class WebEidPeer : public ::testing::Test {
+ protected:
+  struct Answer {
+    int status = -1;
+    Json message;  // the one after the version
+    std::string err;
+  };
+  Answer host(const std::map<std::string, std::string>& answers, const std::string& name, const Json& arguments) {
+    const fs::path socket = dir_.path() / "korttid.sock";
+    CommandResult r;
+    {
+      const ScriptedKorttid korttid(socket, answers);
+      r = run({webeid_binary().string()}, {{"KORTTI_SOCKET", socket.string()}},
+              frame(Json{{"command", wstr(name)}, {"arguments", arguments}}));
+    }
+    fs::remove(socket);
+    const std::vector<Json> m = messages(r.out);
+    EXPECT_EQ(m.size(), 2U) << r.err;
+    return {r.status, m.size() == 2 ? m[1] : Json(), r.err};
+  }
+  static std::string listed(const char* purpose, const std::string& der) {
+    return R"({"jsonrpc":"2.0","id":ID,"result":[{"cert_id":"t/01","key_type":"rsa","purposes":[")" +
+           std::string(purpose) + R"("],"der":")" + der + R"("}]})";
+  }
+  TempDir dir_;
+};
+
+TEST_F(WebEidPeer, ATokenIsPassedOnWithItsFiveMembersOnlyAndAMalformedOneIsAFatalError) {
+  const Json args{{"challengeNonce", wstr(std::string(44, 'n'))}, {"origin", kOrigin}};
+  const std::string list = listed("authentication", "MIIB");
+  const std::string good = R"({"unverifiedCertificate":"MIIB","algorithm":"RS256","signature":"c2ln",)"
+                           R"("format":"web-eid:1.0","appVersion":"https://kortti"})";
+  // An "error" member in korttid's token is not the host's failure (it ended
+  // the host with std::terminate, the browser getting no answer).
+  for (const std::string& token : {std::string(R"({"error":1})"), std::string(R"({"error":{"code":7}})"),
+                                   good.substr(0, good.size() - 1) + R"(,"error":{"code":"X","message":"Y"}})"}) {
+    const bool whole = token.find("unverifiedCertificate") != std::string::npos;
+    const Answer a = host(
+        {{"certificates.list", list}, {"auth.token", R"({"jsonrpc":"2.0","id":ID,"result":{"token":)" + token + "}}"}},
+        "authenticate", args);
+    EXPECT_EQ(a.status, whole ? 0 : 1) << token << " " << a.err;
+    EXPECT_EQ(a.err.find("terminate"), std::string::npos) << a.err;
+    if (whole) {
+      EXPECT_EQ(a.message, Json::parse(good)) << a.message.dump();
+    } else {
+      EXPECT_EQ(a.message["error"]["code"], "ERR_WEBEID_NATIVE_FATAL") << a.message.dump();
+      EXPECT_NE(str(a.message["error"]["message"]).find("korttid's token has no 'unverifiedCertificate'"),
+                std::string::npos)
+          << a.message.dump();
+    }
+  }
+}
+
+TEST_F(WebEidPeer, ASignatureKorttidDidNotGiveIsAFatalErrorNotAnEmptySignature) {
+  const std::string der = base64_encode(Bytes(300, 0x30));
+  const Json args{{"hash", wstr(base64_encode(Bytes(32, 1)))},
+                  {"hashFunction", "SHA-256"},
+                  {"certificate", wstr(der)},
+                  {"origin", kOrigin}};
+  for (const char* result : {"{}", R"({"signature":""})", R"({"signature":7})", R"({"signature":"%%"})"}) {
+    const Answer a = host({{"certificates.list", listed("signature", der)},
+                           {"sign.digest", R"({"jsonrpc":"2.0","id":ID,"result":)" + std::string(result) + "}"}},
+                          "sign", args);
+    EXPECT_EQ(a.status, 1) << result << " " << a.message.dump();
+    EXPECT_EQ(a.message["error"]["code"], "ERR_WEBEID_NATIVE_FATAL") << a.message.dump();
+    const std::string says = str(a.message["error"]["message"]);
+    EXPECT_TRUE(says.find("korttid's answer has no 'signature'") != std::string::npos ||
+                says.find("korttid's signature is not base64") != std::string::npos)
+        << result << ": " << says;
+  }
+}
+
+TEST_F(WebEidPeer, AnAnswerTooLongForTheBrowserIsAnsweredWithAnErrorThatSaysSo) {
+  const std::string der = std::string(1100 * 1024, 'A');
+  const Answer a =
+      host({{"certificates.share", R"({"jsonrpc":"2.0","id":ID,"result":{"key_type":"rsa","der":")" + der + R"("}})"}},
+           "get-signing-certificate", {{"origin", kOrigin}});
+  EXPECT_EQ(a.status, 1) << a.err;
+  EXPECT_EQ(a.message["error"]["code"], "ERR_WEBEID_NATIVE_FATAL") << a.err;
+  EXPECT_NE(str(a.message["error"]["message"]).find("more than a browser reads"), std::string::npos)
+      << a.message.dump();
+}
+
+// Every command that reaches korttid needs a dialog in the user's session,
+// which only the user's own korttid shows: the system socket is never asked.
+TEST(WebEidSocket, WithoutItsUsersKorttidTheHostSaysSoAndNeverAsksTheSystemOne) {
+  const TempDir runtime;
+  const std::string command = frame(Json{{"command", "get-signing-certificate"}, {"arguments", {{"origin", kOrigin}}}});
+  const CommandResult unset =
+      run({webeid_binary().string()}, {{"KORTTI_SOCKET", ""}, {"XDG_RUNTIME_DIR", ""}}, command);
+  EXPECT_EQ(unset.status, 1);
+  EXPECT_NE(unset.err.find("XDG_RUNTIME_DIR is not set"), std::string::npos) << unset.err;
+  const CommandResult absent =
+      run({webeid_binary().string()}, {{"KORTTI_SOCKET", ""}, {"XDG_RUNTIME_DIR", runtime.path().string()}}, command);
+  EXPECT_EQ(absent.status, 1);
+  const auto m = messages(absent.out);
+  ASSERT_EQ(m.size(), 2U) << absent.err;
+  const std::string says = str(m[1]["error"]["message"]);
+  EXPECT_NE(says.find((runtime.path() / "korttid/korttid.sock").string()), std::string::npos) << says;
+  EXPECT_NE(says.find("korttid-user"), std::string::npos) << says;
+  EXPECT_EQ(says.find("/run/korttid"), std::string::npos) << says;
+}
+
 TEST(WebEidHelp, HelpNamesTheCommandsAndVersionBothVersions) {
   const CommandResult help = run({webeid_binary().string(), "--help"});
   EXPECT_EQ(help.status, 0);
