@@ -7,19 +7,20 @@ namespace kortti {
 
 // The CN of an RFC 2253 subject ("CN=Testilääkäri Aino,O=..."), unescaped,
 // or the whole subject when it has none: how people are named to people.
+// An escaped comma ("OU=a\\,CN=b") is part of its value, not the start of
+// another attribute.
 inline std::string common_name(std::string_view subject) {
-  for (std::size_t at = 0; at < subject.size();) {
-    if (subject.substr(at, 3) == "CN=") {
-      std::string out;
-      for (std::size_t i = at + 3; i < subject.size() && subject[i] != ','; ++i) {
-        if (subject[i] == '\\' && i + 1 < subject.size()) ++i;
-        out += subject[i];
-      }
-      return out;
+  std::size_t at = 0;
+  while (at < subject.size()) {
+    // The attribute at `at` runs to its first unescaped comma.
+    std::size_t end = at;
+    std::string value;
+    for (; end < subject.size() && subject[end] != ','; ++end) {
+      if (subject[end] == '\\' && end + 1 < subject.size()) ++end;
+      value += subject[end];
     }
-    const auto comma = subject.find(',', at);
-    if (comma == std::string_view::npos) break;
-    at = comma + 1;
+    if (subject.substr(at, 3) == "CN=") return value.substr(3);
+    at = end + 1;
   }
   return std::string(subject);
 }

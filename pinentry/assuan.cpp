@@ -13,6 +13,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "common/encoding.hpp"
 #include "common/error.hpp"
 #include "pinentry/pinentry.hpp"
 
@@ -169,8 +170,9 @@ void Conversation::command(std::string_view verb, std::string_view argument, Clo
     line += ' ';
     line += assuan_escape(argument);
   }
-  // Longer words are cut rather than refused: the dialog still names who asks.
-  if (line.size() > kMaxLine - 1) line.resize(kMaxLine - 1);
+  // Longer words are cut rather than refused: the dialog still names who
+  // asks. At a character: pinentry-gnome3 refuses a text that is not UTF-8.
+  if (line.size() > kMaxLine - 1) line.resize(utf8_prefix(line, kMaxLine - 1).size());
   while (!line.empty() && line.back() == '%') line.pop_back();
   if (line.size() >= 2 && line[line.size() - 2] == '%') line.resize(line.size() - 2);
   line += '\n';

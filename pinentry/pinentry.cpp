@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "common/encoding.hpp"
 #include "common/error.hpp"
 #include "common/worker.hpp"
 #include "pinentry/assuan.hpp"
@@ -148,12 +149,18 @@ void set_up(const Options& options, const Dialog& dialog, Conversation& talk) {
     talk.command("OPTION", "ttytype=" + terminal_type(), setup, true);
   }
   talk.command("SETTIMEOUT", std::to_string(options.timeout.count()), setup);
-  if (!dialog.title.empty()) talk.command("SETTITLE", dialog.title, setup);
-  talk.command("SETDESC", dialog.description, setup);
-  if (!dialog.prompt.empty()) talk.command("SETPROMPT", dialog.prompt, setup);
-  if (!dialog.error.empty()) talk.command("SETERROR", dialog.error, setup);
-  talk.command("SETOK", dialog.ok, setup);
-  talk.command("SETCANCEL", dialog.cancel, setup);
+  // The words come partly from cards, certificates and clients: a NUL
+  // would end the text where pinentry reads it as a C string (dropping a
+  // last-try warning after it), an escape sequence would redraw a
+  // terminal's screen, a bidi override reorder what the user reads. Each
+  // becomes U+FFFD; the description's own line breaks stay.
+  auto say = [&](const char* verb, const std::string& words) { talk.command(verb, displayable(words), setup); };
+  if (!dialog.title.empty()) say("SETTITLE", dialog.title);
+  say("SETDESC", dialog.description);
+  if (!dialog.prompt.empty()) say("SETPROMPT", dialog.prompt);
+  if (!dialog.error.empty()) say("SETERROR", dialog.error);
+  say("SETOK", dialog.ok);
+  say("SETCANCEL", dialog.cancel);
 }
 
 SecretString run_dialog(const Options& options, const Dialog& dialog, std::stop_token stop) {

@@ -36,6 +36,14 @@ std::string who_asks(const Caller& caller) {
   return out;
 }
 
+// A card's or a certificate's words in a dialog: one line of a bounded
+// length, so that the dialog's own words after them (which key, the tries
+// left) always fit its line and cannot be imitated by a line break.
+std::string named(std::string_view words) { return printable(words, 64); }
+
+// The person a certificate names.
+std::string holder_name(const std::string& subject) { return named(common_name(subject)); }
+
 std::string kind_of(std::string_view method) {
   if (method == "sign.prescription") return "a Kanta e-prescription";
   if (method == "sign.xml") return "an XML document";
@@ -87,7 +95,7 @@ pinentry::Dialog signature_dialog(const Caller& caller, const pkcs11::Certificat
   else
     d.description += kind_of(method) + "\nwhose digest begins " + short_digest(request);
   d.description += "\nwith the " + std::string(pin2 ? "signature key (PIN2)" : "authentication key (PIN1)") + " of " +
-                   common_name(cert.subject) + ".";
+                   holder_name(cert.subject) + ".";
   d.ok = "Sign";
   return d;
 }
@@ -96,7 +104,7 @@ pinentry::Dialog sharing_dialog(const Caller& caller, const pkcs11::CertificateI
   const bool signature = is_signature_key(cert);
   pinentry::Dialog d("kortti: a page asks for your certificate", "", "");
   d.description = who_asks(caller) + " asks, for the page " + caller.origin.value_or("(none)") + ", for the " +
-                  (signature ? "signature" : "authentication") + " certificate of " + common_name(cert.subject) +
+                  (signature ? "signature" : "authentication") + " certificate of " + holder_name(cert.subject) +
                   ".\nIt names you and your identifiers. Nothing is signed.";
   d.ok = "Allow";
   d.cancel = "Deny";
@@ -107,7 +115,7 @@ pinentry::Dialog login_dialog(const Caller& caller, const std::string& subject,
                               const std::optional<std::string>& origin) {
   pinentry::Dialog d("kortti: PIN1 to log in", "", "PIN1:");
   d.description = who_asks(caller) + " asks to log in" + (origin ? " to " + *origin : std::string()) +
-                  "\nwith the authentication key (PIN1)" + (subject.empty() ? "" : " of " + common_name(subject)) + ".";
+                  "\nwith the authentication key (PIN1)" + (subject.empty() ? "" : " of " + holder_name(subject)) + ".";
   d.ok = "Log in";
   return d;
 }
@@ -115,7 +123,7 @@ pinentry::Dialog login_dialog(const Caller& caller, const std::string& subject,
 namespace {
 
 std::string whose_card(const pkcs11::TokenInfo& token, const std::string& subject) {
-  return subject.empty() ? "the card \"" + token.label + "\"" : common_name(subject) + "'s card";
+  return subject.empty() ? "the card \"" + named(token.label) + "\"" : holder_name(subject) + "'s card";
 }
 
 }  // namespace

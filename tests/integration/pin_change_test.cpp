@@ -367,6 +367,36 @@ TEST_F(PinUnblockSoftHsm, TheSoLoginStyleSetsANewUserPinWithTheSoPin) {
   EXPECT_TRUE(openssl_verify_digest(b64(r["certificate"]), digest, b64(r["signature"]), "sha256", "pkcs1"));
 }
 
+// A card's label is the card's to choose, and reaches the PIN dialog of a
+// card without an authentication certificate (most PIN2 tokens): a line
+// break in it must not be a line of the dialog's own ("9 tries left"), nor
+// an escape sequence redraw a terminal's screen.
+class PinChangeWords : public SoftHsmDaemonTest {
+ protected:
+  static constexpr const char* kLabel = "card\x1b[2J\n9 tries left";
+  void SetUp() override {
+    SoftHsm(tokens_dir_.path()).add_token(kLabel, {"nurse/sign"});
+    DaemonOptions o;
+    dialogs_.use_in(o);
+    start(std::move(o));
+    dialogs_.answer({"cancel"});
+  }
+  PinentryDouble dialogs_;
+};
+
+TEST_F(PinChangeWords, ACardsLabelIsOneLineOfTextInTheDialog) {
+  auto c = daemon_->connect();
+  const auto e = rpc_error([&] {
+    c->call("pin.change", {{"token_id", wstr(token_ids_.at(kLabel))}, {"pin_prompt", true}});
+  });
+  EXPECT_EQ(e.code(), 1013) << e.what();
+  const std::string dialog = dialogs_.dialog(1);
+  EXPECT_NE(dialog.find("asks to change the PIN of the card \"card"), std::string::npos) << dialog;
+  EXPECT_EQ(dialog.find('\x1b'), std::string::npos) << dialog;
+  EXPECT_EQ(dialog.find("\n9 tries left"), std::string::npos) << dialog;
+  EXPECT_NE(dialog.find("9 tries left\"."), std::string::npos) << dialog;
+}
+
 // A PIN-pad reader is what no real part of the test bed has: the PKCS#11
 // shim over SoftHSM2 plays one (tests/p11_shim/), reading what the user
 // "types on the pad" from a file.

@@ -123,7 +123,10 @@ fs::path token_model(const std::string& label, const std::vector<std::string>& i
   const fs::path models = pki_dir() / "token-models";
   std::string name = label;
   for (const auto& item : items) name += "+" + item;
-  std::replace(name.begin(), name.end(), '/', '_');
+  // A label may hold what a path should not (a line break would break
+  // softhsm2.conf, which names the folder).
+  std::replace_if(
+      name.begin(), name.end(), [](char c) { return c == '/' || static_cast<unsigned char>(c) < 0x20; }, '_');
   const fs::path model = models / name;
   if (fs::exists(model / "made")) return model;
   fs::create_directories(models);

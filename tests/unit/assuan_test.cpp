@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "common/encoding.hpp"
 #include "common/error.hpp"
 #include "pinentry/assuan.hpp"
 
@@ -25,6 +26,8 @@ class Pipes {
     ::close(to_[0]);
   }
   Conversation& conversation() { return *conversation_; }
+  // What the conversation wrote to the program.
+  [[nodiscard]] int to_program() const { return to_[0]; }
 
  private:
   int to_[2]{};
@@ -65,6 +68,32 @@ TEST(Assuan, ABrokenEscapeIsTheProgramsFault) {
     ADD_FAILURE() << "taken";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Errc::service_unavailable) << e.what();
+  }
+}
+
+// A command's line longer than Assuan's 1,000 bytes is cut, at a whole
+// character and never inside a %XX escape: pinentry-gnome3 refuses a text
+// that is not UTF-8.
+TEST(Assuan, ALineTooLongIsCutAtACharacter) {
+  for (const std::string& tail : {std::string("\xC3\xA4"), std::string("%"), std::string("\xE2\x82\xAC")}) {
+    for (std::size_t pad = 980; pad < 1000; ++pad) {
+      Pipes p("OK\n");
+      std::string words(pad, 'a');
+      for (int i = 0; i < 20; ++i) words += tail;
+      p.conversation().command("SETDESC", words, soon());
+      std::string line(2048, '\0');
+      const ssize_t n = ::read(p.to_program(), line.data(), line.size());
+      ASSERT_GT(n, 0);
+      line.resize(static_cast<std::size_t>(n));
+      ASSERT_EQ(line.back(), '\n');
+      line.pop_back();
+      EXPECT_LE(line.size(), 999U);
+      EXPECT_TRUE(valid_utf8(line)) << pad << ": " << line.substr(line.size() - 8);
+      const auto percent = line.rfind('%');
+      if (percent != std::string::npos) {
+        EXPECT_LE(percent + 3, line.size()) << pad;
+      }
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "common/encoding.hpp"
+#include "common/subject.hpp"
 
 namespace kortti {
 namespace {
@@ -74,4 +75,13 @@ TEST(Printable, ReplacesWhatPlainTextRefusesAndCutsAtACharacter) {
 }
 
 }  // namespace
+// How a dialog names the person a certificate is for.
+TEST(CommonName, IsTheCnUnescapedAndAnEscapedCommaDoesNotStartAnotherAttribute) {
+  EXPECT_EQ(common_name("CN=Testil\u00e4\u00e4k\u00e4ri Aino,O=DVV,C=FI"), "Testil\u00e4\u00e4k\u00e4ri Aino");
+  EXPECT_EQ(common_name("C=FI,CN=Aino\\, Testi"), "Aino, Testi");
+  // An OU that holds ",CN=" must not name someone else than the CN.
+  EXPECT_EQ(common_name("OU=y\\,CN=L\u00e4\u00e4k\u00e4ri Testi,CN=Mallory,C=FI"), "Mallory");
+  EXPECT_EQ(common_name("O=DVV,C=FI"), "O=DVV,C=FI");
+}
+
 }  // namespace kortti
