@@ -109,7 +109,10 @@ class Program {
   bool exited_within(std::chrono::milliseconds time) {
     for (auto left = time; left > 0ms; left -= 20ms) {
       siginfo_t info{};
-      if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0) return true;
+      int r = 0;
+      do r = ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT);
+      while (r != 0 && errno == EINTR);
+      if (r != 0) return true;
       if (info.si_pid == pid_) return true;
       std::this_thread::sleep_for(20ms);
     }
@@ -126,7 +129,8 @@ class Program {
     }
     ::kill(-pid_, SIGKILL);
     int status = 0;
-    ::waitpid(pid_, &status, 0);
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
   }
 
   pid_t pid_ = -1;
