@@ -43,6 +43,10 @@ constexpr std::size_t kMaxStates = PCSCLITE_MAX_READERS_CONTEXTS;
 // bits of dwEventState.
 DWORD event_count(DWORD state) { return (state >> 16) & 0xFFFF; }
 
+// How many times a list of readers is taken again while it keeps changing
+// (readers coming one after another); the next look catches the rest.
+constexpr int kMaxRelists = 8;
+
 }  // namespace
 
 class Monitor::Impl : public std::enable_shared_from_this<Impl> {
@@ -64,7 +68,8 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
   const Context* context = nullptr;
   std::condition_variable wake;
   std::atomic<bool> stopping{false};
-  bool ended = false;  // the thread's run() has returned (under `mutex`)
+  bool looked = false;  // a look at the readers worked since the last wait (the thread's own)
+  bool ended = false;   // the thread's run() has returned (under `mutex`)
   std::thread thread;
 
   void emit(Event::Type type, const std::string& reader, const Bytes& atr = {},
@@ -96,7 +101,6 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
         }
         if (!stopping) {
           set_available(true);
-          backoff = options.min_backoff;
           watch(ctx);
         }
       } catch (const Error& e) {
@@ -110,6 +114,10 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
       }
       if (stopping) break;
       if (service_gone) set_available(false);
+      // The wait grows while pcscd fails, also one that takes a context
+      // and then fails at once (a socket-activated pcscd that crashes at
+      // start); it is short again once a look has worked.
+      if (std::exchange(looked, false)) backoff = options.min_backoff;
       std::unique_lock lock(mutex);
       wake.wait_for(lock, backoff, [this] { return stopping.load(); });
       backoff = std::min(backoff * 2, options.max_backoff);
@@ -173,6 +181,9 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
     std::optional<std::string> card_type;
     if (present)
       if (auto p = options.atrs.match(atr)) card_type = p->card_type;
+    // A reader in trouble (unplugged, a USB error) is only UNAVAILABLE:
+    // pcsc-lite then gives no counter (0), which says nothing of cards.
+    const bool counted = (s.dwEventState & SCARD_STATE_UNAVAILABLE) == 0;
     bool was_present = false;
     bool moved = false;
     {
@@ -181,9 +192,9 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
       if (it == readers.end()) return;
       Known& known = it->second;
       was_present = known.state.card_present;
-      // A baseline of 0 means "never seen": the first look sets it.
-      moved = known.events && *known.events != count;
-      known.events = count;
+      // Without a baseline ("never seen") the first look sets it.
+      moved = counted && known.events && *known.events != count;
+      if (counted) known.events = count;
       known.state.card_present = present;
       known.state.atr = present ? atr : Bytes{};
       known.state.card_type = card_type;
@@ -219,16 +230,25 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
     DWORD pnp_state = 0;
     bool warned_of_many = false;
     auto relist = [&] {
-      const auto current = ctx.readers();
-      std::vector<std::string> known_names;
-      {
-        std::lock_guard lock(mutex);
-        for (auto& [name, k] : readers) known_names.push_back(name);
+      // pcsc-lite 1.9 (Debian 12's) notices a reader that comes during a
+      // look only: one that came after the list was taken, while a new
+      // reader's PIN pad was asked (a second slot of the same device), would
+      // never be seen. So the list is taken again until it holds still.
+      std::vector<std::string> current = ctx.readers();
+      for (int round = 0;; ++round) {
+        std::vector<std::string> known_names;
+        {
+          std::lock_guard lock(mutex);
+          for (auto& [name, k] : readers) known_names.push_back(name);
+        }
+        for (const auto& name : known_names)
+          if (std::find(current.begin(), current.end(), name) == current.end()) remove_reader(name);
+        for (const auto& name : current)
+          if (std::find(known_names.begin(), known_names.end(), name) == known_names.end()) add_reader(ctx, name);
+        std::vector<std::string> now = ctx.readers();
+        if (now == current || round == kMaxRelists) break;
+        current = std::move(now);
       }
-      for (const auto& name : known_names)
-        if (std::find(current.begin(), current.end(), name) == current.end()) remove_reader(name);
-      for (const auto& name : current)
-        if (std::find(known_names.begin(), known_names.end(), name) == known_names.end()) add_reader(ctx, name);
       names.assign(current.begin(), current.end());
       if (names.size() > kMaxStates) {
         if (!std::exchange(warned_of_many, true))
@@ -262,6 +282,7 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
         continue;
       }
       check(rv, "SCardGetStatusChange");
+      looked = true;
       bool again = false;
       for (std::size_t i = first; i < states.size(); ++i) {
         SCARD_READERSTATE& s = states[i];
@@ -272,9 +293,9 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
         if ((s.dwEventState & SCARD_STATE_CHANGED) != 0) update(s);
         s.dwCurrentState = s.dwEventState & ~static_cast<DWORD>(SCARD_STATE_CHANGED);
       }
-      if (first == 1 && (states[0].dwEventState & SCARD_STATE_CHANGED) != 0) {
+      if (first == 1) {
         pnp_state = states[0].dwEventState & ~static_cast<DWORD>(SCARD_STATE_CHANGED);
-        again = true;
+        if ((states[0].dwEventState & SCARD_STATE_CHANGED) != 0) again = true;
       }
       if (again) relist();
     }

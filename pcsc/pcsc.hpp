@@ -38,7 +38,8 @@ class Error : public std::runtime_error {
   [[nodiscard]] const std::string& call() const noexcept { return call_; }
   // pcscd is not running, or went away.
   [[nodiscard]] bool service_gone() const noexcept;
-  // The card left or was reset by someone else.
+  // The card left, lost its power, or its reader went (not a reset by
+  // another program: the card is still there).
   [[nodiscard]] bool card_gone() const noexcept;
 
  private:

@@ -19,6 +19,9 @@ struct World {
   int cancels = 0;
   bool cancelled = false;
   int blocked = 0;
+  bool fail_after_connect = false;
+  int contexts = 0;
+  int looks = 0;
   bool hold = false;  // hold_next_wait()
   bool held = false;  // a call waits at the entry
 };
@@ -37,6 +40,7 @@ Reader* find(World& w, const std::string& name) {
 }
 
 DWORD state_of(const Reader& r) {
+  if (r.unavailable) return SCARD_STATE_UNAVAILABLE;
   DWORD s = r.present ? SCARD_STATE_PRESENT : SCARD_STATE_EMPTY;
   return s | (r.events << 16);
 }
@@ -52,6 +56,9 @@ void reset() {
   w.cancels = 0;
   w.cancelled = false;
   w.hold = false;
+  w.fail_after_connect = false;
+  w.contexts = 0;
+  w.looks = 0;
   touch(w);
 }
 
@@ -98,6 +105,31 @@ void swap(const std::string& name, Bytes atr) {
   r->atr = std::move(atr);
   r->events += 2;
   touch(w);
+}
+
+void set_unavailable(const std::string& name, bool unavailable) {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  find(w, name)->unavailable = unavailable;
+  touch(w);
+}
+
+void fail_after_connect(bool fail) {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  w.fail_after_connect = fail;
+}
+
+int contexts() {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  return w.contexts;
+}
+
+int looks() {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  return w.looks;
 }
 
 void service(bool up) {
@@ -155,6 +187,7 @@ LONG SCardEstablishContext(DWORD, LPCVOID, LPCVOID, LPSCARDCONTEXT context) {
   std::lock_guard lock(w.mutex);
   if (!w.service) return SCARD_E_NO_SERVICE;
   *context = 1;
+  ++w.contexts;
   return SCARD_S_SUCCESS;
 }
 
@@ -173,7 +206,7 @@ LONG SCardCancel(SCARDCONTEXT) {
 LONG SCardListReaders(SCARDCONTEXT, LPCSTR, LPSTR out, LPDWORD size) {
   World& w = world();
   std::lock_guard lock(w.mutex);
-  if (!w.service) return SCARD_E_NO_SERVICE;
+  if (!w.service || w.fail_after_connect) return SCARD_E_NO_SERVICE;
   if (w.readers.empty()) return SCARD_E_NO_READERS_AVAILABLE;
   std::string multi;
   for (const auto& r : w.readers) multi += r.name + '\0';
@@ -196,6 +229,13 @@ LONG SCardGetStatusChange(SCARDCONTEXT, DWORD, SCARD_READERSTATE* states, DWORD 
     w.changed.wait(lock, [&w] { return !w.hold; });
     w.held = false;
   }
+  constexpr const char* kPnp = R"(\\?PnP?\Notification)";
+  if (!w.service) return SCARD_E_NO_SERVICE;
+  for (DWORD i = 0; i < count; ++i)
+    if (std::strcmp(states[i].szReader, kPnp) != 0 && find(w, states[i].szReader) == nullptr)
+      return SCARD_E_UNKNOWN_READER;
+  for (DWORD i = 0; i < count; ++i) states[i].dwEventState = 0;
+  const std::size_t readers_at_start = w.readers.size();
   for (;;) {
     if (!w.service) return SCARD_E_NO_SERVICE;
     if (w.cancelled) {
@@ -205,10 +245,8 @@ LONG SCardGetStatusChange(SCARDCONTEXT, DWORD, SCARD_READERSTATE* states, DWORD 
     bool any = false;
     for (DWORD i = 0; i < count; ++i) {
       SCARD_READERSTATE& s = states[i];
-      if (std::strcmp(s.szReader, R"(\\?PnP?\Notification)") == 0) {
-        const DWORD now = static_cast<DWORD>(w.generation) << 16;
-        s.dwEventState = now;
-        if ((s.dwCurrentState & 0xFFFF0000) != now) {
+      if (std::strcmp(s.szReader, kPnp) == 0) {
+        if (w.readers.size() != readers_at_start) {
           s.dwEventState |= SCARD_STATE_CHANGED;
           any = true;
         }
@@ -216,8 +254,11 @@ LONG SCardGetStatusChange(SCARDCONTEXT, DWORD, SCARD_READERSTATE* states, DWORD 
       }
       const Reader* r = find(w, s.szReader);
       if (r == nullptr) {
-        s.dwEventState = SCARD_STATE_UNKNOWN | SCARD_STATE_CHANGED;
-        any = true;
+        s.dwEventState = SCARD_STATE_UNKNOWN | SCARD_STATE_UNAVAILABLE;
+        if ((s.dwCurrentState & SCARD_STATE_UNKNOWN) == 0) {
+          s.dwEventState |= SCARD_STATE_CHANGED;
+          any = true;
+        }
         continue;
       }
       const DWORD now = state_of(*r);
@@ -229,7 +270,10 @@ LONG SCardGetStatusChange(SCARDCONTEXT, DWORD, SCARD_READERSTATE* states, DWORD 
         any = true;
       }
     }
-    if (any) return SCARD_S_SUCCESS;
+    if (any) {
+      ++w.looks;
+      return SCARD_S_SUCCESS;
+    }
     ++w.blocked;
     w.changed.wait(lock);
     --w.blocked;
@@ -242,6 +286,11 @@ LONG SCardConnect(SCARDCONTEXT, LPCSTR reader, DWORD, DWORD, LPSCARDHANDLE card,
   if (!w.service) return SCARD_E_NO_SERVICE;
   for (std::size_t i = 0; i < w.readers.size(); ++i) {
     if (w.readers[i].name == reader) {
+      if (auto more = std::move(w.readers[i].brings)) {
+        w.readers.push_back(std::move(*more));
+        ++w.generation;
+        touch(w);
+      }
       *card = static_cast<SCARDHANDLE>(i + 1);
       *protocol = SCARD_PROTOCOL_T1;
       return SCARD_S_SUCCESS;

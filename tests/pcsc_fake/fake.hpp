@@ -3,11 +3,17 @@
 // A link-time stand-in for libpcsclite: the test binary that links it has no
 // real PC/SC. It is used only for what real parts cannot show: PIN-pad
 // feature answers, injected SCARD_* errors, and reader states changing in
-// ways pcscd's polling cannot be made to produce on cue.
+// ways pcscd's polling cannot be made to produce on cue. SCardGetStatusChange
+// answers as pcsc-lite 1.9.9 (Debian 12's) does: the PnP reader changes when
+// the number of readers changes during the call (its dwCurrentState is not
+// looked at); a reader unknown at the start is SCARD_E_UNKNOWN_READER, one
+// removed during the call UNKNOWN|UNAVAILABLE; a reader in trouble is
+// UNAVAILABLE with no counter.
 
 #include <PCSC/winscard.h>
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +30,10 @@ struct Reader {
   std::optional<Bytes> features;  // CM_IOCTL_GET_FEATURE_REQUEST answer
   LONG control_error = SCARD_S_SUCCESS;
   std::map<Bytes, Bytes, BytesLess> apdus;  // command -> response
+  bool unavailable = false;                 // pcscd lost it (unplugged, a USB error)
+  // A reader that comes when this one is first connected to: the second
+  // slot of a device, appearing while the first is being looked at.
+  std::shared_ptr<Reader> brings;
 
   static Reader named(std::string name) {
     Reader r;
@@ -44,6 +54,10 @@ struct Reader {
     control_error = code;
     return std::move(*this);
   }
+  Reader&& bringing(Reader other) && {
+    brings = std::make_shared<Reader>(std::move(other));
+    return std::move(*this);
+  }
   Reader&& answering(Bytes command, Bytes response) && {
     apdus[std::move(command)] = std::move(response);
     return std::move(*this);
@@ -58,8 +72,14 @@ void remove(const std::string& name);
 // Pulled and put back between two looks: still present, counter moved by 2.
 void swap(const std::string& name, Bytes atr);
 void service(bool up);  // pcscd running or not
-int cancels();          // SCardCancel calls so far
-int blocked();          // threads blocked in SCardGetStatusChange now
+void set_unavailable(const std::string& name, bool unavailable);
+// SCardEstablishContext works, and every call after it fails with
+// SCARD_E_NO_SERVICE: a pcscd that dies as it starts.
+void fail_after_connect(bool fail);
+int contexts();  // SCardEstablishContext calls that succeeded
+int looks();     // SCardGetStatusChange calls that told of a change
+int cancels();   // SCardCancel calls so far
+int blocked();   // threads blocked in SCardGetStatusChange now
 // The next SCardGetStatusChange waits at its entry, before a cancel can
 // reach it, until release_wait(): a thread about to look, as pcsc-lite's
 // SCardCancel misses it (it ends a call under way only).

@@ -175,6 +175,62 @@ TEST_F(MonitorTest, PcscdGoneAndBackReportsEverythingGoneThenBack) {
   EXPECT_EQ(next(m, 3), (std::vector<std::string>{"service_up", "reader added R0", "card inserted R0 dvv_healthcare"}));
 }
 
+// A reader in trouble (unplugged before pcscd's hot-plug notices, a USB
+// error) is UNAVAILABLE with no counter: that 0 is not a card that came and
+// went while nobody looked.
+TEST_F(MonitorTest, AReaderThatIsUnavailableForAWhileMakesNoCardEvents) {
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("R0"));
+  Monitor m(io_, {});
+  next(m, 2);
+  pcsc_fake::insert("R0", kOtherAtr);
+  pcsc_fake::remove("R0");
+  EXPECT_EQ(next(m, 2), (std::vector<std::string>{"card inserted R0", "card removed R0"}));
+  // Each state is looked at before the next comes.
+  for (const bool trouble : {true, false}) {
+    const int looked = pcsc_fake::looks();
+    pcsc_fake::set_unavailable("R0", trouble);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (pcsc_fake::looks() == looked && std::chrono::steady_clock::now() < deadline) {
+      io_.restart();
+      io_.run_for(20ms);
+    }
+    ASSERT_GT(pcsc_fake::looks(), looked);
+  }
+  // The first event after the trouble is the card that now comes.
+  pcsc_fake::insert("R0", kHealthcareAtr);
+  EXPECT_EQ(next(m, 1), std::vector<std::string>{"card inserted R0 dvv_healthcare"});
+}
+
+// The second slot of a device appears while korttid asks the first whether
+// it has a PIN pad: pcsc-lite 1.9 tells of a reader that comes during a
+// look only, so one that came before the look began must be found by
+// listing again.
+TEST_F(MonitorTest, ASecondSlotThatComesWhileTheFirstIsAskedIsSeen) {
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("Dual 00").bringing(pcsc_fake::Reader::named("Dual 01")));
+  Monitor m(io_, {});
+  EXPECT_EQ(next(m, 3), (std::vector<std::string>{"service_up", "reader added Dual 00", "reader added Dual 01"}));
+  pcsc_fake::insert("Dual 01", kOtherAtr);
+  EXPECT_EQ(next(m, 1), std::vector<std::string>{"card inserted Dual 01"});
+}
+
+// A pcscd that gives a context and then fails at once (one that crashes as
+// it starts): the monitor's waits between tries still grow.
+TEST_F(MonitorTest, AServiceThatFailsRightAfterEachConnectIsTriedLessAndLessOften) {
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("R0"));
+  pcsc_fake::fail_after_connect(true);
+  MonitorOptions o;
+  o.min_backoff = 10ms;
+  o.max_backoff = 2s;
+  Monitor m(io_, std::move(o));
+  m.start();
+  std::this_thread::sleep_for(1s);
+  m.stop();
+  // 10 + 20 + 40 + ... ms: at most 8 tries in a second, however slow the
+  // machine (a wait of 10 ms after each try would make 50 or more).
+  EXPECT_LE(pcsc_fake::contexts(), 8);
+  EXPECT_GE(pcsc_fake::contexts(), 2);
+}
+
 TEST_F(MonitorTest, PinPadOverridesWinOverTheReadersOwnAnswer) {
   pcsc_fake::add_reader(pcsc_fake::Reader::named("Lying Reader 1").with_features({0x06, 0x04, 0, 0, 0, 1}));
   pcsc_fake::add_reader(pcsc_fake::Reader::named("Honest Reader"));
