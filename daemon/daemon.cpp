@@ -116,7 +116,7 @@ class Korttid {
   // `cert_id` of a card present at start is found.
   void start() {
     if (sd_listen_fds(1) >= 1)
-      server_.adopt(SD_LISTEN_FDS_START);
+      server_.adopt(SD_LISTEN_FDS_START, config_.ipc.socket_mode, group_);
     else
       server_.listen(config_.ipc.socket, config_.ipc.socket_mode, group_);
     tunnels_.start();

@@ -106,8 +106,11 @@ class Server {
   // and group. Throws std::system_error. Clients may connect at once; they
   // wait in the backlog until serve().
   void listen(const std::string& path, mode_t mode, std::optional<gid_t> group);
-  // Takes a listening socket passed by systemd (sd_listen_fds).
-  void adopt(int fd);
+  // Takes a listening socket passed by systemd (sd_listen_fds). Its mode
+  // and group are the socket unit's (SocketMode=, SocketGroup=): a warning
+  // says where they differ from `mode` and `group`, which only a socket
+  // korttid binds itself gets.
+  void adopt(int fd, mode_t mode, std::optional<gid_t> group);
   // Starts accepting. korttid calls it once the first token scan is done, so
   // that the first request of a client that started it (socket activation)
   // sees the cards that were already there. Calling it again does nothing.

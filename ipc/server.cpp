@@ -152,9 +152,26 @@ void Server::listen(const std::string& path, mode_t mode, std::optional<gid_t> g
   spdlog::info("listening on {}", path);
 }
 
-void Server::adopt(int fd) {
+void Server::adopt(int fd, mode_t mode, std::optional<gid_t> group) {
   impl_->acceptor.emplace(impl_->core.io, stream(), fd);
   spdlog::info("serving the socket passed by systemd (fd {})", fd);
+  // An admin who narrowed [ipc] socket_mode or socket_group would otherwise
+  // believe fewer accounts can connect than can.
+  boost::system::error_code ec;
+  const std::string path = impl_->acceptor->local_endpoint(ec).path();
+  struct stat st {};
+  if (ec || path.empty() || ::stat(path.c_str(), &st) != 0) return;
+  const mode_t has = st.st_mode & 07777;
+  if (has != mode)
+    spdlog::warn(
+        "the socket {} systemd passed has mode {:04o}, not [ipc] socket_mode {:04o}: the socket unit's "
+        "SocketMode= decides it (docs/operations.md)",
+        path, has, mode);
+  if (group && st.st_gid != *group)
+    spdlog::warn(
+        "the socket {} systemd passed has group {}, not [ipc] socket_group's {}: the socket unit's "
+        "SocketGroup= decides it (docs/operations.md)",
+        path, st.st_gid, *group);
 }
 
 void Server::serve() {

@@ -472,6 +472,24 @@ TEST(LifecycleNoDaemon, SocketActivationServesThePassedSocket) {
   EXPECT_EQ(sanitizer_reports(korttid.log()), "");
 }
 
+// [ipc] socket_mode and socket_group are for a socket korttid binds: the
+// socket unit decides those of the one it passes, and an admin who set
+// them for the packaged service is told they do not apply.
+TEST(LifecycleNoDaemon, ASocketModeTheSocketUnitDecidesIsNamedInAWarning) {
+  TempDir dir;
+  write_file(dir / "k.toml", "[ipc]\nsocket_mode = \"0600\"\n[pkcs11]\nmodules = []\n[pcsc]\nenabled = false\n");
+  Activated korttid(dir / "activated.sock", dir / "k.toml", dir / "log");
+  ASSERT_TRUE(korttid.client());
+  EXPECT_EQ(korttid.client()->call("system.hello", Json::object(), std::chrono::seconds(20))["daemon"], "korttid");
+  char has[8];
+  std::snprintf(has, sizeof has, "%04o", static_cast<unsigned>(fs::status(dir / "activated.sock").permissions()));
+  ASSERT_STRNE(has, "0600");
+  EXPECT_EQ(korttid.stop(), 0) << korttid.log();
+  EXPECT_NE(korttid.log().find(std::string("has mode ") + has + ", not [ipc] socket_mode 0600"), std::string::npos)
+      << korttid.log();
+  EXPECT_EQ(sanitizer_reports(korttid.log()), "");
+}
+
 // The client whose connection starts korttid asks at once: the cards that
 // were inserted before must already be known (it used to get 1002 until the
 // first token scan ended).
