@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <map>
 #include <thread>
 #include <utility>
@@ -47,6 +48,9 @@ DWORD event_count(DWORD state) { return (state >> 16) & 0xFFFF; }
 // (readers coming one after another); the next look catches the rest.
 constexpr int kMaxRelists = 8;
 
+// How long the monitor waits for a new reader's PIN-pad probe.
+constexpr std::chrono::milliseconds kProbePatience{1000};
+
 }  // namespace
 
 class Monitor::Impl : public std::enable_shared_from_this<Impl> {
@@ -62,6 +66,7 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
   struct Known {
     ReaderState state;
     std::optional<DWORD> events;  // pcsc-lite's counter at the last look
+    bool probing = false;         // its PIN-pad probe has not answered yet
   };
   std::map<std::string, Known> readers;
   bool available = false;
@@ -144,15 +149,68 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
     emit(Event::Type::service_down, "");
   }
 
-  void add_reader(const Context& ctx, const std::string& name) {
+  // What the reader's own answer makes of it, unless the configuration
+  // says otherwise.
+  bool pinpad_of(const std::string& name, bool answered) const {
+    for (const auto& o : options.overrides)
+      if (name.rfind(o.name_prefix, 0) == 0 && o.pinpad) return *o.pinpad;
+    return answered;
+  }
+
+  // Asks a reader whether it is a PIN pad, on a thread with its own
+  // context: pcscd's SCardConnect, even a direct one, waits for as long as
+  // another program holds a transaction on the reader's card (a PIN typed
+  // on its pad), and the monitor must not wait with it. The answer is taken
+  // if it comes within kProbePatience; a later one is recorded when it
+  // comes (nullopt now). A probe still waiting when korttid exits ends with it.
+  std::optional<bool> probe(const std::string& name) {
+    auto answer = std::make_shared<std::promise<bool>>();
+    std::future<bool> answered = answer->get_future();
+    auto self = shared_from_this();
+    std::thread([self, name, answer] {
+      pthread_setname_np(pthread_self(), "pcsc-probe");
+      bool pinpad = false;
+      try {
+        const Context own;
+        pinpad = probe_pinpad(own, name).pinpad();
+      } catch (const std::exception& e) {
+        spdlog::debug("reader '{}': no PIN-pad features ({})", name, e.what());
+      }
+      answer->set_value(pinpad);
+      self->late_answer(name, pinpad);
+    }).detach();
+    if (answered.wait_for(kProbePatience) == std::future_status::ready) return answered.get();
+    spdlog::info("PC/SC: reader {} is held by another program; whether it has a PIN pad is known when it is free",
+                 name);
+    return std::nullopt;
+  }
+
+  // A probe's answer after the reader was added without it.
+  void late_answer(const std::string& name, bool answered) {
+    std::lock_guard lock(mutex);
+    auto it = readers.find(name);
+    if (it == readers.end() || !it->second.probing) return;
+    it->second.probing = false;
+    it->second.state.pinpad = pinpad_of(name, answered);
+    if (it->second.state.pinpad) spdlog::info("PC/SC: reader {} has a PIN pad", name);
+  }
+
+  void add_reader(const std::string& name) {
     Known known;
     known.state.name = name;
-    known.state.pinpad = probe_pinpad(ctx, name).pinpad();
-    for (const auto& o : options.overrides)
-      if (name.rfind(o.name_prefix, 0) == 0 && o.pinpad) known.state.pinpad = *o.pinpad;
+    // Marked before the probe starts: an answer that comes late finds it.
     {
       std::lock_guard lock(mutex);
+      known.probing = true;
       readers[name] = known;
+    }
+    const std::optional<bool> answered = probe(name);
+    {
+      std::lock_guard lock(mutex);
+      Known& now = readers[name];
+      if (answered || now.probing) now.state.pinpad = pinpad_of(name, answered.value_or(false));
+      if (answered) now.probing = false;
+      known = now;
     }
     spdlog::info("PC/SC: reader added: {}{}", name, known.state.pinpad ? " (PIN pad)" : "");
     emit(Event::Type::reader_added, name);
@@ -244,7 +302,7 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
         for (const auto& name : known_names)
           if (std::find(current.begin(), current.end(), name) == current.end()) remove_reader(name);
         for (const auto& name : current)
-          if (std::find(known_names.begin(), known_names.end(), name) == known_names.end()) add_reader(ctx, name);
+          if (std::find(known_names.begin(), known_names.end(), name) == known_names.end()) add_reader(name);
         std::vector<std::string> now = ctx.readers();
         if (now == current || round == kMaxRelists) break;
         current = std::move(now);

@@ -114,6 +114,13 @@ void set_unavailable(const std::string& name, bool unavailable) {
   touch(w);
 }
 
+void release_transaction(const std::string& name) {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  if (Reader* r = find(w, name)) r->transaction_held = false;
+  touch(w);
+}
+
 void fail_after_connect(bool fail) {
   World& w = world();
   std::lock_guard lock(w.mutex);
@@ -282,7 +289,11 @@ LONG SCardGetStatusChange(SCARDCONTEXT, DWORD, SCARD_READERSTATE* states, DWORD 
 
 LONG SCardConnect(SCARDCONTEXT, LPCSTR reader, DWORD, DWORD, LPSCARDHANDLE card, LPDWORD protocol) {
   World& w = world();
-  std::lock_guard lock(w.mutex);
+  std::unique_lock lock(w.mutex);
+  w.changed.wait(lock, [&] {
+    const Reader* r = find(w, reader);
+    return r == nullptr || !r->transaction_held || !w.service;
+  });
   if (!w.service) return SCARD_E_NO_SERVICE;
   for (std::size_t i = 0; i < w.readers.size(); ++i) {
     if (w.readers[i].name == reader) {

@@ -31,6 +31,9 @@ struct Reader {
   LONG control_error = SCARD_S_SUCCESS;
   std::map<Bytes, Bytes, BytesLess> apdus;  // command -> response
   bool unavailable = false;                 // pcscd lost it (unplugged, a USB error)
+  // Another program holds a transaction on its card: SCardConnect waits,
+  // as pcscd's does, until release_transaction().
+  bool transaction_held = false;
   // A reader that comes when this one is first connected to: the second
   // slot of a device, appearing while the first is being looked at.
   std::shared_ptr<Reader> brings;
@@ -54,6 +57,10 @@ struct Reader {
     control_error = code;
     return std::move(*this);
   }
+  Reader&& held_by_another() && {
+    transaction_held = true;
+    return std::move(*this);
+  }
   Reader&& bringing(Reader other) && {
     brings = std::make_shared<Reader>(std::move(other));
     return std::move(*this);
@@ -73,6 +80,7 @@ void remove(const std::string& name);
 void swap(const std::string& name, Bytes atr);
 void service(bool up);  // pcscd running or not
 void set_unavailable(const std::string& name, bool unavailable);
+void release_transaction(const std::string& name);
 // SCardEstablishContext works, and every call after it fails with
 // SCARD_E_NO_SERVICE: a pcscd that dies as it starts.
 void fail_after_connect(bool fail);

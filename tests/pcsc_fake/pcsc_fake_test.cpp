@@ -119,6 +119,14 @@ class MonitorTest : public Fake {
     return out;
   }
 
+  // Whether the monitor waits in a look now (within 5 s): what changes from
+  // here on comes during a look.
+  static bool looking() {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (pcsc_fake::blocked() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    return pcsc_fake::blocked() == 1;
+  }
+
   boost::asio::io_context io_;
   std::deque<std::string> seen_;
   bool subscribed_ = false;
@@ -154,6 +162,7 @@ TEST_F(MonitorTest, ReadersComingAndGoingThroughPnp) {
   pcsc_fake::add_reader(pcsc_fake::Reader::named("R0"));
   Monitor m(io_, {});
   next(m, 2);
+  ASSERT_TRUE(looking());
   pcsc_fake::add_reader(pcsc_fake::Reader::named("USB Reader").card(kOtherAtr));
   EXPECT_EQ(next(m, 2), (std::vector<std::string>{"reader added USB Reader", "card inserted USB Reader"}));
   pcsc_fake::remove_reader("USB Reader");
@@ -182,6 +191,9 @@ TEST_F(MonitorTest, AReaderThatIsUnavailableForAWhileMakesNoCardEvents) {
   pcsc_fake::add_reader(pcsc_fake::Reader::named("R0"));
   Monitor m(io_, {});
   next(m, 2);
+  // The first look has been taken (the counter's baseline) before the card
+  // comes and goes.
+  ASSERT_TRUE(looking());
   pcsc_fake::insert("R0", kOtherAtr);
   pcsc_fake::remove("R0");
   EXPECT_EQ(next(m, 2), (std::vector<std::string>{"card inserted R0", "card removed R0"}));
@@ -211,6 +223,35 @@ TEST_F(MonitorTest, ASecondSlotThatComesWhileTheFirstIsAskedIsSeen) {
   EXPECT_EQ(next(m, 3), (std::vector<std::string>{"service_up", "reader added Dual 00", "reader added Dual 01"}));
   pcsc_fake::insert("Dual 01", kOtherAtr);
   EXPECT_EQ(next(m, 1), std::vector<std::string>{"card inserted Dual 01"});
+}
+
+// Another program holds a transaction on a card (a PIN typed on the
+// reader's pad) as the reader is first seen: pcscd's SCardConnect waits for
+// it, even a direct one. The monitor does not: the reader and its card are
+// reported, and whether it has a PIN pad when the transaction ends.
+TEST_F(MonitorTest, AReaderHeldByAnotherProgramDoesNotStopTheEvents) {
+  pcsc_fake::add_reader(
+      pcsc_fake::Reader::named("R0").card(kHealthcareAtr).with_features({0x06, 0x04, 0, 0, 0, 1}).held_by_another());
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("R1"));
+  struct Release {
+    ~Release() { pcsc_fake::release_transaction("R0"); }
+  };
+  Monitor m(io_, {});
+  const Release release;  // before the monitor goes, whatever happened
+  EXPECT_EQ(next(m, 4), (std::vector<std::string>{"service_up", "reader added R0", "reader added R1",
+                                                  "card inserted R0 dvv_healthcare"}));
+  pcsc_fake::insert("R1", kOtherAtr);
+  EXPECT_EQ(next(m, 1), std::vector<std::string>{"card inserted R1"});
+  auto pinpad = [&m] {
+    for (const auto& r : m.readers())
+      if (r.name == "R0") return r.pinpad;
+    return false;
+  };
+  EXPECT_FALSE(pinpad());
+  pcsc_fake::release_transaction("R0");
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!pinpad() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(pinpad()) << "the probe's answer, once the card was free";
 }
 
 // A pcscd that gives a context and then fails at once (one that crashes as
