@@ -4,7 +4,6 @@
 #include <boost/asio/post.hpp>
 #include <condition_variable>
 #include <deque>
-#include <future>
 #include <map>
 #include <thread>
 #include <utility>
@@ -66,7 +65,6 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
   struct Known {
     ReaderState state;
     std::optional<DWORD> events;  // pcsc-lite's counter at the last look
-    bool probing = false;         // its PIN-pad probe has not answered yet
   };
   std::map<std::string, Known> readers;
   bool available = false;
@@ -157,17 +155,24 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
     return answered;
   }
 
+  // One reader's PIN-pad question, shared by the monitor and the thread
+  // that asks it.
+  struct Probe {
+    std::mutex mutex;
+    std::condition_variable answered;
+    bool done = false;
+    bool pinpad = false;
+    bool abandoned = false;  // the monitor went on without the answer
+  };
+
   // Asks a reader whether it is a PIN pad, on a thread with its own
   // context: pcscd's SCardConnect, even a direct one, waits for as long as
   // another program holds a transaction on the reader's card (a PIN typed
-  // on its pad), and the monitor must not wait with it. The answer is taken
-  // if it comes within kProbePatience; a later one is recorded when it
-  // comes (nullopt now). A probe still waiting when korttid exits ends with it.
-  std::optional<bool> probe(const std::string& name) {
-    auto answer = std::make_shared<std::promise<bool>>();
-    std::future<bool> answered = answer->get_future();
-    auto self = shared_from_this();
-    std::thread([self, name, answer] {
+  // on its pad), and the monitor must not wait with it. A probe still
+  // waiting when korttid exits ends with it.
+  std::shared_ptr<Probe> start_probe(const std::string& name) {
+    auto probe = std::make_shared<Probe>();
+    std::thread([self = shared_from_this(), name, probe] {
       pthread_setname_np(pthread_self(), "pcsc-probe");
       bool pinpad = false;
       try {
@@ -176,44 +181,60 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
       } catch (const std::exception& e) {
         spdlog::debug("reader '{}': no PIN-pad features ({})", name, e.what());
       }
-      answer->set_value(pinpad);
-      self->late_answer(name, pinpad);
+      bool late = false;
+      {
+        std::lock_guard lock(probe->mutex);
+        probe->done = true;
+        probe->pinpad = pinpad;
+        late = probe->abandoned;
+      }
+      probe->answered.notify_all();
+      if (late) self->late_answer(name, pinpad);
     }).detach();
-    if (answered.wait_for(kProbePatience) == std::future_status::ready) return answered.get();
-    spdlog::info("PC/SC: reader {} is held by another program; whether it has a PIN pad is known when it is free",
-                 name);
-    return std::nullopt;
+    return probe;
   }
 
-  // A probe's answer after the reader was added without it.
+  // An answer that came after its reader was added without it.
   void late_answer(const std::string& name, bool answered) {
+    if (stopping) return;
     std::lock_guard lock(mutex);
     auto it = readers.find(name);
-    if (it == readers.end() || !it->second.probing) return;
-    it->second.probing = false;
+    if (it == readers.end()) return;
     it->second.state.pinpad = pinpad_of(name, answered);
     if (it->second.state.pinpad) spdlog::info("PC/SC: reader {} has a PIN pad", name);
   }
 
-  void add_reader(const std::string& name) {
-    Known known;
-    known.state.name = name;
-    // Marked before the probe starts: an answer that comes late finds it.
-    {
-      std::lock_guard lock(mutex);
-      known.probing = true;
-      readers[name] = known;
+  // New readers, asked whether they are PIN pads all at once: the answers
+  // that come within kProbePatience are taken; a reader whose card another
+  // program holds is added without, and gets its answer when it comes.
+  void add_readers(const std::vector<std::string>& added) {
+    std::vector<std::shared_ptr<Probe>> probes;
+    for (const auto& name : added) probes.push_back(start_probe(name));
+    const auto deadline = std::chrono::steady_clock::now() + kProbePatience;
+    for (std::size_t i = 0; i < added.size(); ++i) {
+      const std::string& name = added[i];
+      Probe& probe = *probes[i];
+      std::optional<bool> answered;
+      {
+        std::unique_lock lock(probe.mutex);
+        if (probe.answered.wait_until(lock, deadline, [&probe] { return probe.done; }))
+          answered = probe.pinpad;
+        else
+          probe.abandoned = true;
+      }
+      if (!answered)
+        spdlog::info("PC/SC: reader {} is held by another program; whether it has a PIN pad is known when it is free",
+                     name);
+      Known known;
+      known.state.name = name;
+      known.state.pinpad = pinpad_of(name, answered.value_or(false));
+      {
+        std::lock_guard lock(mutex);
+        readers[name] = known;
+      }
+      spdlog::info("PC/SC: reader added: {}{}", name, known.state.pinpad ? " (PIN pad)" : "");
+      emit(Event::Type::reader_added, name);
     }
-    const std::optional<bool> answered = probe(name);
-    {
-      std::lock_guard lock(mutex);
-      Known& now = readers[name];
-      if (answered || now.probing) now.state.pinpad = pinpad_of(name, answered.value_or(false));
-      if (answered) now.probing = false;
-      known = now;
-    }
-    spdlog::info("PC/SC: reader added: {}{}", name, known.state.pinpad ? " (PIN pad)" : "");
-    emit(Event::Type::reader_added, name);
   }
 
   void remove_reader(const std::string& name) {
@@ -291,7 +312,9 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
       // pcsc-lite 1.9 (Debian 12's) notices a reader that comes during a
       // look only: one that came after the list was taken, while a new
       // reader's PIN pad was asked (a second slot of the same device), would
-      // never be seen. So the list is taken again until it holds still.
+      // not be seen until another reader came or went. So the list is taken
+      // again until it holds still; what comes between the last list and
+      // the next look's start (microseconds) can still be missed.
       std::vector<std::string> current = ctx.readers();
       for (int round = 0;; ++round) {
         std::vector<std::string> known_names;
@@ -299,10 +322,13 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
           std::lock_guard lock(mutex);
           for (auto& [name, k] : readers) known_names.push_back(name);
         }
+        if (stopping) return;
         for (const auto& name : known_names)
           if (std::find(current.begin(), current.end(), name) == current.end()) remove_reader(name);
+        std::vector<std::string> added;
         for (const auto& name : current)
-          if (std::find(known_names.begin(), known_names.end(), name) == known_names.end()) add_reader(name);
+          if (std::find(known_names.begin(), known_names.end(), name) == known_names.end()) added.push_back(name);
+        add_readers(added);
         std::vector<std::string> now = ctx.readers();
         if (now == current || round == kMaxRelists) break;
         current = std::move(now);
