@@ -116,7 +116,12 @@ class Korttid {
   // `cert_id` of a card present at start is found.
   void start() {
     if (sd_listen_fds(1) >= 1)
-      server_.adopt(SD_LISTEN_FDS_START, config_.ipc.socket_mode, group_);
+      // A user's own instance has its socket unit's 0600 whatever the
+      // configuration it shares with the system says: nothing to warn of.
+      if (how_.user_instance)
+        server_.adopt(SD_LISTEN_FDS_START, std::nullopt, std::nullopt);
+      else
+        server_.adopt(SD_LISTEN_FDS_START, config_.ipc.socket_mode, group_);
     else
       server_.listen(config_.ipc.socket, config_.ipc.socket_mode, group_);
     tunnels_.start();

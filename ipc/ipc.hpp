@@ -108,9 +108,9 @@ class Server {
   void listen(const std::string& path, mode_t mode, std::optional<gid_t> group);
   // Takes a listening socket passed by systemd (sd_listen_fds). Its mode
   // and group are the socket unit's (SocketMode=, SocketGroup=): a warning
-  // says where they differ from `mode` and `group`, which only a socket
-  // korttid binds itself gets.
-  void adopt(int fd, mode_t mode, std::optional<gid_t> group);
+  // says where they differ from `mode` and `group` (those given), which
+  // only a socket korttid binds itself gets.
+  void adopt(int fd, std::optional<mode_t> mode, std::optional<gid_t> group);
   // Starts accepting. korttid calls it once the first token scan is done, so
   // that the first request of a client that started it (socket activation)
   // sees the cards that were already there. Calling it again does nothing.

@@ -152,7 +152,7 @@ void Server::listen(const std::string& path, mode_t mode, std::optional<gid_t> g
   spdlog::info("listening on {}", path);
 }
 
-void Server::adopt(int fd, mode_t mode, std::optional<gid_t> group) {
+void Server::adopt(int fd, std::optional<mode_t> mode, std::optional<gid_t> group) {
   impl_->acceptor.emplace(impl_->core.io, stream(), fd);
   spdlog::info("serving the socket passed by systemd (fd {})", fd);
   // An admin who narrowed [ipc] socket_mode or socket_group would otherwise
@@ -162,11 +162,11 @@ void Server::adopt(int fd, mode_t mode, std::optional<gid_t> group) {
   struct stat st {};
   if (ec || path.empty() || ::stat(path.c_str(), &st) != 0) return;
   const mode_t has = st.st_mode & 07777;
-  if (has != mode)
+  if (mode && has != *mode)
     spdlog::warn(
         "the socket {} systemd passed has mode {:04o}, not [ipc] socket_mode {:04o}: the socket unit's "
         "SocketMode= decides it (docs/operations.md)",
-        path, has, mode);
+        path, has, *mode);
   if (group && st.st_gid != *group)
     spdlog::warn(
         "the socket {} systemd passed has group {}, not [ipc] socket_group's {}: the socket unit's "

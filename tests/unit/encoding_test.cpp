@@ -82,6 +82,8 @@ TEST(CommonName, IsTheCnUnescapedAndAnEscapedCommaDoesNotStartAnotherAttribute) 
   // An OU that holds ",CN=" must not name someone else than the CN.
   EXPECT_EQ(common_name("OU=y\\,CN=L\u00e4\u00e4k\u00e4ri Testi,CN=Mallory,C=FI"), "Mallory");
   EXPECT_EQ(common_name("O=DVV,C=FI"), "O=DVV,C=FI");
+  EXPECT_EQ(common_name("SERIALNUMBER=99+CN=Aino Testi,C=FI"), "Aino Testi");
+  EXPECT_EQ(common_name("CN=,O=DVV"), "CN=,O=DVV") << "an empty CN names nobody";
 }
 
 }  // namespace kortti
