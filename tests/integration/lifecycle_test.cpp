@@ -417,12 +417,13 @@ TEST(LifecycleNoDaemon, HelpAndVersion) {
 // connection to `socket`, as korttid.socket does.
 class Activated {
  public:
-  Activated(const fs::path& socket, const fs::path& config, const fs::path& log, const std::string& env = "")
+  Activated(const fs::path& socket, const fs::path& config, const fs::path& log, const std::string& env = "",
+            const std::string& options = "")
       : log_(log) {
     // systemd-socket-activate gives korttid only the variables named with -E.
     const std::string cmd = "exec systemd-socket-activate " + (env.empty() ? "" : "-E " + env + " ") + "-l " +
-                            socket.string() + " " + korttid_binary().string() + " --config " + config.string() + " > " +
-                            log.string() + " 2>&1";
+                            socket.string() + " " + korttid_binary().string() + " " + options + " --config " +
+                            config.string() + " > " + log.string() + " 2>&1";
     pid_ = fork();
     if (pid_ == 0) {
       execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
@@ -487,6 +488,22 @@ TEST(LifecycleNoDaemon, ASocketModeTheSocketUnitDecidesIsNamedInAWarning) {
   EXPECT_EQ(korttid.stop(), 0) << korttid.log();
   EXPECT_NE(korttid.log().find(std::string("has mode ") + has + ", not [ipc] socket_mode 0600"), std::string::npos)
       << korttid.log();
+  EXPECT_EQ(sanitizer_reports(korttid.log()), "");
+}
+
+// A user's own korttid has its socket unit's 0600 while the configuration
+// it shares with the system service says 0660: nothing to warn of there.
+TEST(LifecycleNoDaemon, AUsersOwnInstanceIsNotWarnedOfItsSocketsMode) {
+  TempDir dir;
+  write_file(dir / "k.toml", "[ipc]\nsocket_mode = \"0600\"\n[pkcs11]\nmodules = []\n[pcsc]\nenabled = false\n");
+  Activated korttid(dir / "activated.sock", dir / "k.toml", dir / "log",
+                    "XDG_RUNTIME_DIR=" + dir.path().string() + " -E HOME=" + dir.path().string(), "--user-instance");
+  ASSERT_TRUE(korttid.client());
+  EXPECT_EQ(korttid.client()->call("system.hello", Json::object(), std::chrono::seconds(20))["daemon"], "korttid");
+  EXPECT_NE(fs::status(dir / "activated.sock").permissions(), fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(korttid.stop(), 0) << korttid.log();
+  EXPECT_NE(korttid.log().find("serving the socket passed by systemd"), std::string::npos) << korttid.log();
+  EXPECT_EQ(korttid.log().find("socket_mode"), std::string::npos) << korttid.log();
   EXPECT_EQ(sanitizer_reports(korttid.log()), "");
 }
 
