@@ -201,7 +201,8 @@ class Monitor {
 // The remaining tries of a card PIN, asked directly through PC/SC inside a
 // transaction (no side effects on the card). Known for FinEID-family cards
 // (GET DATA 00 CB 00 FF, PIN info DF21); PIN reference 0x11 (PIN1) or 0x82
-// (PIN2). nullopt when the card does not say.
+// (PIN2). nullopt when the card does not say, or not within a second (a
+// card another program holds; the read goes on, one per reader at a time).
 std::optional<int> read_fineid_pin_tries(const std::string& reader, std::uint8_t pin_reference) noexcept;
 
 }  // namespace kortti::pcsc

@@ -1,10 +1,24 @@
 #include <spdlog/spdlog.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <thread>
+
 #include "pcsc/pcsc.hpp"
 
 namespace kortti::pcsc {
 
-std::optional<int> read_fineid_pin_tries(const std::string& reader, std::uint8_t pin_reference) noexcept {
+namespace {
+
+// How long a token's worker waits for the count. pcscd's SCardConnect
+// waits for as long as another program holds a transaction on the card (a
+// PIN typed on a pad; a module that keeps one across its login, OpenSC's
+// lock_login, would even be korttid's own worker), and the count is a
+// courtesy: the card still answers C_Login.
+constexpr std::chrono::milliseconds kPatience{1000};
+
+std::optional<int> read_now(const std::string& reader, std::uint8_t pin_reference) noexcept {
   try {
     const Context context;
     const Card card(context, reader);
@@ -19,8 +33,63 @@ std::optional<int> read_fineid_pin_tries(const std::string& reader, std::uint8_t
       if (response[i] == 0xDF && response[i + 1] == 0x21 && response[i + 2] == 0x04) return response[i + 3] & 0x0F;
     return std::nullopt;
   } catch (const std::exception& e) {
-    // The count is a courtesy (tokens.list shows it); the card still
-    // answers C_Login. Unknown, and why, rather than a failed listing.
+    // Unknown, and why, rather than a failed listing.
+    spdlog::debug("reader '{}': cannot read the PIN counter ({})", reader, e.what());
+    return std::nullopt;
+  }
+}
+
+// The readers whose count is being read: one read each at a time, so that
+// a card held for long does not gather a waiting thread per request. Never
+// destroyed: a read still waiting when korttid exits ends with it.
+struct Reading {
+  std::mutex mutex;
+  std::set<std::string> readers;
+};
+Reading& reading() {
+  static auto* r = new Reading;
+  return *r;
+}
+
+struct Answer {
+  std::mutex mutex;
+  std::condition_variable ready;
+  bool done = false;
+  std::optional<int> tries;
+};
+
+}  // namespace
+
+std::optional<int> read_fineid_pin_tries(const std::string& reader, std::uint8_t pin_reference) noexcept {
+  try {
+    {
+      std::lock_guard lock(reading().mutex);
+      if (!reading().readers.insert(reader).second) return std::nullopt;
+    }
+    auto answer = std::make_shared<Answer>();
+    try {
+      std::thread([reader, pin_reference, answer] {
+        pthread_setname_np(pthread_self(), "pcsc-count");
+        const std::optional<int> tries = read_now(reader, pin_reference);
+        {
+          std::lock_guard lock(answer->mutex);
+          answer->done = true;
+          answer->tries = tries;
+        }
+        answer->ready.notify_all();
+        std::lock_guard lock(reading().mutex);
+        reading().readers.erase(reader);
+      }).detach();
+    } catch (...) {
+      std::lock_guard lock(reading().mutex);
+      reading().readers.erase(reader);
+      throw;
+    }
+    std::unique_lock lock(answer->mutex);
+    if (answer->ready.wait_for(lock, kPatience, [&answer] { return answer->done; })) return answer->tries;
+    spdlog::debug("reader '{}': another program holds the card; its PIN counter is not known now", reader);
+    return std::nullopt;
+  } catch (const std::exception& e) {
     spdlog::debug("reader '{}': cannot read the PIN counter ({})", reader, e.what());
     return std::nullopt;
   }

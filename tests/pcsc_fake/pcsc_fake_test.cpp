@@ -92,6 +92,31 @@ TEST_F(Fake, FineidPinCounterReadsDf21) {
   EXPECT_EQ(read_fineid_pin_tries("No such reader", 0x11), std::nullopt);
 }
 
+// A card another program holds a transaction on (a PIN typed on the pad):
+// pcscd's SCardConnect waits for it, and the token's worker, which asks for
+// the count after a login, must not wait with it.
+TEST_F(Fake, APinCounterOfACardAnotherProgramHoldsIsUnknownAndDoesNotWait) {
+  const Bytes query = {0x00, 0xCB, 0x00, 0xFF, 0x05, 0xA0, 0x03, 0x83, 0x01, 0x11, 0x00};
+  pcsc_fake::add_reader(
+      pcsc_fake::Reader::named("R")
+          .card(kHealthcareAtr)
+          .answering(query, {0xA0, 0x0A, 0x83, 0x01, 0x11, 0xDF, 0x21, 0x04, 0x03, 0xFF, 0xA5, 0x00, 0x90, 0x00})
+          .held_by_another());
+  struct Release {
+    ~Release() { pcsc_fake::release_transaction("R"); }
+  } const release;
+  auto asked = std::async(std::launch::async, [] { return read_fineid_pin_tries("R", 0x11); });
+  ASSERT_EQ(asked.wait_for(10s), std::future_status::ready) << "the read waited for the other program";
+  EXPECT_EQ(asked.get(), std::nullopt);
+  // A second read while the first still waits does not start another.
+  EXPECT_EQ(read_fineid_pin_tries("R", 0x11), std::nullopt);
+  pcsc_fake::release_transaction("R");
+  std::optional<int> tries;
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!tries && std::chrono::steady_clock::now() < deadline) tries = read_fineid_pin_tries("R", 0x11);
+  EXPECT_EQ(tries, 3) << "known once the card is free";
+}
+
 // --- the monitor ---
 
 class MonitorTest : public Fake {
