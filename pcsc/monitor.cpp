@@ -8,6 +8,7 @@
 #include <thread>
 #include <utility>
 
+#include "pcsc/aside.hpp"
 #include "pcsc/pcsc.hpp"
 
 namespace kortti::pcsc {
@@ -155,43 +156,21 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
     return answered;
   }
 
-  // One reader's PIN-pad question, shared by the monitor and the thread
-  // that asks it.
-  struct Probe {
-    std::mutex mutex;
-    std::condition_variable answered;
-    bool done = false;
-    bool pinpad = false;
-    bool abandoned = false;  // the monitor went on without the answer
-  };
-
-  // Asks a reader whether it is a PIN pad, on a thread with its own
-  // context: pcscd's SCardConnect, even a direct one, waits for as long as
-  // another program holds a transaction on the reader's card (a PIN typed
-  // on its pad), and the monitor must not wait with it. A probe still
-  // waiting when korttid exits ends with it.
-  std::shared_ptr<Probe> start_probe(const std::string& name) {
-    auto probe = std::make_shared<Probe>();
-    std::thread([self = shared_from_this(), name, probe] {
-      pthread_setname_np(pthread_self(), "pcsc-probe");
-      bool pinpad = false;
+  // Asks a reader whether it is a PIN pad, aside (pcsc/aside.hpp): the
+  // connection waits while another program holds the reader's card. An
+  // answer that comes after the reader was added goes to late_answer().
+  Aside<bool> start_probe(const std::string& name) {
+    auto ask = [name] {
       try {
         const Context own;
-        pinpad = probe_pinpad(own, name).pinpad();
+        return probe_pinpad(own, name).pinpad();
       } catch (const std::exception& e) {
         spdlog::debug("reader '{}': no PIN-pad features ({})", name, e.what());
+        return false;
       }
-      bool late = false;
-      {
-        std::lock_guard lock(probe->mutex);
-        probe->done = true;
-        probe->pinpad = pinpad;
-        late = probe->abandoned;
-      }
-      probe->answered.notify_all();
-      if (late) self->late_answer(name, pinpad);
-    }).detach();
-    return probe;
+    };
+    return Aside<bool>("pcsc-probe", ask,
+                       [self = shared_from_this(), name](bool answered) { self->late_answer(name, answered); });
   }
 
   // An answer that came after its reader was added without it.
@@ -208,31 +187,34 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
   // that come within kProbePatience are taken; a reader whose card another
   // program holds is added without, and gets its answer when it comes.
   void add_readers(const std::vector<std::string>& added) {
-    std::vector<std::shared_ptr<Probe>> probes;
+    std::vector<Aside<bool>> probes;
     for (const auto& name : added) probes.push_back(start_probe(name));
+    // Known before their probes are waited for: an answer that comes after
+    // the wait finds its reader.
+    {
+      std::lock_guard lock(mutex);
+      for (const auto& name : added) {
+        Known known;
+        known.state.name = name;
+        known.state.pinpad = pinpad_of(name, false);
+        readers[name] = known;
+      }
+    }
     const auto deadline = std::chrono::steady_clock::now() + kProbePatience;
     for (std::size_t i = 0; i < added.size(); ++i) {
       const std::string& name = added[i];
-      Probe& probe = *probes[i];
-      std::optional<bool> answered;
-      {
-        std::unique_lock lock(probe.mutex);
-        if (probe.answered.wait_until(lock, deadline, [&probe] { return probe.done; }))
-          answered = probe.pinpad;
-        else
-          probe.abandoned = true;
-      }
+      const std::optional<bool> answered = probes[i].wait_until(deadline);
       if (!answered)
         spdlog::info("PC/SC: reader {} is held by another program; whether it has a PIN pad is known when it is free",
                      name);
-      Known known;
-      known.state.name = name;
-      known.state.pinpad = pinpad_of(name, answered.value_or(false));
+      bool pinpad = false;
       {
         std::lock_guard lock(mutex);
-        readers[name] = known;
+        ReaderState& state = readers[name].state;
+        if (answered) state.pinpad = pinpad_of(name, *answered);
+        pinpad = state.pinpad;
       }
-      spdlog::info("PC/SC: reader added: {}{}", name, known.state.pinpad ? " (PIN pad)" : "");
+      spdlog::info("PC/SC: reader added: {}{}", name, pinpad ? " (PIN pad)" : "");
       emit(Event::Type::reader_added, name);
     }
   }

@@ -1,10 +1,9 @@
 #include <spdlog/spdlog.h>
 
-#include <condition_variable>
 #include <mutex>
 #include <set>
-#include <thread>
 
+#include "pcsc/aside.hpp"
 #include "pcsc/pcsc.hpp"
 
 namespace kortti::pcsc {
@@ -51,13 +50,6 @@ Reading& reading() {
   return *r;
 }
 
-struct Answer {
-  std::mutex mutex;
-  std::condition_variable ready;
-  bool done = false;
-  std::optional<int> tries;
-};
-
 }  // namespace
 
 std::optional<int> read_fineid_pin_tries(const std::string& reader, std::uint8_t pin_reference) noexcept {
@@ -66,27 +58,20 @@ std::optional<int> read_fineid_pin_tries(const std::string& reader, std::uint8_t
       std::lock_guard lock(reading().mutex);
       if (!reading().readers.insert(reader).second) return std::nullopt;
     }
-    auto answer = std::make_shared<Answer>();
+    std::optional<Aside<std::optional<int>>> read;
     try {
-      std::thread([reader, pin_reference, answer] {
-        pthread_setname_np(pthread_self(), "pcsc-count");
+      read.emplace("pcsc-count", [reader, pin_reference] {
         const std::optional<int> tries = read_now(reader, pin_reference);
-        {
-          std::lock_guard lock(answer->mutex);
-          answer->done = true;
-          answer->tries = tries;
-        }
-        answer->ready.notify_all();
         std::lock_guard lock(reading().mutex);
         reading().readers.erase(reader);
-      }).detach();
+        return tries;
+      });
     } catch (...) {
       std::lock_guard lock(reading().mutex);
       reading().readers.erase(reader);
       throw;
     }
-    std::unique_lock lock(answer->mutex);
-    if (answer->ready.wait_for(lock, kPatience, [&answer] { return answer->done; })) return answer->tries;
+    if (auto tries = read->wait_until(std::chrono::steady_clock::now() + kPatience)) return *tries;
     spdlog::debug("reader '{}': another program holds the card; its PIN counter is not known now", reader);
     return std::nullopt;
   } catch (const std::exception& e) {
