@@ -115,15 +115,14 @@ class Korttid {
   // wait in the socket's backlog until that first scan has answered, so a
   // `cert_id` of a card present at start is found.
   void start() {
-    if (sd_listen_fds(1) >= 1)
+    if (sd_listen_fds(1) < 1)
+      server_.listen(config_.ipc.socket, config_.ipc.socket_mode, group_);
+    else if (how_.user_instance)
       // A user's own instance has its socket unit's 0600 whatever the
       // configuration it shares with the system says: nothing to warn of.
-      if (how_.user_instance)
-        server_.adopt(SD_LISTEN_FDS_START, std::nullopt, std::nullopt);
-      else
-        server_.adopt(SD_LISTEN_FDS_START, config_.ipc.socket_mode, group_);
+      server_.adopt(SD_LISTEN_FDS_START, std::nullopt, std::nullopt);
     else
-      server_.listen(config_.ipc.socket, config_.ipc.socket_mode, group_);
+      server_.adopt(SD_LISTEN_FDS_START, config_.ipc.socket_mode, group_);
     tunnels_.start();
     start_browsers();
     wait_for_signal();
