@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <mutex>
 
 #include "pcsc/pcsc.hpp"
 
@@ -35,8 +36,20 @@ std::vector<std::string> Context::readers() const {
 
 void Context::cancel() const noexcept { SCardCancel(handle_); }
 
-Card::Card(const Context& context, const std::string& reader, bool direct) {
-  check(SCardConnect(context.handle(), reader.c_str(), direct ? SCARD_SHARE_DIRECT : SCARD_SHARE_SHARED,
+namespace {
+
+// korttid's own connections, one at a time (pcsc.hpp, Card). Never
+// destroyed: a connection still waiting aside when korttid exits ends with
+// it.
+std::mutex& connections() {
+  static auto* m = new std::mutex;
+  return *m;
+}
+
+}  // namespace
+
+Card::Card(const std::string& reader, bool direct) : turn_(connections()) {
+  check(SCardConnect(context_.handle(), reader.c_str(), direct ? SCARD_SHARE_DIRECT : SCARD_SHARE_SHARED,
                      direct ? 0 : SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, &handle_, &protocol_),
         "SCardConnect");
 }

@@ -160,15 +160,7 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
   // connection waits while another program holds the reader's card. An
   // answer that comes after the reader was added goes to late_answer().
   Aside<bool> start_probe(const std::string& name) {
-    auto ask = [name] {
-      try {
-        const Context own;
-        return probe_pinpad(own, name).pinpad();
-      } catch (const std::exception& e) {
-        spdlog::debug("reader '{}': no PIN-pad features ({})", name, e.what());
-        return false;
-      }
-    };
+    auto ask = [name] { return probe_pinpad(name).pinpad(); };
     return Aside<bool>("pcsc-probe", ask,
                        [self = shared_from_this(), name](bool answered) { self->late_answer(name, answered); });
   }

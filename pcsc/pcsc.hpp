@@ -67,10 +67,21 @@ class Context {
   SCARDCONTEXT handle_ = 0;
 };
 
+// A connection of korttid's own (the PIN-pad probe, the PIN counter; OpenSC
+// makes its own), on a context of its own, made one at a time. pcsc-lite's
+// client library (1.9.9; 2.x still) links a new connection into its
+// context's list of handles under that context's lock only, while a call on a
+// handle, on any thread, walks the lists of the contexts from the oldest to
+// its own: a walk that meets a connection being linked can follow a
+// half-linked element (CI saw SCardControl read address 0 as the PIN-pad
+// probes of several readers ran at once). One at a time, korttid's
+// connections never meet; on the newest context, each is past the end of
+// other threads' walks (OpenSC's). One that waits (another program holds the
+// card) makes the next wait: their users wait aside (pcsc/aside.hpp).
 class Card {
  public:
   // SCARD_SHARE_SHARED with T=0/T=1, or SCARD_SHARE_DIRECT (no card needed).
-  Card(const Context& context, const std::string& reader, bool direct = false);
+  explicit Card(const std::string& reader, bool direct = false);
   ~Card();
   Card(const Card&) = delete;
   Card& operator=(const Card&) = delete;
@@ -81,6 +92,8 @@ class Card {
   [[nodiscard]] Bytes control(DWORD code, ByteView input) const;
 
  private:
+  std::unique_lock<std::mutex> turn_;  // first: taken before the context, let go after it
+  Context context_;
   SCARDHANDLE handle_ = 0;
   DWORD protocol_ = 0;
 };
@@ -136,7 +149,7 @@ struct PinPadFeatures {
 PinPadFeatures parse_features(ByteView tlv);
 // Asks the reader (SCARD_SHARE_DIRECT, no card needed). Any error while
 // probing means "no PIN pad".
-PinPadFeatures probe_pinpad(const Context& context, const std::string& reader) noexcept;
+PinPadFeatures probe_pinpad(const std::string& reader) noexcept;
 
 // --- the monitor ---
 

@@ -19,8 +19,7 @@ constexpr std::chrono::milliseconds kPatience{1000};
 
 std::optional<int> read_now(const std::string& reader, std::uint8_t pin_reference) noexcept {
   try {
-    const Context context;
-    const Card card(context, reader);
+    const Card card(reader);
     const Transaction transaction(card);
     // FINEID S1 v4.2 3.15: GET DATA, PIN container of the given reference.
     // Counter-safe: no try is used.

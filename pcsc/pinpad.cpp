@@ -35,9 +35,9 @@ PinPadFeatures parse_features(ByteView tlv) {
   return f;
 }
 
-PinPadFeatures probe_pinpad(const Context& context, const std::string& reader) noexcept {
+PinPadFeatures probe_pinpad(const std::string& reader) noexcept {
   try {
-    const Card card(context, reader, /*direct=*/true);
+    const Card card(reader, /*direct=*/true);
     return parse_features(card.control(CM_IOCTL_GET_FEATURE_REQUEST, {}));
   } catch (const std::exception& e) {
     // Readers without the ioctl (vpcd among them) answer with an error:

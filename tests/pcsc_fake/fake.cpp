@@ -3,9 +3,12 @@
 #include <PCSC/reader.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 namespace kortti::pcsc_fake {
 namespace {
@@ -21,6 +24,7 @@ struct World {
   int blocked = 0;
   bool fail_after_connect = false;
   int contexts = 0;
+  SCARDCONTEXT epoch = 1;  // a context of an earlier one is of a pcscd gone since
   int looks = 0;
   bool hold = false;  // hold_next_wait()
   bool held = false;  // a call waits at the entry
@@ -30,6 +34,40 @@ World& world() {
   static World w;
   return w;
 }
+
+// pcsc-lite's client library (1.9.9; 2.x still) links a new connection into
+// its context's list of handles, and takes it out, under that context's lock
+// only, while every call on a handle walks the contexts' lists under another:
+// the two at once, on two threads, can be a crash in the real library
+// (pcsc/pcsc.hpp, Card). The fake makes each take a moment, outside the
+// world's lock, and counts the times they met, whatever the contexts' ages
+// (stricter than the library).
+struct Lists {
+  std::atomic<int> changing{0};
+  std::atomic<int> walking{0};
+  std::atomic<int> clashes{0};
+};
+Lists& lists() {
+  static Lists l;
+  return l;
+}
+
+class ListUse {
+ public:
+  explicit ListUse(bool change) : mine_(change ? lists().changing : lists().walking) {
+    ++mine_;
+    if ((change ? lists().walking : lists().changing) > 0) ++lists().clashes;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ~ListUse() { --mine_; }
+  ListUse(const ListUse&) = delete;
+  ListUse& operator=(const ListUse&) = delete;
+
+ private:
+  std::atomic<int>& mine_;
+};
+const bool kChange = true;
+const bool kWalk = false;
 
 void touch(World& w) { w.changed.notify_all(); }
 
@@ -59,6 +97,7 @@ void reset() {
   w.fail_after_connect = false;
   w.contexts = 0;
   w.looks = 0;
+  lists().clashes = 0;
   touch(w);
 }
 
@@ -139,10 +178,13 @@ int looks() {
   return w.looks;
 }
 
+int list_clashes() { return lists().clashes; }
+
 void service(bool up) {
   World& w = world();
   std::lock_guard lock(w.mutex);
   w.service = up;
+  if (!up) ++w.epoch;
   touch(w);
 }
 
@@ -193,7 +235,7 @@ LONG SCardEstablishContext(DWORD, LPCVOID, LPCVOID, LPSCARDCONTEXT context) {
   World& w = world();
   std::lock_guard lock(w.mutex);
   if (!w.service) return SCARD_E_NO_SERVICE;
-  *context = 1;
+  *context = w.epoch;
   ++w.contexts;
   return SCARD_S_SUCCESS;
 }
@@ -287,34 +329,53 @@ LONG SCardGetStatusChange(SCARDCONTEXT, DWORD, SCARD_READERSTATE* states, DWORD 
   }
 }
 
-LONG SCardConnect(SCARDCONTEXT, LPCSTR reader, DWORD, DWORD, LPSCARDHANDLE card, LPDWORD protocol) {
-  World& w = world();
-  std::unique_lock lock(w.mutex);
-  w.changed.wait(lock, [&] {
-    const Reader* r = find(w, reader);
-    return r == nullptr || !r->transaction_held || !w.service;
-  });
-  if (!w.service) return SCARD_E_NO_SERVICE;
-  for (std::size_t i = 0; i < w.readers.size(); ++i) {
-    if (w.readers[i].name == reader) {
-      if (auto more = std::move(w.readers[i].brings)) {
-        w.readers.push_back(std::move(*more));
-        ++w.generation;
-        touch(w);
+LONG SCardConnect(SCARDCONTEXT context, LPCSTR reader, DWORD, DWORD, LPSCARDHANDLE card, LPDWORD protocol) {
+  const LONG rv = [&]() -> LONG {
+    World& w = world();
+    std::unique_lock lock(w.mutex);
+    w.changed.wait(lock, [&] {
+      const Reader* r = find(w, reader);
+      return r == nullptr || !r->transaction_held || !w.service;
+    });
+    if (!w.service) return SCARD_E_NO_SERVICE;
+    // As pcsc-lite's client: the socket to a pcscd gone since is closed.
+    if (context != w.epoch) return SCARD_F_COMM_ERROR;
+    for (std::size_t i = 0; i < w.readers.size(); ++i) {
+      if (w.readers[i].name == reader) {
+        if (auto more = std::move(w.readers[i].brings)) {
+          w.readers.push_back(std::move(*more));
+          ++w.generation;
+          touch(w);
+        }
+        *card = static_cast<SCARDHANDLE>(i + 1);
+        *protocol = SCARD_PROTOCOL_T1;
+        return SCARD_S_SUCCESS;
       }
-      *card = static_cast<SCARDHANDLE>(i + 1);
-      *protocol = SCARD_PROTOCOL_T1;
-      return SCARD_S_SUCCESS;
     }
+    return SCARD_E_UNKNOWN_READER;
+  }();
+  // The new handle goes into the context's list.
+  if (rv == SCARD_S_SUCCESS) {
+    const ListUse change(kChange);
   }
-  return SCARD_E_UNKNOWN_READER;
+  return rv;
 }
 
-LONG SCardDisconnect(SCARDHANDLE, DWORD) { return SCARD_S_SUCCESS; }
-LONG SCardBeginTransaction(SCARDHANDLE) { return SCARD_S_SUCCESS; }
-LONG SCardEndTransaction(SCARDHANDLE, DWORD) { return SCARD_S_SUCCESS; }
+LONG SCardDisconnect(SCARDHANDLE, DWORD) {
+  const ListUse change(kChange);
+  return SCARD_S_SUCCESS;
+}
+LONG SCardBeginTransaction(SCARDHANDLE) {
+  const ListUse walk(kWalk);
+  return SCARD_S_SUCCESS;
+}
+LONG SCardEndTransaction(SCARDHANDLE, DWORD) {
+  const ListUse walk(kWalk);
+  return SCARD_S_SUCCESS;
+}
 
 LONG SCardControl(SCARDHANDLE card, DWORD code, LPCVOID, DWORD, LPVOID out, DWORD out_size, LPDWORD length) {
+  const ListUse walk(kWalk);
   World& w = world();
   std::lock_guard lock(w.mutex);
   const Reader& r = w.readers.at(card - 1);
@@ -328,6 +389,7 @@ LONG SCardControl(SCARDHANDLE card, DWORD code, LPCVOID, DWORD, LPVOID out, DWOR
 
 LONG SCardTransmit(SCARDHANDLE card, const SCARD_IO_REQUEST*, LPCBYTE apdu, DWORD apdu_length, SCARD_IO_REQUEST*,
                    LPBYTE out, LPDWORD out_length) {
+  const ListUse walk(kWalk);
   World& w = world();
   std::lock_guard lock(w.mutex);
   const Reader& r = w.readers.at(card - 1);

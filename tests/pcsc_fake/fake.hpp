@@ -8,7 +8,9 @@
 // the number of readers changes during the call (its dwCurrentState is not
 // looked at); a reader unknown at the start is SCARD_E_UNKNOWN_READER, one
 // removed during the call UNKNOWN|UNAVAILABLE; a reader in trouble is
-// UNAVAILABLE with no counter.
+// UNAVAILABLE with no counter. Its SCardConnect waits while another program
+// holds a transaction on the card, as pcscd's does, and it counts what in
+// pcsc-lite's client library is a crash (list_clashes()).
 
 #include <PCSC/winscard.h>
 
@@ -78,7 +80,8 @@ void insert(const std::string& name, Bytes atr);
 void remove(const std::string& name);
 // Pulled and put back between two looks: still present, counter moved by 2.
 void swap(const std::string& name, Bytes atr);
-void service(bool up);  // pcscd running or not
+// pcscd running or not; contexts made before it went fail SCardConnect.
+void service(bool up);
 void set_unavailable(const std::string& name, bool unavailable);
 void release_transaction(const std::string& name);
 // SCardEstablishContext works, and every call after it fails with
@@ -86,8 +89,11 @@ void release_transaction(const std::string& name);
 void fail_after_connect(bool fail);
 int contexts();  // SCardEstablishContext calls that succeeded
 int looks();     // SCardGetStatusChange calls that told of a change
-int cancels();   // SCardCancel calls so far
-int blocked();   // threads blocked in SCardGetStatusChange now
+// Times a connection was made or ended as another thread called on a handle
+// (pcsc-lite's client library can crash then: fake.cpp, Lists).
+int list_clashes();
+int cancels();  // SCardCancel calls so far
+int blocked();  // threads blocked in SCardGetStatusChange now
 // The next SCardGetStatusChange waits at its entry, before a cancel can
 // reach it, until release_wait(): a thread about to look, as pcsc-lite's
 // SCardCancel misses it (it ends a call under way only).

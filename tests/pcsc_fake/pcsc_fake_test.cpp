@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 
 #include <boost/asio/io_context.hpp>
@@ -45,6 +46,10 @@ TEST(PinPadFeatures, MalformedAnswersAreIgnoredNotTrusted) {
 class Fake : public ::testing::Test {
  protected:
   void SetUp() override { pcsc_fake::reset(); }
+  // Whatever a test did, korttid never connected or disconnected as another
+  // of its threads called on a handle: pcsc-lite's client library can crash
+  // then (tests/pcsc_fake/fake.cpp, Lists).
+  void TearDown() override { EXPECT_EQ(pcsc_fake::list_clashes(), 0); }
 };
 
 TEST_F(Fake, ProbeAsksTheReaderAndErrorsMeanNoPinPad) {
@@ -52,11 +57,10 @@ TEST_F(Fake, ProbeAsksTheReaderAndErrorsMeanNoPinPad) {
   pcsc_fake::add_reader(
       pcsc_fake::Reader::named("Broken Reader").failing_control(static_cast<LONG>(SCARD_F_COMM_ERROR)));
   pcsc_fake::add_reader(pcsc_fake::Reader::named("Plain Reader"));
-  const Context context;
-  EXPECT_TRUE(probe_pinpad(context, "Pinpad Reader").pinpad());
-  EXPECT_FALSE(probe_pinpad(context, "Broken Reader").pinpad());
-  EXPECT_FALSE(probe_pinpad(context, "Plain Reader").pinpad());
-  EXPECT_FALSE(probe_pinpad(context, "No Such Reader").pinpad());
+  EXPECT_TRUE(probe_pinpad("Pinpad Reader").pinpad());
+  EXPECT_FALSE(probe_pinpad("Broken Reader").pinpad());
+  EXPECT_FALSE(probe_pinpad("Plain Reader").pinpad());
+  EXPECT_FALSE(probe_pinpad("No Such Reader").pinpad());
 }
 
 // --- errors ---
@@ -90,6 +94,23 @@ TEST_F(Fake, FineidPinCounterReadsDf21) {
   EXPECT_EQ(read_fineid_pin_tries("R", 0x11), 4);
   EXPECT_EQ(read_fineid_pin_tries("R", 0x82), std::nullopt) << "an error status is no count";
   EXPECT_EQ(read_fineid_pin_tries("No such reader", 0x11), std::nullopt);
+}
+
+// A pcscd that went and came back: korttid's own connections work again.
+TEST_F(Fake, ConnectionsWorkAgainWhenPcscdComesBack) {
+  const Bytes query = {0x00, 0xCB, 0x00, 0xFF, 0x05, 0xA0, 0x03, 0x83, 0x01, 0x11, 0x00};
+  pcsc_fake::add_reader(
+      pcsc_fake::Reader::named("R")
+          .card(kHealthcareAtr)
+          .answering(query, {0xA0, 0x0A, 0x83, 0x01, 0x11, 0xDF, 0x21, 0x04, 0x04, 0xFF, 0xA5, 0x00, 0x90, 0x00}));
+  EXPECT_EQ(read_fineid_pin_tries("R", 0x11), 4);
+  pcsc_fake::service(false);
+  EXPECT_EQ(read_fineid_pin_tries("R", 0x11), std::nullopt);
+  pcsc_fake::service(true);
+  EXPECT_EQ(read_fineid_pin_tries("R", 0x11), 4);
+  pcsc_fake::service(false);
+  pcsc_fake::service(true);
+  EXPECT_EQ(read_fineid_pin_tries("R", 0x11), 4);
 }
 
 // A card another program holds a transaction on (a PIN typed on the pad):
@@ -278,6 +299,37 @@ TEST_F(MonitorTest, AReaderHeldByAnotherProgramDoesNotStopTheEvents) {
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   while (!pinpad() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
   EXPECT_TRUE(pinpad()) << "the probe's answer, once the card was free";
+}
+
+// Readers asked all at once whether they are PIN pads (korttid starting
+// with several readers; seen crashing pcsc-lite's client library under CI),
+// while a token's worker reads a PIN counter: korttid's connections are made,
+// used and ended one at a time.
+TEST_F(MonitorTest, ReadersAskedAtOnceAreAskedOneConnectionAtATime) {
+  const Bytes query = {0x00, 0xCB, 0x00, 0xFF, 0x05, 0xA0, 0x03, 0x83, 0x01, 0x11, 0x00};
+  std::vector<std::string> expected = {"service_up"};
+  for (int i = 0; i < 6; ++i) {
+    const std::string name = "R" + std::to_string(i);
+    pcsc_fake::add_reader(pcsc_fake::Reader::named(name).with_features({0x06, 0x04, 0, 0, 0, 1}));
+    expected.push_back("reader added " + name);
+  }
+  pcsc_fake::add_reader(
+      pcsc_fake::Reader::named("Card reader")
+          .card(kHealthcareAtr)
+          .answering(query, {0xA0, 0x0A, 0x83, 0x01, 0x11, 0xDF, 0x21, 0x04, 0x05, 0xFF, 0xA5, 0x00, 0x90, 0x00}));
+  expected.insert(expected.end(), {"reader added Card reader", "card inserted Card reader dvv_healthcare"});
+  Monitor m(io_, {});
+  std::atomic<bool> done = false;
+  auto counts = std::async(std::launch::async, [&done] {
+    std::vector<std::optional<int>> read;
+    while (!done) read.push_back(read_fineid_pin_tries("Card reader", 0x11));
+    return read;
+  });
+  EXPECT_EQ(next(m, expected.size()), expected);
+  done = true;
+  for (const auto& tries : counts.get()) EXPECT_EQ(tries, 5);
+  for (const auto& r : m.readers()) EXPECT_EQ(r.pinpad, r.name != "Card reader") << r.name;
+  EXPECT_EQ(pcsc_fake::list_clashes(), 0) << "a connection made or ended as another thread called on a handle";
 }
 
 // A pcscd that gives a context and then fails at once (one that crashes as
