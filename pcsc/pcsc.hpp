@@ -68,16 +68,17 @@ class Context {
 };
 
 // A connection of korttid's own (the PIN-pad probe, the PIN counter; OpenSC
-// makes its own), on a context of its own, made one at a time. pcsc-lite's
-// client library (1.9.9; 2.x still) links a new connection into its
-// context's list of handles under that context's lock only, while a call on a
-// handle, on any thread, walks the lists of the contexts from the oldest to
-// its own: a walk that meets a connection being linked can follow a
-// half-linked element (CI saw SCardControl read address 0 as the PIN-pad
-// probes of several readers ran at once). One at a time, korttid's
-// connections never meet; on the newest context, each is past the end of
-// other threads' walks (OpenSC's). One that waits (another program holds the
-// card) makes the next wait: their users wait aside (pcsc/aside.hpp).
+// and other modules make theirs), on a context of its own, made one at a
+// time. pcsc-lite's client library (1.9.9; 2.x still) links a connection
+// into its context's list of handles, and unlinks it, under that context's
+// lock only, while a call on a handle, on any thread, walks the lists of the
+// contexts from the oldest to its own: a walk that meets a connection being
+// linked can follow a half-linked element (CI saw SCardControl read address
+// 0 as the PIN-pad probes of several readers ran at once). One at a time,
+// korttid's connections never meet; on the newest context, each is past the
+// end of other threads' walks. What this leaves to the library:
+// docs/cards-and-readers.md. One that waits (another program holds the card)
+// makes the next wait: their users wait aside (pcsc/aside.hpp).
 class Card {
  public:
   // SCARD_SHARE_SHARED with T=0/T=1, or SCARD_SHARE_DIRECT (no card needed).
