@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -68,6 +69,7 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
     std::optional<DWORD> events;  // pcsc-lite's counter at the last look
   };
   std::map<std::string, Known> readers;
+  std::set<std::string> probing;  // readers whose PIN-pad probe has not answered
   bool available = false;
   const Context* context = nullptr;
   std::condition_variable wake;
@@ -159,10 +161,28 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
   // Asks a reader whether it is a PIN pad, aside (pcsc/aside.hpp): the
   // connection waits while another program holds the reader's card. An
   // answer that comes after the reader was added goes to late_answer().
-  Aside<bool> start_probe(const std::string& name) {
-    auto ask = [name] { return probe_pinpad(name).pinpad(); };
-    return Aside<bool>("pcsc-probe", ask,
-                       [self = shared_from_this(), name](bool answered) { self->late_answer(name, answered); });
+  // None when the reader's last probe is still waiting (the reader plugged
+  // in again meanwhile): that one's answer serves, and waiting probes do
+  // not gather.
+  std::optional<Aside<bool>> start_probe(const std::string& name) {
+    {
+      std::lock_guard lock(mutex);
+      if (!probing.insert(name).second) return std::nullopt;
+    }
+    auto self = shared_from_this();
+    auto ask = [self, name] {
+      const bool answered = probe_pinpad(name).pinpad();
+      std::lock_guard lock(self->mutex);
+      self->probing.erase(name);
+      return answered;
+    };
+    try {
+      return Aside<bool>("pcsc-probe", ask, [self, name](bool answered) { self->late_answer(name, answered); });
+    } catch (...) {
+      std::lock_guard lock(mutex);
+      probing.erase(name);
+      throw;
+    }
   }
 
   // An answer that came after its reader was added without it.
@@ -175,11 +195,12 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
     if (it->second.state.pinpad) spdlog::info("PC/SC: reader {} has a PIN pad", name);
   }
 
-  // New readers, asked whether they are PIN pads all at once: the answers
-  // that come within kProbePatience are taken; a reader whose card another
-  // program holds is added without, and gets its answer when it comes.
+  // New readers, asked whether they are PIN pads together (their
+  // connections one at a time: pcsc.hpp, Card): the answers that come within
+  // kProbePatience are taken; a reader whose card another program holds is
+  // added without, and gets its answer when it comes.
   void add_readers(const std::vector<std::string>& added) {
-    std::vector<Aside<bool>> probes;
+    std::vector<std::optional<Aside<bool>>> probes;
     for (const auto& name : added) probes.push_back(start_probe(name));
     // Known before their probes are waited for: an answer that comes after
     // the wait finds its reader.
@@ -195,10 +216,12 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
     const auto deadline = std::chrono::steady_clock::now() + kProbePatience;
     for (std::size_t i = 0; i < added.size(); ++i) {
       const std::string& name = added[i];
-      const std::optional<bool> answered = probes[i].wait_until(deadline);
+      const std::optional<bool> answered = probes[i] ? probes[i]->wait_until(deadline) : std::nullopt;
       if (!answered)
-        spdlog::info("PC/SC: reader {} is held by another program; whether it has a PIN pad is known when it is free",
-                     name);
+        spdlog::info(
+            "PC/SC: reader {} has not said whether it has a PIN pad (a card another program holds, in it or "
+            "in a reader asked before it); it is known when it answers",
+            name);
       bool pinpad = false;
       {
         std::lock_guard lock(mutex);

@@ -24,7 +24,8 @@ struct World {
   int blocked = 0;
   bool fail_after_connect = false;
   int contexts = 0;
-  SCARDCONTEXT epoch = 1;  // a context of an earlier one is of a pcscd gone since
+  SCARDCONTEXT epoch = 1;               // a context of an earlier one is of a pcscd gone since
+  std::map<std::string, int> connects;  // SCardConnect calls, by reader
   int looks = 0;
   bool hold = false;  // hold_next_wait()
   bool held = false;  // a call waits at the entry
@@ -97,6 +98,7 @@ void reset() {
   w.fail_after_connect = false;
   w.contexts = 0;
   w.looks = 0;
+  w.connects.clear();
   lists().clashes = 0;
   touch(w);
 }
@@ -179,6 +181,13 @@ int looks() {
 }
 
 int list_clashes() { return lists().clashes; }
+
+int connects(const std::string& reader) {
+  World& w = world();
+  std::lock_guard lock(w.mutex);
+  auto it = w.connects.find(reader);
+  return it == w.connects.end() ? 0 : it->second;
+}
 
 void service(bool up) {
   World& w = world();
@@ -333,6 +342,7 @@ LONG SCardConnect(SCARDCONTEXT context, LPCSTR reader, DWORD, DWORD, LPSCARDHAND
   const LONG rv = [&]() -> LONG {
     World& w = world();
     std::unique_lock lock(w.mutex);
+    ++w.connects[reader];
     w.changed.wait(lock, [&] {
       const Reader* r = find(w, reader);
       return r == nullptr || !r->transaction_held || !w.service;

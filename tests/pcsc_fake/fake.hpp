@@ -92,8 +92,9 @@ int looks();     // SCardGetStatusChange calls that told of a change
 // Times a connection was made or ended as another thread called on a handle
 // (pcsc-lite's client library can crash then: fake.cpp, Lists).
 int list_clashes();
-int cancels();  // SCardCancel calls so far
-int blocked();  // threads blocked in SCardGetStatusChange now
+int connects(const std::string& reader);  // SCardConnect calls for it
+int cancels();                            // SCardCancel calls so far
+int blocked();                            // threads blocked in SCardGetStatusChange now
 // The next SCardGetStatusChange waits at its entry, before a cancel can
 // reach it, until release_wait(): a thread about to look, as pcsc-lite's
 // SCardCancel misses it (it ends a call under way only).

@@ -332,6 +332,46 @@ TEST_F(MonitorTest, ReadersAskedAtOnceAreAskedOneConnectionAtATime) {
   EXPECT_EQ(pcsc_fake::list_clashes(), 0) << "a connection made or ended as another thread called on a handle";
 }
 
+// While another program holds the card in one reader, a second reader is
+// plugged in again and again: its probe waits behind the first reader's,
+// and one waits, not one per plug; its answer serves the reader as it is
+// then.
+TEST_F(MonitorTest, AReaderPluggedAgainWhileItsProbeWaitsIsNotAskedAgain) {
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("R0").card(kHealthcareAtr).held_by_another());
+  const auto r1 = [] { return pcsc_fake::Reader::named("R1").with_features({0x06, 0x04, 0, 0, 0, 1}); };
+  struct Release {
+    ~Release() { pcsc_fake::release_transaction("R0"); }
+  };
+  Monitor m(io_, {});
+  const Release release;
+  EXPECT_EQ(next(m, 3), (std::vector<std::string>{"service_up", "reader added R0", "card inserted R0 dvv_healthcare"}));
+  // Each change during a look: pcsc-lite 1.9.9 tells of those only.
+  ASSERT_TRUE(looking());
+  pcsc_fake::add_reader(r1());
+  EXPECT_EQ(next(m, 1), std::vector<std::string>{"reader added R1"});
+  for (int plug = 0; plug < 3; ++plug) {
+    ASSERT_TRUE(looking());
+    pcsc_fake::remove_reader("R1");
+    EXPECT_EQ(next(m, 1), std::vector<std::string>{"reader removed R1"});
+    ASSERT_TRUE(looking());
+    pcsc_fake::add_reader(r1());
+    EXPECT_EQ(next(m, 1), std::vector<std::string>{"reader added R1"});
+  }
+  pcsc_fake::release_transaction("R0");
+  auto pinpad = [&m] {
+    for (const auto& r : m.readers())
+      if (r.name == "R1") return r.pinpad;
+    return false;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!pinpad() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(pinpad()) << "the waiting probe's answer";
+  // Probes queued behind it would connect at once.
+  const auto settle = std::chrono::steady_clock::now() + 500ms;
+  while (pcsc_fake::connects("R1") < 2 && std::chrono::steady_clock::now() < settle) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(pcsc_fake::connects("R1"), 1);
+}
+
 // A pcscd that gives a context and then fails at once (one that crashes as
 // it starts): the monitor's waits between tries still grow.
 TEST_F(MonitorTest, AServiceThatFailsRightAfterEachConnectIsTriedLessAndLessOften) {
