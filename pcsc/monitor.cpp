@@ -5,7 +5,6 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
-#include <set>
 #include <thread>
 #include <utility>
 
@@ -69,7 +68,9 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
     std::optional<DWORD> events;  // pcsc-lite's counter at the last look
   };
   std::map<std::string, Known> readers;
-  std::set<std::string> probing;  // readers whose PIN-pad probe has not answered
+  // Readers whose PIN-pad probe has not answered, and whether each was
+  // plugged in again meanwhile.
+  std::map<std::string, bool> probing;
   bool available = false;
   const Context* context = nullptr;
   std::condition_variable wake;
@@ -162,19 +163,28 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
   // connection waits while another program holds the reader's card. An
   // answer that comes after the reader was added goes to late_answer().
   // None when the reader's last probe is still waiting (the reader plugged
-  // in again meanwhile): that one's answer serves, and waiting probes do
-  // not gather.
+  // in again meanwhile): that one asks once more when it is done, for the
+  // reader as it is then, and waiting probes do not gather.
   std::optional<Aside<bool>> start_probe(const std::string& name) {
     {
       std::lock_guard lock(mutex);
-      if (!probing.insert(name).second) return std::nullopt;
+      auto [it, added] = probing.try_emplace(name, false);
+      if (!added) {
+        it->second = true;
+        return std::nullopt;
+      }
     }
     auto self = shared_from_this();
     auto ask = [self, name] {
-      const bool answered = probe_pinpad(name).pinpad();
-      std::lock_guard lock(self->mutex);
-      self->probing.erase(name);
-      return answered;
+      for (;;) {
+        const bool answered = probe_pinpad(name).pinpad();
+        std::lock_guard lock(self->mutex);
+        auto it = self->probing.find(name);
+        if (!std::exchange(it->second, false)) {
+          self->probing.erase(it);
+          return answered;
+        }
+      }
     };
     try {
       return Aside<bool>("pcsc-probe", ask, [self, name](bool answered) { self->late_answer(name, answered); });
