@@ -70,10 +70,13 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
         e.type == pkcs11::TokenEvent::Type::absent || !service.services().tokens->token(e.token.token_id).has_value();
     const char* why = removed ? "the card was removed (1020 card_removed)" : "the PIN1 session ended";
     std::lock_guard lock(mutex);
+    // Every stop is set under `mutex`: the reason goes with the first.
     for (auto& [id, t] : open)
-      if (std::find(t.token_ids.begin(), t.token_ids.end(), e.token.token_id) != t.token_ids.end() &&
-          !t.state->stop.exchange(true))
+      if (std::find(t.token_ids.begin(), t.token_ids.end(), e.token.token_id) != t.token_ids.end() && !t.state->stop) {
+        t.state->card_removed = removed;
+        t.state->stop = true;
         spdlog::info("tls {}: tunnel {} of uid {} ends: {}", t.status.upstream, id, t.status.uid, why);
+      }
   }
 
   // The handler holds its listener: one closed by a reload may still have
@@ -340,6 +343,8 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       std::optional<Error> over;
       if (stopping)
         over = Error(Errc::service_unavailable, "korttid is stopping");
+      else if (tunnel.stop && tunnel.card_removed)
+        over = Error(Errc::card_removed, "the card was removed while it signed");
       else if (tunnel.stop)
         over = Error(Errc::service_unavailable, "the tunnel was ended while the card signed (the log says why)");
       else if (std::chrono::steady_clock::now() > deadline)

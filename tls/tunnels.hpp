@@ -102,6 +102,7 @@ struct HandshakeReport {
 // What another thread may know of a running tunnel, and how it ends one.
 struct TunnelState {
   std::atomic<bool> stop{false};           // set: the tunnel closes (close_notify upstream) within 200 ms
+  std::atomic<bool> card_removed{false};   // why it was stopped, set before `stop`
   std::atomic<std::uint64_t> sent{0};      // bytes from the client to the upstream
   std::atomic<std::uint64_t> received{0};  // and back
 };
