@@ -43,6 +43,16 @@ TEST(PinPadFeatures, MalformedAnswersAreIgnoredNotTrusted) {
   EXPECT_FALSE(parse_features(Bytes{}).pinpad());
 }
 
+// FINEID "PIN information" GET DATA for PIN1 (pcsc/pin_counter.cpp).
+const Bytes kPin1Query = {0x00, 0xCB, 0x00, 0xFF, 0x05, 0xA0, 0x03, 0x83, 0x01, 0x11, 0x00};
+
+// A reader with a healthcare card whose PIN1 has `tries` left.
+pcsc_fake::Reader counting(const std::string& name, std::uint8_t tries) {
+  return pcsc_fake::Reader::named(name)
+      .card(kHealthcareAtr)
+      .answering(kPin1Query, {0xA0, 0x0A, 0x83, 0x01, 0x11, 0xDF, 0x21, 0x04, tries, 0xFF, 0xA5, 0x00, 0x90, 0x00});
+}
+
 class Fake : public ::testing::Test {
  protected:
   void SetUp() override { pcsc_fake::reset(); }
@@ -84,13 +94,8 @@ TEST_F(Fake, ErrorsNameTheCodeTheCallAndTheSite) {
 // --- FinEID PIN counter ---
 
 TEST_F(Fake, FineidPinCounterReadsDf21) {
-  const Bytes query1 = {0x00, 0xCB, 0x00, 0xFF, 0x05, 0xA0, 0x03, 0x83, 0x01, 0x11, 0x00};
   const Bytes query2 = {0x00, 0xCB, 0x00, 0xFF, 0x05, 0xA0, 0x03, 0x83, 0x01, 0x82, 0x00};
-  pcsc_fake::add_reader(
-      pcsc_fake::Reader::named("R")
-          .card(kHealthcareAtr)
-          .answering(query1, {0xA0, 0x0A, 0x83, 0x01, 0x11, 0xDF, 0x21, 0x04, 0x04, 0xFF, 0xA5, 0x00, 0x90, 0x00})
-          .answering(query2, {0x6A, 0x88}));
+  pcsc_fake::add_reader(counting("R", 4).answering(query2, {0x6A, 0x88}));
   EXPECT_EQ(read_fineid_pin_tries("R", 0x11), 4);
   EXPECT_EQ(read_fineid_pin_tries("R", 0x82), std::nullopt) << "an error status is no count";
   EXPECT_EQ(read_fineid_pin_tries("No such reader", 0x11), std::nullopt);
@@ -98,11 +103,7 @@ TEST_F(Fake, FineidPinCounterReadsDf21) {
 
 // A pcscd that went and came back: korttid's own connections work again.
 TEST_F(Fake, ConnectionsWorkAgainWhenPcscdComesBack) {
-  const Bytes query = {0x00, 0xCB, 0x00, 0xFF, 0x05, 0xA0, 0x03, 0x83, 0x01, 0x11, 0x00};
-  pcsc_fake::add_reader(
-      pcsc_fake::Reader::named("R")
-          .card(kHealthcareAtr)
-          .answering(query, {0xA0, 0x0A, 0x83, 0x01, 0x11, 0xDF, 0x21, 0x04, 0x04, 0xFF, 0xA5, 0x00, 0x90, 0x00}));
+  pcsc_fake::add_reader(counting("R", 4));
   EXPECT_EQ(read_fineid_pin_tries("R", 0x11), 4);
   pcsc_fake::service(false);
   EXPECT_EQ(read_fineid_pin_tries("R", 0x11), std::nullopt);
@@ -117,12 +118,7 @@ TEST_F(Fake, ConnectionsWorkAgainWhenPcscdComesBack) {
 // pcscd's SCardConnect waits for it, and the token's worker, which asks for
 // the count after a login, must not wait with it.
 TEST_F(Fake, APinCounterOfACardAnotherProgramHoldsIsUnknownAndDoesNotWait) {
-  const Bytes query = {0x00, 0xCB, 0x00, 0xFF, 0x05, 0xA0, 0x03, 0x83, 0x01, 0x11, 0x00};
-  pcsc_fake::add_reader(
-      pcsc_fake::Reader::named("R")
-          .card(kHealthcareAtr)
-          .answering(query, {0xA0, 0x0A, 0x83, 0x01, 0x11, 0xDF, 0x21, 0x04, 0x03, 0xFF, 0xA5, 0x00, 0x90, 0x00})
-          .held_by_another());
+  pcsc_fake::add_reader(counting("R", 3).held_by_another());
   struct Release {
     ~Release() { pcsc_fake::release_transaction("R"); }
   } const release;
@@ -164,6 +160,18 @@ class MonitorTest : public Fake {
     std::vector<std::string> out(seen_.begin(), seen_.begin() + static_cast<long>(std::min(n, seen_.size())));
     seen_.erase(seen_.begin(), seen_.begin() + static_cast<long>(out.size()));
     return out;
+  }
+
+  // Whether the monitor has `name` as a PIN pad; waits up to `patience`
+  // for the answer of a probe that comes late.
+  static bool pinpad(const Monitor& m, const std::string& name, std::chrono::milliseconds patience = 0ms) {
+    const auto deadline = std::chrono::steady_clock::now() + patience;
+    for (;;) {
+      for (const auto& r : m.readers())
+        if (r.name == name && r.pinpad) return true;
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(10ms);
+    }
   }
 
   // Whether the monitor waits in a look now (within 5 s): what changes from
@@ -289,16 +297,9 @@ TEST_F(MonitorTest, AReaderHeldByAnotherProgramDoesNotStopTheEvents) {
                                                   "card inserted R0 dvv_healthcare"}));
   pcsc_fake::insert("R1", kOtherAtr);
   EXPECT_EQ(next(m, 1), std::vector<std::string>{"card inserted R1"});
-  auto pinpad = [&m] {
-    for (const auto& r : m.readers())
-      if (r.name == "R0") return r.pinpad;
-    return false;
-  };
-  EXPECT_FALSE(pinpad());
+  EXPECT_FALSE(pinpad(m, "R0"));
   pcsc_fake::release_transaction("R0");
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (!pinpad() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
-  EXPECT_TRUE(pinpad()) << "the probe's answer, once the card was free";
+  EXPECT_TRUE(pinpad(m, "R0", 5s)) << "the probe's answer, once the card was free";
 }
 
 // Readers asked all at once whether they are PIN pads (korttid starting
@@ -306,17 +307,13 @@ TEST_F(MonitorTest, AReaderHeldByAnotherProgramDoesNotStopTheEvents) {
 // while a token's worker reads a PIN counter: korttid's connections are made,
 // used and ended one at a time.
 TEST_F(MonitorTest, ReadersAskedAtOnceAreAskedOneConnectionAtATime) {
-  const Bytes query = {0x00, 0xCB, 0x00, 0xFF, 0x05, 0xA0, 0x03, 0x83, 0x01, 0x11, 0x00};
   std::vector<std::string> expected = {"service_up"};
   for (int i = 0; i < 6; ++i) {
     const std::string name = "R" + std::to_string(i);
     pcsc_fake::add_reader(pcsc_fake::Reader::named(name).with_features({0x06, 0x04, 0, 0, 0, 1}));
     expected.push_back("reader added " + name);
   }
-  pcsc_fake::add_reader(
-      pcsc_fake::Reader::named("Card reader")
-          .card(kHealthcareAtr)
-          .answering(query, {0xA0, 0x0A, 0x83, 0x01, 0x11, 0xDF, 0x21, 0x04, 0x05, 0xFF, 0xA5, 0x00, 0x90, 0x00}));
+  pcsc_fake::add_reader(counting("Card reader", 5));
   expected.insert(expected.end(), {"reader added Card reader", "card inserted Card reader dvv_healthcare"});
   Monitor m(io_, {});
   std::atomic<bool> done = false;
@@ -358,14 +355,7 @@ TEST_F(MonitorTest, AReaderPluggedAgainWhileItsProbeWaitsIsAskedOnceMoreNotOnceP
     EXPECT_EQ(next(m, 1), std::vector<std::string>{"reader added R1"});
   }
   pcsc_fake::release_transaction("R0");
-  auto pinpad = [&m] {
-    for (const auto& r : m.readers())
-      if (r.name == "R1") return r.pinpad;
-    return false;
-  };
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (!pinpad() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
-  EXPECT_TRUE(pinpad()) << "the waiting probe's answer";
+  EXPECT_TRUE(pinpad(m, "R1", 5s)) << "the waiting probe's answer";
   // Probes queued behind it would connect at once.
   const auto settle = std::chrono::steady_clock::now() + 500ms;
   while (pcsc_fake::connects("R1") < 3 && std::chrono::steady_clock::now() < settle) std::this_thread::sleep_for(10ms);
