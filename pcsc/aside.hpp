@@ -9,8 +9,8 @@
 // SCardConnect, even a direct one, waits for as long as another program
 // holds a transaction on the reader's card (a PIN typed on its pad), and
 // korttid's monitor and token workers must not wait with it. The work runs
-// on a detached thread of its own (with its own PC/SC context); the caller
-// takes its answer if it comes by a deadline. Work still waiting when
+// on a detached thread of its own; the caller takes its answer if it comes
+// by a deadline. Work still waiting when
 // korttid exits ends with it.
 
 #include <pthread.h>
