@@ -75,8 +75,9 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
   const Context* context = nullptr;
   std::condition_variable wake;
   std::atomic<bool> stopping{false};
-  bool looked = false;  // a look at the readers worked since the last wait (the thread's own)
-  bool ended = false;   // the thread's run() has returned (under `mutex`)
+  bool looked = false;     // a look at the readers worked since the last wait (the thread's own)
+  bool announced = false;  // service_up sent since pcscd became available (the thread's own)
+  bool ended = false;      // the thread's run() has returned (under `mutex`)
   std::thread thread;
 
   void emit(Event::Type type, const std::string& reader, const Bytes& atr = {},
@@ -131,6 +132,8 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
     }
   }
 
+  // Whether pcscd answers (system.status). Its return is announced to the
+  // handlers later, by watch(): service_up.
   void set_available(bool up) {
     std::vector<std::string> gone;
     {
@@ -142,9 +145,9 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
     }
     if (up) {
       spdlog::info("PC/SC: pcscd is available");
-      emit(Event::Type::service_up, "");
       return;
     }
+    announced = false;
     spdlog::warn("PC/SC: pcscd is not available; retrying");
     // Without pcscd no reader or card can be used: say so, one by one.
     for (const auto& name : gone) remove_reader(name);
@@ -361,13 +364,27 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
       }
     };
     relist();
+    // pcscd's return is announced (service_up, whose handler has the
+    // modules look for tokens) once its readers and cards are reported:
+    // else a module's scan could find a card the monitor has not reported
+    // yet, and "token present" would come before "reader added" and "card
+    // inserted" (docs/protocol.md promises the order). So the first look
+    // does not wait: with no reader there is nothing to report. (A new
+    // context after another error is no return.)
+    auto announce = [&] {
+      if (!std::exchange(announced, true)) emit(Event::Type::service_up, "");
+    };
     while (!stopping) {
-      const LONG rv = SCardGetStatusChange(ctx.handle(), INFINITE, states.data(), static_cast<DWORD>(states.size()));
+      const LONG rv = SCardGetStatusChange(ctx.handle(), announced ? INFINITE : 0, states.data(),
+                                           static_cast<DWORD>(states.size()));
       if (rv == static_cast<LONG>(SCARD_E_CANCELLED)) {
         if (stopping) return;
         continue;
       }
-      if (rv == static_cast<LONG>(SCARD_E_TIMEOUT)) continue;
+      if (rv == static_cast<LONG>(SCARD_E_TIMEOUT)) {
+        announce();
+        continue;
+      }
       if (rv == static_cast<LONG>(SCARD_E_UNKNOWN_READER)) {
         relist();
         continue;
@@ -388,7 +405,12 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
         pnp_state = states[0].dwEventState & ~static_cast<DWORD>(SCARD_STATE_CHANGED);
         if ((states[0].dwEventState & SCARD_STATE_CHANGED) != 0) again = true;
       }
-      if (again) relist();
+      // A reader that came or went during this look is listed again and
+      // looked at before pcscd's return is announced.
+      if (again)
+        relist();
+      else
+        announce();
     }
   }
 };

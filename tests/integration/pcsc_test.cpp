@@ -360,30 +360,50 @@ TEST(PcscReaders, SixteenReadersAllSendCardEvents) {
   EXPECT_EQ(daemon.stop(SIGTERM), 0);
 }
 
+// When pcscd is back the events come as for a card put in: reader added,
+// card inserted, then token present. pcscd is started again at once, and
+// again after a second, by when the monitor waits longer between its tries
+// and the card is back in pcscd before korttid looks: a module's scan
+// then finds the card while korttid still asks the reader whether it has a
+// PIN pad (under CI's load, "token present" came first and was lost).
 TEST_F(Pcsc, PcscdKilledMeansUnavailableAndEverythingReturnsWithIt) {
   VirtualCard card(pcscd_, card_options("physician", 0, {"--reconnect", "--connect-timeout-ms", "30000"}));
   wait_for_token(card.token_id());
   auto w = watcher();
-  pcscd_.kill();
-  expect_event(*w, "card", "removed", 3000ms);
-  expect_event(*w, "reader", "removed", 3000ms);
   auto c = daemon_->connect();
-  bool unavailable = false;
-  for (int i = 0; i < 50 && !unavailable; ++i) {
-    unavailable = c->call("system.status")["pcsc"] == "unavailable";
-    if (!unavailable) std::this_thread::sleep_for(100ms);
-  }
-  EXPECT_TRUE(unavailable);
-  EXPECT_TRUE(c->call("readers.list").empty());
+  // The events that come until `last` has, in order: "topic type", and the
+  // reader's name for reader events.
+  auto events_until = [&](const std::string& last) {
+    std::vector<std::string> seen;
+    const auto deadline = Clock::now() + 10s;
+    while ((seen.empty() || seen.back() != last) && Clock::now() < deadline) {
+      const auto e = w->next_event(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+      if (!e) break;
+      const Json& p = (*e)["params"];
+      seen.push_back(str(p["topic"]) + " " + str(p["type"]) + (p["topic"] == "reader" ? " " + str(p["reader"]) : ""));
+    }
+    return seen;
+  };
+  for (const auto gap : {0ms, 1000ms}) {
+    SCOPED_TRACE("pcscd started again after " + std::to_string(gap.count()) + " ms");
+    pcscd_.kill();
+    EXPECT_EQ(events_until("reader removed Virtual PCD 00 01"),
+              (std::vector<std::string>{"card removed", "token absent", "reader removed Virtual PCD 00 00",
+                                        "reader removed Virtual PCD 00 01"}));
+    EXPECT_TRUE(eventually([&] { return c->call("system.status")["pcsc"] == "unavailable"; }, 5000ms));
+    EXPECT_TRUE(c->call("readers.list").empty());
 
-  pcscd_.start();
-  expect_event(*w, "reader", "added", 5000ms);
-  expect_event(*w, "card", "inserted", 5000ms);
-  expect_event(*w, "token", "present", 5000ms);
-  EXPECT_EQ(c->call("system.status")["pcsc"], "ok");
-  Bytes digest;
-  const Json r = c->call("sign.digest", sign_params(card.token_id() + "/01", "sha256", digest));
-  EXPECT_TRUE(openssl_verify_digest(b64(r["certificate"]), digest, b64(r["signature"]), "sha256", "pkcs1"));
+    std::this_thread::sleep_for(gap);
+    pcscd_.start();
+    EXPECT_EQ(events_until("token present"),
+              (std::vector<std::string>{"reader added Virtual PCD 00 00", "reader added Virtual PCD 00 01",
+                                        "card inserted", "token present"}))
+        << daemon_->log();
+    EXPECT_EQ(c->call("system.status")["pcsc"], "ok");
+    Bytes digest;
+    const Json r = c->call("sign.digest", sign_params(card.token_id() + "/01", "sha256", digest));
+    EXPECT_TRUE(openssl_verify_digest(b64(r["certificate"]), digest, b64(r["signature"]), "sha256", "pkcs1"));
+  }
 }
 
 // What one request of the load below got back.

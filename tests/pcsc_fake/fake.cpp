@@ -279,7 +279,7 @@ LONG SCardListReaders(SCARDCONTEXT, LPCSTR, LPSTR out, LPDWORD size) {
   return SCARD_S_SUCCESS;
 }
 
-LONG SCardGetStatusChange(SCARDCONTEXT, DWORD, SCARD_READERSTATE* states, DWORD count) {
+LONG SCardGetStatusChange(SCARDCONTEXT, DWORD timeout, SCARD_READERSTATE* states, DWORD count) {
   World& w = world();
   std::unique_lock lock(w.mutex);
   if (w.hold) {
@@ -332,6 +332,7 @@ LONG SCardGetStatusChange(SCARDCONTEXT, DWORD, SCARD_READERSTATE* states, DWORD 
       ++w.looks;
       return SCARD_S_SUCCESS;
     }
+    if (timeout == 0) return SCARD_E_TIMEOUT;  // pcsc-lite: a look that does not wait
     ++w.blocked;
     w.changed.wait(lock);
     --w.blocked;

@@ -191,8 +191,8 @@ TEST_F(MonitorTest, ReportsWhatIsThereAtStartThenEachChange) {
   pcsc_fake::add_reader(pcsc_fake::Reader::named("R0").card(kHealthcareAtr));
   pcsc_fake::add_reader(pcsc_fake::Reader::named("R1"));
   Monitor m(io_, {});
-  EXPECT_EQ(next(m, 4), (std::vector<std::string>{"service_up", "reader added R0", "reader added R1",
-                                                  "card inserted R0 dvv_healthcare"}));
+  EXPECT_EQ(next(m, 4), (std::vector<std::string>{"reader added R0", "reader added R1",
+                                                  "card inserted R0 dvv_healthcare", "service_up"}));
   EXPECT_TRUE(m.available());
   pcsc_fake::insert("R1", kOtherAtr);
   EXPECT_EQ(next(m, 1), std::vector<std::string>{"card inserted R1"});
@@ -236,7 +236,44 @@ TEST_F(MonitorTest, PcscdGoneAndBackReportsEverythingGoneThenBack) {
   EXPECT_FALSE(m.available());
   EXPECT_TRUE(m.readers().empty());
   pcsc_fake::service(true);
-  EXPECT_EQ(next(m, 3), (std::vector<std::string>{"service_up", "reader added R0", "card inserted R0 dvv_healthcare"}));
+  EXPECT_EQ(next(m, 3), (std::vector<std::string>{"reader added R0", "card inserted R0 dvv_healthcare", "service_up"}));
+}
+
+// pcscd's return is announced (service_up) once what it has is reported: a
+// module's scan for tokens, which that event starts, cannot find a card
+// before the card's own event. With no reader there is nothing to report
+// first.
+TEST_F(MonitorTest, APcscdWithoutReadersIsAnnouncedAtOnce) {
+  Monitor m(io_, {});
+  EXPECT_EQ(next(m, 1), std::vector<std::string>{"service_up"});
+  EXPECT_TRUE(m.available());
+  ASSERT_TRUE(looking());
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("R0").card(kHealthcareAtr));
+  EXPECT_EQ(next(m, 2), (std::vector<std::string>{"reader added R0", "card inserted R0 dvv_healthcare"}));
+}
+
+// pcscd gone during the first look, before its return was announced: it
+// answered (available), so its readers and its going are reported; no
+// service_up comes for it.
+TEST_F(MonitorTest, APcscdGoneDuringItsFirstLookIsReportedGoneNotAnnounced) {
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("R0").card(kHealthcareAtr));
+  MonitorOptions slow;
+  slow.min_backoff = 60s;  // no second try within the test
+  Monitor m(io_, std::move(slow));
+  pcsc_fake::hold_next_wait();  // the first look
+  EXPECT_EQ(next(m, 1), std::vector<std::string>{"reader added R0"});
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!pcsc_fake::wait_held() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(pcsc_fake::wait_held());
+  EXPECT_TRUE(m.available()) << "pcscd answers";
+  pcsc_fake::service(false);
+  pcsc_fake::release_wait();
+  EXPECT_EQ(next(m, 2), (std::vector<std::string>{"reader removed R0", "service_down"}));
+  EXPECT_FALSE(m.available());
+  EXPECT_TRUE(m.readers().empty());
+  io_.restart();
+  io_.run_for(200ms);
+  EXPECT_TRUE(seen_.empty()) << seen_.front();
 }
 
 // A reader in trouble (unplugged before pcscd's hot-plug notices, a USB
@@ -275,7 +312,7 @@ TEST_F(MonitorTest, AReaderThatIsUnavailableForAWhileMakesNoCardEvents) {
 TEST_F(MonitorTest, ASecondSlotThatComesWhileTheFirstIsAskedIsSeen) {
   pcsc_fake::add_reader(pcsc_fake::Reader::named("Dual 00").bringing(pcsc_fake::Reader::named("Dual 01")));
   Monitor m(io_, {});
-  EXPECT_EQ(next(m, 3), (std::vector<std::string>{"service_up", "reader added Dual 00", "reader added Dual 01"}));
+  EXPECT_EQ(next(m, 3), (std::vector<std::string>{"reader added Dual 00", "reader added Dual 01", "service_up"}));
   pcsc_fake::insert("Dual 01", kOtherAtr);
   EXPECT_EQ(next(m, 1), std::vector<std::string>{"card inserted Dual 01"});
 }
@@ -293,8 +330,8 @@ TEST_F(MonitorTest, AReaderHeldByAnotherProgramDoesNotStopTheEvents) {
   };
   Monitor m(io_, {});
   const Release release;  // before the monitor goes, whatever happened
-  EXPECT_EQ(next(m, 4), (std::vector<std::string>{"service_up", "reader added R0", "reader added R1",
-                                                  "card inserted R0 dvv_healthcare"}));
+  EXPECT_EQ(next(m, 4), (std::vector<std::string>{"reader added R0", "reader added R1",
+                                                  "card inserted R0 dvv_healthcare", "service_up"}));
   pcsc_fake::insert("R1", kOtherAtr);
   EXPECT_EQ(next(m, 1), std::vector<std::string>{"card inserted R1"});
   EXPECT_FALSE(pinpad(m, "R0"));
@@ -307,14 +344,15 @@ TEST_F(MonitorTest, AReaderHeldByAnotherProgramDoesNotStopTheEvents) {
 // while a token's worker reads a PIN counter: korttid's connections are made,
 // used and ended one at a time.
 TEST_F(MonitorTest, ReadersAskedAtOnceAreAskedOneConnectionAtATime) {
-  std::vector<std::string> expected = {"service_up"};
+  std::vector<std::string> expected;
   for (int i = 0; i < 6; ++i) {
     const std::string name = "R" + std::to_string(i);
     pcsc_fake::add_reader(pcsc_fake::Reader::named(name).with_features({0x06, 0x04, 0, 0, 0, 1}));
     expected.push_back("reader added " + name);
   }
   pcsc_fake::add_reader(counting("Card reader", 5));
-  expected.insert(expected.end(), {"reader added Card reader", "card inserted Card reader dvv_healthcare"});
+  expected.insert(expected.end(),
+                  {"reader added Card reader", "card inserted Card reader dvv_healthcare", "service_up"});
   Monitor m(io_, {});
   std::atomic<bool> done = false;
   auto counts = std::async(std::launch::async, [&done] {
@@ -341,7 +379,7 @@ TEST_F(MonitorTest, AReaderPluggedAgainWhileItsProbeWaitsIsAskedOnceMoreNotOnceP
   };
   Monitor m(io_, {});
   const Release release;
-  EXPECT_EQ(next(m, 3), (std::vector<std::string>{"service_up", "reader added R0", "card inserted R0 dvv_healthcare"}));
+  EXPECT_EQ(next(m, 3), (std::vector<std::string>{"reader added R0", "card inserted R0 dvv_healthcare", "service_up"}));
   // Each change during a look: pcsc-lite 1.9.9 tells of those only.
   ASSERT_TRUE(looking());
   pcsc_fake::add_reader(r1());
