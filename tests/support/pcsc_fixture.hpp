@@ -43,9 +43,12 @@ class PcscDaemonTest : public ::testing::Test {
   }
 
   // The next event of `topic`/`type`; fails the test after `timeout`.
+  // Events of other kinds that come first are passed over, and named if
+  // the awaited one does not come (one that came too early is lost so).
   static Json expect_event(client::Client& c, const std::string& topic, const std::string& type,
                            std::chrono::milliseconds timeout) {
     const auto deadline = Clock::now() + timeout;
+    std::string passed;
     for (;;) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) break;
@@ -53,8 +56,10 @@ class PcscDaemonTest : public ::testing::Test {
       if (!e) break;
       const Json& p = (*e)["params"];
       if (p["topic"] == wstr(topic) && p["type"] == wstr(type)) return p;
+      passed += "\n  " + p.dump();
     }
-    ADD_FAILURE() << "no " << topic << " " << type << " event within " << timeout.count() << " ms";
+    ADD_FAILURE() << "no " << topic << " " << type << " event within " << timeout.count() << " ms"
+                  << (passed.empty() ? "" : "; passed over:") << passed;
     return Json();
   }
 
