@@ -68,46 +68,44 @@ struct Worker::State {
 
 Worker::Worker(std::string name) : Worker(std::move(name), Limits{}) {}
 
+CountedThread::CountedThread() {
+  const std::lock_guard lock(running().mutex);
+  ++running().threads;
+}
+
+CountedThread::~CountedThread() {
+  Running& r = running();
+  const std::lock_guard lock(r.mutex);
+  --r.threads;
+  r.ended.notify_all();
+}
+
 Worker::Worker(std::string name, Limits limits) : state_(std::make_shared<State>()) {
   state_->name = name;
   state_->limits = limits;
-  {
-    const std::lock_guard lock(running().mutex);
-    ++running().threads;
-  }
-  auto uncount = [] {
-    Running& r = running();
-    const std::lock_guard lock(r.mutex);
-    --r.threads;
-    r.ended.notify_all();
-  };
-  std::thread thread;
-  try {
-    thread = std::thread([state = state_, name = std::move(name), uncount]() mutable {
-      pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
-      // Jobs catch their own errors (capture); one that escapes is a bug, and
-      // it must cost its own request, not the thread and everyone queued here.
-      for (;;) {
-        try {
-          state->io.run();
-          break;
-        } catch (const std::exception& e) {
-          (void)internal_error("worker " + name, e.what());
-        } catch (...) {
-          (void)internal_error("worker " + name, "an exception of unknown type");
-        }
+  // Uncounted with the lambda if no thread starts.
+  auto counted = std::make_unique<CountedThread>();
+  std::thread thread([state = state_, name = std::move(name), counted = std::move(counted)]() mutable {
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+    // Jobs catch their own errors (capture); one that escapes is a bug, and
+    // it must cost its own request, not the thread and everyone queued here.
+    for (;;) {
+      try {
+        state->io.run();
+        break;
+      } catch (const std::exception& e) {
+        (void)internal_error("worker " + name, e.what());
+      } catch (...) {
+        (void)internal_error("worker " + name, "an exception of unknown type");
       }
-      // OpenSSL keeps state per thread (error queue, random generators): give
-      // it back now, not at a process exit that may come while others run.
-      OPENSSL_thread_stop();
-      state->finished.set_value();
-      state.reset();
-      uncount();
-    });
-  } catch (...) {
-    uncount();  // no thread was started
-    throw;
-  }
+    }
+    // OpenSSL keeps state per thread (error queue, random generators): give
+    // it back now, not at a process exit that may come while others run.
+    OPENSSL_thread_stop();
+    state->finished.set_value();
+    state.reset();
+    counted.reset();
+  });
   thread.detach();
 }
 

@@ -72,6 +72,17 @@ class Worker {
   std::shared_ptr<State> state_;
 };
 
+// Counts a thread that is no Worker's (one started detached, as pcsc/'s
+// probes are) among those Worker::all_ended() waits for: made before the
+// thread starts, destroyed as the thread's last act.
+class CountedThread {
+ public:
+  CountedThread();
+  ~CountedThread();
+  CountedThread(const CountedThread&) = delete;
+  CountedThread& operator=(const CountedThread&) = delete;
+};
+
 // What a queued job is to the queue: the request's stop token (its deadline
 // passed, or its client left) and the bytes it holds while it waits.
 // (A constructor, not an aggregate: GCC 12 destroys an aggregate temporary

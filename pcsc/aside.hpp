@@ -10,8 +10,10 @@
 // holds a transaction on the reader's card (a PIN typed on its pad), and
 // korttid's monitor and token workers must not wait with it. The work runs
 // on a detached thread of its own; the caller takes its answer if it comes
-// by a deadline. Work still waiting when
-// korttid exits ends with it.
+// by a deadline. The thread counts among those korttid waits for before its
+// exit-time cleanup (Worker::all_ended): one that logged as spdlog's logger
+// was destroyed would crash korttid's exit. Work still waiting then ends
+// with korttid, which exits without that cleanup.
 
 #include <pthread.h>
 
@@ -24,6 +26,8 @@
 #include <thread>
 #include <utility>
 
+#include "common/worker.hpp"
+
 namespace kortti::pcsc {
 
 template <class T>
@@ -33,7 +37,10 @@ class Aside {
   // answer if the caller gave up waiting for it before it came.
   Aside(const char* name, std::function<T()> work, std::function<void(T)> late = {})
       : shared_(std::make_shared<Shared>()) {
-    std::thread([name, work = std::move(work), late = std::move(late), shared = shared_] {
+    // Uncounted with the lambda if no thread starts.
+    auto counted = std::make_unique<CountedThread>();
+    std::thread([name, work = std::move(work), late = std::move(late), shared = shared_,
+                 counted = std::move(counted)]() mutable {
       pthread_setname_np(pthread_self(), name);
       T answer = work();
       bool abandoned = false;
@@ -44,6 +51,10 @@ class Aside {
       }
       shared->ready.notify_all();
       if (abandoned && late) late(std::move(answer));
+      // What they hold (the monitor) goes before the count.
+      work = nullptr;
+      late = nullptr;
+      counted.reset();
     }).detach();
   }
 

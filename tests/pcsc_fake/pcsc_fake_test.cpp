@@ -12,6 +12,7 @@
 #include <deque>
 #include <thread>
 
+#include "common/worker.hpp"
 #include "pcsc/pcsc.hpp"
 #include "tests/pcsc_fake/fake.hpp"
 
@@ -59,7 +60,12 @@ class Fake : public ::testing::Test {
   // Whatever a test did, korttid never connected or disconnected as another
   // of its threads called on a handle: pcsc-lite's client library can crash
   // then (tests/pcsc_fake/fake.cpp, Lists).
-  void TearDown() override { EXPECT_EQ(pcsc_fake::list_clashes(), 0); }
+  // And no probe or count a test started is left running, to call in on
+  // the next test's readers or log as the program exits.
+  void TearDown() override {
+    EXPECT_EQ(pcsc_fake::list_clashes(), 0);
+    EXPECT_TRUE(Worker::all_ended(5s)) << "a probe or count still runs";
+  }
 };
 
 TEST_F(Fake, ProbeAsksTheReaderAndErrorsMeanNoPinPad) {
@@ -335,6 +341,8 @@ TEST_F(MonitorTest, AReaderHeldByAnotherProgramDoesNotStopTheEvents) {
   pcsc_fake::insert("R1", kOtherAtr);
   EXPECT_EQ(next(m, 1), std::vector<std::string>{"card inserted R1"});
   EXPECT_FALSE(pinpad(m, "R0"));
+  // korttid's exit waits for it (and then exits without its cleanup).
+  EXPECT_FALSE(Worker::all_ended(100ms)) << "the waiting probe is counted among korttid's threads";
   pcsc_fake::release_transaction("R0");
   EXPECT_TRUE(pinpad(m, "R0", 5s)) << "the probe's answer, once the card was free";
 }
