@@ -762,7 +762,7 @@ class PcscCardQueue : public PcscDaemonTest {
   static std::string first_refusal(client::Client& client) {
     const auto answer = client.receive(std::chrono::seconds(8));
     if (!answer) return "no answer";
-    if ((*answer)["error"]["code"] != 1060) return "not 1060: " + to_std(answer->dump());
+    if (!answer->contains("error") || (*answer)["error"]["code"] != 1060) return "not 1060: " + to_std(answer->dump());
     return to_std((*answer)["error"]["message"].get<WipingString>());
   }
 
