@@ -1,5 +1,6 @@
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <condition_variable>
@@ -382,6 +383,16 @@ class Monitor::Impl : public std::enable_shared_from_this<Impl> {
         continue;
       }
       if (rv == static_cast<LONG>(SCARD_E_TIMEOUT)) {
+        // Only the look that does not wait times out. A reader that came
+        // during it is in the next look's count of readers (pcsc-lite 1.9.9
+        // takes it at each call's start), where PnP would never tell of it:
+        // list again first.
+        std::vector<std::string> now = ctx.readers();
+        now.resize(std::min(now.size(), kMaxStates));
+        if (!std::equal(now.begin(), now.end(), names.begin(), names.end())) {
+          relist();
+          continue;
+        }
         announce();
         continue;
       }

@@ -188,7 +188,8 @@ struct MonitorOptions {
 // notification, on its own context, stopped with SCardCancel. Events go to
 // the io_context. When pcscd goes away every card and reader is reported gone,
 // the thread retries with backoff, and on pcscd's return it reports what is
-// there again, then service_up (available() is true from then on).
+// there again, then service_up. (available() is true from the moment pcscd
+// answers, before its readers are reported.)
 class Monitor {
  public:
   Monitor(boost::asio::io_context& io, MonitorOptions options);

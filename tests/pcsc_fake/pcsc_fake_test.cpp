@@ -258,6 +258,22 @@ TEST_F(MonitorTest, APcscdWithoutReadersIsAnnouncedAtOnce) {
   EXPECT_EQ(next(m, 2), (std::vector<std::string>{"reader added R0", "card inserted R0 dvv_healthcare"}));
 }
 
+// pcsc-lite 1.9.9 counts the readers at each look's start and tells of a
+// reader that comes against that count only: one that came during the
+// first look (which does not wait) would be in the next look's count, and
+// never told of.
+TEST_F(MonitorTest, AReaderThatComesDuringTheFirstLookIsReported) {
+  Monitor m(io_, {});
+  pcsc_fake::hold_next_wait();  // the first look
+  EXPECT_TRUE(next(m, 0).empty());
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!pcsc_fake::wait_held() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(pcsc_fake::wait_held());
+  pcsc_fake::add_reader(pcsc_fake::Reader::named("R0"));
+  pcsc_fake::release_wait();
+  EXPECT_EQ(next(m, 2), (std::vector<std::string>{"reader added R0", "service_up"}));
+}
+
 // pcscd gone during the first look, before its return was announced: it
 // answered (available), so its readers and its going are reported; no
 // service_up comes for it.
