@@ -61,10 +61,11 @@ class Worker {
   // Returns false if it is still busy (stuck in a call) when time runs out.
   bool stop_and_wait(std::chrono::milliseconds timeout);
 
-  // Waits up to `timeout` for every Worker thread in the process to end, its
-  // last access to shared state included. main() asks before it returns:
-  // exit-time cleanup (OpenSSL's atexit handler, static destructors) must not
-  // run under a thread that is still ending. False: one is still running.
+  // Waits up to `timeout` for every Worker thread in the process, and every
+  // CountedThread, to end, its last access to shared state included. main()
+  // asks before it returns: exit-time cleanup (OpenSSL's atexit handler,
+  // static destructors) must not run under a thread that is still ending.
+  // False: one is still running.
   [[nodiscard]] static bool all_ended(std::chrono::milliseconds timeout);
 
  private:
