@@ -21,8 +21,8 @@
 #include <map>
 #include <set>
 
+#include "common/loopback_peer.hpp"
 #include "scs/handler.hpp"
-#include "scs/peer.hpp"
 #include "scs/scs.hpp"
 
 namespace kortti::scs {

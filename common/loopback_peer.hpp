@@ -1,10 +1,5 @@
 #pragma once
 
-// Internal to scs/ (docs/architecture.md, Layering); include scs/scs.hpp.
-#if !defined(KORTTI_COMPONENT_SCS) && !defined(KORTTI_WHITE_BOX)
-#error "scs/peer.hpp is internal to scs/; include scs/scs.hpp"
-#endif
-
 // Who is at the other end of a loopback TCP connection. TCP has no
 // SO_PEERCRED; the kernel knows the owner of the client's end, found by its
 // two addresses. It is asked through sock_diag (netlink), which looks up
@@ -20,7 +15,9 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
-namespace kortti::scs {
+#include "common/peer.hpp"
+
+namespace kortti {
 
 // The uid owning the socket whose local end is `peer` and remote end
 // `local`, from a table in /proc/net/tcp's format; none when it is not there
@@ -42,4 +39,16 @@ DiagAnswer diag_owner(const boost::asio::ip::tcp::endpoint& peer, const boost::a
 // The owner from sock_diag, or from the table when sock_diag is unavailable.
 std::optional<uid_t> peer_uid(const boost::asio::ip::tcp::endpoint& peer, const boost::asio::ip::tcp::endpoint& local);
 
-}  // namespace kortti::scs
+// The credentials of the client on the loopback TCP connection `fd`, as far
+// as TCP allows: its socket's owner (peer_uid), and that user's primary and
+// supplementary groups as the account database has them (not the
+// process's own, which TCP does not carry); pid 0, unknown. Nothing when
+// the owner cannot be found: such a peer is refused, never taken for uid 0.
+[[nodiscard]] std::optional<PeerCredentials> loopback_peer_credentials(int fd);
+
+// "127.0.0.1:18443" or "[::1]:18443" as an endpoint: an address of 127/8 or
+// ::1, and a port from 1 to 65535. Nothing for anything else, a name
+// included: a listener on a name would be on whatever it resolves to.
+[[nodiscard]] std::optional<boost::asio::ip::tcp::endpoint> loopback_endpoint(const std::string& text);
+
+}  // namespace kortti

@@ -1,18 +1,21 @@
-// Who is at the other end of a loopback TCP connection (scs/peer.hpp):
+// Who is at the other end of a loopback TCP connection (common/loopback_peer.hpp):
 // from the kernel's sock_diag on real connections, and from the printed
 // table it falls back to.
 
 #include <gtest/gtest.h>
+#include <pwd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 
-#include "scs/peer.hpp"
+#include "common/loopback_peer.hpp"
 
-namespace kortti::scs {
+namespace kortti {
 namespace {
 
 using boost::asio::ip::make_address;
@@ -40,7 +43,7 @@ ino_t inode_of(tcp::socket& s) {
   return st.st_ino;
 }
 
-TEST(ScsPeer, TheKernelNamesTheOwnerOfTheClientsEnd) {
+TEST(LoopbackPeer, TheKernelNamesTheOwnerOfTheClientsEnd) {
   for (const char* host : {"127.0.0.1", "::1"}) {
     Connection c(host);
     const auto asked = diag_owner(c.server.remote_endpoint(), c.server.local_endpoint());
@@ -63,7 +66,7 @@ TEST(ScsPeer, TheKernelNamesTheOwnerOfTheClientsEnd) {
 // A dual-stack client (an IPv6 socket, as Java's and .NET's are by default)
 // reaching the IPv4 listener: the kernel names its socket in IPv6 terms
 // (::ffff:127.0.0.1), and it is the same socket.
-TEST(ScsPeer, ADualStackClientOn127001HasItsOwner) {
+TEST(LoopbackPeer, ADualStackClientOn127001HasItsOwner) {
   boost::asio::io_context io;
   tcp::acceptor acceptor(io, tcp::endpoint(make_address("127.0.0.1"), 0));
   tcp::socket client(io);
@@ -83,7 +86,7 @@ TEST(ScsPeer, ADualStackClientOn127001HasItsOwner) {
 // A client may send and close at once. Half closed it still has its owner;
 // closed, its end is kept by the kernel without a socket (FIN_WAIT2 or
 // TIME_WAIT, uid 0): no owner, and never root.
-TEST(ScsPeer, AClientThatHasClosedItsEndHasNoOwner) {
+TEST(LoopbackPeer, AClientThatHasClosedItsEndHasNoOwner) {
   Connection c("127.0.0.1");
   const auto peer = c.server.remote_endpoint();
   const auto local = c.server.local_endpoint();
@@ -99,7 +102,39 @@ TEST(ScsPeer, AClientThatHasClosedItsEndHasNoOwner) {
   EXPECT_FALSE(peer_uid(peer, local));
 }
 
-TEST(ScsPeer, TheClientsEndOfALoopbackConnectionNamesItsOwner) {
+// What a TCP listener knows of its client: the owner of the client's end,
+// that user's groups from the account database, and no pid.
+TEST(LoopbackPeer, ACredentialsReadNamesTheOwnerAndTheirGroups) {
+  for (const char* host : {"127.0.0.1", "::1"}) {
+    Connection c(host);
+    const auto cred = loopback_peer_credentials(c.server.native_handle());
+    ASSERT_TRUE(cred) << host;
+    EXPECT_EQ(cred->uid, ::getuid()) << host;
+    const passwd* me = ::getpwuid(::getuid());
+    ASSERT_NE(me, nullptr);
+    EXPECT_EQ(cred->gid, me->pw_gid) << host;
+    EXPECT_NE(std::find(cred->groups.begin(), cred->groups.end(), me->pw_gid), cred->groups.end()) << host;
+    EXPECT_EQ(cred->pid, 0) << host << ": TCP carries no pid";
+  }
+  // Not a TCP connection: nothing, never uid 0.
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+  EXPECT_FALSE(loopback_peer_credentials(pair[0]));
+  ::close(pair[0]);
+  ::close(pair[1]);
+}
+
+TEST(LoopbackPeer, AListenAddressIsALoopbackAddressAndAPort) {
+  EXPECT_EQ(loopback_endpoint("127.0.0.1:18443"), tcp::endpoint(make_address("127.0.0.1"), 18443));
+  EXPECT_EQ(loopback_endpoint("127.1.2.3:1"), tcp::endpoint(make_address("127.1.2.3"), 1));
+  EXPECT_EQ(loopback_endpoint("[::1]:65535"), tcp::endpoint(make_address("::1"), 65535));
+  for (const char* bad : {"", ":1", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:1x",
+                          "127.0.0.1:+1", "0.0.0.0:1", "192.168.1.1:1", "localhost:1", "::1:1", "[::]:1",
+                          "[127.0.0.1]:1", "[::1]", "/run/korttid/tls/sso.sock"})
+    EXPECT_FALSE(loopback_endpoint(bad)) << bad;
+}
+
+TEST(LoopbackPeer, TheClientsEndOfALoopbackConnectionNamesItsOwner) {
   using boost::asio::ip::make_address;
   using Endpoint = boost::asio::ip::tcp::endpoint;
   // As /proc/net/tcp prints them on a little-endian machine: the listener
@@ -138,4 +173,4 @@ TEST(ScsPeer, TheClientsEndOfALoopbackConnectionNamesItsOwner) {
 }
 
 }  // namespace
-}  // namespace kortti::scs
+}  // namespace kortti

@@ -1,15 +1,18 @@
-#include "scs/peer.hpp"
+#include "common/loopback_peer.hpp"
 
 #include <arpa/inet.h>
+#include <grp.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -18,7 +21,7 @@
 
 #include "common/owned_fd.hpp"
 
-namespace kortti::scs {
+namespace kortti {
 
 namespace {
 
@@ -205,4 +208,63 @@ std::optional<uid_t> peer_uid(const boost::asio::ip::tcp::endpoint& peer, const 
   return socket_owner(table("/proc/net/tcp6"), v4_mapped(peer), v4_mapped(local));
 }
 
-}  // namespace kortti::scs
+std::optional<PeerCredentials> loopback_peer_credentials(int fd) {
+  sockaddr_storage peer_address{};
+  sockaddr_storage local_address{};
+  socklen_t peer_size = sizeof peer_address;
+  socklen_t local_size = sizeof local_address;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer_address), &peer_size) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&local_address), &local_size) != 0 ||
+      (peer_address.ss_family != AF_INET && peer_address.ss_family != AF_INET6))
+    return std::nullopt;
+  boost::asio::ip::tcp::endpoint peer;
+  boost::asio::ip::tcp::endpoint local;
+  std::memcpy(peer.data(), &peer_address, peer_size);
+  peer.resize(peer_size);
+  std::memcpy(local.data(), &local_address, local_size);
+  local.resize(local_size);
+  const std::optional<uid_t> uid = peer_uid(peer, local);
+  if (!uid) return std::nullopt;
+  PeerCredentials cred;
+  cred.uid = *uid;
+  // A uid the account database does not know has no groups to be in.
+  std::vector<char> text(16384);
+  passwd entry{};
+  passwd* found = nullptr;
+  if (::getpwuid_r(*uid, &entry, text.data(), text.size(), &found) != 0 || found == nullptr) {
+    cred.gid = static_cast<gid_t>(-1);
+    return cred;
+  }
+  cred.gid = entry.pw_gid;
+  int count = 64;
+  std::vector<gid_t> groups(static_cast<std::size_t>(count));
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (::getgrouplist(entry.pw_name, entry.pw_gid, groups.data(), &count) >= 0) {
+      groups.resize(static_cast<std::size_t>(count));
+      cred.groups = std::move(groups);
+      return cred;
+    }
+    groups.resize(static_cast<std::size_t>(count));  // getgrouplist says how many it needs
+  }
+  cred.groups = {entry.pw_gid};
+  return cred;
+}
+
+std::optional<boost::asio::ip::tcp::endpoint> loopback_endpoint(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return std::nullopt;
+  std::string host = text.substr(0, colon);
+  const std::string port = text.substr(colon + 1);
+  const bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']';
+  if (bracketed) host = host.substr(1, host.size() - 2);
+  unsigned number = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (ec != std::errc() || end != port.data() + port.size() || number == 0 || number > 65535) return std::nullopt;
+  boost::system::error_code bad;
+  const auto address = boost::asio::ip::make_address(host, bad);
+  // An IPv6 address only in brackets, an IPv4 one only without.
+  if (bad || !address.is_loopback() || address.is_v6() != bracketed) return std::nullopt;
+  return boost::asio::ip::tcp::endpoint(address, static_cast<unsigned short>(number));
+}
+
+}  // namespace kortti
