@@ -14,6 +14,7 @@
 
 #include "client/commands.hpp"
 #include "client/table.hpp"
+#include "common/loopback_peer.hpp"
 
 namespace kortti::cli {
 
@@ -98,21 +99,36 @@ int relay(int tunnel, bool& heard) {
   }
 }
 
+// A connected socket to the listener `where`: a Unix socket's path, or a
+// loopback address and port. Throws naming it when it cannot connect.
+int connect_listener(const std::string& where) {
+  int fd = -1;
+  int rc = -1;
+  if (const auto tcp = loopback_endpoint(where)) {
+    fd = ::socket(tcp->protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) rc = ::connect(fd, tcp->data(), static_cast<socklen_t>(tcp->size()));
+  } else {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (where.size() >= sizeof addr.sun_path) throw std::runtime_error("socket path too long: " + where);
+    std::memcpy(addr.sun_path, where.c_str(), where.size() + 1);
+    fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  }
+  if (fd < 0 || rc != 0) {
+    const std::string why = std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    throw std::runtime_error("cannot connect to " + where + ": " + why);
+  }
+  return fd;
+}
+
 int cmd_connect(Client& c, const std::string& name) {
   std::string path;
   for (const auto& u : c.call("tls.upstreams"))
     if (text(u, "name") == name) path = text(u, "listen");
   if (path.empty()) throw std::runtime_error("no upstream '" + name + "' in korttid's [tls] (kortti tunnels)");
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) throw std::runtime_error("socket path too long: " + path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    const std::string why = std::strerror(errno);
-    if (fd >= 0) ::close(fd);
-    throw std::runtime_error("cannot connect to " + path + ": " + why);
-  }
+  const int fd = connect_listener(path);
   bool heard = false;
   const int rc = relay(fd, heard);
   ::close(fd);
@@ -153,6 +169,12 @@ Runner define_tls(CLI::App& cmd) {
       "or give the upstream's socket (the LISTEN column of kortti tunnels) to\n"
       "a client that can use one:\n"
       "  curl --unix-socket /run/korttid/tls/sso.sock http://sso.example.fi/\n"
+      "An upstream that listens on a loopback TCP port (127.0.0.1:18443) serves\n"
+      "programs that speak first, never a web browser: korttid refuses a\n"
+      "connection whose first bytes a browser would send (an Origin, Sec-Fetch-*\n"
+      "or Mozilla/ User-Agent header, a Host that is neither the listener nor\n"
+      "the server, TLS), answering an HTTP request with 403 and the reason.\n"
+      "  curl http://127.0.0.1:18443/\n"
       "\n"
       "Exit status: 0 when the tunnel ends after the server sent something; 1\n"
       "when it closed before the server sent anything (no PIN1 session, the\n"

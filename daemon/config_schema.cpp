@@ -13,6 +13,7 @@
 
 #include "common/digest.hpp"
 #include "common/error.hpp"
+#include "common/loopback_peer.hpp"
 #include "common/origin.hpp"
 #include "common/peer.hpp"
 #include "common/user_dirs.hpp"
@@ -267,10 +268,10 @@ std::vector<std::pair<std::string, std::string>> check_upstream(const Config& c)
     if (c.tls.upstreams[i].listen == u.listen) problems.emplace_back("listen", "is already another upstream's");
   }
   if (!split_host_port(u.connect)) problems.emplace_back("connect", "must be host:port (an IPv6 address in [])");
-  if (!u.listen.empty() && u.listen.front() != '/')
+  if (!u.listen.empty() && u.listen.front() != '/' && !loopback_endpoint(u.listen))
     problems.emplace_back("listen",
-                          "must be an absolute path: a Unix socket (loopback TCP is not offered; "
-                          "docs/authentication.md says why)");
+                          "must be a Unix socket's absolute path, or a loopback address and port: "
+                          "127.0.0.1:18443 or [::1]:18443 (no name, no other address)");
   if (!u.ca_file.empty() && ::access(u.ca_file.c_str(), R_OK) != 0)
     problems.emplace_back("ca_file", "cannot be read: " + u.ca_file);
   // The system's roots are many CAs an admin did not choose: only if asked.
@@ -458,8 +459,10 @@ std::vector<KeySpec> rows() {
       Row("tls.upstream", "system_roots", Bool, false, Hup,
           "trust the system's roots too (OpenSSL's default paths), as well as ca_file")
           .bind([](auto& c) -> auto& { return c.tls.upstreams.back().system_roots; }),
-      Row("tls.upstream", "listen", Path, str(""), Hup, "the local Unix socket clients connect to").required().bind([
-      ](auto& c) -> auto& { return c.tls.upstreams.back().listen; }),
+      Row("tls.upstream", "listen", String, str(""), Hup,
+          "where clients connect: a Unix socket's path, or a loopback address and port (127.0.0.1:18443)")
+          .required()
+          .bind([](auto& c) -> auto& { return c.tls.upstreams.back().listen; }),
       Row("tls.upstream", "min_version", Choice, str("1.2"), Hup, "the lowest TLS version accepted")
           .one_of({"1.2", "1.3"})
           .bind([](auto& c) -> auto& { return c.tls.upstreams.back().min_version; }),

@@ -73,7 +73,7 @@ struct Upstream {
   std::string server_name;    // SNI and the name checked in its certificate
   std::string ca_file;        // roots its certificate is checked against; may be empty with system_roots
   bool system_roots = false;  // the system's roots too: only when the admin asks
-  std::string listen;         // the local Unix socket
+  std::string listen;         // a Unix socket's path, or a loopback address and port (127.0.0.1:18443)
   int min_version = TLS1_2_VERSION;
   std::vector<std::string> alpn;
   Principals access = Principals::anyone();  // who may open its tunnels
@@ -99,8 +99,10 @@ struct Options {
 };
 
 // The listeners and their tunnels. A local connection is accepted on the io
-// thread, its peer's uid read; that uid must hold a live PIN1 session on a
-// token with an authentication certificate. The tunnel then runs on its own
+// thread, its peer's uid read (SO_PEERCRED on a Unix socket, the kernel's
+// socket table on a loopback TCP port); that uid must hold a live PIN1
+// session on a token with an authentication certificate. A TCP client's
+// first bytes must not be a web browser's (browser_guard.hpp). The tunnel then runs on its own
 // thread: the upstream's certificate checked against its CA file and name,
 // the handshake with the card key (the signature asked of the service core,
 // audited there), then bytes both ways until either side closes.

@@ -1,6 +1,8 @@
 // The tunnels' listeners and admission, on the io thread; each admitted
 // connection becomes a tunnel on its own thread (tunnel.cpp).
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -8,8 +10,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -21,6 +26,7 @@
 #include <thread>
 
 #include "common/log_budget.hpp"
+#include "common/loopback_peer.hpp"
 #include "service/service.hpp"
 #include "tls/tunnels.hpp"
 
@@ -28,12 +34,16 @@ namespace kortti::tls {
 
 namespace asio = boost::asio;
 using Local = asio::local::stream_protocol;
+// A listener is a Unix socket or a loopback TCP port: one acceptor type.
+using Generic = asio::generic::stream_protocol;
+using Acceptor = asio::basic_socket_acceptor<Generic>;
 
 struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   struct Listener {
     Upstream upstream;
-    Local::acceptor acceptor;
+    Acceptor acceptor;
     std::shared_ptr<SSL_CTX> context;
+    std::optional<asio::ip::tcp::endpoint> tcp;  // a loopback TCP listener's address
   };
 
   Impl(asio::io_context& i, service::Service& s, Options o)
@@ -82,7 +92,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   // The handler holds its listener: one closed by a reload may still have
   // an accepted connection on its way, which is then closed unserved.
   void accept(const std::shared_ptr<Listener>& l) {
-    l->acceptor.async_accept([self = shared_from_this(), l](const boost::system::error_code& ec, Local::socket s) {
+    l->acceptor.async_accept([self = shared_from_this(), l](const boost::system::error_code& ec, Generic::socket s) {
       if (ec == asio::error::operation_aborted || self->stopping || !l->acceptor.is_open()) return;
       if (ec) {
         // Out of descriptors, most likely: retrying at once would spin, and
@@ -101,20 +111,26 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
 
   // Throws std::runtime_error naming the upstream that cannot listen.
   void listen(const Upstream& u) {
+    auto l = std::make_shared<Listener>(Listener{u, Acceptor(io), nullptr, loopback_endpoint(u.listen)});
+    l->context = upstream_context(keys, u);
     struct stat st {};
     // A socket left by an earlier korttid; anything else is not ours to remove.
-    if (::lstat(u.listen.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(u.listen.c_str());
+    if (!l->tcp && ::lstat(u.listen.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(u.listen.c_str());
+    const Generic::endpoint where = l->tcp ? Generic::endpoint(*l->tcp) : Generic::endpoint(Local::endpoint(u.listen));
     boost::system::error_code ec;
-    auto l = std::make_shared<Listener>(Listener{u, Local::acceptor(io), nullptr});
-    l->context = upstream_context(keys, u);
-    l->acceptor.open(Local(), ec);
-    if (!ec) l->acceptor.bind(Local::endpoint(u.listen), ec);
+    l->acceptor.open(where.protocol(), ec);
+    // A port that an earlier korttid's connections still hold (TIME_WAIT).
+    if (!ec && l->tcp) l->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) l->acceptor.bind(where, ec);
     if (ec) throw std::runtime_error("tls upstream " + u.name + ": cannot listen on " + u.listen + ": " + ec.message());
-    // Who may connect is the socket's mode and group, as for korttid's own
-    // socket, set before it listens (until then a connect is refused): a
-    // listener that cannot be given them is not opened.
-    if (::chmod(u.listen.c_str(), options.socket_mode) != 0 ||
-        (options.socket_group && ::chown(u.listen.c_str(), static_cast<uid_t>(-1), *options.socket_group) != 0))
+    // Who may connect to a Unix socket is its mode and group, as for
+    // korttid's own socket, set before it listens (until then a connect is
+    // refused): a listener that cannot be given them is not opened. A TCP
+    // port has no such thing: anyone on this machine may connect, and the
+    // kernel's socket table names who did.
+    if (!l->tcp &&
+        (::chmod(u.listen.c_str(), options.socket_mode) != 0 ||
+         (options.socket_group && ::chown(u.listen.c_str(), static_cast<uid_t>(-1), *options.socket_group) != 0)))
       throw std::runtime_error("tls upstream " + u.name + ": cannot set the mode and group of " + u.listen + ": " +
                                std::strerror(errno));
     l->acceptor.listen(asio::socket_base::max_listen_connections, ec);
@@ -127,7 +143,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   void close_listener(const std::shared_ptr<Listener>& l) {
     boost::system::error_code ignored;
     l->acceptor.close(ignored);
-    ::unlink(l->upstream.listen.c_str());
+    if (!l->tcp) ::unlink(l->upstream.listen.c_str());
   }
 
   // Who connected, and whether they may: in the upstream's `access`, with
@@ -240,15 +256,46 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     plan.drain_timeout = options.handshake_timeout;
     plan.local_fd = fd;
     plan.certificates = std::move(certificates);
+    plan.screen = l.tcp.has_value();
+    if (plan.screen) plan.hosts = request_hosts(l);
     return plan;
+  }
+
+  // The Host values a program's HTTP request through the TCP listener `l`
+  // may carry, lower case: the listener's address or localhost with its
+  // port, the upstream's name with its port or without (a client that
+  // connects here but names the server: curl --connect-to).
+  static std::vector<std::string> request_hosts(const Listener& l) {
+    const auto lower = [](std::string s) {
+      std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+      return s;
+    };
+    const std::string port = std::to_string(l.tcp->port());
+    const std::string address =
+        l.tcp->address().is_v6() ? "[" + l.tcp->address().to_string() + "]" : l.tcp->address().to_string();
+    const std::string name = l.upstream.server_name.find(':') == std::string::npos
+                                 ? lower(l.upstream.server_name)
+                                 : "[" + lower(l.upstream.server_name) + "]";
+    std::vector<std::string> hosts = {address + ":" + port, "localhost:" + port, name, name + ":" + l.upstream.port};
+    if (port == "80") hosts.insert(hosts.end(), {address, "localhost"});
+    return hosts;
   }
 
   Task<void> admit_owned(const std::shared_ptr<Listener>& l, OwnedFd& client) {
     const Upstream& upstream = l->upstream;
-    const std::optional<PeerCredentials> cred = peer_credentials(client.get());
+    // TCP carries no credentials: the kernel's socket table names the owner
+    // of the client's end, and pid is unknown (0).
+    const std::optional<PeerCredentials> cred =
+        l->tcp ? loopback_peer_credentials(client.get()) : peer_credentials(client.get());
     if (!cred) {
-      spdlog::error("tls {}: cannot read the peer's credentials; connection closed", upstream.name);
+      spdlog::error("tls {}: cannot read the peer's credentials{}; connection closed", upstream.name,
+                    l->tcp ? " (the kernel names no owner of the client's end: closed already?)" : "");
       co_return;
+    }
+    if (l->tcp) {
+      // Relayed requests are small writes: none waits for the next.
+      const int on = 1;
+      (void)::setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
     }
     if (!upstream.access.includes(*cred)) {
       if (log_budget.allow(cred->uid))

@@ -86,7 +86,7 @@ TEST_F(Tls, WithTwoCardsATunnelThatPresentedNoCertificateEndsWithEitherSession) 
   login("cardA");
   login("cardB");
   auto c = daemon_->connect();
-  const int fd = connect_unix(socket_);
+  const int fd = connect_listener(socket_);
   const std::string line = "hei\n";
   ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
   EXPECT_NE(read_until(fd, "ieh", std::chrono::seconds(10)).find("ieh"), std::string::npos) << daemon_->log();

@@ -27,12 +27,10 @@ struct Exchange {
   std::string answer;  // everything the tunnel sent back before it closed
 };
 
-inline int connect_unix(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw std::runtime_error("connect " + path);
+// A connection to a tunnel's listener: a Unix socket, or a loopback TCP port.
+inline int connect_listener(const std::string& where) {
+  const int fd = connect_to(where);
+  if (fd < 0) throw std::runtime_error("connect " + where);
   return fd;
 }
 
@@ -70,7 +68,7 @@ inline Exchange through_fd(int fd, std::chrono::milliseconds timeout = std::chro
 }
 
 inline Exchange through(const std::string& socket, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
-  return through_fd(connect_unix(socket), timeout);
+  return through_fd(connect_listener(socket), timeout);
 }
 
 class Tls : public SoftHsmDaemonTest {
@@ -85,7 +83,7 @@ class Tls : public SoftHsmDaemonTest {
 
   void start_at(int port, const std::string& ca_file, const std::string& server_name = "localhost",
                 int handshake_timeout_s = 10, int max_tunnels = 16) {
-    socket_ = (tokens_dir_.path() / "sso.sock").string();
+    socket_ = tcp_ ? "127.0.0.1:" + std::to_string(closed_port()) : (tokens_dir_.path() / "sso.sock").string();
     DaemonOptions o = no_pss_ ? shim_options("KORTTI_SHIM_NO_PSS", "1") : DaemonOptions{};
     o.extra = "[tls]\nenabled = true\nhandshake_timeout_s = " + std::to_string(handshake_timeout_s) +
               "\nmax_tunnels = " + std::to_string(max_tunnels) + "\n" + tls_extra_ +
@@ -125,7 +123,7 @@ class Tls : public SoftHsmDaemonTest {
   // back, and the log says `why`.
   void expect_closed_at_once(const std::string& why) {
     bool closed = false;
-    const int fd = connect_unix(socket_);
+    const int fd = connect_listener(socket_);
     EXPECT_EQ(read_until(fd, "", std::chrono::seconds(5), &closed), "");
     EXPECT_TRUE(closed);
     ::close(fd);
@@ -140,7 +138,7 @@ class Tls : public SoftHsmDaemonTest {
   void open_reversing_tunnel(const TlsServer& server, int& fd, bool half_close = false) {
     start_with(server);
     login("cardA");
-    fd = connect_unix(socket_);
+    fd = connect_listener(socket_);
     const std::string line = "hei\n";
     ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
     if (half_close) {
@@ -182,7 +180,8 @@ class Tls : public SoftHsmDaemonTest {
     return lines;
   }
 
-  std::string socket_;
+  std::string socket_;                       // the listener: a Unix socket, or 127.0.0.1:PORT with tcp_
+  bool tcp_ = false;                         // "sso" listens on a loopback TCP port
   bool no_pss_ = false;                      // the token through the test double that lacks RSA-PSS
   std::string access_;                       // the upstream's `access`, as TOML
   std::string upstream_extra_;               // more of the upstream's keys, as TOML lines

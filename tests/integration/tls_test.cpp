@@ -210,7 +210,7 @@ TEST_F(Tls, SighupRemovesAddsAndChangesUpstreams) {
   TlsServer status({"-tls1_2"});
   start_with(echo);
   login("cardA");
-  const int fd = connect_unix(socket_);
+  const int fd = connect_listener(socket_);
   const std::string line = "kuulolla\n";
   ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
   ASSERT_NE(read_until(fd, "alloluuk", std::chrono::seconds(10)).find("alloluuk"), std::string::npos) << daemon_->log();
@@ -371,7 +371,7 @@ TEST_F(Tls, BytesFlowBothWaysUntilTheSessionEndsThenTheTunnelCloses) {
   EXPECT_EQ(upstreams[0]["listen"], wstr(socket_));
   EXPECT_EQ(upstreams[0]["state"], "listening");
 
-  const int fd = connect_unix(socket_);
+  const int fd = connect_listener(socket_);
   const std::string line = "terveiset tunnelista\n";
   ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
   const std::string back = read_until(fd, "atsilennut tesievret", std::chrono::seconds(10));
@@ -430,7 +430,7 @@ class TlsHeld : public Tls {
   void open_filled_tunnel(int handshake_timeout_s = 10, bool read_greeting = false) {
     start_at(server_.port(), server_.certificate().string(), "localhost", handshake_timeout_s);
     login("cardA");
-    fd_ = connect_unix(socket_);
+    fd_ = connect_listener(socket_);
     // Filled only once the relay runs: before, only the socket's own buffer
     // takes bytes.
     auto c = daemon_->connect();
@@ -559,7 +559,7 @@ TEST_F(Tls, HandshakesWithoutTheCardHaveAnAuditBudget) {
   login("cardA");
   constexpr std::size_t kTunnels = 40;
   for (std::size_t i = 0; i < kTunnels; ++i) {
-    const int fd = connect_unix(socket_);
+    const int fd = connect_listener(socket_);
     const std::string line = "hei\n";
     ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
     ASSERT_NE(read_until(fd, "ieh", std::chrono::seconds(10)).find("ieh"), std::string::npos) << daemon_->log();
@@ -588,7 +588,7 @@ TEST_F(Tls, MaxTunnelsHoldsAndTheOpenTunnelKeepsWorking) {
   TlsServer server({"-rev"});
   start_at(server.port(), server.certificate().string(), "localhost", 10, 1);
   login("cardA");
-  const int first = connect_unix(socket_);
+  const int first = connect_listener(socket_);
   expect_reversed(first);
   // The second is closed at once: nothing comes back, nothing is signed.
   expect_closed_at_once("the most [tls] max_tunnels allows");
@@ -605,7 +605,7 @@ TEST_F(Tls, OneUidsTunnelsLeaveRoomForAnothers) {
   login("cardA");
   connect_as(daemon_->socket(), 4242, 4242)
       ->call("session.login", {{"token_id", wstr(token_ids_.at("cardB"))}, {"pin", kPin}});
-  const int first = connect_unix(socket_);
+  const int first = connect_listener(socket_);
   expect_reversed(first);
   // The same uid's second is closed at once: nothing comes back.
   expect_closed_at_once("uid " + std::to_string(::getuid()) +
@@ -645,7 +645,7 @@ TEST_F(Tls, SigtermClosesTheListenersAtOnceNotAfterTheGrace) {
   const std::size_t handshakes = audit_lines().size();
   daemon_->signal(SIGTERM);
   ASSERT_TRUE(daemon_->wait_notify("STOPPING=1", std::chrono::seconds(10)));
-  EXPECT_THROW(::close(connect_unix(socket_)), std::runtime_error) << "the listener still takes connections";
+  EXPECT_THROW(::close(connect_listener(socket_)), std::runtime_error) << "the listener still takes connections";
   EXPECT_EQ(daemon_->stop(SIGTERM, std::chrono::seconds(30)), 0);
   EXPECT_EQ(audit_lines().size(), handshakes) << daemon_->audit();
 }
@@ -716,7 +716,7 @@ TEST_F(TlsOnCard, ThroughOpenScAndPcscdAndTheCardPulledEndsTheTunnel) {
   auto c = daemon_->connect();
   c->call("session.login", {{"token_id", wstr(card->token_id())}, {"pin", kPin}});
 
-  const int fd = connect_unix(socket);
+  const int fd = connect_listener(socket);
   const std::string line = "kortilla sisaan\n";
   ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
   const std::string back = read_until(fd, "naasis allitrok", std::chrono::seconds(20));

@@ -177,11 +177,32 @@ listen = "/run/k/b.sock"
   EXPECT_TRUE(has(":6: tls.upstream.min_version: must be one of")) << testing::PrintToString(p);
   EXPECT_TRUE(has(":1: tls.upstream.name: must be lower-case letters")) << testing::PrintToString(p);
   EXPECT_TRUE(has(":1: tls.upstream.connect: must be host:port")) << testing::PrintToString(p);
-  EXPECT_TRUE(has(":1: tls.upstream.listen: must be an absolute path: a Unix socket")) << testing::PrintToString(p);
+  EXPECT_TRUE(has(":1: tls.upstream.listen: must be a Unix socket's absolute path, or a loopback address and port"))
+      << testing::PrintToString(p);
   EXPECT_TRUE(has(":1: tls.upstream.ca_file: cannot be read: /nonexistent/ca.pem")) << testing::PrintToString(p);
   EXPECT_TRUE(has(":12: tls.upstream.access: no such group 'no-such-group-here'")) << testing::PrintToString(p);
   EXPECT_TRUE(has(":13: tls.upstream.name: is already another upstream's")) << testing::PrintToString(p);
   EXPECT_TRUE(has(":13: tls.upstream.listen: is already another upstream's")) << testing::PrintToString(p);
+}
+
+// A TCP listener is on a loopback address, written as one: a name could
+// resolve to any address, and any other address is reachable from elsewhere.
+TEST(Config, ATlsUpstreamListensOnAUnixSocketOrALoopbackPort) {
+  const auto upstream = [](const std::string& listen) {
+    return "[[tls.upstream]]\nname = \"sso\"\nconnect = \"sso.example.fi:443\"\nsystem_roots = true\nlisten = \"" +
+           listen + "\"\n";
+  };
+  for (const char* good : {"/run/korttid/tls/sso.sock", "127.0.0.1:18443", "127.0.0.2:18443", "[::1]:18443"})
+    EXPECT_TRUE(problems_of(upstream(good)).empty()) << good << testing::PrintToString(problems_of(upstream(good)));
+  for (const char* bad :
+       {"0.0.0.0:18443", "10.0.0.1:443", "localhost:18443", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1", "::1:18443",
+        "[::]:18443", "[127.0.0.1]:18443", "[::ffff:127.0.0.1]:1", "sso.sock"}) {
+    const auto p = problems_of(upstream(bad));
+    ASSERT_EQ(p.size(), 1U) << bad << testing::PrintToString(p);
+    EXPECT_NE(p[0].find("tls.upstream.listen: must be a Unix socket's absolute path, or a loopback address"),
+              std::string::npos)
+        << bad << ": " << p[0];
+  }
 }
 
 TEST(Config, SyntaxErrorsNameTheLine) {

@@ -1,0 +1,148 @@
+// A tunnel that listens on a loopback TCP port, for clients that cannot use
+// a Unix socket: the connecting uid from the kernel's socket table, and a
+// web browser's connection refused before the server and the card hear of
+// it (tls/browser_guard.hpp), with real curl and `openssl s_server`.
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "tests/integration/tls_fixture.hpp"
+
+namespace kortti::test {
+namespace {
+
+class TlsTcp : public Tls {
+ protected:
+  TlsTcp() { tcp_ = true; }
+
+  // curl against the tunnel, with `args` added; its output with the
+  // answer's head (-i).
+  CommandResult curl(std::vector<std::string> args) {
+    std::vector<std::string> all = {"curl", "-sS", "-i", "--max-time", "20"};
+    all.insert(all.end(), args.begin(), args.end());
+    all.push_back("http://" + socket_ + "/");
+    return run(all);
+  }
+
+  // No card signature was asked for: no begun line of a handshake.
+  void expect_card_untouched() {
+    for (const Json& line : daemon_->audit())
+      EXPECT_FALSE(line.contains("digest")) << "the card signed: " << line.dump();
+  }
+};
+
+TEST_F(TlsTcp, AProgramLogsInWithTheCardOfTheUidTheKernelNames) {
+  TlsServer server;
+  start_with(server);
+  login("cardA");
+  const CommandResult r = curl({});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("Client certificate"), std::string::npos) << r.out << daemon_->log() << server.log();
+  EXPECT_NE(r.out.find("Testil"), std::string::npos) << "the physician's certificate";
+  const std::vector<Json> lines = audit_lines_once(2);
+  ASSERT_EQ(lines.size(), 2U) << daemon_->audit();  // the login, the handshake
+  EXPECT_EQ(lines[1]["action"], "tls.handshake sso");
+  EXPECT_EQ(lines[1]["outcome"], "ok");
+  EXPECT_EQ(lines[1]["uid"], ::getuid());
+  EXPECT_EQ(lines[1]["pid"], 0) << "TCP carries no pid";
+  // kortti tls connect finds the port in tls.upstreams.
+  const auto connect = run({kortti_binary().string(), "--socket", daemon_->socket(), "tls", "connect", "sso"}, {},
+                           "GET / HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(connect.status, 0) << connect.err;
+  EXPECT_NE(connect.out.find("Client certificate"), std::string::npos) << connect.out << daemon_->log();
+  // Another uid's connection to the same port does not get this session.
+  EXPECT_EQ(through_fd(connect_fd_as(socket_, 4242, 4242)).answer, "");
+  EXPECT_NE(daemon_->log().find("tls sso: uid 4242 pid 0 has no PIN1 session"), std::string::npos) << daemon_->log();
+  EXPECT_EQ(daemon_->log().find(kPin), std::string::npos);
+}
+
+TEST_F(TlsTcp, WhatAWebBrowserSendsIsRefusedBeforeTheServerAndTheCard) {
+  // The upstream is a plain listener here, which shows whether anyone came.
+  const int upstream = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof address;
+  ASSERT_EQ(::bind(upstream, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(upstream, 8), 0);
+  ASSERT_EQ(::getsockname(upstream, reinterpret_cast<sockaddr*>(&address), &size), 0);
+  TlsServer roots;  // only for a CA file
+  start_at(ntohs(address.sin_port), roots.certificate().string());
+  login("cardA");
+  const struct {
+    std::vector<std::string> headers;
+    const char* why;
+  } browsers[] = {
+      {{"-H", "Sec-Fetch-Site: cross-site", "-H", "Sec-Fetch-Mode: no-cors"}, "it carries a Sec-Fetch-* header"},
+      {{"-H", "Origin: https://evil.example"}, "it carries Origin"},
+      {{"-A", "Mozilla/5.0 (X11; Linux x86_64)"}, "its User-Agent is a web browser's"},
+      {{"-H", "Host: evil.example:8080"}, "its Host is neither this listener's address nor the upstream's name"},
+  };
+  for (const auto& b : browsers) {
+    const CommandResult r = curl(b.headers);
+    EXPECT_NE(r.out.find("HTTP/1.1 403 Forbidden"), std::string::npos) << r.out << r.err;
+    EXPECT_NE(r.out.find(std::string("korttid: this tunnel does not serve web browsers: ") + b.why), std::string::npos)
+        << r.out;
+    EXPECT_NE(daemon_->log().find(std::string("refused before the server and the card: ") + b.why), std::string::npos)
+        << daemon_->log();
+  }
+  // An https:// request to the port: the ClientHello is closed unanswered.
+  const int fd = connect_listener(socket_);
+  const std::string hello("\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00", 10);
+  ASSERT_EQ(::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL), static_cast<ssize_t>(hello.size()));
+  bool closed = false;
+  EXPECT_EQ(read_until(fd, "", std::chrono::seconds(5), &closed), "");
+  EXPECT_TRUE(closed);
+  ::close(fd);
+  EXPECT_NE(daemon_->log().find("refused before the server and the card: it began a TLS handshake"), std::string::npos)
+      << daemon_->log();
+  // Nobody came to the upstream, and the card never signed.
+  EXPECT_LT(::accept(upstream, nullptr, nullptr), 0) << "a refused connection reached the upstream";
+  ::close(upstream);
+  expect_card_untouched();
+  // Each refusal is audited as a failed handshake that had no certificate.
+  const std::vector<Json> lines = audit_lines_once(6);
+  ASSERT_EQ(lines.size(), 6U) << daemon_->audit();
+  for (std::size_t i = 1; i < lines.size(); ++i) {
+    EXPECT_EQ(lines[i]["outcome"], "handshake_failed") << lines[i].dump();
+    EXPECT_NE(str(lines[i]["detail"]).find("refused before the server and the card"), std::string::npos)
+        << lines[i].dump();
+  }
+}
+
+// A browser may open a connection ahead of need and send its request later:
+// a client that says nothing is closed at the handshake deadline, unserved.
+TEST_F(TlsTcp, AClientThatSaysNothingIsClosedAtTheHandshakeDeadline) {
+  TlsServer server;
+  start_at(server.port(), server.certificate().string(), "localhost", 2);
+  login("cardA");
+  const auto began = std::chrono::steady_clock::now();
+  const int fd = connect_listener(socket_);
+  bool closed = false;
+  EXPECT_EQ(read_until(fd, "", std::chrono::seconds(10), &closed), "");
+  EXPECT_TRUE(closed);
+  ::close(fd);
+  EXPECT_GE(std::chrono::steady_clock::now() - began, std::chrono::milliseconds(1500));
+  EXPECT_NE(daemon_->log().find("refused before the server and the card: it sent nothing first"), std::string::npos)
+      << daemon_->log();
+  expect_card_untouched();
+  // A program that speaks at once is served meanwhile and after.
+  EXPECT_NE(through(socket_).answer.find("Client certificate"), std::string::npos) << daemon_->log();
+}
+
+// A protocol that is not HTTP passes, both ways: a line to `s_server -rev`
+// comes back reversed.
+TEST_F(TlsTcp, AProtocolThatIsNotHttpIsRelayed) {
+  TlsServer server({"-rev"});
+  int fd = -1;
+  ASSERT_NO_FATAL_FAILURE(open_reversing_tunnel(server, fd));
+  expect_reversed(fd);
+  ::close(fd);
+}
+
+}  // namespace
+}  // namespace kortti::test
