@@ -227,11 +227,15 @@ std::optional<PeerCredentials> loopback_peer_credentials(int fd) {
   if (!uid) return std::nullopt;
   PeerCredentials cred;
   cred.uid = *uid;
-  // A uid the account database does not know has no groups to be in.
+  // A uid the account database does not know has no groups to be in. An
+  // entry larger than the buffer (ERANGE) is asked for again in a larger one.
   std::vector<char> text(16384);
   passwd entry{};
   passwd* found = nullptr;
-  if (::getpwuid_r(*uid, &entry, text.data(), text.size(), &found) != 0 || found == nullptr) {
+  int error = 0;
+  while ((error = ::getpwuid_r(*uid, &entry, text.data(), text.size(), &found)) == ERANGE && text.size() < (1U << 20))
+    text.resize(text.size() * 4);
+  if (error != 0 || found == nullptr) {
     cred.gid = static_cast<gid_t>(-1);
     return cred;
   }

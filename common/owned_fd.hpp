@@ -21,6 +21,11 @@ class OwnedFd {
 
   [[nodiscard]] int get() const { return fd_; }
   [[nodiscard]] int release() { return std::exchange(fd_, -1); }
+  // Owns `fd` from now on, closing the one it held.
+  void reset(int fd) {
+    if (fd_ >= 0 && fd_ != fd) ::close(fd_);
+    fd_ = fd;
+  }
 
  private:
   int fd_ = -1;

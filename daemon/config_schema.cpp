@@ -265,7 +265,10 @@ std::vector<std::pair<std::string, std::string>> check_upstream(const Config& c)
     problems.emplace_back("name", "must be lower-case letters, digits, - and _");
   for (std::size_t i = 0; i + 1 < c.tls.upstreams.size(); ++i) {
     if (c.tls.upstreams[i].name == u.name) problems.emplace_back("name", "is already another upstream's");
-    if (c.tls.upstreams[i].listen == u.listen) problems.emplace_back("listen", "is already another upstream's");
+    const auto& other = c.tls.upstreams[i].listen;
+    const auto port = loopback_endpoint(u.listen);
+    if (other == u.listen || (port && port == loopback_endpoint(other)))
+      problems.emplace_back("listen", "is already another upstream's");
   }
   if (!split_host_port(u.connect)) problems.emplace_back("connect", "must be host:port (an IPv6 address in [])");
   if (!u.listen.empty() && u.listen.front() != '/' && !loopback_endpoint(u.listen))

@@ -96,12 +96,26 @@ FirstBytes screen_first_bytes(std::string_view bytes, const std::vector<std::str
       return refused("it began a TLS handshake: send the upstream's protocol in the clear, korttid makes the TLS",
                      false);
   }
+  // An SSLv2-style ClientHello (a two-byte length with its top bit set,
+  // then type 1 and version 3.x or 2): old TLS stacks and WebRTC's "ssltcp".
+  if ((byte(0) & 0x80) != 0) {
+    if (bytes.size() < 4) return ended ? pass : more;
+    if (byte(2) == 0x01 && (byte(3) == 0x03 || byte(3) == 0x00))
+      return refused("it began a TLS handshake: send the upstream's protocol in the clear, korttid makes the TLS",
+                     false);
+  }
   // A STUN message (RFC 8489: two zero bits, then the magic cookie at byte
-  // 4): a page's WebRTC reaching a "TURN server" on this port.
+  // 4): a page's WebRTC reaching a "TURN server" on this port; or one framed
+  // by a two-byte length (RFC 4571), as ICE over TCP sends it to a
+  // candidate the page names.
   if ((byte(0) & 0xc0) == 0) {
-    if (bytes.size() < 8) return ended ? pass : more;
-    if (byte(4) == 0x21 && byte(5) == 0x12 && byte(6) == 0xa4 && byte(7) == 0x42)
+    const auto cookie_at = [&](std::size_t i) {
+      return byte(i) == 0x21 && byte(i + 1) == 0x12 && byte(i + 2) == 0xa4 && byte(i + 3) == 0x42;
+    };
+    const bool framed = bytes.size() >= 10 && (byte(2) & 0xc0) == 0 && cookie_at(6);
+    if ((bytes.size() >= 8 && cookie_at(4)) || framed)
       return refused("it sent a STUN message, as a web page's WebRTC does", false);
+    if (bytes.size() < 10) return ended ? pass : more;
   }
   const auto line_end = bytes.find('\n');
   if (line_end == std::string_view::npos) {

@@ -17,7 +17,6 @@
 #include <stdexcept>
 
 #include "common/connect.hpp"
-#include "tls/browser_guard.hpp"
 #include "tls/tunnels.hpp"
 
 namespace kortti::tls {
@@ -456,34 +455,6 @@ std::string handshake(SSL* ssl, int fd, std::chrono::steady_clock::time_point de
   }
 }
 
-// The client's first bytes, as many as the browser guard needs, by the
-// handshake deadline and until `stop`; appended to `bytes`.
-FirstBytes read_first_bytes(int fd, const TunnelPlan& plan, const TunnelState& state, std::string& bytes) {
-  char buf[4096];
-  for (;;) {
-    bool ended = state.stop || ms_left(plan.handshake_deadline) <= 0 || bytes.size() >= kMaxFirstBytes;
-    if (!ended && poll_slice(fd, POLLIN, plan.handshake_deadline) > 0) {
-      const ssize_t n = ::recv(fd, buf, std::min(sizeof buf, kMaxFirstBytes - bytes.size()), MSG_DONTWAIT);
-      if (n > 0) bytes.append(buf, static_cast<std::size_t>(n));
-      // Half-closed (or reset): what it sent is all there is.
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) ended = true;
-    }
-    if (!ended && ms_left(plan.handshake_deadline) <= 0) ended = true;
-    FirstBytes verdict = screen_first_bytes(bytes, plan.hosts, ended);
-    if (verdict.verdict != FirstBytes::more) return verdict;
-  }
-}
-
-// A refused HTTP request gets a plain answer: a program that tripped the
-// guard (curl with a browser's User-Agent, say) is told why. The reason
-// names a rule, never the client's bytes.
-void answer_refusal(int fd, const std::string& why) {
-  const std::string body = "korttid: this tunnel does not serve web browsers: " + why + "\n";
-  const std::string answer = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
-                             std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-  (void)::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
 // The close_notify, given up to a second to leave when the socket's
 // buffer is full, unless the tunnel was ended (then one try: korttid may be
 // stopping, within its grace).
@@ -507,20 +478,8 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeHooks& hoo
     report.error = std::move(why);
     hooks.done(report);
   };
-  // Before the upstream or the card hears of it: a web browser's
-  // connection to a loopback TCP listener is refused.
-  std::string first;
-  if (plan.screen) {
-    const FirstBytes verdict = read_first_bytes(local.get(), plan, state, first);
-    if (verdict.verdict == FirstBytes::refuse) {
-      if (verdict.http) answer_refusal(local.get(), verdict.why);
-      return fail("refused before the server and the card: " + verdict.why +
-                  " (a TCP listener does not serve web browsers; docs/authentication.md)");
-    }
-  }
   std::string error;
-  // One deadline for the first bytes, the name's lookup, every address, the
-  // handshake and the card.
+  // One deadline for the name's lookup, every address, the handshake and the card.
   OwnedFd upstream(connect_within(plan.upstream.host, plan.upstream.port, plan.handshake_deadline, error,
                                   [&state] { return state.stop.load(); }));
   if (upstream.get() < 0) return fail(error);
@@ -549,7 +508,7 @@ void run_tunnel(const CardKeys& keys, TunnelPlan plan, const HandshakeHooks& hoo
   report.signature = describe_sigalg(ssl.get());
   hooks.done(report);
   ::fcntl(local.get(), F_SETFL, ::fcntl(local.get(), F_GETFL) | O_NONBLOCK);
-  Relay relay(ssl.get(), upstream.get(), local.get(), state, plan.drain_timeout, std::move(first));
+  Relay relay(ssl.get(), upstream.get(), local.get(), state, plan.drain_timeout, std::move(plan.first));
   relay.run();
   // On TLS 1.3 the server checks the card's certificate after our Finished,
   // which is where SSL_connect ended: its refusal is an alert, the first

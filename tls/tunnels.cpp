@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -17,7 +18,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <condition_variable>
 #include <future>
 #include <map>
@@ -28,6 +31,7 @@
 #include "common/log_budget.hpp"
 #include "common/loopback_peer.hpp"
 #include "service/service.hpp"
+#include "tls/browser_guard.hpp"
 #include "tls/tunnels.hpp"
 
 namespace kortti::tls {
@@ -71,6 +75,11 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   };
   std::map<std::uint64_t, Open> open;
   std::uint64_t next_id = 1;
+  // Loopback TCP connections whose first bytes are being read (screened()),
+  // io thread only; at most kMaxScreening, each for kFirstBytesTimeout.
+  std::size_t screening = 0;
+  static constexpr std::size_t kMaxScreening = 64;
+  static constexpr std::chrono::seconds kFirstBytesTimeout{5};
 
   // A card pulled or a session ended closes every tunnel that stands on it.
   void on_token_event(const pkcs11::TokenEvent& e) {
@@ -246,7 +255,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   }
 
   TunnelPlan plan_for(const Listener& l, const PeerCredentials& cred, std::vector<ClientCertificate> certificates,
-                      int fd) const {
+                      int fd, std::string first) const {
     TunnelPlan plan;
     plan.upstream = l.upstream;
     plan.context = l.context;  // as the last reload left it
@@ -256,8 +265,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     plan.drain_timeout = options.handshake_timeout;
     plan.local_fd = fd;
     plan.certificates = std::move(certificates);
-    plan.screen = l.tcp.has_value();
-    if (plan.screen) plan.hosts = request_hosts(l);
+    plan.first = std::move(first);
     return plan;
   }
 
@@ -304,6 +312,11 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
             upstream.name, cred->uid, cred->pid);
       co_return;
     }
+    // A web browser's connection is refused before anything else is looked
+    // at: a page must not learn whether the clinician is logged in, nor
+    // hold a tunnel's slot.
+    std::string first;
+    if (l->tcp && !co_await screened(l, *cred, client, first)) co_return;
     std::vector<ClientCertificate> found = co_await authentication_certificates(cred->uid);
     std::vector<ClientCertificate> certificates = usable(std::move(found), upstream.name);
     if (certificates.empty()) {
@@ -327,7 +340,7 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     const std::uint64_t id = reserved->first;
     std::shared_ptr<TunnelState> state = std::move(reserved->second);
     try {
-      TunnelPlan plan = plan_for(*l, *cred, std::move(certificates), client.get());
+      TunnelPlan plan = plan_for(*l, *cred, std::move(certificates), client.get(), std::move(first));
       service::Caller caller;
       caller.uid = cred->uid;
       caller.gid = cred->gid;
@@ -343,6 +356,81 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       co_return;
     }
     (void)client.release();  // the tunnel's now
+  }
+
+  // A loopback TCP client's first bytes, read here until the browser guard
+  // can judge them (browser_guard.hpp), within kFirstBytesTimeout; false
+  // when they are a web browser's, or too slow, or too many connections
+  // wait to be judged (then the connection is closed, and an HTTP request
+  // told why). Judged bytes are kept in `first`, to be relayed first.
+  Task<bool> screened(const std::shared_ptr<Listener>& l, const PeerCredentials& cred, OwnedFd& client,
+                      std::string& first) {
+    const std::string& name = l->upstream.name;
+    if (screening >= kMaxScreening) {
+      if (log_budget.allow(cred.uid))
+        spdlog::warn("tls {}: {} connections wait for their first bytes; connection of uid {} closed", name, screening,
+                     cred.uid);
+      co_return false;
+    }
+    ++screening;
+    // The socket and the timer that cancels its read outlive this frame in
+    // the timer's handler, which may run after the read ended.
+    struct Wait {
+      Wait(asio::io_context& io, const Generic& protocol, int fd) : socket(io, protocol, fd), timer(io) {}
+      Generic::socket socket;
+      asio::steady_timer timer;
+      bool expired = false;
+    };
+    auto wait = std::make_shared<Wait>(io, l->acceptor.local_endpoint().protocol(), client.release());
+    wait->timer.expires_after(
+        std::min<std::chrono::steady_clock::duration>(kFirstBytesTimeout, options.handshake_timeout));
+    wait->timer.async_wait([wait](const boost::system::error_code& ec) {
+      if (ec) return;
+      wait->expired = true;
+      boost::system::error_code ignored;
+      wait->socket.cancel(ignored);
+    });
+    const std::vector<std::string> hosts = request_hosts(*l);
+    FirstBytes verdict;
+    std::array<char, 4096> buffer{};
+    for (;;) {
+      bool over = wait->expired || first.size() >= kMaxFirstBytes;
+      if (!over) {
+        boost::system::error_code ec;
+        const std::size_t room = std::min(buffer.size(), kMaxFirstBytes - first.size());
+        const std::size_t n = co_await wait->socket.async_read_some(asio::buffer(buffer.data(), room),
+                                                                    asio::redirect_error(asio::use_awaitable, ec));
+        first.append(buffer.data(), n);
+        // Its end (a half-close), a reset or the timeout: what came is all.
+        over = static_cast<bool>(ec);
+      }
+      verdict = screen_first_bytes(first, hosts, over);
+      if (verdict.verdict != FirstBytes::more) break;
+    }
+    wait->timer.cancel();
+    --screening;
+    client.reset(wait->socket.release());
+    if (verdict.verdict == FirstBytes::pass) co_return true;
+    if (verdict.http) answer_refusal(client.get(), verdict.why);
+    if (log_budget.allow(cred.uid))
+      spdlog::warn(
+          "tls {}: connection of uid {} refused before the session, the server and the card: {} (a TCP "
+          "listener does not serve web browsers; docs/authentication.md)",
+          name, cred.uid, verdict.why);
+    co_return false;
+  }
+
+  // A refused HTTP request gets a plain answer: a program that tripped the
+  // guard (curl with a browser's User-Agent, say) is told why. The reason
+  // names a rule, never the client's bytes.
+  static void answer_refusal(int fd, const std::string& why) {
+    const std::string body = "korttid: this tunnel does not serve web browsers: " + why + "\n";
+    const std::string answer = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+                               std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    (void)::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    // The end of the answer, before a close that may reset the connection
+    // (bytes of the request left unread).
+    (void)::shutdown(fd, SHUT_WR);
   }
 
   // A tunnel's slot and entry go; stop() may be waiting for the last one.

@@ -67,11 +67,9 @@ struct TunnelPlan {
   // How long what a client sent before it left may take to reach a server
   // that reads slowly (the handshake timeout).
   std::chrono::milliseconds drain_timeout{30000};
-  // A loopback TCP listener's client: its first bytes are screened for a web
-  // browser's (browser_guard.hpp) before anything else, `hosts` the Host
-  // values its HTTP requests may carry.
-  bool screen = false;
-  std::vector<std::string> hosts;
+  // What a loopback TCP listener's client sent before it was admitted (its
+  // first bytes, screened for a web browser's): relayed first.
+  std::string first;
 };
 
 // What a server's certificate request says of the certificates it takes.

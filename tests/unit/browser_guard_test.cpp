@@ -107,6 +107,12 @@ TEST(BrowserGuard, WhatABrowserSendsOtherThanHttpIsRefused) {
       20);
   EXPECT_EQ(screen(stun.substr(0, 5)).verdict, FirstBytes::more);
   EXPECT_EQ(screen(stun).verdict, FirstBytes::refuse);
+  EXPECT_EQ(screen(stun.substr(0, 8), true).verdict, FirstBytes::refuse);
+  // The same over ICE-TCP, framed by its length (RFC 4571), which a page
+  // can send to a candidate it names (127.0.0.1, this port).
+  EXPECT_EQ(screen(std::string("\x00\x14", 2) + stun).verdict, FirstBytes::refuse);
+  // An SSLv2-style ClientHello, as WebRTC's "ssltcp" sends.
+  EXPECT_EQ(screen(std::string("\x80\x46\x01\x03\x01", 5)).verdict, FirstBytes::refuse);
   // A connection that says nothing: a preconnect, whose request would come
   // after the look.
   EXPECT_EQ(screen("").verdict, FirstBytes::more);
@@ -118,13 +124,15 @@ TEST(BrowserGuard, OtherProtocolsPass) {
   // SSH banner, a binary frame (a length-prefixed message).
   EXPECT_EQ(screen("yksi\n").verdict, FirstBytes::pass);
   EXPECT_EQ(screen("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n").verdict, FirstBytes::pass);
-  EXPECT_EQ(screen(std::string("\x00\x00\x00\x05hello", 9)).verdict, FirstBytes::pass);
-  EXPECT_EQ(screen(std::string("\x80\x01", 2)).verdict, FirstBytes::pass);
+  EXPECT_EQ(screen(std::string("\x00\x00\x00\x06hello!", 10)).verdict, FirstBytes::pass);
+  EXPECT_EQ(screen(std::string("\x80\x05\x02hello", 8)).verdict, FirstBytes::pass);
   // Short ones that could still begin something a browser sends wait for
   // more, and pass when nothing more comes.
   EXPECT_EQ(screen("yk").verdict, FirstBytes::more);
   EXPECT_EQ(screen("yk", true).verdict, FirstBytes::pass);
   EXPECT_EQ(screen(std::string("\x00\x01", 2), true).verdict, FirstBytes::pass);
+  EXPECT_EQ(screen(std::string("\x80\x01", 2)).verdict, FirstBytes::more);
+  EXPECT_EQ(screen(std::string("\x80\x01", 2), true).verdict, FirstBytes::pass);
 }
 
 }  // namespace

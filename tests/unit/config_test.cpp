@@ -203,6 +203,12 @@ TEST(Config, ATlsUpstreamListensOnAUnixSocketOrALoopbackPort) {
               std::string::npos)
         << bad << ": " << p[0];
   }
+  // One port, written two ways, is one listener.
+  std::string two = upstream("127.0.0.1:18443") + upstream("127.0.0.1:018443");
+  two.replace(two.rfind("name = \"sso\""), 12, "name = \"kela\"");
+  const auto p = problems_of(two);
+  ASSERT_EQ(p.size(), 1U) << testing::PrintToString(p);
+  EXPECT_NE(p[0].find("tls.upstream.listen: is already another upstream's"), std::string::npos) << p[0];
 }
 
 TEST(Config, SyntaxErrorsNameTheLine) {
