@@ -411,12 +411,13 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     --screening;
     client.reset(wait->socket.release());
     if (verdict.verdict == FirstBytes::pass) co_return true;
-    if (verdict.http) answer_refusal(client.get(), verdict.why);
+    // Logged before the client hears of it, which may end its wait.
     if (log_budget.allow(cred.uid))
       spdlog::warn(
           "tls {}: connection of uid {} refused before the session, the server and the card: {} (a TCP "
           "listener does not serve web browsers; docs/authentication.md)",
           name, cred.uid, verdict.why);
+    if (verdict.http) answer_refusal(client.get(), verdict.why);
     co_return false;
   }
 
