@@ -354,12 +354,9 @@ TEST_F(Scs, ARealBrowserSignsForAnAllowedPageAndAForeignPageGetsNothing) {
   // The user's browser profile: an NSS database that trusts the web site's
   // CA, and the listener's CA as kortti scs setup puts it there.
   TempDir home;
-  const fs::path nssdb = home / ".pki/nssdb";
-  fs::create_directories(nssdb);
-  ASSERT_EQ(run({"certutil", "-N", "--empty-password", "-d", "sql:" + nssdb.string()}).status, 0);
-  ASSERT_EQ(run({"certutil", "-A", "-d", "sql:" + nssdb.string(), "-n", "site", "-t", "C,,", "-i", pages.ca().string()})
-                .status,
-            0);
+  Browser browser(home.path());
+  browser.trust(pages.ca(), "site");
+  const fs::path nssdb = browser.nssdb();
   const CommandResult setup = run({kortti_binary().string(), "scs", "setup", "--dir", files_.path().string()},
                                   {{"HOME", home.path().string()}});
   ASSERT_EQ(setup.status, 0) << setup.out << setup.err;
@@ -367,20 +364,14 @@ TEST_F(Scs, ARealBrowserSignsForAnAllowedPageAndAForeignPageGetsNothing) {
   launch("");  // korttid with the new certificate and the page's origin
 
   const auto browse = [&](const std::string& url) {
-    const CommandResult r =
-        run({"timeout", "90", "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--no-first-run", "--user-data-dir=" + (home / "profile").string(), "--dump-dom", url},
-            {{"HOME", home.path().string()}});
-    const std::string marker = "<pre id=\"out\">";
-    const auto begin = r.out.find(marker);
-    const auto end = r.out.find("</pre>");
-    if (begin == std::string::npos || end == std::string::npos) {
-      ADD_FAILURE() << "no page from chromium (" << r.status << "): " << r.out << r.err;
+    std::string error;
+    const std::optional<std::string> text = browser.page_output(url, error);
+    if (!text) {
+      ADD_FAILURE() << error;
       return Json();
     }
-    const std::string text = r.out.substr(begin + marker.size(), end - begin - marker.size());
-    Json out = Json::parse(text, nullptr, false);
-    if (!out.is_object()) ADD_FAILURE() << "the page says: " << text;
+    Json out = Json::parse(*text, nullptr, false);
+    if (!out.is_object()) ADD_FAILURE() << "the page says: " << *text;
     return out;
   };
 

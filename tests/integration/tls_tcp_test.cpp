@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <optional>
+#include <stdexcept>
 #include <thread>
 
 #include "tests/integration/tls_fixture.hpp"
@@ -26,6 +28,24 @@ class TlsTcp : public Tls {
     all.insert(all.end(), args.begin(), args.end());
     all.push_back("http://" + socket_ + "/");
     return run(all);
+  }
+
+  // A plain, non-blocking listener on 127.0.0.1 for the upstream, which
+  // shows whether anyone came (accept() succeeds).
+  static int plain_listener() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(fd, 8) != 0)
+      throw std::runtime_error("cannot listen on 127.0.0.1");
+    return fd;
+  }
+  static int local_port(int fd) {
+    sockaddr_in address{};
+    socklen_t size = sizeof address;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+    return ntohs(address.sin_port);
   }
 
   // No card signature was asked for: no begun line of a handshake.
@@ -61,17 +81,9 @@ TEST_F(TlsTcp, AProgramLogsInWithTheCardOfTheUidTheKernelNames) {
 }
 
 TEST_F(TlsTcp, WhatAWebBrowserSendsIsRefusedBeforeTheServerAndTheCard) {
-  // The upstream is a plain listener here, which shows whether anyone came.
-  const int upstream = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof address;
-  ASSERT_EQ(::bind(upstream, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  ASSERT_EQ(::listen(upstream, 8), 0);
-  ASSERT_EQ(::getsockname(upstream, reinterpret_cast<sockaddr*>(&address), &size), 0);
+  const int upstream = plain_listener();
   TlsServer roots;  // only for a CA file
-  start_at(ntohs(address.sin_port), roots.certificate().string());
+  start_at(local_port(upstream), roots.certificate().string());
   // Logged in or not, a page gets the same answer: it cannot learn whether
   // the clinician has a session.
   const CommandResult before_login = curl({"-H", "Origin: https://evil.example"});
@@ -113,6 +125,49 @@ TEST_F(TlsTcp, WhatAWebBrowserSendsIsRefusedBeforeTheServerAndTheCard) {
   // Refused before the session was looked at: no handshake to audit.
   for (const Json& line : audit_lines())
     EXPECT_EQ(str(line["action"]).rfind("tls.", 0), std::string::npos) << line.dump();
+}
+
+// A page the clinician's browser opens sends requests to the tunnel's port:
+// a real headless Chromium, from a page on another origin. korttid refuses
+// each before the session, the server and the card; the page gets nothing.
+TEST_F(TlsTcp, ARealBrowsersRequestsFromAPageNeverReachTheServerOrTheCard) {
+  ASSERT_EQ(run({"sh", "-c", "command -v chromium"}).status, 0) << "chromium is not installed (scripts/install-deps)";
+  const int upstream = plain_listener();
+  TlsServer roots;  // only for a CA file
+  start_at(local_port(upstream), roots.certificate().string());
+  login("cardA");
+  TempDir site;
+  write_file(site / "attack.html", R"(<!doctype html><html><body><pre id="out">pending</pre><script>
+function call(method, body) {
+  const x = new XMLHttpRequest();
+  x.open(method, "http://)" + socket_ + R"(/orders", false);
+  if (body) x.setRequestHeader("Content-Type", "text/plain");
+  try { x.send(body); return x.status + " " + x.responseText; } catch (e) { return "error " + e.name; }
+}
+document.getElementById("out").textContent = JSON.stringify({get: call("GET"), post: call("POST", "order")});
+</script></body></html>
+)");
+  PageServer pages(site.path());
+  TempDir home;
+  Browser browser(home.path());
+  browser.trust(pages.ca(), "site");
+  std::string error;
+  const std::optional<std::string> out =
+      browser.page_output("https://localhost:" + std::to_string(pages.port()) + "/attack.html", error);
+  ASSERT_TRUE(out) << error;
+  const Json seen = Json::parse(*out, nullptr, false);
+  EXPECT_EQ(seen["get"], "error NetworkError") << *out;
+  EXPECT_EQ(seen["post"], "error NetworkError") << *out;
+  // The browser did send both, and korttid refused them.
+  const std::string log = daemon_->log();
+  std::size_t refused = 0;
+  for (auto at = log.find("refused before the session, the server and the card: it carries a Sec-");
+       at != std::string::npos; at = log.find("refused before the session", at + 1))
+    ++refused;
+  EXPECT_GE(refused, 2U) << log;
+  EXPECT_LT(::accept(upstream, nullptr, nullptr), 0) << "a page's request reached the upstream";
+  ::close(upstream);
+  expect_card_untouched();
 }
 
 // A browser may open a connection ahead of need and send its request later:

@@ -470,6 +470,22 @@ class PageServer {
   pid_t pid_ = -1;
 };
 
+// A headless Chromium whose user is `home` (HOME): an NSS database there,
+// trusting the web sites' CAs given to trust(). page_output() loads a page
+// and returns what its script wrote into <pre id="out">, or nothing (with
+// `error` saying what Chromium printed) when there is no such element.
+class Browser {
+ public:
+  explicit Browser(fs::path home);
+  // Throws std::runtime_error when certutil fails.
+  void trust(const fs::path& ca, const std::string& nickname);
+  [[nodiscard]] std::optional<std::string> page_output(const std::string& url, std::string& error) const;
+  [[nodiscard]] fs::path nssdb() const { return home_ / ".pki/nssdb"; }
+
+ private:
+  fs::path home_;
+};
+
 // A user's desktop as `kortti watch` needs it: a private D-Bus session bus
 // (dbus-daemon) with the notification server's test double on it
 // (tests/notify_double/), and `kortti watch` itself run in the background.

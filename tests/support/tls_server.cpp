@@ -152,4 +152,31 @@ PageServer::PageServer(const fs::path& files) : port_(closed_port()) {
 
 PageServer::~PageServer() { reap(pid_, SIGTERM); }
 
+Browser::Browser(fs::path home) : home_(std::move(home)) {
+  fs::create_directories(nssdb());
+  if (run({"certutil", "-N", "--empty-password", "-d", "sql:" + nssdb().string()}).status != 0)
+    throw std::runtime_error("certutil cannot make " + nssdb().string());
+}
+
+void Browser::trust(const fs::path& ca, const std::string& nickname) {
+  if (run({"certutil", "-A", "-d", "sql:" + nssdb().string(), "-n", nickname, "-t", "C,,", "-i", ca.string()}).status !=
+      0)
+    throw std::runtime_error("certutil cannot add " + ca.string());
+}
+
+std::optional<std::string> Browser::page_output(const std::string& url, std::string& error) const {
+  const CommandResult r =
+      run({"timeout", "90", "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+           "--no-first-run", "--user-data-dir=" + (home_ / "profile").string(), "--dump-dom", url},
+          {{"HOME", home_.string()}});
+  const std::string marker = "<pre id=\"out\">";
+  const auto begin = r.out.find(marker);
+  const auto end = r.out.find("</pre>");
+  if (begin == std::string::npos || end == std::string::npos) {
+    error = "no page from chromium (" + std::to_string(r.status) + "): " + r.out + r.err;
+    return std::nullopt;
+  }
+  return r.out.substr(begin + marker.size(), end - begin - marker.size());
+}
+
 }  // namespace kortti::test
