@@ -381,7 +381,10 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
       asio::steady_timer timer;
       bool expired = false;
     };
-    auto wait = std::make_shared<Wait>(io, l->acceptor.local_endpoint().protocol(), client.release());
+    // The protocol named before the descriptor leaves `client`, which
+    // closes it on any throw until then.
+    const Generic protocol(l->tcp->address().is_v4() ? AF_INET : AF_INET6, IPPROTO_TCP);
+    auto wait = std::make_shared<Wait>(io, protocol, client.release());
     wait->timer.expires_after(
         std::min<std::chrono::steady_clock::duration>(kFirstBytesTimeout, options.handshake_timeout));
     wait->timer.async_wait([wait](const boost::system::error_code& ec) {
