@@ -208,7 +208,7 @@ std::optional<uid_t> peer_uid(const boost::asio::ip::tcp::endpoint& peer, const 
   return socket_owner(table("/proc/net/tcp6"), v4_mapped(peer), v4_mapped(local));
 }
 
-std::optional<PeerCredentials> loopback_peer_credentials(int fd) {
+std::optional<PeerCredentials> loopback_peer_credentials(int fd, bool groups) {
   sockaddr_storage peer_address{};
   sockaddr_storage local_address{};
   socklen_t peer_size = sizeof peer_address;
@@ -227,6 +227,8 @@ std::optional<PeerCredentials> loopback_peer_credentials(int fd) {
   if (!uid) return std::nullopt;
   PeerCredentials cred;
   cred.uid = *uid;
+  cred.gid = static_cast<gid_t>(-1);
+  if (!groups) return cred;
   // A uid the account database does not know has no groups to be in. An
   // entry larger than the buffer (ERANGE) is asked for again in a larger one.
   std::vector<char> text(16384);
@@ -235,20 +237,17 @@ std::optional<PeerCredentials> loopback_peer_credentials(int fd) {
   int error = 0;
   while ((error = ::getpwuid_r(*uid, &entry, text.data(), text.size(), &found)) == ERANGE && text.size() < (1U << 20))
     text.resize(text.size() * 4);
-  if (error != 0 || found == nullptr) {
-    cred.gid = static_cast<gid_t>(-1);
-    return cred;
-  }
+  if (error != 0 || found == nullptr) return cred;
   cred.gid = entry.pw_gid;
   int count = 64;
-  std::vector<gid_t> groups(static_cast<std::size_t>(count));
+  std::vector<gid_t> found_groups(static_cast<std::size_t>(count));
   for (int attempt = 0; attempt < 3; ++attempt) {
-    if (::getgrouplist(entry.pw_name, entry.pw_gid, groups.data(), &count) >= 0) {
-      groups.resize(static_cast<std::size_t>(count));
-      cred.groups = std::move(groups);
+    if (::getgrouplist(entry.pw_name, entry.pw_gid, found_groups.data(), &count) >= 0) {
+      found_groups.resize(static_cast<std::size_t>(count));
+      cred.groups = std::move(found_groups);
       return cred;
     }
-    groups.resize(static_cast<std::size_t>(count));  // getgrouplist says how many it needs
+    found_groups.resize(static_cast<std::size_t>(count));  // getgrouplist says how many it needs
   }
   cred.groups = {entry.pw_gid};
   return cred;

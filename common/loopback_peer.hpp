@@ -40,11 +40,13 @@ DiagAnswer diag_owner(const boost::asio::ip::tcp::endpoint& peer, const boost::a
 std::optional<uid_t> peer_uid(const boost::asio::ip::tcp::endpoint& peer, const boost::asio::ip::tcp::endpoint& local);
 
 // The credentials of the client on the loopback TCP connection `fd`, as far
-// as TCP allows: its socket's owner (peer_uid), and that user's primary and
-// supplementary groups as the account database has them (not the
-// process's own, which TCP does not carry); pid 0, unknown. Nothing when
-// the owner cannot be found: such a peer is refused, never taken for uid 0.
-[[nodiscard]] std::optional<PeerCredentials> loopback_peer_credentials(int fd);
+// as TCP allows: its socket's owner (peer_uid), and, with `groups`, that
+// user's primary and supplementary groups as the account database has them
+// (not the process's own, which TCP does not carry; a lookup that may wait
+// on a directory service, so asked for only when needed); pid 0, unknown.
+// Without `groups`, gid is (gid_t)-1 and groups empty. Nothing when the
+// owner cannot be found: such a peer is refused, never taken for uid 0.
+[[nodiscard]] std::optional<PeerCredentials> loopback_peer_credentials(int fd, bool groups);
 
 // "127.0.0.1:18443" or "[::1]:18443" as an endpoint: an address of 127/8 or
 // ::1, and a port from 1 to 65535. Nothing for anything else, a name

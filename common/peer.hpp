@@ -35,6 +35,10 @@ class Principals {
   static Principals anyone();
 
   [[nodiscard]] bool includes(const PeerCredentials& peer) const;
+  // Whether includes() may look at the peer's groups: entries by gid or
+  // group name. A caller whose groups cost a lookup (a TCP peer's, from the
+  // account database) need not make it otherwise.
+  [[nodiscard]] bool names_groups() const { return !anyone_ && !gids_.empty(); }
   bool operator==(const Principals&) const = default;
 
  private:

@@ -294,7 +294,8 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
     // TCP carries no credentials: the kernel's socket table names the owner
     // of the client's end, and pid is unknown (0).
     const std::optional<PeerCredentials> cred =
-        l->tcp ? loopback_peer_credentials(client.get()) : peer_credentials(client.get());
+        l->tcp ? loopback_peer_credentials(client.get(), upstream.access.names_groups())
+               : peer_credentials(client.get());
     if (!cred) {
       spdlog::error("tls {}: cannot read the peer's credentials{}; connection closed", upstream.name,
                     l->tcp ? " (the kernel names no owner of the client's end: closed already?)" : "");

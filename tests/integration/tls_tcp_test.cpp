@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -78,6 +79,22 @@ TEST_F(TlsTcp, AProgramLogsInWithTheCardOfTheUidTheKernelNames) {
   EXPECT_EQ(through_fd(connect_fd_as(socket_, 4242, 4242)).answer, "");
   EXPECT_NE(daemon_->log().find("tls sso: uid 4242 pid 0 has no PIN1 session"), std::string::npos) << daemon_->log();
   EXPECT_EQ(daemon_->log().find(kPin), std::string::npos);
+}
+
+// An upstream's `access` by group: a TCP peer's groups are its user's in
+// the account database (TCP carries none).
+TEST_F(TlsTcp, AccessByGroupTakesTheUsersGroupsFromTheAccountDatabase) {
+  const passwd* me = ::getpwuid(::getuid());
+  ASSERT_NE(me, nullptr);
+  TlsServer server;
+  access_ = R"(["uid:4242", "gid:)" + std::to_string(me->pw_gid) + R"("])";
+  start_with(server);
+  login("cardA");
+  EXPECT_NE(through(socket_).answer.find("Client certificate"), std::string::npos) << daemon_->log();
+  // Another uid, whose user (none here) is in no group: not in the access.
+  EXPECT_EQ(through_fd(connect_fd_as(socket_, 4243, 4243)).answer, "");
+  EXPECT_NE(daemon_->log().find("uid 4243 pid 0 is not in the upstream's access (1040"), std::string::npos)
+      << daemon_->log();
 }
 
 TEST_F(TlsTcp, WhatAWebBrowserSendsIsRefusedBeforeTheServerAndTheCard) {

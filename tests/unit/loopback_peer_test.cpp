@@ -107,8 +107,13 @@ TEST(LoopbackPeer, AClientThatHasClosedItsEndHasNoOwner) {
 TEST(LoopbackPeer, ACredentialsReadNamesTheOwnerAndTheirGroups) {
   for (const char* host : {"127.0.0.1", "::1"}) {
     Connection c(host);
-    const auto cred = loopback_peer_credentials(c.server.native_handle());
+    const auto cred = loopback_peer_credentials(c.server.native_handle(), true);
     ASSERT_TRUE(cred) << host;
+    // Without the groups, no lookup: the owner only.
+    const auto owner = loopback_peer_credentials(c.server.native_handle(), false);
+    ASSERT_TRUE(owner) << host;
+    EXPECT_EQ(owner->uid, ::getuid());
+    EXPECT_TRUE(owner->groups.empty());
     EXPECT_EQ(cred->uid, ::getuid()) << host;
     const passwd* me = ::getpwuid(::getuid());
     ASSERT_NE(me, nullptr);
@@ -119,7 +124,7 @@ TEST(LoopbackPeer, ACredentialsReadNamesTheOwnerAndTheirGroups) {
   // Not a TCP connection: nothing, never uid 0.
   int pair[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
-  EXPECT_FALSE(loopback_peer_credentials(pair[0]));
+  EXPECT_FALSE(loopback_peer_credentials(pair[0], true));
   ::close(pair[0]);
   ::close(pair[1]);
 }
