@@ -183,6 +183,13 @@ std::string replace_controls(std::string_view text, std::size_t max_bytes, bool 
 
 }  // namespace
 
+std::string ascii_lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
 std::string printable(std::string_view text, std::size_t max_bytes) { return replace_controls(text, max_bytes, false); }
 
 std::string displayable(std::string_view text) { return replace_controls(text, std::string::npos, true); }

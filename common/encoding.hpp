@@ -34,6 +34,9 @@ std::string printable(std::string_view text, std::size_t max_bytes = 256);
 // `text` made safe for a terminal, whole: as printable(), but with its line
 // breaks and tabs kept and nothing cut.
 std::string displayable(std::string_view text);
+// `text` with its ASCII letters in lower case (other bytes as they are):
+// for names compared without case (HTTP headers, hosts, labels).
+std::string ascii_lower(std::string_view text);
 // The length of the incomplete UTF-8 character `text` ends with (0-3):
 // what a writer of pieces keeps until the rest arrives.
 std::size_t utf8_incomplete_tail(std::string_view text) noexcept;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/encoding.hpp"
 #include "common/user_dirs.hpp"
 
 namespace kortti::daemon {
@@ -44,8 +45,7 @@ std::optional<std::string> reader_for_slot(const std::vector<pcsc::ReaderState>&
 }
 
 std::uint8_t fineid_pin_reference(std::string_view token_label) {
-  std::string lower(token_label);
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string lower = ascii_lower(token_label);
   for (const char* word : {"pin2", "allekirjoitus", "signature", "signing"})
     if (lower.find(word) != std::string::npos) return 0x82;
   return 0x11;

@@ -9,12 +9,6 @@ namespace kortti::scs {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 Refusal bad(std::string text) { return {400, Reason::bad_request, std::move(text)}; }
 Refusal unsupported(std::string text) { return {400, Reason::unsupported, std::move(text)}; }
 
@@ -40,7 +34,7 @@ std::optional<Refusal> parse_selector(const Json& value, Selector& out) {
     auto list = strings(*usages);
     if (!list || list->size() != 1)
       return bad("'selector.keyusages' must list one key usage: digitalsignature or nonrepudiation");
-    const std::string usage = lower((*list)[0]);
+    const std::string usage = ascii_lower((*list)[0]);
     if (usage == "nonrepudiation")
       out.purpose = pkcs11::Purpose::signature;
     else if (usage == "digitalsignature")
@@ -53,7 +47,7 @@ std::optional<Refusal> parse_selector(const Json& value, Selector& out) {
     auto list = strings(*algorithms);
     if (!list) return bad("'selector.keyalgorithms' must be a list of RSA and EC");
     for (const auto& a : *list) {
-      const std::string name = lower(a);
+      const std::string name = ascii_lower(a);
       if (name == "rsa")
         out.key_types.push_back(KeyType::rsa);
       else if (name == "ec" || name == "ecc" || name == "ecdsa")
@@ -118,13 +112,13 @@ std::vector<std::string> name_parts(std::string_view dn) {
 bool host_allowed(std::string_view host, std::uint16_t port) {
   const std::string suffix = ":" + std::to_string(port);
   if (host.size() <= suffix.size() || host.substr(host.size() - suffix.size()) != suffix) return false;
-  const std::string name = lower(host.substr(0, host.size() - suffix.size()));
+  const std::string name = ascii_lower(host.substr(0, host.size() - suffix.size()));
   return name == "localhost" || name == "127.0.0.1" || name == "[::1]";
 }
 
 bool is_json_content_type(std::string_view content_type) {
   const auto semicolon = content_type.find(';');
-  std::string type = lower(content_type.substr(0, semicolon));
+  std::string type = ascii_lower(content_type.substr(0, semicolon));
   while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.pop_back();
   return type == "application/json";
 }

@@ -4,18 +4,14 @@
 #include <cctype>
 #include <cstring>
 
+#include "common/encoding.hpp"
+
 namespace kortti::tls {
 
 namespace {
 
 bool token_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) != 0 || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
 }
 
 std::string_view trim(std::string_view s) {
@@ -57,8 +53,8 @@ FirstBytes screen_headers(std::string_view headers, const std::vector<std::strin
     // Folded and broken lines alike: no browser sends one.
     if (colon == std::string_view::npos || colon == 0 || !std::all_of(line.begin(), line.begin() + colon, token_char))
       return refused("a malformed HTTP header line", true);
-    const std::string name = lower(line.substr(0, colon));
-    const std::string value = lower(trim(line.substr(colon + 1)));
+    const std::string name = ascii_lower(line.substr(0, colon));
+    const std::string value = ascii_lower(trim(line.substr(colon + 1)));
     // A page cannot take these off a browser's request (the Fetch
     // standard's forbidden headers); no program needs them here.
     if (name == "origin") return refused("it carries Origin, which web browsers send", true);

@@ -28,6 +28,7 @@
 #include <stop_token>
 #include <thread>
 
+#include "common/encoding.hpp"
 #include "common/log_budget.hpp"
 #include "common/loopback_peer.hpp"
 #include "service/service.hpp"
@@ -274,16 +275,12 @@ struct Tunnels::Impl : std::enable_shared_from_this<Impl> {
   // port, the upstream's name with its port or without (a client that
   // connects here but names the server: curl --connect-to).
   static std::vector<std::string> request_hosts(const Listener& l) {
-    const auto lower = [](std::string s) {
-      std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-      return s;
-    };
     const std::string port = std::to_string(l.tcp->port());
     const std::string address =
         l.tcp->address().is_v6() ? "[" + l.tcp->address().to_string() + "]" : l.tcp->address().to_string();
     const std::string name = l.upstream.server_name.find(':') == std::string::npos
-                                 ? lower(l.upstream.server_name)
-                                 : "[" + lower(l.upstream.server_name) + "]";
+                                 ? ascii_lower(l.upstream.server_name)
+                                 : "[" + ascii_lower(l.upstream.server_name) + "]";
     std::vector<std::string> hosts = {address + ":" + port, "localhost:" + port, name, name + ":" + l.upstream.port};
     if (port == "80") hosts.insert(hosts.end(), {address, "localhost"});
     return hosts;

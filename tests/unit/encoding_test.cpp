@@ -76,6 +76,11 @@ TEST(Printable, ReplacesWhatPlainTextRefusesAndCutsAtACharacter) {
 
 }  // namespace
 // How a dialog names the person a certificate is for.
+TEST(AsciiLower, LowersAsciiLettersOnly) {
+  EXPECT_EQ(ascii_lower("Sec-Fetch-Mode: SSO.Example.FI:443"), "sec-fetch-mode: sso.example.fi:443");
+  EXPECT_EQ(ascii_lower("ALLEKIRJOITUS \xc3\x84\xc3\x96"), "allekirjoitus \xc3\x84\xc3\x96") << "UTF-8 bytes stay";
+}
+
 TEST(CommonName, IsTheCnUnescapedAndAnEscapedCommaDoesNotStartAnotherAttribute) {
   EXPECT_EQ(common_name("CN=Testil\u00e4\u00e4k\u00e4ri Aino,O=DVV,C=FI"), "Testil\u00e4\u00e4k\u00e4ri Aino");
   EXPECT_EQ(common_name("C=FI,CN=Aino\\, Testi"), "Aino, Testi");
