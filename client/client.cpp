@@ -10,9 +10,12 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <string_view>
 #include <system_error>
+
+#include "common/loopback_peer.hpp"
 
 namespace kortti::client {
 
@@ -312,6 +315,32 @@ Json result_of(const Json& answer) {
                    data != nullptr ? *data : Json::object());
   }
   return answer.is_object() ? answer.value("result", Json()) : Json();
+}
+
+int connect_listener(const std::string& where) {
+  int fd = -1;
+  int rc = -1;
+  if (const auto tcp = loopback_endpoint(where)) {
+    fd = ::socket(tcp->protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) rc = ::connect(fd, tcp->data(), static_cast<socklen_t>(tcp->size()));
+  } else {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (where.size() >= sizeof addr.sun_path) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    std::memcpy(addr.sun_path, where.c_str(), where.size() + 1);
+    fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  }
+  if (fd >= 0 && rc != 0) {
+    const int why = errno;
+    ::close(fd);
+    errno = why;
+    return -1;
+  }
+  return fd;
 }
 
 }  // namespace kortti::client

@@ -122,4 +122,9 @@ class Client {
 // The `result` of an answer, or throws RpcError for an `error` answer.
 Json result_of(const Json& answer);
 
+// A connected stream to one of korttid's listeners: a Unix socket's path, or
+// a loopback address and port (a TLS tunnel's TCP listener). -1 with errno
+// set when it cannot connect (ENAMETOOLONG: a path too long for a socket).
+int connect_listener(const std::string& where);
+
 }  // namespace kortti::client

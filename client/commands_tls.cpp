@@ -3,7 +3,6 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,7 +13,6 @@
 
 #include "client/commands.hpp"
 #include "client/table.hpp"
-#include "common/loopback_peer.hpp"
 
 namespace kortti::cli {
 
@@ -99,36 +97,13 @@ int relay(int tunnel, bool& heard) {
   }
 }
 
-// A connected socket to the listener `where`: a Unix socket's path, or a
-// loopback address and port. Throws naming it when it cannot connect.
-int connect_listener(const std::string& where) {
-  int fd = -1;
-  int rc = -1;
-  if (const auto tcp = loopback_endpoint(where)) {
-    fd = ::socket(tcp->protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0) rc = ::connect(fd, tcp->data(), static_cast<socklen_t>(tcp->size()));
-  } else {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (where.size() >= sizeof addr.sun_path) throw std::runtime_error("socket path too long: " + where);
-    std::memcpy(addr.sun_path, where.c_str(), where.size() + 1);
-    fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0) rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  }
-  if (fd < 0 || rc != 0) {
-    const std::string why = std::strerror(errno);
-    if (fd >= 0) ::close(fd);
-    throw std::runtime_error("cannot connect to " + where + ": " + why);
-  }
-  return fd;
-}
-
 int cmd_connect(Client& c, const std::string& name) {
   std::string path;
   for (const auto& u : c.call("tls.upstreams"))
     if (text(u, "name") == name) path = text(u, "listen");
   if (path.empty()) throw std::runtime_error("no upstream '" + name + "' in korttid's [tls] (kortti tunnels)");
-  const int fd = connect_listener(path);
+  const int fd = client::connect_listener(path);
+  if (fd < 0) throw std::runtime_error("cannot connect to " + path + ": " + std::strerror(errno));
   bool heard = false;
   const int rc = relay(fd, heard);
   ::close(fd);

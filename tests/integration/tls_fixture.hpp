@@ -29,7 +29,7 @@ struct Exchange {
 
 // A connection to a tunnel's listener: a Unix socket, or a loopback TCP port.
 inline int connect_listener(const std::string& where) {
-  const int fd = connect_to(where);
+  const int fd = client::connect_listener(where);
   if (fd < 0) throw std::runtime_error("connect " + where);
   return fd;
 }

@@ -271,22 +271,6 @@ void import_registry_fixture(const Daemon& daemon) {
   }
 }
 
-int connect_to(const std::string& where) {
-  if (const auto tcp = loopback_endpoint(where)) {
-    const int fd = ::socket(tcp->protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && ::connect(fd, tcp->data(), static_cast<socklen_t>(tcp->size())) == 0) return fd;
-    if (fd >= 0) ::close(fd);
-    return -1;
-  }
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  where.copy(addr.sun_path, sizeof addr.sun_path - 1);
-  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
-  if (fd >= 0) ::close(fd);
-  return -1;
-}
-
 int connect_fd_as(const std::string& socket, uid_t uid, gid_t gid, const std::vector<gid_t>& groups) {
   // The other user must be able to reach the socket (its mode is the test
   // daemon's 0666): let anyone through the folder it is in.
@@ -299,7 +283,7 @@ int connect_fd_as(const std::string& socket, uid_t uid, gid_t gid, const std::ve
   if (pid == 0) {
     ::close(pair[0]);
     if (::setgroups(groups.size(), groups.data()) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) _exit(2);
-    const int fd = connect_to(socket);
+    const int fd = client::connect_listener(socket);
     if (fd < 0) _exit(3);
     char byte = 'x';
     iovec iov{&byte, 1};

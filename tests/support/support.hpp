@@ -254,13 +254,9 @@ std::vector<Json> outcomes(const std::vector<Json>& lines);
 // another user without running as one.
 std::unique_ptr<client::Client> connect_as(const std::string& socket, uid_t uid, gid_t gid,
                                            const std::vector<gid_t>& groups = {});
-// The same, for any Unix socket or loopback TCP port (connect_to): the
-// connected descriptor, the caller's to close.
+// The same, for any Unix socket or loopback TCP port
+// (client::connect_listener): the connected descriptor, the caller's to close.
 int connect_fd_as(const std::string& socket, uid_t uid, gid_t gid, const std::vector<gid_t>& groups = {});
-
-// A connected socket to `where`: a Unix socket's path, or a loopback
-// address and port (127.0.0.1:18443, [::1]:18443); -1 when it cannot connect.
-int connect_to(const std::string& where);
 
 // A private pcscd with vpcd's two virtual readers on free TCP ports, reached
 // through its own socket (PCSCLITE_CSOCK_NAME); set for this process too.
