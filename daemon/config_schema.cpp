@@ -263,15 +263,15 @@ std::vector<std::pair<std::string, std::string>> check_upstream(const Config& c)
   const auto& u = c.tls.upstreams.back();
   if (u.name.empty() || u.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_") != std::string::npos)
     problems.emplace_back("name", "must be lower-case letters, digits, - and _");
+  const auto port = loopback_endpoint(u.listen);
   for (std::size_t i = 0; i + 1 < c.tls.upstreams.size(); ++i) {
     if (c.tls.upstreams[i].name == u.name) problems.emplace_back("name", "is already another upstream's");
     const auto& other = c.tls.upstreams[i].listen;
-    const auto port = loopback_endpoint(u.listen);
     if (other == u.listen || (port && port == loopback_endpoint(other)))
       problems.emplace_back("listen", "is already another upstream's");
   }
   if (!split_host_port(u.connect)) problems.emplace_back("connect", "must be host:port (an IPv6 address in [])");
-  if (!u.listen.empty() && u.listen.front() != '/' && !loopback_endpoint(u.listen))
+  if (!u.listen.empty() && u.listen.front() != '/' && !port)
     problems.emplace_back("listen",
                           "must be a Unix socket's absolute path, or a loopback address and port: "
                           "127.0.0.1:18443 or [::1]:18443 (no name, no other address)");

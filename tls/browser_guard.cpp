@@ -22,6 +22,9 @@ std::string_view trim(std::string_view s) {
 
 FirstBytes refused(std::string why, bool http) { return {FirstBytes::refuse, std::move(why), http}; }
 
+const char* const kTlsHello =
+    "it began a TLS handshake: send the upstream's protocol in the clear, korttid makes the TLS";
+
 // "METHOD " at the start: the beginning of an HTTP request line.
 bool method_first(std::string_view line) {
   const auto space = line.find(' ');
@@ -88,17 +91,13 @@ FirstBytes screen_first_bytes(std::string_view bytes, const std::vector<std::str
   // A TLS record (handshake, version 3.x): a browser's https:// request.
   if (byte(0) == 0x16) {
     if (bytes.size() < 2) return ended ? pass : more;
-    if (byte(1) == 0x03)
-      return refused("it began a TLS handshake: send the upstream's protocol in the clear, korttid makes the TLS",
-                     false);
+    if (byte(1) == 0x03) return refused(kTlsHello, false);
   }
   // An SSLv2-style ClientHello (a two-byte length with its top bit set,
   // then type 1 and version 3.x or 2): old TLS stacks and WebRTC's "ssltcp".
   if ((byte(0) & 0x80) != 0) {
     if (bytes.size() < 4) return ended ? pass : more;
-    if (byte(2) == 0x01 && (byte(3) == 0x03 || byte(3) == 0x00))
-      return refused("it began a TLS handshake: send the upstream's protocol in the clear, korttid makes the TLS",
-                     false);
+    if (byte(2) == 0x01 && (byte(3) == 0x03 || byte(3) == 0x00)) return refused(kTlsHello, false);
   }
   // A STUN message (RFC 8489: two zero bits, then the magic cookie at byte
   // 4): a page's WebRTC reaching a "TURN server" on this port; or one framed
