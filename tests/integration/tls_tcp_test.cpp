@@ -31,24 +31,6 @@ class TlsTcp : public Tls {
     return run(all);
   }
 
-  // A plain, non-blocking listener on 127.0.0.1 for the upstream, which
-  // shows whether anyone came (accept() succeeds).
-  static int plain_listener() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(fd, 8) != 0)
-      throw std::runtime_error("cannot listen on 127.0.0.1");
-    return fd;
-  }
-  static int local_port(int fd) {
-    sockaddr_in address{};
-    socklen_t size = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
-    return ntohs(address.sin_port);
-  }
-
   // No card signature was asked for: no begun line of a handshake.
   void expect_card_untouched() {
     for (const Json& line : daemon_->audit())

@@ -653,15 +653,8 @@ TEST_F(Tls, SigtermClosesTheListenersAtOnceNotAfterTheGrace) {
 TEST_F(Tls, AServerThatNeverAnswersEndsAtTheHandshakeDeadline) {
   // A listener that never accepts: the connection completes in its backlog
   // and no TLS answer ever comes.
-  const int silent = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(silent, 8), 0);
-  ::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len);
-  start_at(ntohs(addr.sin_port), (pki_dir() / "trust" / "g2-root.pem").string(), "localhost", 1);
+  const int silent = plain_listener();
+  start_at(local_port(silent), (pki_dir() / "trust" / "g2-root.pem").string(), "localhost", 1);
   login("cardA");
   const auto began = std::chrono::steady_clock::now();
   EXPECT_EQ(through(socket_, std::chrono::seconds(10)).answer, "");
