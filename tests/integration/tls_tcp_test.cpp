@@ -191,6 +191,30 @@ TEST_F(TlsTcp, AClientThatSaysNothingIsClosedUnserved) {
   EXPECT_NE(through(socket_).answer.find("Client certificate"), std::string::npos) << daemon_->log();
 }
 
+// Connections that say nothing are held at most 64 at once while korttid
+// waits for their first bytes: the 65th is closed at once, and a program
+// that speaks is served once they are gone.
+TEST_F(TlsTcp, AtMost64ConnectionsWaitForTheirFirstBytes) {
+  TlsServer server;
+  start_at(server.port(), server.certificate().string(), "localhost", 10);
+  login("cardA");
+  std::vector<int> waiting;
+  for (int i = 0; i < 64; ++i) waiting.push_back(connect_listener(socket_));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // all accepted, each being read
+  const auto began = std::chrono::steady_clock::now();
+  const int extra = connect_listener(socket_);
+  bool closed = false;
+  EXPECT_EQ(read_until(extra, "", std::chrono::seconds(4), &closed), "");
+  EXPECT_TRUE(closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - began, std::chrono::seconds(3)) << "closed at once, not at 5 s";
+  ::close(extra);
+  EXPECT_NE(daemon_->log().find("64 connections wait for their first bytes; connection of uid"), std::string::npos)
+      << daemon_->log();
+  for (const int fd : waiting) ::close(fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_NE(through(socket_).answer.find("Client certificate"), std::string::npos) << daemon_->log();
+}
+
 // A protocol that is not HTTP passes, both ways: a line to `s_server -rev`
 // comes back reversed.
 TEST_F(TlsTcp, AProtocolThatIsNotHttpIsRelayed) {
