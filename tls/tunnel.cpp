@@ -53,8 +53,9 @@ class Relay {
       if (!to_upstream_.empty() || half_close_due() || read_wants_write_) p[0].events |= POLLOUT;
       if (local_open_ && room_up()) p[1].events |= POLLIN;
       if (!to_local_.empty()) p[1].events |= POLLOUT;
-      // Records OpenSSL already decrypted are not visible to poll().
-      const bool decrypted = reading && SSL_pending(ssl_) > 0;
+      // Records OpenSSL already read (decrypted or not: it reads ahead) are
+      // not visible to poll().
+      const bool decrypted = reading && SSL_has_pending(ssl_) == 1;
       // poll() reports a hang-up whatever was asked: a side nothing is wanted
       // from is left out, or a server's reset while the client's buffer is
       // full (or a client gone while the server's is) would wake this loop
@@ -406,6 +407,12 @@ std::shared_ptr<SSL_CTX> upstream_context(const CardKeys& keys, const Upstream& 
   // otherwise try to build one at every handshake from ca_file, the
   // upstream's roots, which have nothing to do with the card's.
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_NO_AUTO_CHAIN);
+  // A read takes what the socket has, up to 64 KiB, rather than a record's
+  // header and then its body in two: fewer system calls and wake-ups in a
+  // download (README, Benchmarks). The relay then asks SSL_has_pending, not
+  // SSL_pending, before it waits.
+  SSL_CTX_set_read_ahead(ctx.get(), 1);
+  SSL_CTX_set_default_read_buffer_len(ctx.get(), 64 * 1024);
   if (!u.alpn.empty()) {
     Bytes wire;
     for (const auto& p : u.alpn) {
