@@ -90,8 +90,10 @@ int relay(int tunnel, bool& heard) {
         end_input(n < 0);
       } else if (!write_all(tunnel, buf, static_cast<std::size_t>(n), true)) {
         // The server stopped reading (or the tunnel broke): what it sent
-        // before, an error page say, is still read to its end.
-        end_input(true);
+        // before, an error page say, is still read to its end. Closed before
+        // anything came, it is korttid's refusal, which the caller explains,
+        // whether it came before our first bytes or after.
+        end_input(heard || (errno != EPIPE && errno != ECONNRESET));
       }
     }
   }
