@@ -53,9 +53,10 @@ class Relay {
       if (!to_upstream_.empty() || half_close_due() || read_wants_write_) p[0].events |= POLLOUT;
       if (local_open_ && room_up()) p[1].events |= POLLIN;
       if (!to_local_.empty()) p[1].events |= POLLOUT;
-      // Records OpenSSL already read (decrypted or not: it reads ahead) are
-      // not visible to poll().
-      const bool decrypted = reading && SSL_has_pending(ssl_) == 1;
+      // Records OpenSSL already read ahead are not visible to poll(). But
+      // SSL_has_pending counts a part of a record too, which only the socket
+      // can complete: after a read that wanted more, poll() waits for it.
+      const bool decrypted = reading && may_hold_records_ && SSL_has_pending(ssl_) == 1;
       // poll() reports a hang-up whatever was asked: a side nothing is wanted
       // from is left out, or a server's reset while the client's buffer is
       // full (or a client gone while the server's is) would wake this loop
@@ -160,6 +161,8 @@ class Relay {
 
   void read_upstream() {
     read_wants_write_ = false;
+    // Stopped for want of room, OpenSSL may still hold whole records.
+    may_hold_records_ = true;
     while (upstream_open_ && room_down()) {
       std::size_t got = 0;
       ERR_clear_error();
@@ -170,6 +173,7 @@ class Relay {
         continue;
       }
       const int why = SSL_get_error(ssl_, rc);
+      may_hold_records_ = false;
       if (why == SSL_ERROR_WANT_WRITE) {
         read_wants_write_ = true;
       } else if (why != SSL_ERROR_WANT_READ) {
@@ -226,6 +230,7 @@ class Relay {
   bool upstream_open_ = true;                         // the server may still send
   bool close_sent_ = false;                           // the client's half-close went on as close_notify
   bool read_wants_write_ = false;                     // the last read waits to write (SSL_ERROR_WANT_WRITE)
+  bool may_hold_records_ = true;  // OpenSSL may hold whole records read ahead (no read has wanted the socket since)
   char buf_[16384];
 };
 

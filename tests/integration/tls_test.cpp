@@ -10,6 +10,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <sstream>
 #include <thread>
 
 #include "tests/integration/tls_fixture.hpp"
@@ -402,6 +404,144 @@ TEST_F(Tls, AClientThatLeavesEndsItsTunnel) {
   for (int i = 0; i < 100 && !c->call("tls.tunnels").empty(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_TRUE(c->call("tls.tunnels").empty()) << "the upstream connection outlived its client";
+}
+
+// Between korttid and a server: passes every byte on, except that when told
+// (hold_half_of_next()) it passes on only the first half of the server's
+// next TLS record, and keeps that record's rest and all after it until
+// release(). One connection.
+class RecordSplitter {
+ public:
+  explicit RecordSplitter(int server_port) : server_port_(server_port) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t size = sizeof address;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(listener_, 1) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &size) != 0)
+      throw std::runtime_error("cannot listen on 127.0.0.1");
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~RecordSplitter() {
+    stop_ = true;
+    thread_.join();
+    ::close(listener_);
+  }
+  RecordSplitter(const RecordSplitter&) = delete;
+  RecordSplitter& operator=(const RecordSplitter&) = delete;
+
+  [[nodiscard]] int port() const noexcept { return port_; }
+  void hold_half_of_next() { hold_ = true; }
+  // Whether half a record has gone on and its rest is held (waits up to 10 s).
+  [[nodiscard]] bool holding() const {
+    for (int i = 0; i < 500 && !held_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return held_;
+  }
+  void release() { release_ = true; }
+
+ private:
+  static bool send_all(int fd, const char* data, std::size_t size) {
+    for (std::size_t sent = 0; sent < size;) {
+      const ssize_t n = ::send(fd, data + sent, size - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+
+  void run() {
+    pollfd l{listener_, POLLIN, 0};
+    while (!stop_ && ::poll(&l, 1, 100) == 0) {
+    }
+    if (stop_) return;
+    const int client = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+    const int server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(server_port_));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (client >= 0 && ::connect(server, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0)
+      relay(client, server);
+    ::close(server);
+    if (client >= 0) ::close(client);
+  }
+
+  void relay(int client, int server) {
+    std::string from_server;  // not passed on yet
+    char buf[16384];
+    while (!stop_) {
+      pollfd p[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+      if (::poll(p, 2, 50) < 0) return;
+      if ((p[0].revents & (POLLIN | POLLHUP)) != 0) {
+        const ssize_t n = ::read(client, buf, sizeof buf);
+        if (n <= 0 || !send_all(server, buf, static_cast<std::size_t>(n))) return;
+      }
+      if ((p[1].revents & (POLLIN | POLLHUP)) != 0) {
+        const ssize_t n = ::read(server, buf, sizeof buf);
+        if (n <= 0) return;
+        from_server.append(buf, static_cast<std::size_t>(n));
+      }
+      if (held_ && release_) {
+        if (!send_all(client, from_server.data(), from_server.size())) return;
+        from_server.clear();
+        held_ = hold_ = release_ = false;
+      }
+      // Whole records go on; the one to hold goes half.
+      while (!held_ && from_server.size() >= 5) {
+        const std::size_t length = 5 + (static_cast<std::size_t>(static_cast<unsigned char>(from_server[3])) << 8 |
+                                        static_cast<unsigned char>(from_server[4]));
+        if (from_server.size() < length) break;
+        const std::size_t now = hold_ ? length / 2 : length;
+        if (!send_all(client, from_server.data(), now)) return;
+        from_server.erase(0, now);
+        if (hold_) held_ = true;
+      }
+    }
+  }
+
+  int server_port_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false}, hold_{false}, held_{false}, release_{false};
+  std::thread thread_;
+};
+
+// The CPU time `pid` has used, in seconds (utime and stime of /proc/PID/stat).
+double cpu_seconds(pid_t pid) {
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  unsigned long long ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i)
+    if (i >= 14) ticks += std::stoull(field);
+  return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// korttid reads ahead from the upstream, so a part of a record can sit in
+// OpenSSL's buffer (SSL_has_pending says so) that only the socket can
+// complete: the tunnel waits on the socket, and does not go round without
+// waiting for as long as the server keeps the rest.
+TEST_F(Tls, APartOfARecordFromTheServerIsWaitedForNotSpunOn) {
+  TlsServer server({"-rev", "-tls1_3"});
+  RecordSplitter splitter(server.port());
+  start_at(splitter.port(), server.certificate().string());
+  login("cardA");
+  const int fd = connect_listener(socket_);
+  expect_reversed(fd);
+  splitter.hold_half_of_next();
+  const std::string line = "kaksi\n";
+  ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
+  ASSERT_TRUE(splitter.holding());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // korttid has read the half
+  const double before = cpu_seconds(daemon_->pid());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const double spent = cpu_seconds(daemon_->pid()) - before;
+  EXPECT_LT(spent, 0.2) << "korttid used " << spent << " s of CPU in 1.5 s while the server held a record's rest";
+  splitter.release();
+  EXPECT_NE(read_until(fd, "iskak", std::chrono::seconds(10)).find("iskak"), std::string::npos) << daemon_->log();
+  ::close(fd);
 }
 
 // Writes into the tunnel `fd` until nothing more goes in for half a second
