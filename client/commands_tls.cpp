@@ -62,6 +62,7 @@ int relay(int tunnel, bool& heard) {
   char buf[16384];
   bool input_open = true;
   int status = 0;
+  bool unheard_write_failed = false;  // a write the tunnel refused before anything came
   auto end_input = [&](bool broke) {
     input_open = false;
     ::shutdown(tunnel, SHUT_WR);
@@ -79,7 +80,9 @@ int relay(int tunnel, bool& heard) {
       // korttid refuses a tunnel (no session, say) by closing it unread:
       // a reset, before anything came, which the caller explains.
       if (n < 0) return errno == ECONNRESET && !heard ? 0 : 1;
-      if (n == 0) return status;
+      // An answer that came after our bytes were refused is not a whole
+      // exchange: the server never had them all.
+      if (n == 0) return unheard_write_failed && heard ? 1 : status;
       heard = true;
       if (!write_all(STDOUT_FILENO, buf, static_cast<std::size_t>(n), false)) return 1;
     }
@@ -93,7 +96,9 @@ int relay(int tunnel, bool& heard) {
         // before, an error page say, is still read to its end. Closed before
         // anything came, it is korttid's refusal, which the caller explains,
         // whether it came before our first bytes or after.
-        end_input(heard || (errno != EPIPE && errno != ECONNRESET));
+        const bool closed = errno == EPIPE || errno == ECONNRESET;
+        unheard_write_failed = !heard && closed;
+        end_input(!unheard_write_failed);
       }
     }
   }
