@@ -453,7 +453,7 @@ class RecordSplitter {
 
   void run() {
     pollfd l{listener_, POLLIN, 0};
-    while (!stop_ && ::poll(&l, 1, 100) == 0) {
+    while (!stop_ && ::poll(&l, 1, 100) <= 0) {
     }
     if (stop_) return;
     const int client = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
@@ -493,10 +493,11 @@ class RecordSplitter {
         const std::size_t length = 5 + (static_cast<std::size_t>(static_cast<unsigned char>(from_server[3])) << 8 |
                                         static_cast<unsigned char>(from_server[4]));
         if (from_server.size() < length) break;
-        const std::size_t now = hold_ ? length / 2 : length;
+        const bool hold = hold_;
+        const std::size_t now = hold ? length / 2 : length;
         if (!send_all(client, from_server.data(), now)) return;
         from_server.erase(0, now);
-        if (hold_) held_ = true;
+        if (hold) held_ = true;
       }
     }
   }
@@ -511,6 +512,7 @@ class RecordSplitter {
 // The CPU time `pid` has used, in seconds (utime and stime of /proc/PID/stat).
 double cpu_seconds(pid_t pid) {
   const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  if (stat.rfind(')') == std::string::npos) throw std::runtime_error("no process " + std::to_string(pid));
   std::istringstream fields(stat.substr(stat.rfind(')') + 2));
   std::string field;
   unsigned long long ticks = 0;
