@@ -158,10 +158,10 @@ Runner define_tls(CLI::App& cmd) {
       "the server, TLS), answering an HTTP request with 403 and the reason.\n"
       "  curl http://127.0.0.1:18443/\n"
       "\n"
-      "Exit status: 0 when the tunnel ends after the server sent something; 1\n"
-      "when it closed before the server sent anything (no PIN1 session, the\n"
-      "server unreachable or untrusted, a failed handshake: korttid's log says\n"
-      "which) or the connection broke.");
+      "Exit status: 0 when the tunnel ends after the server sent something and\n"
+      "took all that was sent to it; 1 when it closed before the server sent\n"
+      "anything (no PIN1 session, the server unreachable or untrusted, a failed\n"
+      "handshake: korttid's log says which) or the connection broke.");
   auto name = std::make_shared<std::string>();
   auto* connect = cmd.add_subcommand("connect", "join standard input and output to an upstream's tunnel");
   connect->add_option("NAME", *name, "the upstream (kortti tunnels)")->required();
