@@ -73,6 +73,26 @@ inline Exchange through(const std::string& socket, std::chrono::milliseconds tim
   return through_fd(connect_listener(socket), timeout);
 }
 
+// A plain, non-blocking listener on 127.0.0.1, for an upstream: a
+// connection completes in its backlog whether or not it is accepted, and
+// accept() shows whether anyone came.
+inline int plain_listener() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(fd, 8) != 0)
+    throw std::runtime_error("cannot listen on 127.0.0.1");
+  return fd;
+}
+
+inline int local_port(int fd) {
+  sockaddr_in address{};
+  socklen_t size = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+  return ntohs(address.sin_port);
+}
+
 class Tls : public SoftHsmDaemonTest {
  protected:
   void SetUp() override {}
@@ -167,25 +187,6 @@ class Tls : public SoftHsmDaemonTest {
     EXPECT_NE(daemon_->log().find("tunnel open for uid " + std::to_string(::getuid()) + " with " + cert_id(card, "02")),
               std::string::npos)
         << daemon_->log();
-  }
-
-  // A plain, non-blocking listener on 127.0.0.1 that never accepts, for an
-  // upstream: a connection completes in its backlog, and accept() shows
-  // whether anyone came.
-  static int plain_listener() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(fd, 8) != 0)
-      throw std::runtime_error("cannot listen on 127.0.0.1");
-    return fd;
-  }
-  static int local_port(int fd) {
-    sockaddr_in address{};
-    socklen_t size = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
-    return ntohs(address.sin_port);
   }
 
   // The outcome lines (audit_test pins down the begun line before each).

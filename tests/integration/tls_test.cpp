@@ -412,16 +412,8 @@ TEST_F(Tls, AClientThatLeavesEndsItsTunnel) {
 // release(). One connection.
 class RecordSplitter {
  public:
-  explicit RecordSplitter(int server_port) : server_port_(server_port) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t size = sizeof address;
-    if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(listener_, 1) != 0 ||
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &size) != 0)
-      throw std::runtime_error("cannot listen on 127.0.0.1");
-    port_ = ntohs(address.sin_port);
+  explicit RecordSplitter(int server_port)
+      : server_port_(server_port), listener_(plain_listener()), port_(local_port(listener_)) {
     thread_ = std::thread([this] { run(); });
   }
   ~RecordSplitter() {
@@ -456,16 +448,11 @@ class RecordSplitter {
     while (!stop_ && ::poll(&l, 1, 100) <= 0) {
     }
     if (stop_) return;
-    const int client = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
-    const int server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<std::uint16_t>(server_port_));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (client >= 0 && ::connect(server, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0)
-      relay(client, server);
-    ::close(server);
-    if (client >= 0) ::close(client);
+    const int korttid = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+    const int server = client::connect_listener("127.0.0.1:" + std::to_string(server_port_));
+    if (korttid >= 0 && server >= 0) relay(korttid, server);
+    if (server >= 0) ::close(server);
+    if (korttid >= 0) ::close(korttid);
   }
 
   void relay(int client, int server) {
@@ -503,8 +490,8 @@ class RecordSplitter {
   }
 
   int server_port_;
-  int listener_ = -1;
-  int port_ = 0;
+  int listener_;
+  int port_;
   std::atomic<bool> stop_{false}, hold_{false}, held_{false}, release_{false};
   std::thread thread_;
 };
