@@ -13,15 +13,12 @@
 // the direct client's; a 64 MB download through a tunnel at >= 0.8x the
 // throughput of a direct TLS connection (s_server -WWW serving a file).
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <libp11.h>
-#include <netinet/in.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,6 +31,7 @@
 #include <vector>
 
 #include "bench/timing.hpp"
+#include "client/client.hpp"
 #include "common/openssl.hpp"
 #include "tests/support/support.hpp"
 
@@ -47,22 +45,10 @@ constexpr int kHandshakes = 60;
 constexpr std::size_t kBulkBytes = 64U * 1024 * 1024;
 constexpr int kBulkRuns = 21;  // a download takes ~0.1 s: the median of three swung 0.64-1.14x, of nine 0.68-1.27x
 
-int tcp_connect(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("tcp connect");
-  return fd;
-}
-
-int unix_connect(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("unix connect");
+// A connection to a Unix socket's path or to 127.0.0.1:PORT.
+int connected(const std::string& where) {
+  const int fd = client::connect_listener(where);
+  if (fd < 0) throw std::runtime_error("cannot connect to " + where);
   return fd;
 }
 
@@ -134,7 +120,7 @@ std::unique_ptr<test::Daemon> tunnel_daemon(const test::SoftHsm& hsm, const std:
 // One request through the tunnel at `socket` (its connection and handshake
 // included): the answer's bytes.
 std::size_t through_tunnel(const fs::path& socket, const std::string& request) {
-  const int fd = unix_connect(socket.string());
+  const int fd = connected(socket.string());
   (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
   const std::size_t n = read_to_end([fd](char* d, std::size_t len) -> long { return ::read(fd, d, len); });
   ::close(fd);
@@ -143,7 +129,7 @@ std::size_t through_tunnel(const fs::path& socket, const std::string& request) {
 
 // The same request directly, on a connection of its own.
 std::size_t direct(const Direct& client, int port, const std::string& request) {
-  const int fd = tcp_connect(port);
+  const int fd = connected("127.0.0.1:" + std::to_string(port));
   SSL* ssl = client.connect(fd);
   SSL_write(ssl, request.data(), static_cast<int>(request.size()));
   const std::size_t n = read_to_end([ssl](char* d, std::size_t len) -> long {
